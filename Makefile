@@ -1,0 +1,108 @@
+# repro: build, test, bench, demo.
+# Sources are found by wildcard so that adding a module never means editing this file:
+#   harness/*/*.c and plugins/*/*.c  -> build/<lua>/librepro.a (everything but harness/cli/main.c)
+#   tests/test_*.c                    -> build/<lua>/tests/test_*  (each has its own main)
+#   bench/bench_*.c                   -> build/<lua>/bench/bench_*
+#   RP_COMMAND(...) lines in harness/*/cmd_*.c, plugins/*/cmd_*.c -> the CLI's command table
+#   RP_LUA_MODULE(...) lines in harness/lua/l_*.c, plugins/*/l_*.c  -> the Lua host's module table
+# LUA=lua5.4 (default) or LUA=luajit builds the same host on either runtime.
+
+LUA ?= lua5.4
+ifeq ($(LUA),luajit)
+  LUA_PC := luajit
+  LUA_DEF := -DRP_LUAJIT=1
+else
+  LUA_PC := lua5.4
+  LUA_DEF :=
+endif
+
+BUILD := build/$(LUA)
+CC ?= cc
+OPT ?= -O2
+ARCH ?= -march=native
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter
+DEPS_PC := $(LUA_PC) sqlite3 libcurl openblas zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
+CFLAGS += -std=gnu11 $(OPT) $(ARCH) -g -fno-math-errno $(WARN) -pthread -Iharness -I. $(PKG_CFLAGS) $(LUA_DEF) \
+	-DRP_GIT_DESCRIBE='"$(shell git describe --always --dirty 2>/dev/null || echo unknown)"'
+LDLIBS += $(PKG_LIBS) -lm -ldl -pthread
+
+LIB_SRC := $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c plugins/*/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+REPRO := bin/repro$(if $(filter luajit,$(LUA)),-luajit,)
+
+MIRROR_DEFAULT := $(abspath ../shared/data)
+export REPRO_MIRROR ?= $(if $(wildcard $(MIRROR_DEFAULT)),$(MIRROR_DEFAULT),)
+export OPENBLAS_CORETYPE ?= Haswell
+export REPRO_BIN := $(abspath $(REPRO))
+
+.PHONY: all test test-c test-lua bench demo deps clean fuzz asan
+all: $(REPRO) $(TEST_BIN) $(FUZZ_REPLAY)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/generated/commands.inc: $(wildcard harness/*/cmd_*.c plugins/*/cmd_*.c)
+	@mkdir -p $(dir $@)
+	@cat /dev/null $^ | grep -h '^RP_COMMAND(' > $@.tmp || true; mv $@.tmp $@
+$(BUILD)/generated/lua_modules.inc: $(wildcard harness/lua/l_*.c plugins/*/l_*.c)
+	@mkdir -p $(dir $@)
+	@cat /dev/null $^ | grep -h '^RP_LUA_MODULE(' > $@.tmp || true; mv $@.tmp $@
+$(BUILD)/obj/harness/cli/commands.o: $(BUILD)/generated/commands.inc
+$(BUILD)/obj/harness/lua/modules.o: $(BUILD)/generated/lua_modules.inc
+CFLAGS += -I$(BUILD)/generated
+
+$(BUILD)/librepro.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(REPRO): $(BUILD)/obj/harness/cli/main.o $(BUILD)/librepro.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/librepro.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# Fuzz targets built with a replay main: CI runs the kept corpus and crashers as regression tests.
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(BUILD)/librepro.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# Coverage-guided fuzzing with libFuzzer + ASan + UBSan: make fuzz FUZZ=gguf FUZZ_SECONDS=600
+FUZZ ?= gguf
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p build/fuzz-$(FUZZ) tests/fuzz/corpus/$(FUZZ)
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iharness -I. $(PKG_CFLAGS) \
+	  -o build/fuzz-$(FUZZ)/fuzz tests/fuzz/fuzz_$(FUZZ).c $(filter-out harness/cli/% harness/lua/%,$(LIB_SRC)) $(PKG_LIBS) -lm
+	build/fuzz-$(FUZZ)/fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/crashers/$(FUZZ)- build/fuzz-$(FUZZ)/corpus tests/fuzz/corpus/$(FUZZ)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/librepro.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The README's test command: C unit tests, reference checks, fuzz regression corpora, Lua tests.
+test: $(REPRO) $(TEST_BIN) $(FUZZ_REPLAY)
+	@tests/run_all.sh $(BUILD) $(REPRO)
+
+bench: $(REPRO) $(BENCH_BIN)
+	@bench/run_all.sh $(BUILD) $(REPRO)
+
+deps:
+	@tools/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory $(REPRO)
+	@$(REPRO) demo
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/obj/tests/%.d)
