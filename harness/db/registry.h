@@ -1,0 +1,66 @@
+/* registry.h: the SQLite run registry (results/repro.db). One connection per process, WAL mode, a busy
+ * timeout, schema versioned by PRAGMA user_version with forward-only migrations; a database from a newer
+ * schema is refused with a clear error rather than touched. Metric points are buffered and written in
+ * batches inside transactions; NaN and ±Inf are stored faithfully (as text 'nan', 'inf', '-inf' in a REAL
+ * column's companion, or any lossless scheme) and read back as the same doubles.
+ * Several processes may write into one database at once without losing rows. */
+#ifndef RP_REGISTRY_H
+#define RP_REGISTRY_H
+#include <stdint.h>
+#include "util/err.h"
+#include "util/buf.h"
+
+typedef struct rp_db rp_db;
+
+/* Open (creating and migrating as needed). Errors: corrupt file, newer schema, read-only folder. */
+rp_status rp_db_open(const char *path, rp_db **out);
+void rp_db_close(rp_db *db);                 /* flushes pending metrics; NULL is fine */
+/* The underlying sqlite3* for modules that keep their own tables (e.g. plugins' caches). */
+void *rp_db_sqlite(rp_db *db);
+int rp_db_schema_version(rp_db *db);
+
+/* What a run records at its start (all strings may be NULL). JSON fields are JSON text. */
+typedef struct rp_run_info {
+    const char *experiment, *paper, *script, *preset;
+    const char *git_commit;       /* full hash */
+    int git_dirty;
+    const char *git_diff_sha256;  /* of `git diff HEAD`, NULL when clean */
+    const char *build_id, *lua_impl, *backend, *device;
+    int64_t seed;
+    const char *params_json, *env_json, *plugin_versions_json;
+} rp_run_info;
+
+typedef enum rp_run_status { RP_RUN_RUNNING, RP_RUN_FINISHED, RP_RUN_FAILED, RP_RUN_KILLED } rp_run_status;
+const char *rp_run_status_name(rp_run_status s);
+
+/* Insert a `runs` row with status running and the start time; returns its id. */
+rp_status rp_db_run_begin(rp_db *db, const rp_run_info *info, int64_t *run_id);
+/* Flush metrics, set status, end time, error message and traceback (NULL when none). */
+rp_status rp_db_run_end(rp_db *db, int64_t run_id, rp_run_status st, const char *error, const char *traceback);
+
+/* Buffer one point of a metric series (step may be any number: a step, a context length, ...). */
+rp_status rp_db_metric(rp_db *db, int64_t run_id, const char *name, double step, double value);
+/* Write buffered points now (one transaction). Also called automatically every N points and at end/close. */
+rp_status rp_db_flush(rp_db *db);
+/* A summary: a scalar with optional standard error (NaN when none) and n (0 when unknown); direction
+ * +1 higher is better, -1 lower is better, 0 neither. Replaces an earlier summary of the same name. */
+rp_status rp_db_summary(rp_db *db, int64_t run_id, const char *name, double value, double stderr_, int64_t n, int direction);
+/* A target: the paper's value vs the reproduced one. kind: "exact", "shape" or "not_reproducible".
+ * status: "pass", "fail", "not_reproducible" (the harness decides it before calling). */
+rp_status rp_db_target(rp_db *db, int64_t run_id, const char *name, const char *kind, double paper_value,
+                       double tolerance, double reproduced, const char *status, const char *note);
+/* A figure: its spec as JSON (type, title, axes, series with their data) so `repro plot` can re-render
+ * from the database alone; files_json lists the written files; rendered 0 when gnuplot failed/missing. */
+rp_status rp_db_figure(rp_db *db, int64_t run_id, const char *name, const char *spec_json, const char *files_json, int rendered);
+/* A free-form artifact / record (JSON), e.g. a per-response record of a pipeline. */
+rp_status rp_db_record(rp_db *db, int64_t run_id, const char *kind, const char *key, const char *json);
+
+/* Queries return JSON text in out (arrays of objects), so the CLI can print tables or --json alike. */
+typedef struct rp_run_filter { const char *experiment, *commit_prefix, *status; int64_t limit; } rp_run_filter;
+rp_status rp_db_list_runs(rp_db *db, const rp_run_filter *f, rp_buf *out_json);
+/* One run with everything: info, params, env, summaries, targets, figures, metric names with counts. */
+rp_status rp_db_get_run(rp_db *db, int64_t run_id, rp_buf *out_json);
+/* Points of one metric of one run: [[step, value], ...]. */
+rp_status rp_db_get_metric(rp_db *db, int64_t run_id, const char *name, rp_buf *out_json);
+
+#endif
