@@ -69,7 +69,7 @@ rp_status rp_provenance_collect(const char *root, rp_provenance *p) {
         if (run_capture(cmd, &out) == 0) {
             uint8_t h[32];
             rp_sha256(out.data, out.len, h);
-            for (int i = 0; i < 32; i++) sprintf(p->diff_sha256 + 2 * i, "%02x", h[i]);
+            rp_sha256_hex(h, p->diff_sha256);
         }
     }
     rp_buf_free(&out);
