@@ -56,7 +56,9 @@ $(BUILD)/generated/commands.inc: $(wildcard harness/*/cmd_*.c plugins/*/cmd_*.c)
 $(BUILD)/generated/lua_modules.inc: $(wildcard harness/lua/l_*.c plugins/*/l_*.c)
 	@mkdir -p $(dir $@)
 	@cat /dev/null $^ | grep -h '^RP_LUA_MODULE(' > $@.tmp || true; mv $@.tmp $@
-$(BUILD)/obj/harness/cli/commands.o: $(BUILD)/generated/commands.inc
+$(BUILD)/generated/commands_table.inc: $(BUILD)/generated/commands.inc
+	@sed -e 's/;[[:space:]]*$$/,/' $< > $@
+$(BUILD)/obj/harness/cli/commands.o: $(BUILD)/generated/commands.inc $(BUILD)/generated/commands_table.inc
 $(BUILD)/obj/harness/lua/modules.o: $(BUILD)/generated/lua_modules.inc
 CFLAGS += -I$(BUILD)/generated
 
