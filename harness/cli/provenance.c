@@ -3,6 +3,9 @@
 #include "cli/provenance.h"
 #include "build_id.h"
 #include "lua/compat.h"
+#if RP_LUA_51
+#include <luajit.h>
+#endif
 #include "net/json.h"
 #include "util/sha256.h"
 #include <ctype.h>
