@@ -106,5 +106,21 @@ ro=$tmp/ro; [ "$(id -u)" = 0 ] && ro=/proc/repro-ro
 "$REPRO" run experiments/example.lua --preset smoke --db "$ro/repro.db" 2>"$tmp/err"; rc=$?
 check "read-only folder refused" "[ $rc -ne 0 ] && grep -q '$ro' $tmp/err"
 
+# A database from a newer schema is refused, untouched.
+cp "$REPRO_DB" "$tmp/newer.db"; sqlite3 "$tmp/newer.db" "pragma user_version=999"
+"$REPRO" run experiments/example.lua --preset smoke --db "$tmp/newer.db" 2>"$tmp/err"; rc=$?
+check "newer schema refused" "[ $rc -ne 0 ] && grep -q 'newer' $tmp/err && [ \"\$(sqlite3 $tmp/newer.db 'pragma user_version')\" = 999 ]"
+
+# Secrets in the environment never reach the database.
+sid=$(MY_API_KEY=sekrit-value-123 OPENAI_API_KEY=sekrit-value-456 "$REPRO" run experiments/example.lua --preset smoke 2>/dev/null)
+check "secret masked in env" "! sqlite3 $REPRO_DB .dump | grep -q sekrit-value && q \"select env_json from runs where id=$sid\" | grep -q 'MY_API_KEY'"
+
+# Same seed on the other Lua runtime gives the same numbers.
+other=""; case "$REPRO" in *-luajit) other=${REPRO%-luajit};; *) other=$REPRO-luajit;; esac
+if [ -x "$other" ]; then
+  oid=$("$other" run experiments/example.lua --preset smoke 2>/dev/null)
+  check "same numbers on both Lua runtimes" "[ \"\$(s $id)\" = \"\$(s $oid)\" ]"
+fi
+
 echo "$([ $fails = 0 ] && echo ok || echo 'not ok') run_test: $checks checks, $fails failed"
 [ $fails = 0 ]
