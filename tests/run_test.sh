@@ -106,6 +106,10 @@ ro=$tmp/ro; [ "$(id -u)" = 0 ] && ro=/proc/repro-ro
 "$REPRO" run experiments/example.lua --preset smoke --db "$ro/repro.db" 2>"$tmp/err"; rc=$?
 check "read-only folder refused" "[ $rc -ne 0 ] && grep -q '$ro' $tmp/err"
 
+# A sweep: the product of values, seeds as --seed, one run per point.
+"$REPRO" sweep experiments/example.lua --preset smoke --jobs 2 --db "$tmp/sweep.db" seed=1,2,3 repeats=4,8 2>/dev/null; rc=$?
+check "sweep runs every point" "[ $rc -eq 0 ] && [ \"\$(sqlite3 $tmp/sweep.db \"select count(*) || '/' || count(distinct seed) || '/' || count(distinct params_json) from runs where status='finished'\")\" = 6/3/2 ]"
+
 # A database from a newer schema is refused, untouched.
 cp "$REPRO_DB" "$tmp/newer.db"; sqlite3 "$tmp/newer.db" "pragma user_version=999"
 "$REPRO" run experiments/example.lua --preset smoke --db "$tmp/newer.db" 2>"$tmp/err"; rc=$?
