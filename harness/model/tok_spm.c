@@ -17,28 +17,14 @@ static rp_status try_pair(const rp_tokenizer *t, const char *buf, rp_tok_work *w
     return rp_tok_heap_push(&w->heap, (rp_tok_pair){-(double)t->score[id], left, right, l->n + r->n, id});
 }
 
-/* Encode one span of ordinary text with SentencePiece-style BPE and append ids. */
-rp_status rp_spm_encode(const rp_tokenizer *t, const char *text, size_t len, int prefix, rp_tok_work *w, rp_tokens *out) {
-    /* working text: prefix + text, spaces escaped when the vocabulary uses U+2581 */
-    size_t nsp = 0;
-    if (t->escape_spaces) for (size_t i = 0; i < len; i++) nsp += text[i] == ' ';
-    size_t cap = len + 2 * nsp + 3 + (prefix ? 3 : 0);
-    char *buf = malloc(cap);
-    if (!buf) return rp_fail(RP_ERR_NOMEM, "tokenizer: out of memory for %zu bytes", cap);
-    size_t n = 0;
-    const char *sp = t->escape_spaces ? "\xE2\x96\x81" : " ";
-    size_t spn = t->escape_spaces ? 3 : 1;
-    if (prefix) { memcpy(buf, sp, spn); n = spn; }
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') { memcpy(buf + n, sp, spn); n += spn; }
-        else buf[n++] = text[i];
-    }
-    rp_status st = rp_tok_work_reserve(w, n ? n : 1);
-    if (st != RP_OK) { free(buf); return st; }
+/* Merge the symbols of buf[a, b) and append their ids. */
+static rp_status spm_chunk(const rp_tokenizer *t, const char *buf, size_t a, size_t b, rp_tok_work *w, rp_tokens *out) {
+    rp_status st = rp_tok_work_reserve(w, b - a);
+    if (st != RP_OK) return st;
     int ns = 0;
-    for (size_t i = 0; i < n;) {
+    for (size_t i = a; i < b;) {
         size_t l = (size_t)rp_utf8_len((unsigned char)buf[i]);
-        if (l > n - i) l = n - i;
+        if (l > b - i) l = b - i;
         w->sym[ns] = (rp_tok_sym){ns - 1, -1, i, l, -1};
         if (ns > 0) w->sym[ns - 1].next = ns;
         ns++;
@@ -62,11 +48,44 @@ rp_status rp_spm_encode(const rp_tokenizer *t, const char *text, size_t len, int
         int id = rp_tok_lookup(t, buf + s->start, s->n);
         if (id >= 0 && id < t->n_vocab) { st = rp_tokens_push(out, id); continue; }
         for (size_t k = s->start; k < s->start + s->n && st == RP_OK; k++) {
-            int32_t b = t->byte_tok[(unsigned char)buf[k]];
-            if (b < 0) b = t->unk;
-            if (b >= 0) st = rp_tokens_push(out, b);
+            int32_t by = t->byte_tok[(unsigned char)buf[k]];
+            if (by < 0) by = t->unk;
+            if (by >= 0) st = rp_tokens_push(out, by);
             if (t->byte_tok[(unsigned char)buf[k]] < 0) break;   /* <unk> once for the whole character */
         }
+    }
+    return st;
+}
+
+/* Encode one span of ordinary text with SentencePiece-style BPE and append ids. */
+rp_status rp_spm_encode(const rp_tokenizer *t, const char *text, size_t len, int prefix, rp_tok_work *w, rp_tokens *out) {
+    /* working text: prefix + text, spaces escaped when the vocabulary uses U+2581 */
+    size_t nsp = 0;
+    if (t->escape_spaces) for (size_t i = 0; i < len; i++) nsp += text[i] == ' ';
+    size_t cap = len + 2 * nsp + 3 + (prefix ? 3 : 0);
+    char *buf = malloc(cap);
+    if (!buf) return rp_fail(RP_ERR_NOMEM, "tokenizer: out of memory for %zu bytes", cap);
+    size_t n = 0;
+    const char *sp = t->escape_spaces ? "\xE2\x96\x81" : " ";
+    size_t spn = t->escape_spaces ? 3 : 1;
+    if (prefix) { memcpy(buf, sp, spn); n = spn; }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') { memcpy(buf + n, sp, spn); n += spn; }
+        else buf[n++] = text[i];
+    }
+    rp_status st = RP_OK;
+    /* Independent chunks: a merge result is a vocabulary token, so no symbol can ever span two adjacent bytes
+     * that appear together in no token; cutting there gives the same ids with small heaps. */
+    size_t a = 0;
+    for (size_t i = 0; i < n && st == RP_OK;) {
+        size_t l = (size_t)rp_utf8_len((unsigned char)buf[i]);
+        i += l < n - i ? l : n - i;   /* the next symbol starts here, exactly as spm_chunk will cut */
+        if (i < n) {
+            unsigned pr = (unsigned)(unsigned char)buf[i - 1] << 8 | (unsigned char)buf[i];
+            if (t->pairs[pr >> 3] & (1u << (pr & 7))) continue;
+        }
+        st = spm_chunk(t, buf, a, i, w, out);
+        a = i;
     }
     free(buf);
     return st;

@@ -127,7 +127,7 @@ void rp_tokenizer_free(rp_tokenizer *t) {
     if (!t) return;
     free(t->arena); free(t->off); free(t->len); free(t->score); free(t->type); free(t->eog);
     free(t->hidx); free(t->mkey); free(t->mrank); free(t->mres); free(t->special);
-    free(t->dec); free(t->doff); free(t->dlen); free(t->chat_system);
+    free(t->dec); free(t->doff); free(t->pairs); free(t->dlen); free(t->chat_system);
     free(t);
 }
 
@@ -201,6 +201,21 @@ static rp_status finish(rp_tokenizer *t, const char *name) {
     qsort(tmp, (size_t)t->nspecial, sizeof *tmp, cmp_special_len);
     for (int k = 0; k < t->nspecial; k++) t->special[k] = tmp[k].id;
     free(tmp);
+
+    /* SPM: which adjacent byte pairs occur inside some token (a merge can never join across any other) */
+    if (t->kind == RP_TOKENIZER_SPM) {
+        free(t->pairs);
+        t->pairs = calloc(65536 / 8, 1);
+        if (!t->pairs) return rp_fail(RP_ERR_NOMEM, "%s: out of memory", name);
+        for (int i = 0; i < t->n_total; i++) {
+            if (i < t->n_vocab && (t->type[i] == TT_CONTROL || t->type[i] == TT_USER)) continue;
+            const unsigned char *s = (const unsigned char *)t->arena + t->off[i];
+            for (uint32_t k = 1; k < t->len[i]; k++) {
+                unsigned pr = (unsigned)s[k - 1] << 8 | s[k];
+                t->pairs[pr >> 3] |= (uint8_t)(1u << (pr & 7));
+            }
+        }
+    }
 
     /* byte tokens */
     for (int b = 0; b < 256; b++) {

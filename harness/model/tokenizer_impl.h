@@ -30,6 +30,7 @@ struct rp_tokenizer {
     int32_t *hidx;                  /* text -> id open-addressing table, -1 empty */
     size_t hcap;
     int32_t byte_tok[256];          /* BPE: id of each byte's printable character; SPM: <0xNN> id (-1 none) */
+    uint8_t *pairs;                 /* SPM: bit (a << 8 | b) set when some token has bytes a, b adjacent (8 KiB) */
     uint64_t *mkey;                 /* BPE merges: (left id << 32 | right id) -> rank, result; key ~0 empty */
     int32_t *mrank, *mres;
     size_t mcap;
