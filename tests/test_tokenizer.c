@@ -261,7 +261,46 @@ static void test_hostile(void) {
     }
 }
 
+/* Llama 2's vocabulary twice: the GGUF (U+2581 for spaces, typed tokens) and llama2.c's tokenizer.bin (plain
+ * spaces, types inferred) must give the same ids; "Hello world" is [1, 15043, 3186] in Llama 2. */
+static void test_llama2_vocab(void) {
+    char p1[4096], p2[4096];
+    if (!mirror(p1, sizeof p1, "gguf-tiny-random-llama/llama-2-tiny-random.gguf") || !mirror(p2, sizeof p2, "llama2c-tokenizer-32k/tokenizer.bin")) {
+        printf("skip: Llama 2 vocabularies not in REPRO_MIRROR\n");
+        return;
+    }
+    rp_model_file *mf = NULL;
+    rp_tokenizer *a = NULL, *b = NULL;
+    CHECK(rp_model_file_open(p1, &mf) == RP_OK && rp_tokenizer_from_model_file(mf, &a) == RP_OK);
+    rp_model_file_free(mf);
+    CHECK(rp_tokenizer_load_llama2c(p2, 32000, &b) == RP_OK);
+    if (!a || !b) { rp_tokenizer_free(a); rp_tokenizer_free(b); return; }
+    CHECK(rp_tokenizer_kind_of(a) == RP_TOKENIZER_SPM && rp_tokenizer_adds_bos(a) && rp_tokenizer_chat_style(a) == RP_CHAT_PLAIN);
+    rp_tokens x = {0}, y = {0};
+    CHECK(rp_tokenizer_encode(a, "Hello world", 11, RP_TOK_DEFAULT, &x) == RP_OK);
+    CHECK(x.n == 3 && x.ids[0] == 1 && x.ids[1] == 15043 && x.ids[2] == 3186);
+    rp_tokens_free(&x);
+    const char *files[] = {"wikitext2/wiki.test.raw", "tinyshakespeare/input.txt"};
+    for (int k = 0; k < 2; k++) {
+        char path[4096];
+        rp_buf text = {0};
+        if (!mirror(path, sizeof path, files[k]) || rp_read_file(path, &text) != RP_OK) continue;
+        CHECK(rp_tokenizer_encode(a, text.data, text.len, RP_TOK_DEFAULT, &x) == RP_OK);
+        CHECK(rp_tokenizer_encode(b, text.data, text.len, RP_TOK_DEFAULT, &y) == RP_OK);
+        CHECK_MSG(x.n == y.n && memcmp(x.ids, y.ids, x.n * sizeof *x.ids) == 0, "%s: GGUF %zu ids, tokenizer.bin %zu ids", files[k], x.n, y.n);
+        rp_buf back = {0};
+        CHECK(rp_tokenizer_decode(a, x.ids, x.n, 0, &back) == RP_OK && back.len == text.len && memcmp(back.data, text.data, text.len) == 0);
+        rp_buf_free(&back);
+        rp_tokens_free(&x);
+        rp_tokens_free(&y);
+        rp_buf_free(&text);
+    }
+    rp_tokenizer_free(a);
+    rp_tokenizer_free(b);
+}
+
 int main(void) {
+    test_llama2_vocab();
     test_hostile();
     test_stories260k();
     test_smollm2();
