@@ -4,6 +4,7 @@
  *            which must give decode(encode(x)) == x byte for byte (abort otherwise), with and without special
  *            token parsing, and streaming pieces that concatenate to the same bytes.
  * The real tokenizers come from REPRO_MIRROR; absent that, modes 1-3 fall back to mode 0. */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (mode && toks[mode]) {
         int check = 1;
         for (size_t i = 0; i < len; i++) check &= representable[mode][(uint8_t)text[i]];
+        /* GGUF SentencePiece vocabularies write ' ' as U+2581: a literal U+2581 in the text comes back a space */
+        if (mode == 3 && memmem(text, len, "\xe2\x96\x81", 3)) check = 0;
         exercise(toks[mode], text, len, check);
         return 0;
     }
