@@ -302,7 +302,28 @@ static void test_llama2_vocab(void) {
     rp_tokenizer_free(b);
 }
 
+/* A hand-made byte-level BPE vocabulary (tests/fuzz/corpus/gguf/gpt2-tokenizer.gguf: ids 3..258 are the 256
+ * byte characters in byte order, 259.. "He", "ll", "Hell", "Hello", "Ġw", "Ġwo" from the merges listed
+ * there): the ids follow by hand from GPT-2's rules and the "smollm" digit split. */
+static void test_tiny_bpe(void) {
+    rp_model_file *mf = NULL;
+    rp_tokenizer *t = NULL;
+    if (rp_model_file_open("tests/fuzz/corpus/gguf/gpt2-tokenizer.gguf", &mf) != RP_OK) { printf("skip: run from the repository root\n"); return; }
+    CHECK_MSG(rp_tokenizer_from_model_file(mf, &t) == RP_OK, "%s", rp_errmsg());
+    rp_model_file_free(mf);
+    if (!t) return;
+    const char *s = "Hello world<|im_end|> 12 Hell";
+    rp_tokens ids = {0};
+    CHECK(rp_tokenizer_encode(t, s, strlen(s), RP_TOK_PARSE_SPECIAL, &ids) == RP_OK);
+    int32_t want[] = {262, 264, 3 + 'r', 3 + 'l', 3 + 'd', 2, 3 + ' ', 3 + '1', 3 + '2', 3 + ' ', 261};
+    CHECK(ids.n == sizeof want / sizeof want[0] && memcmp(ids.ids, want, sizeof want) == 0);
+    CHECK(rp_tokenizer_chat_style(t) == RP_CHAT_CHATML && strcmp(rp_tokenizer_chat_default_system(t), "You are a test") == 0);
+    rp_tokens_free(&ids);
+    rp_tokenizer_free(t);
+}
+
 int main(void) {
+    test_tiny_bpe();
     test_llama2_vocab();
     test_hostile();
     test_stories260k();
