@@ -1,0 +1,322 @@
+/* test_safe.c: SAFE's pure parts against independent answers: F1@K against the paper's worked cases
+ * (App. D.2-D.3) and closed forms; sentence splitting and every step's output parser on messy text;
+ * LongFact and FActScore loaders against the counts stated by the paper and the data MANIFEST. */
+#include "tests/check.h"
+#include "plugins/safe/safe_text.h"
+#include "plugins/safe/safe_data.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_f1k_known_answers(void) {
+    /* one supported fact → 2/(K+1) */
+    long ks[] = {1, 2, 48, 64, 84, 100, 178, 1000};
+    for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
+        CHECK_NEAR(rp_safe_f1k(1, 0, ks[i]), 2.0 / (double)(ks[i] + 1), 1e-12);
+    /* 100 supported, none not supported: 1 when K ≤ 100, else 200/(K+100) */
+    for (long k = 1; k <= 400; k += 7) {
+        double want = k <= 100 ? 1.0 : 200.0 / (double)(k + 100);
+        CHECK_NEAR(rp_safe_f1k(100, 0, k), want, 1e-12);
+    }
+    CHECK_NEAR(rp_safe_f1k(100, 0, 64), 1.0, 1e-12);
+    CHECK_NEAR(rp_safe_f1k(100, 0, 178), 200.0 / 278.0, 1e-12);
+    /* only not-supported facts → 0 */
+    CHECK(rp_safe_f1k(0, 5, 64) == 0.0);
+    CHECK(rp_safe_f1k(0, 0, 178) == 0.0);
+    /* F1@1 = 2P/(P+1) for any response with S ≥ 1 */
+    for (long s = 1; s <= 30; s += 3)
+        for (long ns = 0; ns <= 30; ns += 4) {
+            double p = (double)s / (double)(s + ns);
+            CHECK_NEAR(rp_safe_f1k(s, ns, 1), 2 * p / (p + 1), 1e-12);
+        }
+    /* K·F1@K → 2S as K → ∞ */
+    for (long s = 1; s <= 50; s += 7) {
+        long k = 100000000;
+        CHECK_NEAR((double)k * rp_safe_f1k(s, 3, k), 2.0 * (double)s, 1e-4 * (double)s);
+    }
+    /* a worked case by hand: S=30, NS=10, K=64: P=0.75, R=30/64 → 2PR/(P+R) = 0.576923... */
+    CHECK_NEAR(rp_safe_f1k(30, 10, 64), 2 * 0.75 * (30.0 / 64) / (0.75 + 30.0 / 64), 1e-12);
+    CHECK_NEAR(rp_safe_f1k(30, 10, 64), 15.0 / 26.0, 1e-12);
+    CHECK(isnan(rp_safe_f1k(3, 1, 0)));
+    CHECK(isnan(rp_safe_precision(0, 0)));
+    CHECK_NEAR(rp_safe_recall_k(200, 178), 1.0, 0);
+}
+
+static void test_f1k_average(void) {
+    /* per-response then averaged: two responses (S,NS) = (64,0) and (0,10) at K=64 → mean F1 = 0.5,
+     * whereas the ratio of means would give P=64/74, R=0.5 → 0.6336 */
+    rp_safe_counts c[] = {{64, 0, 2}, {0, 10, 0}, {0, 0, 5}};
+    rp_safe_summary s;
+    CHECK(rp_safe_summarize(c, 3, 64, &s) == RP_OK);
+    CHECK_NEAR(s.f1, (1.0 + 0 + 0) / 3, 1e-12);
+    CHECK(s.n_prec == 2);
+    CHECK_NEAR(s.prec, (1.0 + 0.0) / 2, 1e-12);
+    CHECK_NEAR(s.s, 64.0 / 3, 1e-12);
+    CHECK_NEAR(s.ir, 7.0 / 3, 1e-12);
+    CHECK_NEAR(s.recall, 1.0 / 3, 1e-12);
+    CHECK(rp_safe_summarize(c, 3, 0, &s) != RP_OK);
+    rp_safe_counts bad = {-1, 0, 0};
+    CHECK(rp_safe_summarize(&bad, 1, 64, &s) != RP_OK);
+    CHECK(rp_safe_summarize(c, 0, 64, &s) == RP_OK && isnan(s.f1));
+}
+
+static int list_eq(const rp_safe_strlist *l, const char *const *want, size_t n) {
+    if (l->n != n) {
+        fprintf(stderr, "  got %zu items, want %zu:\n", l->n, n);
+        for (size_t i = 0; i < l->n; i++) fprintf(stderr, "   [%s]\n", l->items[i]);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(l->items[i], want[i]) != 0) { fprintf(stderr, "  item %zu: [%s] vs [%s]\n", i, l->items[i], want[i]); return 0; }
+    return 1;
+}
+
+static void test_sentences(void) {
+    rp_safe_strlist l = {0};
+    const char *t = "Sure, here is an answer. J. R. R. Tolkien wrote The Hobbit in 1937. Dr. Smith met Mr. Jones "
+                    "in the U.S. in Jan. 1990! Was it 3.5 km away? Yes.\n\nThe novel (a fantasy) sold well.\n"
+                    "\"Quoted.\" Then more.";
+    CHECK(rp_safe_split_sentences(t, strlen(t), 1, &l) == RP_OK);
+    const char *want[] = {"J. R. R. Tolkien wrote The Hobbit in 1937.",
+                          "Dr. Smith met Mr. Jones in the U.S. in Jan. 1990!", "Was it 3.5 km away?", "Yes.",
+                          "The novel (a fantasy) sold well.", "\"Quoted.\"", "Then more."};
+    CHECK(list_eq(&l, want, sizeof want / sizeof *want));
+    rp_safe_strlist_free(&l);
+    const char *t2 = "Here are some facts about Apollo 13. It launched in 1970. Please verify them.";
+    CHECK(rp_safe_split_sentences(t2, strlen(t2), 1, &l) == RP_OK);
+    const char *want2[] = {"It launched in 1970."};
+    CHECK(list_eq(&l, want2, 1));
+    rp_safe_strlist_free(&l);
+    CHECK(rp_safe_split_sentences(t2, strlen(t2), 0, &l) == RP_OK);
+    CHECK(l.n == 3);
+    rp_safe_strlist_free(&l);
+    /* "Here are" only counts as boilerplate in the first sentence */
+    const char *t3 = "Apollo 13 failed. Here are the crew members.";
+    CHECK(rp_safe_split_sentences(t3, strlen(t3), 1, &l) == RP_OK);
+    CHECK(l.n == 2);
+    rp_safe_strlist_free(&l);
+    CHECK(rp_safe_split_sentences("", 0, 1, &l) == RP_OK && l.n == 0);
+    CHECK(rp_safe_split_sentences(" \n\n \n", 5, 1, &l) == RP_OK && l.n == 0);
+    rp_safe_strlist_free(&l);
+}
+
+static void test_parse_facts(void) {
+    rp_safe_strlist l = {0};
+    const char *t = "Here are the facts:\n- Apollo 13 was a mission.\n  - It launched in 1970.\n-  \n"
+                    "- The crew returned\n   safely to Earth.\nThat is all.\n- Not part of the list.";
+    CHECK(rp_safe_parse_facts(t, strlen(t), &l) == RP_OK);
+    const char *want[] = {"Apollo 13 was a mission.", "It launched in 1970.", "The crew returned safely to Earth."};
+    CHECK(list_eq(&l, want, 3));
+    rp_safe_strlist_free(&l);
+    const char *t2 = "* One fact.\r\n* Two facts.\r\n";
+    CHECK(rp_safe_parse_facts(t2, strlen(t2), &l) == RP_OK);
+    const char *want2[] = {"One fact.", "Two facts."};
+    CHECK(list_eq(&l, want2, 2));
+    rp_safe_strlist_free(&l);
+    /* "- " wins over "* " when both appear */
+    const char *t3 = "* star\n- dash\n";
+    CHECK(rp_safe_parse_facts(t3, strlen(t3), &l) == RP_OK && l.n == 1 && strcmp(l.items[0], "dash") == 0);
+    rp_safe_strlist_free(&l);
+    const char *t4 = "no list at all -here\n1. numbered";
+    CHECK(rp_safe_parse_facts(t4, strlen(t4), &l) == RP_OK && l.n == 0);
+    rp_safe_strlist_free(&l);
+}
+
+static void test_parse_code_block(void) {
+    rp_buf b = {0};
+    int found;
+    const char *t = "Reasoning...\n```\n  Neil Armstrong walked on the Moon.  \n```\nand ```second```";
+    CHECK(rp_safe_parse_code_block(t, strlen(t), &b, &found) == RP_OK && found);
+    CHECK(found && strcmp(b.data, "Neil Armstrong walked on the Moon.") == 0);
+    const char *t2 = "```text\nApollo 13 launch date\n```";
+    CHECK(rp_safe_parse_code_block(t2, strlen(t2), &b, &found) == RP_OK && found && strcmp(b.data, "Apollo 13 launch date") == 0);
+    const char *t3 = "query: ```Apollo 13 crew```";
+    CHECK(rp_safe_parse_code_block(t3, strlen(t3), &b, &found) == RP_OK && found && strcmp(b.data, "Apollo 13 crew") == 0);
+    const char *t4 = "```Apollo\n```";   /* a one-word block with no body is the content itself */
+    CHECK(rp_safe_parse_code_block(t4, strlen(t4), &b, &found) == RP_OK && found && strcmp(b.data, "Apollo") == 0);
+    const char *t5 = "```\nunclosed block";
+    CHECK(rp_safe_parse_code_block(t5, strlen(t5), &b, &found) == RP_OK && !found);
+    CHECK(rp_safe_parse_code_block("``````", 6, &b, &found) == RP_OK && !found);
+    CHECK(rp_safe_parse_code_block("``", 2, &b, &found) == RP_OK && !found);
+    rp_buf_free(&b);
+}
+
+static void test_parse_labels(void) {
+    struct { const char *t; rp_safe_label want; } rel[] = {
+        {"The subjects are related. [Foo]", RP_SAFE_RELEVANT},
+        {"... so the answer is [Not Foo].", RP_SAFE_IRRELEVANT},
+        {"[ Not  Foo. ]", RP_SAFE_IRRELEVANT},
+        {"[\"Foo\"]", RP_SAFE_RELEVANT},
+        {"[foo]", RP_SAFE_UNPARSED},           /* exact label match only */
+        {"[Foo Bar] then [Foo]", RP_SAFE_UNPARSED},  /* the first bracket decides */
+        {"Foo", RP_SAFE_UNPARSED},
+        {"[Foo", RP_SAFE_UNPARSED},
+        {"", RP_SAFE_UNPARSED},
+    };
+    for (size_t i = 0; i < sizeof rel / sizeof *rel; i++)
+        CHECK_MSG(rp_safe_parse_relevance(rel[i].t, strlen(rel[i].t)) == rel[i].want, "%s", rel[i].t);
+    struct { const char *t; rp_safe_label want; } rat[] = {
+        {"Summary... [Supported]", RP_SAFE_SUPPORTED},
+        {"[Not Supported]", RP_SAFE_NOT_SUPPORTED},
+        {"[Not-Supported]", RP_SAFE_UNPARSED},   /* '-' stripped joins the words: "NotSupported" */
+        {"[Supported.]", RP_SAFE_SUPPORTED},
+        {"[supported]", RP_SAFE_UNPARSED},
+        {"[Partially Supported]", RP_SAFE_UNPARSED},
+    };
+    for (size_t i = 0; i < sizeof rat / sizeof *rat; i++)
+        CHECK_MSG(rp_safe_parse_rating(rat[i].t, strlen(rat[i].t)) == rat[i].want, "%s", rat[i].t);
+    rp_buf b = {0};
+    int found;
+    CHECK(rp_safe_parse_bracket("x [] y", 6, &b, &found) == RP_OK && found && b.len == 0);
+    rp_buf_free(&b);
+}
+
+static void test_prompts(void) {
+    rp_buf b = {0};
+    const char *f1[] = {"Apollo 13 was a mission.", "Apollo 13 launched in 1970."};
+    rp_safe_demo d = {"Apollo 13 was a mission launched in 1970.", f1, 2};
+    CHECK(rp_safe_prompt_split(&d, 1, "The Hobbit appeared in 1937.", &b) == RP_OK);
+    CHECK(strstr(b.data, "- Apollo 13 launched in 1970.\n") != NULL);
+    const char *tail = "The Hobbit appeared in 1937.\n";
+    CHECK(b.len > strlen(tail) && strcmp(b.data + b.len - strlen(tail), tail) == 0);
+    CHECK(rp_safe_prompt_query(NULL, "X is Y.", &b) == RP_OK && strstr(b.data, "KNOWLEDGE:\nN/A\n"));
+    CHECK(rp_safe_prompt_rate("k1\nk2", "X is Y.", &b) == RP_OK && strstr(b.data, "[Not Supported]") && strstr(b.data, "k1\nk2"));
+    CHECK(rp_safe_prompt_relevance("Q?", "R.", "S.", &b) == RP_OK && strstr(b.data, "[Not Foo]") && strstr(b.data, "STATEMENT: S."));
+    CHECK(rp_safe_prompt_revise("He won.", "Bob ran. He won.", &b) == RP_OK && strstr(b.data, "STATEMENT: He won.\nRESPONSE: Bob ran. He won."));
+    rp_buf_free(&b);
+}
+
+
+static const char *mirror_file(char *buf, size_t n, const char *rel) {
+    const char *m = getenv("REPRO_MIRROR");
+    if (!m || !*m) return NULL;
+    snprintf(buf, n, "%s/longfact/%s", m, rel);
+    FILE *f = fopen(buf, "rb");
+    if (!f) return NULL;
+    fclose(f);
+    return buf;
+}
+
+/* LongFact counts stated by the paper (Sec. 2, App. B.1) and the spec: 38 topics × 30 prompts per subset. */
+static void test_longfact(void) {
+    char dir[4096];
+    if (!mirror_file(dir, sizeof dir, "MANIFEST.md")) { printf("skip: REPRO_MIRROR/longfact not available\n"); return; }
+    dir[strlen(dir) - strlen("/MANIFEST.md")] = 0;
+    const char *subsets[] = {"objects", "concepts"};
+    rp_safe_prompts sets[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        rp_safe_prompts *p = &sets[s];
+        rp_status st = rp_safe_longfact_load(dir, subsets[s], p);
+        CHECK_MSG(st == RP_OK, "%s", rp_errmsg());
+        CHECK(p->n == 1140);
+        CHECK(rp_safe_prompts_topics(p) == 38);
+        /* 30 per topic, lines 0..29 */
+        for (size_t i = 0; i < p->n; i++) {
+            size_t same = 0;
+            for (size_t j = 0; j < p->n; j++) same += strcmp(p->items[i].topic, p->items[j].topic) == 0;
+            if (same != 30 || p->items[i].line < 0 || p->items[i].line > 29) { CHECK_MSG(0, "topic %s has %zu prompts", p->items[i].topic, same); break; }
+        }
+    }
+    CHECK(sets[0].n + sets[1].n == 2280);
+    /* the spec: 9 cross-topic duplicate prompts in Objects, 1,131 distinct */
+    size_t distinct = 0;
+    for (size_t i = 0; i < sets[0].n; i++) {
+        size_t j = 0;
+        while (j < i && strcmp(sets[0].items[i].prompt, sets[0].items[j].prompt) != 0) j++;
+        distinct += j == i;
+    }
+    CHECK_MSG(distinct == 1131, "%zu distinct", distinct);
+    /* the 250-prompt benchmark set: all from Objects, each equal to its (topic, line) there, 38 topics */
+    char path[4096];
+    rp_safe_prompts b = {0};
+    CHECK(mirror_file(path, sizeof path, "longfact-objects_benchmark250.jsonl") != NULL);
+    CHECK_MSG(rp_safe_benchmark_load(path, &b) == RP_OK, "%s", rp_errmsg());
+    CHECK(b.n == 250);
+    CHECK(rp_safe_prompts_topics(&b) == 38);
+    size_t matched = 0;
+    for (size_t i = 0; i < b.n; i++)
+        for (size_t j = 0; j < sets[0].n; j++)
+            if (strcmp(sets[0].items[j].topic, b.items[i].topic) == 0 && sets[0].items[j].line == b.items[i].line) {
+                matched += strcmp(sets[0].items[j].prompt, b.items[i].prompt) == 0;
+                break;
+            }
+    CHECK(matched == 250);
+    rp_safe_prompts_free(&b);
+    CHECK(b.n == 0);
+    CHECK(rp_safe_longfact_load(dir, "nonsense", &b) == RP_ERR_INVAL);
+    CHECK(rp_safe_longfact_load("/nonexistent", "objects", &b) != RP_OK);
+    rp_safe_prompts_free(&b);
+    for (int s = 0; s < 2; s++) rp_safe_prompts_free(&sets[s]);
+}
+
+/* FActScore human labels: counts from the data MANIFEST; per-pair means from the spec's regression targets
+ * (mean over pairs with ≥ 1 human label; precision over pairs with S+NS > 0). */
+static void test_factscore(void) {
+    struct { const char *file; size_t annotated, facts; long s, ns, ir; double ms, mns, prec, f64, f178; } want[] = {
+        {"ChatGPT.jsonl", 157, 5426, 3194, 1692, 540, 20.3, 10.8, 62.3, 41.5, 19.2},
+        {"InstructGPT.jsonl", 182, 4726, 2100, 1971, 655, 11.6, 10.9, 47.4, 25.6, 11.3},
+        {"PerplexityAI.jsonl", 166, 5888, 4812, 756, 320, 30.5, 4.8, 84.0, 58.6, 27.9},
+    };
+    size_t total = 0;
+    for (int w = 0; w < 3; w++) {
+        char rel[256], path[4096];
+        snprintf(rel, sizeof rel, "factscore/labeled_data/%s", want[w].file);
+        if (!mirror_file(path, sizeof path, rel)) { printf("skip: %s not in REPRO_MIRROR\n", rel); return; }
+        rp_safe_factscore f = {0};
+        CHECK_MSG(rp_safe_factscore_load(path, &f) == RP_OK, "%s", rp_errmsg());
+        CHECK(f.n == 183);
+        size_t annotated = 0, facts = 0;
+        long s = 0, ns = 0, ir = 0;
+        rp_safe_counts *c = calloc(f.n, sizeof *c);
+        size_t nc = 0;
+        for (size_t i = 0; i < f.n; i++) {
+            annotated += !f.items[i].abstained;
+            facts += f.items[i].n_facts;
+            rp_safe_counts k = rp_safe_fs_counts(&f.items[i]);
+            s += k.s; ns += k.ns; ir += k.ir;
+            if (f.items[i].n_facts > 0) c[nc++] = k;
+        }
+        CHECK_MSG(annotated == want[w].annotated, "%s: %zu annotated", want[w].file, annotated);
+        CHECK_MSG(facts == want[w].facts, "%s: %zu facts", want[w].file, facts);
+        CHECK(s == want[w].s && ns == want[w].ns && ir == want[w].ir);
+        rp_safe_summary m64, m178;
+        CHECK(rp_safe_summarize(c, nc, 64, &m64) == RP_OK && rp_safe_summarize(c, nc, 178, &m178) == RP_OK);
+        CHECK_NEAR(m64.s, want[w].ms, 0.05);
+        CHECK_NEAR(m64.ns, want[w].mns, 0.05);
+        CHECK_NEAR(100 * m64.prec, want[w].prec, 0.05);
+        CHECK_NEAR(100 * m64.f1, want[w].f64, 0.05);
+        CHECK_NEAR(100 * m178.f1, want[w].f178, 0.05);
+        free(c);
+        total += facts;
+        rp_safe_factscore_free(&f);
+    }
+    CHECK(total == 16040);
+}
+
+static void test_demos(void) {
+    char path[4096];
+    if (!mirror_file(path, sizeof path, "factscore/demos/demons.json")) { printf("skip: demons.json not in REPRO_MIRROR\n"); return; }
+    rp_safe_demos d = {0};
+    CHECK_MSG(rp_safe_demos_load(path, &d) == RP_OK, "%s", rp_errmsg());
+    CHECK(d.n == 21);
+    CHECK(d.n > 0 && strncmp(d.items[0].sentence, "He made his acting debut", 24) == 0 && d.items[0].n_facts == 6);
+    size_t idx[8], n = 0;
+    /* a target sentence equal to demo 10's sentence must pick demo 10 as the nearest */
+    CHECK(d.n > 10 && rp_safe_demos_pick(&d, d.items[10].sentence, 7, 1, idx, &n) == RP_OK);
+    CHECK(n == 8 && idx[0] == 0 && idx[6] == 6 && idx[7] == 10);
+    rp_safe_demos_free(&d);
+}
+
+int main(void) {
+    test_f1k_known_answers();
+    test_f1k_average();
+    test_sentences();
+    test_parse_facts();
+    test_parse_code_block();
+    test_parse_labels();
+    test_prompts();
+    test_longfact();
+    test_factscore();
+    test_demos();
+    return checks_done("test_safe");
+}
