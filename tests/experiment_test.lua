@@ -70,5 +70,14 @@ local t = json.decode(json.encode { x = { 1, 2, 3 }, s = "a\"b\n", b = true })
 check(t.x[3] == 3 and t.s == "a\"b\n" and t.b == true, "json round trip")
 errors_with(function() json.decode("{\"a\": ") end, "offset", "json error names the offset")
 
+-- Object keys are encoded sorted: equal params always give equal text.
+local big = {}
+for i = 1, 40 do big["k" .. string.char(65 + (i * 7) % 26) .. i] = i end
+local enc = json.encode(big)
+local last, sorted = "", true
+for k in enc:gmatch('"(k[^"]+)"') do if k < last then sorted = false end; last = k end
+check(sorted and enc == json.encode(json.decode(enc)), "object keys sorted and stable")
+check(json.encode({ [2] = "b", x = 1 }) == '{"2":"b","x":1}', "mixed keys sorted as text")
+
 print(string.format("%s experiment_test: %d checks, %d failed", failures == 0 and "ok" or "not ok", checks, failures))
 if failures > 0 then os.exit(1) end

@@ -18,7 +18,7 @@ q() { sqlite3 "$REPRO_DB" "$1"; }
 id=$("$REPRO" run experiments/example.lua --preset smoke 2>"$tmp/err")
 check "example finishes (exit 0)" "[ $? -eq 0 ] && [ -n '$id' ]"
 check "status finished" "[ \"\$(q \"select status from runs where id=$id\")\" = finished ]"
-check "metrics recorded" "[ \"\$(q \"select count(*) from metrics where run_id=$id\")\" -gt 10 ]"
+check "metrics recorded" "[ \"\$(q \"select sum(n) from metrics where run_id=$id\")\" -gt 10 ]"
 check "targets recorded" "[ \"\$(q \"select count(*) from targets where run_id=$id\")\" -eq 3 ]"
 check "commit recorded" "[ \"\$(q \"select length(git_commit) from runs where id=$id\")\" -ge 7 ]"
 check "figures written" "ls $tmp/results/figures/example_pi/run-$id/rmse.gp >/dev/null 2>&1"
@@ -57,7 +57,7 @@ check "failed run exits 1" "[ $rc -eq 1 ]"
 check "failed status" "[ \"\$(q \"select status from runs where id=$fid\")\" = failed ]"
 check "error has file:line" "q \"select error from runs where id=$fid\" | grep -q 'boom.lua:5'"
 check "traceback kept" "q \"select traceback from runs where id=$fid\" | grep -q 'stack traceback'"
-check "metrics before the error kept" "[ \"\$(q \"select count(*) from metrics where run_id=$fid\")\" = 100 ]"
+check "metrics before the error kept" "[ \"\$(q \"select sum(n) from metrics where run_id=$fid\")\" = 100 ]"
 
 # SIGTERM: killed, metrics logged before the signal kept.
 cat > "$tmp/slow.lua" <<'EOF'
@@ -74,7 +74,7 @@ kill -TERM $pid; wait $pid; rc=$?
 kid=$(q "select max(id) from runs where experiment='slow'")
 check "killed exit 130" "[ $rc -eq 130 ]"
 check "killed status" "[ \"\$(q \"select status from runs where id=$kid\")\" = killed ]"
-check "metrics before the signal kept" "[ \"\$(q \"select count(*) from metrics where run_id=$kid\")\" -ge 50 ]"
+check "metrics before the signal kept" "[ \"\$(q \"select sum(n) from metrics where run_id=$kid\")\" -ge 50 ]"
 
 # Four concurrent writers into one database: no row lost.
 cat > "$tmp/writer.lua" <<'EOF'
@@ -87,7 +87,7 @@ EOF
 for k in 1 2 3 4 5 6; do "$REPRO" run "$tmp/writer.lua" k=$k >/dev/null 2>&1 & done
 wait
 check "6 writers all finished" "[ \"\$(q \"select count(*) from runs where experiment='writer' and status='finished'\")\" = 6 ]"
-check "no metric row lost" "[ \"\$(q \"select count(*) from metrics m join runs r on r.id=m.run_id where r.experiment='writer'\")\" = 120000 ]"
+check "no metric row lost" "[ \"\$(q \"select sum(m.n) from metrics m join runs r on r.id=m.run_id where r.experiment='writer'\")\" = 120000 ]"
 
 # Without gnuplot on PATH: the run is recorded, the figure marked not rendered, data + script kept.
 mkdir -p "$tmp/nognuplot"; for t in sqlite3 git sh cat; do p=$(command -v $t) && ln -sf "$p" "$tmp/nognuplot/$t"; done
@@ -105,6 +105,26 @@ mkdir -p "$tmp/ro"; chmod a-w "$tmp/ro"
 ro=$tmp/ro; [ "$(id -u)" = 0 ] && ro=/proc/repro-ro
 "$REPRO" run experiments/example.lua --preset smoke --db "$ro/repro.db" 2>"$tmp/err"; rc=$?
 check "read-only folder refused" "[ $rc -ne 0 ] && grep -q '$ro' $tmp/err"
+
+# A sweep: the product of values, seeds as --seed, one run per point.
+"$REPRO" sweep experiments/example.lua --preset smoke --jobs 2 --db "$tmp/sweep.db" seed=1,2,3 repeats=4,8 2>/dev/null; rc=$?
+check "sweep runs every point" "[ $rc -eq 0 ] && [ \"\$(sqlite3 $tmp/sweep.db \"select count(*) || '/' || count(distinct seed) || '/' || count(distinct params_json) from runs where status='finished'\")\" = 6/3/2 ]"
+
+# A database from a newer schema is refused, untouched.
+cp "$REPRO_DB" "$tmp/newer.db"; sqlite3 "$tmp/newer.db" "pragma user_version=999"
+"$REPRO" run experiments/example.lua --preset smoke --db "$tmp/newer.db" 2>"$tmp/err"; rc=$?
+check "newer schema refused" "[ $rc -ne 0 ] && grep -q 'newer' $tmp/err && [ \"\$(sqlite3 $tmp/newer.db 'pragma user_version')\" = 999 ]"
+
+# Secrets in the environment never reach the database.
+sid=$(MY_API_KEY=sekrit-value-123 OPENAI_API_KEY=sekrit-value-456 "$REPRO" run experiments/example.lua --preset smoke 2>/dev/null)
+check "secret masked in env" "! sqlite3 $REPRO_DB .dump | grep -q sekrit-value && q \"select env_json from runs where id=$sid\" | grep -q 'MY_API_KEY'"
+
+# Same seed on the other Lua runtime gives the same numbers.
+other=""; case "$REPRO" in *-luajit) other=${REPRO%-luajit};; *) other=$REPRO-luajit;; esac
+if [ -x "$other" ]; then
+  oid=$("$other" run experiments/example.lua --preset smoke 2>/dev/null)
+  check "same numbers on both Lua runtimes" "[ \"\$(s $id)\" = \"\$(s $oid)\" ]"
+fi
 
 echo "$([ $fails = 0 ] && echo ok || echo 'not ok') run_test: $checks checks, $fails failed"
 [ $fails = 0 ]

@@ -3,6 +3,7 @@
  * LongFact and FActScore loaders against the counts stated by the paper and the data MANIFEST. */
 #include "tests/check.h"
 #include "plugins/safe/safe_text.h"
+#include "plugins/safe/safe_data.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +186,127 @@ static void test_prompts(void) {
     rp_buf_free(&b);
 }
 
+
+static const char *mirror_file(char *buf, size_t n, const char *rel) {
+    const char *m = getenv("REPRO_MIRROR");
+    if (!m || !*m) return NULL;
+    snprintf(buf, n, "%s/longfact/%s", m, rel);
+    FILE *f = fopen(buf, "rb");
+    if (!f) return NULL;
+    fclose(f);
+    return buf;
+}
+
+/* LongFact counts stated by the paper (Sec. 2, App. B.1) and the spec: 38 topics × 30 prompts per subset. */
+static void test_longfact(void) {
+    char dir[4096];
+    if (!mirror_file(dir, sizeof dir, "MANIFEST.md")) { printf("skip: REPRO_MIRROR/longfact not available\n"); return; }
+    dir[strlen(dir) - strlen("/MANIFEST.md")] = 0;
+    const char *subsets[] = {"objects", "concepts"};
+    rp_safe_prompts sets[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        rp_safe_prompts *p = &sets[s];
+        rp_status st = rp_safe_longfact_load(dir, subsets[s], p);
+        CHECK_MSG(st == RP_OK, "%s", rp_errmsg());
+        CHECK(p->n == 1140);
+        CHECK(rp_safe_prompts_topics(p) == 38);
+        /* 30 per topic, lines 0..29 */
+        for (size_t i = 0; i < p->n; i++) {
+            size_t same = 0;
+            for (size_t j = 0; j < p->n; j++) same += strcmp(p->items[i].topic, p->items[j].topic) == 0;
+            if (same != 30 || p->items[i].line < 0 || p->items[i].line > 29) { CHECK_MSG(0, "topic %s has %zu prompts", p->items[i].topic, same); break; }
+        }
+    }
+    CHECK(sets[0].n + sets[1].n == 2280);
+    /* the spec: 9 cross-topic duplicate prompts in Objects, 1,131 distinct */
+    size_t distinct = 0;
+    for (size_t i = 0; i < sets[0].n; i++) {
+        size_t j = 0;
+        while (j < i && strcmp(sets[0].items[i].prompt, sets[0].items[j].prompt) != 0) j++;
+        distinct += j == i;
+    }
+    CHECK_MSG(distinct == 1131, "%zu distinct", distinct);
+    /* the 250-prompt benchmark set: all from Objects, each equal to its (topic, line) there, 38 topics */
+    char path[4096];
+    rp_safe_prompts b = {0};
+    CHECK(mirror_file(path, sizeof path, "longfact-objects_benchmark250.jsonl") != NULL);
+    CHECK_MSG(rp_safe_benchmark_load(path, &b) == RP_OK, "%s", rp_errmsg());
+    CHECK(b.n == 250);
+    CHECK(rp_safe_prompts_topics(&b) == 38);
+    size_t matched = 0;
+    for (size_t i = 0; i < b.n; i++)
+        for (size_t j = 0; j < sets[0].n; j++)
+            if (strcmp(sets[0].items[j].topic, b.items[i].topic) == 0 && sets[0].items[j].line == b.items[i].line) {
+                matched += strcmp(sets[0].items[j].prompt, b.items[i].prompt) == 0;
+                break;
+            }
+    CHECK(matched == 250);
+    rp_safe_prompts_free(&b);
+    CHECK(b.n == 0);
+    CHECK(rp_safe_longfact_load(dir, "nonsense", &b) == RP_ERR_INVAL);
+    CHECK(rp_safe_longfact_load("/nonexistent", "objects", &b) != RP_OK);
+    rp_safe_prompts_free(&b);
+    for (int s = 0; s < 2; s++) rp_safe_prompts_free(&sets[s]);
+}
+
+/* FActScore human labels: counts from the data MANIFEST; per-pair means from the spec's regression targets
+ * (mean over pairs with ≥ 1 human label; precision over pairs with S+NS > 0). */
+static void test_factscore(void) {
+    struct { const char *file; size_t annotated, facts; long s, ns, ir; double ms, mns, prec, f64, f178; } want[] = {
+        {"ChatGPT.jsonl", 157, 5426, 3194, 1692, 540, 20.3, 10.8, 62.3, 41.5, 19.2},
+        {"InstructGPT.jsonl", 182, 4726, 2100, 1971, 655, 11.6, 10.9, 47.4, 25.6, 11.3},
+        {"PerplexityAI.jsonl", 166, 5888, 4812, 756, 320, 30.5, 4.8, 84.0, 58.6, 27.9},
+    };
+    size_t total = 0;
+    for (int w = 0; w < 3; w++) {
+        char rel[256], path[4096];
+        snprintf(rel, sizeof rel, "factscore/labeled_data/%s", want[w].file);
+        if (!mirror_file(path, sizeof path, rel)) { printf("skip: %s not in REPRO_MIRROR\n", rel); return; }
+        rp_safe_factscore f = {0};
+        CHECK_MSG(rp_safe_factscore_load(path, &f) == RP_OK, "%s", rp_errmsg());
+        CHECK(f.n == 183);
+        size_t annotated = 0, facts = 0;
+        long s = 0, ns = 0, ir = 0;
+        rp_safe_counts *c = calloc(f.n, sizeof *c);
+        size_t nc = 0;
+        for (size_t i = 0; i < f.n; i++) {
+            annotated += !f.items[i].abstained;
+            facts += f.items[i].n_facts;
+            rp_safe_counts k = rp_safe_fs_counts(&f.items[i]);
+            s += k.s; ns += k.ns; ir += k.ir;
+            if (f.items[i].n_facts > 0) c[nc++] = k;
+        }
+        CHECK_MSG(annotated == want[w].annotated, "%s: %zu annotated", want[w].file, annotated);
+        CHECK_MSG(facts == want[w].facts, "%s: %zu facts", want[w].file, facts);
+        CHECK(s == want[w].s && ns == want[w].ns && ir == want[w].ir);
+        rp_safe_summary m64, m178;
+        CHECK(rp_safe_summarize(c, nc, 64, &m64) == RP_OK && rp_safe_summarize(c, nc, 178, &m178) == RP_OK);
+        CHECK_NEAR(m64.s, want[w].ms, 0.05);
+        CHECK_NEAR(m64.ns, want[w].mns, 0.05);
+        CHECK_NEAR(100 * m64.prec, want[w].prec, 0.05);
+        CHECK_NEAR(100 * m64.f1, want[w].f64, 0.05);
+        CHECK_NEAR(100 * m178.f1, want[w].f178, 0.05);
+        free(c);
+        total += facts;
+        rp_safe_factscore_free(&f);
+    }
+    CHECK(total == 16040);
+}
+
+static void test_demos(void) {
+    char path[4096];
+    if (!mirror_file(path, sizeof path, "factscore/demos/demons.json")) { printf("skip: demons.json not in REPRO_MIRROR\n"); return; }
+    rp_safe_demos d = {0};
+    CHECK_MSG(rp_safe_demos_load(path, &d) == RP_OK, "%s", rp_errmsg());
+    CHECK(d.n == 21);
+    CHECK(d.n > 0 && strncmp(d.items[0].sentence, "He made his acting debut", 24) == 0 && d.items[0].n_facts == 6);
+    size_t idx[8], n = 0;
+    /* a target sentence equal to demo 10's sentence must pick demo 10 as the nearest */
+    CHECK(d.n > 10 && rp_safe_demos_pick(&d, d.items[10].sentence, 7, 1, idx, &n) == RP_OK);
+    CHECK(n == 8 && idx[0] == 0 && idx[6] == 6 && idx[7] == 10);
+    rp_safe_demos_free(&d);
+}
+
 int main(void) {
     test_f1k_known_answers();
     test_f1k_average();
@@ -193,5 +315,8 @@ int main(void) {
     test_parse_code_block();
     test_parse_labels();
     test_prompts();
+    test_longfact();
+    test_factscore();
+    test_demos();
     return checks_done("test_safe");
 }

@@ -2,6 +2,7 @@
  * Exit codes: 0 ok, 1 failure (failed run, regression), 2 usage or bad parameter, 3 bad input file,
  * 4 missing file or I/O, 5 network, 6 database, 130 interrupted. */
 #include "cli/commands.h"
+#include "build_id.h"
 #include <stdio.h>
 #include <string.h>
 

@@ -1,7 +1,11 @@
 /* provenance.c: collecting a run's provenance. Git is asked through `git -C root ...` (popen, read-only
  * commands); the environment is recorded as JSON with secret-looking values replaced by "***". */
 #include "cli/provenance.h"
+#include "build_id.h"
 #include "lua/compat.h"
+#if RP_LUA_51
+#include <luajit.h>
+#endif
 #include "net/json.h"
 #include "util/sha256.h"
 #include <ctype.h>

@@ -50,17 +50,46 @@ rp_json *rp_lua_to_json(lua_State *L, int idx, int depth) {
                 lua_pop(L, 1);
             }
         } else {
+            /* Keys sorted, so equal tables always encode to equal text (params are grouped by it). */
             out = rp_json_new_object();
+            lua_newtable(L);
+            int keys = lua_gettop(L), nk = 0;
             lua_pushnil(L);
             while (lua_next(L, idx)) {
-                char key[64];
-                const char *k;
-                if (lua_type(L, -2) == LUA_TSTRING) k = lua_tostring(L, -2);
-                else if (lua_type(L, -2) == LUA_TNUMBER) { snprintf(key, sizeof key, "%.17g", lua_tonumber(L, -2)); k = key; }
-                else { rp_json_free(out); luaL_error(L, "json.encode: table key of type %s", luaL_typename(L, -2)); return NULL; }
-                rp_json_set(out, k, rp_lua_to_json(L, -1, depth + 1));
                 lua_pop(L, 1);
+                if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+                    rp_json_free(out);
+                    luaL_error(L, "json.encode: table key of type %s", luaL_typename(L, -1));
+                    return NULL;
+                }
+                lua_pushvalue(L, -1);
+                if (lua_type(L, -1) == LUA_TNUMBER) {
+                    char key[64];
+                    snprintf(key, sizeof key, "%.17g", lua_tonumber(L, -1));
+                    lua_pop(L, 1);
+                    lua_pushstring(L, key);
+                }
+                lua_rawseti(L, keys, ++nk);
             }
+            lua_getglobal(L, "table");
+            lua_getfield(L, -1, "sort");
+            lua_pushvalue(L, keys);
+            lua_call(L, 1, 0);
+            lua_pop(L, 1);
+            for (int i = 1; i <= nk; i++) {
+                lua_rawgeti(L, keys, i);
+                const char *k = lua_tostring(L, -1);
+                lua_pushvalue(L, -1);
+                lua_rawget(L, idx);
+                if (lua_isnil(L, -1)) {   /* a numeric key was stringified: look it up as a number */
+                    lua_pop(L, 1);
+                    lua_pushnumber(L, lua_tonumber(L, -1));
+                    lua_rawget(L, idx);
+                }
+                rp_json_set(out, k, rp_lua_to_json(L, -1, depth + 1));
+                lua_pop(L, 2);
+            }
+            lua_pop(L, 1);
         }
         return out;
     }
