@@ -111,7 +111,7 @@ static int run_commit(const char *root, const char *commit, const char *db_path,
         rmdir(tmp);
         return 1;
     }
-    char *mk[] = { "make", "-C", wt, "-j2", "--no-print-directory", "bin/repro", NULL };
+    char *mk[] = { "make", "-s", "-C", wt, "-j2", "--no-print-directory", "bin/repro", NULL };
     if (run_proc(mk, NULL, NULL) != 0) {
         fprintf(stderr, "repro compare: building %.12s failed\n", commit);
         failures = 1;
