@@ -54,6 +54,25 @@ fi
 "$REPRO" report --db "$tmp/none/x.db" >/dev/null 2>&1; check '[ $? -eq 4 ]' "missing database should exit 4"
 "$REPRO" report --help | grep -q "usage: repro report"; check '[ $? -eq 0 ]' "--help"
 
+# The other registry commands on the same database.
+check '[ "$("$REPRO" runs --json --db "$db" | grep -c "\"experiment\": \"example_pi\"")" -eq 2 ]' "repro runs --json should list 2 runs"
+"$REPRO" runs --db "$db" --status finished | grep -q "example_pi"; check '[ $? -eq 0 ]' "repro runs table"
+"$REPRO" show 1 --db "$db" | grep -q "pi at the largest size"; check '[ $? -eq 0 ]' "repro show lists targets"
+if command -v gnuplot >/dev/null; then
+  "$REPRO" plot example_pi --db "$db" --out "$tmp/replot" >/dev/null 2>&1
+  check '[ $? -eq 0 ] && [ "$(ls "$tmp"/replot/*.png | wc -l)" -eq "$nfig" ] && [ "$(ls "$tmp"/replot/*.svg | wc -l)" -eq "$nfig" ]' \
+        "repro plot should re-render $nfig figures from the database"
+fi
+REPRO_GNUPLOT=/nonexistent/gnuplot "$REPRO" plot 1 --db "$db" --out "$tmp/nognuplot" >/dev/null 2>&1
+check '[ $? -eq 1 ] && [ -s "$tmp/nognuplot/rmse.gp" ] && [ -s "$tmp/nognuplot/rmse.dat" ] && ! [ -e "$tmp/nognuplot/rmse.png" ]' \
+      "repro plot without gnuplot: exit 1, data and script kept"
+"$REPRO" show 1 --db "$db" | grep -q "NOT rendered"; check '[ $? -eq 0 ]' "figure should be marked not rendered"
+head=$(git rev-parse HEAD 2>/dev/null)
+if [ -n "$head" ]; then
+  "$REPRO" compare "$head" "$head" --db "$db" >"$tmp/cmp.txt" 2>&1
+  check '[ $? -eq 0 ] && grep -q "0 regressions" "$tmp/cmp.txt"' "repro compare HEAD HEAD: $(tail -2 "$tmp/cmp.txt")"
+fi
+
 chrome=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
 if [ -z "$chrome" ]; then
   echo "skip: chromium not installed: report not rendered in a browser"
