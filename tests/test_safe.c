@@ -7,6 +7,7 @@
 #include "plugins/safe/safe_data.h"
 #include "plugins/safe/safe.h"
 #include <unistd.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,6 +586,66 @@ static void test_cache_replay_resume(void) {
     rmdir(dir);
 }
 
+static void test_serper_parse(void) {
+    rp_buf o = {0};
+    const char *a = "{\"answerBox\":{\"answer\":\"April 11, 1970\",\"snippet\":\"ignored\"},\"organic\":[{\"snippet\":\"x\"}]}";
+    CHECK(rp_safe_serper_parse(a, strlen(a), 3, &o) == RP_OK && strcmp(o.data, "April 11, 1970") == 0);
+    const char *b = "{\"answerBox\":{\"snippet\":\"line one\\nline two\"}}";
+    CHECK(rp_safe_serper_parse(b, strlen(b), 3, &o) == RP_OK && strcmp(o.data, "line one line two") == 0);
+    const char *c = "{\"answerBox\":{\"snippetHighlighted\":[\"Jim Lovell\",\"Fred Haise\"]}}";
+    CHECK(rp_safe_serper_parse(c, strlen(c), 3, &o) == RP_OK && strcmp(o.data, "Jim Lovell Fred Haise") == 0);
+    const char *d = "{\"knowledgeGraph\":{\"title\":\"Apollo 13\",\"type\":\"Space mission\",\"description\":\"The seventh crewed "
+                    "mission.\",\"attributes\":{\"Launch date\":\"April 11, 1970\",\"Crew size\":3}},"
+                    "\"organic\":[{\"snippet\":\"S1.\",\"attributes\":{\"Missing\":\"Yes\"}},{\"snippet\":\"S2.\"},{\"snippet\":\"S3.\"},{\"snippet\":\"S4.\"}]}";
+    CHECK(rp_safe_serper_parse(d, strlen(d), 3, &o) == RP_OK);
+    CHECK_MSG(strcmp(o.data, "Apollo 13: Space mission. The seventh crewed mission. Apollo 13 Launch date: April 11, 1970. "
+                             "Apollo 13 Crew size: 3. S1. Missing: Yes. S2. S3.") == 0, "%s", o.data);
+    CHECK(rp_safe_serper_parse("{}", 2, 3, &o) == RP_OK && strcmp(o.data, rp_safe_no_result) == 0);
+    CHECK(rp_safe_serper_parse("<html>502 Bad Gateway</html>", 28, 3, &o) == RP_ERR_FORMAT);
+    CHECK(rp_safe_serper_parse("{\"organic\":[{\"snip", 18, 3, &o) == RP_ERR_FORMAT);
+    CHECK(rp_safe_serper_parse("[1,2]", 5, 3, &o) == RP_ERR_FORMAT);
+    rp_buf_free(&o);
+}
+
+static void write_text(const char *path, const char *s) {
+    FILE *f = fopen(path, "wb");
+    if (f) { fputs(s, f); fclose(f); }
+}
+
+static void test_bm25(void) {
+    char dir[] = "/tmp/test_safe_bm25_XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0); return; }
+    char p[512], idx[512], sub[512];
+    snprintf(p, sizeof p, "%s/Apollo_13.txt", dir);
+    write_text(p, "Apollo 13 was launched on April 11, 1970 from Kennedy Space Center.\n\nAn oxygen tank exploded two days later.\n");
+    snprintf(sub, sizeof sub, "%s/more", dir);
+    mkdir(sub, 0777);
+    snprintf(p, sizeof p, "%s/more/Eiffel_Tower.md", dir);
+    write_text(p, "The Eiffel Tower is in Paris. It was completed in 1889.");
+    snprintf(p, sizeof p, "%s/more/ignored.bin", dir);
+    write_text(p, "Apollo Apollo Apollo");
+    snprintf(idx, sizeof idx, "%s/index.db", dir);
+    int64_t n = 0;
+    CHECK_MSG(rp_safe_bm25_build(idx, dir, &n) == RP_OK, "%s", rp_errmsg());
+    CHECK(n == 3);
+    rp_safe_search s;
+    CHECK_MSG(rp_safe_bm25_new(idx, &s) == RP_OK, "%s", rp_errmsg());
+    CHECK(strncmp(s.name, "bm25:", 5) == 0);
+    rp_safe_query q[3] = {{.q = "When did the Eiffel Tower open?", .k = 1}, {.q = "oxygen tank \"exploded\" AND (NEAR", .k = 3},
+                          {.q = "zzzz qqqq", .k = 3}};
+    CHECK(s.search(s.ctx, q, 3) == RP_OK);
+    CHECK(q[0].st == RP_OK && strcmp(q[0].text.data, "Eiffel Tower: The Eiffel Tower is in Paris. It was completed in 1889.") == 0);
+    CHECK(q[1].st == RP_OK && strncmp(q[1].text.data, "Apollo 13: An oxygen tank exploded", 34) == 0);
+    CHECK(q[2].st == RP_OK && strcmp(q[2].text.data, rp_safe_no_result) == 0);
+    rp_safe_queries_free(q, 3);
+    rp_safe_search_release(&s);
+    CHECK(rp_safe_bm25_new("/nonexistent/index.db", &s) != RP_OK);
+    CHECK(rp_safe_bm25_build(idx, "/nonexistent", &n) != RP_OK);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     test_f1k_known_answers();
     test_f1k_average();
@@ -596,6 +657,8 @@ int main(void) {
     test_longfact();
     test_factscore();
     test_demos();
+    test_serper_parse();
+    test_bm25();
     test_pipeline();
     test_cache_replay_resume();
     return checks_done("test_safe");
