@@ -145,6 +145,8 @@ typedef struct rp_safe_config {
     int n_fixed_demos, n_near_demos; /* 7 and 1 */
     int skip_boilerplate;     /* 1 */
     size_t max_batch;         /* calls handed to a backend at once (0: all of a round) */
+    int (*should_stop)(void *ud);   /* checked between rounds: non-zero stops with RP_ERR_INTERRUPTED (may be NULL) */
+    void *stop_ud;
 } rp_safe_config;
 /* The paper's settings. */
 rp_safe_config rp_safe_config_default(void);

@@ -109,6 +109,7 @@ static rp_status phase_split(const rp_safe_config *cfg, rp_safe_llm *llm, const 
     if (st == RP_OK && (!calls || !who)) st = rp_fail(RP_ERR_NOMEM, "out of memory");
     for (;;) {
         if (st != RP_OK) break;
+        if (cfg->should_stop && cfg->should_stop(cfg->stop_ud)) { st = rp_fail(RP_ERR_INTERRUPTED, "SAFE: stopped between rounds"); break; }
         size_t nc = 0;
         for (size_t k = 0; k < nt; k++) {
             if (t[k].done) continue;
@@ -279,6 +280,7 @@ static rp_status phase_facts(const rp_safe_config *cfg, rp_safe_llm *llm, rp_saf
             if (st == RP_OK) st = go(&t[k], F_REVISE, &items[i], &res[i].facts[f]);
         }
     while (st == RP_OK) {
+        if (cfg->should_stop && cfg->should_stop(cfg->stop_ud)) { st = rp_fail(RP_ERR_INTERRUPTED, "SAFE: stopped between rounds"); break; }
         size_t nc = 0, nq = 0;
         for (size_t j = 0; j < nt; j++) {
             if (t[j].state == F_DONE) continue;
