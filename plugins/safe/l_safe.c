@@ -426,13 +426,75 @@ static int l_rate(lua_State *L) {
     return 1;
 }
 
+/* safe.generate(llm|nil, prompts, {cache=, replay=, llm_name=, temperature=0, max_tokens=1024, max_batch=})
+ * -> list of {text, prompt_tokens, completion_tokens, cost, cached} or {error=} per prompt, in order.
+ * Responses to benchmark prompts, through the same cache as SAFE's calls. */
+static int l_generate(lua_State *L) {
+    rp_safe_llm *llm = lua_isnil(L, 1) ? NULL : rp_lua_checkobj(L, 1, CLS_LLM);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_isnoneornil(L, 3)) { lua_settop(L, 2); lua_newtable(L); }
+    luaL_checktype(L, 3, LUA_TTABLE);
+    static const char *const valid[] = {"cache", "replay", "llm_name", "temperature", "max_tokens", "max_batch", NULL};
+    rp_lua_check_keys(L, 3, "safe.generate options", valid);
+    int replay = rp_lua_field_bool(L, 3, "replay", 0);
+    double temp = rp_lua_field_number(L, 3, "temperature", 0);
+    int max_tokens = (int)rp_lua_field_integer(L, 3, "max_tokens", 1024);
+    size_t max_batch = (size_t)rp_lua_field_integer(L, 3, "max_batch", 0);
+    lua_getfield(L, 3, "cache");
+    rp_safe_cache *cache = lua_isnil(L, -1) ? NULL : rp_lua_checkobj(L, -1, CLS_CACHE);
+    lua_pop(L, 1);
+    if (!llm && !(cache && replay)) return luaL_error(L, "safe.generate: needs an LLM (or a cache in replay mode)");
+    size_t n = rp_lua_rawlen(L, 2);
+    rp_safe_call *calls = lua_newuserdata(L, (n ? n : 1) * sizeof *calls);
+    memset(calls, 0, (n ? n : 1) * sizeof *calls);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 2, (int)i + 1);
+        calls[i].prompt = lua_tostring(L, -1);
+        if (!calls[i].prompt) return luaL_error(L, "safe.generate: prompt %d is not a string", (int)i + 1);
+        lua_pop(L, 1);   /* the string stays alive in the prompts table */
+        calls[i].temperature = temp;
+        calls[i].max_tokens = max_tokens;
+        calls[i].st = RP_ERR_INTERRUPTED;
+    }
+    rp_safe_llm cl = {0}, *use = llm;
+    rp_status st = RP_OK;
+    if (cache) {
+        snprintf(cl.name, sizeof cl.name, "%s", rp_lua_field_string(L, 3, "llm_name", llm ? llm->name : "replay"));
+        st = rp_safe_llm_cached(cache, llm, replay, &cl);
+        use = &cl;
+    }
+    size_t step = max_batch ? max_batch : (n ? n : 1);
+    for (size_t i = 0; st == RP_OK && i < n; i += step) {
+        if (rp_lua_interrupted()) { st = rp_fail(RP_ERR_INTERRUPTED, "safe.generate: interrupted"); break; }
+        st = use->complete(use->ctx, calls + i, n - i < step ? n - i : step);
+    }
+    rp_safe_llm_release(&cl);
+    if (st != RP_OK) { rp_safe_calls_free(calls, n); return rp_lua_fail(L, st, "safe.generate"); }
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 5);
+        if (calls[i].st == RP_OK) {
+            lua_pushlstring(L, calls[i].text.data ? calls[i].text.data : "", calls[i].text.len); lua_setfield(L, -2, "text");
+            lua_pushnumber(L, (double)calls[i].prompt_tokens); lua_setfield(L, -2, "prompt_tokens");
+            lua_pushnumber(L, (double)calls[i].completion_tokens); lua_setfield(L, -2, "completion_tokens");
+            lua_pushnumber(L, calls[i].cost); lua_setfield(L, -2, "cost");
+            lua_pushboolean(L, calls[i].cached); lua_setfield(L, -2, "cached");
+        } else {
+            lua_pushstring(L, calls[i].error); lua_setfield(L, -2, "error");
+        }
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    rp_safe_calls_free(calls, n);
+    return 1;
+}
+
 int rp_luaopen_safe(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"f1k", l_f1k}, {"precision", l_precision}, {"summarize", l_summarize}, {"longfact", l_longfact},
         {"benchmark", l_benchmark}, {"factscore", l_factscore}, {"demos", l_demos},
         {"split_sentences", l_split_sentences}, {"parse_facts", l_parse_facts}, {"parse_relevance", l_parse_relevance},
         {"parse_rating", l_parse_rating}, {"cache", l_cache}, {"bm25_build", l_bm25_build}, {"bm25", l_bm25},
-        {"rate", l_rate}, {NULL, NULL}};
+        {"rate", l_rate}, {"generate", l_generate}, {NULL, NULL}};
     rp_lua_newlib(L, fns);
     lua_pushstring(L, rp_safe_postamble);
     lua_setfield(L, -2, "postamble");
