@@ -488,6 +488,54 @@ static int l_generate(lua_State *L) {
     return 1;
 }
 
+#if RP_SAFE_HAVE_HTTP
+static const char *const openai_keys[] = {"base_url", "model", "api_key_env", "price_in", "price_out", "max_concurrent",
+                                          "rpm", "tpm", "max_retries", "timeout", "backoff", NULL};
+
+/* safe.openai{base_url=, model=, api_key_env=, price_in=, price_out=, max_concurrent=, rpm=, tpm=, max_retries=,
+ * timeout=, backoff=} -> llm: any OpenAI-compatible chat-completions endpoint. */
+static int l_openai(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    rp_lua_check_keys(L, 1, "safe.openai", openai_keys);
+    rp_safe_openai_config c = {
+        .base_url = rp_lua_field_string(L, 1, "base_url", NULL), .model = rp_lua_field_string(L, 1, "model", NULL),
+        .api_key_env = rp_lua_field_string(L, 1, "api_key_env", NULL),
+        .price_in_per_m = rp_lua_field_number(L, 1, "price_in", 0), .price_out_per_m = rp_lua_field_number(L, 1, "price_out", 0),
+        .max_concurrent = (int)rp_lua_field_integer(L, 1, "max_concurrent", 4),
+        .requests_per_min = rp_lua_field_number(L, 1, "rpm", 0), .tokens_per_min = rp_lua_field_number(L, 1, "tpm", 0),
+        .max_retries = (int)rp_lua_field_integer(L, 1, "max_retries", 5), .timeout_s = rp_lua_field_number(L, 1, "timeout", 120),
+        .backoff_base_s = rp_lua_field_number(L, 1, "backoff", 0.5)};
+    rp_safe_llm *l = calloc(1, sizeof *l);
+    if (!l) return luaL_error(L, "out of memory");
+    rp_status st = rp_safe_openai_new(&c, l);
+    if (st != RP_OK) { free(l); return rp_lua_fail(L, st, "safe.openai"); }
+    rp_safe_lua_push_llm(L, l);
+    return 1;
+}
+
+static const char *const serper_keys[] = {"url", "api_key_env", "price", "max_concurrent", "rpm", "max_retries", "timeout",
+                                          "backoff", NULL};
+
+/* safe.serper{url=, api_key_env=, price=, max_concurrent=, rpm=, max_retries=, timeout=, backoff=} -> search */
+static int l_serper(lua_State *L) {
+    if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    rp_lua_check_keys(L, 1, "safe.serper", serper_keys);
+    rp_safe_serper_config c = {
+        .url = rp_lua_field_string(L, 1, "url", NULL), .api_key_env = rp_lua_field_string(L, 1, "api_key_env", NULL),
+        .price_per_query = rp_lua_field_number(L, 1, "price", 0.001),
+        .max_concurrent = (int)rp_lua_field_integer(L, 1, "max_concurrent", 4),
+        .requests_per_min = rp_lua_field_number(L, 1, "rpm", 0), .max_retries = (int)rp_lua_field_integer(L, 1, "max_retries", 5),
+        .timeout_s = rp_lua_field_number(L, 1, "timeout", 60), .backoff_base_s = rp_lua_field_number(L, 1, "backoff", 0.5)};
+    rp_safe_search *s = calloc(1, sizeof *s);
+    if (!s) return luaL_error(L, "out of memory");
+    rp_status st = rp_safe_serper_new(&c, s);
+    if (st != RP_OK) { free(s); return rp_lua_fail(L, st, "safe.serper"); }
+    push_search(L, s);
+    return 1;
+}
+#endif
+
 int rp_luaopen_safe(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"f1k", l_f1k}, {"precision", l_precision}, {"summarize", l_summarize}, {"longfact", l_longfact},
@@ -496,6 +544,12 @@ int rp_luaopen_safe(lua_State *L) {
         {"parse_rating", l_parse_rating}, {"cache", l_cache}, {"bm25_build", l_bm25_build}, {"bm25", l_bm25},
         {"rate", l_rate}, {"generate", l_generate}, {NULL, NULL}};
     rp_lua_newlib(L, fns);
+#if RP_SAFE_HAVE_HTTP
+    lua_pushcfunction(L, l_openai);
+    lua_setfield(L, -2, "openai");
+    lua_pushcfunction(L, l_serper);
+    lua_setfield(L, -2, "serper");
+#endif
     lua_pushstring(L, rp_safe_postamble);
     lua_setfield(L, -2, "postamble");
     return 1;
