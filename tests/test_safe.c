@@ -1,9 +1,13 @@
 /* test_safe.c: SAFE's pure parts against independent answers: F1@K against the paper's worked cases
  * (App. D.2-D.3) and closed forms; sentence splitting and every step's output parser on messy text;
  * LongFact and FActScore loaders against the counts stated by the paper and the data MANIFEST. */
+#define _GNU_SOURCE
 #include "tests/check.h"
 #include "plugins/safe/safe_text.h"
 #include "plugins/safe/safe_data.h"
+#include "plugins/safe/safe.h"
+#include <unistd.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +311,341 @@ static void test_demos(void) {
     rp_safe_demos_free(&d);
 }
 
+/* ---- the pipeline over scripted backends ----
+ * The fake rater answers from the prompt's own text, so every expected count below follows from the input:
+ * split: one fact per clause joined by " and "; a sentence containing "messy" is answered without bullets on
+ * the first two attempts. revise: the statement in a code block (never, for "vague"). relevance: [Not Foo] for
+ * "banana", no label at all for "confuse" (→ treated relevant), else [Foo]. query: a code block. rate:
+ * [Supported] when the knowledge holds "Paris", [Not Supported] otherwise, garbage for "garble". */
+typedef struct fake { long calls, fail_after; int fail_first_n; } fake;
+
+static const char *after(const char *p, const char *tag, char *out, size_t n) {
+    const char *s = strstr(p, tag);
+    if (!s) { out[0] = 0; return out; }
+    s += strlen(tag);
+    size_t i = 0;
+    while (s[i] && s[i] != '\n' && i + 1 < n) { out[i] = s[i]; i++; }
+    out[i] = 0;
+    return out;
+}
+
+static const char *last_line_after(const char *p, const char *tag, char *out, size_t n) {
+    const char *s = NULL, *x = p;
+    while ((x = strstr(x, tag))) { s = x; x += strlen(tag); }
+    if (!s) { out[0] = 0; return out; }
+    return after(s, tag, out, n);
+}
+
+static rp_status fake_complete(void *ctx, rp_safe_call *calls, size_t n) {
+    fake *f = ctx;
+    for (size_t i = 0; i < n; i++) {
+        rp_safe_call *c = &calls[i];
+        if (f->fail_after >= 0 && f->calls >= f->fail_after) return rp_fail(RP_ERR_INTERRUPTED, "fake: interrupted");
+        f->calls++;
+        if (f->fail_first_n > 0) { f->fail_first_n--; c->st = RP_ERR_NET; snprintf(c->error, sizeof c->error, "HTTP 500"); continue; }
+        char st[512], kn[2048];
+        rp_buf_clear(&c->text);
+        const char *p = c->prompt;
+        c->prompt_tokens = (long)strlen(p) / 4;
+        if (strstr(p, "atomic facts")) {
+            last_line_after(p, "atomic facts: ", st, sizeof st);
+            if (strstr(st, "messy") && c->attempt < 2) { rp_buf_puts(&c->text, "I cannot list these."); }
+            else {
+                char *save = NULL, tmp[512];
+                snprintf(tmp, sizeof tmp, "%s", st);
+                rp_buf_puts(&c->text, "Sure:\n");
+                for (char *tok = strtok_r(tmp, "&", &save); tok; tok = strtok_r(NULL, "&", &save))
+                    rp_buf_printf(&c->text, "- %s\n", tok[0] == ' ' ? tok + 1 : tok);
+            }
+        } else if (strstr(p, "Rewrite the STATEMENT")) {
+            last_line_after(p, "STATEMENT: ", st, sizeof st);
+            if (strstr(st, "vague")) rp_buf_puts(&c->text, "no block here");
+            else rp_buf_printf(&c->text, "Reasoning.\n```\n%s\n```", st);
+        } else if (strstr(p, "\"Foo\"")) {
+            last_line_after(p, "STATEMENT: ", st, sizeof st);
+            if (strcasestr(st, "banana")) rp_buf_puts(&c->text, "Unrelated. [Not Foo]");
+            else if (strstr(st, "confuse")) rp_buf_puts(&c->text, "I am not sure.");
+            else rp_buf_puts(&c->text, "Related. [Foo]");
+        } else if (strstr(p, "ONE Google search query")) {
+            after(p, "STATEMENT:\n", st, sizeof st);
+            rp_buf_printf(&c->text, "```\n%s q%ld\n```", st, f->calls % 3);
+        } else if (strstr(p, "[Supported] or")) {
+            after(p, "STATEMENT:\n", st, sizeof st);
+            const char *k = strstr(p, "KNOWLEDGE:\n");
+            snprintf(kn, sizeof kn, "%s", k ? k : "");
+            char *e = strstr(kn, "STATEMENT:");
+            if (e) *e = 0;
+            if (strstr(st, "garble")) rp_buf_puts(&c->text, "[Maybe]");
+            else rp_buf_puts(&c->text, strstr(kn, "Paris") ? "So [Supported]" : "So [Not Supported]");
+        } else rp_buf_puts(&c->text, "??");
+        c->completion_tokens = (long)c->text.len / 4;
+        c->cost = 1e-6 * (double)(c->prompt_tokens + 2 * c->completion_tokens);
+        c->st = RP_OK;
+    }
+    return RP_OK;
+}
+
+static rp_status fake_search(void *ctx, rp_safe_query *qs, size_t n) {
+    long *count = ctx;
+    for (size_t i = 0; i < n; i++) {
+        (*count)++;
+        rp_buf_clear(&qs[i].text);
+        rp_buf_printf(&qs[i].text, "result about %s", strstr(qs[i].q, "Paris") ? "Paris, France" : "something else");
+        qs[i].cost = 0.001;
+        qs[i].st = RP_OK;
+    }
+    return RP_OK;
+}
+
+static void setup_fakes(fake *f, long *nsearch, rp_safe_llm *llm, rp_safe_search *srch) {
+    memset(llm, 0, sizeof *llm);
+    memset(srch, 0, sizeof *srch);
+    llm->ctx = f; llm->complete = fake_complete;
+    snprintf(llm->name, sizeof llm->name, "fake:rater");
+    srch->ctx = nsearch; srch->search = fake_search;
+    snprintf(srch->name, sizeof srch->name, "fake:search");
+}
+
+static void free_results(rp_safe_result *r, size_t n) { for (size_t i = 0; i < n; i++) rp_safe_result_free(&r[i]); }
+
+static void test_pipeline(void) {
+    const rp_safe_demo demo_facts[] = {{"Paris is a city.", (const char *const[]){"Paris is a city."}, 1}};
+    rp_safe_demos demos = {(rp_safe_demo *)demo_facts, 1};
+    rp_safe_item items[2] = {
+        {"Tell me about Paris.",
+         "Sure, here it is. Paris is in France & Paris has a tower. Bananas are yellow & a banana is sweet. "
+         "The messy part is in Paris. The vague claim is false. Lyon is garble.", NULL, 0},
+        {"Tell me about Lyon.", "Lyon is in France. Lyon is in France. Why confuse Lyon?", NULL, 0},
+    };
+    fake f = {0, -1, 0};
+    long ns = 0;
+    rp_safe_llm llm;
+    rp_safe_search srch;
+    setup_fakes(&f, &ns, &llm, &srch);
+    rp_safe_config cfg = rp_safe_config_default();
+    cfg.max_batch = 3;
+    rp_safe_result r[2];
+    memset(r, 0, sizeof r);
+    CHECK_MSG(rp_safe_rate(&cfg, &llm, &srch, &demos, items, 2, r) == RP_OK, "%s", rp_errmsg());
+    /* response 0: sentences after "Sure...": 5. facts: Paris is in France (S), Paris has a tower (S: query
+     * mentions Paris), Bananas are yellow (I), a banana is sweet (I), The messy part is in Paris (S, after 2
+     * split retries), The vague claim is false (revise fallback, NS), Lyon is garble (unparsed) */
+    CHECK(r[0].sentences.n == 5);
+    CHECK(r[0].n_facts == 7);
+    CHECK(r[0].counts.s == 3 && r[0].counts.ns == 1 && r[0].counts.ir == 2);
+    CHECK(r[0].n_unparsed == 1 && r[0].n_failed == 0);
+    /* retries: 2 (messy split) + 10 (vague revise) + 10 (garble rating) */
+    CHECK_MSG(r[0].retries == 22, "%ld retries", r[0].retries);
+    int vague_ok = 0, garble_ok = 0;
+    for (size_t i = 0; i < r[0].n_facts; i++) {
+        rp_safe_fact *x = &r[0].facts[i];
+        if (strstr(x->atomic, "vague")) vague_ok = !x->revise_parsed && strcmp(x->revised, x->atomic) == 0;
+        if (strstr(x->atomic, "garble")) garble_ok = x->label == RP_SAFE_UNPARSED && x->raw && strcmp(x->raw, "[Maybe]") == 0;
+        if (x->label == RP_SAFE_SUPPORTED || x->label == RP_SAFE_NOT_SUPPORTED)
+            CHECK(x->queries.n == 5 && x->results.n == 5 && x->searches == 5);
+        if (x->label == RP_SAFE_IRRELEVANT) CHECK(x->queries.n == 0);
+    }
+    CHECK(vague_ok && garble_ok);
+    /* response 1: the repeated sentence is split once; "Why confuse Lyon?" never gets a relevance label → relevant */
+    CHECK(r[1].sentences.n == 3 && r[1].n_facts == 2);
+    CHECK(r[1].counts.s == 0 && r[1].counts.ns == 2 && r[1].counts.ir == 0);
+    CHECK(r[1].n_facts == 2 && !r[1].facts[1].relevance_parsed && r[1].facts[1].retries == 10);
+    /* calls: per distinct sentence 1 split (+retries); per fact revise + relevance; per relevant fact 5 queries,
+     * 5 searches, 1 rating, plus parse retries */
+    long want_calls0 = (5 + 2) + 7 * 2 + 10 /* vague */ + 5 * 6 + 10 /* garble */;
+    CHECK_MSG(r[0].llm_calls == want_calls0, "%ld vs %ld", r[0].llm_calls, want_calls0);
+    CHECK(r[0].searches == 25 && r[1].searches == 10);
+    CHECK(ns == 35);
+    CHECK(f.calls == r[0].llm_calls + r[1].llm_calls);
+    rp_buf js = {0};
+    CHECK(rp_safe_result_json(&r[0], &items[0], &js) == RP_OK);
+    CHECK(strstr(js.data, "\"supported\":3,\"not_supported\":1,\"irrelevant\":2,\"unparsed\":1") != NULL);
+    CHECK(strstr(js.data, "\"raw\":\"[Maybe]\"") != NULL);
+    rp_buf_free(&js);
+    free_results(r, 2);
+
+    /* transport failures: the first 2 calls fail (HTTP 500) and are retried; 5 failures in a row on one
+     * fact mark it failed with the error, never dropped */
+    fake f2 = {0, -1, 2};
+    long ns2 = 0;
+    setup_fakes(&f2, &ns2, &llm, &srch);
+    memset(r, 0, sizeof r);
+    CHECK(rp_safe_rate(&cfg, &llm, &srch, &demos, &items[1], 1, r) == RP_OK);
+    CHECK(r[0].counts.ns == 2 && r[0].n_failed == 0);
+    free_results(r, 1);
+    const char *given[] = {"Paris is in France."};
+    rp_safe_item gi = {"Q", "R", given, 1};
+    fake f3 = {0, -1, 4};
+    setup_fakes(&f3, &ns2, &llm, &srch);
+    memset(r, 0, sizeof r);
+    CHECK(rp_safe_rate(&cfg, &llm, &srch, NULL, &gi, 1, r) == RP_OK);
+    CHECK(r[0].n_failed == 1 && r[0].facts[0].failed && r[0].facts[0].error && strstr(r[0].facts[0].error, "HTTP 500"));
+    free_results(r, 1);
+}
+
+static void test_cache_replay_resume(void) {
+    char dir[] = "/tmp/test_safe_XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0); return; }
+    char path[256], exp[256], path2[256];
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    snprintf(exp, sizeof exp, "%s/export.db", dir);
+    snprintf(path2, sizeof path2, "%s/other.db", dir);
+    rp_safe_item items[1] = {{"Tell me about Paris.", "Paris is in France & Paris has a tower. Bananas are yellow.", NULL, 0}};
+    rp_safe_config cfg = rp_safe_config_default();
+    /* a cold run interrupted after 9 LLM calls */
+    fake f = {0, 9, 0};
+    long ns = 0;
+    rp_safe_llm inner, llm;
+    rp_safe_search sinner, srch;
+    setup_fakes(&f, &ns, &inner, &sinner);
+    rp_safe_cache *c = NULL;
+    CHECK(rp_safe_cache_open(path, &c) == RP_OK);
+    CHECK(rp_safe_llm_cached(c, &inner, 0, &llm) == RP_OK && rp_safe_search_cached(c, &sinner, 0, &srch) == RP_OK);
+    rp_safe_result r[1];
+    memset(r, 0, sizeof r);
+    CHECK(rp_safe_rate(&cfg, &llm, &srch, NULL, items, 1, r) == RP_ERR_INTERRUPTED);
+    free_results(r, 1);
+    rp_safe_cache_stats s1 = rp_safe_cache_get_stats(c);
+    CHECK(s1.net_llm_calls >= 9);
+    long done_before = f.calls;
+    CHECK(done_before == 9);
+    rp_safe_llm_release(&llm);
+    rp_safe_search_release(&srch);
+    rp_safe_cache_close(c);
+    /* resume: finished calls come from the cache; only the rest reach the backend */
+    fake g = {0, -1, 0};
+    long ns2 = 0;
+    setup_fakes(&g, &ns2, &inner, &sinner);
+    CHECK(rp_safe_cache_open(path, &c) == RP_OK);
+    CHECK(rp_safe_llm_cached(c, &inner, 0, &llm) == RP_OK && rp_safe_search_cached(c, &sinner, 0, &srch) == RP_OK);
+    memset(r, 0, sizeof r);
+    CHECK_MSG(rp_safe_rate(&cfg, &llm, &srch, NULL, items, 1, r) == RP_OK, "%s", rp_errmsg());
+    long total_calls = r[0].llm_calls;
+    CHECK(r[0].counts.s == 2 && r[0].counts.ir == 1);
+    CHECK_MSG(g.calls == total_calls - done_before, "%ld net calls after resume, %ld total, %ld before", g.calls, total_calls, done_before);
+    CHECK(rp_safe_cache_get_stats(c).llm_hits == (uint64_t)done_before);
+    double cost_cold = r[0].cost;
+    /* distinct searches (the fake query writer repeats itself within a fact; repeats share one cache entry) */
+    long distinct_q = 0;
+    for (size_t i = 0; i < r[0].n_facts; i++)
+        for (size_t j = 0; j < r[0].facts[i].queries.n; j++) {
+            int seen = 0;
+            for (size_t i2 = 0; i2 <= i && !seen; i2++)
+                for (size_t j2 = 0; j2 < (i2 == i ? j : r[0].facts[i2].queries.n); j2++)
+                    if (strcmp(r[0].facts[i2].queries.items[j2], r[0].facts[i].queries.items[j]) == 0) { seen = 1; break; }
+            distinct_q += !seen;
+        }
+    CHECK(r[0].searches == 10 && distinct_q >= 2 && distinct_q <= 10);
+    free_results(r, 1);
+    CHECK(rp_safe_cache_export(c, exp) == RP_OK);
+    int64_t entries = rp_safe_cache_count(c);
+    CHECK_MSG(entries == total_calls + distinct_q, "%lld entries, %ld calls, %ld distinct queries", (long long)entries, total_calls, distinct_q);
+    rp_safe_llm_release(&llm);
+    rp_safe_search_release(&srch);
+    rp_safe_cache_close(c);
+    /* replay from an imported copy: zero backend calls, the same counts and cost */
+    rp_safe_cache *c2 = NULL;
+    CHECK(rp_safe_cache_open(path2, &c2) == RP_OK);
+    int64_t added = 0;
+    CHECK(rp_safe_cache_import(c2, exp, &added) == RP_OK && added == entries);
+    CHECK(rp_safe_cache_import(c2, exp, &added) == RP_OK && added == 0);
+    memset(&llm, 0, sizeof llm);
+    memset(&srch, 0, sizeof srch);
+    snprintf(llm.name, sizeof llm.name, "fake:rater");
+    snprintf(srch.name, sizeof srch.name, "fake:search");
+    CHECK(rp_safe_llm_cached(c2, NULL, 1, &llm) == RP_OK && rp_safe_search_cached(c2, NULL, 1, &srch) == RP_OK);
+    memset(r, 0, sizeof r);
+    CHECK_MSG(rp_safe_rate(&cfg, &llm, &srch, NULL, items, 1, r) == RP_OK, "%s", rp_errmsg());
+    rp_safe_cache_stats s3 = rp_safe_cache_get_stats(c2);
+    CHECK(s3.net_llm_calls == 0 && s3.net_search_calls == 0 && s3.llm_misses == 0);
+    CHECK(r[0].counts.s == 2 && r[0].counts.ir == 1 && r[0].cached_calls == r[0].llm_calls);
+    CHECK_NEAR(r[0].cost, cost_cold, 1e-12);
+    free_results(r, 1);
+    /* a replay miss is an error naming the request, not a silent empty answer */
+    rp_safe_item other = {"Q?", "Rome is in Italy.", NULL, 0};
+    memset(r, 0, sizeof r);
+    CHECK(rp_safe_rate(&cfg, &llm, &srch, NULL, &other, 1, r) == RP_ERR_NOTFOUND && strstr(rp_errmsg(), "replay"));
+    free_results(r, 1);
+    rp_safe_llm_release(&llm);
+    rp_safe_search_release(&srch);
+    rp_safe_cache_close(c2);
+    /* keys: any change in model, attempt, temperature or prompt changes the key */
+    rp_safe_call a = {.prompt = "p", .temperature = 0.1, .max_tokens = 512, .attempt = 0}, b = a;
+    char ka[65], kb[65];
+    rp_safe_llm_key("m1", &a, ka);
+    rp_safe_llm_key("m1", &b, kb); CHECK(strcmp(ka, kb) == 0);
+    b.attempt = 1; rp_safe_llm_key("m1", &b, kb); CHECK(strcmp(ka, kb) != 0);
+    b = a; b.temperature = 0; rp_safe_llm_key("m1", &b, kb); CHECK(strcmp(ka, kb) != 0);
+    rp_safe_llm_key("m2", &a, kb); CHECK(strcmp(ka, kb) != 0);
+    unlink(path); unlink(exp); unlink(path2);
+    char wal[300];
+    snprintf(wal, sizeof wal, "%s-wal", path); unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", path); unlink(wal);
+    snprintf(wal, sizeof wal, "%s-wal", path2); unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", path2); unlink(wal);
+    rmdir(dir);
+}
+
+static void test_serper_parse(void) {
+    rp_buf o = {0};
+    const char *a = "{\"answerBox\":{\"answer\":\"April 11, 1970\",\"snippet\":\"ignored\"},\"organic\":[{\"snippet\":\"x\"}]}";
+    CHECK(rp_safe_serper_parse(a, strlen(a), 3, &o) == RP_OK && strcmp(o.data, "April 11, 1970") == 0);
+    const char *b = "{\"answerBox\":{\"snippet\":\"line one\\nline two\"}}";
+    CHECK(rp_safe_serper_parse(b, strlen(b), 3, &o) == RP_OK && strcmp(o.data, "line one line two") == 0);
+    const char *c = "{\"answerBox\":{\"snippetHighlighted\":[\"Jim Lovell\",\"Fred Haise\"]}}";
+    CHECK(rp_safe_serper_parse(c, strlen(c), 3, &o) == RP_OK && strcmp(o.data, "Jim Lovell Fred Haise") == 0);
+    const char *d = "{\"knowledgeGraph\":{\"title\":\"Apollo 13\",\"type\":\"Space mission\",\"description\":\"The seventh crewed "
+                    "mission.\",\"attributes\":{\"Launch date\":\"April 11, 1970\",\"Crew size\":3}},"
+                    "\"organic\":[{\"snippet\":\"S1.\",\"attributes\":{\"Missing\":\"Yes\"}},{\"snippet\":\"S2.\"},{\"snippet\":\"S3.\"},{\"snippet\":\"S4.\"}]}";
+    CHECK(rp_safe_serper_parse(d, strlen(d), 3, &o) == RP_OK);
+    CHECK_MSG(strcmp(o.data, "Apollo 13: Space mission. The seventh crewed mission. Apollo 13 Launch date: April 11, 1970. "
+                             "Apollo 13 Crew size: 3. S1. Missing: Yes. S2. S3.") == 0, "%s", o.data);
+    CHECK(rp_safe_serper_parse("{}", 2, 3, &o) == RP_OK && strcmp(o.data, rp_safe_no_result) == 0);
+    CHECK(rp_safe_serper_parse("<html>502 Bad Gateway</html>", 28, 3, &o) == RP_ERR_FORMAT);
+    CHECK(rp_safe_serper_parse("{\"organic\":[{\"snip", 18, 3, &o) == RP_ERR_FORMAT);
+    CHECK(rp_safe_serper_parse("[1,2]", 5, 3, &o) == RP_ERR_FORMAT);
+    rp_buf_free(&o);
+}
+
+static void write_text(const char *path, const char *s) {
+    FILE *f = fopen(path, "wb");
+    if (f) { fputs(s, f); fclose(f); }
+}
+
+static void test_bm25(void) {
+    char dir[] = "/tmp/test_safe_bm25_XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0); return; }
+    char p[512], idx[512], sub[512];
+    snprintf(p, sizeof p, "%s/Apollo_13.txt", dir);
+    write_text(p, "Apollo 13 was launched on April 11, 1970 from Kennedy Space Center.\n\nAn oxygen tank exploded two days later.\n");
+    snprintf(sub, sizeof sub, "%s/more", dir);
+    mkdir(sub, 0777);
+    snprintf(p, sizeof p, "%s/more/Eiffel_Tower.md", dir);
+    write_text(p, "The Eiffel Tower is in Paris. It was completed in 1889.");
+    snprintf(p, sizeof p, "%s/more/ignored.bin", dir);
+    write_text(p, "Apollo Apollo Apollo");
+    snprintf(idx, sizeof idx, "%s/index.db", dir);
+    int64_t n = 0;
+    CHECK_MSG(rp_safe_bm25_build(idx, dir, &n) == RP_OK, "%s", rp_errmsg());
+    CHECK(n == 3);
+    rp_safe_search s;
+    CHECK_MSG(rp_safe_bm25_new(idx, &s) == RP_OK, "%s", rp_errmsg());
+    CHECK(strncmp(s.name, "bm25:", 5) == 0);
+    rp_safe_query q[3] = {{.q = "When did the Eiffel Tower open?", .k = 1}, {.q = "oxygen tank \"exploded\" AND (NEAR", .k = 3},
+                          {.q = "zzzz qqqq", .k = 3}};
+    CHECK(s.search(s.ctx, q, 3) == RP_OK);
+    CHECK(q[0].st == RP_OK && strcmp(q[0].text.data, "Eiffel Tower: The Eiffel Tower is in Paris. It was completed in 1889.") == 0);
+    CHECK(q[1].st == RP_OK && strncmp(q[1].text.data, "Apollo 13: An oxygen tank exploded", 34) == 0);
+    CHECK(q[2].st == RP_OK && strcmp(q[2].text.data, rp_safe_no_result) == 0);
+    rp_safe_queries_free(q, 3);
+    rp_safe_search_release(&s);
+    CHECK(rp_safe_bm25_new("/nonexistent/index.db", &s) != RP_OK);
+    CHECK(rp_safe_bm25_build(idx, "/nonexistent", &n) != RP_OK);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     test_f1k_known_answers();
     test_f1k_average();
@@ -318,5 +657,9 @@ int main(void) {
     test_longfact();
     test_factscore();
     test_demos();
+    test_serper_parse();
+    test_bm25();
+    test_pipeline();
+    test_cache_replay_resume();
     return checks_done("test_safe");
 }
