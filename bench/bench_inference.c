@@ -25,7 +25,8 @@ static double median(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp_d); 
 
 /* ---- machine limits ---- */
 typedef struct fma_ctx { long iters; double flops[64]; } fma_ctx;
-static void fma_task(void *arg, int ith, int nth) {
+static void fma_task(void *arg, int ith, int nth, int thread) {
+    (void)thread;
     fma_ctx *c = arg;
     __m512 a[12];
     for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps(1.0f + i * 1e-3f);
@@ -49,7 +50,8 @@ static double fma_peak(rp_pool *p, int nth) {
     return best;
 }
 typedef struct bw_ctx { const float *x; size_t n; double sum[64]; } bw_ctx;
-static void bw_task(void *arg, int ith, int nth) {
+static void bw_task(void *arg, int ith, int nth, int thread) {
+    (void)thread;
     bw_ctx *c = arg;
     size_t per = c->n / (size_t)nth / 64 * 64, i0 = per * (size_t)ith, i1 = ith == nth - 1 ? c->n : i0 + per;
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();

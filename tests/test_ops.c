@@ -419,12 +419,13 @@ static void test_routing_and_scan(rp_backend *cpu, rp_backend *ref) {
     }
 }
 
-typedef struct sum_ctx { const float *x; int64_t n; double part[8]; } sum_ctx;
-static void sum_task(void *ctx, int ith, int nth) {
+typedef struct sum_ctx { const float *x; int64_t n; double part[64]; int seen[64]; } sum_ctx;
+static void sum_task(void *ctx, int task, int n_tasks, int thread) {
     sum_ctx *s = ctx;
     double acc = 0;
-    for (int64_t i = ith; i < s->n; i += nth) acc += s->x[i];
-    s->part[ith] = acc;
+    for (int64_t i = task; i < s->n; i += n_tasks) acc += s->x[i];
+    s->part[task] = acc;
+    if (thread >= 0 && thread < 3) s->seen[task] = thread + 1;
 }
 
 static void test_pool(void) {
@@ -434,12 +435,16 @@ static void test_pool(void) {
     float *x = randv(10001, 1.0f);
     double want = 0;
     for (int i = 0; i < 10001; i++) want += x[i];
+    int bad = 0;
     for (int rep = 0; rep < 2000; rep++) {
-        sum_ctx s = { x, 10001, { 0 } };
-        rp_pool_run(p, sum_task, &s, 3);
-        double got = s.part[0] + s.part[1] + s.part[2];
+        int nt = 1 + rep % 40;                 /* more tasks than threads: claimed dynamically */
+        sum_ctx s = { x, 10001, { 0 }, { 0 } };
+        rp_pool_run(p, sum_task, &s, nt);
+        double got = 0;
+        for (int t = 0; t < nt; t++) { got += s.part[t]; if (!s.seen[t]) bad++; }
         if (fabs(got - want) > 1e-9) { CHECK_NEAR(got, want, 1e-9); break; }
     }
+    CHECK(bad == 0);
     rp_pool_free(p);
     free(x);
     CHECK(rp_cpu_count() >= 1);

@@ -44,10 +44,12 @@ static void *scratch_get(scratch *s, size_t n) {
 
 static cpu_impl *impl_of(rp_backend *be) { return be->impl; }
 
-/* How many threads a job of `work` multiply-adds deserves (small jobs stay on the caller). */
-static int threads_for(rp_backend *be, double work, int64_t parts) {
+/* How many tasks a job of `work` multiply-adds that splits into at most `parts` pieces deserves: one
+ * (on the caller) when small, else a few per thread so that a descheduled thread's share is taken over. */
+static int tasks_for(rp_backend *be, double work, int64_t parts, int per_thread) {
     int n = rp_pool_size(be->pool);
-    if (work < 40000) n = 1;
+    if (work < 40000 || n == 1) return 1;
+    n *= per_thread;
     if (n > parts) n = (int)parts;
     return n < 1 ? 1 : n;
 }
@@ -74,7 +76,7 @@ static void rows_of(int64_t N, int ith, int nth, int64_t align, int64_t *n0, int
     *n1 = per * (ith + 1) < N ? per * (ith + 1) : N;
 }
 
-static void mm_small_task(void *ctx, int ith, int nth) {
+static void mm_small_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
     int64_t n0, n1;
     rows_of(j->N, ith, nth, 4, &n0, &n1);
@@ -90,7 +92,7 @@ static void mm_small_task(void *ctx, int ith, int nth) {
             for (int64_t m = 0; m < j->M; m++)
                 j->y[m * j->N + n] = rp_vdot(j->x + m * j->K, (const float *)(w + (size_t)n * j->ldw), j->K);
     } else {
-        float *row = scratch_get(&impl_of(j->be)->tmp[ith], (size_t)j->K * sizeof(float));
+        float *row = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)j->K * sizeof(float));
         if (!row) { j->failed = 1; return; }
         for (int64_t n = n0; n < n1; n++) {
             rp_dequantize_row_fast(j->wt, w + (size_t)n * j->ldw, row, j->K);
@@ -99,7 +101,7 @@ static void mm_small_task(void *ctx, int ith, int nth) {
     }
 }
 
-static void mm_big_task(void *ctx, int ith, int nth) {
+static void mm_big_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
     int64_t n0, n1;
     rows_of(j->N, ith, nth, 16, &n0, &n1);
@@ -113,7 +115,7 @@ static void mm_big_task(void *ctx, int ith, int nth) {
     int64_t tile = (int64_t)(TILE_BYTES / ((size_t)j->K * sizeof(float)));
     if (tile < 16) tile = 16;
     if (tile > n1 - n0) tile = n1 - n0;
-    float *buf = scratch_get(&impl_of(j->be)->tmp[ith], (size_t)tile * (size_t)j->K * sizeof(float));
+    float *buf = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)tile * (size_t)j->K * sizeof(float));
     if (!buf) { j->failed = 1; return; }
     for (int64_t r = n0; r < n1; r += tile) {
         int64_t nr = n1 - r < tile ? n1 - r : tile;
@@ -155,9 +157,9 @@ static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M,
             }
             j.aq = rows;
         }
-        rp_pool_run(be->pool, mm_small_task, &j, threads_for(be, (double)M * N * K, N / 4 + 1));
+        rp_pool_run(be->pool, mm_small_task, &j, tasks_for(be, (double)M * N * K, N / 32 + 1, 4));
     } else {
-        rp_pool_run(be->pool, mm_big_task, &j, threads_for(be, (double)M * N * K, N / 16 + 1));
+        rp_pool_run(be->pool, mm_big_task, &j, tasks_for(be, (double)M * N * K, N / 64 + 1, 2));
     }
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for scratch (%lld x %lld)", (long long)N, (long long)K);
     return RP_OK;
@@ -279,12 +281,12 @@ typedef struct att_job {
     int failed;
 } att_job;
 
-static void att_task(void *ctx, int ith, int nth) {
+static void att_task(void *ctx, int ith, int nth, int thread) {
     att_job *j = ctx;
     int group = j->H / j->Hkv;
     int64_t ntask = (int64_t)j->H * j->nqb;
     int64_t qb_rows = j->T < ATT_QB ? j->T : ATT_QB;
-    float *S = scratch_get(&impl_of(j->be)->tmp[ith], (size_t)qb_rows * (size_t)(j->pos0 + j->T) * sizeof(float));
+    float *S = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)qb_rows * (size_t)(j->pos0 + j->T) * sizeof(float));
     if (!S) { j->failed = 1; return; }
     int64_t ldq = (int64_t)j->H * j->D;
     for (int64_t task = ith; task < ntask; task += nth) {
@@ -324,7 +326,9 @@ static rp_status cpu_attention(rp_backend *be, float *out, const float *q, const
     if (pos0 + T > INT32_MAX || kv_stride > INT32_MAX) return rp_fail(RP_ERR_RANGE, "attention: sizes over 2^31");
     att_job j = { be, out, q, k, v, T, pos0, kv_stride, H, Hkv, D, (int)((T + ATT_QB - 1) / ATT_QB), scale, 0 };
     double work = (double)H * T * (pos0 + T) * D;
-    rp_pool_run(be->pool, att_task, &j, threads_for(be, work, (int64_t)H * j.nqb));
+    /* one task per (head, query block) when worth it; otherwise everything on the caller */
+    int64_t parts = (int64_t)H * j.nqb;
+    rp_pool_run(be->pool, att_task, &j, work < 40000 || rp_pool_size(be->pool) == 1 ? 1 : (int)(parts < (1 << 20) ? parts : (1 << 20)));
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention: out of memory for scores");
     return RP_OK;
 }
@@ -338,7 +342,8 @@ typedef struct scan_job {
     float *h;
 } scan_job;
 
-static void scan_task(void *ctx, int ith, int nth) {
+static void scan_task(void *ctx, int ith, int nth, int thread) {
+    (void)thread;
     scan_job *j = ctx;
     int64_t d0, d1;
     rows_of(j->D, ith, nth, 1, &d0, &d1);
@@ -374,7 +379,7 @@ static rp_status cpu_selective_scan(rp_backend *be, float *y, const float *u, co
                                     const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N,
                                     float *h) {
     scan_job j = { y, u, dt, A, B, Cm, Dp, T, D, N, h };
-    rp_pool_run(be->pool, scan_task, &j, threads_for(be, (double)T * D * N * 8, D));
+    rp_pool_run(be->pool, scan_task, &j, tasks_for(be, (double)T * D * N * 8, D / 16 + 1, 4));
     return RP_OK;
 }
 
