@@ -49,6 +49,7 @@ export OPENBLAS_CORETYPE ?= Haswell
 export REPRO_BIN := $(abspath $(REPRO))
 
 .PHONY: all test bench demo deps clean fuzz valgrind
+.SECONDARY:
 all: $(REPRO) $(TEST_BIN) $(FUZZ_REPLAY)
 
 $(BUILD)/obj/%.o: %.c
