@@ -24,8 +24,7 @@ WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 DEPS_PC := $(LUA_PC) sqlite3 libcurl openblas zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
-CFLAGS += -std=gnu11 $(OPT) $(ARCH) -g -fno-math-errno $(WARN) -pthread -Iharness -I. $(PKG_CFLAGS) $(LUA_DEF) \
-	-DRP_GIT_DESCRIBE='"$(shell git describe --always --dirty 2>/dev/null || echo unknown)"'
+CFLAGS += -std=gnu11 $(OPT) $(ARCH) -g -fno-math-errno $(WARN) -pthread -Iharness -I. $(PKG_CFLAGS) $(LUA_DEF)
 LDLIBS += $(PKG_LIBS) -lm -ldl -pthread
 
 LIB_SRC := $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c plugins/*/*.c))
@@ -56,7 +55,16 @@ $(BUILD)/generated/commands.inc: $(wildcard harness/*/cmd_*.c plugins/*/cmd_*.c)
 $(BUILD)/generated/lua_modules.inc: $(wildcard harness/lua/l_*.c plugins/*/l_*.c)
 	@mkdir -p $(dir $@)
 	@cat /dev/null $^ | grep -h '^RP_LUA_MODULE(' > $@.tmp || true; mv $@.tmp $@
-$(BUILD)/obj/harness/cli/commands.o: $(BUILD)/generated/commands.inc
+$(BUILD)/generated/commands_table.inc: $(BUILD)/generated/commands.inc
+	@sed -e 's/;[[:space:]]*$$/,/' $< > $@
+# The build id: rewritten only when `git describe` changes, so only its two users recompile.
+$(BUILD)/generated/build_id.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define RP_GIT_DESCRIBE "$(shell git describe --always --dirty 2>/dev/null || echo unknown)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+.PHONY: FORCE
+$(BUILD)/obj/harness/cli/main.o $(BUILD)/obj/harness/cli/provenance.o $(BUILD)/obj/harness/net/http.o: $(BUILD)/generated/build_id.h
+$(BUILD)/obj/harness/cli/commands.o: $(BUILD)/generated/commands.inc $(BUILD)/generated/commands_table.inc
 $(BUILD)/obj/harness/lua/modules.o: $(BUILD)/generated/lua_modules.inc
 CFLAGS += -I$(BUILD)/generated
 

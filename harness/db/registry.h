@@ -6,6 +6,7 @@
  * Several processes may write into one database at once without losing rows. */
 #ifndef RP_REGISTRY_H
 #define RP_REGISTRY_H
+#include <stddef.h>
 #include <stdint.h>
 #include "util/err.h"
 #include "util/buf.h"
@@ -62,5 +63,14 @@ rp_status rp_db_list_runs(rp_db *db, const rp_run_filter *f, rp_buf *out_json);
 rp_status rp_db_get_run(rp_db *db, int64_t run_id, rp_buf *out_json);
 /* Points of one metric of one run: [[step, value], ...]. */
 rp_status rp_db_get_metric(rp_db *db, int64_t run_id, const char *name, rp_buf *out_json);
+/* The same points as doubles, bit for bit as logged (NaN, ±Inf included); *steps and *values are
+ * malloc'd arrays of *n elements (free them). In get_metric's JSON, non-finite values are the strings
+ * "nan", "inf", "-inf"; the same holds for summaries and targets in get_run. */
+rp_status rp_db_get_metric_points(rp_db *db, int64_t run_id, const char *name, double **steps, double **values, size_t *n);
+/* Append json (text) in canonical form: object keys sorted at every depth, compact. rp_db_run_begin
+ * stores params_json this way, so equal params are equal text (for grouping in report and compare). */
+rp_status rp_db_canonical_json(const char *json, rp_buf *out);
+/* The path the database was opened with. */
+const char *rp_db_path(rp_db *db);
 
 #endif

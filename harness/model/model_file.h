@@ -34,26 +34,41 @@ typedef struct rp_model_file rp_model_file;
 
 /* Open a model file; format detected from content (GGUF magic, safetensors header, else llama2.c). */
 rp_status rp_model_file_open(const char *path, rp_model_file **out);
+/* Open a model held in memory (GGUF or llama2.c; not safetensors, which needs its config.json beside it).
+ * The bytes are borrowed and must outlive the file; name is used in error messages. */
+rp_status rp_model_file_open_memory(const void *data, size_t len, const char *name, rp_model_file **out);
 /* Close and unmap; NULL is fine. */
 void rp_model_file_free(rp_model_file *f);
 /* "gguf", "llama2c" or "safetensors". */
 const char *rp_model_file_format(const rp_model_file *f);
+/* The path (or memory name) it was opened with. */
+const char *rp_model_file_path(const rp_model_file *f);
 /* Number of weights and the i-th one. */
 int rp_model_file_n_weights(const rp_model_file *f);
 const rp_weight *rp_model_file_weight_at(const rp_model_file *f, int i);
 /* Weight by name, NULL when absent. */
 const rp_weight *rp_model_file_weight(const rp_model_file *f, const char *name);
-/* Metadata by GGUF key ("llama.block_count"); the other formats expose theirs under the same keys. */
+/* Number of metadata entries and the i-th key (file order). */
+int rp_model_file_n_meta(const rp_model_file *f);
+const char *rp_model_file_meta_key_at(const rp_model_file *f, int i);
+/* Metadata by GGUF key ("llama.block_count"); the other formats expose theirs under the same keys.
+ * meta_int / meta_float return 1 and set *out when the key exists with a fitting type (ints and bools for
+ * meta_int; floats and ints for meta_float), else 0. meta_string: NUL-terminated, owned by f; NULL if absent. */
 rp_meta_type rp_model_file_meta_type(const rp_model_file *f, const char *key);
 int rp_model_file_meta_int(const rp_model_file *f, const char *key, int64_t *out);
 int rp_model_file_meta_float(const rp_model_file *f, const char *key, double *out);
 const char *rp_model_file_meta_string(const rp_model_file *f, const char *key);
-/* Array metadata: element count, and string / int / float elements. */
+/* Array metadata: element count (-1 when not an array), and string / int / float elements (1 on success).
+ * meta_array_string returns bytes inside the mapping that are NOT NUL-terminated: use *len.
+ * Nested arrays are validated but their elements are not exposed. */
 int64_t rp_model_file_meta_array_len(const rp_model_file *f, const char *key);
 const char *rp_model_file_meta_array_string(const rp_model_file *f, const char *key, int64_t i, size_t *len);
 int rp_model_file_meta_array_float(const rp_model_file *f, const char *key, int64_t i, double *out);
 int rp_model_file_meta_array_int(const rp_model_file *f, const char *key, int64_t i, int64_t *out);
-/* Fill a Llama config from the metadata, checking that every weight it implies exists with the right shape. */
+/* Fill a Llama config from the metadata (general.architecture must be "llama"; defaults: head_count_kv =
+ * head_count, rope.dimension_count = head_dim, rope.freq_base 10000, rms eps 1e-5, context 2048,
+ * rope_neox from the key "repro.rope_neox", else 0), vocab = rows of token_embd.weight, tied when there is
+ * no output.weight, checking that every weight it implies exists with the right shape. */
 rp_status rp_model_file_llama_config(const rp_model_file *f, rp_llama_config *cfg);
 
 #endif

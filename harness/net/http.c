@@ -7,6 +7,7 @@
  * counters and PRNG sit behind one mutex; curl's connection cache is shared through a CURLSH handle with
  * its own locks, so keep-alive connections survive across calls and threads. */
 #include "net/http.h"
+#include "build_id.h"
 #include <curl/curl.h>
 #include <ctype.h>
 #include <errno.h>

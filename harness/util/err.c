@@ -21,7 +21,12 @@ rp_status rp_fail_ctx(rp_status st, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, rp_msg, sizeof old);
-    snprintf(rp_msg, sizeof rp_msg, "%s%s", prefix, old);
+    size_t np = strlen(prefix);
+    memcpy(rp_msg, prefix, np);
+    size_t rest = sizeof rp_msg - 1 - np;
+    size_t no = strnlen(old, rest);
+    memcpy(rp_msg + np, old, no);
+    rp_msg[np + no] = 0;
     return st;
 }
 

@@ -1,0 +1,154 @@
+-- safe_f1k.lua: the long-form factuality benchmark of Wei et al. 2024: responses to the 250 LongFact-Objects
+-- benchmark prompts (+ the length postamble, temperature 0) from one or more models, rated by SAFE
+-- (split, revise, relevance, 5 searches, rate), F1@64 and F1@178 per model (Fig. 6 bars) with precision
+-- and supported-fact counts. Exact targets: F1@K arithmetic from the paper's definitions, LongFact counts.
+-- The paper's 13-model table is shown beside, marked not reproducible without the same APIs.
+-- Every LLM call and search goes through the SQLite cache (`cache`): a rerun is free and offline, an
+-- interrupted run resumes, and `llm=replay search=replay` re-scores a shared cache file without keys.
+local experiment = require("repro.experiment")
+local safe = require("safe")
+local C = safe.C
+
+local function close(a, b, tol) return math.abs(a - b) <= tol end
+
+local function exact_targets(ctx)
+  for _, c in ipairs(safe.f1k_cases()) do
+    local name, s, ns, k, want = c[1], c[2], c[3], c[4], c[5]
+    local tol = k >= 1000000 and 1e-5 * want or 1e-12
+    ctx:target { name = "F1@K: " .. name, kind = "exact", paper = want, value = C.f1k(s, ns, k), tolerance = tol,
+                 note = "closed form from the paper's definition (App. D)" }
+  end
+  -- per-response averaging, not a ratio of means: (64,0) and (0,10) at K=64 average to 0.5
+  local sm = C.summarize({ { s = 64, ns = 0 }, { s = 0, ns = 10 } }, 64)
+  ctx:target { name = "F1@K averaged per response", kind = "exact", paper = 0.5, value = sm.f1, tolerance = 1e-12 }
+  local dir = safe.data_dir()
+  local total, topics = 0, {}
+  for _, subset in ipairs({ "objects", "concepts" }) do
+    local ps = C.longfact(dir, subset)
+    local per, ntop = {}, 0
+    for _, p in ipairs(ps) do
+      if not per[p.topic] then per[p.topic] = 0; ntop = ntop + 1 end
+      per[p.topic] = per[p.topic] + 1
+      topics[p.topic] = true
+    end
+    local all30 = true
+    for _, n in pairs(per) do if n ~= 30 then all30 = false end end
+    ctx:target { name = "LongFact-" .. subset .. " prompts", kind = "exact", paper = 1140, value = #ps, tolerance = 0 }
+    ctx:target { name = "LongFact-" .. subset .. " topics", kind = "exact", paper = 38, value = ntop, tolerance = 0 }
+    ctx:target { name = "LongFact-" .. subset .. ": 30 prompts per topic", kind = "shape", holds = all30 }
+    total = total + #ps
+  end
+  ctx:target { name = "LongFact prompts (both subsets)", kind = "exact", paper = 2280, value = total, tolerance = 0 }
+  local b = C.benchmark(dir .. "/longfact-objects_benchmark250.jsonl")
+  local bt, nbt = {}, 0
+  for _, p in ipairs(b) do if not bt[p.topic] then bt[p.topic] = true; nbt = nbt + 1 end end
+  ctx:target { name = "benchmark prompts", kind = "exact", paper = 250, value = #b, tolerance = 0 }
+  ctx:target { name = "benchmark topics", kind = "exact", paper = 38, value = nbt, tolerance = 0 }
+  return b
+end
+
+return experiment.define {
+  name = "safe_f1k",
+  paper = "safe",
+  description = "LongFact benchmark: SAFE ratings and F1@64 / F1@178 per model (Wei et al. 2024, Table 2, Fig. 6)",
+  version = 1,
+  params = {
+    n_prompts = { type = "integer", default = 250, min = 0, max = 250, doc = "benchmark prompts to answer and rate (0: exact targets only)" },
+    models = { type = "string", default = "gpt-3.5-turbo-0125", doc = "comma-separated model names at base_url to benchmark" },
+    base_url = { type = "string", default = "https://api.openai.com/v1", doc = "OpenAI-compatible endpoint of the benchmarked models" },
+    api_key_env = { type = "string", default = "OPENAI_API_KEY", doc = "environment variable holding the API key (never stored)" },
+    llm = { type = "string", default = "openai", choices = { "openai", "replay" }, doc = "LLM backend; replay answers from the cache only" },
+    rater_model = { type = "string", default = "gpt-3.5-turbo-0125", doc = "SAFE's rater model" },
+    rater_base_url = { type = "string", default = "", doc = "rater endpoint (empty: base_url)" },
+    search = { type = "string", default = "serper", choices = { "serper", "bm25", "replay" }, doc = "search backend" },
+    docs = { type = "string", default = "", doc = "documents folder for the bm25 search (indexed once into `index`)" },
+    index = { type = "string", default = "results/safe/bm25.db", doc = "BM25 index file" },
+    cache = { type = "string", default = "results/safe/cache.db", doc = "SQLite cache of every call" },
+    response_tokens = { type = "integer", default = 1024, min = 1, doc = "response length limit (paper: 1,024)" },
+    postamble = { type = "boolean", default = true, doc = "append the paper's length postamble to each prompt" },
+    n_queries = { type = "integer", default = 5, min = 0, doc = "searches per relevant fact" },
+    k_results = { type = "integer", default = 3, min = 1, doc = "results per search" },
+    max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
+    concurrency = { type = "integer", default = 4, min = 1, doc = "requests in flight" },
+    price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens (gpt-3.5-turbo-0125)" },
+    price_out = { type = "number", default = 1.5, doc = "rater $ per million output tokens" },
+  },
+  presets = {
+    smoke = { n_prompts = 0 },
+    demo = { n_prompts = 3, models = "SmolLM2-135M-Instruct", base_url = "http://127.0.0.1:8080/v1", rater_model = "SmolLM2-135M-Instruct",
+             search = "bm25", response_tokens = 256, n_queries = 2, max_retries = 2, price_in = 0, price_out = 0, concurrency = 2 },
+    full = { n_prompts = 250 },
+    paper = { n_prompts = 250 },
+  },
+  run = function(ctx, p)
+    local bench = exact_targets(ctx)
+    local names, f64p, f178p = {}, {}, {}
+    for _, row in ipairs(safe.PAPER_TABLE) do
+      ctx:target { name = row.model .. " F1@64 (%)", kind = "not_reproducible", paper = row.f1_64,
+                   reason = "needs the paper's model API, gpt-3.5-turbo-0125 as rater and live Google search via Serper" }
+      ctx:target { name = row.model .. " F1@178 (%)", kind = "not_reproducible", paper = row.f1_178,
+                   reason = "needs the paper's model API, gpt-3.5-turbo-0125 as rater and live Google search via Serper" }
+      names[#names + 1] = row.model; f64p[#f64p + 1] = row.f1_64; f178p[#f178p + 1] = row.f1_178
+    end
+    ctx:figure { name = "paper_f1k", type = "bars", title = "Paper (Fig. 6): F1@64 and F1@178 per model (%)", ylabel = "%",
+                 categories = names, series = { { label = "F1@64", y = f64p }, { label = "F1@178", y = f178p } } }
+    if p.n_prompts == 0 then return end
+
+    local cache = C.cache(p.cache)
+    local rater_url = p.rater_base_url ~= "" and p.rater_base_url or p.base_url
+    local search = safe.make_search(p.search, { index = p.index, docs = p.docs })
+    local rater = safe.make_llm(p.llm, { base_url = rater_url, model = p.rater_model, api_key_env = p.api_key_env,
+                                         price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency })
+    local demos = C.demos(safe.data_dir() .. "/factscore/demos/demons.json")
+    local prompts = {}
+    for i = 1, p.n_prompts do
+      prompts[i] = p.postamble and (bench[i].prompt .. " " .. C.postamble) or bench[i].prompt
+    end
+    local labels, m64, m178 = {}, {}, {}
+    for _, model in ipairs(safe.split_csv(p.models)) do
+      local llm = safe.make_llm(p.llm, { base_url = p.base_url, model = model, api_key_env = p.api_key_env, max_concurrent = p.concurrency })
+      local gen = C.generate(llm, prompts, { cache = cache, replay = p.llm == "replay", llm_name = "openai:" .. model,
+                                             temperature = 0, max_tokens = p.response_tokens })
+      local items, keys = {}, {}
+      for i, g in ipairs(gen) do
+        if g.text then items[#items + 1] = { question = bench[i].prompt, response = g.text }; keys[#items] = i
+        else ctx:note("model %s, prompt %d: no response (%s)", model, i, g.error) end
+      end
+      local res = C.rate(rater, search, items, {
+        cache = cache, replay = p.llm == "replay" or p.search == "replay", demos = demos,
+        llm_name = "openai:" .. p.rater_model, search_name = search and search:name() or "serper",
+        n_queries = p.n_queries, k_results = p.k_results, max_retries = p.max_retries, max_batch = 4 * p.concurrency })
+      local counts, unparsed, failed, cost, calls = {}, 0, 0, 0, 0
+      for i, r in ipairs(res) do
+        ctx:record("safe_response", model .. "/" .. keys[i], r.record)
+        counts[i] = { s = r.supported, ns = r.not_supported, ir = r.irrelevant }
+        unparsed, failed = unparsed + r.unparsed, failed + r.failed
+        cost, calls = cost + r.cost, calls + r.llm_calls
+        ctx:log(model .. "/f1_64", i, C.f1k(r.supported, r.not_supported, 64))
+      end
+      local s64, s178 = C.summarize(counts, 64), C.summarize(counts, 178)
+      ctx:summary(model .. "/supported", s64.s, { better = "higher", n = s64.n })
+      ctx:summary(model .. "/not_supported", s64.ns, { better = "lower", n = s64.n })
+      ctx:summary(model .. "/irrelevant", s64.ir, { better = "none", n = s64.n })
+      if s64.prec then ctx:summary(model .. "/precision", 100 * s64.prec, { better = "higher", n = s64.n_prec }) end
+      ctx:summary(model .. "/f1_64", 100 * s64.f1, { better = "higher", n = s64.n })
+      ctx:summary(model .. "/f1_178", 100 * s178.f1, { better = "higher", n = s64.n })
+      ctx:summary(model .. "/facts_unparsed", unparsed, { better = "lower" })
+      ctx:summary(model .. "/facts_failed", failed, { better = "lower" })
+      ctx:summary(model .. "/cost_usd", cost, { better = "lower" })
+      ctx:summary(model .. "/llm_calls", calls, { better = "none" })
+      labels[#labels + 1] = model; m64[#m64 + 1] = 100 * s64.f1; m178[#m178 + 1] = 100 * s178.f1
+    end
+    local st = cache:stats()
+    ctx:summary("cache/net_llm_calls", st.net_llm_calls, { better = "none" })
+    ctx:summary("cache/net_search_calls", st.net_search_calls, { better = "none" })
+    ctx:summary("cache/llm_hits", st.llm_hits, { better = "none" })
+    ctx:summary("cache/cost_spent_usd", st.cost_spent, { better = "lower" })
+    ctx:figure { name = "f1k", type = "bars", title = "Reproduced: F1@64 and F1@178 per model (%)", ylabel = "%",
+                 categories = labels, series = { { label = "F1@64", y = m64 }, { label = "F1@178", y = m178 } } }
+    if p.rater_model:find("135M") or p.rater_model:find("SmolLM") then
+      ctx:note("note: a %s rater's verdicts are not comparable to GPT-3.5-Turbo's; these numbers exercise the pipeline only", p.rater_model)
+    end
+    cache:close()
+  end,
+}

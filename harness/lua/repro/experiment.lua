@@ -1,0 +1,237 @@
+-- experiment.lua: the experiment API (require("repro.experiment")).
+-- A script returns experiment.define{...}: name, paper, description, version, params (each with type,
+-- default and doc), presets (smoke for tests in seconds, demo for minutes on a CPU, full, paper) and
+-- run(ctx, params). The host resolves params (defaults, then the preset, then key=value overrides),
+-- records the run, and calls run with a ctx that logs metrics, summaries, figures and targets.
+-- Written in the subset shared by Lua 5.4 and LuaJIT (5.1 syntax).
+local core = require("repro.core")
+
+local M = {}
+
+local PARAM_TYPES = { integer = true, number = true, string = true, boolean = true }
+local DECL_KEYS = { name = true, paper = true, description = true, version = true, params = true,
+                    presets = true, run = true, reproduces = true }
+local PARAM_KEYS = { type = true, default = true, doc = true, choices = true, min = true, max = true }
+local PRESETS = { "smoke", "demo", "full", "paper" }
+
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = tostring(k) end
+  table.sort(ks)
+  return ks
+end
+
+local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
+
+local function is_integer(v) return type(v) == "number" and v == math.floor(v) and v > -2^53 and v < 2^53 end
+
+local function valid_list(params)
+  local out = {}
+  for _, k in ipairs(sorted_keys(params)) do
+    out[#out + 1] = string.format("%s (%s, default %s)", k, params[k].type, tostring(params[k].default))
+  end
+  return table.concat(out, ", ")
+end
+
+-- Check a value against a param declaration; returns the (possibly converted) value or raises.
+local function check_value(pname, decl, v, where)
+  local t = decl.type
+  if t == "integer" then
+    if not is_integer(v) then fail("%s: param '%s' must be an integer, got %s", where, pname, tostring(v)) end
+  elseif t == "number" then
+    if type(v) ~= "number" then fail("%s: param '%s' must be a number, got %s", where, pname, tostring(v)) end
+  elseif t == "boolean" then
+    if type(v) ~= "boolean" then fail("%s: param '%s' must be true or false, got %s", where, pname, tostring(v)) end
+  elseif type(v) ~= "string" then
+    fail("%s: param '%s' must be a string, got %s", where, pname, tostring(v))
+  end
+  if decl.choices then
+    local ok = false
+    for _, c in ipairs(decl.choices) do if c == v then ok = true end end
+    if not ok then
+      fail("%s: param '%s' must be one of %s, got %s", where, pname, table.concat(decl.choices, ", "), tostring(v))
+    end
+  end
+  if decl.min and v < decl.min then fail("%s: param '%s' must be >= %s, got %s", where, pname, tostring(decl.min), tostring(v)) end
+  if decl.max and v > decl.max then fail("%s: param '%s' must be <= %s, got %s", where, pname, tostring(decl.max), tostring(v)) end
+  return v
+end
+
+-- Parse a command-line string for a param of the declared type.
+local function parse_string(pname, decl, s)
+  local t = decl.type
+  if t == "integer" or t == "number" then
+    local v = tonumber(s)
+    if v == nil then fail("param '%s' expects a%s %s, got '%s'", pname, t == "integer" and "n" or "", t, s) end
+    return v
+  elseif t == "boolean" then
+    if s == "true" or s == "1" or s == "yes" then return true end
+    if s == "false" or s == "0" or s == "no" then return false end
+    fail("param '%s' expects true or false, got '%s'", pname, s)
+  end
+  return s
+end
+
+--- Declare an experiment; validates the declaration and returns it.
+function M.define(spec)
+  if type(spec) ~= "table" then fail("experiment.define expects a table") end
+  for k in pairs(spec) do
+    if not DECL_KEYS[k] then fail("experiment.define: unknown field '%s' (valid: %s)", tostring(k), table.concat(sorted_keys(DECL_KEYS), ", ")) end
+  end
+  if type(spec.name) ~= "string" or not spec.name:match("^[%w_%-%.]+$") then fail("experiment.define: 'name' must be a word (letters, digits, _ - .)") end
+  if type(spec.run) ~= "function" then fail("experiment %s: 'run' must be a function(ctx, params)", spec.name) end
+  spec.params = spec.params or {}
+  spec.presets = spec.presets or {}
+  spec.paper = spec.paper or "none"
+  spec.version = spec.version or 1
+  for pname, decl in pairs(spec.params) do
+    if type(decl) ~= "table" then fail("experiment %s: param '%s' must be a table {type=, default=, doc=}", spec.name, tostring(pname)) end
+    for k in pairs(decl) do
+      if not PARAM_KEYS[k] then fail("experiment %s: param '%s': unknown field '%s' (valid: %s)", spec.name, pname, tostring(k), table.concat(sorted_keys(PARAM_KEYS), ", ")) end
+    end
+    if not PARAM_TYPES[decl.type] then fail("experiment %s: param '%s': type must be integer, number, string or boolean", spec.name, pname) end
+    if decl.default == nil then fail("experiment %s: param '%s' needs a default", spec.name, pname) end
+    check_value(pname, decl, decl.default, "experiment " .. spec.name)
+  end
+  for pr, values in pairs(spec.presets) do
+    for pname, v in pairs(values) do
+      local decl = spec.params[pname]
+      if not decl then fail("experiment %s: preset '%s' sets unknown param '%s' (valid: %s)", spec.name, tostring(pr), tostring(pname), valid_list(spec.params)) end
+      check_value(pname, decl, v, "experiment " .. spec.name .. " preset " .. tostring(pr))
+    end
+  end
+  return spec
+end
+
+--- Resolve params: defaults, then the preset's values, then overrides (strings from the command line).
+function M.resolve(spec, preset, overrides)
+  local p = {}
+  for k, decl in pairs(spec.params) do p[k] = decl.default end
+  if preset and preset ~= "" then
+    local values = spec.presets[preset]
+    if not values then
+      local names = sorted_keys(spec.presets)
+      fail("experiment %s has no preset '%s' (presets: %s)", spec.name, preset, #names > 0 and table.concat(names, ", ") or "none")
+    end
+    for k, v in pairs(values) do p[k] = v end
+  end
+  for k, s in pairs(overrides or {}) do
+    local decl = spec.params[k]
+    if not decl then fail("unknown param '%s' for experiment %s; valid params: %s", k, spec.name, valid_list(spec.params)) end
+    p[k] = check_value(k, decl, parse_string(k, decl, s), "command line")
+  end
+  return p
+end
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+local DIRECTIONS = { higher = 1, lower = -1, none = 0 }
+
+--- Log one point of a metric series.
+function Ctx:log(name, step, value) core.metric(name, step, value) end
+
+--- Log a scalar summary: opts.stderr, opts.n, opts.better = "higher" | "lower" | "none".
+function Ctx:summary(name, value, opts)
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "stderr" and k ~= "n" and k ~= "better" then fail("summary %s: unknown option '%s' (valid: stderr, n, better)", name, tostring(k)) end
+  end
+  local dir = DIRECTIONS[opts.better or "none"]
+  if dir == nil then fail("summary %s: better must be higher, lower or none", name) end
+  core.summary(name, value, opts.stderr, opts.n, dir)
+  self.summaries[name] = value
+  return value
+end
+
+--- Mean and standard error of a list of samples, logged as a summary; returns mean, stderr.
+function Ctx:mean_se(name, samples, opts)
+  local n, s = #samples, 0
+  if n == 0 then fail("mean_se %s: no samples", name) end
+  for i = 1, n do s = s + samples[i] end
+  local mean, ss = s / n, 0
+  for i = 1, n do ss = ss + (samples[i] - mean) ^ 2 end
+  local se = n > 1 and math.sqrt(ss / (n - 1) / n) or 0 / 0
+  opts = opts or {}
+  self:summary(name, mean, { stderr = se, n = n, better = opts.better })
+  return mean, se
+end
+
+local FIG_TYPES = { lines = true, bars = true, heatmap = true, scatter = true, errorbars = true }
+
+--- Write a figure (data + gnuplot script + PNG + SVG) and record it; returns whether it rendered.
+function Ctx:figure(spec)
+  if type(spec) ~= "table" or type(spec.name) ~= "string" then fail("figure: expects a table with a name") end
+  if not FIG_TYPES[spec.type] then fail("figure %s: type must be lines, bars, heatmap, scatter or errorbars", spec.name) end
+  local rendered, files = core.figure(spec)
+  return rendered, files
+end
+
+local TARGET_KINDS = { exact = true, shape = true, not_reproducible = true }
+local TARGET_KEYS = { name = true, paper = true, value = true, tolerance = true, kind = true, holds = true,
+                      reason = true, note = true, relative = true }
+
+--- Compare a paper number with the reproduced one and record the verdict.
+-- kind = "exact": pass when |value - paper| <= tolerance (relative = true: tolerance is a fraction of |paper|);
+-- kind = "shape": the paper's qualitative claim; pass when holds is true;
+-- kind = "not_reproducible": needs a reason (the paper's value is shown beside, never compared).
+function Ctx:target(t)
+  for k in pairs(t) do
+    if not TARGET_KEYS[k] then fail("target: unknown field '%s' (valid: %s)", tostring(k), table.concat(sorted_keys(TARGET_KEYS), ", ")) end
+  end
+  if type(t.name) ~= "string" then fail("target: 'name' is required") end
+  local kind = t.kind or "exact"
+  if not TARGET_KINDS[kind] then fail("target %s: kind must be exact, shape or not_reproducible", t.name) end
+  local status
+  if kind == "exact" then
+    if type(t.paper) ~= "number" or type(t.value) ~= "number" or type(t.tolerance) ~= "number" then
+      fail("target %s: exact targets need numbers paper, value and tolerance", t.name)
+    end
+    local tol = t.relative and t.tolerance * math.abs(t.paper) or t.tolerance
+    status = (math.abs(t.value - t.paper) <= tol) and "pass" or "fail"
+  elseif kind == "shape" then
+    if type(t.holds) ~= "boolean" then fail("target %s: shape targets need holds = true/false", t.name) end
+    status = t.holds and "pass" or "fail"
+  else
+    if type(t.reason) ~= "string" or t.reason == "" then fail("target %s: not_reproducible targets need a reason", t.name) end
+    status = "not_reproducible"
+  end
+  local note = t.note or t.reason
+  core.target(t.name, kind, t.paper, t.tolerance, t.value, status, note)
+  self.targets[#self.targets + 1] = { name = t.name, status = status }
+  return status
+end
+
+--- Keep a free-form record (a table, stored as JSON) under kind/key.
+function Ctx:record(kind, key, value) core.record(kind, key, value) end
+
+--- Whether the run was asked to stop (SIGINT/SIGTERM); long loops may check it to stop cleanly.
+function Ctx:interrupted() return core.interrupted() end
+
+--- Print a progress line for the user (stderr).
+function Ctx:note(fmt, ...) io.stderr:write(string.format(fmt, ...), "\n") end
+
+--- The host's entry point: load-time info of a declared experiment (used before the run is recorded).
+function M._describe(spec)
+  local versions = {}
+  for name, mod in pairs(package.loaded) do
+    if type(mod) == "table" and rawget(mod, "VERSION") ~= nil and type(name) == "string" then
+      versions[name] = rawget(mod, "VERSION")
+    end
+  end
+  versions[spec.name] = spec.version
+  return { name = spec.name, paper = spec.paper, versions = versions }
+end
+
+--- The host's entry point: run a declared experiment with resolved params.
+function M._execute(spec, params, info)
+  local ctx = setmetatable({ params = params, preset = info.preset, seed = info.seed, run_id = core.run_id(),
+                             summaries = {}, targets = {} }, Ctx)
+  spec.run(ctx, params)
+  local failed = 0
+  for _, t in ipairs(ctx.targets) do if t.status == "fail" then failed = failed + 1 end end
+  return #ctx.targets, failed
+end
+
+M.PRESETS = PRESETS
+return M

@@ -1,0 +1,112 @@
+-- init.lua: require("safe"): the Lua side of the SAFE plugin (Wei et al. 2024, "Long-form factuality in
+-- large language models"): where the data lives, the paper's reported numbers, the F1@K known-answer
+-- cases, backend construction from experiment params, and the human-label side of FActScore.
+-- Written in the subset shared by Lua 5.4 and LuaJIT.
+local C = require("repro.safe")
+
+local M = { VERSION = 1, C = C }
+
+--- The mirror's longfact folder (REPRO_MIRROR/longfact); raises naming the variable when absent.
+function M.data_dir()
+  local m = os.getenv("REPRO_MIRROR")
+  if not m or m == "" then error("safe: REPRO_MIRROR is not set (it must point at the data mirror holding longfact/)", 0) end
+  return m .. "/longfact"
+end
+
+M.FACTSCORE_FILES = { "ChatGPT", "InstructGPT", "PerplexityAI" }
+
+-- Paper Table 30 (NeurIPS camera-ready; Table 2 / Fig. 6 subsets): mean S, NS, I per response and
+-- percentages. Not reproducible here: needs the same closed models, gpt-3.5-turbo-0125 and live Google.
+M.PAPER_TABLE = {
+  { model = "Gemini-Ultra", s = 83.4, ns = 13.1, i = 7.6, prec = 86.2, f1_64 = 91.7, f1_178 = 60.3 },
+  { model = "Gemini-Pro", s = 66.6, ns = 12.1, i = 5.5, prec = 82.0, f1_64 = 83.7, f1_178 = 50.4 },
+  { model = "GPT-4-Turbo", s = 93.6, ns = 8.3, i = 6.1, prec = 91.7, f1_64 = 95.0, f1_178 = 66.4 },
+  { model = "GPT-4", s = 59.1, ns = 7.0, i = 2.4, prec = 89.4, f1_64 = 88.0, f1_178 = 48.0 },
+  { model = "GPT-3.5-Turbo", s = 46.9, ns = 4.5, i = 1.2, prec = 90.8, f1_64 = 79.6, f1_178 = 40.5 },
+  { model = "Claude-3-Opus", s = 63.8, ns = 8.1, i = 2.8, prec = 88.5, f1_64 = 89.3, f1_178 = 50.6 },
+  { model = "Claude-3-Sonnet", s = 65.4, ns = 8.4, i = 2.6, prec = 88.5, f1_64 = 89.4, f1_178 = 51.4 },
+  { model = "Claude-3-Haiku", s = 39.8, ns = 2.8, i = 1.3, prec = 92.8, f1_64 = 73.5, f1_178 = 35.8 },
+  { model = "Claude-2.1", s = 38.3, ns = 6.5, i = 1.9, prec = 84.8, f1_64 = 67.9, f1_178 = 33.7 },
+  { model = "Claude-2.0", s = 38.5, ns = 6.3, i = 1.3, prec = 85.5, f1_64 = 68.7, f1_178 = 34.0 },
+  { model = "Claude-Instant", s = 43.9, ns = 8.1, i = 1.3, prec = 84.4, f1_64 = 73.8, f1_178 = 37.6 },
+  { model = "PaLM-2-L-IT-RLHF", s = 72.9, ns = 8.7, i = 4.3, prec = 89.1, f1_64 = 91.0, f1_178 = 55.3 },
+  { model = "PaLM-2-L-IT", s = 13.2, ns = 1.8, i = 0.1, prec = 88.8, f1_64 = 31.1, f1_178 = 13.2 },
+}
+
+-- F1@K cases worked from the paper's definitions (App. D.2-D.3): {name, S, NS, K, closed-form value}.
+function M.f1k_cases()
+  local cases = {}
+  for _, k in ipairs({ 1, 48, 64, 84, 178 }) do
+    cases[#cases + 1] = { "one supported fact, K=" .. k, 1, 0, k, 2 / (k + 1) }
+    cases[#cases + 1] = { "100 S 0 NS, K=" .. k, 100, 0, k, k <= 100 and 1 or 200 / (k + 100) }
+    cases[#cases + 1] = { "only NS facts, K=" .. k, 0, 7, k, 0 }
+  end
+  for _, sn in ipairs({ { 3, 1 }, { 30, 10 }, { 9, 41 } }) do
+    local p = sn[1] / (sn[1] + sn[2])
+    cases[#cases + 1] = { string.format("F1@1 = 2P/(P+1), S=%d NS=%d", sn[1], sn[2]), sn[1], sn[2], 1, 2 * p / (p + 1) }
+  end
+  cases[#cases + 1] = { "K*F1@K -> 2S (S=5, NS=2, K=1e7), as 2S", 5, 2, 10000000, 2 * 5 / 10000000 }
+  return cases
+end
+
+-- Harness regression targets computed from FActScore's human labels (spec §5; not in the paper): mean over
+-- pairs with >= 1 human label, precision over pairs with S+NS > 0, IR ignored.
+M.HUMAN_TARGETS = {
+  ChatGPT = { s = 20.3, ns = 10.8, prec = 62.3, f1_64 = 41.5, f1_178 = 19.2 },
+  InstructGPT = { s = 11.6, ns = 10.9, prec = 47.4, f1_64 = 25.6, f1_178 = 11.3 },
+  PerplexityAI = { s = 30.5, ns = 4.8, prec = 84.0, f1_64 = 58.6, f1_178 = 27.9 },
+}
+
+--- Per-response human counts of one FActScore file: list of {s, ns, ir} for pairs with >= 1 label.
+function M.human_counts(items)
+  local out = {}
+  for _, it in ipairs(items) do
+    if #it.facts > 0 then
+      local c = { s = 0, ns = 0, ir = 0 }
+      for _, f in ipairs(it.facts) do
+        if f.label == "S" then c.s = c.s + 1 elseif f.label == "NS" then c.ns = c.ns + 1 else c.ir = c.ir + 1 end
+      end
+      out[#out + 1] = c
+    end
+  end
+  return out
+end
+
+local function split_csv(s)
+  local t = {}
+  for w in tostring(s):gmatch("[^,]+") do t[#t + 1] = (w:gsub("^%s+", ""):gsub("%s+$", "")) end
+  return t
+end
+M.split_csv = split_csv
+
+--- An LLM backend from params: kind "openai" (any OpenAI-compatible endpoint: base_url, model, key env)
+--- or "replay" (nil backend: answers come from the cache only).
+function M.make_llm(kind, opts)
+  if kind == "replay" then return nil end
+  if kind == "openai" then
+    if not C.openai then error("safe: this build has no HTTP LLM backend (harness/net/http.h missing)", 0) end
+    return C.openai(opts)
+  end
+  error("safe: unknown LLM backend '" .. tostring(kind) .. "' (valid: openai, replay)", 0)
+end
+
+--- A search backend from params: "bm25" (index built from a documents folder when missing), "serper", "replay".
+function M.make_search(kind, opts)
+  if kind == "replay" then return nil end
+  if kind == "bm25" then
+    local idx = opts.index
+    local f = io.open(idx, "rb")
+    if f then f:close() else
+      if not opts.docs or opts.docs == "" then error("safe: BM25 index " .. idx .. " missing and no docs folder given", 0) end
+      C.bm25_build(idx, opts.docs)
+    end
+    return C.bm25(idx)
+  end
+  if kind == "serper" then
+    if not C.serper then error("safe: this build has no HTTP search backend (harness/net/http.h missing)", 0) end
+    return C.serper(opts)
+  end
+  error("safe: unknown search backend '" .. tostring(kind) .. "' (valid: bm25, serper, replay)", 0)
+end
+
+return M
