@@ -63,7 +63,7 @@ $(BUILD)/generated/build_id.h: FORCE
 	@echo '#define RP_GIT_DESCRIBE "$(shell git describe --always --dirty 2>/dev/null || echo unknown)"' > $@.tmp
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 .PHONY: FORCE
-$(BUILD)/obj/harness/cli/main.o $(BUILD)/obj/harness/cli/provenance.o: $(BUILD)/generated/build_id.h
+$(BUILD)/obj/harness/cli/main.o $(BUILD)/obj/harness/cli/provenance.o $(BUILD)/obj/harness/net/http.o: $(BUILD)/generated/build_id.h
 $(BUILD)/obj/harness/cli/commands.o: $(BUILD)/generated/commands.inc $(BUILD)/generated/commands_table.inc
 $(BUILD)/obj/harness/lua/modules.o: $(BUILD)/generated/lua_modules.inc
 CFLAGS += -I$(BUILD)/generated

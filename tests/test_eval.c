@@ -8,6 +8,7 @@
 #include "../tests/check.h"
 #include "eval/score.h"
 #include "eval/task.h"
+#include "lua/state.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +313,74 @@ static void test_limit(void) {
     rp_task_free(t);
 }
 
+/* The Lua binding, driven by a Lua-table model with the same closed form. */
+static const char *lua_src =
+    "local eval = require('repro.eval')\n"
+    "local S, N = math.log(3/258), math.log(1/258)\n"
+    "local lm = { n_ctx = 0, bos = 256, add_bos = true,\n"
+    "  tokenize = function(text) local t = {} for i = 1, #text do t[i] = text:byte(i) end return t end,\n"
+    "  logprobs = function(seqs, from)\n"
+    "    local out, gr = {}, {}\n"
+    "    for s = 1, #seqs do\n"
+    "      local q, o, g = seqs[s], {}, {}\n"
+    "      for i = from[s] + 1, #q - 1 do\n"
+    "        local p, t = q[i], q[i + 1]\n"
+    "        o[#o + 1] = (p == 256) and math.log(1/256) or (t == (p + 1) % 256 and S or N)\n"
+    "        g[#g + 1] = p ~= 256 and t == (p + 1) % 256\n"
+    "      end\n"
+    "      out[s], gr[s] = o, g\n"
+    "    end\n"
+    "    return out, gr\n"
+    "  end }\n"
+    "local function near(a, b, tol) return math.abs(a - b) <= tol end\n"
+    "local fails = {}\n"
+    "local function check(c, what) if not c then fails[#fails + 1] = what end end\n"
+    /* the four items of test_mc: acc 1/2, acc_norm 1/4 */
+    "local t = eval.task{ name = 'lua_mc', items = {\n"
+    "  { context = 'x', choices = {'ab', 'ba'}, gold = 1 }, { context = 'x', choices = {'abcd', 'zzz'}, gold = 2 },\n"
+    "  { context = 'x', choices = {'qqq', 'abc'}, gold = 1 }, { context = 'x', choices = {'xy', 'mm'}, gold = 2 } } }\n"
+    "check(t:size() == 4 and t:kind() == 'mc' and t:item(2).gold == 2, 'task accessors')\n"
+    "local r = eval.evaluate(lm, t, { per_item = true })\n"
+    "check(r.n == 4 and r.acc == 0.5 and r.acc_norm == 0.25, 'acc ' .. tostring(r.acc) .. ' acc_norm ' .. tostring(r.acc_norm))\n"
+    "check(near(r.acc_stderr, math.sqrt(1/12), 1e-12), 'acc stderr')\n"
+    "check(#r.items == 4 and near(r.items[2].ll[1], 2*N + 3*S, 1e-5) and r.items[2].pred == 2, 'per-item ll')\n"
+    /* MC2 */
+    "local t2 = eval.task{ kind = 'mc2', items = { { context = 'x', choices = {'ab', 'zz', 'q'}, truth = {true, false, false} } } }\n"
+    "check(near(eval.evaluate(lm, t2).mc2, 3/262, 1e-6), 'mc2')\n"
+    /* llama.cpp perplexity on 'abcabc...' (see test_perplexity) */
+    "local p = eval.perplexity(lm, string.rep('abc', 10), { ctx = 8, protocol = 'llamacpp' })\n"
+    "check(near(p.ppl, (86*86*258)^(1/3), 1e-4) and p.n_chunks == 3, 'llama.cpp ppl ' .. p.ppl)\n"
+    /* errors: unknown option, bad model, an error inside the model, use after close */
+    "local ok, err = pcall(eval.evaluate, lm, t, { shot = 1 })\n"
+    "check(not ok and err:find(\"unknown option 'shot'\", 1, true), 'unknown option: ' .. tostring(err))\n"
+    "local bad = { tokenize = lm.tokenize, logprobs = function() error('boom') end }\n"
+    "ok, err = pcall(eval.evaluate, bad, t)\n"
+    "check(not ok and err:find('lm.logprobs', 1, true) and err:find('boom', 1, true), 'model error: ' .. tostring(err))\n"
+    "ok, err = pcall(eval.task, { items = { { context = 'x', choices = {'a', 'b'}, gold = 3 } } })\n"
+    "check(not ok and err:find('gold', 1, true), 'bad gold: ' .. tostring(err))\n"
+    "t:close()\n"
+    "ok, err = pcall(t.size, t)\n"
+    "check(not ok and err:find('used after close', 1, true), 'use after close')\n"
+    "local mirror = os.getenv('REPRO_MIRROR')\n"
+    "if mirror and mirror ~= '' then\n"
+    "  local arc = eval.load('arc_easy')\n"
+    "  check(arc:size() == 2376 and arc:item(1).gold == 1, 'arc_easy via Lua')\n"
+    "  local r2 = eval.evaluate(lm, arc, { limit = 5, shots = 2 })\n"
+    "  check(r2.n == 5, 'limit via Lua')\n"
+    "end\n"
+    "return table.concat(fails, '; ')\n";
+
+static void test_lua(void) {
+    lua_State *L = rp_lua_state_new(".", NULL, 1);
+    CHECK(L != NULL);
+    if (!L) return;
+    int st = luaL_loadstring(L, lua_src);
+    if (st == LUA_OK) st = rp_lua_pcall_tb(L, 0, 1);
+    CHECK_MSG(st == LUA_OK, "%s", lua_tostring(L, -1));
+    if (st == LUA_OK) CHECK_MSG(lua_tostring(L, -1) && !*lua_tostring(L, -1), "Lua checks failed: %s", lua_tostring(L, -1));
+    lua_close(L);
+}
+
 int main(void) {
     LS = log(3.0 / 258);
     LN = log(1.0 / 258);
@@ -324,5 +393,6 @@ int main(void) {
     test_fewshot();
     test_perplexity();
     test_limit();
+    test_lua();
     return checks_done("test_eval");
 }

@@ -112,10 +112,17 @@ static void test_round_trip(void) {
     CHECK(rp_db_list_runs(db, &g, &j) == RP_OK);
     CHECK(j.data && strstr(j.data, "\"experiment\":\"other\"") && !strstr(j.data, "\"toy\""));
     rp_buf_free(&j);
+    /* Params are stored canonically: keys sorted at every depth, whatever order the script produced. */
+    rp_run_info unordered = { .experiment = "canon", .params_json = "{\"b\":1, \"a\":{\"d\":2,\"c\":[3,{\"f\":true,\"e\":\"x\"}]}}" };
+    CHECK(rp_db_run_begin(db, &unordered, &run2) == RP_OK);
+    rp_buf_clear(&j);
+    CHECK(rp_db_get_run(db, run2, &j) == RP_OK);
+    CHECK_MSG(j.data && strstr(j.data, "\"params_json\":{\"a\":{\"c\":[3,{\"e\":\"x\",\"f\":true}],\"d\":2},\"b\":1}"), "%s", j.data);
+    rp_buf_free(&j);
     rp_run_info bad_params = { .experiment = "x", .params_json = "{oops" };
     CHECK(rp_db_run_begin(db, &bad_params, &run2) == RP_ERR_INVAL);
     rp_db_close(db);
-    CHECK(sql_int(path, "SELECT COUNT(*) FROM runs") == 2);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM runs") == 3);
     CHECK(sql_int(path, "SELECT n FROM summaries WHERE name='final_loss'") == 200);
 }
 

@@ -229,12 +229,21 @@ rp_status rp_db_run_begin(rp_db *db, const rp_run_info *info, int64_t *run_id) {
     RP_TRY(check_json(db, "params_json", info->params_json));
     RP_TRY(check_json(db, "env_json", info->env_json));
     RP_TRY(check_json(db, "plugin_versions_json", info->plugin_versions_json));
+    rp_buf canon = { 0 };
+    rp_run_info ci = *info;
+    if (info->params_json) {
+        rp_status cs = rp_db_canonical_json(info->params_json, &canon);
+        if (cs != RP_OK) { rp_buf_free(&canon); return rp_fail_ctx(cs, "%s: params_json: ", db->path); }
+        ci.params_json = canon.data;
+    }
     /* The insert and last_insert_rowid must see the same connection state: one statement, then read it. */
-    RP_TRY(write1(db, "INSERT INTO runs(experiment, paper, script, preset, git_commit, git_diff_sha256, build_id, "
+    rp_status st = write1(db, "INSERT INTO runs(experiment, paper, script, preset, git_commit, git_diff_sha256, build_id, "
                       "lua_impl, backend, device, params_json, env_json, plugin_versions_json, host, git_dirty, seed, "
                       "pid, status, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'running',"
                       "strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
-                  "recording the start of a run", bind_run, info));
+                  "recording the start of a run", bind_run, &ci);
+    rp_buf_free(&canon);
+    if (st != RP_OK) return st;
     *run_id = sqlite3_last_insert_rowid(db->sq);
     return RP_OK;
 }

@@ -67,6 +67,9 @@ rp_status rp_db_get_metric(rp_db *db, int64_t run_id, const char *name, rp_buf *
  * malloc'd arrays of *n elements (free them). In get_metric's JSON, non-finite values are the strings
  * "nan", "inf", "-inf"; the same holds for summaries and targets in get_run. */
 rp_status rp_db_get_metric_points(rp_db *db, int64_t run_id, const char *name, double **steps, double **values, size_t *n);
+/* Append json (text) in canonical form: object keys sorted at every depth, compact. rp_db_run_begin
+ * stores params_json this way, so equal params are equal text (for grouping in report and compare). */
+rp_status rp_db_canonical_json(const char *json, rp_buf *out);
 /* The path the database was opened with. */
 const char *rp_db_path(rp_db *db);
 

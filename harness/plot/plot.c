@@ -150,7 +150,7 @@ static rp_status series_figure(const char *fig, const char *base, fig_type t, co
         }
         RP_TRY(rp_buf_puts(gp, "set style data histograms\nset style histogram clustered gap 1\n"
                                "set style fill solid 0.8 border -1\nset boxwidth 0.9\nset xtics rotate by -30\n"
-                               "set yrange [0<*:]\nplot "));
+                               "set yrange [*<0:0<*]\nplot "));
         for (size_t i = 0; i < ns; i++) {
             const char *label = rp_json_str(rp_json_get(rp_json_at(series, i), "label"), "");
             if (i) RP_TRY(rp_buf_puts(gp, ", "));

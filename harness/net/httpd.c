@@ -1,0 +1,339 @@
+/* httpd.c: the embeddable HTTP/1.1 server behind httpd.h.
+ * An accept thread hands each connection to a detached thread (at most max_conns at once); the thread
+ * reads requests (head up to 64 KiB, Content-Length body up to 64 MiB; chunked request bodies are refused
+ * with 501), calls the handler and writes the response, keeping the connection alive unless asked not to.
+ * Invariants: every open connection fd is in s->fds so rp_httpd_stop can shut it down; stop returns only
+ * after every connection thread has left; writes use MSG_NOSIGNAL so a vanished peer never raises SIGPIPE. */
+#include "net/httpd.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define HEAD_MAX (64u << 10)
+#define BODY_MAX ((size_t)64 << 20)
+
+struct rp_httpd {
+    int lfd, port, max_conns, stopping;
+    rp_httpd_handler h;
+    void *ud;
+    pthread_t accept_thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int *fds;                       /* open connection fds, -1 for free entries */
+    int nconns;
+    unsigned long next_conn, served;
+};
+
+typedef struct conn { rp_httpd *s; int fd, idx; unsigned long id; } conn;
+
+/* Write all bytes; -1 on error. */
+int rp_httpd_write(int fd, const void *data, size_t n) {
+    const char *p = data;
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static const char *reason(int status) {
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    }
+    return "Status";
+}
+
+static int send_simple(int fd, int status, const char *msg) {
+    char head[256];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n", status, reason(status), strlen(msg));
+    if (rp_httpd_write(fd, head, (size_t)n) < 0) return -1;
+    return rp_httpd_write(fd, msg, strlen(msg));
+}
+
+/* Find a header value in a raw header block (lines "Name: value\r\n"). */
+static int header_in(const char *hdrs, const char *name, char *out, size_t n) {
+    size_t nl = strlen(name);
+    for (const char *p = hdrs; p && *p;) {
+        const char *eol = strstr(p, "\r\n");
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1, *ve = p + len;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            if (n) snprintf(out, n, "%.*s", (int)(ve - v), v);
+            return 1;
+        }
+        p = eol ? eol + 2 : NULL;
+    }
+    return 0;
+}
+
+/* Look up a request header. */
+int rp_httpd_header(const rp_httpd_request *req, const char *name, char *out, size_t n) {
+    return req && name ? header_in(req->headers, name, out, n) : 0;
+}
+
+/* Read more bytes into b; 0 on EOF/error/timeout. */
+static int fill(int fd, rp_buf *b) {
+    char tmp[16384];
+    for (;;) {
+        ssize_t r = recv(fd, tmp, sizeof tmp, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return 0;
+        return rp_buf_append(b, tmp, (size_t)r) == RP_OK;
+    }
+}
+
+static void serve_conn(conn *cn) {
+    rp_httpd *s = cn->s;
+    int fd = cn->fd;
+    rp_buf in = {0}, out = {0};
+    rp_httpd_response resp;
+    memset(&resp, 0, sizeof resp);
+    for (unsigned long reqi = 0;; reqi++) {
+        /* the request head */
+        char *end;
+        while (!in.data || !(end = strstr(in.data, "\r\n\r\n"))) {
+            if (in.len > HEAD_MAX) { send_simple(fd, 431, "request head too large\n"); goto out; }
+            if (!fill(fd, &in)) goto out;
+        }
+        size_t head_len = (size_t)(end - in.data) + 4;
+        end[2] = 0;                                 /* head = request line + header lines, NUL after last CRLF */
+        char *line_end = strstr(in.data, "\r\n");
+        *line_end = 0;
+        char method[16], target[8192], version[16];
+        if (sscanf(in.data, "%15s %8191s %15s", method, target, version) != 3 || strncmp(version, "HTTP/1.", 7) != 0) {
+            send_simple(fd, 400, "bad request line\n");
+            goto out;
+        }
+        const char *hdrs = line_end + 2;
+        char v[64];
+        size_t clen = 0;
+        if (header_in(hdrs, "Transfer-Encoding", v, sizeof v)) { send_simple(fd, 501, "chunked request bodies are not supported\n"); goto out; }
+        if (header_in(hdrs, "Content-Length", v, sizeof v)) {
+            char *e;
+            errno = 0;
+            unsigned long long cl = strtoull(v, &e, 10);
+            if (!v[0] || *e || errno || v[0] == '-') { send_simple(fd, 400, "bad Content-Length\n"); goto out; }
+            if (cl > BODY_MAX) { send_simple(fd, 413, "body too large\n"); goto out; }
+            clen = (size_t)cl;
+        }
+        int keep = strcmp(version, "HTTP/1.1") == 0;
+        if (header_in(hdrs, "Connection", v, sizeof v)) {
+            if (strcasecmp(v, "close") == 0) keep = 0;
+            else if (strcasecmp(v, "keep-alive") == 0) keep = 1;
+        }
+        if (clen && header_in(hdrs, "Expect", v, sizeof v) && strcasecmp(v, "100-continue") == 0 &&
+            in.len - head_len < clen)
+            rp_httpd_write(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        while (in.len - head_len < clen)
+            if (!fill(fd, &in)) goto out;
+        /* the body: copy so that it is NUL-terminated independently of the head */
+        char *body = malloc(clen + 1);
+        if (!body) { send_simple(fd, 500, "out of memory\n"); goto out; }
+        memcpy(body, in.data + head_len, clen);
+        body[clen] = 0;
+        rp_httpd_request req = { method, target, hdrs, body, clen, fd, cn->id, reqi };
+        rp_buf_clear(&resp.body);
+        rp_buf_clear(&resp.headers);
+        resp.status = 200;
+        snprintf(resp.content_type, sizeof resp.content_type, "application/json");
+        resp.close = 0;
+        int rc = s->h(s->ud, &req, &resp);
+        pthread_mutex_lock(&s->mu);
+        s->served++;
+        pthread_mutex_unlock(&s->mu);
+        free(body);
+        if (rc == RP_HTTPD_RAW) goto out;
+        if (resp.close) keep = 0;
+        rp_buf_clear(&out);
+        int st = resp.status >= 100 && resp.status <= 999 ? resp.status : 500;
+        rp_buf_printf(&out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: %s\r\n\r\n",
+                      st, reason(st), resp.content_type, resp.body.len, resp.headers.data ? resp.headers.data : "",
+                      keep ? "keep-alive" : "close");
+        if (strcmp(method, "HEAD") != 0 && resp.body.len) rp_buf_append(&out, resp.body.data, resp.body.len);
+        if (!out.data || rp_httpd_write(fd, out.data, out.len) < 0 || !keep) goto out;
+        /* keep what follows this request (pipelining) */
+        size_t used = head_len + clen, rest = in.len - used;
+        memmove(in.data, in.data + used, rest);
+        in.len = rest;
+        in.data[rest] = 0;
+    }
+out:
+    rp_buf_free(&in);
+    rp_buf_free(&out);
+    rp_buf_free(&resp.body);
+    rp_buf_free(&resp.headers);
+}
+
+static void *conn_main(void *arg) {
+    conn *cn = arg;
+    rp_httpd *s = cn->s;
+    serve_conn(cn);
+    shutdown(cn->fd, SHUT_RDWR);
+    close(cn->fd);
+    pthread_mutex_lock(&s->mu);
+    s->fds[cn->idx] = -1;
+    s->nconns--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    free(cn);
+    return NULL;
+}
+
+static void *accept_main(void *arg) {
+    rp_httpd *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->stopping && s->nconns >= s->max_conns) pthread_cond_wait(&s->cv, &s->mu);
+        int stop = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stop) break;
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            pthread_mutex_lock(&s->mu);
+            stop = s->stopping;
+            pthread_mutex_unlock(&s->mu);
+            if (stop) break;
+            usleep(10000);                        /* e.g. EMFILE: back off instead of spinning */
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct timeval tv = { 60, 0 };             /* idle keep-alive connections are closed after a minute */
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        conn *cn = malloc(sizeof *cn);
+        pthread_mutex_lock(&s->mu);
+        int idx = -1;
+        for (int i = 0; i < s->max_conns; i++) if (s->fds[i] < 0) { idx = i; break; }
+        if (!cn || idx < 0 || s->stopping) {
+            pthread_mutex_unlock(&s->mu);
+            free(cn);
+            close(fd);
+            continue;
+        }
+        s->fds[idx] = fd;
+        s->nconns++;
+        *cn = (conn){ s, fd, idx, s->next_conn++ };
+        pthread_mutex_unlock(&s->mu);
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&at, 1 << 20);
+        if (pthread_create(&t, &at, conn_main, cn) != 0) {
+            pthread_mutex_lock(&s->mu);
+            s->fds[idx] = -1;
+            s->nconns--;
+            pthread_mutex_unlock(&s->mu);
+            close(fd);
+            free(cn);
+        }
+        pthread_attr_destroy(&at);
+    }
+    return NULL;
+}
+
+/* Bind, listen and start the accept thread. */
+rp_status rp_httpd_start(const char *host, int port, int max_conns, rp_httpd_handler h, void *ud, rp_httpd **out) {
+    *out = NULL;
+    if (!h) return rp_fail(RP_ERR_INVAL, "httpd: no handler");
+    if (port < 0 || port > 65535) return rp_fail(RP_ERR_INVAL, "httpd: port %d out of range 0..65535", port);
+    const char *hn = host ? host : "127.0.0.1";
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    if (inet_pton(AF_INET, hn, &a.sin_addr) != 1) return rp_fail(RP_ERR_INVAL, "httpd: host '%s' is not an IPv4 address", hn);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return rp_fail(RP_ERR_NET, "httpd: socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 128) != 0) {
+        int e = errno;
+        close(fd);
+        return rp_fail(RP_ERR_NET, "httpd: cannot listen on %s:%d: %s", hn, port, strerror(e));
+    }
+    socklen_t al = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    rp_httpd *s = calloc(1, sizeof *s);
+    if (max_conns <= 0) max_conns = 64;
+    if (s) s->fds = malloc((size_t)max_conns * sizeof *s->fds);
+    if (!s || !s->fds) { if (s) free(s); close(fd); return rp_fail(RP_ERR_NOMEM, "httpd: out of memory"); }
+    for (int i = 0; i < max_conns; i++) s->fds[i] = -1;
+    s->lfd = fd;
+    s->port = ntohs(a.sin_port);
+    s->max_conns = max_conns;
+    s->h = h;
+    s->ud = ud;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->accept_thr, NULL, accept_main, s) != 0) {
+        close(fd);
+        free(s->fds);
+        free(s);
+        return rp_fail(RP_ERR_NET, "httpd: cannot start the accept thread");
+    }
+    *out = s;
+    return RP_OK;
+}
+
+/* The port the server listens on. */
+int rp_httpd_port(const rp_httpd *s) { return s ? s->port : 0; }
+
+/* Handler calls so far. */
+unsigned long rp_httpd_count(rp_httpd *s) {
+    pthread_mutex_lock(&s->mu);
+    unsigned long n = s->served;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Stop accepting, end every connection and free the server. */
+void rp_httpd_stop(rp_httpd *s) {
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    shutdown(s->lfd, SHUT_RDWR);                   /* wakes accept() */
+    pthread_join(s->accept_thr, NULL);
+    close(s->lfd);
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->max_conns; i++) if (s->fds[i] >= 0) shutdown(s->fds[i], SHUT_RDWR);
+    while (s->nconns > 0) pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->fds);
+    free(s);
+}

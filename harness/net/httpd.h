@@ -1,0 +1,52 @@
+/* httpd.h: a small embeddable HTTP/1.1 server for `repro serve` and for tests' fixture servers.
+ * Loopback by default, one thread per connection (bounded), Content-Length bodies, keep-alive.
+ * A handler callback sees the parsed request and fills a response; or, for fixtures that misbehave on
+ * purpose, writes raw bytes itself (rp_httpd_write) and returns RP_HTTPD_RAW: the server then sends nothing
+ * more and closes the connection (so a handler can sleep, drop the connection or send a truncated body).
+ * Handlers run concurrently on connection threads: they must be thread-safe. */
+#ifndef RP_HTTPD_H
+#define RP_HTTPD_H
+#include <stddef.h>
+#include "util/buf.h"
+#include "util/err.h"
+
+typedef struct rp_httpd rp_httpd;
+
+typedef struct rp_httpd_request {
+    const char *method;         /* "GET", "POST", ... */
+    const char *path;           /* request target as sent, query string included ("/v1/x?a=1") */
+    const char *headers;        /* raw header lines, "Name: value\r\n" each */
+    const char *body;           /* NUL-terminated copy of the body (may contain NULs; see body_len) */
+    size_t body_len;
+    int fd;                     /* the connection (for rp_httpd_write) */
+    unsigned long conn_id, req_index;   /* connection number, request number on it (0-based) */
+} rp_httpd_request;
+
+typedef struct rp_httpd_response {
+    int status;                 /* default 200 */
+    char content_type[128];     /* default "application/json" */
+    rp_buf body;
+    rp_buf headers;             /* extra header lines, each ending in "\r\n" (e.g. "Retry-After: 1\r\n") */
+    int close;                  /* close the connection after this response */
+} rp_httpd_response;
+
+enum { RP_HTTPD_OK = 0, RP_HTTPD_RAW = 1 };
+
+/* Return RP_HTTPD_OK to send resp, or RP_HTTPD_RAW after writing (or not) on req->fd yourself. */
+typedef int (*rp_httpd_handler)(void *ud, const rp_httpd_request *req, rp_httpd_response *resp);
+
+/* Listen on host:port (host NULL: 127.0.0.1; port 0: an ephemeral port) and serve in background threads,
+ * at most max_conns connections at once (<= 0: 64). */
+rp_status rp_httpd_start(const char *host, int port, int max_conns, rp_httpd_handler h, void *ud, rp_httpd **out);
+/* The bound port. */
+int rp_httpd_port(const rp_httpd *s);
+/* Stop: close the listener, shut down open connections, wait for handler threads, free. */
+void rp_httpd_stop(rp_httpd *s);
+/* Write all n bytes on a connection (for raw handlers); -1 when the peer is gone. */
+int rp_httpd_write(int fd, const void *data, size_t n);
+/* Value of a request header (case-insensitive) copied into out; 0 when absent. */
+int rp_httpd_header(const rp_httpd_request *req, const char *name, char *out, size_t n);
+/* Requests served so far (handler calls). */
+unsigned long rp_httpd_count(rp_httpd *s);
+
+#endif

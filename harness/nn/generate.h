@@ -1,0 +1,41 @@
+/* generate.h: text generation with a session: feed a prompt, sample up to max_tokens, stop at an
+ * end-of-generation token or a stop string, stream the text through a callback, report tokens/s.
+ * Invariants: the text handed to on_text never contains (a prefix of) a stop string that later
+ * completes: bytes that might start one are held back until they cannot. */
+#ifndef RP_NN_GENERATE_H
+#define RP_NN_GENERATE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "nn/llama.h"
+#include "util/buf.h"
+
+typedef struct rp_generate_opts {
+    float temperature;            /* <= 0: greedy */
+    float top_p;                  /* (0, 1): nucleus sampling; else off */
+    uint64_t seed;
+    int max_tokens;               /* tokens to generate (<= 0: until the context is full) */
+    const char *const *stop;      /* stop strings (may be NULL) */
+    int n_stop;
+    int ignore_eog;               /* keep going past end-of-generation tokens */
+    /* Streaming: called with each piece of text as it becomes final; a non-zero return stops. May be NULL. */
+    int (*on_text)(void *arg, const char *text, size_t len);
+    void *arg;
+} rp_generate_opts;
+
+typedef struct rp_generate_result {
+    rp_tokens tokens;             /* generated ids (the EOG token that stopped it is not included) */
+    rp_buf text;                  /* generated text, cut before a stop string */
+    size_t n_prompt;
+    double prompt_s, gen_s;       /* seconds spent on the prompt and on generated tokens */
+    double tokens_per_s;          /* generated tokens / gen_s */
+    const char *stop_reason;      /* "eog", "stop", "max_tokens", "context", "callback" */
+} rp_generate_result;
+
+/* Append prompt[0..n_prompt) to the session (n_prompt may be 0 when the session already holds a prompt
+ * ending where generation starts: then the last cached position is re-run for its logits) and generate. */
+rp_status rp_generate(rp_session *s, const int32_t *prompt, size_t n_prompt, const rp_generate_opts *o,
+                      rp_generate_result *r);
+/* Release a result's buffers. */
+void rp_generate_result_free(rp_generate_result *r);
+
+#endif

@@ -1,0 +1,79 @@
+/* llama.h: Llama-family decoder models (RMSNorm, RoPE, grouped-query attention, SwiGLU, tied or untied
+ * head) built over an open model file, and sessions that run them with a KV cache.
+ *
+ * A model borrows its weights from the rp_model_file in place (quantized blocks are never copied; only
+ * norm vectors that are not f32 get a small f32 copy). A session owns a KV cache and every activation
+ * buffer, planned once at creation for n_ctx positions and at most n_batch tokens per forward call, so
+ * the per-token loop allocates nothing.
+ * Shapes: C = dim, L = layers, H / Hkv heads, D = head size, F = FFN size, V = vocabulary, T = tokens
+ * of one forward call.
+ * Invariants: a session's cache holds positions [0, n_past) computed with the model's layer-skip mask
+ * at the time; changing the mask or the backend invalidates the cache (rp_session_reset). */
+#ifndef RP_NN_LLAMA_H
+#define RP_NN_LLAMA_H
+#include <stddef.h>
+#include <stdint.h>
+#include "model/model_file.h"
+#include "model/tokenizer.h"
+#include "tensor/backend.h"
+#include "util/err.h"
+
+typedef struct rp_model rp_model;
+typedef struct rp_session rp_session;
+
+typedef struct rp_model_opts {
+    const char *tokenizer_path;  /* llama2.c checkpoints: tokenizer .bin (default: tokenizer.bin or tok*.bin beside the model) */
+    rp_backend *backend;         /* NULL: rp_backend_default() (REPRO_REFERENCE=1 forces the reference backend) */
+} rp_model_opts;
+
+/* Build a model over an open file (the file must outlive the model); no tokenizer is attached. */
+rp_status rp_model_new(const rp_model_file *f, rp_backend *be, rp_model **out);
+/* Open path (GGUF, llama2.c, safetensors), build the model and its tokenizer; the model owns the file. */
+rp_status rp_model_load(const char *path, const rp_model_opts *opts, rp_model **out);
+/* Free the model (and the file and tokenizer it owns). NULL is fine. Sessions must be freed first. */
+void rp_model_free(rp_model *m);
+/* Hyper-parameters. */
+const rp_llama_config *rp_model_config(const rp_model *m);
+/* The tokenizer (NULL for models built with rp_model_new). */
+const rp_tokenizer *rp_model_tokenizer(const rp_model *m);
+/* The model file. */
+const rp_model_file *rp_model_file_of(const rp_model *m);
+/* The backend it computes on; switching takes effect for new forward calls (reset sessions first). */
+rp_backend *rp_model_backend(const rp_model *m);
+void rp_model_set_backend(rp_model *m, rp_backend *be);
+/* Skip layers: skip[l] != 0 runs the model with layer l replaced by the identity (no weight is copied);
+ * skip == NULL clears the mask. n must equal the layer count. */
+rp_status rp_model_set_skip(rp_model *m, const unsigned char *skip, int n);
+/* Whether layer l is skipped. */
+int rp_model_layer_skipped(const rp_model *m, int l);
+
+/* A session for up to n_ctx positions (<= 0: min(context length, 2048)) with forward calls of up to
+ * n_batch tokens (<= 0: 512), of which up to n_logits (<= 0: 64) may ask for every position's logits. */
+rp_status rp_session_new(rp_model *m, int n_ctx, int n_batch, int n_logits, rp_session **out);
+void rp_session_free(rp_session *s);
+/* Forget the cache (n_past = 0). */
+void rp_session_reset(rp_session *s);
+/* Keep only the first n positions of the cache (n <= n_past), e.g. to reuse a shared prompt prefix. */
+rp_status rp_session_truncate(rp_session *s, int64_t n);
+/* Positions in the cache. */
+int64_t rp_session_n_past(const rp_session *s);
+int rp_session_n_ctx(const rp_session *s);
+rp_model *rp_session_model(const rp_session *s);
+
+typedef enum rp_logits_mode { RP_LOGITS_NONE, RP_LOGITS_LAST, RP_LOGITS_ALL } rp_logits_mode;
+
+/* Run T tokens at positions n_past .. n_past+T-1 and append them to the cache. T may exceed n_batch
+ * (processed in pieces) except with RP_LOGITS_ALL, where T <= n_logits. *logits (may be NULL) receives
+ * the session's buffer: [1, V] (LAST) or [T, V] (ALL), valid until the next call.
+ * When hidden != NULL it receives the input of every layer and the final residual (before the output
+ * norm): hidden[(l · T + t) · C + c] for l in [0, L], so (L+1)·T·C floats (T <= n_batch). */
+rp_status rp_session_forward(rp_session *s, const int32_t *tokens, int64_t T, rp_logits_mode mode, float **logits,
+                             float *hidden);
+/* Teacher-forced scoring: for i in [from, n-1), lp[i - from] = log p(tokens[i+1] | tokens[0..i]) and,
+ * when greedy != NULL, greedy[i - from] = whether tokens[i+1] is the argmax. Reuses the cache when its
+ * content is a prefix of tokens (the session remembers what it holds), so choices sharing a context only
+ * pay for their own tokens. */
+rp_status rp_session_score(rp_session *s, const int32_t *tokens, int64_t n, int64_t from, float *lp,
+                           unsigned char *greedy);
+
+#endif

@@ -1,0 +1,18 @@
+/* report.h: the reproduction report: a self-contained HTML page (figures embedded as base64 PNG data
+ * URIs, no external resource) and its Markdown twin, built from the registry alone. Per paper: a table of
+ * targets (name, experiment, paper value, reproduced value, tolerance and kind, status, provenance: run id,
+ * short commit with * when dirty, device), each run's summaries, then the figures. By default only the
+ * latest finished run per experiment + params is shown. */
+#ifndef RP_REPORT_H
+#define RP_REPORT_H
+#include "db/registry.h"
+
+typedef struct rp_report_opts {
+    int all_runs;             /* every finished run, not only the latest per experiment + params */
+    const char *experiment;   /* only this experiment (NULL: all) */
+} rp_report_opts;
+
+/* Write html_path and md_path (either may be NULL to skip it). *nruns receives the runs reported. */
+rp_status rp_report_write(rp_db *db, const rp_report_opts *opts, const char *html_path, const char *md_path, int *nruns);
+
+#endif

@@ -1,0 +1,96 @@
+/* backend.h: the op table every compute backend implements (cpu now, cuda later) and the entry points
+ * that dispatch through it. Kernels take raw pointers into the backend's own memory with explicit sizes
+ * (row-major, densely packed rows unless a stride is given); the tensor-level checks live in ops.h.
+ * Invariants: an op a backend lacks is a NULL slot, and calling it returns RP_ERR_UNSUPPORTED naming the
+ * backend and the op (never a silent fallback or copy); the "ref" backend holds the plain reference
+ * implementation of every op, which the faster backends are tested against (tests/test_ops.c).
+ * Activations are f32; weights may be any dequantizable dtype. Shape letters: T tokens, C channels,
+ * N output features, K reduced dimension, H heads, D head size, V vocabulary. */
+#ifndef RP_BACKEND_H
+#define RP_BACKEND_H
+#include <stddef.h>
+#include <stdint.h>
+#include "tensor/dtype.h"
+#include "tensor/pool.h"
+#include "util/err.h"
+
+typedef struct rp_backend rp_backend;
+
+typedef struct rp_backend_ops {
+    /* Memory the backend computes on (zero-filled); NULL on failure. */
+    void *(*alloc)(rp_backend *be, size_t nbytes);
+    void (*free)(rp_backend *be, void *p);
+    /* y[M,N] = x[M,K] · W[N,K]ᵀ; W rows of dtype wt, w_row_bytes apart. */
+    rp_status (*matmul)(rp_backend *be, float *y, const float *x, int64_t M, int64_t K,
+                        const void *w, rp_dtype wt, size_t w_row_bytes, int64_t N);
+    /* out[T,C] = rows ids[t] of table[V,C] (any dequantizable dtype); an id outside [0, V) is RP_ERR_RANGE. */
+    rp_status (*embed)(rp_backend *be, float *out, const void *table, rp_dtype dt, size_t row_bytes,
+                       int64_t V, int64_t C, const int32_t *ids, int64_t T);
+    /* out[T,C] = x / sqrt(mean(x²) + eps) * w (w may be NULL: no scale). out may equal x. */
+    rp_status (*rmsnorm)(rp_backend *be, float *out, const float *x, const float *w, int64_t T, int64_t C, float eps);
+    /* Rotary embedding in place on x[T, H·D] at positions pos[T]; the first rope_dim dims of each head rotate,
+     * pairs (2i, 2i+1) when neox == 0, (i, i + rope_dim/2) when neox == 1; angle pos · base^(-2i/rope_dim). */
+    rp_status (*rope)(rp_backend *be, float *x, int64_t T, int H, int D, int rope_dim, const int32_t *pos,
+                      float base, int neox);
+    /* Causal attention: query t (row t of q[T, H·D]) sits at position pos0 + t and attends to cache rows
+     * 0 .. pos0 + t of k, v (rows kv_stride floats apart, head g at column g·D; H is a multiple of Hkv,
+     * query head h reads kv head h / (H/Hkv)); out[T, H·D]; scores scaled by scale. */
+    rp_status (*attention)(rp_backend *be, float *out, const float *q, const float *k, const float *v,
+                           int64_t T, int64_t pos0, int H, int Hkv, int D, int64_t kv_stride, float scale);
+    /* out[n] = silu(gate) · up; out may alias either input. up == NULL gives plain silu. */
+    rp_status (*swiglu)(rp_backend *be, float *out, const float *gate, const float *up, int64_t n);
+    /* y[n] = a + b (may alias). */
+    rp_status (*add)(rp_backend *be, float *y, const float *a, const float *b, int64_t n);
+    /* Row-wise softmax in place on x[rows, n]. */
+    rp_status (*softmax)(rp_backend *be, float *x, int64_t rows, int64_t n);
+    /* Row-wise log-softmax: out[rows, n] (may equal x). */
+    rp_status (*log_softmax)(rp_backend *be, float *out, const float *x, int64_t rows, int64_t n);
+    /* loss[r] = -log softmax(logits[r])[target[r]]; a target outside [0, n) is RP_ERR_RANGE. */
+    rp_status (*cross_entropy)(rp_backend *be, float *loss, const float *logits, const int32_t *target,
+                               int64_t rows, int64_t n);
+    /* out[i, :] = x[idx[i], :] for i < n (x has rows_x rows of C). */
+    rp_status (*gather_rows)(rp_backend *be, float *out, const float *x, int64_t rows_x, int64_t C,
+                             const int32_t *idx, int64_t n);
+    /* out[idx[i], :] += (weight ? weight[i] : 1) · x[i, :] for i < n (out has rows_out rows of C). */
+    rp_status (*scatter_add_rows)(rp_backend *be, float *out, int64_t rows_out, const float *x, int64_t C,
+                                  const int32_t *idx, const float *weight, int64_t n);
+    /* Causal depthwise conv: out[t,c] = b[c] + Σ_k w[c,k] · x[t-K+1+k, c], x before t = 0 taken from
+     * state[c, K-1] (the previous K-1 inputs, oldest first; zeros when state is NULL); state is updated to
+     * the last K-1 inputs when not NULL. x, out: [T, C]; w: [C, K]; b may be NULL. */
+    rp_status (*conv1d_causal)(rp_backend *be, float *out, const float *x, int64_t T, int64_t C,
+                               const float *w, const float *b, int K, float *state);
+    /* Mamba selective scan over T steps for channels D and state size N:
+     * h[d,n] = exp(dt[t,d] · A[d,n]) · h[d,n] + dt[t,d] · B[t,n] · u[t,d];  y[t,d] = Σ_n Cm[t,n] · h[d,n] + Dp[d] · u[t,d].
+     * h[D,N] is the state, read and updated (zeros for a fresh sequence); Dp may be NULL. */
+    rp_status (*selective_scan)(rp_backend *be, float *y, const float *u, const float *dt, const float *A,
+                                const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D,
+                                int64_t N, float *h);
+} rp_backend_ops;
+
+struct rp_backend {
+    const char *name;          /* "cpu", "ref", later "cuda" */
+    const rp_backend_ops *ops;
+    rp_pool *pool;             /* CPU backends: the threads kernels split work over */
+    void *impl;                /* backend-private state (scratch buffers, device handles) */
+};
+
+/* The fast CPU backend (threads sized to the machine, SIMD, OpenBLAS); created on first use. */
+rp_backend *rp_backend_cpu(void);
+/* The plain reference CPU backend: single-threaded, obvious loops. */
+rp_backend *rp_backend_ref(void);
+/* The backend to use by default: "ref" when REPRO_REFERENCE=1 (forces the reference path), else "cpu". */
+rp_backend *rp_backend_default(void);
+/* A separate fast CPU backend with its own pool of n_threads (<= 0: the machine's cores), e.g. to compare
+ * thread counts; free it with rp_backend_cpu_free. */
+rp_status rp_backend_cpu_new(int n_threads, rp_backend **out);
+void rp_backend_cpu_free(rp_backend *be);
+/* Backend by name ("cpu", "ref"); NULL when unknown or unavailable. */
+rp_backend *rp_backend_by_name(const char *name);
+
+/* Dispatch helpers: call the op or fail with RP_ERR_UNSUPPORTED "backend X lacks op Y". */
+#define RP_BACKEND_CALL(be, op, ...) \
+    ((be)->ops->op ? (be)->ops->op((be), __VA_ARGS__) : rp_backend_lacks((be), #op))
+/* The error for a missing op. */
+rp_status rp_backend_lacks(const rp_backend *be, const char *op);
+
+#endif

@@ -1,0 +1,402 @@
+/* ops_cpu.c: the fast CPU backend ("cpu"): kernels split over the thread pool, SIMD (simd.h, qdot.h)
+ * and OpenBLAS (kept single-threaded: our pool does the splitting, each thread calls sgemm on its slice).
+ * Matmul routes by shape: few rows (decoding) -> per-row dot products (int8 blocks for q4_0/q4_1/q8_0,
+ * f32 dots otherwise), many rows (prompts, scoring) -> weight tiles dequantized to f32 + sgemm.
+ * Invariants: every kernel computes what backend.h defines, checked against ops_ref.c by test_ops;
+ * scratch memory is per thread, grown on first need and reused, so steady-state calls allocate nothing;
+ * the backend is not reentrant (one caller thread at a time). */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tensor/backend.h"
+#include "tensor/ops_ref.h"
+#include "tensor/qdot.h"
+#include "tensor/simd.h"
+
+#define MAX_THREADS 64
+#define SMALL_M 8            /* below this many rows a matmul is done row by row (no dequantized tiles) */
+#define TILE_BYTES (2u << 20) /* f32 bytes of a dequantized weight tile handed to sgemm */
+#define ATT_QB 64            /* query rows per attention task */
+
+typedef struct scratch { void *p; size_t cap; } scratch;
+
+typedef struct cpu_impl {
+    scratch tmp[MAX_THREADS];   /* per-thread scratch */
+    scratch act;                /* quantized activations shared by all threads of one matmul */
+    float rope_base;
+    int rope_dim;
+    double inv_freq[512];       /* cached base^(-2i/rope_dim) */
+} cpu_impl;
+
+/* Scratch of at least n bytes for slot s (64-byte aligned; grows, never shrinks). */
+static void *scratch_get(scratch *s, size_t n) {
+    if (s->cap >= n) return s->p;
+    size_t cap = n + n / 4 + 64;
+    void *p = rp_cpu_alloc(NULL, cap);
+    if (!p) return NULL;
+    free(s->p);
+    s->p = p;
+    s->cap = cap;
+    return p;
+}
+
+static cpu_impl *impl_of(rp_backend *be) { return be->impl; }
+
+/* How many threads a job of `work` multiply-adds deserves (small jobs stay on the caller). */
+static int threads_for(rp_backend *be, double work, int64_t parts) {
+    int n = rp_pool_size(be->pool);
+    if (work < 40000) n = 1;
+    if (n > parts) n = (int)parts;
+    return n < 1 ? 1 : n;
+}
+
+/* ---- matmul ---- */
+
+typedef struct mm_job {
+    rp_backend *be;
+    float *y;
+    const float *x;
+    int64_t M, K, N;
+    const void *w;
+    rp_dtype wt;
+    size_t ldw;
+    const rp_q8_row *aq;   /* M quantized activation rows (int8 path) */
+    int failed;
+} mm_job;
+
+static void rows_of(int64_t N, int ith, int nth, int64_t align, int64_t *n0, int64_t *n1) {
+    int64_t per = (N + nth - 1) / nth;
+    per = (per + align - 1) / align * align;
+    *n0 = per * ith < N ? per * ith : N;
+    *n1 = per * (ith + 1) < N ? per * (ith + 1) : N;
+}
+
+static void mm_small_task(void *ctx, int ith, int nth) {
+    mm_job *j = ctx;
+    int64_t n0, n1;
+    rows_of(j->N, ith, nth, 4, &n0, &n1);
+    const char *w = j->w;
+    if (j->aq) {
+        for (int64_t n = n0; n < n1; n++)
+            for (int64_t m = 0; m < j->M; m++)
+                j->y[m * j->N + n] = rp_qdot_row(j->wt, w + (size_t)n * j->ldw, &j->aq[m], j->K);
+    } else if (j->wt == RP_F32) {
+        for (int64_t n = n0; n < n1; n++)
+            for (int64_t m = 0; m < j->M; m++)
+                j->y[m * j->N + n] = rp_vdot(j->x + m * j->K, (const float *)(w + (size_t)n * j->ldw), j->K);
+    } else {
+        float *row = scratch_get(&impl_of(j->be)->tmp[ith], (size_t)j->K * sizeof(float));
+        if (!row) { j->failed = 1; return; }
+        for (int64_t n = n0; n < n1; n++) {
+            rp_dequantize_row_fast(j->wt, w + (size_t)n * j->ldw, row, j->K);
+            for (int64_t m = 0; m < j->M; m++) j->y[m * j->N + n] = rp_vdot(j->x + m * j->K, row, j->K);
+        }
+    }
+}
+
+static void mm_big_task(void *ctx, int ith, int nth) {
+    mm_job *j = ctx;
+    int64_t n0, n1;
+    rows_of(j->N, ith, nth, 16, &n0, &n1);
+    if (n0 >= n1) return;
+    const char *w = j->w;
+    if (j->wt == RP_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)(n1 - n0), (int)j->K, 1.0f, j->x, (int)j->K,
+                    (const float *)(w + (size_t)n0 * j->ldw), (int)(j->ldw / sizeof(float)), 0.0f, j->y + n0, (int)j->N);
+        return;
+    }
+    int64_t tile = (int64_t)(TILE_BYTES / ((size_t)j->K * sizeof(float)));
+    if (tile < 16) tile = 16;
+    if (tile > n1 - n0) tile = n1 - n0;
+    float *buf = scratch_get(&impl_of(j->be)->tmp[ith], (size_t)tile * (size_t)j->K * sizeof(float));
+    if (!buf) { j->failed = 1; return; }
+    for (int64_t r = n0; r < n1; r += tile) {
+        int64_t nr = n1 - r < tile ? n1 - r : tile;
+        for (int64_t i = 0; i < nr; i++) rp_dequantize_row_fast(j->wt, w + (size_t)(r + i) * j->ldw, buf + i * j->K, j->K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)nr, (int)j->K, 1.0f, j->x, (int)j->K, buf,
+                    (int)j->K, 0.0f, j->y + r, (int)j->N);
+    }
+}
+
+static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
+                            size_t w_row_bytes, int64_t N) {
+    if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul: weight dtype %s not supported", rp_dtype_name(wt));
+    if (M <= 0 || N <= 0) return RP_OK;
+    if (K > INT32_MAX || N > INT32_MAX || M > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
+    mm_job j = { be, y, x, M, K, N, w, wt, w_row_bytes, NULL, 0 };
+    if (M < SMALL_M) {
+        if (rp_qdot_supported(wt) && K % 32 == 0) {
+            cpu_impl *im = impl_of(be);
+            size_t nb = (size_t)(K / 32);
+            size_t need = (size_t)M * (sizeof(rp_q8_row) + nb * 2 * sizeof(float) + (size_t)K) + 64;
+            char *p = scratch_get(&im->act, need);
+            if (!p) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
+            rp_q8_row *rows = (rp_q8_row *)p;
+            char *q = p + (size_t)M * sizeof(rp_q8_row);
+            for (int64_t m = 0; m < M; m++) {
+                rows[m].d = (float *)q; q += nb * sizeof(float);
+                rows[m].s = (float *)q; q += nb * sizeof(float);
+                rows[m].q = (int8_t *)q; q += K;
+                rp_quantize_row_q8_fast(x + m * K, K, &rows[m]);
+            }
+            j.aq = rows;
+        }
+        rp_pool_run(be->pool, mm_small_task, &j, threads_for(be, (double)M * N * K, N / 4 + 1));
+    } else {
+        rp_pool_run(be->pool, mm_big_task, &j, threads_for(be, (double)M * N * K, N / 16 + 1));
+    }
+    if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for scratch (%lld x %lld)", (long long)N, (long long)K);
+    return RP_OK;
+}
+
+/* ---- embedding, norms, rope, elementwise ---- */
+
+static rp_status cpu_embed(rp_backend *be, float *out, const void *table, rp_dtype dt, size_t row_bytes, int64_t V,
+                           int64_t C, const int32_t *ids, int64_t T) {
+    (void)be;
+    if (!rp_dtype_dequantizable(dt)) return rp_fail(RP_ERR_UNSUPPORTED, "embed: dtype %s not supported", rp_dtype_name(dt));
+    for (int64_t t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= V)
+            return rp_fail(RP_ERR_RANGE, "embed: token id %d at position %lld outside vocabulary [0, %lld)", ids[t], (long long)t, (long long)V);
+        rp_dequantize_row_fast(dt, (const char *)table + (size_t)ids[t] * row_bytes, out + t * C, C);
+    }
+    return RP_OK;
+}
+
+static rp_status cpu_rmsnorm(rp_backend *be, float *out, const float *x, const float *w, int64_t T, int64_t C, float eps) {
+    (void)be;
+    for (int64_t t = 0; t < T; t++) {
+        const float *xr = x + t * C;
+        float r = 1.0f / sqrtf(rp_vdot(xr, xr, C) / (float)C + eps);
+        float *o = out + t * C;
+        if (w) for (int64_t c = 0; c < C; c++) o[c] = xr[c] * r * w[c];
+        else for (int64_t c = 0; c < C; c++) o[c] = xr[c] * r;
+    }
+    return RP_OK;
+}
+
+static rp_status cpu_rope(rp_backend *be, float *x, int64_t T, int H, int D, int rope_dim, const int32_t *pos, float base,
+                          int neox) {
+    cpu_impl *im = impl_of(be);
+    if (rope_dim > D || rope_dim % 2 || rope_dim > 1024)
+        return rp_fail(RP_ERR_INVAL, "rope: rope_dim %d must be even, <= head size %d and <= 1024", rope_dim, D);
+    int half = rope_dim / 2;
+    if (im->rope_base != base || im->rope_dim != rope_dim) {
+        for (int i = 0; i < half; i++) im->inv_freq[i] = pow((double)base, -2.0 * i / rope_dim);
+        im->rope_base = base;
+        im->rope_dim = rope_dim;
+    }
+    float cs[512], sn[512];
+    for (int64_t t = 0; t < T; t++) {
+        for (int i = 0; i < half; i++) {
+            double ang = (double)pos[t] * im->inv_freq[i];
+            cs[i] = (float)cos(ang);
+            sn[i] = (float)sin(ang);
+        }
+        for (int h = 0; h < H; h++) {
+            float *v = x + (t * H + h) * D;
+            if (neox) {
+                for (int i = 0; i < half; i++) {
+                    float x0 = v[i], x1 = v[i + half];
+                    v[i] = x0 * cs[i] - x1 * sn[i];
+                    v[i + half] = x0 * sn[i] + x1 * cs[i];
+                }
+            } else {
+                for (int i = 0; i < half; i++) {
+                    float x0 = v[2 * i], x1 = v[2 * i + 1];
+                    v[2 * i] = x0 * cs[i] - x1 * sn[i];
+                    v[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+                }
+            }
+        }
+    }
+    return RP_OK;
+}
+
+static rp_status cpu_swiglu(rp_backend *be, float *out, const float *gate, const float *up, int64_t n) {
+    (void)be;
+    rp_vswiglu(out, gate, up, n);
+    return RP_OK;
+}
+
+static rp_status cpu_softmax(rp_backend *be, float *x, int64_t rows, int64_t n) {
+    (void)be;
+    for (int64_t r = 0; r < rows; r++) {
+        float *v = x + r * n;
+        float s = rp_vexp_sub_sum(v, rp_vmax(v, n), n);
+        rp_vscale(v, 1.0f / s, n);
+    }
+    return RP_OK;
+}
+
+static rp_status cpu_log_softmax(rp_backend *be, float *out, const float *x, int64_t rows, int64_t n) {
+    (void)be;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *v = x + r * n;
+        float mx = rp_vmax(v, n);
+        float lse = mx + logf(rp_vexp_sum(v, mx, n));
+        for (int64_t i = 0; i < n; i++) out[r * n + i] = v[i] - lse;
+    }
+    return RP_OK;
+}
+
+static rp_status cpu_cross_entropy(rp_backend *be, float *loss, const float *logits, const int32_t *target, int64_t rows,
+                                   int64_t n) {
+    (void)be;
+    for (int64_t r = 0; r < rows; r++) {
+        if (target[r] < 0 || target[r] >= n)
+            return rp_fail(RP_ERR_RANGE, "cross_entropy: target %d of row %lld outside [0, %lld)", target[r], (long long)r, (long long)n);
+        const float *v = logits + r * n;
+        float mx = rp_vmax(v, n);
+        loss[r] = mx + logf(rp_vexp_sum(v, mx, n)) - v[target[r]];
+    }
+    return RP_OK;
+}
+
+/* ---- attention ---- */
+
+typedef struct att_job {
+    rp_backend *be;
+    float *out;
+    const float *q, *k, *v;
+    int64_t T, pos0, kv_stride;
+    int H, Hkv, D, nqb;
+    float scale;
+    int failed;
+} att_job;
+
+static void att_task(void *ctx, int ith, int nth) {
+    att_job *j = ctx;
+    int group = j->H / j->Hkv;
+    int64_t ntask = (int64_t)j->H * j->nqb;
+    int64_t qb_rows = j->T < ATT_QB ? j->T : ATT_QB;
+    float *S = scratch_get(&impl_of(j->be)->tmp[ith], (size_t)qb_rows * (size_t)(j->pos0 + j->T) * sizeof(float));
+    if (!S) { j->failed = 1; return; }
+    int64_t ldq = (int64_t)j->H * j->D;
+    for (int64_t task = ith; task < ntask; task += nth) {
+        int h = (int)(task % j->H), g = h / group;
+        int64_t t0 = (task / j->H) * ATT_QB, nt = j->T - t0 < ATT_QB ? j->T - t0 : ATT_QB;
+        int64_t nk = j->pos0 + t0 + nt;           /* keys the last query of the block sees */
+        const float *qh = j->q + t0 * ldq + (int64_t)h * j->D;
+        const float *kh = j->k + (int64_t)g * j->D, *vh = j->v + (int64_t)g * j->D;
+        float *oh = j->out + t0 * ldq + (int64_t)h * j->D;
+        if (nt == 1) {
+            for (int64_t s = 0; s < nk; s++) S[s] = rp_vdot(qh, kh + s * j->kv_stride, j->D) * j->scale;
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)nk, j->D, j->scale, qh, (int)ldq, kh,
+                        (int)j->kv_stride, 0.0f, S, (int)nk);
+        }
+        for (int64_t i = 0; i < nt; i++) {        /* causal softmax: row i sees keys [0, pos0 + t0 + i] */
+            float *row = S + i * nk;
+            int64_t len = j->pos0 + t0 + i + 1;
+            float sum = rp_vexp_sub_sum(row, rp_vmax(row, len), len);
+            rp_vscale(row, 1.0f / sum, len);
+            memset(row + len, 0, (size_t)(nk - len) * sizeof(float));
+        }
+        if (nt == 1) {
+            memset(oh, 0, (size_t)j->D * sizeof(float));
+            for (int64_t s = 0; s < nk; s++) rp_vaxpy(oh, S[s], vh + s * j->kv_stride, j->D);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, j->D, (int)nk, 1.0f, S, (int)nk, vh,
+                        (int)j->kv_stride, 0.0f, oh, (int)ldq);
+        }
+    }
+}
+
+static rp_status cpu_attention(rp_backend *be, float *out, const float *q, const float *k, const float *v, int64_t T,
+                               int64_t pos0, int H, int Hkv, int D, int64_t kv_stride, float scale) {
+    if (Hkv <= 0 || H % Hkv) return rp_fail(RP_ERR_INVAL, "attention: %d heads not a multiple of %d kv heads", H, Hkv);
+    if (T <= 0) return RP_OK;
+    if (pos0 + T > INT32_MAX || kv_stride > INT32_MAX) return rp_fail(RP_ERR_RANGE, "attention: sizes over 2^31");
+    att_job j = { be, out, q, k, v, T, pos0, kv_stride, H, Hkv, D, (int)((T + ATT_QB - 1) / ATT_QB), scale, 0 };
+    double work = (double)H * T * (pos0 + T) * D;
+    rp_pool_run(be->pool, att_task, &j, threads_for(be, work, (int64_t)H * j.nqb));
+    if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention: out of memory for scores");
+    return RP_OK;
+}
+
+/* ---- selective scan: one 16-lane vector per state row when N == 16, threads over channels ---- */
+
+typedef struct scan_job {
+    float *y;
+    const float *u, *dt, *A, *B, *Cm, *Dp;
+    int64_t T, D, N;
+    float *h;
+} scan_job;
+
+static void scan_task(void *ctx, int ith, int nth) {
+    scan_job *j = ctx;
+    int64_t d0, d1;
+    rows_of(j->D, ith, nth, 1, &d0, &d1);
+#if defined(__AVX512F__)
+    if (j->N == 16) {
+        for (int64_t d = d0; d < d1; d++) {
+            __m512 h = _mm512_loadu_ps(j->h + d * 16), a = _mm512_loadu_ps(j->A + d * 16);
+            for (int64_t t = 0; t < j->T; t++) {
+                float dtv = j->dt[t * j->D + d], uv = j->u[t * j->D + d];
+                __m512 dA = rp_exp_ps(_mm512_mul_ps(_mm512_set1_ps(dtv), a));
+                h = _mm512_fmadd_ps(dA, h, _mm512_mul_ps(_mm512_set1_ps(dtv * uv), _mm512_loadu_ps(j->B + t * 16)));
+                float yv = _mm512_reduce_add_ps(_mm512_mul_ps(h, _mm512_loadu_ps(j->Cm + t * 16)));
+                j->y[t * j->D + d] = yv + (j->Dp ? j->Dp[d] * uv : 0.0f);
+            }
+            _mm512_storeu_ps(j->h + d * 16, h);
+        }
+        return;
+    }
+#endif
+    for (int64_t d = d0; d < d1; d++)
+        for (int64_t t = 0; t < j->T; t++) {
+            float dtv = j->dt[t * j->D + d], uv = j->u[t * j->D + d], acc = 0;
+            for (int64_t n = 0; n < j->N; n++) {
+                float *hs = &j->h[d * j->N + n];
+                *hs = expf(dtv * j->A[d * j->N + n]) * *hs + dtv * j->B[t * j->N + n] * uv;
+                acc += j->Cm[t * j->N + n] * *hs;
+            }
+            j->y[t * j->D + d] = acc + (j->Dp ? j->Dp[d] * uv : 0.0f);
+        }
+}
+
+static rp_status cpu_selective_scan(rp_backend *be, float *y, const float *u, const float *dt, const float *A,
+                                    const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N,
+                                    float *h) {
+    scan_job j = { y, u, dt, A, B, Cm, Dp, T, D, N, h };
+    rp_pool_run(be->pool, scan_task, &j, threads_for(be, (double)T * D * N * 8, D));
+    return RP_OK;
+}
+
+static const rp_backend_ops cpu_ops = {
+    .alloc = rp_cpu_alloc, .free = rp_cpu_free,
+    .matmul = cpu_matmul, .embed = cpu_embed, .rmsnorm = cpu_rmsnorm, .rope = cpu_rope,
+    .attention = cpu_attention, .swiglu = cpu_swiglu, .add = rp_ref_add, .softmax = cpu_softmax,
+    .log_softmax = cpu_log_softmax, .cross_entropy = cpu_cross_entropy, .gather_rows = rp_ref_gather_rows,
+    .scatter_add_rows = rp_ref_scatter_add_rows, .conv1d_causal = rp_ref_conv1d_causal,
+    .selective_scan = cpu_selective_scan,
+};
+
+/* Build the fast CPU backend with a pool of n_threads (<= 0: the machine's cores). */
+rp_status rp_backend_cpu_new(int n_threads, rp_backend **out) {
+    rp_backend *be = calloc(1, sizeof *be);
+    cpu_impl *im = calloc(1, sizeof *im);
+    if (!be || !im) { free(be); free(im); return rp_fail(RP_ERR_NOMEM, "cpu backend: out of memory"); }
+    rp_status st = rp_pool_new(n_threads, &be->pool);
+    if (st != RP_OK) { free(be); free(im); return st; }
+    if (rp_pool_size(be->pool) > MAX_THREADS) { rp_pool_free(be->pool); free(be); free(im); return rp_fail(RP_ERR_INVAL, "cpu backend: more than %d threads", MAX_THREADS); }
+    openblas_set_num_threads(1);
+    be->name = "cpu";
+    be->ops = &cpu_ops;
+    be->impl = im;
+    *out = be;
+    return RP_OK;
+}
+
+/* Free a backend made by rp_backend_cpu_new. */
+void rp_backend_cpu_free(rp_backend *be) {
+    if (!be) return;
+    cpu_impl *im = be->impl;
+    for (int i = 0; i < MAX_THREADS; i++) free(im->tmp[i].p);
+    free(im->act.p);
+    free(im);
+    rp_pool_free(be->pool);
+    free(be);
+}

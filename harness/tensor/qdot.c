@@ -1,0 +1,158 @@
+/* qdot.c: integer dot products on quantized blocks and fast dequantization (see qdot.h).
+ * AVX-512 VNNI layout: two blocks (64 weights) per 512-bit register, in the element order of the int8
+ * activation row, so one vpdpbusd gives eight int32 partial sums per block; unsigned × signed is exact
+ * for nibbles, and q8_0 weights are biased by +128 (xor 0x80) with the bias removed through the
+ * activation block sums (s = d · Σq). The scalar paths are the reference formulas. */
+#include "tensor/qdot.h"
+#include <math.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+/* Whether the int8 dot handles t. */
+int rp_qdot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == RP_Q8_0; }
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+static float dot_q4(const void *w, int is_q4_1, const rp_q8_row *a, int64_t nb) {
+    const __m512i idx = _mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0);
+    const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    __m512 acc = _mm512_setzero_ps();
+    float off = 0;
+    size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0);
+    size_t qoff = is_q4_1 ? 4 : 2;
+    const uint8_t *p = w;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, p += 2 * bsz) {
+        __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + qoff))),
+                                            _mm_loadu_si128((const __m128i *)(p + bsz + qoff)), 1);
+        __m512i wq = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi64(idx, _mm512_castsi256_si512(v)), shift), low);
+        __m512i aq = _mm512_loadu_si512((const void *)(a->q + b * 32));
+        __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, aq);
+        uint16_t d0, d1;
+        memcpy(&d0, p, 2);
+        memcpy(&d1, p + bsz, 2);
+        float w0 = h2f(d0), w1 = h2f(d1);
+        __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(w0 * a->d[b]), _mm512_set1_ps(w1 * a->d[b + 1]));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sc, acc);
+        if (is_q4_1) {
+            uint16_t m0, m1;
+            memcpy(&m0, p + 2, 2);
+            memcpy(&m1, p + bsz + 2, 2);
+            off += h2f(m0) * a->s[b] + h2f(m1) * a->s[b + 1];
+        } else {
+            off -= 8.0f * (w0 * a->s[b] + w1 * a->s[b + 1]);
+        }
+    }
+    float r = _mm512_reduce_add_ps(acc) + off;
+    if (b < nb) {   /* odd last block */
+        rp_q8_row tail = { a->d + b, a->s + b, a->q + b * 32, 1 };
+        r += rp_dot_q8_ref(is_q4_1 ? RP_Q4_1 : RP_Q4_0, p, &tail, 32);
+    }
+    return r;
+}
+
+static float dot_q8_0(const void *w, const rp_q8_row *a, int64_t nb) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc = _mm512_setzero_ps();
+    float off = 0;
+    const rp_block_q8_0 *blk = w;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)blk[b].qs)),
+                                        _mm256_loadu_si256((const __m256i *)blk[b + 1].qs), 1);
+        __m512i aq = _mm512_loadu_si512((const void *)(a->q + b * 32));
+        __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wq, bias), aq);
+        float w0 = h2f(blk[b].d), w1 = h2f(blk[b + 1].d);
+        __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(w0 * a->d[b]), _mm512_set1_ps(w1 * a->d[b + 1]));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sc, acc);
+        off -= 128.0f * (w0 * a->s[b] + w1 * a->s[b + 1]);
+    }
+    float r = _mm512_reduce_add_ps(acc) + off;
+    if (b < nb) {
+        rp_q8_row tail = { a->d + b, a->s + b, a->q + b * 32, 1 };
+        r += rp_dot_q8_ref(RP_Q8_0, &blk[b], &tail, 32);
+    }
+    return r;
+}
+
+/* Dot product of a weight row with int8 activations (VNNI). */
+float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) {
+    int64_t nb = n / 32;
+    switch (t) {
+    case RP_Q4_0: return dot_q4(w, 0, a, nb);
+    case RP_Q4_1: return dot_q4(w, 1, a, nb);
+    case RP_Q8_0: return dot_q8_0(w, a, nb);
+    default: return rp_dot_q8_ref(t, w, a, n);
+    }
+}
+#else
+/* Dot product of a weight row with int8 activations (plain C). */
+float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) { return rp_dot_q8_ref(t, w, a, n); }
+#endif
+
+#if defined(__AVX512F__) && defined(__F16C__)
+/* Activation quantization, 32 values at a time. */
+void rp_quantize_row_q8_fast(const float *x, int64_t n, rp_q8_row *r) {
+    int64_t nb = n / 32;
+    r->nb = nb;
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t b = 0; b < nb; b++, x += 32) {
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, absmask), _mm512_and_ps(v1, absmask)));
+        float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+        _mm_storeu_si128((__m128i *)(r->q + b * 32), _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(r->q + b * 32 + 16), _mm512_cvtsepi32_epi8(q1));
+        r->d[b] = d;
+        r->s[b] = d * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
+/* Row dequantization with SIMD for the 32-element block types and f16. */
+void rp_dequantize_row_fast(rp_dtype t, const void *src, float *y, int64_t n) {
+    int64_t nb = n / 32;
+    if (t == RP_Q4_1 || t == RP_Q4_0) {
+        const uint8_t *p = src;
+        size_t bsz = t == RP_Q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = t == RP_Q4_1 ? 4 : 2;
+        for (int64_t b = 0; b < nb; b++, p += bsz, y += 32) {
+            uint16_t dh, mh = 0;
+            memcpy(&dh, p, 2);
+            if (t == RP_Q4_1) memcpy(&mh, p + 2, 2);
+            __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
+            __m512 m = t == RP_Q4_1 ? _mm512_set1_ps(_cvtsh_ss(mh)) : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
+            __m128i q = _mm_loadu_si128((const __m128i *)(p + qoff));
+            __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0f)), hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0f));
+            _mm512_storeu_ps(y, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d, m));
+            _mm512_storeu_ps(y + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d, m));
+        }
+        return;
+    }
+    if (t == RP_Q8_0) {
+        const rp_block_q8_0 *blk = src;
+        for (int64_t b = 0; b < nb; b++, y += 32) {
+            __m512 d = _mm512_set1_ps(_cvtsh_ss(blk[b].d));
+            _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)blk[b].qs))), d));
+            _mm512_storeu_ps(y + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk[b].qs + 16)))), d));
+        }
+        return;
+    }
+    if (t == RP_F16) {
+        const uint16_t *h = src;
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))));
+        for (; i < n; i++) y[i] = rp_f16_to_f32(h[i]);
+        return;
+    }
+    rp_dequantize_row(t, src, y, n);
+}
+#else
+/* Activation quantization (plain C). */
+void rp_quantize_row_q8_fast(const float *x, int64_t n, rp_q8_row *r) { rp_quantize_row_q8(x, n, r); }
+/* Row dequantization (plain C). */
+void rp_dequantize_row_fast(rp_dtype t, const void *src, float *y, int64_t n) { rp_dequantize_row(t, src, y, n); }
+#endif

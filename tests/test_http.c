@@ -1,0 +1,275 @@
+/* test_http.c: the HTTP client against the embedded server on an ephemeral loopback port: 429 with
+ * Retry-After then 200, 500s then success, a timeout, HTML error pages, truncated and malformed bodies,
+ * dropped connections, concurrency 1/4/16 (checked at the server), request and token rate limits (lower
+ * bounds from the token-bucket arithmetic), retry counters, keep-alive reuse, and secret masking. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "net/http.h"
+#include "net/httpd.h"
+#include "net/json.h"
+#include "tests/check.h"
+
+static int hits_429, hits_500, hits_trunc, hits_drop, inflight, max_inflight;
+static char last_auth[128];
+static unsigned long ok_conn = (unsigned long)-1, ok_conn_changes;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int handler(void *ud, const rp_httpd_request *rq, rp_httpd_response *rs) {
+    (void)ud;
+    const char *p = rq->path;
+    if (!strncmp(p, "/ok", 3)) {
+        if (rq->conn_id != __atomic_exchange_n(&ok_conn, rq->conn_id, __ATOMIC_SEQ_CST))
+            __atomic_fetch_add(&ok_conn_changes, 1, __ATOMIC_SEQ_CST);
+        rp_buf_printf(&rs->body, "{\"ok\":true,\"len\":%zu}", rq->body_len);
+        return RP_HTTPD_OK;
+    }
+    if (!strcmp(p, "/echo")) {
+        rp_httpd_header(rq, "Authorization", last_auth, sizeof last_auth);
+        rp_buf_append(&rs->body, rq->body, rq->body_len);
+        snprintf(rs->content_type, sizeof rs->content_type, "application/octet-stream");
+        return RP_HTTPD_OK;
+    }
+    if (!strcmp(p, "/429")) {
+        if (__atomic_fetch_add(&hits_429, 1, __ATOMIC_SEQ_CST) == 0) {
+            rs->status = 429;
+            rp_buf_puts(&rs->headers, "Retry-After: 1\r\n");
+            rp_buf_puts(&rs->body, "{\"error\":{\"message\":\"Rate limit reached\"}}");
+        } else rp_buf_puts(&rs->body, "{\"ok\":true}");
+        return RP_HTTPD_OK;
+    }
+    if (!strcmp(p, "/500x2")) {
+        if (__atomic_fetch_add(&hits_500, 1, __ATOMIC_SEQ_CST) < 2) { rs->status = 500; rp_buf_puts(&rs->body, "oops"); }
+        else rp_buf_puts(&rs->body, "{\"ok\":true}");
+        return RP_HTTPD_OK;
+    }
+    if (!strcmp(p, "/500")) { rs->status = 503; rp_buf_puts(&rs->body, "<html><body><h1>503 Service Unavailable</h1></body></html>"); return RP_HTTPD_OK; }
+    if (!strncmp(p, "/html404", 8)) {
+        rs->status = 404;
+        snprintf(rs->content_type, sizeof rs->content_type, "text/html");
+        rp_buf_puts(&rs->body, "<!DOCTYPE html>\n<html><head><title>Not Found</title></head>\n<body>Page \x01 Not Found</body></html>");
+        return RP_HTTPD_OK;
+    }
+    if (!strcmp(p, "/400")) { rs->status = 400; rp_buf_puts(&rs->body, "{\"error\":\"bad\"}"); return RP_HTTPD_OK; }
+    if (!strcmp(p, "/slow")) { usleep(1500000); rp_buf_puts(&rs->body, "{}"); return RP_HTTPD_OK; }
+    if (!strcmp(p, "/busy")) {
+        int now = __atomic_add_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+        int m = __atomic_load_n(&max_inflight, __ATOMIC_SEQ_CST);
+        while (now > m && !__atomic_compare_exchange_n(&max_inflight, &m, now, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
+        usleep(40000);
+        __atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+        rp_buf_puts(&rs->body, "{\"ok\":true}");
+        return RP_HTTPD_OK;
+    }
+    if (!strcmp(p, "/truncated")) {     /* promises 100 bytes, sends 20, closes */
+        __atomic_fetch_add(&hits_trunc, 1, __ATOMIC_SEQ_CST);
+        const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"choices\":[{\"text\":";
+        rp_httpd_write(rq->fd, h, strlen(h));
+        return RP_HTTPD_RAW;
+    }
+    if (!strcmp(p, "/drop")) { __atomic_fetch_add(&hits_drop, 1, __ATOMIC_SEQ_CST); return RP_HTTPD_RAW; }
+    if (!strcmp(p, "/truncjson")) { rp_buf_puts(&rs->body, "{\"choices\": [{\"message\": {\"content\": \"hel"); return RP_HTTPD_OK; }
+    if (!strcmp(p, "/malformed")) { rp_buf_puts(&rs->body, "{\"a\": 1,, \"b\": [}"); return RP_HTTPD_OK; }
+    rs->status = 404;
+    rp_buf_puts(&rs->body, "no such path");
+    return RP_HTTPD_OK;
+}
+
+static rp_http_client *client(int retries, double rpm, double tpm) {
+    rp_http_policy pol = rp_http_policy_default();
+    pol.max_retries = retries;
+    pol.backoff_base_s = 0.01;
+    pol.backoff_cap_s = 0.05;
+    pol.timeout_s = 5;
+    rp_http_client *c = NULL;
+    CHECK(rp_http_client_new(&pol, rpm, tpm, &c) == RP_OK);
+    return c;
+}
+
+int main(void) {
+    rp_httpd *srv = NULL;
+    CHECK(rp_httpd_start(NULL, 0, 64, handler, NULL, &srv) == RP_OK);
+    if (!srv) return checks_done("http");
+    char base[64], url[256];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", rp_httpd_port(srv));
+    rp_http_client *c = client(3, 0, 0);
+    rp_http_response r;
+
+    /* plain GET and POST with a secret header echoed back (the server sees it; messages never do) */
+    snprintf(url, sizeof url, "%s/ok", base);
+    rp_http_request rq = { .url = url };
+    CHECK(rp_http_do(c, &rq, &r) == RP_OK && r.status == 200 && r.attempts == 1);
+    rp_json *j = NULL;
+    CHECK(rp_json_parse(r.body.data, r.body.len, &j) == RP_OK && rp_json_bool(rp_json_get(j, "ok"), 0) == 1);
+    rp_json_free(j);
+    rp_http_response_free(&r);
+    snprintf(url, sizeof url, "%s/echo", base);
+    const char *hdrs[] = { "Authorization: Bearer sk-SECRET456", "Content-Type: application/json" };
+    char big[5000];
+    memset(big, 'x', sizeof big);
+    big[0] = 0; big[17] = '\n';                       /* binary-safe body */
+    rp_http_request post = { .url = url, .headers = hdrs, .n_headers = 2, .body = big, .body_len = sizeof big };
+    CHECK(rp_http_do(c, &post, &r) == RP_OK && r.body.len == sizeof big && memcmp(r.body.data, big, sizeof big) == 0);
+    CHECK(strcmp(last_auth, "Bearer sk-SECRET456") == 0);
+    rp_http_response_free(&r);
+
+    /* 429 with Retry-After: 1, then 200: one retry, waited the server's second (not the 10 ms backoff) */
+    snprintf(url, sizeof url, "%s/429", base);
+    rp_http_request r429 = { .url = url };
+    double t0 = now_s();
+    CHECK(rp_http_do(c, &r429, &r) == RP_OK && r.status == 200 && r.attempts == 2 && hits_429 == 2);
+    CHECK_MSG(now_s() - t0 >= 0.95, "waited %.3f s", now_s() - t0);
+    rp_http_response_free(&r);
+
+    /* 500, 500, 200 */
+    rp_http_stats s0 = rp_http_client_stats(c);
+    snprintf(url, sizeof url, "%s/500x2", base);
+    rp_http_request r500 = { .url = url };
+    CHECK(rp_http_do(c, &r500, &r) == RP_OK && r.attempts == 3 && hits_500 == 3);
+    rp_http_stats s1 = rp_http_client_stats(c);
+    CHECK(s1.retries - s0.retries == 2 && s1.requests - s0.requests == 3);
+    rp_http_response_free(&r);
+
+    /* always 503 with an HTML page: 1 + 3 retries, then an error naming URL, status and a snippet */
+    snprintf(url, sizeof url, "%s/500", base);
+    rp_http_request r503 = { .url = url };
+    CHECK(rp_http_do(c, &r503, &r) == RP_ERR_NET && r.attempts == 4 && r.status == 503);
+    CHECK_MSG(strstr(rp_errmsg(), "/500") && strstr(rp_errmsg(), "HTTP 503") && strstr(rp_errmsg(), "Service Unavailable") &&
+              strstr(rp_errmsg(), "4 attempts"), "%s", rp_errmsg());
+    rp_http_response_free(&r);
+
+    /* 404 HTML: never retried; secret query value and header masked out of the message */
+    snprintf(url, sizeof url, "%s/html404?q=cats&api_key=SECRET123&num=3", base);
+    rp_http_request r404 = { .url = url, .headers = hdrs, .n_headers = 1 };
+    CHECK(rp_http_do(c, &r404, &r) == RP_ERR_NET && r.attempts == 1 && r.status == 404);
+    CHECK_MSG(strstr(rp_errmsg(), "HTTP 404") && strstr(rp_errmsg(), "Not Found") && strstr(rp_errmsg(), "api_key=***&num=3") &&
+              !strstr(rp_errmsg(), "SECRET") && !strchr(rp_errmsg(), '\n') && !strchr(rp_errmsg(), '\x01'), "%s", rp_errmsg());
+    CHECK(strcmp(r.error, rp_errmsg()) == 0);
+    rp_http_response_free(&r);
+    snprintf(url, sizeof url, "%s/400", base);
+    rp_http_request r400 = { .url = url };
+    CHECK(rp_http_do(c, &r400, &r) == RP_ERR_NET && r.attempts == 1 && r.status == 400);
+    rp_http_response_free(&r);
+
+    /* a timeout (server sleeps 1.5 s, client allows 0.2 s): retried, then a timeout error */
+    rp_http_client *c1 = client(1, 0, 0);
+    snprintf(url, sizeof url, "%s/slow", base);
+    rp_http_request rslow = { .url = url, .timeout_s = 0.2 };
+    t0 = now_s();
+    CHECK(rp_http_do(c1, &rslow, &r) == RP_ERR_NET && r.attempts == 2);
+    CHECK_MSG(strstr(rp_errmsg(), "imeout") || strstr(rp_errmsg(), "timed out"), "%s", rp_errmsg());
+    CHECK(now_s() - t0 < 1.2);
+    rp_http_response_free(&r);
+
+    /* a body cut short (Content-Length 100, 20 sent): retried, then a clean error */
+    snprintf(url, sizeof url, "%s/truncated", base);
+    rp_http_request rtr = { .url = url };
+    CHECK(rp_http_do(c1, &rtr, &r) == RP_ERR_NET && r.attempts == 2 && hits_trunc == 2);
+    CHECK_MSG(strstr(rp_errmsg(), "/truncated") && strstr(rp_errmsg(), "HTTP 200"), "%s", rp_errmsg());
+    rp_http_response_free(&r);
+    /* a dropped connection: retried, then an error */
+    snprintf(url, sizeof url, "%s/drop", base);
+    rp_http_request rdrop = { .url = url };
+    CHECK(rp_http_do(c1, &rdrop, &r) == RP_ERR_NET && r.attempts == 2 && hits_drop == 2 && r.status == 0);
+    rp_http_response_free(&r);
+    /* connection refused (nothing listens on port 1) */
+    rp_http_request rref = { .url = "http://127.0.0.1:1/x" };
+    CHECK(rp_http_do(c1, &rref, &r) == RP_ERR_NET && r.attempts == 2);
+    rp_http_response_free(&r);
+    rp_http_client_free(c1);
+
+    /* truncated / malformed JSON with a 200: the transfer succeeds; the parser reports where */
+    snprintf(url, sizeof url, "%s/truncjson", base);
+    rp_http_request rtj = { .url = url };
+    CHECK(rp_http_do(c, &rtj, &r) == RP_OK);
+    j = NULL;
+    CHECK(rp_json_parse(r.body.data, r.body.len, &j) == RP_ERR_FORMAT && j == NULL && strstr(rp_errmsg(), "offset 41"));
+    rp_http_response_free(&r);
+    snprintf(url, sizeof url, "%s/malformed", base);
+    rp_http_request rmf = { .url = url };
+    CHECK(rp_http_do(c, &rmf, &r) == RP_OK);
+    CHECK(rp_json_parse(r.body.data, r.body.len, &j) == RP_ERR_FORMAT && strstr(rp_errmsg(), "offset 8: expected a string key"));
+    rp_http_response_free(&r);
+
+    /* concurrency 1/4/16: the server never sees more in flight than asked, and sees overlap when allowed */
+    enum { N = 32 };
+    rp_http_request many[N];
+    rp_http_response resps[N];
+    snprintf(url, sizeof url, "%s/busy", base);
+    for (int i = 0; i < N; i++) many[i] = (rp_http_request){ .url = url };
+    int levels[3] = { 1, 4, 16 };
+    for (int k = 0; k < 3; k++) {
+        max_inflight = 0;
+        CHECK(rp_http_do_many(c, many, resps, N, levels[k]) == RP_OK);
+        int ok = 0;
+        for (int i = 0; i < N; i++) { ok += resps[i].st == RP_OK && resps[i].status == 200; rp_http_response_free(&resps[i]); }
+        CHECK(ok == N);
+        CHECK_MSG(max_inflight <= levels[k] && (levels[k] == 1 || max_inflight >= 2), "conc %d: server saw %d", levels[k], max_inflight);
+    }
+    /* mixed batch: failures are per request, and the summary counts them */
+    rp_http_request mix[3] = { { .url = url }, { .url = "http://127.0.0.1:1/x" }, { .url = url } };
+    rp_http_response mr[3];
+    rp_http_client *c0 = client(0, 0, 0);
+    CHECK(rp_http_do_many(c0, mix, mr, 3, 4) == RP_ERR_NET && strstr(rp_errmsg(), "1 of 3 requests failed; first (request 1)"));
+    CHECK(mr[0].st == RP_OK && mr[1].st == RP_ERR_NET && mr[2].st == RP_OK);
+    for (int i = 0; i < 3; i++) rp_http_response_free(&mr[i]);
+    rp_http_client_free(c0);
+
+    /* keep-alive: 20 sequential calls reuse a connection (the server counts connections) */
+    snprintf(url, sizeof url, "%s/ok", base);
+    rp_http_request rok = { .url = url };
+    unsigned long served0 = rp_httpd_count(srv);
+    ok_conn_changes = 0;
+    for (int i = 0; i < 20; i++) { rp_http_do(c, &rok, &r); rp_http_response_free(&r); }
+    CHECK(rp_httpd_count(srv) - served0 == 20);
+    CHECK_MSG(ok_conn_changes <= 1, "20 sequential requests used %lu connections", ok_conn_changes);
+
+    /* request rate limit: 1200/min = 20/s with a 20-request bucket: 40 requests need >= 1 s, at any concurrency */
+    for (int k = 0; k < 2; k++) {
+        rp_http_client *cl = client(0, 1200, 0);
+        for (int i = 0; i < N; i++) many[i] = (rp_http_request){ .url = url };
+        t0 = now_s();
+        rp_http_request r40[40];
+        rp_http_response p40[40];
+        for (int i = 0; i < 40; i++) r40[i] = (rp_http_request){ .url = url };
+        CHECK(rp_http_do_many(cl, r40, p40, 40, k ? 16 : 4) == RP_OK);
+        double dt = now_s() - t0;
+        CHECK_MSG(dt >= 0.95 && dt < 3.0, "40 requests at 20/s took %.3f s", dt);
+        for (int i = 0; i < 40; i++) rp_http_response_free(&p40[i]);
+        CHECK(rp_http_client_stats(cl).requests == 40);
+        rp_http_client_free(cl);
+    }
+    /* token rate limit: 6000/min = 100/s, bucket 100; 10 requests of 25 tokens need >= 1.5 s */
+    {
+        rp_http_client *cl = client(0, 0, 6000);
+        rp_http_request r10[10];
+        rp_http_response p10[10];
+        for (int i = 0; i < 10; i++) r10[i] = (rp_http_request){ .url = url, .tokens = 25 };
+        t0 = now_s();
+        CHECK(rp_http_do_many(cl, r10, p10, 10, 16) == RP_OK);
+        double dt = now_s() - t0;
+        CHECK_MSG(dt >= 1.4 && dt < 3.0, "250 tokens at 100/s after a 100 burst took %.3f s", dt);
+        for (int i = 0; i < 10; i++) rp_http_response_free(&p10[i]);
+        rp_http_client_free(cl);
+    }
+
+    /* URL masking */
+    char m[256];
+    rp_http_mask_url("https://user:pw@serper.dev/search?key=abc&q=x&access_token=t#frag", m, sizeof m);
+    CHECK_MSG(strcmp(m, "https://***@serper.dev/search?key=***&q=x&access_token=***#frag") == 0, "%s", m);
+    rp_http_mask_url("http://h/p", m, sizeof m);
+    CHECK(strcmp(m, "http://h/p") == 0);
+
+    rp_http_stats st = rp_http_client_stats(c);
+    CHECK(st.failures >= 3 && st.retries >= 6 && st.bytes_in > 5000 && st.bytes_out >= 5000);
+    rp_http_client_free(c);
+    rp_httpd_stop(srv);
+    return checks_done("http");
+}

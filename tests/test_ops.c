@@ -1,0 +1,453 @@
+/* test_ops.c: the engine's op tests. Every fast kernel of the "cpu" backend is compared with the plain
+ * reference ("ref" backend) on random inputs of awkward sizes; the references themselves are checked
+ * against closed forms (rotations preserve norms, uniform logits give log n, hand-built quantized
+ * blocks decode to the values their layout defines, hardware F16C conversions). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "check.h"
+#include "tensor/backend.h"
+#include "tensor/ops.h"
+#include "tensor/ops_ref.h"
+#include "tensor/qdot.h"
+#include "tensor/quant.h"
+#include "tensor/tensor.h"
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) {   /* uniform in [-1, 1) */
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
+}
+static float *randv(int64_t n, float scale) {
+    float *v = malloc((size_t)n * sizeof *v);
+    for (int64_t i = 0; i < n; i++) v[i] = frand() * scale;
+    return v;
+}
+/* Largest |a - b| relative to the largest |b| (plus a floor). */
+static double rel_err(const float *a, const float *b, int64_t n) {
+    double mx = 1e-6, e = 0;
+    for (int64_t i = 0; i < n; i++) { mx = fmax(mx, fabs(b[i])); e = fmax(e, fabs((double)a[i] - b[i])); }
+    return e / mx;
+}
+
+static void test_half(void) {
+    /* every finite half round-trips exactly; hardware conversion agrees both ways */
+    int bad = 0, hw_bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = rp_f16_to_f32((uint16_t)h);
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) { if (!isnan(f)) bad++; continue; }
+        if (rp_f32_to_f16(f) != h) bad++;
+#if defined(__F16C__)
+        if (_cvtsh_ss((unsigned short)h) != f) hw_bad++;
+#endif
+    }
+    CHECK(bad == 0);
+    CHECK(hw_bad == 0);
+    CHECK(rp_f32_to_f16(1.0f) == 0x3c00);
+    CHECK(rp_f32_to_f16(65504.0f) == 0x7bff);
+    CHECK(rp_f32_to_f16(65520.0f) == 0x7c00);
+    CHECK(rp_f32_to_f16(ldexpf(1.0f, -24)) == 0x0001);
+    CHECK(rp_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3c00);        /* tie to even */
+    CHECK(rp_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02);
+#if defined(__F16C__)
+    int mism = 0;
+    for (int i = 0; i < 200000; i++) {
+        float f = ldexpf(frand(), (int)(frand() * 30));
+        if (rp_f32_to_f16(f) != _cvtss_sh(f, 0)) mism++;
+    }
+    CHECK_MSG(mism == 0, "%d of 200000 float->half conversions differ from F16C", mism);
+#endif
+    CHECK(rp_bf16_to_f32(0x3f80) == 1.0f);
+    CHECK(rp_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(rp_f32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80);         /* tie to even */
+    CHECK(rp_f32_to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82);
+    CHECK(isnan(rp_bf16_to_f32(rp_f32_to_bf16(NAN))));
+}
+
+static void test_quant_roundtrip(void) {
+    const int n = 256;
+    float *x = randv(n, 3.0f), y[256];
+    unsigned char buf[2048];
+    rp_dtype types[] = { RP_Q4_0, RP_Q4_1, RP_Q8_0, RP_F16, RP_BF16 };
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        rp_dtype t = types[ti];
+        CHECK(rp_quantize_row(t, x, buf, n) == RP_OK);
+        CHECK(rp_dequantize_row(t, buf, y, n) == RP_OK);
+        for (int b = 0; b < n; b += 32) {
+            float amax = 0, lo = x[b], hi = x[b];
+            for (int j = 0; j < 32; j++) { amax = fmaxf(amax, fabsf(x[b + j])); lo = fminf(lo, x[b + j]); hi = fmaxf(hi, x[b + j]); }
+            /* half a quantization step, plus the f16 rounding of the scale times the largest code */
+            float tol = t == RP_Q4_0 ? amax / 8 + amax * 2e-3f   /* codes reach -8d but only +7d: a full step */
+                      : t == RP_Q4_1 ? (hi - lo) / 15 * 0.5f + (fabsf(lo) + fabsf(hi)) * 2e-3f
+                      : t == RP_Q8_0 ? amax / 127 * 0.5f + amax * 1e-3f
+                      : t == RP_F16 ? amax * 1e-3f : amax * 8e-3f;
+            for (int j = 0; j < 32; j++) CHECK_MSG(fabsf(y[b + j] - x[b + j]) <= tol, "%s elem %d: %g vs %g", rp_dtype_name(t), b + j, y[b + j], x[b + j]);
+        }
+    }
+    CHECK(rp_dequantize_row(RP_Q4_0, buf, y, 33) == RP_ERR_INVAL);
+    CHECK(rp_dequantize_row(RP_I32, buf, y, 32) == RP_ERR_UNSUPPORTED);
+    free(x);
+}
+
+/* Hand-built K-quant blocks: the values follow from the documented GGML layout. */
+static void test_kquants(void) {
+    rp_block_q4_K b;
+    memset(&b, 0, sizeof b);
+    b.d = rp_f32_to_f16(0.5f);
+    b.dmin = rp_f32_to_f16(0.25f);
+    int sc[8] = { 1, 2, 3, 4, 5, 6, 7, 40 }, mn[8] = { 0, 1, 2, 3, 9, 10, 11, 33 };
+    for (int j = 0; j < 4; j++) { b.scales[j] = (uint8_t)sc[j]; b.scales[j + 4] = (uint8_t)mn[j]; }
+    for (int j = 4; j < 8; j++) {   /* 6-bit values: low 4 bits in bytes 8..11, top 2 bits in bytes 0..7's top bits */
+        b.scales[j + 4] = (uint8_t)((sc[j] & 15) | ((mn[j] & 15) << 4));
+        b.scales[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
+        b.scales[j] |= (uint8_t)((mn[j] >> 4) << 6);
+    }
+    for (int i = 0; i < 128; i++) b.qs[i] = (uint8_t)((i * 7) & 0xff);
+    float y[256];
+    CHECK(rp_dequantize_row(RP_Q4_K, &b, y, 256) == RP_OK);
+    int bad = 0;
+    for (int e = 0; e < 256; e++) {
+        int j = e / 32, l = e % 32;
+        int q = (j % 2 == 0) ? (b.qs[32 * (j / 2) + l] & 15) : (b.qs[32 * (j / 2) + l] >> 4);
+        float want = 0.5f * (float)sc[j] * (float)q - 0.25f * (float)mn[j];
+        if (fabsf(y[e] - want) > 1e-5f) bad++;
+    }
+    CHECK_MSG(bad == 0, "q4_K: %d of 256 values wrong", bad);
+
+    rp_block_q6_K c;
+    memset(&c, 0, sizeof c);
+    c.d = rp_f32_to_f16(0.125f);
+    for (int i = 0; i < 16; i++) c.scales[i] = (int8_t)(i - 8);
+    for (int i = 0; i < 128; i++) c.ql[i] = (uint8_t)((i * 13 + 5) & 0xff);
+    for (int i = 0; i < 64; i++) c.qh[i] = (uint8_t)((i * 29 + 3) & 0xff);
+    CHECK(rp_dequantize_row(RP_Q6_K, &c, y, 256) == RP_OK);
+    bad = 0;
+    for (int e = 0; e < 256; e++) {   /* element e: half h = e/128, quarter k = (e%128)/32, lane l = e%32 */
+        int h = e / 128, k = (e % 128) / 32, l = e % 32;
+        uint8_t lb = c.ql[64 * h + l + 32 * (k & 1)];
+        int low = k < 2 ? (lb & 15) : (lb >> 4);
+        int high = (c.qh[32 * h + l] >> (2 * k)) & 3;
+        int q = (low | (high << 4)) - 32;
+        float want = 0.125f * (float)c.scales[8 * h + 2 * k + l / 16] * (float)q;
+        if (fabsf(y[e] - want) > 1e-5f) bad++;
+    }
+    CHECK_MSG(bad == 0, "q6_K: %d of 256 values wrong", bad);
+}
+
+static void test_qdot(void) {
+    const int n = 576;   /* 18 blocks: even count; n = 608 gives an odd tail */
+    for (int pass = 0; pass < 2; pass++) {
+        int K = pass ? 608 : n;
+        float *x = randv(K, 2.0f), *w = randv(K, 0.5f), wd[608];
+        float d[32], s[32], d2[32], s2[32];
+        int8_t q[608], q2[608];
+        rp_q8_row a = { d, s, q, 0 }, a2 = { d2, s2, q2, 0 };
+        rp_quantize_row_q8(x, K, &a);
+        rp_quantize_row_q8_fast(x, K, &a2);
+        int qbad = 0;
+        for (int i = 0; i < K; i++) qbad += q[i] != q2[i];
+        CHECK(qbad == 0);
+        rp_dtype types[] = { RP_Q4_0, RP_Q4_1, RP_Q8_0 };
+        unsigned char buf[1024];
+        for (int ti = 0; ti < 3; ti++) {
+            rp_quantize_row(types[ti], w, buf, K);
+            rp_dequantize_row(types[ti], buf, wd, K);
+            double exact = 0, mag = 0;
+            for (int i = 0; i < K; i++) { exact += (double)wd[i] * x[i]; mag += fabs((double)wd[i] * x[i]); }
+            float r = rp_dot_q8_ref(types[ti], buf, &a, K), f = rp_qdot_row(types[ti], buf, &a, K);
+            CHECK_MSG(fabs(r - exact) <= 0.01 * mag, "%s: int8 dot %g vs f32 %g", rp_dtype_name(types[ti]), r, exact);
+            CHECK_NEAR(f, r, 1e-4 * mag);
+            float yf[608];
+            rp_dequantize_row_fast(types[ti], buf, yf, K);
+            CHECK(rel_err(yf, wd, K) < 1e-6);
+        }
+        free(x);
+        free(w);
+    }
+}
+
+/* Weight matrix [N,K] in dtype t (quantized from random floats). */
+static void *make_w(rp_dtype t, int64_t N, int64_t K, size_t *ldw) {
+    *ldw = rp_dtype_row_bytes(t, K);
+    unsigned char *w = malloc(*ldw * (size_t)N);
+    float *row = randv(K, 0.5f);
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t k = 0; k < K; k++) row[k] = frand() * 0.5f;
+        if (t == RP_Q4_K || t == RP_Q6_K) {   /* no quantizer here: random bytes with sane scales */
+            for (size_t i = 0; i < *ldw; i++) w[(size_t)n * *ldw + i] = (unsigned char)(rng >> (i % 56)), frand();
+            size_t bb = rp_dtype_block_bytes(t);
+            for (size_t b = 0; b < *ldw / bb; b++) {
+                unsigned char *blk = w + (size_t)n * *ldw + b * bb;
+                uint16_t d = rp_f32_to_f16(0.01f), dm = rp_f32_to_f16(0.005f);
+                if (t == RP_Q4_K) { memcpy(blk, &d, 2); memcpy(blk + 2, &dm, 2); }
+                else memcpy(blk + 208, &d, 2);
+            }
+        } else {
+            rp_quantize_row(t, row, w + (size_t)n * *ldw, K);
+        }
+    }
+    free(row);
+    return w;
+}
+
+static void test_matmul(rp_backend *cpu, rp_backend *ref) {
+    rp_dtype types[] = { RP_F32, RP_F16, RP_BF16, RP_Q4_0, RP_Q4_1, RP_Q8_0, RP_Q4_K, RP_Q6_K };
+    int64_t Ms[] = { 1, 3, 8, 70 };
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t mi = 0; mi < 4; mi++) {
+            rp_dtype t = types[ti];
+            int64_t M = Ms[mi], K = (t == RP_Q4_K || t == RP_Q6_K) ? 512 : 320, N = 200;
+            size_t ldw;
+            void *w = make_w(t, N, K, &ldw);
+            float *x = randv(M * K, 1.0f), *y = calloc((size_t)(M * N), 4), *yr = calloc((size_t)(M * N), 4);
+            CHECK(rp_ref_matmul(ref, yr, x, M, K, w, t, ldw, N) == RP_OK);
+            CHECK(RP_BACKEND_CALL(cpu, matmul, y, x, M, K, w, t, ldw, N) == RP_OK);
+            double e = rel_err(y, yr, M * N);
+            if (M < 8 && rp_qdot_supported(t)) {
+                /* int8 activations: equal to the reference integer dot, within 1% of the f32 result */
+                CHECK_MSG(e < 2e-2, "%s M=%lld: rel err %g vs f32 reference", rp_dtype_name(t), (long long)M, e);
+                float d[16], s[16];
+                int8_t q[512];
+                rp_q8_row a = { d, s, q, 0 };
+                double e2 = 0, mx = 1e-6;
+                for (int64_t m = 0; m < M; m++) {
+                    rp_quantize_row_q8(x + m * K, K, &a);
+                    for (int64_t n = 0; n < N; n++) {
+                        float r = rp_dot_q8_ref(t, (char *)w + n * ldw, &a, K);
+                        e2 = fmax(e2, fabs(r - y[m * N + n]));
+                        mx = fmax(mx, fabs(r));
+                    }
+                }
+                CHECK_MSG(e2 / mx < 1e-5, "%s M=%lld: rel err %g vs integer reference", rp_dtype_name(t), (long long)M, e2 / mx);
+            } else {
+                CHECK_MSG(e < 1e-5, "%s M=%lld: rel err %g", rp_dtype_name(t), (long long)M, e);
+            }
+            free(w); free(x); free(y); free(yr);
+        }
+}
+
+static void test_tensor_api(rp_backend *cpu) {
+    rp_tensor *x, *w, *y, *v;
+    int64_t sx[2] = { 5, 64 }, sw[2] = { 7, 64 }, sy[2] = { 5, 7 };
+    CHECK(rp_tensor_new(cpu, RP_F32, 2, sx, &x) == RP_OK);
+    CHECK(rp_tensor_new(cpu, RP_Q8_0, 2, sw, &w) == RP_OK);
+    CHECK(rp_tensor_new(cpu, RP_F32, 2, sy, &y) == RP_OK);
+    CHECK(w->stride[0] == 2 * 34);
+    CHECK(rp_tensor_is_contiguous(x));
+    float *xd = rp_tensor_data(x);
+    for (int i = 0; i < 5 * 64; i++) xd[i] = frand();
+    float wf[64];
+    for (int r = 0; r < 7; r++) {
+        for (int k = 0; k < 64; k++) wf[k] = (float)(r + 1) * (k % 2 ? 1.0f : -1.0f) / 8;
+        rp_quantize_row(RP_Q8_0, wf, (char *)rp_tensor_data(w) + r * 68, 64);
+    }
+    CHECK(rp_op_matmul(y, x, w) == RP_OK);
+    float *yd = rp_tensor_data(y);
+    for (int m = 0; m < 5; m++) {
+        double want = 0, mag = 0;   /* 5 rows: the int8-activation path, within 1% of the magnitude */
+        for (int k = 0; k < 64; k++) { want += xd[m * 64 + k] * (k % 2 ? 1.0 : -1.0) / 8 * 3; mag += fabs(xd[m * 64 + k]) * 3 / 8; }
+        CHECK_NEAR(yd[m * 7 + 2], want, 1e-2 * mag);
+    }
+    CHECK(rp_op_matmul(x, y, w) == RP_ERR_INVAL);   /* shape mismatch */
+    CHECK(rp_tensor_narrow(x, 1, 3, &v) == RP_OK);
+    CHECK(v->shape[0] == 2 && rp_tensor_data(v) == xd + 64);
+    rp_tensor_free(v);
+    CHECK(rp_tensor_narrow(x, 4, 6, &v) == RP_ERR_RANGE);
+    rp_tensor bad;
+    int64_t big[2] = { 1000, 1000 };
+    CHECK(rp_tensor_init_view(&bad, x->storage, 0, RP_F32, 2, big) == RP_ERR_RANGE);
+    int64_t odd[1] = { 33 };
+    CHECK(rp_tensor_new(cpu, RP_Q4_0, 1, odd, &v) == RP_ERR_INVAL);
+    rp_tensor_free(x); rp_tensor_free(w); rp_tensor_free(y);
+
+    /* a backend without matmul: the op is an error, not a fallback */
+    rp_backend_ops ops = *cpu->ops;
+    ops.matmul = NULL;
+    rp_backend lame = { "lame", &ops, NULL, NULL };
+    float a = 1, b = 1, c;
+    CHECK(RP_BACKEND_CALL(&lame, matmul, &c, &a, 1, 1, &b, RP_F32, 4, 1) == RP_ERR_UNSUPPORTED);
+    CHECK(strstr(rp_errmsg(), "lame lacks op matmul") != NULL);
+}
+
+static void test_elementwise(rp_backend *cpu, rp_backend *ref) {
+    const int T = 37, C = 200;
+    float *x = randv(T * C, 4.0f), *w = randv(C, 1.0f), *a = calloc(T * C, 4), *b = calloc(T * C, 4);
+    CHECK(RP_BACKEND_CALL(cpu, rmsnorm, a, x, w, T, C, 1e-5f) == RP_OK);
+    CHECK(RP_BACKEND_CALL(ref, rmsnorm, b, x, w, T, C, 1e-5f) == RP_OK);
+    CHECK(rel_err(a, b, T * C) < 1e-5);
+    /* closed form: a row of constant c normalizes to ±1 */
+    float ones[8] = { 3, 3, 3, 3, 3, 3, 3, 3 }, o[8];
+    rp_ref_rmsnorm(ref, o, ones, NULL, 1, 8, 0);
+    CHECK_NEAR(o[5], 1.0, 1e-6);
+
+    float *up = randv(T * C, 4.0f);
+    CHECK(RP_BACKEND_CALL(cpu, swiglu, a, x, up, T * C) == RP_OK);
+    CHECK(RP_BACKEND_CALL(ref, swiglu, b, x, up, T * C) == RP_OK);
+    CHECK(rel_err(a, b, T * C) < 1e-5);
+    float g0 = 0, one = 1, r0;
+    rp_ref_swiglu(ref, &r0, &g0, &one, 1);
+    CHECK_NEAR(r0, 0.0, 1e-9);
+
+    for (int i = 0; i < T * C; i++) x[i] *= 10;   /* wide logits */
+    memcpy(a, x, sizeof(float) * T * C);
+    memcpy(b, x, sizeof(float) * T * C);
+    CHECK(RP_BACKEND_CALL(cpu, softmax, a, T, C) == RP_OK);
+    CHECK(RP_BACKEND_CALL(ref, softmax, b, T, C) == RP_OK);
+    CHECK(rel_err(a, b, T * C) < 1e-5);
+    CHECK(RP_BACKEND_CALL(cpu, log_softmax, a, x, T, C) == RP_OK);
+    CHECK(RP_BACKEND_CALL(ref, log_softmax, b, x, T, C) == RP_OK);
+    CHECK(rel_err(a, b, T * C) < 1e-5);
+    float *ls = malloc(sizeof(float) * T * C);
+    memcpy(ls, b, sizeof(float) * T * C);
+    int32_t tg[37];
+    for (int t = 0; t < T; t++) tg[t] = (t * 31) % C;
+    CHECK(RP_BACKEND_CALL(cpu, cross_entropy, a, x, tg, T, C) == RP_OK);
+    CHECK(RP_BACKEND_CALL(ref, cross_entropy, b, x, tg, T, C) == RP_OK);
+    CHECK(rel_err(a, b, T) < 1e-5);
+    for (int t = 0; t < T; t++) CHECK_NEAR(b[t], -ls[t * C + tg[t]], 1e-4);
+    free(ls);
+    float zeros[100] = { 0 };
+    int32_t t5 = 5, t100 = 100;
+    CHECK(rp_ref_cross_entropy(ref, a, zeros, &t5, 1, 100) == RP_OK);
+    CHECK_NEAR(a[0], log(100.0), 1e-5);
+    CHECK(RP_BACKEND_CALL(cpu, cross_entropy, a, zeros, &t100, 1, 100) == RP_ERR_RANGE);
+    free(x); free(w); free(a); free(b); free(up);
+}
+
+static void test_rope(rp_backend *cpu, rp_backend *ref) {
+    const int T = 9, H = 3, D = 64;
+    for (int neox = 0; neox < 2; neox++)
+        for (int rd = 32; rd <= 64; rd += 32) {
+            float *x = randv(T * H * D, 1.0f), *a = malloc(sizeof(float) * T * H * D), *b = malloc(sizeof(float) * T * H * D);
+            int32_t pos[9];
+            for (int t = 0; t < T; t++) pos[t] = t * 97;
+            pos[0] = 0;
+            memcpy(a, x, sizeof(float) * T * H * D);
+            memcpy(b, x, sizeof(float) * T * H * D);
+            CHECK(RP_BACKEND_CALL(cpu, rope, a, T, H, D, rd, pos, 10000.0f, neox) == RP_OK);
+            CHECK(RP_BACKEND_CALL(ref, rope, b, T, H, D, rd, pos, 10000.0f, neox) == RP_OK);
+            CHECK(rel_err(a, b, T * H * D) < 1e-5);
+            for (int i = 0; i < H * D; i++) CHECK_NEAR(b[i], x[i], 1e-6);      /* position 0: identity */
+            for (int i = rd; i < D; i++) CHECK_NEAR(b[5 * H * D + i], x[5 * H * D + i], 0);  /* unrotated dims */
+            /* pair norms preserved */
+            for (int i = 0; i < rd / 2; i++) {
+                int p0 = neox ? i : 2 * i, p1 = neox ? i + rd / 2 : 2 * i + 1;
+                float *v = b + 4 * H * D, *u = x + 4 * H * D;
+                CHECK_NEAR(v[p0] * v[p0] + v[p1] * v[p1], u[p0] * u[p0] + u[p1] * u[p1], 1e-5);
+            }
+            /* adjacent layout at position 1, pair 0 rotates by exactly 1 radian */
+            if (!neox) {
+                float v[2] = { 1, 0 };
+                int32_t p1 = 1;
+                rp_ref_rope(ref, v, 1, 1, 2, 2, &p1, 10000.0f, 0);
+                CHECK_NEAR(v[0], cos(1.0), 1e-6);
+                CHECK_NEAR(v[1], sin(1.0), 1e-6);
+            }
+            free(x); free(a); free(b);
+        }
+}
+
+static void test_attention(rp_backend *cpu, rp_backend *ref) {
+    struct { int T, pos0, H, Hkv, D; } cases[] = { { 1, 0, 4, 4, 16 }, { 1, 37, 6, 2, 64 }, { 70, 5, 6, 2, 16 }, { 130, 0, 9, 3, 64 }, { 3, 10, 8, 4, 8 } };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int T = cases[c].T, p0 = cases[c].pos0, H = cases[c].H, Hkv = cases[c].Hkv, D = cases[c].D;
+        int64_t kvs = (int64_t)Hkv * D, nk = p0 + T;
+        float *q = randv((int64_t)T * H * D, 1.0f), *k = randv(nk * kvs, 1.0f), *v = randv(nk * kvs, 1.0f);
+        float *a = calloc((size_t)T * H * D, 4), *b = calloc((size_t)T * H * D, 4);
+        float sc = 1.0f / sqrtf((float)D);
+        CHECK(RP_BACKEND_CALL(cpu, attention, a, q, k, v, T, p0, H, Hkv, D, kvs, sc) == RP_OK);
+        CHECK(RP_BACKEND_CALL(ref, attention, b, q, k, v, T, p0, H, Hkv, D, kvs, sc) == RP_OK);
+        CHECK_MSG(rel_err(a, b, (int64_t)T * H * D) < 1e-5, "case %zu: %g", c, rel_err(a, b, (int64_t)T * H * D));
+        if (p0 == 0) {   /* the first query sees only key 0: its output is v[0] of its kv head */
+            for (int h = 0; h < H; h++) CHECK_NEAR(b[h * D + 1], v[(h / (H / Hkv)) * D + 1], 1e-6);
+        }
+        free(q); free(k); free(v); free(a); free(b);
+    }
+}
+
+static void test_routing_and_scan(rp_backend *cpu, rp_backend *ref) {
+    float x[3 * 4] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, g[2 * 4], out[3 * 4] = { 0 };
+    int32_t idx[2] = { 2, 0 }, bad[1] = { 3 };
+    CHECK(RP_BACKEND_CALL(cpu, gather_rows, g, x, 3, 4, idx, 2) == RP_OK);
+    CHECK(g[0] == 9 && g[4] == 1);
+    CHECK(RP_BACKEND_CALL(cpu, gather_rows, g, x, 3, 4, bad, 1) == RP_ERR_RANGE);
+    float wts[2] = { 0.5f, 2.0f };
+    CHECK(RP_BACKEND_CALL(cpu, scatter_add_rows, out, 3, g, 4, idx, wts, 2) == RP_OK);
+    CHECK(out[8] == 4.5f && out[0] == 2.0f && out[4] == 0.0f);
+
+    /* conv1d: in two pieces with carried state equals one pass */
+    const int T = 11, C = 5, K = 4;
+    float *cx = randv(T * C, 1.0f), *cw = randv(C * K, 1.0f), *cb = randv(C, 1.0f);
+    float y1[55], y2[55], st[5 * 3] = { 0 };
+    CHECK(RP_BACKEND_CALL(ref, conv1d_causal, y1, cx, T, C, cw, cb, K, NULL) == RP_OK);
+    CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, y2, cx, 6, C, cw, cb, K, st) == RP_OK);
+    CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, y2 + 6 * C, cx + 6 * C, T - 6, C, cw, cb, K, st) == RP_OK);
+    CHECK(rel_err(y2, y1, T * C) < 1e-6);
+    CHECK_NEAR(y1[0], cb[0] + cw[K - 1] * cx[0], 1e-6);   /* t = 0 sees only x[0] */
+    free(cx); free(cw); free(cb);
+
+    int64_t Ns[2] = { 16, 5 };
+    for (int ni = 0; ni < 2; ni++) {
+        int64_t L = 50, D = 40, N = Ns[ni];
+        float *u = randv(L * D, 1.0f), *dt = randv(L * D, 0.5f), *A = randv(D * N, 1.0f), *B = randv(L * N, 1.0f),
+              *Cm = randv(L * N, 1.0f), *Dp = randv(D, 1.0f);
+        for (int64_t i = 0; i < L * D; i++) dt[i] = fabsf(dt[i]);
+        for (int64_t i = 0; i < D * N; i++) A[i] = -fabsf(A[i]) - 0.1f;
+        float *ya = calloc((size_t)(L * D), 4), *yb = calloc((size_t)(L * D), 4), *ha = calloc((size_t)(D * N), 4), *hb = calloc((size_t)(D * N), 4);
+        CHECK(RP_BACKEND_CALL(cpu, selective_scan, ya, u, dt, A, B, Cm, Dp, L, D, N, ha) == RP_OK);
+        CHECK(RP_BACKEND_CALL(ref, selective_scan, yb, u, dt, A, B, Cm, Dp, L, D, N, hb) == RP_OK);
+        CHECK(rel_err(ya, yb, L * D) < 1e-5);
+        CHECK(rel_err(ha, hb, D * N) < 1e-5);
+        /* closed form for the first step from h = 0: y = dt·u·(B·C) + D·u */
+        double bc = 0;
+        for (int64_t n = 0; n < N; n++) bc += B[n] * Cm[n];
+        CHECK_NEAR(yb[3], dt[3] * u[3] * bc + Dp[3] * u[3], 1e-5);
+        free(u); free(dt); free(A); free(B); free(Cm); free(Dp); free(ya); free(yb); free(ha); free(hb);
+    }
+}
+
+typedef struct sum_ctx { const float *x; int64_t n; double part[8]; } sum_ctx;
+static void sum_task(void *ctx, int ith, int nth) {
+    sum_ctx *s = ctx;
+    double acc = 0;
+    for (int64_t i = ith; i < s->n; i += nth) acc += s->x[i];
+    s->part[ith] = acc;
+}
+
+static void test_pool(void) {
+    rp_pool *p;
+    CHECK(rp_pool_new(3, &p) == RP_OK);
+    CHECK(rp_pool_size(p) == 3);
+    float *x = randv(10001, 1.0f);
+    double want = 0;
+    for (int i = 0; i < 10001; i++) want += x[i];
+    for (int rep = 0; rep < 2000; rep++) {
+        sum_ctx s = { x, 10001, { 0 } };
+        rp_pool_run(p, sum_task, &s, 3);
+        double got = s.part[0] + s.part[1] + s.part[2];
+        if (fabs(got - want) > 1e-9) { CHECK_NEAR(got, want, 1e-9); break; }
+    }
+    rp_pool_free(p);
+    free(x);
+    CHECK(rp_cpu_count() >= 1);
+}
+
+int main(void) {
+    rp_backend *cpu = rp_backend_cpu(), *ref = rp_backend_ref();
+    CHECK(strcmp(cpu->name, "cpu") == 0);
+    test_half();
+    test_quant_roundtrip();
+    test_kquants();
+    test_qdot();
+    test_matmul(cpu, ref);
+    test_tensor_api(cpu);
+    test_elementwise(cpu, ref);
+    test_rope(cpu, ref);
+    test_attention(cpu, ref);
+    test_routing_and_scan(cpu, ref);
+    test_pool();
+    return checks_done("test_ops");
+}
