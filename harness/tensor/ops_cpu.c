@@ -26,6 +26,7 @@ typedef struct cpu_impl {
     scratch act;                /* quantized activations shared by all threads of one matmul */
     float rope_base;
     int rope_dim;
+    int int8_dot;               /* REPRO_INT8_DOT=1: few-row matmuls on int8-quantized activations (VNNI) */
     double inv_freq[512];       /* cached base^(-2i/rope_dim) */
 } cpu_impl;
 
@@ -62,6 +63,7 @@ typedef struct mm_job {
     rp_dtype wt;
     size_t ldw;
     const rp_q8_row *aq;   /* M quantized activation rows (int8 path) */
+    const float *xsum;     /* block sums of x (exact single-row path) */
     int failed;
 } mm_job;
 
@@ -81,6 +83,8 @@ static void mm_small_task(void *ctx, int ith, int nth) {
         for (int64_t n = n0; n < n1; n++)
             for (int64_t m = 0; m < j->M; m++)
                 j->y[m * j->N + n] = rp_qdot_row(j->wt, w + (size_t)n * j->ldw, &j->aq[m], j->K);
+    } else if (j->xsum) {
+        for (int64_t n = n0; n < n1; n++) j->y[n] = rp_fdot_row(j->wt, w + (size_t)n * j->ldw, j->x, j->xsum, j->K);
     } else if (j->wt == RP_F32) {
         for (int64_t n = n0; n < n1; n++)
             for (int64_t m = 0; m < j->M; m++)
@@ -124,13 +128,22 @@ static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M,
     if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul: weight dtype %s not supported", rp_dtype_name(wt));
     if (M <= 0 || N <= 0) return RP_OK;
     if (K > INT32_MAX || N > INT32_MAX || M > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
-    mm_job j = { be, y, x, M, K, N, w, wt, w_row_bytes, NULL, 0 };
+    mm_job j = { be, y, x, M, K, N, w, wt, w_row_bytes, NULL, NULL, 0 };
+    cpu_impl *imp = impl_of(be);
     if (M < SMALL_M) {
-        if (rp_qdot_supported(wt) && K % 32 == 0) {
-            cpu_impl *im = impl_of(be);
+        if (M == 1 && !imp->int8_dot && wt != RP_F32 && rp_fdot_supported(wt) && K % 32 == 0) {
+            float *xs = scratch_get(&imp->act, (size_t)(K / 32) * sizeof(float));
+            if (!xs) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
+            for (int64_t b = 0; b < K / 32; b++) {
+                float acc = 0;
+                for (int i = 0; i < 32; i++) acc += x[b * 32 + i];
+                xs[b] = acc;
+            }
+            j.xsum = xs;
+        } else if (imp->int8_dot && rp_qdot_supported(wt) && K % 32 == 0) {
             size_t nb = (size_t)(K / 32);
             size_t need = (size_t)M * (sizeof(rp_q8_row) + nb * 2 * sizeof(float) + (size_t)K) + 64;
-            char *p = scratch_get(&im->act, need);
+            char *p = scratch_get(&imp->act, need);
             if (!p) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
             rp_q8_row *rows = (rp_q8_row *)p;
             char *q = p + (size_t)M * sizeof(rp_q8_row);
@@ -383,6 +396,8 @@ rp_status rp_backend_cpu_new(int n_threads, rp_backend **out) {
     if (st != RP_OK) { free(be); free(im); return st; }
     if (rp_pool_size(be->pool) > MAX_THREADS) { rp_pool_free(be->pool); free(be); free(im); return rp_fail(RP_ERR_INVAL, "cpu backend: more than %d threads", MAX_THREADS); }
     openblas_set_num_threads(1);
+    const char *e = getenv("REPRO_INT8_DOT");
+    im->int8_dot = e && *e && strcmp(e, "0") != 0;
     be->name = "cpu";
     be->ops = &cpu_ops;
     be->impl = im;

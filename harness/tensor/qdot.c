@@ -94,6 +94,85 @@ float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) {
 float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) { return rp_dot_q8_ref(t, w, a, n); }
 #endif
 
+/* Whether rp_fdot_row handles t. */
+int rp_fdot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == RP_Q8_0 || t == RP_F16 || t == RP_BF16 || t == RP_F32; }
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__F16C__)
+/* q4 row · x: per block d · Σ q·x (+ m · Σx for q4_1, - 8d · Σx for q4_0), nibbles widened in registers. */
+static float fdot_q4(const uint8_t *p, int is_q4_1, const float *x, const float *xsum, int64_t nb) {
+    const size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = is_q4_1 ? 4 : 2;
+    const __m128i low = _mm_set1_epi8(0x0f);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    float off = 0;
+    for (int64_t b = 0; b < nb; b++, p += bsz, x += 32) {
+        __m128i q = _mm_loadu_si128((const __m128i *)(p + qoff));
+        __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q, low)));
+        __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), low)));
+        __m512 t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(x)));
+        uint16_t dh;
+        memcpy(&dh, p, 2);
+        float d = _cvtsh_ss(dh);
+        if (b & 1) acc1 = _mm512_fmadd_ps(t, _mm512_set1_ps(d), acc1);
+        else acc0 = _mm512_fmadd_ps(t, _mm512_set1_ps(d), acc0);
+        if (is_q4_1) { uint16_t mh; memcpy(&mh, p + 2, 2); off += _cvtsh_ss(mh) * xsum[b]; }
+        else off -= 8.0f * d * xsum[b];
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + off;
+}
+
+static float fdot_q8_0(const rp_block_q8_0 *blk, const float *x, int64_t nb) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, x += 32) {
+        __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)blk[b].qs)));
+        __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk[b].qs + 16))));
+        __m512 t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(x)));
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(blk[b].d));
+        if (b & 1) acc1 = _mm512_fmadd_ps(t, d, acc1);
+        else acc0 = _mm512_fmadd_ps(t, d, acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+static float fdot_half(const uint16_t *h, int bf16, const float *x, int64_t n) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(h + i)), b = _mm256_loadu_si256((const __m256i *)(h + i + 16));
+        __m512 fa = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(a), 16)) : _mm512_cvtph_ps(a);
+        __m512 fb = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16)) : _mm512_cvtph_ps(b);
+        acc0 = _mm512_fmadd_ps(fa, _mm512_loadu_ps(x + i), acc0);
+        acc1 = _mm512_fmadd_ps(fb, _mm512_loadu_ps(x + i + 16), acc1);
+    }
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; i < n; i++) r += (bf16 ? rp_bf16_to_f32(h[i]) : rp_f16_to_f32(h[i])) * x[i];
+    return r;
+}
+#endif
+
+/* Exact-weight dot product (see qdot.h). */
+float rp_fdot_row(rp_dtype t, const void *w, const float *x, const float *xsum, int64_t n) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__F16C__)
+    switch (t) {
+    case RP_Q4_0: return fdot_q4(w, 0, x, xsum, n / 32);
+    case RP_Q4_1: return fdot_q4(w, 1, x, xsum, n / 32);
+    case RP_Q8_0: return fdot_q8_0(w, x, n / 32);
+    case RP_F16: return fdot_half(w, 0, x, n);
+    case RP_BF16: return fdot_half(w, 1, x, n);
+    default: break;
+    }
+#endif
+    float buf[256], acc = 0;
+    int64_t bs = t == RP_F32 ? n : 256;
+    if (t == RP_F32) { const float *f = w; for (int64_t i = 0; i < n; i++) acc += f[i] * x[i]; return acc; }
+    (void)xsum;
+    for (int64_t i = 0; i < n; i += bs) {   /* plain C: dequantize 256 at a time */
+        int64_t len = n - i < bs ? n - i : bs;
+        rp_dequantize_row(t, (const char *)w + rp_dtype_row_bytes(t, i), buf, len);
+        for (int64_t k = 0; k < len; k++) acc += buf[k] * x[i + k];
+    }
+    return acc;
+}
+
 #if defined(__AVX512F__) && defined(__F16C__)
 /* Activation quantization, 32 values at a time. */
 void rp_quantize_row_q8_fast(const float *x, int64_t n, rp_q8_row *r) {
