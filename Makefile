@@ -58,7 +58,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/generated/commands.inc: $(wildcard harness/*/cmd_*.c plugins/*/cmd_*.c)
 	@mkdir -p $(dir $@)
-	@cat /dev/null $^ | grep -h '^RP_COMMAND(' > $@.tmp || true; mv $@.tmp $@
+	@cat /dev/null $^ | grep -h '^RP_COMMAND(' | LC_ALL=C sort > $@.tmp || true; mv $@.tmp $@
 $(BUILD)/generated/lua_modules.inc: $(wildcard harness/lua/l_*.c plugins/*/l_*.c)
 	@mkdir -p $(dir $@)
 	@cat /dev/null $^ | grep -h '^RP_LUA_MODULE(' > $@.tmp || true; mv $@.tmp $@
