@@ -20,6 +20,13 @@ static double now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+/* Tokens per CPU-second of the last pp / tg call (1 thread: what the machine would give unshared). */
+static double last_cpu_rate;
 static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
 static double median(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp_d); return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
 
@@ -79,24 +86,26 @@ static double pp(rp_model *m, rp_session *s, int n, int reps) {
     int32_t *t = malloc((size_t)n * sizeof *t);
     int V = rp_model_config(m)->vocab;
     for (int i = 0; i < n; i++) t[i] = (int32_t)((i * 7919 + 11) % V);
-    double v[8];
+    double v[8], c[8];
     for (int r = 0; r < reps; r++) {
         rp_session_reset(s);
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         if (rp_session_forward(s, t, n, RP_LOGITS_LAST, NULL, NULL) != RP_OK) { fprintf(stderr, "pp: %s\n", rp_errmsg()); exit(1); }
         v[r] = n / (now_s() - t0);
+        c[r] = n / (cpu_s() - c0);
     }
     free(t);
+    last_cpu_rate = median(c, reps);
     return median(v, reps);
 }
 static double tg(rp_model *m, rp_session *s, int n, int reps) {
-    double v[8];
+    double v[8], c[8];
     int V = rp_model_config(m)->vocab;
     for (int r = 0; r < reps; r++) {
         rp_session_reset(s);
         int32_t tok = 1 % V;
         float *lg;
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         for (int i = 0; i < n; i++) {
             if (rp_session_forward(s, &tok, 1, RP_LOGITS_LAST, &lg, NULL) != RP_OK) { fprintf(stderr, "tg: %s\n", rp_errmsg()); exit(1); }
             int best = 0;
@@ -104,7 +113,9 @@ static double tg(rp_model *m, rp_session *s, int n, int reps) {
             tok = best;
         }
         v[r] = n / (now_s() - t0);
+        c[r] = n / (cpu_s() - c0);
     }
+    last_cpu_rate = median(c, reps);
     return median(v, reps);
 }
 
@@ -128,12 +139,20 @@ static double weight_bytes(const rp_model_file *f) {
 
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    /* --peer PP1 PP2 TG1 TG2: llama.cpp measured in this run (bench_peer_llamacpp.sh) replaces perf.md's figures */
+    double peer[4] = { 0, 0, 0, 0 };
+    int have_peer = argc > 5 && strcmp(argv[1], "--peer") == 0;
+    if (have_peer) for (int i = 0; i < 4; i++) peer[i] = atof(argv[2 + i]);
     const char *mirror = getenv("REPRO_MIRROR");
     char path[4096];
     rp_backend *be1, *be2;
     if (rp_backend_cpu_new(1, &be1) != RP_OK || rp_backend_cpu_new(2, &be2) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
     printf("== machine limits (measured now) ==\n");
     double peak1 = fma_peak(be1->pool, 1), peak2 = fma_peak(be2->pool, 2);
+    double l1 = 0;
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) { if (fscanf(la, "%lf", &l1) != 1) l1 = 0; fclose(la); }
+    printf("load average %.1f on %d CPUs%s\n", l1, rp_cpu_count(), l1 > rp_cpu_count() ? " (shared machine: wall-clock figures understate; see CPU-time rates)" : "");
     size_t nbw = (size_t)64 << 20;
     float *buf = aligned_alloc(64, nbw * 4);
     for (size_t i = 0; i < nbw; i++) buf[i] = (float)(i & 7);
@@ -156,14 +175,22 @@ int main(int argc, char **argv) {
             rp_backend *bes[2] = { be1, be2 };
             double pk[2] = { peak1, peak2 }, bw[2] = { bw1, bw2 };
             double ref_pp[2] = { 159, 310 }, ref_pp_f32[2] = { 258, 479 }, ref_tg[2] = { 120, 166 };
+            if (have_peer) {
+                ref_pp[0] = peer[0]; ref_pp[1] = peer[1]; ref_tg[0] = peer[2]; ref_tg[1] = peer[3];
+                printf("ratios below are against llama.cpp measured now (Q4_1 rows); F32 ratios still use perf.md machine A\n");
+            } else {
+                printf("ratios below are against perf.md machine A (llama.cpp c392e509)\n");
+            }
             for (int k = 0; k < 2; k++) {
                 rp_model_set_backend(m, bes[k]);
                 pp(m, s, 64, 1);   /* warm up scratch and caches */
-                double p = pp(m, s, 512, reps), g = tg(m, s, 128, reps);
+                double p = pp(m, s, 512, reps), pc = last_cpu_rate, g = tg(m, s, 128, reps), gc = last_cpu_rate;
                 printf("%d thread%s: pp512 %7.1f tok/s (%4.1f%% of fp32 peak) = %.2fx llama.cpp Q4_1 (%g), %.2fx its F32 (%g)\n", k + 1, k ? "s" : " ",
                        p, 100 * p * fpt / 1e9 / pk[k], p / ref_pp[k], ref_pp[k], p / ref_pp_f32[k], ref_pp_f32[k]);
                 printf("           tg128 %7.1f tok/s (%4.1f%% of read bandwidth) = %.2fx llama.cpp Q4_1 (%g)\n", g, 100 * g * wb / 1e9 / bw[k],
                        g / ref_tg[k], ref_tg[k]);
+                if (k == 0)   /* one thread: CPU time is what an unshared core would give */
+                    printf("           per CPU-second: pp512 %.1f tok/s (%.2fx llama.cpp), tg128 %.1f tok/s (%.2fx)\n", pc, pc / ref_pp[0], gc, gc / ref_tg[0]);
             }
             rp_session_free(s);
             rp_model_free(m);
@@ -176,11 +203,12 @@ int main(int argc, char **argv) {
             rp_session_new(m, 512, 512, 1, &s);
             printf("\n== stories260K ==\n");
             rp_model_set_backend(m, be1);
-            double p1 = pp(m, s, 512, 3), g1 = tg(m, s, 256, 5);
+            double p1 = pp(m, s, 512, 3), g1 = tg(m, s, 256, 5), g1c = last_cpu_rate;
             rp_model_set_backend(m, be2);
             double p2 = pp(m, s, 512, 3), g2 = tg(m, s, 256, 5);
             printf("pp512 %.0f / %.0f tok/s (1 / 2 threads) [llama.cpp 4231 / 7489]; tg %.0f / %.0f tok/s [llama.cpp 8142 / 6014]\n", p1, p2, g1, g2);
-            printf("per-token cost (1 thread): %.1f us = %.2fx llama.cpp's 123 us fixed cost (target <= 2x)\n", 1e6 / g1, 1e6 / g1 / 123);
+            printf("per-token cost (1 thread): %.1f us wall, %.1f us CPU = %.2fx llama.cpp's 123 us fixed cost (target <= 2x)\n", 1e6 / g1, 1e6 / g1c,
+                   1e6 / g1c / 123);
             rp_session_free(s);
             rp_model_free(m);
         } else {
