@@ -16,12 +16,12 @@ int rp_qdot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
-static float dot_q4(const void *w, int is_q4_1, const rp_q8_row *a, int64_t nb) {
+static inline __attribute__((always_inline)) float dot_q4(const void *w, int is_q4_1, const rp_q8_row *a, int64_t nb) {
     const __m512i idx = _mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0);
     const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
     const __m512i low = _mm512_set1_epi8(0x0f);
-    __m512 acc = _mm512_setzero_ps();
-    float off = 0;
+    __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
+    float off = 0, off2 = 0;
     size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0);
     size_t qoff = is_q4_1 ? 4 : 2;
     const uint8_t *p = w;
@@ -37,17 +37,20 @@ static float dot_q4(const void *w, int is_q4_1, const rp_q8_row *a, int64_t nb) 
         memcpy(&d1, p + bsz, 2);
         float w0 = h2f(d0), w1 = h2f(d1);
         __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(w0 * a->d[b]), _mm512_set1_ps(w1 * a->d[b + 1]));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sc, acc);
+        if (b & 2) acc2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sc, acc2);
+        else acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sc, acc);
         if (is_q4_1) {
             uint16_t m0, m1;
             memcpy(&m0, p + 2, 2);
             memcpy(&m1, p + bsz + 2, 2);
-            off += h2f(m0) * a->s[b] + h2f(m1) * a->s[b + 1];
+            off += h2f(m0) * a->s[b];
+            off2 += h2f(m1) * a->s[b + 1];
         } else {
-            off -= 8.0f * (w0 * a->s[b] + w1 * a->s[b + 1]);
+            off -= 8.0f * w0 * a->s[b];
+            off2 -= 8.0f * w1 * a->s[b + 1];
         }
     }
-    float r = _mm512_reduce_add_ps(acc) + off;
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(acc, acc2)) + off + off2;
     if (b < nb) {   /* odd last block */
         rp_q8_row tail = { a->d + b, a->s + b, a->q + b * 32, 1 };
         r += rp_dot_q8_ref(is_q4_1 ? RP_Q4_1 : RP_Q4_0, p, &tail, 32);
@@ -101,7 +104,7 @@ int rp_fdot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == 
 /* q4 row · x: per block d · Σ q·x (+ m · Σx for q4_1, - 8d · Σx for q4_0). The 16 nibble bytes are
  * broadcast to the four 128-bit lanes and spread to one byte per 32-bit lane with an in-lane vpshufb
  * (cheaper than cross-lane widening on Zen 4); byte & 15 gives elements 0..15, byte >> 4 elements 16..31. */
-static float fdot_q4(const uint8_t *p, int is_q4_1, const float *x, const float *xsum, int64_t nb) {
+static inline __attribute__((always_inline)) float fdot_q4(const uint8_t *p, int is_q4_1, const float *x, const float *xsum, int64_t nb) {
     const size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = is_q4_1 ? 4 : 2;
     const __m512i spread = _mm512_set_epi32(
         (int)0x8080800f, (int)0x8080800e, (int)0x8080800d, (int)0x8080800c, (int)0x8080800b, (int)0x8080800a, (int)0x80808009, (int)0x80808008,
