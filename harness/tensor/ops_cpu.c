@@ -33,7 +33,8 @@ typedef struct cpu_impl {
 /* Scratch of at least n bytes for slot s (64-byte aligned; grows, never shrinks). */
 static void *scratch_get(scratch *s, size_t n) {
     if (s->cap >= n) return s->p;
-    size_t cap = n + n / 4 + 64;
+    size_t cap = n + n / 2 + 64;
+    if (cap < ((size_t)1 << 20)) cap = (size_t)1 << 20;   /* decoding never reallocates below 256k positions */
     void *p = rp_cpu_alloc(NULL, cap);
     if (!p) return NULL;
     free(s->p);
