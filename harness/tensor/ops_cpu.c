@@ -1,7 +1,11 @@
 /* ops_cpu.c: the fast CPU backend ("cpu"): kernels split over the thread pool, SIMD (simd.h, qdot.h)
  * and OpenBLAS (kept single-threaded: our pool does the splitting, each thread calls sgemm on its slice).
- * Matmul routes by shape: few rows (decoding) -> per-row dot products (int8 blocks for q4_0/q4_1/q8_0,
- * f32 dots otherwise), many rows (prompts, scoring) -> weight tiles dequantized to f32 + sgemm.
+ * Matmul routes by shape: one row (decoding) -> dot products that dequantize weights in registers against
+ * f32 activations (exact: the same numbers as the reference, which is what makes greedy decoding agree
+ * with llama.cpp's f32 path token for token); 2..7 rows -> rows dequantized once, f32 dots; many rows
+ * (prompts, scoring) -> weight tiles dequantized to f32 + sgemm. REPRO_INT8_DOT=1 switches the few-row
+ * q4_0/q4_1/q8_0 case to int8-quantized activations and VNNI dot products (faster, as llama.cpp's
+ * quantized path, but with its larger error).
  * Invariants: every kernel computes what backend.h defines, checked against ops_ref.c by test_ops;
  * scratch memory is per thread, grown on first need and reused, so steady-state calls allocate nothing;
  * the backend is not reentrant (one caller thread at a time). */
