@@ -244,6 +244,25 @@ static void test_routing_and_scan(rp_backend *cpu, rp_backend *ref) {
     float *cx = randv(T * C, 1.0f), *cw = randv(C * K, 1.0f), *cb = randv(C, 1.0f);
     float y1[55], y2[55], st[5 * 3] = { 0 };
     CHECK(RP_BACKEND_CALL(ref, conv1d_causal, y1, cx, T, C, cw, cb, K, NULL) == RP_OK);
+    float y3[55];
+    CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, y3, cx, T, C, cw, cb, K, NULL) == RP_OK);
+    CHECK(rel_err(y3, y1, T * C) < 1e-6);
+    {   /* wide channels (vector path) and a carried state, cpu vs reference */
+        int64_t T2 = 9, C2 = 70;
+        float *x2 = randv(T2 * C2, 1.0f), *w2 = randv(C2 * 4, 1.0f), *sa = randv(C2 * 3, 1.0f), *sb = malloc(sizeof(float) * C2 * 3);
+        memcpy(sb, sa, sizeof(float) * C2 * 3);
+        float *ya = malloc(sizeof(float) * T2 * C2), *yb = malloc(sizeof(float) * T2 * C2);
+        CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, ya, x2, T2, C2, w2, NULL, 4, sa) == RP_OK);
+        CHECK(RP_BACKEND_CALL(ref, conv1d_causal, yb, x2, T2, C2, w2, NULL, 4, sb) == RP_OK);
+        CHECK(rel_err(ya, yb, T2 * C2) < 1e-6);
+        CHECK(rel_err(sa, sb, C2 * 3) == 0);
+        /* T shorter than the history: the state keeps part of the old one */
+        CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, ya, x2, 2, C2, w2, NULL, 4, sa) == RP_OK);
+        CHECK(RP_BACKEND_CALL(ref, conv1d_causal, yb, x2, 2, C2, w2, NULL, 4, sb) == RP_OK);
+        CHECK(rel_err(ya, yb, 2 * C2) < 1e-6);
+        CHECK(rel_err(sa, sb, C2 * 3) == 0);
+        free(x2); free(w2); free(sa); free(sb); free(ya); free(yb);
+    }
     CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, y2, cx, 6, C, cw, cb, K, st) == RP_OK);
     CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, y2 + 6 * C, cx + 6 * C, T - 6, C, cw, cb, K, st) == RP_OK);
     CHECK(rel_err(y2, y1, T * C) < 1e-6);

@@ -337,6 +337,40 @@ static rp_status cpu_attention(rp_backend *be, float *out, const float *q, const
     return RP_OK;
 }
 
+/* ---- causal depthwise conv1d: channels innermost, so each tap is an axpy over C ---- */
+
+static rp_status cpu_conv1d_causal(rp_backend *be, float *out, const float *x, int64_t T, int64_t C, const float *w,
+                                   const float *b, int K, float *state) {
+    if (K < 1 || K > 65) return rp_fail(RP_ERR_INVAL, "conv1d_causal: kernel size %d outside [1, 65]", K);
+    cpu_impl *im = impl_of(be);
+    /* wT[k, c] = w[c, k]; hist[j, c] = input at time j - (K-1) for j < K-1 (from state), so that
+     * input(t') for t' in [-(K-1), T) is hist[t' + K-1] or x[t'] */
+    float *wT = scratch_get(&im->tmp[0], ((size_t)K + (size_t)K) * (size_t)C * sizeof(float));
+    if (!wT) return rp_fail(RP_ERR_NOMEM, "conv1d_causal: out of memory");
+    float *hist = wT + (size_t)K * C;
+    for (int k = 0; k < K; k++)
+        for (int64_t c = 0; c < C; c++) wT[k * C + c] = w[c * K + k];
+    for (int j = 0; j < K - 1; j++)
+        for (int64_t c = 0; c < C; c++) hist[j * C + c] = state ? state[c * (K - 1) + j] : 0.0f;
+    for (int64_t t = 0; t < T; t++) {
+        float *o = out + t * C;
+        if (b) memcpy(o, b, (size_t)C * sizeof(float));
+        else memset(o, 0, (size_t)C * sizeof(float));
+        for (int k = 0; k < K; k++) {
+            int64_t src = t - K + 1 + k;
+            const float *in = src >= 0 ? x + src * C : hist + (src + K - 1) * C;
+            rp_vmul_add(o, wT + (size_t)k * C, in, C);
+        }
+    }
+    if (state && K > 1)
+        for (int j = 0; j < K - 1; j++) {
+            int64_t src = T - (K - 1) + j;
+            const float *in = src >= 0 ? x + src * C : hist + (src + K - 1) * C;
+            for (int64_t c = 0; c < C; c++) state[c * (K - 1) + j] = in[c];
+        }
+    return RP_OK;
+}
+
 /* ---- selective scan: one 16-lane vector per state row when N == 16, threads over channels ---- */
 
 typedef struct scan_job {
@@ -392,7 +426,7 @@ static const rp_backend_ops cpu_ops = {
     .matmul = cpu_matmul, .embed = cpu_embed, .rmsnorm = cpu_rmsnorm, .rope = cpu_rope,
     .attention = cpu_attention, .swiglu = cpu_swiglu, .add = rp_ref_add, .softmax = cpu_softmax,
     .log_softmax = cpu_log_softmax, .cross_entropy = cpu_cross_entropy, .gather_rows = rp_ref_gather_rows,
-    .scatter_add_rows = rp_ref_scatter_add_rows, .conv1d_causal = rp_ref_conv1d_causal,
+    .scatter_add_rows = rp_ref_scatter_add_rows, .conv1d_causal = cpu_conv1d_causal,
     .selective_scan = cpu_selective_scan,
 };
 
