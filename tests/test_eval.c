@@ -373,6 +373,16 @@ static const char *lua_src =
     "  check(arc:size() == 2376 and arc:item(1).gold == 1, 'arc_easy via Lua')\n"
     "  local r2 = eval.evaluate(lm, arc, { limit = 5, shots = 2 })\n"
     "  check(r2.n == 5, 'limit via Lua')\n"
+    /* a repro.model object (when the engine's binding is built in), scored in C: llama.cpp's figure */
+    "  local okm, model = pcall(require, 'repro.model')\n"
+    "  if okm then\n"
+    "    local m = model.load(mirror .. '/stories260K/stories260K.bin')\n"
+    "    local p2 = eval.perplexity(m, eval.load('tinystories'):text(), { ctx = 128, chunks = 50, protocol = 'llamacpp' })\n"
+    "    check(math.abs(p2.ppl / 3.9143 - 1) < 0.005, 'repro.model perplexity ' .. p2.ppl)\n"
+    "    local r3 = eval.evaluate(m, arc, { limit = 3 })\n"
+    "    check(r3.n == 3 and r3.acc >= 0 and r3.acc <= 1, 'repro.model evaluate')\n"
+    "    m:close()\n"
+    "  end\n"
     "end\n"
     "return table.concat(fails, '; ')\n";
 
