@@ -90,6 +90,15 @@ static int handler(void *ud, const rp_httpd_request *rq, rp_httpd_response *rs) 
                       "\"http://127.0.0.1:%d/files/test_pkg-1.0-py3-none-any.whl\",\"digests\":{\"sha256\":\"%s\"}}]}", port, wheel_sha);
         return RP_HTTPD_OK;
     }
+    if (!strcmp(p, "/simple/simple-pkg/")) {     /* PEP 691 JSON; its /pypi JSON API answers 404 */
+        char acc[128] = "";
+        rp_httpd_header(rq, "Accept", acc, sizeof acc);
+        if (strcmp(acc, "application/vnd.pypi.simple.v1+json") != 0) { rs->status = 406; return RP_HTTPD_OK; }
+        rp_buf_printf(&rs->body, "{\"meta\":{\"api-version\":\"1.1\"},\"name\":\"simple-pkg\",\"files\":[{\"filename\":"
+                      "\"test_pkg-1.0-py3-none-any.whl\",\"url\":\"http://127.0.0.1:%d/files/test_pkg-1.0-py3-none-any.whl\","
+                      "\"hashes\":{\"sha256\":\"%s\"}}]}", port, wheel_sha);
+        return RP_HTTPD_OK;
+    }
     if (!strcmp(p, "/pypi/bad-pkg/1.0/json")) { rp_buf_puts(&rs->body, "<html>502 Bad Gateway</html>"); return RP_HTTPD_OK; }
     rs->status = 404;
     rp_buf_puts(&rs->body, "<html><body>404 Not Found</body></html>");
@@ -112,9 +121,11 @@ static void add_catalog(void) {
         "  \"sha256\":\"%s\",\"member\":\"test_pkg/million.txt\"}},"
         "  {\"path\":\"abc.txt\",\"size\":3,\"sha256\":\"" SHA_ABC "\",\"wheel\":{\"package\":\"test-pkg\",\"version\":\"1.0\","
         "  \"filename\":\"test_pkg-1.0-py3-none-any.whl\",\"sha256\":\"%s\",\"member\":\"test_pkg/abc.txt\"}}]},"
+        "\"t-simple\":{\"files\":[{\"path\":\"abc.txt\",\"size\":3,\"sha256\":\"" SHA_ABC "\",\"wheel\":{\"package\":\"simple-pkg\","
+        "  \"version\":\"1.0\",\"filename\":\"test_pkg-1.0-py3-none-any.whl\",\"sha256\":\"%s\",\"member\":\"test_pkg/abc.txt\"}}]},"
         "\"t-badwheel\":{\"files\":[{\"path\":\"x.bin\",\"size\":3,\"sha256\":\"" SHA_ABC "\",\"wheel\":{\"package\":\"bad-pkg\","
         "  \"version\":\"1.0\",\"filename\":\"b.whl\",\"sha256\":\"%s\",\"member\":\"x\"}}]}"
-        "}}", port, port, port, port, port, port, wheel_sha, wheel_sha, wheel_sha);
+        "}}", port, port, port, port, port, port, wheel_sha, wheel_sha, wheel_sha, wheel_sha);
     CHECK(rp_asset_catalog_add(b.data, b.len, "test") == RP_OK);
     rp_buf_free(&b);
     /* malformed additions are refused with a reason */
@@ -262,6 +273,12 @@ static void test_sources(void) {
     snprintf(want, sizeof want, "%s/t-wheel/.download/test_pkg-1.0-py3-none-any.whl", cache);
     CHECK(!exists(want));
     CHECK(hits_wheel == 2);    /* once per call: the wheel is dropped once its members are out */
+    /* the simple index (PEP 691 JSON) when the JSON API has nothing */
+    char simple[200];
+    snprintf(simple, sizeof simple, "http://127.0.0.1:%d/simple", port);
+    setenv("REPRO_PYPI_SIMPLE_URL", simple, 1);
+    CHECK_MSG(rp_asset_path("t-simple", NULL, p, sizeof p) == RP_OK, "%s", rp_errmsg());
+    CHECK(hits_wheel == 3);
     /* an HTML page where PyPI's JSON should be: a clean format error */
     CHECK(rp_asset_path("t-badwheel", NULL, p, sizeof p) != RP_OK && strstr(rp_errmsg(), "offset 0: expected"));
     unsetenv("REPRO_PYPI_URL");
