@@ -44,8 +44,9 @@ static rp_status merge_catalog(const char *json, size_t len, const char *origin)
         const rp_json *a = rp_json_at(assets, i);
         const rp_json *files = rp_json_get(a, "files");
         if (!name[0] || strchr(name, '/') || strstr(name, "..") || rp_json_typeof(files) != RP_JSON_ARRAY) {
+            st = rp_fail(RP_ERR_FORMAT, "asset catalog %s: asset '%s' needs a plain name and a \"files\" array", origin, name);
             rp_json_free(j);
-            return rp_fail(RP_ERR_FORMAT, "asset catalog %s: asset '%s' needs a plain name and a \"files\" array", origin, name);
+            return st;
         }
         for (size_t k = 0; k < rp_json_len(files); k++) {
             const rp_json *f = rp_json_at(files, k);
@@ -53,9 +54,10 @@ static rp_status merge_catalog(const char *json, size_t len, const char *origin)
             double size = rp_json_num(rp_json_get(f, "size"), -1);
             if (!p || !p[0] || p[0] == '/' || strstr(p, "..") || !sha || strlen(sha) != 64 || size < 0 ||
                 strspn(sha, "0123456789abcdef") != 64) {
+                st = rp_fail(RP_ERR_FORMAT, "asset catalog %s: asset '%s' file %zu: needs a relative \"path\" without "
+                             "'..', a \"size\" and a 64-digit lowercase \"sha256\"", origin, name, k);
                 rp_json_free(j);
-                return rp_fail(RP_ERR_FORMAT, "asset catalog %s: asset '%s' file %zu: needs a relative \"path\" without "
-                               "'..', a \"size\" and a 64-digit lowercase \"sha256\"", origin, name, k);
+                return st;
             }
         }
     }
