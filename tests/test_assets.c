@@ -201,14 +201,14 @@ static void test_sources(void) {
     CHECK_MSG(rp_asset_path("t-url", NULL, p, sizeof p) == RP_OK, "%s", rp_errmsg());
     snprintf(want, sizeof want, "%s/t-url/sub/abc.txt", cache);
     CHECK_MSG(strcmp(p, want) == 0, "%s", p);
-    CHECK(hits_abc == 1);
+    CHECK(__atomic_load_n(&hits_abc, __ATOMIC_SEQ_CST) == 1);
     rp_json *rep = NULL;
-    CHECK(rp_asset_fetch("t-url/sub/abc.txt", NULL, &rep) == RP_OK && hits_abc == 1);
+    CHECK(rp_asset_fetch("t-url/sub/abc.txt", NULL, &rep) == RP_OK && __atomic_load_n(&hits_abc, __ATOMIC_SEQ_CST) == 1);
     CHECK(strcmp(rp_json_str(rp_json_path(rep, "files.0.source"), ""), "cache") == 0);
     rp_json_free(rep);
     /* a corrupted cache copy is deleted and fetched again */
     rp_write_file(want, "abd", 3);
-    CHECK(rp_asset_path("t-url", "sub/abc.txt", p, sizeof p) == RP_OK && hits_abc == 2);
+    CHECK(rp_asset_path("t-url", "sub/abc.txt", p, sizeof p) == RP_OK && __atomic_load_n(&hits_abc, __ATOMIC_SEQ_CST) == 2);
     rp_buf b = {0};
     CHECK(rp_read_file(want, &b) == RP_OK && b.len == 3 && !memcmp(b.data, "abc", 3));
     rp_buf_free(&b);
@@ -272,13 +272,13 @@ static void test_sources(void) {
     CHECK(rp_sha256_file(want, hex) == RP_OK && strcmp(hex, SHA_MILLION_A) == 0);
     snprintf(want, sizeof want, "%s/t-wheel/.download/test_pkg-1.0-py3-none-any.whl", cache);
     CHECK(!exists(want));
-    CHECK(hits_wheel == 2);    /* once per call: the wheel is dropped once its members are out */
+    CHECK(__atomic_load_n(&hits_wheel, __ATOMIC_SEQ_CST) == 2);    /* once per call: the wheel is dropped once its members are out */
     /* the simple index (PEP 691 JSON) when the JSON API has nothing */
     char simple[200];
     snprintf(simple, sizeof simple, "http://127.0.0.1:%d/simple", port);
     setenv("REPRO_PYPI_SIMPLE_URL", simple, 1);
     CHECK_MSG(rp_asset_path("t-simple", NULL, p, sizeof p) == RP_OK, "%s", rp_errmsg());
-    CHECK(hits_wheel == 3);
+    CHECK(__atomic_load_n(&hits_wheel, __ATOMIC_SEQ_CST) == 3);
     /* an HTML page where PyPI's JSON should be: a clean format error */
     CHECK(rp_asset_path("t-badwheel", NULL, p, sizeof p) != RP_OK && strstr(rp_errmsg(), "offset 0: expected"));
     unsetenv("REPRO_PYPI_URL");
