@@ -660,12 +660,6 @@ static void test_bm25(void) {
  * short of its Content-Length (connection closed), 200 with malformed JSON, or stalls past the client's
  * timeout. The fake rater answers the same way as in-process (its attempt index is the count of answers
  * already served for that prompt), so the counts must equal the in-process run's. */
-#if RP_SAFE_HAVE_HTTP && defined(__has_include)
-#if __has_include("net/httpd.h")
-#define SAFE_TEST_HTTPD 1
-#endif
-#endif
-#ifdef SAFE_TEST_HTTPD
 #include "net/httpd.h"
 #include "net/json.h"
 #include <pthread.h>
@@ -888,7 +882,6 @@ static void test_openai_parse(void) {
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK_MSG(rp_safe_openai_parse(bad[i], strlen(bad[i]), &c) == RP_ERR_FORMAT, "%s", bad[i]);
     rp_buf_free(&c.text);
 }
-#endif
 
 int main(void) {
     test_f1k_known_answers();
@@ -905,11 +898,7 @@ int main(void) {
     test_bm25();
     test_pipeline();
     test_cache_replay_resume();
-#ifdef SAFE_TEST_HTTPD
     test_openai_parse();
     test_http_loopback();
-#else
-    printf("skip: HTTP loopback tests (this build has no net/http.h + net/httpd.h)\n");
-#endif
     return checks_done("test_safe");
 }

@@ -488,7 +488,6 @@ static int l_generate(lua_State *L) {
     return 1;
 }
 
-#if RP_SAFE_HAVE_HTTP
 static const char *const openai_keys[] = {"base_url", "model", "api_key_env", "price_in", "price_out", "max_concurrent",
                                           "rpm", "tpm", "max_retries", "timeout", "backoff", NULL};
 
@@ -534,7 +533,6 @@ static int l_serper(lua_State *L) {
     push_search(L, s);
     return 1;
 }
-#endif
 
 int rp_luaopen_safe(lua_State *L) {
     static const luaL_Reg fns[] = {
@@ -544,12 +542,10 @@ int rp_luaopen_safe(lua_State *L) {
         {"parse_rating", l_parse_rating}, {"cache", l_cache}, {"bm25_build", l_bm25_build}, {"bm25", l_bm25},
         {"rate", l_rate}, {"generate", l_generate}, {NULL, NULL}};
     rp_lua_newlib(L, fns);
-#if RP_SAFE_HAVE_HTTP
     lua_pushcfunction(L, l_openai);
     lua_setfield(L, -2, "openai");
     lua_pushcfunction(L, l_serper);
     lua_setfield(L, -2, "serper");
-#endif
     lua_pushstring(L, rp_safe_postamble);
     lua_setfield(L, -2, "postamble");
     return 1;
