@@ -19,7 +19,8 @@ RP_LUA_MODULE(safe, rp_luaopen_safe);
 
 static int l_f1k(lua_State *L) {
     long s = (long)rp_lua_checkinteger(L, 1), ns = (long)rp_lua_checkinteger(L, 2), k = (long)rp_lua_checkinteger(L, 3);
-    if (k < 1 || s < 0 || ns < 0) return luaL_error(L, "safe.f1k: need S >= 0, NS >= 0, K >= 1 (got %ld, %ld, %ld)", s, ns, k);
+    if (k < 1 || s < 0 || ns < 0)
+        return luaL_error(L, "safe.f1k: need S >= 0, NS >= 0, K >= 1 (got %f, %f, %f)", (double)s, (double)ns, (double)k);
     lua_pushnumber(L, rp_safe_f1k(s, ns, k));
     return 1;
 }
