@@ -90,6 +90,15 @@ static int handler(void *ud, const rp_httpd_request *rq, rp_httpd_response *rs) 
                       "\"http://127.0.0.1:%d/files/test_pkg-1.0-py3-none-any.whl\",\"digests\":{\"sha256\":\"%s\"}}]}", port, wheel_sha);
         return RP_HTTPD_OK;
     }
+    if (!strcmp(p, "/simple/simple-pkg/")) {     /* PEP 691 JSON; its /pypi JSON API answers 404 */
+        char acc[128] = "";
+        rp_httpd_header(rq, "Accept", acc, sizeof acc);
+        if (strcmp(acc, "application/vnd.pypi.simple.v1+json") != 0) { rs->status = 406; return RP_HTTPD_OK; }
+        rp_buf_printf(&rs->body, "{\"meta\":{\"api-version\":\"1.1\"},\"name\":\"simple-pkg\",\"files\":[{\"filename\":"
+                      "\"test_pkg-1.0-py3-none-any.whl\",\"url\":\"http://127.0.0.1:%d/files/test_pkg-1.0-py3-none-any.whl\","
+                      "\"hashes\":{\"sha256\":\"%s\"}}]}", port, wheel_sha);
+        return RP_HTTPD_OK;
+    }
     if (!strcmp(p, "/pypi/bad-pkg/1.0/json")) { rp_buf_puts(&rs->body, "<html>502 Bad Gateway</html>"); return RP_HTTPD_OK; }
     rs->status = 404;
     rp_buf_puts(&rs->body, "<html><body>404 Not Found</body></html>");
@@ -112,9 +121,11 @@ static void add_catalog(void) {
         "  \"sha256\":\"%s\",\"member\":\"test_pkg/million.txt\"}},"
         "  {\"path\":\"abc.txt\",\"size\":3,\"sha256\":\"" SHA_ABC "\",\"wheel\":{\"package\":\"test-pkg\",\"version\":\"1.0\","
         "  \"filename\":\"test_pkg-1.0-py3-none-any.whl\",\"sha256\":\"%s\",\"member\":\"test_pkg/abc.txt\"}}]},"
+        "\"t-simple\":{\"files\":[{\"path\":\"abc.txt\",\"size\":3,\"sha256\":\"" SHA_ABC "\",\"wheel\":{\"package\":\"simple-pkg\","
+        "  \"version\":\"1.0\",\"filename\":\"test_pkg-1.0-py3-none-any.whl\",\"sha256\":\"%s\",\"member\":\"test_pkg/abc.txt\"}}]},"
         "\"t-badwheel\":{\"files\":[{\"path\":\"x.bin\",\"size\":3,\"sha256\":\"" SHA_ABC "\",\"wheel\":{\"package\":\"bad-pkg\","
         "  \"version\":\"1.0\",\"filename\":\"b.whl\",\"sha256\":\"%s\",\"member\":\"x\"}}]}"
-        "}}", port, port, port, port, port, port, wheel_sha, wheel_sha, wheel_sha);
+        "}}", port, port, port, port, port, port, wheel_sha, wheel_sha, wheel_sha, wheel_sha);
     CHECK(rp_asset_catalog_add(b.data, b.len, "test") == RP_OK);
     rp_buf_free(&b);
     /* malformed additions are refused with a reason */
@@ -190,14 +201,14 @@ static void test_sources(void) {
     CHECK_MSG(rp_asset_path("t-url", NULL, p, sizeof p) == RP_OK, "%s", rp_errmsg());
     snprintf(want, sizeof want, "%s/t-url/sub/abc.txt", cache);
     CHECK_MSG(strcmp(p, want) == 0, "%s", p);
-    CHECK(hits_abc == 1);
+    CHECK(__atomic_load_n(&hits_abc, __ATOMIC_SEQ_CST) == 1);
     rp_json *rep = NULL;
-    CHECK(rp_asset_fetch("t-url/sub/abc.txt", NULL, &rep) == RP_OK && hits_abc == 1);
+    CHECK(rp_asset_fetch("t-url/sub/abc.txt", NULL, &rep) == RP_OK && __atomic_load_n(&hits_abc, __ATOMIC_SEQ_CST) == 1);
     CHECK(strcmp(rp_json_str(rp_json_path(rep, "files.0.source"), ""), "cache") == 0);
     rp_json_free(rep);
     /* a corrupted cache copy is deleted and fetched again */
     rp_write_file(want, "abd", 3);
-    CHECK(rp_asset_path("t-url", "sub/abc.txt", p, sizeof p) == RP_OK && hits_abc == 2);
+    CHECK(rp_asset_path("t-url", "sub/abc.txt", p, sizeof p) == RP_OK && __atomic_load_n(&hits_abc, __ATOMIC_SEQ_CST) == 2);
     rp_buf b = {0};
     CHECK(rp_read_file(want, &b) == RP_OK && b.len == 3 && !memcmp(b.data, "abc", 3));
     rp_buf_free(&b);
@@ -261,7 +272,13 @@ static void test_sources(void) {
     CHECK(rp_sha256_file(want, hex) == RP_OK && strcmp(hex, SHA_MILLION_A) == 0);
     snprintf(want, sizeof want, "%s/t-wheel/.download/test_pkg-1.0-py3-none-any.whl", cache);
     CHECK(!exists(want));
-    CHECK(hits_wheel == 2);    /* once per call: the wheel is dropped once its members are out */
+    CHECK(__atomic_load_n(&hits_wheel, __ATOMIC_SEQ_CST) == 2);    /* once per call: the wheel is dropped once its members are out */
+    /* the simple index (PEP 691 JSON) when the JSON API has nothing */
+    char simple[200];
+    snprintf(simple, sizeof simple, "http://127.0.0.1:%d/simple", port);
+    setenv("REPRO_PYPI_SIMPLE_URL", simple, 1);
+    CHECK_MSG(rp_asset_path("t-simple", NULL, p, sizeof p) == RP_OK, "%s", rp_errmsg());
+    CHECK(__atomic_load_n(&hits_wheel, __ATOMIC_SEQ_CST) == 3);
     /* an HTML page where PyPI's JSON should be: a clean format error */
     CHECK(rp_asset_path("t-badwheel", NULL, p, sizeof p) != RP_OK && strstr(rp_errmsg(), "offset 0: expected"));
     unsetenv("REPRO_PYPI_URL");

@@ -578,6 +578,37 @@ static void test_cache_replay_resume(void) {
     rp_safe_llm_release(&llm);
     rp_safe_search_release(&srch);
     rp_safe_cache_close(c2);
+    char wal[300];
+    /* identical requests in one batch go to the backend once and share the answer */
+    {
+        rp_safe_cache *c3 = NULL;
+        char p3[256];
+        snprintf(p3, sizeof p3, "%s/dup.db", dir);
+        fake fd = {0, -1, 0};
+        long nsd = 0;
+        rp_safe_llm in3, w3;
+        rp_safe_search sin3, sw3;
+        setup_fakes(&fd, &nsd, &in3, &sin3);
+        CHECK(rp_safe_cache_open(p3, &c3) == RP_OK && rp_safe_llm_cached(c3, &in3, 0, &w3) == RP_OK &&
+              rp_safe_search_cached(c3, &sin3, 0, &sw3) == RP_OK);
+        rp_safe_call dc[3] = {{.prompt = "Rewrite the STATEMENT\nSTATEMENT: A.\n", .max_tokens = 9},
+                              {.prompt = "Rewrite the STATEMENT\nSTATEMENT: B.\n", .max_tokens = 9},
+                              {.prompt = "Rewrite the STATEMENT\nSTATEMENT: A.\n", .max_tokens = 9}};
+        CHECK(w3.complete(w3.ctx, dc, 3) == RP_OK);
+        CHECK(fd.calls == 2 && dc[2].st == RP_OK && dc[2].cached && strcmp(dc[0].text.data, dc[2].text.data) == 0);
+        rp_safe_query dq[2] = {{.q = "same", .k = 3}, {.q = "same", .k = 3}};
+        CHECK(sw3.search(sw3.ctx, dq, 2) == RP_OK && nsd == 1 && dq[1].st == RP_OK && strcmp(dq[0].text.data, dq[1].text.data) == 0);
+        rp_safe_cache_stats ds = rp_safe_cache_get_stats(c3);
+        CHECK(ds.net_llm_calls == 2 && ds.llm_hits == 1 && ds.net_search_calls == 1 && ds.search_hits == 1);
+        rp_safe_calls_free(dc, 3);
+        rp_safe_queries_free(dq, 2);
+        rp_safe_llm_release(&w3);
+        rp_safe_search_release(&sw3);
+        rp_safe_cache_close(c3);
+        unlink(p3);
+        snprintf(wal, sizeof wal, "%s-wal", p3); unlink(wal);
+        snprintf(wal, sizeof wal, "%s-shm", p3); unlink(wal);
+    }
     /* keys: any change in model, attempt, temperature or prompt changes the key */
     rp_safe_call a = {.prompt = "p", .temperature = 0.1, .max_tokens = 512, .attempt = 0}, b = a;
     char ka[65], kb[65];
@@ -587,7 +618,6 @@ static void test_cache_replay_resume(void) {
     b = a; b.temperature = 0; rp_safe_llm_key("m1", &b, kb); CHECK(strcmp(ka, kb) != 0);
     rp_safe_llm_key("m2", &a, kb); CHECK(strcmp(ka, kb) != 0);
     unlink(path); unlink(exp); unlink(path2);
-    char wal[300];
     snprintf(wal, sizeof wal, "%s-wal", path); unlink(wal);
     snprintf(wal, sizeof wal, "%s-shm", path); unlink(wal);
     snprintf(wal, sizeof wal, "%s-wal", path2); unlink(wal);
@@ -660,12 +690,6 @@ static void test_bm25(void) {
  * short of its Content-Length (connection closed), 200 with malformed JSON, or stalls past the client's
  * timeout. The fake rater answers the same way as in-process (its attempt index is the count of answers
  * already served for that prompt), so the counts must equal the in-process run's. */
-#if RP_SAFE_HAVE_HTTP && defined(__has_include)
-#if __has_include("net/httpd.h")
-#define SAFE_TEST_HTTPD 1
-#endif
-#endif
-#ifdef SAFE_TEST_HTTPD
 #include "net/httpd.h"
 #include "net/json.h"
 #include <pthread.h>
@@ -888,7 +912,6 @@ static void test_openai_parse(void) {
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK_MSG(rp_safe_openai_parse(bad[i], strlen(bad[i]), &c) == RP_ERR_FORMAT, "%s", bad[i]);
     rp_buf_free(&c.text);
 }
-#endif
 
 int main(void) {
     test_f1k_known_answers();
@@ -905,11 +928,7 @@ int main(void) {
     test_bm25();
     test_pipeline();
     test_cache_replay_resume();
-#ifdef SAFE_TEST_HTTPD
     test_openai_parse();
     test_http_loopback();
-#else
-    printf("skip: HTTP loopback tests (this build has no net/http.h + net/httpd.h)\n");
-#endif
     return checks_done("test_safe");
 }

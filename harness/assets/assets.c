@@ -44,8 +44,9 @@ static rp_status merge_catalog(const char *json, size_t len, const char *origin)
         const rp_json *a = rp_json_at(assets, i);
         const rp_json *files = rp_json_get(a, "files");
         if (!name[0] || strchr(name, '/') || strstr(name, "..") || rp_json_typeof(files) != RP_JSON_ARRAY) {
+            st = rp_fail(RP_ERR_FORMAT, "asset catalog %s: asset '%s' needs a plain name and a \"files\" array", origin, name);
             rp_json_free(j);
-            return rp_fail(RP_ERR_FORMAT, "asset catalog %s: asset '%s' needs a plain name and a \"files\" array", origin, name);
+            return st;
         }
         for (size_t k = 0; k < rp_json_len(files); k++) {
             const rp_json *f = rp_json_at(files, k);
@@ -53,9 +54,10 @@ static rp_status merge_catalog(const char *json, size_t len, const char *origin)
             double size = rp_json_num(rp_json_get(f, "size"), -1);
             if (!p || !p[0] || p[0] == '/' || strstr(p, "..") || !sha || strlen(sha) != 64 || size < 0 ||
                 strspn(sha, "0123456789abcdef") != 64) {
+                st = rp_fail(RP_ERR_FORMAT, "asset catalog %s: asset '%s' file %zu: needs a relative \"path\" without "
+                             "'..', a \"size\" and a 64-digit lowercase \"sha256\"", origin, name, k);
                 rp_json_free(j);
-                return rp_fail(RP_ERR_FORMAT, "asset catalog %s: asset '%s' file %zu: needs a relative \"path\" without "
-                               "'..', a \"size\" and a 64-digit lowercase \"sha256\"", origin, name, k);
+                return st;
             }
         }
     }
@@ -221,36 +223,63 @@ static rp_status download(const char *url, const char *dest, long long size, con
     return st;
 }
 
-/* Find the wheel's download URL through the PyPI JSON API, cross-checking its published sha256. */
+/* GET a JSON document (accept: the Accept header line or NULL). */
+static rp_status get_json(const char *url, const char *accept, rp_json **out) {
+    rp_http_client *c;
+    RP_TRY(http_client(&c));
+    const char *hdr[1] = { accept };
+    rp_http_request rq = { .url = url, .timeout_s = 60, .headers = hdr, .n_headers = accept ? 1 : 0 };
+    rp_http_response rs;
+    rp_status st = rp_http_do(c, &rq, &rs);
+    if (st == RP_OK && (st = rp_json_parse(rs.body.data, rs.body.len, out)) != RP_OK) st = rp_fail_ctx(st, "%s: ", url);
+    rp_http_response_free(&rs);
+    return st;
+}
+
+/* Pick fname from a list of {filename, <sha path>, url} records, cross-checking the published sha256. */
+static rp_status pick_file(const rp_json *list, const char *sha_path, const char *fname, const char *sha, const char *from,
+                           char *url, size_t n) {
+    for (size_t i = 0; i < rp_json_len(list); i++) {
+        const rp_json *u = rp_json_at(list, i);
+        if (strcmp(rp_json_str(rp_json_get(u, "filename"), ""), fname) != 0) continue;
+        const char *pub = rp_json_str(rp_json_path(u, sha_path), "");
+        const char *link = rp_json_str(rp_json_get(u, "url"), "");
+        if (strcmp(pub, sha) != 0) return rp_fail(RP_ERR_CHECKSUM, "%s: %s has sha256 %s, the catalog says %s", from, fname, pub, sha);
+        if (strncmp(link, "https://", 8) != 0 && strncmp(link, "http://", 7) != 0)
+            return rp_fail(RP_ERR_FORMAT, "%s: %s: url '%.100s' is not http(s)", from, fname, link);
+        snprintf(url, n, "%s", link);
+        return RP_OK;
+    }
+    return rp_fail(RP_ERR_NOTFOUND, "%s lists no file %s", from, fname);
+}
+
+/* Find the wheel's download URL through PyPI's JSON API ($REPRO_PYPI_URL/<pkg>/<version>/json), or, when
+ * that fails, the simple index's JSON form (PEP 691, $REPRO_PYPI_SIMPLE_URL/<pkg>/), cross-checking the
+ * sha256 PyPI publishes against the catalog's. */
 static rp_status wheel_url(const rp_json *w, char *url, size_t n) {
     const char *pkg = rp_json_str(rp_json_get(w, "package"), ""), *ver = rp_json_str(rp_json_get(w, "version"), "");
     const char *fname = rp_json_str(rp_json_get(w, "filename"), ""), *sha = rp_json_str(rp_json_get(w, "sha256"), "");
-    const char *base = getenv("REPRO_PYPI_URL");
+    const char *base = getenv("REPRO_PYPI_URL"), *simple = getenv("REPRO_PYPI_SIMPLE_URL");
     if (!base || !base[0]) base = "https://pypi.org/pypi";
-    char api[1024];
+    if (!simple || !simple[0]) simple = "https://pypi.org/simple";
+    char api[1024], first[1024];
     snprintf(api, sizeof api, "%s/%s/%s/json", base, pkg, ver);
-    rp_http_client *c;
-    RP_TRY(http_client(&c));
-    rp_http_request rq = { .url = api, .timeout_s = 60 };
-    rp_http_response rs;
-    rp_status st = rp_http_do(c, &rq, &rs);
     rp_json *j = NULL;
-    if (st == RP_OK && (st = rp_json_parse(rs.body.data, rs.body.len, &j)) != RP_OK) st = rp_fail_ctx(st, "%s: ", api);
-    rp_http_response_free(&rs);
-    if (st != RP_OK) return st;
-    const rp_json *urls = rp_json_get(j, "urls");
-    st = rp_fail(RP_ERR_NOTFOUND, "%s lists no file %s", api, fname);
-    for (size_t i = 0; i < rp_json_len(urls); i++) {
-        const rp_json *u = rp_json_at(urls, i);
-        if (strcmp(rp_json_str(rp_json_get(u, "filename"), ""), fname) != 0) continue;
-        const char *pub = rp_json_str(rp_json_path(u, "digests.sha256"), "");
-        const char *link = rp_json_str(rp_json_get(u, "url"), "");
-        if (strcmp(pub, sha) != 0) st = rp_fail(RP_ERR_CHECKSUM, "%s: %s has sha256 %s, the catalog says %s", api, fname, pub, sha);
-        else if (strncmp(link, "https://", 8) != 0 && strncmp(link, "http://", 7) != 0) st = rp_fail(RP_ERR_FORMAT, "%s: %s: bad url", api, fname);
-        else { snprintf(url, n, "%s", link); st = RP_OK; }
-        break;
-    }
+    rp_status st = get_json(api, NULL, &j);
+    if (st == RP_OK) st = pick_file(rp_json_get(j, "urls"), "digests.sha256", fname, sha, api, url, n);
     rp_json_free(j);
+    if (st == RP_OK || st == RP_ERR_CHECKSUM) return st;
+    snprintf(first, sizeof first, "%s", rp_errmsg());
+    snprintf(api, sizeof api, "%s/%s/", simple, pkg);
+    j = NULL;
+    st = get_json(api, "Accept: application/vnd.pypi.simple.v1+json", &j);
+    if (st == RP_OK) st = pick_file(rp_json_get(j, "files"), "hashes.sha256", fname, sha, api, url, n);
+    rp_json_free(j);
+    if (st != RP_OK && st != RP_ERR_CHECKSUM) {
+        char second[1024];
+        snprintf(second, sizeof second, "%s", rp_errmsg());
+        st = rp_fail(st, "%s; then %s", first, second);
+    }
     return st;
 }
 

