@@ -90,6 +90,36 @@ static void test_matmul(rp_backend *cpu, rp_backend *ref, int int8) {
         }
 }
 
+/* Several matmuls sharing x in one call equal the reference matmul of each (same and mixed dtypes). */
+static void test_matmul_multi(rp_backend *cpu, rp_backend *ref) {
+    rp_dtype sets[2][3] = { { RP_Q4_1, RP_Q4_1, RP_Q4_1 }, { RP_Q8_0, RP_F16, RP_Q4_0 } };
+    int64_t Ns[3] = { 96, 40, 136 }, Ms[3] = { 1, 3, 70 }, K = 256;
+    for (int si = 0; si < 2; si++)
+        for (int mi = 0; mi < 3; mi++) {
+            int64_t M = Ms[mi];
+            float *x = randv(M * K, 1.0f);
+            rp_matmul_part parts[3];
+            void *ws[3];
+            float *want[3];
+            for (int p = 0; p < 3; p++) {
+                size_t ldw;
+                ws[p] = make_w(sets[si][p], Ns[p], K, &ldw);
+                parts[p] = (rp_matmul_part){ calloc((size_t)(M * Ns[p]), 4), ws[p], sets[si][p], ldw, Ns[p] };
+                want[p] = calloc((size_t)(M * Ns[p]), 4);
+                CHECK(rp_ref_matmul(ref, want[p], x, M, K, ws[p], sets[si][p], ldw, Ns[p]) == RP_OK);
+            }
+            CHECK(RP_BACKEND_CALL(cpu, matmul_multi, x, M, K, parts, 3) == RP_OK);
+            for (int p = 0; p < 3; p++) {
+                CHECK_MSG(rel_err(parts[p].y, want[p], M * Ns[p]) < 1e-5, "set %d M=%lld part %d: %g", si, (long long)M, p,
+                          rel_err(parts[p].y, want[p], M * Ns[p]));
+                free(parts[p].y); free(want[p]); free(ws[p]);
+            }
+            free(x);
+        }
+    rp_matmul_part none[1];
+    CHECK(RP_BACKEND_CALL(cpu, matmul_multi, NULL, 1, 32, none, 0) == RP_ERR_INVAL);
+}
+
 static void test_tensor_api(rp_backend *cpu) {
     rp_tensor *x, *w, *y, *v;
     int64_t sx[2] = { 5, 64 }, sw[2] = { 7, 64 }, sy[2] = { 5, 7 };
@@ -330,6 +360,7 @@ int main(void) {
     test_matmul(cpu8, ref, 1);
     rp_backend_cpu_free(cpu8);
     unsetenv("REPRO_INT8_DOT");
+    test_matmul_multi(cpu, ref);
     test_tensor_api(cpu);
     test_elementwise(cpu, ref);
     test_rope(cpu, ref);

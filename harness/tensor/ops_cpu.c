@@ -63,12 +63,13 @@ static int tasks_for(rp_backend *be, double work, int64_t parts, int per_thread)
 
 typedef struct mm_job {
     rp_backend *be;
-    float *y;
     const float *x;
-    int64_t M, K, N;
-    const void *w;
-    rp_dtype wt;
-    size_t ldw;
+    int64_t M, K;
+    const rp_matmul_part *parts;   /* matrices sharing x; rows are numbered through all of them */
+    int nparts;
+    int64_t R;                     /* rows in all parts */
+    int64_t row0[RP_MATMUL_MAX_PARTS + 1];
+    int big;                       /* which part the big-path tasks work on */
     const rp_q8_row *aq;   /* M quantized activation rows (int8 path) */
     const float *xsum;     /* block sums of x (exact single-row path) */
     int failed;
@@ -83,38 +84,45 @@ static void rows_of(int64_t N, int ith, int nth, int64_t align, int64_t *n0, int
 
 static void mm_small_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
-    int64_t n0, n1;
-    rows_of(j->N, ith, nth, 4, &n0, &n1);
-    const char *w = j->w;
-    if (j->aq) {
-        for (int64_t n = n0; n < n1; n++)
-            for (int64_t m = 0; m < j->M; m++)
-                j->y[m * j->N + n] = rp_qdot_row(j->wt, w + (size_t)n * j->ldw, &j->aq[m], j->K);
-    } else if (j->xsum) {
-        for (int64_t n = n0; n < n1; n++) j->y[n] = rp_fdot_row(j->wt, w + (size_t)n * j->ldw, j->x, j->xsum, j->K);
-    } else if (j->wt == RP_F32) {
-        for (int64_t n = n0; n < n1; n++)
-            for (int64_t m = 0; m < j->M; m++)
-                j->y[m * j->N + n] = rp_vdot(j->x + m * j->K, (const float *)(w + (size_t)n * j->ldw), j->K);
-    } else {
-        float *row = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)j->K * sizeof(float));
-        if (!row) { j->failed = 1; return; }
-        for (int64_t n = n0; n < n1; n++) {
-            rp_dequantize_row_fast(j->wt, w + (size_t)n * j->ldw, row, j->K);
-            for (int64_t m = 0; m < j->M; m++) j->y[m * j->N + n] = rp_vdot(j->x + m * j->K, row, j->K);
+    int64_t r0, r1;
+    rows_of(j->R, ith, nth, 4, &r0, &r1);
+    float *row = NULL;
+    for (int p = 0; p < j->nparts && r0 < r1; p++) {
+        int64_t a = j->row0[p], b = j->row0[p + 1];
+        if (r0 >= b || r1 <= a) continue;
+        const rp_matmul_part *pt = &j->parts[p];
+        const char *w = pt->w;
+        int64_t n0 = (r0 > a ? r0 : a) - a, n1 = (r1 < b ? r1 : b) - a, N = pt->N;
+        if (j->aq) {
+            for (int64_t n = n0; n < n1; n++)
+                for (int64_t m = 0; m < j->M; m++)
+                    pt->y[m * N + n] = rp_qdot_row(pt->wt, w + (size_t)n * pt->ldw, &j->aq[m], j->K);
+        } else if (j->xsum) {
+            for (int64_t n = n0; n < n1; n++) pt->y[n] = rp_fdot_row(pt->wt, w + (size_t)n * pt->ldw, j->x, j->xsum, j->K);
+        } else if (pt->wt == RP_F32) {
+            for (int64_t n = n0; n < n1; n++)
+                for (int64_t m = 0; m < j->M; m++)
+                    pt->y[m * N + n] = rp_vdot(j->x + m * j->K, (const float *)(w + (size_t)n * pt->ldw), j->K);
+        } else {
+            if (!row && !(row = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)j->K * sizeof(float)))) { j->failed = 1; return; }
+            for (int64_t n = n0; n < n1; n++) {
+                rp_dequantize_row_fast(pt->wt, w + (size_t)n * pt->ldw, row, j->K);
+                for (int64_t m = 0; m < j->M; m++) pt->y[m * N + n] = rp_vdot(j->x + m * j->K, row, j->K);
+            }
         }
     }
 }
 
 static void mm_big_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
-    int64_t n0, n1;
-    rows_of(j->N, ith, nth, 16, &n0, &n1);
+    const rp_matmul_part *pt = &j->parts[j->big];
+    int64_t n0, n1, N = pt->N;
+    rows_of(N, ith, nth, 16, &n0, &n1);
     if (n0 >= n1) return;
-    const char *w = j->w;
-    if (j->wt == RP_F32) {
+    const char *w = pt->w;
+    if (pt->wt == RP_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)(n1 - n0), (int)j->K, 1.0f, j->x, (int)j->K,
-                    (const float *)(w + (size_t)n0 * j->ldw), (int)(j->ldw / sizeof(float)), 0.0f, j->y + n0, (int)j->N);
+                    (const float *)(w + (size_t)n0 * pt->ldw), (int)(pt->ldw / sizeof(float)), 0.0f, pt->y + n0, (int)N);
         return;
     }
     int64_t tile = (int64_t)(TILE_BYTES / ((size_t)j->K * sizeof(float)));
@@ -124,21 +132,33 @@ static void mm_big_task(void *ctx, int ith, int nth, int thread) {
     if (!buf) { j->failed = 1; return; }
     for (int64_t r = n0; r < n1; r += tile) {
         int64_t nr = n1 - r < tile ? n1 - r : tile;
-        for (int64_t i = 0; i < nr; i++) rp_dequantize_row_fast(j->wt, w + (size_t)(r + i) * j->ldw, buf + i * j->K, j->K);
+        for (int64_t i = 0; i < nr; i++) rp_dequantize_row_fast(pt->wt, w + (size_t)(r + i) * pt->ldw, buf + i * j->K, j->K);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)nr, (int)j->K, 1.0f, j->x, (int)j->K, buf,
-                    (int)j->K, 0.0f, j->y + r, (int)j->N);
+                    (int)j->K, 0.0f, pt->y + r, (int)N);
     }
 }
 
-static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
-                            size_t w_row_bytes, int64_t N) {
-    if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul: weight dtype %s not supported", rp_dtype_name(wt));
-    if (M <= 0 || N <= 0) return RP_OK;
-    if (K > INT32_MAX || N > INT32_MAX || M > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
-    mm_job j = { be, y, x, M, K, N, w, wt, w_row_bytes, NULL, NULL, 0 };
+/* Several matmuls sharing x in one dispatch: decoding runs Q, K, V (and gate, up) as one job, with the
+ * activation prepared once. */
+static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int64_t K, const rp_matmul_part *parts, int n) {
+    if (n < 1 || n > RP_MATMUL_MAX_PARTS) return rp_fail(RP_ERR_INVAL, "matmul: %d parts (1..%d)", n, RP_MATMUL_MAX_PARTS);
+    if (M <= 0) return RP_OK;
+    if (K > INT32_MAX || M > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
+    mm_job j = { .be = be, .x = x, .M = M, .K = K, .parts = parts, .nparts = n };
+    int all_fdot = 1, all_qdot = 1;
+    for (int p = 0; p < n; p++) {
+        rp_dtype wt = parts[p].wt;
+        if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul: weight dtype %s not supported", rp_dtype_name(wt));
+        if (parts[p].N < 0 || parts[p].N > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: N = %lld", (long long)parts[p].N);
+        j.row0[p] = j.R;
+        j.R += parts[p].N;
+        all_fdot &= wt != RP_F32 && rp_fdot_supported(wt);
+        all_qdot &= rp_qdot_supported(wt);
+    }
+    j.row0[n] = j.R;
     cpu_impl *imp = impl_of(be);
     if (M < SMALL_M) {
-        if (M == 1 && !imp->int8_dot && wt != RP_F32 && rp_fdot_supported(wt) && K % 32 == 0) {
+        if (M == 1 && !imp->int8_dot && all_fdot && K % 32 == 0) {
             float *xs = scratch_get(&imp->act, (size_t)(K / 32) * sizeof(float));
             if (!xs) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
             for (int64_t b = 0; b < K / 32; b++) {
@@ -147,7 +167,7 @@ static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M,
                 xs[b] = acc;
             }
             j.xsum = xs;
-        } else if (imp->int8_dot && rp_qdot_supported(wt) && K % 32 == 0) {
+        } else if (imp->int8_dot && all_qdot && K % 32 == 0) {
             size_t nb = (size_t)(K / 32);
             size_t need = (size_t)M * (sizeof(rp_q8_row) + nb * 2 * sizeof(float) + (size_t)K) + 64;
             char *p = scratch_get(&imp->act, need);
@@ -162,12 +182,21 @@ static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M,
             }
             j.aq = rows;
         }
-        rp_pool_run(be->pool, mm_small_task, &j, tasks_for(be, (double)M * N * K, N / 32 + 1, 4));
+        rp_pool_run(be->pool, mm_small_task, &j, tasks_for(be, (double)M * j.R * K, j.R / 32 + 1, 4));
     } else {
-        rp_pool_run(be->pool, mm_big_task, &j, tasks_for(be, (double)M * N * K, N / 64 + 1, 2));
+        for (int p = 0; p < n && !j.failed; p++) {
+            j.big = p;
+            rp_pool_run(be->pool, mm_big_task, &j, tasks_for(be, (double)M * parts[p].N * K, parts[p].N / 64 + 1, 2));
+        }
     }
-    if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for scratch (%lld x %lld)", (long long)N, (long long)K);
+    if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for scratch (%lld rows of %lld)", (long long)j.R, (long long)K);
     return RP_OK;
+}
+
+static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
+                            size_t w_row_bytes, int64_t N) {
+    rp_matmul_part part = { y, w, wt, w_row_bytes, N };
+    return cpu_matmul_multi(be, x, M, K, &part, 1);
 }
 
 /* ---- embedding, norms, rope, elementwise ---- */
@@ -423,7 +452,7 @@ static rp_status cpu_selective_scan(rp_backend *be, float *y, const float *u, co
 
 static const rp_backend_ops cpu_ops = {
     .alloc = rp_cpu_alloc, .free = rp_cpu_free,
-    .matmul = cpu_matmul, .embed = cpu_embed, .rmsnorm = cpu_rmsnorm, .rope = cpu_rope,
+    .matmul = cpu_matmul, .matmul_multi = cpu_matmul_multi, .embed = cpu_embed, .rmsnorm = cpu_rmsnorm, .rope = cpu_rope,
     .attention = cpu_attention, .swiglu = cpu_swiglu, .add = rp_ref_add, .softmax = cpu_softmax,
     .log_softmax = cpu_log_softmax, .cross_entropy = cpu_cross_entropy, .gather_rows = rp_ref_gather_rows,
     .scatter_add_rows = rp_ref_scatter_add_rows, .conv1d_causal = cpu_conv1d_causal,
