@@ -161,6 +161,23 @@ static void test_qdot(void) {
             CHECK(rel_err(yf, wd, K) < 1e-6);
             for (int b = 0; b < K / 32; b++) { xs[b] = 0; for (int i = 0; i < 32; i++) xs[b] += x[b * 32 + i]; }
             CHECK_NEAR(rp_fdot_row(types[ti], buf, x, xs, K), exact, 1e-5 * mag);
+            if (types[ti] != RP_Q8_0) {   /* 24-bit activations: f32 quality */
+                float d24[19], s24[19];
+                uint8_t x0[608], x1[608];
+                int8_t x2[608];
+                rp_q24_row a24 = { d24, s24, x0, x1, x2, 0 };
+                rp_quantize_row_q24(x, K, &a24);
+                int limbs_bad = 0;
+                for (int i = 0; i < K; i++) {
+                    double X = (double)x2[i] * 65536 + (double)x1[i] * 256 + x0[i];
+                    if (fabs(X * d24[i / 32] - x[i]) > 2 * d24[i / 32]) {   /* within two steps of 2^-23 of the block max (rounding + float error of x/d) */
+                        if (!limbs_bad) fprintf(stderr, "limb %d: X %g d %g x %g\n", i, X, d24[i / 32], x[i]);
+                        limbs_bad++;
+                    }
+                }
+                CHECK(limbs_bad == 0);
+                CHECK_NEAR(rp_q24dot_row(types[ti], buf, &a24, K), exact, 1e-6 * mag);
+            }
         }
         rp_dtype ht[2] = { RP_F16, RP_BF16 };
         for (int ti = 0; ti < 2; ti++) {   /* exact dot for half types, odd tails included */

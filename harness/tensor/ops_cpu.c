@@ -1,8 +1,9 @@
 /* ops_cpu.c: the fast CPU backend ("cpu"): kernels split over the thread pool, SIMD (simd.h, qdot.h)
  * and OpenBLAS (kept single-threaded: our pool does the splitting, each thread calls sgemm on its slice).
- * Matmul routes by shape: one row (decoding) -> dot products that dequantize weights in registers against
- * f32 activations (exact: the same numbers as the reference, which is what makes greedy decoding agree
- * with llama.cpp's f32 path token for token); 2..7 rows -> rows dequantized once, f32 dots; many rows
+ * Matmul routes by shape: one row (decoding) -> q4_0 / q4_1 weights against 24-bit fixed-point activations
+ * with VNNI (error about 2^-23 of a block's largest value: f32 quality), other types dequantized in
+ * registers against f32 activations (exact), which is what makes greedy decoding agree with llama.cpp's
+ * f32 path token for token; 2..7 rows -> rows dequantized once, f32 dots; many rows
  * (prompts, scoring) -> weight tiles dequantized to f32 + sgemm. REPRO_INT8_DOT=1 switches the few-row
  * q4_0/q4_1/q8_0 case to int8-quantized activations and VNNI dot products (faster, as llama.cpp's
  * quantized path, but with its larger error).
@@ -31,6 +32,7 @@ typedef struct cpu_impl {
     float rope_base;
     int rope_dim;
     int int8_dot;               /* REPRO_INT8_DOT=1: few-row matmuls on int8-quantized activations (VNNI) */
+    rp_q24_row q24;             /* the 24-bit activation row of the current single-row matmul */
     double inv_freq[512];       /* cached base^(-2i/rope_dim) */
 } cpu_impl;
 
@@ -72,6 +74,7 @@ typedef struct mm_job {
     int big;                       /* which part the big-path tasks work on */
     const rp_q8_row *aq;   /* M quantized activation rows (int8 path) */
     const float *xsum;     /* block sums of x (exact single-row path) */
+    const rp_q24_row *a24; /* 24-bit activation row (exact-quality integer path for q4_0 / q4_1) */
     int failed;
 } mm_job;
 
@@ -97,6 +100,8 @@ static void mm_small_task(void *ctx, int ith, int nth, int thread) {
             for (int64_t n = n0; n < n1; n++)
                 for (int64_t m = 0; m < j->M; m++)
                     pt->y[m * N + n] = rp_qdot_row(pt->wt, w + (size_t)n * pt->ldw, &j->aq[m], j->K);
+        } else if (j->a24) {
+            for (int64_t n = n0; n < n1; n++) pt->y[n] = rp_q24dot_row(pt->wt, w + (size_t)n * pt->ldw, j->a24, j->K);
         } else if (j->xsum) {
             for (int64_t n = n0; n < n1; n++) pt->y[n] = rp_fdot_row(pt->wt, w + (size_t)n * pt->ldw, j->x, j->xsum, j->K);
         } else if (pt->wt == RP_F32) {
@@ -145,7 +150,7 @@ static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int
     if (M <= 0) return RP_OK;
     if (K > INT32_MAX || M > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
     mm_job j = { .be = be, .x = x, .M = M, .K = K, .parts = parts, .nparts = n };
-    int all_fdot = 1, all_qdot = 1;
+    int all_fdot = 1, all_qdot = 1, all_q24 = 1;
     for (int p = 0; p < n; p++) {
         rp_dtype wt = parts[p].wt;
         if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul: weight dtype %s not supported", rp_dtype_name(wt));
@@ -154,11 +159,23 @@ static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int
         j.R += parts[p].N;
         all_fdot &= wt != RP_F32 && rp_fdot_supported(wt);
         all_qdot &= rp_qdot_supported(wt);
+        all_q24 &= rp_q24dot_supported(wt);
     }
     j.row0[n] = j.R;
     cpu_impl *imp = impl_of(be);
     if (M < SMALL_M) {
-        if (M == 1 && !imp->int8_dot && all_fdot && K % 32 == 0) {
+        if (M == 1 && !imp->int8_dot && all_q24 && K % 32 == 0) {
+            size_t nb = (size_t)(K / 32);
+            char *p = scratch_get(&imp->act, nb * 2 * sizeof(float) + 3 * (size_t)K + 64);
+            if (!p) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
+            imp->q24.d = (float *)p;
+            imp->q24.xsum = (float *)p + nb;
+            imp->q24.x0 = (uint8_t *)(p + nb * 2 * sizeof(float));
+            imp->q24.x1 = imp->q24.x0 + K;
+            imp->q24.x2 = (int8_t *)(imp->q24.x1 + K);
+            rp_quantize_row_q24(x, K, &imp->q24);
+            j.a24 = &imp->q24;
+        } else if (M == 1 && !imp->int8_dot && all_fdot && K % 32 == 0) {
             float *xs = scratch_get(&imp->act, (size_t)(K / 32) * sizeof(float));
             if (!xs) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
             for (int64_t b = 0; b < K / 32; b++) {
