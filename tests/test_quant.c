@@ -161,11 +161,11 @@ static void test_qdot(void) {
             CHECK(rel_err(yf, wd, K) < 1e-6);
             for (int b = 0; b < K / 32; b++) { xs[b] = 0; for (int i = 0; i < 32; i++) xs[b] += x[b * 32 + i]; }
             CHECK_NEAR(rp_fdot_row(types[ti], buf, x, xs, K), exact, 1e-5 * mag);
-            if (types[ti] != RP_Q8_0) {   /* 24-bit activations: f32 quality */
-                float d24[19], s24[19];
+            {   /* 24-bit activations: f32 quality */
+                float d24[19], s24[19], s2[19];
                 uint8_t x0[608], x1[608];
                 int8_t x2[608];
-                rp_q24_row a24 = { d24, s24, x0, x1, x2, 0 };
+                rp_q24_row a24 = { d24, s24, s2, x0, x1, x2, 0 };
                 rp_quantize_row_q24(x, K, &a24);
                 int limbs_bad = 0;
                 for (int i = 0; i < K; i++) {

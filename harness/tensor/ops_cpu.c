@@ -1,6 +1,6 @@
 /* ops_cpu.c: the fast CPU backend ("cpu"): kernels split over the thread pool, SIMD (simd.h, qdot.h)
  * and OpenBLAS (kept single-threaded: our pool does the splitting, each thread calls sgemm on its slice).
- * Matmul routes by shape: one row (decoding) -> q4_0 / q4_1 weights against 24-bit fixed-point activations
+ * Matmul routes by shape: one row (decoding) -> q4_0 / q4_1 / q8_0 weights against 24-bit fixed-point activations
  * with VNNI (error about 2^-23 of a block's largest value: f32 quality), other types dequantized in
  * registers against f32 activations (exact), which is what makes greedy decoding agree with llama.cpp's
  * f32 path token for token; 2..7 rows -> rows dequantized once, f32 dots; many rows
@@ -166,11 +166,12 @@ static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int
     if (M < SMALL_M) {
         if (M == 1 && !imp->int8_dot && all_q24 && K % 32 == 0) {
             size_t nb = (size_t)(K / 32);
-            char *p = scratch_get(&imp->act, nb * 2 * sizeof(float) + 3 * (size_t)K + 64);
+            char *p = scratch_get(&imp->act, nb * 3 * sizeof(float) + 3 * (size_t)K + 64);
             if (!p) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
             imp->q24.d = (float *)p;
             imp->q24.xsum = (float *)p + nb;
-            imp->q24.x0 = (uint8_t *)(p + nb * 2 * sizeof(float));
+            imp->q24.x2sum = (float *)p + 2 * nb;
+            imp->q24.x0 = (uint8_t *)(p + nb * 3 * sizeof(float));
             imp->q24.x1 = imp->q24.x0 + K;
             imp->q24.x2 = (int8_t *)(imp->q24.x1 + K);
             rp_quantize_row_q24(x, K, &imp->q24);

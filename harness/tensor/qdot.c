@@ -140,11 +140,43 @@ static inline __attribute__((always_inline)) float q24dot_q4(const void *w, int 
     return r;
 }
 
+/* q8_0 row · 24-bit activations: signed weights, so the top limb (signed) multiplies w + 128 (the bias
+ * removed through Σ x2), and the two upper stages are combined in int32 (|Σ| < 3.4e7) before the low one
+ * is added in float (a third shift could overflow). */
+static float q24dot_q8_0(const rp_block_q8_0 *blk, const rp_q24_row *a, int64_t nb) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
+    float off = 0, off2 = 0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)blk[b].qs)),
+                                        _mm256_loadu_si256((const __m256i *)blk[b + 1].qs), 1);
+        __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wq, bias), _mm512_loadu_si512((const void *)(a->x2 + b * 32)));
+        hi = _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 8), _mm512_loadu_si512((const void *)(a->x1 + b * 32)), wq);
+        __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512((const void *)(a->x0 + b * 32)), wq);
+        __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_set1_ps(256.0f), _mm512_cvtepi32_ps(lo));
+        float s0 = h2f(blk[b].d) * a->d[b], s1 = h2f(blk[b + 1].d) * a->d[b + 1];
+        __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+        if (b & 2) acc2 = _mm512_fmadd_ps(t, sc, acc2);
+        else acc = _mm512_fmadd_ps(t, sc, acc);
+        off -= s0 * 8388608.0f * a->x2sum[b];        /* 128 · 65536 · Σ x2 */
+        off2 -= s1 * 8388608.0f * a->x2sum[b + 1];
+    }
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(acc, acc2)) + off + off2;
+    for (; b < nb; b++) {
+        float d = h2f(blk[b].d) * a->d[b];
+        for (int i = 0; i < 32; i++)
+            r += (float)blk[b].qs[i] * (float)((int32_t)a->x2[b * 32 + i] * 65536 + (int32_t)a->x1[b * 32 + i] * 256 + a->x0[b * 32 + i]) * d;
+    }
+    return r;
+}
+
 /* Whether the 24-bit integer dot handles t. */
-int rp_q24dot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1; }
+int rp_q24dot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == RP_Q8_0; }
 
 /* Dot product with 24-bit activations (VNNI). */
 float rp_q24dot_row(rp_dtype t, const void *w, const rp_q24_row *a, int64_t n) {
+    if (t == RP_Q8_0) return q24dot_q8_0(w, a, n / 32);
     return t == RP_Q4_1 ? q24dot_q4(w, 1, a, n / 32) : q24dot_q4(w, 0, a, n / 32);
 }
 
@@ -160,13 +192,16 @@ void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r) {
         float d = amax / 8388607.0f, id = amax != 0 ? 8388607.0f / amax : 0.0f;
         r->d[b] = d;
         r->xsum[b] = _mm512_reduce_add_ps(_mm512_add_ps(v0, v1));
+        int x2sum = 0;
         for (int h = 0; h < 2; h++) {
             __m512i X = _mm512_cvtps_epi32(_mm512_mul_ps(h ? v1 : v0, _mm512_set1_ps(id)));
             X = _mm512_max_epi32(_mm512_min_epi32(X, lim), nlim);
+            x2sum += _mm512_reduce_add_epi32(_mm512_srai_epi32(X, 16));
             _mm_storeu_si128((__m128i *)(r->x0 + b * 32 + h * 16), _mm512_cvtepi32_epi8(_mm512_and_si512(X, byte)));
             _mm_storeu_si128((__m128i *)(r->x1 + b * 32 + h * 16), _mm512_cvtepi32_epi8(_mm512_and_si512(_mm512_srai_epi32(X, 8), byte)));
             _mm_storeu_si128((__m128i *)(r->x2 + b * 32 + h * 16), _mm512_cvtepi32_epi8(_mm512_srai_epi32(X, 16)));
         }
+        r->x2sum[b] = (float)x2sum;
     }
 }
 #else
@@ -192,13 +227,16 @@ void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r) {
         float d = amax / 8388607.0f, id = amax != 0 ? 8388607.0f / amax : 0.0f;
         r->d[b] = d;
         r->xsum[b] = sum;
+        int x2sum = 0;
         for (int i = 0; i < 32; i++) {
             long X = lrintf(x[i] * id);
             X = X > 8388607 ? 8388607 : X < -8388607 ? -8388607 : X;
             r->x0[b * 32 + i] = (uint8_t)(X & 255);
             r->x1[b * 32 + i] = (uint8_t)((X >> 8) & 255);
             r->x2[b * 32 + i] = (int8_t)(X >> 16);
+            x2sum += r->x2[b * 32 + i];
         }
+        r->x2sum[b] = (float)x2sum;
     }
 }
 #endif
