@@ -33,15 +33,17 @@ return experiment.define {
     serve = { type = "string", default = "", doc = "serve this local model (a GGUF path, or smollm2) in-process as the endpoint for every LLM call" },
     n_queries = { type = "integer", default = 5, min = 0, doc = "searches per relevant fact" },
     max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
+    rater_tokens = { type = "integer", default = 512, min = 1, doc = "output token limit of each SAFE call (paper: 512)" },
+    timeout = { type = "number", default = 120, doc = "seconds per HTTP attempt before a retry" },
     concurrency = { type = "integer", default = 4, min = 1, doc = "requests in flight" },
     price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens" },
     price_out = { type = "number", default = 1.5, doc = "rater $ per million output tokens" },
   },
   presets = {
     smoke = { n_pairs = 0 },
-    demo = { n_pairs = 2, max_facts = 3, rater_model = "SmolLM2-135M-Instruct", serve = "smollm2",
-             search = "bm25", n_queries = 1, max_retries = 1, price_in = 0, price_out = 0, concurrency = 1,
-             cache = "results/safe/demo-cache.db" },
+    demo = { n_pairs = 1, max_facts = 2, rater_model = "SmolLM2-135M-Instruct", serve = "smollm2",
+             search = "bm25", n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, price_in = 0, price_out = 0,
+             concurrency = 1, cache = "results/safe/demo-cache.db" },
     full = { n_pairs = 496 },
     paper = { n_pairs = 496 },
   },
@@ -86,7 +88,7 @@ return experiment.define {
       local cache = C.cache(p.cache)
       local search = safe.make_search(p.search, { index = p.index, docs = p.docs })
       local rater = safe.make_llm(p.llm, { base_url = p.base_url, model = p.rater_model, api_key_env = p.api_key_env,
-                                           price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency })
+                                           price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout })
       local items, human = {}, {}
       for i = 1, math.min(p.n_pairs, #pairs) do
         local it = pairs[i].item
@@ -101,7 +103,7 @@ return experiment.define {
       local res = C.rate(rater, search, items, {
         cache = cache, replay = p.llm == "replay" or p.search == "replay",
         llm_name = "openai:" .. p.rater_model, search_name = search and search:name() or "serper",
-        n_queries = p.n_queries, max_retries = p.max_retries, max_batch = 4 * p.concurrency })
+        n_queries = p.n_queries, max_retries = p.max_retries, max_tokens = p.rater_tokens, max_batch = 4 * p.concurrency })
       local cost = 0
       for i, r in ipairs(res) do
         ctx:record("safe_vs_human", pairs[i].model .. "/" .. i, r.record)
