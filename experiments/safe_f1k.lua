@@ -72,6 +72,8 @@ return experiment.define {
     max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
     rater_tokens = { type = "integer", default = 512, min = 1, doc = "output token limit of each SAFE call (paper: 512)" },
     timeout = { type = "number", default = 120, doc = "seconds per HTTP attempt before a retry" },
+    rpm = { type = "number", default = 0, min = 0, doc = "rater requests per minute limit (0: none)" },
+    tpm = { type = "number", default = 0, min = 0, doc = "rater tokens per minute limit (0: none)" },
     concurrency = { type = "integer", default = 4, min = 1, doc = "requests in flight" },
     price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens (gpt-3.5-turbo-0125)" },
     price_out = { type = "number", default = 1.5, doc = "rater $ per million output tokens" },
@@ -110,7 +112,8 @@ return experiment.define {
     local rater_url = p.rater_base_url ~= "" and p.rater_base_url or p.base_url
     local search = safe.make_search(p.search, { index = p.index, docs = p.docs })
     local rater = safe.make_llm(p.llm, { base_url = rater_url, model = p.rater_model, api_key_env = p.api_key_env,
-                                         price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout })
+                                         price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
+                                         rpm = p.rpm, tpm = p.tpm })
     local demos = C.demos(safe.data_dir() .. "/factscore/demos/demons.json")
     local prompts = {}
     for i = 1, p.n_prompts do

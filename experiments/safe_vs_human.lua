@@ -35,6 +35,8 @@ return experiment.define {
     max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
     rater_tokens = { type = "integer", default = 512, min = 1, doc = "output token limit of each SAFE call (paper: 512)" },
     timeout = { type = "number", default = 120, doc = "seconds per HTTP attempt before a retry" },
+    rpm = { type = "number", default = 0, min = 0, doc = "rater requests per minute limit (0: none)" },
+    tpm = { type = "number", default = 0, min = 0, doc = "rater tokens per minute limit (0: none)" },
     concurrency = { type = "integer", default = 4, min = 1, doc = "requests in flight" },
     price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens" },
     price_out = { type = "number", default = 1.5, doc = "rater $ per million output tokens" },
@@ -88,7 +90,8 @@ return experiment.define {
       local cache = C.cache(p.cache)
       local search = safe.make_search(p.search, { index = p.index, docs = p.docs })
       local rater = safe.make_llm(p.llm, { base_url = p.base_url, model = p.rater_model, api_key_env = p.api_key_env,
-                                           price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout })
+                                           price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
+                                         rpm = p.rpm, tpm = p.tpm })
       local items, human = {}, {}
       for i = 1, math.min(p.n_pairs, #pairs) do
         local it = pairs[i].item
