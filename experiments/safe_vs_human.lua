@@ -75,7 +75,7 @@ return experiment.define {
     ctx:target { name = "SAFE win rate on 100 disagreements (%)", kind = "not_reproducible", paper = 76,
                  reason = "needs the authors' manual judgements with full web access on the same 100 disagreements" }
 
-    local agree, rated = 0, 0
+    local agree, rated, unlabelled = 0, 0, 0
     local conf = {}
     for r = 1, #ROWS do conf[r] = {}; for c = 1, #COLS do conf[r][c] = 0 end end
     if p.n_pairs > 0 then
@@ -116,12 +116,14 @@ return experiment.define {
           local col = 5
           for c = 1, #COLS do if COLS[c] == got then col = c end end
           conf[row][col] = conf[row][col] + 1
-          rated = rated + 1
+          -- as in the paper (16,011 of 16,040 facts), agreement counts the facts SAFE labelled; the others are reported
+          if col <= 3 then rated = rated + 1 else unlabelled = unlabelled + 1 end
           if HUMAN[human[i][j]] == got then agree = agree + 1 end
         end
       end
       local st = cache:stats()
       ctx:summary("facts_rated", rated, { better = "none" })
+      ctx:summary("facts_unparsed_or_failed", unlabelled, { better = "lower" })
       ctx:summary("agreement", rated > 0 and 100 * agree / rated or 0 / 0, { better = "higher", n = rated })
       ctx:summary("cost_usd", cost, { better = "lower" })
       ctx:summary("cache/net_llm_calls", st.net_llm_calls, { better = "none" })
