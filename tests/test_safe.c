@@ -121,8 +121,15 @@ static void test_parse_facts(void) {
     const char *t3 = "* star\n- dash\n";
     CHECK(rp_safe_parse_facts(t3, strlen(t3), &l) == RP_OK && l.n == 1 && strcmp(l.items[0], "dash") == 0);
     rp_safe_strlist_free(&l);
-    const char *t4 = "no list at all -here\n1. numbered";
+    const char *t4 = "no list at all -here\nnumbered 1.5 km";
     CHECK(rp_safe_parse_facts(t4, strlen(t4), &l) == RP_OK && l.n == 0);
+    rp_safe_strlist_free(&l);
+    /* a numbered list only when there are no bullets; "8." alone (cut off) is not an item */
+    const char *t5 = "1. He was an American.\n2) He was a composer.\n8.";
+    CHECK(rp_safe_parse_facts(t5, strlen(t5), &l) == RP_OK && l.n == 2 && strcmp(l.items[1], "He was a composer.") == 0);
+    rp_safe_strlist_free(&l);
+    const char *t6 = "1. numbered\n- dash wins\n";
+    CHECK(rp_safe_parse_facts(t6, strlen(t6), &l) == RP_OK && l.n == 1 && strcmp(l.items[0], "dash wins") == 0);
     rp_safe_strlist_free(&l);
 }
 
@@ -141,6 +148,8 @@ static void test_parse_code_block(void) {
     const char *t5 = "```\nunclosed block";
     CHECK(rp_safe_parse_code_block(t5, strlen(t5), &b, &found) == RP_OK && !found);
     CHECK(rp_safe_parse_code_block("``````", 6, &b, &found) == RP_OK && !found);
+    const char *t6 = "When?\n```\n```\n\nThe query is:\n```\nApollo 13 launch date\n```";   /* an empty block first */
+    CHECK(rp_safe_parse_code_block(t6, strlen(t6), &b, &found) == RP_OK && found && strcmp(b.data, "Apollo 13 launch date") == 0);
     CHECK(rp_safe_parse_code_block("``", 2, &b, &found) == RP_OK && !found);
     rp_buf_free(&b);
 }
