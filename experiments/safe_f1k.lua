@@ -70,6 +70,7 @@ return experiment.define {
     n_queries = { type = "integer", default = 5, min = 0, doc = "searches per relevant fact" },
     k_results = { type = "integer", default = 3, min = 1, doc = "results per search" },
     max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
+    query_fallback = { type = "boolean", default = false, doc = "search the fact itself when no query can be parsed (not in the paper; for small raters)" },
     rater_tokens = { type = "integer", default = 512, min = 1, doc = "output token limit of each SAFE call (paper: 512)" },
     timeout = { type = "number", default = 120, doc = "seconds per HTTP attempt before a retry" },
     rpm = { type = "number", default = 0, min = 0, doc = "rater requests per minute limit (0: none)" },
@@ -81,7 +82,7 @@ return experiment.define {
   presets = {
     smoke = { n_prompts = 0 },
     demo = { n_prompts = 1, models = "SmolLM2-135M-Instruct", serve = "smollm2", rater_model = "SmolLM2-135M-Instruct",
-             search = "bm25", response_tokens = 64, n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900,
+             search = "bm25", response_tokens = 64, n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, query_fallback = true,
              price_in = 0, price_out = 0, concurrency = 1, cache = "results/safe/demo-cache.db" },
     full = { n_prompts = 250 },
     paper = { n_prompts = 250 },
@@ -133,7 +134,7 @@ return experiment.define {
       local res = C.rate(rater, search, items, {
         cache = cache, replay = p.llm == "replay" or p.search == "replay", demos = demos,
         llm_name = "openai:" .. p.rater_model, search_name = search and search:name() or "serper",
-        n_queries = p.n_queries, k_results = p.k_results, max_retries = p.max_retries, max_tokens = p.rater_tokens,
+        n_queries = p.n_queries, k_results = p.k_results, max_retries = p.max_retries, max_tokens = p.rater_tokens, query_fallback = p.query_fallback,
         max_batch = 4 * p.concurrency })
       local counts, unparsed, failed, cost, calls = {}, 0, 0, 0, 0
       for i, r in ipairs(res) do

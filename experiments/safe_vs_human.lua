@@ -33,6 +33,7 @@ return experiment.define {
     serve = { type = "string", default = "", doc = "serve this local model (a GGUF path, or smollm2) in-process as the endpoint for every LLM call" },
     n_queries = { type = "integer", default = 5, min = 0, doc = "searches per relevant fact" },
     max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
+    query_fallback = { type = "boolean", default = false, doc = "search the fact itself when no query can be parsed (not in the paper; for small raters)" },
     rater_tokens = { type = "integer", default = 512, min = 1, doc = "output token limit of each SAFE call (paper: 512)" },
     timeout = { type = "number", default = 120, doc = "seconds per HTTP attempt before a retry" },
     rpm = { type = "number", default = 0, min = 0, doc = "rater requests per minute limit (0: none)" },
@@ -44,7 +45,7 @@ return experiment.define {
   presets = {
     smoke = { n_pairs = 0 },
     demo = { n_pairs = 1, max_facts = 2, rater_model = "SmolLM2-135M-Instruct", serve = "smollm2",
-             search = "bm25", n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, price_in = 0, price_out = 0,
+             search = "bm25", n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, query_fallback = true, price_in = 0, price_out = 0,
              concurrency = 1, cache = "results/safe/demo-cache.db" },
     full = { n_pairs = 496 },
     paper = { n_pairs = 496 },
@@ -106,7 +107,7 @@ return experiment.define {
       local res = C.rate(rater, search, items, {
         cache = cache, replay = p.llm == "replay" or p.search == "replay",
         llm_name = "openai:" .. p.rater_model, search_name = search and search:name() or "serper",
-        n_queries = p.n_queries, max_retries = p.max_retries, max_tokens = p.rater_tokens, max_batch = 4 * p.concurrency })
+        n_queries = p.n_queries, max_retries = p.max_retries, max_tokens = p.rater_tokens, query_fallback = p.query_fallback, max_batch = 4 * p.concurrency })
       local cost = 0
       for i, r in ipairs(res) do
         ctx:record("safe_vs_human", pairs[i].model .. "/" .. i, r.record)
