@@ -49,6 +49,7 @@ export OPENBLAS_CORETYPE ?= Haswell
 export REPRO_BIN := $(abspath $(REPRO))
 
 .PHONY: all test bench demo deps clean fuzz valgrind
+.SECONDARY:
 all: $(REPRO) $(TEST_BIN) $(FUZZ_REPLAY)
 
 $(BUILD)/obj/%.o: %.c
@@ -57,7 +58,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/generated/commands.inc: $(wildcard harness/*/cmd_*.c plugins/*/cmd_*.c)
 	@mkdir -p $(dir $@)
-	@cat /dev/null $^ | grep -h '^RP_COMMAND(' > $@.tmp || true; mv $@.tmp $@
+	@cat /dev/null $^ | grep -h '^RP_COMMAND(' | LC_ALL=C sort > $@.tmp || true; mv $@.tmp $@
 $(BUILD)/generated/lua_modules.inc: $(wildcard harness/lua/l_*.c plugins/*/l_*.c)
 	@mkdir -p $(dir $@)
 	@cat /dev/null $^ | grep -h '^RP_LUA_MODULE(' > $@.tmp || true; mv $@.tmp $@
@@ -93,7 +94,7 @@ $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main
 FUZZ ?= gguf
 FUZZ_SECONDS ?= 60
 fuzz:
-	@mkdir -p build/fuzz-$(FUZZ) tests/fuzz/corpus/$(FUZZ)
+	@mkdir -p build/fuzz-$(FUZZ)/corpus tests/fuzz/corpus/$(FUZZ) tests/fuzz/crashers
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iharness -I. $(PKG_CFLAGS) \
 	  -o build/fuzz-$(FUZZ)/fuzz tests/fuzz/fuzz_$(FUZZ).c $(filter-out harness/cli/% harness/lua/%,$(LIB_SRC)) $(PKG_LIBS) -lm
 	build/fuzz-$(FUZZ)/fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/crashers/$(FUZZ)- build/fuzz-$(FUZZ)/corpus tests/fuzz/corpus/$(FUZZ)

@@ -30,16 +30,23 @@ return experiment.define {
     docs = { type = "string", default = "", doc = "documents folder for bm25" },
     index = { type = "string", default = "results/safe/bm25.db", doc = "BM25 index file" },
     cache = { type = "string", default = "results/safe/cache.db", doc = "SQLite cache of every call" },
+    serve = { type = "string", default = "", doc = "serve this local model (a GGUF path, or smollm2) in-process as the endpoint for every LLM call" },
     n_queries = { type = "integer", default = 5, min = 0, doc = "searches per relevant fact" },
     max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
+    query_fallback = { type = "boolean", default = false, doc = "search the fact itself when no query can be parsed (not in the paper; for small raters)" },
+    rater_tokens = { type = "integer", default = 512, min = 1, doc = "output token limit of each SAFE call (paper: 512)" },
+    timeout = { type = "number", default = 120, doc = "seconds per HTTP attempt before a retry" },
+    rpm = { type = "number", default = 0, min = 0, doc = "rater requests per minute limit (0: none)" },
+    tpm = { type = "number", default = 0, min = 0, doc = "rater tokens per minute limit (0: none)" },
     concurrency = { type = "integer", default = 4, min = 1, doc = "requests in flight" },
     price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens" },
     price_out = { type = "number", default = 1.5, doc = "rater $ per million output tokens" },
   },
   presets = {
     smoke = { n_pairs = 0 },
-    demo = { n_pairs = 2, max_facts = 4, rater_model = "SmolLM2-135M-Instruct", base_url = "http://127.0.0.1:8080/v1",
-             search = "bm25", n_queries = 2, max_retries = 2, price_in = 0, price_out = 0, concurrency = 2 },
+    demo = { n_pairs = 1, max_facts = 2, rater_model = "SmolLM2-135M-Instruct", serve = "smollm2",
+             search = "bm25", n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, query_fallback = true, price_in = 0, price_out = 0,
+             concurrency = 1, cache = "results/safe/demo-cache.db" },
     full = { n_pairs = 496 },
     paper = { n_pairs = 496 },
   },
@@ -69,14 +76,23 @@ return experiment.define {
     ctx:target { name = "SAFE win rate on 100 disagreements (%)", kind = "not_reproducible", paper = 76,
                  reason = "needs the authors' manual judgements with full web access on the same 100 disagreements" }
 
-    local agree, rated = 0, 0
+    local agree, rated, unlabelled = 0, 0, 0
     local conf = {}
     for r = 1, #ROWS do conf[r] = {}; for c = 1, #COLS do conf[r][c] = 0 end end
     if p.n_pairs > 0 then
+      local server
+      if p.serve ~= "" then
+        server, p.base_url = safe.serve(p.serve, { ctx = 2048 })
+        p.api_key_env = ""
+        ctx:note("serving %s at %s", p.serve, p.base_url)
+      end
+      local dirname = p.cache:match("^(.*)/")
+      if dirname then assert(os.execute("mkdir -p '" .. dirname .. "'")) end
       local cache = C.cache(p.cache)
       local search = safe.make_search(p.search, { index = p.index, docs = p.docs })
       local rater = safe.make_llm(p.llm, { base_url = p.base_url, model = p.rater_model, api_key_env = p.api_key_env,
-                                           price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency })
+                                           price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
+                                         rpm = p.rpm, tpm = p.tpm })
       local items, human = {}, {}
       for i = 1, math.min(p.n_pairs, #pairs) do
         local it = pairs[i].item
@@ -91,7 +107,7 @@ return experiment.define {
       local res = C.rate(rater, search, items, {
         cache = cache, replay = p.llm == "replay" or p.search == "replay",
         llm_name = "openai:" .. p.rater_model, search_name = search and search:name() or "serper",
-        n_queries = p.n_queries, max_retries = p.max_retries, max_batch = 4 * p.concurrency })
+        n_queries = p.n_queries, max_retries = p.max_retries, max_tokens = p.rater_tokens, query_fallback = p.query_fallback, max_batch = 4 * p.concurrency })
       local cost = 0
       for i, r in ipairs(res) do
         ctx:record("safe_vs_human", pairs[i].model .. "/" .. i, r.record)
@@ -101,12 +117,14 @@ return experiment.define {
           local col = 5
           for c = 1, #COLS do if COLS[c] == got then col = c end end
           conf[row][col] = conf[row][col] + 1
-          rated = rated + 1
+          -- as in the paper (16,011 of 16,040 facts), agreement counts the facts SAFE labelled; the others are reported
+          if col <= 3 then rated = rated + 1 else unlabelled = unlabelled + 1 end
           if HUMAN[human[i][j]] == got then agree = agree + 1 end
         end
       end
       local st = cache:stats()
       ctx:summary("facts_rated", rated, { better = "none" })
+      ctx:summary("facts_unparsed_or_failed", unlabelled, { better = "lower" })
       ctx:summary("agreement", rated > 0 and 100 * agree / rated or 0 / 0, { better = "higher", n = rated })
       ctx:summary("cost_usd", cost, { better = "lower" })
       ctx:summary("cache/net_llm_calls", st.net_llm_calls, { better = "none" })
@@ -114,8 +132,12 @@ return experiment.define {
       ctx:figure { name = "confusion", type = "heatmap", title = "human label (rows S, NS, IR) x SAFE label (S, NS, IR, unparsed, failed)",
                    matrix = conf }
       cache:close()
+      if server then server:close() end
       if p.rater_model:find("135M") or p.rater_model:find("SmolLM") then
         ctx:note("note: a %s rater's verdicts are not comparable to GPT-3.5-Turbo's; agreement here exercises the pipeline only", p.rater_model)
+        ctx:target { name = "rater comparable to the paper's", kind = "not_reproducible", reason =
+          "the rater is " .. p.rater_model .. " (135M parameters), not gpt-3.5-turbo-0125, and search is a local BM25 index over " ..
+          "WikiText-2, not Google: agreement with humans here is not comparable to the paper's 72%" }
       end
     end
     ctx:target { name = "SAFE-human agreement (%)", kind = "not_reproducible", paper = 72.0,

@@ -14,6 +14,7 @@
 
 static int hits_429, hits_500, hits_trunc, hits_drop, inflight, max_inflight;
 static char last_auth[128];
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
 static unsigned long ok_conn = (unsigned long)-1, ok_conn_changes;
 
 static double now_s(void) {
@@ -124,7 +125,7 @@ int main(void) {
     snprintf(url, sizeof url, "%s/429", base);
     rp_http_request r429 = { .url = url };
     double t0 = now_s();
-    CHECK(rp_http_do(c, &r429, &r) == RP_OK && r.status == 200 && r.attempts == 2 && hits_429 == 2);
+    CHECK(rp_http_do(c, &r429, &r) == RP_OK && r.status == 200 && r.attempts == 2 && LOAD(hits_429) == 2);
     CHECK_MSG(now_s() - t0 >= 0.95, "waited %.3f s", now_s() - t0);
     rp_http_response_free(&r);
 
@@ -132,7 +133,7 @@ int main(void) {
     rp_http_stats s0 = rp_http_client_stats(c);
     snprintf(url, sizeof url, "%s/500x2", base);
     rp_http_request r500 = { .url = url };
-    CHECK(rp_http_do(c, &r500, &r) == RP_OK && r.attempts == 3 && hits_500 == 3);
+    CHECK(rp_http_do(c, &r500, &r) == RP_OK && r.attempts == 3 && LOAD(hits_500) == 3);
     rp_http_stats s1 = rp_http_client_stats(c);
     CHECK(s1.retries - s0.retries == 2 && s1.requests - s0.requests == 3);
     rp_http_response_free(&r);
@@ -171,13 +172,13 @@ int main(void) {
     /* a body cut short (Content-Length 100, 20 sent): retried, then a clean error */
     snprintf(url, sizeof url, "%s/truncated", base);
     rp_http_request rtr = { .url = url };
-    CHECK(rp_http_do(c1, &rtr, &r) == RP_ERR_NET && r.attempts == 2 && hits_trunc == 2);
+    CHECK(rp_http_do(c1, &rtr, &r) == RP_ERR_NET && r.attempts == 2 && LOAD(hits_trunc) == 2);
     CHECK_MSG(strstr(rp_errmsg(), "/truncated") && strstr(rp_errmsg(), "HTTP 200"), "%s", rp_errmsg());
     rp_http_response_free(&r);
     /* a dropped connection: retried, then an error */
     snprintf(url, sizeof url, "%s/drop", base);
     rp_http_request rdrop = { .url = url };
-    CHECK(rp_http_do(c1, &rdrop, &r) == RP_ERR_NET && r.attempts == 2 && hits_drop == 2 && r.status == 0);
+    CHECK(rp_http_do(c1, &rdrop, &r) == RP_ERR_NET && r.attempts == 2 && LOAD(hits_drop) == 2 && r.status == 0);
     rp_http_response_free(&r);
     /* connection refused (nothing listens on port 1) */
     rp_http_request rref = { .url = "http://127.0.0.1:1/x" };
@@ -206,12 +207,12 @@ int main(void) {
     for (int i = 0; i < N; i++) many[i] = (rp_http_request){ .url = url };
     int levels[3] = { 1, 4, 16 };
     for (int k = 0; k < 3; k++) {
-        max_inflight = 0;
+        __atomic_store_n(&max_inflight, 0, __ATOMIC_SEQ_CST);
         CHECK(rp_http_do_many(c, many, resps, N, levels[k]) == RP_OK);
         int ok = 0;
         for (int i = 0; i < N; i++) { ok += resps[i].st == RP_OK && resps[i].status == 200; rp_http_response_free(&resps[i]); }
         CHECK(ok == N);
-        CHECK_MSG(max_inflight <= levels[k] && (levels[k] == 1 || max_inflight >= 2), "conc %d: server saw %d", levels[k], max_inflight);
+        CHECK_MSG(LOAD(max_inflight) <= levels[k] && (levels[k] == 1 || LOAD(max_inflight) >= 2), "conc %d: server saw %d", levels[k], LOAD(max_inflight));
     }
     /* mixed batch: failures are per request, and the summary counts them */
     rp_http_request mix[3] = { { .url = url }, { .url = "http://127.0.0.1:1/x" }, { .url = url } };
@@ -226,10 +227,10 @@ int main(void) {
     snprintf(url, sizeof url, "%s/ok", base);
     rp_http_request rok = { .url = url };
     unsigned long served0 = rp_httpd_count(srv);
-    ok_conn_changes = 0;
+    __atomic_store_n(&ok_conn_changes, 0, __ATOMIC_SEQ_CST);
     for (int i = 0; i < 20; i++) { rp_http_do(c, &rok, &r); rp_http_response_free(&r); }
     CHECK(rp_httpd_count(srv) - served0 == 20);
-    CHECK_MSG(ok_conn_changes <= 1, "20 sequential requests used %lu connections", ok_conn_changes);
+    CHECK_MSG(LOAD(ok_conn_changes) <= 1, "20 sequential requests used %lu connections", LOAD(ok_conn_changes));
 
     /* request rate limit: 1200/min = 20/s with a 20-request bucket: 40 requests need >= 1 s, at any concurrency */
     for (int k = 0; k < 2; k++) {

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 struct rp_http_client {
     rp_http_policy pol;
@@ -204,6 +205,13 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
     slot *s = ud;
     size_t n = sz * nm;
     s->resp->bytes_in += n;
+    long code = 0;
+    if (s->sink && curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code >= 300) {
+        /* an error page is kept in memory (for the message), never written into the download */
+        fclose(s->sink);
+        s->sink = NULL;
+        unlink(s->req->out_path);
+    }
     if (s->sink) {
         if (fwrite(p, 1, n, s->sink) != n) { s->sink_err = errno ? errno : EIO; return 0; }
         return n;
