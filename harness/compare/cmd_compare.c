@@ -166,7 +166,7 @@ int rp_cmd_compare(int argc, char **argv) {
             threshold = strtod(argv[++i], &end);
             if (*end || end == argv[i] || !(threshold >= 0)) return rp_cli_usage("compare", "--threshold: '%s' is not a percentage >= 0", argv[i]);
         } else if (argv[i][0] != '-' && nrev < 2) revs[nrev++] = argv[i];
-        else return rp_cli_usage("compare", "unexpected argument '%s'", argv[i]);
+        else return rp_cli_bad_arg("compare", argv[i], "--db --threshold");
     }
     if (nrev != 2) return rp_cli_usage("compare", "needs two revisions, REV_A and REV_B");
     char path[PATH_MAX], dbabs[PATH_MAX];

@@ -33,7 +33,7 @@ int rp_cmd_show(int argc, char **argv) {
         if (!strcmp(argv[i], "--json")) as_json = 1;
         else if (!strcmp(argv[i], "--db") && i + 1 < argc) dbp = argv[++i];
         else if (argv[i][0] != '-' && !run_arg) run_arg = argv[i];
-        else return rp_cli_usage("show", "unexpected argument '%s'", argv[i]);
+        else return rp_cli_bad_arg("show", argv[i], "--db");
     }
     int64_t id;
     if (!run_arg) return rp_cli_usage("show", "which run? give a run id (see repro runs)");

@@ -34,6 +34,15 @@ int rp_cli_usage(const char *cmd, const char *fmt, ...) {
     return 2;
 }
 
+int rp_cli_bad_arg(const char *cmd, const char *arg, const char *valued) {
+    size_t n = strlen(arg);
+    for (const char *p = valued ? strstr(valued, arg) : NULL; n && p; p = strstr(p + 1, arg))
+        if ((p == valued || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+            return rp_cli_usage(cmd, "option '%s' needs a value", arg);
+    if (arg[0] == '-' && arg[1]) return rp_cli_usage(cmd, "unknown option '%s'", arg);
+    return rp_cli_usage(cmd, "unexpected argument '%s'", arg);
+}
+
 int rp_cli_parse_run_id(const char *s, int64_t *id) {
     if (*s == '#') s++;
     if (!*s) return 0;
