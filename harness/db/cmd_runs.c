@@ -47,7 +47,7 @@ int rp_cmd_runs(int argc, char **argv) {
     rp_buf_free(&out);
     if (st != RP_OK) return rp_cli_fail("runs", st);
     if (as_json) {
-        rp_cli_print_json(rows);
+        st = rp_cli_print_json(rows);
     } else if (rp_json_len(rows) == 0) {
         puts("no runs match");
     } else {
@@ -70,5 +70,5 @@ int rp_cmd_runs(int argc, char **argv) {
         }
     }
     rp_json_free(rows);
-    return 0;
+    return st == RP_OK ? 0 : rp_cli_fail("runs", st);
 }

@@ -89,8 +89,10 @@ void rp_cli_cell(const rp_json *v, char *out, size_t n) {
     }
 }
 
-void rp_cli_print_json(const rp_json *j) {
+rp_status rp_cli_print_json(const rp_json *j) {
     rp_buf b = { 0 };
-    if (rp_json_write(j, &b, 1) == RP_OK) printf("%s\n", b.data);
+    rp_status st = rp_json_write(j, &b, 1);
+    if (st == RP_OK) printf("%s\n", b.data);
     rp_buf_free(&b);
+    return st;
 }

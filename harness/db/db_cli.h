@@ -25,7 +25,7 @@ int rp_cli_parse_run_id(const char *s, int64_t *id);
 rp_status rp_db_latest_finished(rp_db *db, const char *experiment, int64_t *run_id);
 /* A value of a query row as display text: strings as is, numbers %.6g (integers exact), null "-". */
 void rp_cli_cell(const rp_json *v, char *out, size_t n);
-/* Print a JSON value (pretty) followed by a newline. */
-void rp_cli_print_json(const rp_json *j);
+/* Print a JSON value (pretty) followed by a newline; a value the writer refuses prints nothing. */
+rp_status rp_cli_print_json(const rp_json *j);
 
 #endif
