@@ -70,15 +70,20 @@ return experiment.define {
     n_queries = { type = "integer", default = 5, min = 0, doc = "searches per relevant fact" },
     k_results = { type = "integer", default = 3, min = 1, doc = "results per search" },
     max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
+    query_fallback = { type = "boolean", default = false, doc = "search the fact itself when no query can be parsed (not in the paper; for small raters)" },
+    rater_tokens = { type = "integer", default = 512, min = 1, doc = "output token limit of each SAFE call (paper: 512)" },
+    timeout = { type = "number", default = 120, doc = "seconds per HTTP attempt before a retry" },
+    rpm = { type = "number", default = 0, min = 0, doc = "rater requests per minute limit (0: none)" },
+    tpm = { type = "number", default = 0, min = 0, doc = "rater tokens per minute limit (0: none)" },
     concurrency = { type = "integer", default = 4, min = 1, doc = "requests in flight" },
     price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens (gpt-3.5-turbo-0125)" },
     price_out = { type = "number", default = 1.5, doc = "rater $ per million output tokens" },
   },
   presets = {
     smoke = { n_prompts = 0 },
-    demo = { n_prompts = 2, models = "SmolLM2-135M-Instruct", serve = "smollm2", rater_model = "SmolLM2-135M-Instruct",
-             search = "bm25", response_tokens = 96, n_queries = 1, max_retries = 1, price_in = 0, price_out = 0, concurrency = 1,
-             cache = "results/safe/demo-cache.db" },
+    demo = { n_prompts = 1, models = "SmolLM2-135M-Instruct", serve = "smollm2", rater_model = "SmolLM2-135M-Instruct",
+             search = "bm25", response_tokens = 64, n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, query_fallback = true,
+             price_in = 0, price_out = 0, concurrency = 1, cache = "results/safe/demo-cache.db" },
     full = { n_prompts = 250 },
     paper = { n_prompts = 250 },
   },
@@ -108,7 +113,8 @@ return experiment.define {
     local rater_url = p.rater_base_url ~= "" and p.rater_base_url or p.base_url
     local search = safe.make_search(p.search, { index = p.index, docs = p.docs })
     local rater = safe.make_llm(p.llm, { base_url = rater_url, model = p.rater_model, api_key_env = p.api_key_env,
-                                         price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency })
+                                         price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
+                                         rpm = p.rpm, tpm = p.tpm })
     local demos = C.demos(safe.data_dir() .. "/factscore/demos/demons.json")
     local prompts = {}
     for i = 1, p.n_prompts do
@@ -116,7 +122,8 @@ return experiment.define {
     end
     local labels, m64, m178 = {}, {}, {}
     for _, model in ipairs(safe.split_csv(p.models)) do
-      local llm = safe.make_llm(p.llm, { base_url = p.base_url, model = model, api_key_env = p.api_key_env, max_concurrent = p.concurrency })
+      local llm = safe.make_llm(p.llm, { base_url = p.base_url, model = model, api_key_env = p.api_key_env, max_concurrent = p.concurrency,
+                                         timeout = p.timeout })
       local gen = C.generate(llm, prompts, { cache = cache, replay = p.llm == "replay", llm_name = "openai:" .. model,
                                              temperature = 0, max_tokens = p.response_tokens })
       local items, keys = {}, {}
@@ -127,7 +134,8 @@ return experiment.define {
       local res = C.rate(rater, search, items, {
         cache = cache, replay = p.llm == "replay" or p.search == "replay", demos = demos,
         llm_name = "openai:" .. p.rater_model, search_name = search and search:name() or "serper",
-        n_queries = p.n_queries, k_results = p.k_results, max_retries = p.max_retries, max_batch = 4 * p.concurrency })
+        n_queries = p.n_queries, k_results = p.k_results, max_retries = p.max_retries, max_tokens = p.rater_tokens, query_fallback = p.query_fallback,
+        max_batch = 4 * p.concurrency })
       local counts, unparsed, failed, cost, calls = {}, 0, 0, 0, 0
       for i, r in ipairs(res) do
         ctx:record("safe_response", model .. "/" .. keys[i], r.record)

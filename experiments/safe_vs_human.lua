@@ -33,15 +33,20 @@ return experiment.define {
     serve = { type = "string", default = "", doc = "serve this local model (a GGUF path, or smollm2) in-process as the endpoint for every LLM call" },
     n_queries = { type = "integer", default = 5, min = 0, doc = "searches per relevant fact" },
     max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
+    query_fallback = { type = "boolean", default = false, doc = "search the fact itself when no query can be parsed (not in the paper; for small raters)" },
+    rater_tokens = { type = "integer", default = 512, min = 1, doc = "output token limit of each SAFE call (paper: 512)" },
+    timeout = { type = "number", default = 120, doc = "seconds per HTTP attempt before a retry" },
+    rpm = { type = "number", default = 0, min = 0, doc = "rater requests per minute limit (0: none)" },
+    tpm = { type = "number", default = 0, min = 0, doc = "rater tokens per minute limit (0: none)" },
     concurrency = { type = "integer", default = 4, min = 1, doc = "requests in flight" },
     price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens" },
     price_out = { type = "number", default = 1.5, doc = "rater $ per million output tokens" },
   },
   presets = {
     smoke = { n_pairs = 0 },
-    demo = { n_pairs = 2, max_facts = 3, rater_model = "SmolLM2-135M-Instruct", serve = "smollm2",
-             search = "bm25", n_queries = 1, max_retries = 1, price_in = 0, price_out = 0, concurrency = 1,
-             cache = "results/safe/demo-cache.db" },
+    demo = { n_pairs = 1, max_facts = 2, rater_model = "SmolLM2-135M-Instruct", serve = "smollm2",
+             search = "bm25", n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, query_fallback = true, price_in = 0, price_out = 0,
+             concurrency = 1, cache = "results/safe/demo-cache.db" },
     full = { n_pairs = 496 },
     paper = { n_pairs = 496 },
   },
@@ -71,7 +76,7 @@ return experiment.define {
     ctx:target { name = "SAFE win rate on 100 disagreements (%)", kind = "not_reproducible", paper = 76,
                  reason = "needs the authors' manual judgements with full web access on the same 100 disagreements" }
 
-    local agree, rated = 0, 0
+    local agree, rated, unlabelled = 0, 0, 0
     local conf = {}
     for r = 1, #ROWS do conf[r] = {}; for c = 1, #COLS do conf[r][c] = 0 end end
     if p.n_pairs > 0 then
@@ -86,7 +91,8 @@ return experiment.define {
       local cache = C.cache(p.cache)
       local search = safe.make_search(p.search, { index = p.index, docs = p.docs })
       local rater = safe.make_llm(p.llm, { base_url = p.base_url, model = p.rater_model, api_key_env = p.api_key_env,
-                                           price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency })
+                                           price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
+                                         rpm = p.rpm, tpm = p.tpm })
       local items, human = {}, {}
       for i = 1, math.min(p.n_pairs, #pairs) do
         local it = pairs[i].item
@@ -101,7 +107,7 @@ return experiment.define {
       local res = C.rate(rater, search, items, {
         cache = cache, replay = p.llm == "replay" or p.search == "replay",
         llm_name = "openai:" .. p.rater_model, search_name = search and search:name() or "serper",
-        n_queries = p.n_queries, max_retries = p.max_retries, max_batch = 4 * p.concurrency })
+        n_queries = p.n_queries, max_retries = p.max_retries, max_tokens = p.rater_tokens, query_fallback = p.query_fallback, max_batch = 4 * p.concurrency })
       local cost = 0
       for i, r in ipairs(res) do
         ctx:record("safe_vs_human", pairs[i].model .. "/" .. i, r.record)
@@ -111,12 +117,14 @@ return experiment.define {
           local col = 5
           for c = 1, #COLS do if COLS[c] == got then col = c end end
           conf[row][col] = conf[row][col] + 1
-          rated = rated + 1
+          -- as in the paper (16,011 of 16,040 facts), agreement counts the facts SAFE labelled; the others are reported
+          if col <= 3 then rated = rated + 1 else unlabelled = unlabelled + 1 end
           if HUMAN[human[i][j]] == got then agree = agree + 1 end
         end
       end
       local st = cache:stats()
       ctx:summary("facts_rated", rated, { better = "none" })
+      ctx:summary("facts_unparsed_or_failed", unlabelled, { better = "lower" })
       ctx:summary("agreement", rated > 0 and 100 * agree / rated or 0 / 0, { better = "higher", n = rated })
       ctx:summary("cost_usd", cost, { better = "lower" })
       ctx:summary("cache/net_llm_calls", st.net_llm_calls, { better = "none" })

@@ -121,8 +121,15 @@ static void test_parse_facts(void) {
     const char *t3 = "* star\n- dash\n";
     CHECK(rp_safe_parse_facts(t3, strlen(t3), &l) == RP_OK && l.n == 1 && strcmp(l.items[0], "dash") == 0);
     rp_safe_strlist_free(&l);
-    const char *t4 = "no list at all -here\n1. numbered";
+    const char *t4 = "no list at all -here\nnumbered 1.5 km";
     CHECK(rp_safe_parse_facts(t4, strlen(t4), &l) == RP_OK && l.n == 0);
+    rp_safe_strlist_free(&l);
+    /* a numbered list only when there are no bullets; "8." alone (cut off) is not an item */
+    const char *t5 = "1. He was an American.\n2) He was a composer.\n8.";
+    CHECK(rp_safe_parse_facts(t5, strlen(t5), &l) == RP_OK && l.n == 2 && strcmp(l.items[1], "He was a composer.") == 0);
+    rp_safe_strlist_free(&l);
+    const char *t6 = "1. numbered\n- dash wins\n";
+    CHECK(rp_safe_parse_facts(t6, strlen(t6), &l) == RP_OK && l.n == 1 && strcmp(l.items[0], "dash wins") == 0);
     rp_safe_strlist_free(&l);
 }
 
@@ -141,6 +148,8 @@ static void test_parse_code_block(void) {
     const char *t5 = "```\nunclosed block";
     CHECK(rp_safe_parse_code_block(t5, strlen(t5), &b, &found) == RP_OK && !found);
     CHECK(rp_safe_parse_code_block("``````", 6, &b, &found) == RP_OK && !found);
+    const char *t6 = "When?\n```\n```\n\nThe query is:\n```\nApollo 13 launch date\n```";   /* an empty block first */
+    CHECK(rp_safe_parse_code_block(t6, strlen(t6), &b, &found) == RP_OK && found && strcmp(b.data, "Apollo 13 launch date") == 0);
     CHECK(rp_safe_parse_code_block("``", 2, &b, &found) == RP_OK && !found);
     rp_buf_free(&b);
 }
@@ -361,6 +370,7 @@ static void fake_answer(const char *p, int attempt, rp_buf *out) {
         else rp_buf_puts(out, "Related. [Foo]");
     } else if (strstr(p, "ONE Google search query")) {
         after(p, "STATEMENT:\n", st, sizeof st);
+        if (strstr(st, "noquery")) { rp_buf_puts(out, "I would search for it."); return; }
         rp_buf_printf(out, "```\n%s q%u\n```", st, (unsigned)(strlen(p) % 3));
     } else if (strstr(p, "[Supported] or")) {
         after(p, "STATEMENT:\n", st, sizeof st);
@@ -489,6 +499,23 @@ static void test_pipeline(void) {
     memset(r, 0, sizeof r);
     CHECK(rp_safe_rate(&cfg, &llm, &srch, NULL, &gi, 1, r) == RP_OK);
     CHECK(r[0].n_failed == 1 && r[0].facts[0].failed && r[0].facts[0].error && strstr(r[0].facts[0].error, "HTTP 500"));
+    free_results(r, 1);
+    /* query_fallback: a fact whose query never parses is searched as itself (the fake writes no code block for
+     * statements containing "noquery"); without it the fact is unparsed */
+    const char *nq[] = {"Paris noquery is in France."};
+    rp_safe_item ni = {"Q", "R", nq, 1};
+    fake f4 = {0, -1, 0};
+    long ns4 = 0;
+    setup_fakes(&f4, &ns4, &llm, &srch);
+    cfg.max_retries = 1;
+    memset(r, 0, sizeof r);
+    CHECK(rp_safe_rate(&cfg, &llm, &srch, NULL, &ni, 1, r) == RP_OK && r[0].n_unparsed == 1 && ns4 == 0 && r[0].facts[0].raw);
+    free_results(r, 1);
+    cfg.query_fallback = 1;
+    memset(r, 0, sizeof r);
+    CHECK(rp_safe_rate(&cfg, &llm, &srch, NULL, &ni, 1, r) == RP_OK);
+    CHECK(r[0].counts.s == 1 && r[0].facts[0].query_fallbacks == 5 && ns4 == 5 && r[0].facts[0].queries.n == 5 &&
+          strcmp(r[0].facts[0].queries.items[0], "Paris noquery is in France.") == 0 && r[0].facts[0].raw == NULL);
     free_results(r, 1);
 }
 

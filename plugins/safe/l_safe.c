@@ -313,7 +313,7 @@ static int stop_requested(void *ud) { (void)ud; return rp_lua_interrupted(); }
 
 static const char *const rate_keys[] = {"cache", "replay", "llm_name", "search_name", "demos", "n_queries", "k_results",
                                         "max_retries", "max_failures", "max_tokens", "temp_split", "temp_other", "max_batch",
-                                        "skip_boilerplate", NULL};
+                                        "skip_boilerplate", "query_fallback", NULL};
 
 /* safe.rate(llm|nil, search|nil, items, opts) -> results: one table per item with the counts and `record`
  * (the JSON text of everything done for it). items: {{question=, response=, facts={...}|nil}, ...}. */
@@ -334,6 +334,7 @@ static int l_rate(lua_State *L) {
     cfg.temp_other = rp_lua_field_number(L, 4, "temp_other", cfg.temp_other);
     cfg.max_batch = (size_t)rp_lua_field_integer(L, 4, "max_batch", 0);
     cfg.skip_boilerplate = rp_lua_field_bool(L, 4, "skip_boilerplate", 1);
+    cfg.query_fallback = rp_lua_field_bool(L, 4, "query_fallback", 0);
     cfg.should_stop = stop_requested;
     int replay = rp_lua_field_bool(L, 4, "replay", 0);
     lua_getfield(L, 4, "cache");

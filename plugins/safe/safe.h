@@ -144,6 +144,7 @@ typedef struct rp_safe_config {
     double temp_split, temp_other;   /* 0 and 0.1 as in the paper */
     int n_fixed_demos, n_near_demos; /* 7 and 1 */
     int skip_boilerplate;     /* 1 */
+    int query_fallback;       /* 0 (paper): an unparseable query leaves the fact unparsed; 1: search the fact itself */
     size_t max_batch;         /* calls handed to a backend at once (0: all of a round) */
     int (*should_stop)(void *ud);   /* checked between rounds: non-zero stops with RP_ERR_INTERRUPTED (may be NULL) */
     void *stop_ud;
@@ -164,6 +165,7 @@ typedef struct rp_safe_fact {
     size_t sentence;              /* index into the result's sentences (SIZE_MAX when given) */
     char *atomic, *revised;
     int revise_parsed, relevance_parsed;
+    int query_fallbacks;          /* searches made with the fact as query (query_fallback) */
     rp_safe_strlist queries, results;
     rp_safe_label label;          /* SUPPORTED, NOT_SUPPORTED, IRRELEVANT, or UNPARSED (raw set) */
     int failed;                   /* transport failures exhausted (error set) */

@@ -138,10 +138,32 @@ static rp_status parse_bullets(const char *t, size_t len, const char *bullet, rp
     return RP_OK;
 }
 
+/* Items of lines opening with "N. " or "N) " (a numbered list); stops like parse_bullets. */
+static rp_status parse_numbered(const char *t, size_t len, rp_safe_strlist *out) {
+    size_t p = 0, before = out->n;
+    while (p < len) {
+        size_t e = p;
+        while (e < len && t[e] != '\n') e++;
+        size_t b = p, le = e, d;
+        trim(t, &b, &le);
+        for (d = b; d < le && d - b < 4 && isdigit((unsigned char)t[d]); d++) {}
+        if (d > b && d + 1 < le && (t[d] == '.' || t[d] == ')') && t[d + 1] == ' ') {
+            size_t ib = d + 2, ie = le;
+            trim(t, &ib, &ie);
+            if (ib < ie) RP_TRY(rp_safe_strlist_push(out, t + ib, ie - ib));
+        } else if (b < le && out->n > before) {
+            break;
+        }
+        p = e + 1;
+    }
+    return RP_OK;
+}
+
 rp_status rp_safe_parse_facts(const char *text, size_t len, rp_safe_strlist *out) {
     size_t before = out->n;
     RP_TRY(parse_bullets(text, len, "- ", out));
     if (out->n == before) RP_TRY(parse_bullets(text, len, "* ", out));
+    if (out->n == before) RP_TRY(parse_numbered(text, len, out));
     return RP_OK;
 }
 
@@ -152,16 +174,9 @@ static const char *find_sub(const char *t, size_t len, size_t from, const char *
     return NULL;
 }
 
-rp_status rp_safe_parse_code_block(const char *t, size_t len, rp_buf *out, int *found) {
-    rp_buf_clear(out);
-    *found = 0;
-    const char *open = find_sub(t, len, 0, "```");
-    if (!open) return RP_OK;
-    size_t a = (size_t)(open - t) + 3;
-    const char *close = find_sub(t, len, a, "```");
-    if (!close) return RP_OK;
-    size_t z = (size_t)(close - t);
-    /* the rest of the opening line: a language tag when it is one word and a body follows */
+/* The content of the fenced block opening at t[a - 3] and closing at t[z]: a one-word opening line is a
+ * language tag when a body follows; trimmed bounds go to *b, *e. */
+static void block_content(const char *t, size_t a, size_t z, size_t *b, size_t *e) {
     size_t le = a;
     while (le < z && t[le] != '\n') le++;
     size_t tb = a, te = le, bb = le, be = z;
@@ -170,13 +185,31 @@ rp_status rp_safe_parse_code_block(const char *t, size_t len, rp_buf *out, int *
     int one_word = tb < te;
     for (size_t i = tb; i < te; i++)
         if (!(isalnum((unsigned char)t[i]) || t[i] == '_' || t[i] == '-' || t[i] == '+')) one_word = 0;
-    size_t b = a, e = z;
-    if (one_word && bb < be) b = bb, e = be;
-    trim(t, &b, &e);
-    if (b == e) return RP_OK;
-    RP_TRY(rp_buf_append(out, t + b, e - b));
-    *found = 1;
-    return RP_OK;
+    *b = a;
+    *e = z;
+    if (one_word && bb < be) *b = bb, *e = be;
+    trim(t, b, e);
+}
+
+rp_status rp_safe_parse_code_block(const char *t, size_t len, rp_buf *out, int *found) {
+    rp_buf_clear(out);
+    *found = 0;
+    size_t from = 0;
+    for (;;) {
+        const char *open = find_sub(t, len, from, "```");
+        if (!open) return RP_OK;
+        size_t a = (size_t)(open - t) + 3;
+        const char *close = find_sub(t, len, a, "```");
+        if (!close) return RP_OK;
+        size_t z = (size_t)(close - t), b, e;
+        block_content(t, a, z, &b, &e);
+        if (b < e) {
+            RP_TRY(rp_buf_append(out, t + b, e - b));
+            *found = 1;
+            return RP_OK;
+        }
+        from = z + 3;   /* an empty block: look at the next one */
+    }
 }
 
 rp_status rp_safe_parse_bracket(const char *t, size_t len, rp_buf *out, int *found) {

@@ -237,14 +237,22 @@ static rp_status fact_answer(const rp_safe_config *cfg, fact_task *t, const rp_s
             st = rp_buf_append(&t->query, tmp.data, tmp.len);
             t->state = F_SEARCH;
         } else if (parse_failed(cfg, t, f)) {
-            f->label = RP_SAFE_UNPARSED;
-            st = set_str(&f->raw, txt, len);
-            t->state = F_DONE;
+            if (cfg->query_fallback) {   /* search the statement itself; the raw answer is kept */
+                rp_buf_clear(&t->query);
+                st = rp_buf_puts(&t->query, f->revised);
+                if (st == RP_OK) st = set_str(&f->raw, txt, len);
+                f->query_fallbacks++;
+                t->state = F_SEARCH;
+            } else {
+                f->label = RP_SAFE_UNPARSED;
+                st = set_str(&f->raw, txt, len);
+                t->state = F_DONE;
+            }
         }
         break;
     case F_RATE: {
         rp_safe_label l = rp_safe_parse_rating(txt, len);
-        if (l == RP_SAFE_SUPPORTED || l == RP_SAFE_NOT_SUPPORTED) { f->label = l; t->state = F_DONE; }
+        if (l == RP_SAFE_SUPPORTED || l == RP_SAFE_NOT_SUPPORTED) { f->label = l; t->state = F_DONE; free(f->raw); f->raw = NULL; }
         else if (parse_failed(cfg, t, f)) { f->label = RP_SAFE_UNPARSED; st = set_str(&f->raw, txt, len); t->state = F_DONE; }
         break;
     }

@@ -107,8 +107,8 @@ rp_status rp_safe_prompt_query(const char *knowledge, const char *fact, rp_buf *
         "searches found.\n"
         "Write ONE Google search query that would find information about the STATEMENT that is not already in "
         "KNOWLEDGE. The query must be specific and must differ from any earlier query. Think step by step, "
-        "then give the query alone inside a markdown code block, for example:\n"
-        "```\nwhen did Apollo 13 launch\n```\n\n"
+        "then give the query alone inside a markdown code block (a line of three backticks, the query, a line of "
+        "three backticks).\n\n"
         "KNOWLEDGE:\n%s\n\nSTATEMENT:\n%s\n", knowledge, fact);
 }
 

@@ -53,10 +53,10 @@ rp_status rp_safe_result_json(const rp_safe_result *r, const rp_safe_item *item,
         RP_TRY(rp_buf_puts(o, ",\"revised\":"));
         RP_TRY(q(o, f->revised));
         RP_TRY(rp_buf_printf(o, ",\"revise_parsed\":%s,\"relevance_parsed\":%s,\"label\":\"%s\",\"failed\":%s,"
-                                "\"llm_calls\":%ld,\"searches\":%ld,\"retries\":%ld,\"queries\":",
+                                "\"query_fallbacks\":%d,\"llm_calls\":%ld,\"searches\":%ld,\"retries\":%ld,\"queries\":",
                              f->revise_parsed ? "true" : "false", f->relevance_parsed ? "true" : "false",
                              f->failed ? "failed" : rp_safe_label_name(f->label), f->failed ? "true" : "false",
-                             f->llm_calls, f->searches, f->retries));
+                             f->query_fallbacks, f->llm_calls, f->searches, f->retries));
         RP_TRY(list(o, &f->queries));
         RP_TRY(rp_buf_puts(o, ",\"results\":"));
         RP_TRY(list(o, &f->results));

@@ -50,11 +50,13 @@ rp_status rp_safe_split_sentences(const char *text, size_t len, int skip_boilerp
 /* ---- parsers of model output (each step) ---- */
 
 /* Step 1: the bulleted list of atomic facts. Items are lines opening with "- " (after optional indent); if
- * there are none, lines opening with "* "; text continuing an item on following non-bullet lines is joined
- * with a space. Returns RP_OK with n == 0 when nothing parses (the caller retries or records it). */
+ * there are none, lines opening with "* "; if none either, a numbered list ("1. " or "1) "; small models
+ * write those). Indented lines continuing an item are joined with a space; the first unindented other line
+ * after an item ends the list. Returns RP_OK with n == 0 when nothing parses (the caller retries or records). */
 rp_status rp_safe_parse_facts(const char *text, size_t len, rp_safe_strlist *out);
-/* Steps 2 and 4: the content of the first fenced code block (``` with an optional language word on the
- * opening line), trimmed. *found = 0 (and out empty) when there is no complete, non-empty block. */
+/* Steps 2 and 4: the content of the first non-empty fenced code block (``` with an optional language word
+ * on the opening line), trimmed; empty blocks ("```\n```") are skipped. *found = 0 (and out empty) when
+ * there is no complete, non-empty block. */
 rp_status rp_safe_parse_code_block(const char *text, size_t len, rp_buf *out, int *found);
 /* Content of the first [...] with ASCII punctuation removed and whitespace trimmed/collapsed; *found = 0
  * when there is no closed bracket pair. */
