@@ -286,7 +286,10 @@ static rp_status wheel_url(const rp_json *w, char *url, size_t n) {
 /* Get a verified archive (wheel or zip) into <cache>/<asset>/.download/<basename>. */
 static rp_status archive_get(const char *asset_dir, const char *url, const char *basename, const char *sha, char *path,
                              size_t n, const char *label) {
-    snprintf(path, n, "%s/.download/%s", asset_dir, basename);
+    if (!basename[0] || strchr(basename, '/') || !strcmp(basename, ".") || !strcmp(basename, ".."))
+        return rp_fail(RP_ERR_FORMAT, "archive file name '%s' in the catalog is not a plain file name", basename);
+    if (snprintf(path, n, "%s/.download/%s", asset_dir, basename) >= (int)n)
+        return rp_fail(RP_ERR_RANGE, "cache path for archive %s in %s too long", basename, asset_dir);
     long long size, mt;
     if (file_size(path, &size, &mt) && verify(path, size, sha) == RP_OK) return RP_OK;
     unlink(path);

@@ -145,7 +145,8 @@ static void serve_conn(conn *cn) {
             char *e;
             errno = 0;
             unsigned long long cl = strtoull(v, &e, 10);
-            if (!v[0] || *e || errno || v[0] == '-') { send_simple(fd, 400, "bad Content-Length\n"); goto out; }
+            /* a value filling v was cut: refuse it rather than read a truncated length */
+            if (!v[0] || *e || errno || v[0] == '-' || strlen(v) == sizeof v - 1) { send_simple(fd, 400, "bad Content-Length\n"); goto out; }
             if (cl > BODY_MAX) { send_simple(fd, 413, "body too large\n"); goto out; }
             clen = (size_t)cl;
         }

@@ -23,7 +23,7 @@ int rp_cmd_report(int argc, char **argv) {
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--experiment") && i + 1 < argc) o.experiment = argv[++i];
         else if (!strcmp(argv[i], "--all")) o.all_runs = 1;
-        else return rp_cli_usage("report", "unexpected argument '%s'", argv[i]);
+        else return rp_cli_bad_arg("report", argv[i], "--db --out --experiment");
     }
     rp_db *db;
     char path[4096], html[4096], mdp[4200];
