@@ -94,7 +94,7 @@ $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main
 FUZZ ?= gguf
 FUZZ_SECONDS ?= 60
 fuzz:
-	@mkdir -p build/fuzz-$(FUZZ) tests/fuzz/corpus/$(FUZZ)
+	@mkdir -p build/fuzz-$(FUZZ)/corpus tests/fuzz/corpus/$(FUZZ) tests/fuzz/crashers
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iharness -I. $(PKG_CFLAGS) \
 	  -o build/fuzz-$(FUZZ)/fuzz tests/fuzz/fuzz_$(FUZZ).c $(filter-out harness/cli/% harness/lua/%,$(LIB_SRC)) $(PKG_LIBS) -lm
 	build/fuzz-$(FUZZ)/fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/crashers/$(FUZZ)- build/fuzz-$(FUZZ)/corpus tests/fuzz/corpus/$(FUZZ)

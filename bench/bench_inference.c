@@ -20,6 +20,13 @@ static double now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+/* Tokens per CPU-second of the last pp / tg call (1 thread: what the machine would give unshared). */
+static double last_cpu_rate;
 static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
 static double median(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp_d); return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
 
@@ -28,23 +35,31 @@ typedef struct fma_ctx { long iters; double flops[64]; } fma_ctx;
 static void fma_task(void *arg, int ith, int nth, int thread) {
     (void)thread;
     fma_ctx *c = arg;
-    __m512 a[12];
-    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps(1.0f + i * 1e-3f);
+    /* 12 independent chains in named registers: enough to cover the FMA latency on two pipes */
+    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.001f), a2 = _mm512_set1_ps(1.002f), a3 = _mm512_set1_ps(1.003f);
+    __m512 a4 = _mm512_set1_ps(1.004f), a5 = _mm512_set1_ps(1.005f), a6 = _mm512_set1_ps(1.006f), a7 = _mm512_set1_ps(1.007f);
+    __m512 a8 = _mm512_set1_ps(1.008f), a9 = _mm512_set1_ps(1.009f), a10 = _mm512_set1_ps(1.01f), a11 = _mm512_set1_ps(1.011f);
     const __m512 m = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    for (long it = 0; it < c->iters; it++)
-        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], m, b);
-    __m512 s = a[0];
-    for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, a[i]);
+    for (long it = 0; it < c->iters; it++) {
+        a0 = _mm512_fmadd_ps(a0, m, b); a1 = _mm512_fmadd_ps(a1, m, b); a2 = _mm512_fmadd_ps(a2, m, b);
+        a3 = _mm512_fmadd_ps(a3, m, b); a4 = _mm512_fmadd_ps(a4, m, b); a5 = _mm512_fmadd_ps(a5, m, b);
+        a6 = _mm512_fmadd_ps(a6, m, b); a7 = _mm512_fmadd_ps(a7, m, b); a8 = _mm512_fmadd_ps(a8, m, b);
+        a9 = _mm512_fmadd_ps(a9, m, b); a10 = _mm512_fmadd_ps(a10, m, b); a11 = _mm512_fmadd_ps(a11, m, b);
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
     c->flops[ith] = _mm512_reduce_add_ps(s);   /* keep the result alive */
     (void)nth;
 }
-static double fma_peak(rp_pool *p, int nth) {
+static double cpu_s(void);
+/* GFLOP/s of the FMA loop on nth threads; with cpu != 0 (one thread), per CPU-second. */
+static double fma_peak(rp_pool *p, int nth, int cpu) {
     fma_ctx c = { 2000000, { 0 } };
     double best = 0;
     for (int r = 0; r < 3; r++) {
-        double t0 = now_s();
+        double t0 = cpu ? cpu_s() : now_s();
         rp_pool_run(p, fma_task, &c, nth);
-        double t = now_s() - t0, gf = (double)c.iters * 12 * 16 * 2 * nth / t / 1e9;
+        double t = (cpu ? cpu_s() : now_s()) - t0, gf = (double)c.iters * 12 * 16 * 2 * nth / t / 1e9;
         if (gf > best) best = gf;
     }
     return best;
@@ -63,13 +78,13 @@ static void bw_task(void *arg, int ith, int nth, int thread) {
     }
     c->sum[ith] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
-static double read_bw(rp_pool *p, int nth, const float *x, size_t n) {
+static double read_bw(rp_pool *p, int nth, const float *x, size_t n, int cpu) {
     bw_ctx c = { x, n, { 0 } };
     double v[5];
     for (int r = 0; r < 5; r++) {
-        double t0 = now_s();
+        double t0 = cpu ? cpu_s() : now_s();
         rp_pool_run(p, bw_task, &c, nth);
-        v[r] = (double)n * 4 / (now_s() - t0) / 1e9;
+        v[r] = (double)n * 4 / ((cpu ? cpu_s() : now_s()) - t0) / 1e9;
     }
     return median(v, 5);
 }
@@ -79,24 +94,26 @@ static double pp(rp_model *m, rp_session *s, int n, int reps) {
     int32_t *t = malloc((size_t)n * sizeof *t);
     int V = rp_model_config(m)->vocab;
     for (int i = 0; i < n; i++) t[i] = (int32_t)((i * 7919 + 11) % V);
-    double v[8];
+    double v[8], c[8];
     for (int r = 0; r < reps; r++) {
         rp_session_reset(s);
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         if (rp_session_forward(s, t, n, RP_LOGITS_LAST, NULL, NULL) != RP_OK) { fprintf(stderr, "pp: %s\n", rp_errmsg()); exit(1); }
         v[r] = n / (now_s() - t0);
+        c[r] = n / (cpu_s() - c0);
     }
     free(t);
+    last_cpu_rate = median(c, reps);
     return median(v, reps);
 }
 static double tg(rp_model *m, rp_session *s, int n, int reps) {
-    double v[8];
+    double v[8], c[8];
     int V = rp_model_config(m)->vocab;
     for (int r = 0; r < reps; r++) {
         rp_session_reset(s);
         int32_t tok = 1 % V;
         float *lg;
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         for (int i = 0; i < n; i++) {
             if (rp_session_forward(s, &tok, 1, RP_LOGITS_LAST, &lg, NULL) != RP_OK) { fprintf(stderr, "tg: %s\n", rp_errmsg()); exit(1); }
             int best = 0;
@@ -104,7 +121,9 @@ static double tg(rp_model *m, rp_session *s, int n, int reps) {
             tok = best;
         }
         v[r] = n / (now_s() - t0);
+        c[r] = n / (cpu_s() - c0);
     }
+    last_cpu_rate = median(c, reps);
     return median(v, reps);
 }
 
@@ -128,19 +147,28 @@ static double weight_bytes(const rp_model_file *f) {
 
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    /* --peer PP1 PP2 TG1 TG2: llama.cpp measured in this run (bench_peer_llamacpp.sh) replaces perf.md's figures */
+    double peer[4] = { 0, 0, 0, 0 };
+    int have_peer = argc > 5 && strcmp(argv[1], "--peer") == 0;
+    if (have_peer) for (int i = 0; i < 4; i++) peer[i] = atof(argv[2 + i]);
     const char *mirror = getenv("REPRO_MIRROR");
     char path[4096];
     rp_backend *be1, *be2;
     if (rp_backend_cpu_new(1, &be1) != RP_OK || rp_backend_cpu_new(2, &be2) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
     printf("== machine limits (measured now) ==\n");
-    double peak1 = fma_peak(be1->pool, 1), peak2 = fma_peak(be2->pool, 2);
+    double peak1 = fma_peak(be1->pool, 1, 0), peak2 = fma_peak(be2->pool, 2, 0), peak1c = fma_peak(be1->pool, 1, 1);
+    double l1 = 0;
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) { if (fscanf(la, "%lf", &l1) != 1) l1 = 0; fclose(la); }
+    printf("load average %.1f on %d CPUs%s\n", l1, rp_cpu_count(), l1 > rp_cpu_count() ? " (shared machine: wall-clock figures understate; see CPU-time rates)" : "");
     size_t nbw = (size_t)64 << 20;
     float *buf = aligned_alloc(64, nbw * 4);
     for (size_t i = 0; i < nbw; i++) buf[i] = (float)(i & 7);
-    double bw1 = read_bw(be1->pool, 1, buf, nbw), bw2 = read_bw(be2->pool, 2, buf, nbw);
+    double bw1 = read_bw(be1->pool, 1, buf, nbw, 0), bw2 = read_bw(be2->pool, 2, buf, nbw, 0), bw1c = read_bw(be1->pool, 1, buf, nbw, 1);
     free(buf);
     printf("fp32 FMA peak: %.0f GFLOP/s (1 thread), %.0f (2 threads)   [perf.md machine A: 117 / 233]\n", peak1, peak2);
     printf("read bandwidth: %.1f GB/s (1 thread), %.1f (2 threads)   [machine A: 24.7 / 31.4]\n", bw1, bw2);
+    printf("per CPU-second (1 thread): fp32 peak %.0f GFLOP/s, read bandwidth %.1f GB/s\n", peak1c, bw1c);
 
     if (mirror) {
         snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", mirror);
@@ -156,14 +184,23 @@ int main(int argc, char **argv) {
             rp_backend *bes[2] = { be1, be2 };
             double pk[2] = { peak1, peak2 }, bw[2] = { bw1, bw2 };
             double ref_pp[2] = { 159, 310 }, ref_pp_f32[2] = { 258, 479 }, ref_tg[2] = { 120, 166 };
+            if (have_peer) {
+                ref_pp[0] = peer[0]; ref_pp[1] = peer[1]; ref_tg[0] = peer[2]; ref_tg[1] = peer[3];
+                printf("ratios below are against llama.cpp measured now (Q4_1 rows); F32 ratios still use perf.md machine A\n");
+            } else {
+                printf("ratios below are against perf.md machine A (llama.cpp c392e509)\n");
+            }
             for (int k = 0; k < 2; k++) {
                 rp_model_set_backend(m, bes[k]);
                 pp(m, s, 64, 1);   /* warm up scratch and caches */
-                double p = pp(m, s, 512, reps), g = tg(m, s, 128, reps);
+                double p = pp(m, s, 512, reps), pc = last_cpu_rate, g = tg(m, s, 128, reps), gc = last_cpu_rate;
                 printf("%d thread%s: pp512 %7.1f tok/s (%4.1f%% of fp32 peak) = %.2fx llama.cpp Q4_1 (%g), %.2fx its F32 (%g)\n", k + 1, k ? "s" : " ",
                        p, 100 * p * fpt / 1e9 / pk[k], p / ref_pp[k], ref_pp[k], p / ref_pp_f32[k], ref_pp_f32[k]);
                 printf("           tg128 %7.1f tok/s (%4.1f%% of read bandwidth) = %.2fx llama.cpp Q4_1 (%g)\n", g, 100 * g * wb / 1e9 / bw[k],
                        g / ref_tg[k], ref_tg[k]);
+                if (k == 0)   /* one thread: CPU time is what an unshared core would give */
+                    printf("           per CPU-second: pp512 %.1f tok/s (%.2fx llama.cpp Q4_1, %.2fx its F32; %.0f%% of fp32 peak), tg128 %.1f tok/s (%.2fx; %.0f%% of read bandwidth)\n",
+                           pc, pc / ref_pp[0], pc / ref_pp_f32[0], 100 * pc * fpt / 1e9 / peak1c, gc, gc / ref_tg[0], 100 * gc * wb / 1e9 / bw1c);
             }
             rp_session_free(s);
             rp_model_free(m);
@@ -176,11 +213,12 @@ int main(int argc, char **argv) {
             rp_session_new(m, 512, 512, 1, &s);
             printf("\n== stories260K ==\n");
             rp_model_set_backend(m, be1);
-            double p1 = pp(m, s, 512, 3), g1 = tg(m, s, 256, 5);
+            double p1 = pp(m, s, 512, 3), g1 = tg(m, s, 256, 5), g1c = last_cpu_rate;
             rp_model_set_backend(m, be2);
             double p2 = pp(m, s, 512, 3), g2 = tg(m, s, 256, 5);
             printf("pp512 %.0f / %.0f tok/s (1 / 2 threads) [llama.cpp 4231 / 7489]; tg %.0f / %.0f tok/s [llama.cpp 8142 / 6014]\n", p1, p2, g1, g2);
-            printf("per-token cost (1 thread): %.1f us = %.2fx llama.cpp's 123 us fixed cost (target <= 2x)\n", 1e6 / g1, 1e6 / g1 / 123);
+            printf("per-token cost (1 thread): %.1f us wall, %.1f us CPU = %.2fx llama.cpp's 123 us fixed cost (target <= 2x)\n", 1e6 / g1, 1e6 / g1c,
+                   1e6 / g1c / 123);
             rp_session_free(s);
             rp_model_free(m);
         } else {

@@ -75,7 +75,7 @@ return experiment.define {
     for i, t in ipairs(texts) do
       local rr = eval.perplexity(sm, read(t[2]), { ctx = p.smol_ctx, chunks = p.chunks, protocol = "llamacpp" })
       ctx:summary("smollm2_ppl_" .. t[1], rr.ppl, { stderr = rr.ppl_stderr, better = "lower" })
-      ctx:summary("smollm2_bpb_" .. t[1], rr.bpb, { better = "lower" })
+      if rr.bpb == rr.bpb then ctx:summary("smollm2_bpb_" .. t[1], rr.bpb, { better = "lower" }) end
       labels[i], ours[i], f32[i], q41[i] = t[1], rr.ppl, t[3].f32, t[3].q4_1
       if p.chunks == 50 and p.smol_ctx == 512 then
         ctx:target { name = "SmolLM2 perplexity on " .. t[1] .. " vs llama.cpp F32 path", kind = "exact",

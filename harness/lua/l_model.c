@@ -1,5 +1,5 @@
 /* l_model.c: require("repro.model"): Llama-family models for Lua scripts.
- *   model.load(path [, {tokenizer=, threads=, backend="cpu"|"ref", n_ctx=}]) -> m   (userdata "repro.model")
+ *   model.load(path_or_asset [, {tokenizer=, threads=, backend="cpu"|"ref", n_ctx=}]) -> m   (userdata "repro.model")
  *   m:info()                        -> {n_layer=, dim=, n_head=, n_head_kv=, head_dim=, ffn_dim=, vocab=, n_ctx=,
  *                                       context_len=, format=, bos=, eos=, add_bos=, chat=}
  *   m:tokenize(text [, {bos=, special=}]) -> {ids}        (bos: default the model's convention)
@@ -97,7 +97,7 @@ static int l_load(lua_State *L) {
             mo.backend = x->owned_be;
         }
     }
-    rp_status st = rp_model_load(path, &mo, &x->m);
+    rp_status st = rp_model_load_named(path, &mo, &x->m);
     if (st != RP_OK) { rp_backend_cpu_free(x->owned_be); free(x); return rp_lua_fail(L, st, "model.load"); }
     long long n_ctx = lua_istable(L, 2) ? rp_lua_field_integer(L, 2, "n_ctx", 0) : 0;
     if (n_ctx > 0 && (st = rp_session_new(x->m, (int)n_ctx, 512, 64, &x->s)) != RP_OK) { lmodel_release(x); return rp_lua_fail(L, st, "model.load"); }

@@ -130,6 +130,12 @@ static rp_status read_config(rp_model_file *f, const char *cfg_path) {
         else st = rp_mf_set_int(f, keys[i].gguf, (int64_t)d);
     }
     if (st == RP_OK) st = rp_mf_set_int(f, "repro.rope_neox", 1);
+    /* an untied head that is missing would otherwise be taken for a tied one */
+    if (st == RP_OK && rp_json_typeof(rp_json_get(j, "tie_word_embeddings")) == RP_JSON_BOOL && !rp_json_bool(rp_json_get(j, "tie_word_embeddings"), 1)) {
+        int has_head = 0;
+        for (int i = 0; i < f->nw; i++) has_head |= strcmp(f->w[i].name, "output.weight") == 0;
+        if (!has_head) st = rp_fail(RP_ERR_FORMAT, "%s: tie_word_embeddings is false but %s has no lm_head.weight", cfg_path, f->path);
+    }
     rp_json_free(j);
     return st;
 }

@@ -232,8 +232,8 @@ static rp_status finish(rp_tokenizer *t, const char *name) {
         }
     }
 
-    /* decoded bytes of every real id: at most 4 bytes per text byte... never more than the text itself,
-     * except SPM's U+2581 (3 bytes) -> ' ' which shrinks, and BPE characters which shrink too. */
+    /* decoded bytes of every real id; decoding never lengthens a text (U+2581 -> ' ', a BPE character -> its
+     * byte, "<0xNN>" -> one byte), so the texts' total size bounds the buffer */
     size_t total = 0;
     for (int i = 0; i < t->n_vocab; i++) total += t->len[i];
     t->dec = malloc(total ? total : 1);
@@ -248,8 +248,7 @@ static rp_status finish(rp_tokenizer *t, const char *name) {
         if (t->type[i] == TT_CONTROL || t->type[i] == TT_USER) {
             memcpy(t->dec + pos, s, n);
             pos += n;
-        } else if (t->kind == RP_TOKENIZER_SPM && (t->type[i] == TT_BYTE || t->type[i] == TT_NORMAL) && parse_byte_piece((const char *)s, n, &b)
-                   && t->type[i] == TT_BYTE) {
+        } else if (t->kind == RP_TOKENIZER_SPM && t->type[i] == TT_BYTE && parse_byte_piece((const char *)s, n, &b)) {
             t->dec[pos++] = (char)b;
         } else if (t->kind == RP_TOKENIZER_SPM) {
             for (size_t k = 0; k < n;) {

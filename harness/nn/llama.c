@@ -130,6 +130,13 @@ rp_status rp_model_load(const char *path, const rp_model_opts *opts, rp_model **
     return RP_OK;
 }
 
+/* Resolve a name or path, then load. */
+rp_status rp_model_load_named(const char *name, const rp_model_opts *opts, rp_model **out) {
+    char path[4096];
+    RP_TRY(rp_model_resolve(name, path, sizeof path));
+    return rp_model_load(path, opts, out);
+}
+
 /* Free the model and what it owns. */
 void rp_model_free(rp_model *m) {
     if (!m) return;

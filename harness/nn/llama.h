@@ -30,6 +30,11 @@ typedef struct rp_model_opts {
 rp_status rp_model_new(const rp_model_file *f, rp_backend *be, rp_model **out);
 /* Open path (GGUF, llama2.c, safetensors), build the model and its tokenizer; the model owns the file. */
 rp_status rp_model_load(const char *path, const rp_model_opts *opts, rp_model **out);
+/* The file a model name stands for: an existing file path as is, else an asset name ("stories260K",
+ * "smollm2-135m-instruct", or "asset/file") fetched and verified by the asset registry (assets/assets.h). */
+rp_status rp_model_resolve(const char *name, char *out, size_t n);
+/* rp_model_load after rp_model_resolve. */
+rp_status rp_model_load_named(const char *name, const rp_model_opts *opts, rp_model **out);
 /* Free the model (and the file and tokenizer it owns). NULL is fine. Sessions must be freed first. */
 void rp_model_free(rp_model *m);
 /* Hyper-parameters. */

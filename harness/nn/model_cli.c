@@ -43,7 +43,7 @@ int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o) {
     return 1;
 }
 
-/* Open a model named by path. */
+/* Open a model named by path or asset name. */
 rp_status rp_cli_model_open(const char *name, rp_cli_model_opts *o, rp_model **out) {
     rp_model_opts mo = { .tokenizer_path = o->tokenizer };
     if (o->threads > 0) {
@@ -51,7 +51,7 @@ rp_status rp_cli_model_open(const char *name, rp_cli_model_opts *o, rp_model **o
         if (st != RP_OK) { fprintf(stderr, "repro: %s\n", rp_errmsg()); return st; }
         mo.backend = o->owned_backend;
     }
-    rp_status st = rp_model_load(name, &mo, out);
+    rp_status st = rp_model_load_named(name, &mo, out);
     if (st != RP_OK) {
         fprintf(stderr, "repro: cannot load model %s: %s\n", name, rp_errmsg());
         rp_backend_cpu_free(o->owned_backend);

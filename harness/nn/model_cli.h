@@ -17,7 +17,7 @@ typedef struct rp_cli_model_opts {
  * --tokenizer PATH, --ctx N, --stop TEXT (repeatable, up to 8)); advances *i past its value.
  * Returns 1 if consumed, 0 if not a shared option, -1 on a bad value (message printed on stderr). */
 int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o);
-/* Open the model a command names: a file path (GGUF, llama2.c, safetensors). Errors are printed on stderr;
+/* Open the model a command names: a file path (GGUF, llama2.c, safetensors) or an asset name. Errors are printed on stderr;
  * returns the status. */
 rp_status rp_cli_model_open(const char *name, rp_cli_model_opts *o, rp_model **out);
 /* Free the model and any backend the options created. */

@@ -88,6 +88,11 @@ static rp_status mm(rp_backend *be, float *y, const float *x, int64_t T, int64_t
     return RP_BACKEND_CALL(be, matmul, y, x, T, K, w->data, w->dtype, wrow(w), N);
 }
 
+static rp_matmul_part part(float *y, const rp_weight *w, int64_t N) {
+    rp_matmul_part p = { y, w->data, w->dtype, wrow(w), N };
+    return p;
+}
+
 /* One piece of at most n_batch tokens. */
 static rp_status forward_piece(rp_session *s, const int32_t *tokens, int64_t T, rp_logits_mode mode, float *hidden) {
     rp_model *m = s->m;
@@ -104,17 +109,16 @@ static rp_status forward_piece(rp_session *s, const int32_t *tokens, int64_t T, 
         const rp_layer *L = &m->layers[l];
         float *kl = s->kc + ((size_t)l * s->n_ctx) * kvd, *vl = s->vc + ((size_t)l * s->n_ctx) * kvd;
         CALL(rmsnorm, s->xb, s->x, L->attn_norm, T, C, c->norm_eps);
-        RP_TRY(mm(be, s->q, s->xb, T, C, L->wq, C));
-        RP_TRY(mm(be, kl + n_past * kvd, s->xb, T, C, L->wk, kvd));
-        RP_TRY(mm(be, vl + n_past * kvd, s->xb, T, C, L->wv, kvd));
+        rp_matmul_part qkv[3] = { part(s->q, L->wq, C), part(kl + n_past * kvd, L->wk, kvd), part(vl + n_past * kvd, L->wv, kvd) };
+        CALL(matmul_multi, s->xb, T, C, qkv, 3);
         CALL(rope, s->q, T, c->n_head, (int)D, c->rope_dim, s->pos, c->rope_base, c->rope_neox);
         CALL(rope, kl + n_past * kvd, T, c->n_head_kv, (int)D, c->rope_dim, s->pos, c->rope_base, c->rope_neox);
         CALL(attention, s->att, s->q, kl, vl, T, n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
         RP_TRY(mm(be, s->xb2, s->att, T, C, L->wo, C));
         CALL(add, s->x, s->x, s->xb2, T * C);
         CALL(rmsnorm, s->xb, s->x, L->ffn_norm, T, C, c->norm_eps);
-        RP_TRY(mm(be, s->hb, s->xb, T, C, L->w_gate, F));
-        RP_TRY(mm(be, s->hb2, s->xb, T, C, L->w_up, F));
+        rp_matmul_part gate_up[2] = { part(s->hb, L->w_gate, F), part(s->hb2, L->w_up, F) };
+        CALL(matmul_multi, s->xb, T, C, gate_up, 2);
         CALL(swiglu, s->hb, s->hb, s->hb2, T * F);
         RP_TRY(mm(be, s->xb2, s->hb, T, F, L->w_down, C));
         CALL(add, s->x, s->x, s->xb2, T * C);

@@ -16,6 +16,10 @@
 
 typedef struct rp_backend rp_backend;
 
+/* One of several matmuls that share their input (matmul_multi): y[M,N] = x · W[N,K]ᵀ. */
+#define RP_MATMUL_MAX_PARTS 4
+typedef struct rp_matmul_part { float *y; const void *w; rp_dtype wt; size_t ldw; int64_t N; } rp_matmul_part;
+
 typedef struct rp_backend_ops {
     /* Memory the backend computes on (zero-filled); NULL on failure. */
     void *(*alloc)(rp_backend *be, size_t nbytes);
@@ -23,6 +27,8 @@ typedef struct rp_backend_ops {
     /* y[M,N] = x[M,K] · W[N,K]ᵀ; W rows of dtype wt, w_row_bytes apart. */
     rp_status (*matmul)(rp_backend *be, float *y, const float *x, int64_t M, int64_t K,
                         const void *w, rp_dtype wt, size_t w_row_bytes, int64_t N);
+    /* n (<= RP_MATMUL_MAX_PARTS) matmuls with the same x[M,K] in one call (one thread dispatch when decoding). */
+    rp_status (*matmul_multi)(rp_backend *be, const float *x, int64_t M, int64_t K, const rp_matmul_part *parts, int n);
     /* out[T,C] = rows ids[t] of table[V,C] (any dequantizable dtype); an id outside [0, V) is RP_ERR_RANGE. */
     rp_status (*embed)(rp_backend *be, float *out, const void *table, rp_dtype dt, size_t row_bytes,
                        int64_t V, int64_t C, const int32_t *ids, int64_t T);

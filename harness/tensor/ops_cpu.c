@@ -1,7 +1,12 @@
 /* ops_cpu.c: the fast CPU backend ("cpu"): kernels split over the thread pool, SIMD (simd.h, qdot.h)
  * and OpenBLAS (kept single-threaded: our pool does the splitting, each thread calls sgemm on its slice).
- * Matmul routes by shape: few rows (decoding) -> per-row dot products (int8 blocks for q4_0/q4_1/q8_0,
- * f32 dots otherwise), many rows (prompts, scoring) -> weight tiles dequantized to f32 + sgemm.
+ * Matmul routes by shape: one row (decoding) -> q4_0 / q4_1 / q8_0 weights against 24-bit fixed-point activations
+ * with VNNI (error about 2^-23 of a block's largest value: f32 quality), other types dequantized in
+ * registers against f32 activations (exact), which is what makes greedy decoding agree with llama.cpp's
+ * f32 path token for token; 2..7 rows -> rows dequantized once, f32 dots; many rows
+ * (prompts, scoring) -> weight tiles dequantized to f32 + sgemm. REPRO_INT8_DOT=1 switches the few-row
+ * q4_0/q4_1/q8_0 case to int8-quantized activations and VNNI dot products (faster, as llama.cpp's
+ * quantized path, but with its larger error).
  * Invariants: every kernel computes what backend.h defines, checked against ops_ref.c by test_ops;
  * scratch memory is per thread, grown on first need and reused, so steady-state calls allocate nothing;
  * the backend is not reentrant (one caller thread at a time). */
@@ -27,13 +32,15 @@ typedef struct cpu_impl {
     float rope_base;
     int rope_dim;
     int int8_dot;               /* REPRO_INT8_DOT=1: few-row matmuls on int8-quantized activations (VNNI) */
+    rp_q24_row q24;             /* the 24-bit activation row of the current single-row matmul */
     double inv_freq[512];       /* cached base^(-2i/rope_dim) */
 } cpu_impl;
 
 /* Scratch of at least n bytes for slot s (64-byte aligned; grows, never shrinks). */
 static void *scratch_get(scratch *s, size_t n) {
     if (s->cap >= n) return s->p;
-    size_t cap = n + n / 4 + 64;
+    size_t cap = n + n / 2 + 64;
+    if (cap < ((size_t)1 << 20)) cap = (size_t)1 << 20;   /* decoding never reallocates below 256k positions */
     void *p = rp_cpu_alloc(NULL, cap);
     if (!p) return NULL;
     free(s->p);
@@ -58,14 +65,16 @@ static int tasks_for(rp_backend *be, double work, int64_t parts, int per_thread)
 
 typedef struct mm_job {
     rp_backend *be;
-    float *y;
     const float *x;
-    int64_t M, K, N;
-    const void *w;
-    rp_dtype wt;
-    size_t ldw;
+    int64_t M, K;
+    const rp_matmul_part *parts;   /* matrices sharing x; rows are numbered through all of them */
+    int nparts;
+    int64_t R;                     /* rows in all parts */
+    int64_t row0[RP_MATMUL_MAX_PARTS + 1];
+    int big;                       /* which part the big-path tasks work on */
     const rp_q8_row *aq;   /* M quantized activation rows (int8 path) */
     const float *xsum;     /* block sums of x (exact single-row path) */
+    const rp_q24_row *a24; /* 24-bit activation row (exact-quality integer path for q4_0 / q4_1) */
     int failed;
 } mm_job;
 
@@ -78,38 +87,47 @@ static void rows_of(int64_t N, int ith, int nth, int64_t align, int64_t *n0, int
 
 static void mm_small_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
-    int64_t n0, n1;
-    rows_of(j->N, ith, nth, 4, &n0, &n1);
-    const char *w = j->w;
-    if (j->aq) {
-        for (int64_t n = n0; n < n1; n++)
-            for (int64_t m = 0; m < j->M; m++)
-                j->y[m * j->N + n] = rp_qdot_row(j->wt, w + (size_t)n * j->ldw, &j->aq[m], j->K);
-    } else if (j->xsum) {
-        for (int64_t n = n0; n < n1; n++) j->y[n] = rp_fdot_row(j->wt, w + (size_t)n * j->ldw, j->x, j->xsum, j->K);
-    } else if (j->wt == RP_F32) {
-        for (int64_t n = n0; n < n1; n++)
-            for (int64_t m = 0; m < j->M; m++)
-                j->y[m * j->N + n] = rp_vdot(j->x + m * j->K, (const float *)(w + (size_t)n * j->ldw), j->K);
-    } else {
-        float *row = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)j->K * sizeof(float));
-        if (!row) { j->failed = 1; return; }
-        for (int64_t n = n0; n < n1; n++) {
-            rp_dequantize_row_fast(j->wt, w + (size_t)n * j->ldw, row, j->K);
-            for (int64_t m = 0; m < j->M; m++) j->y[m * j->N + n] = rp_vdot(j->x + m * j->K, row, j->K);
+    int64_t r0, r1;
+    rows_of(j->R, ith, nth, 4, &r0, &r1);
+    float *row = NULL;
+    for (int p = 0; p < j->nparts && r0 < r1; p++) {
+        int64_t a = j->row0[p], b = j->row0[p + 1];
+        if (r0 >= b || r1 <= a) continue;
+        const rp_matmul_part *pt = &j->parts[p];
+        const char *w = pt->w;
+        int64_t n0 = (r0 > a ? r0 : a) - a, n1 = (r1 < b ? r1 : b) - a, N = pt->N;
+        if (j->aq) {
+            for (int64_t n = n0; n < n1; n++)
+                for (int64_t m = 0; m < j->M; m++)
+                    pt->y[m * N + n] = rp_qdot_row(pt->wt, w + (size_t)n * pt->ldw, &j->aq[m], j->K);
+        } else if (j->a24) {
+            for (int64_t n = n0; n < n1; n++) pt->y[n] = rp_q24dot_row(pt->wt, w + (size_t)n * pt->ldw, j->a24, j->K);
+        } else if (j->xsum) {
+            for (int64_t n = n0; n < n1; n++) pt->y[n] = rp_fdot_row(pt->wt, w + (size_t)n * pt->ldw, j->x, j->xsum, j->K);
+        } else if (pt->wt == RP_F32) {
+            for (int64_t n = n0; n < n1; n++)
+                for (int64_t m = 0; m < j->M; m++)
+                    pt->y[m * N + n] = rp_vdot(j->x + m * j->K, (const float *)(w + (size_t)n * pt->ldw), j->K);
+        } else {
+            if (!row && !(row = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)j->K * sizeof(float)))) { j->failed = 1; return; }
+            for (int64_t n = n0; n < n1; n++) {
+                rp_dequantize_row_fast(pt->wt, w + (size_t)n * pt->ldw, row, j->K);
+                for (int64_t m = 0; m < j->M; m++) pt->y[m * N + n] = rp_vdot(j->x + m * j->K, row, j->K);
+            }
         }
     }
 }
 
 static void mm_big_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
-    int64_t n0, n1;
-    rows_of(j->N, ith, nth, 16, &n0, &n1);
+    const rp_matmul_part *pt = &j->parts[j->big];
+    int64_t n0, n1, N = pt->N;
+    rows_of(N, ith, nth, 16, &n0, &n1);
     if (n0 >= n1) return;
-    const char *w = j->w;
-    if (j->wt == RP_F32) {
+    const char *w = pt->w;
+    if (pt->wt == RP_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)(n1 - n0), (int)j->K, 1.0f, j->x, (int)j->K,
-                    (const float *)(w + (size_t)n0 * j->ldw), (int)(j->ldw / sizeof(float)), 0.0f, j->y + n0, (int)j->N);
+                    (const float *)(w + (size_t)n0 * pt->ldw), (int)(pt->ldw / sizeof(float)), 0.0f, pt->y + n0, (int)N);
         return;
     }
     int64_t tile = (int64_t)(TILE_BYTES / ((size_t)j->K * sizeof(float)));
@@ -119,21 +137,46 @@ static void mm_big_task(void *ctx, int ith, int nth, int thread) {
     if (!buf) { j->failed = 1; return; }
     for (int64_t r = n0; r < n1; r += tile) {
         int64_t nr = n1 - r < tile ? n1 - r : tile;
-        for (int64_t i = 0; i < nr; i++) rp_dequantize_row_fast(j->wt, w + (size_t)(r + i) * j->ldw, buf + i * j->K, j->K);
+        for (int64_t i = 0; i < nr; i++) rp_dequantize_row_fast(pt->wt, w + (size_t)(r + i) * pt->ldw, buf + i * j->K, j->K);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)nr, (int)j->K, 1.0f, j->x, (int)j->K, buf,
-                    (int)j->K, 0.0f, j->y + r, (int)j->N);
+                    (int)j->K, 0.0f, pt->y + r, (int)N);
     }
 }
 
-static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
-                            size_t w_row_bytes, int64_t N) {
-    if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul: weight dtype %s not supported", rp_dtype_name(wt));
-    if (M <= 0 || N <= 0) return RP_OK;
-    if (K > INT32_MAX || N > INT32_MAX || M > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
-    mm_job j = { be, y, x, M, K, N, w, wt, w_row_bytes, NULL, NULL, 0 };
+/* Several matmuls sharing x in one dispatch: decoding runs Q, K, V (and gate, up) as one job, with the
+ * activation prepared once. */
+static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int64_t K, const rp_matmul_part *parts, int n) {
+    if (n < 1 || n > RP_MATMUL_MAX_PARTS) return rp_fail(RP_ERR_INVAL, "matmul: %d parts (1..%d)", n, RP_MATMUL_MAX_PARTS);
+    if (M <= 0) return RP_OK;
+    if (K > INT32_MAX || M > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
+    mm_job j = { .be = be, .x = x, .M = M, .K = K, .parts = parts, .nparts = n };
+    int all_fdot = 1, all_qdot = 1, all_q24 = 1;
+    for (int p = 0; p < n; p++) {
+        rp_dtype wt = parts[p].wt;
+        if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul: weight dtype %s not supported", rp_dtype_name(wt));
+        if (parts[p].N < 0 || parts[p].N > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: N = %lld", (long long)parts[p].N);
+        j.row0[p] = j.R;
+        j.R += parts[p].N;
+        all_fdot &= wt != RP_F32 && rp_fdot_supported(wt);
+        all_qdot &= rp_qdot_supported(wt);
+        all_q24 &= rp_q24dot_supported(wt);
+    }
+    j.row0[n] = j.R;
     cpu_impl *imp = impl_of(be);
     if (M < SMALL_M) {
-        if (M == 1 && !imp->int8_dot && wt != RP_F32 && rp_fdot_supported(wt) && K % 32 == 0) {
+        if (M == 1 && !imp->int8_dot && all_q24 && K % 32 == 0) {
+            size_t nb = (size_t)(K / 32);
+            char *p = scratch_get(&imp->act, nb * 3 * sizeof(float) + 3 * (size_t)K + 64);
+            if (!p) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
+            imp->q24.d = (float *)p;
+            imp->q24.xsum = (float *)p + nb;
+            imp->q24.x2sum = (float *)p + 2 * nb;
+            imp->q24.x0 = (uint8_t *)(p + nb * 3 * sizeof(float));
+            imp->q24.x1 = imp->q24.x0 + K;
+            imp->q24.x2 = (int8_t *)(imp->q24.x1 + K);
+            rp_quantize_row_q24(x, K, &imp->q24);
+            j.a24 = &imp->q24;
+        } else if (M == 1 && !imp->int8_dot && all_fdot && K % 32 == 0) {
             float *xs = scratch_get(&imp->act, (size_t)(K / 32) * sizeof(float));
             if (!xs) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
             for (int64_t b = 0; b < K / 32; b++) {
@@ -142,7 +185,7 @@ static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M,
                 xs[b] = acc;
             }
             j.xsum = xs;
-        } else if (imp->int8_dot && rp_qdot_supported(wt) && K % 32 == 0) {
+        } else if (imp->int8_dot && all_qdot && K % 32 == 0) {
             size_t nb = (size_t)(K / 32);
             size_t need = (size_t)M * (sizeof(rp_q8_row) + nb * 2 * sizeof(float) + (size_t)K) + 64;
             char *p = scratch_get(&imp->act, need);
@@ -157,12 +200,21 @@ static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M,
             }
             j.aq = rows;
         }
-        rp_pool_run(be->pool, mm_small_task, &j, tasks_for(be, (double)M * N * K, N / 32 + 1, 4));
+        rp_pool_run(be->pool, mm_small_task, &j, tasks_for(be, (double)M * j.R * K, j.R / 32 + 1, 4));
     } else {
-        rp_pool_run(be->pool, mm_big_task, &j, tasks_for(be, (double)M * N * K, N / 64 + 1, 2));
+        for (int p = 0; p < n && !j.failed; p++) {
+            j.big = p;
+            rp_pool_run(be->pool, mm_big_task, &j, tasks_for(be, (double)M * parts[p].N * K, parts[p].N / 64 + 1, 2));
+        }
     }
-    if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for scratch (%lld x %lld)", (long long)N, (long long)K);
+    if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for scratch (%lld rows of %lld)", (long long)j.R, (long long)K);
     return RP_OK;
+}
+
+static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
+                            size_t w_row_bytes, int64_t N) {
+    rp_matmul_part part = { y, w, wt, w_row_bytes, N };
+    return cpu_matmul_multi(be, x, M, K, &part, 1);
 }
 
 /* ---- embedding, norms, rope, elementwise ---- */
@@ -332,6 +384,40 @@ static rp_status cpu_attention(rp_backend *be, float *out, const float *q, const
     return RP_OK;
 }
 
+/* ---- causal depthwise conv1d: channels innermost, so each tap is an axpy over C ---- */
+
+static rp_status cpu_conv1d_causal(rp_backend *be, float *out, const float *x, int64_t T, int64_t C, const float *w,
+                                   const float *b, int K, float *state) {
+    if (K < 1 || K > 65) return rp_fail(RP_ERR_INVAL, "conv1d_causal: kernel size %d outside [1, 65]", K);
+    cpu_impl *im = impl_of(be);
+    /* wT[k, c] = w[c, k]; hist[j, c] = input at time j - (K-1) for j < K-1 (from state), so that
+     * input(t') for t' in [-(K-1), T) is hist[t' + K-1] or x[t'] */
+    float *wT = scratch_get(&im->tmp[0], ((size_t)K + (size_t)K) * (size_t)C * sizeof(float));
+    if (!wT) return rp_fail(RP_ERR_NOMEM, "conv1d_causal: out of memory");
+    float *hist = wT + (size_t)K * C;
+    for (int k = 0; k < K; k++)
+        for (int64_t c = 0; c < C; c++) wT[k * C + c] = w[c * K + k];
+    for (int j = 0; j < K - 1; j++)
+        for (int64_t c = 0; c < C; c++) hist[j * C + c] = state ? state[c * (K - 1) + j] : 0.0f;
+    for (int64_t t = 0; t < T; t++) {
+        float *o = out + t * C;
+        if (b) memcpy(o, b, (size_t)C * sizeof(float));
+        else memset(o, 0, (size_t)C * sizeof(float));
+        for (int k = 0; k < K; k++) {
+            int64_t src = t - K + 1 + k;
+            const float *in = src >= 0 ? x + src * C : hist + (src + K - 1) * C;
+            rp_vmul_add(o, wT + (size_t)k * C, in, C);
+        }
+    }
+    if (state && K > 1)
+        for (int j = 0; j < K - 1; j++) {
+            int64_t src = T - (K - 1) + j;
+            const float *in = src >= 0 ? x + src * C : hist + (src + K - 1) * C;
+            for (int64_t c = 0; c < C; c++) state[c * (K - 1) + j] = in[c];
+        }
+    return RP_OK;
+}
+
 /* ---- selective scan: one 16-lane vector per state row when N == 16, threads over channels ---- */
 
 typedef struct scan_job {
@@ -384,10 +470,10 @@ static rp_status cpu_selective_scan(rp_backend *be, float *y, const float *u, co
 
 static const rp_backend_ops cpu_ops = {
     .alloc = rp_cpu_alloc, .free = rp_cpu_free,
-    .matmul = cpu_matmul, .embed = cpu_embed, .rmsnorm = cpu_rmsnorm, .rope = cpu_rope,
+    .matmul = cpu_matmul, .matmul_multi = cpu_matmul_multi, .embed = cpu_embed, .rmsnorm = cpu_rmsnorm, .rope = cpu_rope,
     .attention = cpu_attention, .swiglu = cpu_swiglu, .add = rp_ref_add, .softmax = cpu_softmax,
     .log_softmax = cpu_log_softmax, .cross_entropy = cpu_cross_entropy, .gather_rows = rp_ref_gather_rows,
-    .scatter_add_rows = rp_ref_scatter_add_rows, .conv1d_causal = rp_ref_conv1d_causal,
+    .scatter_add_rows = rp_ref_scatter_add_rows, .conv1d_causal = cpu_conv1d_causal,
     .selective_scan = cpu_selective_scan,
 };
 

@@ -39,6 +39,13 @@ rp_status rp_ref_matmul(rp_backend *be, float *y, const float *x, int64_t M, int
     return RP_OK;
 }
 
+/* Each part through the reference matmul. */
+rp_status rp_ref_matmul_multi(rp_backend *be, const float *x, int64_t M, int64_t K, const rp_matmul_part *parts, int n) {
+    if (n < 1 || n > RP_MATMUL_MAX_PARTS) return rp_fail(RP_ERR_INVAL, "matmul: %d parts (1..%d)", n, RP_MATMUL_MAX_PARTS);
+    for (int p = 0; p < n; p++) RP_TRY(rp_ref_matmul(be, parts[p].y, x, M, K, parts[p].w, parts[p].wt, parts[p].ldw, parts[p].N));
+    return RP_OK;
+}
+
 /* Rows of an embedding table, dequantized. */
 rp_status rp_ref_embed(rp_backend *be, float *out, const void *table, rp_dtype dt, size_t row_bytes, int64_t V,
                        int64_t C, const int32_t *ids, int64_t T) {
@@ -252,7 +259,7 @@ rp_status rp_ref_selective_scan(rp_backend *be, float *y, const float *u, const 
 
 const rp_backend_ops rp_ref_ops = {
     .alloc = rp_cpu_alloc, .free = rp_cpu_free,
-    .matmul = rp_ref_matmul, .embed = rp_ref_embed, .rmsnorm = rp_ref_rmsnorm, .rope = rp_ref_rope,
+    .matmul = rp_ref_matmul, .matmul_multi = rp_ref_matmul_multi, .embed = rp_ref_embed, .rmsnorm = rp_ref_rmsnorm, .rope = rp_ref_rope,
     .attention = rp_ref_attention, .swiglu = rp_ref_swiglu, .add = rp_ref_add, .softmax = rp_ref_softmax,
     .log_softmax = rp_ref_log_softmax, .cross_entropy = rp_ref_cross_entropy, .gather_rows = rp_ref_gather_rows,
     .scatter_add_rows = rp_ref_scatter_add_rows, .conv1d_causal = rp_ref_conv1d_causal,

@@ -8,6 +8,7 @@ extern const rp_backend_ops rp_ref_ops;
 
 rp_status rp_ref_matmul(rp_backend *be, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
                         size_t w_row_bytes, int64_t N);
+rp_status rp_ref_matmul_multi(rp_backend *be, const float *x, int64_t M, int64_t K, const rp_matmul_part *parts, int n);
 rp_status rp_ref_embed(rp_backend *be, float *out, const void *table, rp_dtype dt, size_t row_bytes, int64_t V,
                        int64_t C, const int32_t *ids, int64_t T);
 rp_status rp_ref_rmsnorm(rp_backend *be, float *out, const float *x, const float *w, int64_t T, int64_t C, float eps);

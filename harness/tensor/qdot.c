@@ -16,12 +16,12 @@ int rp_qdot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
-static float dot_q4(const void *w, int is_q4_1, const rp_q8_row *a, int64_t nb) {
+static inline __attribute__((always_inline)) float dot_q4(const void *w, int is_q4_1, const rp_q8_row *a, int64_t nb) {
     const __m512i idx = _mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0);
     const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
     const __m512i low = _mm512_set1_epi8(0x0f);
-    __m512 acc = _mm512_setzero_ps();
-    float off = 0;
+    __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
+    float off = 0, off2 = 0;
     size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0);
     size_t qoff = is_q4_1 ? 4 : 2;
     const uint8_t *p = w;
@@ -37,17 +37,20 @@ static float dot_q4(const void *w, int is_q4_1, const rp_q8_row *a, int64_t nb) 
         memcpy(&d1, p + bsz, 2);
         float w0 = h2f(d0), w1 = h2f(d1);
         __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(w0 * a->d[b]), _mm512_set1_ps(w1 * a->d[b + 1]));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sc, acc);
+        if (b & 2) acc2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sc, acc2);
+        else acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sc, acc);
         if (is_q4_1) {
             uint16_t m0, m1;
             memcpy(&m0, p + 2, 2);
             memcpy(&m1, p + bsz + 2, 2);
-            off += h2f(m0) * a->s[b] + h2f(m1) * a->s[b + 1];
+            off += h2f(m0) * a->s[b];
+            off2 += h2f(m1) * a->s[b + 1];
         } else {
-            off -= 8.0f * (w0 * a->s[b] + w1 * a->s[b + 1]);
+            off -= 8.0f * w0 * a->s[b];
+            off2 -= 8.0f * w1 * a->s[b + 1];
         }
     }
-    float r = _mm512_reduce_add_ps(acc) + off;
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(acc, acc2)) + off + off2;
     if (b < nb) {   /* odd last block */
         rp_q8_row tail = { a->d + b, a->s + b, a->q + b * 32, 1 };
         r += rp_dot_q8_ref(is_q4_1 ? RP_Q4_1 : RP_Q4_0, p, &tail, 32);
@@ -89,7 +92,155 @@ float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) {
     default: return rp_dot_q8_ref(t, w, a, n);
     }
 }
+/* q4 row · 24-bit activations: per pair of blocks, three vpdpbusd combined Horner-style in int32
+ * (|Σ| < 5.1e8, no overflow), then one scale per block as in dot_q4. */
+static inline __attribute__((always_inline)) float q24dot_q4(const void *w, int is_q4_1, const rp_q24_row *a, int64_t nb) {
+    const __m512i idx = _mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0);
+    const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
+    float off = 0, off2 = 0;
+    const size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = is_q4_1 ? 4 : 2;
+    const uint8_t *p = w;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, p += 2 * bsz) {
+        __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + qoff))),
+                                            _mm_loadu_si128((const __m128i *)(p + bsz + qoff)), 1);
+        __m512i wq = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi64(idx, _mm512_castsi256_si512(v)), shift), low);
+        __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, _mm512_loadu_si512((const void *)(a->x2 + b * 32)));
+        dp = _mm512_dpbusd_epi32(_mm512_slli_epi32(dp, 8), _mm512_loadu_si512((const void *)(a->x1 + b * 32)), wq);
+        dp = _mm512_dpbusd_epi32(_mm512_slli_epi32(dp, 8), _mm512_loadu_si512((const void *)(a->x0 + b * 32)), wq);
+        uint16_t d0, d1;
+        memcpy(&d0, p, 2);
+        memcpy(&d1, p + bsz, 2);
+        float w0 = h2f(d0), w1 = h2f(d1);
+        __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(w0 * a->d[b]), _mm512_set1_ps(w1 * a->d[b + 1]));
+        if (b & 2) acc2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sc, acc2);
+        else acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sc, acc);
+        if (is_q4_1) {
+            uint16_t m0, m1;
+            memcpy(&m0, p + 2, 2);
+            memcpy(&m1, p + bsz + 2, 2);
+            off += h2f(m0) * a->xsum[b];
+            off2 += h2f(m1) * a->xsum[b + 1];
+        } else {
+            off -= 8.0f * w0 * a->xsum[b];
+            off2 -= 8.0f * w1 * a->xsum[b + 1];
+        }
+    }
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(acc, acc2)) + off + off2;
+    for (; b < nb; b++, p += bsz) {   /* odd last block: from the limbs, in plain C */
+        float buf[32];
+        rp_dequantize_row(is_q4_1 ? RP_Q4_1 : RP_Q4_0, p, buf, 32);
+        for (int i = 0; i < 32; i++) {
+            int32_t X = (int32_t)a->x2[b * 32 + i] * 65536 + (int32_t)a->x1[b * 32 + i] * 256 + a->x0[b * 32 + i];
+            r += buf[i] * (float)X * a->d[b];
+        }
+    }
+    return r;
+}
+
+/* q8_0 row · 24-bit activations: signed weights, so the top limb (signed) multiplies w + 128 (the bias
+ * removed through Σ x2), and the two upper stages are combined in int32 (|Σ| < 3.4e7) before the low one
+ * is added in float (a third shift could overflow). */
+static float q24dot_q8_0(const rp_block_q8_0 *blk, const rp_q24_row *a, int64_t nb) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
+    float off = 0, off2 = 0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)blk[b].qs)),
+                                        _mm256_loadu_si256((const __m256i *)blk[b + 1].qs), 1);
+        __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wq, bias), _mm512_loadu_si512((const void *)(a->x2 + b * 32)));
+        hi = _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 8), _mm512_loadu_si512((const void *)(a->x1 + b * 32)), wq);
+        __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512((const void *)(a->x0 + b * 32)), wq);
+        __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_set1_ps(256.0f), _mm512_cvtepi32_ps(lo));
+        float s0 = h2f(blk[b].d) * a->d[b], s1 = h2f(blk[b + 1].d) * a->d[b + 1];
+        __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+        if (b & 2) acc2 = _mm512_fmadd_ps(t, sc, acc2);
+        else acc = _mm512_fmadd_ps(t, sc, acc);
+        off -= s0 * 8388608.0f * a->x2sum[b];        /* 128 · 65536 · Σ x2 */
+        off2 -= s1 * 8388608.0f * a->x2sum[b + 1];
+    }
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(acc, acc2)) + off + off2;
+    for (; b < nb; b++) {
+        float d = h2f(blk[b].d) * a->d[b];
+        for (int i = 0; i < 32; i++)
+            r += (float)blk[b].qs[i] * (float)((int32_t)a->x2[b * 32 + i] * 65536 + (int32_t)a->x1[b * 32 + i] * 256 + a->x0[b * 32 + i]) * d;
+    }
+    return r;
+}
+
+/* Whether the 24-bit integer dot handles t. */
+int rp_q24dot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == RP_Q8_0; }
+
+/* Dot product with 24-bit activations (VNNI). */
+float rp_q24dot_row(rp_dtype t, const void *w, const rp_q24_row *a, int64_t n) {
+    if (t == RP_Q8_0) return q24dot_q8_0(w, a, n / 32);
+    return t == RP_Q4_1 ? q24dot_q4(w, 1, a, n / 32) : q24dot_q4(w, 0, a, n / 32);
+}
+
+/* 24-bit activations, 16 values at a time. */
+void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r) {
+    int64_t nb = n / 32;
+    r->nb = nb;
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    const __m512i lim = _mm512_set1_epi32(8388607), nlim = _mm512_set1_epi32(-8388607), byte = _mm512_set1_epi32(255);
+    for (int64_t b = 0; b < nb; b++, x += 32) {
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, absmask), _mm512_and_ps(v1, absmask)));
+        float d = amax / 8388607.0f, id = amax != 0 ? 8388607.0f / amax : 0.0f;
+        r->d[b] = d;
+        r->xsum[b] = _mm512_reduce_add_ps(_mm512_add_ps(v0, v1));
+        int x2sum = 0;
+        for (int h = 0; h < 2; h++) {
+            __m512i X = _mm512_cvtps_epi32(_mm512_mul_ps(h ? v1 : v0, _mm512_set1_ps(id)));
+            X = _mm512_max_epi32(_mm512_min_epi32(X, lim), nlim);
+            x2sum += _mm512_reduce_add_epi32(_mm512_srai_epi32(X, 16));
+            _mm_storeu_si128((__m128i *)(r->x0 + b * 32 + h * 16), _mm512_cvtepi32_epi8(_mm512_and_si512(X, byte)));
+            _mm_storeu_si128((__m128i *)(r->x1 + b * 32 + h * 16), _mm512_cvtepi32_epi8(_mm512_and_si512(_mm512_srai_epi32(X, 8), byte)));
+            _mm_storeu_si128((__m128i *)(r->x2 + b * 32 + h * 16), _mm512_cvtepi32_epi8(_mm512_srai_epi32(X, 16)));
+        }
+        r->x2sum[b] = (float)x2sum;
+    }
+}
 #else
+/* Whether the 24-bit integer dot is available (not in this build). */
+int rp_q24dot_supported(rp_dtype t) { (void)t; return 0; }
+/* Not available without AVX-512 VNNI: plain C from the limbs. */
+float rp_q24dot_row(rp_dtype t, const void *w, const rp_q24_row *a, int64_t n) {
+    float buf[32], r = 0;
+    size_t bsz = rp_dtype_block_bytes(t);
+    for (int64_t b = 0; b < n / 32; b++) {
+        rp_dequantize_row(t, (const char *)w + b * bsz, buf, 32);
+        for (int i = 0; i < 32; i++)
+            r += buf[i] * (float)((int32_t)a->x2[b * 32 + i] * 65536 + (int32_t)a->x1[b * 32 + i] * 256 + a->x0[b * 32 + i]) * a->d[b];
+    }
+    return r;
+}
+/* 24-bit activations (plain C). */
+void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r) {
+    r->nb = n / 32;
+    for (int64_t b = 0; b < r->nb; b++, x += 32) {
+        float amax = 0, sum = 0;
+        for (int i = 0; i < 32; i++) { amax = fmaxf(amax, fabsf(x[i])); sum += x[i]; }
+        float d = amax / 8388607.0f, id = amax != 0 ? 8388607.0f / amax : 0.0f;
+        r->d[b] = d;
+        r->xsum[b] = sum;
+        int x2sum = 0;
+        for (int i = 0; i < 32; i++) {
+            long X = lrintf(x[i] * id);
+            X = X > 8388607 ? 8388607 : X < -8388607 ? -8388607 : X;
+            r->x0[b * 32 + i] = (uint8_t)(X & 255);
+            r->x1[b * 32 + i] = (uint8_t)((X >> 8) & 255);
+            r->x2[b * 32 + i] = (int8_t)(X >> 16);
+            x2sum += r->x2[b * 32 + i];
+        }
+        r->x2sum[b] = (float)x2sum;
+    }
+}
+#endif
+#if !(defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__))
 /* Dot product of a weight row with int8 activations (plain C). */
 float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) { return rp_dot_q8_ref(t, w, a, n); }
 #endif
@@ -101,7 +252,7 @@ int rp_fdot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == 
 /* q4 row · x: per block d · Σ q·x (+ m · Σx for q4_1, - 8d · Σx for q4_0). The 16 nibble bytes are
  * broadcast to the four 128-bit lanes and spread to one byte per 32-bit lane with an in-lane vpshufb
  * (cheaper than cross-lane widening on Zen 4); byte & 15 gives elements 0..15, byte >> 4 elements 16..31. */
-static float fdot_q4(const uint8_t *p, int is_q4_1, const float *x, const float *xsum, int64_t nb) {
+static inline __attribute__((always_inline)) float fdot_q4(const uint8_t *p, int is_q4_1, const float *x, const float *xsum, int64_t nb) {
     const size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = is_q4_1 ? 4 : 2;
     const __m512i spread = _mm512_set_epi32(
         (int)0x8080800f, (int)0x8080800e, (int)0x8080800d, (int)0x8080800c, (int)0x8080800b, (int)0x8080800a, (int)0x80808009, (int)0x80808008,

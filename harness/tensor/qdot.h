@@ -16,6 +16,17 @@ int rp_fdot_supported(rp_dtype t);
  * equal to dot(dequantize(w), x) up to f32 rounding. xsum[b] = Σ x[32b .. 32b+32) (needed by q4_0 / q4_1;
  * may be NULL for the other types). */
 float rp_fdot_row(rp_dtype t, const void *w, const float *x, const float *xsum, int64_t n);
+/* 24-bit fixed-point activations split in three byte limbs, for exact-quality integer dot products:
+ * per block of 32, X = round(x / d) with d = max|x| / (2^23 - 1), X = x2·65536 + x1·256 + x0 (x2 signed,
+ * x1 and x0 unsigned bytes); xsum[b] = Σ x over the block (f32). The rounding error is about 2^-23 of the
+ * block's largest value: as precise as f32 products, at the cost of three vpdpbusd per 64 weights. */
+typedef struct rp_q24_row { float *d, *xsum, *x2sum; uint8_t *x0, *x1; int8_t *x2; int64_t nb; } rp_q24_row;
+/* Whether rp_q24dot_row handles weights of type t (q4_0, q4_1, q8_0 when built with AVX-512 VNNI). */
+int rp_q24dot_supported(rp_dtype t);
+/* Fill r (d, xsum, x2sum: n/32 floats; x0, x1, x2: n bytes) from x[n]; x2sum[b] = Σ x2 over block b. */
+void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r);
+/* Dot product of a q4_0 / q4_1 / q8_0 weight row with 24-bit activations. */
+float rp_q24dot_row(rp_dtype t, const void *w, const rp_q24_row *a, int64_t n);
 /* Dequantize one row of n elements (any rp_dtype_dequantizable type); fast paths for q4_0/q4_1/q8_0/f16. */
 void rp_dequantize_row_fast(rp_dtype t, const void *src, float *y, int64_t n);
 /* Fast activation quantization (same result as rp_quantize_row_q8 up to rounding ties). */

@@ -44,6 +44,14 @@ static inline float rp_vdot(const float *a, const float *b, int64_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
+/* y[i] += a[i] · x[i] */
+static inline void rp_vmul_add(float *y, const float *a, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a[i] * x[i];
+}
+
 /* y += a·x */
 static inline void rp_vaxpy(float *y, float a, const float *x, int64_t n) {
     __m512 va = _mm512_set1_ps(a);
@@ -122,6 +130,7 @@ static inline float rp_vdot(const float *a, const float *b, int64_t n) {
     return s;
 }
 static inline void rp_vaxpy(float *y, float a, const float *x, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] += a * x[i]; }
+static inline void rp_vmul_add(float *y, const float *a, const float *x, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] += a[i] * x[i]; }
 static inline float rp_vexp_sub_sum(float *x, float mx, int64_t n) {
     float s = 0;
     for (int64_t i = 0; i < n; i++) { x[i] = expf(x[i] - mx); s += x[i]; }

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# bench_peer_llamacpp.sh [REPRO]: llama.cpp measured in the same run as the engine (perf.md, "A peer
+# measured in the same run"). Installs llama-cpp-python==0.3.36 (its vendored llama.cpp built with
+# -DGGML_NATIVE=ON, about 3 minutes on 2 cores) into a virtual environment under build/, times pp512 and
+# tg128 on SmolLM2-135M-Instruct Q4_1 through its low-level C API (1 and 2 threads, medians of 3), then runs
+# bench_inference with those figures so it prints ours / peer ratios. Skips (exit 0) when the model, Python
+# or the package build is unavailable. REPRO_PEER_VENV overrides the venv folder.
+set -u
+repro=${1:-bin/repro}
+case "$repro" in *luajit*) build=build/luajit ;; *) build=build/lua5.4 ;; esac
+mirror=${REPRO_MIRROR:-../shared/data}
+model="$mirror/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+venv=${REPRO_PEER_VENV:-build/peer-venv}
+[ -f "$model" ] || { echo "skip: $model not found"; exit 0; }
+command -v python3 >/dev/null || { echo "skip: no python3"; exit 0; }
+if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
+  echo "installing llama-cpp-python==0.3.36 into $venv (builds llama.cpp; a few minutes)..."
+  python3 -m venv "$venv" >/dev/null 2>&1 || { echo "skip: cannot create a venv"; exit 0; }
+  if ! CMAKE_ARGS="-DGGML_NATIVE=ON" "$venv/bin/pip" install -q "llama-cpp-python==0.3.36" > "$venv/install.log" 2>&1; then
+    echo "skip: llama-cpp-python did not install (see $venv/install.log)"; exit 0
+  fi
+fi
+peer=$("$venv/bin/python" - "$model" <<'PY'
+import sys, time, statistics, ctypes
+import llama_cpp as L
+path = sys.argv[1].encode()
+L.llama_backend_init()
+mp = L.llama_model_default_params()
+model = L.llama_model_load_from_file(path, mp)
+if not model:
+    sys.exit("cannot load model")
+vocab = L.llama_n_vocab(L.llama_model_get_vocab(model)) if hasattr(L, "llama_model_get_vocab") else 49152
+def ctx_for(threads):
+    cp = L.llama_context_default_params()
+    cp.n_ctx, cp.n_batch, cp.n_ubatch = 1024, 512, 512
+    cp.n_threads = cp.n_threads_batch = threads
+    return L.llama_init_from_model(model, cp)
+def pp(threads):
+    toks = (L.llama_token * 512)(*[(i * 7919 + 11) % vocab for i in range(512)])
+    rates = []
+    for _ in range(3):
+        ctx = ctx_for(threads)
+        t0 = time.perf_counter()
+        if L.llama_decode(ctx, L.llama_batch_get_one(toks, 512)) != 0: sys.exit("decode failed")
+        rates.append(512 / (time.perf_counter() - t0))
+        L.llama_free(ctx)
+    return statistics.median(rates)
+def tg(threads):
+    rates = []
+    for _ in range(3):
+        ctx = ctx_for(threads)
+        tok = (L.llama_token * 1)(1)
+        t0 = time.perf_counter()
+        for i in range(128):
+            if L.llama_decode(ctx, L.llama_batch_get_one(tok, 1)) != 0: sys.exit("decode failed")
+            tok[0] = (i * 31 + 7) % vocab
+        rates.append(128 / (time.perf_counter() - t0))
+        L.llama_free(ctx)
+    return statistics.median(rates)
+print("%.1f %.1f %.1f %.1f" % (pp(1), pp(2), tg(1), tg(2)))
+PY
+) || { echo "skip: the peer run failed"; exit 0; }
+set -- $peer
+echo "llama.cpp (llama-cpp-python 0.3.36, this machine, now): pp512 $1 / $2 tok/s, tg128 $3 / $4 tok/s (1 / 2 threads)"
+[ -x "$build/bench/bench_inference" ] || { echo "skip: $build/bench/bench_inference not built"; exit 0; }
+"$build/bench/bench_inference" --peer "$1" "$2" "$3" "$4"
