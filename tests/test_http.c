@@ -23,6 +23,9 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static double interrupt_at;
+static int interrupt_after(void) { return now_s() >= interrupt_at; }
+
 static int handler(void *ud, const rp_httpd_request *rq, rp_httpd_response *rs) {
     (void)ud;
     const char *p = rq->path;
@@ -168,6 +171,21 @@ int main(void) {
     CHECK_MSG(strstr(rp_errmsg(), "imeout") || strstr(rp_errmsg(), "timed out"), "%s", rp_errmsg());
     CHECK(now_s() - t0 < 1.2);
     rp_http_response_free(&r);
+
+    /* an interrupt 0.3 s into a batch: the fast requests keep their results, the slow one is abandoned at once */
+    rp_http_request mixi[2] = { { .url = url, .timeout_s = 5 }, { .url = base } };
+    char okurl[256];
+    snprintf(okurl, sizeof okurl, "%s/ok", base);
+    mixi[1].url = okurl;
+    rp_http_response ri[2];
+    interrupt_at = now_s() + 0.3;
+    rp_http_set_interrupt_check(interrupt_after);
+    t0 = now_s();
+    CHECK(rp_http_do_many(c1, mixi, ri, 2, 2) == RP_ERR_INTERRUPTED && strstr(rp_errmsg(), "1 of 2"));
+    CHECK(now_s() - t0 < 0.8 && ri[0].st == RP_ERR_INTERRUPTED && ri[1].st == RP_OK && ri[1].status == 200);
+    rp_http_set_interrupt_check(NULL);
+    rp_http_response_free(&ri[0]);
+    rp_http_response_free(&ri[1]);
 
     /* a body cut short (Content-Length 100, 20 sent): retried, then a clean error */
     snprintf(url, sizeof url, "%s/truncated", base);
