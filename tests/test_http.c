@@ -78,6 +78,13 @@ static int handler(void *ud, const rp_httpd_request *rq, rp_httpd_response *rs) 
         rp_httpd_write(rq->fd, h, strlen(h));
         return RP_HTTPD_RAW;
     }
+    if (!strcmp(p, "/stream")) {      /* server-sent events in three chunks */
+        rp_httpd_stream_begin(rq->fd, 200, "text/event-stream");
+        const char *ev[3] = { "data: {\"delta\":\"Hel\"}\n\n", "data: {\"delta\":\"lo\"}\n\n", "data: [DONE]\n\n" };
+        for (int i = 0; i < 3; i++) { rp_httpd_stream_chunk(rq->fd, ev[i], strlen(ev[i])); usleep(10000); }
+        rp_httpd_stream_end(rq->fd);
+        return RP_HTTPD_RAW;
+    }
     if (!strcmp(p, "/drop")) { __atomic_fetch_add(&hits_drop, 1, __ATOMIC_SEQ_CST); return RP_HTTPD_RAW; }
     if (!strcmp(p, "/truncjson")) { rp_buf_puts(&rs->body, "{\"choices\": [{\"message\": {\"content\": \"hel"); return RP_HTTPD_OK; }
     if (!strcmp(p, "/malformed")) { rp_buf_puts(&rs->body, "{\"a\": 1,, \"b\": [}"); return RP_HTTPD_OK; }
@@ -285,6 +292,14 @@ int main(void) {
         rp_http_response_free(&p10[0]);
         rp_http_client_free(cl);
     }
+
+    /* a chunked (streamed) reply arrives whole */
+    snprintf(url, sizeof url, "%s/stream", base);
+    rp_http_request rst = { .url = url };
+    CHECK(rp_http_do(c, &rst, &r) == RP_OK && r.status == 200);
+    CHECK_MSG(r.body.data && strcmp(r.body.data, "data: {\"delta\":\"Hel\"}\n\ndata: {\"delta\":\"lo\"}\n\ndata: [DONE]\n\n") == 0,
+              "%s", r.body.data ? r.body.data : "(null)");
+    rp_http_response_free(&r);
 
     /* URL masking */
     char m[256];
