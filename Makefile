@@ -16,7 +16,9 @@ else
   LUA_DEF :=
 endif
 
-BUILD := build/$(LUA)
+# SAN=1: AddressSanitizer + UBSan build (make SAN=1 test); its binaries carry an -asan suffix.
+SAN ?=
+BUILD := build/$(LUA)$(if $(SAN),-asan,)
 CC ?= cc
 OPT ?= -O2
 ARCH ?= -march=native
@@ -26,6 +28,10 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
 CFLAGS += -std=gnu11 $(OPT) $(ARCH) -g -fno-math-errno $(WARN) -pthread -Iharness -I. $(PKG_CFLAGS) $(LUA_DEF)
 LDLIBS += $(PKG_LIBS) -lm -ldl -pthread
+ifneq ($(SAN),)
+  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDLIBS += -fsanitize=address,undefined
+endif
 
 LIB_SRC := $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c plugins/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -35,14 +41,15 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
-REPRO := bin/repro$(if $(filter luajit,$(LUA)),-luajit,)
+REPRO := bin/repro$(if $(filter luajit,$(LUA)),-luajit,)$(if $(SAN),-asan,)
 
 MIRROR_DEFAULT := $(abspath ../shared/data)
 export REPRO_MIRROR ?= $(if $(wildcard $(MIRROR_DEFAULT)),$(MIRROR_DEFAULT),)
 export OPENBLAS_CORETYPE ?= Haswell
 export REPRO_BIN := $(abspath $(REPRO))
 
-.PHONY: all test test-c test-lua bench demo deps clean fuzz asan
+.PHONY: all test bench demo deps clean fuzz valgrind
+.SECONDARY:
 all: $(REPRO) $(TEST_BIN) $(FUZZ_REPLAY)
 
 $(BUILD)/obj/%.o: %.c
@@ -51,7 +58,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/generated/commands.inc: $(wildcard harness/*/cmd_*.c plugins/*/cmd_*.c)
 	@mkdir -p $(dir $@)
-	@cat /dev/null $^ | grep -h '^RP_COMMAND(' > $@.tmp || true; mv $@.tmp $@
+	@cat /dev/null $^ | grep -h '^RP_COMMAND(' | LC_ALL=C sort > $@.tmp || true; mv $@.tmp $@
 $(BUILD)/generated/lua_modules.inc: $(wildcard harness/lua/l_*.c plugins/*/l_*.c)
 	@mkdir -p $(dir $@)
 	@cat /dev/null $^ | grep -h '^RP_LUA_MODULE(' > $@.tmp || true; mv $@.tmp $@
@@ -109,6 +116,10 @@ deps:
 demo: deps
 	@$(MAKE) --no-print-directory $(REPRO)
 	@$(REPRO) demo
+
+# Valgrind over the C tests (slow; not part of make test).
+valgrind: $(TEST_BIN)
+	@for t in $(TEST_BIN); do echo "== $$t"; valgrind -q --error-exitcode=99 --leak-check=full $$t >/dev/null || exit 1; done
 
 clean:
 	rm -rf build bin

@@ -30,6 +30,7 @@ return experiment.define {
     docs = { type = "string", default = "", doc = "documents folder for bm25" },
     index = { type = "string", default = "results/safe/bm25.db", doc = "BM25 index file" },
     cache = { type = "string", default = "results/safe/cache.db", doc = "SQLite cache of every call" },
+    serve = { type = "string", default = "", doc = "serve this local model (a GGUF path, or smollm2) in-process as the endpoint for every LLM call" },
     n_queries = { type = "integer", default = 5, min = 0, doc = "searches per relevant fact" },
     max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
     concurrency = { type = "integer", default = 4, min = 1, doc = "requests in flight" },
@@ -38,8 +39,9 @@ return experiment.define {
   },
   presets = {
     smoke = { n_pairs = 0 },
-    demo = { n_pairs = 2, max_facts = 4, rater_model = "SmolLM2-135M-Instruct", base_url = "http://127.0.0.1:8080/v1",
-             search = "bm25", n_queries = 2, max_retries = 2, price_in = 0, price_out = 0, concurrency = 2 },
+    demo = { n_pairs = 2, max_facts = 3, rater_model = "SmolLM2-135M-Instruct", serve = "smollm2",
+             search = "bm25", n_queries = 1, max_retries = 1, price_in = 0, price_out = 0, concurrency = 1,
+             cache = "results/safe/demo-cache.db" },
     full = { n_pairs = 496 },
     paper = { n_pairs = 496 },
   },
@@ -73,6 +75,14 @@ return experiment.define {
     local conf = {}
     for r = 1, #ROWS do conf[r] = {}; for c = 1, #COLS do conf[r][c] = 0 end end
     if p.n_pairs > 0 then
+      local server
+      if p.serve ~= "" then
+        server, p.base_url = safe.serve(p.serve, { ctx = 2048 })
+        p.api_key_env = ""
+        ctx:note("serving %s at %s", p.serve, p.base_url)
+      end
+      local dirname = p.cache:match("^(.*)/")
+      if dirname then assert(os.execute("mkdir -p '" .. dirname .. "'")) end
       local cache = C.cache(p.cache)
       local search = safe.make_search(p.search, { index = p.index, docs = p.docs })
       local rater = safe.make_llm(p.llm, { base_url = p.base_url, model = p.rater_model, api_key_env = p.api_key_env,
@@ -114,8 +124,12 @@ return experiment.define {
       ctx:figure { name = "confusion", type = "heatmap", title = "human label (rows S, NS, IR) x SAFE label (S, NS, IR, unparsed, failed)",
                    matrix = conf }
       cache:close()
+      if server then server:close() end
       if p.rater_model:find("135M") or p.rater_model:find("SmolLM") then
         ctx:note("note: a %s rater's verdicts are not comparable to GPT-3.5-Turbo's; agreement here exercises the pipeline only", p.rater_model)
+        ctx:target { name = "rater comparable to the paper's", kind = "not_reproducible", reason =
+          "the rater is " .. p.rater_model .. " (135M parameters), not gpt-3.5-turbo-0125, and search is a local BM25 index over " ..
+          "WikiText-2, not Google: agreement with humans here is not comparable to the paper's 72%" }
       end
     end
     ctx:target { name = "SAFE-human agreement (%)", kind = "not_reproducible", paper = 72.0,

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "model/model_file.h"
 #include "tensor/dtype.h"
 #include "util/buf.h"
@@ -282,7 +283,100 @@ static void test_dtype(void) {
     CHECK(!rp_dtype_valid(5) && rp_dtype_valid(30) && strcmp(rp_dtype_name(RP_Q6_K), "q6_K") == 0);
 }
 
+/* ---- safetensors + config.json, written to a temporary folder ---- */
+static void st_tensor(rp_buf *hdr, rp_buf *data, const char *name, const char *dtype, int nd, const int *shape, int elsize, int first) {
+    size_t nel = 1;
+    for (int i = 0; i < nd; i++) nel *= (size_t)shape[i];
+    rp_buf_printf(hdr, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", first ? "" : ",", name, dtype);
+    for (int i = 0; i < nd; i++) rp_buf_printf(hdr, "%s%d", i ? "," : "", shape[i]);
+    rp_buf_printf(hdr, "],\"data_offsets\":[%zu,%zu]}", data->len, data->len + nel * (size_t)elsize);
+    for (size_t i = 0; i < nel; i++) { float v = (float)(data->len / 4); rp_buf_append(data, &v, 4); }
+}
+
+static void write_st(const char *path, const rp_buf *hdr, const rp_buf *data) {
+    rp_buf all = {0};
+    uint64_t n = hdr->len;
+    rp_buf_append(&all, &n, 8);
+    rp_buf_append(&all, hdr->data, hdr->len);
+    rp_buf_append(&all, data->data, data->len);
+    rp_write_file(path, all.data, all.len);
+    rp_buf_free(&all);
+}
+
+static void test_safetensors(void) {
+    char dir[] = "/tmp/rp_st_XXXXXX", path[256], cfg[256];
+    if (!mkdtemp(dir)) { CHECK_MSG(0, "mkdtemp"); return; }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    const char *config = "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"hidden_size\":4,"
+                         "\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,\"num_key_value_heads\":1,"
+                         "\"rms_norm_eps\":1e-06,\"rope_theta\":500000.0,\"max_position_embeddings\":64,\"vocab_size\":3,"
+                         "\"tie_word_embeddings\":true,\"rope_scaling\":null}";
+    rp_write_file(cfg, config, strlen(config));
+    rp_buf hdr = {0}, data = {0};
+    rp_buf_puts(&hdr, "{\"__metadata__\":{\"format\":\"pt\"},");
+    struct { const char *name; int nd, s0, s1; } t[] = {
+        {"model.embed_tokens.weight", 2, 3, 4}, {"model.layers.0.input_layernorm.weight", 1, 4, 0},
+        {"model.layers.0.self_attn.q_proj.weight", 2, 4, 4}, {"model.layers.0.self_attn.k_proj.weight", 2, 2, 4},
+        {"model.layers.0.self_attn.v_proj.weight", 2, 2, 4}, {"model.layers.0.self_attn.o_proj.weight", 2, 4, 4},
+        {"model.layers.0.post_attention_layernorm.weight", 1, 4, 0}, {"model.layers.0.mlp.gate_proj.weight", 2, 8, 4},
+        {"model.layers.0.mlp.up_proj.weight", 2, 8, 4}, {"model.layers.0.mlp.down_proj.weight", 2, 4, 8},
+        {"model.norm.weight", 1, 4, 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int shape[2] = {t[i].s0, t[i].s1};
+        st_tensor(&hdr, &data, t[i].name, "F32", t[i].nd, shape, 4, i == 0);
+    }
+    rp_buf_puts(&hdr, "}");
+    write_st(path, &hdr, &data);
+    rp_model_file *f = NULL;
+    rp_status st = rp_model_file_open(path, &f);
+    CHECK_MSG(st == RP_OK, "%s", rp_errmsg());
+    if (st == RP_OK) {
+        CHECK(strcmp(rp_model_file_format(f), "safetensors") == 0 && rp_model_file_n_weights(f) == 11);
+        const rp_weight *w = rp_model_file_weight(f, "blk.0.ffn_down.weight");
+        CHECK(w && w->ndim == 2 && w->shape[0] == 4 && w->shape[1] == 8 && w->dtype == RP_F32 && w->nbytes == 128);
+        /* its first float is its element offset in the data section (how st_tensor filled it) */
+        CHECK(w && ((const float *)w->data)[0] == (float)(12 + 4 + 16 + 8 + 8 + 16 + 4 + 32 + 32));
+        rp_llama_config c;
+        st = rp_model_file_llama_config(f, &c);
+        CHECK_MSG(st == RP_OK, "%s", rp_errmsg());
+        CHECK(c.dim == 4 && c.n_layer == 1 && c.n_head == 2 && c.n_head_kv == 1 && c.ffn_dim == 8 && c.vocab == 3);
+        CHECK(c.rope_neox == 1 && c.tied_embeddings && c.context_len == 64 && c.rope_base == 500000.0f && c.norm_eps == 1e-6f);
+        rp_model_file_free(f);
+    }
+    /* hostile variants */
+    struct { const char *hdr; const char *needle; rp_status want; } bad[] = {
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1000],\"data_offsets\":[0,4000]}}", "past the end of the data section", RP_ERR_FORMAT},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,12]}}", "needs 16", RP_ERR_FORMAT},
+        {"{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[4],\"data_offsets\":[0,4]}}", "F8_E4M3", RP_ERR_UNSUPPORTED},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],\"data_offsets\":[0,4]}}", "overflows", RP_ERR_FORMAT},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", "shape[0]", RP_ERR_FORMAT},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", "begin <= end", RP_ERR_FORMAT},
+        {"{\"w\":[1,2", "safetensors header", RP_ERR_FORMAT},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        rp_buf h = {0}, d = {0};
+        rp_buf_puts(&h, bad[k].hdr);
+        rp_buf_append(&d, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16);
+        write_st(path, &h, &d);
+        f = NULL;
+        st = rp_model_file_open(path, &f);
+        CHECK_MSG(st == bad[k].want && strstr(rp_errmsg(), bad[k].needle) && strstr(rp_errmsg(), "model.safetensors"),
+                  "case %zu: %s: %s", k, rp_status_name(st), rp_errmsg());
+        rp_model_file_free(f);
+        rp_buf_free(&h);
+        rp_buf_free(&d);
+    }
+    unlink(path);
+    unlink(cfg);
+    rmdir(dir);
+    rp_buf_free(&hdr);
+    rp_buf_free(&data);
+}
+
 int main(void) {
+    test_safetensors();
     test_dtype();
     test_hostile();
     test_smollm2();

@@ -160,9 +160,19 @@ static void test_qdot(void) {
             float r = rp_dot_q8_ref(types[ti], buf, &a, K), f = rp_qdot_row(types[ti], buf, &a, K);
             CHECK_MSG(fabs(r - exact) <= 0.01 * mag, "%s: int8 dot %g vs f32 %g", rp_dtype_name(types[ti]), r, exact);
             CHECK_NEAR(f, r, 1e-4 * mag);
-            float yf[608];
+            float yf[608], xs[19];
             rp_dequantize_row_fast(types[ti], buf, yf, K);
             CHECK(rel_err(yf, wd, K) < 1e-6);
+            for (int b = 0; b < K / 32; b++) { xs[b] = 0; for (int i = 0; i < 32; i++) xs[b] += x[b * 32 + i]; }
+            CHECK_NEAR(rp_fdot_row(types[ti], buf, x, xs, K), exact, 1e-5 * mag);
+        }
+        rp_dtype ht[2] = { RP_F16, RP_BF16 };
+        for (int ti = 0; ti < 2; ti++) {   /* exact dot for half types, odd tails included */
+            rp_quantize_row(ht[ti], w, buf, K - 3);
+            rp_dequantize_row(ht[ti], buf, wd, K - 3);
+            double exact = 0, mag = 0;
+            for (int i = 0; i < K - 3; i++) { exact += (double)wd[i] * x[i]; mag += fabs((double)wd[i] * x[i]); }
+            CHECK_NEAR(rp_fdot_row(ht[ti], buf, x, NULL, K - 3), exact, 1e-5 * mag);
         }
         free(x);
         free(w);
@@ -193,7 +203,7 @@ static void *make_w(rp_dtype t, int64_t N, int64_t K, size_t *ldw) {
     return w;
 }
 
-static void test_matmul(rp_backend *cpu, rp_backend *ref) {
+static void test_matmul(rp_backend *cpu, rp_backend *ref, int int8) {
     rp_dtype types[] = { RP_F32, RP_F16, RP_BF16, RP_Q4_0, RP_Q4_1, RP_Q8_0, RP_Q4_K, RP_Q6_K };
     int64_t Ms[] = { 1, 3, 8, 70 };
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
@@ -206,7 +216,7 @@ static void test_matmul(rp_backend *cpu, rp_backend *ref) {
             CHECK(rp_ref_matmul(ref, yr, x, M, K, w, t, ldw, N) == RP_OK);
             CHECK(RP_BACKEND_CALL(cpu, matmul, y, x, M, K, w, t, ldw, N) == RP_OK);
             double e = rel_err(y, yr, M * N);
-            if (M < 8 && rp_qdot_supported(t)) {
+            if (int8 && M < 8 && rp_qdot_supported(t)) {
                 /* int8 activations: equal to the reference integer dot, within 1% of the f32 result */
                 CHECK_MSG(e < 2e-2, "%s M=%lld: rel err %g vs f32 reference", rp_dtype_name(t), (long long)M, e);
                 float d[16], s[16];
@@ -409,12 +419,13 @@ static void test_routing_and_scan(rp_backend *cpu, rp_backend *ref) {
     }
 }
 
-typedef struct sum_ctx { const float *x; int64_t n; double part[8]; } sum_ctx;
-static void sum_task(void *ctx, int ith, int nth) {
+typedef struct sum_ctx { const float *x; int64_t n; double part[64]; int seen[64]; } sum_ctx;
+static void sum_task(void *ctx, int task, int n_tasks, int thread) {
     sum_ctx *s = ctx;
     double acc = 0;
-    for (int64_t i = ith; i < s->n; i += nth) acc += s->x[i];
-    s->part[ith] = acc;
+    for (int64_t i = task; i < s->n; i += n_tasks) acc += s->x[i];
+    s->part[task] = acc;
+    if (thread >= 0 && thread < 3) s->seen[task] = thread + 1;
 }
 
 static void test_pool(void) {
@@ -424,12 +435,16 @@ static void test_pool(void) {
     float *x = randv(10001, 1.0f);
     double want = 0;
     for (int i = 0; i < 10001; i++) want += x[i];
+    int bad = 0;
     for (int rep = 0; rep < 2000; rep++) {
-        sum_ctx s = { x, 10001, { 0 } };
-        rp_pool_run(p, sum_task, &s, 3);
-        double got = s.part[0] + s.part[1] + s.part[2];
+        int nt = 1 + rep % 40;                 /* more tasks than threads: claimed dynamically */
+        sum_ctx s = { x, 10001, { 0 }, { 0 } };
+        rp_pool_run(p, sum_task, &s, nt);
+        double got = 0;
+        for (int t = 0; t < nt; t++) { got += s.part[t]; if (!s.seen[t]) bad++; }
         if (fabs(got - want) > 1e-9) { CHECK_NEAR(got, want, 1e-9); break; }
     }
+    CHECK(bad == 0);
     rp_pool_free(p);
     free(x);
     CHECK(rp_cpu_count() >= 1);
@@ -442,7 +457,13 @@ int main(void) {
     test_quant_roundtrip();
     test_kquants();
     test_qdot();
-    test_matmul(cpu, ref);
+    test_matmul(cpu, ref, 0);
+    setenv("REPRO_INT8_DOT", "1", 1);          /* the opt-in int8-activation path (VNNI) */
+    rp_backend *cpu8;
+    CHECK(rp_backend_cpu_new(2, &cpu8) == RP_OK);
+    test_matmul(cpu8, ref, 1);
+    rp_backend_cpu_free(cpu8);
+    unsetenv("REPRO_INT8_DOT");
     test_tensor_api(cpu);
     test_elementwise(cpu, ref);
     test_rope(cpu, ref);

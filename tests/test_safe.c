@@ -336,6 +336,43 @@ static const char *last_line_after(const char *p, const char *tag, char *out, si
     return after(s, tag, out, n);
 }
 
+/* The fake rater's answer to one prompt on its attempt-th try. */
+static void fake_answer(const char *p, int attempt, rp_buf *out) {
+    char st[512], kn[2048];
+    rp_buf_clear(out);
+    if (strstr(p, "atomic facts")) {
+        last_line_after(p, "atomic facts: ", st, sizeof st);
+        if (strstr(st, "messy") && attempt < 2) { rp_buf_puts(out, "I cannot list these."); }
+        else {
+            char *save = NULL, tmp[512];
+            snprintf(tmp, sizeof tmp, "%s", st);
+            rp_buf_puts(out, "Sure:\n");
+            for (char *tok = strtok_r(tmp, "&", &save); tok; tok = strtok_r(NULL, "&", &save))
+                rp_buf_printf(out, "- %s\n", tok[0] == ' ' ? tok + 1 : tok);
+        }
+    } else if (strstr(p, "Rewrite the STATEMENT")) {
+        last_line_after(p, "STATEMENT: ", st, sizeof st);
+        if (strstr(st, "vague")) rp_buf_puts(out, "no block here");
+        else rp_buf_printf(out, "Reasoning.\n```\n%s\n```", st);
+    } else if (strstr(p, "\"Foo\"")) {
+        last_line_after(p, "STATEMENT: ", st, sizeof st);
+        if (strcasestr(st, "banana")) rp_buf_puts(out, "Unrelated. [Not Foo]");
+        else if (strstr(st, "confuse")) rp_buf_puts(out, "I am not sure.");
+        else rp_buf_puts(out, "Related. [Foo]");
+    } else if (strstr(p, "ONE Google search query")) {
+        after(p, "STATEMENT:\n", st, sizeof st);
+        rp_buf_printf(out, "```\n%s q%u\n```", st, (unsigned)(strlen(p) % 3));
+    } else if (strstr(p, "[Supported] or")) {
+        after(p, "STATEMENT:\n", st, sizeof st);
+        const char *k = strstr(p, "KNOWLEDGE:\n");
+        snprintf(kn, sizeof kn, "%s", k ? k : "");
+        char *e = strstr(kn, "STATEMENT:");
+        if (e) *e = 0;
+        if (strstr(st, "garble")) rp_buf_puts(out, "[Maybe]");
+        else rp_buf_puts(out, strstr(kn, "Paris") ? "So [Supported]" : "So [Not Supported]");
+    } else rp_buf_puts(out, "??");
+}
+
 static rp_status fake_complete(void *ctx, rp_safe_call *calls, size_t n) {
     fake *f = ctx;
     for (size_t i = 0; i < n; i++) {
@@ -343,41 +380,8 @@ static rp_status fake_complete(void *ctx, rp_safe_call *calls, size_t n) {
         if (f->fail_after >= 0 && f->calls >= f->fail_after) return rp_fail(RP_ERR_INTERRUPTED, "fake: interrupted");
         f->calls++;
         if (f->fail_first_n > 0) { f->fail_first_n--; c->st = RP_ERR_NET; snprintf(c->error, sizeof c->error, "HTTP 500"); continue; }
-        char st[512], kn[2048];
-        rp_buf_clear(&c->text);
-        const char *p = c->prompt;
-        c->prompt_tokens = (long)strlen(p) / 4;
-        if (strstr(p, "atomic facts")) {
-            last_line_after(p, "atomic facts: ", st, sizeof st);
-            if (strstr(st, "messy") && c->attempt < 2) { rp_buf_puts(&c->text, "I cannot list these."); }
-            else {
-                char *save = NULL, tmp[512];
-                snprintf(tmp, sizeof tmp, "%s", st);
-                rp_buf_puts(&c->text, "Sure:\n");
-                for (char *tok = strtok_r(tmp, "&", &save); tok; tok = strtok_r(NULL, "&", &save))
-                    rp_buf_printf(&c->text, "- %s\n", tok[0] == ' ' ? tok + 1 : tok);
-            }
-        } else if (strstr(p, "Rewrite the STATEMENT")) {
-            last_line_after(p, "STATEMENT: ", st, sizeof st);
-            if (strstr(st, "vague")) rp_buf_puts(&c->text, "no block here");
-            else rp_buf_printf(&c->text, "Reasoning.\n```\n%s\n```", st);
-        } else if (strstr(p, "\"Foo\"")) {
-            last_line_after(p, "STATEMENT: ", st, sizeof st);
-            if (strcasestr(st, "banana")) rp_buf_puts(&c->text, "Unrelated. [Not Foo]");
-            else if (strstr(st, "confuse")) rp_buf_puts(&c->text, "I am not sure.");
-            else rp_buf_puts(&c->text, "Related. [Foo]");
-        } else if (strstr(p, "ONE Google search query")) {
-            after(p, "STATEMENT:\n", st, sizeof st);
-            rp_buf_printf(&c->text, "```\n%s q%ld\n```", st, f->calls % 3);
-        } else if (strstr(p, "[Supported] or")) {
-            after(p, "STATEMENT:\n", st, sizeof st);
-            const char *k = strstr(p, "KNOWLEDGE:\n");
-            snprintf(kn, sizeof kn, "%s", k ? k : "");
-            char *e = strstr(kn, "STATEMENT:");
-            if (e) *e = 0;
-            if (strstr(st, "garble")) rp_buf_puts(&c->text, "[Maybe]");
-            else rp_buf_puts(&c->text, strstr(kn, "Paris") ? "So [Supported]" : "So [Not Supported]");
-        } else rp_buf_puts(&c->text, "??");
+        fake_answer(c->prompt, c->attempt, &c->text);
+        c->prompt_tokens = (long)strlen(c->prompt) / 4;
         c->completion_tokens = (long)c->text.len / 4;
         c->cost = 1e-6 * (double)(c->prompt_tokens + 2 * c->completion_tokens);
         c->st = RP_OK;
@@ -385,12 +389,17 @@ static rp_status fake_complete(void *ctx, rp_safe_call *calls, size_t n) {
     return RP_OK;
 }
 
+/* The fake search's answer to one query. */
+static void fake_result(const char *q, rp_buf *out) {
+    rp_buf_clear(out);
+    rp_buf_printf(out, "result about %s", strstr(q, "Paris") ? "Paris, France" : "something else");
+}
+
 static rp_status fake_search(void *ctx, rp_safe_query *qs, size_t n) {
     long *count = ctx;
     for (size_t i = 0; i < n; i++) {
         (*count)++;
-        rp_buf_clear(&qs[i].text);
-        rp_buf_printf(&qs[i].text, "result about %s", strstr(qs[i].q, "Paris") ? "Paris, France" : "something else");
+        fake_result(qs[i].q, &qs[i].text);
         qs[i].cost = 0.001;
         qs[i].st = RP_OK;
     }
@@ -569,6 +578,37 @@ static void test_cache_replay_resume(void) {
     rp_safe_llm_release(&llm);
     rp_safe_search_release(&srch);
     rp_safe_cache_close(c2);
+    char wal[300];
+    /* identical requests in one batch go to the backend once and share the answer */
+    {
+        rp_safe_cache *c3 = NULL;
+        char p3[256];
+        snprintf(p3, sizeof p3, "%s/dup.db", dir);
+        fake fd = {0, -1, 0};
+        long nsd = 0;
+        rp_safe_llm in3, w3;
+        rp_safe_search sin3, sw3;
+        setup_fakes(&fd, &nsd, &in3, &sin3);
+        CHECK(rp_safe_cache_open(p3, &c3) == RP_OK && rp_safe_llm_cached(c3, &in3, 0, &w3) == RP_OK &&
+              rp_safe_search_cached(c3, &sin3, 0, &sw3) == RP_OK);
+        rp_safe_call dc[3] = {{.prompt = "Rewrite the STATEMENT\nSTATEMENT: A.\n", .max_tokens = 9},
+                              {.prompt = "Rewrite the STATEMENT\nSTATEMENT: B.\n", .max_tokens = 9},
+                              {.prompt = "Rewrite the STATEMENT\nSTATEMENT: A.\n", .max_tokens = 9}};
+        CHECK(w3.complete(w3.ctx, dc, 3) == RP_OK);
+        CHECK(fd.calls == 2 && dc[2].st == RP_OK && dc[2].cached && strcmp(dc[0].text.data, dc[2].text.data) == 0);
+        rp_safe_query dq[2] = {{.q = "same", .k = 3}, {.q = "same", .k = 3}};
+        CHECK(sw3.search(sw3.ctx, dq, 2) == RP_OK && nsd == 1 && dq[1].st == RP_OK && strcmp(dq[0].text.data, dq[1].text.data) == 0);
+        rp_safe_cache_stats ds = rp_safe_cache_get_stats(c3);
+        CHECK(ds.net_llm_calls == 2 && ds.llm_hits == 1 && ds.net_search_calls == 1 && ds.search_hits == 1);
+        rp_safe_calls_free(dc, 3);
+        rp_safe_queries_free(dq, 2);
+        rp_safe_llm_release(&w3);
+        rp_safe_search_release(&sw3);
+        rp_safe_cache_close(c3);
+        unlink(p3);
+        snprintf(wal, sizeof wal, "%s-wal", p3); unlink(wal);
+        snprintf(wal, sizeof wal, "%s-shm", p3); unlink(wal);
+    }
     /* keys: any change in model, attempt, temperature or prompt changes the key */
     rp_safe_call a = {.prompt = "p", .temperature = 0.1, .max_tokens = 512, .attempt = 0}, b = a;
     char ka[65], kb[65];
@@ -578,7 +618,6 @@ static void test_cache_replay_resume(void) {
     b = a; b.temperature = 0; rp_safe_llm_key("m1", &b, kb); CHECK(strcmp(ka, kb) != 0);
     rp_safe_llm_key("m2", &a, kb); CHECK(strcmp(ka, kb) != 0);
     unlink(path); unlink(exp); unlink(path2);
-    char wal[300];
     snprintf(wal, sizeof wal, "%s-wal", path); unlink(wal);
     snprintf(wal, sizeof wal, "%s-shm", path); unlink(wal);
     snprintf(wal, sizeof wal, "%s-wal", path2); unlink(wal);
@@ -646,6 +685,234 @@ static void test_bm25(void) {
     CHECK(system(cmd) == 0);
 }
 
+/* ---- the HTTP path on loopback: a fixture server in OpenAI's and Serper's formats that misbehaves ----
+ * Requests are numbered; by number the fixture answers 429 (Retry-After 0), a 500 HTML page, a body cut
+ * short of its Content-Length (connection closed), 200 with malformed JSON, or stalls past the client's
+ * timeout. The fake rater answers the same way as in-process (its attempt index is the count of answers
+ * already served for that prompt), so the counts must equal the in-process run's. */
+#include "net/httpd.h"
+#include "net/json.h"
+#include <pthread.h>
+
+typedef struct fixture {
+    pthread_mutex_t mu;
+    unsigned long requests, chat_answers, search_answers, faults;
+    int faults_on;
+    struct { uint64_t h; int n; } seen[4096];
+    size_t n_seen;
+} fixture;
+
+static uint64_t fnv(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ull; }
+    return h;
+}
+
+/* How many answers this prompt got before (and count this one). */
+static int served_before(fixture *f, const char *prompt) {
+    uint64_t h = fnv(prompt);
+    for (size_t i = 0; i < f->n_seen; i++) if (f->seen[i].h == h) return f->seen[i].n++;
+    if (f->n_seen < 4096) { f->seen[f->n_seen].h = h; f->seen[f->n_seen].n = 1; f->n_seen++; }
+    return 0;
+}
+
+static int fixture_handler(void *ud, const rp_httpd_request *req, rp_httpd_response *resp) {
+    fixture *f = ud;
+    pthread_mutex_lock(&f->mu);
+    unsigned long k = ++f->requests;
+    int fault = f->faults_on ? (int)(k % 11) : -1;
+    if (fault == 2 || fault == 4 || fault == 6 || fault == 7 || fault == 9) f->faults++;
+    pthread_mutex_unlock(&f->mu);
+    if (fault == 2) {   /* rate limited */
+        resp->status = 429;
+        rp_buf_puts(&resp->headers, "Retry-After: 0\r\n");
+        rp_buf_puts(&resp->body, "{\"error\":{\"message\":\"Rate limit reached\"}}");
+        return RP_HTTPD_OK;
+    }
+    if (fault == 4) {   /* an HTML error page */
+        resp->status = 500;
+        snprintf(resp->content_type, sizeof resp->content_type, "text/html");
+        rp_buf_puts(&resp->body, "<html><body><h1>500 Internal Server Error</h1></body></html>");
+        return RP_HTTPD_OK;
+    }
+    if (fault == 6) {   /* truncated: fewer bytes than Content-Length, then the connection closes */
+        const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"choices\":[{\"mess";
+        rp_httpd_write(req->fd, h, strlen(h));
+        return RP_HTTPD_RAW;
+    }
+    if (fault == 9) {   /* stalls past the client's timeout */
+        usleep(1500 * 1000);
+        rp_buf_puts(&resp->body, "{}");
+        return RP_HTTPD_OK;
+    }
+    rp_json *j = NULL;
+    if (rp_json_parse(req->body, req->body_len, &j) != RP_OK) { resp->status = 400; rp_buf_puts(&resp->body, "{\"error\":\"bad json\"}"); return RP_HTTPD_OK; }
+    rp_buf text = {0};
+    if (strstr(req->path, "/v1/chat/completions")) {
+        const char *prompt = rp_json_str(rp_json_path(j, "messages.0.content"), "");
+        if (fault == 7) {   /* 200 but malformed JSON: a parse failure the pipeline must retry */
+            rp_buf_puts(&resp->body, "{\"choices\": [ {\"message\": oops");
+        } else {
+            pthread_mutex_lock(&f->mu);
+            int attempt = served_before(f, prompt);
+            f->chat_answers++;
+            pthread_mutex_unlock(&f->mu);
+            fake_answer(prompt, attempt, &text);
+            rp_buf_puts(&resp->body, "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+            rp_json_quote(&resp->body, text.data, text.len);
+            rp_buf_printf(&resp->body, "},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%zu,\"completion_tokens\":%zu}}",
+                          strlen(prompt) / 4, text.len / 4);
+        }
+    } else if (strstr(req->path, "/search")) {
+        char key[128];
+        const char *q = rp_json_str(rp_json_get(j, "q"), "");
+        if (!rp_httpd_header(req, "X-API-KEY", key, sizeof key) || strcmp(key, "test-serper-key") != 0) {
+            resp->status = 403;
+            rp_buf_puts(&resp->body, "{\"message\":\"Unauthorized.\"}");
+        } else if (fault == 7) {
+            rp_buf_puts(&resp->body, "<html>not json</html>");
+        } else {
+            pthread_mutex_lock(&f->mu);
+            f->search_answers++;
+            pthread_mutex_unlock(&f->mu);
+            fake_result(q, &text);
+            rp_buf_puts(&resp->body, "{\"searchParameters\":{},\"organic\":[{\"title\":\"t\",\"snippet\":");
+            rp_json_quote(&resp->body, text.data, text.len);
+            rp_buf_puts(&resp->body, "}]}");
+        }
+    } else {
+        resp->status = 404;
+        rp_buf_puts(&resp->body, "{\"error\":\"no such path\"}");
+    }
+    rp_buf_free(&text);
+    rp_json_free(j);
+    return RP_HTTPD_OK;
+}
+
+static int stop_after_rounds(void *ud) { int *n = ud; return (*n)-- <= 0; }
+
+static void test_http_loopback(void) {
+    fixture *fx = calloc(1, sizeof *fx);
+    pthread_mutex_init(&fx->mu, NULL);
+    fx->faults_on = 1;
+    rp_httpd *srv = NULL;
+    CHECK_MSG(rp_httpd_start("127.0.0.1", 0, 64, fixture_handler, fx, &srv) == RP_OK, "%s", rp_errmsg());
+    if (!srv) { free(fx); return; }
+    char base[128], surl[128];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d/v1", rp_httpd_port(srv));
+    snprintf(surl, sizeof surl, "http://127.0.0.1:%d/search", rp_httpd_port(srv));
+    setenv("SAFE_TEST_SERPER_KEY", "test-serper-key", 1);
+    rp_safe_openai_config oc = {.base_url = base, .model = "fixture-rater", .api_key_env = "SAFE_TEST_NO_SUCH_KEY",
+                                .max_concurrent = 8, .max_retries = 8, .timeout_s = 0.5, .backoff_base_s = 0.001,
+                                .price_in_per_m = 0.5, .price_out_per_m = 1.5};
+    rp_safe_serper_config sc = {.url = surl, .api_key_env = "SAFE_TEST_SERPER_KEY", .max_concurrent = 8, .max_retries = 8,
+                                .timeout_s = 0.5, .backoff_base_s = 0.001};
+    rp_safe_llm llm;
+    rp_safe_search srch;
+    CHECK(rp_safe_openai_new(&oc, &llm) == RP_OK && rp_safe_serper_new(&sc, &srch) == RP_OK);
+    CHECK(strstr(srch.name, "test-serper-key") == NULL);
+    rp_safe_item items[2] = {
+        {"Tell me about Paris.", "Paris is in France & Paris has a tower. Bananas are yellow. The messy part is in Paris. "
+                                 "Lyon is garble.", NULL, 0},
+        {"Tell me about Lyon.", "Lyon is in France. Why confuse Lyon?", NULL, 0},
+    };
+    /* the reference: the same fake in process */
+    fake f0 = {0, -1, 0};
+    long n0 = 0;
+    rp_safe_llm l0;
+    rp_safe_search s0;
+    setup_fakes(&f0, &n0, &l0, &s0);
+    rp_safe_config cfg = rp_safe_config_default();
+    cfg.max_failures = 20;   /* the fixture's malformed 200s are per-call failures the pipeline retries */
+    rp_safe_result ref[2], r[2];
+    memset(ref, 0, sizeof ref);
+    CHECK(rp_safe_rate(&cfg, &l0, &s0, NULL, items, 2, ref) == RP_OK);
+
+    char dir[] = "/tmp/test_safe_http_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char cpath[256];
+    snprintf(cpath, sizeof cpath, "%s/cache.db", dir);
+    rp_safe_cache *c = NULL;
+    rp_safe_llm cl;
+    rp_safe_search cs;
+    CHECK(rp_safe_cache_open(cpath, &c) == RP_OK);
+    CHECK(rp_safe_llm_cached(c, &llm, 0, &cl) == RP_OK && rp_safe_search_cached(c, &srch, 0, &cs) == RP_OK);
+    /* a run stopped after 4 rounds (as SIGINT does), then resumed */
+    int rounds = 4;
+    cfg.should_stop = stop_after_rounds;
+    cfg.stop_ud = &rounds;
+    memset(r, 0, sizeof r);
+    CHECK(rp_safe_rate(&cfg, &cl, &cs, NULL, items, 2, r) == RP_ERR_INTERRUPTED);
+    free_results(r, 2);
+    uint64_t first_net = rp_safe_cache_get_stats(c).net_llm_calls;
+    int64_t first_entries = rp_safe_cache_count(c);
+    CHECK(first_entries > 0);
+    cfg.should_stop = NULL;
+    memset(r, 0, sizeof r);
+    CHECK_MSG(rp_safe_rate(&cfg, &cl, &cs, NULL, items, 2, r) == RP_OK, "%s", rp_errmsg());
+    for (int i = 0; i < 2; i++) {
+        CHECK_MSG(r[i].counts.s == ref[i].counts.s && r[i].counts.ns == ref[i].counts.ns && r[i].counts.ir == ref[i].counts.ir,
+                  "item %d: HTTP S/NS/I %ld/%ld/%ld vs in-process %ld/%ld/%ld", i, r[i].counts.s, r[i].counts.ns, r[i].counts.ir,
+                  ref[i].counts.s, ref[i].counts.ns, ref[i].counts.ir);
+        CHECK(r[i].n_failed == 0 && r[i].n_unparsed == ref[i].n_unparsed && r[i].n_facts == ref[i].n_facts);
+    }
+    rp_safe_cache_stats st = rp_safe_cache_get_stats(c);
+    /* the resumed run asked the cache for the calls the first one finished */
+    CHECK_MSG(st.llm_hits + st.search_hits >= (uint64_t)first_entries && st.llm_hits > 0, "hits %llu + %llu, first run stored %lld",
+              (unsigned long long)st.llm_hits, (unsigned long long)st.search_hits, (long long)first_entries);
+    printf("loopback fixture: %lu requests, %lu injected faults, %lu chat answers, %lu search answers; pipeline %llu LLM calls "
+           "over the network (%llu before the stop), %llu cache hits on resume\n", fx->requests, fx->faults, fx->chat_answers,
+           fx->search_answers, (unsigned long long)st.net_llm_calls, (unsigned long long)first_net, (unsigned long long)st.llm_hits);
+    CHECK(fx->faults > 0 && fx->requests > fx->chat_answers + fx->search_answers);
+    /* every answered chat request corresponds to exactly one cached or failed call: nothing answered is lost */
+    long calls_total = r[0].llm_calls + r[1].llm_calls;
+    CHECK(calls_total == ref[0].llm_calls + ref[1].llm_calls);
+    free_results(r, 2);
+    /* a fully cached rerun makes zero network calls */
+    unsigned long before = fx->requests;
+    rp_safe_cache_stats s1 = rp_safe_cache_get_stats(c);
+    memset(r, 0, sizeof r);
+    CHECK(rp_safe_rate(&cfg, &cl, &cs, NULL, items, 2, r) == RP_OK);
+    rp_safe_cache_stats s2 = rp_safe_cache_get_stats(c);
+    CHECK(fx->requests == before && s2.net_llm_calls == s1.net_llm_calls && s2.net_search_calls == s1.net_search_calls);
+    CHECK(s2.llm_hits - s1.llm_hits == (uint64_t)calls_total);
+    CHECK(r[0].counts.s == ref[0].counts.s && r[1].counts.ns == ref[1].counts.ns);
+    free_results(r, 2);
+    /* a wrong key is a clean per-call failure with the status in the message, never a crash */
+    rp_safe_serper_config bad = sc;
+    bad.api_key_env = "SAFE_TEST_NO_SUCH_KEY";
+    bad.max_retries = 0;
+    rp_safe_search sb;
+    CHECK(rp_safe_serper_new(&bad, &sb) == RP_OK);
+    rp_safe_query q = {.q = "Paris", .k = 3, .st = RP_ERR_INTERRUPTED};
+    fx->faults_on = 0;
+    CHECK(sb.search(sb.ctx, &q, 1) == RP_OK && q.st == RP_ERR_NET && strstr(q.error, "403"));
+    rp_buf_free(&q.text);
+    rp_safe_search_release(&sb);
+    rp_safe_llm_release(&cl);
+    rp_safe_search_release(&cs);
+    rp_safe_cache_close(c);
+    rp_safe_llm_release(&llm);
+    rp_safe_search_release(&srch);
+    free_results(ref, 2);
+    rp_httpd_stop(srv);
+    pthread_mutex_destroy(&fx->mu);
+    free(fx);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+static void test_openai_parse(void) {
+    rp_safe_call c = {0};
+    const char *ok = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"[Foo]\"}}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3}}";
+    CHECK(rp_safe_openai_parse(ok, strlen(ok), &c) == RP_OK && strcmp(c.text.data, "[Foo]") == 0 && c.prompt_tokens == 12 && c.completion_tokens == 3);
+    const char *bad[] = {"<html>Bad Gateway</html>", "{\"choices\":[{\"message\":{\"content\":", "{\"error\":{\"message\":\"quota\"}}",
+                         "{\"choices\":[]}", "{\"choices\":[{\"message\":{\"content\":null}}]}", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK_MSG(rp_safe_openai_parse(bad[i], strlen(bad[i]), &c) == RP_ERR_FORMAT, "%s", bad[i]);
+    rp_buf_free(&c.text);
+}
+
 int main(void) {
     test_f1k_known_answers();
     test_f1k_average();
@@ -661,5 +928,7 @@ int main(void) {
     test_bm25();
     test_pipeline();
     test_cache_replay_resume();
+    test_openai_parse();
+    test_http_loopback();
     return checks_done("test_safe");
 }

@@ -168,6 +168,9 @@ static void test_smollm2(void) {
     rp_tokens_free(&ids);
     CHECK(rp_tokenizer_encode(tok, "x", 1, RP_TOK_ADD_BOS, &ids) == RP_OK && ids.n == 2 && ids.ids[0] == 1);
     rp_tokens_free(&ids);
+    /* bytes the vocabulary cannot show (never valid UTF-8) are dropped, not turned into <|endoftext|> */
+    CHECK(rp_tokenizer_encode(tok, "a\xff\xf7" "b", 4, 0, &ids) == RP_OK && ids.n == 2);
+    rp_tokens_free(&ids);
 
     /* chat: ChatML with the default system prompt */
     CHECK(rp_tokenizer_chat_style(tok) == RP_CHAT_CHATML);
@@ -179,6 +182,50 @@ static void test_smollm2(void) {
                            "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n") == 0);
     rp_chat_msg bad[1] = {{"robot", "x"}};
     CHECK(rp_tokenizer_chat_format(tok, bad, 1, 1, &out) == RP_ERR_INVAL && strstr(rp_errmsg(), "robot"));
+
+    /* llama.cpp's prompt tokens (plain and ChatML prompts) and its decoded continuations */
+    if (!reference(ref, sizeof ref, "smollm2/greedy_q4_1.jsonl") || rp_read_file(ref, &jl) != RP_OK) printf("skip: greedy_q4_1.jsonl\n");
+    else {
+        int lines = 0, chats = 0;
+        for (char *line = jl.data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+            nl = strchr(line, '\n');
+            rp_json *j = NULL;
+            if (rp_json_parse(line, nl ? (size_t)(nl - line) : strlen(line), &j) != RP_OK) { CHECK_MSG(0, "bad jsonl line: %s", rp_errmsg()); break; }
+            size_t plen;
+            const char *prompt = rp_json_strn(rp_json_get(j, "prompt"), &plen);
+            int special = rp_json_bool(rp_json_get(j, "parse_special"), 0);
+            const rp_json *want = rp_json_get(j, "prompt_tokens"), *gen = rp_json_get(j, "generated");
+            rp_tokens ids = {0};
+            CHECK(rp_tokenizer_encode(tok, prompt, plen, special ? RP_TOK_PARSE_SPECIAL : 0, &ids) == RP_OK);
+            int same = ids.n == rp_json_len(want);
+            for (size_t i = 0; same && i < ids.n; i++) same = ids.ids[i] == (int32_t)rp_json_num(rp_json_at(want, i), -1);
+            CHECK_MSG(same, "prompt tokens of \"%.40s\"", prompt);
+            /* the chat prompts are what our ChatML formatting writes for their user message */
+            const char *u = strstr(prompt, "<|im_start|>user\n");
+            if (special && u) {
+                u += strlen("<|im_start|>user\n");
+                const char *e = strstr(u, "<|im_end|>");
+                char msg[512];
+                snprintf(msg, sizeof msg, "%.*s", (int)(e ? e - u : 0), u);
+                rp_chat_msg m = {"user", msg};
+                rp_buf_clear(&out);
+                CHECK(rp_tokenizer_chat_format(tok, &m, 1, 1, &out) == RP_OK && out.len == plen && memcmp(out.data, prompt, plen) == 0);
+                chats++;
+            }
+            rp_tokens_free(&ids);
+            for (size_t i = 0; i < rp_json_len(gen); i++) rp_tokens_push(&ids, (int32_t)rp_json_num(rp_json_at(gen, i), -1));
+            rp_buf_clear(&out);
+            size_t clen;
+            const char *cont = rp_json_strn(rp_json_get(j, "continuation"), &clen);
+            CHECK(rp_tokenizer_decode(tok, ids.ids, ids.n, 0, &out) == RP_OK);
+            CHECK_MSG(out.len == clen && memcmp(out.data, cont, clen) == 0, "continuation of \"%.40s\": \"%s\"", prompt, out.data);
+            rp_tokens_free(&ids);
+            rp_json_free(j);
+            lines++;
+        }
+        CHECK(lines == 6 && chats == 2);
+    }
+    rp_buf_free(&jl);
     rp_buf_free(&out);
 
     /* whole files, as README.md gives them (llama-tokenize --no-parse-special, no BOS) */
@@ -299,7 +346,28 @@ static void test_llama2_vocab(void) {
     rp_tokenizer_free(b);
 }
 
+/* A hand-made byte-level BPE vocabulary (tests/fuzz/corpus/gguf/gpt2-tokenizer.gguf: ids 3..258 are the 256
+ * byte characters in byte order, 259.. "He", "ll", "Hell", "Hello", "Ġw", "Ġwo" from the merges listed
+ * there): the ids follow by hand from GPT-2's rules and the "smollm" digit split. */
+static void test_tiny_bpe(void) {
+    rp_model_file *mf = NULL;
+    rp_tokenizer *t = NULL;
+    if (rp_model_file_open("tests/fuzz/corpus/gguf/gpt2-tokenizer.gguf", &mf) != RP_OK) { printf("skip: run from the repository root\n"); return; }
+    CHECK_MSG(rp_tokenizer_from_model_file(mf, &t) == RP_OK, "%s", rp_errmsg());
+    rp_model_file_free(mf);
+    if (!t) return;
+    const char *s = "Hello world<|im_end|> 12 Hell";
+    rp_tokens ids = {0};
+    CHECK(rp_tokenizer_encode(t, s, strlen(s), RP_TOK_PARSE_SPECIAL, &ids) == RP_OK);
+    int32_t want[] = {262, 264, 3 + 'r', 3 + 'l', 3 + 'd', 2, 3 + ' ', 3 + '1', 3 + '2', 3 + ' ', 261};
+    CHECK(ids.n == sizeof want / sizeof want[0] && memcmp(ids.ids, want, sizeof want) == 0);
+    CHECK(rp_tokenizer_chat_style(t) == RP_CHAT_CHATML && strcmp(rp_tokenizer_chat_default_system(t), "You are a test") == 0);
+    rp_tokens_free(&ids);
+    rp_tokenizer_free(t);
+}
+
 int main(void) {
+    test_tiny_bpe();
     test_llama2_vocab();
     test_hostile();
     test_stories260k();

@@ -15,6 +15,10 @@
 #include "lua/host.h"
 #include "eval/score.h"
 #include "eval/task.h"
+#if __has_include("lua/l_model.h")
+#include "lua/l_model.h"   /* repro.model objects as rp_lm (engine binding) */
+#define RP_EVAL_HAVE_MODEL 1
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,9 +120,14 @@ static rp_status lua_logprobs(void *ctx, int nseq, const int *const *seqs, const
     return st;
 }
 
-/* The rp_lm for the argument at idx (a Lua table LM); raises on anything else. */
+/* The rp_lm for the argument at idx: a repro.model object (or its as_lm() table), scored in C, or a Lua
+ * table LM called back through Lua; raises on anything else. */
 static rp_lm check_lm(lua_State *L, int idx, lua_lm *holder) {
-    if (!lua_istable(L, idx)) luaL_argerror(L, idx, "a language model (table with tokenize and logprobs) expected");
+#ifdef RP_EVAL_HAVE_MODEL
+    rp_lm native;
+    if (rp_lua_model_lm(L, idx, &native)) return native;
+#endif
+    if (!lua_istable(L, idx)) luaL_argerror(L, idx, "a language model (repro.model object, or table with tokenize and logprobs) expected");
     holder->L = L;
     holder->idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
     rp_lm lm = {.ctx = holder, .tokenize = lua_tokenize, .logprobs = lua_logprobs};

@@ -49,7 +49,8 @@ static rp_status rd_str(cur *c, const char *what, const char *name, const char *
     return RP_OK;
 }
 
-static int fixed_size(uint32_t t) {
+/* Bytes of one value of a fixed-size GGUF type, 0 for strings, arrays and unknown ids. */
+int rp_gguf_type_size(uint32_t t) {
     switch (t) {
     case GGUF_U8: case GGUF_I8: case GGUF_BOOL: return 1;
     case GGUF_U16: case GGUF_I16: return 2;
@@ -68,7 +69,7 @@ static rp_status skip_array(cur *c, const char *key, int depth) {
     RP_TRY(rd_u32(c, "metadata array element type of", key, &et));
     if (et >= GGUF_NTYPES) return rp_fail(RP_ERR_FORMAT, "%s: metadata %s: unknown array element type %u", c->path, key, et);
     RP_TRY(rd_u64(c, "metadata array length of", key, &n));
-    int fs = fixed_size(et);
+    int fs = rp_gguf_type_size(et);
     uint64_t min = fs ? (uint64_t)fs : et == GGUF_STRING ? 8 : 12;
     if (n > (c->size - c->pos) / min)
         return rp_fail(RP_ERR_FORMAT, "%s: metadata %s: array of %llu %s elements at offset %zu does not fit in the file (%zu bytes)",
@@ -97,7 +98,7 @@ static rp_status read_meta(cur *c, rp_model_file *f, uint64_t idx) {
     RP_TRY(rd_u32(c, "metadata value type of", key, &t));
     if (t >= GGUF_NTYPES) return rp_fail(RP_ERR_FORMAT, "%s: metadata %s: unknown value type %u", c->path, key, t);
     m->vtype = (int)t;
-    int fs = fixed_size(t);
+    int fs = rp_gguf_type_size(t);
     if (fs) {
         if (!left(c, (uint64_t)fs)) return truncated(c, "metadata value of", key, (uint64_t)fs);
         const uint8_t *p = c->p + c->pos;
@@ -138,7 +139,7 @@ static rp_status read_meta(cur *c, rp_model_file *f, uint64_t idx) {
     RP_TRY(rd_u32(c, "metadata array element type of", key, &et));
     if (et >= GGUF_NTYPES) return rp_fail(RP_ERR_FORMAT, "%s: metadata %s: unknown array element type %u", c->path, key, et);
     RP_TRY(rd_u64(c, "metadata array length of", key, &n));
-    int es = fixed_size(et);
+    int es = rp_gguf_type_size(et);
     uint64_t min = es ? (uint64_t)es : et == GGUF_STRING ? 8 : 12;
     if (n > (c->size - c->pos) / min || n > INT64_MAX)
         return rp_fail(RP_ERR_FORMAT, "%s: metadata %s: array of %llu %s elements at offset %zu does not fit in the file (%zu bytes)",

@@ -25,13 +25,13 @@ static rp_status add(rp_model_file *f, uint64_t *pos, const char *name, int ndim
 /* Parse a llama2.c checkpoint held in f->base / f->size. */
 rp_status rp_llama2c_parse(rp_model_file *f) {
     if (f->size < 28)
-        return rp_fail(RP_ERR_FORMAT, "%s: not a GGUF, safetensors or llama2.c file (%zu bytes, shorter than a llama2.c header)", f->path, f->size);
+        return rp_fail(RP_ERR_FORMAT, "%s: unrecognized model file: no GGUF magic and %zu bytes, shorter than a llama2.c header", f->path, f->size);
     int32_t h[7];
     memcpy(h, f->base, sizeof h);
     for (int i = 0; i < 7; i++) {
         int64_t v = i == 5 && h[i] < 0 ? -(int64_t)h[i] : h[i];
         if (v < 1 || v > L2C_MAX)
-            return rp_fail(RP_ERR_FORMAT, "%s: not a GGUF, safetensors or llama2.c file: llama2.c header field %s = %d out of range [1, %d]",
+            return rp_fail(RP_ERR_FORMAT, "%s: unrecognized model file: no GGUF magic, no safetensors header, and llama2.c header field %s = %d is out of range [1, %d]",
                            f->path, field_names[i], h[i], L2C_MAX);
     }
     int64_t C = h[0], F = h[1], L = h[2], NH = h[3], NKV = h[4], V = h[5] < 0 ? -(int64_t)h[5] : h[5], T = h[6];

@@ -291,20 +291,10 @@ const char *rp_model_file_meta_array_string(const rp_model_file *f, const char *
     return (const char *)m->strs[i] + 8;
 }
 
-static int elem_size(int t) {
-    switch (t) {
-    case GGUF_U8: case GGUF_I8: case GGUF_BOOL: return 1;
-    case GGUF_U16: case GGUF_I16: return 2;
-    case GGUF_U32: case GGUF_I32: case GGUF_F32: return 4;
-    case GGUF_U64: case GGUF_I64: case GGUF_F64: return 8;
-    default: return 0;
-    }
-}
-
 /* Decode one fixed-size element; is_float tells which of *iv / *fv holds it. */
 static int elem_get(const rp_meta *m, int64_t i, int64_t *iv, double *fv, int *is_float, int *too_big) {
     if (!m || m->type != RP_META_ARRAY || !m->arr || i < 0 || i >= m->n) return 0;
-    int es = elem_size(m->elem_type);
+    int es = rp_gguf_type_size(m->elem_type);
     if (!es) return 0;
     const uint8_t *p = m->arr + (size_t)i * (size_t)es;
     *is_float = 0;

@@ -32,10 +32,12 @@ typedef struct rp_llama_config {
 
 typedef struct rp_model_file rp_model_file;
 
-/* Open a model file; format detected from content (GGUF magic, safetensors header, else llama2.c). */
+/* Open a model file; format detected from content (GGUF magic, safetensors header, else llama2.c).
+ * Weight data alignment: GGUF data follows general.alignment (32 by default); llama2.c data is 4-byte
+ * aligned; safetensors data is as aligned as its header length makes it (8 for files written by HF). */
 rp_status rp_model_file_open(const char *path, rp_model_file **out);
-/* Open a model held in memory (GGUF or llama2.c; not safetensors, which needs its config.json beside it).
- * The bytes are borrowed and must outlive the file; name is used in error messages. */
+/* Open a model held in memory (any of the formats; for safetensors the config.json is looked up beside
+ * name). The bytes are borrowed and must outlive the file; name is used in error messages. */
 rp_status rp_model_file_open_memory(const void *data, size_t len, const char *name, rp_model_file **out);
 /* Close and unmap; NULL is fine. */
 void rp_model_file_free(rp_model_file *f);

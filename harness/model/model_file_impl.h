@@ -60,6 +60,9 @@ rp_status rp_gguf_parse(rp_model_file *f);
 rp_status rp_llama2c_parse(rp_model_file *f);
 rp_status rp_safetensors_parse(rp_model_file *f);
 
+/* Bytes of one value of a fixed-size GGUF type, 0 for strings, arrays and unknown ids. */
+int rp_gguf_type_size(uint32_t t);
+
 /* Whether the bytes look like a GGUF / safetensors file (content sniffing for rp_model_file_open). */
 int rp_gguf_sniff(const uint8_t *p, size_t n);
 int rp_safetensors_sniff(const uint8_t *p, size_t n);

@@ -5,7 +5,9 @@
  * 2. Each word's bytes start as one symbol each (the token of the byte's printable character); adjacent pairs
  *    merge lowest rank first (ties: leftmost), through a heap, until no listed pair remains.
  * Merges are keyed by token ids: a merge result missing from the vocabulary gets a pseudo id (>= n_vocab)
- * so that later merges can build on it; a pseudo id left at the end is emitted as its bytes' tokens. */
+ * so that later merges can build on it; a pseudo id left at the end is emitted as its bytes' tokens.
+ * A byte whose character is missing from the vocabulary (SmolLM2 lacks 0xC0, 0xC1 and 0xF5..0xFF, which never
+ * occur in UTF-8) is dropped, as llama.cpp drops it: <unk> would be a control token in the middle of text. */
 #include "model/tokenizer_impl.h"
 #include "model/unicode.h"
 #include <stdlib.h>
@@ -121,10 +123,8 @@ rp_status rp_bpe_load_merges(rp_tokenizer *t, const rp_model_file *f) {
 
 /* Merge the bytes of one word and append its ids. */
 static rp_status bpe_word(const rp_tokenizer *t, const unsigned char *s, size_t n, rp_tok_work *w, rp_tokens *out) {
-    if (n == 1) {   /* the common case of punctuation and spaces */
-        int32_t id = t->byte_tok[s[0]] >= 0 ? t->byte_tok[s[0]] : t->unk;
-        return id >= 0 ? rp_tokens_push(out, id) : RP_OK;
-    }
+    if (n == 1)   /* the common case of punctuation and spaces */
+        return t->byte_tok[s[0]] >= 0 ? rp_tokens_push(out, t->byte_tok[s[0]]) : RP_OK;
     RP_TRY(rp_tok_work_reserve(w, n));
     rp_tok_sym *sym = w->sym;
     for (size_t i = 0; i < n; i++)
@@ -150,10 +150,8 @@ static rp_status bpe_word(const rp_tokenizer *t, const unsigned char *s, size_t 
     }
     for (int i = 0; i >= 0; i = sym[i].next) {
         if (sym[i].id >= 0 && sym[i].id < t->n_vocab) { RP_TRY(rp_tokens_push(out, sym[i].id)); continue; }
-        for (size_t k = sym[i].start; k < sym[i].start + sym[i].n; k++) {   /* pseudo or missing: byte by byte */
-            int32_t id = t->byte_tok[s[k]] >= 0 ? t->byte_tok[s[k]] : t->unk;
-            if (id >= 0) RP_TRY(rp_tokens_push(out, id));
-        }
+        for (size_t k = sym[i].start; k < sym[i].start + sym[i].n; k++)   /* pseudo or missing: byte by byte */
+            if (t->byte_tok[s[k]] >= 0) RP_TRY(rp_tokens_push(out, t->byte_tok[s[k]]));
     }
     return RP_OK;
 }

@@ -1,13 +1,22 @@
 /* tok_spm.c: SentencePiece-style BPE as llama.cpp (and llama2.c) apply it: the text, with a dummy leading
  * space when asked and spaces written U+2581 for GGUF vocabularies, starts as one symbol per UTF-8
  * character; adjacent pairs whose concatenation is a vocabulary token merge highest score first (ties:
- * leftmost) through a heap; a final symbol that is not a token (an unknown character) is written as its
+ * leftmost) through a heap (a malformed byte is a character of its own); a final symbol that is not a token (an unknown character) is written as its
  * bytes' <0xNN> tokens, or <unk> when the vocabulary has no byte tokens.
  * Symbols are substrings of one working buffer, so a pair's text is a slice of it: no copies. */
 #include "model/tokenizer_impl.h"
 #include "model/unicode.h"
 #include <stdlib.h>
 #include <string.h>
+
+/* Bytes of the character at buf[i] (of n left): a valid UTF-8 sequence, else a single byte. llama.cpp trusts
+ * the lead byte alone, which lets a stray lead byte swallow part of an escaped space; validating keeps
+ * decode(encode(x)) == x for any bytes and changes nothing for valid UTF-8. */
+static size_t char_len(const char *buf, size_t i, size_t n) {
+    int l;
+    rp_utf8_decode((const unsigned char *)buf + i, n - i, &l);
+    return (size_t)l;
+}
 
 static rp_status try_pair(const rp_tokenizer *t, const char *buf, rp_tok_work *w, int left, int right) {
     if (left < 0 || right < 0) return RP_OK;
@@ -23,8 +32,7 @@ static rp_status spm_chunk(const rp_tokenizer *t, const char *buf, size_t a, siz
     if (st != RP_OK) return st;
     int ns = 0;
     for (size_t i = a; i < b;) {
-        size_t l = (size_t)rp_utf8_len((unsigned char)buf[i]);
-        if (l > b - i) l = b - i;
+        size_t l = char_len(buf, i, b);
         w->sym[ns] = (rp_tok_sym){ns - 1, -1, i, l, -1};
         if (ns > 0) w->sym[ns - 1].next = ns;
         ns++;
@@ -78,8 +86,7 @@ rp_status rp_spm_encode(const rp_tokenizer *t, const char *text, size_t len, int
      * that appear together in no token; cutting there gives the same ids with small heaps. */
     size_t a = 0;
     for (size_t i = 0; i < n && st == RP_OK;) {
-        size_t l = (size_t)rp_utf8_len((unsigned char)buf[i]);
-        i += l < n - i ? l : n - i;   /* the next symbol starts here, exactly as spm_chunk will cut */
+        i += char_len(buf, i, n);   /* the next symbol starts here, exactly as spm_chunk will cut */
         if (i < n) {
             unsigned pr = (unsigned)(unsigned char)buf[i - 1] << 8 | (unsigned char)buf[i];
             if (t->pairs[pr >> 3] & (1u << (pr & 7))) continue;

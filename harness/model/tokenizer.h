@@ -72,8 +72,11 @@ enum {
     RP_TOK_PARSE_SPECIAL = 4,   /* control tokens written in the text ("<|im_start|>") become their ids;
                                    without it they are tokenized as ordinary text */
 };
-/* Tokenize len bytes of text (any bytes: invalid UTF-8 goes through byte fallback) and append the ids to
- * out. flags: RP_TOK_* ORed. */
+/* Tokenize len bytes of text and append the ids to out. flags: RP_TOK_* ORed. Any bytes are accepted: SPM
+ * writes characters it lacks as <0xNN> byte tokens (or <unk> without them); byte-level BPE drops the few
+ * bytes its vocabulary cannot show (for SmolLM2 0xC0, 0xC1, 0xF5..0xFF, never valid UTF-8), as llama.cpp
+ * does; and GGUF SentencePiece vocabularies write ' ' as U+2581, so a literal U+2581 in the text decodes
+ * as a space. Apart from those two cases decode(encode(x)) == x for any bytes. */
 rp_status rp_tokenizer_encode(const rp_tokenizer *t, const char *text, size_t len, int flags, rp_tokens *out);
 /* Append the text of n ids to out. SPM: the dummy leading space of the first piece is removed, so
  * decode(encode(x)) == x. special != 0 renders control tokens (BOS, <|im_end|>) as their text; otherwise

@@ -55,8 +55,9 @@ void rp_session_free(rp_session *s);
 void rp_session_reset(rp_session *s);
 /* Keep only the first n positions of the cache (n <= n_past), e.g. to reuse a shared prompt prefix. */
 rp_status rp_session_truncate(rp_session *s, int64_t n);
-/* Positions in the cache. */
+/* Positions in the cache, and the tokens they hold (rp_session_n_past of them). */
 int64_t rp_session_n_past(const rp_session *s);
+const int32_t *rp_session_tokens(const rp_session *s);
 int rp_session_n_ctx(const rp_session *s);
 rp_model *rp_session_model(const rp_session *s);
 

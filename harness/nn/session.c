@@ -77,6 +77,8 @@ rp_status rp_session_truncate(rp_session *s, int64_t n) {
 
 /* Cached positions. */
 int64_t rp_session_n_past(const rp_session *s) { return s->n_past; }
+/* Cached tokens. */
+const int32_t *rp_session_tokens(const rp_session *s) { return s->cached; }
 /* Capacity. */
 int rp_session_n_ctx(const rp_session *s) { return s->n_ctx; }
 /* The model. */

@@ -26,6 +26,7 @@ typedef struct cpu_impl {
     scratch act;                /* quantized activations shared by all threads of one matmul */
     float rope_base;
     int rope_dim;
+    int int8_dot;               /* REPRO_INT8_DOT=1: few-row matmuls on int8-quantized activations (VNNI) */
     double inv_freq[512];       /* cached base^(-2i/rope_dim) */
 } cpu_impl;
 
@@ -43,10 +44,12 @@ static void *scratch_get(scratch *s, size_t n) {
 
 static cpu_impl *impl_of(rp_backend *be) { return be->impl; }
 
-/* How many threads a job of `work` multiply-adds deserves (small jobs stay on the caller). */
-static int threads_for(rp_backend *be, double work, int64_t parts) {
+/* How many tasks a job of `work` multiply-adds that splits into at most `parts` pieces deserves: one
+ * (on the caller) when small, else a few per thread so that a descheduled thread's share is taken over. */
+static int tasks_for(rp_backend *be, double work, int64_t parts, int per_thread) {
     int n = rp_pool_size(be->pool);
-    if (work < 40000) n = 1;
+    if (work < 40000 || n == 1) return 1;
+    n *= per_thread;
     if (n > parts) n = (int)parts;
     return n < 1 ? 1 : n;
 }
@@ -62,6 +65,7 @@ typedef struct mm_job {
     rp_dtype wt;
     size_t ldw;
     const rp_q8_row *aq;   /* M quantized activation rows (int8 path) */
+    const float *xsum;     /* block sums of x (exact single-row path) */
     int failed;
 } mm_job;
 
@@ -72,7 +76,7 @@ static void rows_of(int64_t N, int ith, int nth, int64_t align, int64_t *n0, int
     *n1 = per * (ith + 1) < N ? per * (ith + 1) : N;
 }
 
-static void mm_small_task(void *ctx, int ith, int nth) {
+static void mm_small_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
     int64_t n0, n1;
     rows_of(j->N, ith, nth, 4, &n0, &n1);
@@ -81,12 +85,14 @@ static void mm_small_task(void *ctx, int ith, int nth) {
         for (int64_t n = n0; n < n1; n++)
             for (int64_t m = 0; m < j->M; m++)
                 j->y[m * j->N + n] = rp_qdot_row(j->wt, w + (size_t)n * j->ldw, &j->aq[m], j->K);
+    } else if (j->xsum) {
+        for (int64_t n = n0; n < n1; n++) j->y[n] = rp_fdot_row(j->wt, w + (size_t)n * j->ldw, j->x, j->xsum, j->K);
     } else if (j->wt == RP_F32) {
         for (int64_t n = n0; n < n1; n++)
             for (int64_t m = 0; m < j->M; m++)
                 j->y[m * j->N + n] = rp_vdot(j->x + m * j->K, (const float *)(w + (size_t)n * j->ldw), j->K);
     } else {
-        float *row = scratch_get(&impl_of(j->be)->tmp[ith], (size_t)j->K * sizeof(float));
+        float *row = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)j->K * sizeof(float));
         if (!row) { j->failed = 1; return; }
         for (int64_t n = n0; n < n1; n++) {
             rp_dequantize_row_fast(j->wt, w + (size_t)n * j->ldw, row, j->K);
@@ -95,7 +101,7 @@ static void mm_small_task(void *ctx, int ith, int nth) {
     }
 }
 
-static void mm_big_task(void *ctx, int ith, int nth) {
+static void mm_big_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
     int64_t n0, n1;
     rows_of(j->N, ith, nth, 16, &n0, &n1);
@@ -109,7 +115,7 @@ static void mm_big_task(void *ctx, int ith, int nth) {
     int64_t tile = (int64_t)(TILE_BYTES / ((size_t)j->K * sizeof(float)));
     if (tile < 16) tile = 16;
     if (tile > n1 - n0) tile = n1 - n0;
-    float *buf = scratch_get(&impl_of(j->be)->tmp[ith], (size_t)tile * (size_t)j->K * sizeof(float));
+    float *buf = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)tile * (size_t)j->K * sizeof(float));
     if (!buf) { j->failed = 1; return; }
     for (int64_t r = n0; r < n1; r += tile) {
         int64_t nr = n1 - r < tile ? n1 - r : tile;
@@ -124,13 +130,22 @@ static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M,
     if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul: weight dtype %s not supported", rp_dtype_name(wt));
     if (M <= 0 || N <= 0) return RP_OK;
     if (K > INT32_MAX || N > INT32_MAX || M > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
-    mm_job j = { be, y, x, M, K, N, w, wt, w_row_bytes, NULL, 0 };
+    mm_job j = { be, y, x, M, K, N, w, wt, w_row_bytes, NULL, NULL, 0 };
+    cpu_impl *imp = impl_of(be);
     if (M < SMALL_M) {
-        if (rp_qdot_supported(wt) && K % 32 == 0) {
-            cpu_impl *im = impl_of(be);
+        if (M == 1 && !imp->int8_dot && wt != RP_F32 && rp_fdot_supported(wt) && K % 32 == 0) {
+            float *xs = scratch_get(&imp->act, (size_t)(K / 32) * sizeof(float));
+            if (!xs) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
+            for (int64_t b = 0; b < K / 32; b++) {
+                float acc = 0;
+                for (int i = 0; i < 32; i++) acc += x[b * 32 + i];
+                xs[b] = acc;
+            }
+            j.xsum = xs;
+        } else if (imp->int8_dot && rp_qdot_supported(wt) && K % 32 == 0) {
             size_t nb = (size_t)(K / 32);
             size_t need = (size_t)M * (sizeof(rp_q8_row) + nb * 2 * sizeof(float) + (size_t)K) + 64;
-            char *p = scratch_get(&im->act, need);
+            char *p = scratch_get(&imp->act, need);
             if (!p) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
             rp_q8_row *rows = (rp_q8_row *)p;
             char *q = p + (size_t)M * sizeof(rp_q8_row);
@@ -142,9 +157,9 @@ static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M,
             }
             j.aq = rows;
         }
-        rp_pool_run(be->pool, mm_small_task, &j, threads_for(be, (double)M * N * K, N / 4 + 1));
+        rp_pool_run(be->pool, mm_small_task, &j, tasks_for(be, (double)M * N * K, N / 32 + 1, 4));
     } else {
-        rp_pool_run(be->pool, mm_big_task, &j, threads_for(be, (double)M * N * K, N / 16 + 1));
+        rp_pool_run(be->pool, mm_big_task, &j, tasks_for(be, (double)M * N * K, N / 64 + 1, 2));
     }
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for scratch (%lld x %lld)", (long long)N, (long long)K);
     return RP_OK;
@@ -266,12 +281,12 @@ typedef struct att_job {
     int failed;
 } att_job;
 
-static void att_task(void *ctx, int ith, int nth) {
+static void att_task(void *ctx, int ith, int nth, int thread) {
     att_job *j = ctx;
     int group = j->H / j->Hkv;
     int64_t ntask = (int64_t)j->H * j->nqb;
     int64_t qb_rows = j->T < ATT_QB ? j->T : ATT_QB;
-    float *S = scratch_get(&impl_of(j->be)->tmp[ith], (size_t)qb_rows * (size_t)(j->pos0 + j->T) * sizeof(float));
+    float *S = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)qb_rows * (size_t)(j->pos0 + j->T) * sizeof(float));
     if (!S) { j->failed = 1; return; }
     int64_t ldq = (int64_t)j->H * j->D;
     for (int64_t task = ith; task < ntask; task += nth) {
@@ -281,8 +296,8 @@ static void att_task(void *ctx, int ith, int nth) {
         const float *qh = j->q + t0 * ldq + (int64_t)h * j->D;
         const float *kh = j->k + (int64_t)g * j->D, *vh = j->v + (int64_t)g * j->D;
         float *oh = j->out + t0 * ldq + (int64_t)h * j->D;
-        if (nt == 1) {
-            for (int64_t s = 0; s < nk; s++) S[s] = rp_vdot(qh, kh + s * j->kv_stride, j->D) * j->scale;
+        if (nt == 1) {   /* decoding: matrix-vector products (sgemm with M = 1 is 5x slower than sgemv) */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)nk, j->D, j->scale, kh, (int)j->kv_stride, qh, 1, 0.0f, S, 1);
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)nk, j->D, j->scale, qh, (int)ldq, kh,
                         (int)j->kv_stride, 0.0f, S, (int)nk);
@@ -295,8 +310,7 @@ static void att_task(void *ctx, int ith, int nth) {
             memset(row + len, 0, (size_t)(nk - len) * sizeof(float));
         }
         if (nt == 1) {
-            memset(oh, 0, (size_t)j->D * sizeof(float));
-            for (int64_t s = 0; s < nk; s++) rp_vaxpy(oh, S[s], vh + s * j->kv_stride, j->D);
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)nk, j->D, 1.0f, vh, (int)j->kv_stride, S, 1, 0.0f, oh, 1);
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, j->D, (int)nk, 1.0f, S, (int)nk, vh,
                         (int)j->kv_stride, 0.0f, oh, (int)ldq);
@@ -311,7 +325,9 @@ static rp_status cpu_attention(rp_backend *be, float *out, const float *q, const
     if (pos0 + T > INT32_MAX || kv_stride > INT32_MAX) return rp_fail(RP_ERR_RANGE, "attention: sizes over 2^31");
     att_job j = { be, out, q, k, v, T, pos0, kv_stride, H, Hkv, D, (int)((T + ATT_QB - 1) / ATT_QB), scale, 0 };
     double work = (double)H * T * (pos0 + T) * D;
-    rp_pool_run(be->pool, att_task, &j, threads_for(be, work, (int64_t)H * j.nqb));
+    /* one task per (head, query block) when worth it; otherwise everything on the caller */
+    int64_t parts = (int64_t)H * j.nqb;
+    rp_pool_run(be->pool, att_task, &j, work < 40000 || rp_pool_size(be->pool) == 1 ? 1 : (int)(parts < (1 << 20) ? parts : (1 << 20)));
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention: out of memory for scores");
     return RP_OK;
 }
@@ -325,7 +341,8 @@ typedef struct scan_job {
     float *h;
 } scan_job;
 
-static void scan_task(void *ctx, int ith, int nth) {
+static void scan_task(void *ctx, int ith, int nth, int thread) {
+    (void)thread;
     scan_job *j = ctx;
     int64_t d0, d1;
     rows_of(j->D, ith, nth, 1, &d0, &d1);
@@ -361,7 +378,7 @@ static rp_status cpu_selective_scan(rp_backend *be, float *y, const float *u, co
                                     const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N,
                                     float *h) {
     scan_job j = { y, u, dt, A, B, Cm, Dp, T, D, N, h };
-    rp_pool_run(be->pool, scan_task, &j, threads_for(be, (double)T * D * N * 8, D));
+    rp_pool_run(be->pool, scan_task, &j, tasks_for(be, (double)T * D * N * 8, D / 16 + 1, 4));
     return RP_OK;
 }
 
@@ -383,6 +400,8 @@ rp_status rp_backend_cpu_new(int n_threads, rp_backend **out) {
     if (st != RP_OK) { free(be); free(im); return st; }
     if (rp_pool_size(be->pool) > MAX_THREADS) { rp_pool_free(be->pool); free(be); free(im); return rp_fail(RP_ERR_INVAL, "cpu backend: more than %d threads", MAX_THREADS); }
     openblas_set_num_threads(1);
+    const char *e = getenv("REPRO_INT8_DOT");
+    im->int8_dot = e && *e && strcmp(e, "0") != 0;
     be->name = "cpu";
     be->ops = &cpu_ops;
     be->impl = im;

@@ -1,9 +1,15 @@
-/* pool.c: the thread pool behind rp_pool_run. A job is published by bumping a generation counter;
- * workers spin on it for a short while (a few hundred microseconds) and then sleep on a condition
- * variable. The caller waits for every worker's acknowledgement, so ctx may live on its stack. */
+/* pool.c: the thread pool behind rp_pool_run.
+ * A job is published in one of four descriptor slots (slot = generation % 4) and announced through one
+ * 64-bit atomic word holding (generation << 32 | next task). Threads claim a task with a compare-and-swap
+ * on that word, which also proves the job they read is still the current one: a slot is rewritten only
+ * three generations later, and the generation only grows. The caller waits for the finished-task count,
+ * not for the workers, so a descheduled worker costs nothing unless it holds a task.
+ * Idle workers spin for SPIN_NS, then sleep on a condition variable. */
 #include "tensor/pool.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,19 +20,21 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define SPIN_NS 300000L   /* how long an idle worker spins before sleeping */
+#define SPIN_NS 200000L   /* how long an idle worker spins before sleeping */
+
+typedef struct job { rp_pool_fn fn; void *ctx; int n_tasks; } job;
 
 struct rp_pool {
-    int n;                       /* threads including the caller */
+    int n;                          /* threads including the caller */
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int sleepers, quit;
-    _Atomic unsigned long gen;   /* bumped once per job */
-    _Atomic int done;            /* workers finished with the current job */
-    rp_pool_fn fn;
-    void *ctx;
-    int nth;
+    _Atomic int sleepers;           /* workers asleep (or about to be) on cv */
+    int quit;
+    job slots[4];
+    _Atomic uint64_t state;         /* generation << 32 | next unclaimed task */
+    _Atomic int done;               /* tasks finished in the current job */
+    uint32_t gen;                   /* caller side: the current generation */
 };
 
 typedef struct worker_arg { rp_pool *p; int id; } worker_arg;
@@ -37,34 +45,51 @@ static long now_ns(void) {
     return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
+/* Claim and run tasks of generation g until none is left (or the job changed). */
+static void work_on(rp_pool *p, uint32_t g, int thread) {
+    const job *j = &p->slots[g % 4];
+    rp_pool_fn fn = j->fn;
+    void *ctx = j->ctx;
+    uint32_t n = (uint32_t)j->n_tasks;
+    uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(s >> 32) != g || (uint32_t)s >= n) return;
+        if (atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel, memory_order_acquire)) {
+            fn(ctx, (int)(uint32_t)s, (int)n, thread);
+            atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+            s = atomic_load_explicit(&p->state, memory_order_acquire);
+        }
+    }
+}
+
 static void *worker_main(void *arg) {
     worker_arg *wa = arg;
     rp_pool *p = wa->p;
     int id = wa->id;
     free(wa);
-    unsigned long seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-        unsigned long g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        uint32_t g = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32);
         if (g == seen) {
             long t0 = now_ns();
             int spins = 0;
-            while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
+            while ((g = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32)) == seen) {
                 CPU_RELAX();
-                if (++spins % 256 == 0 && now_ns() - t0 > SPIN_NS) {
+                if (++spins % 128 == 0 && now_ns() - t0 > SPIN_NS) {
                     pthread_mutex_lock(&p->mu);
-                    p->sleepers++;
-                    while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !p->quit)
+                    atomic_fetch_add(&p->sleepers, 1);   /* seq_cst: pairs with the caller's store of state */
+                    while ((g = (uint32_t)(atomic_load(&p->state) >> 32)) == seen && !p->quit)
                         pthread_cond_wait(&p->cv, &p->mu);
-                    p->sleepers--;
+                    atomic_fetch_sub(&p->sleepers, 1);
+                    int quit = p->quit;
                     pthread_mutex_unlock(&p->mu);
+                    if (quit) return NULL;
                     break;
                 }
             }
         }
         seen = g;
-        if (p->quit) return NULL;
-        if (id < p->nth) p->fn(p->ctx, id, p->nth);
-        atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel);
+        work_on(p, g, id);
     }
 }
 
@@ -106,7 +131,9 @@ void rp_pool_free(rp_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->quit = 1;
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
+    p->gen++;
+    p->slots[p->gen % 4] = (job){ NULL, NULL, 0 };
+    atomic_store_explicit(&p->state, (uint64_t)p->gen << 32, memory_order_release);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
@@ -119,19 +146,23 @@ void rp_pool_free(rp_pool *p) {
 /* Threads in the pool, caller included. */
 int rp_pool_size(const rp_pool *p) { return p ? p->n : 1; }
 
-/* Run a job on the pool and wait for it. */
-void rp_pool_run(rp_pool *p, rp_pool_fn fn, void *ctx, int nth) {
-    if (nth < 1) nth = 1;
-    if (!p || p->n == 1 || nth == 1) { for (int i = 0; i < nth; i++) fn(ctx, i, nth); return; }
-    if (nth > p->n) nth = p->n;
-    p->fn = fn;
-    p->ctx = ctx;
-    p->nth = nth;
+/* Publish a job, take part in it, wait for every task to finish. */
+void rp_pool_run(rp_pool *p, rp_pool_fn fn, void *ctx, int n_tasks) {
+    if (n_tasks <= 0) return;
+    if (!p || p->n == 1 || n_tasks == 1) { for (int i = 0; i < n_tasks; i++) fn(ctx, i, n_tasks, 0); return; }
+    uint32_t g = ++p->gen;
+    if (g == 0) g = ++p->gen;   /* generation 0 means "nothing yet" to a fresh worker */
+    p->slots[g % 4] = (job){ fn, ctx, n_tasks };
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
-    if (p->sleepers) pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    fn(ctx, 0, nth);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1) CPU_RELAX();
+    atomic_store(&p->state, (uint64_t)g << 32);   /* seq_cst: either we see a sleeper or it sees the job */
+    if (atomic_load(&p->sleepers)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    work_on(p, g, 0);
+    for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks; spins++) {
+        if (spins < 4096) CPU_RELAX();
+        else sched_yield();   /* a worker holding a task was descheduled: let it run */
+    }
 }

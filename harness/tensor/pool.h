@@ -1,14 +1,17 @@
-/* pool.h: a small thread pool for data-parallel kernels: rp_pool_run calls fn(ctx, i, n) for i in [0, n)
- * with the calling thread taking i = 0. Workers spin briefly between jobs (single-token decoding issues
- * tens of thousands of short jobs a second), then sleep, so an idle pool costs no CPU.
- * Invariants: one rp_pool_run at a time per pool (not reentrant: a job must not call rp_pool_run on its
- * own pool); n never exceeds rp_pool_size. */
+/* pool.h: a small thread pool for data-parallel kernels. rp_pool_run(p, fn, ctx, n_tasks) runs
+ * fn(ctx, task, n_tasks, thread) once for every task in [0, n_tasks); tasks are claimed dynamically by
+ * whichever thread is free (the caller takes part), so a worker the OS has descheduled never holds up
+ * the others: they take its share. `thread` (in [0, rp_pool_size)) identifies the running thread, for
+ * per-thread scratch. Workers spin briefly between jobs (decoding issues tens of thousands of short
+ * jobs a second), then sleep, so an idle pool costs no CPU.
+ * Invariants: one rp_pool_run at a time per pool (not reentrant: a task must not call rp_pool_run on its
+ * own pool); when rp_pool_run returns every task has finished. */
 #ifndef RP_POOL_H
 #define RP_POOL_H
 #include "util/err.h"
 
 typedef struct rp_pool rp_pool;
-typedef void (*rp_pool_fn)(void *ctx, int ith, int nth);
+typedef void (*rp_pool_fn)(void *ctx, int task, int n_tasks, int thread);
 
 /* A pool of n_threads threads in all (the caller counts as one); n_threads <= 0 means the machine's cores. */
 rp_status rp_pool_new(int n_threads, rp_pool **out);
@@ -16,8 +19,8 @@ rp_status rp_pool_new(int n_threads, rp_pool **out);
 void rp_pool_free(rp_pool *p);
 /* Threads in the pool, the caller included. */
 int rp_pool_size(const rp_pool *p);
-/* Run fn(ctx, i, nth) for every i < nth (nth clamped to [1, size]) and return when all are done. */
-void rp_pool_run(rp_pool *p, rp_pool_fn fn, void *ctx, int nth);
+/* Run fn for every task in [0, n_tasks) and return when all are done (n_tasks <= 0: nothing). */
+void rp_pool_run(rp_pool *p, rp_pool_fn fn, void *ctx, int n_tasks);
 /* Number of online CPUs (at least 1); REPRO_THREADS overrides. */
 int rp_cpu_count(void);
 

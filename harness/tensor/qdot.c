@@ -94,6 +94,113 @@ float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) {
 float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) { return rp_dot_q8_ref(t, w, a, n); }
 #endif
 
+/* Whether rp_fdot_row handles t. */
+int rp_fdot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == RP_Q8_0 || t == RP_F16 || t == RP_BF16 || t == RP_F32; }
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__F16C__)
+/* q4 row · x: per block d · Σ q·x (+ m · Σx for q4_1, - 8d · Σx for q4_0). The 16 nibble bytes are
+ * broadcast to the four 128-bit lanes and spread to one byte per 32-bit lane with an in-lane vpshufb
+ * (cheaper than cross-lane widening on Zen 4); byte & 15 gives elements 0..15, byte >> 4 elements 16..31. */
+static float fdot_q4(const uint8_t *p, int is_q4_1, const float *x, const float *xsum, int64_t nb) {
+    const size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = is_q4_1 ? 4 : 2;
+    const __m512i spread = _mm512_set_epi32(
+        (int)0x8080800f, (int)0x8080800e, (int)0x8080800d, (int)0x8080800c, (int)0x8080800b, (int)0x8080800a, (int)0x80808009, (int)0x80808008,
+        (int)0x80808007, (int)0x80808006, (int)0x80808005, (int)0x80808004, (int)0x80808003, (int)0x80808002, (int)0x80808001, (int)0x80808000);
+    const __m512i low = _mm512_set1_epi32(0x0f);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    float off0 = 0, off1 = 0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, p += 2 * bsz, x += 64) {
+        __m512i q0 = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + qoff))), spread);
+        __m512i q1 = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + bsz + qoff))), spread);
+        __m512 t0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q0, low)), _mm512_loadu_ps(x));
+        __m512 t1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q1, low)), _mm512_loadu_ps(x + 32));
+        t0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q0, 4)), _mm512_loadu_ps(x + 16), t0);
+        t1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q1, 4)), _mm512_loadu_ps(x + 48), t1);
+        uint16_t dh0, dh1;
+        memcpy(&dh0, p, 2);
+        memcpy(&dh1, p + bsz, 2);
+        float d0 = _cvtsh_ss(dh0), d1 = _cvtsh_ss(dh1);
+        acc0 = _mm512_fmadd_ps(t0, _mm512_set1_ps(d0), acc0);
+        acc1 = _mm512_fmadd_ps(t1, _mm512_set1_ps(d1), acc1);
+        if (is_q4_1) {
+            uint16_t m0, m1;
+            memcpy(&m0, p + 2, 2);
+            memcpy(&m1, p + bsz + 2, 2);
+            off0 += _cvtsh_ss(m0) * xsum[b];
+            off1 += _cvtsh_ss(m1) * xsum[b + 1];
+        } else {
+            off0 -= 8.0f * d0 * xsum[b];
+            off1 -= 8.0f * d1 * xsum[b + 1];
+        }
+    }
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + off0 + off1;
+    for (; b < nb; b++, p += bsz, x += 32) {   /* odd last block */
+        float buf[32];
+        rp_dequantize_row(is_q4_1 ? RP_Q4_1 : RP_Q4_0, p, buf, 32);
+        for (int i = 0; i < 32; i++) r += buf[i] * x[i];
+    }
+    return r;
+}
+
+/* q8_0 row · x: each 16-byte half of a block broadcast to the four 128-bit lanes, one byte moved to the top
+ * of each 32-bit lane by vpshufb and sign-extended by an arithmetic shift (in-lane work only). */
+static float fdot_q8_0(const rp_block_q8_0 *blk, const float *x, int64_t nb) {
+    const __m512i top = _mm512_set_epi32(
+        0x0f808080, 0x0e808080, 0x0d808080, 0x0c808080, 0x0b808080, 0x0a808080, 0x09808080, 0x08808080,
+        0x07808080, 0x06808080, 0x05808080, 0x04808080, 0x03808080, 0x02808080, 0x01808080, 0x00808080);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, x += 32) {
+        __m512i lo = _mm512_srai_epi32(_mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)blk[b].qs)), top), 24);
+        __m512i hi = _mm512_srai_epi32(_mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk[b].qs + 16))), top), 24);
+        __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_loadu_ps(x + 16), _mm512_mul_ps(_mm512_cvtepi32_ps(lo), _mm512_loadu_ps(x)));
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(blk[b].d));
+        if (b & 1) acc1 = _mm512_fmadd_ps(t, d, acc1);
+        else acc0 = _mm512_fmadd_ps(t, d, acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+static float fdot_half(const uint16_t *h, int bf16, const float *x, int64_t n) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(h + i)), b = _mm256_loadu_si256((const __m256i *)(h + i + 16));
+        __m512 fa = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(a), 16)) : _mm512_cvtph_ps(a);
+        __m512 fb = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16)) : _mm512_cvtph_ps(b);
+        acc0 = _mm512_fmadd_ps(fa, _mm512_loadu_ps(x + i), acc0);
+        acc1 = _mm512_fmadd_ps(fb, _mm512_loadu_ps(x + i + 16), acc1);
+    }
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; i < n; i++) r += (bf16 ? rp_bf16_to_f32(h[i]) : rp_f16_to_f32(h[i])) * x[i];
+    return r;
+}
+#endif
+
+/* Exact-weight dot product (see qdot.h). */
+float rp_fdot_row(rp_dtype t, const void *w, const float *x, const float *xsum, int64_t n) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__F16C__)
+    switch (t) {
+    case RP_Q4_0: return fdot_q4(w, 0, x, xsum, n / 32);
+    case RP_Q4_1: return fdot_q4(w, 1, x, xsum, n / 32);
+    case RP_Q8_0: return fdot_q8_0(w, x, n / 32);
+    case RP_F16: return fdot_half(w, 0, x, n);
+    case RP_BF16: return fdot_half(w, 1, x, n);
+    default: break;
+    }
+#endif
+    float buf[256], acc = 0;
+    int64_t bs = t == RP_F32 ? n : 256;
+    if (t == RP_F32) { const float *f = w; for (int64_t i = 0; i < n; i++) acc += f[i] * x[i]; return acc; }
+    (void)xsum;
+    for (int64_t i = 0; i < n; i += bs) {   /* plain C: dequantize 256 at a time */
+        int64_t len = n - i < bs ? n - i : bs;
+        rp_dequantize_row(t, (const char *)w + rp_dtype_row_bytes(t, i), buf, len);
+        for (int64_t k = 0; k < len; k++) acc += buf[k] * x[i + k];
+    }
+    return acc;
+}
+
 #if defined(__AVX512F__) && defined(__F16C__)
 /* Activation quantization, 32 values at a time. */
 void rp_quantize_row_q8_fast(const float *x, int64_t n, rp_q8_row *r) {

@@ -90,6 +90,46 @@ function M.make_llm(kind, opts)
   error("safe: unknown LLM backend '" .. tostring(kind) .. "' (valid: openai, replay)", 0)
 end
 
+--- Start a local model behind the OpenAI-compatible endpoint in this process (what `repro serve` runs);
+--- name "smollm2" means the mirror's SmolLM2-135M-Instruct Q4_1 GGUF. Returns the server and its base URL.
+function M.serve(name, opts)
+  local path = name
+  if name == "smollm2" then
+    path = (os.getenv("REPRO_MIRROR") or "") .. "/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+  end
+  local srv = C.serve(path, opts)
+  return srv, srv:url()
+end
+
+--- Stage the mirror's WikiText-2 test articles (Wikipedia text) as one .txt file per article under dest,
+--- the offline corpus for the BM25 search backend; returns dest and the number of articles.
+function M.stage_wikitext(dest)
+  local src = os.getenv("REPRO_MIRROR") and (os.getenv("REPRO_MIRROR") .. "/wikitext2/wiki.test.raw")
+  local f = src and io.open(src, "rb")
+  if not f then error("safe: WikiText-2 (REPRO_MIRROR/wikitext2/wiki.test.raw) not found for the BM25 corpus", 0) end
+  local text = f:read("*a")
+  f:close()
+  assert(os.execute("mkdir -p '" .. dest .. "'"))
+  local n, title, buf = 0, nil, {}
+  local function flush()
+    if title and #buf > 0 then
+      n = n + 1
+      local name = title:gsub("[^%w]+", "_"):sub(1, 80)
+      local out = assert(io.open(string.format("%s/%03d_%s.txt", dest, n, name), "wb"))
+      out:write(title, "\n\n", table.concat(buf, "\n\n"), "\n")
+      out:close()
+    end
+    buf = {}
+  end
+  for line in text:gmatch("[^\r\n]+") do
+    local t = line:match("^ = ([^=].-) = $")
+    if t then flush(); title = t
+    elseif title then buf[#buf + 1] = (line:gsub("^%s+", ""):gsub(" @(.)@ ", "%1")) end
+  end
+  flush()
+  return dest, n
+end
+
 --- A search backend from params: "bm25" (index built from a documents folder when missing), "serper", "replay".
 function M.make_search(kind, opts)
   if kind == "replay" then return nil end
@@ -97,8 +137,9 @@ function M.make_search(kind, opts)
     local idx = opts.index
     local f = io.open(idx, "rb")
     if f then f:close() else
-      if not opts.docs or opts.docs == "" then error("safe: BM25 index " .. idx .. " missing and no docs folder given", 0) end
-      C.bm25_build(idx, opts.docs)
+      local docs = opts.docs
+      if not docs or docs == "" then docs = M.stage_wikitext((idx:match("^(.*)/") or ".") .. "/docs-wikitext2") end
+      C.bm25_build(idx, docs)
     end
     return C.bm25(idx)
   end

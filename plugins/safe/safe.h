@@ -15,16 +15,6 @@
 #include "plugins/safe/safe_text.h"
 #include "plugins/safe/safe_data.h"
 
-/* The HTTP backends exist when the build has the HTTP client (harness/net/http.h). */
-#if defined(__has_include)
-#if __has_include("net/http.h")
-#define RP_SAFE_HAVE_HTTP 1
-#endif
-#endif
-#ifndef RP_SAFE_HAVE_HTTP
-#define RP_SAFE_HAVE_HTTP 0
-#endif
-
 /* ---- backends ---- */
 
 /* One chat-completion call: a single user message. The backend fills text, token counts, cost and st. */

@@ -6,6 +6,7 @@
 #include "plugins/safe/safe.h"
 #include "util/sha256.h"
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,14 @@ static const char insert_sql[] =
 
 /* ---- the wrappers ---- */
 
+/* Index of an earlier miss in miss[0..nm) with the same key as call i, or SIZE_MAX: identical requests in
+ * one batch go out once and share the answer. */
+static size_t same_key_miss(char (*keys)[65], const size_t *miss, size_t nm, size_t i) {
+    for (size_t j = 0; j < nm; j++)
+        if (strcmp(keys[miss[j]], keys[i]) == 0) return j;
+    return SIZE_MAX;
+}
+
 typedef struct cached_llm { rp_safe_cache *c; rp_safe_llm *inner; int replay; char name[160]; } cached_llm;
 
 static rp_status cached_complete(void *vctx, rp_safe_call *calls, size_t n) {
@@ -198,11 +207,15 @@ static rp_status cached_complete(void *vctx, rp_safe_call *calls, size_t n) {
     rp_safe_cache *c = w->c;
     char (*keys)[65] = malloc((n ? n : 1) * sizeof *keys);
     size_t *miss = malloc((n ? n : 1) * sizeof *miss);
+    size_t *dup = malloc((n ? n : 1) * sizeof *dup), nd = 0;   /* pairs (call, miss slot) answered by an earlier miss */
+    size_t *dup_of = malloc((n ? n : 1) * sizeof *dup_of);
     rp_safe_call *sub = NULL;
-    rp_status st = (!keys || !miss) ? rp_fail(RP_ERR_NOMEM, "out of memory") : RP_OK;
+    rp_status st = (!keys || !miss || !dup || !dup_of) ? rp_fail(RP_ERR_NOMEM, "out of memory") : RP_OK;
     size_t nm = 0;
     for (size_t i = 0; st == RP_OK && i < n; i++) {
         rp_safe_llm_key(w->name, &calls[i], keys[i]);
+        size_t prev = same_key_miss(keys, miss, nm, i);
+        if (prev != SIZE_MAX) { dup[nd] = i; dup_of[nd++] = prev; continue; }
         hit h;
         st = lookup(c, keys[i], &calls[i].text, &h);
         if (st != RP_OK) break;
@@ -247,10 +260,19 @@ static rp_status cached_complete(void *vctx, rp_safe_call *calls, size_t n) {
             sqlite3_finalize(s);
             if (tx && sqlite3_exec(c->db, st == RP_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK && st == RP_OK)
                 st = db_fail(c->db, c->path, "commit");
+            for (size_t d = 0; st == RP_OK && d < nd; d++) {
+                rp_safe_call *src = &calls[miss[dup_of[d]]], *dst = &calls[dup[d]];
+                dst->st = src->st;
+                memcpy(dst->error, src->error, sizeof dst->error);
+                dst->prompt_tokens = src->prompt_tokens; dst->completion_tokens = src->completion_tokens; dst->cost = src->cost;
+                dst->cached = 1;
+                rp_buf_clear(&dst->text);
+                if (src->st == RP_OK) { st = rp_buf_append(&dst->text, src->text.data ? src->text.data : "", src->text.len); c->stats.llm_hits++; }
+            }
             if (st == RP_OK) st = ist;
         }
     }
-    free(sub); free(keys); free(miss);
+    free(sub); free(keys); free(miss); free(dup); free(dup_of);
     return st;
 }
 
@@ -280,11 +302,15 @@ static rp_status cached_search_do(void *vctx, rp_safe_query *qs, size_t n) {
     rp_safe_cache *c = w->c;
     char (*keys)[65] = malloc((n ? n : 1) * sizeof *keys);
     size_t *miss = malloc((n ? n : 1) * sizeof *miss);
+    size_t *dup = malloc((n ? n : 1) * sizeof *dup), nd = 0;
+    size_t *dup_of = malloc((n ? n : 1) * sizeof *dup_of);
     rp_safe_query *sub = NULL;
-    rp_status st = (!keys || !miss) ? rp_fail(RP_ERR_NOMEM, "out of memory") : RP_OK;
+    rp_status st = (!keys || !miss || !dup || !dup_of) ? rp_fail(RP_ERR_NOMEM, "out of memory") : RP_OK;
     size_t nm = 0;
     for (size_t i = 0; st == RP_OK && i < n; i++) {
         rp_safe_search_key(w->name, &qs[i], keys[i]);
+        size_t prev = same_key_miss(keys, miss, nm, i);
+        if (prev != SIZE_MAX) { dup[nd] = i; dup_of[nd++] = prev; continue; }
         hit h;
         st = lookup(c, keys[i], &qs[i].text, &h);
         if (st != RP_OK) break;
@@ -325,10 +351,19 @@ static rp_status cached_search_do(void *vctx, rp_safe_query *qs, size_t n) {
             sqlite3_finalize(s);
             if (tx && sqlite3_exec(c->db, st == RP_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK && st == RP_OK)
                 st = db_fail(c->db, c->path, "commit");
+            for (size_t d = 0; st == RP_OK && d < nd; d++) {
+                rp_safe_query *src = &qs[miss[dup_of[d]]], *dst = &qs[dup[d]];
+                dst->st = src->st;
+                memcpy(dst->error, src->error, sizeof dst->error);
+                dst->cost = src->cost;
+                dst->cached = 1;
+                rp_buf_clear(&dst->text);
+                if (src->st == RP_OK) { st = rp_buf_append(&dst->text, src->text.data ? src->text.data : "", src->text.len); c->stats.search_hits++; }
+            }
             if (st == RP_OK) st = ist;
         }
     }
-    free(sub); free(keys); free(miss);
+    free(sub); free(keys); free(miss); free(dup); free(dup_of);
     return st;
 }
 

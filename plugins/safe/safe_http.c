@@ -3,10 +3,8 @@
  * 429/5xx/timeouts honouring Retry-After, request and token rate limits). API keys are read from the
  * environment when a backend is created, live only in the backend's header line in memory, and never
  * reach names, cache keys, errors or records. A body that is HTML, truncated or malformed JSON becomes a
- * per-call RP_ERR_FORMAT with the reason; nothing here aborts on a bad answer.
- * Built only when harness/net/http.h exists (RP_SAFE_HAVE_HTTP). */
+ * per-call RP_ERR_FORMAT with the reason; nothing here aborts on a bad answer. */
 #include "plugins/safe/safe.h"
-#if RP_SAFE_HAVE_HTTP
 #include "net/http.h"
 #include "net/json.h"
 #include <stdio.h>
@@ -211,4 +209,3 @@ rp_status rp_safe_serper_new(const rp_safe_serper_config *cfg, rp_safe_search *o
     out->release = serper_release;
     return RP_OK;
 }
-#endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model/model_file.h"
+#include "model/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,6 +39,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         rp_llama_config cfg;
         rp_model_file_llama_config(f, &cfg);
+        /* the tokenizer metadata is as hostile as the rest */
+        rp_tokenizer *tok = NULL;
+        if (rp_tokenizer_from_model_file(f, &tok) == RP_OK) {
+            static const char text[] = "<|im_start|>Hello  world 123 don't caf\xc3\xa9 \xff\n";
+            rp_tokens ids = {0};
+            rp_buf out = {0};
+            if (rp_tokenizer_encode(tok, text, sizeof text - 1, RP_TOK_PARSE_SPECIAL, &ids) != RP_OK) abort();
+            if (rp_tokenizer_decode(tok, ids.ids, ids.n, 1, &out) != RP_OK) abort();
+            rp_chat_msg m = {"user", "hi"};
+            if (rp_tokenizer_chat_format(tok, &m, 1, 1, &out) != RP_OK) abort();
+            rp_tokens_free(&ids);
+            rp_buf_free(&out);
+            rp_tokenizer_free(tok);
+        }
         (void)sink;
         rp_model_file_free(f);
     }

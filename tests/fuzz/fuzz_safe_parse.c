@@ -1,7 +1,9 @@
 /* fuzz_safe_parse.c: every SAFE output parser and the sentence splitter on arbitrary bytes; the first byte
- * picks nothing (all run on every input), so one corpus covers them all. Invariants checked: parsers never
+ * picks nothing (all run on every input), so one corpus covers them all; the Serper and chat-completion
+ * response parsers run on the same bytes. Invariants checked: parsers never
  * read past the input, returned items are NUL-terminated and no longer than the input, labels are valid. */
 #include "plugins/safe/safe_text.h"
+#include "plugins/safe/safe.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rp_safe_label a = rp_safe_parse_relevance(t, size), r = rp_safe_parse_rating(t, size);
     if (a != RP_SAFE_UNPARSED && a != RP_SAFE_RELEVANT && a != RP_SAFE_IRRELEVANT) abort();
     if (r != RP_SAFE_UNPARSED && r != RP_SAFE_SUPPORTED && r != RP_SAFE_NOT_SUPPORTED) abort();
+    /* the HTTP response parsers (untrusted bodies): Serper results and chat completions */
+    rp_buf o = {0};
+    if (rp_safe_serper_parse(t, size, 3, &o) == RP_OK && o.len == 0) abort();
+    rp_buf_free(&o);
+    rp_safe_call c = {0};
+    if (rp_safe_openai_parse(t, size, &c) == RP_OK && !c.text.data) abort();
+    rp_buf_free(&c.text);
     free(t);
     return 0;
 }

@@ -202,6 +202,14 @@ function Ctx:target(t)
   return status
 end
 
+--- Resolve a named asset (or one of its files) to a verified local path, recording which bytes
+-- (source and sha256 of each file) the run used.
+function Ctx:asset(name, file)
+  local report = require("repro.assets").fetch(name, file)
+  core.record("asset", file and (name .. "/" .. file) or name, report)
+  return report.path
+end
+
 --- Keep a free-form record (a table, stored as JSON) under kind/key.
 function Ctx:record(kind, key, value) core.record(kind, key, value) end
 

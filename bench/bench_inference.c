@@ -1,0 +1,195 @@
+/* bench_inference.c: inference speed of the engine against llama.cpp's figures.
+ * Measures, in the same run: this machine's fp32 FMA peak (a register-only FMA loop) and read bandwidth
+ * (a read-only sum over 256 MB), then SmolLM2-135M-Instruct Q4_1 prompt processing (pp512) and generation
+ * (tg128) on 1 and 2 threads, and stories260K's per-token cost. Prints tokens/s, the fraction of peak /
+ * bandwidth reached, and ratios against llama.cpp's machine-A figures in shared/reference/perf.md
+ * (commit c392e509: pp512 Q4_1 159 / 310, F32 258 / 479; tg128 Q4_1 120 / 166; stories260K 123 µs per
+ * token fixed cost). Medians of repeated runs (the host is noisy). Usage: bench_inference [--quick] */
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "nn/llama.h"
+#include "tensor/backend.h"
+#include "tensor/pool.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
+static double median(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp_d); return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
+
+/* ---- machine limits ---- */
+typedef struct fma_ctx { long iters; double flops[64]; } fma_ctx;
+static void fma_task(void *arg, int ith, int nth, int thread) {
+    (void)thread;
+    fma_ctx *c = arg;
+    __m512 a[12];
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps(1.0f + i * 1e-3f);
+    const __m512 m = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (long it = 0; it < c->iters; it++)
+        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], m, b);
+    __m512 s = a[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, a[i]);
+    c->flops[ith] = _mm512_reduce_add_ps(s);   /* keep the result alive */
+    (void)nth;
+}
+static double fma_peak(rp_pool *p, int nth) {
+    fma_ctx c = { 2000000, { 0 } };
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s();
+        rp_pool_run(p, fma_task, &c, nth);
+        double t = now_s() - t0, gf = (double)c.iters * 12 * 16 * 2 * nth / t / 1e9;
+        if (gf > best) best = gf;
+    }
+    return best;
+}
+typedef struct bw_ctx { const float *x; size_t n; double sum[64]; } bw_ctx;
+static void bw_task(void *arg, int ith, int nth, int thread) {
+    (void)thread;
+    bw_ctx *c = arg;
+    size_t per = c->n / (size_t)nth / 64 * 64, i0 = per * (size_t)ith, i1 = ith == nth - 1 ? c->n : i0 + per;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    for (size_t i = i0; i + 64 <= i1; i += 64) {
+        s0 = _mm512_add_ps(s0, _mm512_load_ps(c->x + i));
+        s1 = _mm512_add_ps(s1, _mm512_load_ps(c->x + i + 16));
+        s2 = _mm512_add_ps(s2, _mm512_load_ps(c->x + i + 32));
+        s3 = _mm512_add_ps(s3, _mm512_load_ps(c->x + i + 48));
+    }
+    c->sum[ith] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+static double read_bw(rp_pool *p, int nth, const float *x, size_t n) {
+    bw_ctx c = { x, n, { 0 } };
+    double v[5];
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_s();
+        rp_pool_run(p, bw_task, &c, nth);
+        v[r] = (double)n * 4 / (now_s() - t0) / 1e9;
+    }
+    return median(v, 5);
+}
+
+/* ---- model workloads ---- */
+static double pp(rp_model *m, rp_session *s, int n, int reps) {
+    int32_t *t = malloc((size_t)n * sizeof *t);
+    int V = rp_model_config(m)->vocab;
+    for (int i = 0; i < n; i++) t[i] = (int32_t)((i * 7919 + 11) % V);
+    double v[8];
+    for (int r = 0; r < reps; r++) {
+        rp_session_reset(s);
+        double t0 = now_s();
+        if (rp_session_forward(s, t, n, RP_LOGITS_LAST, NULL, NULL) != RP_OK) { fprintf(stderr, "pp: %s\n", rp_errmsg()); exit(1); }
+        v[r] = n / (now_s() - t0);
+    }
+    free(t);
+    return median(v, reps);
+}
+static double tg(rp_model *m, rp_session *s, int n, int reps) {
+    double v[8];
+    int V = rp_model_config(m)->vocab;
+    for (int r = 0; r < reps; r++) {
+        rp_session_reset(s);
+        int32_t tok = 1 % V;
+        float *lg;
+        double t0 = now_s();
+        for (int i = 0; i < n; i++) {
+            if (rp_session_forward(s, &tok, 1, RP_LOGITS_LAST, &lg, NULL) != RP_OK) { fprintf(stderr, "tg: %s\n", rp_errmsg()); exit(1); }
+            int best = 0;
+            for (int k = 1; k < V; k++) if (lg[k] > lg[best]) best = k;
+            tok = best;
+        }
+        v[r] = n / (now_s() - t0);
+    }
+    return median(v, reps);
+}
+
+/* FLOPs per token of a forward over T tokens (matmuls of the layers + attention; head once per batch). */
+static double flops_per_token(const rp_llama_config *c, int T) {
+    double C = c->dim, kvd = (double)c->n_head_kv * c->head_dim, F = c->ffn_dim;
+    double lin = 2.0 * (2 * C * C + 2 * C * kvd + 3 * C * F) * c->n_layer;
+    double att = 2.0 * 2.0 * C * ((T + 1) / 2.0) * c->n_layer;
+    return lin + att + 2.0 * C * c->vocab / T;
+}
+/* Bytes of weights read per generated token. */
+static double weight_bytes(const rp_model_file *f) {
+    double b = 0;
+    for (int i = 0; i < rp_model_file_n_weights(f); i++) {
+        const rp_weight *w = rp_model_file_weight_at(f, i);
+        if (strcmp(w->name, "token_embd.weight") == 0 && rp_model_file_weight(f, "output.weight")) continue;  /* lookup only */
+        b += (double)w->nbytes;
+    }
+    return b;
+}
+
+int main(int argc, char **argv) {
+    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    const char *mirror = getenv("REPRO_MIRROR");
+    char path[4096];
+    rp_backend *be1, *be2;
+    if (rp_backend_cpu_new(1, &be1) != RP_OK || rp_backend_cpu_new(2, &be2) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
+    printf("== machine limits (measured now) ==\n");
+    double peak1 = fma_peak(be1->pool, 1), peak2 = fma_peak(be2->pool, 2);
+    size_t nbw = (size_t)64 << 20;
+    float *buf = aligned_alloc(64, nbw * 4);
+    for (size_t i = 0; i < nbw; i++) buf[i] = (float)(i & 7);
+    double bw1 = read_bw(be1->pool, 1, buf, nbw), bw2 = read_bw(be2->pool, 2, buf, nbw);
+    free(buf);
+    printf("fp32 FMA peak: %.0f GFLOP/s (1 thread), %.0f (2 threads)   [perf.md machine A: 117 / 233]\n", peak1, peak2);
+    printf("read bandwidth: %.1f GB/s (1 thread), %.1f (2 threads)   [machine A: 24.7 / 31.4]\n", bw1, bw2);
+
+    if (mirror) {
+        snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", mirror);
+        rp_model *m;
+        rp_model_opts o = { 0 };
+        if (rp_model_load(path, &o, &m) == RP_OK) {
+            const rp_llama_config *c = rp_model_config(m);
+            double fpt = flops_per_token(c, 512), wb = weight_bytes(rp_model_file_of(m));
+            printf("\n== SmolLM2-135M-Instruct Q4_1 (%.1f MB of weights read per token, %.3f GFLOP per token at 512) ==\n", wb / 1e6, fpt / 1e9);
+            rp_session *s;
+            if (rp_session_new(m, 1024, 512, 1, &s) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
+            int reps = quick ? 1 : 3;
+            rp_backend *bes[2] = { be1, be2 };
+            double pk[2] = { peak1, peak2 }, bw[2] = { bw1, bw2 };
+            double ref_pp[2] = { 159, 310 }, ref_pp_f32[2] = { 258, 479 }, ref_tg[2] = { 120, 166 };
+            for (int k = 0; k < 2; k++) {
+                rp_model_set_backend(m, bes[k]);
+                pp(m, s, 64, 1);   /* warm up scratch and caches */
+                double p = pp(m, s, 512, reps), g = tg(m, s, 128, reps);
+                printf("%d thread%s: pp512 %7.1f tok/s (%4.1f%% of fp32 peak) = %.2fx llama.cpp Q4_1 (%g), %.2fx its F32 (%g)\n", k + 1, k ? "s" : " ",
+                       p, 100 * p * fpt / 1e9 / pk[k], p / ref_pp[k], ref_pp[k], p / ref_pp_f32[k], ref_pp_f32[k]);
+                printf("           tg128 %7.1f tok/s (%4.1f%% of read bandwidth) = %.2fx llama.cpp Q4_1 (%g)\n", g, 100 * g * wb / 1e9 / bw[k],
+                       g / ref_tg[k], ref_tg[k]);
+            }
+            rp_session_free(s);
+            rp_model_free(m);
+        } else {
+            printf("skip SmolLM2: %s\n", rp_errmsg());
+        }
+        snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", mirror);
+        if (rp_model_load(path, &o, &m) == RP_OK) {
+            rp_session *s;
+            rp_session_new(m, 512, 512, 1, &s);
+            printf("\n== stories260K ==\n");
+            rp_model_set_backend(m, be1);
+            double p1 = pp(m, s, 512, 3), g1 = tg(m, s, 256, 5);
+            rp_model_set_backend(m, be2);
+            double p2 = pp(m, s, 512, 3), g2 = tg(m, s, 256, 5);
+            printf("pp512 %.0f / %.0f tok/s (1 / 2 threads) [llama.cpp 4231 / 7489]; tg %.0f / %.0f tok/s [llama.cpp 8142 / 6014]\n", p1, p2, g1, g2);
+            printf("per-token cost (1 thread): %.1f us = %.2fx llama.cpp's 123 us fixed cost (target <= 2x)\n", 1e6 / g1, 1e6 / g1 / 123);
+            rp_session_free(s);
+            rp_model_free(m);
+        } else {
+            printf("skip stories260K: %s\n", rp_errmsg());
+        }
+    } else {
+        printf("skip models: REPRO_MIRROR not set\n");
+    }
+    rp_backend_cpu_free(be1);
+    rp_backend_cpu_free(be2);
+    return 0;
+}

@@ -1,0 +1,434 @@
+/* l_model.c: require("repro.model"): Llama-family models for Lua scripts.
+ *   model.load(path [, {tokenizer=, threads=, backend="cpu"|"ref", n_ctx=}]) -> m   (userdata "repro.model")
+ *   m:info()                        -> {n_layer=, dim=, n_head=, n_head_kv=, head_dim=, ffn_dim=, vocab=, n_ctx=,
+ *                                       context_len=, format=, bos=, eos=, add_bos=, chat=}
+ *   m:tokenize(text [, {bos=, special=}]) -> {ids}        (bos: default the model's convention)
+ *   m:detokenize(ids [, {special=}]) -> string
+ *   m:generate{prompt= | tokens=, max_tokens=, temperature=, top_p=, seed=, stop={...}, chat=}
+ *                                   -> text, {tokens=, n_prompt=, tokens_per_s=, stop_reason=}
+ *       (chat=true wraps prompt in the model's chat template as one user turn; seed default: the run's
+ *        "model.generate" stream)
+ *   m:score(ids [, from])           -> {lp...}: lp[i] = log p(ids[i+1] | ids[1..i]) for i = from+1 .. #ids-1
+ *                                      (from: 0-based position as in eval/lm.h, default 0), plus a list of
+ *                                      greedy flags as second result
+ *   m:score{context=, continuation=} -> total log-likelihood of continuation after context, is_greedy
+ *   m:hidden_states(ids [, {last=true}]) -> h: h[l] for l = 1 .. n_layer+1 is the input of layer l-1
+ *                                      (h[n_layer+1] the final residual); h[l][t] a list of dim numbers,
+ *                                      or with last=true h[l] is the last token's vector
+ *   m:skip_layers{l, ...}           -> run with these 0-based layers skipped (no weight copied); {} clears
+ *   m:as_lm()                       -> table for repro.eval ({n_ctx=, bos=, add_bos=, n_vocab=, tokenize=, logprobs=})
+ *   m:close()                       (also on garbage collection / to-be-closed)
+ * Errors from the engine are raised as Lua errors naming the method. */
+#include <stdlib.h>
+#include <string.h>
+#include "lua/host.h"
+#include "lua/l_model.h"
+#include "nn/generate.h"
+#include "nn/llama.h"
+#include "nn/lm_adapter.h"
+
+RP_LUA_MODULE(model, rp_luaopen_model);
+
+#define MODEL_CLASS "repro.model"
+
+typedef struct lmodel {
+    rp_model *m;
+    rp_session *s;          /* for generate / score / hidden_states */
+    rp_backend *owned_be;   /* threads= made one */
+} lmodel;
+
+static void lmodel_release(void *p) {
+    lmodel *x = p;
+    rp_session_free(x->s);
+    rp_model_free(x->m);
+    rp_backend_cpu_free(x->owned_be);
+    free(x);
+}
+
+static lmodel *check(lua_State *L) { return rp_lua_checkobj(L, 1, MODEL_CLASS); }
+static const luaL_Reg *model_methods(void);
+
+/* Token ids from a Lua list at idx (validated against the vocabulary). */
+static int32_t *check_ids(lua_State *L, int idx, const rp_model *m, size_t *n) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    size_t len = (size_t)rp_lua_rawlen(L, idx);
+    int32_t *ids = lua_newuserdata(L, (len ? len : 1) * sizeof *ids);   /* freed by the GC */
+    int V = rp_model_config(m)->vocab;
+    for (size_t i = 0; i < len; i++) {
+        lua_rawgeti(L, idx, (int)i + 1);
+        long long v = rp_lua_checkinteger(L, -1);
+        if (v < 0 || v >= V) luaL_error(L, "token id %f at index %d outside the vocabulary [0, %d)", (double)v, (int)i + 1, V);
+        ids[i] = (int32_t)v;
+        lua_pop(L, 1);
+    }
+    *n = len;
+    return ids;
+}
+
+static void push_ids(lua_State *L, const int32_t *ids, size_t n) {
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) { lua_pushinteger(L, ids[i]); lua_rawseti(L, -2, (int)i + 1); }
+}
+
+static rp_session *session(lua_State *L, lmodel *x) {
+    if (!x->s) {
+        rp_status st = rp_session_new(x->m, 0, 512, 64, &x->s);
+        if (st != RP_OK) rp_lua_fail(L, st, "model session");
+    }
+    return x->s;
+}
+
+static int l_load(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    rp_model_opts mo = { 0 };
+    lmodel *x = calloc(1, sizeof *x);
+    if (!x) return luaL_error(L, "model.load: out of memory");
+    if (lua_istable(L, 2)) {
+        static const char *const keys[] = { "tokenizer", "threads", "backend", "n_ctx", NULL };
+        rp_lua_check_keys(L, 2, "model.load", keys);
+        mo.tokenizer_path = rp_lua_field_string(L, 2, "tokenizer", NULL);
+        long long threads = rp_lua_field_integer(L, 2, "threads", 0);
+        const char *bn = rp_lua_field_string(L, 2, "backend", NULL);
+        if (bn && !(mo.backend = rp_backend_by_name(bn))) { free(x); return luaL_error(L, "model.load: unknown backend '%s' (valid: cpu, ref)", bn); }
+        if (threads < 0 || threads > 256) { free(x); return luaL_error(L, "model.load: threads = %f out of range", (double)threads); }
+        if (threads > 0) {
+            rp_status st = rp_backend_cpu_new((int)threads, &x->owned_be);
+            if (st != RP_OK) { free(x); return rp_lua_fail(L, st, "model.load"); }
+            mo.backend = x->owned_be;
+        }
+    }
+    rp_status st = rp_model_load(path, &mo, &x->m);
+    if (st != RP_OK) { rp_backend_cpu_free(x->owned_be); free(x); return rp_lua_fail(L, st, "model.load"); }
+    long long n_ctx = lua_istable(L, 2) ? rp_lua_field_integer(L, 2, "n_ctx", 0) : 0;
+    if (n_ctx > 0 && (st = rp_session_new(x->m, (int)n_ctx, 512, 64, &x->s)) != RP_OK) { lmodel_release(x); return rp_lua_fail(L, st, "model.load"); }
+    rp_lua_newobj(L, MODEL_CLASS, x, model_methods(), lmodel_release);
+    return 1;
+}
+
+static int l_info(lua_State *L) {
+    lmodel *x = check(L);
+    const rp_llama_config *c = rp_model_config(x->m);
+    const rp_tokenizer *tok = rp_model_tokenizer(x->m);
+    lua_createtable(L, 0, 14);
+#define SETI(k, v) (lua_pushinteger(L, (v)), lua_setfield(L, -2, k))
+    SETI("n_layer", c->n_layer); SETI("dim", c->dim); SETI("n_head", c->n_head); SETI("n_head_kv", c->n_head_kv);
+    SETI("head_dim", c->head_dim); SETI("ffn_dim", c->ffn_dim); SETI("vocab", c->vocab); SETI("context_len", c->context_len);
+    SETI("n_ctx", x->s ? rp_session_n_ctx(x->s) : (c->context_len < 2048 ? c->context_len : 2048));
+    SETI("bos", rp_tokenizer_bos(tok)); SETI("eos", rp_tokenizer_eos(tok));
+#undef SETI
+    lua_pushboolean(L, rp_tokenizer_adds_bos(tok)); lua_setfield(L, -2, "add_bos");
+    lua_pushboolean(L, rp_tokenizer_chat_style(tok) != RP_CHAT_PLAIN); lua_setfield(L, -2, "chat");
+    lua_pushstring(L, rp_model_file_format(rp_model_file_of(x->m))); lua_setfield(L, -2, "format");
+    lua_pushstring(L, rp_model_backend(x->m)->name); lua_setfield(L, -2, "backend");
+    return 1;
+}
+
+static int l_tokenize(lua_State *L) {
+    lmodel *x = check(L);
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    int flags = RP_TOK_DEFAULT;
+    if (lua_istable(L, 3)) {
+        static const char *const keys[] = { "bos", "special", NULL };
+        rp_lua_check_keys(L, 3, "tokenize", keys);
+        lua_getfield(L, 3, "bos");
+        if (!lua_isnil(L, -1)) flags = lua_toboolean(L, -1) ? RP_TOK_ADD_BOS : RP_TOK_NO_BOS;
+        lua_pop(L, 1);
+        if (rp_lua_field_bool(L, 3, "special", 0)) flags |= RP_TOK_PARSE_SPECIAL;
+    }
+    rp_tokens ids = { 0 };
+    rp_status st = rp_tokenizer_encode(rp_model_tokenizer(x->m), text, len, flags, &ids);
+    if (st != RP_OK) { rp_tokens_free(&ids); return rp_lua_fail(L, st, "tokenize"); }
+    push_ids(L, ids.ids, ids.n);
+    rp_tokens_free(&ids);
+    return 1;
+}
+
+static int l_detokenize(lua_State *L) {
+    lmodel *x = check(L);
+    size_t n;
+    int32_t *ids = check_ids(L, 2, x->m, &n);
+    int special = lua_istable(L, 3) ? rp_lua_field_bool(L, 3, "special", 0) : 0;
+    rp_buf out = { 0 };
+    rp_status st = rp_tokenizer_decode(rp_model_tokenizer(x->m), ids, n, special, &out);
+    if (st != RP_OK) { rp_buf_free(&out); return rp_lua_fail(L, st, "detokenize"); }
+    lua_pushlstring(L, out.data ? out.data : "", out.len);
+    rp_buf_free(&out);
+    return 1;
+}
+
+static int l_generate(lua_State *L) {
+    lmodel *x = check(L);
+    static const char *const keys[] = { "prompt", "tokens", "max_tokens", "temperature", "top_p", "seed", "stop", "chat", NULL };
+    luaL_checktype(L, 2, LUA_TTABLE);
+    rp_lua_check_keys(L, 2, "generate", keys);
+    const rp_tokenizer *tok = rp_model_tokenizer(x->m);
+    rp_generate_opts o = { 0 };
+    o.max_tokens = (int)rp_lua_field_integer(L, 2, "max_tokens", 128);
+    o.temperature = (float)rp_lua_field_number(L, 2, "temperature", 0.0);
+    o.top_p = (float)rp_lua_field_number(L, 2, "top_p", 1.0);
+    lua_getfield(L, 2, "seed");
+    o.seed = lua_isnil(L, -1) ? rp_lua_seed(L, "model.generate") : (unsigned long long)rp_lua_checkinteger(L, -1);
+    lua_pop(L, 1);
+    const char *stops[16];
+    lua_getfield(L, 2, "stop");
+    if (lua_istable(L, -1)) {
+        int n = (int)rp_lua_rawlen(L, -1);
+        if (n > 16) return luaL_error(L, "generate: at most 16 stop strings");
+        for (int i = 0; i < n; i++) { lua_rawgeti(L, -1, i + 1); stops[i] = luaL_checkstring(L, -1); lua_pop(L, 1); }
+        o.stop = stops;
+        o.n_stop = n;
+    } else if (!lua_isnil(L, -1)) return luaL_error(L, "generate: stop must be a list of strings");
+    /* the stop table stays on the stack while generating, keeping its strings alive */
+    rp_tokens ids = { 0 };
+    rp_status st = RP_OK;
+    lua_getfield(L, 2, "tokens");
+    if (lua_istable(L, -1)) {
+        size_t n;
+        int32_t *t = check_ids(L, lua_gettop(L), x->m, &n);
+        for (size_t i = 0; i < n && st == RP_OK; i++) st = rp_tokens_push(&ids, t[i]);
+    } else {
+        size_t len;
+        const char *prompt = rp_lua_field_string(L, 2, "prompt", "");
+        len = strlen(prompt);
+        if (rp_lua_field_bool(L, 2, "chat", 0)) {
+            rp_chat_msg msg = { "user", prompt };
+            rp_buf b = { 0 };
+            st = rp_tokenizer_chat_format(tok, &msg, 1, 1, &b);
+            if (st == RP_OK) st = rp_tokenizer_encode(tok, b.data, b.len, RP_TOK_PARSE_SPECIAL | RP_TOK_NO_BOS, &ids);
+            rp_buf_free(&b);
+        } else {
+            st = rp_tokenizer_encode(tok, prompt, len, RP_TOK_DEFAULT, &ids);
+        }
+        if (st == RP_OK && ids.n == 0) st = rp_tokens_push(&ids, rp_tokenizer_bos(tok) >= 0 ? rp_tokenizer_bos(tok) : 0);
+    }
+    if (st != RP_OK) { rp_tokens_free(&ids); return rp_lua_fail(L, st, "generate"); }
+    rp_session *s = session(L, x);
+    rp_session_reset(s);
+    rp_generate_result r;
+    st = rp_generate(s, ids.ids, ids.n, &o, &r);
+    rp_tokens_free(&ids);
+    if (st != RP_OK) { rp_generate_result_free(&r); return rp_lua_fail(L, st, "generate"); }
+    lua_pushlstring(L, r.text.data ? r.text.data : "", r.text.len);
+    lua_createtable(L, 0, 4);
+    push_ids(L, r.tokens.ids, r.tokens.n);
+    lua_setfield(L, -2, "tokens");
+    lua_pushinteger(L, (lua_Integer)r.n_prompt); lua_setfield(L, -2, "n_prompt");
+    lua_pushnumber(L, r.tokens_per_s); lua_setfield(L, -2, "tokens_per_s");
+    lua_pushstring(L, r.stop_reason); lua_setfield(L, -2, "stop_reason");
+    rp_generate_result_free(&r);
+    return 2;
+}
+
+static int l_score(lua_State *L) {
+    lmodel *x = check(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    rp_session *s = session(L, x);
+    lua_getfield(L, 2, "context");
+    int by_text = lua_isstring(L, -1);
+    lua_pop(L, 1);
+    if (by_text) {
+        static const char *const keys[] = { "context", "continuation", NULL };
+        rp_lua_check_keys(L, 2, "score", keys);
+        const char *ctx = rp_lua_field_string(L, 2, "context", ""), *cont = rp_lua_field_string(L, 2, "continuation", "");
+        /* as lm-evaluation-harness: tokenize context and context + continuation; the continuation is what
+         * the whole adds after the context's tokens (tokenizing it alone would add a second dummy space) */
+        const rp_tokenizer *tok = rp_model_tokenizer(x->m);
+        size_t lc = strlen(ctx), lt = strlen(cont);
+        char *whole = malloc(lc + lt + 1);
+        rp_tokens a = { 0 }, w = { 0 };
+        rp_status st = whole ? RP_OK : rp_fail(RP_ERR_NOMEM, "out of memory");
+        if (st == RP_OK) {
+            memcpy(whole, ctx, lc);
+            memcpy(whole + lc, cont, lt + 1);
+            st = rp_tokenizer_encode(tok, ctx, lc, RP_TOK_DEFAULT, &a);
+        }
+        if (st == RP_OK) st = rp_tokenizer_encode(tok, whole, lc + lt, RP_TOK_DEFAULT, &w);
+        free(whole);
+        size_t nctx = a.n < w.n ? a.n : w.n, nb = w.n - nctx;
+        if (st == RP_OK && nb == 0) st = rp_fail(RP_ERR_INVAL, "empty continuation");
+        if (st == RP_OK && nctx == 0) st = rp_fail(RP_ERR_INVAL, "empty context for a model without BOS");
+        float *lp = NULL;
+        unsigned char *gr = NULL;
+        if (st == RP_OK) {
+            lp = malloc(nb * sizeof *lp);
+            gr = malloc(nb);
+            if (!lp || !gr) st = rp_fail(RP_ERR_NOMEM, "out of memory");
+            else st = rp_session_score(s, w.ids, (int64_t)w.n, (int64_t)nctx - 1, lp, gr);
+        }
+        double ll = 0;
+        int greedy = 1;
+        for (size_t i = 0; st == RP_OK && i < nb; i++) { ll += lp[i]; greedy &= gr[i]; }
+        rp_tokens_free(&a); rp_tokens_free(&w); free(lp); free(gr);
+        if (st != RP_OK) return rp_lua_fail(L, st, "score");
+        lua_pushnumber(L, ll);
+        lua_pushboolean(L, greedy);
+        return 2;
+    }
+    size_t n;
+    int32_t *ids = check_ids(L, 2, x->m, &n);
+    long long from = rp_lua_optinteger(L, 3, 0);
+    if (from < 0 || (n > 0 && (size_t)from > n - 1)) return luaL_error(L, "score: from = %f outside [0, %d]", (double)from, (int)(n ? n - 1 : 0));
+    size_t want = n > (size_t)from + 1 ? n - 1 - (size_t)from : 0;
+    float *lp = lua_newuserdata(L, (want ? want : 1) * sizeof *lp);
+    unsigned char *gr = lua_newuserdata(L, want ? want : 1);
+    rp_status st = rp_session_score(s, ids, (int64_t)n, from, lp, gr);
+    if (st != RP_OK) return rp_lua_fail(L, st, "score");
+    lua_createtable(L, (int)want, 0);
+    for (size_t i = 0; i < want; i++) { lua_pushnumber(L, lp[i]); lua_rawseti(L, -2, (int)i + 1); }
+    lua_createtable(L, (int)want, 0);
+    for (size_t i = 0; i < want; i++) { lua_pushboolean(L, gr[i]); lua_rawseti(L, -2, (int)i + 1); }
+    return 2;
+}
+
+static int l_hidden_states(lua_State *L) {
+    lmodel *x = check(L);
+    size_t n;
+    int32_t *ids = check_ids(L, 2, x->m, &n);
+    int last = 0;
+    if (lua_istable(L, 3)) {
+        static const char *const keys[] = { "last", NULL };
+        rp_lua_check_keys(L, 3, "hidden_states", keys);
+        last = rp_lua_field_bool(L, 3, "last", 0);
+    }
+    if (n == 0) return luaL_error(L, "hidden_states: no tokens");
+    const rp_llama_config *c = rp_model_config(x->m);
+    rp_session *s = session(L, x);
+    if (n > 512) return luaL_error(L, "hidden_states: %d tokens (at most 512 per call)", (int)n);
+    size_t LL = (size_t)c->n_layer + 1, C = (size_t)c->dim;
+    float *h = lua_newuserdata(L, LL * n * C * sizeof *h);
+    rp_session_reset(s);
+    rp_status st = rp_session_forward(s, ids, (int64_t)n, RP_LOGITS_NONE, NULL, h);
+    if (st != RP_OK) return rp_lua_fail(L, st, "hidden_states");
+    lua_createtable(L, (int)LL, 0);
+    for (size_t l = 0; l < LL; l++) {
+        size_t t0 = last ? n - 1 : 0;
+        if (!last) lua_createtable(L, (int)n, 0);
+        for (size_t t = t0; t < n; t++) {
+            const float *v = h + (l * n + t) * C;
+            lua_createtable(L, (int)C, 0);
+            for (size_t k = 0; k < C; k++) { lua_pushnumber(L, v[k]); lua_rawseti(L, -2, (int)k + 1); }
+            if (!last) lua_rawseti(L, -2, (int)t + 1);
+        }
+        lua_rawseti(L, -2, (int)l + 1);
+    }
+    return 1;
+}
+
+static int l_skip_layers(lua_State *L) {
+    lmodel *x = check(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int nl = rp_model_config(x->m)->n_layer;
+    unsigned char *mask = lua_newuserdata(L, (size_t)nl);
+    memset(mask, 0, (size_t)nl);
+    int n = (int)rp_lua_rawlen(L, 2);
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, 2, i + 1);
+        long long l = rp_lua_checkinteger(L, -1);
+        if (l < 0 || l >= nl) return luaL_error(L, "skip_layers: layer %f outside [0, %d)", (double)l, nl);
+        mask[l] = 1;
+        lua_pop(L, 1);
+    }
+    rp_status st = rp_model_set_skip(x->m, mask, nl);
+    if (st != RP_OK) return rp_lua_fail(L, st, "skip_layers");
+    if (x->s) rp_session_reset(x->s);
+    return 0;
+}
+
+/* lm:tokenize(text) for the table as_lm returns (upvalue 1: the model userdata). */
+static int lm_tokenize(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_settop(L, 2);
+    lua_newtable(L);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "bos");
+    return l_tokenize(L);
+}
+
+/* lm.logprobs(seqs, from) -> {{lp}}, {{greedy}}: the repro.eval table-LM protocol. */
+static int lm_logprobs(lua_State *L) {
+    lmodel *x = rp_lua_checkobj(L, lua_upvalueindex(1), MODEL_CLASS);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    rp_session *s = session(L, x);
+    int nseq = (int)rp_lua_rawlen(L, 1);
+    lua_createtable(L, nseq, 0);
+    lua_createtable(L, nseq, 0);
+    int out_lp = lua_gettop(L) - 1, out_gr = lua_gettop(L);
+    for (int i = 0; i < nseq; i++) {
+        lua_rawgeti(L, 1, i + 1);
+        size_t n;
+        int32_t *ids = check_ids(L, lua_gettop(L), x->m, &n);
+        lua_rawgeti(L, 2, i + 1);
+        long long from = rp_lua_checkinteger(L, -1);
+        lua_pop(L, 1);
+        if (from < 0 || (size_t)from >= (n ? n : 1)) return luaL_error(L, "logprobs: from[%d] = %f outside the sequence", i + 1, (double)from);
+        size_t want = n - 1 - (size_t)from;
+        float *lp = lua_newuserdata(L, (want ? want : 1) * sizeof *lp);
+        unsigned char *gr = lua_newuserdata(L, want ? want : 1);
+        rp_status st = rp_session_score(s, ids, (int64_t)n, from, lp, gr);
+        if (st != RP_OK) return rp_lua_fail(L, st, "logprobs");
+        lua_createtable(L, (int)want, 0);
+        lua_createtable(L, (int)want, 0);
+        for (size_t k = 0; k < want; k++) {
+            lua_pushnumber(L, lp[k]); lua_rawseti(L, -3, (int)k + 1);
+            lua_pushboolean(L, gr[k]); lua_rawseti(L, -2, (int)k + 1);
+        }
+        lua_rawseti(L, out_gr, i + 1);
+        lua_rawseti(L, out_lp, i + 1);
+        lua_pop(L, 4);   /* sequence table, ids, lp, gr buffers */
+    }
+    return 2;
+}
+
+static int l_as_lm(lua_State *L) {
+    lmodel *x = check(L);
+    rp_lm lm = rp_model_as_lm(x->m);
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, x->s ? rp_session_n_ctx(x->s) : lm.n_ctx); lua_setfield(L, -2, "n_ctx");
+    lua_pushinteger(L, lm.bos); lua_setfield(L, -2, "bos");
+    lua_pushboolean(L, lm.add_bos); lua_setfield(L, -2, "add_bos");
+    lua_pushinteger(L, lm.n_vocab); lua_setfield(L, -2, "n_vocab");
+    lua_pushvalue(L, 1); lua_pushcclosure(L, lm_tokenize, 1); lua_setfield(L, -2, "tokenize");
+    lua_pushvalue(L, 1); lua_pushcclosure(L, lm_logprobs, 1); lua_setfield(L, -2, "logprobs");
+    lua_pushvalue(L, 1); lua_setfield(L, -2, "model");   /* keeps the model alive; lets C code find it */
+    return 1;
+}
+
+static const luaL_Reg *model_methods(void) {
+    static const luaL_Reg methods[] = {
+        { "info", l_info }, { "tokenize", l_tokenize }, { "detokenize", l_detokenize }, { "generate", l_generate },
+        { "score", l_score }, { "hidden_states", l_hidden_states }, { "skip_layers", l_skip_layers }, { "as_lm", l_as_lm },
+        { NULL, NULL },
+    };
+    return methods;
+}
+
+/* The rp_lm of a repro.model object at idx (or of an as_lm table holding one in its `model` field). */
+int rp_lua_model_lm(lua_State *L, int idx, rp_lm *out) {
+    if (idx < 0) idx = lua_gettop(L) + idx + 1;
+    int found = 0;
+    if (lua_istable(L, idx)) {
+        lua_getfield(L, idx, "model");
+        idx = lua_gettop(L);
+        found = 1;
+    }
+    lmodel *x = NULL;
+    if (lua_isuserdata(L, idx) && lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, MODEL_CLASS);
+        if (lua_rawequal(L, -1, -2)) x = rp_lua_checkobj(L, idx, MODEL_CLASS);
+        lua_pop(L, 2);
+    }
+    if (found) lua_pop(L, 1);
+    if (!x) return 0;
+    *out = rp_model_as_lm(x->m);
+    return 1;
+}
+
+/* The module table. */
+int rp_luaopen_model(lua_State *L) {
+    static const luaL_Reg fns[] = { { "load", l_load }, { NULL, NULL } };
+    rp_lua_newlib(L, fns);
+    return 1;
+}

@@ -1,0 +1,68 @@
+/* model_cli.c: shared command-line handling of `repro generate` and `repro chat` (model_cli.h). */
+#include "nn/model_cli.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *stops[8];
+
+static int num(const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "repro: %s: invalid value '%s' (expected a number in [%g, %g])\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Parse one shared option. */
+int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o) {
+    const char *a = argv[*i];
+    static const char *with_value[] = { "--temperature", "--top-p", "--seed", "--threads", "--tokenizer", "--ctx", "--stop", NULL };
+    int known = 0;
+    for (int k = 0; with_value[k]; k++) if (!strcmp(a, with_value[k])) known = 1;
+    if (!known) return 0;
+    if (*i + 1 >= argc) { fprintf(stderr, "repro: %s needs a value\n", a); return -1; }
+    const char *v = argv[++*i];
+    double d;
+    if (!strcmp(a, "--temperature")) { if (num(a, v, 0, 100, &d) < 0) return -1; o->gen.temperature = (float)d; }
+    else if (!strcmp(a, "--top-p")) { if (num(a, v, 0, 1, &d) < 0) return -1; o->gen.top_p = (float)d; }
+    else if (!strcmp(a, "--seed")) { if (num(a, v, 0, 9007199254740992.0, &d) < 0 || d != (double)(uint64_t)d) { fprintf(stderr, "repro: --seed: integer expected\n"); return -1; } o->gen.seed = (uint64_t)d; }
+    else if (!strcmp(a, "--threads")) { if (num(a, v, 1, 256, &d) < 0 || d != (int)d) return -1; o->threads = (int)d; }
+    else if (!strcmp(a, "--ctx")) { if (num(a, v, 1, 1 << 20, &d) < 0 || d != (int)d) return -1; o->n_ctx = (int)d; }
+    else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+    else if (!strcmp(a, "--stop")) {
+        if (o->gen.n_stop >= 8) { fprintf(stderr, "repro: at most 8 --stop strings\n"); return -1; }
+        stops[o->gen.n_stop++] = v;
+        o->gen.stop = stops;
+    }
+    return 1;
+}
+
+/* Open a model named by path. */
+rp_status rp_cli_model_open(const char *name, rp_cli_model_opts *o, rp_model **out) {
+    rp_model_opts mo = { .tokenizer_path = o->tokenizer };
+    if (o->threads > 0) {
+        rp_status st = rp_backend_cpu_new(o->threads, &o->owned_backend);
+        if (st != RP_OK) { fprintf(stderr, "repro: %s\n", rp_errmsg()); return st; }
+        mo.backend = o->owned_backend;
+    }
+    rp_status st = rp_model_load(name, &mo, out);
+    if (st != RP_OK) {
+        fprintf(stderr, "repro: cannot load model %s: %s\n", name, rp_errmsg());
+        rp_backend_cpu_free(o->owned_backend);
+        o->owned_backend = NULL;
+    }
+    return st;
+}
+
+/* Free the model and the backend the options made. */
+void rp_cli_model_close(rp_model *m, rp_cli_model_opts *o) {
+    rp_model_free(m);
+    rp_backend_cpu_free(o->owned_backend);
+    o->owned_backend = NULL;
+}

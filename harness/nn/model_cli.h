@@ -1,0 +1,26 @@
+/* model_cli.h: what `repro generate` and `repro chat` share: opening a model named on the command line
+ * and parsing the sampling options they both accept. */
+#ifndef RP_NN_MODEL_CLI_H
+#define RP_NN_MODEL_CLI_H
+#include "nn/generate.h"
+#include "nn/llama.h"
+
+typedef struct rp_cli_model_opts {
+    rp_generate_opts gen;
+    int threads;              /* 0: the machine's cores */
+    const char *tokenizer;    /* llama2.c tokenizer path */
+    int n_ctx;
+    rp_backend *owned_backend;   /* set when --threads made one (free after the model) */
+} rp_cli_model_opts;
+
+/* Parse argv[*i] if it is one of the shared options (--temperature T, --top-p P, --seed S, --threads N,
+ * --tokenizer PATH, --ctx N, --stop TEXT (repeatable, up to 8)); advances *i past its value.
+ * Returns 1 if consumed, 0 if not a shared option, -1 on a bad value (message printed on stderr). */
+int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o);
+/* Open the model a command names: a file path (GGUF, llama2.c, safetensors). Errors are printed on stderr;
+ * returns the status. */
+rp_status rp_cli_model_open(const char *name, rp_cli_model_opts *o, rp_model **out);
+/* Free the model and any backend the options created. */
+void rp_cli_model_close(rp_model *m, rp_cli_model_opts *o);
+
+#endif
