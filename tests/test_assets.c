@@ -6,6 +6,7 @@
  * Synthetic file contents use digests from FIPS 180-4's examples ("abc", a million 'a'). */
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -214,6 +215,23 @@ static void test_sources(void) {
     rp_buf b = {0};
     CHECK(rp_read_file(want, &b) == RP_OK && b.len == 3 && !memcmp(b.data, "abc", 3));
     rp_buf_free(&b);
+
+    /* an in-place change that keeps the size and restores the mtime: only a full re-hash notices */
+    snprintf(p, sizeof p, "%s/verified.tsv", cache);
+    CHECK(exists(p));
+    struct stat sb;
+    stat(want, &sb);
+    FILE *f = fopen(want, "r+");
+    fputs("xbc", f);
+    fclose(f);
+    struct timespec ts[2] = { sb.st_atim, sb.st_mtim };
+    utimensat(AT_FDCWD, want, ts, 0);
+    setenv("REPRO_VERIFY", "full", 1);
+    setenv("REPRO_OFFLINE", "1", 1);
+    CHECK(rp_asset_path("t-url", "sub/abc.txt", p, sizeof p) != RP_OK && !exists(want));
+    unsetenv("REPRO_OFFLINE");
+    unsetenv("REPRO_VERIFY");
+    CHECK(rp_asset_path("t-url", "sub/abc.txt", p, sizeof p) == RP_OK && __atomic_load_n(&hits_abc, __ATOMIC_SEQ_CST) == 3);
 
     /* 404 only: a network error naming the masked URL and the status */
     strcpy(p, "untouched");

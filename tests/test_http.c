@@ -29,6 +29,9 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static double interrupt_at;
+static int interrupt_after(void) { return now_s() >= interrupt_at; }
+
 static int handler(void *ud, const rp_httpd_request *rq, rp_httpd_response *rs) {
     (void)ud;
     const char *p = rq->path;
@@ -79,6 +82,13 @@ static int handler(void *ud, const rp_httpd_request *rq, rp_httpd_response *rs) 
         __atomic_fetch_add(&hits_trunc, 1, __ATOMIC_SEQ_CST);
         const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"choices\":[{\"text\":";
         rp_httpd_write(rq->fd, h, strlen(h));
+        return RP_HTTPD_RAW;
+    }
+    if (!strcmp(p, "/stream")) {      /* server-sent events in three chunks */
+        rp_httpd_stream_begin(rq->fd, 200, "text/event-stream");
+        const char *ev[3] = { "data: {\"delta\":\"Hel\"}\n\n", "data: {\"delta\":\"lo\"}\n\n", "data: [DONE]\n\n" };
+        for (int i = 0; i < 3; i++) { rp_httpd_stream_chunk(rq->fd, ev[i], strlen(ev[i])); usleep(10000); }
+        rp_httpd_stream_end(rq->fd);
         return RP_HTTPD_RAW;
     }
     if (!strcmp(p, "/drop")) { __atomic_fetch_add(&hits_drop, 1, __ATOMIC_SEQ_CST); return RP_HTTPD_RAW; }
@@ -227,8 +237,23 @@ int main(void) {
     t0 = now_s();
     CHECK(rp_http_do(c1, &rslow, &r) == RP_ERR_NET && r.attempts == 2);
     CHECK_MSG(strstr(rp_errmsg(), "imeout") || strstr(rp_errmsg(), "timed out"), "%s", rp_errmsg());
-    CHECK(now_s() - t0 < 1.2);
+    CHECK(now_s() - t0 < 1.4);
     rp_http_response_free(&r);
+
+    /* an interrupt 0.3 s into a batch: the fast requests keep their results, the slow one is abandoned at once */
+    rp_http_request mixi[2] = { { .url = url, .timeout_s = 5 }, { .url = base } };
+    char okurl[256];
+    snprintf(okurl, sizeof okurl, "%s/ok", base);
+    mixi[1].url = okurl;
+    rp_http_response ri[2];
+    interrupt_at = now_s() + 0.3;
+    rp_http_set_interrupt_check(interrupt_after);
+    t0 = now_s();
+    CHECK(rp_http_do_many(c1, mixi, ri, 2, 2) == RP_ERR_INTERRUPTED && strstr(rp_errmsg(), "1 of 2"));
+    CHECK(now_s() - t0 < 1.3 && ri[0].st == RP_ERR_INTERRUPTED && ri[1].st == RP_OK && ri[1].status == 200);
+    rp_http_set_interrupt_check(NULL);
+    rp_http_response_free(&ri[0]);
+    rp_http_response_free(&ri[1]);
 
     /* a body cut short (Content-Length 100, 20 sent): retried, then a clean error */
     snprintf(url, sizeof url, "%s/truncated", base);
@@ -319,8 +344,23 @@ int main(void) {
         double dt = now_s() - t0;
         CHECK_MSG(dt >= 1.4 && dt < 3.0, "250 tokens at 100/s after a 100 burst took %.3f s", dt);
         for (int i = 0; i < 10; i++) rp_http_response_free(&p10[i]);
+        /* real usage reported above the estimate: 50 more tokens owed means one 25-token request waits >= 0.75 s */
+        rp_http_client_charge(cl, 50);
+        t0 = now_s();
+        CHECK(rp_http_do(cl, &r10[0], &p10[0]) == RP_OK);
+        dt = now_s() - t0;
+        CHECK_MSG(dt >= 0.7 && dt < 2.0, "after a 50-token charge: %.3f s", dt);
+        rp_http_response_free(&p10[0]);
         rp_http_client_free(cl);
     }
+
+    /* a chunked (streamed) reply arrives whole */
+    snprintf(url, sizeof url, "%s/stream", base);
+    rp_http_request rst = { .url = url };
+    CHECK(rp_http_do(c, &rst, &r) == RP_OK && r.status == 200);
+    CHECK_MSG(r.body.data && strcmp(r.body.data, "data: {\"delta\":\"Hel\"}\n\ndata: {\"delta\":\"lo\"}\n\ndata: [DONE]\n\n") == 0,
+              "%s", r.body.data ? r.body.data : "(null)");
+    rp_http_response_free(&r);
 
     /* URL masking */
     char m[256];
