@@ -181,7 +181,7 @@ rp_status rp_serve_start(const char *model_path, const rp_serve_opts *opts, rp_s
     snprintf(s->model_id, sizeof s->model_id, "%s", o.model_id ? o.model_id : base);
     char *dot = o.model_id ? NULL : strrchr(s->model_id, '.');
     if (dot && (!strcmp(dot, ".gguf") || !strcmp(dot, ".bin"))) *dot = 0;
-    rp_status st = rp_model_load(model_path, NULL, &s->model);
+    rp_status st = rp_model_load_named(model_path, NULL, &s->model);
     if (st == RP_OK && !rp_model_tokenizer(s->model)) st = rp_fail(RP_ERR_UNSUPPORTED, "%s: the model has no tokenizer", model_path);
     if (st == RP_OK) st = rp_session_new(s->model, o.n_ctx, 0, 0, &s->session);
     if (st == RP_OK) st = rp_httpd_start(o.host, o.port, 64, handler, s, &s->httpd);

@@ -6,11 +6,11 @@ local C = require("repro.safe")
 
 local M = { VERSION = 1, C = C }
 
---- The mirror's longfact folder (REPRO_MIRROR/longfact); raises naming the variable when absent.
+local assets = require("repro.assets")
+
+--- The longfact data set's folder, through the asset registry (mirror, cache or download; verified).
 function M.data_dir()
-  local m = os.getenv("REPRO_MIRROR")
-  if not m or m == "" then error("safe: REPRO_MIRROR is not set (it must point at the data mirror holding longfact/)", 0) end
-  return m .. "/longfact"
+  return assets.path("longfact")
 end
 
 M.FACTSCORE_FILES = { "ChatGPT", "InstructGPT", "PerplexityAI" }
@@ -95,7 +95,7 @@ end
 --- name "smollm2" means the mirror's SmolLM2-135M-Instruct Q4_1 GGUF. Returns the server and its base URL.
 function M.model_path(name)
   if name == "smollm2" then
-    return (os.getenv("REPRO_MIRROR") or "") .. "/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+    return assets.path("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
   end
   if not name or name == "" then error("safe: no local model given (param serve: a GGUF path or smollm2)", 0) end
   return name
@@ -109,9 +109,9 @@ end
 --- Stage the mirror's WikiText-2 test articles (Wikipedia text) as one .txt file per article under dest,
 --- the offline corpus for the BM25 search backend; returns dest and the number of articles.
 function M.stage_wikitext(dest)
-  local src = os.getenv("REPRO_MIRROR") and (os.getenv("REPRO_MIRROR") .. "/wikitext2/wiki.test.raw")
-  local f = src and io.open(src, "rb")
-  if not f then error("safe: WikiText-2 (REPRO_MIRROR/wikitext2/wiki.test.raw) not found for the BM25 corpus", 0) end
+  local src = assets.path("wikitext2", "wiki.test.raw")
+  local f = io.open(src, "rb")
+  if not f then error("safe: cannot read WikiText-2 at " .. src .. " for the BM25 corpus", 0) end
   local text = f:read("*a")
   f:close()
   assert(os.execute("mkdir -p '" .. dest .. "'"))
