@@ -78,6 +78,13 @@ errors_with(function() llm:complete("hi") end, "llm:complete", "unreachable endp
 errors_with(function() C.openai { base_url = "x", model = "m", nonsense = 1 } end, "nonsense", "unknown openai option rejected")
 llm:close()
 
+-- The experiments pass the local model's path to every backend; the HTTP one must accept and ignore it.
+if C.openai then
+  local ok, b = pcall(safe.make_llm, "openai", { model_path = "smollm2", base_url = "http://127.0.0.1:9/v1", model = "m", api_key_env = "" })
+  check(ok and b ~= nil, "openai backend built from the experiments' options (" .. tostring(b) .. ")")
+  if ok and b and b.close then b:close() end
+end
+
 assert(os.execute("rm -rf " .. tmp))
 print(string.format("%s safe_test.lua: %d checks, %d failed", failures == 0 and "ok" or "not ok", checks, failures))
 if failures > 0 then os.exit(1) end

@@ -86,7 +86,9 @@ function M.make_llm(kind, opts)
   if kind == "local" then return C.local_model(M.model_path(opts.model_path), { ctx = 2048 }) end
   if kind == "openai" then
     if not C.openai then error("safe: this build has no HTTP LLM backend (harness/net/http.h missing)", 0) end
-    return C.openai(opts)
+    local o = {}
+    for k, v in pairs(opts) do if k ~= "model_path" then o[k] = v end end   -- model_path is for kind "local"
+    return C.openai(o)
   end
   error("safe: unknown LLM backend '" .. tostring(kind) .. "' (valid: openai, local, replay)", 0)
 end
