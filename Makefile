@@ -93,10 +93,11 @@ $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main
 # Coverage-guided fuzzing with libFuzzer + ASan + UBSan: make fuzz FUZZ=gguf FUZZ_SECONDS=600
 FUZZ ?= gguf
 FUZZ_SECONDS ?= 60
-fuzz:
+FUZZ_LIB_SRC := $(LIB_SRC)
+fuzz: $(BUILD)/generated/build_id.h
 	@mkdir -p build/fuzz-$(FUZZ)/corpus tests/fuzz/corpus/$(FUZZ) tests/fuzz/crashers
-	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iharness -I. $(PKG_CFLAGS) \
-	  -o build/fuzz-$(FUZZ)/fuzz tests/fuzz/fuzz_$(FUZZ).c $(filter-out harness/cli/% harness/lua/%,$(LIB_SRC)) $(PKG_LIBS) -lm
+	clang -std=gnu11 -g -O1 -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iharness -I. -I$(BUILD)/generated $(PKG_CFLAGS) $(LUA_DEF) \
+	  -o build/fuzz-$(FUZZ)/fuzz tests/fuzz/fuzz_$(FUZZ).c $(FUZZ_LIB_SRC) $(PKG_LIBS) -lm
 	build/fuzz-$(FUZZ)/fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/crashers/$(FUZZ)- build/fuzz-$(FUZZ)/corpus tests/fuzz/corpus/$(FUZZ)
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/librepro.a

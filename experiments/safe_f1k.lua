@@ -57,7 +57,7 @@ return experiment.define {
     models = { type = "string", default = "gpt-3.5-turbo-0125", doc = "comma-separated model names at base_url to benchmark" },
     base_url = { type = "string", default = "https://api.openai.com/v1", doc = "OpenAI-compatible endpoint of the benchmarked models" },
     api_key_env = { type = "string", default = "OPENAI_API_KEY", doc = "environment variable holding the API key (never stored)" },
-    llm = { type = "string", default = "openai", choices = { "openai", "replay" }, doc = "LLM backend; replay answers from the cache only" },
+    llm = { type = "string", default = "openai", choices = { "openai", "local", "replay" }, doc = "LLM backend: openai (any compatible endpoint), local (the `serve` model in this process, no HTTP), replay (cache only)" },
     rater_model = { type = "string", default = "gpt-3.5-turbo-0125", doc = "SAFE's rater model" },
     rater_base_url = { type = "string", default = "", doc = "rater endpoint (empty: base_url)" },
     search = { type = "string", default = "serper", choices = { "serper", "bm25", "replay" }, doc = "search backend" },
@@ -102,7 +102,7 @@ return experiment.define {
     if p.n_prompts == 0 then return end
 
     local server
-    if p.serve ~= "" then
+    if p.serve ~= "" and p.llm == "openai" then
       server, p.base_url = safe.serve(p.serve, { ctx = 2048 })
       p.api_key_env = ""
       ctx:note("serving %s at %s (a 135M model's verdicts are not comparable to GPT-3.5-Turbo's)", p.serve, p.base_url)
@@ -112,7 +112,7 @@ return experiment.define {
     local cache = C.cache(p.cache)
     local rater_url = p.rater_base_url ~= "" and p.rater_base_url or p.base_url
     local search = safe.make_search(p.search, { index = p.index, docs = p.docs })
-    local rater = safe.make_llm(p.llm, { base_url = rater_url, model = p.rater_model, api_key_env = p.api_key_env,
+    local rater = safe.make_llm(p.llm, { model_path = p.serve, base_url = rater_url, model = p.rater_model, api_key_env = p.api_key_env,
                                          price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
                                          rpm = p.rpm, tpm = p.tpm })
     local demos = C.demos(safe.data_dir() .. "/factscore/demos/demons.json")
@@ -122,9 +122,9 @@ return experiment.define {
     end
     local labels, m64, m178 = {}, {}, {}
     for _, model in ipairs(safe.split_csv(p.models)) do
-      local llm = safe.make_llm(p.llm, { base_url = p.base_url, model = model, api_key_env = p.api_key_env, max_concurrent = p.concurrency,
+      local llm = p.llm == "local" and rater or safe.make_llm(p.llm, { base_url = p.base_url, model = model, api_key_env = p.api_key_env, max_concurrent = p.concurrency,
                                          timeout = p.timeout })
-      local gen = C.generate(llm, prompts, { cache = cache, replay = p.llm == "replay", llm_name = "openai:" .. model,
+      local gen = C.generate(llm, prompts, { cache = cache, replay = p.llm == "replay", llm_name = llm and llm:name() or ("openai:" .. model),
                                              temperature = 0, max_tokens = p.response_tokens })
       local items, keys = {}, {}
       for i, g in ipairs(gen) do
@@ -133,7 +133,7 @@ return experiment.define {
       end
       local res = C.rate(rater, search, items, {
         cache = cache, replay = p.llm == "replay" or p.search == "replay", demos = demos,
-        llm_name = "openai:" .. p.rater_model, search_name = search and search:name() or "serper",
+        llm_name = rater and rater:name() or ("openai:" .. p.rater_model), search_name = search and search:name() or "serper",
         n_queries = p.n_queries, k_results = p.k_results, max_retries = p.max_retries, max_tokens = p.rater_tokens, query_fallback = p.query_fallback,
         max_batch = 4 * p.concurrency })
       local counts, unparsed, failed, cost, calls = {}, 0, 0, 0, 0

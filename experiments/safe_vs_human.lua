@@ -22,7 +22,7 @@ return experiment.define {
   params = {
     n_pairs = { type = "integer", default = 496, min = 0, doc = "annotated prompt-response pairs to rate (0: human side only)" },
     max_facts = { type = "integer", default = 0, min = 0, doc = "rate at most this many facts per pair (0: all)" },
-    llm = { type = "string", default = "openai", choices = { "openai", "replay" }, doc = "rater backend; replay answers from the cache" },
+    llm = { type = "string", default = "openai", choices = { "openai", "local", "replay" }, doc = "rater backend: openai (any compatible endpoint), local (the `serve` model in this process, no HTTP), replay (cache only)" },
     rater_model = { type = "string", default = "gpt-3.5-turbo-0125", doc = "SAFE's rater model" },
     base_url = { type = "string", default = "https://api.openai.com/v1", doc = "rater endpoint (OpenAI-compatible)" },
     api_key_env = { type = "string", default = "OPENAI_API_KEY", doc = "environment variable holding the API key (never stored)" },
@@ -81,7 +81,7 @@ return experiment.define {
     for r = 1, #ROWS do conf[r] = {}; for c = 1, #COLS do conf[r][c] = 0 end end
     if p.n_pairs > 0 then
       local server
-      if p.serve ~= "" then
+      if p.serve ~= "" and p.llm == "openai" then
         server, p.base_url = safe.serve(p.serve, { ctx = 2048 })
         p.api_key_env = ""
         ctx:note("serving %s at %s", p.serve, p.base_url)
@@ -90,7 +90,7 @@ return experiment.define {
       if dirname then assert(os.execute("mkdir -p '" .. dirname .. "'")) end
       local cache = C.cache(p.cache)
       local search = safe.make_search(p.search, { index = p.index, docs = p.docs })
-      local rater = safe.make_llm(p.llm, { base_url = p.base_url, model = p.rater_model, api_key_env = p.api_key_env,
+      local rater = safe.make_llm(p.llm, { model_path = p.serve, base_url = p.base_url, model = p.rater_model, api_key_env = p.api_key_env,
                                            price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
                                          rpm = p.rpm, tpm = p.tpm })
       local items, human = {}, {}
@@ -106,7 +106,7 @@ return experiment.define {
       end
       local res = C.rate(rater, search, items, {
         cache = cache, replay = p.llm == "replay" or p.search == "replay",
-        llm_name = "openai:" .. p.rater_model, search_name = search and search:name() or "serper",
+        llm_name = rater and rater:name() or ("openai:" .. p.rater_model), search_name = search and search:name() or "serper",
         n_queries = p.n_queries, max_retries = p.max_retries, max_tokens = p.rater_tokens, query_fallback = p.query_fallback, max_batch = 4 * p.concurrency })
       local cost = 0
       for i, r in ipairs(res) do

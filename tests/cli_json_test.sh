@@ -27,6 +27,14 @@ for cmd in runs show plot report compare fetch; do
         "repro $cmd --no-such-option: exit $code (want 2), stderr: $(head -c 300 "$tmp/bad.err")"
 done
 
+# An option that needs a value, given last: exit 2 saying so.
+for cmd in "runs --limit" "show 1 --db" "plot 1 --out" "report --out" "compare A B --threshold"; do
+  "$REPRO" $cmd >/dev/null 2>"$tmp/val.err"
+  code=$?
+  check '[ $code -eq 2 ] && grep -q "option .${cmd##* }. needs a value" "$tmp/val.err"' \
+        "repro $cmd: exit $code (want 2), stderr: $(head -c 300 "$tmp/val.err")"
+done
+
 # A missing database: exit 4 and the path in the message.
 missing=$tmp/nowhere/repro.db
 for cmd in "runs" "show 1" "plot 1" "report" "compare HEAD HEAD"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # safe_test.sh: the HTTP path end to end with the project's own server: `repro serve` runs the local
 # SmolLM2-135M model on loopback; the SAFE plugin's OpenAI-compatible backend generates through it into the
-# cache; a rerun and a replay make zero network calls and give the same texts; malformed requests get
+# cache; a rerun and a replay make zero network calls and give the same texts; the in-process backend gives
+# the served text; malformed requests get
 # OpenAI-shaped 4xx errors; SIGTERM stops the server cleanly. Skips when the model is not in the mirror.
 set -u
 REPRO=${REPRO:-bin/repro}
@@ -32,7 +33,7 @@ check "GET on completions is a 405" "[ \"\$(code $url/chat/completions)\" = 405 
 
 cat >"$tmp/gen.lua" <<LUA
 local C = require("repro.safe")
-local url, dir = arg[1], arg[2]
+local url, dir, model = arg[1], arg[2], arg[3]
 local prompts = { "Say hello.", "Name one color." }
 local function run(llm, replay)
   local cache = C.cache(dir .. "/cache.db")
@@ -50,11 +51,16 @@ for i = 1, #prompts do
   ok = ok and type(g1[i].text) == "string" and #g1[i].text > 0 and g1[i].completion_tokens >= 1
   ok = ok and g2[i].text == g1[i].text and g3[i].text == g1[i].text and g2[i].cached and g3[i].cached
 end
-print(string.format("net calls: first %d, rerun %d, replay %d; same texts: %s", s1.net_llm_calls, s2.net_llm_calls,
-  s3.net_llm_calls, tostring(ok)))
+-- the in-process backend (no HTTP) answers greedy requests exactly as the server does
+local loc = C.local_model(model, { ctx = 512 })
+local same_local = loc:complete(prompts[1], { max_tokens = 8 }) == g1[1].text
+loc:close()
+ok = ok and same_local
+print(string.format("net calls: first %d, rerun %d, replay %d; same texts: %s; local = served: %s", s1.net_llm_calls,
+  s2.net_llm_calls, s3.net_llm_calls, tostring(ok), tostring(same_local)))
 if not (ok and s1.net_llm_calls == 2 and s2.net_llm_calls == 0 and s3.net_llm_calls == 0) then os.exit(1) end
 LUA
-check "generate through repro serve, cached rerun and replay make zero network calls" "\"$REPRO\" exec $tmp/gen.lua $url $tmp"
+check "generate through repro serve, cached rerun and replay make zero network calls" "\"$REPRO\" exec $tmp/gen.lua $url $tmp $model"
 
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 check "SIGTERM stops the server (exit 0)" "[ $rc -eq 0 ] && grep -q stopping $tmp/err"

@@ -6,6 +6,7 @@
  * Synthetic file contents use digests from FIPS 180-4's examples ("abc", a million 'a'). */
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -124,8 +125,10 @@ static void add_catalog(void) {
         "\"t-simple\":{\"files\":[{\"path\":\"abc.txt\",\"size\":3,\"sha256\":\"" SHA_ABC "\",\"wheel\":{\"package\":\"simple-pkg\","
         "  \"version\":\"1.0\",\"filename\":\"test_pkg-1.0-py3-none-any.whl\",\"sha256\":\"%s\",\"member\":\"test_pkg/abc.txt\"}}]},"
         "\"t-badwheel\":{\"files\":[{\"path\":\"x.bin\",\"size\":3,\"sha256\":\"" SHA_ABC "\",\"wheel\":{\"package\":\"bad-pkg\","
-        "  \"version\":\"1.0\",\"filename\":\"b.whl\",\"sha256\":\"%s\",\"member\":\"x\"}}]}"
-        "}}", port, port, port, port, port, port, wheel_sha, wheel_sha, wheel_sha, wheel_sha);
+        "  \"version\":\"1.0\",\"filename\":\"b.whl\",\"sha256\":\"%s\",\"member\":\"x\"}}]},"
+        "\"t-zipdir\":{\"files\":[{\"path\":\"x.bin\",\"size\":3,\"sha256\":\"" SHA_ABC "\",\"zip\":{\"url\":"
+        "  \"http://127.0.0.1:%d/files/..\",\"sha256\":\"%s\",\"member\":\"x\"}}]}"
+        "}}", port, port, port, port, port, port, wheel_sha, wheel_sha, wheel_sha, wheel_sha, port, wheel_sha);
     CHECK(rp_asset_catalog_add(b.data, b.len, "test") == RP_OK);
     rp_buf_free(&b);
     /* malformed additions are refused with a reason */
@@ -213,6 +216,23 @@ static void test_sources(void) {
     CHECK(rp_read_file(want, &b) == RP_OK && b.len == 3 && !memcmp(b.data, "abc", 3));
     rp_buf_free(&b);
 
+    /* an in-place change that keeps the size and restores the mtime: only a full re-hash notices */
+    snprintf(p, sizeof p, "%s/verified.tsv", cache);
+    CHECK(exists(p));
+    struct stat sb;
+    stat(want, &sb);
+    FILE *f = fopen(want, "r+");
+    fputs("xbc", f);
+    fclose(f);
+    struct timespec ts[2] = { sb.st_atim, sb.st_mtim };
+    utimensat(AT_FDCWD, want, ts, 0);
+    setenv("REPRO_VERIFY", "full", 1);
+    setenv("REPRO_OFFLINE", "1", 1);
+    CHECK(rp_asset_path("t-url", "sub/abc.txt", p, sizeof p) != RP_OK && !exists(want));
+    unsetenv("REPRO_OFFLINE");
+    unsetenv("REPRO_VERIFY");
+    CHECK(rp_asset_path("t-url", "sub/abc.txt", p, sizeof p) == RP_OK && __atomic_load_n(&hits_abc, __ATOMIC_SEQ_CST) == 3);
+
     /* 404 only: a network error naming the masked URL and the status */
     strcpy(p, "untouched");
     CHECK(rp_asset_path("t-404", NULL, p, sizeof p) == RP_ERR_NET);
@@ -281,6 +301,8 @@ static void test_sources(void) {
     CHECK(__atomic_load_n(&hits_wheel, __ATOMIC_SEQ_CST) == 3);
     /* an HTML page where PyPI's JSON should be: a clean format error */
     CHECK(rp_asset_path("t-badwheel", NULL, p, sizeof p) != RP_OK && strstr(rp_errmsg(), "offset 0: expected"));
+    /* a zip URL whose last segment is ".." names no file: refused before any download into the cache */
+    CHECK_MSG(rp_asset_path("t-zipdir", NULL, p, sizeof p) != RP_OK && strstr(rp_errmsg(), "archive file name '..'"), "%s", rp_errmsg());
     unsetenv("REPRO_PYPI_URL");
 
     CHECK(rp_asset_path("no-such-asset", NULL, p, sizeof p) == RP_ERR_NOTFOUND && strstr(rp_errmsg(), "known: "));

@@ -1,10 +1,16 @@
 /* test_http.c: the HTTP client against the embedded server on an ephemeral loopback port: 429 with
  * Retry-After then 200, 500s then success, a timeout, HTML error pages, truncated and malformed bodies,
  * dropped connections, concurrency 1/4/16 (checked at the server), request and token rate limits (lower
- * bounds from the token-bucket arithmetic), retry counters, keep-alive reuse, and secret masking. */
+ * bounds from the token-bucket arithmetic), retry counters, keep-alive reuse, and secret masking; and the
+ * server against malformed requests sent on a raw socket (bad request line, bad or over-long
+ * Content-Length, oversized body, oversized head, chunked bodies): a 4xx/5xx status, never a crash. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include "net/http.h"
@@ -22,6 +28,9 @@ static double now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+static double interrupt_at;
+static int interrupt_after(void) { return now_s() >= interrupt_at; }
 
 static int handler(void *ud, const rp_httpd_request *rq, rp_httpd_response *rs) {
     (void)ud;
@@ -75,6 +84,13 @@ static int handler(void *ud, const rp_httpd_request *rq, rp_httpd_response *rs) 
         rp_httpd_write(rq->fd, h, strlen(h));
         return RP_HTTPD_RAW;
     }
+    if (!strcmp(p, "/stream")) {      /* server-sent events in three chunks */
+        rp_httpd_stream_begin(rq->fd, 200, "text/event-stream");
+        const char *ev[3] = { "data: {\"delta\":\"Hel\"}\n\n", "data: {\"delta\":\"lo\"}\n\n", "data: [DONE]\n\n" };
+        for (int i = 0; i < 3; i++) { rp_httpd_stream_chunk(rq->fd, ev[i], strlen(ev[i])); usleep(10000); }
+        rp_httpd_stream_end(rq->fd);
+        return RP_HTTPD_RAW;
+    }
     if (!strcmp(p, "/drop")) { __atomic_fetch_add(&hits_drop, 1, __ATOMIC_SEQ_CST); return RP_HTTPD_RAW; }
     if (!strcmp(p, "/truncjson")) { rp_buf_puts(&rs->body, "{\"choices\": [{\"message\": {\"content\": \"hel"); return RP_HTTPD_OK; }
     if (!strcmp(p, "/malformed")) { rp_buf_puts(&rs->body, "{\"a\": 1,, \"b\": [}"); return RP_HTTPD_OK; }
@@ -92,6 +108,61 @@ static rp_http_client *client(int retries, double rpm, double tpm) {
     rp_http_client *c = NULL;
     CHECK(rp_http_client_new(&pol, rpm, tpm, &c) == RP_OK);
     return c;
+}
+
+/* Send raw bytes to the server on port and return the status code of its answer (0: no answer). */
+static int raw_status(int port, const char *req, size_t len) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = { 5, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char reply[256] = "";
+    int code = 0;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        size_t off = 0;
+        while (off < len) {
+            ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+            if (w <= 0) break;                    /* the server may answer and close before reading it all */
+            off += (size_t)w;
+        }
+        ssize_t r = recv(fd, reply, sizeof reply - 1, 0);
+        if (r > 0) { reply[r] = 0; if (sscanf(reply, "HTTP/1.1 %d", &code) != 1) code = 0; }
+    }
+    close(fd);
+    return code;
+}
+
+/* Malformed requests: each is answered with the documented error status; the server keeps serving. */
+static void test_server_bad_input(rp_httpd *srv) {
+    int port = rp_httpd_port(srv);
+    struct { const char *req, *what; int want; } cases[] = {
+        { "NONSENSE\r\n\r\n", "bad request line", 400 },
+        { "GET / SPDY/3\r\n\r\n", "not HTTP/1.x", 400 },
+        { "POST /echo HTTP/1.1\r\nContent-Length: 12x\r\n\r\n", "Content-Length with junk", 400 },
+        { "POST /echo HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "negative Content-Length", 400 },
+        { "POST /echo HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", "Content-Length overflow", 400 },
+        { "POST /echo HTTP/1.1\r\nContent-Length: 0000000000000000000000000000000000000000000000000000000000000000000005\r\n\r\nhello",
+          "Content-Length longer than the server reads", 400 },
+        { "POST /echo HTTP/1.1\r\nContent-Length: 67108865\r\n\r\n", "body over 64 MiB", 413 },
+        { "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "chunked body", 501 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int code = raw_status(port, cases[i].req, strlen(cases[i].req));
+        CHECK_MSG(code == cases[i].want, "%s: status %d, want %d", cases[i].what, code, cases[i].want);
+    }
+    size_t n = (64u << 10) + 4096;
+    char *head = malloc(n);
+    if (head) {
+        memcpy(head, "GET / HTTP/1.1\r\nX-Big: ", 24);
+        memset(head + 24, 'a', n - 24);
+        int code = raw_status(port, head, n);
+        CHECK_MSG(code == 431, "head over 64 KiB: status %d, want 431", code);
+        free(head);
+    }
+    const char ok[] = "GET /ok HTTP/1.1\r\nConnection: close\r\n\r\n";
+    CHECK_MSG(raw_status(port, ok, sizeof ok - 1) == 200, "server still answers after malformed requests");
 }
 
 int main(void) {
@@ -166,8 +237,23 @@ int main(void) {
     t0 = now_s();
     CHECK(rp_http_do(c1, &rslow, &r) == RP_ERR_NET && r.attempts == 2);
     CHECK_MSG(strstr(rp_errmsg(), "imeout") || strstr(rp_errmsg(), "timed out"), "%s", rp_errmsg());
-    CHECK(now_s() - t0 < 1.2);
+    CHECK(now_s() - t0 < 1.4);
     rp_http_response_free(&r);
+
+    /* an interrupt 0.3 s into a batch: the fast requests keep their results, the slow one is abandoned at once */
+    rp_http_request mixi[2] = { { .url = url, .timeout_s = 5 }, { .url = base } };
+    char okurl[256];
+    snprintf(okurl, sizeof okurl, "%s/ok", base);
+    mixi[1].url = okurl;
+    rp_http_response ri[2];
+    interrupt_at = now_s() + 0.3;
+    rp_http_set_interrupt_check(interrupt_after);
+    t0 = now_s();
+    CHECK(rp_http_do_many(c1, mixi, ri, 2, 2) == RP_ERR_INTERRUPTED && strstr(rp_errmsg(), "1 of 2"));
+    CHECK(now_s() - t0 < 1.3 && ri[0].st == RP_ERR_INTERRUPTED && ri[1].st == RP_OK && ri[1].status == 200);
+    rp_http_set_interrupt_check(NULL);
+    rp_http_response_free(&ri[0]);
+    rp_http_response_free(&ri[1]);
 
     /* a body cut short (Content-Length 100, 20 sent): retried, then a clean error */
     snprintf(url, sizeof url, "%s/truncated", base);
@@ -258,8 +344,23 @@ int main(void) {
         double dt = now_s() - t0;
         CHECK_MSG(dt >= 1.4 && dt < 3.0, "250 tokens at 100/s after a 100 burst took %.3f s", dt);
         for (int i = 0; i < 10; i++) rp_http_response_free(&p10[i]);
+        /* real usage reported above the estimate: 50 more tokens owed means one 25-token request waits >= 0.75 s */
+        rp_http_client_charge(cl, 50);
+        t0 = now_s();
+        CHECK(rp_http_do(cl, &r10[0], &p10[0]) == RP_OK);
+        dt = now_s() - t0;
+        CHECK_MSG(dt >= 0.7 && dt < 2.0, "after a 50-token charge: %.3f s", dt);
+        rp_http_response_free(&p10[0]);
         rp_http_client_free(cl);
     }
+
+    /* a chunked (streamed) reply arrives whole */
+    snprintf(url, sizeof url, "%s/stream", base);
+    rp_http_request rst = { .url = url };
+    CHECK(rp_http_do(c, &rst, &r) == RP_OK && r.status == 200);
+    CHECK_MSG(r.body.data && strcmp(r.body.data, "data: {\"delta\":\"Hel\"}\n\ndata: {\"delta\":\"lo\"}\n\ndata: [DONE]\n\n") == 0,
+              "%s", r.body.data ? r.body.data : "(null)");
+    rp_http_response_free(&r);
 
     /* URL masking */
     char m[256];
@@ -267,6 +368,8 @@ int main(void) {
     CHECK_MSG(strcmp(m, "https://***@serper.dev/search?key=***&q=x&access_token=***#frag") == 0, "%s", m);
     rp_http_mask_url("http://h/p", m, sizeof m);
     CHECK(strcmp(m, "http://h/p") == 0);
+
+    test_server_bad_input(srv);
 
     rp_http_stats st = rp_http_client_stats(c);
     CHECK(st.failures >= 3 && st.retries >= 6 && st.bytes_in > 5000 && st.bytes_out >= 5000);

@@ -126,6 +126,14 @@ static void test_bad_specs(void) {
         rp_status st = render(cases[i].spec, &files, &rendered);
         CHECK_MSG(st == RP_ERR_INVAL && rendered == 0 && strstr(rp_errmsg(), cases[i].want), "case %zu: %d %s", i, st, rp_errmsg());
     }
+    /* An output folder too long for a path is refused with its length, not truncated into another file. */
+    static char longdir[4200];
+    memset(longdir, 'd', sizeof longdir - 1);
+    memcpy(longdir, dir, strlen(dir));
+    longdir[strlen(dir)] = '/';
+    int rendered = 1;
+    rp_status st = rp_plot_render("{\"name\":\"x\",\"type\":\"lines\",\"series\":[{\"y\":[1]}]}", longdir, &files, &rendered);
+    CHECK_MSG(st == RP_ERR_RANGE && rendered == 0 && strstr(rp_errmsg(), "(4199 bytes)"), "long folder: %d %s", st, rp_errmsg());
     rp_buf_free(&files);
 }
 

@@ -111,6 +111,14 @@ static void test_round_trip(void) {
     rp_run_filter g = { .commit_prefix = "abc", .status = "running" };
     CHECK(rp_db_list_runs(db, &g, &j) == RP_OK);
     CHECK(j.data && strstr(j.data, "\"experiment\":\"other\"") && !strstr(j.data, "\"toy\""));
+    /* A commit prefix is matched literally ('_' and '%' are no wildcards) and without regard to case. */
+    static const struct { const char *prefix; int match; } pre[] = { { "ABCD", 1 }, { "a_c", 0 }, { "%", 0 }, { "abd", 0 } };
+    for (int k = 0; k < 4; k++) {
+        rp_buf_clear(&j);
+        rp_run_filter h = { .commit_prefix = pre[k].prefix };
+        CHECK(rp_db_list_runs(db, &h, &j) == RP_OK);
+        CHECK_MSG(j.data && !!strstr(j.data, "\"experiment\":\"other\"") == pre[k].match, "prefix %s: %s", pre[k].prefix, j.data);
+    }
     rp_buf_free(&j);
     /* Params are stored canonically: keys sorted at every depth, whatever order the script produced. */
     rp_run_info unordered = { .experiment = "canon", .params_json = "{\"b\":1, \"a\":{\"d\":2,\"c\":[3,{\"f\":true,\"e\":\"x\"}]}}" };

@@ -1,12 +1,13 @@
 /* assets.c: the asset registry behind assets.h: catalog loading and merging, per-file source resolution,
  * verification, downloads into the cache, and wheel/zip extraction.
- * Invariants: a path handed to a caller was checked (size, then sha256) in this process, either now or
- * earlier with the same size and mtime; downloads and extractions go to "<dest>.part.<pid>.<n>" and are
+ * Invariants: a path handed to a caller was checked (size, then sha256), now or earlier for the same file
+ * identity (device, inode, size, mtime in ns; remembered in memory and in <cache>/verified.tsv); downloads and extractions go to "<dest>.part.<pid>.<n>" and are
  * renamed into place only after verification, so a crash or a bad transfer never leaves a wrong file
  * under a final name; a bad copy in the cache is deleted, a bad copy in the mirror is reported and
  * skipped (the mirror is not ours to change). The catalog and the verification memo sit behind one mutex. */
 #include "assets/assets.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,9 @@ static int catalog_loaded;
 static rp_http_client *client;
 static unsigned long part_seq;
 
-typedef struct memo { char *path; long long size, mtime_ns; char sha[65]; struct memo *next; } memo;
+/* A file's identity for verification results: a rename keeps it, any write changes mtime. */
+typedef struct fid { unsigned long long dev, ino; long long size, mtime_ns; } fid;
+typedef struct memo { fid id; char sha[65]; struct memo *next; } memo;
 static memo *memos;
 
 /* ---- catalog ---- */
@@ -123,33 +126,79 @@ static int file_size(const char *path, long long *size, long long *mtime_ns) {
     return 1;
 }
 
-/* Check size then sha256 (memoized by path, size and mtime). RP_ERR_CHECKSUM names both digests. */
+static int file_id(const char *path, fid *id) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
+    *id = (fid){ (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino, (long long)sb.st_size,
+                 (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec };
+    return 1;
+}
+
+/* Whether <cache>/verified.tsv records this identity with this digest (REPRO_VERIFY=full: never). */
+static int stamp_ok(const fid *id, const char *sha) {
+    const char *v = getenv("REPRO_VERIFY");
+    if (v && strcmp(v, "full") == 0) return 0;
+    char path[4200], line[256];
+    cache_root(path, sizeof path - 16);
+    strcat(path, "/verified.tsv");
+    FILE *f = fopen(path, "r");
+    int ok = 0;
+    while (f && !ok && fgets(line, sizeof line, f)) {
+        char h[65];
+        unsigned long long dev, ino;
+        long long size, mt;
+        if (sscanf(line, "%64s %llu %llu %lld %lld", h, &dev, &ino, &size, &mt) == 5)
+            ok = dev == id->dev && ino == id->ino && size == id->size && mt == id->mtime_ns && strcmp(h, sha) == 0;
+    }
+    if (f) fclose(f);
+    return ok;
+}
+
+/* Record a verified identity (one short O_APPEND write, so concurrent processes do not interleave). */
+static void stamp_add(const fid *id, const char *sha) {
+    char path[4200], line[256];
+    cache_root(path, sizeof path - 16);
+    if (rp_mkdirs(path) != RP_OK) return;
+    strcat(path, "/verified.tsv");
+    int n = snprintf(line, sizeof line, "%s %llu %llu %lld %lld\n", sha, id->dev, id->ino, id->size, id->mtime_ns);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (fd < 0) return;
+    if (write(fd, line, (size_t)n) != n) { /* a lost stamp only costs a re-hash */ }
+    close(fd);
+}
+
+/* Check size then sha256. A result is remembered by file identity (device, inode, size, mtime) in this
+ * process and in <cache>/verified.tsv, so an unchanged file is hashed once; REPRO_VERIFY=full re-hashes. */
 static rp_status verify(const char *path, long long want_size, const char *want_sha) {
-    long long size, mt;
-    if (!file_size(path, &size, &mt)) return rp_fail(RP_ERR_NOTFOUND, "%s: missing", path);
-    if (size != want_size)
-        return rp_fail(RP_ERR_CHECKSUM, "%s: size %lld bytes, the catalog says %lld", path, size, want_size);
+    fid id;
+    if (!file_id(path, &id)) return rp_fail(RP_ERR_NOTFOUND, "%s: missing", path);
+    if (id.size != want_size)
+        return rp_fail(RP_ERR_CHECKSUM, "%s: size %lld bytes, the catalog says %lld", path, id.size, want_size);
+    const char *v = getenv("REPRO_VERIFY");
+    int full = v && strcmp(v, "full") == 0;
     pthread_mutex_lock(&mu);
-    for (memo *m = memos; m; m = m->next)
-        if (m->size == size && m->mtime_ns == mt && strcmp(m->path, path) == 0 && strcmp(m->sha, want_sha) == 0) {
+    for (memo *m = memos; m && !full; m = m->next)
+        if (memcmp(&m->id, &id, sizeof id) == 0 && strcmp(m->sha, want_sha) == 0) {
             pthread_mutex_unlock(&mu);
             return RP_OK;
         }
     pthread_mutex_unlock(&mu);
     char hex[65];
-    RP_TRY(rp_sha256_file(path, hex));
+    int stamped = stamp_ok(&id, want_sha);
+    if (stamped) memcpy(hex, want_sha, 65);
+    else RP_TRY(rp_sha256_file(path, hex));
     if (strcmp(hex, want_sha) != 0)
         return rp_fail(RP_ERR_CHECKSUM, "%s: sha256 %s, the catalog says %s", path, hex, want_sha);
+    if (!stamped) stamp_add(&id, hex);
     memo *m = calloc(1, sizeof *m);
-    if (m && (m->path = strdup(path))) {
-        m->size = size;
-        m->mtime_ns = mt;
+    if (m) {
+        m->id = id;
         memcpy(m->sha, hex, 65);
         pthread_mutex_lock(&mu);
         m->next = memos;
         memos = m;
         pthread_mutex_unlock(&mu);
-    } else free(m);
+    }
     return RP_OK;
 }
 
@@ -157,12 +206,12 @@ static void part_name(const char *dest, char *out, size_t n) {
     pthread_mutex_lock(&mu);
     unsigned long k = ++part_seq;
     pthread_mutex_unlock(&mu);
-    snprintf(out, n, "%s.part.%d.%lu", dest, (int)getpid(), k);
+    if (snprintf(out, n, "%s.part.%d.%lu", dest, (int)getpid(), k) >= (int)n) out[0] = 0;   /* open() then fails */
 }
 
 static rp_status parent_dirs(const char *path) {
     char d[4096];
-    snprintf(d, sizeof d, "%s", path);
+    if (snprintf(d, sizeof d, "%s", path) >= (int)sizeof d) return rp_fail(RP_ERR_RANGE, "path too long: %.100s...", path);
     char *slash = strrchr(d, '/');
     if (!slash || slash == d) return RP_OK;
     *slash = 0;
@@ -286,7 +335,10 @@ static rp_status wheel_url(const rp_json *w, char *url, size_t n) {
 /* Get a verified archive (wheel or zip) into <cache>/<asset>/.download/<basename>. */
 static rp_status archive_get(const char *asset_dir, const char *url, const char *basename, const char *sha, char *path,
                              size_t n, const char *label) {
-    snprintf(path, n, "%s/.download/%s", asset_dir, basename);
+    if (!basename[0] || strchr(basename, '/') || !strcmp(basename, ".") || !strcmp(basename, ".."))
+        return rp_fail(RP_ERR_FORMAT, "archive file name '%s' in the catalog is not a plain file name", basename);
+    if (snprintf(path, n, "%s/.download/%s", asset_dir, basename) >= (int)n)
+        return rp_fail(RP_ERR_RANGE, "cache path for archive %s in %s too long", basename, asset_dir);
     long long size, mt;
     if (file_size(path, &size, &mt) && verify(path, size, sha) == RP_OK) return RP_OK;
     unlink(path);

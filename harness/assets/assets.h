@@ -6,7 +6,8 @@
  * temporary name and renamed only after their size and sha256 match; nothing unverified is ever returned.
  * Environment: REPRO_MIRROR, REPRO_CACHE, REPRO_ASSETS, REPRO_PYPI_URL (default https://pypi.org/pypi, the JSON
  * API), REPRO_PYPI_SIMPLE_URL (default https://pypi.org/simple, PEP 691 JSON, tried when the JSON API fails),
- * REPRO_OFFLINE=1 (mirror and cache only). */
+ * REPRO_OFFLINE=1 (mirror and cache only), REPRO_VERIFY=full (re-hash every time instead of trusting a file
+ * whose device, inode, size and mtime match an earlier successful check recorded in <cache>/verified.tsv). */
 #ifndef RP_ASSETS_H
 #define RP_ASSETS_H
 #include <stddef.h>

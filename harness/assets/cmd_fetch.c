@@ -24,7 +24,7 @@ int rp_cmd_fetch(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--list")) list = 1;
-        else if (argv[i][0] == '-') return rp_cli_usage("fetch", "unknown option '%s'", argv[i]);
+        else if (argv[i][0] == '-') return rp_cli_bad_arg("fetch", argv[i], NULL);
         else if (nnames++ == 0) first = argv[i];
     }
     if (!list && nnames == 0) return rp_cli_usage("fetch", "which asset? give ASSET[/FILE] names, or --list for the catalog");

@@ -2,7 +2,8 @@
 """make_catalog.py MIRROR: regenerate harness/assets/catalog.json (the asset catalog: names, files, sizes,
 sha256, sources) from a data mirror's SHA256SUMS files and MANIFEST.md tables, and catalog_data.c (the
 same JSON embedded in the binary). Run from the repository root after adding a folder to the mirror;
-hand edits to catalog.json are fine too: then run it with --embed-only to refresh catalog_data.c."""
+hand edits to catalog.json are fine too (a regeneration keeps assets and files it does not derive itself):
+then run it with --embed-only to refresh catalog_data.c."""
 import json, os, re, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,7 +93,16 @@ def embed(text):
 if __name__ == "__main__":
     cat_path = os.path.join(HERE, "catalog.json")
     if sys.argv[1:2] != ["--embed-only"]:
-        text = json.dumps(build(sys.argv[1]), indent=1, ensure_ascii=False) + "\n"
+        cat = build(sys.argv[1])
+        # keep what was added by hand: assets and files the mirror's checksum lists do not name
+        old = json.load(open(cat_path))["assets"] if os.path.exists(cat_path) else {}
+        for name, a in old.items():
+            if name not in cat["assets"]:
+                cat["assets"][name] = a
+                continue
+            have = {f["path"] for f in cat["assets"][name]["files"]}
+            cat["assets"][name]["files"] += [f for f in a["files"] if f["path"] not in have]
+        text = json.dumps(cat, indent=1, ensure_ascii=False) + "\n"
         open(cat_path, "w").write(text)
     text = open(cat_path).read()
     json.loads(text)

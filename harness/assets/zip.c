@@ -86,7 +86,9 @@ rp_status rp_zip_extract(const char *zip_path, const char *member, const char *o
     entry e = {0};
     int opened = 0;
     if (fseeko(f, 0, SEEK_END) != 0) { st = rp_fail(RP_ERR_IO, "%s: cannot seek", zip_path); goto done; }
-    uint64_t fsize = (uint64_t)ftello(f);
+    off_t end = ftello(f);
+    if (end < 0) { st = rp_fail(RP_ERR_IO, "%s: cannot tell its size: %s", zip_path, strerror(errno)); goto done; }
+    uint64_t fsize = (uint64_t)end;
     if ((st = find_entry(f, zip_path, fsize, member, &e)) != RP_OK) goto done;
     if (e.flags & 1) { st = rp_fail(RP_ERR_UNSUPPORTED, "%s: member %s is encrypted", zip_path, member); goto done; }
     if (e.method != 0 && e.method != 8) {
@@ -109,15 +111,15 @@ rp_status rp_zip_extract(const char *zip_path, const char *member, const char *o
         goto done;
     }
     if (fseeko(f, (off_t)data_off, SEEK_SET) != 0) { st = rp_fail(RP_ERR_IO, "%s: cannot seek", zip_path); goto done; }
-    opened = 1;
     if (!(o = fopen(out_path, "wb"))) { st = rp_fail(RP_ERR_IO, "%s: %s", out_path, strerror(errno)); goto done; }
+    opened = 1;                           /* from here a failure removes the partial output */
     enum { CH = 1 << 16 };
     in = malloc(CH);
     out = malloc(CH);
-    if (!in || !out) { st = rp_fail(RP_ERR_NOMEM, "out of memory extracting %s", member); goto done; }
+    if (!in || !out) { st = rp_fail(RP_ERR_NOMEM, "%s: out of memory extracting %s", zip_path, member); goto done; }
     memset(&zs, 0, sizeof zs);
     if (e.method == 8) {
-        if (inflateInit2(&zs, -15) != Z_OK) { st = rp_fail(RP_ERR_NOMEM, "zlib inflateInit2 failed"); goto done; }
+        if (inflateInit2(&zs, -15) != Z_OK) { st = rp_fail(RP_ERR_NOMEM, "%s: member %s: zlib inflateInit2 failed", zip_path, member); goto done; }
         zinit = 1;
     }
     rp_sha256_ctx sc;

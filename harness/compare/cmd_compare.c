@@ -81,7 +81,7 @@ static int plan_from_runs(rp_db *db, const char *commit, const char *root, plan_
     int n = 0;
     *items = NULL;
     if (sqlite3_prepare_v2(sq, "SELECT DISTINCT script, seed FROM runs WHERE status = 'finished' AND script IS NOT NULL "
-                           "AND git_commit LIKE ?1 || '%' ORDER BY script, seed", -1, &st, NULL) != SQLITE_OK) return 0;
+                           "AND substr(lower(git_commit), 1, length(?1)) = lower(?1) ORDER BY script, seed", -1, &st, NULL) != SQLITE_OK) return 0;
     sqlite3_bind_text(st, 1, commit, -1, SQLITE_STATIC);
     size_t rl = strlen(root);
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -166,7 +166,7 @@ int rp_cmd_compare(int argc, char **argv) {
             threshold = strtod(argv[++i], &end);
             if (*end || end == argv[i] || !(threshold >= 0)) return rp_cli_usage("compare", "--threshold: '%s' is not a percentage >= 0", argv[i]);
         } else if (argv[i][0] != '-' && nrev < 2) revs[nrev++] = argv[i];
-        else return rp_cli_usage("compare", "unexpected argument '%s'", argv[i]);
+        else return rp_cli_bad_arg("compare", argv[i], "--db --threshold");
     }
     if (nrev != 2) return rp_cli_usage("compare", "needs two revisions, REV_A and REV_B");
     char path[PATH_MAX], dbabs[PATH_MAX];

@@ -72,7 +72,7 @@ static rp_status load_runs(rp_db *db, const char *commit, crun **out, int *n) {
     sqlite3_stmt *st;
     *out = NULL; *n = 0;
     if (sqlite3_prepare_v2(sq, "SELECT id, git_dirty, experiment, COALESCE(params_json, '{}'), COALESCE(backend, ''), "
-                           "COALESCE(device, '') FROM runs WHERE status = 'finished' AND git_commit LIKE ?1 || '%' ORDER BY id",
+                           "COALESCE(device, '') FROM runs WHERE status = 'finished' AND substr(lower(git_commit), 1, length(?1)) = lower(?1) ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK)
         return rp_fail(RP_ERR_DB, "%s: %s", rp_db_path(db), sqlite3_errmsg(sq));
     sqlite3_bind_text(st, 1, commit, -1, SQLITE_STATIC);
@@ -94,10 +94,11 @@ static rp_status load_runs(rp_db *db, const char *commit, crun **out, int *n) {
         free(raw);
         r->backend = col(st, 4);
         r->device = col(st, 5);
+        if (!r->experiment || !r->params || !r->backend || !r->device) { r->key = NULL; s = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
         size_t kl = strlen(r->experiment) + strlen(r->params) + strlen(r->backend) + strlen(r->device) + 4;
         r->key = malloc(kl);
         if (r->key) snprintf(r->key, kl, "%s\x1f%s\x1f%s\x1f%s", r->experiment, r->params, r->backend, r->device);
-        if (!r->key || !r->params) { s = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
+        if (!r->key) { s = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
     }
     sqlite3_finalize(st);
     return s;

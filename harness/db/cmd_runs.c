@@ -31,7 +31,7 @@ int rp_cmd_runs(int argc, char **argv) {
             char *end;
             f.limit = strtoll(argv[++i], &end, 10);
             if (*end || f.limit < 0) return rp_cli_usage("runs", "--limit: '%s' is not a count", argv[i]);
-        } else return rp_cli_usage("runs", "unknown or incomplete option '%s'", a);
+        } else return rp_cli_bad_arg("runs", a, "--experiment --commit --status --db --limit");
     }
     if (f.status && strcmp(f.status, "running") && strcmp(f.status, "finished") && strcmp(f.status, "failed") && strcmp(f.status, "killed"))
         return rp_cli_usage("runs", "--status '%s' is not one of running, finished, failed, killed", f.status);
@@ -47,7 +47,7 @@ int rp_cmd_runs(int argc, char **argv) {
     rp_buf_free(&out);
     if (st != RP_OK) return rp_cli_fail("runs", st);
     if (as_json) {
-        rp_cli_print_json(rows);
+        st = rp_cli_print_json(rows);
     } else if (rp_json_len(rows) == 0) {
         puts("no runs match");
     } else {
@@ -70,5 +70,5 @@ int rp_cmd_runs(int argc, char **argv) {
         }
     }
     rp_json_free(rows);
-    return 0;
+    return st == RP_OK ? 0 : rp_cli_fail("runs", st);
 }

@@ -33,7 +33,7 @@ int rp_cmd_show(int argc, char **argv) {
         if (!strcmp(argv[i], "--json")) as_json = 1;
         else if (!strcmp(argv[i], "--db") && i + 1 < argc) dbp = argv[++i];
         else if (argv[i][0] != '-' && !run_arg) run_arg = argv[i];
-        else return rp_cli_usage("show", "unexpected argument '%s'", argv[i]);
+        else return rp_cli_bad_arg("show", argv[i], "--db");
     }
     int64_t id;
     if (!run_arg) return rp_cli_usage("show", "which run? give a run id (see repro runs)");
@@ -48,7 +48,11 @@ int rp_cmd_show(int argc, char **argv) {
     if (st == RP_OK) st = rp_json_parse(out.data, out.len, &r);
     rp_buf_free(&out);
     if (st != RP_OK) return rp_cli_fail("show", st);
-    if (as_json) { rp_cli_print_json(r); rp_json_free(r); return 0; }
+    if (as_json) {
+        st = rp_cli_print_json(r);
+        rp_json_free(r);
+        return st == RP_OK ? 0 : rp_cli_fail("show", st);
+    }
     printf("run %lld: %s [%s]\n", (long long)id, rp_json_str(rp_json_get(r, "experiment"), "?"), rp_json_str(rp_json_get(r, "status"), "?"));
     static const char *const prov[] = { "paper", "script", "preset", "seed", "started_at", "ended_at", "git_commit", "git_dirty",
                                         "git_diff_sha256", "build_id", "lua_impl", "backend", "device", "host", "pid", NULL };

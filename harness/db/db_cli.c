@@ -34,6 +34,15 @@ int rp_cli_usage(const char *cmd, const char *fmt, ...) {
     return 2;
 }
 
+int rp_cli_bad_arg(const char *cmd, const char *arg, const char *valued) {
+    size_t n = strlen(arg);
+    for (const char *p = valued ? strstr(valued, arg) : NULL; n && p; p = strstr(p + 1, arg))
+        if ((p == valued || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+            return rp_cli_usage(cmd, "option '%s' needs a value", arg);
+    if (arg[0] == '-' && arg[1]) return rp_cli_usage(cmd, "unknown option '%s'", arg);
+    return rp_cli_usage(cmd, "unexpected argument '%s'", arg);
+}
+
 int rp_cli_parse_run_id(const char *s, int64_t *id) {
     if (*s == '#') s++;
     if (!*s) return 0;
@@ -80,8 +89,10 @@ void rp_cli_cell(const rp_json *v, char *out, size_t n) {
     }
 }
 
-void rp_cli_print_json(const rp_json *j) {
+rp_status rp_cli_print_json(const rp_json *j) {
     rp_buf b = { 0 };
-    if (rp_json_write(j, &b, 1) == RP_OK) printf("%s\n", b.data);
+    rp_status st = rp_json_write(j, &b, 1);
+    if (st == RP_OK) printf("%s\n", b.data);
     rp_buf_free(&b);
+    return st;
 }

@@ -55,7 +55,7 @@ rp_status rp_db_list_runs(rp_db *db, const rp_run_filter *f, rp_buf *out_json) {
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db->sq,
         "SELECT " RUN_COLUMNS " FROM runs r WHERE (?1 IS NULL OR r.experiment = ?1) "
-        "AND (?2 IS NULL OR r.git_commit LIKE ?2 || '%') AND (?3 IS NULL OR r.status = ?3) "
+        "AND (?2 IS NULL OR substr(lower(r.git_commit), 1, length(?2)) = lower(?2)) AND (?3 IS NULL OR r.status = ?3) "
         "ORDER BY r.id DESC LIMIT ?4", -1, &st, NULL);
     if (rc != SQLITE_OK) return rp_db_fail(db, rc, "listing runs");
     if (f && f->experiment) sqlite3_bind_text(st, 1, f->experiment, -1, SQLITE_STATIC);

@@ -22,10 +22,10 @@ RP_COMMAND(eval, rp_cmd_eval, "score a model on an evaluation task (MMLU, ARC, H
 static void usage(FILE *f) {
     fputs("usage: repro eval MODEL TASK [--shots K] [--limit N] [--seed S] [--json]\n"
           "                  [--ctx C] [--protocol rolling|llamacpp] [--split test|val|dev] [--db PATH] [--no-record]\n"
-          "  MODEL  a model file (GGUF, llama2.c .bin, safetensors)\n"
+          "  MODEL  an asset name (smollm2-135m-instruct, stories260K) or a model file (GGUF, llama2.c .bin, safetensors)\n"
           "  TASK   mmlu, mmlu_<subject>, mmlu_cloze[_<subject>], arc_easy, arc_challenge, hellaswag, piqa, boolq,\n"
           "         winogrande, truthfulqa_mc1, truthfulqa_mc2, lambada, wikitext2, tinystories\n"
-          "         (data from $REPRO_MIRROR)\n"
+          "         (data through the asset registry: $REPRO_MIRROR, the cache, or a download)\n"
           "  --shots K     few-shot examples per question (MMLU: the subject's first K dev questions; others: K\n"
           "                other items drawn with the seed), default 0\n"
           "  --limit N     multiple-choice tasks: N items, a seeded random subset (default: all);\n"
@@ -87,11 +87,6 @@ int rp_cmd_eval(int argc, char **argv) {
         return 2;
     }
     const char *model_path = pos[0], *task_name = pos[1];
-    struct stat sb;
-    if (stat(model_path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fprintf(stderr, "repro eval: %s: not a model file\n", model_path);
-        return 2;
-    }
 
     rp_task_opts to = {.split = split};
     rp_task *task = NULL;
@@ -124,7 +119,7 @@ int rp_cmd_eval(int argc, char **argv) {
 
     rp_model *model = NULL;
     rp_eval_result res;
-    st = rp_model_load(model_path, NULL, &model);
+    st = rp_model_load_named(model_path, NULL, &model);
     if (st == RP_OK) {
         rp_lm lm = rp_model_as_lm(model);
         rp_eval_opts o = {.shots = (int)shots, .limit = (size_t)limit, .seed = (uint64_t)seed, .ctx = (int)ctx,

@@ -57,7 +57,7 @@ typedef struct rp_task {
 
 /* Options of rp_task_load. Zero-initialized means defaults. */
 typedef struct rp_task_opts {
-    const char *mirror;     /* data folder; NULL: $REPRO_MIRROR */
+    const char *mirror;     /* folder laid out as <asset>/<file>; NULL: the asset registry */
     const char *split;      /* MMLU: "test" (default), "val" or "dev" */
 } rp_task_opts;
 

@@ -1,8 +1,11 @@
-/* tasks_load.c: task names -> the staged files under the data mirror ($REPRO_MIRROR) and their parsers.
+/* tasks_load.c: task names -> their data set's files and parsers. Files are resolved through the asset
+ * registry (mirror, cache or download, always sha256-verified) unless opts->mirror names a folder laid
+ * out as <asset>/<file> (tests with hand-made data).
  * MMLU is assembled from one CSV per subject: each subject is a group with its own header and its dev
  * split as the few-shot pool (first K in order). The perplexity texts are kept byte for byte (wiki.test.raw
  * keeps its CRLF line ends: llama.cpp's reference figures were computed on the file as it is). */
 #include "eval/task.h"
+#include "assets/assets.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,12 +126,45 @@ static rp_status load_text(const char *name, const char *mirror, const char *rel
     return RP_OK;
 }
 
-/* Load a task by name from the mirror. */
+/* The asset holding a task's data, NULL for an unknown task. */
+static const char *task_asset(const char *name) {
+    static const char *const map[][2] = {
+        {"mmlu", "mmlu"}, {"arc_", "arc"}, {"hellaswag", "hellaswag"}, {"piqa", "piqa"}, {"boolq", "boolq"},
+        {"winogrande", "winogrande"}, {"truthfulqa_", "truthfulqa"}, {"lambada", "lambada-openai"},
+        {"wikitext2", "wikitext2"}, {"tinystories", "tinystories-valid-slice"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strncmp(name, map[i][0], strlen(map[i][0])) == 0) return map[i][1];
+    return NULL;
+}
+
+/* The folder that holds the task's asset folder: the registry gives <root>/<asset> (or, for a one-file
+ * asset, <root>/<asset>/<file>), fetched and verified. */
+static rp_status data_root(const char *name, char *root, size_t n) {
+    const char *asset = task_asset(name);
+    root[0] = 0;
+    if (!asset) return RP_OK;   /* unknown task: reported below with the valid names */
+    RP_TRY(rp_asset_path(asset, NULL, root, n));
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(root, '/');
+        if (!slash) break;
+        int named = strcmp(slash + 1, asset) == 0;
+        *slash = 0;
+        if (named) return RP_OK;
+    }
+    return rp_fail(RP_ERR_IO, "task %s: the asset registry's path for %s is not inside a folder named %s", name, asset, asset);
+}
+
+/* Load a task by name. */
 rp_status rp_task_load(const char *name, const rp_task_opts *opts, rp_task **out) {
     *out = NULL;
-    const char *mirror = opts && opts->mirror ? opts->mirror : getenv("REPRO_MIRROR");
     const char *split = opts && opts->split ? opts->split : "test";
-    if (!mirror || !*mirror) return rp_fail(RP_ERR_NOTFOUND, "task %s: no data folder (set REPRO_MIRROR)", name);
+    char root[4096];
+    const char *mirror = opts && opts->mirror ? opts->mirror : NULL;
+    if (!mirror) {
+        rp_status rst = data_root(name, root, sizeof root);
+        if (rst != RP_OK) return rp_fail_ctx(rst, "task %s: ", name);
+        mirror = root;
+    }
     char path[4096], path2[4096];
     rp_buf b = {0}, b2 = {0};
     rp_status st;

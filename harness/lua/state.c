@@ -4,6 +4,7 @@
 #include "lua/state.h"
 #include "lua/host.h"
 #include "lua/random.h"
+#include "net/http.h"
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,6 +86,7 @@ lua_State *rp_lua_state_new(const char *root, rp_run *run, uint64_t seed) {
     lua_pushstring(L, root);
     lua_setglobal(L, "REPRO_ROOT");
     active_L = L;
+    rp_http_set_interrupt_check(rp_lua_interrupted);   /* SIGINT abandons HTTP calls in flight too */
     return L;
 }
 

@@ -54,6 +54,11 @@ static void share_unlock(CURL *h, curl_lock_data d, void *ud) {
     pthread_mutex_unlock(&c->share_mu[(int)d < CURL_LOCK_DATA_LAST ? (int)d : 0]);
 }
 
+static int (*interrupt_check)(void);
+
+/* Install the process's interrupt test (e.g. the host's SIGINT flag); NULL removes it. */
+void rp_http_set_interrupt_check(int (*fn)(void)) { interrupt_check = fn; }
+
 /* The default retry, timeout and size policy. */
 rp_http_policy rp_http_policy_default(void) {
     rp_http_policy p = { .max_retries = 5, .backoff_base_s = 0.5, .backoff_cap_s = 30, .honor_retry_after = 1,
@@ -136,6 +141,14 @@ static double limits_take(rp_http_client *c, double tokens) {
     }
     pthread_mutex_unlock(&c->mu);
     return wait;
+}
+
+/* Correct the token bucket by the difference between a request's estimate and its real usage. */
+void rp_http_client_charge(rp_http_client *c, double tokens) {
+    if (!c || c->tpm <= 0) return;
+    pthread_mutex_lock(&c->mu);
+    c->tok_tokens = fmin(c->tpm / 60.0, c->tok_tokens - tokens);
+    pthread_mutex_unlock(&c->mu);
 }
 
 static double jitter01(rp_http_client *c) {
@@ -433,6 +446,19 @@ rp_status rp_http_do_many(rp_http_client *c, const rp_http_request *reqs, rp_htt
     double waited = 0, limited_at = -1;
     while (done < n) {
         double now = now_s(), wake = now + 1.0;
+        if (interrupt_check && interrupt_check()) {   /* abandon everything not yet finished */
+            for (size_t i = 0; i < n; i++) {
+                if (s[i].state == ST_DONE) continue;
+                if (s[i].state == ST_ACTIVE) { curl_multi_remove_handle(m, s[i].easy); slot_release(&s[i]); }
+                char murl[512];
+                rp_http_mask_url(s[i].req->url, murl, sizeof murl);
+                finish_fail(&s[i], "%s: interrupted", murl);
+                s[i].resp->st = RP_ERR_INTERRUPTED;
+                s[i].resp->elapsed_s = now - t0;
+            }
+            break;
+        }
+        if (interrupt_check) wake = now + 0.2;      /* poll the interrupt flag five times a second */
         if (limited_at >= 0) { waited += now - limited_at; limited_at = -1; }
         /* start what may start, in index order: retries whose time has come and fresh requests */
         while (first < n && s[first].state == ST_DONE) first++;
@@ -471,10 +497,14 @@ rp_status rp_http_do_many(rp_http_client *c, const rp_http_request *reqs, rp_htt
     pthread_mutex_lock(&c->mu);
     c->stats.waited_rate_s += waited;
     pthread_mutex_unlock(&c->mu);
-    size_t failed = 0, bad = n;
-    for (size_t i = 0; i < n; i++) if (resps[i].st != RP_OK) { failed++; if (bad == n) bad = i; }
+    size_t failed = 0, bad = n, intr = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (resps[i].st != RP_OK) { failed++; if (bad == n) bad = i; }
+        intr += resps[i].st == RP_ERR_INTERRUPTED;
+    }
     free(s);
     if (!failed) return RP_OK;
+    if (intr) return rp_fail(RP_ERR_INTERRUPTED, "interrupted with %zu of %zu requests unfinished", intr, n);
     if (n == 1) return rp_fail(RP_ERR_NET, "%s", resps[0].error);
     return rp_fail(RP_ERR_NET, "%zu of %zu requests failed; first (request %zu): %s", failed, n, bad, resps[bad].error);
 }

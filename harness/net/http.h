@@ -75,6 +75,13 @@ rp_status rp_http_do_many(rp_http_client *c, const rp_http_request *reqs, rp_htt
 void rp_http_response_free(rp_http_response *r);
 /* Copy the value of the final response's header name (case-insensitive) into out; 0 when absent. */
 int rp_http_response_header(const rp_http_response *r, const char *name, char *out, size_t n);
+/* Adjust the tokens-per-minute bucket once a response tells the real usage: tokens > 0 takes more (the
+ * request's estimate was low), < 0 gives back. No effect without a tokens-per-minute limit. */
+void rp_http_client_charge(rp_http_client *c, double tokens);
+/* Install a test (e.g. the host's SIGINT flag) polled about five times a second by every running call: when
+ * it returns non-zero, unfinished requests are abandoned with RP_ERR_INTERRUPTED (finished ones keep their
+ * results). NULL removes it. Process-wide; set it before starting calls. */
+void rp_http_set_interrupt_check(int (*fn)(void));
 /* The client's counters so far. */
 rp_http_stats rp_http_client_stats(rp_http_client *c);
 /* Copy url into out with userinfo and secret-looking query values (key, token, secret, password, sig,

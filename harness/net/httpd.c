@@ -73,6 +73,27 @@ static const char *reason(int status) {
     return "Status";
 }
 
+/* Start a chunked reply. */
+int rp_httpd_stream_begin(int fd, int status, const char *content_type) {
+    char head[512];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n"
+                     "Cache-Control: no-cache\r\nConnection: close\r\n\r\n", status, reason(status),
+                     content_type ? content_type : "text/event-stream");
+    return n > 0 && n < (int)sizeof head ? rp_httpd_write(fd, head, (size_t)n) : -1;
+}
+
+/* Send one chunk. */
+int rp_httpd_stream_chunk(int fd, const void *data, size_t n) {
+    if (!n) return 0;                              /* an empty chunk would end the stream */
+    char len[32];
+    int k = snprintf(len, sizeof len, "%zx\r\n", n);
+    if (rp_httpd_write(fd, len, (size_t)k) < 0 || rp_httpd_write(fd, data, n) < 0) return -1;
+    return rp_httpd_write(fd, "\r\n", 2);
+}
+
+/* End a chunked reply. */
+int rp_httpd_stream_end(int fd) { return rp_httpd_write(fd, "0\r\n\r\n", 5); }
+
 static int send_simple(int fd, int status, const char *msg) {
     char head[256];
     int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
@@ -145,7 +166,8 @@ static void serve_conn(conn *cn) {
             char *e;
             errno = 0;
             unsigned long long cl = strtoull(v, &e, 10);
-            if (!v[0] || *e || errno || v[0] == '-') { send_simple(fd, 400, "bad Content-Length\n"); goto out; }
+            /* a value filling v was cut: refuse it rather than read a truncated length */
+            if (!v[0] || *e || errno || v[0] == '-' || strlen(v) == sizeof v - 1) { send_simple(fd, 400, "bad Content-Length\n"); goto out; }
             if (cl > BODY_MAX) { send_simple(fd, 413, "body too large\n"); goto out; }
             clen = (size_t)cl;
         }

@@ -44,6 +44,12 @@ int rp_httpd_port(const rp_httpd *s);
 void rp_httpd_stop(rp_httpd *s);
 /* Write all n bytes on a connection (for raw handlers); -1 when the peer is gone. */
 int rp_httpd_write(int fd, const void *data, size_t n);
+/* Streaming replies (e.g. server-sent events) from a raw handler: begin writes the status line and headers
+ * with chunked transfer encoding, each chunk call sends one chunk (n > 0), end sends the terminating chunk.
+ * Each returns -1 once the peer is gone. The handler then returns RP_HTTPD_RAW. */
+int rp_httpd_stream_begin(int fd, int status, const char *content_type);
+int rp_httpd_stream_chunk(int fd, const void *data, size_t n);
+int rp_httpd_stream_end(int fd);
 /* Value of a request header (case-insensitive) copied into out; 0 when absent. */
 int rp_httpd_header(const rp_httpd_request *req, const char *name, char *out, size_t n);
 /* Requests served so far (handler calls). */

@@ -540,7 +540,11 @@ static rp_status write_number(rp_buf *out, double v) {
     if (!isfinite(v)) return rp_buf_append(out, "null", 4);
     if (v == floor(v) && fabs(v) < 9007199254740992.0) {
         if (v == 0 && signbit(v)) return rp_buf_append(out, "-0", 2);
-        return rp_buf_printf(out, "%.0f", v);
+        char d[24], *e = d + sizeof d, *q = e;
+        uint64_t u = (uint64_t)fabs(v);
+        do { *--q = (char)('0' + u % 10); u /= 10; } while (u);
+        if (v < 0) *--q = '-';
+        return rp_buf_append(out, q, (size_t)(e - q));
     }
     char tmp[40];
     snprintf(tmp, sizeof tmp, "%.15g", v);          /* shortest of 15/16/17 digits that round-trips */

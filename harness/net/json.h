@@ -10,7 +10,8 @@
 typedef enum rp_json_type { RP_JSON_NULL, RP_JSON_BOOL, RP_JSON_NUMBER, RP_JSON_STRING, RP_JSON_ARRAY, RP_JSON_OBJECT } rp_json_type;
 typedef struct rp_json rp_json;
 
-/* Parse len bytes (need not be NUL-terminated). On error returns RP_ERR_FORMAT with "offset N: ...". */
+/* Parse len bytes (need not be NUL-terminated). On error returns RP_ERR_FORMAT with "offset N: expected ...".
+ * Nesting is limited to 512 levels; invalid UTF-8 is an error; a lone \uD800-\uDFFF escape becomes U+FFFD. */
 rp_status rp_json_parse(const char *text, size_t len, rp_json **out);
 void rp_json_free(rp_json *j);
 rp_json_type rp_json_typeof(const rp_json *j);
@@ -29,7 +30,8 @@ int rp_json_bool(const rp_json *j, int fallback);
 /* Path lookup "a.b.0.c" (numeric parts index arrays). */
 const rp_json *rp_json_path(const rp_json *j, const char *path);
 
-/* Builders (the returned node is owned by its parent once added). */
+/* Builders (the returned node is owned by its parent once added; on failure set/push free it, and a NULL
+ * val from a failed allocation is reported as RP_ERR_NOMEM, so builder calls can be nested safely). */
 rp_json *rp_json_new_object(void);
 rp_json *rp_json_new_array(void);
 rp_json *rp_json_new_string(const char *s);

@@ -62,7 +62,7 @@ int rp_cmd_plot(int argc, char **argv) {
         if (!strcmp(argv[i], "--db") && i + 1 < argc) dbp = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (argv[i][0] != '-' && !target) target = argv[i];
-        else return rp_cli_usage("plot", "unexpected argument '%s'", argv[i]);
+        else return rp_cli_bad_arg("plot", argv[i], "--db --out");
     }
     if (!target) return rp_cli_usage("plot", "which run? give a run id or an experiment name");
     rp_db *db;

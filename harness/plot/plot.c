@@ -327,6 +327,11 @@ rp_status rp_plot_render(const char *spec_json, const char *out_dir, rp_buf *fil
     }
     char base[256];
     rp_plot_file_base(fig, base, sizeof base);
+    if (strlen(out_dir) + 1 + strlen(base) + sizeof ".png" > 4096) {   /* the size of every path below */
+        st = rp_fail(RP_ERR_RANGE, "figure %s: output folder path too long (%zu bytes): %.80s...", fig, strlen(out_dir), out_dir);
+        rp_json_free(spec);
+        return st;
+    }
     rp_buf dat = { 0 }, gp = { 0 };
     st = build(spec, fig, base, &dat, &gp);
     char path[4096];

@@ -3,6 +3,7 @@
 #include "db/db_cli.h"
 #include "report/report.h"
 #include <string.h>
+#include "util/buf.h"
 
 RP_COMMAND(report, rp_cmd_report, "write the reproduction report (self-contained HTML + Markdown)");
 
@@ -23,7 +24,7 @@ int rp_cmd_report(int argc, char **argv) {
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--experiment") && i + 1 < argc) o.experiment = argv[++i];
         else if (!strcmp(argv[i], "--all")) o.all_runs = 1;
-        else return rp_cli_usage("report", "unexpected argument '%s'", argv[i]);
+        else return rp_cli_bad_arg("report", argv[i], "--db --out --experiment");
     }
     rp_db *db;
     char path[4096], html[4096], mdp[4200];
@@ -37,6 +38,12 @@ int rp_cmd_report(int argc, char **argv) {
     size_t hl = strlen(html);
     if (hl > 5 && !strcmp(html + hl - 5, ".html")) snprintf(mdp, sizeof mdp, "%.*s.md", (int)(hl - 5), html);
     else snprintf(mdp, sizeof mdp, "%s.md", html);
+    const char *slash = strrchr(html, '/');
+    if (slash && slash != html) {   /* the report's folder may not exist yet */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - html), html);
+        if ((st = rp_mkdirs(dir)) != RP_OK) { rp_db_close(db); return rp_cli_fail("report", st); }
+    }
     int n = 0;
     st = rp_report_write(db, &o, html, mdp, &n);
     rp_db_close(db);

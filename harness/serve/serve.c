@@ -40,6 +40,38 @@ static int models(rp_server *s, rp_httpd_response *r) {
     return RP_HTTPD_OK;
 }
 
+rp_status rp_chat_complete(rp_session *s, const rp_chat_msg *msgs, int n, const rp_generate_opts *o, rp_buf *text,
+                           size_t *n_prompt, size_t *n_gen, const char **finish) {
+    const rp_tokenizer *tok = rp_model_tokenizer(rp_session_model(s));
+    if (!tok) return rp_fail(RP_ERR_UNSUPPORTED, "chat completion: the model has no tokenizer");
+    rp_buf prompt = {0};
+    rp_tokens ids = {0};
+    rp_generate_result res = {0};
+    rp_status st = rp_tokenizer_chat_format(tok, msgs, n, 1, &prompt);
+    if (st == RP_OK) st = rp_tokenizer_encode(tok, prompt.data, prompt.len, RP_TOK_PARSE_SPECIAL | RP_TOK_NO_BOS, &ids);
+    int n_ctx = rp_session_n_ctx(s);
+    if (st == RP_OK && (int64_t)ids.n + 1 > n_ctx)
+        st = rp_fail(RP_ERR_RANGE, "prompt of %zu tokens does not fit the context of %d", ids.n, n_ctx);
+    if (st == RP_OK) {
+        rp_generate_opts go = *o;
+        int room = n_ctx - (int)ids.n;
+        if (go.max_tokens <= 0 || go.max_tokens > room) go.max_tokens = room;
+        rp_session_reset(s);
+        st = rp_generate(s, ids.ids, ids.n, &go, &res);
+    }
+    if (st == RP_OK) {
+        rp_buf_clear(text);
+        st = rp_buf_append(text, res.text.data ? res.text.data : "", res.text.len);
+        *n_prompt = ids.n;
+        *n_gen = res.tokens.n;
+        *finish = (res.stop_reason && (!strcmp(res.stop_reason, "max_tokens") || !strcmp(res.stop_reason, "context"))) ? "length" : "stop";
+    }
+    rp_generate_result_free(&res);
+    rp_tokens_free(&ids);
+    rp_buf_free(&prompt);
+    return st;
+}
+
 static int chat(rp_server *s, const rp_httpd_request *req, rp_httpd_response *r) {
     rp_json *j = NULL;
     if (rp_json_parse(req->body, req->body_len, &j) != RP_OK) {
@@ -89,50 +121,34 @@ static int chat(rp_server *s, const rp_httpd_request *req, rp_httpd_response *r)
     for (size_t i = 0; rp_json_typeof(sj) == RP_JSON_ARRAY && i < rp_json_len(sj) && n_stop < 4; i++)
         if (rp_json_str(rp_json_at(sj, i), NULL)) stops[n_stop++] = rp_json_str(rp_json_at(sj, i), NULL);
 
-    const rp_tokenizer *tok = rp_model_tokenizer(s->model);
-    rp_buf prompt = {0};
-    rp_tokens ids = {0};
-    rp_generate_result res = {0};
-    rp_status st = cm ? rp_tokenizer_chat_format(tok, cm, (int)n, 1, &prompt) : rp_fail(RP_ERR_NOMEM, "out of memory");
-    free(cm);
-    if (st == RP_OK) st = rp_tokenizer_encode(tok, prompt.data, prompt.len, RP_TOK_PARSE_SPECIAL | RP_TOK_NO_BOS, &ids);
-    int status = 500;
-    const char *etype = "server_error";
+    rp_buf text = {0};
+    size_t n_prompt = 0, n_gen = 0;
+    const char *finish = "stop";
+    rp_generate_opts o = {.temperature = (float)temp, .top_p = (float)top_p, .seed = (uint64_t)seed, .max_tokens = (int)maxt,
+                          .stop = stops, .n_stop = n_stop};
+    rp_status st = RP_OK;
+    if (!cm) st = rp_fail(RP_ERR_NOMEM, "out of memory");
     if (st == RP_OK) {
         pthread_mutex_lock(&s->mu);
-        int n_ctx = rp_session_n_ctx(s->session);
-        if ((int64_t)ids.n + 1 > n_ctx) {
-            st = rp_fail(RP_ERR_RANGE, "prompt of %zu tokens does not fit the context of %d", ids.n, n_ctx);
-            status = 400;
-            etype = "invalid_request_error";
-        } else {
-            int room = n_ctx - (int)ids.n;
-            rp_generate_opts o = {.temperature = (float)temp, .top_p = (float)top_p, .seed = (uint64_t)seed,
-                                  .max_tokens = (int)maxt < room ? (int)maxt : room, .stop = stops, .n_stop = n_stop};
-            rp_session_reset(s->session);
-            st = rp_generate(s->session, ids.ids, ids.n, &o, &res);
-        }
+        st = rp_chat_complete(s->session, cm, (int)n, &o, &text, &n_prompt, &n_gen, &finish);
         pthread_mutex_unlock(&s->mu);
     }
+    free(cm);
     if (st != RP_OK) {
         char msg[700];
         snprintf(msg, sizeof msg, "%s", rp_errmsg());
-        rc = fail(r, status, etype, msg);
+        rc = st == RP_ERR_RANGE ? fail(r, 400, "invalid_request_error", msg) : fail(r, 500, "server_error", msg);
     } else {
-        const char *finish = (res.stop_reason && (!strcmp(res.stop_reason, "max_tokens") || !strcmp(res.stop_reason, "context")))
-                                 ? "length" : "stop";
         rp_buf_printf(&r->body, "{\"id\":\"chatcmpl-%lu\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":",
                       req->conn_id * 1000 + req->req_index, (long long)time(NULL));
         rp_json_quote(&r->body, s->model_id, strlen(s->model_id));
         rp_buf_puts(&r->body, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-        rp_json_quote(&r->body, res.text.data ? res.text.data : "", res.text.len);
+        rp_json_quote(&r->body, text.data ? text.data : "", text.len);
         rp_buf_printf(&r->body, "},\"finish_reason\":\"%s\"}],\"usage\":{\"prompt_tokens\":%zu,\"completion_tokens\":%zu,"
-                                "\"total_tokens\":%zu}}", finish, ids.n, res.tokens.n, ids.n + res.tokens.n);
+                                "\"total_tokens\":%zu}}", finish, n_prompt, n_gen, n_prompt + n_gen);
         rc = RP_HTTPD_OK;
     }
-    rp_generate_result_free(&res);
-    rp_tokens_free(&ids);
-    rp_buf_free(&prompt);
+    rp_buf_free(&text);
     rp_json_free(j);
     return rc;
 }
@@ -165,7 +181,7 @@ rp_status rp_serve_start(const char *model_path, const rp_serve_opts *opts, rp_s
     snprintf(s->model_id, sizeof s->model_id, "%s", o.model_id ? o.model_id : base);
     char *dot = o.model_id ? NULL : strrchr(s->model_id, '.');
     if (dot && (!strcmp(dot, ".gguf") || !strcmp(dot, ".bin"))) *dot = 0;
-    rp_status st = rp_model_load(model_path, NULL, &s->model);
+    rp_status st = rp_model_load_named(model_path, NULL, &s->model);
     if (st == RP_OK && !rp_model_tokenizer(s->model)) st = rp_fail(RP_ERR_UNSUPPORTED, "%s: the model has no tokenizer", model_path);
     if (st == RP_OK) st = rp_session_new(s->model, o.n_ctx, 0, 0, &s->session);
     if (st == RP_OK) st = rp_httpd_start(o.host, o.port, 64, handler, s, &s->httpd);

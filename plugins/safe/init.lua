@@ -6,11 +6,11 @@ local C = require("repro.safe")
 
 local M = { VERSION = 1, C = C }
 
---- The mirror's longfact folder (REPRO_MIRROR/longfact); raises naming the variable when absent.
+local assets = require("repro.assets")
+
+--- The longfact data set's folder, through the asset registry (mirror, cache or download; verified).
 function M.data_dir()
-  local m = os.getenv("REPRO_MIRROR")
-  if not m or m == "" then error("safe: REPRO_MIRROR is not set (it must point at the data mirror holding longfact/)", 0) end
-  return m .. "/longfact"
+  return assets.path("longfact")
 end
 
 M.FACTSCORE_FILES = { "ChatGPT", "InstructGPT", "PerplexityAI" }
@@ -79,34 +79,39 @@ local function split_csv(s)
 end
 M.split_csv = split_csv
 
---- An LLM backend from params: kind "openai" (any OpenAI-compatible endpoint: base_url, model, key env)
---- or "replay" (nil backend: answers come from the cache only).
+--- An LLM backend from params: kind "openai" (any OpenAI-compatible endpoint: base_url, model, key env),
+--- "local" (opts.model_path served in this process without HTTP) or "replay" (answers from the cache only).
 function M.make_llm(kind, opts)
   if kind == "replay" then return nil end
+  if kind == "local" then return C.local_model(M.model_path(opts.model_path), { ctx = 2048 }) end
   if kind == "openai" then
     if not C.openai then error("safe: this build has no HTTP LLM backend (harness/net/http.h missing)", 0) end
     return C.openai(opts)
   end
-  error("safe: unknown LLM backend '" .. tostring(kind) .. "' (valid: openai, replay)", 0)
+  error("safe: unknown LLM backend '" .. tostring(kind) .. "' (valid: openai, local, replay)", 0)
 end
 
 --- Start a local model behind the OpenAI-compatible endpoint in this process (what `repro serve` runs);
 --- name "smollm2" means the mirror's SmolLM2-135M-Instruct Q4_1 GGUF. Returns the server and its base URL.
-function M.serve(name, opts)
-  local path = name
+function M.model_path(name)
   if name == "smollm2" then
-    path = (os.getenv("REPRO_MIRROR") or "") .. "/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+    return assets.path("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
   end
-  local srv = C.serve(path, opts)
+  if not name or name == "" then error("safe: no local model given (param serve: a GGUF path or smollm2)", 0) end
+  return name
+end
+
+function M.serve(name, opts)
+  local srv = C.serve(M.model_path(name), opts)
   return srv, srv:url()
 end
 
 --- Stage the mirror's WikiText-2 test articles (Wikipedia text) as one .txt file per article under dest,
 --- the offline corpus for the BM25 search backend; returns dest and the number of articles.
 function M.stage_wikitext(dest)
-  local src = os.getenv("REPRO_MIRROR") and (os.getenv("REPRO_MIRROR") .. "/wikitext2/wiki.test.raw")
-  local f = src and io.open(src, "rb")
-  if not f then error("safe: WikiText-2 (REPRO_MIRROR/wikitext2/wiki.test.raw) not found for the BM25 corpus", 0) end
+  local src = assets.path("wikitext2", "wiki.test.raw")
+  local f = io.open(src, "rb")
+  if not f then error("safe: cannot read WikiText-2 at " .. src .. " for the BM25 corpus", 0) end
   local text = f:read("*a")
   f:close()
   assert(os.execute("mkdir -p '" .. dest .. "'"))

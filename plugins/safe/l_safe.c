@@ -538,6 +538,23 @@ static int l_serper(lua_State *L) {
     return 1;
 }
 
+/* safe.local_model(path, {ctx=}) -> llm: the local model in this process, without HTTP */
+static int l_local_model(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    int n_ctx = 0;
+    if (lua_istable(L, 2)) {
+        static const char *const valid[] = {"ctx", NULL};
+        rp_lua_check_keys(L, 2, "safe.local_model options", valid);
+        n_ctx = (int)rp_lua_field_integer(L, 2, "ctx", 0);
+    }
+    rp_safe_llm *l = calloc(1, sizeof *l);
+    if (!l) return luaL_error(L, "out of memory");
+    rp_status st = rp_safe_local_new(path, n_ctx, l);
+    if (st != RP_OK) { free(l); return rp_lua_fail(L, st, "safe.local_model"); }
+    rp_safe_lua_push_llm(L, l);
+    return 1;
+}
+
 /* ---- an in-process `repro serve` (so a demo needs no second terminal) ---- */
 
 #define CLS_SERVER "safe.server"
@@ -575,7 +592,7 @@ int rp_luaopen_safe(lua_State *L) {
         {"benchmark", l_benchmark}, {"factscore", l_factscore}, {"demos", l_demos},
         {"split_sentences", l_split_sentences}, {"parse_facts", l_parse_facts}, {"parse_relevance", l_parse_relevance},
         {"parse_rating", l_parse_rating}, {"cache", l_cache}, {"bm25_build", l_bm25_build}, {"bm25", l_bm25},
-        {"rate", l_rate}, {"generate", l_generate}, {"serve", l_serve}, {NULL, NULL}};
+        {"rate", l_rate}, {"generate", l_generate}, {"serve", l_serve}, {"local_model", l_local_model}, {NULL, NULL}};
     rp_lua_newlib(L, fns);
     lua_pushcfunction(L, l_openai);
     lua_setfield(L, -2, "openai");

@@ -115,6 +115,9 @@ rp_status rp_safe_openai_new(const rp_safe_openai_config *cfg, rp_safe_llm *out)
  * reason on anything else: HTML, truncated or malformed JSON, an error object, no choices). */
 rp_status rp_safe_openai_parse(const char *body, size_t len, rp_safe_call *call);
 
+/* The in-process local model (GGUF or llama2.c) through its chat template, no HTTP; name "local:<file>". */
+rp_status rp_safe_local_new(const char *model_path, int n_ctx, rp_safe_llm *out);
+
 /* Serper (google.serper.dev) as the paper used it; key from api_key_env (default "SERPER_API_KEY"). */
 typedef struct rp_safe_serper_config {
     const char *url;              /* default "https://google.serper.dev/search" */

@@ -182,13 +182,13 @@ function Ctx:target(t)
   if type(t.name) ~= "string" then fail("target: 'name' is required") end
   local kind = t.kind or "exact"
   if not TARGET_KINDS[kind] then fail("target %s: kind must be exact, shape or not_reproducible", t.name) end
-  local status
+  local status, abs_tol = nil, t.tolerance
   if kind == "exact" then
     if type(t.paper) ~= "number" or type(t.value) ~= "number" or type(t.tolerance) ~= "number" then
       fail("target %s: exact targets need numbers paper, value and tolerance", t.name)
     end
-    local tol = t.relative and t.tolerance * math.abs(t.paper) or t.tolerance
-    status = (math.abs(t.value - t.paper) <= tol) and "pass" or "fail"
+    abs_tol = t.relative and t.tolerance * math.abs(t.paper) or t.tolerance
+    status = (math.abs(t.value - t.paper) <= abs_tol) and "pass" or "fail"
   elseif kind == "shape" then
     if type(t.holds) ~= "boolean" then fail("target %s: shape targets need holds = true/false", t.name) end
     status = t.holds and "pass" or "fail"
@@ -197,7 +197,8 @@ function Ctx:target(t)
     status = "not_reproducible"
   end
   local note = t.note or t.reason
-  core.target(t.name, kind, t.paper, t.tolerance, t.value, status, note)
+  if t.relative then note = string.format("tolerance %g%% of the paper's value%s", 100 * t.tolerance, note and ("; " .. note) or "") end
+  core.target(t.name, kind, t.paper, abs_tol, t.value, status, note)
   self.targets[#self.targets + 1] = { name = t.name, status = status }
   return status
 end
