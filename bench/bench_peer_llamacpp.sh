@@ -20,7 +20,7 @@ if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
     echo "skip: llama-cpp-python did not install (see $venv/install.log)"; exit 0
   fi
 fi
-peer=$("$venv/bin/python" - "$model" <<'PY'
+peer=$("$venv/bin/python" - "$model" 2>"$venv/peer-run.log" <<'PY'
 import sys, time, statistics, ctypes
 import llama_cpp as L
 path = sys.argv[1].encode()
@@ -59,7 +59,7 @@ def tg(threads):
     return statistics.median(rates)
 print("%.1f %.1f %.1f %.1f" % (pp(1), pp(2), tg(1), tg(2)))
 PY
-) || { echo "skip: the peer run failed"; exit 0; }
+) || { echo "skip: the peer run failed (see $venv/peer-run.log)"; exit 0; }
 set -- $peer
 echo "llama.cpp (llama-cpp-python 0.3.36, this machine, now): pp512 $1 / $2 tok/s, tg128 $3 / $4 tok/s (1 / 2 threads)"
 [ -x "$build/bench/bench_inference" ] || { echo "skip: $build/bench/bench_inference not built"; exit 0; }

@@ -12,6 +12,7 @@
  * the backend is not reentrant (one caller thread at a time). */
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tensor/backend.h"
@@ -477,6 +478,11 @@ static const rp_backend_ops cpu_ops = {
     .selective_scan = cpu_selective_scan,
 };
 
+/* OpenBLAS stays single-threaded (our pool splits the work); set once per process, since every call
+ * wakes OpenBLAS's own idle threads, which then spin for a while. */
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
 /* Build the fast CPU backend with a pool of n_threads (<= 0: the machine's cores). */
 rp_status rp_backend_cpu_new(int n_threads, rp_backend **out) {
     rp_backend *be = calloc(1, sizeof *be);
@@ -485,7 +491,7 @@ rp_status rp_backend_cpu_new(int n_threads, rp_backend **out) {
     rp_status st = rp_pool_new(n_threads, &be->pool);
     if (st != RP_OK) { free(be); free(im); return st; }
     if (rp_pool_size(be->pool) > MAX_THREADS) { rp_pool_free(be->pool); free(be); free(im); return rp_fail(RP_ERR_INVAL, "cpu backend: more than %d threads", MAX_THREADS); }
-    openblas_set_num_threads(1);
+    pthread_once(&blas_once, blas_single_thread);
     const char *e = getenv("REPRO_INT8_DOT");
     im->int8_dot = e && *e && strcmp(e, "0") != 0;
     be->name = "cpu";
