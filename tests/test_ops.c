@@ -351,15 +351,16 @@ static void test_pool(void) {
 }
 
 int main(void) {
+    setenv("REPRO_INT8_DOT", "0", 1);          /* exact paths first; the int8 ones below */
     rp_backend *cpu = rp_backend_cpu(), *ref = rp_backend_ref();
     CHECK(strcmp(cpu->name, "cpu") == 0);
     test_matmul(cpu, ref, 0);
-    setenv("REPRO_INT8_DOT", "1", 1);          /* the opt-in int8-activation path (VNNI) */
+    setenv("REPRO_INT8_DOT", "1", 1);          /* int8 activations (VNNI) for every few-row matmul */
     rp_backend *cpu8;
     CHECK(rp_backend_cpu_new(2, &cpu8) == RP_OK);
     test_matmul(cpu8, ref, 1);
     rp_backend_cpu_free(cpu8);
-    unsetenv("REPRO_INT8_DOT");
+    setenv("REPRO_INT8_DOT", "0", 1);
     test_matmul_multi(cpu, ref);
     test_tensor_api(cpu);
     test_elementwise(cpu, ref);

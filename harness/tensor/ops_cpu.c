@@ -4,9 +4,11 @@
  * with VNNI (error about 2^-23 of a block's largest value: f32 quality), other types dequantized in
  * registers against f32 activations (exact), which is what makes greedy decoding agree with llama.cpp's
  * f32 path token for token; 2..7 rows -> rows dequantized once, f32 dots; many rows
- * (prompts, scoring) -> weight tiles dequantized to f32 + sgemm. REPRO_INT8_DOT=1 switches the few-row
- * q4_0/q4_1/q8_0 case to int8-quantized activations and VNNI dot products (faster, as llama.cpp's
- * quantized path, but with its larger error).
+ * (prompts, scoring) -> weight tiles dequantized to f32 + sgemm. Decoding (one row) on q4_0/q4_1/q8_0 uses
+ * int8-quantized activations (blocks of 32 with scale and sum, as llama.cpp's Q8_1) and VNNI dot products by
+ * default: memory-bound speed, with llama.cpp's own quantized-path error (greedy text then agrees with
+ * llama.cpp's q4_1 path about as often as with its f32 path). REPRO_INT8_DOT=0 keeps the exact 24-bit path
+ * above for decoding too; REPRO_INT8_DOT=1 uses int8 for every few-row matmul.
  * Invariants: every kernel computes what backend.h defines, checked against ops_ref.c by test_ops;
  * scratch memory is per thread, grown on first need and reused, so steady-state calls allocate nothing;
  * the backend is not reentrant (one caller thread at a time). */
@@ -32,7 +34,8 @@ typedef struct cpu_impl {
     scratch act;                /* quantized activations shared by all threads of one matmul */
     float rope_base;
     int rope_dim;
-    int int8_dot;               /* REPRO_INT8_DOT=1: few-row matmuls on int8-quantized activations (VNNI) */
+    int int8_dot;               /* int8-quantized activations + VNNI for q4_0/q4_1/q8_0: 0 never (REPRO_INT8_DOT=0),
+                                   1 one-row matmuls only, i.e. decoding (default), 2 every few-row matmul (=1) */
     rp_q24_row q24;             /* the 24-bit activation row of the current single-row matmul */
     double inv_freq[512];       /* cached base^(-2i/rope_dim) */
 } cpu_impl;
@@ -165,7 +168,8 @@ static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int
     j.row0[n] = j.R;
     cpu_impl *imp = impl_of(be);
     if (M < SMALL_M) {
-        if (M == 1 && !imp->int8_dot && all_q24 && K % 32 == 0) {
+        int use8 = imp->int8_dot == 2 || (imp->int8_dot == 1 && M == 1);
+        if (M == 1 && !use8 && all_q24 && K % 32 == 0) {
             size_t nb = (size_t)(K / 32);
             char *p = scratch_get(&imp->act, nb * 3 * sizeof(float) + 3 * (size_t)K + 64);
             if (!p) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
@@ -177,7 +181,7 @@ static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int
             imp->q24.x2 = (int8_t *)(imp->q24.x1 + K);
             rp_quantize_row_q24(x, K, &imp->q24);
             j.a24 = &imp->q24;
-        } else if (M == 1 && !imp->int8_dot && all_fdot && K % 32 == 0) {
+        } else if (M == 1 && !(use8 && all_qdot) && all_fdot && K % 32 == 0) {
             float *xs = scratch_get(&imp->act, (size_t)(K / 32) * sizeof(float));
             if (!xs) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
             for (int64_t b = 0; b < K / 32; b++) {
@@ -186,7 +190,7 @@ static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int
                 xs[b] = acc;
             }
             j.xsum = xs;
-        } else if (imp->int8_dot && all_qdot && K % 32 == 0) {
+        } else if (use8 && all_qdot && K % 32 == 0) {
             size_t nb = (size_t)(K / 32);
             size_t need = (size_t)M * (sizeof(rp_q8_row) + nb * 2 * sizeof(float) + (size_t)K) + 64;
             char *p = scratch_get(&imp->act, need);
@@ -493,7 +497,7 @@ rp_status rp_backend_cpu_new(int n_threads, rp_backend **out) {
     if (rp_pool_size(be->pool) > MAX_THREADS) { rp_pool_free(be->pool); free(be); free(im); return rp_fail(RP_ERR_INVAL, "cpu backend: more than %d threads", MAX_THREADS); }
     pthread_once(&blas_once, blas_single_thread);
     const char *e = getenv("REPRO_INT8_DOT");
-    im->int8_dot = e && *e && strcmp(e, "0") != 0;
+    im->int8_dot = !e || !*e || !strcmp(e, "decode") ? 1 : strcmp(e, "0") ? 2 : 0;
     be->name = "cpu";
     be->ops = &cpu_ops;
     be->impl = im;
