@@ -3,15 +3,8 @@
 local experiment = require("repro.experiment")
 local json = require("repro.json")
 
-local failures, checks = 0, 0
-local function check(cond, what)
-  checks = checks + 1
-  if not cond then failures = failures + 1; io.stderr:write("FAIL: ", what, "\n") end
-end
-local function errors_with(fn, pattern, what)
-  local ok, err = pcall(fn)
-  check(not ok and tostring(err):find(pattern, 1, true) ~= nil, what .. " (got: " .. tostring(err) .. ")")
-end
+local T = require("tests.luacheck")
+local check, errors_with = T.check, T.errors_with
 
 local spec = experiment.define {
   name = "t", paper = "none",
@@ -79,5 +72,4 @@ for k in enc:gmatch('"(k[^"]+)"') do if k < last then sorted = false end; last =
 check(sorted and enc == json.encode(json.decode(enc)), "object keys sorted and stable")
 check(json.encode({ [2] = "b", x = 1 }) == '{"2":"b","x":1}', "mixed keys sorted as text")
 
-print(string.format("%s experiment_test: %d checks, %d failed", failures == 0 and "ok" or "not ok", checks, failures))
-if failures > 0 then os.exit(1) end
+T.done("experiment_test")

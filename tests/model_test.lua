@@ -4,15 +4,8 @@
 -- figure for c = 128), and the binding's error contracts.
 local model = require("repro.model")
 
-local failures, checks = 0, 0
-local function check(cond, what)
-  checks = checks + 1
-  if not cond then failures = failures + 1; io.stderr:write("FAIL: ", what, "\n") end
-end
-local function errors_with(fn, pattern, what)
-  local ok, err = pcall(fn)
-  check(not ok and tostring(err):find(pattern, 1, true) ~= nil, what .. " (got: " .. tostring(err) .. ")")
-end
+local T = require("tests.luacheck")
+local check, errors_with = T.check, T.errors_with
 
 local mirror = os.getenv("REPRO_MIRROR")
 local path = mirror and (mirror .. "/stories260K/stories260K.bin")
@@ -83,5 +76,4 @@ errors_with(function() model.load("/nonexistent/model.gguf") end, "model.load", 
 m:close()
 errors_with(function() m:info() end, "used after close", "use after close")
 
-print(string.format("%s model_test: %d checks, %d failed", failures == 0 and "ok" or "not ok", checks, failures))
-if failures > 0 then os.exit(1) end
+T.done("model_test")

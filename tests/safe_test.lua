@@ -4,15 +4,8 @@
 local C = require("repro.safe")
 local safe = require("safe")
 
-local failures, checks = 0, 0
-local function check(cond, what)
-  checks = checks + 1
-  if not cond then failures = failures + 1; io.stderr:write("FAIL: ", what, "\n") end
-end
-local function errors_with(fn, pattern, what)
-  local ok, err = pcall(fn)
-  check(not ok and tostring(err):find(pattern, 1, true) ~= nil, what .. " (got: " .. tostring(err) .. ")")
-end
+local T = require("tests.luacheck")
+local check, errors_with = T.check, T.errors_with
 local function near(a, b, tol) return a ~= nil and math.abs(a - b) <= tol end
 
 -- F1@K closed forms (App. D)
@@ -86,5 +79,4 @@ if C.openai then
 end
 
 assert(os.execute("rm -rf " .. tmp))
-print(string.format("%s safe_test.lua: %d checks, %d failed", failures == 0 and "ok" or "not ok", checks, failures))
-if failures > 0 then os.exit(1) end
+T.done("safe_test.lua")
