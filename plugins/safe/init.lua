@@ -72,6 +72,30 @@ function M.human_counts(items)
   return out
 end
 
+--- The params both SAFE experiments take for the rater, search, cache and rate limits, merged under the
+--- experiment's own (which win): safe.params{ own params }.
+function M.params(own)
+  local p = {
+    api_key_env = { type = "string", default = "OPENAI_API_KEY", doc = "environment variable holding the API key (never stored)" },
+    rater_model = { type = "string", default = "gpt-3.5-turbo-0125", doc = "SAFE's rater model" },
+    search = { type = "string", default = "serper", choices = { "serper", "bm25", "replay" }, doc = "search backend" },
+    index = { type = "string", default = "results/safe/bm25.db", doc = "BM25 index file" },
+    cache = { type = "string", default = "results/safe/cache.db", doc = "SQLite cache of every call" },
+    serve = { type = "string", default = "", doc = "serve this local model (a GGUF path, or smollm2) in-process as the endpoint for every LLM call" },
+    n_queries = { type = "integer", default = 5, min = 0, doc = "searches per relevant fact" },
+    max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
+    query_fallback = { type = "boolean", default = false, doc = "search the fact itself when no query can be parsed (not in the paper; for small raters)" },
+    rater_tokens = { type = "integer", default = 512, min = 1, doc = "output token limit of each SAFE call (paper: 512)" },
+    timeout = { type = "number", default = 120, doc = "seconds per HTTP attempt before a retry" },
+    rpm = { type = "number", default = 0, min = 0, doc = "rater requests per minute limit (0: none)" },
+    tpm = { type = "number", default = 0, min = 0, doc = "rater tokens per minute limit (0: none)" },
+    concurrency = { type = "integer", default = 4, min = 1, doc = "requests in flight" },
+    price_out = { type = "number", default = 1.5, doc = "rater $ per million output tokens" },
+  }
+  for k, v in pairs(own) do p[k] = v end
+  return p
+end
+
 local function split_csv(s)
   local t = {}
   for w in tostring(s):gmatch("[^,]+") do t[#t + 1] = (w:gsub("^%s+", ""):gsub("%s+$", "")) end
