@@ -96,6 +96,13 @@ function M.params(own)
   return p
 end
 
+--- A path param: absolute paths as given, relative ones under the project root (so results/safe/... lands
+--- in the project's results folder whatever the working directory).
+function M.project_path(path)
+  if path == "" or path:sub(1, 1) == "/" or not REPRO_ROOT then return path end
+  return REPRO_ROOT .. "/" .. path
+end
+
 local function split_csv(s)
   local t = {}
   for w in tostring(s):gmatch("[^,]+") do t[#t + 1] = (w:gsub("^%s+", ""):gsub("%s+$", "")) end
