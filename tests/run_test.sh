@@ -76,6 +76,16 @@ check "killed exit 130" "[ $rc -eq 130 ]"
 check "killed status" "[ \"\$(q \"select status from runs where id=$kid\")\" = killed ]"
 check "metrics before the signal kept" "[ \"\$(q \"select sum(n) from metrics where run_id=$kid\")\" -ge 50 ]"
 
+# repro eval stops between items on SIGINT and records the run as killed.
+if [ -n "${REPRO_MIRROR:-}" ] && [ -f "$REPRO_MIRROR/stories260K/stories260K.bin" ]; then
+  "$REPRO" eval stories260K hellaswag --limit 5000 >/dev/null 2>"$tmp/eerr" &
+  pid=$!
+  for _ in $(seq 100); do [ "$(q "select count(*) from runs where experiment='eval' and status='running'")" = 1 ] && break; sleep 0.1; done
+  sleep 1; kill -INT $pid; wait $pid; rc=$?
+  check "eval interrupted exits 130" "[ $rc -eq 130 ]"
+  check "eval run recorded as killed" "[ \"\$(q \"select status from runs where experiment='eval' order by id desc limit 1\")\" = killed ]"
+fi
+
 # Four concurrent writers into one database: no row lost.
 cat > "$tmp/writer.lua" <<'EOF'
 local experiment = require("repro.experiment")

@@ -5,6 +5,8 @@
 #include "cli/command.h"
 #include "cli/run_record.h"
 #include "eval/score.h"
+#include "util/interrupt.h"
+#include <signal.h>
 #include "eval/task.h"
 #include "net/json.h"
 #include "nn/llama.h"
@@ -18,6 +20,13 @@
 #include <sys/stat.h>
 
 RP_COMMAND(eval, rp_cmd_eval, "score a model on an evaluation task (MMLU, ARC, HellaSwag, ..., perplexity)");
+
+static volatile sig_atomic_t signals_seen;
+/* First SIGINT/SIGTERM: ask the evaluation to stop after the current item; a second one kills. */
+static void on_signal(int sig) {
+    if (signals_seen++) { signal(sig, SIG_DFL); raise(sig); }
+    rp_interrupt_request();
+}
 
 static void usage(FILE *f) {
     fputs("usage: repro eval MODEL TASK [--shots K] [--limit N] [--seed S] [--json]\n"
@@ -117,6 +126,8 @@ int rp_cmd_eval(int argc, char **argv) {
         return rp_status_exit_code(st);
     }
 
+    signal(SIGINT, on_signal);   /* stop between items; the run is then recorded as killed */
+    signal(SIGTERM, on_signal);
     rp_model *model = NULL;
     rp_eval_result res;
     st = rp_model_load_named(model_path, NULL, &model);
@@ -140,7 +151,8 @@ int rp_cmd_eval(int argc, char **argv) {
         for (int i = 0; st == RP_OK && s2 == RP_OK && i < res.n_metrics; i++)
             s2 = rp_db_summary(db, run_id, res.m[i].name, res.m[i].value, res.m[i].stderr_, (int64_t)res.n, res.m[i].direction);
         if (s2 != RP_OK) fprintf(stderr, "repro eval: recording a summary: %s\n", rp_errmsg());
-        if (rp_db_run_end(db, run_id, st == RP_OK ? RP_RUN_FINISHED : RP_RUN_FAILED, st == RP_OK ? NULL : err, NULL) != RP_OK)
+        rp_run_status rs = st == RP_OK ? RP_RUN_FINISHED : st == RP_ERR_INTERRUPTED ? RP_RUN_KILLED : RP_RUN_FAILED;
+        if (rp_db_run_end(db, run_id, rs, st == RP_OK ? NULL : err, NULL) != RP_OK)
             fprintf(stderr, "repro eval: ending the run: %s\n", rp_errmsg());
         rp_db_close(db);
     }

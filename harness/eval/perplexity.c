@@ -2,6 +2,7 @@
  * llama-perplexity's) and by rolling windows that score every token once (for bits per byte).
  * Log-probabilities come from the model as floats and are accumulated in double. */
 #include "eval/score.h"
+#include "util/interrupt.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ rp_status rp_eval_perplexity_llamacpp(const rp_lm *lm, const char *text, size_t 
         }
         count += per;
         if (progress) progress(arg, i + 1, n_chunk);
+        if (rp_interrupt_pending()) st = rp_fail(RP_ERR_INTERRUPTED, "perplexity: interrupted after %zu of %zu chunks", i + 1, n_chunk);
     }
     free(seq);
     free(lp);
@@ -113,6 +115,7 @@ rp_status rp_eval_perplexity_rolling(const rp_lm *lm, const char *text, size_t l
         for (size_t j = 0; j + 1 < l; j++) nll -= (double)lp[j];
         count += l - 1;
         if (progress) progress(arg, k + 1, n_win);
+        if (rp_interrupt_pending()) st = rp_fail(RP_ERR_INTERRUPTED, "perplexity: interrupted after %zu of %zu windows", k + 1, n_win);
     }
     free(lp);
     free(tk);

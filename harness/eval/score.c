@@ -7,6 +7,7 @@
  * call (they share the prompt as a prefix, which an engine may exploit). Predictions take the first
  * maximum, like numpy's argmax. */
 #include "eval/score.h"
+#include "util/interrupt.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,7 @@ static rp_status eval_items(const rp_lm *lm, const rp_task *t, const rp_eval_opt
         }
         if (o->on_item) o->on_item(o->on_item_arg, i, ll, it->n_choices, pred, predn);
         if (o->progress) o->progress(o->progress_arg, k + 1, m);
+        if (rp_interrupt_pending()) st = rp_fail(RP_ERR_INTERRUPTED, "%s: interrupted after %zu of %zu items", t->name, k + 1, m);
     }
     if (st == RP_OK) {
         double v, se;

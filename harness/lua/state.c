@@ -5,6 +5,7 @@
 #include "lua/host.h"
 #include "lua/random.h"
 #include "net/http.h"
+#include "util/interrupt.h"
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,7 +17,6 @@ void rp_lua_preload_modules(lua_State *L);
 
 static const char RUN_KEY = 0, SEED_KEY = 0;
 static lua_State *volatile active_L;
-static volatile sig_atomic_t interrupt_requested;
 
 const char *rp_project_root(void) {
     static char root[PATH_MAX];
@@ -42,12 +42,12 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
 }
 
 void rp_lua_request_interrupt(void) {
-    interrupt_requested = 1;
+    rp_interrupt_request();   /* C loops (evaluation, pipelines) poll this flag */
     lua_State *L = active_L;
     if (L) lua_sethook(L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
-int rp_lua_interrupted(void) { return interrupt_requested != 0; }
+int rp_lua_interrupted(void) { return rp_interrupt_pending(); }
 
 struct rp_run *rp_lua_current_run(lua_State *L) {
     lua_pushlightuserdata(L, (void *)&RUN_KEY);
