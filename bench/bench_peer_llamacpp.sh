@@ -63,4 +63,7 @@ PY
 set -- $peer
 echo "llama.cpp (llama-cpp-python 0.3.36, this machine, now): pp512 $1 / $2 tok/s, tg128 $3 / $4 tok/s (1 / 2 threads)"
 [ -x "$build/bench/bench_inference" ] || { echo "skip: $build/bench/bench_inference not built"; exit 0; }
+echo "-- repro, default exact decoding (activations kept at f32 precision):"
 "$build/bench/bench_inference" --peer "$1" "$2" "$3" "$4"
+echo "-- repro, REPRO_INT8_DOT=decode (int8 activations in decoding: llama.cpp's own method for this file):"
+REPRO_INT8_DOT=decode "$build/bench/bench_inference" --peer "$1" "$2" "$3" "$4"

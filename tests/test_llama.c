@@ -336,7 +336,7 @@ static void test_smollm_ppl(rp_model *m) {
     rp_buf_free(&text);
 }
 
-/* The int8-activation decoding path (the default for generation; as llama.cpp's q4_1 path): greedy
+/* The int8-activation decoding path (REPRO_INT8_DOT, llama.cpp's method for its q4_1 path): greedy
  * continuations must share at least the 5 tokens that llama.cpp's own two paths always share. */
 static void test_smollm_int8(rp_model *m) {
     char p[2][4200];
@@ -408,8 +408,8 @@ static void test_tiny_f16(void) {
 }
 
 int main(void) {
-    /* The reference checks below hold the exact decoding path to llama.cpp's f32 figures; the default
-     * int8 decoding path is checked against both of llama.cpp's paths in test_smollm_int8. */
+    /* The reference checks below hold the exact (default) decoding path to llama.cpp's f32 figures; the
+     * opt-in int8 decoding path is checked against both of llama.cpp's paths in test_smollm_int8. */
     setenv("REPRO_INT8_DOT", "0", 1);
     test_tiny_f16();
     test_stories();

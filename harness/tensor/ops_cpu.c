@@ -4,11 +4,11 @@
  * with VNNI (error about 2^-23 of a block's largest value: f32 quality), other types dequantized in
  * registers against f32 activations (exact), which is what makes greedy decoding agree with llama.cpp's
  * f32 path token for token; 2..7 rows -> rows dequantized once, f32 dots; many rows
- * (prompts, scoring) -> weight tiles dequantized to f32 + sgemm. Decoding (one row) on q4_0/q4_1/q8_0 uses
- * int8-quantized activations (blocks of 32 with scale and sum, as llama.cpp's Q8_1) and VNNI dot products by
- * default: memory-bound speed, with llama.cpp's own quantized-path error (greedy text then agrees with
- * llama.cpp's q4_1 path about as often as with its f32 path). REPRO_INT8_DOT=0 keeps the exact 24-bit path
- * above for decoding too; REPRO_INT8_DOT=1 uses int8 for every few-row matmul.
+ * (prompts, scoring) -> weight tiles dequantized to f32 + sgemm. REPRO_INT8_DOT=decode switches decoding (one
+ * row) on q4_0/q4_1/q8_0 to int8-quantized activations (blocks of 32 with scale and sum, as llama.cpp's Q8_1)
+ * and VNNI dot products: llama.cpp's own method, faster, with its quantized-path error (SmolLM2 then answers
+ * "What is the capital of France?" with the same wrong text llama.cpp's Q4_1 path gives, where the exact
+ * default answers "Paris"); REPRO_INT8_DOT=1 uses int8 for every few-row matmul.
  * Invariants: every kernel computes what backend.h defines, checked against ops_ref.c by test_ops;
  * scratch memory is per thread, grown on first need and reused, so steady-state calls allocate nothing;
  * the backend is not reentrant (one caller thread at a time). */
@@ -34,8 +34,8 @@ typedef struct cpu_impl {
     scratch act;                /* quantized activations shared by all threads of one matmul */
     float rope_base;
     int rope_dim;
-    int int8_dot;               /* int8-quantized activations + VNNI for q4_0/q4_1/q8_0: 0 never (REPRO_INT8_DOT=0),
-                                   1 one-row matmuls only, i.e. decoding (default), 2 every few-row matmul (=1) */
+    int int8_dot;               /* int8-quantized activations + VNNI for q4_0/q4_1/q8_0: 0 never (default),
+                                   1 one-row matmuls only, i.e. decoding (REPRO_INT8_DOT=decode), 2 every few-row one (=1) */
     rp_q24_row q24;             /* the 24-bit activation row of the current single-row matmul */
     double inv_freq[512];       /* cached base^(-2i/rope_dim) */
 } cpu_impl;
@@ -497,7 +497,7 @@ rp_status rp_backend_cpu_new(int n_threads, rp_backend **out) {
     if (rp_pool_size(be->pool) > MAX_THREADS) { rp_pool_free(be->pool); free(be); free(im); return rp_fail(RP_ERR_INVAL, "cpu backend: more than %d threads", MAX_THREADS); }
     pthread_once(&blas_once, blas_single_thread);
     const char *e = getenv("REPRO_INT8_DOT");
-    im->int8_dot = !e || !*e || !strcmp(e, "decode") ? 1 : strcmp(e, "0") ? 2 : 0;
+    im->int8_dot = !e || !*e || !strcmp(e, "0") ? 0 : !strcmp(e, "decode") ? 1 : 2;
     be->name = "cpu";
     be->ops = &cpu_ops;
     be->impl = im;
