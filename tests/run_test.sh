@@ -117,7 +117,7 @@ ro=$tmp/ro; [ "$(id -u)" = 0 ] && ro=/proc/repro-ro
 check "read-only folder refused" "[ $rc -ne 0 ] && grep -q '$ro' $tmp/err"
 
 # A sweep: the product of values, seeds as --seed, one run per point.
-"$REPRO" sweep experiments/example.lua --preset smoke --jobs 2 --db "$tmp/sweep.db" seed=1,2,3 repeats=4,8 2>/dev/null; rc=$?
+"$REPRO" sweep experiments/example.lua --preset smoke --jobs 2 --db "$tmp/sweep.db" seed=1,2,3 repeats=4,8 >/dev/null 2>&1; rc=$?
 check "sweep runs every point" "[ $rc -eq 0 ] && [ \"\$(sqlite3 $tmp/sweep.db \"select count(*) || '/' || count(distinct seed) || '/' || count(distinct params_json) from runs where status='finished'\")\" = 6/3/2 ]"
 
 # A database from a newer schema is refused, untouched.
