@@ -11,13 +11,6 @@
 
 RP_COMMAND(chat, rp_cmd_chat, "chat with an instruct model (user turns from stdin lines)");
 
-static int print_text(void *arg, const char *t, size_t n) {
-    (void)arg;
-    fwrite(t, 1, n, stdout);
-    fflush(stdout);
-    return 0;
-}
-
 static void usage(FILE *f) {
     fputs("usage: repro chat MODEL [--system TEXT] [--max-tokens N] [--temperature T] [--top-p P] [--seed S]\n"
           "                   [--stop TEXT]... [--threads N] [--ctx N]\n"
@@ -75,19 +68,14 @@ static rp_status turn(rp_session *s, const rp_tokenizer *tok, convo *c, rp_cli_m
 
 int rp_cmd_chat(int argc, char **argv) {
     if (rp_cli_wants_help(argc, argv)) { usage(stdout); return 0; }
-    rp_cli_model_opts o = { .gen = { .temperature = 0.2f, .top_p = 0.9f, .seed = 0, .max_tokens = 256, .on_text = print_text } };
+    rp_cli_model_opts o = { .gen = { .temperature = 0.2f, .top_p = 0.9f, .seed = 0, .max_tokens = 256, .on_text = rp_cli_print_text } };
     const char *model = NULL, *system = NULL;
     for (int i = 1; i < argc; i++) {
         int r = rp_cli_model_opt(argc, argv, &i, &o);
         if (r < 0) return 2;
         if (r) continue;
         if (!strcmp(argv[i], "--system") && i + 1 < argc) system = argv[++i];
-        else if (!strcmp(argv[i], "--max-tokens") && i + 1 < argc) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 1 || n > 1 << 20) { fprintf(stderr, "repro chat: --max-tokens: invalid value '%s'\n", argv[i]); return 2; }
-            o.gen.max_tokens = (int)n;
-        } else if (argv[i][0] == '-' || model) { fprintf(stderr, "repro chat: unexpected argument '%s'\n", argv[i]); usage(stderr); return 2; }
+        else if (argv[i][0] == '-' || model) { fprintf(stderr, "repro chat: unexpected argument '%s'\n", argv[i]); usage(stderr); return 2; }
         else model = argv[i];
     }
     if (!model) { usage(stderr); return 2; }

@@ -9,13 +9,6 @@
 
 RP_COMMAND(generate, rp_cmd_generate, "generate text from a model (text to stdout, tokens/s to stderr)");
 
-static int print_text(void *arg, const char *t, size_t n) {
-    (void)arg;
-    fwrite(t, 1, n, stdout);
-    fflush(stdout);
-    return 0;
-}
-
 static void usage(FILE *f) {
     fputs("usage: repro generate MODEL [--prompt TEXT] [--temperature T] [--top-p P] [--steps N] [--seed S]\n"
           "                       [--stop TEXT]... [--threads N] [--ctx N] [--tokenizer PATH] [--quiet]\n"
@@ -34,12 +27,7 @@ int rp_cmd_generate(int argc, char **argv) {
         if (r < 0) return 2;
         if (r) continue;
         if (!strcmp(argv[i], "--prompt") && i + 1 < argc) prompt = argv[++i];
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 1 || n > 1 << 20) { fprintf(stderr, "repro generate: --steps: invalid value '%s'\n", argv[i]); return 2; }
-            o.gen.max_tokens = (int)n;
-        } else if (!strcmp(argv[i], "--quiet")) quiet = 1;
+        else if (!strcmp(argv[i], "--quiet")) quiet = 1;
         else if (argv[i][0] == '-' || model) { fprintf(stderr, "repro generate: unexpected argument '%s'\n", argv[i]); usage(stderr); return 2; }
         else model = argv[i];
     }
@@ -57,7 +45,7 @@ int rp_cmd_generate(int argc, char **argv) {
         st = rp_fail(RP_ERR_INVAL, "prompt of %zu tokens does not fit the context of %d (--ctx)", ids.n, rp_session_n_ctx(s));
     rp_generate_result r = { 0 };
     if (st == RP_OK) {
-        o.gen.on_text = print_text;
+        o.gen.on_text = rp_cli_print_text;
         st = rp_generate(s, ids.ids, ids.n, &o.gen, &r);
         fputc('\n', stdout);
         fflush(stdout);

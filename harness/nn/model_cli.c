@@ -22,7 +22,8 @@ static int num(const char *opt, const char *s, double lo, double hi, double *out
 /* Parse one shared option. */
 int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o) {
     const char *a = argv[*i];
-    static const char *with_value[] = { "--temperature", "--top-p", "--seed", "--threads", "--tokenizer", "--ctx", "--stop", NULL };
+    static const char *with_value[] = { "--temperature", "--top-p", "--seed", "--threads", "--tokenizer", "--ctx", "--stop",
+                                        "--max-tokens", "--steps", NULL };
     int known = 0;
     for (int k = 0; with_value[k]; k++) if (!strcmp(a, with_value[k])) known = 1;
     if (!known) return 0;
@@ -33,6 +34,10 @@ int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o) {
     else if (!strcmp(a, "--top-p")) { if (num(a, v, 0, 1, &d) < 0) return -1; o->gen.top_p = (float)d; }
     else if (!strcmp(a, "--seed")) { if (num(a, v, 0, 9007199254740992.0, &d) < 0 || d != (double)(uint64_t)d) { fprintf(stderr, "repro: --seed: integer expected\n"); return -1; } o->gen.seed = (uint64_t)d; }
     else if (!strcmp(a, "--threads")) { if (num(a, v, 1, 256, &d) < 0 || d != (int)d) return -1; o->threads = (int)d; }
+    else if (!strcmp(a, "--max-tokens") || !strcmp(a, "--steps")) {
+        if (num(a, v, 1, 1 << 20, &d) < 0 || d != (int)d) return -1;
+        o->gen.max_tokens = (int)d;
+    }
     else if (!strcmp(a, "--ctx")) { if (num(a, v, 1, 1 << 20, &d) < 0 || d != (int)d) return -1; o->n_ctx = (int)d; }
     else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
     else if (!strcmp(a, "--stop")) {
@@ -41,6 +46,14 @@ int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o) {
         o->gen.stop = stops;
     }
     return 1;
+}
+
+/* Stream generated text to stdout as it comes (the on_text callback of both commands). */
+int rp_cli_print_text(void *arg, const char *t, size_t n) {
+    (void)arg;
+    fwrite(t, 1, n, stdout);
+    fflush(stdout);
+    return 0;
 }
 
 /* Open a model named by path or asset name. */

@@ -14,9 +14,12 @@ typedef struct rp_cli_model_opts {
 } rp_cli_model_opts;
 
 /* Parse argv[*i] if it is one of the shared options (--temperature T, --top-p P, --seed S, --threads N,
- * --tokenizer PATH, --ctx N, --stop TEXT (repeatable, up to 8)); advances *i past its value.
+ * --tokenizer PATH, --ctx N, --stop TEXT (repeatable, up to 8), --max-tokens N or its alias --steps N);
+ * advances *i past its value.
  * Returns 1 if consumed, 0 if not a shared option, -1 on a bad value (message printed on stderr). */
 int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o);
+/* Stream generated text to stdout as it comes (an rp_generate_opts on_text callback). */
+int rp_cli_print_text(void *arg, const char *t, size_t n);
 /* Open the model a command names: a file path (GGUF, llama2.c, safetensors) or an asset name. Errors are printed on stderr;
  * returns the status. */
 rp_status rp_cli_model_open(const char *name, rp_cli_model_opts *o, rp_model **out);
