@@ -86,20 +86,7 @@ return experiment.define {
                  categories = names, series = { { label = "F1@64", y = f64p }, { label = "F1@178", y = f178p } } }
     if p.n_prompts == 0 then return end
 
-    local server
-    if p.serve ~= "" and p.llm == "openai" then
-      server, p.base_url = safe.serve(p.serve, { ctx = 2048 })
-      p.api_key_env = ""
-      ctx:note("serving %s at %s (a 135M model's verdicts are not comparable to GPT-3.5-Turbo's)", p.serve, p.base_url)
-    end
-    local dirname = safe.project_path(p.cache):match("^(.*)/")
-    if dirname then assert(os.execute("mkdir -p '" .. dirname .. "'")) end
-    local cache = C.cache(safe.project_path(p.cache))
-    local rater_url = p.rater_base_url ~= "" and p.rater_base_url or p.base_url
-    local search = safe.make_search(p.search, { index = safe.project_path(p.index), docs = safe.project_path(p.docs) })
-    local rater = safe.make_llm(p.llm, { model_path = p.serve, base_url = rater_url, model = p.rater_model, api_key_env = p.api_key_env,
-                                         price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
-                                         rpm = p.rpm, tpm = p.tpm })
+    local server, cache, search, rater = safe.open_rater(ctx, p, p.rater_base_url)
     local demos = C.demos(safe.data_dir() .. "/factscore/demos/demons.json")
     local prompts = {}
     for i = 1, p.n_prompts do

@@ -65,19 +65,7 @@ return experiment.define {
     local conf = {}
     for r = 1, #ROWS do conf[r] = {}; for c = 1, #COLS do conf[r][c] = 0 end end
     if p.n_pairs > 0 then
-      local server
-      if p.serve ~= "" and p.llm == "openai" then
-        server, p.base_url = safe.serve(p.serve, { ctx = 2048 })
-        p.api_key_env = ""
-        ctx:note("serving %s at %s", p.serve, p.base_url)
-      end
-      local dirname = safe.project_path(p.cache):match("^(.*)/")
-      if dirname then assert(os.execute("mkdir -p '" .. dirname .. "'")) end
-      local cache = C.cache(safe.project_path(p.cache))
-      local search = safe.make_search(p.search, { index = safe.project_path(p.index), docs = safe.project_path(p.docs) })
-      local rater = safe.make_llm(p.llm, { model_path = p.serve, base_url = p.base_url, model = p.rater_model, api_key_env = p.api_key_env,
-                                           price_in = p.price_in, price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
-                                         rpm = p.rpm, tpm = p.tpm })
+      local server, cache, search, rater = safe.open_rater(ctx, p)
       local items, human = {}, {}
       for i = 1, math.min(p.n_pairs, #pairs) do
         local it = pairs[i].item

@@ -103,6 +103,28 @@ function M.project_path(path)
   return REPRO_ROOT .. "/" .. path
 end
 
+--- The rater side of a run, from the shared params (safe.params): the local model served in this process
+--- when `serve` is set (p.base_url then points at it), the call cache, the search backend and the rater
+--- LLM (at rater_url when given, else p.base_url). Returns server (or nil), cache, search, rater.
+function M.open_rater(ctx, p, rater_url)
+  local server
+  if p.serve ~= "" and p.llm == "openai" then
+    server, p.base_url = M.serve(p.serve, { ctx = 2048 })
+    p.api_key_env = ""
+    ctx:note("serving %s at %s (a 135M model's verdicts are not comparable to GPT-3.5-Turbo's)", p.serve, p.base_url)
+  end
+  local cache_path = M.project_path(p.cache)
+  local dirname = cache_path:match("^(.*)/")
+  if dirname then assert(os.execute("mkdir -p '" .. dirname .. "'")) end
+  local cache = C.cache(cache_path)
+  local search = M.make_search(p.search, { index = M.project_path(p.index), docs = M.project_path(p.docs) })
+  local rater = M.make_llm(p.llm, { model_path = p.serve, base_url = (rater_url and rater_url ~= "") and rater_url or p.base_url,
+                                    model = p.rater_model, api_key_env = p.api_key_env, price_in = p.price_in,
+                                    price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
+                                    rpm = p.rpm, tpm = p.tpm })
+  return server, cache, search, rater
+end
+
 local function split_csv(s)
   local t = {}
   for w in tostring(s):gmatch("[^,]+") do t[#t + 1] = (w:gsub("^%s+", ""):gsub("%s+$", "")) end
