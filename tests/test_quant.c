@@ -13,21 +13,7 @@
 #include <immintrin.h>
 #endif
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static float frand(void) {   /* uniform in [-1, 1) */
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
-}
-static float *randv(int64_t n, float scale) {
-    float *v = malloc((size_t)n * sizeof *v);
-    for (int64_t i = 0; i < n; i++) v[i] = frand() * scale;
-    return v;
-}
-static double rel_err(const float *a, const float *b, int64_t n) {
-    double mx = 1e-6, e = 0;
-    for (int64_t i = 0; i < n; i++) { mx = fmax(mx, fabs(b[i])); e = fmax(e, fabs((double)a[i] - b[i])); }
-    return e / mx;
-}
+#include "test_vectors.h"
 
 static void test_half(void) {
     /* every finite half round-trips exactly; hardware conversion agrees both ways */
