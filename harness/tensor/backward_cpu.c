@@ -1,0 +1,183 @@
+/* backward_cpu.c: the fast CPU backward kernels (table rp_bwd_cpu): matmul backward as OpenBLAS sgemm calls
+ * split over the thread pool (OpenBLAS itself stays single-threaded, as in ops_cpu.c), quantized weights
+ * dequantized a column slice at a time into per-thread scratch; attention backward one head per task with
+ * sgemm for the four products. The other ops are memory-bound loops and reuse the reference kernels.
+ * Invariants: results equal rp_bwd_ref's up to float rounding (tests/test_backward.c); no allocation after
+ * the scratch has grown to the largest shape seen. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+#include "tensor/backward.h"
+#include "tensor/qdot.h"
+#include "tensor/quant.h"
+
+/* Runs fn over n_tasks tasks on the context's pool, or on the caller's thread when there is none. */
+static void run_tasks(rp_bwd *b, rp_pool_fn fn, void *ctx, int n_tasks) {
+    rp_pool *p = rp_bwd_pool(b);
+    if (p) { rp_pool_run(p, fn, ctx, n_tasks); return; }
+    for (int i = 0; i < n_tasks; i++) fn(ctx, i, n_tasks, 0);
+}
+
+static int n_threads(rp_bwd *b) { rp_pool *p = rp_bwd_pool(b); return p ? rp_pool_size(p) : 1; }
+
+/* [*a, *z) is part i of n of [0, N), its length a multiple of align. */
+static void split(int64_t N, int i, int n, int64_t align, int64_t *a, int64_t *z) {
+    int64_t per = ((N + n - 1) / n + align - 1) / align * align;
+    *a = per * i < N ? per * i : N;
+    *z = per * (i + 1) < N ? per * (i + 1) : N;
+}
+
+typedef struct mm_job {
+    rp_bwd *b;
+    float *dx, *dw, *db;
+    const float *dy, *x;
+    int64_t M, K, N;
+    const char *w;
+    rp_dtype wt;
+    size_t ldw;
+    int failed;
+} mm_job;
+
+#define DEQ_ROWS 64   /* weight rows dequantized per sgemm call on the quantized path */
+
+/* dx[:, k0:k1] += dy · W[:, k0:k1]: a column slice per task, so quantized rows are dequantized once. */
+static void mm_dx_task(void *ctx, int ith, int nth, int thread) {
+    mm_job *j = ctx;
+    int64_t k0, k1;
+    split(j->K, ith, nth, j->wt == RP_F32 ? 16 : rp_dtype_block(j->wt), &k0, &k1);
+    if (k0 >= k1) return;
+    int64_t kk = k1 - k0;
+    if (j->wt == RP_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->M, (int)kk, (int)j->N, 1.0f, j->dy, (int)j->N,
+                    (const float *)j->w + k0, (int)(j->ldw / sizeof(float)), 1.0f, j->dx + k0, (int)j->K);
+        return;
+    }
+    float *buf = rp_bwd_scratch(j->b, thread, (size_t)DEQ_ROWS * (size_t)kk * sizeof(float));
+    if (!buf) { j->failed = 1; return; }
+    size_t off = rp_dtype_row_bytes(j->wt, k0);
+    for (int64_t n0 = 0; n0 < j->N; n0 += DEQ_ROWS) {
+        int64_t nr = j->N - n0 < DEQ_ROWS ? j->N - n0 : DEQ_ROWS;
+        for (int64_t i = 0; i < nr; i++) rp_dequantize_row_fast(j->wt, j->w + (size_t)(n0 + i) * j->ldw + off, buf + i * kk, kk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->M, (int)kk, (int)nr, 1.0f, j->dy + n0, (int)j->N,
+                    buf, (int)kk, 1.0f, j->dx + k0, (int)j->K);
+    }
+}
+
+/* dw[n0:n1] += dy[:, n0:n1]ᵀ · x and db[n0:n1] += column sums: a row slice of W per task. */
+static void mm_dw_task(void *ctx, int ith, int nth, int thread) {
+    mm_job *j = ctx;
+    (void)thread;
+    int64_t n0, n1;
+    split(j->N, ith, nth, 16, &n0, &n1);
+    if (n0 >= n1) return;
+    if (j->dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(n1 - n0), (int)j->K, (int)j->M, 1.0f, j->dy + n0, (int)j->N,
+                    j->x, (int)j->K, 1.0f, (float *)((char *)j->dw + (size_t)n0 * j->ldw), (int)(j->ldw / sizeof(float)));
+    if (j->db)
+        for (int64_t m = 0; m < j->M; m++)
+            for (int64_t n = n0; n < n1; n++) j->db[n] += j->dy[m * j->N + n];
+}
+
+/* Matmul backward through sgemm; quantized weights give dx only. */
+static rp_status cpu_matmul_backward(rp_bwd *b, float *dx, float *dw, float *db, const float *dy, const float *x,
+                                     int64_t M, int64_t K, const void *w, rp_dtype wt, size_t w_row_bytes, int64_t N) {
+    if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul backward: weight dtype %s not supported", rp_dtype_name(wt));
+    if (dw && wt != RP_F32)
+        return rp_fail(RP_ERR_UNSUPPORTED, "matmul backward: weight gradient asked for a %s weight (quantized weights are constants; train an adapter)",
+                       rp_dtype_name(wt));
+    if (M > INT32_MAX || K > INT32_MAX || N > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul backward: dimension over 2^31");
+    if (M <= 0) return RP_OK;
+    mm_job j = { .b = b, .dx = dx, .dw = dw, .db = db, .dy = dy, .x = x, .M = M, .K = K, .N = N, .w = w, .wt = wt, .ldw = w_row_bytes };
+    int nth = n_threads(b);
+    if (dx) run_tasks(b, mm_dx_task, &j, nth);
+    if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul backward: out of memory for dequantized weight tiles");
+    if (dw || db) run_tasks(b, mm_dw_task, &j, nth);
+    return RP_OK;
+}
+
+typedef struct att_job {
+    rp_bwd *b;
+    float *dq, *dkh, *dvh;     /* dkh, dvh: [H][nk][D] per-head contributions, summed into dk, dv after */
+    float *dk, *dv;
+    const float *dout, *q, *k, *v;
+    int64_t T, pos0, nk, kv_stride;
+    int H, Hkv, D;
+    float scale;
+    int failed;
+} att_job;
+
+/* One head: S = scale·Q·Kᵀ, P = causal softmax, dP = dO·Vᵀ, dS = P∘(dP − ⟨P, dP⟩), then dQ, dK, dV by sgemm. */
+static void att_head_task(void *ctx, int h, int nth, int thread) {
+    att_job *j = ctx;
+    (void)nth;
+    int64_t T = j->T, nk = j->nk;
+    int D = j->D, g = h / (j->H / j->Hkv), ldq = j->H * D;
+    float *P = rp_bwd_scratch(j->b, thread, (size_t)2 * (size_t)T * (size_t)nk * sizeof(float));
+    if (!P) { j->failed = 1; return; }
+    float *dP = P + T * nk;
+    const float *qh = j->q + h * D, *kg = j->k + g * D, *vg = j->v + g * D, *doh = j->dout + h * D;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk, D, j->scale, qh, ldq, kg, (int)j->kv_stride, 0.0f, P, (int)nk);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk, D, 1.0f, doh, ldq, vg, (int)j->kv_stride, 0.0f, dP, (int)nk);
+    for (int64_t t = 0; t < T; t++) {
+        float *p = P + t * nk, *dp = dP + t * nk;
+        int64_t n = j->pos0 + t + 1;
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < n; i++) if (p[i] > mx) mx = p[i];
+        double sum = 0, pdp = 0;
+        for (int64_t i = 0; i < n; i++) { p[i] = expf(p[i] - mx); sum += p[i]; }
+        float inv = (float)(1.0 / sum);
+        for (int64_t i = 0; i < n; i++) { p[i] *= inv; pdp += (double)p[i] * dp[i]; }
+        for (int64_t i = 0; i < n; i++) dp[i] = p[i] * (dp[i] - (float)pdp) * j->scale;
+        for (int64_t i = n; i < nk; i++) p[i] = dp[i] = 0.0f;
+    }
+    if (j->dq)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, D, (int)nk, 1.0f, dP, (int)nk, kg, (int)j->kv_stride, 1.0f,
+                    j->dq + h * D, ldq);
+    float *dkh = j->dkh + (int64_t)h * nk * D, *dvh = j->dvh + (int64_t)h * nk * D;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, D, (int)T, 1.0f, dP, (int)nk, qh, ldq, 0.0f, dkh, D);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, D, (int)T, 1.0f, P, (int)nk, doh, ldq, 0.0f, dvh, D);
+}
+
+/* Sums the per-head dK, dV of each kv group into dk, dv, a slice of positions per task. */
+static void att_reduce_task(void *ctx, int ith, int nth, int thread) {
+    att_job *j = ctx;
+    (void)thread;
+    int64_t a, z;
+    split(j->nk, ith, nth, 1, &a, &z);
+    int group = j->H / j->Hkv, D = j->D;
+    for (int h = 0; h < j->H; h++) {
+        int g = h / group;
+        for (int64_t i = a; i < z; i++) {
+            const float *sk = j->dkh + ((int64_t)h * j->nk + i) * D, *sv = j->dvh + ((int64_t)h * j->nk + i) * D;
+            if (j->dk) for (int d = 0; d < D; d++) j->dk[i * j->kv_stride + g * D + d] += sk[d];
+            if (j->dv) for (int d = 0; d < D; d++) j->dv[i * j->kv_stride + g * D + d] += sv[d];
+        }
+    }
+}
+
+/* Attention backward, one head per task; the masked upper triangle is computed and zeroed (as llm.c). */
+static rp_status cpu_attention_backward(rp_bwd *b, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                        const float *k, const float *v, int64_t T, int64_t pos0, int H, int Hkv, int D,
+                                        int64_t kv_stride, float scale) {
+    if (Hkv <= 0 || H % Hkv) return rp_fail(RP_ERR_INVAL, "attention backward: %d heads not a multiple of %d kv heads", H, Hkv);
+    if (T <= 0) return RP_OK;
+    if (pos0 + T > INT32_MAX / 2) return rp_fail(RP_ERR_RANGE, "attention backward: %lld positions", (long long)(pos0 + T));
+    int64_t nk = pos0 + T;
+    float *acc = rp_bwd_shared(b, (size_t)2 * (size_t)H * (size_t)nk * (size_t)D * sizeof(float));
+    if (!acc) return rp_fail(RP_ERR_NOMEM, "attention backward: out of memory for %d heads x %lld positions", H, (long long)nk);
+    att_job j = { .b = b, .dq = dq, .dkh = acc, .dvh = acc + (int64_t)H * nk * D, .dk = dk, .dv = dv, .dout = dout, .q = q,
+                  .k = k, .v = v, .T = T, .pos0 = pos0, .nk = nk, .kv_stride = kv_stride, .H = H, .Hkv = Hkv, .D = D,
+                  .scale = scale };
+    run_tasks(b, att_head_task, &j, H);
+    if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention backward: out of memory for %lld x %lld scores", (long long)T, (long long)nk);
+    if (dk || dv) run_tasks(b, att_reduce_task, &j, n_threads(b));
+    return RP_OK;
+}
+
+const rp_bwd_ops rp_bwd_cpu = {
+    .name = "cpu", .matmul = cpu_matmul_backward, .embed = rp_ref_embed_backward, .rmsnorm = rp_ref_rmsnorm_backward,
+    .rope = rp_ref_rope_backward, .attention = cpu_attention_backward, .swiglu = rp_ref_swiglu_backward,
+    .softmax = rp_ref_softmax_backward, .log_softmax = rp_ref_log_softmax_backward,
+    .cross_entropy = rp_ref_cross_entropy_backward, .gather_rows = rp_ref_gather_rows_backward,
+    .scatter_add_rows = rp_ref_scatter_add_rows_backward,
+};

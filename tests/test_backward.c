@@ -1,0 +1,325 @@
+/* test_backward.c: every backward kernel (tensor/backward.h) against central finite differences of the
+ * engine's reference forward (ops_ref.c), with the tolerance written per op, and the fast cpu table against
+ * the reference table at larger shapes on a 2-thread pool. The loss is L = Σ dy∘forward(inputs) for a fixed
+ * random dy, so the analytic gradient of each input is what the backward returns for that dy. Finite
+ * differences sample a fixed subset of coordinates of every input. A wrong sign, a missing term or a
+ * wrong index fails these checks (errors of order 1 against tolerances of 1e-3..1e-2). */
+#include <string.h>
+#include "check.h"
+#include "tensor/backward.h"
+#include "tensor/ops_ref.h"
+#include "tensor/quant.h"
+#include "test_vectors.h"
+
+typedef double (*loss_fn)(void *ctx);
+
+static double dotd(const float *a, const float *b, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* Largest |numeric − analytic| over up to `samples` coordinates of param, relative to max |analytic| + floor. */
+static double fd_err(loss_fn f, void *ctx, float *param, const float *grad, int64_t n, float h) {
+    int64_t step = n > 40 ? n / 40 : 1;
+    double worst = 0, scale = 1e-2;
+    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(grad[i]));
+    for (int64_t i = (int64_t)(rng % (uint64_t)step); i < n; i += step) {
+        float keep = param[i];
+        param[i] = keep + h; double lp = f(ctx);
+        param[i] = keep - h; double lm = f(ctx);
+        param[i] = keep;
+        double num = (lp - lm) / (2.0 * h);
+        worst = fmax(worst, fabs(num - grad[i]));
+    }
+    return worst / scale;
+}
+
+static float *zeros(int64_t n) { return calloc((size_t)n, sizeof(float)); }
+
+/* ---- matmul (F32 weights: dx, dw, db; quantized weights: dx only) ---- */
+typedef struct { int64_t M, K, N; float *x, *w, *b, *dy, *y; void *wq; rp_dtype wt; size_t ldw; } mm_c;
+static double mm_loss(void *p) {
+    mm_c *c = p;
+    rp_ref_matmul(NULL, c->y, c->x, c->M, c->K, c->wt == RP_F32 ? (void *)c->w : c->wq, c->wt, c->ldw, c->N);
+    double s = dotd(c->y, c->dy, c->M * c->N);
+    for (int64_t m = 0; m < c->M; m++) s += dotd(c->b, c->dy + m * c->N, c->N);
+    return s;
+}
+
+static void test_matmul(const rp_bwd_ops *ops, rp_bwd *bw, rp_dtype wt, double tol) {
+    mm_c c = { .M = 5, .K = 64, .N = 7, .wt = wt };
+    c.x = randv(c.M * c.K, 1); c.w = randv(c.N * c.K, 0.3f); c.b = randv(c.N, 1); c.dy = randv(c.M * c.N, 1);
+    c.y = zeros(c.M * c.N);
+    c.ldw = rp_dtype_row_bytes(wt, c.K);
+    c.wq = malloc(c.ldw * (size_t)c.N);
+    for (int64_t n = 0; n < c.N; n++) rp_quantize_row(wt, c.w + n * c.K, (char *)c.wq + n * c.ldw, c.K);
+    float *dx = zeros(c.M * c.K), *dw = zeros(c.N * c.K), *db = zeros(c.N);
+    const void *w = wt == RP_F32 ? (void *)c.w : c.wq;
+    CHECK(ops->matmul(bw, dx, wt == RP_F32 ? dw : NULL, db, c.dy, c.x, c.M, c.K, w, wt, c.ldw, c.N) == RP_OK);
+    double ex = fd_err(mm_loss, &c, c.x, dx, c.M * c.K, 1e-2f), eb = fd_err(mm_loss, &c, c.b, db, c.N, 1e-2f);
+    CHECK_MSG(ex < tol && eb < tol, "%s matmul %s: dx %g db %g", ops->name, rp_dtype_name(wt), ex, eb);
+    if (wt == RP_F32) {
+        double ew = fd_err(mm_loss, &c, c.w, dw, c.N * c.K, 1e-2f);
+        CHECK_MSG(ew < tol, "%s matmul dw %g", ops->name, ew);
+    } else {
+        CHECK(ops->matmul(bw, dx, dw, NULL, c.dy, c.x, c.M, c.K, w, wt, c.ldw, c.N) == RP_ERR_UNSUPPORTED);
+        CHECK(strstr(rp_errmsg(), rp_dtype_name(wt)) != NULL);
+    }
+    free(c.x); free(c.w); free(c.b); free(c.dy); free(c.y); free(c.wq); free(dx); free(dw); free(db);
+}
+
+/* ---- embedding and gather (both scatter their gradient back to the rows they read) ---- */
+typedef struct { int64_t V, C, T; float *table, *dy, *y; int32_t *ids; int gather; } emb_c;
+static double emb_loss(void *p) {
+    emb_c *c = p;
+    if (c->gather) rp_ref_gather_rows(NULL, c->y, c->table, c->V, c->C, c->ids, c->T);
+    else rp_ref_embed(NULL, c->y, c->table, RP_F32, (size_t)c->C * sizeof(float), c->V, c->C, c->ids, c->T);
+    return dotd(c->y, c->dy, c->T * c->C);
+}
+
+static void test_embed(const rp_bwd_ops *ops, rp_bwd *bw, int gather) {
+    emb_c c = { .V = 11, .C = 8, .T = 9, .gather = gather };
+    int32_t ids[9] = { 3, 0, 3, 10, 5, 3, 7, 0, 1 };   /* repeats: gradients must add */
+    c.ids = ids;
+    c.table = randv(c.V * c.C, 1); c.dy = randv(c.T * c.C, 1); c.y = zeros(c.T * c.C);
+    float *dt = zeros(c.V * c.C);
+    rp_status st = gather ? ops->gather_rows(bw, dt, c.V, c.C, ids, c.T, c.dy) : ops->embed(bw, dt, c.V, c.C, ids, c.T, c.dy);
+    CHECK(st == RP_OK);
+    double e = fd_err(emb_loss, &c, c.table, dt, c.V * c.C, 1e-2f);
+    CHECK_MSG(e < 1e-4, "%s %s: %g", ops->name, gather ? "gather" : "embed", e);
+    ids[2] = 11;
+    CHECK(ops->embed(bw, dt, c.V, c.C, ids, c.T, c.dy) == RP_ERR_RANGE);
+    CHECK(strstr(rp_errmsg(), "11") != NULL);
+    free(c.table); free(c.dy); free(c.y); free(dt);
+}
+
+/* ---- RMSNorm ---- */
+typedef struct { int64_t T, C; float *x, *w, *dy, *y; } rms_c;
+static double rms_loss(void *p) {
+    rms_c *c = p;
+    rp_ref_rmsnorm(NULL, c->y, c->x, c->w, c->T, c->C, 1e-5f);
+    return dotd(c->y, c->dy, c->T * c->C);
+}
+
+static void test_rmsnorm(const rp_bwd_ops *ops, rp_bwd *bw) {
+    rms_c c = { .T = 4, .C = 24 };
+    c.x = randv(c.T * c.C, 2); c.w = randv(c.C, 1); c.dy = randv(c.T * c.C, 1); c.y = zeros(c.T * c.C);
+    float *dx = zeros(c.T * c.C), *dw = zeros(c.C);
+    CHECK(ops->rmsnorm(bw, dx, dw, c.dy, c.x, c.w, c.T, c.C, 1e-5f) == RP_OK);
+    double ex = fd_err(rms_loss, &c, c.x, dx, c.T * c.C, 3e-3f), ew = fd_err(rms_loss, &c, c.w, dw, c.C, 3e-3f);
+    CHECK_MSG(ex < 2e-3 && ew < 2e-3, "%s rmsnorm: dx %g dw %g", ops->name, ex, ew);
+    free(c.x); free(c.w); free(c.dy); free(c.y); free(dx); free(dw);
+}
+
+/* ---- RoPE (in place; both pairings, partial rotary dimension) ---- */
+typedef struct { int64_t T; int H, D, rd, neox; int32_t *pos; float *x, *dy, *y; } rope_c;
+static double rope_loss(void *p) {
+    rope_c *c = p;
+    memcpy(c->y, c->x, (size_t)(c->T * c->H * c->D) * sizeof(float));
+    rp_ref_rope(NULL, c->y, c->T, c->H, c->D, c->rd, c->pos, 10000.0f, c->neox);
+    return dotd(c->y, c->dy, c->T * c->H * c->D);
+}
+
+static void test_rope(const rp_bwd_ops *ops, rp_bwd *bw, int neox) {
+    int32_t pos[3] = { 0, 5, 17 };
+    rope_c c = { .T = 3, .H = 2, .D = 8, .rd = 6, .neox = neox, .pos = pos };
+    int64_t n = c.T * c.H * c.D;
+    c.x = randv(n, 1); c.dy = randv(n, 1); c.y = zeros(n);
+    float *dx = malloc((size_t)n * sizeof *dx);
+    memcpy(dx, c.dy, (size_t)n * sizeof *dx);
+    CHECK(ops->rope(bw, dx, c.T, c.H, c.D, c.rd, pos, 10000.0f, neox) == RP_OK);
+    double e = fd_err(rope_loss, &c, c.x, dx, n, 1e-2f);
+    CHECK_MSG(e < 1e-4, "%s rope neox=%d: %g", ops->name, neox, e);
+    CHECK(ops->rope(bw, dx, c.T, c.H, c.D, 7, pos, 10000.0f, neox) == RP_ERR_INVAL);
+    free(c.x); free(c.dy); free(c.y); free(dx);
+}
+
+/* ---- grouped-query causal attention (k, v rows with padding, a cached prefix pos0) ---- */
+typedef struct { int64_t T, pos0, ld; int H, Hkv, D; float *q, *k, *v, *dy, *y; } att_c;
+static double att_loss(void *p) {
+    att_c *c = p;
+    rp_ref_attention(NULL, c->y, c->q, c->k, c->v, c->T, c->pos0, c->H, c->Hkv, c->D, c->ld, 1.0f / sqrtf((float)c->D));
+    return dotd(c->y, c->dy, c->T * c->H * c->D);
+}
+
+static void att_grads(const rp_bwd_ops *ops, rp_bwd *bw, att_c *c, float **dq, float **dk, float **dv) {
+    int64_t nq = c->T * c->H * c->D, nkv = (c->pos0 + c->T) * c->ld;
+    *dq = zeros(nq); *dk = zeros(nkv); *dv = zeros(nkv);
+    CHECK(ops->attention(bw, *dq, *dk, *dv, c->dy, c->q, c->k, c->v, c->T, c->pos0, c->H, c->Hkv, c->D, c->ld,
+                         1.0f / sqrtf((float)c->D)) == RP_OK);
+}
+
+static att_c att_new(int64_t T, int64_t pos0, int H, int Hkv, int D) {
+    att_c c = { .T = T, .pos0 = pos0, .ld = (int64_t)Hkv * D + 3, .H = H, .Hkv = Hkv, .D = D };
+    int64_t nq = T * H * D, nkv = (pos0 + T) * c.ld;
+    c.q = randv(nq, 1); c.k = randv(nkv, 1); c.v = randv(nkv, 1); c.dy = randv(nq, 1); c.y = zeros(nq);
+    return c;
+}
+
+static void att_free(att_c *c) { free(c->q); free(c->k); free(c->v); free(c->dy); free(c->y); }
+
+static void test_attention(const rp_bwd_ops *ops, rp_bwd *bw) {
+    att_c c = att_new(5, 2, 4, 2, 8);
+    float *dq, *dk, *dv;
+    att_grads(ops, bw, &c, &dq, &dk, &dv);
+    int64_t nq = c.T * c.H * c.D, nkv = (c.pos0 + c.T) * c.ld;
+    double eq = fd_err(att_loss, &c, c.q, dq, nq, 1e-2f), ek = fd_err(att_loss, &c, c.k, dk, nkv, 1e-2f),
+           ev = fd_err(att_loss, &c, c.v, dv, nkv, 1e-2f);
+    CHECK_MSG(eq < 1e-3 && ek < 1e-3 && ev < 1e-3, "%s attention: dq %g dk %g dv %g", ops->name, eq, ek, ev);
+    float pad = 0;   /* the padding columns of k/v rows are never read, so get no gradient */
+    for (int64_t j = 0; j < c.pos0 + c.T; j++) pad += fabsf(dk[j * c.ld + c.ld - 1]) + fabsf(dv[j * c.ld + c.ld - 1]);
+    CHECK(pad == 0);
+    free(dq); free(dk); free(dv); att_free(&c);
+}
+
+/* ---- SwiGLU ---- */
+typedef struct { int64_t n; float *g, *u, *dy, *y; } swi_c;
+static double swi_loss(void *p) {
+    swi_c *c = p;
+    rp_ref_swiglu(NULL, c->y, c->g, c->u, c->n);
+    return dotd(c->y, c->dy, c->n);
+}
+
+static void test_swiglu(const rp_bwd_ops *ops, rp_bwd *bw) {
+    swi_c c = { .n = 50 };
+    c.g = randv(c.n, 4); c.u = randv(c.n, 2); c.dy = randv(c.n, 1); c.y = zeros(c.n);
+    float *dg = zeros(c.n), *du = zeros(c.n);
+    CHECK(ops->swiglu(bw, dg, du, c.dy, c.g, c.u, c.n) == RP_OK);
+    double eg = fd_err(swi_loss, &c, c.g, dg, c.n, 1e-2f), eu = fd_err(swi_loss, &c, c.u, du, c.n, 1e-2f);
+    CHECK_MSG(eg < 1e-4 && eu < 1e-4, "%s swiglu: dgate %g dup %g", ops->name, eg, eu);
+    free(c.g); free(c.u); free(c.dy); free(c.y); free(dg); free(du);
+}
+
+/* ---- softmax and log-softmax ---- */
+typedef struct { int64_t rows, n; int log; float *x, *dy, *y; } sm_c;
+static double sm_loss(void *p) {
+    sm_c *c = p;
+    if (c->log) rp_ref_log_softmax(NULL, c->y, c->x, c->rows, c->n);
+    else { memcpy(c->y, c->x, (size_t)(c->rows * c->n) * sizeof(float)); rp_ref_softmax(NULL, c->y, c->rows, c->n); }
+    return dotd(c->y, c->dy, c->rows * c->n);
+}
+
+static void test_softmax(const rp_bwd_ops *ops, rp_bwd *bw, int log) {
+    sm_c c = { .rows = 3, .n = 17, .log = log };
+    int64_t n = c.rows * c.n;
+    c.x = randv(n, 3); c.dy = randv(n, 1); c.y = zeros(n);
+    sm_loss(&c);
+    float *y = malloc((size_t)n * sizeof *y), *dx = zeros(n);
+    memcpy(y, c.y, (size_t)n * sizeof *y);
+    CHECK((log ? ops->log_softmax : ops->softmax)(bw, dx, c.dy, y, c.rows, c.n) == RP_OK);
+    double e = fd_err(sm_loss, &c, c.x, dx, n, 1e-2f);
+    CHECK_MSG(e < 1e-3, "%s %s: %g", ops->name, log ? "log_softmax" : "softmax", e);
+    free(c.x); free(c.dy); free(c.y); free(y); free(dx);
+}
+
+/* ---- cross-entropy with per-row weights and a mask ---- */
+typedef struct { int64_t rows, n; float *x, *dl, *loss; int32_t *tg; uint8_t *mask; } ce_c;
+static double ce_loss(void *p) {
+    ce_c *c = p;
+    rp_ref_cross_entropy(NULL, c->loss, c->x, c->tg, c->rows, c->n);
+    double s = 0;
+    for (int64_t r = 0; r < c->rows; r++) if (c->mask[r]) s += (double)c->dl[r] * c->loss[r];
+    return s;
+}
+
+static void test_cross_entropy(const rp_bwd_ops *ops, rp_bwd *bw) {
+    int32_t tg[4] = { 2, 0, 12, 7 };
+    uint8_t mask[4] = { 1, 0, 1, 1 };
+    ce_c c = { .rows = 4, .n = 13, .tg = tg, .mask = mask };
+    c.x = randv(c.rows * c.n, 3); c.dl = randv(c.rows, 1); c.loss = zeros(c.rows);
+    float *dx = zeros(c.rows * c.n);
+    CHECK(ops->cross_entropy(bw, dx, c.x, tg, c.dl, mask, c.rows, c.n) == RP_OK);
+    double e = fd_err(ce_loss, &c, c.x, dx, c.rows * c.n, 1e-2f);
+    CHECK_MSG(e < 1e-3, "%s cross_entropy: %g", ops->name, e);
+    float masked = 0;
+    for (int64_t i = 0; i < c.n; i++) masked += fabsf(dx[c.n + i]);
+    CHECK(masked == 0);
+    tg[3] = 13;
+    CHECK(ops->cross_entropy(bw, dx, c.x, tg, NULL, NULL, c.rows, c.n) == RP_ERR_RANGE);
+    free(c.x); free(c.dl); free(c.loss); free(dx);
+}
+
+/* ---- weighted scatter-add ---- */
+typedef struct { int64_t rows, C, n; float *x, *w, *dy, *y; int32_t *idx; } sc_c;
+static double sc_loss(void *p) {
+    sc_c *c = p;
+    memset(c->y, 0, (size_t)(c->rows * c->C) * sizeof(float));
+    rp_ref_scatter_add_rows(NULL, c->y, c->rows, c->x, c->C, c->idx, c->w, c->n);
+    return dotd(c->y, c->dy, c->rows * c->C);
+}
+
+static void test_scatter(const rp_bwd_ops *ops, rp_bwd *bw) {
+    int32_t idx[6] = { 1, 3, 1, 0, 4, 1 };
+    sc_c c = { .rows = 5, .C = 7, .n = 6, .idx = idx };
+    c.x = randv(c.n * c.C, 1); c.w = randv(c.n, 1); c.dy = randv(c.rows * c.C, 1); c.y = zeros(c.rows * c.C);
+    float *dx = zeros(c.n * c.C), *dw = zeros(c.n);
+    CHECK(ops->scatter_add_rows(bw, dx, dw, c.dy, c.rows, c.x, c.C, idx, c.w, c.n) == RP_OK);
+    double ex = fd_err(sc_loss, &c, c.x, dx, c.n * c.C, 1e-2f), ew = fd_err(sc_loss, &c, c.w, dw, c.n, 1e-2f);
+    CHECK_MSG(ex < 1e-4 && ew < 1e-4, "%s scatter_add_rows: dx %g dweight %g", ops->name, ex, ew);
+    free(c.x); free(c.w); free(c.dy); free(c.y); free(dx); free(dw);
+}
+
+/* The cpu table against the reference at shapes where it takes its sgemm / threaded paths. */
+static void test_cpu_vs_ref(rp_bwd *bw) {
+    const rp_dtype types[4] = { RP_F32, RP_Q4_0, RP_Q4_1, RP_Q8_0 };
+    for (int t = 0; t < 4; t++) {
+        int64_t M = 33, K = 256, N = 150;
+        size_t ldw = rp_dtype_row_bytes(types[t], K);
+        float *x = randv(M * K, 1), *w = randv(N * K, 0.2f), *dy = randv(M * N, 1);
+        char *wq = malloc(ldw * (size_t)N);
+        for (int64_t n = 0; n < N; n++) rp_quantize_row(types[t], w + n * K, wq + n * ldw, K);
+        float *dx[2], *dw[2], *db[2];
+        dx[0] = randv(M * K, 1); dx[1] = malloc((size_t)(M * K) * sizeof(float));
+        memcpy(dx[1], dx[0], (size_t)(M * K) * sizeof(float));   /* accumulation onto the same start */
+        for (int k = 0; k < 2; k++) {
+            dw[k] = zeros(N * K); db[k] = zeros(N);
+            const rp_bwd_ops *ops = k ? &rp_bwd_cpu : &rp_bwd_ref;
+            CHECK(ops->matmul(bw, dx[k], types[t] == RP_F32 ? dw[k] : NULL, db[k], dy, x, M, K, wq, types[t], ldw, N) == RP_OK);
+        }
+        double e = fmax(rel_err(dx[1], dx[0], M * K), fmax(rel_err(dw[1], dw[0], N * K), rel_err(db[1], db[0], N)));
+        CHECK_MSG(e < 1e-5, "cpu matmul backward %s vs ref: %g", rp_dtype_name(types[t]), e);
+        for (int k = 0; k < 2; k++) { free(dx[k]); free(dw[k]); free(db[k]); }
+        free(x); free(w); free(dy); free(wq);
+    }
+    att_c c = att_new(37, 4, 6, 2, 16);
+    float *g[2][3];
+    att_grads(&rp_bwd_ref, bw, &c, &g[0][0], &g[0][1], &g[0][2]);
+    att_grads(&rp_bwd_cpu, bw, &c, &g[1][0], &g[1][1], &g[1][2]);
+    int64_t nq = c.T * c.H * c.D, nkv = (c.pos0 + c.T) * c.ld;
+    double e = fmax(rel_err(g[1][0], g[0][0], nq), fmax(rel_err(g[1][1], g[0][1], nkv), rel_err(g[1][2], g[0][2], nkv)));
+    CHECK_MSG(e < 1e-5, "cpu attention backward vs ref: %g", e);
+    for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) free(g[k][i]);
+    att_free(&c);
+}
+
+int main(void) {
+    rp_pool *pool = NULL;
+    rp_bwd *bw = NULL;
+    CHECK(rp_pool_new(2, &pool) == RP_OK);
+    CHECK(rp_bwd_new(pool, &bw) == RP_OK);
+    const rp_bwd_ops *tables[2] = { &rp_bwd_ref, &rp_bwd_cpu };
+    for (int i = 0; i < 2; i++) {
+        const rp_bwd_ops *ops = tables[i];
+        /* quantized weights round the forward's weights, not its input: the same tolerance holds */
+        test_matmul(ops, bw, RP_F32, 1e-3);
+        test_matmul(ops, bw, RP_Q4_0, 1e-3);
+        test_matmul(ops, bw, RP_Q4_1, 1e-3);
+        test_matmul(ops, bw, RP_Q8_0, 1e-3);
+        test_embed(ops, bw, 0);
+        test_embed(ops, bw, 1);
+        test_rmsnorm(ops, bw);
+        test_rope(ops, bw, 0);
+        test_rope(ops, bw, 1);
+        test_attention(ops, bw);
+        test_swiglu(ops, bw);
+        test_softmax(ops, bw, 0);
+        test_softmax(ops, bw, 1);
+        test_cross_entropy(ops, bw);
+        test_scatter(ops, bw);
+    }
+    test_cpu_vs_ref(bw);
+    rp_bwd_free(bw);
+    rp_pool_free(pool);
+    return checks_done("backward");
+}
