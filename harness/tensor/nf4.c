@@ -1,0 +1,146 @@
+/* nf4.c: NF4 with double quantization (see nf4.h): quantize by nearest level, dequantize by table, and
+ * the two matmuls a frozen QLoRA base needs (forward, and the input gradient), each dequantizing a tile of
+ * weights into per-thread scratch and calling single-threaded sgemm on it. */
+#include "tensor/nf4.h"
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The NF4 code book of QLoRA / bitsandbytes (tests/test_nf4.c rebuilds it from normal quantiles). */
+const float rp_nf4_levels[16] = {
+    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f, -0.28444138169288635f,
+    -0.18477343022823334f, -0.09105003625154495f, 0.0f, 0.07958029955625534f, 0.16093020141124725f,
+    0.24611230194568634f, 0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
+};
+
+static int nearest_level(float v) {
+    int lo = 0;
+    for (int i = 1; i < 16; i++)   /* levels ascend: the nearest is the last whose midpoint v passes */
+        if (v > 0.5f * (rp_nf4_levels[i - 1] + rp_nf4_levels[i])) lo = i;
+    return lo;
+}
+
+/* Quantize a weight matrix to NF4 with double-quantized absmaxes. */
+rp_status rp_nf4_quantize(const float *w, int64_t rows, int64_t cols, rp_nf4 **out) {
+    *out = NULL;
+    if (rows < 1 || cols < 1 || cols % RP_NF4_BLOCK)
+        return rp_fail(RP_ERR_INVAL, "nf4: shape %lld x %lld (columns must be a positive multiple of %d)", (long long)rows,
+                       (long long)cols, RP_NF4_BLOCK);
+    if (rows > INT64_MAX / cols) return rp_fail(RP_ERR_RANGE, "nf4: shape %lld x %lld overflows", (long long)rows, (long long)cols);
+    int64_t n = rows * cols, nb = n / RP_NF4_BLOCK, nb2 = (nb + RP_NF4_BLOCK2 - 1) / RP_NF4_BLOCK2;
+    rp_nf4 *q = calloc(1, sizeof *q);
+    float *amax = malloc((size_t)nb * sizeof *amax);
+    if (q) { q->codes = calloc((size_t)(n / 2), 1); q->qabsmax = malloc((size_t)nb); q->scale2 = malloc((size_t)nb2 * sizeof(float)); }
+    if (!q || !amax || !q->codes || !q->qabsmax || !q->scale2) {
+        free(amax); rp_nf4_free(q);
+        return rp_fail(RP_ERR_NOMEM, "nf4: out of memory for %lld x %lld weights", (long long)rows, (long long)cols);
+    }
+    q->rows = rows; q->cols = cols;
+    double mean = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        float m = 0;
+        for (int i = 0; i < RP_NF4_BLOCK; i++) m = fmaxf(m, fabsf(w[b * RP_NF4_BLOCK + i]));
+        amax[b] = m;
+        mean += m;
+    }
+    q->offset = (float)(mean / (double)nb);
+    for (int64_t b2 = 0; b2 < nb2; b2++) {
+        int64_t a = b2 * RP_NF4_BLOCK2, z = a + RP_NF4_BLOCK2 < nb ? a + RP_NF4_BLOCK2 : nb;
+        float m = 0;
+        for (int64_t b = a; b < z; b++) m = fmaxf(m, fabsf(amax[b] - q->offset));
+        float s = m / 127.0f;
+        q->scale2[b2] = s;
+        for (int64_t b = a; b < z; b++) q->qabsmax[b] = (int8_t)(s > 0 ? lrintf((amax[b] - q->offset) / s) : 0);
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        /* codes are chosen against the absmax as it will be dequantized, so the error is the level spacing's */
+        float d = q->offset + q->qabsmax[b] * q->scale2[b / RP_NF4_BLOCK2], inv = d > 0 ? 1.0f / d : 0.0f;
+        for (int i = 0; i < RP_NF4_BLOCK; i++) {
+            int64_t k = b * RP_NF4_BLOCK + i;
+            int c = nearest_level(fmaxf(-1.0f, fminf(1.0f, w[k] * inv)));
+            q->codes[k / 2] |= (uint8_t)(k % 2 ? c << 4 : c);
+        }
+    }
+    free(amax);
+    *out = q;
+    return RP_OK;
+}
+
+/* Release an NF4 tensor. */
+void rp_nf4_free(rp_nf4 *q) {
+    if (!q) return;
+    free(q->codes); free(q->qabsmax); free(q->scale2); free(q);
+}
+
+/* Storage bytes. */
+size_t rp_nf4_bytes(const rp_nf4 *q) {
+    int64_t n = q->rows * q->cols, nb = n / RP_NF4_BLOCK;
+    return (size_t)(n / 2) + (size_t)nb + (size_t)((nb + RP_NF4_BLOCK2 - 1) / RP_NF4_BLOCK2) * sizeof(float);
+}
+
+/* Dequantize a block-aligned column range of one row. */
+void rp_nf4_dequantize(const rp_nf4 *q, int64_t r, int64_t c0, int64_t n, float *y) {
+    int64_t k0 = r * q->cols + c0;
+    for (int64_t j = 0; j < n; j += RP_NF4_BLOCK) {
+        int64_t b = (k0 + j) / RP_NF4_BLOCK;
+        float d = q->offset + q->qabsmax[b] * q->scale2[b / RP_NF4_BLOCK2];
+        const uint8_t *c = q->codes + (k0 + j) / 2;
+        for (int i = 0; i < RP_NF4_BLOCK / 2; i++) {
+            y[j + 2 * i] = rp_nf4_levels[c[i] & 15] * d;
+            y[j + 2 * i + 1] = rp_nf4_levels[c[i] >> 4] * d;
+        }
+    }
+}
+
+#define NF4_TILE 64   /* weight rows dequantized per sgemm call */
+
+typedef struct nf4_job { rp_bwd *b; float *out; const float *in; int64_t M; const rp_nf4 *q; int backward, failed; } nf4_job;
+
+/* Forward: a slice of output columns (weight rows) per task. Backward: a slice of input columns per task,
+ * so each weight is dequantized once either way. */
+static void nf4_task(void *ctx, int ith, int nth, int thread) {
+    nf4_job *j = ctx;
+    const rp_nf4 *q = j->q;
+    int64_t R = q->rows, C = q->cols, span = j->backward ? C : R, align = j->backward ? RP_NF4_BLOCK : 16;
+    int64_t per = ((span + nth - 1) / nth + align - 1) / align * align;
+    int64_t a = per * ith < span ? per * ith : span, z = per * (ith + 1) < span ? per * (ith + 1) : span;
+    if (a >= z) return;
+    int64_t width = j->backward ? z - a : C;
+    float *buf = rp_bwd_scratch(j->b, thread, (size_t)NF4_TILE * (size_t)width * sizeof(float));
+    if (!buf) { j->failed = 1; return; }
+    int64_t r0 = j->backward ? 0 : a, r1 = j->backward ? R : z;
+    for (int64_t r = r0; r < r1; r += NF4_TILE) {
+        int64_t nr = r1 - r < NF4_TILE ? r1 - r : NF4_TILE;
+        for (int64_t i = 0; i < nr; i++) rp_nf4_dequantize(q, r + i, j->backward ? a : 0, width, buf + i * width);
+        if (j->backward)   /* dx[:, a:z] += dy[:, r:r+nr] · W[r:r+nr, a:z] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->M, (int)width, (int)nr, 1.0f, j->in + r, (int)R, buf,
+                        (int)width, 1.0f, j->out + a, (int)C);
+        else               /* y[:, r:r+nr] = x · W[r:r+nr]ᵀ */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)nr, (int)C, 1.0f, j->in, (int)C, buf, (int)C,
+                        0.0f, j->out + r, (int)R);
+    }
+}
+
+static rp_status nf4_run(rp_bwd *b, nf4_job *j) {
+    if (j->M <= 0) return RP_OK;
+    if (j->M > INT32_MAX || j->q->rows > INT32_MAX || j->q->cols > INT32_MAX) return rp_fail(RP_ERR_RANGE, "nf4 matmul: dimension over 2^31");
+    rp_pool *p = rp_bwd_pool(b);
+    int nth = p ? rp_pool_size(p) : 1;
+    if (p) rp_pool_run(p, nf4_task, j, nth);
+    else nf4_task(j, 0, 1, 0);
+    if (j->failed) return rp_fail(RP_ERR_NOMEM, "nf4 matmul: out of memory for a dequantized tile");
+    return RP_OK;
+}
+
+/* Forward matmul through NF4 weights. */
+rp_status rp_nf4_matmul(rp_bwd *b, float *y, const float *x, int64_t M, const rp_nf4 *q) {
+    nf4_job j = { .b = b, .out = y, .in = x, .M = M, .q = q, .backward = 0 };
+    return nf4_run(b, &j);
+}
+
+/* Input gradient through NF4 weights. */
+rp_status rp_nf4_matmul_backward(rp_bwd *b, float *dx, const float *dy, int64_t M, const rp_nf4 *q) {
+    nf4_job j = { .b = b, .out = dx, .in = dy, .M = M, .q = q, .backward = 1 };
+    return nf4_run(b, &j);
+}
