@@ -279,6 +279,11 @@ static void test_cpu_vs_ref(rp_bwd *bw) {
         }
         double e = fmax(rel_err(dx[1], dx[0], M * K), fmax(rel_err(dw[1], dw[0], N * K), rel_err(db[1], db[0], N)));
         CHECK_MSG(e < 1e-5, "cpu matmul backward %s vs ref: %g", rp_dtype_name(types[t]), e);
+        float *y = zeros(M * N), *yr = zeros(M * N);   /* the training forward against the engine's reference */
+        CHECK(rp_cpu_matmul_forward(bw, y, x, M, K, wq, types[t], ldw, N) == RP_OK);
+        CHECK(rp_ref_matmul(NULL, yr, x, M, K, wq, types[t], ldw, N) == RP_OK);
+        CHECK_MSG(rel_err(y, yr, M * N) < 1e-5, "cpu matmul forward %s vs ref: %g", rp_dtype_name(types[t]), rel_err(y, yr, M * N));
+        free(y); free(yr);
         for (int k = 0; k < 2; k++) { free(dx[k]); free(dw[k]); free(db[k]); }
         free(x); free(w); free(dy); free(wq);
     }

@@ -63,6 +63,19 @@ typedef struct rp_bwd_ops {
                                   const float *x, int64_t C, const int32_t *idx, const float *weight, int64_t n);
 } rp_bwd_ops;
 
+/* Dequantizes columns [c0, c0+n) (block-aligned) of row r of the weight w into y. */
+typedef void (*rp_row_deq_fn)(const void *w, int64_t r, int64_t c0, int64_t n, float *y);
+/* A matmul with a weight W[rows, cols] that exists only as rows to dequantize: forward (backward = 0)
+ * out[M, rows] = in[M, cols] · Wᵀ (overwritten); backward (backward = 1) out[M, cols] += in[M, rows] · W.
+ * Tiles of weight rows go through per-thread scratch into sgemm, split over b's pool so that each weight
+ * is dequantized once; align is the weight's block size. b is required (its pool may be NULL). */
+rp_status rp_cpu_matmul_tiled(rp_bwd *b, float *out, const float *in, int64_t M, int64_t rows, int64_t cols,
+                              int64_t align, rp_row_deq_fn deq, const void *w, int backward);
+/* The training forward matmul y[M,N] = x[M,K] · Wᵀ for F32 (sgemm over the pool) and the dequantizable
+ * GGUF types (rp_cpu_matmul_tiled); the adjoint of rp_bwd_cpu.matmul. */
+rp_status rp_cpu_matmul_forward(rp_bwd *b, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
+                                size_t w_row_bytes, int64_t N);
+
 extern const rp_bwd_ops rp_bwd_ref;
 extern const rp_bwd_ops rp_bwd_cpu;
 

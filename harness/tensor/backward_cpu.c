@@ -1,6 +1,7 @@
 /* backward_cpu.c: the fast CPU backward kernels (table rp_bwd_cpu): matmul backward as OpenBLAS sgemm calls
  * split over the thread pool (OpenBLAS itself stays single-threaded, as in ops_cpu.c), quantized weights
- * dequantized a column slice at a time into per-thread scratch; attention backward one head per task with
+ * dequantized a tile at a time into per-thread scratch (rp_cpu_matmul_tiled, also behind NF4 and the
+ * training forward rp_cpu_matmul_forward); attention backward one head per task with
  * sgemm for the four products. The other ops are memory-bound loops and reuse the reference kernels.
  * Invariants: results equal rp_bwd_ref's up to float rounding (tests/test_backward.c); no allocation after
  * the scratch has grown to the largest shape seen. */
@@ -29,38 +30,104 @@ static void split(int64_t N, int i, int n, int64_t align, int64_t *a, int64_t *z
 
 typedef struct mm_job {
     rp_bwd *b;
-    float *dx, *dw, *db;
+    float *dx, *dw, *db, *y;
     const float *dy, *x;
     int64_t M, K, N;
     const char *w;
     rp_dtype wt;
     size_t ldw;
-    int failed;
 } mm_job;
 
 #define DEQ_ROWS 64   /* weight rows dequantized per sgemm call on the quantized path */
 
-/* dx[:, k0:k1] += dy · W[:, k0:k1]: a column slice per task, so quantized rows are dequantized once. */
+typedef struct tiled_job {
+    rp_bwd *b;
+    float *out;
+    const float *in;
+    int64_t M, rows, cols, align;
+    rp_row_deq_fn deq;
+    const void *w;
+    int backward, failed;
+} tiled_job;
+
+/* Forward: a slice of output columns (weight rows) per task. Backward: a slice of input columns per task,
+ * so each weight is dequantized once either way. */
+static void tiled_task(void *ctx, int ith, int nth, int thread) {
+    tiled_job *j = ctx;
+    int64_t R = j->rows, C = j->cols, a, z;
+    split(j->backward ? C : R, ith, nth, j->backward ? j->align : 16, &a, &z);
+    if (a >= z) return;
+    int64_t width = j->backward ? z - a : C;
+    float *buf = rp_bwd_scratch(j->b, thread, (size_t)DEQ_ROWS * (size_t)width * sizeof(float));
+    if (!buf) { j->failed = 1; return; }
+    int64_t r0 = j->backward ? 0 : a, r1 = j->backward ? R : z;
+    for (int64_t r = r0; r < r1; r += DEQ_ROWS) {
+        int64_t nr = r1 - r < DEQ_ROWS ? r1 - r : DEQ_ROWS;
+        for (int64_t i = 0; i < nr; i++) j->deq(j->w, r + i, j->backward ? a : 0, width, buf + i * width);
+        if (j->backward)   /* out[:, a:z] += in[:, r:r+nr] · W[r:r+nr, a:z] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->M, (int)width, (int)nr, 1.0f, j->in + r, (int)R, buf,
+                        (int)width, 1.0f, j->out + a, (int)C);
+        else               /* out[:, r:r+nr] = in · W[r:r+nr]ᵀ */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)nr, (int)C, 1.0f, j->in, (int)C, buf, (int)C,
+                        0.0f, j->out + r, (int)R);
+    }
+}
+
+/* A matmul through a weight dequantized tile by tile. */
+rp_status rp_cpu_matmul_tiled(rp_bwd *b, float *out, const float *in, int64_t M, int64_t rows, int64_t cols,
+                              int64_t align, rp_row_deq_fn deq, const void *w, int backward) {
+    if (M <= 0) return RP_OK;
+    if (M > INT32_MAX || rows > INT32_MAX || cols > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
+    tiled_job j = { .b = b, .out = out, .in = in, .M = M, .rows = rows, .cols = cols, .align = align, .deq = deq, .w = w,
+                    .backward = backward };
+    run_tasks(b, tiled_task, &j, n_threads(b));
+    if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for a dequantized weight tile");
+    return RP_OK;
+}
+
+/* A GGUF-typed weight as rp_cpu_matmul_tiled sees it. */
+typedef struct gguf_w { const char *w; rp_dtype wt; size_t ldw; } gguf_w;
+
+static void gguf_deq(const void *p, int64_t r, int64_t c0, int64_t n, float *y) {
+    const gguf_w *g = p;
+    rp_dequantize_row_fast(g->wt, g->w + (size_t)r * g->ldw + rp_dtype_row_bytes(g->wt, c0), y, n);
+}
+
+/* dx += dy · W for an F32 weight: a column slice of dx per task. */
 static void mm_dx_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
+    (void)thread;
     int64_t k0, k1;
-    split(j->K, ith, nth, j->wt == RP_F32 ? 16 : rp_dtype_block(j->wt), &k0, &k1);
+    split(j->K, ith, nth, 16, &k0, &k1);
     if (k0 >= k1) return;
-    int64_t kk = k1 - k0;
-    if (j->wt == RP_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->M, (int)kk, (int)j->N, 1.0f, j->dy, (int)j->N,
-                    (const float *)j->w + k0, (int)(j->ldw / sizeof(float)), 1.0f, j->dx + k0, (int)j->K);
-        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->M, (int)(k1 - k0), (int)j->N, 1.0f, j->dy, (int)j->N,
+                (const float *)j->w + k0, (int)(j->ldw / sizeof(float)), 1.0f, j->dx + k0, (int)j->K);
+}
+
+/* y = x · Wᵀ for an F32 weight: a slice of output columns per task. */
+static void mm_fwd_task(void *ctx, int ith, int nth, int thread) {
+    mm_job *j = ctx;
+    (void)thread;
+    int64_t n0, n1;
+    split(j->N, ith, nth, 16, &n0, &n1);
+    if (n0 >= n1) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)(n1 - n0), (int)j->K, 1.0f, j->x, (int)j->K,
+                (const float *)(j->w + (size_t)n0 * j->ldw), (int)(j->ldw / sizeof(float)), 0.0f, j->y + n0, (int)j->N);
+}
+
+/* The training forward matmul. */
+rp_status rp_cpu_matmul_forward(rp_bwd *b, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
+                                size_t w_row_bytes, int64_t N) {
+    if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul: weight dtype %s not supported", rp_dtype_name(wt));
+    if (M > INT32_MAX || K > INT32_MAX || N > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
+    if (M <= 0) return RP_OK;
+    if (wt != RP_F32) {
+        gguf_w g = { .w = w, .wt = wt, .ldw = w_row_bytes };
+        return rp_cpu_matmul_tiled(b, y, x, M, N, K, rp_dtype_block(wt), gguf_deq, &g, 0);
     }
-    float *buf = rp_bwd_scratch(j->b, thread, (size_t)DEQ_ROWS * (size_t)kk * sizeof(float));
-    if (!buf) { j->failed = 1; return; }
-    size_t off = rp_dtype_row_bytes(j->wt, k0);
-    for (int64_t n0 = 0; n0 < j->N; n0 += DEQ_ROWS) {
-        int64_t nr = j->N - n0 < DEQ_ROWS ? j->N - n0 : DEQ_ROWS;
-        for (int64_t i = 0; i < nr; i++) rp_dequantize_row_fast(j->wt, j->w + (size_t)(n0 + i) * j->ldw + off, buf + i * kk, kk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->M, (int)kk, (int)nr, 1.0f, j->dy + n0, (int)j->N,
-                    buf, (int)kk, 1.0f, j->dx + k0, (int)j->K);
-    }
+    mm_job j = { .b = b, .y = y, .x = x, .M = M, .K = K, .N = N, .w = w, .wt = wt, .ldw = w_row_bytes };
+    run_tasks(b, mm_fwd_task, &j, n_threads(b));
+    return RP_OK;
 }
 
 /* dw[n0:n1] += dy[:, n0:n1]ᵀ · x and db[n0:n1] += column sums: a row slice of W per task. */
@@ -89,8 +156,11 @@ static rp_status cpu_matmul_backward(rp_bwd *b, float *dx, float *dw, float *db,
     if (M <= 0) return RP_OK;
     mm_job j = { .b = b, .dx = dx, .dw = dw, .db = db, .dy = dy, .x = x, .M = M, .K = K, .N = N, .w = w, .wt = wt, .ldw = w_row_bytes };
     int nth = n_threads(b);
-    if (dx) run_tasks(b, mm_dx_task, &j, nth);
-    if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul backward: out of memory for dequantized weight tiles");
+    if (dx && wt == RP_F32) run_tasks(b, mm_dx_task, &j, nth);
+    if (dx && wt != RP_F32) {
+        gguf_w g = { .w = w, .wt = wt, .ldw = w_row_bytes };
+        RP_TRY(rp_cpu_matmul_tiled(b, dx, dy, M, N, K, rp_dtype_block(wt), gguf_deq, &g, 1));
+    }
     if (dw || db) run_tasks(b, mm_dw_task, &j, nth);
     return RP_OK;
 }

@@ -1,8 +1,6 @@
 /* nf4.c: NF4 with double quantization (see nf4.h): quantize by nearest level, dequantize by table, and
- * the two matmuls a frozen QLoRA base needs (forward, and the input gradient), each dequantizing a tile of
- * weights into per-thread scratch and calling single-threaded sgemm on it. */
+ * the two matmuls a frozen QLoRA base needs (forward, and the input gradient) through rp_cpu_matmul_tiled. */
 #include "tensor/nf4.h"
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,54 +91,14 @@ void rp_nf4_dequantize(const rp_nf4 *q, int64_t r, int64_t c0, int64_t n, float 
     }
 }
 
-#define NF4_TILE 64   /* weight rows dequantized per sgemm call */
-
-typedef struct nf4_job { rp_bwd *b; float *out; const float *in; int64_t M; const rp_nf4 *q; int backward, failed; } nf4_job;
-
-/* Forward: a slice of output columns (weight rows) per task. Backward: a slice of input columns per task,
- * so each weight is dequantized once either way. */
-static void nf4_task(void *ctx, int ith, int nth, int thread) {
-    nf4_job *j = ctx;
-    const rp_nf4 *q = j->q;
-    int64_t R = q->rows, C = q->cols, span = j->backward ? C : R, align = j->backward ? RP_NF4_BLOCK : 16;
-    int64_t per = ((span + nth - 1) / nth + align - 1) / align * align;
-    int64_t a = per * ith < span ? per * ith : span, z = per * (ith + 1) < span ? per * (ith + 1) : span;
-    if (a >= z) return;
-    int64_t width = j->backward ? z - a : C;
-    float *buf = rp_bwd_scratch(j->b, thread, (size_t)NF4_TILE * (size_t)width * sizeof(float));
-    if (!buf) { j->failed = 1; return; }
-    int64_t r0 = j->backward ? 0 : a, r1 = j->backward ? R : z;
-    for (int64_t r = r0; r < r1; r += NF4_TILE) {
-        int64_t nr = r1 - r < NF4_TILE ? r1 - r : NF4_TILE;
-        for (int64_t i = 0; i < nr; i++) rp_nf4_dequantize(q, r + i, j->backward ? a : 0, width, buf + i * width);
-        if (j->backward)   /* dx[:, a:z] += dy[:, r:r+nr] · W[r:r+nr, a:z] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->M, (int)width, (int)nr, 1.0f, j->in + r, (int)R, buf,
-                        (int)width, 1.0f, j->out + a, (int)C);
-        else               /* y[:, r:r+nr] = x · W[r:r+nr]ᵀ */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)nr, (int)C, 1.0f, j->in, (int)C, buf, (int)C,
-                        0.0f, j->out + r, (int)R);
-    }
-}
-
-static rp_status nf4_run(rp_bwd *b, nf4_job *j) {
-    if (j->M <= 0) return RP_OK;
-    if (j->M > INT32_MAX || j->q->rows > INT32_MAX || j->q->cols > INT32_MAX) return rp_fail(RP_ERR_RANGE, "nf4 matmul: dimension over 2^31");
-    rp_pool *p = rp_bwd_pool(b);
-    int nth = p ? rp_pool_size(p) : 1;
-    if (p) rp_pool_run(p, nf4_task, j, nth);
-    else nf4_task(j, 0, 1, 0);
-    if (j->failed) return rp_fail(RP_ERR_NOMEM, "nf4 matmul: out of memory for a dequantized tile");
-    return RP_OK;
-}
+static void nf4_deq(const void *w, int64_t r, int64_t c0, int64_t n, float *y) { rp_nf4_dequantize(w, r, c0, n, y); }
 
 /* Forward matmul through NF4 weights. */
 rp_status rp_nf4_matmul(rp_bwd *b, float *y, const float *x, int64_t M, const rp_nf4 *q) {
-    nf4_job j = { .b = b, .out = y, .in = x, .M = M, .q = q, .backward = 0 };
-    return nf4_run(b, &j);
+    return rp_cpu_matmul_tiled(b, y, x, M, q->rows, q->cols, RP_NF4_BLOCK, nf4_deq, q, 0);
 }
 
 /* Input gradient through NF4 weights. */
 rp_status rp_nf4_matmul_backward(rp_bwd *b, float *dx, const float *dy, int64_t M, const rp_nf4 *q) {
-    nf4_job j = { .b = b, .out = dx, .in = dy, .M = M, .q = q, .backward = 1 };
-    return nf4_run(b, &j);
+    return rp_cpu_matmul_tiled(b, dx, dy, M, q->rows, q->cols, RP_NF4_BLOCK, nf4_deq, q, 1);
 }
