@@ -294,6 +294,11 @@ static void test_cpu_vs_ref(rp_bwd *bw) {
     int64_t nq = c.T * c.H * c.D, nkv = (c.pos0 + c.T) * c.ld;
     double e = fmax(rel_err(g[1][0], g[0][0], nq), fmax(rel_err(g[1][1], g[0][1], nkv), rel_err(g[1][2], g[0][2], nkv)));
     CHECK_MSG(e < 1e-5, "cpu attention backward vs ref: %g", e);
+    float *o = zeros(nq);
+    CHECK(rp_cpu_attention_forward(bw, o, c.q, c.k, c.v, c.T, c.pos0, c.H, c.Hkv, c.D, c.ld, 1.0f / sqrtf((float)c.D)) == RP_OK);
+    rp_ref_attention(NULL, c.y, c.q, c.k, c.v, c.T, c.pos0, c.H, c.Hkv, c.D, c.ld, 1.0f / sqrtf((float)c.D));
+    CHECK_MSG(rel_err(o, c.y, nq) < 1e-5, "cpu attention forward vs ref: %g", rel_err(o, c.y, nq));
+    free(o);
     for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) free(g[k][i]);
     att_free(&c);
 }

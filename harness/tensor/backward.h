@@ -76,6 +76,11 @@ rp_status rp_cpu_matmul_tiled(rp_bwd *b, float *out, const float *in, int64_t M,
 rp_status rp_cpu_matmul_forward(rp_bwd *b, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
                                 size_t w_row_bytes, int64_t N);
 
+/* The training forward of causal GQA attention (rp_ref_attention's meaning and layouts): one head per task
+ * with sgemm, scores in per-thread scratch, so a training step allocates nothing. */
+rp_status rp_cpu_attention_forward(rp_bwd *b, float *out, const float *q, const float *k, const float *v, int64_t T,
+                                   int64_t pos0, int H, int Hkv, int D, int64_t kv_stride, float scale);
+
 extern const rp_bwd_ops rp_bwd_ref;
 extern const rp_bwd_ops rp_bwd_cpu;
 

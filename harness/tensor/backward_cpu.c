@@ -2,7 +2,8 @@
  * split over the thread pool (OpenBLAS itself stays single-threaded, as in ops_cpu.c), quantized weights
  * dequantized a tile at a time into per-thread scratch (rp_cpu_matmul_tiled, also behind NF4 and the
  * training forward rp_cpu_matmul_forward); attention backward one head per task with
- * sgemm for the four products. The other ops are memory-bound loops and reuse the reference kernels.
+ * sgemm for the four products, and the attention forward the training step uses (rp_cpu_attention_forward).
+ * The other ops are memory-bound loops and reuse the reference kernels.
  * Invariants: results equal rp_bwd_ref's up to float rounding (tests/test_backward.c); no allocation after
  * the scratch has grown to the largest shape seen. */
 #include <cblas.h>
@@ -176,6 +177,9 @@ typedef struct att_job {
     int failed;
 } att_job;
 
+static void att_probs(float *P, const float *qh, int ldq, const float *kg, int64_t kv_stride, int64_t T, int64_t nk,
+                      int64_t pos0, int D, float scale);
+
 /* One head: S = scale·Q·Kᵀ, P = causal softmax, dP = dO·Vᵀ, dS = P∘(dP − ⟨P, dP⟩), then dQ, dK, dV by sgemm. */
 static void att_head_task(void *ctx, int h, int nth, int thread) {
     att_job *j = ctx;
@@ -186,19 +190,13 @@ static void att_head_task(void *ctx, int h, int nth, int thread) {
     if (!P) { j->failed = 1; return; }
     float *dP = P + T * nk;
     const float *qh = j->q + h * D, *kg = j->k + g * D, *vg = j->v + g * D, *doh = j->dout + h * D;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk, D, j->scale, qh, ldq, kg, (int)j->kv_stride, 0.0f, P, (int)nk);
+    att_probs(P, qh, ldq, kg, j->kv_stride, T, nk, j->pos0, D, j->scale);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk, D, 1.0f, doh, ldq, vg, (int)j->kv_stride, 0.0f, dP, (int)nk);
     for (int64_t t = 0; t < T; t++) {
         float *p = P + t * nk, *dp = dP + t * nk;
-        int64_t n = j->pos0 + t + 1;
-        float mx = -INFINITY;
-        for (int64_t i = 0; i < n; i++) if (p[i] > mx) mx = p[i];
-        double sum = 0, pdp = 0;
-        for (int64_t i = 0; i < n; i++) { p[i] = expf(p[i] - mx); sum += p[i]; }
-        float inv = (float)(1.0 / sum);
-        for (int64_t i = 0; i < n; i++) { p[i] *= inv; pdp += (double)p[i] * dp[i]; }
-        for (int64_t i = 0; i < n; i++) dp[i] = p[i] * (dp[i] - (float)pdp) * j->scale;
-        for (int64_t i = n; i < nk; i++) p[i] = dp[i] = 0.0f;
+        double pdp = 0;
+        for (int64_t i = 0; i < nk; i++) pdp += (double)p[i] * dp[i];
+        for (int64_t i = 0; i < nk; i++) dp[i] = p[i] * (dp[i] - (float)pdp) * j->scale;
     }
     if (j->dq)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, D, (int)nk, 1.0f, dP, (int)nk, kg, (int)j->kv_stride, 1.0f,
@@ -241,6 +239,46 @@ static rp_status cpu_attention_backward(rp_bwd *b, float *dq, float *dk, float *
     run_tasks(b, att_head_task, &j, H);
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention backward: out of memory for %lld x %lld scores", (long long)T, (long long)nk);
     if (dk || dv) run_tasks(b, att_reduce_task, &j, n_threads(b));
+    return RP_OK;
+}
+
+/* Scores of one head: P[T, nk] = causal softmax(scale · Q·Kᵀ), zero above the diagonal. */
+static void att_probs(float *P, const float *qh, int ldq, const float *kg, int64_t kv_stride, int64_t T, int64_t nk,
+                      int64_t pos0, int D, float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk, D, scale, qh, ldq, kg, (int)kv_stride, 0.0f, P, (int)nk);
+    for (int64_t t = 0; t < T; t++) {
+        float *p = P + t * nk, mx = -INFINITY;
+        int64_t n = pos0 + t + 1;
+        for (int64_t i = 0; i < n; i++) if (p[i] > mx) mx = p[i];
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++) { p[i] = expf(p[i] - mx); sum += p[i]; }
+        float inv = (float)(1.0 / sum);
+        for (int64_t i = 0; i < n; i++) p[i] *= inv;
+        for (int64_t i = n; i < nk; i++) p[i] = 0.0f;
+    }
+}
+
+static void att_fwd_task(void *ctx, int h, int nth, int thread) {
+    att_job *j = ctx;
+    (void)nth;
+    int D = j->D, g = h / (j->H / j->Hkv), ldq = j->H * D;
+    float *P = rp_bwd_scratch(j->b, thread, (size_t)j->T * (size_t)j->nk * sizeof(float));
+    if (!P) { j->failed = 1; return; }
+    att_probs(P, j->q + h * D, ldq, j->k + g * D, j->kv_stride, j->T, j->nk, j->pos0, D, j->scale);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->T, D, (int)j->nk, 1.0f, P, (int)j->nk, j->v + g * D,
+                (int)j->kv_stride, 0.0f, j->dq + h * D, ldq);
+}
+
+/* Attention forward for training. */
+rp_status rp_cpu_attention_forward(rp_bwd *b, float *out, const float *q, const float *k, const float *v, int64_t T,
+                                   int64_t pos0, int H, int Hkv, int D, int64_t kv_stride, float scale) {
+    if (Hkv <= 0 || H % Hkv) return rp_fail(RP_ERR_INVAL, "attention: %d heads not a multiple of %d kv heads", H, Hkv);
+    if (T <= 0) return RP_OK;
+    if (pos0 + T > INT32_MAX / 2) return rp_fail(RP_ERR_RANGE, "attention: %lld positions", (long long)(pos0 + T));
+    att_job j = { .b = b, .dq = out, .q = q, .k = k, .v = v, .T = T, .pos0 = pos0, .nk = pos0 + T, .kv_stride = kv_stride,
+                  .H = H, .Hkv = Hkv, .D = D, .scale = scale };
+    run_tasks(b, att_fwd_task, &j, H);
+    if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention: out of memory for %lld x %lld scores", (long long)T, (long long)(pos0 + T));
     return RP_OK;
 }
 
