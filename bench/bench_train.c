@@ -47,7 +47,7 @@ int main(void) {
         }
         qsort(t, 5, sizeof *t, cmp);
         printf("AdamW over %lld params, %d thread%s: %.1f ms (median of 5) = %.1f GB/s; llm.c 85 ms on 1 thread (perf.md machine A): %.2fx\n",
-               (long long)n, nth, nth > 1 ? "s" : "", t[2] * 1e3, 28.0 * n / t[2] / 1e9, nth > 1 ? "s" : "", 0.085 / t[2]);
+               (long long)n, nth, nth > 1 ? "s" : "", t[2] * 1e3, 28.0 * n / t[2] / 1e9, 0.085 / t[2]);
         rp_pool_free(pool);
     }
     free(p); free(g); free(m); free(v);
