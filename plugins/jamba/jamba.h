@@ -90,6 +90,9 @@ rp_status rp_jamba_cache_new(const rp_jamba_model *m, int n_ctx, rp_jamba_cache 
 void rp_jamba_cache_free(rp_jamba_cache *c);
 /* Empty the cache (position 0, zero states). */
 void rp_jamba_cache_reset(rp_jamba_cache *c);
+/* Pretend pos tokens are already cached (pos <= n_ctx): KV rows and states filled with small seeded
+ * values. For timing decode steps at a context length without running the prefill (spec §3). */
+rp_status rp_jamba_cache_fill(rp_jamba_cache *c, int pos, uint64_t seed);
 /* Tokens already in the cache. */
 int rp_jamba_cache_pos(const rp_jamba_cache *c);
 /* Bytes the cache holds (KV + conv + SSM state). */

@@ -246,5 +246,22 @@ void rp_jamba_cache_reset(rp_jamba_cache *k) {
     k->pos = 0;
 }
 
+rp_status rp_jamba_cache_fill(rp_jamba_cache *k, int pos, uint64_t seed) {
+    if (pos < 0 || pos > k->n_ctx) return rp_fail(RP_ERR_RANGE, "jamba cache fill: position %d outside [0, %d]", pos, k->n_ctx);
+    const rp_jamba_config *c = &k->m->cfg;
+    const int64_t kv = (int64_t)c->n_head_kv * c->head_dim, Di = rp_jamba_d_inner(c);
+    uint64_t s = seed;
+    rp_jamba_cache_reset(k);
+    for (int i = 0; i < c->n_layer; i++) {
+        if (k->k[i]) { fill_uniform(k->k[i], pos * kv, 0.1f, &s); fill_uniform(k->v[i], pos * kv, 0.1f, &s); }
+        if (k->conv[i] && pos > 0) {
+            fill_uniform(k->conv[i], (c->d_conv - 1) * Di, 0.1f, &s);
+            fill_uniform(k->ssm[i], Di * c->d_state, 0.1f, &s);
+        }
+    }
+    k->pos = pos;
+    return RP_OK;
+}
+
 int rp_jamba_cache_pos(const rp_jamba_cache *k) { return k->pos; }
 int64_t rp_jamba_cache_bytes(const rp_jamba_cache *k) { return k->bytes; }
