@@ -6,13 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tensor/ops_ref.h"
-#include "tensor/simd.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include "tensor/ssm.h"
 
 #if defined(__AVX512F__)
-/* 2^u for 16 lanes, u <= 0 in the scan (dt > 0, A < 0), no clamps: u = n + f, |f| <= 1/2, 2^f = e^(f ln2)
- * by its degree-6 Taylor polynomial (relative error below 1.3e-7), scaled by 2^n with vscalefps, which
- * gives 0 for very negative u and +inf for very large u. 10 instructions against rp_exp_ps's 14. */
+/* 2^u for 16 lanes, u <= 0 in the scan (dt > 0, A < 0): u = n + f, |f| <= 1/2, 2^f = e^(f ln2) by its
+ * degree-6 Taylor polynomial (relative error below 1.3e-7), times 2^n by adding n to the exponent bits.
+ * u is clamped below at -126 (a decay factor under 1.2e-38 counts as 1.2e-38) and must stay below 128.
+ * 12 instructions, none of them vscalefps or vroundscaleps, against rp_exp_ps's 14. */
 static inline __m512 scan_exp2_ps(__m512 u) {
     u = _mm512_max_ps(u, _mm512_set1_ps(-126.0f));
     __m512i ni = _mm512_cvtps_epi32(u);                                 /* round to nearest */
@@ -34,6 +37,13 @@ typedef struct scan_job {
     float *state, *y;
 } scan_job;
 
+/* Rows of x, dt and y are D floats apart, so one block of 16 channels touches a new page every step and
+ * the prefetchers cannot follow; a task therefore runs SCAN_GROUP blocks through SCAN_CHUNK steps at a
+ * time, so the pages and lines a chunk brings in serve all the blocks of the group. */
+#define SCAN_GROUP 8
+#define SCAN_CHUNK 16
+#define SCAN_AHEAD 6   /* steps to prefetch ahead: a step of one block is about 16 exps (~150 cycles) */
+
 /* Time steps [t0, t1) of channels [c0, c0+nc), nc <= 16, with N = 16: the states of those channels live
  * in s[0..15], one vector per n (loaded from and stored back to state, [D, N]). */
 static void scan_block16(const scan_job *j, int64_t c0, int nc, int64_t t0, int64_t t1) {
@@ -41,6 +51,9 @@ static void scan_block16(const scan_job *j, int64_t c0, int nc, int64_t t0, int6
     const __mmask16 m = (__mmask16)((1u << nc) - 1);
     __m512 at[16], s[16];
     float tmp[16] = { 0 };
+    /* y rows go out after the chunk: stored row by row they sit a multiple of 4 KiB from the next x and dt
+     * loads (D = 1024 floats is one page), and every load waits on a false store-forwarding match */
+    _Alignas(64) float ybuf[SCAN_CHUNK * 16];
     for (int n = 0; n < 16; n++) {
         for (int i = 0; i < nc; i++) tmp[i] = j->A[(c0 + i) * 16 + n] * SCAN_LOG2E;   /* exp(dt·A) = 2^(dt·A·log2 e) */
         at[n] = _mm512_loadu_ps(tmp);
@@ -49,6 +62,11 @@ static void scan_block16(const scan_job *j, int64_t c0, int nc, int64_t t0, int6
     }
     __m512 dv = j->Dskip ? _mm512_maskz_loadu_ps(m, j->Dskip + c0) : _mm512_setzero_ps();
     for (int64_t t = t0; t < t1; t++) {
+        if (t + SCAN_AHEAD < j->T) {   /* rows are a page apart: the prefetchers cannot guess them */
+            _mm_prefetch((const char *)(j->x + (t + SCAN_AHEAD) * D + c0), _MM_HINT_T0);
+            _mm_prefetch((const char *)(j->dt + (t + SCAN_AHEAD) * D + c0), _MM_HINT_T0);
+            _mm_prefetch((const char *)(j->y + (t + SCAN_AHEAD) * D + c0), _MM_HINT_T0);
+        }
         __m512 xv = _mm512_maskz_loadu_ps(m, j->x + t * D + c0), dtv = _mm512_maskz_loadu_ps(m, j->dt + t * D + c0);
         __m512 dx = _mm512_mul_ps(dtv, xv), y0 = _mm512_mul_ps(dv, xv), y1 = _mm512_setzero_ps();
         __m512 y2 = _mm512_setzero_ps(), y3 = _mm512_setzero_ps();   /* four sums: short dependency chains */
@@ -65,19 +83,15 @@ static void scan_block16(const scan_job *j, int64_t c0, int nc, int64_t t0, int6
             y2 = _mm512_fmadd_ps(_mm512_set1_ps(Ct[n + 2]), s[n + 2], y2);
             y3 = _mm512_fmadd_ps(_mm512_set1_ps(Ct[n + 3]), s[n + 3], y3);
         }
-        _mm512_mask_storeu_ps(j->y + t * D + c0, m, _mm512_add_ps(_mm512_add_ps(y0, y1), _mm512_add_ps(y2, y3)));
+        _mm512_store_ps(ybuf + (t - t0) * 16, _mm512_add_ps(_mm512_add_ps(y0, y1), _mm512_add_ps(y2, y3)));
     }
+    for (int64_t t = t0; t < t1; t++) _mm512_mask_storeu_ps(j->y + t * D + c0, m, _mm512_load_ps(ybuf + (t - t0) * 16));
     for (int n = 0; n < 16; n++) {
         _mm512_storeu_ps(tmp, s[n]);
         for (int i = 0; i < nc; i++) j->state[(c0 + i) * 16 + n] = tmp[i];
     }
 }
 
-/* Rows of x, dt and y are D floats apart, so one block of 16 channels touches a new page every step and
- * the prefetchers cannot follow; a task therefore runs SCAN_GROUP blocks through SCAN_CHUNK steps at a
- * time, so the pages and lines a chunk brings in serve all the blocks of the group. */
-#define SCAN_GROUP 8
-#define SCAN_CHUNK 32
 
 static void scan_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks; (void)thread;
@@ -154,11 +168,11 @@ static void bwd_channel_ref(const bwd_job *j, int64_t c, float *S, float *dBt, f
 /* The same for N = 16, the 16 states of the channel in one vector. */
 static void bwd_channel16(const bwd_job *j, int64_t c, float *S, float *dBt, float *dCt) {
     const int64_t T = j->T, D = j->D;
-    const __m512 Ac = _mm512_loadu_ps(j->A + c * 16);
+    const __m512 Ac = _mm512_loadu_ps(j->A + c * 16), Ac2 = _mm512_mul_ps(Ac, _mm512_set1_ps(SCAN_LOG2E));
     __m512 s = _mm512_setzero_ps();
     for (int64_t t = 0; t < T; t++) {
         float d = j->dt[t * D + c], xv = j->x[t * D + c];
-        __m512 a = rp_exp_ps(_mm512_mul_ps(_mm512_set1_ps(d), Ac));
+        __m512 a = scan_exp2_ps(_mm512_mul_ps(_mm512_set1_ps(d), Ac2));
         s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_set1_ps(d * xv), _mm512_loadu_ps(j->B + t * 16)));
         _mm512_storeu_ps(S + t * 16, s);
     }
@@ -168,7 +182,7 @@ static void bwd_channel16(const bwd_job *j, int64_t c, float *S, float *dBt, flo
         float d = j->dt[t * D + c], xv = j->x[t * D + c], gy = j->dy[t * D + c];
         __m512 vd = _mm512_set1_ps(d), Bn = _mm512_loadu_ps(j->B + t * 16), st = _mm512_loadu_ps(S + t * 16);
         __m512 prev = t ? _mm512_loadu_ps(S + (t - 1) * 16) : _mm512_setzero_ps();
-        __m512 a = rp_exp_ps(_mm512_mul_ps(vd, Ac));
+        __m512 a = scan_exp2_ps(_mm512_mul_ps(vd, Ac2));
         g = _mm512_fmadd_ps(_mm512_set1_ps(gy), _mm512_loadu_ps(j->C + t * 16), g);
         _mm512_storeu_ps(dCt + t * 16, _mm512_fmadd_ps(_mm512_set1_ps(gy), st, _mm512_loadu_ps(dCt + t * 16)));
         __m512 da = _mm512_mul_ps(_mm512_mul_ps(g, prev), a);
