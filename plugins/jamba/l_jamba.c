@@ -9,7 +9,7 @@
  *   m:score(ids)                      -> {lp...} (lp[i] = log p(ids[i+1] | ids[1..i])), aux (load-balancing loss)
  *   m:forward(ids)                    -> logits of the last token (list of vocab numbers), aux
  *   m:generate{tokens=, max_tokens=, temperature=, seed=} -> {ids}, {n_prompt=, tokens_per_s=}
- *   m:time_decode{context=, steps=}   -> seconds per decoded token after `context` cached tokens, cache bytes
+ *   m:time_decode{context=, steps=}   -> median seconds per decoded token after `context` cached tokens, cache bytes
  *   m:time_prefill{tokens=}           -> seconds for a prompt of that many tokens
  *   m:close()
  * Token ids are 0-based as in the model (no tokenizer: these models are randomly initialised). */
@@ -161,6 +161,11 @@ static double now_s(void) {
 
 static const luaL_Reg *model_methods(void);
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int l_new(lua_State *L) {
     rp_jamba_config c = check_config(L, 1);
     rp_backend *be = NULL;
@@ -252,17 +257,21 @@ static int l_time_decode(lua_State *L) {
     long long ctx = rp_lua_field_integer(L, 2, "context", 0), steps = rp_lua_field_integer(L, 2, "steps", 8);
     if (ctx < 0 || ctx > 1 << 24 || steps < 1 || steps > 1 << 20)
         return luaL_error(L, "time_decode: context %f outside [0, 2^24] or steps %f outside [1, 2^20]", (double)ctx, (double)steps);
+    double *dt = lua_newuserdata(L, (size_t)steps * sizeof *dt);   /* before the cache: raising here leaks nothing */
     rp_jamba_cache *k = NULL;
     rp_status st = rp_jamba_cache_new(m, (int)(ctx + steps), &k);
     if (st == RP_OK) st = rp_jamba_cache_fill(k, (int)ctx, 12345);
     int32_t tok = 1 % rp_jamba_model_config(m)->vocab;
-    double t0 = now_s();
-    for (long long i = 0; st == RP_OK && i < steps; i++) st = rp_jamba_forward(m, k, &tok, 1, NULL, 1, NULL);
-    double dt = now_s() - t0;
+    for (long long i = 0; st == RP_OK && i < steps; i++) {
+        double t0 = now_s();
+        st = rp_jamba_forward(m, k, &tok, 1, NULL, 1, NULL);
+        dt[i] = now_s() - t0;
+    }
     int64_t bytes = k ? rp_jamba_cache_bytes(k) : 0;
     rp_jamba_cache_free(k);
     if (st != RP_OK) return rp_lua_fail(L, st, "time_decode");
-    lua_pushnumber(L, dt / (double)steps);
+    qsort(dt, (size_t)steps, sizeof *dt, cmp_double);   /* the median step: a shared host's stalls fall outside */
+    lua_pushnumber(L, steps % 2 ? dt[steps / 2] : 0.5 * (dt[steps / 2 - 1] + dt[steps / 2]));
     lua_pushinteger(L, (lua_Integer)bytes);
     return 2;
 }
