@@ -14,58 +14,11 @@
 #include "nn/llama.h"
 #include "tensor/backend.h"
 #include "tensor/pool.h"
+#include "bench_calib.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 /* Tokens per CPU-second of the last pp / tg call (1 thread: what the machine would give unshared). */
 static double last_cpu_rate;
-static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
-static double median(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp_d); return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
 
-/* ---- machine limits ---- */
-typedef struct fma_ctx { long iters; double flops[64]; } fma_ctx;
-static void fma_task(void *arg, int ith, int nth, int thread) {
-    (void)thread;
-    fma_ctx *c = arg;
-    /* 12 independent chains in named registers: enough to cover the FMA latency on two pipes */
-    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.001f), a2 = _mm512_set1_ps(1.002f), a3 = _mm512_set1_ps(1.003f);
-    __m512 a4 = _mm512_set1_ps(1.004f), a5 = _mm512_set1_ps(1.005f), a6 = _mm512_set1_ps(1.006f), a7 = _mm512_set1_ps(1.007f);
-    __m512 a8 = _mm512_set1_ps(1.008f), a9 = _mm512_set1_ps(1.009f), a10 = _mm512_set1_ps(1.01f), a11 = _mm512_set1_ps(1.011f);
-    const __m512 m = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    for (long it = 0; it < c->iters; it++) {
-        a0 = _mm512_fmadd_ps(a0, m, b); a1 = _mm512_fmadd_ps(a1, m, b); a2 = _mm512_fmadd_ps(a2, m, b);
-        a3 = _mm512_fmadd_ps(a3, m, b); a4 = _mm512_fmadd_ps(a4, m, b); a5 = _mm512_fmadd_ps(a5, m, b);
-        a6 = _mm512_fmadd_ps(a6, m, b); a7 = _mm512_fmadd_ps(a7, m, b); a8 = _mm512_fmadd_ps(a8, m, b);
-        a9 = _mm512_fmadd_ps(a9, m, b); a10 = _mm512_fmadd_ps(a10, m, b); a11 = _mm512_fmadd_ps(a11, m, b);
-    }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
-    c->flops[ith % 64] = _mm512_reduce_add_ps(s);   /* keep the result alive */
-    (void)nth;
-}
-static double cpu_s(void);
-/* GFLOP/s of the FMA loop on nth threads; with cpu != 0 (one thread), per CPU-second. The work is cut
- * into 16 tasks per thread: with one long task per thread, a worker whose vCPU wakes late finds the caller
- * has already taken both, and the "2-thread peak" comes out as the 1-thread one. */
-static double fma_peak(rp_pool *p, int nth, int cpu) {
-    fma_ctx c = { 250000, { 0 } };
-    double best = 0;
-    for (int r = 0; r < 5; r++) {
-        double t0 = cpu ? cpu_s() : now_s();
-        rp_pool_run(p, fma_task, &c, 16 * nth);
-        double t = (cpu ? cpu_s() : now_s()) - t0, gf = (double)c.iters * 12 * 16 * 2 * 16 * nth / t / 1e9;
-        if (gf > best) best = gf;
-    }
-    return best;
-}
 typedef struct bw_ctx { const float *x; size_t n; double sum[64]; } bw_ctx;
 static void bw_task(void *arg, int ith, int nth, int thread) {
     (void)thread;

@@ -1,0 +1,250 @@
+/* jamba_forward.c: the forward pass of a Jamba-family model over T new tokens with the hybrid cache
+ * (attention layers append to their KV cache; Mamba layers carry their conv and SSM state), the MoE
+ * routing with its load-balancing loss, scoring and generation. fp32 throughout; the scan in fp32.
+ * Layer math (spec §1.3): h += Mixer(RMSNorm(h)); h += FFN(RMSNorm(h)); final RMSNorm; LM head.
+ * Invariants: running T tokens at once or one at a time gives the same logits up to float rounding;
+ * the cache position only advances when a forward succeeds (a failed forward may leave the cache
+ * partly written: reset it). Every kernel runs through the model's backend op table. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "plugins/jamba/jamba_impl.h"
+#include "tensor/moe_route.h"
+
+#define OP(op, ...) RP_TRY(RP_BACKEND_CALL(m->be, op, __VA_ARGS__))
+
+/* y[T, out] = x[T, in] · W[out, in]^T through the op table (f32 weights). */
+static rp_status linear(rp_jamba_model *m, const float *x, int64_t T, int64_t in, const float *W, int64_t out, float *y) {
+    return RP_BACKEND_CALL(m->be, matmul, y, x, T, in, W, RP_F32, (size_t)in * sizeof(float), out);
+}
+#define LINEAR(...) RP_TRY(linear(m, __VA_ARGS__))
+
+static inline float softplus(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
+
+void rp_jamba_scratch_free(jamba_scratch *s) {
+    float **f[] = { &s->h, &s->u, &s->mix, &s->q, &s->att, &s->scores, &s->xz, &s->x, &s->z, &s->xc, &s->dbc, &s->dtr,
+                    &s->Bm, &s->Cm, &s->dt, &s->y, &s->A, &s->rl, &s->probs, &s->w, &s->xg, &s->g, &s->up, &s->yo };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) { free(*f[i]); *f[i] = NULL; }
+    free(s->idx); free(s->tok); free(s->slot); free(s->pos); free(s->offsets);
+    s->idx = s->tok = s->slot = s->pos = NULL; s->offsets = NULL;
+    s->T = 0;
+}
+
+/* Make the scratch hold T tokens. */
+static rp_status scratch_reserve(rp_jamba_cache *k, int T) {
+    jamba_scratch *s = &k->s;
+    if (s->T >= T) return RP_OK;
+    rp_jamba_scratch_free(s);
+    const rp_jamba_config *c = &k->m->cfg;
+    const size_t d = (size_t)c->d_model, q = (size_t)c->n_head * (size_t)c->head_dim, Di = (size_t)rp_jamba_d_inner(c);
+    const size_t N = (size_t)c->d_state, R = (size_t)c->dt_rank, E = (size_t)c->n_experts, F = (size_t)c->ffn_dim;
+    const size_t Kx = c->moe_every > 0 ? (size_t)c->top_k : 1, n_moe = (size_t)(c->moe_every > 0 ? c->n_layer : 0), t = (size_t)T;
+#define A(ptr, n) if (!((ptr) = malloc(((size_t)(n) + 1) * sizeof *(ptr)))) goto nomem
+    A(s->h, t * d); A(s->u, t * d); A(s->mix, t * d); A(s->q, t * q); A(s->att, t * q); A(s->scores, (size_t)k->n_ctx);
+    A(s->xz, t * 2 * Di); A(s->x, t * Di); A(s->z, t * Di); A(s->xc, t * Di); A(s->dbc, t * (R + 2 * N)); A(s->dtr, t * R);
+    A(s->Bm, t * N); A(s->Cm, t * N); A(s->dt, t * Di); A(s->y, t * Di); A(s->A, Di * N);
+    A(s->rl, t * E); A(s->probs, n_moe * t * E); A(s->w, t * Kx); A(s->xg, t * Kx * d); A(s->g, t * Kx * F);
+    A(s->up, t * Kx * F); A(s->yo, t * Kx * d);
+    A(s->idx, n_moe * t * Kx); A(s->tok, t * Kx); A(s->slot, t * Kx); A(s->pos, t); A(s->offsets, E + 1);
+#undef A
+    s->T = T;
+    return RP_OK;
+nomem:
+    rp_jamba_scratch_free(s);
+    return rp_fail(RP_ERR_NOMEM, "jamba forward: out of memory for scratch of %d tokens", T);
+}
+
+/* Causal grouped-query attention of T new tokens (u normalised input) into s->mix; RoPE when configured
+ * (rotate-half pairing, as HF Llama / Mistral). */
+static rp_status attention(rp_jamba_model *m, rp_jamba_cache *k, int li, int64_t T) {
+    const rp_jamba_config *c = &m->cfg;
+    const jamba_layer *L = &m->layers[li];
+    jamba_scratch *s = &k->s;
+    const int H = c->n_head, KV = c->n_head_kv, hd = c->head_dim;
+    const int64_t d = c->d_model, kvd = (int64_t)KV * hd, pos = k->pos;
+    float *kc = k->k[li] + pos * kvd, *vc = k->v[li] + pos * kvd;
+    LINEAR(s->u, T, d, L->wq, (int64_t)H * hd, s->q);
+    LINEAR(s->u, T, d, L->wk, kvd, kc);
+    LINEAR(s->u, T, d, L->wv, kvd, vc);
+    if (c->rope) {
+        for (int64_t t = 0; t < T; t++) s->pos[t] = (int32_t)(pos + t);
+        OP(rope, s->q, T, H, hd, hd, s->pos, c->rope_theta, 1);
+        OP(rope, kc, T, KV, hd, hd, s->pos, c->rope_theta, 1);
+    }
+    OP(attention, s->att, s->q, k->k[li], k->v[li], T, pos, H, KV, hd, kvd, 1.0f / sqrtf((float)hd));
+    LINEAR(s->att, T, (int64_t)H * hd, L->wo, d, s->mix);
+    return RP_OK;
+}
+
+/* The Mamba mixer (spec §1.3 steps 1-8) of T new tokens into s->mix, carrying conv and SSM state. */
+static rp_status mamba(rp_jamba_model *m, rp_jamba_cache *k, int li, int64_t T) {
+    const rp_jamba_config *c = &m->cfg;
+    const jamba_layer *L = &m->layers[li];
+    jamba_scratch *s = &k->s;
+    const int64_t d = c->d_model, Di = rp_jamba_d_inner(c), N = c->d_state, R = c->dt_rank, W = R + 2 * N;
+    LINEAR(s->u, T, d, L->in_proj, 2 * Di, s->xz);                          /* 1. [x; z] = W_in h */
+    for (int64_t t = 0; t < T; t++) {
+        memcpy(s->x + t * Di, s->xz + t * 2 * Di, (size_t)Di * sizeof(float));
+        memcpy(s->z + t * Di, s->xz + t * 2 * Di + Di, (size_t)Di * sizeof(float));
+    }
+    OP(conv1d_causal, s->xc, s->x, T, Di, L->conv_w, L->conv_b, c->d_conv, k->conv[li]);   /* 2. conv + SiLU */
+    OP(swiglu, s->xc, s->xc, NULL, T * Di);
+    LINEAR(s->xc, T, Di, L->x_proj, W, s->dbc);                              /* 3. [dt~; B~; C~] = W_x x' */
+    for (int64_t t = 0; t < T; t++) {
+        memcpy(s->dtr + t * R, s->dbc + t * W, (size_t)R * sizeof(float));
+        memcpy(s->Bm + t * N, s->dbc + t * W + R, (size_t)N * sizeof(float));
+        memcpy(s->Cm + t * N, s->dbc + t * W + R + N, (size_t)N * sizeof(float));
+    }
+    if (c->inner_norms) {                                                    /* 4. Jamba's inner RMSNorms */
+        OP(rmsnorm, s->dtr, s->dtr, L->dt_norm, T, R, c->norm_eps);
+        OP(rmsnorm, s->Bm, s->Bm, L->b_norm, T, N, c->norm_eps);
+        OP(rmsnorm, s->Cm, s->Cm, L->c_norm, T, N, c->norm_eps);
+    }
+    LINEAR(s->dtr, T, R, L->dt_w, Di, s->dt);                                /* 5. dt = softplus(W_dt dt^ + b) */
+    for (int64_t t = 0; t < T; t++) for (int64_t i = 0; i < Di; i++) s->dt[t * Di + i] = softplus(s->dt[t * Di + i] + L->dt_b[i]);
+    for (int64_t i = 0; i < Di * N; i++) s->A[i] = -expf(L->A_log[i]);      /* 6. A = -exp(A_log) */
+    OP(selective_scan, s->y, s->xc, s->dt, s->A, s->Bm, s->Cm, L->Dskip, T, Di, N, k->ssm[li]);   /* 7-8. scan, D skip */
+    OP(swiglu, s->y, s->z, s->y, T * Di);                                    /* gate: y · SiLU(z) */
+    LINEAR(s->y, T, Di, L->out_proj, d, s->mix);                             /* out-proj */
+    return RP_OK;
+}
+
+/* SwiGLU MLP of expert e on n rows of xg into s->yo. */
+static rp_status swiglu(rp_jamba_model *m, const jamba_layer *L, int e, int64_t n, const float *xg, jamba_scratch *s) {
+    const int64_t d = m->cfg.d_model, F = m->cfg.ffn_dim;
+    LINEAR(xg, n, d, L->gate[e], F, s->g);
+    LINEAR(xg, n, d, L->up[e], F, s->up);
+    OP(swiglu, s->g, s->g, s->up, n * F);
+    LINEAR(s->g, n, F, L->down[e], d, s->yo);
+    return RP_OK;
+}
+
+/* Feed-forward of T tokens (u normalised input) into s->mix: dense MLP, or MoE routed per token; moe_i is
+ * the index of this MoE layer among the model's, for where its router outputs go. */
+static rp_status feed_forward(rp_jamba_model *m, rp_jamba_cache *k, int li, int64_t T, int moe_i) {
+    const rp_jamba_config *c = &m->cfg;
+    const jamba_layer *L = &m->layers[li];
+    jamba_scratch *s = &k->s;
+    const int64_t d = c->d_model, E = c->n_experts, K = c->top_k;
+    if (!L->moe) {
+        RP_TRY(swiglu(m, L, 0, T, s->u, s));
+        memcpy(s->mix, s->yo, (size_t)(T * d) * sizeof(float));
+        return RP_OK;
+    }
+    float *probs = s->probs + (int64_t)moe_i * T * E;
+    int32_t *idx = s->idx + (int64_t)moe_i * T * K;
+    LINEAR(s->u, T, d, L->router, E, s->rl);
+    rp_moe_route(T, E, K, s->rl, probs, idx, s->w, c->moe_renorm);
+    rp_moe_group(T, E, K, idx, s->offsets, s->tok, s->slot);
+    for (int64_t r = 0; r < T * K; r++) s->xg[r] = s->w[s->slot[r]];        /* weights in grouped order */
+    memcpy(s->w, s->xg, (size_t)(T * K) * sizeof(float));
+    memset(s->mix, 0, (size_t)(T * d) * sizeof(float));
+    for (int64_t e = 0; e < E; e++) {
+        int64_t r0 = s->offsets[e], n = s->offsets[e + 1] - r0;
+        if (!n) continue;
+        OP(gather_rows, s->xg, s->u, T, d, s->tok + r0, n);
+        RP_TRY(swiglu(m, L, (int)e, n, s->xg, s));
+        OP(scatter_add_rows, s->mix, T, s->yo, d, s->tok + r0, s->w + r0, n);
+    }
+    return RP_OK;
+}
+
+rp_status rp_jamba_forward(rp_jamba_model *m, rp_jamba_cache *k, const int32_t *ids, int T, float *logits,
+                           int last_only, double *aux) {
+    const rp_jamba_config *c = &m->cfg;
+    if (aux) *aux = 0;
+    if (T < 1) return rp_fail(RP_ERR_INVAL, "jamba forward: need at least one token (got %d)", T);
+    if (k->m != m) return rp_fail(RP_ERR_INVAL, "jamba forward: the cache belongs to another model");
+    if ((int64_t)k->pos + T > k->n_ctx)
+        return rp_fail(RP_ERR_RANGE, "jamba forward: %d tokens after %d do not fit the cache of %d", T, k->pos, k->n_ctx);
+    for (int t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= c->vocab)
+            return rp_fail(RP_ERR_INVAL, "jamba forward: token id %d at position %d outside the vocabulary [0, %d)", ids[t], t, c->vocab);
+    RP_TRY(scratch_reserve(k, T));
+    jamba_scratch *s = &k->s;
+    const int64_t d = c->d_model;
+    OP(embed, s->h, m->embed, RP_F32, (size_t)d * sizeof(float), c->vocab, d, ids, T);
+    int moe_i = 0;
+    for (int li = 0; li < c->n_layer; li++) {
+        const jamba_layer *L = &m->layers[li];
+        OP(rmsnorm, s->u, s->h, L->in_norm, T, d, c->norm_eps);
+        RP_TRY(L->attn ? attention(m, k, li, T) : mamba(m, k, li, T));
+        OP(add, s->h, s->h, s->mix, T * d);
+        OP(rmsnorm, s->u, s->h, L->ff_norm, T, d, c->norm_eps);
+        RP_TRY(feed_forward(m, k, li, T, moe_i));
+        moe_i += L->moe;
+        OP(add, s->h, s->h, s->mix, T * d);
+    }
+    k->pos += T;
+    if (aux && moe_i) *aux = rp_moe_aux_loss((int64_t)moe_i * T, c->n_experts, c->top_k, s->probs, s->idx);
+    if (logits) {
+        int64_t t0 = last_only ? T - 1 : 0, n = T - t0;
+        OP(rmsnorm, s->u, s->h + t0 * d, m->final_norm, n, d, c->norm_eps);
+        LINEAR(s->u, n, d, m->lm_head, c->vocab, logits);
+    }
+    return RP_OK;
+}
+
+rp_status rp_jamba_score(rp_jamba_model *m, const int32_t *ids, int n, double *lp, double *aux) {
+    if (n < 2) return rp_fail(RP_ERR_INVAL, "jamba score: need at least two tokens (got %d)", n);
+    const int64_t V = m->cfg.vocab;
+    rp_jamba_cache *k = NULL;
+    RP_TRY(rp_jamba_cache_new(m, n, &k));
+    float *logits = malloc((size_t)((int64_t)n * V) * sizeof *logits);
+    if (!logits) { rp_jamba_cache_free(k); return rp_fail(RP_ERR_NOMEM, "jamba score: out of memory for %d x %lld logits", n, (long long)V); }
+    rp_status st = rp_jamba_forward(m, k, ids, n, logits, 0, aux);
+    for (int i = 0; st == RP_OK && i < n - 1; i++) {
+        const float *l = logits + (int64_t)i * V;
+        float mx = l[0];
+        for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+        double sum = 0;
+        for (int64_t j = 0; j < V; j++) sum += exp((double)l[j] - mx);
+        lp[i] = (double)l[ids[i + 1]] - mx - log(sum);
+    }
+    free(logits);
+    rp_jamba_cache_free(k);
+    return st;
+}
+
+static uint64_t mix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Greedy (temperature <= 0) or sampled next token from logits [V]. */
+static int32_t pick(const float *l, int64_t V, float temperature, uint64_t *rng) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < V; j++) if (l[j] > l[best]) best = j;
+    if (temperature <= 0) return (int32_t)best;
+    double sum = 0, r = ((mix64(rng) >> 11) * (1.0 / 9007199254740992.0));
+    for (int64_t j = 0; j < V; j++) sum += exp((l[j] - l[best]) / temperature);
+    double acc = 0;
+    for (int64_t j = 0; j < V; j++) {
+        acc += exp((l[j] - l[best]) / temperature) / sum;
+        if (r < acc) return (int32_t)j;
+    }
+    return (int32_t)best;
+}
+
+rp_status rp_jamba_generate(rp_jamba_model *m, const int32_t *prompt, int n_prompt, int max_new, float temperature,
+                            uint64_t seed, int32_t *out, int *n_out) {
+    *n_out = 0;
+    if (n_prompt < 1 || max_new < 0)
+        return rp_fail(RP_ERR_INVAL, "jamba generate: need a prompt (got %d tokens) and max_tokens >= 0 (got %d)", n_prompt, max_new);
+    rp_jamba_cache *k = NULL;
+    RP_TRY(rp_jamba_cache_new(m, n_prompt + max_new, &k));
+    float *logits = malloc((size_t)m->cfg.vocab * sizeof *logits);
+    rp_status st = logits ? RP_OK : rp_fail(RP_ERR_NOMEM, "jamba generate: out of memory");
+    if (st == RP_OK) st = rp_jamba_forward(m, k, prompt, n_prompt, logits, 1, NULL);
+    uint64_t rng = seed;
+    for (int i = 0; st == RP_OK && i < max_new; i++) {
+        int32_t tok = pick(logits, m->cfg.vocab, temperature, &rng);
+        out[(*n_out)++] = tok;
+        if (i + 1 < max_new) st = rp_jamba_forward(m, k, &tok, 1, logits, 1, NULL);
+    }
+    free(logits);
+    rp_jamba_cache_free(k);
+    return st;
+}

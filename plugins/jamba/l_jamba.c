@@ -1,0 +1,316 @@
+/* l_jamba.c: require("repro.jamba"): Jamba-family configurations, their accounting and models for Lua.
+ *   jamba.names()                     -> {"jamba-v0.1", ...}
+ *   jamba.config(name | cfg [, overrides]) -> cfg (a table of every knob; checked: a bad knob raises naming it)
+ *   jamba.count(cfg)                  -> {total=, active=, embed=, n_tensors=, n_attn=, n_mamba=, n_moe=, n_attn_moe=,
+ *                                         n_mamba_moe=, kv_values_per_token=, mamba_state_values=}   (from the walk)
+ *   jamba.tensors(cfg)                -> {{name=, shape={...}, numel=, layer=, expert=}, ...}   (the walk itself)
+ *   jamba.new(cfg [, {seed=, backend="cpu"|"ref"}]) -> m  (userdata "repro.jamba"; fresh from-scratch init)
+ *   m:info()                          -> cfg fields + n_params (counted as the model allocated them)
+ *   m:score(ids)                      -> {lp...} (lp[i] = log p(ids[i+1] | ids[1..i])), aux (load-balancing loss)
+ *   m:forward(ids)                    -> logits of the last token (list of vocab numbers), aux
+ *   m:generate{tokens=, max_tokens=, temperature=, seed=} -> {ids}, {n_prompt=, tokens_per_s=}
+ *   m:time_decode{context=, steps=}   -> median seconds per decoded token after `context` cached tokens, cache bytes
+ *   m:time_prefill{tokens=}           -> seconds for a prompt of that many tokens
+ *   m:close()
+ * Token ids are 0-based as in the model (no tokenizer: these models are randomly initialised). */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "lua/host.h"
+#include "plugins/jamba/jamba.h"
+
+RP_LUA_MODULE(jamba, rp_luaopen_jamba);
+
+#define JAMBA_CLASS "repro.jamba"
+
+typedef struct field { const char *name; size_t off; int is_float; } field;
+#define FI(x) { #x, offsetof(rp_jamba_config, x), 0 }
+#define FF(x) { #x, offsetof(rp_jamba_config, x), 1 }
+static const field FIELDS[] = {
+    FI(n_layer), FI(block_len), FI(attn), FI(mamba), FI(attn_offset), FI(moe_every), FI(moe_offset), FI(n_experts),
+    FI(top_k), FI(moe_renorm), FI(d_model), FI(n_head), FI(n_head_kv), FI(head_dim), FI(ffn_dim), FI(vocab),
+    FI(d_state), FI(d_conv), FI(expand), FI(dt_rank), FI(conv_bias), FI(inner_norms), FI(rope), FI(tied),
+    FF(rope_theta), FF(norm_eps), FF(init_std),
+};
+#define N_FIELDS (sizeof FIELDS / sizeof FIELDS[0])
+
+static void push_config(lua_State *L, const rp_jamba_config *c) {
+    lua_createtable(L, 0, (int)N_FIELDS + 1);
+    lua_pushstring(L, c->name);
+    lua_setfield(L, -2, "name");
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const char *p = (const char *)c + FIELDS[i].off;
+        if (FIELDS[i].is_float) lua_pushnumber(L, *(const float *)p);
+        else lua_pushinteger(L, *(const int *)p);
+        lua_setfield(L, -2, FIELDS[i].name);
+    }
+}
+
+/* Apply the fields of the table at idx onto c, rejecting unknown keys. */
+static void apply_fields(lua_State *L, int idx, rp_jamba_config *c) {
+    static const char *keys[N_FIELDS + 2];
+    keys[0] = "name";
+    for (size_t i = 0; i < N_FIELDS; i++) keys[i + 1] = FIELDS[i].name;
+    keys[N_FIELDS + 1] = NULL;
+    rp_lua_check_keys(L, idx, "jamba config", keys);
+    const char *name = rp_lua_field_string(L, idx, "name", NULL);
+    if (name) snprintf(c->name, sizeof c->name, "%s", name);
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        char *p = (char *)c + FIELDS[i].off;
+        if (FIELDS[i].is_float) *(float *)p = (float)rp_lua_field_number(L, idx, FIELDS[i].name, *(float *)p);
+        else {
+            long long v = rp_lua_field_integer(L, idx, FIELDS[i].name, *(int *)p);
+            if (v < -1000000000LL || v > 1000000000LL) luaL_error(L, "jamba config: %s = %f out of range", FIELDS[i].name, (double)v);
+            *(int *)p = (int)v;
+        }
+    }
+}
+
+/* A checked configuration from the argument at idx: a name, or a table (with a name: that config, then overrides). */
+static rp_jamba_config check_config(lua_State *L, int idx) {
+    rp_jamba_config c;
+    memset(&c, 0, sizeof c);
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        if (rp_jamba_config_get(lua_tostring(L, idx), &c) != RP_OK) rp_lua_fail(L, RP_ERR_NOTFOUND, "jamba.config");
+    } else {
+        luaL_checktype(L, idx, LUA_TTABLE);
+        const char *name = rp_lua_field_string(L, idx, "name", NULL);
+        if (!name) luaL_error(L, "jamba config: a table needs the name of the configuration it starts from");
+        if (rp_jamba_config_get(name, &c) != RP_OK) snprintf(c.name, sizeof c.name, "%s", name);   /* custom: every field given */
+        apply_fields(L, idx, &c);
+    }
+    if (rp_jamba_config_check(&c) != RP_OK) rp_lua_fail(L, RP_ERR_INVAL, "jamba.config");
+    return c;
+}
+
+static int l_names(lua_State *L) {
+    lua_newtable(L);
+    int i = 0;
+    for (const char *const *n = rp_jamba_config_names(); *n; n++) { lua_pushstring(L, *n); lua_rawseti(L, -2, ++i); }
+    return 1;
+}
+
+static int l_config(lua_State *L) {
+    rp_jamba_config c = check_config(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        apply_fields(L, 2, &c);
+        if (rp_jamba_config_check(&c) != RP_OK) rp_lua_fail(L, RP_ERR_INVAL, "jamba.config");
+    }
+    push_config(L, &c);
+    return 1;
+}
+
+#define SETI(k, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, k))
+
+static int l_count(lua_State *L) {
+    rp_jamba_config c = check_config(L, 1);
+    rp_jamba_counts k;
+    rp_jamba_count(&c, &k);
+    lua_newtable(L);
+    SETI("total", k.total); SETI("active", k.active); SETI("embed", k.embed); SETI("n_tensors", k.n_tensors);
+    SETI("n_attn", k.n_attn); SETI("n_mamba", k.n_mamba); SETI("n_moe", k.n_moe); SETI("n_attn_moe", k.n_attn_moe);
+    SETI("n_mamba_moe", k.n_mamba_moe); SETI("kv_values_per_token", k.kv_values_per_token);
+    SETI("mamba_state_values", k.mamba_state_values);
+    return 1;
+}
+
+static void push_tensor(void *ud, const rp_jamba_tensor *t) {
+    lua_State *L = ud;
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, t->name); lua_setfield(L, -2, "name");
+    lua_createtable(L, t->ndim, 0);
+    for (int i = 0; i < t->ndim; i++) { lua_pushinteger(L, (lua_Integer)t->shape[i]); lua_rawseti(L, -2, i + 1); }
+    lua_setfield(L, -2, "shape");
+    SETI("numel", t->numel); SETI("layer", t->layer); SETI("expert", t->expert);
+    lua_rawseti(L, -2, (int)rp_lua_rawlen(L, -2) + 1);
+}
+
+static int l_tensors(lua_State *L) {
+    rp_jamba_config c = check_config(L, 1);
+    lua_newtable(L);
+    rp_jamba_walk(&c, push_tensor, L);
+    return 1;
+}
+
+static void model_release(void *p) { rp_jamba_model_free(p); }
+static rp_jamba_model *check_model(lua_State *L) { return rp_lua_checkobj(L, 1, JAMBA_CLASS); }
+
+static int32_t *check_ids(lua_State *L, int idx, const rp_jamba_model *m, int *n) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int len = (int)rp_lua_rawlen(L, idx), V = rp_jamba_model_config(m)->vocab;
+    int32_t *ids = lua_newuserdata(L, (size_t)(len ? len : 1) * sizeof *ids);
+    for (int i = 0; i < len; i++) {
+        lua_rawgeti(L, idx, i + 1);
+        long long v = rp_lua_checkinteger(L, -1);
+        if (v < 0 || v >= V) luaL_error(L, "token id %f at index %d outside the vocabulary [0, %d)", (double)v, i + 1, V);
+        ids[i] = (int32_t)v;
+        lua_pop(L, 1);
+    }
+    *n = len;
+    return ids;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static const luaL_Reg *model_methods(void);
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int l_new(lua_State *L) {
+    rp_jamba_config c = check_config(L, 1);
+    rp_backend *be = NULL;
+    unsigned long long seed = rp_lua_seed(L, "jamba.init");
+    if (lua_istable(L, 2)) {
+        static const char *const keys[] = { "seed", "backend", NULL };
+        rp_lua_check_keys(L, 2, "jamba.new", keys);
+        seed = (unsigned long long)rp_lua_field_integer(L, 2, "seed", (long long)seed);
+        const char *bn = rp_lua_field_string(L, 2, "backend", NULL);
+        if (bn && !(be = rp_backend_by_name(bn))) luaL_error(L, "jamba.new: unknown backend '%s' (cpu, ref)", bn);
+    }
+    rp_jamba_model *m = NULL;
+    rp_status st = rp_jamba_model_new(&c, seed, be, &m);
+    if (st != RP_OK) return rp_lua_fail(L, st, "jamba.new");
+    rp_lua_newobj(L, JAMBA_CLASS, m, model_methods(), model_release);
+    return 1;
+}
+
+static int l_info(lua_State *L) {
+    rp_jamba_model *m = check_model(L);
+    push_config(L, rp_jamba_model_config(m));
+    SETI("n_params", rp_jamba_model_n_params(m));
+    return 1;
+}
+
+static int l_score(lua_State *L) {
+    rp_jamba_model *m = check_model(L);
+    int n;
+    int32_t *ids = check_ids(L, 2, m, &n);
+    double *lp = lua_newuserdata(L, (size_t)(n > 1 ? n - 1 : 1) * sizeof *lp), aux = 0;
+    rp_status st = rp_jamba_score(m, ids, n, lp, &aux);
+    if (st != RP_OK) return rp_lua_fail(L, st, "jamba score");
+    lua_createtable(L, n - 1, 0);
+    for (int i = 0; i < n - 1; i++) { lua_pushnumber(L, lp[i]); lua_rawseti(L, -2, i + 1); }
+    lua_pushnumber(L, aux);
+    return 2;
+}
+
+static int l_forward(lua_State *L) {
+    rp_jamba_model *m = check_model(L);
+    int n, V = rp_jamba_model_config(m)->vocab;
+    int32_t *ids = check_ids(L, 2, m, &n);
+    float *logits = lua_newuserdata(L, (size_t)V * sizeof *logits);
+    rp_jamba_cache *k = NULL;
+    double aux = 0;
+    rp_status st = rp_jamba_cache_new(m, n > 0 ? n : 1, &k);
+    if (st == RP_OK) st = rp_jamba_forward(m, k, ids, n, logits, 1, &aux);
+    rp_jamba_cache_free(k);
+    if (st != RP_OK) return rp_lua_fail(L, st, "jamba forward");
+    lua_createtable(L, V, 0);
+    for (int i = 0; i < V; i++) { lua_pushnumber(L, logits[i]); lua_rawseti(L, -2, i + 1); }
+    lua_pushnumber(L, aux);
+    return 2;
+}
+
+static int l_generate(lua_State *L) {
+    rp_jamba_model *m = check_model(L);
+    static const char *const keys[] = { "tokens", "max_tokens", "temperature", "seed", NULL };
+    luaL_checktype(L, 2, LUA_TTABLE);
+    rp_lua_check_keys(L, 2, "generate", keys);
+    int max_new = (int)rp_lua_field_integer(L, 2, "max_tokens", 16);
+    float temp = (float)rp_lua_field_number(L, 2, "temperature", 0.0);
+    lua_getfield(L, 2, "seed");
+    unsigned long long seed = lua_isnil(L, -1) ? rp_lua_seed(L, "jamba.generate") : (unsigned long long)rp_lua_checkinteger(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 2, "tokens");
+    int n;
+    int32_t *ids = check_ids(L, lua_gettop(L), m, &n);
+    if (max_new < 0 || max_new > 1000000) return luaL_error(L, "generate: max_tokens %d outside [0, 1000000]", max_new);
+    int32_t *out = lua_newuserdata(L, (size_t)(max_new ? max_new : 1) * sizeof *out);
+    int n_out = 0;
+    double t0 = now_s();
+    rp_status st = rp_jamba_generate(m, ids, n, max_new, temp, seed, out, &n_out);
+    double dt = now_s() - t0;
+    if (st != RP_OK) return rp_lua_fail(L, st, "jamba generate");
+    lua_createtable(L, n_out, 0);
+    for (int i = 0; i < n_out; i++) { lua_pushinteger(L, out[i]); lua_rawseti(L, -2, i + 1); }
+    lua_newtable(L);
+    SETI("n_prompt", n);
+    lua_pushnumber(L, dt > 0 ? n_out / dt : 0); lua_setfield(L, -2, "tokens_per_s");
+    return 2;
+}
+
+static int l_time_decode(lua_State *L) {
+    rp_jamba_model *m = check_model(L);
+    static const char *const keys[] = { "context", "steps", NULL };
+    luaL_checktype(L, 2, LUA_TTABLE);
+    rp_lua_check_keys(L, 2, "time_decode", keys);
+    long long ctx = rp_lua_field_integer(L, 2, "context", 0), steps = rp_lua_field_integer(L, 2, "steps", 8);
+    if (ctx < 0 || ctx > 1 << 24 || steps < 1 || steps > 1 << 20)
+        return luaL_error(L, "time_decode: context %f outside [0, 2^24] or steps %f outside [1, 2^20]", (double)ctx, (double)steps);
+    double *dt = lua_newuserdata(L, (size_t)steps * sizeof *dt);   /* before the cache: raising here leaks nothing */
+    rp_jamba_cache *k = NULL;
+    rp_status st = rp_jamba_cache_new(m, (int)(ctx + steps), &k);
+    if (st == RP_OK) st = rp_jamba_cache_fill(k, (int)ctx, 12345);
+    int32_t tok = 1 % rp_jamba_model_config(m)->vocab;
+    for (long long i = 0; st == RP_OK && i < steps; i++) {
+        double t0 = now_s();
+        st = rp_jamba_forward(m, k, &tok, 1, NULL, 1, NULL);
+        dt[i] = now_s() - t0;
+    }
+    int64_t bytes = k ? rp_jamba_cache_bytes(k) : 0;
+    rp_jamba_cache_free(k);
+    if (st != RP_OK) return rp_lua_fail(L, st, "time_decode");
+    qsort(dt, (size_t)steps, sizeof *dt, cmp_double);   /* the median step: a shared host's stalls fall outside */
+    lua_pushnumber(L, steps % 2 ? dt[steps / 2] : 0.5 * (dt[steps / 2 - 1] + dt[steps / 2]));
+    lua_pushinteger(L, (lua_Integer)bytes);
+    return 2;
+}
+
+static int l_time_prefill(lua_State *L) {
+    rp_jamba_model *m = check_model(L);
+    static const char *const keys[] = { "tokens", NULL };
+    luaL_checktype(L, 2, LUA_TTABLE);
+    rp_lua_check_keys(L, 2, "time_prefill", keys);
+    long long n = rp_lua_field_integer(L, 2, "tokens", 128);
+    if (n < 1 || n > 1 << 20) return luaL_error(L, "time_prefill: tokens %f outside [1, 2^20]", (double)n);
+    int32_t *ids = lua_newuserdata(L, (size_t)n * sizeof *ids);
+    int V = rp_jamba_model_config(m)->vocab;
+    for (long long i = 0; i < n; i++) ids[i] = (int32_t)((i * 7919 + 1) % V);
+    rp_jamba_cache *k = NULL;
+    rp_status st = rp_jamba_cache_new(m, (int)n, &k);
+    double t0 = now_s();
+    if (st == RP_OK) st = rp_jamba_forward(m, k, ids, (int)n, NULL, 1, NULL);
+    double dt = now_s() - t0;
+    rp_jamba_cache_free(k);
+    if (st != RP_OK) return rp_lua_fail(L, st, "time_prefill");
+    lua_pushnumber(L, dt);
+    return 1;
+}
+
+static int l_close(lua_State *L) { rp_lua_closeobj(L, 1, JAMBA_CLASS); return 0; }
+
+static const luaL_Reg METHODS[] = {
+    { "info", l_info }, { "score", l_score }, { "forward", l_forward }, { "generate", l_generate },
+    { "time_decode", l_time_decode }, { "time_prefill", l_time_prefill }, { "close", l_close }, { NULL, NULL },
+};
+static const luaL_Reg *model_methods(void) { return METHODS; }
+
+/* The module table. */
+int rp_luaopen_jamba(lua_State *L) {
+    static const luaL_Reg fns[] = {
+        { "names", l_names }, { "config", l_config }, { "count", l_count }, { "tensors", l_tensors }, { "new", l_new },
+        { NULL, NULL },
+    };
+    rp_lua_newlib(L, fns);
+    return 1;
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# jamba_test.sh: experiments/jamba_table1.lua's smoke preset through the real CLI: the run finishes, every
+# exact Table 1 target passes (the counts are exact), and the Figure 2 ratios are recorded as not
+# reproducible with the bound's value beside the paper's. experiments/jamba_throughput.lua's smoke preset
+# finishes with its figures and targets recorded (its verdicts depend on timing, so are not checked).
+set -u
+REPRO=${REPRO:-bin/repro}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+db=$tmp/repro.db
+fails=0; checks=0
+check() { checks=$((checks+1)); if ! eval "$2"; then fails=$((fails+1)); echo "FAIL: $1" >&2; fi; }
+q() { sqlite3 "$db" "$1"; }
+id=$("$REPRO" run experiments/jamba_table1.lua --preset smoke --db "$db" 2>"$tmp/err")
+check "jamba_table1 smoke finishes" "[ $? -eq 0 ] && [ -n '$id' ]"
+check "no failed target" "[ \"\$(q \"select count(*) from targets where run_id=$id and status='fail'\")\" -eq 0 ]"
+check "exact targets pass" "[ \"\$(q \"select count(*) from targets where run_id=$id and kind='exact' and status='pass'\")\" -ge 20 ]"
+check "Figure 2 ratios not reproducible" "[ \"\$(q \"select count(*) from targets where run_id=$id and status='not_reproducible'\")\" -eq 3 ]"
+check "Jamba total recorded exactly" "[ \"\$(q \"select cast(value as integer) from summaries where run_id=$id and name='jamba-v0.1_total_params'\")\" = 51570323328 ]"
+id2=$("$REPRO" run experiments/jamba_throughput.lua --preset smoke --db "$db" 2>"$tmp/err2")
+check "jamba_throughput smoke finishes" "[ $? -eq 0 ] && [ -n '$id2' ]"
+check "throughput targets recorded" "[ \"\$(q \"select count(*) from targets where run_id=$id2\")\" -eq 3 ]"
+check "decode ratio logged" "[ \"\$(q \"select count(*) from summaries where run_id=$id2 and name='decode_ratio_at_max_context'\")\" -eq 1 ]"
+[ $fails -eq 0 ] || cat "$tmp/err2" >&2
+[ $fails -eq 0 ] || cat "$tmp/err" >&2
+echo "$([ $fails -eq 0 ] && echo ok || echo 'not ok') jamba_test.sh: $checks checks, $fails failed"
+[ $fails -eq 0 ]

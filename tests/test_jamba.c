@@ -1,0 +1,319 @@
+/* test_jamba.c: the Jamba plugin and its kernels. Configurations: every named one is valid, bad knobs are
+ * clear errors; the released Jamba's counts equal the spec's exact figures; a built model holds exactly
+ * the walked tensors. Kernels: the fast selective scan against a naive double-precision recurrence; the
+ * scan and conv1d backward against central finite differences of that recurrence; the load-balancing loss
+ * on known routings (uniform -> K, everything on the same two experts -> n). Model: decoding token by
+ * token with the hybrid cache gives the logits of one full forward. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "check.h"
+#include "plugins/jamba/jamba.h"
+#include "tensor/conv1d.h"
+#include "tensor/moe_route.h"
+#include "tensor/ssm.h"
+
+#include "test_vectors.h"
+
+static void test_configs(void) {
+    rp_jamba_config c;
+    for (const char *const *n = rp_jamba_config_names(); *n; n++) {
+        CHECK(rp_jamba_config_get(*n, &c) == RP_OK);
+        CHECK_MSG(rp_jamba_config_check(&c) == RP_OK, "%s: %s", *n, rp_errmsg());
+    }
+    CHECK(rp_jamba_config_get("jamba-v2", &c) == RP_ERR_NOTFOUND && strstr(rp_errmsg(), "jamba-v0.1"));
+    rp_jamba_config_get("jamba-v0.1", &c);
+    rp_jamba_config b = c;
+    b.mamba = 6;       /* 1:6 -> groups of 7 in a block of 8 */
+    CHECK(rp_jamba_config_check(&b) == RP_ERR_INVAL && strstr(rp_errmsg(), "a:m = 1:6 does not divide the block of l = 8"));
+    b = c; b.top_k = 17;
+    CHECK(rp_jamba_config_check(&b) == RP_ERR_INVAL && strstr(rp_errmsg(), "top_k 17 must be in [1, n_experts = 16]"));
+    b = c; b.n_layer = 30;
+    CHECK(rp_jamba_config_check(&b) == RP_ERR_INVAL && strstr(rp_errmsg(), "n_layer 30"));
+    b = c; b.n_head_kv = 5;
+    CHECK(rp_jamba_config_check(&b) == RP_ERR_INVAL && strstr(rp_errmsg(), "n_head 32 is not a multiple of n_head_kv 5"));
+    b = c; b.moe_offset = 2;
+    CHECK(rp_jamba_config_check(&b) == RP_ERR_INVAL && strstr(rp_errmsg(), "moe_offset 2"));
+    rp_jamba_model *m = NULL;
+    b = c; b.top_k = 0;
+    CHECK(rp_jamba_model_new(&b, 1, NULL, &m) == RP_ERR_INVAL && m == NULL);
+    /* layer pattern of the release: attention at i % 8 == 4, MoE at odd i */
+    int pattern_ok = 1;
+    for (int i = 0; i < 32; i++)
+        pattern_ok &= rp_jamba_layer_is_attn(&c, i) == (i % 8 == 4) && rp_jamba_layer_is_moe(&c, i) == (i % 2 == 1);
+    CHECK(pattern_ok);
+}
+
+static void test_counts(void) {
+    rp_jamba_config c;
+    rp_jamba_counts k;
+    rp_jamba_config_get("jamba-v0.1", &c);
+    rp_jamba_count(&c, &k);
+    CHECK(k.total == 51570323328LL);     /* spec §1.4 */
+    CHECK(k.active == 12110311296LL);
+    CHECK(k.n_attn == 4 && k.n_mamba == 28 && k.n_moe == 16 && k.n_attn_moe == 0);
+    CHECK(k.kv_values_per_token * 2 == 16384);
+    CHECK(k.mamba_state_values == 4587520);
+    rp_jamba_config_get("mixtral-8x7b", &c);
+    rp_jamba_count(&c, &k);
+    CHECK(k.kv_values_per_token * 2 * 262144 == 32LL << 30);
+    rp_jamba_config_get("llama-2-7b", &c);
+    rp_jamba_count(&c, &k);
+    CHECK(k.kv_values_per_token * 2 * 262144 == 128LL << 30 && k.total == k.active);
+}
+
+typedef struct each_acc { int64_t n, missing, wrong, tensors; } each_acc;
+static void each_fn(void *ud, const rp_jamba_tensor *t, float *data, int64_t allocated) {
+    each_acc *a = ud;
+    a->tensors++;
+    if (!data) { a->missing++; return; }
+    if (allocated != t->numel) { a->wrong++; fprintf(stderr, "%s: walk %lld, allocated %lld\n", t->name, (long long)t->numel, (long long)allocated); }
+    a->n += allocated;
+}
+
+static void test_built_model(void) {
+    for (const char *const *n = rp_jamba_config_names(); *n; n++) {
+        if (!strstr(*n, "-tiny")) continue;
+        rp_jamba_config c;
+        rp_jamba_counts k;
+        rp_jamba_config_get(*n, &c);
+        rp_jamba_count(&c, &k);
+        rp_jamba_model *m = NULL;
+        CHECK(rp_jamba_model_new(&c, 7, rp_backend_ref(), &m) == RP_OK);
+        if (!m) continue;
+        each_acc a = { 0, 0, 0, 0 };
+        rp_jamba_model_each(m, each_fn, &a);
+        CHECK_MSG(a.missing == 0 && a.wrong == 0 && a.tensors == k.n_tensors, "%s", *n);
+        CHECK_MSG(rp_jamba_model_n_params(m) == k.total && a.n == k.total, "%s: built %lld, walked %lld", *n,
+                  (long long)rp_jamba_model_n_params(m), (long long)k.total);
+        rp_jamba_model_free(m);
+    }
+}
+
+static void test_aux_loss(void) {
+    enum { T = 64, E = 16, K = 2 };
+    float probs[T * E];
+    int32_t idx[T * K];
+    for (int i = 0; i < T * E; i++) probs[i] = 1.0f / E;
+    for (int t = 0; t < T; t++) { idx[t * K] = (2 * t) % E; idx[t * K + 1] = (2 * t + 1) % E; }
+    CHECK_NEAR(rp_moe_aux_loss(T, E, K, probs, idx), K, 1e-6);           /* uniform routing: K */
+    for (int t = 0; t < T; t++) {
+        for (int e = 0; e < E; e++) probs[t * E + e] = e < 2 ? 0.5f : 0.0f;
+        idx[t * K] = 0; idx[t * K + 1] = 1;
+    }
+    CHECK_NEAR(rp_moe_aux_loss(T, E, K, probs, idx), E, 1e-6);           /* all on the same two: n */
+    /* routing from logits: top-2 in order, ties to the lower id, weights not renormalised unless asked */
+    float logits[2 * 4] = { 0, 3, 1, 3, 5, 0, 0, 4 }, p[8], w[4];
+    int32_t id[4];
+    rp_moe_route(2, 4, 2, logits, p, id, w, 0);
+    CHECK(id[0] == 1 && id[1] == 3 && id[2] == 0 && id[3] == 3);
+    CHECK_NEAR(w[0], p[1], 1e-7);
+    CHECK_NEAR(p[0] + p[1] + p[2] + p[3], 1, 1e-6);
+    rp_moe_route(2, 4, 2, logits, p, id, w, 1);
+    CHECK_NEAR(w[0] + w[1], 1, 1e-6);
+    int64_t off[5];
+    int32_t tok[4], slot[4];
+    rp_moe_group(2, 4, 2, id, off, tok, slot);
+    CHECK(off[0] == 0 && off[1] == 1 && off[2] == 2 && off[3] == 2 && off[4] == 4);
+    CHECK(tok[0] == 1 && tok[1] == 0 && tok[2] == 0 && tok[3] == 1 && slot[2] == 1 && slot[3] == 3);
+}
+
+/* The scan plainly in double: the oracle. Returns Σ_t,c r[t,c]·y[t,c] when r is given. */
+static double naive_scan(int T, int D, int N, const double *x, const double *dt, const double *A, const double *B,
+                         const double *C, const double *Dk, const double *r, double *y, double *state) {
+    double L = 0;
+    for (int c = 0; c < D; c++)
+        for (int n = 0; n < N; n++) {
+            double s = state ? state[c * N + n] : 0;
+            for (int t = 0; t < T; t++) {
+                s = exp(dt[t * D + c] * A[c * N + n]) * s + dt[t * D + c] * B[t * N + n] * x[t * D + c];
+                double v = C[t * N + n] * s + (n == 0 ? Dk[c] * x[t * D + c] : 0);
+                if (y) { if (n == 0) y[t * D + c] = 0; y[t * D + c] += v; }
+                if (r) L += r[t * D + c] * v;
+            }
+            if (state) state[c * N + n] = s;
+        }
+    return L;
+}
+
+static double *to_d(const float *f, int n) { double *d = malloc((size_t)n * sizeof *d); for (int i = 0; i < n; i++) d[i] = f[i]; return d; }
+
+static void scan_inputs(int T, int D, int N, float **x, float **dt, float **A, float **B, float **C, float **Dk) {
+    *x = randv(T * D, 1); *dt = randv(T * D, 1); *A = randv(D * N, 1); *B = randv(T * N, 1); *C = randv(T * N, 1); *Dk = randv(D, 1);
+    for (int i = 0; i < T * D; i++) (*dt)[i] = 0.05f + 0.5f * fabsf((*dt)[i]);   /* softplus outputs: positive */
+    for (int i = 0; i < D * N; i++) (*A)[i] = -(0.2f + 2 * fabsf((*A)[i]));         /* -exp(A_log): negative */
+}
+
+static void test_scan_forward(void) {
+    const int T = 50, D = 37, N = 16;   /* D not a multiple of 16: the masked last block */
+    float *x, *dt, *A, *B, *C, *Dk;
+    scan_inputs(T, D, N, &x, &dt, &A, &B, &C, &Dk);
+    float *y = calloc((size_t)(T * D), sizeof *y), *st = calloc((size_t)(D * N), sizeof *st);
+    double *yd = calloc((size_t)(T * D), sizeof *yd);
+    double *xd = to_d(x, T * D), *dtd = to_d(dt, T * D), *Ad = to_d(A, D * N), *Bd = to_d(B, T * N), *Cd = to_d(C, T * N), *Dd = to_d(Dk, D);
+    naive_scan(T, D, N, xd, dtd, Ad, Bd, Cd, Dd, NULL, yd, NULL);
+    rp_pool *pool = NULL;
+    rp_pool_new(2, &pool);
+    /* in two pieces with the state carried (prefill 20 tokens, then 30) */
+    rp_ssm_scan(pool, 20, D, N, x, dt, A, B, C, Dk, st, y);
+    rp_ssm_scan(pool, T - 20, D, N, x + 20 * D, dt + 20 * D, A, B + 20 * N, C + 20 * N, Dk, st, y + 20 * D);
+    float *yf = malloc((size_t)(T * D) * sizeof *yf);
+    for (int i = 0; i < T * D; i++) yf[i] = (float)yd[i];
+    CHECK_MSG(rel_err(y, yf, T * D) < 2e-5, "fast scan vs naive: %g", rel_err(y, yf, T * D));
+    /* one token at a time (the recurrent step) */
+    memset(st, 0, (size_t)(D * N) * sizeof *st);
+    for (int t = 0; t < T; t++) rp_ssm_scan(NULL, 1, D, N, x + t * D, dt + t * D, A, B + t * N, C + t * N, Dk, st, y + t * D);
+    CHECK_MSG(rel_err(y, yf, T * D) < 2e-5, "step-by-step scan vs naive: %g", rel_err(y, yf, T * D));
+    /* N != 16 takes the reference path */
+    const int N2 = 5;
+    float *A2 = randv(D * N2, 1), *B2 = randv(T * N2, 1), *C2 = randv(T * N2, 1), *st2 = calloc((size_t)(D * N2), sizeof *st2);
+    for (int i = 0; i < D * N2; i++) A2[i] = -fabsf(A2[i]) - 0.1f;
+    double *A2d = to_d(A2, D * N2), *B2d = to_d(B2, T * N2), *C2d = to_d(C2, T * N2);
+    naive_scan(T, D, N2, xd, dtd, A2d, B2d, C2d, Dd, NULL, yd, NULL);
+    rp_ssm_scan(pool, T, D, N2, x, dt, A2, B2, C2, Dk, st2, y);
+    for (int i = 0; i < T * D; i++) yf[i] = (float)yd[i];
+    CHECK_MSG(rel_err(y, yf, T * D) < 2e-5, "scan N=5 vs naive: %g", rel_err(y, yf, T * D));
+    rp_pool_free(pool);
+    free(x); free(dt); free(A); free(B); free(C); free(Dk); free(y); free(st); free(yd); free(yf);
+    free(xd); free(dtd); free(Ad); free(Bd); free(Cd); free(Dd); free(A2); free(B2); free(C2); free(st2); free(A2d); free(B2d); free(C2d);
+}
+
+/* Central difference of the naive scan's loss along parameter p[i]. */
+static double fd(double *p, int i, int T, int D, int N, double *x, double *dt, double *A, double *B, double *C, double *Dk, const double *r) {
+    const double h = 1e-5, v = p[i];
+    p[i] = v + h; double lp = naive_scan(T, D, N, x, dt, A, B, C, Dk, r, NULL, NULL);
+    p[i] = v - h; double lm = naive_scan(T, D, N, x, dt, A, B, C, Dk, r, NULL, NULL);
+    p[i] = v;
+    return (lp - lm) / (2 * h);
+}
+
+static double grad_err(const float *g, double *p, int n, int T, int D, int N, double *x, double *dt, double *A, double *B,
+                       double *C, double *Dk, const double *r) {
+    double e = 0, mx = 1e-6;
+    for (int i = 0; i < n; i++) {
+        double f = fd(p, i, T, D, N, x, dt, A, B, C, Dk, r);
+        e = fmax(e, fabs(f - g[i]));
+        mx = fmax(mx, fabs(f));
+    }
+    return e / mx;
+}
+
+static void test_scan_backward(int N, rp_pool *pool) {
+    const int T = 9, D = 19;
+    float *x, *dt, *A, *B, *C, *Dk;
+    scan_inputs(T, D, N, &x, &dt, &A, &B, &C, &Dk);
+    float *r = randv(T * D, 1);
+    float *dx = malloc(sizeof(float) * T * D), *ddt = malloc(sizeof(float) * T * D), *dA = malloc(sizeof(float) * D * N);
+    float *dB = malloc(sizeof(float) * T * N), *dC = malloc(sizeof(float) * T * N), *dD = malloc(sizeof(float) * D);
+    CHECK(rp_ssm_scan_backward(pool, T, D, N, x, dt, A, B, C, Dk, r, dx, ddt, dA, dB, dC, dD) == RP_OK);
+    double *xd = to_d(x, T * D), *dtd = to_d(dt, T * D), *Ad = to_d(A, D * N), *Bd = to_d(B, T * N), *Cd = to_d(C, T * N), *Dd = to_d(Dk, D), *rd = to_d(r, T * D);
+    double ex = grad_err(dx, xd, T * D, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd), edt = grad_err(ddt, dtd, T * D, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd);
+    double eA = grad_err(dA, Ad, D * N, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd), eB = grad_err(dB, Bd, T * N, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd);
+    double eC = grad_err(dC, Cd, T * N, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd), eD = grad_err(dD, Dd, D, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd);
+    CHECK_MSG(ex < 1e-4 && edt < 1e-4 && eA < 1e-4 && eB < 1e-4 && eC < 1e-4 && eD < 1e-4,
+              "N=%d scan backward vs finite differences: dx %g ddt %g dA %g dB %g dC %g dD %g", N, ex, edt, eA, eB, eC, eD);
+    free(x); free(dt); free(A); free(B); free(C); free(Dk); free(r); free(dx); free(ddt); free(dA); free(dB); free(dC); free(dD);
+    free(xd); free(dtd); free(Ad); free(Bd); free(Cd); free(Dd); free(rd);
+}
+
+static double naive_conv(int T, int D, int K, const double *x, const double *w, const double *b, const double *r) {
+    double L = 0;
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < D; c++) {
+            double acc = b[c];
+            for (int k = 0; k < K; k++) { int s = t - K + 1 + k; if (s >= 0) acc += w[c * K + k] * x[s * D + c]; }
+            L += r[t * D + c] * acc;
+        }
+    return L;
+}
+
+static void test_conv_backward(void) {
+    const int T = 11, D = 7, K = 4;
+    float *x = randv(T * D, 1), *w = randv(D * K, 1), *b = randv(D, 1), *r = randv(T * D, 1);
+    float *dx = malloc(sizeof(float) * T * D), *dw = malloc(sizeof(float) * D * K), *db = malloc(sizeof(float) * D);
+    rp_conv1d_causal_backward(T, D, K, x, w, r, dx, dw, db);
+    double *xd = to_d(x, T * D), *wd = to_d(w, D * K), *bd = to_d(b, D), *rd = to_d(r, T * D);
+    double *ps[3] = { xd, wd, bd };
+    const float *gs[3] = { dx, dw, db };
+    int ns[3] = { T * D, D * K, D };
+    for (int q = 0; q < 3; q++) {
+        double e = 0;
+        for (int i = 0; i < ns[q]; i++) {
+            double v = ps[q][i];
+            ps[q][i] = v + 1e-5; double lp = naive_conv(T, D, K, xd, wd, bd, rd);
+            ps[q][i] = v - 1e-5; double lm = naive_conv(T, D, K, xd, wd, bd, rd);
+            ps[q][i] = v;
+            e = fmax(e, fabs((lp - lm) / 2e-5 - gs[q][i]));
+        }
+        CHECK_MSG(e < 1e-5, "conv1d backward (%s) vs finite differences: %g", q == 0 ? "x" : q == 1 ? "w" : "b", e);
+    }
+    free(x); free(w); free(b); free(r); free(dx); free(dw); free(db); free(xd); free(wd); free(bd); free(rd);
+}
+
+/* A small hybrid with every kind of layer: 8 layers, 1:3 (attention at 1 and 5), MoE every 2. */
+static rp_jamba_config small_config(int rope) {
+    rp_jamba_config c;
+    rp_jamba_config_get("jamba-v0.1-tiny", &c);
+    c.n_layer = 8; c.attn = 1; c.mamba = 3; c.attn_offset = 1; c.n_experts = 4; c.d_model = 48; c.n_head = 4; c.n_head_kv = 2;
+    c.head_dim = 12; c.ffn_dim = 96; c.vocab = 97; c.dt_rank = 3; c.rope = rope; c.init_std = 0.3f;
+    return c;
+}
+
+static void test_decode_equals_forward(rp_backend *be, int rope) {
+    rp_jamba_config c = small_config(rope);
+    rp_jamba_model *m = NULL;
+    CHECK(rp_jamba_model_new(&c, 11, be, &m) == RP_OK);
+    if (!m) return;
+    enum { T = 13 };
+    int32_t ids[T];
+    for (int t = 0; t < T; t++) ids[t] = (int32_t)((t * 37 + 5) % c.vocab);
+    const int V = c.vocab;
+    float *full = malloc(sizeof(float) * T * V), *step = malloc(sizeof(float) * T * V);
+    rp_jamba_cache *k = NULL;
+    double aux = -1;
+    CHECK(rp_jamba_cache_new(m, T, &k) == RP_OK);
+    CHECK(rp_jamba_forward(m, k, ids, T, full, 0, &aux) == RP_OK);
+    CHECK_MSG(aux >= 1.0 && aux <= c.n_experts, "aux loss %g outside [1, n]", aux);   /* >= 1 by Cauchy-Schwarz-like bound for K = 2 */
+    rp_jamba_cache_reset(k);
+    CHECK(rp_jamba_forward(m, k, ids, 5, step, 0, NULL) == RP_OK);                     /* prefill 5, then one at a time */
+    for (int t = 5; t < T; t++) CHECK(rp_jamba_forward(m, k, ids + t, 1, step + t * V, 1, NULL) == RP_OK);
+    CHECK_MSG(rel_err(step, full, T * V) < 1e-4, "%s%s: decode vs full forward %g", be->name, rope ? " +rope" : "", rel_err(step, full, T * V));
+    double spread = 0;   /* the logits do depend on the context (the test can fail) */
+    for (int v = 0; v < V; v++) spread = fmax(spread, fabs(full[(T - 1) * V + v] - full[(T - 2) * V + v]));
+    CHECK(spread > 1e-3);
+    CHECK(rp_jamba_forward(m, k, ids, 1, step, 1, NULL) == RP_ERR_RANGE);              /* cache full */
+    rp_jamba_cache_reset(k);
+    int32_t bad = c.vocab;
+    CHECK(rp_jamba_forward(m, k, &bad, 1, step, 1, NULL) == RP_ERR_INVAL && strstr(rp_errmsg(), "token id 97"));
+    double lp[T - 1];
+    CHECK(rp_jamba_score(m, ids, T, lp, NULL) == RP_OK);
+    double mx = -INFINITY, sum = 0;   /* lp[T-2] from the full forward's last-but-one row */
+    for (int v = 0; v < V; v++) mx = fmax(mx, full[(T - 2) * V + v]);
+    for (int v = 0; v < V; v++) sum += exp(full[(T - 2) * V + v] - mx);
+    CHECK_NEAR(lp[T - 2], full[(T - 2) * V + ids[T - 1]] - mx - log(sum), 1e-4);
+    int32_t out[6];
+    int n_out = 0;
+    CHECK(rp_jamba_generate(m, ids, 4, 6, 0, 1, out, &n_out) == RP_OK && n_out == 6);
+    rp_jamba_cache_free(k);
+    rp_jamba_model_free(m);
+    free(full); free(step);
+}
+
+int main(void) {
+    test_configs();
+    test_counts();
+    test_built_model();
+    test_aux_loss();
+    test_scan_forward();
+    rp_pool *pool = NULL;
+    rp_pool_new(2, &pool);
+    test_scan_backward(16, pool);
+    test_scan_backward(16, NULL);
+    test_scan_backward(4, pool);
+    rp_pool_free(pool);
+    test_conv_backward();
+    test_decode_equals_forward(rp_backend_ref(), 0);
+    test_decode_equals_forward(rp_backend_cpu(), 0);
+    test_decode_equals_forward(rp_backend_cpu(), 1);
+    return checks_done("test_jamba");
+}
