@@ -55,7 +55,7 @@ static pid_t spawn(const rp_plan *plan, const rp_plan_point *p) {
     return pid;
 }
 
-/* The last non-empty line of a worker's log (why it failed), into out. */
+/* The last line of a worker's log that is not part of a traceback (why it failed), into out. */
 static void last_line(const rp_plan *plan, int64_t idx, char *out, size_t n) {
     char path[4096];
     snprintf(path, sizeof path, "%s/point-%lld.log", plan->dir, (long long)idx);
@@ -66,7 +66,7 @@ static void last_line(const rp_plan *plan, int64_t idx, char *out, size_t n) {
     while (fgets(line, sizeof line, f)) {
         size_t l = strlen(line);
         while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
-        if (l) snprintf(out, n, "%s", line);
+        if (l && line[0] != ' ' && line[0] != '\t' && strncmp(line, "stack traceback:", 16)) snprintf(out, n, "%s", line);
     }
     fclose(f);
 }
