@@ -144,7 +144,7 @@ int rp_cmd_sweep(int argc, char **argv) {
     if (rp_cli_wants_help(argc, argv)) { fputs(SWEEP_HELP, stdout); return 0; }
     const char *script = NULL, *preset = NULL, *dbp = NULL, *runner = "local", *points_file = NULL, *dir_opt = NULL;
     const char *status_id = NULL;
-    int jobs = 0, force = 0, as_json = 0;
+    int jobs = 0, jobs_given = 0, force = 0, as_json = 0;
     rp_slurm_opts so = { .poll_s = 1.0 };
     char **axes = calloc((size_t)argc, sizeof *axes);
     int naxes = 0;
@@ -166,7 +166,7 @@ int rp_cmd_sweep(int argc, char **argv) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
             if (*end || v < (strcmp(a, "--gpus") ? 1 : 0) || v > INT_MAX) { free(axes); return rp_cli_usage("sweep", "%s: '%s' is not a positive integer", a, argv[i]); }
-            if (!strcmp(a, "--jobs")) jobs = (int)v;
+            if (!strcmp(a, "--jobs")) jobs = jobs_given = (int)v;
             else if (!strcmp(a, "--cpus")) so.cpus = (int)v;
             else if (!strcmp(a, "--gpus")) so.gpus = (int)v + 1;   /* +1: given (0 is a valid count) */
             else so.time_min = (int)v;
@@ -243,17 +243,17 @@ int rp_cmd_sweep(int argc, char **argv) {
         for (size_t i = 0; i < nstates; i++)
             if (force || strcmp(states[i].status, "finished")) plan.points[plan.n++] = (rp_plan_point){ states[i].idx, args[states[i].idx] };
         int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-        if (!jobs) jobs = ncpu / (res.threads > 0 ? res.threads : 1) > 0 ? ncpu / res.threads : 1;
-        fprintf(stderr, "repro sweep: sweep %lld of %s: %zu points, %zu already finished%s, %zu to run (%s runner%s%d)\n",
-                (long long)sweep_id, experiment, n, n - plan.n, force ? " (--force: run again)" : "", plan.n, runner,
-                strcmp(runner, "local") ? ", at most " : ", ", jobs);
+        int default_jobs = ncpu / (res.threads > 0 ? res.threads : 1) > 0 ? ncpu / res.threads : 1;
+        if (!jobs) jobs = default_jobs;
+        fprintf(stderr, "repro sweep: sweep %lld of %s: %zu points, %zu already finished%s, %zu to run (%s runner, %d at once)\n",
+                (long long)sweep_id, experiment, n, n - plan.n, force ? " (--force: run again)" : "", plan.n, runner, jobs);
         if (!strcmp(runner, "local")) st = rp_runner_local(db, &plan, jobs);
         else {
             if (!so.cpus) so.cpus = res.threads;
             if (!so.memory && res.memory[0]) so.memory = res.memory;
             so.gpus = so.gpus ? so.gpus - 1 : res.gpu;
             if (!so.time_min) so.time_min = res.time_min;
-            so.max_parallel = jobs == ncpu / (res.threads > 0 ? res.threads : 1) ? 0 : jobs;
+            so.max_parallel = jobs_given ? jobs : 0;   /* by default the cluster decides how many run at once */
             st = rp_runner_slurm(db, &plan, &so);
         }
         if (st != RP_OK) fprintf(stderr, "repro sweep: %s\n", rp_errmsg());
