@@ -67,7 +67,7 @@ static rp_status write_script(const rp_plan *plan, const rp_slurm_opts *o, const
         shq(&b, plan->exe);
         rp_buf_puts(&b, " run");
         for (char **a = p->args; *a; a++) { rp_buf_puts(&b, " "); shq(&b, *a); }
-        rp_buf_printf(&b, " --db '%s/task-%lld.db' ;;\n", plan->dir, (long long)p->idx);
+        rp_buf_printf(&b, " --db '%s/task-%lld/task-%lld.db' ;;\n", plan->dir, (long long)p->idx, (long long)p->idx);
     }
     rp_buf_puts(&b, "*) echo \"repro sweep: no point for array index $SLURM_ARRAY_TASK_ID\" >&2; exit 2 ;;\nesac\n");
     rp_status st = rp_write_file(path, b.data, b.len);
@@ -98,7 +98,7 @@ static int queued(const char *job, size_t n, char *inq) {
 /* Merge task i's registry; returns 1 when merged (or nothing left to merge), 0 when it must wait/was refused. */
 static int merge_task(rp_db *db, const rp_plan *plan, size_t i, int final, size_t *failed) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/task-%lld.db", plan->dir, (long long)plan->points[i].idx);
+    snprintf(path, sizeof path, "%s/task-%lld/task-%lld.db", plan->dir, (long long)plan->points[i].idx, (long long)plan->points[i].idx);
     struct stat sb;
     if (stat(path, &sb) != 0) {
         if (final) fprintf(stderr, "repro sweep: point %lld: its task wrote no registry (see %s/task-%zu.log)\n",

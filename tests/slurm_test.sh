@@ -31,6 +31,7 @@ sid=$("$REPRO" sweep $fx --runner slurm --db "$db" value=1..3 seed=1,2 2>"$tmp/e
 check "slurm sweep finishes every point" "[ $rc = 0 ] && [ \"\$(q \"select count(*) from runs where status='finished' and sweep_id=$sid\")\" = 6 ]"
 check "each point's run is in the merged registry once" "[ \"\$(q \"select count(distinct sweep_point) || '/' || count(distinct uuid) from runs\")\" = 6/6 ]"
 check "every run's 10 metric points merged" "[ \"\$(q 'select sum(n) from metrics')\" = 60 ]"
+check "each task's figure files in its own folder" "[ \"\$(q 'select count(distinct files_json) from figures')\" = 6 ] && [ -f $tmp/sweeps/sweep-$sid/task-5/task-5.db ]"
 check "the job was submitted with the declared resources" "grep -q -- '--mem=256M' $tmp/sweeps/sweep-$sid/sweep.sbatch"
 check "sweep records its Slurm job id" "[ -n \"\$(q \"select job from sweeps where id=$sid\")\" ]"
 check "--status: all finished" "$REPRO sweep --status $sid --db $db | grep -q '6 points: 6 finished'"

@@ -16,7 +16,7 @@ RP_COMMAND(merge, rp_cmd_merge, "fold task registries (a Slurm sweep's task-*.db
 
 static const char MERGE_HELP[] =
     "usage: repro merge DIR|FILE.db ... [--db PATH] [--json]\n"
-    "  Folds each task registry (for a folder: every *.db file in it, in name order) into the registry\n"
+    "  Folds each task registry (for a folder: every *.db file in it and in its subfolders, by path) into the registry\n"
     "  (--db PATH, else $REPRO_DB, else results/repro.db). Runs are keyed by their uuid: a run already\n"
     "  there is skipped, so merging twice adds nothing. Each file goes in whole or not at all; a file\n"
     "  whose run is still 'running' (the task is writing, or died) or that is corrupt is reported and\n"
@@ -25,8 +25,9 @@ static const char MERGE_HELP[] =
 
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Append the *.db files of folder dir (sorted) or the file itself to list. */
-static rp_status collect(const char *arg, char ***list, size_t *n) {
+/* Append the *.db files of folder arg and of its subfolders one level down (each folder's sorted by name),
+ * or the file arg itself, to list. */
+static rp_status collect(const char *arg, char ***list, size_t *n, int depth) {
     struct stat sb;
     if (stat(arg, &sb) != 0) return rp_fail(RP_ERR_NOTFOUND, "%s: no such file or folder", arg);
     size_t start = *n;
@@ -34,8 +35,15 @@ static rp_status collect(const char *arg, char ***list, size_t *n) {
         DIR *d = opendir(arg);
         if (!d) return rp_fail(RP_ERR_IO, "%s: cannot read the folder", arg);
         struct dirent *e;
+        char sub[4096];
         while ((e = readdir(d))) {
             size_t l = strlen(e->d_name);
+            snprintf(sub, sizeof sub, "%s/%s", arg, e->d_name);
+            if (depth == 0 && e->d_name[0] != '.' && stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+                rp_status st = collect(sub, list, n, 1);
+                if (st != RP_OK) { closedir(d); return st; }
+                continue;
+            }
             if (l < 4 || strcmp(e->d_name + l - 3, ".db")) continue;
             char **g = realloc(*list, (*n + 1) * sizeof *g);
             if (!g) { closedir(d); return rp_fail(RP_ERR_NOMEM, "out of memory"); }
@@ -45,7 +53,7 @@ static rp_status collect(const char *arg, char ***list, size_t *n) {
             snprintf((*list)[(*n)++], pl, "%s/%s", arg, e->d_name);
         }
         closedir(d);
-        qsort(*list + start, *n - start, sizeof **list, by_name);
+        qsort(*list + start, *n - start, sizeof **list, by_name);   /* a subfolder's files sort by their path */
         return RP_OK;
     }
     char **g = realloc(*list, (*n + 1) * sizeof *g);
@@ -67,7 +75,7 @@ int rp_cmd_merge(int argc, char **argv) {
         if (!strcmp(argv[i], "--json")) as_json = 1;
         else if (!strcmp(argv[i], "--db") && i + 1 < argc) dbp = argv[++i];
         else if (argv[i][0] == '-') { for (size_t k = 0; k < nfiles; k++) free(files[k]); free(files); return rp_cli_bad_arg("merge", argv[i], "--db"); }
-        else { st = collect(argv[i], &files, &nfiles); nargs++; }
+        else { st = collect(argv[i], &files, &nfiles, 0); nargs++; }
     }
     if (st == RP_OK && !nargs) { free(files); return rp_cli_usage("merge", "give a folder or task registry files to merge"); }
     char path[4096];

@@ -37,7 +37,7 @@ static const char SWEEP_HELP[] =
     "                  worker logs in DIR/point-<i>.log\n"
     "  --runner slurm  an sbatch array (one task per point; CPUs, memory, GPUs and time from the experiment's\n"
     "                  resources or the flags; --jobs caps tasks running at once), followed with squeue; each\n"
-    "                  task writes DIR/task-<i>.db, merged into the registry as it ends. DIR must be on a\n"
+    "                  task writes DIR/task-<i>/task-<i>.db, merged into the registry as it ends. DIR must be on a\n"
     "                  filesystem the nodes share (default: <registry folder>/sweeps/sweep-<id>).\n"
     "  --status ID     each point's state: finished, failed, killed, running or missing (--json for tools)\n"
     "exit: 0 every point finished, 1 some point failed/killed/missing, 2 bad usage or param, 4 I/O or\n"

@@ -1,5 +1,5 @@
 -- hold.lua: a tiny experiment for the runner tests (tests/sweep_test.sh, tests/slurm_test.sh). It logs
--- value * k for k = 1..10 and a summary, fails when fail = true, and first waits while the file named by
+-- value * k for k = 1..10, its figure and a summary, fails when fail = true, and first waits while the file named by
 -- hold exists (up to 120 s, checking for SIGINT/SIGTERM every 50 ms), so a test can keep a point running
 -- while it kills a worker, a Slurm task or the sweep, then release it.
 local experiment = require("repro.experiment")
@@ -25,7 +25,9 @@ return experiment.define {
       os.execute("sleep 0.05")
       waited = waited + 1
     end
-    for k = 1, 10 do ctx:log("line", k, p.value * k) end
+    local xs, ys = {}, {}
+    for k = 1, 10 do ctx:log("line", k, p.value * k); xs[k] = k; ys[k] = p.value * k end
+    ctx:figure { name = "line", type = "lines", series = { { label = "value * k", x = xs, y = ys } } }
     ctx:summary("slope", p.value, { better = "higher" })
     if p.fail then error("failing on purpose (fail=true)") end
   end,
