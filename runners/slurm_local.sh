@@ -28,11 +28,17 @@ start)
   dir=$(cd "$dir" && pwd)
   key=/etc/munge/munge.key
   if [ ! -s "$key" ]; then key=$dir/munge/munge.key; dd if=/dev/urandom of="$key" bs=1024 count=1 2>/dev/null; chmod 400 "$key"; fi
-  # Free ports: ask the kernel for two unused ones.
-  read -r p1 p2 < <(python3 -c 'import socket
-s=[socket.socket() for _ in range(2)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(*[x.getsockname()[1] for x in s])')
+  # Two free ports: random ones in 20000-59999 that nothing listens on (ss from iproute2, when present).
+  free_port() {
+    local p
+    for _ in $(seq 100); do
+      p=$((20000 + RANDOM % 40000))
+      command -v ss >/dev/null && ss -Htan "sport = :$p" 2>/dev/null | grep -q . && continue
+      echo "$p"; return
+    done
+  }
+  p1=$(free_port); p2=$(free_port)
+  [ "$p1" != "$p2" ] || p2=$((p1 + 1))
   host=$(hostname -s)
   cpus=$(nproc)
   cat > "$dir/slurm.conf" <<CONF

@@ -218,7 +218,7 @@ static void test_newer_schema(void) {
     CHECK(rp_read_file(path, &before) == RP_OK);
     rp_db *db = NULL;
     CHECK(rp_db_open(path, &db) == RP_ERR_UNSUPPORTED && db == NULL);
-    snprintf(want, sizeof want, "%s has schema version 99, newer than this repro (2): upgrade repro", path);
+    snprintf(want, sizeof want, "%s has schema version 99, newer than this repro (3): upgrade repro", path);
     CHECK_MSG(!strcmp(rp_errmsg(), want), "%s", rp_errmsg());
     CHECK(file_is(path, before.data, before.len));
     CHECK(sql_int(path, "PRAGMA user_version") == 99);
