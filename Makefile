@@ -1,6 +1,6 @@
 # repro: build, test, bench, demo.
 # Sources are found by wildcard so that adding a module never means editing this file:
-#   harness/*/*.c and plugins/*/*.c  -> build/<lua>/librepro.a (everything but harness/cli/main.c)
+#   harness/*/*.c, plugins/*/*.c, runners/*.c -> build/<lua>/librepro.a (everything but harness/cli/main.c)
 #   tests/test_*.c                    -> build/<lua>/tests/test_*  (each has its own main)
 #   bench/bench_*.c                   -> build/<lua>/bench/bench_*
 #   RP_COMMAND(...) lines in harness/*/cmd_*.c, plugins/*/cmd_*.c -> the CLI's command table
@@ -33,7 +33,7 @@ ifneq ($(SAN),)
   LDLIBS += -fsanitize=address,undefined
 endif
 
-LIB_SRC := $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c plugins/*/*.c))
+LIB_SRC := $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c plugins/*/*.c runners/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)

@@ -18,6 +18,7 @@ return experiment.define {
   paper = "example",
   description = "Monte Carlo estimate of pi: convergence rate and calibration of standard errors",
   version = 1,
+  resources = { threads = 1, memory = "256M" },   -- one core; the demo preset peaks at 23 MB RSS
   params = {
     n = { type = "integer", default = 20000, min = 1, doc = "samples per estimate at the largest size" },
     repeats = { type = "integer", default = 20, min = 2, doc = "independent estimates per size" },

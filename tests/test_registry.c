@@ -43,7 +43,7 @@ static void test_round_trip(void) {
     rp_db *db = NULL;
     CHECK_MSG(rp_db_open(path, &db) == RP_OK, "%s", rp_errmsg());
     if (!db) return;
-    CHECK(rp_db_schema_version(db) == 2);
+    CHECK(rp_db_schema_version(db) == 3);
     rp_run_info info = { .experiment = "toy", .paper = "paper-x", .preset = "smoke", .git_commit = "0123456789abcdef",
                          .git_dirty = 1, .git_diff_sha256 = "feed", .backend = "cpu", .device = "zen4", .seed = 7,
                          .params_json = "{\"lr\":0.5,\"name\":\"a \\\"q\\\"\"}" };
@@ -218,7 +218,7 @@ static void test_newer_schema(void) {
     CHECK(rp_read_file(path, &before) == RP_OK);
     rp_db *db = NULL;
     CHECK(rp_db_open(path, &db) == RP_ERR_UNSUPPORTED && db == NULL);
-    snprintf(want, sizeof want, "%s has schema version 99, newer than this repro (2): upgrade repro", path);
+    snprintf(want, sizeof want, "%s has schema version 99, newer than this repro (3): upgrade repro", path);
     CHECK_MSG(!strcmp(rp_errmsg(), want), "%s", rp_errmsg());
     CHECK(file_is(path, before.data, before.len));
     CHECK(sql_int(path, "PRAGMA user_version") == 99);
@@ -290,7 +290,7 @@ static void test_migration(void) {
     rp_db *db = NULL;
     CHECK_MSG(rp_db_open(path, &db) == RP_OK, "%s", rp_errmsg());
     if (!db) return;
-    CHECK(rp_db_schema_version(db) == 2);
+    CHECK(rp_db_schema_version(db) == 3);
     double *s, *v;
     size_t n;
     CHECK(rp_db_get_metric_points(db, 5, "loss", &s, &v, &n) == RP_OK);
@@ -304,7 +304,8 @@ static void test_migration(void) {
     /* New writes work on the migrated file, directions included. */
     CHECK(rp_db_summary(db, 5, "final2", 2, NAN, 0, 1) == RP_OK);
     rp_db_close(db);
-    CHECK(sql_int(path, "PRAGMA user_version") == 2);
+    CHECK(sql_int(path, "PRAGMA user_version") == 3);
+    CHECK(sql_int(path, "SELECT length(uuid) FROM runs WHERE id=5") == 32);   /* old runs get a uuid too */
     CHECK(sql_int(path, "SELECT direction FROM summaries WHERE name='final'") == 0);
     CHECK(sql_int(path, "SELECT direction FROM summaries WHERE name='final2'") == 1);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM sqlite_master WHERE name='metrics_v1'") == 0);

@@ -4,8 +4,10 @@
  * handler, and the run ends finished, failed (error + traceback) or killed (SIGINT/SIGTERM). Metrics
  * logged before an error or a signal are flushed, never lost. */
 #include "cli/command.h"
+#include "cli/experiment_call.h"
 #include "cli/provenance.h"
 #include "cli/run_paths.h"
+#include "db/sweep.h"
 #include "lua/l_json.h"
 #include "lua/state.h"
 #include "util/buf.h"
@@ -29,23 +31,6 @@ static void on_signal(int sig) {
     rp_lua_request_interrupt();
 }
 
-/* Call experiment-module function `fn` with the spec (at spec_idx) and nargs more values on the stack. */
-static int call_module(lua_State *L, const char *fn, int spec_idx, int nargs, int nres) {
-    lua_getglobal(L, "require");
-    lua_pushstring(L, "repro.experiment");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, fn);
-    lua_remove(L, -2);
-    lua_pushvalue(L, spec_idx);
-    for (int i = 0; i < nargs; i++) lua_pushvalue(L, -(nargs + 2));
-    int st = rp_lua_pcall_tb(L, nargs + 1, nres);
-    if (st == LUA_OK) {
-        for (int i = 0; i < nres; i++) lua_insert(L, -(nres + nargs));  /* drop the argument copies */
-        lua_pop(L, nargs);
-    }
-    return st;
-}
-
 static void print_params(lua_State *L, int spec) {
     lua_getfield(L, spec, "name");
     printf("experiment %s\nparams:\n", lua_tostring(L, -1));
@@ -65,6 +50,12 @@ static void print_params(lua_State *L, int spec) {
     while (lua_next(L, -2)) { printf(" %s", lua_tostring(L, -2)); lua_pop(L, 1); }
     printf("\n");
     lua_pop(L, 1);
+    rp_resources r;
+    if (rp_experiment_resources(L, spec, &r) == LUA_OK) {
+        char t[32] = "(not declared)";
+        if (r.time_min) snprintf(t, sizeof t, "%d min", r.time_min);
+        printf("resources: threads %d, memory %s, gpu %d, time %s\n", r.threads, r.memory[0] ? r.memory : "(not declared)", r.gpu, t);
+    } else lua_pop(L, 1);
 }
 
 int rp_cmd_run(int argc, char **argv) {
@@ -112,21 +103,13 @@ int rp_cmd_run(int argc, char **argv) {
         lua_settable(L, overrides);
     }
 
-    if (rp_lua_dofile(L, script, 0, 1) != LUA_OK) {
-        fprintf(stderr, "repro run: %s\n", lua_tostring(L, -1));
-        lua_close(L);
-        return 2;
-    }
-    if (!lua_istable(L, -1)) {
-        fprintf(stderr, "repro run: %s must return experiment.define{...} (got %s)\n", script, luaL_typename(L, -1));
-        lua_close(L);
-        return 2;
-    }
-    int spec = lua_gettop(L);
+    char lerr[4096];
+    int spec = rp_experiment_load(L, script, lerr, sizeof lerr);
+    if (!spec) { fprintf(stderr, "repro run: %s\n", lerr); lua_close(L); return 2; }
     if (list_params) { print_params(L, spec); lua_close(L); return 0; }
     lua_pushstring(L, preset ? preset : "");
     lua_pushvalue(L, overrides);
-    if (call_module(L, "resolve", spec, 2, 1) != LUA_OK) {
+    if (rp_experiment_call(L, "resolve", spec, 2, 1) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         const char *tb = strstr(msg, "\nstack traceback:");
         fprintf(stderr, "repro run: %.*s\n", tb ? (int)(tb - msg) : (int)strlen(msg), msg);
@@ -134,7 +117,7 @@ int rp_cmd_run(int argc, char **argv) {
         return 2;
     }
     int params = lua_gettop(L);
-    if (call_module(L, "_describe", spec, 0, 1) != LUA_OK) { fprintf(stderr, "repro run: %s\n", lua_tostring(L, -1)); lua_close(L); return 1; }
+    if (rp_experiment_call(L, "_describe", spec, 0, 1) != LUA_OK) { fprintf(stderr, "repro run: %s\n", lua_tostring(L, -1)); lua_close(L); return 1; }
     int desc = lua_gettop(L);
     lua_getfield(L, desc, "name");
     snprintf(run.experiment, sizeof run.experiment, "%s", lua_tostring(L, -1));
@@ -164,6 +147,9 @@ int rp_cmd_run(int argc, char **argv) {
     rp_buf_free(&params_json);
     rp_buf_free(&versions_json);
     if (st != RP_OK) { fprintf(stderr, "repro run: %s\n", rp_errmsg()); rp_db_close(run.db); lua_close(L); return rp_status_exit_code(st); }
+    const char *sweep_env = getenv("REPRO_SWEEP_ID"), *point_env = getenv("REPRO_SWEEP_POINT");
+    if (sweep_env && point_env && rp_db_run_set_sweep(run.db, run.id, atoll(sweep_env), atoll(point_env)) != RP_OK)
+        fprintf(stderr, "repro run: warning: tagging run %lld with sweep %s: %s\n", (long long)run.id, sweep_env, rp_errmsg());
     rp_figures_dir(dbp, run.experiment, run.id, run.figures_dir, sizeof run.figures_dir);
     rp_mkdirs(run.figures_dir);
     fprintf(stderr, "repro: run %lld of %s (preset %s, seed %lld) started\n", (long long)run.id, run.experiment, preset ? preset : "none", seed);
@@ -178,7 +164,7 @@ int rp_cmd_run(int argc, char **argv) {
     int info_idx = lua_gettop(L);
     lua_pushvalue(L, params);
     lua_pushvalue(L, info_idx);
-    int lst = call_module(L, "_execute", spec, 2, 2);
+    int lst = rp_experiment_call(L, "_execute", spec, 2, 2);
     rp_run_status rs = RP_RUN_FINISHED;
     int code = 0;
     if (lst != LUA_OK) {

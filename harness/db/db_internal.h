@@ -10,7 +10,7 @@
 #include "db/registry.h"
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define RP_DB_SCHEMA 2
+#define RP_DB_SCHEMA 3
 /* Buffered points that trigger a flush. */
 #define RP_DB_BATCH 8192
 
@@ -54,6 +54,8 @@ rp_status rp_db_rows_json(rp_db *db, sqlite3_stmt *st, rp_buf *out, int single_o
 rp_status rp_db_json_real(rp_buf *out, double v);
 /* Create or upgrade the schema to RP_DB_SCHEMA (inside an immediate transaction). */
 rp_status rp_db_migrate(rp_db *db);
+/* 2 -> 3: run uuids, sweep tags, the sweeps tables (db_sweep.c). */
+rp_status rp_db_migrate_to_3(rp_db *db);
 /* Free the metric buffer and name table. */
 void rp_db_metrics_free(rp_db *db);
 /* Encode n doubles as little-endian IEEE-754 binary64 into out (8n bytes) / decode them back. */

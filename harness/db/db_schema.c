@@ -7,7 +7,9 @@
  * Version 1: one metrics row per point (name as text; NaN was lost as NULL).
  * Version 2: metric names interned in metric_names; metrics stored as chunks of little-endian float64
  *            arrays (one row per series per flush: fast to write, exact for every double);
- *            summaries gain a direction (+1 higher is better, -1 lower, 0 neither). */
+ *            summaries gain a direction (+1 higher is better, -1 lower, 0 neither).
+ * Version 3: runs gain uuid (filled by a trigger when not given), sweep_id, sweep_point; tables sweeps
+ *            and sweep_points (db_sweep.c). */
 #include "db/db_internal.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +93,7 @@ static rp_status migrate_to_2(rp_db *db) {
     return st;
 }
 
-static rp_status (*const migrations[RP_DB_SCHEMA])(rp_db *) = { migrate_to_1, migrate_to_2 };
+static rp_status (*const migrations[RP_DB_SCHEMA])(rp_db *) = { migrate_to_1, migrate_to_2, rp_db_migrate_to_3 };
 
 rp_status rp_db_migrate(rp_db *db) {
     RP_TRY(rp_db_exec(db, "BEGIN IMMEDIATE", "locking the database for a schema check"));

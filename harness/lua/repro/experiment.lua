@@ -10,7 +10,10 @@ local M = {}
 
 local PARAM_TYPES = { integer = true, number = true, string = true, boolean = true }
 local DECL_KEYS = { name = true, paper = true, description = true, version = true, params = true,
-                    presets = true, run = true, reproduces = true }
+                    presets = true, run = true, reproduces = true, resources = true }
+-- What a run needs, for runners to place it (repro sweep --runner local|slurm): threads (cores, >= 1),
+-- memory ("512M", "4G": a Slurm --mem value), gpu (count), time_min (wall-clock limit in minutes).
+local RESOURCE_KEYS = { threads = true, memory = true, gpu = true, time_min = true }
 local PARAM_KEYS = { type = true, default = true, doc = true, choices = true, min = true, max = true }
 local PRESETS = { "smoke", "demo", "full", "paper" }
 
@@ -84,6 +87,17 @@ function M.define(spec)
   spec.presets = spec.presets or {}
   spec.paper = spec.paper or "none"
   spec.version = spec.version or 1
+  local res = spec.resources or {}
+  if type(res) ~= "table" then fail("experiment %s: 'resources' must be a table {threads=, memory=, gpu=, time_min=}", spec.name) end
+  for k, v in pairs(res) do
+    if not RESOURCE_KEYS[k] then fail("experiment %s: resources: unknown field '%s' (valid: %s)", spec.name, tostring(k), table.concat(sorted_keys(RESOURCE_KEYS), ", ")) end
+    if k == "memory" then
+      if type(v) ~= "string" or not v:match("^%d+[KMGT]?$") then fail("experiment %s: resources.memory must be like \"512M\" or \"4G\", got %s", spec.name, tostring(v)) end
+    elseif not is_integer(v) or v < (k == "threads" and 1 or 0) then
+      fail("experiment %s: resources.%s must be an integer >= %d, got %s", spec.name, k, k == "threads" and 1 or 0, tostring(v))
+    end
+  end
+  spec.resources = { threads = res.threads or 1, memory = res.memory, gpu = res.gpu or 0, time_min = res.time_min }
   for pname, decl in pairs(spec.params) do
     if type(decl) ~= "table" then fail("experiment %s: param '%s' must be a table {type=, default=, doc=}", spec.name, tostring(pname)) end
     for k in pairs(decl) do
@@ -229,7 +243,7 @@ function M._describe(spec)
     end
   end
   versions[spec.name] = spec.version
-  return { name = spec.name, paper = spec.paper, versions = versions }
+  return { name = spec.name, paper = spec.paper, versions = versions, resources = spec.resources }
 end
 
 --- The host's entry point: run a declared experiment with resolved params.
