@@ -6,7 +6,7 @@ set -u
 yes=0; test=0
 for a in "$@"; do case "$a" in --yes) yes=1;; --test) test=1;; esac; done
 pkgs="build-essential pkg-config git liblua5.4-dev lua5.4 libluajit-5.1-dev luajit libsqlite3-dev sqlite3 \
-libcurl4-openssl-dev libopenblas-dev zlib1g-dev gnuplot-nox python3 ca-certificates"
+libcurl4-openssl-dev curl libopenblas-dev zlib1g-dev gnuplot-nox python3 ca-certificates"
 [ "$test" = 1 ] && pkgs="$pkgs chromium clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
