@@ -10,10 +10,10 @@
 #include <string.h>
 #include "check.h"
 #include "eval/score.h"
-#include "net/json.h"
+#include "util/json.h"
 #include "nn/generate.h"
 #include "nn/llama.h"
-#include "nn/lm_adapter.h"
+#include "eval/lm_model.h"
 #include "util/buf.h"
 
 static char path_buf[4096];

@@ -23,9 +23,10 @@
 #include <string.h>
 #include "lua/host.h"
 #include "lua/l_model.h"
+#include "assets/model_resolve.h"
 #include "nn/generate.h"
 #include "nn/llama.h"
-#include "nn/lm_adapter.h"
+#include "eval/lm_model.h"
 
 RP_LUA_MODULE(model, rp_luaopen_model);
 

@@ -130,13 +130,6 @@ rp_status rp_model_load(const char *path, const rp_model_opts *opts, rp_model **
     return RP_OK;
 }
 
-/* Resolve a name or path, then load. */
-rp_status rp_model_load_named(const char *name, const rp_model_opts *opts, rp_model **out) {
-    char path[4096];
-    RP_TRY(rp_model_resolve(name, path, sizeof path));
-    return rp_model_load(path, opts, out);
-}
-
 /* Free the model and what it owns. */
 void rp_model_free(rp_model *m) {
     if (!m) return;
@@ -171,3 +164,10 @@ rp_status rp_model_set_skip(rp_model *m, const unsigned char *skip, int n) {
 
 /* Whether layer l is skipped. */
 int rp_model_layer_skipped(const rp_model *m, int l) { return l >= 0 && l < m->cfg.n_layer && m->skip[l]; }
+
+/* The model's scoring session, created on first use. */
+rp_status rp_model_scoring_session(rp_model *m, int n_ctx, int n_logits, rp_session **out) {
+    if (!m->lm_session) RP_TRY(rp_session_new(m, n_ctx, 512, n_logits, &m->lm_session));
+    *out = m->lm_session;
+    return RP_OK;
+}

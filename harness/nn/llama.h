@@ -30,11 +30,6 @@ typedef struct rp_model_opts {
 rp_status rp_model_new(const rp_model_file *f, rp_backend *be, rp_model **out);
 /* Open path (GGUF, llama2.c, safetensors), build the model and its tokenizer; the model owns the file. */
 rp_status rp_model_load(const char *path, const rp_model_opts *opts, rp_model **out);
-/* The file a model name stands for: an existing file path as is, else an asset name ("stories260K",
- * "smollm2-135m-instruct", or "asset/file") fetched and verified by the asset registry (assets/assets.h). */
-rp_status rp_model_resolve(const char *name, char *out, size_t n);
-/* rp_model_load after rp_model_resolve. */
-rp_status rp_model_load_named(const char *name, const rp_model_opts *opts, rp_model **out);
 /* Free the model (and the file and tokenizer it owns). NULL is fine. Sessions must be freed first. */
 void rp_model_free(rp_model *m);
 /* Hyper-parameters. */
@@ -51,6 +46,9 @@ void rp_model_set_backend(rp_model *m, rp_backend *be);
 rp_status rp_model_set_skip(rp_model *m, const unsigned char *skip, int n);
 /* Whether layer l is skipped. */
 int rp_model_layer_skipped(const rp_model *m, int l);
+/* The session the model keeps for scoring many short sequences (created on first use with n_ctx and
+ * n_logits, freed with the model), so consecutive scoring calls reuse cached prefixes. */
+rp_status rp_model_scoring_session(rp_model *m, int n_ctx, int n_logits, rp_session **out);
 
 /* A session for up to n_ctx positions (<= 0: min(context length, 2048)) with forward calls of up to
  * n_batch tokens (<= 0: 512), of which up to n_logits (<= 0: 64) may ask for every position's logits. */

@@ -22,7 +22,7 @@ struct rp_model {
     unsigned char *skip;            /* [L] */
     float **owned_norms;
     int n_owned_norms;
-    rp_session *lm_session;         /* the session rp_model_as_lm scores with (lazily created) */
+    rp_session *lm_session;         /* rp_model_scoring_session (lazily created) */
 };
 
 struct rp_session {
