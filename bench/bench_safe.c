@@ -5,7 +5,7 @@
  * the pipeline, the HTTP client's concurrency and the cache, not a model. Prints ratios against 1 request
  * in flight (the ideal is the concurrency itself while the fixture's delay dominates). */
 #include "net/httpd.h"
-#include "net/json.h"
+#include "util/json.h"
 #include "plugins/safe/safe.h"
 #include <stdio.h>
 #include <stdlib.h>

@@ -47,16 +47,31 @@ check(math.abs(ll - sum) < 1e-4, "score{context, continuation} = sum of per-toke
 check(type(is_greedy) == "boolean" and #greedy == #lp, "greedy flags")
 check(ll < 0, "log-likelihood negative")
 
--- hidden states and layer skipping
+-- hidden states and layer skipping (repro.tensor objects; nested tables behind :totable())
 local h = m:hidden_states(all)
-check(#h == info.n_layer + 1 and #h[1] == #all and #h[1][1] == info.dim, "hidden state shape")
+local hshape = h:shape()
+check(h:dtype() == "f32" and hshape[1] == info.n_layer + 1 and hshape[2] == #all and hshape[3] == info.dim, "hidden state shape")
+local hn = h:totable()
+check(#hn == info.n_layer + 1 and #hn[1] == #all and #hn[1][1] == info.dim and hn[3][2][5] == h:get(3, 2, 5), "totable nests rows")
 local hl = m:hidden_states(all, { last = true })
-check(#hl[1] == info.dim and hl[3][5] == h[3][#all][5], "last-token hidden states")
+check(#hl == info.n_layer + 1 and hl:shape()[2] == info.dim and hl:get(3, 5) == h:get(3, #all, 5), "last-token hidden states")
+check(math.abs(hl:row(3):cosine(h:row(3):row(#all)) - 1) < 1e-6, "a row view equals the same vector")
 m:skip_layers { 2 }
 local hs = m:hidden_states(all, { last = true })
-check(hs[3][1] == hl[3][1] and hs[4][1] == hs[3][1] and hs[4][1] ~= hl[4][1], "skipped layer is the identity")
+check(hs:get(3, 1) == hl:get(3, 1) and hs:get(4, 1) == hs:get(3, 1) and hs:get(4, 1) ~= hl:get(4, 1), "skipped layer is the identity")
 m:skip_layers {}
-check(m:hidden_states(all, { last = true })[4][1] == hl[4][1], "mask cleared")
+check(m:hidden_states(all, { last = true }):get(4, 1) == hl:get(4, 1), "mask cleared")
+
+-- logits at every position: the last row's log-softmax at the next token equals score's log-prob
+local lg = m:logits(all)
+check(lg:shape()[1] == #all and lg:shape()[2] == info.vocab, "logits shape")
+local row = lg:row(#ctx_ids)
+local mx, z = -math.huge, 0
+for v = 1, info.vocab do mx = math.max(mx, row:get(v)) end
+for v = 1, info.vocab do z = z + math.exp(row:get(v) - mx) end
+local lp_next = row:get(all[#ctx_ids + 1] + 1) - mx - math.log(z)
+check(math.abs(lp_next - lp[1]) < 1e-4, "logits agree with score (" .. lp_next .. " vs " .. lp[1] .. ")")
+check(greedy[1] == (row:argmax() - 1 == all[#ctx_ids + 1]), "argmax agrees with score's greedy flag")
 
 -- the LM table for repro.eval: llama.cpp's perplexity protocol, c = 128, 50 chunks: 3.9143
 local ok_eval, eval = pcall(require, "repro.eval")

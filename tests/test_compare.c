@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include "check.h"
 #include "compare/compare.h"
-#include "net/json.h"
+#include "util/json.h"
 
 static const char A[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", B[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 

@@ -12,7 +12,7 @@
 #include "cli/command.h"
 #include "db/registry.h"
 #include "nn/llama.h"
-#include "nn/lm_adapter.h"
+#include "eval/lm_model.h"
 #include <stdio.h>
 #include <unistd.h>
 #include <math.h>

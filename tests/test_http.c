@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include "net/http.h"
 #include "net/httpd.h"
-#include "net/json.h"
+#include "util/json.h"
 #include "tests/check.h"
 
 static int hits_429, hits_500, hits_trunc, hits_drop, inflight, max_inflight;

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "net/json.h"
+#include "util/json.h"
 #include "tests/check.h"
 
 static rp_json *parse(const char *s) {

@@ -10,10 +10,10 @@
 #include <string.h>
 #include "check.h"
 #include "eval/score.h"
-#include "net/json.h"
+#include "util/json.h"
 #include "nn/generate.h"
 #include "nn/llama.h"
-#include "nn/lm_adapter.h"
+#include "eval/lm_model.h"
 #include "util/buf.h"
 
 static char path_buf[4096];
@@ -125,15 +125,25 @@ static void test_consistency(rp_model *m) {
     toks[0] = 1;
     rp_session *s;
     CHECK(rp_session_new(m, 128, 64, 64, &s) == RP_OK);
-    float *all, *one;
+    float *all = malloc(sizeof(float) * (size_t)T * V), *one = malloc(sizeof(float) * (size_t)V);
     float *hid = malloc(sizeof(float) * (size_t)(L + 1) * T * C);
-    CHECK(rp_session_forward(s, toks, T, RP_LOGITS_ALL, &all, hid) == RP_OK);
+    CHECK(rp_session_forward(s, toks, T, RP_LOGITS_ALL, all, hid) == RP_OK);
+    {   /* the logits also stay in the session's tensor; copied out they are the same bytes */
+        int64_t rows = 0;
+        const rp_tensor *lt = rp_session_logits(s, &rows);
+        CHECK(rows == T && lt->dtype == RP_F32 && lt->shape[1] == V);
+        float *row5 = malloc(sizeof(float) * (size_t)V);
+        CHECK(rp_tensor_copy_out(lt, (size_t)5 * V * sizeof(float), row5, sizeof(float) * (size_t)V) == RP_OK);
+        CHECK(memcmp(row5, all + (size_t)5 * V, sizeof(float) * (size_t)V) == 0);
+        CHECK(rp_tensor_copy_out(lt, (size_t)rp_tensor_nbytes(lt), row5, 4) == RP_ERR_RANGE);
+        free(row5);
+    }
     float *batched = malloc(sizeof(float) * (size_t)T * V);
     memcpy(batched, all, sizeof(float) * (size_t)T * V);
     rp_session_reset(s);
     double e = 0;
     for (int t = 0; t < T; t++) {
-        CHECK(rp_session_forward(s, &toks[t], 1, RP_LOGITS_LAST, &one, NULL) == RP_OK);
+        CHECK(rp_session_forward(s, &toks[t], 1, RP_LOGITS_LAST, one, NULL) == RP_OK);
         for (int v = 0; v < V; v++) e = fmax(e, fabs(one[v] - batched[t * V + v]));
     }
     CHECK_MSG(e < 1e-3, "batched vs incremental logits differ by %g", e);
@@ -141,7 +151,7 @@ static void test_consistency(rp_model *m) {
     rp_backend *fast = rp_model_backend(m);
     rp_model_set_backend(m, rp_backend_ref());
     rp_session_reset(s);
-    CHECK(rp_session_forward(s, toks, T, RP_LOGITS_ALL, &all, NULL) == RP_OK);
+    CHECK(rp_session_forward(s, toks, T, RP_LOGITS_ALL, all, NULL) == RP_OK);
     e = 0;
     for (int i = 0; i < T * V; i++) e = fmax(e, fabs(all[i] - batched[i]));
     CHECK_MSG(e < 1e-3, "cpu vs ref backend logits differ by %g", e);
@@ -186,7 +196,7 @@ scoring:
     CHECK(rp_session_forward(s, &bad, 1, RP_LOGITS_LAST, NULL, NULL) == RP_ERR_RANGE);
     int32_t many[200] = { 0 };
     CHECK(rp_session_forward(s, many, 200, RP_LOGITS_NONE, NULL, NULL) == RP_ERR_RANGE);
-    free(skip); free(hid); free(hid2); free(batched);
+    free(skip); free(hid); free(hid2); free(batched); free(all); free(one);
     rp_session_free(s);
 }
 
@@ -276,9 +286,9 @@ static void test_smollm_greedy(rp_model *m) {
         int32_t *pt = malloc(np * sizeof *pt);
         for (size_t k = 0; k < np; k++) pt[k] = (int32_t)rp_json_num(rp_json_at(pj, k), 0);
         /* first-step logits */
-        float *logits;
+        float *logits = malloc(sizeof(float) * (size_t)rp_model_config(m)->vocab);
         rp_session_reset(s);
-        CHECK(rp_session_forward(s, pt, (int64_t)np, RP_LOGITS_LAST, &logits, NULL) == RP_OK);
+        CHECK(rp_session_forward(s, pt, (int64_t)np, RP_LOGITS_LAST, logits, NULL) == RP_OK);
         double dmax[2] = { 0, 0 };
         for (int r = 0; r < 2; r++) {
             const rp_json *top = rp_json_get(ref[r][i], "first_top5_logits");
@@ -315,7 +325,7 @@ static void test_smollm_greedy(rp_model *m) {
         CHECK_MSG(g.text.len == strlen(want) && memcmp(g.text.data, want, g.text.len) == 0, "greedy %d text:\n%s\nwant\n%s", i,
                   g.text.data ? g.text.data : "", want);
         rp_generate_result_free(&g);
-        free(pt);
+        free(pt); free(logits);
     }
     for (int r = 0; r < 2; r++) for (int i = 0; i < n0; i++) rp_json_free(ref[r][i]);
     rp_session_free(s);

@@ -1,7 +1,10 @@
-/* test_ops.c: the engine's op tests. Every fast kernel of the "cpu" backend is compared with the plain
- * reference ("ref" backend) on random inputs of awkward sizes; the references themselves are checked
- * against closed forms (rotations preserve norms, uniform logits give log n, a first scan step, a
- * conv split in two with carried state). Quantized formats and their dot products: test_quant.c. */
+/* test_ops.c: the engine's op-test program. test_every_op walks the op enum (backend.h) on every available
+ * backend (ref, cpu), running each op through backend buffers (alloc, copy in, op, copy out) against the
+ * "ref" backend with a normalized-error threshold per op written beside its case; a backend lacking an op
+ * is reported by name. The tests before it go deeper on single kernels: awkward sizes, every weight
+ * dtype, int8 paths, and the references against closed forms (rotations preserve norms, uniform logits
+ * give log n, a first scan step, a conv split in two with carried state). Quantized formats and their dot
+ * products: test_quant.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +307,250 @@ static void test_routing_and_scan(rp_backend *cpu, rp_backend *ref) {
     }
 }
 
+/* ---- every op of the enum on every backend against "ref", through backend buffers ----
+ * Each case builds its inputs on the host, uploads them to the backend under test and to ref, runs the
+ * op on both, copies the outputs back and returns the normalized error (largest |a - b| over largest
+ * |b|). The threshold is written beside each case; backward passes will join the same table. */
+
+typedef struct dev { rp_backend *be; void *p[12]; int n; } dev;
+/* A backend buffer holding a copy of host bytes (zeros when host is NULL). */
+static void *up(dev *d, const void *host, size_t nbytes) {
+    void *p = d->be->ops->alloc(d->be, nbytes ? nbytes : 1);
+    if (p && host) CHECK(rp_backend_copy_from_host(d->be, p, host, nbytes) == RP_OK);
+    d->p[d->n++] = p;
+    return p;
+}
+static void down(dev *d, void *host, const void *p, size_t nbytes) { CHECK(rp_backend_copy_to_host(d->be, host, p, nbytes) == RP_OK); }
+static void drop(dev *d) { for (int i = 0; i < d->n; i++) d->be->ops->free(d->be, d->p[i]); d->n = 0; }
+
+/* Run one case body on be and on ref: BODY uses dv (the dev) and writes its output to out (host). */
+#define ON_BOTH(out, out_ref, ...)                                              \
+    do { { dev dv = { be, { 0 }, 0 }; float *out_ = out; __VA_ARGS__ drop(&dv); }       \
+         { dev dv = { ref, { 0 }, 0 }; float *out_ = out_ref; __VA_ARGS__ drop(&dv); } } while (0)
+
+static double case_matmul(rp_backend *be, rp_backend *ref) {
+    int64_t M = 5, K = 256, N = 64;
+    size_t ldw;
+    void *w = make_w(RP_Q4_1, N, K, &ldw);
+    float *x = randv(M * K, 1.0f), *a = calloc((size_t)(M * N), 4), *b = calloc((size_t)(M * N), 4);
+    ON_BOTH(a, b, { float *y = up(&dv, NULL, (size_t)(M * N) * 4);
+              CHECK(RP_BACKEND_CALL(dv.be, matmul, y, up(&dv, x, (size_t)(M * K) * 4), M, K, up(&dv, w, ldw * (size_t)N), RP_Q4_1, ldw, N) == RP_OK);
+              down(&dv, out_, y, (size_t)(M * N) * 4); });
+    double e = rel_err(a, b, M * N);
+    free(w); free(x); free(a); free(b);
+    return e;
+}
+
+static double case_matmul_multi(rp_backend *be, rp_backend *ref) {
+    int64_t M = 3, K = 128, N0 = 40, N1 = 24;
+    size_t l0, l1;
+    void *w0 = make_w(RP_Q8_0, N0, K, &l0), *w1 = make_w(RP_F16, N1, K, &l1);
+    float *x = randv(M * K, 1.0f), *a = calloc((size_t)(M * (N0 + N1)), 4), *b = calloc((size_t)(M * (N0 + N1)), 4);
+    ON_BOTH(a, b, { float *y = up(&dv, NULL, (size_t)(M * (N0 + N1)) * 4);
+              rp_matmul_part parts[2] = { { y, up(&dv, w0, l0 * (size_t)N0), RP_Q8_0, l0, N0 },
+                                          { y + M * N0, up(&dv, w1, l1 * (size_t)N1), RP_F16, l1, N1 } };
+              CHECK(RP_BACKEND_CALL(dv.be, matmul_multi, up(&dv, x, (size_t)(M * K) * 4), M, K, parts, 2) == RP_OK);
+              down(&dv, out_, y, (size_t)(M * (N0 + N1)) * 4); });
+    double e = rel_err(a, b, M * (N0 + N1));
+    free(w0); free(w1); free(x); free(a); free(b);
+    return e;
+}
+
+static double case_embed(rp_backend *be, rp_backend *ref) {
+    int64_t V = 50, C = 64, T = 7;
+    size_t ld;
+    void *tab = make_w(RP_Q8_0, V, C, &ld);
+    int32_t ids[7] = { 0, 49, 3, 3, 17, 8, 1 };
+    float *a = calloc((size_t)(T * C), 4), *b = calloc((size_t)(T * C), 4);
+    ON_BOTH(a, b, { float *o = up(&dv, NULL, (size_t)(T * C) * 4);
+              CHECK(RP_BACKEND_CALL(dv.be, embed, o, up(&dv, tab, ld * (size_t)V), RP_Q8_0, ld, V, C, up(&dv, ids, sizeof ids), T) == RP_OK);
+              down(&dv, out_, o, (size_t)(T * C) * 4); });
+    double e = rel_err(a, b, T * C);
+    free(tab); free(a); free(b);
+    return e;
+}
+
+/* Ops of one f32 input x[n] and one f32 output (rmsnorm, swiglu, add, softmax, log_softmax). */
+static double case_unary(rp_backend *be, rp_backend *ref, rp_op op) {
+    const int64_t T = 9, C = 70, n = T * C;
+    float *x = randv(n, 6.0f), *y = randv(n, 2.0f), *w = randv(C, 1.0f), *a = calloc((size_t)n, 4), *b = calloc((size_t)n, 4);
+    ON_BOTH(a, b, { float *o = up(&dv, op == RP_OP_SOFTMAX ? x : NULL, (size_t)n * 4), *dx = up(&dv, x, (size_t)n * 4), *dy = up(&dv, y, (size_t)n * 4);
+              rp_status st = RP_ERR_INVAL;
+              switch (op) {
+              case RP_OP_RMSNORM: st = RP_BACKEND_CALL(dv.be, rmsnorm, o, dx, up(&dv, w, (size_t)C * 4), T, C, 1e-5f); break;
+              case RP_OP_SWIGLU: st = RP_BACKEND_CALL(dv.be, swiglu, o, dx, dy, n); break;
+              case RP_OP_ADD: st = RP_BACKEND_CALL(dv.be, add, o, dx, dy, n); break;
+              case RP_OP_SOFTMAX: st = RP_BACKEND_CALL(dv.be, softmax, o, T, C); break;
+              case RP_OP_LOG_SOFTMAX: st = RP_BACKEND_CALL(dv.be, log_softmax, o, dx, T, C); break;
+              default: break;
+              }
+              CHECK_MSG(st == RP_OK, "%s on %s: %s", rp_op_name(op), dv.be->name, rp_errmsg());
+              down(&dv, out_, o, (size_t)n * 4); });
+    double e = rel_err(a, b, n);
+    free(x); free(y); free(w); free(a); free(b);
+    return e;
+}
+static double case_rmsnorm(rp_backend *be, rp_backend *ref) { return case_unary(be, ref, RP_OP_RMSNORM); }
+static double case_swiglu(rp_backend *be, rp_backend *ref) { return case_unary(be, ref, RP_OP_SWIGLU); }
+static double case_add(rp_backend *be, rp_backend *ref) { return case_unary(be, ref, RP_OP_ADD); }
+static double case_softmax(rp_backend *be, rp_backend *ref) { return case_unary(be, ref, RP_OP_SOFTMAX); }
+static double case_log_softmax(rp_backend *be, rp_backend *ref) { return case_unary(be, ref, RP_OP_LOG_SOFTMAX); }
+
+static double case_rope(rp_backend *be, rp_backend *ref) {
+    const int T = 6, H = 3, D = 64;
+    const int64_t n = (int64_t)T * H * D;
+    float *x = randv(n, 1.0f), *a = calloc((size_t)n, 4), *b = calloc((size_t)n, 4);
+    int32_t pos[6] = { 0, 1, 2, 40, 41, 500 };
+    ON_BOTH(a, b, { float *o = up(&dv, x, (size_t)n * 4);
+              CHECK(RP_BACKEND_CALL(dv.be, rope, o, T, H, D, 48, up(&dv, pos, sizeof pos), 10000.0f, 1) == RP_OK);
+              down(&dv, out_, o, (size_t)n * 4); });
+    double e = rel_err(a, b, n);
+    free(x); free(a); free(b);
+    return e;
+}
+
+static double case_attention(rp_backend *be, rp_backend *ref) {
+    const int T = 20, p0 = 7, H = 6, Hkv = 2, D = 32;
+    const int64_t kvs = (int64_t)Hkv * D, nk = p0 + T, n = (int64_t)T * H * D;
+    float *q = randv(n, 1.0f), *k = randv(nk * kvs, 1.0f), *v = randv(nk * kvs, 1.0f), *a = calloc((size_t)n, 4), *b = calloc((size_t)n, 4);
+    ON_BOTH(a, b, { float *o = up(&dv, NULL, (size_t)n * 4);
+              CHECK(RP_BACKEND_CALL(dv.be, attention, o, up(&dv, q, (size_t)n * 4), up(&dv, k, (size_t)(nk * kvs) * 4),
+                                    up(&dv, v, (size_t)(nk * kvs) * 4), T, p0, H, Hkv, D, kvs, 1.0f / sqrtf((float)D)) == RP_OK);
+              down(&dv, out_, o, (size_t)n * 4); });
+    double e = rel_err(a, b, n);
+    free(q); free(k); free(v); free(a); free(b);
+    return e;
+}
+
+static double case_cross_entropy(rp_backend *be, rp_backend *ref) {
+    const int64_t R = 11, V = 300;
+    float *x = randv(R * V, 8.0f), a[11], b[11];
+    int32_t tg[11];
+    for (int r = 0; r < R; r++) tg[r] = (int32_t)((r * 53) % V);
+    ON_BOTH(a, b, { float *o = up(&dv, NULL, (size_t)R * 4);
+              CHECK(RP_BACKEND_CALL(dv.be, cross_entropy, o, up(&dv, x, (size_t)(R * V) * 4), up(&dv, tg, sizeof tg), R, V) == RP_OK);
+              down(&dv, out_, o, (size_t)R * 4); });
+    free(x);
+    return rel_err(a, b, R);
+}
+
+static double case_argmax(rp_backend *be, rp_backend *ref) {
+    const int64_t R = 13, V = 1000;
+    float *x = randv(R * V, 1.0f), a[13], b[13];
+    x[5 * V + 999] = 2.0f;   /* the last column wins a row; a tie goes to the first index */
+    x[6 * V + 10] = x[6 * V + 20] = 3.0f;
+    ON_BOTH(a, b, { int32_t *o = up(&dv, NULL, (size_t)R * 4), h[13];
+              CHECK(RP_BACKEND_CALL(dv.be, argmax, o, up(&dv, x, (size_t)(R * V) * 4), R, V) == RP_OK);
+              down(&dv, h, o, sizeof h);
+              for (int r = 0; r < R; r++) out_[r] = (float)h[r]; });
+    CHECK(b[5] == 999 && b[6] == 10);
+    free(x);
+    return rel_err(a, b, R);
+}
+
+static double case_gather_rows(rp_backend *be, rp_backend *ref) {
+    const int64_t R = 9, C = 33, n = 5;
+    float *x = randv(R * C, 1.0f), a[5 * 33], b[5 * 33];
+    int32_t idx[5] = { 8, 0, 3, 3, 1 };
+    ON_BOTH(a, b, { float *o = up(&dv, NULL, (size_t)(n * C) * 4);
+              CHECK(RP_BACKEND_CALL(dv.be, gather_rows, o, up(&dv, x, (size_t)(R * C) * 4), R, C, up(&dv, idx, sizeof idx), n) == RP_OK);
+              down(&dv, out_, o, (size_t)(n * C) * 4); });
+    free(x);
+    return rel_err(a, b, n * C);
+}
+
+static double case_scatter_add_rows(rp_backend *be, rp_backend *ref) {
+    const int64_t R = 6, C = 33, n = 5;
+    float *x = randv(n * C, 1.0f), *base = randv(R * C, 1.0f), wt[5] = { 0.5f, 1, 2, -1, 0.25f }, a[6 * 33], b[6 * 33];
+    int32_t idx[5] = { 5, 0, 3, 3, 1 };
+    ON_BOTH(a, b, { float *o = up(&dv, base, (size_t)(R * C) * 4);
+              CHECK(RP_BACKEND_CALL(dv.be, scatter_add_rows, o, R, up(&dv, x, (size_t)(n * C) * 4), C, up(&dv, idx, sizeof idx), up(&dv, wt, sizeof wt), n) == RP_OK);
+              down(&dv, out_, o, (size_t)(R * C) * 4); });
+    free(x); free(base);
+    return rel_err(a, b, R * C);
+}
+
+static double case_conv1d_causal(rp_backend *be, rp_backend *ref) {
+    const int64_t T = 10, C = 70;
+    const int K = 4;
+    float *x = randv(T * C, 1.0f), *w = randv(C * K, 1.0f), *bias = randv(C, 1.0f), *st = randv(C * (K - 1), 1.0f);
+    float *a = calloc((size_t)(T * C + C * (K - 1)), 4), *b = calloc((size_t)(T * C + C * (K - 1)), 4);
+    ON_BOTH(a, b, { float *o = up(&dv, NULL, (size_t)(T * C) * 4), *s = up(&dv, st, (size_t)(C * (K - 1)) * 4);
+              CHECK(RP_BACKEND_CALL(dv.be, conv1d_causal, o, up(&dv, x, (size_t)(T * C) * 4), T, C, up(&dv, w, (size_t)(C * K) * 4),
+                                    up(&dv, bias, (size_t)C * 4), K, s) == RP_OK);
+              down(&dv, out_, o, (size_t)(T * C) * 4);
+              down(&dv, out_ + T * C, s, (size_t)(C * (K - 1)) * 4); });
+    double e = rel_err(a, b, T * C + C * (K - 1));
+    free(x); free(w); free(bias); free(st); free(a); free(b);
+    return e;
+}
+
+static double case_selective_scan(rp_backend *be, rp_backend *ref) {
+    const int64_t L = 12, D = 24, N = 16;
+    float *u = randv(L * D, 1.0f), *dt = randv(L * D, 0.5f), *A = randv(D * N, 1.0f), *B = randv(L * N, 1.0f),
+          *Cm = randv(L * N, 1.0f), *Dp = randv(D, 1.0f);
+    for (int64_t i = 0; i < L * D; i++) dt[i] = fabsf(dt[i]);
+    for (int64_t i = 0; i < D * N; i++) A[i] = -fabsf(A[i]) - 0.1f;
+    float *a = calloc((size_t)(L * D + D * N), 4), *b = calloc((size_t)(L * D + D * N), 4);
+    ON_BOTH(a, b, { float *y = up(&dv, NULL, (size_t)(L * D) * 4), *h = up(&dv, NULL, (size_t)(D * N) * 4);
+              CHECK(RP_BACKEND_CALL(dv.be, selective_scan, y, up(&dv, u, (size_t)(L * D) * 4), up(&dv, dt, (size_t)(L * D) * 4),
+                                    up(&dv, A, (size_t)(D * N) * 4), up(&dv, B, (size_t)(L * N) * 4), up(&dv, Cm, (size_t)(L * N) * 4),
+                                    up(&dv, Dp, (size_t)D * 4), L, D, N, h) == RP_OK);
+              down(&dv, out_, y, (size_t)(L * D) * 4);
+              down(&dv, out_ + L * D, h, (size_t)(D * N) * 4); });
+    double e = rel_err(a, b, L * D + D * N);
+    free(u); free(dt); free(A); free(B); free(Cm); free(Dp); free(a); free(b);
+    return e;
+}
+
+/* One row per rp_op, in enum order: the case and the largest normalized error allowed against ref. */
+static const struct op_case { rp_op op; double tol; double (*run)(rp_backend *, rp_backend *); rp_dtype dt; } op_cases[] = {
+    { RP_OP_MATMUL, 1e-5, case_matmul, RP_Q4_1 },
+    { RP_OP_MATMUL_MULTI, 1e-5, case_matmul_multi, RP_Q8_0 },
+    { RP_OP_EMBED, 1e-6, case_embed, RP_Q8_0 },
+    { RP_OP_RMSNORM, 1e-5, case_rmsnorm, RP_F32 },
+    { RP_OP_ROPE, 1e-5, case_rope, RP_F32 },
+    { RP_OP_ATTENTION, 1e-5, case_attention, RP_F32 },
+    { RP_OP_SWIGLU, 1e-5, case_swiglu, RP_F32 },
+    { RP_OP_ADD, 1e-7, case_add, RP_F32 },
+    { RP_OP_SOFTMAX, 1e-5, case_softmax, RP_F32 },
+    { RP_OP_LOG_SOFTMAX, 1e-5, case_log_softmax, RP_F32 },
+    { RP_OP_CROSS_ENTROPY, 1e-5, case_cross_entropy, RP_F32 },
+    { RP_OP_ARGMAX, 0, case_argmax, RP_F32 },
+    { RP_OP_GATHER_ROWS, 0, case_gather_rows, RP_F32 },
+    { RP_OP_SCATTER_ADD_ROWS, 1e-6, case_scatter_add_rows, RP_F32 },
+    { RP_OP_CONV1D_CAUSAL, 1e-6, case_conv1d_causal, RP_F32 },
+    { RP_OP_SELECTIVE_SCAN, 1e-5, case_selective_scan, RP_F32 },
+};
+
+static void test_every_op(void) {
+    CHECK_MSG(sizeof op_cases / sizeof op_cases[0] == RP_OP_COUNT, "%zu op cases for %d ops: every op needs a case",
+              sizeof op_cases / sizeof op_cases[0], RP_OP_COUNT);
+    rp_backend *backends[] = { rp_backend_ref(), rp_backend_cpu() };
+    for (size_t bi = 0; bi < sizeof backends / sizeof backends[0]; bi++)
+        for (int i = 0; i < (int)(sizeof op_cases / sizeof op_cases[0]); i++) {
+            const struct op_case *c = &op_cases[i];
+            rp_backend *be = backends[bi];
+            CHECK_MSG(c->op == (rp_op)i, "op case %d is for %s, not %s", i, rp_op_name(c->op), rp_op_name((rp_op)i));
+            if (rp_backend_require(be, c->op, &c->dt, 1) != RP_OK) {   /* says which backend lacks which op */
+                CHECK_MSG(0, "%s", rp_errmsg());
+                continue;
+            }
+            double e = c->run(be, rp_backend_ref());
+            CHECK_MSG(e <= c->tol, "%s on %s: normalized error %g > %g", rp_op_name(c->op), be->name, e, c->tol);
+            printf("  op %-16s %-3s vs ref: normalized error %.2g (threshold %.0g)\n", rp_op_name(c->op), be->name, e, c->tol);
+        }
+    /* names and the refusal of a backend without an op, or without a dtype */
+    CHECK(strcmp(rp_op_name(RP_OP_SELECTIVE_SCAN), "selective_scan") == 0 && strcmp(rp_op_name(RP_OP_COUNT), "?") == 0);
+    rp_backend_ops ops = *rp_backend_cpu()->ops;
+    ops.attention = NULL;
+    rp_backend lame = { "lame", &ops, NULL, NULL };
+    rp_dtype f32 = RP_F32, i32 = RP_I32;
+    CHECK(!rp_backend_supports(&lame, RP_OP_ATTENTION, &f32, 1));
+    CHECK(rp_backend_require(&lame, RP_OP_ATTENTION, &f32, 1) == RP_ERR_UNSUPPORTED && strstr(rp_errmsg(), "lame lacks op attention"));
+    CHECK(rp_backend_require(rp_backend_cpu(), RP_OP_MATMUL, &i32, 1) == RP_ERR_UNSUPPORTED && strstr(rp_errmsg(), "matmul for dtype i32"));
+}
+
 typedef struct sum_ctx { const float *x; int64_t n; double part[64]; int seen[64]; } sum_ctx;
 static void sum_task(void *ctx, int task, int n_tasks, int thread) {
     sum_ctx *s = ctx;
@@ -353,5 +600,6 @@ int main(void) {
     test_attention(cpu, ref);
     test_routing_and_scan(cpu, ref);
     test_pool();
+    test_every_op();
     return checks_done("test_ops");
 }

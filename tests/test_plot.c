@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "check.h"
-#include "net/json.h"
+#include "util/json.h"
 #include "plot/plot.h"
 
 static char dir[256];

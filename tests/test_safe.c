@@ -718,7 +718,7 @@ static void test_bm25(void) {
  * timeout. The fake rater answers the same way as in-process (its attempt index is the count of answers
  * already served for that prompt), so the counts must equal the in-process run's. */
 #include "net/httpd.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <pthread.h>
 
 typedef struct fixture {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model/tokenizer.h"
-#include "net/json.h"
+#include "util/json.h"
 #include "util/sha256.h"
 #include "../tests/check.h"
 

@@ -11,7 +11,7 @@
 #ifndef RP_ASSETS_H
 #define RP_ASSETS_H
 #include <stddef.h>
-#include "net/json.h"
+#include "util/json.h"
 #include "util/err.h"
 
 /* The built-in catalog's JSON text (generated from catalog.json). */

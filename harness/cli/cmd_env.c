@@ -2,7 +2,7 @@
 #include "cli/command.h"
 #include "cli/provenance.h"
 #include "lua/state.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <stdio.h>
 #include <string.h>
 

@@ -6,7 +6,7 @@
 #if RP_LUA_51
 #include <luajit.h>
 #endif
-#include "net/json.h"
+#include "util/json.h"
 #include "util/sha256.h"
 #include <ctype.h>
 #include <sqlite3.h>

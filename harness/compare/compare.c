@@ -3,7 +3,7 @@
  * then reads its runs' summaries and the last point of each metric series. Params shown for a group are
  * only those whose values differ between the groups of its experiment. */
 #include "compare/compare.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * whatever order the script's table iterated in (Lua 5.4 seeds its string hashes per state): object
  * keys sorted bytewise at every depth, compact, numbers as the JSON writer prints them. */
 #include "db/registry.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <stdlib.h>
 #include <string.h>
 

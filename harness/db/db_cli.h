@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "db/registry.h"
-#include "net/json.h"
+#include "util/json.h"
 
 /* Open the registry at explicit_path (or the default) for reading commands: a missing file is
  * RP_ERR_NOTFOUND rather than a new empty database. path_out (may be NULL) receives the path. */

@@ -3,7 +3,7 @@
  * (checked on insert) and are embedded as is; doubles that are not finite are the strings "nan", "inf",
  * "-inf" (JSON has no such numbers). */
 #include "db/db_internal.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <stdio.h>
 #include <string.h>
 

@@ -8,9 +8,10 @@
 #include "util/interrupt.h"
 #include <signal.h>
 #include "eval/task.h"
-#include "net/json.h"
+#include "util/json.h"
 #include "nn/llama.h"
-#include "nn/lm_adapter.h"
+#include "assets/model_resolve.h"
+#include "eval/lm_model.h"
 #include "util/progress.h"
 #include <errno.h>
 #include <math.h>

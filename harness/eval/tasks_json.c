@@ -1,5 +1,5 @@
 /* tasks_json.c: loaders for the JSON-lines and JSON task files (ARC, BoolQ, PIQA, WinoGrande, LAMBADA,
- * TruthfulQA), all through harness/net/json.h.
+ * TruthfulQA), all through harness/util/json.h.
  *
  * Prompt formats (lm-evaluation-harness's, adapted to what the staged files keep; delimiter " "):
  *   ARC:        "<query>\nAnswer:" where the staged query is "Question: <question>"; choices the answers.
@@ -15,7 +15,7 @@
  *               The staged file has empty answer strings (20 in MC1, 31 in MC2); they are dropped.
  * Every malformed record is an error naming the file, the line (or record) and the field. */
 #include "eval/task.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /* l_json.c: require("repro.json"): encode Lua values to JSON text and decode JSON text to Lua values,
- * over the core's JSON DOM (net/json.h). Arrays are tables with keys 1..n (an empty table encodes as
+ * over the core's JSON DOM (util/json.h). Arrays are tables with keys 1..n (an empty table encodes as
  * []), objects have string keys; json.null is a sentinel for null. NaN/Inf encode as null. */
 #include "lua/host.h"
 #include "lua/l_json.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <math.h>
 #include <string.h>
 

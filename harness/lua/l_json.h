@@ -2,7 +2,7 @@
 #ifndef RP_L_JSON_H
 #define RP_L_JSON_H
 #include "lua/compat.h"
-#include "net/json.h"
+#include "util/json.h"
 
 /* Convert the Lua value at idx to a JSON DOM (raises on unencodable values). */
 rp_json *rp_lua_to_json(lua_State *L, int idx, int depth);

@@ -12,9 +12,11 @@
  *                                      (from: 0-based position as in eval/lm.h, default 0), plus a list of
  *                                      greedy flags as second result
  *   m:score{context=, continuation=} -> total log-likelihood of continuation after context, is_greedy
- *   m:hidden_states(ids [, {last=true}]) -> h: h[l] for l = 1 .. n_layer+1 is the input of layer l-1
- *                                      (h[n_layer+1] the final residual); h[l][t] a list of dim numbers,
- *                                      or with last=true h[l] is the last token's vector
+ *   m:hidden_states(ids [, {last=true}]) -> repro.tensor [n_layer+1, #ids, dim]: row l (1-based) is the
+ *                                      input of layer l-1 (row n_layer+1 the final residual); with
+ *                                      last=true [n_layer+1, dim], the last token's vectors
+ *                                      (nested tables: h:totable())
+ *   m:logits(ids)                   -> repro.tensor [#ids, vocab]: the logits at every position
  *   m:skip_layers{l, ...}           -> run with these 0-based layers skipped (no weight copied); {} clears
  *   m:as_lm()                       -> table for repro.eval ({n_ctx=, bos=, add_bos=, n_vocab=, tokenize=, logprobs=})
  *   m:close()                       (also on garbage collection / to-be-closed)
@@ -23,9 +25,11 @@
 #include <string.h>
 #include "lua/host.h"
 #include "lua/l_model.h"
+#include "lua/l_tensor.h"
+#include "assets/model_resolve.h"
 #include "nn/generate.h"
 #include "nn/llama.h"
-#include "nn/lm_adapter.h"
+#include "eval/lm_model.h"
 
 RP_LUA_MODULE(model, rp_luaopen_model);
 
@@ -70,9 +74,11 @@ static void push_ids(lua_State *L, const int32_t *ids, size_t n) {
     for (size_t i = 0; i < n; i++) { lua_pushinteger(L, ids[i]); lua_rawseti(L, -2, (int)i + 1); }
 }
 
+#define LOGIT_ROWS 64   /* rows of logits the binding's session computes per forward call */
+
 static rp_session *session(lua_State *L, lmodel *x) {
     if (!x->s) {
-        rp_status st = rp_session_new(x->m, 0, 512, 64, &x->s);
+        rp_status st = rp_session_new(x->m, 0, 512, LOGIT_ROWS, &x->s);
         if (st != RP_OK) rp_lua_fail(L, st, "model session");
     }
     return x->s;
@@ -295,22 +301,37 @@ static int l_hidden_states(lua_State *L) {
     const rp_llama_config *c = rp_model_config(x->m);
     rp_session *s = session(L, x);
     if (n > 512) return luaL_error(L, "hidden_states: %d tokens (at most 512 per call)", (int)n);
-    size_t LL = (size_t)c->n_layer + 1, C = (size_t)c->dim;
-    float *h = lua_newuserdata(L, LL * n * C * sizeof *h);
+    int64_t LL = (int64_t)c->n_layer + 1, C = c->dim, T = (int64_t)n;
+    int64_t shape[3] = { LL, T, C };
+    rp_tensor *h = rp_lua_new_tensor(L, 3, shape);   /* [L+1, T, C] */
     rp_session_reset(s);
-    rp_status st = rp_session_forward(s, ids, (int64_t)n, RP_LOGITS_NONE, NULL, h);
+    rp_status st = rp_session_forward(s, ids, T, RP_LOGITS_NONE, NULL, rp_tensor_data(h));
     if (st != RP_OK) return rp_lua_fail(L, st, "hidden_states");
-    lua_createtable(L, (int)LL, 0);
-    for (size_t l = 0; l < LL; l++) {
-        size_t t0 = last ? n - 1 : 0;
-        if (!last) lua_createtable(L, (int)n, 0);
-        for (size_t t = t0; t < n; t++) {
-            const float *v = h + (l * n + t) * C;
-            lua_createtable(L, (int)C, 0);
-            for (size_t k = 0; k < C; k++) { lua_pushnumber(L, v[k]); lua_rawseti(L, -2, (int)k + 1); }
-            if (!last) lua_rawseti(L, -2, (int)t + 1);
-        }
-        lua_rawseti(L, -2, (int)l + 1);
+    if (!last) return 1;
+    int64_t lshape[2] = { LL, C };
+    rp_tensor *hl = rp_lua_new_tensor(L, 2, lshape);   /* [L+1, C]: the last token's rows */
+    const float *src = rp_tensor_data(h);
+    float *dst = rp_tensor_data(hl);
+    for (int64_t l = 0; l < LL; l++) memcpy(dst + l * C, src + (l * T + T - 1) * C, (size_t)C * sizeof(float));
+    return 1;
+}
+
+/* m:logits(ids) -> tensor [#ids, vocab]: the logits at every position (in pieces of the session's rows). */
+static int l_logits(lua_State *L) {
+    lmodel *x = check(L);
+    size_t n;
+    int32_t *ids = check_ids(L, 2, x->m, &n);
+    if (n == 0) return luaL_error(L, "logits: no tokens");
+    rp_session *s = session(L, x);
+    if ((int)n > rp_session_n_ctx(s)) return luaL_error(L, "logits: %d tokens exceed the context of %d", (int)n, rp_session_n_ctx(s));
+    int64_t V = rp_model_config(x->m)->vocab, shape[2] = { (int64_t)n, V };
+    rp_tensor *t = rp_lua_new_tensor(L, 2, shape);
+    float *out = rp_tensor_data(t);
+    rp_session_reset(s);
+    for (int64_t i = 0; i < (int64_t)n; i += LOGIT_ROWS) {
+        int64_t k = (int64_t)n - i < LOGIT_ROWS ? (int64_t)n - i : LOGIT_ROWS;
+        rp_status st = rp_session_forward(s, ids + i, k, RP_LOGITS_ALL, out + i * V, NULL);
+        if (st != RP_OK) return rp_lua_fail(L, st, "logits");
     }
     return 1;
 }
@@ -399,7 +420,7 @@ static int l_as_lm(lua_State *L) {
 static const luaL_Reg *model_methods(void) {
     static const luaL_Reg methods[] = {
         { "info", l_info }, { "tokenize", l_tokenize }, { "detokenize", l_detokenize }, { "generate", l_generate },
-        { "score", l_score }, { "hidden_states", l_hidden_states }, { "skip_layers", l_skip_layers }, { "as_lm", l_as_lm },
+        { "score", l_score }, { "hidden_states", l_hidden_states }, { "logits", l_logits }, { "skip_layers", l_skip_layers }, { "as_lm", l_as_lm },
         { NULL, NULL },
     };
     return methods;

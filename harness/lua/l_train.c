@@ -18,6 +18,7 @@
  * "train" stream. Errors name the field and value. */
 #include <stdlib.h>
 #include <string.h>
+#include "assets/model_resolve.h"
 #include "lua/host.h"
 #include "nn/llama.h"
 #include "nn/train_llama.h"

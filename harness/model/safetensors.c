@@ -7,7 +7,7 @@
  * repro.rope_neox = 1 instead of permuting rows. Sharded checkpoints (model-0000x-of-0000y) are not read.
  * Invariant: every weight's [begin, end) is inside the data section and matches dtype x shape exactly. */
 #include "model/model_file_impl.h"
-#include "net/json.h"
+#include "util/json.h"
 #include "util/buf.h"
 #include <math.h>
 #include <stdio.h>

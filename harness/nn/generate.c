@@ -37,17 +37,17 @@ rp_status rp_generate(rp_session *s, const int32_t *prompt, size_t n_prompt, con
     rp_sampler *smp;
     RP_TRY(rp_sampler_new(V, o->temperature, o->top_p, o->seed, &smp));
     rp_status st = RP_OK;
-    float *logits = NULL;
+    float *logits = s->host_logits;   /* [V]: the last position's logits, copied out of the session */
     double t0 = now_s();
     int32_t last;
     if (n_prompt > 0) {
-        st = rp_session_forward(s, prompt, (int64_t)n_prompt, RP_LOGITS_LAST, &logits, NULL);
+        st = rp_session_forward(s, prompt, (int64_t)n_prompt, RP_LOGITS_LAST, logits, NULL);
         last = prompt[n_prompt - 1];
     } else if (rp_session_n_past(s) > 0) {   /* re-run the last cached token for its logits */
         int64_t n = rp_session_n_past(s);
         last = s->cached[n - 1];
         (void)rp_session_truncate(s, n - 1);
-        st = rp_session_forward(s, &last, 1, RP_LOGITS_LAST, &logits, NULL);
+        st = rp_session_forward(s, &last, 1, RP_LOGITS_LAST, logits, NULL);
     } else {
         st = rp_fail(RP_ERR_INVAL, "generate: empty prompt and empty session");
     }
@@ -86,7 +86,7 @@ rp_status rp_generate(rp_session *s, const int32_t *prompt, size_t n_prompt, con
         if (o->max_tokens > 0 && step + 1 >= o->max_tokens) break;
         if (rp_session_n_past(s) >= rp_session_n_ctx(s)) { r->stop_reason = "context"; break; }
         int32_t t = next;
-        st = rp_session_forward(s, &t, 1, RP_LOGITS_LAST, &logits, NULL);
+        st = rp_session_forward(s, &t, 1, RP_LOGITS_LAST, logits, NULL);
     }
     if (st == RP_OK && o->on_text && r->text.len > emitted && strcmp(r->stop_reason, "callback") != 0)
         o->on_text(o->arg, r->text.data + emitted, r->text.len - emitted);

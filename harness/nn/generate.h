@@ -38,4 +38,11 @@ rp_status rp_generate(rp_session *s, const int32_t *prompt, size_t n_prompt, con
 /* Release a result's buffers. */
 void rp_generate_result_free(rp_generate_result *r);
 
+/* One chat completion on a session (reset first): format msgs with the model's chat template, generate with
+ * o (max_tokens is capped to the room left in the context). text receives the answer (replacing it);
+ * *n_prompt / *n_gen the token counts; *finish "stop" or "length". A prompt that does not fit the context is
+ * RP_ERR_RANGE. Used by the server and by in-process clients (the SAFE plugin's local backend). */
+rp_status rp_chat_complete(rp_session *s, const rp_chat_msg *msgs, int n, const rp_generate_opts *o, rp_buf *text,
+                           size_t *n_prompt, size_t *n_gen, const char **finish);
+
 #endif

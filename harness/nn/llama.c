@@ -1,8 +1,9 @@
-/* llama.c: building a Llama-family model over a model file: the config, per-layer weight lookups (kept
- * as pointers into the file), the tokenizer, the layer-skip mask.
+/* llama.c: building a Llama-family model over a model file: the config, per-layer weights as tensors in
+ * backend buffers (on host-memory backends the buffers wrap the mmapped file, nothing is copied), the
+ * tokenizer, the layer-skip mask.
  * Invariants: every weight the forward pass reads was found with the shape the config implies
- * (rp_model_file_llama_config checks them) and a dtype the backend can dequantize; norm vectors are f32
- * (a copy is made only when the file stores them otherwise). */
+ * (rp_model_file_llama_config checks them) and a dtype the backend supports for matmul; norm vectors are
+ * f32 tensors in small buffers of their own; m->storages holds every buffer a view points into. */
 #include "nn/llama_impl.h"
 #include <dirent.h>
 #include <stdio.h>
@@ -10,31 +11,52 @@
 #include <string.h>
 #include "tensor/quant.h"
 
-static rp_status get_weight(rp_model *m, const char *name, const rp_weight **out) {
-    const rp_weight *w = rp_model_file_weight(m->file, name);
-    if (!w) return rp_fail(RP_ERR_FORMAT, "%s: weight %s missing", rp_model_file_path(m->file), name);
-    if (!rp_dtype_dequantizable(w->dtype))
-        return rp_fail(RP_ERR_UNSUPPORTED, "%s: weight %s has dtype %s, which the engine cannot compute with",
-                       rp_model_file_path(m->file), name, rp_dtype_name(w->dtype));
-    *out = w;
+static rp_status keep_storage(rp_model *m, rp_storage *st) {
+    if (m->n_storages == m->cap_storages) {
+        int cap = m->cap_storages ? 2 * m->cap_storages : 64;
+        rp_storage **p = realloc(m->storages, (size_t)cap * sizeof *p);
+        if (!p) { rp_storage_release(st); return rp_fail(RP_ERR_NOMEM, "model: out of memory"); }
+        m->storages = p;
+        m->cap_storages = cap;
+    }
+    m->storages[m->n_storages++] = st;
     return RP_OK;
 }
 
-/* A norm vector as f32: in place when stored as f32, else a converted copy kept by the model. */
-static rp_status get_norm(rp_model *m, const char *name, const float **out) {
-    const rp_weight *w;
-    RP_TRY(get_weight(m, name, &w));
+/* A weight as a tensor on the backend: on host memory the file's bytes are wrapped (no copy), elsewhere
+ * they are copied into a buffer of the backend. */
+static rp_status get_weight(rp_model *m, const char *name, rp_tensor *out) {
+    const rp_weight *w = rp_model_file_weight(m->file, name);
+    if (!w) return rp_fail(RP_ERR_FORMAT, "%s: weight %s missing", rp_model_file_path(m->file), name);
+    if (!rp_backend_supports(m->be, RP_OP_MATMUL, &w->dtype, 1))
+        return rp_fail(RP_ERR_UNSUPPORTED, "%s: weight %s has dtype %s, which backend %s cannot compute with",
+                       rp_model_file_path(m->file), name, rp_dtype_name(w->dtype), m->be->name);
+    rp_storage *st;
+    if (m->be->ops->host_memory) RP_TRY(rp_storage_wrap(m->be, (void *)w->data, w->nbytes, &st));
+    else RP_TRY(rp_storage_new(m->be, w->nbytes, &st));
+    RP_TRY(keep_storage(m, st));
+    RP_TRY(rp_tensor_init_view(out, st, 0, w->dtype, w->ndim, w->shape));
+    if (!m->be->ops->host_memory) RP_TRY(rp_tensor_copy_in(out, 0, w->data, w->nbytes));
+    return RP_OK;
+}
+
+/* A norm vector as an f32 tensor in a buffer of its own (dequantized when the file stores another dtype). */
+static rp_status get_norm(rp_model *m, const char *name, rp_tensor *out) {
+    const rp_weight *w = rp_model_file_weight(m->file, name);
+    if (!w) return rp_fail(RP_ERR_FORMAT, "%s: weight %s missing", rp_model_file_path(m->file), name);
     int64_t n = w->shape[w->ndim - 1];
     if (w->ndim != 1 || n != m->cfg.dim)
         return rp_fail(RP_ERR_FORMAT, "%s: norm %s has shape [%lld], [%d] expected", rp_model_file_path(m->file), name, (long long)n, m->cfg.dim);
-    if (w->dtype == RP_F32) { *out = w->data; return RP_OK; }
-    float *copy = malloc((size_t)n * sizeof *copy);
-    if (!copy) return rp_fail(RP_ERR_NOMEM, "model: out of memory");
-    rp_status st = rp_dequantize_row(w->dtype, w->data, copy, n);
-    if (st != RP_OK) { free(copy); return st; }
-    m->owned_norms[m->n_owned_norms++] = copy;
-    *out = copy;
-    return RP_OK;
+    float *f = malloc((size_t)n * sizeof *f);
+    if (!f) return rp_fail(RP_ERR_NOMEM, "model: out of memory");
+    rp_status st = rp_dequantize_row(w->dtype, w->data, f, n);
+    rp_storage *sto = NULL;
+    if (st == RP_OK) st = rp_storage_new(m->be, (size_t)n * sizeof *f, &sto);
+    if (st == RP_OK) st = keep_storage(m, sto);
+    if (st == RP_OK) st = rp_tensor_init_view(out, sto, 0, RP_F32, 1, &n);
+    if (st == RP_OK) st = rp_tensor_copy_in(out, 0, f, (size_t)n * sizeof *f);
+    free(f);
+    return st;
 }
 
 /* Build a model over f (borrowed). */
@@ -54,8 +76,7 @@ rp_status rp_model_new(const rp_model_file *f, rp_backend *be, rp_model **out) {
     }
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
     m->skip = calloc((size_t)c->n_layer, 1);
-    m->owned_norms = calloc((size_t)(2 * c->n_layer + 1), sizeof *m->owned_norms);
-    if (!m->layers || !m->skip || !m->owned_norms) { rp_model_free(m); return rp_fail(RP_ERR_NOMEM, "model: out of memory"); }
+    if (!m->layers || !m->skip) { rp_model_free(m); return rp_fail(RP_ERR_NOMEM, "model: out of memory"); }
     char name[96];
 #define W(field, fmt) do { snprintf(name, sizeof name, fmt, l); st = get_weight(m, name, &L->field); if (st) goto fail; } while (0)
     for (int l = 0; l < c->n_layer; l++) {
@@ -74,6 +95,7 @@ rp_status rp_model_new(const rp_model_file *f, rp_backend *be, rp_model **out) {
     }
 #undef W
     if ((st = get_weight(m, "token_embd.weight", &m->tok_embd))) goto fail;
+    if ((st = rp_backend_require(m->be, RP_OP_EMBED, &m->tok_embd.dtype, 1))) goto fail;
     if ((st = get_norm(m, "output_norm.weight", &m->out_norm))) goto fail;
     if (c->tied_embeddings) m->output = m->tok_embd;
     else if ((st = get_weight(m, "output.weight", &m->output))) goto fail;
@@ -130,19 +152,12 @@ rp_status rp_model_load(const char *path, const rp_model_opts *opts, rp_model **
     return RP_OK;
 }
 
-/* Resolve a name or path, then load. */
-rp_status rp_model_load_named(const char *name, const rp_model_opts *opts, rp_model **out) {
-    char path[4096];
-    RP_TRY(rp_model_resolve(name, path, sizeof path));
-    return rp_model_load(path, opts, out);
-}
-
 /* Free the model and what it owns. */
 void rp_model_free(rp_model *m) {
     if (!m) return;
     rp_session_free(m->lm_session);
-    for (int i = 0; i < m->n_owned_norms; i++) free(m->owned_norms[i]);
-    free(m->owned_norms);
+    for (int i = 0; i < m->n_storages; i++) rp_storage_release(m->storages[i]);
+    free(m->storages);
     free(m->layers);
     free(m->skip);
     rp_tokenizer_free(m->tok);
@@ -158,8 +173,15 @@ const rp_tokenizer *rp_model_tokenizer(const rp_model *m) { return m->tok; }
 const rp_model_file *rp_model_file_of(const rp_model *m) { return m->file; }
 /* Backend accessor. */
 rp_backend *rp_model_backend(const rp_model *m) { return m->be; }
-/* Switch backend. */
-void rp_model_set_backend(rp_model *m, rp_backend *be) { m->be = be ? be : rp_backend_default(); }
+/* Switch backend: only between backends that share host memory (the weights stay where they are). */
+rp_status rp_model_set_backend(rp_model *m, rp_backend *be) {
+    if (!be) be = rp_backend_default();
+    if (be != m->be && !(be->ops->host_memory && m->be->ops->host_memory))
+        return rp_fail(RP_ERR_UNSUPPORTED, "model: moving weights from backend %s to %s is not implemented (load the model on %s)",
+                       m->be->name, be->name, be->name);
+    m->be = be;
+    return RP_OK;
+}
 
 /* Install or clear the layer-skip mask. */
 rp_status rp_model_set_skip(rp_model *m, const unsigned char *skip, int n) {
@@ -171,3 +193,10 @@ rp_status rp_model_set_skip(rp_model *m, const unsigned char *skip, int n) {
 
 /* Whether layer l is skipped. */
 int rp_model_layer_skipped(const rp_model *m, int l) { return l >= 0 && l < m->cfg.n_layer && m->skip[l]; }
+
+/* The model's scoring session, created on first use. */
+rp_status rp_model_scoring_session(rp_model *m, int n_ctx, int n_logits, rp_session **out) {
+    if (!m->lm_session) RP_TRY(rp_session_new(m, n_ctx, 512, n_logits, &m->lm_session));
+    *out = m->lm_session;
+    return RP_OK;
+}

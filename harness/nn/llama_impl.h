@@ -1,13 +1,17 @@
-/* llama_impl.h: the inside of rp_model and rp_session, shared by llama.c, session.c and the adapters in nn/.
- * Not for other modules: they use llama.h. */
+/* llama_impl.h: the inside of rp_model and rp_session, shared by llama.c, session.c and generate.c.
+ * Not for other modules: they use llama.h.
+ * Every weight and every activation is an rp_tensor (tensor/tensor.h) on a storage of the model's
+ * backend: the views are plain structs (no reference of their own); the model's `storages` and the
+ * session's `buf` hold the references and outlive them. */
 #ifndef RP_NN_LLAMA_IMPL_H
 #define RP_NN_LLAMA_IMPL_H
 #include "nn/llama.h"
+#include "tensor/tensor.h"
 
 typedef struct rp_layer {
-    const float *attn_norm, *ffn_norm;                 /* [C] f32 */
-    const rp_weight *wq, *wk, *wv, *wo;                /* [C,C] [Hkv·D,C] [Hkv·D,C] [C,C] */
-    const rp_weight *w_gate, *w_up, *w_down;           /* [F,C] [F,C] [C,F] */
+    rp_tensor attn_norm, ffn_norm;                     /* [C] f32 */
+    rp_tensor wq, wk, wv, wo;                          /* [C,C] [Hkv·D,C] [Hkv·D,C] [C,C] */
+    rp_tensor w_gate, w_up, w_down;                    /* [F,C] [F,C] [C,F] */
 } rp_layer;
 
 struct rp_model {
@@ -17,24 +21,32 @@ struct rp_model {
     rp_tokenizer *tok;
     rp_backend *be;
     rp_layer *layers;               /* [L] */
-    const rp_weight *tok_embd, *output;   /* output == tok_embd when tied */
-    const float *out_norm;
+    rp_tensor tok_embd, output;     /* [V,C] each; output is tok_embd's view when tied */
+    rp_tensor out_norm;             /* [C] f32 */
     unsigned char *skip;            /* [L] */
-    float **owned_norms;
-    int n_owned_norms;
-    rp_session *lm_session;         /* the session rp_model_as_lm scores with (lazily created) */
+    rp_storage **storages;          /* the buffers the views above live in: wrapped file bytes, norms */
+    int n_storages, cap_storages;
+    rp_session *lm_session;         /* rp_model_scoring_session (lazily created) */
 };
 
 struct rp_session {
     rp_model *m;
     int n_ctx, n_batch, n_logits;
     int64_t n_past;
-    int32_t *cached;                /* [n_ctx] the tokens whose keys/values the cache holds */
-    float *kc, *vc;                 /* [L, n_ctx, Hkv·D] */
-    float *x, *xb, *xb2, *q, *att, *hb, *hb2;   /* [n_batch, C] x3, [n_batch, C] x2, [n_batch, F] x2 */
-    float *logits;                  /* [n_logits, V] */
-    float *loss;                    /* [n_logits] */
-    int32_t *pos;                   /* [n_batch] */
+    int32_t *cached;                /* host [n_ctx]: the tokens whose keys/values the cache holds */
+    rp_storage *buf;                /* one backend buffer holding every tensor below */
+    rp_tensor kc, vc;               /* [L, n_ctx, Hkv·D] */
+    rp_tensor x, xb, xb2, q, att;   /* [n_batch, C] */
+    rp_tensor hb, hb2;              /* [n_batch, F] */
+    rp_tensor logits;               /* [n_logits, V]: rows of the last forward call */
+    rp_tensor loss;                 /* [n_logits] f32 */
+    rp_tensor ids, pos;             /* [n_batch] i32: the piece's tokens and positions */
+    rp_tensor tgt, best;            /* [n_logits] i32: scoring targets, argmax per row */
+    int64_t logit_rows;             /* rows of logits the last forward call wrote (0, 1 or T) */
+    float *host_loss;               /* host [n_logits] */
+    int32_t *host_best;             /* host [n_logits] */
+    float *host_logits;             /* host [V]: what generation samples from */
+    int32_t *host_pos;              /* host [n_batch]: positions before they are copied in */
 };
 
 #endif

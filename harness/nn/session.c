@@ -1,21 +1,51 @@
 /* session.c: a model run with a KV cache: the forward pass over a batch of tokens, logits of the last or
  * of every position, hidden states, and teacher-forced scoring that reuses cached prefixes.
- * Invariants: all buffers are allocated in rp_session_new for n_ctx / n_batch / n_logits and never in
- * forward calls; cached[0 .. n_past) are the tokens whose keys and values sit in kc / vc. */
+ * Invariants: every tensor the forward pass writes (KV cache, activations, logits, scoring scratch) is a
+ * view on one buffer of the model's backend, planned in rp_session_new for n_ctx / n_batch / n_logits
+ * and never allocated in forward calls; host memory is touched only through copies in (tokens,
+ * positions, targets) and out (logits, hidden states, losses); cached[0 .. n_past) are the tokens whose
+ * keys and values sit in kc / vc.
+ * The forward pass is split at one seam: forward_piece() runs the layers over rows whose positions are
+ * in s->pos (embed -> layers -> final residual in s->x); a packed multi-sequence forward (block-diagonal
+ * causal mask) would replace the attention call there and keep everything else. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "nn/llama_impl.h"
 
 #define CALL(op, ...) RP_TRY(RP_BACKEND_CALL(be, op, __VA_ARGS__))
+#define F(t) ((float *)rp_tensor_data(&(t)))
+#define I(t) ((int32_t *)rp_tensor_data(&(t)))
 
-static size_t wrow(const rp_weight *w) { return rp_dtype_row_bytes(w->dtype, w->shape[w->ndim - 1]); }
+/* Views of the session's buffer, laid out one after another (64-byte aligned). */
+typedef struct plan { size_t off; rp_status st; rp_storage *buf; } plan;
 
-static void *xalloc(size_t n, size_t size, int *fail) {
-    if (n && size > SIZE_MAX / n) { *fail = 1; return NULL; }
-    void *p = calloc(n ? n : 1, size);
-    if (!p) *fail = 1;
-    return p;
+static void carve(plan *p, rp_tensor *t, rp_dtype dt, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    int64_t shape[3] = { d0, d1, d2 };
+    size_t n = rp_dtype_block_bytes(dt);
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] && n > SIZE_MAX / 2 / (size_t)shape[i]) { p->st = rp_fail(RP_ERR_RANGE, "session: buffer size overflows"); return; }
+        n *= (size_t)shape[i];
+    }
+    if (p->buf && p->st == RP_OK) p->st = rp_tensor_init_view(t, p->buf, p->off, dt, ndim, shape);
+    p->off += (n + 63) & ~(size_t)63;
+}
+
+static void layout(plan *p, rp_session *s) {
+    const rp_llama_config *c = &s->m->cfg;
+    int64_t kvd = (int64_t)c->n_head_kv * c->head_dim, B = s->n_batch, NL = s->n_logits;
+    carve(p, &s->kc, RP_F32, 3, c->n_layer, s->n_ctx, kvd);
+    carve(p, &s->vc, RP_F32, 3, c->n_layer, s->n_ctx, kvd);
+    rp_tensor *bc[5] = { &s->x, &s->xb, &s->xb2, &s->q, &s->att };
+    for (int i = 0; i < 5; i++) carve(p, bc[i], RP_F32, 2, B, c->dim, 0);
+    carve(p, &s->hb, RP_F32, 2, B, c->ffn_dim, 0);
+    carve(p, &s->hb2, RP_F32, 2, B, c->ffn_dim, 0);
+    carve(p, &s->logits, RP_F32, 2, NL, c->vocab, 0);
+    carve(p, &s->loss, RP_F32, 1, NL, 0, 0);
+    carve(p, &s->ids, RP_I32, 1, B, 0, 0);
+    carve(p, &s->pos, RP_I32, 1, B, 0, 0);
+    carve(p, &s->tgt, RP_I32, 1, NL, 0, 0);
+    carve(p, &s->best, RP_I32, 1, NL, 0, 0);
 }
 
 /* Plan every buffer for n_ctx positions and batches of n_batch tokens. */
@@ -33,26 +63,23 @@ rp_status rp_session_new(rp_model *m, int n_ctx, int n_batch, int n_logits, rp_s
     s->n_ctx = n_ctx;
     s->n_batch = n_batch;
     s->n_logits = n_logits;
-    size_t kvd = (size_t)c->n_head_kv * c->head_dim, C = (size_t)c->dim, F = (size_t)c->ffn_dim, B = (size_t)n_batch;
-    int fail = 0;
-    s->cached = xalloc((size_t)n_ctx, sizeof(int32_t), &fail);
-    s->kc = xalloc((size_t)c->n_layer * n_ctx, kvd * sizeof(float), &fail);
-    s->vc = xalloc((size_t)c->n_layer * n_ctx, kvd * sizeof(float), &fail);
-    s->x = xalloc(B, C * sizeof(float), &fail);
-    s->xb = xalloc(B, C * sizeof(float), &fail);
-    s->xb2 = xalloc(B, C * sizeof(float), &fail);
-    s->q = xalloc(B, C * sizeof(float), &fail);
-    s->att = xalloc(B, C * sizeof(float), &fail);
-    s->hb = xalloc(B, F * sizeof(float), &fail);
-    s->hb2 = xalloc(B, F * sizeof(float), &fail);
-    s->logits = xalloc((size_t)n_logits, (size_t)c->vocab * sizeof(float), &fail);
-    s->loss = xalloc((size_t)n_logits, sizeof(float), &fail);
-    s->pos = xalloc(B, sizeof(int32_t), &fail);
-    if (fail) {
-        rp_session_free(s);
-        return rp_fail(RP_ERR_NOMEM, "session: out of memory for a %d-position cache (%zu MB)", n_ctx,
-                       (size_t)c->n_layer * n_ctx * kvd * 8 >> 20);
+    plan p = { 0, RP_OK, NULL };
+    layout(&p, s);                 /* sizes only */
+    rp_status st = p.st;
+    if (st == RP_OK && rp_storage_new(m->be, p.off, &s->buf) != RP_OK)
+        st = rp_fail(RP_ERR_NOMEM, "session: backend %s cannot allocate a %d-position cache (%zu MB)", m->be->name, n_ctx, p.off >> 20);
+    if (st == RP_OK) {
+        plan q = { 0, RP_OK, s->buf };
+        layout(&q, s);             /* the views */
+        st = q.st;
     }
+    s->cached = calloc((size_t)n_ctx, sizeof *s->cached);
+    s->host_loss = calloc((size_t)n_logits, sizeof *s->host_loss);
+    s->host_best = calloc((size_t)n_logits, sizeof *s->host_best);
+    s->host_logits = calloc((size_t)c->vocab, sizeof *s->host_logits);
+    s->host_pos = calloc((size_t)n_batch, sizeof *s->host_pos);
+    if (st == RP_OK && (!s->cached || !s->host_loss || !s->host_best || !s->host_logits || !s->host_pos)) st = rp_fail(RP_ERR_NOMEM, "session: out of memory");
+    if (st != RP_OK) { rp_session_free(s); return st; }
     *out = s;
     return RP_OK;
 }
@@ -60,8 +87,8 @@ rp_status rp_session_new(rp_model *m, int n_ctx, int n_batch, int n_logits, rp_s
 /* Free every buffer. */
 void rp_session_free(rp_session *s) {
     if (!s) return;
-    free(s->cached); free(s->kc); free(s->vc); free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->att);
-    free(s->hb); free(s->hb2); free(s->logits); free(s->loss); free(s->pos);
+    rp_storage_release(s->buf);
+    free(s->cached); free(s->host_loss); free(s->host_best); free(s->host_logits); free(s->host_pos);
     free(s);
 }
 
@@ -84,60 +111,78 @@ int rp_session_n_ctx(const rp_session *s) { return s->n_ctx; }
 /* The model. */
 rp_model *rp_session_model(const rp_session *s) { return s->m; }
 
-static rp_status mm(rp_backend *be, float *y, const float *x, int64_t T, int64_t K, const rp_weight *w, int64_t N) {
-    return RP_BACKEND_CALL(be, matmul, y, x, T, K, w->data, w->dtype, wrow(w), N);
+static rp_status mm(rp_backend *be, float *y, const float *x, int64_t T, int64_t K, const rp_tensor *w, int64_t N) {
+    return RP_BACKEND_CALL(be, matmul, y, x, T, K, rp_tensor_data(w), w->dtype, (size_t)w->stride[0], N);
 }
 
-static rp_matmul_part part(float *y, const rp_weight *w, int64_t N) {
-    rp_matmul_part p = { y, w->data, w->dtype, wrow(w), N };
+static rp_matmul_part part(float *y, const rp_tensor *w, int64_t N) {
+    rp_matmul_part p = { y, rp_tensor_data(w), w->dtype, (size_t)w->stride[0], N };
     return p;
 }
 
-/* One piece of at most n_batch tokens. */
+/* The layers over the T rows now in s->x at positions s->pos (the seam for other masks); hidden (host)
+ * receives each layer's input. */
+static rp_status layers(rp_session *s, int64_t T, float *hidden) {
+    rp_model *m = s->m;
+    rp_backend *be = m->be;
+    const rp_llama_config *c = &m->cfg;
+    const int64_t C = c->dim, F = c->ffn_dim, D = c->head_dim, kvd = (int64_t)c->n_head_kv * D;
+    const int64_t n_past = s->n_past;
+    const float scale = 1.0f / sqrtf((float)D);
+    float *x = F(s->x), *xb = F(s->xb), *xb2 = F(s->xb2), *q = F(s->q), *att = F(s->att), *hb = F(s->hb), *hb2 = F(s->hb2);
+    const int32_t *pos = I(s->pos);
+    for (int l = 0; l < c->n_layer; l++) {
+        if (hidden) RP_TRY(rp_tensor_copy_out(&s->x, 0, hidden + (size_t)l * T * C, (size_t)(T * C) * sizeof(float)));
+        if (m->skip[l]) continue;
+        const rp_layer *L = &m->layers[l];
+        float *kl = F(s->kc) + ((size_t)l * s->n_ctx) * kvd, *vl = F(s->vc) + ((size_t)l * s->n_ctx) * kvd;
+        CALL(rmsnorm, xb, x, F(L->attn_norm), T, C, c->norm_eps);
+        rp_matmul_part qkv[3] = { part(q, &L->wq, C), part(kl + n_past * kvd, &L->wk, kvd), part(vl + n_past * kvd, &L->wv, kvd) };
+        CALL(matmul_multi, xb, T, C, qkv, 3);
+        CALL(rope, q, T, c->n_head, (int)D, c->rope_dim, pos, c->rope_base, c->rope_neox);
+        CALL(rope, kl + n_past * kvd, T, c->n_head_kv, (int)D, c->rope_dim, pos, c->rope_base, c->rope_neox);
+        CALL(attention, att, q, kl, vl, T, n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
+        RP_TRY(mm(be, xb2, att, T, C, &L->wo, C));
+        CALL(add, x, x, xb2, T * C);
+        CALL(rmsnorm, xb, x, F(L->ffn_norm), T, C, c->norm_eps);
+        rp_matmul_part gate_up[2] = { part(hb, &L->w_gate, F), part(hb2, &L->w_up, F) };
+        CALL(matmul_multi, xb, T, C, gate_up, 2);
+        CALL(swiglu, hb, hb, hb2, T * F);
+        RP_TRY(mm(be, xb2, hb, T, F, &L->w_down, C));
+        CALL(add, x, x, xb2, T * C);
+    }
+    if (hidden) RP_TRY(rp_tensor_copy_out(&s->x, 0, hidden + (size_t)c->n_layer * T * C, (size_t)(T * C) * sizeof(float)));
+    return RP_OK;
+}
+
+/* One piece of at most n_batch tokens: tokens and positions in, embed, layers, logits. */
 static rp_status forward_piece(rp_session *s, const int32_t *tokens, int64_t T, rp_logits_mode mode, float *hidden) {
     rp_model *m = s->m;
     rp_backend *be = m->be;
     const rp_llama_config *c = &m->cfg;
-    const int64_t C = c->dim, F = c->ffn_dim, D = c->head_dim, kvd = (int64_t)c->n_head_kv * D, V = c->vocab;
-    const int64_t n_past = s->n_past;
-    const float scale = 1.0f / sqrtf((float)D);
-    CALL(embed, s->x, m->tok_embd->data, m->tok_embd->dtype, wrow(m->tok_embd), V, C, tokens, T);
-    for (int64_t t = 0; t < T; t++) s->pos[t] = (int32_t)(n_past + t);
-    for (int l = 0; l < c->n_layer; l++) {
-        if (hidden) memcpy(hidden + (size_t)l * T * C, s->x, (size_t)(T * C) * sizeof(float));
-        if (m->skip[l]) continue;
-        const rp_layer *L = &m->layers[l];
-        float *kl = s->kc + ((size_t)l * s->n_ctx) * kvd, *vl = s->vc + ((size_t)l * s->n_ctx) * kvd;
-        CALL(rmsnorm, s->xb, s->x, L->attn_norm, T, C, c->norm_eps);
-        rp_matmul_part qkv[3] = { part(s->q, L->wq, C), part(kl + n_past * kvd, L->wk, kvd), part(vl + n_past * kvd, L->wv, kvd) };
-        CALL(matmul_multi, s->xb, T, C, qkv, 3);
-        CALL(rope, s->q, T, c->n_head, (int)D, c->rope_dim, s->pos, c->rope_base, c->rope_neox);
-        CALL(rope, kl + n_past * kvd, T, c->n_head_kv, (int)D, c->rope_dim, s->pos, c->rope_base, c->rope_neox);
-        CALL(attention, s->att, s->q, kl, vl, T, n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
-        RP_TRY(mm(be, s->xb2, s->att, T, C, L->wo, C));
-        CALL(add, s->x, s->x, s->xb2, T * C);
-        CALL(rmsnorm, s->xb, s->x, L->ffn_norm, T, C, c->norm_eps);
-        rp_matmul_part gate_up[2] = { part(s->hb, L->w_gate, F), part(s->hb2, L->w_up, F) };
-        CALL(matmul_multi, s->xb, T, C, gate_up, 2);
-        CALL(swiglu, s->hb, s->hb, s->hb2, T * F);
-        RP_TRY(mm(be, s->xb2, s->hb, T, F, L->w_down, C));
-        CALL(add, s->x, s->x, s->xb2, T * C);
-    }
-    if (hidden) memcpy(hidden + (size_t)c->n_layer * T * C, s->x, (size_t)(T * C) * sizeof(float));
+    const int64_t C = c->dim, V = c->vocab, n_past = s->n_past;
+    for (int64_t t = 0; t < T; t++) s->host_pos[t] = (int32_t)(n_past + t);
+    RP_TRY(rp_tensor_copy_in(&s->ids, 0, tokens, (size_t)T * sizeof(int32_t)));
+    RP_TRY(rp_tensor_copy_in(&s->pos, 0, s->host_pos, (size_t)T * sizeof(int32_t)));
+    CALL(embed, F(s->x), rp_tensor_data(&m->tok_embd), m->tok_embd.dtype, (size_t)m->tok_embd.stride[0], V, C, I(s->ids), T);
+    RP_TRY(layers(s, T, hidden));
     memcpy(s->cached + n_past, tokens, (size_t)T * sizeof(int32_t));
     s->n_past += T;
+    s->logit_rows = 0;
     if (mode == RP_LOGITS_LAST) {
-        CALL(rmsnorm, s->xb, s->x + (T - 1) * C, m->out_norm, 1, C, c->norm_eps);
-        RP_TRY(mm(be, s->logits, s->xb, 1, C, m->output, V));
+        CALL(rmsnorm, F(s->xb), F(s->x) + (T - 1) * C, F(m->out_norm), 1, C, c->norm_eps);
+        RP_TRY(mm(be, F(s->logits), F(s->xb), 1, C, &m->output, V));
+        s->logit_rows = 1;
     } else if (mode == RP_LOGITS_ALL) {
-        CALL(rmsnorm, s->xb, s->x, m->out_norm, T, C, c->norm_eps);
-        RP_TRY(mm(be, s->logits, s->xb, T, C, m->output, V));
+        CALL(rmsnorm, F(s->xb), F(s->x), F(m->out_norm), T, C, c->norm_eps);
+        RP_TRY(mm(be, F(s->logits), F(s->xb), T, C, &m->output, V));
+        s->logit_rows = T;
     }
     return RP_OK;
 }
 
 /* Forward T tokens, in pieces of n_batch. */
-rp_status rp_session_forward(rp_session *s, const int32_t *tokens, int64_t T, rp_logits_mode mode, float **logits,
+rp_status rp_session_forward(rp_session *s, const int32_t *tokens, int64_t T, rp_logits_mode mode, float *logits,
                              float *hidden) {
     if (T <= 0) return rp_fail(RP_ERR_INVAL, "forward: %lld tokens", (long long)T);
     if (T > s->n_ctx - s->n_past)
@@ -152,8 +197,15 @@ rp_status rp_session_forward(rp_session *s, const int32_t *tokens, int64_t T, rp
         rp_status st = forward_piece(s, tokens + i, n, md, hidden);
         if (st != RP_OK) return st;   /* pieces already run stay cached */
     }
-    if (logits) *logits = s->logits;
+    if (logits && s->logit_rows)
+        RP_TRY(rp_tensor_copy_out(&s->logits, 0, logits, (size_t)(s->logit_rows * s->m->cfg.vocab) * sizeof(float)));
     return RP_OK;
+}
+
+/* The logits tensor and its rows. */
+const rp_tensor *rp_session_logits(const rp_session *s, int64_t *rows) {
+    if (rows) *rows = s->logit_rows;
+    return &s->logits;
 }
 
 /* Teacher-forced log-probabilities with prefix reuse. */
@@ -170,19 +222,17 @@ rp_status rp_session_score(rp_session *s, const int32_t *tokens, int64_t n, int6
     if (keep < from) RP_TRY(rp_session_forward(s, tokens + keep, from - keep, RP_LOGITS_NONE, NULL, NULL));
     for (int64_t i = from; i < n - 1;) {
         int64_t T = n - 1 - i < s->n_logits ? n - 1 - i : s->n_logits;
-        float *logits;
-        rp_status st = rp_session_forward(s, tokens + i, T, RP_LOGITS_ALL, &logits, NULL);
-        if (st != RP_OK) return st;
-        CALL(cross_entropy, s->loss, logits, tokens + i + 1, T, V);
+        RP_TRY(rp_session_forward(s, tokens + i, T, RP_LOGITS_ALL, NULL, NULL));
+        RP_TRY(rp_tensor_copy_in(&s->tgt, 0, tokens + i + 1, (size_t)T * sizeof(int32_t)));
+        CALL(cross_entropy, F(s->loss), F(s->logits), I(s->tgt), T, V);
+        RP_TRY(rp_tensor_copy_out(&s->loss, 0, s->host_loss, (size_t)T * sizeof(float)));
+        if (greedy) {
+            CALL(argmax, I(s->best), F(s->logits), T, V);
+            RP_TRY(rp_tensor_copy_out(&s->best, 0, s->host_best, (size_t)T * sizeof(int32_t)));
+        }
         for (int64_t r = 0; r < T; r++) {
-            int64_t p = i + r;
-            lp[p - from] = -s->loss[r];
-            if (greedy) {
-                const float *row = logits + r * V;
-                int64_t best = 0;
-                for (int64_t v = 1; v < V; v++) if (row[v] > row[best]) best = v;
-                greedy[p - from] = best == tokens[p + 1];
-            }
+            lp[i + r - from] = -s->host_loss[r];
+            if (greedy) greedy[i + r - from] = s->host_best[r] == tokens[i + r + 1];
         }
         i += T;
     }

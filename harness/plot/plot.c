@@ -3,7 +3,7 @@
  * with quotes doubled and control characters blanked, and every terminal is noenhanced, so no label can
  * inject gnuplot commands or markup. gnuplot runs in out_dir on relative paths, with a time limit. */
 #include "plot/plot.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <errno.h>
 #include <math.h>
 #include <signal.h>

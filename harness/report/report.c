@@ -3,7 +3,7 @@
  * an image is embedded only when its PNG file could be read, otherwise the page says why the figure is
  * missing, so the page never holds a broken image. */
 #include "report/report.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>

@@ -14,13 +14,6 @@
 
 typedef struct rp_server rp_server;
 
-/* One chat completion on a session (reset first): format msgs with the model's chat template, generate with
- * o (max_tokens is capped to the room left in the context). text receives the answer (replacing it);
- * *n_prompt / *n_gen the token counts; *finish "stop" or "length". A prompt that does not fit the context is
- * RP_ERR_RANGE. Used by the server and by in-process clients (the SAFE plugin's local backend). */
-rp_status rp_chat_complete(rp_session *s, const rp_chat_msg *msgs, int n, const rp_generate_opts *o, rp_buf *text,
-                           size_t *n_prompt, size_t *n_gen, const char **finish);
-
 typedef struct rp_serve_opts {
     const char *host;        /* NULL: 127.0.0.1 */
     int port;                /* 0: an ephemeral port */

@@ -1,9 +1,14 @@
 /* backend.h: the op table every compute backend implements (cpu now, cuda later) and the entry points
- * that dispatch through it. Kernels take raw pointers into the backend's own memory with explicit sizes
+ * that dispatch through it. A backend owns its memory: buffers come from its alloc, host code moves bytes
+ * in and out only through copy_from_host / copy_to_host (a memcpy on the CPU; a device copy elsewhere)
+ * and waits with sync. Kernels take pointers into the backend's own buffers with explicit sizes
  * (row-major, densely packed rows unless a stride is given); the tensor-level checks live in ops.h.
- * Invariants: an op a backend lacks is a NULL slot, and calling it returns RP_ERR_UNSUPPORTED naming the
- * backend and the op (never a silent fallback or copy); the "ref" backend holds the plain reference
- * implementation of every op, which the faster backends are tested against (tests/test_ops.c).
+ * Invariants: every op has an rp_op value and a name (rp_op_name), and RP_OP_COUNT counts them; an op a
+ * backend lacks is a NULL slot (or supports_op says no for its dtypes), and calling it returns
+ * RP_ERR_UNSUPPORTED naming the backend and the op (never a silent fallback or copy); the "ref" backend
+ * holds the plain reference implementation of every op, which every backend is tested against, op by op
+ * from the enum (tests/test_ops.c). Only backends with host_memory set may wrap host bytes (an mmapped
+ * model file) as a buffer without copying.
  * Activations are f32; weights may be any dequantizable dtype. Shape letters: T tokens, C channels,
  * N output features, K reduced dimension, H heads, D head size, V vocabulary. */
 #ifndef RP_BACKEND_H
@@ -16,14 +21,33 @@
 
 typedef struct rp_backend rp_backend;
 
+/* Every op of the table, in table order after the memory functions. Adding an op: a slot below, a value
+ * here, its name in backend.c, a reference kernel in ops_ref.c and a case in tests/test_ops.c. */
+typedef enum rp_op {
+    RP_OP_MATMUL, RP_OP_MATMUL_MULTI, RP_OP_EMBED, RP_OP_RMSNORM, RP_OP_ROPE, RP_OP_ATTENTION, RP_OP_SWIGLU,
+    RP_OP_ADD, RP_OP_SOFTMAX, RP_OP_LOG_SOFTMAX, RP_OP_CROSS_ENTROPY, RP_OP_ARGMAX, RP_OP_GATHER_ROWS,
+    RP_OP_SCATTER_ADD_ROWS, RP_OP_CONV1D_CAUSAL, RP_OP_SELECTIVE_SCAN,
+    RP_OP_COUNT
+} rp_op;
+
 /* One of several matmuls that share their input (matmul_multi): y[M,N] = x · W[N,K]ᵀ. */
 #define RP_MATMUL_MAX_PARTS 4
 typedef struct rp_matmul_part { float *y; const void *w; rp_dtype wt; size_t ldw; int64_t N; } rp_matmul_part;
 
 typedef struct rp_backend_ops {
-    /* Memory the backend computes on (zero-filled); NULL on failure. */
+    /* 1 when buffers are plain host memory (host bytes may be wrapped as buffers, copies are memcpy). */
+    int host_memory;
+    /* A buffer the backend computes on (zero-filled); NULL on failure. */
     void *(*alloc)(rp_backend *be, size_t nbytes);
     void (*free)(rp_backend *be, void *p);
+    /* Copy nbytes between a host pointer and a buffer of this backend (offsets are the caller's). */
+    rp_status (*copy_to_host)(rp_backend *be, void *host_dst, const void *src, size_t nbytes);
+    rp_status (*copy_from_host)(rp_backend *be, void *dst, const void *host_src, size_t nbytes);
+    /* Wait until every op issued so far has finished (a no-op on the CPU backends, which run synchronously). */
+    rp_status (*sync)(rp_backend *be);
+    /* Whether the backend runs op on operands of these dtypes (for matmul / matmul_multi / embed: the
+     * weight dtype; other ops: f32); NULL means every non-NULL slot, f32 and every dequantizable dtype. */
+    int (*supports_op)(const rp_backend *be, rp_op op, const rp_dtype *dtypes, int n_dtypes);
     /* y[M,N] = x[M,K] · W[N,K]ᵀ; W rows of dtype wt, w_row_bytes apart. */
     rp_status (*matmul)(rp_backend *be, float *y, const float *x, int64_t M, int64_t K,
                         const void *w, rp_dtype wt, size_t w_row_bytes, int64_t N);
@@ -54,6 +78,8 @@ typedef struct rp_backend_ops {
     /* loss[r] = -log softmax(logits[r])[target[r]]; a target outside [0, n) is RP_ERR_RANGE. */
     rp_status (*cross_entropy)(rp_backend *be, float *loss, const float *logits, const int32_t *target,
                                int64_t rows, int64_t n);
+    /* out[r] = the index of the largest x[r, :] (the first one on ties), r < rows. */
+    rp_status (*argmax)(rp_backend *be, int32_t *out, const float *x, int64_t rows, int64_t n);
     /* out[i, :] = x[idx[i], :] for i < n (x has rows_x rows of C). */
     rp_status (*gather_rows)(rp_backend *be, float *out, const float *x, int64_t rows_x, int64_t C,
                              const int32_t *idx, int64_t n);
@@ -92,6 +118,17 @@ rp_status rp_backend_cpu_new(int n_threads, rp_backend **out);
 void rp_backend_cpu_free(rp_backend *be);
 /* Backend by name ("cpu", "ref"); NULL when unknown or unavailable. */
 rp_backend *rp_backend_by_name(const char *name);
+
+/* The op's name as written in the table ("matmul", "rmsnorm"); "?" outside [0, RP_OP_COUNT). */
+const char *rp_op_name(rp_op op);
+/* Whether be runs op on operands of dtypes (n of them; see supports_op above). */
+int rp_backend_supports(const rp_backend *be, rp_op op, const rp_dtype *dtypes, int n_dtypes);
+/* RP_OK when be runs op on those dtypes, else RP_ERR_UNSUPPORTED naming the backend, the op and the dtype. */
+rp_status rp_backend_require(const rp_backend *be, rp_op op, const rp_dtype *dtypes, int n_dtypes);
+/* Host <-> backend copies and sync through the table (memcpy on the CPU backends). */
+rp_status rp_backend_copy_to_host(rp_backend *be, void *host_dst, const void *src, size_t nbytes);
+rp_status rp_backend_copy_from_host(rp_backend *be, void *dst, const void *host_src, size_t nbytes);
+rp_status rp_backend_sync(rp_backend *be);
 
 /* Dispatch helpers: call the op or fail with RP_ERR_UNSUPPORTED "backend X lacks op Y". */
 #define RP_BACKEND_CALL(be, op, ...) \

@@ -474,7 +474,8 @@ static rp_status cpu_selective_scan(rp_backend *be, float *y, const float *u, co
 }
 
 static const rp_backend_ops cpu_ops = {
-    .alloc = rp_cpu_alloc, .free = rp_cpu_free,
+    .host_memory = 1, .alloc = rp_cpu_alloc, .free = rp_cpu_free, .copy_to_host = rp_cpu_copy,
+    .copy_from_host = rp_cpu_copy, .sync = rp_cpu_sync, .argmax = rp_ref_argmax,
     .matmul = cpu_matmul, .matmul_multi = cpu_matmul_multi, .embed = cpu_embed, .rmsnorm = cpu_rmsnorm, .rope = cpu_rope,
     .attention = cpu_attention, .swiglu = cpu_swiglu, .add = rp_ref_add, .softmax = cpu_softmax,
     .log_softmax = cpu_log_softmax, .cross_entropy = cpu_cross_entropy, .gather_rows = rp_ref_gather_rows,

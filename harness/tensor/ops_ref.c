@@ -20,6 +20,29 @@ void *rp_cpu_alloc(rp_backend *be, size_t nbytes) {
 /* Free host memory from rp_cpu_alloc. */
 void rp_cpu_free(rp_backend *be, void *p) { (void)be; free(p); }
 
+/* Host to host: a memcpy (the CPU backends' buffers are host memory). */
+rp_status rp_cpu_copy(rp_backend *be, void *dst, const void *src, size_t nbytes) {
+    (void)be;
+    if (nbytes) memcpy(dst, src, nbytes);
+    return RP_OK;
+}
+
+/* Nothing to wait for: CPU kernels return when done. */
+rp_status rp_cpu_sync(rp_backend *be) { (void)be; return RP_OK; }
+
+/* index of the row maximum, first on ties. */
+rp_status rp_ref_argmax(rp_backend *be, int32_t *out, const float *x, int64_t rows, int64_t n) {
+    (void)be;
+    if (n <= 0 || n > INT32_MAX) return rp_fail(RP_ERR_INVAL, "argmax: rows of %lld", (long long)n);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * n;
+        int64_t best = 0;
+        for (int64_t v = 1; v < n; v++) if (row[v] > row[best]) best = v;
+        out[r] = (int32_t)best;
+    }
+    return RP_OK;
+}
+
 /* y = x · Wᵀ with each weight row dequantized by the reference dequantizer. */
 rp_status rp_ref_matmul(rp_backend *be, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
                         size_t w_row_bytes, int64_t N) {
@@ -258,7 +281,8 @@ rp_status rp_ref_selective_scan(rp_backend *be, float *y, const float *u, const 
 }
 
 const rp_backend_ops rp_ref_ops = {
-    .alloc = rp_cpu_alloc, .free = rp_cpu_free,
+    .host_memory = 1, .alloc = rp_cpu_alloc, .free = rp_cpu_free, .copy_to_host = rp_cpu_copy,
+    .copy_from_host = rp_cpu_copy, .sync = rp_cpu_sync, .argmax = rp_ref_argmax,
     .matmul = rp_ref_matmul, .matmul_multi = rp_ref_matmul_multi, .embed = rp_ref_embed, .rmsnorm = rp_ref_rmsnorm, .rope = rp_ref_rope,
     .attention = rp_ref_attention, .swiglu = rp_ref_swiglu, .add = rp_ref_add, .softmax = rp_ref_softmax,
     .log_softmax = rp_ref_log_softmax, .cross_entropy = rp_ref_cross_entropy, .gather_rows = rp_ref_gather_rows,

@@ -14,16 +14,20 @@ rp_status rp_storage_new(rp_backend *be, size_t nbytes, rp_storage **out) {
     s->backend = be;
     s->nbytes = nbytes;
     s->owned = 1;
+    s->free_fn = be->ops->free;
     *out = s;
     return RP_OK;
 }
 
 /* Storage over bytes owned elsewhere. */
 rp_status rp_storage_wrap(rp_backend *be, void *data, size_t nbytes, rp_storage **out) {
+    if (!be) be = rp_backend_default();
+    if (!be->ops->host_memory)
+        return rp_fail(RP_ERR_UNSUPPORTED, "storage: backend %s cannot wrap host memory (allocate and copy in)", be->name);
     rp_storage *s = calloc(1, sizeof *s);
     if (!s) return rp_fail(RP_ERR_NOMEM, "storage: out of memory");
     s->refcount = 1;
-    s->backend = be ? be : rp_backend_default();
+    s->backend = be;
     s->data = data;
     s->nbytes = nbytes;
     *out = s;
@@ -36,7 +40,7 @@ void rp_storage_retain(rp_storage *s) { if (s) s->refcount++; }
 /* One reference less; frees at zero. */
 void rp_storage_release(rp_storage *s) {
     if (!s || --s->refcount > 0) return;
-    if (s->owned && s->backend->ops->free) s->backend->ops->free(s->backend, s->data);
+    if (s->owned && s->free_fn) s->free_fn(s->backend, s->data);
     free(s);
 }
 
@@ -142,4 +146,49 @@ rp_status rp_tensor_narrow(const rp_tensor *t, int64_t r0, int64_t r1, rp_tensor
     rp_storage_retain(v->storage);
     *out = v;
     return RP_OK;
+}
+
+/* Index i of the outermost dimension. */
+rp_status rp_tensor_select(const rp_tensor *t, int64_t i, rp_tensor **out) {
+    if (t->ndim == 1) return rp_tensor_narrow(t, i, i + 1, out);
+    if (i < 0 || i >= t->shape[0])
+        return rp_fail(RP_ERR_RANGE, "tensor select: index %lld outside [0, %lld)", (long long)i, (long long)t->shape[0]);
+    rp_tensor *v = malloc(sizeof *v);
+    if (!v) return rp_fail(RP_ERR_NOMEM, "tensor: out of memory");
+    *v = *t;
+    v->offset = t->offset + (size_t)(i * t->stride[0]);
+    v->ndim = t->ndim - 1;
+    for (int d = 0; d < v->ndim; d++) { v->shape[d] = t->shape[d + 1]; v->stride[d] = t->stride[d + 1]; }
+    v->shape[v->ndim] = 0;
+    v->stride[v->ndim] = 0;
+    rp_storage_retain(v->storage);
+    *out = v;
+    return RP_OK;
+}
+
+/* Bytes of a contiguous tensor. */
+size_t rp_tensor_nbytes(const rp_tensor *t) {
+    size_t n = rp_tensor_row_bytes(t);
+    for (int i = 0; i < t->ndim - 1; i++) n *= (size_t)t->shape[i];
+    return n;
+}
+
+static rp_status copy_check(const rp_tensor *t, size_t off, size_t nbytes, const char *what) {
+    if (!rp_tensor_is_contiguous(t)) return rp_fail(RP_ERR_INVAL, "%s: tensor is not contiguous", what);
+    size_t total = rp_tensor_nbytes(t);
+    if (off > total || nbytes > total - off)
+        return rp_fail(RP_ERR_RANGE, "%s: %zu bytes at offset %zu of a %zu-byte tensor", what, nbytes, off, total);
+    return RP_OK;
+}
+
+/* Copy out through the backend. */
+rp_status rp_tensor_copy_out(const rp_tensor *t, size_t off, void *host_dst, size_t nbytes) {
+    RP_TRY(copy_check(t, off, nbytes, "tensor copy out"));
+    return rp_backend_copy_to_host(t->storage->backend, host_dst, (const char *)rp_tensor_data(t) + off, nbytes);
+}
+
+/* Copy in through the backend. */
+rp_status rp_tensor_copy_in(rp_tensor *t, size_t off, const void *host_src, size_t nbytes) {
+    RP_TRY(copy_check(t, off, nbytes, "tensor copy in"));
+    return rp_backend_copy_from_host(t->storage->backend, (char *)rp_tensor_data(t) + off, host_src, nbytes);
 }

@@ -157,7 +157,7 @@ function M.model_path(name)
 end
 
 function M.serve(name, opts)
-  local srv = C.serve(M.model_path(name), opts)
+  local srv = require("repro.serve").start(M.model_path(name), opts)
   return srv, srv:url()
 end
 

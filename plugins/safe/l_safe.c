@@ -6,7 +6,6 @@
 #include "lua/host.h"
 #include "lua/state.h"
 #include "plugins/safe/safe.h"
-#include "serve/serve.h"
 #include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
@@ -555,44 +554,13 @@ static int l_local_model(lua_State *L) {
     return 1;
 }
 
-/* ---- an in-process `repro serve` (so a demo needs no second terminal) ---- */
-
-#define CLS_SERVER "safe.server"
-static void release_server(void *p) { rp_serve_stop(p); }
-static int server_url(lua_State *L) {
-    rp_server *s = rp_lua_checkobj(L, 1, CLS_SERVER);
-    lua_pushfstring(L, "http://127.0.0.1:%d/v1", rp_serve_port(s));
-    return 1;
-}
-static int server_requests(lua_State *L) { lua_pushnumber(L, (double)rp_serve_requests(rp_lua_checkobj(L, 1, CLS_SERVER))); return 1; }
-static int server_close(lua_State *L) { rp_lua_closeobj(L, 1, CLS_SERVER); return 0; }
-
-/* safe.serve(model_path, {ctx=, max_tokens=, id=}) -> server with :url(), :requests(), :close() */
-static int l_serve(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
-    rp_serve_opts o = {.host = "127.0.0.1", .port = 0};
-    if (lua_istable(L, 2)) {
-        static const char *const valid[] = {"ctx", "max_tokens", "id", NULL};
-        rp_lua_check_keys(L, 2, "safe.serve options", valid);
-        o.n_ctx = (int)rp_lua_field_integer(L, 2, "ctx", 0);
-        o.default_max_tokens = (int)rp_lua_field_integer(L, 2, "max_tokens", 0);
-        o.model_id = rp_lua_field_string(L, 2, "id", NULL);
-    }
-    rp_server *s = NULL;
-    rp_status st = rp_serve_start(path, &o, &s);
-    if (st != RP_OK) return rp_lua_fail(L, st, "safe.serve");
-    static const luaL_Reg m[] = {{"url", server_url}, {"requests", server_requests}, {"close", server_close}, {NULL, NULL}};
-    rp_lua_newobj(L, CLS_SERVER, s, m, release_server);
-    return 1;
-}
-
 int rp_luaopen_safe(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"f1k", l_f1k}, {"precision", l_precision}, {"summarize", l_summarize}, {"longfact", l_longfact},
         {"benchmark", l_benchmark}, {"factscore", l_factscore}, {"demos", l_demos},
         {"split_sentences", l_split_sentences}, {"parse_facts", l_parse_facts}, {"parse_relevance", l_parse_relevance},
         {"parse_rating", l_parse_rating}, {"cache", l_cache}, {"bm25_build", l_bm25_build}, {"bm25", l_bm25},
-        {"rate", l_rate}, {"generate", l_generate}, {"serve", l_serve}, {"local_model", l_local_model}, {NULL, NULL}};
+        {"rate", l_rate}, {"generate", l_generate}, {"local_model", l_local_model}, {NULL, NULL}};
     rp_lua_newlib(L, fns);
     lua_pushcfunction(L, l_openai);
     lua_setfield(L, -2, "openai");

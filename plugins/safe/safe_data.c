@@ -2,7 +2,7 @@
  * error names the file and 1-based line; strings are copied out, so nothing keeps the JSON tree alive.
  * Invariant: on error the output list holds only fully built items and can be freed as usual. */
 #include "plugins/safe/safe_data.h"
-#include "net/json.h"
+#include "util/json.h"
 #include "util/buf.h"
 #include <ctype.h>
 #include <dirent.h>

@@ -6,7 +6,7 @@
  * per-call RP_ERR_FORMAT with the reason; nothing here aborts on a bad answer. */
 #include "plugins/safe/safe.h"
 #include "net/http.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

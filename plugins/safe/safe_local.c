@@ -2,7 +2,7 @@
  * message through the model's chat template (rp_chat_complete, the same code `repro serve` runs). Calls run
  * one after another on one session; the retry index seeds sampling so re-asks at temperature > 0 differ. */
 #include "plugins/safe/safe.h"
-#include "serve/serve.h"
+#include "nn/generate.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * rp_db_record): the question and response, counts, calls, tokens, cost, F1@64/F1@178, every sentence and,
  * per fact, its text, revision, relevance, queries, search results, verdict and any raw or error text. */
 #include "plugins/safe/safe.h"
-#include "net/json.h"
+#include "util/json.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>

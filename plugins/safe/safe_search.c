@@ -2,7 +2,7 @@
  * string, and a local BM25 index (SQLite FTS5) over a folder of text files. The index records a digest of
  * its passages, which goes into the backend's name, so cached results from another corpus never match. */
 #include "plugins/safe/safe.h"
-#include "net/json.h"
+#include "util/json.h"
 #include "util/sha256.h"
 #include <ctype.h>
 #include <dirent.h>

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli/command.h"
-#include "nn/model_cli.h"
+#include "cli/model_cli.h"
 
 RP_COMMAND(chat, rp_cmd_chat, "chat with an instruct model (user turns from stdin lines)");
 

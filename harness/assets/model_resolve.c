@@ -1,11 +1,12 @@
 /* model_resolve.c: from what a user types (a file path, an asset name such as "smollm2-135m-instruct",
- * or "asset/file") to the model file to open. Assets are fetched and verified by the asset registry. */
+ * or "asset/file") to the model file to open (model_resolve.h). Assets are fetched and verified by the
+ * asset registry; the engine only ever sees the resulting path. */
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "assets/assets.h"
-#include "nn/llama.h"
+#include "assets/model_resolve.h"
 
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
@@ -46,4 +47,11 @@ rp_status rp_model_resolve(const char *name, char *out, size_t n) {
     if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) return pick_in_folder(p, name, out, n);
     if ((size_t)snprintf(out, n, "%s", p) >= n) return rp_fail(RP_ERR_RANGE, "model path too long: %s", p);
     return RP_OK;
+}
+
+/* Resolve a name or path, then load. */
+rp_status rp_model_load_named(const char *name, const rp_model_opts *opts, rp_model **out) {
+    char path[4096];
+    RP_TRY(rp_model_resolve(name, path, sizeof path));
+    return rp_model_load(path, opts, out);
 }

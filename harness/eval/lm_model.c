@@ -1,27 +1,26 @@
-/* lm_adapter.c: rp_model_as_lm: tokenize through the model's tokenizer, score through a session that the
- * model keeps for evaluation (so consecutive calls reuse cached prefixes: the choices of one item share
- * their context). */
-#include "nn/lm_adapter.h"
+/* lm_model.c: rp_model_as_lm: tokenize through the model's tokenizer, score through the session the model
+ * keeps for scoring (rp_model_scoring_session: consecutive calls reuse cached prefixes, so the choices of
+ * one item share their context). Uses only the engine's public API (nn/llama.h). */
+#include "eval/lm_model.h"
 #include <stdlib.h>
 #include <string.h>
-#include "nn/llama_impl.h"
+#include "nn/llama.h"
 
 _Static_assert(sizeof(int) == sizeof(int32_t), "token ids are passed as int");
 
 #define LM_CTX 2048
 #define LM_LOGITS 128
 
-static rp_status lm_session(rp_model *m, rp_session **out) {
-    if (!m->lm_session) RP_TRY(rp_session_new(m, m->cfg.context_len < LM_CTX ? m->cfg.context_len : LM_CTX, 512, LM_LOGITS, &m->lm_session));
-    *out = m->lm_session;
-    return RP_OK;
+static int lm_ctx(const rp_model *m) {
+    int n = rp_model_config(m)->context_len;
+    return n < LM_CTX ? n : LM_CTX;
 }
 
 static rp_status lm_tokenize(void *ctx, const char *text, size_t len, int **ids, size_t *n) {
-    rp_model *m = ctx;
-    if (!m->tok) return rp_fail(RP_ERR_INVAL, "lm: the model has no tokenizer");
+    const rp_tokenizer *tok = rp_model_tokenizer(ctx);
+    if (!tok) return rp_fail(RP_ERR_INVAL, "lm: the model has no tokenizer");
     rp_tokens t = { 0 };
-    rp_status st = rp_tokenizer_encode(m->tok, text, len, RP_TOK_NO_BOS, &t);
+    rp_status st = rp_tokenizer_encode(tok, text, len, RP_TOK_NO_BOS, &t);
     if (st != RP_OK) { rp_tokens_free(&t); return st; }
     *ids = malloc((t.n ? t.n : 1) * sizeof **ids);
     if (!*ids) { rp_tokens_free(&t); return rp_fail(RP_ERR_NOMEM, "lm: out of memory"); }
@@ -35,7 +34,7 @@ static rp_status lm_logprobs(void *ctx, int nseq, const int *const *seqs, const 
                              float *const *out, unsigned char *const *greedy) {
     rp_model *m = ctx;
     rp_session *s;
-    RP_TRY(lm_session(m, &s));
+    RP_TRY(rp_model_scoring_session(m, lm_ctx(m), LM_LOGITS, &s));
     for (int i = 0; i < nseq; i++)
         RP_TRY(rp_session_score(s, (const int32_t *)seqs[i], (int64_t)lens[i], (int64_t)from[i], out[i], greedy ? greedy[i] : NULL));
     return RP_OK;
@@ -45,11 +44,12 @@ static rp_status lm_logprobs(void *ctx, int nseq, const int *const *seqs, const 
 rp_lm rp_model_as_lm(rp_model *m) {
     rp_lm lm;
     memset(&lm, 0, sizeof lm);
+    const rp_tokenizer *tok = rp_model_tokenizer(m);
     lm.ctx = m;
-    lm.n_vocab = m->cfg.vocab;
-    lm.bos = m->tok ? rp_tokenizer_bos(m->tok) : -1;
-    lm.add_bos = m->tok ? rp_tokenizer_adds_bos(m->tok) : 0;
-    lm.n_ctx = m->cfg.context_len < LM_CTX ? m->cfg.context_len : LM_CTX;
+    lm.n_vocab = rp_model_config(m)->vocab;
+    lm.bos = tok ? rp_tokenizer_bos(tok) : -1;
+    lm.add_bos = tok ? rp_tokenizer_adds_bos(tok) : 0;
+    lm.n_ctx = lm_ctx(m);
     lm.tokenize = lm_tokenize;
     lm.logprobs = lm_logprobs;
     return lm;

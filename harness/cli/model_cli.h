@@ -1,7 +1,7 @@
 /* model_cli.h: what `repro generate` and `repro chat` share: opening a model named on the command line
  * and parsing the sampling options they both accept. */
-#ifndef RP_NN_MODEL_CLI_H
-#define RP_NN_MODEL_CLI_H
+#ifndef RP_CLI_MODEL_CLI_H
+#define RP_CLI_MODEL_CLI_H
 #include "nn/generate.h"
 #include "nn/llama.h"
 

@@ -1,5 +1,6 @@
 /* model_cli.c: shared command-line handling of `repro generate` and `repro chat` (model_cli.h). */
-#include "nn/model_cli.h"
+#include "cli/model_cli.h"
+#include "assets/model_resolve.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * not UTF-8 are an error. Numbers are doubles. Objects keep members in insertion order; a parsed object
  * with a repeated key answers rp_json_get with the last one. On failure rp_json_set / rp_json_push free
  * the value they were given, so `rp_json_set(o, "k", rp_json_new_string(s))` never leaks. */
-#include "net/json.h"
+#include "util/json.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,7 @@
-/* lm_adapter.h: a model seen through the evaluation module's LM interface (eval/lm.h). */
-#ifndef RP_NN_LM_ADAPTER_H
-#define RP_NN_LM_ADAPTER_H
+/* lm_model.h: an engine model seen through the evaluation module's LM interface (eval/lm.h). Evaluation
+ * adapts to the engine (this file lives in eval/ and uses only nn/llama.h), never the other way round. */
+#ifndef RP_EVAL_LM_MODEL_H
+#define RP_EVAL_LM_MODEL_H
 #include "eval/lm.h"
 #include "nn/llama.h"
 

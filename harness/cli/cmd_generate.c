@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/command.h"
-#include "nn/model_cli.h"
+#include "cli/model_cli.h"
 
 RP_COMMAND(generate, rp_cmd_generate, "generate text from a model (text to stdout, tokens/s to stderr)");
 
