@@ -1,7 +1,7 @@
 /* cmd_env.c: `repro env [--json]`: what a run would record about this machine and checkout. */
 #include "cli/command.h"
 #include "cli/provenance.h"
-#include "lua/state.h"
+#include "cli/run_paths.h"
 #include "net/json.h"
 #include <stdio.h>
 #include <string.h>

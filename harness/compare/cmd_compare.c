@@ -4,7 +4,7 @@
 #include "cli/command.h"
 #include "cli/run_paths.h"
 #include "compare/compare.h"
-#include "db/db_cli.h"
+#include "cli/db_cli.h"
 #include "lua/state.h"
 #include <errno.h>
 #include <glob.h>

@@ -3,7 +3,7 @@
  * the new files and rendered flag. EXPERIMENT means its latest finished run. */
 #include "cli/command.h"
 #include "cli/run_paths.h"
-#include "db/db_cli.h"
+#include "cli/db_cli.h"
 #include "plot/plot.h"
 #include <sqlite3.h>
 #include <stdlib.h>

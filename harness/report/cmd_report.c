@@ -1,6 +1,6 @@
 /* cmd_report.c: `repro report`: write the HTML report and its Markdown twin from the registry. */
 #include "cli/command.h"
-#include "db/db_cli.h"
+#include "cli/db_cli.h"
 #include "report/report.h"
 #include <string.h>
 #include "util/buf.h"
