@@ -41,16 +41,12 @@ int rp_cmd_runs(int argc, char **argv) {
     rp_db *db;
     rp_status st = rp_cli_open_db(dbp, &db, NULL, 0);
     if (st != RP_OK) return rp_cli_fail("runs", st);
-    rp_buf out = { 0 };
     int lost = 0;
+    rp_json *rows = NULL;
     st = rp_db_mark_lost(db, &lost);
     if (st == RP_OK && lost) fprintf(stderr, "repro runs: marked %d run%s lost (recorded running, process gone)\n", lost, lost == 1 ? "" : "s");
-    if (st == RP_OK) st = rp_db_list_runs(db, &f, &out);
+    if (st == RP_OK) st = rp_db_runs(db, &f, &rows);
     rp_db_close(db);
-    if (st != RP_OK) { rp_buf_free(&out); return rp_cli_fail("runs", st); }
-    rp_json *rows = NULL;
-    st = rp_json_parse(out.data, out.len, &rows);
-    rp_buf_free(&out);
     if (st != RP_OK) return rp_cli_fail("runs", st);
     if (as_json) {
         st = rp_cli_print_json(rows);

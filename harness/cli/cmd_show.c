@@ -67,12 +67,9 @@ int rp_cmd_show(int argc, char **argv) {
     rp_db *db;
     rp_status st = rp_cli_open_db(dbp, &db, NULL, 0);
     if (st != RP_OK) return rp_cli_fail("show", st);
-    rp_buf out = { 0 };
-    st = rp_db_get_run(db, id, &out);
-    rp_db_close(db);
     rp_json *r = NULL;
-    if (st == RP_OK) st = rp_json_parse(out.data, out.len, &r);
-    rp_buf_free(&out);
+    st = rp_db_run(db, id, &r);
+    rp_db_close(db);
     if (st != RP_OK) return rp_cli_fail("show", st);
     if (as_json) {
         st = rp_cli_print_json(r);

@@ -4,6 +4,7 @@
  * "-inf" (JSON has no such numbers). */
 #include "db/db_internal.h"
 #include "net/json.h"
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -125,4 +126,30 @@ rp_status rp_db_latest_finished(rp_db *db, const char *experiment, int64_t *run_
     if (rc == SQLITE_ROW) return RP_OK;
     if (rc == SQLITE_DONE) return rp_fail(RP_ERR_NOTFOUND, "%s: no finished run of experiment '%s'", rp_db_path(db), experiment);
     return rp_db_fail(db, rc, "finding the latest run");
+}
+
+double rp_db_json_value(const rp_json *v) {
+    if (rp_json_typeof(v) == RP_JSON_NUMBER) return rp_json_num(v, NAN);
+    const char *t = rp_json_str(v, "");
+    return !strcmp(t, "inf") ? INFINITY : !strcmp(t, "-inf") ? -INFINITY : NAN;
+}
+
+const char *rp_db_sqlite_version(void) { return sqlite3_libversion(); }
+
+/* Parse the JSON text a query wrote into *out (freeing the text). */
+static rp_status parsed(rp_status st, rp_buf *text, rp_json **out) {
+    *out = NULL;
+    if (st == RP_OK) st = rp_json_parse(text->data, text->len, out);
+    rp_buf_free(text);
+    return st;
+}
+
+rp_status rp_db_runs(rp_db *db, const rp_run_filter *f, rp_json **rows) {
+    rp_buf text = { 0 };
+    return parsed(rp_db_list_runs(db, f, &text), &text, rows);
+}
+
+rp_status rp_db_run(rp_db *db, int64_t run_id, rp_json **run) {
+    rp_buf text = { 0 };
+    return parsed(rp_db_get_run(db, run_id, &text), &text, run);
 }

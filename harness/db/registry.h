@@ -72,18 +72,26 @@ rp_status rp_db_figure(rp_db *db, int64_t run_id, const char *name, const char *
 /* A free-form artifact / record (JSON), e.g. a per-response record of a pipeline. */
 rp_status rp_db_record(rp_db *db, int64_t run_id, const char *kind, const char *key, const char *json);
 
+struct rp_json;
 /* Queries return JSON text in out (arrays of objects), so the CLI can print tables or --json alike. */
 typedef struct rp_run_filter { const char *experiment, *commit_prefix, *status; int64_t limit; } rp_run_filter;
 /* The runs matching f, newest first, as a JSON array of run objects. */
 rp_status rp_db_list_runs(rp_db *db, const rp_run_filter *f, rp_buf *out_json);
 /* One run with everything: info, params, env, summaries, targets, figures, metric names with counts. */
 rp_status rp_db_get_run(rp_db *db, int64_t run_id, rp_buf *out_json);
+/* rp_db_list_runs and rp_db_get_run, parsed: *rows / *run is the JSON value (free with rp_json_free). */
+rp_status rp_db_runs(rp_db *db, const rp_run_filter *f, struct rp_json **rows);
+rp_status rp_db_run(rp_db *db, int64_t run_id, struct rp_json **run);
 /* Points of one metric of one run: [[step, value], ...]. */
 rp_status rp_db_get_metric(rp_db *db, int64_t run_id, const char *name, rp_buf *out_json);
 /* The same points as doubles, bit for bit as logged (NaN, ±Inf included); *steps and *values are
  * malloc'd arrays of *n elements (free them). In get_metric's JSON, non-finite values are the strings
  * "nan", "inf", "-inf"; the same holds for summaries and targets in get_run. */
 rp_status rp_db_get_metric_points(rp_db *db, int64_t run_id, const char *name, double **steps, double **values, size_t *n);
+/* A double of query JSON: numbers as they are, "inf" / "-inf" as ±Inf, anything else (null, "nan") NaN. */
+double rp_db_json_value(const struct rp_json *v);
+/* The version of the SQLite library in use (for a run's environment record). */
+const char *rp_db_sqlite_version(void);
 /* The latest finished run of experiment (RP_ERR_NOTFOUND when none). */
 rp_status rp_db_latest_finished(rp_db *db, const char *experiment, int64_t *run_id);
 /* Append json (text) in canonical form: object keys sorted at every depth, compact. rp_db_run_begin
