@@ -3,7 +3,8 @@
 # through the real CLI with real signals: points logged more than about a second before a SIGKILL are
 # kept; SIGHUP ends a run as killed; `repro runs` marks a running run whose process is gone as lost;
 # a corrupt database says corrupt; runs/show read a read-only registry; --db '' is an error; eval on a
-# directory says so; show prints what a shape target checked and no n=? or nan.
+# directory says so; show prints what a shape target checked and no n=? or nan; report shows one
+# commit's runs unless asked for all (then grouped by commit).
 . "$(dirname "$0")/cli_test_lib.sh"
 # wait_for FILE WORD: until WORD shows in FILE (at most 30 s).
 wait_for() { for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
@@ -52,6 +53,19 @@ check "show: shape target says whether the claim held" "grep -q \"error shrinks 
 check "show: no nan" "! grep -q 'nan' $tmp/show"
 check "show: no n=?" "! grep -q 'n=?' $tmp/show"
 check "show: an exact target's numbers" "grep -q 'paper 3.14159, reproduced' $tmp/show"
+
+# report: by default the latest commit's runs only; --all-commits shows each commit in its own section.
+id2=$("$REPRO" run experiments/example.lua --preset smoke repeats=4 2>/dev/null)   # other params: the old default showed both
+q "update runs set git_commit='feedfacefeedfacefeedfacefeedfacefeedface' where id=$id"
+"$REPRO" report --out "$tmp/rep/latest.html" >/dev/null 2>&1; rc=$?
+check "report: default exits 0" "[ $rc -eq 0 ]"
+check "report: default shows only the latest commit's run" "grep -q 'run $id2 ·' $tmp/rep/latest.html && ! grep -q 'run $id ·' $tmp/rep/latest.html"
+check "report: says which commit" "grep -q 'latest commit with finished runs' $tmp/rep/latest.md"
+"$REPRO" report --all-commits --out "$tmp/rep/all.html" >/dev/null 2>&1
+check "report --all-commits: both runs, grouped by commit" "grep -q 'run $id ·' $tmp/rep/all.html && grep -q 'run $id2 ·' $tmp/rep/all.html && [ \"\$(grep -c '^## commit' $tmp/rep/all.md)\" -eq 2 ]"
+"$REPRO" report --commit feedface --out "$tmp/rep/old.html" >/dev/null 2>&1
+check "report --commit C: that commit's run" "grep -q 'run $id ·' $tmp/rep/old.html && ! grep -q 'run $id2 ·' $tmp/rep/old.html"
+check "report: a shape target says whether its claim held" "grep -q 'shape: the claim held' $tmp/rep/latest.md"
 
 # --db '' is an error, never the default database.
 for cmd in runs "show 1" report plot\ 1 "compare A B"; do
