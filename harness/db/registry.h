@@ -1,7 +1,8 @@
 /* registry.h: the SQLite run registry (results/repro.db). One connection per process, WAL mode, a busy
  * timeout, schema versioned by PRAGMA user_version with forward-only migrations; a database from a newer
  * schema is refused with a clear error rather than touched. Metric points are buffered and written in
- * batches inside transactions; NaN and ±Inf are stored faithfully (as text 'nan', 'inf', '-inf' in a REAL
+ * batches inside transactions, by count and by time (a point waits about half a second at most while
+ * points keep coming or rp_db_flush_due is called, so a SIGKILL loses at most the last second); NaN and ±Inf are stored faithfully (as text 'nan', 'inf', '-inf' in a REAL
  * column's companion, or any lossless scheme) and read back as the same doubles.
  * Several processes may write into one database at once without losing rows. */
 #ifndef RP_REGISTRY_H
