@@ -24,7 +24,9 @@ static lua_State *volatile active_L;
 #define FLUSH_HOOK_COUNT 1000000
 
 /* Count hook of a run's state: write metric points that have waited long enough (see rp_db_flush_due), so
- * a SIGKILL loses at most the last second of them. A failure surfaces at the next metric or the run's end. */
+ * a SIGKILL loses at most the last second of them. A failure surfaces at the next metric or the run's end.
+ * LuaJIT runs no hook inside compiled traces: there, points logged just before a long compiled stretch
+ * that logs nothing wait for the next rp_db_metric call (or the run's end). */
 static void flush_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     rp_run *r = rp_lua_current_run(L);
