@@ -4,15 +4,7 @@
 # a Lua error marks the run failed with file:line and a traceback; SIGTERM marks it killed and keeps
 # what was logged; 4 concurrent writers lose no row; a corrupt database and a read-only results folder
 # get clear errors; without gnuplot the run is still recorded and the figure marked not rendered.
-set -u
-REPRO=${REPRO:-bin/repro}
-REPRO=$(cd "$(dirname "$REPRO")" && pwd)/$(basename "$REPRO")
-tmp=$(mktemp -d)
-trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
-export REPRO_DB=$tmp/results/repro.db
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then fails=$((fails+1)); echo "FAIL: $1" >&2; fi; }
-q() { sqlite3 "$REPRO_DB" "$1"; }
+. "$(dirname "$0")/cli_test_lib.sh"
 
 # A finished run of the example.
 id=$("$REPRO" run experiments/example.lua --preset smoke 2>"$tmp/err")

@@ -1,7 +1,8 @@
 /* test_compare.c: commit comparison: aggregation against closed forms (mean, sample std), the regression
  * rule in both directions and at zero, and a registry holding runs of two commits: grouping by params
  * without the seed, only differing params shown, dirty runs warned about, a regression past the
- * threshold (and none under a looser one), groups present at one commit only. */
+ * threshold (and none under a looser one), groups present at one commit only, and a comparison in
+ * which no group met being an error. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,15 @@ static void test_commits(const char *dir) {
     CHECK(rp_compare_commits(db, &o, &text, NULL, &reg) == RP_ERR_NOTFOUND && strstr(rp_errmsg(), "HEAD~3"));
     int64_t n = -1;
     CHECK(rp_compare_count_runs(db, B, &n) == RP_OK && n == 4);
+    /* Runs at both commits but no group at both (other params, as after a --run with another preset):
+     * compared nothing, which is an error rather than "0 regressions". */
+    static const char D[] = "dddddddddddddddddddddddddddddddddddddddd";
+    add_run(db, D, 0, "{\"lr\":0.9,\"n\":10}", 1, 0.9, 0.5);
+    o.commit_b = D;
+    o.label_b = "D";
+    rp_buf_clear(&text);
+    CHECK(rp_compare_commits(db, &o, &text, NULL, &reg) == RP_ERR_NOTFOUND && strstr(rp_errmsg(), "compared nothing"));
+    CHECK(text.data && strstr(text.data, "nothing compared") && strstr(text.data, "only at B"));
     rp_buf_free(&text);
     rp_buf_free(&json);
     rp_db_close(db);

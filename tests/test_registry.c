@@ -1,6 +1,7 @@
 /* test_registry.c: the SQLite run registry: round trips of every table, NaN/±Inf kept bit for bit, a
  * corrupt file and a newer schema refused untouched, a read-only folder refused, a version-1 database
- * migrated, and several forked writer processes logging into one database without losing a row.
+ * migrated, several forked writer processes logging into one database without losing a row, points
+ * written by time, dead runs marked lost, and read-only opening.
  * Expected values come from the formulas that generated them or from raw SQL on the file, never from an
  * earlier output of the registry. */
 #include <errno.h>
@@ -258,6 +259,56 @@ static void test_readonly(void) {
     chmod(dir, 0755);
 }
 
+/* Points are written by time as well as by count: two points, then ~0.7 s, then a third point: the
+ * file (read with raw SQL, as a SIGKILL would leave it) holds the first ones; rp_db_flush_due writes
+ * points that waited without a further rp_db_metric. A run recorded running whose process is gone is
+ * marked lost; one whose process lives is not. */
+static void test_time_flush_and_lost(void) {
+    char path[512];
+    path_in(path, sizeof path, "time.db");
+    rp_db *db;
+    CHECK_MSG(rp_db_open(path, &db) == RP_OK, "%s", rp_errmsg());
+    rp_run_info info = { .experiment = "t" };
+    int64_t run;
+    CHECK(rp_db_run_begin(db, &info, &run) == RP_OK);
+    CHECK(rp_db_metric(db, run, "x", 0, 1) == RP_OK && rp_db_metric(db, run, "x", 1, 2) == RP_OK);
+    CHECK(sql_int(path, "SELECT COALESCE(SUM(n), 0) FROM metrics") == 0);   /* buffered */
+    usleep(700000);
+    CHECK(rp_db_metric(db, run, "x", 2, 3) == RP_OK);
+    CHECK(sql_int(path, "SELECT COALESCE(SUM(n), 0) FROM metrics") == 3);
+    CHECK(rp_db_metric(db, run, "x", 3, 4) == RP_OK);
+    CHECK(rp_db_flush_due(db) == RP_OK && sql_int(path, "SELECT COALESCE(SUM(n), 0) FROM metrics") == 3);   /* not due yet */
+    usleep(700000);
+    CHECK(rp_db_flush_due(db) == RP_OK && sql_int(path, "SELECT COALESCE(SUM(n), 0) FROM metrics") == 4);
+    /* A run begun by a child that then dies without ending it. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        rp_db *c;
+        int64_t r2;
+        _exit(rp_db_open(path, &c) == RP_OK && rp_db_run_begin(c, &info, &r2) == RP_OK ? 0 : 1);   /* no end, no close */
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int lost = -1;
+    CHECK(rp_db_mark_lost(db, &lost) == RP_OK && lost == 1);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM runs WHERE status = 'lost'") == 1);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM runs WHERE status = 'running'") == 1);   /* ours lives */
+    CHECK(rp_db_mark_lost(db, &lost) == RP_OK && lost == 0);
+    CHECK(rp_db_run_end(db, run, RP_RUN_FINISHED, NULL, NULL) == RP_OK);
+    rp_db_close(db);
+    /* Read-only: reads work, writes are refused with a message, nothing is created. */
+    CHECK_MSG(rp_db_open_readonly(path, &db) == RP_OK, "%s", rp_errmsg());
+    rp_buf b = { 0 };
+    CHECK(rp_db_get_run(db, run, &b) == RP_OK && strstr(b.data, "\"finished\""));
+    CHECK(rp_db_summary(db, run, "s", 1, NAN, 0, 0) != RP_OK && strstr(rp_errmsg(), "time.db"));
+    rp_buf_free(&b);
+    rp_db_close(db);
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/none.db", tmpdir);
+    CHECK(rp_db_open_readonly(missing, &db) == RP_ERR_NOTFOUND && access(missing, F_OK) != 0);
+}
+
 /* Version 1 as it was shipped (the migration's starting point), written here independently. */
 static const char v1_sql[] =
     "CREATE TABLE runs(id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, paper TEXT, script TEXT, preset TEXT,"
@@ -392,6 +443,7 @@ int main(void) {
     test_readonly();
     test_migration();
     test_concurrent();
+    test_time_flush_and_lost();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (!checks_failed && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

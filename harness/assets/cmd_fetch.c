@@ -4,7 +4,7 @@
 #include <string.h>
 #include "assets/assets.h"
 #include "cli/command.h"
-#include "db/db_cli.h"
+#include "cli/db_cli.h"
 
 RP_COMMAND(fetch, rp_cmd_fetch, "fetch and verify models and data sets by name (--list shows the catalog)");
 

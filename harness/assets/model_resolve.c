@@ -43,6 +43,9 @@ rp_status rp_model_resolve(const char *name, char *out, size_t n) {
         return rp_fail(RP_ERR_NOTFOUND, "model %s: no such file", name);
     char p[4096];
     rp_status s = rp_asset_path(name, NULL, p, sizeof p);
+    if (s != RP_OK && stat(name, &st) == 0 && S_ISDIR(st.st_mode))
+        return rp_fail(RP_ERR_INVAL, "model %s is a directory, not a model file: give the .gguf, .safetensors or "
+                       "llama2.c .bin file inside it (or an asset name)", name);
     if (s != RP_OK) return rp_fail_ctx(s, "model %s: not a file, and as an asset: ", name);
     if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) return pick_in_folder(p, name, out, n);
     if ((size_t)snprintf(out, n, "%s", p) >= n) return rp_fail(RP_ERR_RANGE, "model path too long: %s", p);

@@ -2,7 +2,7 @@
  * experiments/ (each in its own `repro run` process, so one failure does not stop the others),
  * then the report; prints where the report is. Exit 1 when any run failed. */
 #include "cli/command.h"
-#include "lua/state.h"
+#include "cli/run_paths.h"
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>

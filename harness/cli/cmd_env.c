@@ -1,6 +1,7 @@
 /* cmd_env.c: `repro env [--json]`: what a run would record about this machine and checkout. */
 #include "cli/command.h"
 #include "cli/provenance.h"
+#include "cli/run_paths.h"
 #include "lua/state.h"
 #include "util/json.h"
 #include <stdio.h>

@@ -1,6 +1,7 @@
 /* cmd_exec.c: `repro exec FILE.lua [ARGS...]`: run a plain Lua script with every repro module available
  * and no run recorded (Lua tests, quick scripts). The script sees its arguments in the global `arg`. */
 #include "cli/command.h"
+#include "cli/run_paths.h"
 #include "lua/state.h"
 #include <stdio.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * task file is reported by name and left out, and the others still merge. */
 #include "cli/command.h"
 #include "cli/run_paths.h"
-#include "db/db_cli.h"
+#include "cli/db_cli.h"
 #include "db/sweep.h"
 #include <dirent.h>
 #include <stdio.h>

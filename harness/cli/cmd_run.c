@@ -1,8 +1,9 @@
 /* cmd_run.c: `repro run SCRIPT.lua [--preset NAME] [--seed N] [--db PATH] [key=value ...]`: the run
  * lifecycle of design.md §2. Params are resolved before anything is recorded (a bad param records
  * nothing); then the run row is inserted with full provenance, the script runs under a traceback
- * handler, and the run ends finished, failed (error + traceback) or killed (SIGINT/SIGTERM). Metrics
- * logged before an error or a signal are flushed, never lost. */
+ * handler, and the run ends finished, failed (error + traceback) or killed (SIGINT/SIGTERM/SIGHUP).
+ * Metrics logged before an error or a signal are flushed, never lost; points wait at most about a second
+ * in memory (the registry's time-based flush), so even SIGKILL loses only the last second's. */
 #include "cli/command.h"
 #include "cli/experiment_call.h"
 #include "cli/provenance.h"
@@ -23,7 +24,7 @@ static const char *RUN_HELP =
     "  Resolves params (script defaults, then the preset, then key=value), records the run with its\n"
     "  provenance, runs it, and stores metrics, summaries, figures and targets in the registry.\n"
     "  --list-params  print the script's params and presets, run nothing\n"
-    "exit: 0 finished, 1 failed, 2 bad usage or param, 130 killed\n";
+    "exit: 0 finished, 1 failed, 2 bad usage or param, 130 killed (SIGINT, SIGTERM, SIGHUP)\n";
 
 static volatile sig_atomic_t signals_seen;
 static void on_signal(int sig) {
@@ -130,8 +131,8 @@ int rp_cmd_run(int argc, char **argv) {
     lua_pop(L, 1);
 
     char dbp[4096];
-    rp_default_db_path(db_path, dbp, sizeof dbp);
-    rp_status st = rp_db_open(dbp, &run.db);
+    rp_status st = rp_default_db_path(db_path, dbp, sizeof dbp);
+    if (st == RP_OK) st = rp_db_open(dbp, &run.db);
     if (st != RP_OK) {
         fprintf(stderr, "repro run: %s\n", rp_errmsg());
         rp_buf_free(&params_json); rp_buf_free(&versions_json); lua_close(L);
@@ -156,6 +157,7 @@ int rp_cmd_run(int argc, char **argv) {
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);   /* a closed terminal ends the run as killed, like SIGTERM */
     lua_newtable(L);
     lua_pushstring(L, preset ? preset : "");
     lua_setfield(L, -2, "preset");
@@ -186,6 +188,7 @@ int rp_cmd_run(int argc, char **argv) {
     if (st != RP_OK) { fprintf(stderr, "repro run: recording the end of run %lld: %s\n", (long long)run.id, rp_errmsg()); code = code ? code : 6; }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     lua_close(L);
     rp_db_close(run.db);
     printf("%lld\n", (long long)run.id);

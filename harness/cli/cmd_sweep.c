@@ -10,7 +10,7 @@
 #include "cli/provenance.h"
 #include "cli/run_paths.h"
 #include "cli/sweep_points.h"
-#include "db/db_cli.h"
+#include "cli/db_cli.h"
 #include "db/sweep.h"
 #include "lua/l_json.h"
 #include "lua/state.h"

@@ -6,10 +6,10 @@
 #if RP_LUA_51
 #include <luajit.h>
 #endif
+#include "db/registry.h"
 #include "util/json.h"
 #include "util/sha256.h"
 #include <ctype.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +93,7 @@ rp_status rp_provenance_collect(const char *root, rp_provenance *p) {
     rp_json_set(env, "cores", rp_json_new_number((double)sysconf(_SC_NPROCESSORS_ONLN)));
     rp_json_set(env, "memory_bytes", rp_json_new_number((double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE)));
     rp_json_set(env, "lua", rp_json_new_string(p->lua_impl));
-    rp_json_set(env, "sqlite", rp_json_new_string(sqlite3_libversion()));
+    rp_json_set(env, "sqlite", rp_json_new_string(rp_db_sqlite_version()));
     rp_json_set(env, "gpu", rp_json_new_string("none"));
     for (char **e = environ; *e; e++) {
         const char *eq = strchr(*e, '=');

@@ -8,7 +8,7 @@
 rp_status rp_run_record_begin(const char *db_path, const char *experiment, const char *paper,
                               const char *params_json, int64_t seed, rp_db **db, int64_t *run_id) {
     char path[4096];
-    rp_default_db_path(db_path, path, sizeof path);
+    RP_TRY(rp_default_db_path(db_path, path, sizeof path));
     RP_TRY(rp_db_open(path, db));
     rp_provenance p;
     rp_provenance_collect(rp_project_root(), &p);

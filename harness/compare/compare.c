@@ -1,11 +1,11 @@
-/* compare.c: commit comparison over the registry (see compare.h). Runs are read once per commit, grouped
+/* compare.c: commit comparison over the registry (see compare.h), read through db/'s query functions (no
+ * SQL here). Runs are read once per commit, grouped
  * in memory by a key string "experiment \x1f params-without-seed \x1f backend \x1f device"; each group
  * then reads its runs' summaries and the last point of each metric series. Params shown for a group are
  * only those whose values differ between the groups of its experiment. */
 #include "compare/compare.h"
 #include "util/json.h"
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,46 +61,37 @@ static char *params_without_seed(const char *params) {
     return out ? out : strdup("{}");
 }
 
-static char *col(sqlite3_stmt *st, int i) {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return strdup(t ? (const char *)t : "");
-}
+/* A string member of a query row (empty when missing or null); caller frees. */
+static char *member(const rp_json *row, const char *key) { return strdup(rp_json_str(rp_json_get(row, key), "")); }
 
-/* The finished runs at commit (prefix match). */
+/* The finished runs at commit (prefix match), oldest first, read through the registry's run listing. */
 static rp_status load_runs(rp_db *db, const char *commit, crun **out, int *n) {
-    sqlite3 *sq = rp_db_sqlite(db);
-    sqlite3_stmt *st;
     *out = NULL; *n = 0;
-    if (sqlite3_prepare_v2(sq, "SELECT id, git_dirty, experiment, COALESCE(params_json, '{}'), COALESCE(backend, ''), "
-                           "COALESCE(device, '') FROM runs WHERE status = 'finished' AND substr(lower(git_commit), 1, length(?1)) = lower(?1) ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK)
-        return rp_fail(RP_ERR_DB, "%s: %s", rp_db_path(db), sqlite3_errmsg(sq));
-    sqlite3_bind_text(st, 1, commit, -1, SQLITE_STATIC);
-    int cap = 0;
-    rp_status s = RP_OK;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 16;
-            crun *p = realloc(*out, (size_t)cap * sizeof *p);
-            if (!p) { s = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
-            *out = p;
-        }
+    rp_run_filter f = { .commit_prefix = commit, .status = "finished" };
+    rp_json *rows = NULL;
+    rp_status s = rp_db_runs(db, &f, &rows);
+    size_t nr = rp_json_len(rows);
+    if (s == RP_OK && nr && !(*out = calloc(nr, sizeof **out))) s = rp_fail(RP_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; s == RP_OK && k < nr; k++) {
+        const rp_json *row = rp_json_at(rows, nr - 1 - k);   /* the listing is newest first */
         crun *r = &(*out)[(*n)++];
-        r->id = sqlite3_column_int64(st, 0);
-        r->dirty = sqlite3_column_int(st, 1);
-        r->experiment = col(st, 2);
-        char *raw = col(st, 3);
-        r->params = params_without_seed(raw);
-        free(raw);
-        r->backend = col(st, 4);
-        r->device = col(st, 5);
-        if (!r->experiment || !r->params || !r->backend || !r->device) { r->key = NULL; s = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
+        r->id = (int64_t)rp_json_num(rp_json_get(row, "id"), 0);
+        r->dirty = rp_json_num(rp_json_get(row, "git_dirty"), 0) != 0;
+        r->experiment = member(row, "experiment");
+        rp_buf raw = { 0 };
+        const rp_json *pj = rp_json_get(row, "params_json");
+        if (pj && rp_json_typeof(pj) != RP_JSON_NULL) rp_json_write(pj, &raw, 0);
+        r->params = params_without_seed(raw.data ? raw.data : "{}");
+        rp_buf_free(&raw);
+        r->backend = member(row, "backend");
+        r->device = member(row, "device");
+        if (!r->experiment || !r->params || !r->backend || !r->device) { s = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
         size_t kl = strlen(r->experiment) + strlen(r->params) + strlen(r->backend) + strlen(r->device) + 4;
         r->key = malloc(kl);
         if (r->key) snprintf(r->key, kl, "%s\x1f%s\x1f%s\x1f%s", r->experiment, r->params, r->backend, r->device);
-        if (!r->key) { s = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
+        else s = rp_fail(RP_ERR_NOMEM, "out of memory");
     }
-    sqlite3_finalize(st);
+    rp_json_free(rows);
     return s;
 }
 
@@ -142,40 +133,28 @@ static rp_status qty_add(cqty **q, int *nq, const char *name, int metric, int di
     return RP_OK;
 }
 
-/* Gather summaries and last metric values of the given runs into q. */
+/* Gather summaries and last metric values of the given runs into q, read through rp_db_get_run. */
 static rp_status gather(rp_db *db, const int64_t *ids, int n, int side_b, cqty **q, int *nq) {
-    sqlite3 *sq = rp_db_sqlite(db);
-    sqlite3_stmt *s1, *s2;
-    if (sqlite3_prepare_v2(sq, "SELECT name, value, direction FROM summaries WHERE run_id = ?", -1, &s1, NULL) != SQLITE_OK)
-        return rp_fail(RP_ERR_DB, "%s: %s", rp_db_path(db), sqlite3_errmsg(sq));
-    if (sqlite3_prepare_v2(sq, "SELECT k.name FROM metrics m JOIN metric_names k ON k.id = m.name_id WHERE m.run_id = ? "
-                           "GROUP BY k.name", -1, &s2, NULL) != SQLITE_OK) {
-        sqlite3_finalize(s1);
-        return rp_fail(RP_ERR_DB, "%s: %s", rp_db_path(db), sqlite3_errmsg(sq));
-    }
     rp_status st = RP_OK;
     for (int i = 0; st == RP_OK && i < n; i++) {
-        sqlite3_bind_int64(s1, 1, ids[i]);
-        while (st == RP_OK && sqlite3_step(s1) == SQLITE_ROW) {
-            int t = sqlite3_column_type(s1, 1);
-            double v = t == SQLITE_FLOAT || t == SQLITE_INTEGER ? sqlite3_column_double(s1, 1) : NAN;
-            st = qty_add(q, nq, (const char *)sqlite3_column_text(s1, 0), 0, sqlite3_column_int(s1, 2), side_b, v);
+        rp_json *run = NULL;
+        st = rp_db_run(db, ids[i], &run);
+        const rp_json *sums = rp_json_get(run, "summaries"), *ms = rp_json_get(run, "metrics");
+        for (size_t k = 0; st == RP_OK && k < rp_json_len(sums); k++) {
+            const rp_json *x = rp_json_at(sums, k);
+            st = qty_add(q, nq, rp_json_str(rp_json_get(x, "name"), "?"), 0, (int)rp_json_num(rp_json_get(x, "direction"), 0),
+                         side_b, rp_db_json_value(rp_json_get(x, "value")));
         }
-        sqlite3_reset(s1);
-        sqlite3_bind_int64(s2, 1, ids[i]);
-        while (st == RP_OK && sqlite3_step(s2) == SQLITE_ROW) {
-            char *name = strdup((const char *)sqlite3_column_text(s2, 0));
+        for (size_t k = 0; st == RP_OK && k < rp_json_len(ms); k++) {
+            const char *name = rp_json_str(rp_json_get(rp_json_at(ms, k), "name"), "?");
             double *xs = NULL, *vs = NULL;
-            size_t k = 0;
-            if (!name) st = rp_fail(RP_ERR_NOMEM, "out of memory");
-            else st = rp_db_get_metric_points(db, ids[i], name, &xs, &vs, &k);
-            if (st == RP_OK && k) st = qty_add(q, nq, name, 1, 0, side_b, vs[k - 1]);
-            free(xs); free(vs); free(name);
+            size_t m = 0;
+            st = rp_db_get_metric_points(db, ids[i], name, &xs, &vs, &m);
+            if (st == RP_OK && m) st = qty_add(q, nq, name, 1, 0, side_b, vs[m - 1]);
+            free(xs); free(vs);
         }
-        sqlite3_reset(s2);
+        rp_json_free(run);
     }
-    sqlite3_finalize(s1);
-    sqlite3_finalize(s2);
     return st;
 }
 
@@ -322,8 +301,18 @@ rp_status rp_compare_commits(rp_db *db, const rp_compare_opts *o, rp_buf *text, 
         rp_json_set(jg, "rows", rows);
         rp_json_push(jgroups, jg);
     }
+    int compared = 0;
+    for (int gi = 0; gi < ng; gi++) compared += g[gi].na && g[gi].nb;
+    if (st == RP_OK && !compared) {
+        rp_buf_puts(text, "\nnothing compared: no group has runs at both A and B\n");
+        st = rp_fail(RP_ERR_NOTFOUND, "compared nothing: none of the %d group(s) (experiment + params + backend + device) "
+                     "has finished runs at both %s and %s, so no number was compared (runs with other params or presets "
+                     "do not compare; rerun with the same ones, or use --run to run the missing commit with them)",
+                     ng, o->label_a, o->label_b);
+    }
     if (st == RP_OK) {
-        rp_buf_printf(text, "\n%d regression%s past %g%%\n", *regressions, *regressions == 1 ? "" : "s", o->threshold_pct);
+        rp_buf_printf(text, "\n%d group%s compared, %d regression%s past %g%%\n", compared, compared == 1 ? "" : "s",
+                      *regressions, *regressions == 1 ? "" : "s", o->threshold_pct);
         if (json) {
             rp_json_set(root, "a", rp_json_new_string(o->commit_a));
             rp_json_set(root, "b", rp_json_new_string(o->commit_b));
@@ -333,6 +322,7 @@ rp_status rp_compare_commits(rp_db *db, const rp_compare_opts *o, rp_buf *text, 
             rp_json_set(root, "warnings", warn);
             warn = NULL;
             rp_json_set(root, "regressions", rp_json_new_number(*regressions));
+            rp_json_set(root, "groups_compared", rp_json_new_number(compared));
             st = rp_json_write(root, json, 1);
         }
     }

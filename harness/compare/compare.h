@@ -15,7 +15,8 @@ typedef struct rp_compare_opts {
 } rp_compare_opts;
 
 /* Compare; text receives a human table, json (may be NULL) the same as a JSON object. *regressions is
- * the number of regressed rows. RP_ERR_NOTFOUND when a commit has no finished run (message says which). */
+ * the number of regressed rows. RP_ERR_NOTFOUND when a commit has no finished run (message says which),
+ * and when no group has runs at both commits (nothing was compared; text still lists the groups). */
 rp_status rp_compare_commits(rp_db *db, const rp_compare_opts *o, rp_buf *text, rp_buf *json, int *regressions);
 /* Number of finished runs recorded at commit (a full hash or prefix). */
 rp_status rp_compare_count_runs(rp_db *db, const char *commit, int64_t *n);

@@ -5,6 +5,7 @@
 #include "db/db_internal.h"
 #include <errno.h>
 #include <libgen.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,25 @@ static rp_status read_version(rp_db *db, int *version) {
     return rc == SQLITE_ROW ? RP_OK : rp_db_fail(db, rc, "reading the schema version");
 }
 
+/* SQL function rp_process_gone(host, pid): 1 when host is this machine and no process pid exists (a
+ * pid reused by another process reads as alive: a run is marked lost only when surely gone). */
+static void process_gone(sqlite3_context *c, int argc, sqlite3_value **v) {
+    (void)argc;
+    const char *host = (const char *)sqlite3_value_text(v[0]);
+    int64_t pid = sqlite3_value_int64(v[1]);
+    char me[256] = "";
+    gethostname(me, sizeof me - 1);
+    int gone = host && pid > 0 && pid <= INT32_MAX && !strcmp(host, me) && pid != (int64_t)getpid() &&
+               kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    sqlite3_result_int(c, gone);
+}
+
+/* Make rp_process_gone available to this connection's queries. */
+static rp_status add_functions(rp_db *db) {
+    int rc = sqlite3_create_function(db->sq, "rp_process_gone", 2, SQLITE_UTF8, NULL, process_gone, NULL, NULL);
+    return rc == SQLITE_OK ? RP_OK : rp_db_fail(db, rc, "registering functions");
+}
+
 rp_status rp_db_open(const char *path, rp_db **out) {
     *out = NULL;
     if (!path || !*path) return rp_fail(RP_ERR_INVAL, "rp_db_open: empty database path");
@@ -133,6 +153,8 @@ rp_status rp_db_open(const char *path, rp_db **out) {
     if (st == RP_OK) st = rp_db_exec(db, "PRAGMA journal_mode=WAL", "switching to WAL");
     if (st == RP_OK) st = rp_db_exec(db, "PRAGMA synchronous=NORMAL", "setting synchronous");
     if (st == RP_OK) st = rp_db_migrate(db);
+    if (st == RP_OK) st = add_functions(db);
+    if (st == RP_OK) rp_db_clock_start();
     if (st == RP_OK) {
         rc = sqlite3_prepare_v3(db->sq, "INSERT INTO metrics(run_id, name_id, n, steps, vals) VALUES (?,?,?,?,?)",
                                 -1, SQLITE_PREPARE_PERSISTENT, &db->ins_chunk, NULL);
@@ -147,6 +169,87 @@ rp_status rp_db_open(const char *path, rp_db **out) {
     }
     *out = db;
     return RP_OK;
+}
+
+rp_status rp_db_mark_lost(rp_db *db, int *n_lost) {
+    if (n_lost) *n_lost = 0;
+    if (!db) return rp_fail(RP_ERR_INVAL, "rp_db_mark_lost: NULL database");
+    if (db->readonly) return RP_OK;   /* queries still show such runs as lost */
+    RP_TRY(rp_db_exec(db, "UPDATE runs SET status = 'lost', ended_at = COALESCE(ended_at, strftime('%Y-%m-%dT%H:%M:%fZ','now')), "
+                          "error = COALESCE(error, 'process ' || pid || ' on ' || host || ' is gone (killed without a chance "
+                          "to record its end, e.g. SIGKILL or a crash)') WHERE " RP_DB_LOST_SQL, "marking lost runs"));
+    if (n_lost) *n_lost = sqlite3_changes(db->sq);
+    return RP_OK;
+}
+
+/* Open read-only with flags (and, for a file in a folder we cannot write, immutable: SQLite then needs
+ * no -shm file); check it is a registry of this build's schema. */
+static rp_status open_ro(rp_db *db, const char *uri_or_path, int flags) {
+    int rc = sqlite3_open_v2(uri_or_path, &db->sq, flags, NULL);
+    if (rc != SQLITE_OK) return rp_db_fail(db, rc, "opening read-only");
+    sqlite3_busy_timeout(db->sq, 30000);
+    int version = 0;
+    RP_TRY(read_version(db, &version));
+    RP_TRY(add_functions(db));
+    if (version > RP_DB_SCHEMA)
+        return rp_fail(RP_ERR_UNSUPPORTED, "%s has schema version %d, newer than this repro (%d): upgrade repro",
+                       db->path, version, RP_DB_SCHEMA);
+    if (version == 0)
+        return rp_fail(RP_ERR_FORMAT, "%s: not a repro registry (no schema; the file is empty or another program's database)", db->path);
+    if (version < RP_DB_SCHEMA)
+        return rp_fail(RP_ERR_UNSUPPORTED, "%s has schema version %d, older than this repro's (%d), and is opened read-only: "
+                       "make it writable once so that a writing command (repro run) migrates it", db->path, version, RP_DB_SCHEMA);
+    return RP_OK;
+}
+
+rp_status rp_db_open_readonly(const char *path, rp_db **out) {
+    *out = NULL;
+    if (!path || !*path) return rp_fail(RP_ERR_INVAL, "rp_db_open_readonly: empty database path");
+    if (access(path, R_OK) != 0) return rp_fail(RP_ERR_NOTFOUND, "%s: cannot read the registry (%s)", path, strerror(errno));
+    rp_db *db = calloc(1, sizeof *db);
+    if (!db || !(db->path = strdup(path))) { free(db); return rp_fail(RP_ERR_NOMEM, "out of memory"); }
+    db->readonly = 1;
+    rp_status st = open_ro(db, path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+    if (st != RP_OK && st != RP_ERR_FORMAT && st != RP_ERR_UNSUPPORTED) {
+        /* A WAL database in a folder we cannot write: no -shm can be made, so read it as immutable. */
+        sqlite3_close(db->sq);
+        db->sq = NULL;
+        char *uri = sqlite3_mprintf("file:%s?immutable=1", path);
+        st = uri ? open_ro(db, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI)
+                 : rp_fail(RP_ERR_NOMEM, "out of memory");
+        sqlite3_free(uri);
+    }
+    if (st != RP_OK) {
+        sqlite3_close(db->sq);
+        free(db->path);
+        free(db);
+        return st;
+    }
+    *out = db;
+    return RP_OK;
+}
+
+int rp_db_is_readonly(rp_db *db) { return db ? db->readonly : 0; }
+
+rp_status rp_db_run_not_found(rp_db *db, int64_t run_id) {
+    /* A damaged page can read as missing rows rather than as an error: ask SQLite to check the b-trees
+     * (only on this path, where the cost of a full check is paid once by a failing command). */
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db->sq, "PRAGMA quick_check(1)", -1, &st, NULL);
+    if (rc != SQLITE_OK) return rp_db_fail(db, rc, "checking the database");
+    rc = rp_db_step(st);
+    rp_status s;
+    if (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "ok")) {
+        char what[512];
+        snprintf(what, sizeof what, "%s", (const char *)sqlite3_column_text(st, 0));
+        for (char *c = what; *c; c++) if (*c == '\n') *c = ' ';
+        s = rp_fail(RP_ERR_FORMAT, "%s: the database is corrupt (%s), so run %lld cannot be read; restore it from a backup "
+                    "or move it aside", db->path, what, (long long)run_id);
+    }
+    else if (rc != SQLITE_ROW) s = rp_db_fail(db, rc, "checking the database");
+    else s = rp_fail(RP_ERR_NOTFOUND, "%s: no run with id %lld", db->path, (long long)run_id);
+    sqlite3_finalize(st);
+    return s;
 }
 
 void rp_db_close(rp_db *db) {
@@ -174,6 +277,7 @@ const char *rp_run_status_name(rp_run_status s) {
     case RP_RUN_FINISHED: return "finished";
     case RP_RUN_FAILED: return "failed";
     case RP_RUN_KILLED: return "killed";
+    case RP_RUN_LOST: return "lost";
     }
     return "unknown";
 }
@@ -267,7 +371,7 @@ static rp_status check_run(rp_db *db, int64_t run_id) {
     rc = rp_db_step(st);
     sqlite3_finalize(st);
     if (rc == SQLITE_ROW) return RP_OK;
-    if (rc == SQLITE_DONE) return rp_fail(RP_ERR_NOTFOUND, "%s: no run with id %lld", db->path, (long long)run_id);
+    if (rc == SQLITE_DONE) return rp_db_run_not_found(db, run_id);
     return rp_db_fail(db, rc, "looking up a run");
 }
 

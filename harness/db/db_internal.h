@@ -13,6 +13,10 @@
 #define RP_DB_SCHEMA 3
 /* Buffered points that trigger a flush. */
 #define RP_DB_BATCH 8192
+/* The flush clock ticks every RP_DB_TICK_MS; points buffered for RP_DB_FLUSH_TICKS ticks are written at
+ * the next metric call or rp_db_flush_due (so no point older than about RP_DB_TICK_MS*(TICKS+1) waits). */
+#define RP_DB_TICK_MS 100
+#define RP_DB_FLUSH_TICKS 5
 
 /* One buffered series: the points of one metric of one run since the last flush. */
 typedef struct rp_db_series {
@@ -33,6 +37,8 @@ struct rp_db {
     rp_db_series *series; size_t nseries, capseries;
     size_t last_series;                          /* hint: the series the previous point went to */
     size_t nbuf;                                 /* points buffered over all series */
+    unsigned buf_tick;                           /* the flush clock's tick when the buffer became non-empty */
+    int readonly;                                /* opened with rp_db_open_readonly: no writes, no migration */
     sqlite3_stmt *ins_chunk;                     /* prepared once, reused by every flush */
 };
 
@@ -56,6 +62,15 @@ rp_status rp_db_json_real(rp_buf *out, double v);
 rp_status rp_db_migrate(rp_db *db);
 /* 2 -> 3: run uuids, sweep tags, the sweeps tables (db_sweep.c). */
 rp_status rp_db_migrate_to_3(rp_db *db);
+/* Start the flush clock (a thread that only advances a counter) in this process, once. */
+void rp_db_clock_start(void);
+/* The flush clock's current tick (one relaxed atomic load). */
+unsigned rp_db_clock_now(void);
+/* The WHERE condition (on table runs, unaliased) of a run recorded running whose process is gone. */
+#define RP_DB_LOST_SQL "status = 'running' AND rp_process_gone(host, pid)"
+/* The error for a run id that no row holds: "database is corrupt" when an integrity check fails (a
+ * damaged page can hide rows), else RP_ERR_NOTFOUND "no run with id N". */
+rp_status rp_db_run_not_found(rp_db *db, int64_t run_id);
 /* Free the metric buffer and name table. */
 void rp_db_metrics_free(rp_db *db);
 /* Encode n doubles as little-endian IEEE-754 binary64 into out (8n bytes) / decode them back. */

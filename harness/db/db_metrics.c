@@ -1,13 +1,51 @@
 /* db_metrics.c: the buffered metric writer and reader. Points are kept per series (run, metric name) in
- * memory; every RP_DB_BATCH points, at run end and at close they go to the database in one immediate
+ * memory; every RP_DB_BATCH points, once the oldest buffered point is about half a second old (checked
+ * at each point against a clock thread's tick counter, and by rp_db_flush_due, which the Lua host calls
+ * from a count hook), at run end and at close they go to the database in one immediate
  * transaction: one `metrics` row per series holding its points as two little-endian float64 arrays, so
  * every double (NaN payloads and ±Inf included) reads back bit for bit. Metric names are interned in
  * metric_names; a name's id is cached only once the transaction that found it committed.
  * Invariant: db->nbuf == sum of series[i].n. */
 #include "db/db_internal.h"
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The flush clock: a detached thread advances `ticks` every RP_DB_TICK_MS. A metric call reads it with
+ * one relaxed load (no system call, no lock), which keeps the per-point cost of the time-based flush nil.
+ * clock_pid remembers which process started it: a forked child has no such thread and starts its own. */
+static atomic_uint ticks;
+static pid_t clock_pid;
+static pthread_mutex_t clock_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *clock_main(void *arg) {
+    (void)arg;
+    struct timespec ts = { 0, RP_DB_TICK_MS * 1000000L };
+    for (;;) {
+        nanosleep(&ts, NULL);
+        atomic_fetch_add_explicit(&ticks, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+void rp_db_clock_start(void) {
+    pthread_mutex_lock(&clock_lock);
+    if (clock_pid != getpid()) {
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &a, clock_main, NULL) == 0) clock_pid = getpid();
+        pthread_attr_destroy(&a);   /* no thread: the count and end-of-run flushes still hold */
+    }
+    pthread_mutex_unlock(&clock_lock);
+}
+
+unsigned rp_db_clock_now(void) { return atomic_load_explicit(&ticks, memory_order_relaxed); }
 
 void rp_db_pack_f64(const double *v, size_t n, unsigned char *out) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -119,8 +157,14 @@ rp_status rp_db_metric(rp_db *db, int64_t run_id, const char *name, double step,
     s->steps[s->n] = step;
     s->vals[s->n] = value;
     s->n++;
-    if (++db->nbuf >= RP_DB_BATCH) return rp_db_flush(db);
+    if (!db->nbuf++) db->buf_tick = rp_db_clock_now();
+    else if (db->nbuf >= RP_DB_BATCH || rp_db_clock_now() - db->buf_tick >= RP_DB_FLUSH_TICKS) return rp_db_flush(db);
     return RP_OK;
+}
+
+rp_status rp_db_flush_due(rp_db *db) {
+    if (!db || !db->nbuf || rp_db_clock_now() - db->buf_tick < RP_DB_FLUSH_TICKS) return RP_OK;
+    return rp_db_flush(db);
 }
 
 /* The metric_names id of name (inserting it), inside the caller's transaction. */

@@ -4,6 +4,7 @@
  * "-inf" (JSON has no such numbers). */
 #include "db/db_internal.h"
 #include "util/json.h"
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,7 +46,10 @@ rp_status rp_db_rows_json(rp_db *db, sqlite3_stmt *st, rp_buf *out, int single_o
     return s;
 }
 
-#define RUN_COLUMNS "r.id, r.experiment, r.paper, r.script, r.preset, r.status, r.started_at, r.ended_at, " \
+/* A run's columns; status reads 'lost' for a running run whose process is gone (see rp_db_mark_lost). */
+#define RUN_COLUMNS "r.id, r.experiment, r.paper, r.script, r.preset, " \
+    "CASE WHEN r.status = 'running' AND rp_process_gone(r.host, r.pid) THEN 'lost' ELSE r.status END AS status, " \
+    "r.started_at, r.ended_at, " \
     "r.git_commit, r.git_dirty, r.git_diff_sha256, r.build_id, r.lua_impl, r.backend, r.device, r.seed, r.host, " \
     "r.params_json"
 
@@ -55,7 +59,7 @@ rp_status rp_db_list_runs(rp_db *db, const rp_run_filter *f, rp_buf *out_json) {
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db->sq,
         "SELECT " RUN_COLUMNS " FROM runs r WHERE (?1 IS NULL OR r.experiment = ?1) "
-        "AND (?2 IS NULL OR substr(lower(r.git_commit), 1, length(?2)) = lower(?2)) AND (?3 IS NULL OR r.status = ?3) "
+        "AND (?2 IS NULL OR substr(lower(r.git_commit), 1, length(?2)) = lower(?2)) AND (?3 IS NULL OR status = ?3) "
         "ORDER BY r.id DESC LIMIT ?4", -1, &st, NULL);
     if (rc != SQLITE_OK) return rp_db_fail(db, rc, "listing runs");
     if (f && f->experiment) sqlite3_bind_text(st, 1, f->experiment, -1, SQLITE_STATIC);
@@ -91,7 +95,7 @@ rp_status rp_db_get_run(rp_db *db, int64_t run_id, rp_buf *out_json) {
     rp_status s = rp_db_rows_json(db, st, &one, 1);
     sqlite3_finalize(st);
     if (s == RP_OK && !strcmp(one.data, "null"))
-        s = rp_fail(RP_ERR_NOTFOUND, "%s: no run with id %lld", db->path, (long long)run_id);
+        s = rp_db_run_not_found(db, run_id);
     /* Reopen the object to append the run's children. */
     if (s == RP_OK) s = rp_buf_append(out_json, one.data, one.len - 1);
     rp_buf_free(&one);
@@ -108,4 +112,44 @@ rp_status rp_db_get_run(rp_db *db, int64_t run_id, rp_buf *out_json) {
         "SELECT kind, COUNT(*) AS count FROM records WHERE run_id = ? GROUP BY kind ORDER BY kind", run_id);
     if (s == RP_OK) s = rp_buf_puts(out_json, "}");
     return s;
+}
+
+rp_status rp_db_latest_finished(rp_db *db, const char *experiment, int64_t *run_id) {
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db->sq, "SELECT id FROM runs WHERE experiment = ? AND status = 'finished' ORDER BY id DESC LIMIT 1",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) return rp_db_fail(db, rc, "finding the latest run");
+    sqlite3_bind_text(st, 1, experiment, -1, SQLITE_STATIC);
+    rc = rp_db_step(st);
+    if (rc == SQLITE_ROW) *run_id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW) return RP_OK;
+    if (rc == SQLITE_DONE) return rp_fail(RP_ERR_NOTFOUND, "%s: no finished run of experiment '%s'", rp_db_path(db), experiment);
+    return rp_db_fail(db, rc, "finding the latest run");
+}
+
+double rp_db_json_value(const rp_json *v) {
+    if (rp_json_typeof(v) == RP_JSON_NUMBER) return rp_json_num(v, NAN);
+    const char *t = rp_json_str(v, "");
+    return !strcmp(t, "inf") ? INFINITY : !strcmp(t, "-inf") ? -INFINITY : NAN;
+}
+
+const char *rp_db_sqlite_version(void) { return sqlite3_libversion(); }
+
+/* Parse the JSON text a query wrote into *out (freeing the text). */
+static rp_status parsed(rp_status st, rp_buf *text, rp_json **out) {
+    *out = NULL;
+    if (st == RP_OK) st = rp_json_parse(text->data, text->len, out);
+    rp_buf_free(text);
+    return st;
+}
+
+rp_status rp_db_runs(rp_db *db, const rp_run_filter *f, rp_json **rows) {
+    rp_buf text = { 0 };
+    return parsed(rp_db_list_runs(db, f, &text), &text, rows);
+}
+
+rp_status rp_db_run(rp_db *db, int64_t run_id, rp_json **run) {
+    rp_buf text = { 0 };
+    return parsed(rp_db_get_run(db, run_id, &text), &text, run);
 }

@@ -23,7 +23,7 @@
 RP_COMMAND(eval, rp_cmd_eval, "score a model on an evaluation task (MMLU, ARC, HellaSwag, ..., perplexity)");
 
 static volatile sig_atomic_t signals_seen;
-/* First SIGINT/SIGTERM: ask the evaluation to stop after the current item; a second one kills. */
+/* First SIGINT/SIGTERM/SIGHUP: ask the evaluation to stop after the current item; a second one kills. */
 static void on_signal(int sig) {
     if (signals_seen++) { signal(sig, SIG_DFL); raise(sig); }
     rp_interrupt_request();
@@ -129,6 +129,7 @@ int rp_cmd_eval(int argc, char **argv) {
 
     signal(SIGINT, on_signal);   /* stop between items; the run is then recorded as killed */
     signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);   /* a closed terminal: like SIGTERM */
     rp_model *model = NULL;
     rp_eval_result res;
     st = rp_model_load_named(model_path, NULL, &model);

@@ -1,6 +1,7 @@
 /* state.c: the Lua state of a script: libraries, module paths, the run pointer in the registry, the
  * seeded math.random, a traceback handler for errors, and interruption by SIGINT/SIGTERM through a
- * count hook (as lua.c does), so a killed run unwinds through Lua and is recorded as killed. */
+ * count hook (as lua.c does), so a killed run unwinds through Lua and is recorded as killed; under a run,
+ * a count hook also writes metric points buffered for about a second (rp_db_flush_due). */
 #include "lua/state.h"
 #include "lua/host.h"
 #include "lua/random.h"
@@ -18,21 +19,18 @@ void rp_lua_preload_modules(lua_State *L);
 static const char RUN_KEY = 0, SEED_KEY = 0;
 static lua_State *volatile active_L;
 
-const char *rp_project_root(void) {
-    static char root[PATH_MAX];
-    if (root[0]) return root;
-    const char *env = getenv("REPRO_ROOT");
-    if (env && *env) { snprintf(root, sizeof root, "%s", env); return root; }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *s = strrchr(exe, '/');           /* .../bin/repro -> .../bin */
-        if (s) { *s = 0; s = strrchr(exe, '/'); }
-        if (s) { *s = 0; snprintf(root, sizeof root, "%s", exe); }
-    }
-    if (!root[0]) snprintf(root, sizeof root, ".");
-    return root;
+/* Instructions between two calls of flush_hook: often enough to write a run's buffered metric points
+ * within about a second of logging while the script computes without logging, rare enough to cost nothing. */
+#define FLUSH_HOOK_COUNT 1000000
+
+/* Count hook of a run's state: write metric points that have waited long enough (see rp_db_flush_due), so
+ * a SIGKILL loses at most the last second of them. A failure surfaces at the next metric or the run's end.
+ * LuaJIT runs no hook inside compiled traces: there, points logged just before a long compiled stretch
+ * that logs nothing wait for the next rp_db_metric call (or the run's end). */
+static void flush_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    rp_run *r = rp_lua_current_run(L);
+    if (r && r->db) (void)rp_db_flush_due(r->db);
 }
 
 static void stop_hook(lua_State *L, lua_Debug *ar) {
@@ -86,6 +84,7 @@ lua_State *rp_lua_state_new(const char *root, rp_run *run, uint64_t seed) {
     lua_pushstring(L, root);
     lua_setglobal(L, "REPRO_ROOT");
     active_L = L;
+    if (run) lua_sethook(L, flush_hook, LUA_MASKCOUNT, FLUSH_HOOK_COUNT);
     rp_http_set_interrupt_check(rp_lua_interrupted);   /* SIGINT abandons HTTP calls in flight too */
     return L;
 }

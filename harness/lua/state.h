@@ -14,8 +14,6 @@ lua_State *rp_lua_state_new(const char *root, rp_run *run, uint64_t seed);
 int rp_lua_dofile(lua_State *L, const char *path, int nargs, int nresults);
 /* Call the function below nargs arguments with a traceback handler (like lua_pcall). */
 int rp_lua_pcall_tb(lua_State *L, int nargs, int nresults);
-/* Find the project root from the executable's location (bin/..), or $REPRO_ROOT. */
-const char *rp_project_root(void);
 /* Ask running Lua code to stop (from a signal handler: async-signal-safe). */
 void rp_lua_request_interrupt(void);
 /* Whether an interrupt was requested. */

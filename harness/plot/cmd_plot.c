@@ -1,11 +1,10 @@
 /* cmd_plot.c: `repro plot RUN|EXPERIMENT`: re-render a run's figures from the database alone (the
- * figures table keeps each spec with its data), into the run's figures folder or --out DIR, and record
+ * figures table keeps each spec with its data; read through db/, handed to the plotter as data), into the run's figures folder or --out DIR, and record
  * the new files and rendered flag. EXPERIMENT means its latest finished run. */
 #include "cli/command.h"
 #include "cli/run_paths.h"
-#include "db/db_cli.h"
+#include "cli/db_cli.h"
 #include "plot/plot.h"
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,36 +21,24 @@ static const char usage[] =
 /* One figure of the run as read from the database. */
 typedef struct { char *name, *spec; } fig_row;
 
-/* Read the run's experiment and its figures. */
+/* Read the run's experiment and its figures (each spec as JSON text for the plotter). */
 static rp_status load(rp_db *db, int64_t run, char *experiment, size_t n, fig_row **figs, size_t *nfigs) {
-    sqlite3 *sq = rp_db_sqlite(db);
-    sqlite3_stmt *st;
     *figs = NULL; *nfigs = 0;
-    if (sqlite3_prepare_v2(sq, "SELECT experiment FROM runs WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-        return rp_fail(RP_ERR_DB, "%s: %s", rp_db_path(db), sqlite3_errmsg(sq));
-    sqlite3_bind_int64(st, 1, run);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) snprintf(experiment, n, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) return rp_fail(RP_ERR_NOTFOUND, "%s: no run with id %lld", rp_db_path(db), (long long)run);
-    if (sqlite3_prepare_v2(sq, "SELECT name, spec_json FROM figures WHERE run_id = ? ORDER BY rowid", -1, &st, NULL) != SQLITE_OK)
-        return rp_fail(RP_ERR_DB, "%s: %s", rp_db_path(db), sqlite3_errmsg(sq));
-    sqlite3_bind_int64(st, 1, run);
-    size_t cap = 0;
-    rp_status s = RP_OK;
-    while (s == RP_OK && sqlite3_step(st) == SQLITE_ROW) {
-        if (*nfigs == cap) {
-            cap = cap ? 2 * cap : 8;
-            fig_row *p = realloc(*figs, cap * sizeof *p);
-            if (!p) { s = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
-            *figs = p;
-        }
+    rp_json *r = NULL;
+    RP_TRY(rp_db_run(db, run, &r));
+    snprintf(experiment, n, "%s", rp_json_str(rp_json_get(r, "experiment"), ""));
+    const rp_json *fs = rp_json_get(r, "figures");
+    size_t nf = rp_json_len(fs);
+    rp_status s = nf && !(*figs = calloc(nf, sizeof **figs)) ? rp_fail(RP_ERR_NOMEM, "out of memory") : RP_OK;
+    for (size_t i = 0; s == RP_OK && i < nf; i++) {
         fig_row *f = &(*figs)[(*nfigs)++];
-        f->name = strdup((const char *)sqlite3_column_text(st, 0));
-        f->spec = strdup((const char *)sqlite3_column_text(st, 1));
-        if (!f->name || !f->spec) s = rp_fail(RP_ERR_NOMEM, "out of memory");
+        rp_buf spec = { 0 };
+        f->name = strdup(rp_json_str(rp_json_get(rp_json_at(fs, i), "name"), ""));
+        s = rp_json_write(rp_json_get(rp_json_at(fs, i), "spec_json"), &spec, 0);
+        f->spec = spec.data;
+        if (s == RP_OK && (!f->name || !f->spec)) s = rp_fail(RP_ERR_NOMEM, "out of memory");
     }
-    sqlite3_finalize(st);
+    rp_json_free(r);
     return s;
 }
 

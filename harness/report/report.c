@@ -1,11 +1,10 @@
 /* report.c: the HTML + Markdown report from the registry (see report.h). Everything shown comes from
- * the database and the figure files it lists; text is HTML-escaped (or Markdown-escaped) before output;
+ * the database (read through db/'s query functions: no SQL here) and the figure files it lists; text is HTML-escaped (or Markdown-escaped) before output;
  * an image is embedded only when its PNG file could be read, otherwise the page says why the figure is
  * missing, so the page never holds a broken image. */
 #include "report/report.h"
 #include "util/json.h"
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +17,6 @@ typedef struct {
     int dirty;
 } rrun;
 
-static char *dup_col(sqlite3_stmt *st, int i) {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return strdup(t ? (const char *)t : "");
-}
-
 static void free_runs(rrun *r, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(r[i].experiment); free(r[i].paper); free(r[i].commit); free(r[i].device);
@@ -31,39 +25,80 @@ static void free_runs(rrun *r, size_t n) {
     free(r);
 }
 
-/* The runs to report, ordered by paper, experiment, id. */
-static rp_status select_runs(sqlite3 *sq, const char *path, const rp_report_opts *o, rrun **out, size_t *n) {
-    const char *sql = o && o->all_runs
-        ? "SELECT id, experiment, COALESCE(paper, ''), COALESCE(git_commit, ''), git_dirty, COALESCE(device, ''), "
-          "COALESCE(backend, ''), started_at, COALESCE(params_json, '{}') FROM runs WHERE status = 'finished' "
-          "AND (?1 IS NULL OR experiment = ?1) ORDER BY paper, experiment, id"
-        : "SELECT id, experiment, COALESCE(paper, ''), COALESCE(git_commit, ''), git_dirty, COALESCE(device, ''), "
-          "COALESCE(backend, ''), started_at, COALESCE(params_json, '{}') FROM runs WHERE id IN (SELECT MAX(id) FROM runs "
-          "WHERE status = 'finished' AND (?1 IS NULL OR experiment = ?1) GROUP BY experiment, COALESCE(params_json, '')) "
-          "ORDER BY paper, experiment, id";
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(sq, sql, -1, &st, NULL) != SQLITE_OK)
-        return rp_fail(RP_ERR_DB, "%s: selecting runs: %s", path, sqlite3_errmsg(sq));
-    if (o && o->experiment) sqlite3_bind_text(st, 1, o->experiment, -1, SQLITE_STATIC);
-    size_t cap = 0;
+/* A string member of a query row (empty when missing or null); caller frees. */
+static char *member(const rp_json *row, const char *key) { return strdup(rp_json_str(rp_json_get(row, key), "")); }
+
+/* Rank of a run's commit: the newest run of each commit decides (lower rank = newer commit). */
+static size_t commit_rank(const rrun *all, size_t n, const char *commit) {
+    for (size_t i = 0; i < n; i++) if (!strcmp(all[i].commit, commit)) return i;
+    return n;
+}
+
+static const rrun *sort_base;
+static size_t sort_n;
+/* Order: commit (newest first), paper, experiment, id. */
+static int run_order(const void *x, const void *y) {
+    const rrun *a = x, *b = y;
+    size_t ca = commit_rank(sort_base, sort_n, a->commit), cb = commit_rank(sort_base, sort_n, b->commit);
+    if (ca != cb) return ca < cb ? -1 : 1;
+    int c = strcmp(a->paper, b->paper);
+    if (!c) c = strcmp(a->experiment, b->experiment);
+    return c ? c : (a->id > b->id) - (a->id < b->id);
+}
+
+/* The runs to report: finished ones (of o->experiment when set), of one commit (o->commit, else the
+ * latest commit with a finished run) unless o->all_commits, the latest per experiment + params unless
+ * o->all_runs; ordered by commit (newest first), paper, experiment, id. *commit_out: the commit chosen. */
+static rp_status select_runs(rp_db *db, const rp_report_opts *o, rrun **out, size_t *n, char *commit_out, size_t cn) {
     *out = NULL; *n = 0;
-    rp_status s = RP_OK;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 16;
-            rrun *p = realloc(*out, cap * sizeof *p);
-            if (!p) { s = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
-            *out = p;
-        }
-        rrun *r = &(*out)[(*n)++];
-        r->id = sqlite3_column_int64(st, 0);
-        r->experiment = dup_col(st, 1); r->paper = dup_col(st, 2); r->commit = dup_col(st, 3);
-        r->dirty = sqlite3_column_int(st, 4);
-        r->device = dup_col(st, 5); r->backend = dup_col(st, 6); r->started = dup_col(st, 7); r->params = dup_col(st, 8);
+    rp_run_filter f = { .experiment = o ? o->experiment : NULL, .commit_prefix = o ? o->commit : NULL, .status = "finished" };
+    rp_json *rows = NULL;
+    RP_TRY(rp_db_runs(db, &f, &rows));   /* newest first */
+    size_t nr = rp_json_len(rows);
+    rrun *all = nr ? calloc(nr, sizeof *all) : NULL;
+    rp_status s = nr && !all ? rp_fail(RP_ERR_NOMEM, "out of memory") : RP_OK;
+    snprintf(commit_out, cn, "%s", nr ? rp_json_str(rp_json_get(rp_json_at(rows, 0), "git_commit"), "") : "");
+    size_t na = 0;
+    for (size_t i = 0; s == RP_OK && i < nr; i++) {
+        const rp_json *row = rp_json_at(rows, i);
+        rrun *r = &all[na++];
+        r->id = (int64_t)rp_json_num(rp_json_get(row, "id"), 0);
+        r->dirty = rp_json_num(rp_json_get(row, "git_dirty"), 0) != 0;
+        r->experiment = member(row, "experiment"); r->paper = member(row, "paper"); r->commit = member(row, "git_commit");
+        r->device = member(row, "device"); r->backend = member(row, "backend"); r->started = member(row, "started_at");
+        rp_buf pj = { 0 };
+        const rp_json *params = rp_json_get(row, "params_json");
+        if (params && rp_json_typeof(params) != RP_JSON_NULL) rp_json_write(params, &pj, 0);
+        r->params = strdup(pj.data ? pj.data : "{}");
+        rp_buf_free(&pj);
+        if (!r->experiment || !r->paper || !r->commit || !r->device || !r->backend || !r->started || !r->params)
+            s = rp_fail(RP_ERR_NOMEM, "out of memory");
     }
-    if (s == RP_OK && rc != SQLITE_DONE) s = rp_fail(RP_ERR_DB, "%s: selecting runs: %s", path, sqlite3_errmsg(sq));
-    sqlite3_finalize(st);
+    rp_json_free(rows);
+    /* Keep the chosen runs (all arrive newest first, so the first of a key is its latest). */
+    rrun *keep = na ? calloc(na, sizeof *keep) : NULL;
+    if (s == RP_OK && na && !keep) s = rp_fail(RP_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; s == RP_OK && i < na; i++) {
+        int take = (o && o->all_commits) || !strcmp(all[i].commit, commit_out);
+        for (size_t j = 0; take && !(o && o->all_runs) && j < *n; j++)
+            take = strcmp(keep[j].commit, all[i].commit) || strcmp(keep[j].experiment, all[i].experiment) ||
+                   strcmp(keep[j].params, all[i].params);
+        if (take) { keep[(*n)++] = all[i]; memset(&all[i], 0, sizeof all[i]); }
+    }
+    if (s == RP_OK && *n) {
+        /* Rank commits by their newest run: a copy of keep while it is still newest first. */
+        rrun *order = calloc(*n, sizeof *order);
+        if (!order) s = rp_fail(RP_ERR_NOMEM, "out of memory");
+        else {
+            memcpy(order, keep, *n * sizeof *order);
+            sort_base = order; sort_n = *n;
+            qsort(keep, *n, sizeof *keep, run_order);
+            free(order);
+        }
+    }
+    free_runs(all, na);
+    if (s != RP_OK) { free_runs(keep, *n); keep = NULL; *n = 0; }
+    *out = keep;
     return s;
 }
 
@@ -90,11 +125,11 @@ static void md(rp_buf *b, const char *s) {
     }
 }
 
-/* A stored double (REAL, or the texts nan/inf/-inf) as display text: "—" for NaN. */
-static void num_text(sqlite3_stmt *st, int i, char *out, size_t n) {
-    int t = sqlite3_column_type(st, i);
-    if (t == SQLITE_FLOAT || t == SQLITE_INTEGER) snprintf(out, n, "%.6g", sqlite3_column_double(st, i));
-    else if (t == SQLITE_TEXT && strcmp((const char *)sqlite3_column_text(st, i), "nan")) snprintf(out, n, "%s", sqlite3_column_text(st, i));
+/* A double of query JSON (number, or the strings nan/inf/-inf) as display text: "—" for NaN. */
+static void num_text(const rp_json *v, char *out, size_t n) {
+    double d = rp_db_json_value(v);
+    if (isfinite(d)) snprintf(out, n, "%.6g", d);
+    else if (isinf(d)) snprintf(out, n, "%s", d > 0 ? "inf" : "-inf");
     else snprintf(out, n, "—");
 }
 
@@ -136,29 +171,30 @@ static void provenance(const rrun *r, char *out, size_t n) {
 }
 
 /* The targets of a paper's runs: one HTML table and one Markdown table. */
-static rp_status targets(sqlite3 *sq, const rrun *runs, size_t lo, size_t hi, rp_buf *h, rp_buf *m) {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(sq, "SELECT name, kind, paper_value, tolerance, reproduced, status, COALESCE(note, '') "
-                           "FROM targets WHERE run_id = ? ORDER BY rowid", -1, &st, NULL) != SQLITE_OK)
-        return rp_fail(RP_ERR_DB, "reading targets: %s", sqlite3_errmsg(sq));
+static rp_status targets(rp_db *db, const rrun *runs, size_t lo, size_t hi, rp_buf *h, rp_buf *m) {
     int any = 0;
     for (size_t i = lo; i < hi; i++) {
-        sqlite3_bind_int64(st, 1, runs[i].id);
-        while (sqlite3_step(st) == SQLITE_ROW) {
+        rp_json *run = NULL;
+        RP_TRY(rp_db_run(db, runs[i].id, &run));
+        const rp_json *tg = rp_json_get(run, "targets");
+        for (size_t k = 0; k < rp_json_len(tg); k++) {
+            const rp_json *t = rp_json_at(tg, k);
             if (!any++) {
                 rp_buf_puts(h, "<table><tr><th>target</th><th>experiment</th><th>paper</th><th>reproduced</th>"
                                "<th>tolerance / kind</th><th>status</th><th>provenance</th></tr>\n");
                 rp_buf_puts(m, "| target | experiment | paper | reproduced | tolerance / kind | status | provenance |\n"
                                "|---|---|---:|---:|---|---|---|\n");
             }
-            const char *name = (const char *)sqlite3_column_text(st, 0), *kind = (const char *)sqlite3_column_text(st, 1);
-            const char *status = (const char *)sqlite3_column_text(st, 5), *note = (const char *)sqlite3_column_text(st, 6);
+            const char *name = rp_json_str(rp_json_get(t, "name"), "?"), *kind = rp_json_str(rp_json_get(t, "kind"), "?");
+            const char *status = rp_json_str(rp_json_get(t, "status"), "?"), *note = rp_json_str(rp_json_get(t, "note"), "");
             char pv[64], tol[64], rv[64], tk[128], prov[512];
-            num_text(st, 2, pv, sizeof pv);
-            num_text(st, 3, tol, sizeof tol);
-            num_text(st, 4, rv, sizeof rv);
+            num_text(rp_json_get(t, "paper_value"), pv, sizeof pv);
+            num_text(rp_json_get(t, "tolerance"), tol, sizeof tol);
+            num_text(rp_json_get(t, "reproduced"), rv, sizeof rv);
             if (!strcmp(kind, "exact")) snprintf(tk, sizeof tk, "± %s (exact)", tol);
-            else snprintf(tk, sizeof tk, "%s", !strcmp(kind, "shape") ? "shape" : "not reproducible here");
+            else if (!strcmp(kind, "shape"))   /* a qualitative claim: no paper number or tolerance */
+                snprintf(tk, sizeof tk, "shape: the claim %s", !strcmp(status, "pass") ? "held" : "did not hold");
+            else snprintf(tk, sizeof tk, "not reproducible here");
             provenance(&runs[i], prov, sizeof prov);
             rp_buf_puts(h, "<tr><td>"); html(h, name);
             if (*note) { rp_buf_puts(h, "<br><small>"); html(h, note); rp_buf_puts(h, "</small>"); }
@@ -177,16 +213,15 @@ static rp_status targets(sqlite3 *sq, const rrun *runs, size_t lo, size_t hi, rp
             rp_buf_puts(m, " | "); rp_buf_puts(m, !strcmp(status, "pass") ? "**pass**" : !strcmp(status, "fail") ? "**FAIL**" : "not reproducible");
             rp_buf_puts(m, " | "); md(m, prov); rp_buf_puts(m, " |\n");
         }
-        sqlite3_reset(st);
+        rp_json_free(run);
     }
-    sqlite3_finalize(st);
     if (any) { rp_buf_puts(h, "</table>\n"); rp_buf_puts(m, "\n"); }
     else { rp_buf_puts(h, "<p>No targets recorded.</p>\n"); rp_buf_puts(m, "No targets recorded.\n\n"); }
     return RP_OK;
 }
 
 /* One run's summaries and figures. */
-static rp_status run_details(sqlite3 *sq, const rrun *r, const char *md_dir, rp_buf *h, rp_buf *m) {
+static rp_status run_details(rp_db *db, const rrun *r, const char *md_dir, rp_buf *h, rp_buf *m) {
     char prov[512];
     provenance(r, prov, sizeof prov);
     rp_buf_puts(h, "<h3>"); html(h, r->experiment); rp_buf_puts(h, " <small>("); html(h, prov);
@@ -194,42 +229,37 @@ static rp_status run_details(sqlite3 *sq, const rrun *r, const char *md_dir, rp_
     rp_buf_puts(h, "</code></p>\n");
     rp_buf_puts(m, "### "); md(m, r->experiment); rp_buf_puts(m, " ("); md(m, prov); rp_buf_puts(m, ")\n\nparams: `");
     rp_buf_puts(m, r->params); rp_buf_puts(m, "`\n\n");
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(sq, "SELECT name, value, stderr, n, direction FROM summaries WHERE run_id = ? ORDER BY name", -1, &st, NULL) != SQLITE_OK)
-        return rp_fail(RP_ERR_DB, "reading summaries: %s", sqlite3_errmsg(sq));
-    sqlite3_bind_int64(st, 1, r->id);
+    rp_json *run = NULL;
+    RP_TRY(rp_db_run(db, r->id, &run));
+    const rp_json *sums = rp_json_get(run, "summaries"), *figs = rp_json_get(run, "figures");
     int any = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    for (size_t k = 0; k < rp_json_len(sums); k++) {
+        const rp_json *x = rp_json_at(sums, k);
+        const char *sname = rp_json_str(rp_json_get(x, "name"), "?");
         if (!any++) {
             rp_buf_puts(h, "<table><tr><th>summary</th><th>value</th><th>± stderr</th><th>n</th><th>better</th></tr>\n");
             rp_buf_puts(m, "| summary | value | ± stderr | n | better |\n|---|---:|---:|---:|---|\n");
         }
         char v[64], se[64], n[32];
-        num_text(st, 1, v, sizeof v);
-        num_text(st, 2, se, sizeof se);
-        snprintf(n, sizeof n, "%lld", (long long)sqlite3_column_int64(st, 3));
-        int dir = sqlite3_column_int(st, 4);
+        num_text(rp_json_get(x, "value"), v, sizeof v);
+        num_text(rp_json_get(x, "stderr"), se, sizeof se);
+        double cnt = rp_json_num(rp_json_get(x, "n"), 0);
+        if (cnt > 0) snprintf(n, sizeof n, "%.0f", cnt);
+        else snprintf(n, sizeof n, "—");   /* n unknown */
+        int dir = (int)rp_json_num(rp_json_get(x, "direction"), 0);
         const char *better = dir > 0 ? "higher" : dir < 0 ? "lower" : "";
-        rp_buf_puts(h, "<tr><td>"); html(h, (const char *)sqlite3_column_text(st, 0));
+        rp_buf_puts(h, "<tr><td>"); html(h, sname);
         rp_buf_puts(h, "</td><td class=num>"); html(h, v); rp_buf_puts(h, "</td><td class=num>"); html(h, se);
         rp_buf_printf(h, "</td><td class=num>%s</td><td>%s</td></tr>\n", n, better);
-        rp_buf_puts(m, "| "); md(m, (const char *)sqlite3_column_text(st, 0));
+        rp_buf_puts(m, "| "); md(m, sname);
         rp_buf_printf(m, " | %s | %s | %s | %s |\n", v, se, n, better);
     }
-    sqlite3_finalize(st);
     if (any) { rp_buf_puts(h, "</table>\n"); rp_buf_puts(m, "\n"); }
-    if (sqlite3_prepare_v2(sq, "SELECT name, COALESCE(files_json, '[]'), rendered, spec_json FROM figures WHERE run_id = ? ORDER BY rowid",
-                           -1, &st, NULL) != SQLITE_OK)
-        return rp_fail(RP_ERR_DB, "reading figures: %s", sqlite3_errmsg(sq));
-    sqlite3_bind_int64(st, 1, r->id);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 0), *fj = (const char *)sqlite3_column_text(st, 1);
-        rp_json *files = NULL, *spec = NULL;
-        if (rp_json_parse(fj, strlen(fj), &files) != RP_OK) files = NULL;
-        const char *sj = (const char *)sqlite3_column_text(st, 3);
-        if (rp_json_parse(sj, strlen(sj), &spec) != RP_OK) spec = NULL;
+    for (size_t k = 0; k < rp_json_len(figs); k++) {
+        const rp_json *fig = rp_json_at(figs, k), *files = rp_json_get(fig, "files_json"), *spec = rp_json_get(fig, "spec_json");
+        const char *name = rp_json_str(rp_json_get(fig, "name"), "?");
         const char *title = rp_json_str(rp_json_get(spec, "title"), name);
-        const char *png = sqlite3_column_int(st, 2) ? file_with(files, ".png") : NULL;
+        const char *png = rp_json_num(rp_json_get(fig, "rendered"), 0) ? file_with(files, ".png") : NULL;
         rp_buf img = { 0 };
         if (png && rp_read_file(png, &img) != RP_OK) { rp_buf_free(&img); png = NULL; }
         if (png && (img.len < 8 || memcmp(img.data, "\x89PNG\r\n\x1a\n", 8))) png = NULL;
@@ -252,33 +282,38 @@ static rp_status run_details(sqlite3 *sq, const rrun *r, const char *md_dir, rp_
         if (strcmp(title, name)) { rp_buf_puts(h, ": "); html(h, title); }
         rp_buf_puts(h, "</figcaption></figure>\n");
         rp_buf_free(&img);
-        rp_json_free(files);
-        rp_json_free(spec);
     }
-    sqlite3_finalize(st);
+    rp_json_free(run);
     return RP_OK;
 }
 
 rp_status rp_report_write(rp_db *db, const rp_report_opts *opts, const char *html_path, const char *md_path, int *nruns) {
-    sqlite3 *sq = rp_db_sqlite(db);
     rrun *runs = NULL;
     size_t n = 0;
+    char commit[64] = "";
     RP_TRY(rp_db_flush(db));
-    RP_TRY(select_runs(sq, rp_db_path(db), opts, &runs, &n));
+    RP_TRY(select_runs(db, opts, &runs, &n, commit, sizeof commit));
     if (nruns) *nruns = (int)n;
     rp_buf h = { 0 }, m = { 0 };
-    char now[64];
+    char now[64], scope[256];
     time_t t = time(NULL);
     strftime(now, sizeof now, "%Y-%m-%d %H:%M UTC", gmtime(&t));
+    int all_commits = opts && opts->all_commits;
+    snprintf(scope, sizeof scope, "%s, %s", opts && opts->all_runs ? "every finished run" : "the latest finished run per experiment and params",
+             all_commits ? "of every commit, grouped by commit" :
+             opts && opts->commit ? "of the commit asked for" : "of the latest commit with finished runs (--all-commits for every commit)");
     rp_buf_printf(&h, "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>repro report</title>"
                       "<meta name=viewport content=\"width=device-width\"><style>%s</style></head><body>\n"
                       "<h1>Reproduction report</h1>\n<p>Generated %s from <code>", css, now);
     html(&h, rp_db_path(db));
-    rp_buf_printf(&h, "</code>: %zu run%s (%s). Provenance: run id · commit (* = uncommitted changes) · backend/device.</p>\n",
-                  n, n == 1 ? "" : "s", opts && opts->all_runs ? "every finished run" : "the latest finished run per experiment and params");
-    rp_buf_printf(&m, "# Reproduction report\n\nGenerated %s from `%s`: %zu run%s (%s). Provenance: run id · commit "
-                      "(\\* = uncommitted changes) · backend/device.\n\n", now, rp_db_path(db), n, n == 1 ? "" : "s",
-                  opts && opts->all_runs ? "every finished run" : "the latest finished run per experiment and params");
+    rp_buf_printf(&h, "</code>: %zu run%s (", n, n == 1 ? "" : "s");
+    html(&h, scope);
+    if (!all_commits && n) rp_buf_printf(&h, ": commit <code>%.12s</code>", runs[0].commit);
+    rp_buf_puts(&h, "). Provenance: run id · commit (* = uncommitted changes) · backend/device.</p>\n");
+    rp_buf_printf(&m, "# Reproduction report\n\nGenerated %s from `%s`: %zu run%s (", now, rp_db_path(db), n, n == 1 ? "" : "s");
+    md(&m, scope);
+    if (!all_commits && n) rp_buf_printf(&m, ": commit `%.12s`", runs[0].commit);
+    rp_buf_puts(&m, "). Provenance: run id · commit (\\* = uncommitted changes) · backend/device.\n\n");
     if (!n) { rp_buf_puts(&h, "<p>No finished runs yet.</p>\n"); rp_buf_puts(&m, "No finished runs yet.\n"); }
     rp_status st = RP_OK;
     char md_dir[4096] = "";
@@ -286,12 +321,16 @@ rp_status rp_report_write(rp_db *db, const rp_report_opts *opts, const char *htm
     if (slash) snprintf(md_dir, sizeof md_dir, "%.*s", (int)(slash - md_path), md_path);
     for (size_t lo = 0; st == RP_OK && lo < n;) {
         size_t hi = lo;
-        while (hi < n && !strcmp(runs[hi].paper, runs[lo].paper)) hi++;
+        if (all_commits && (!lo || strcmp(runs[lo].commit, runs[lo - 1].commit))) {   /* a commit's section */
+            rp_buf_printf(&h, "<h2 class=commit>commit <code>%.12s</code></h2>\n", runs[lo].commit[0] ? runs[lo].commit : "unknown");
+            rp_buf_printf(&m, "## commit `%.12s`\n\n", runs[lo].commit[0] ? runs[lo].commit : "unknown");
+        }
+        while (hi < n && !strcmp(runs[hi].paper, runs[lo].paper) && !strcmp(runs[hi].commit, runs[lo].commit)) hi++;
         const char *paper = runs[lo].paper[0] ? runs[lo].paper : "(no paper)";
-        rp_buf_puts(&h, "<h2>"); html(&h, paper); rp_buf_puts(&h, "</h2>\n");
-        rp_buf_puts(&m, "## "); md(&m, paper); rp_buf_puts(&m, "\n\n");
-        st = targets(sq, runs, lo, hi, &h, &m);
-        for (size_t i = lo; st == RP_OK && i < hi; i++) st = run_details(sq, &runs[i], md_dir, &h, &m);
+        rp_buf_puts(&h, all_commits ? "<h3>" : "<h2>"); html(&h, paper); rp_buf_puts(&h, all_commits ? "</h3>\n" : "</h2>\n");
+        rp_buf_puts(&m, all_commits ? "### " : "## "); md(&m, paper); rp_buf_puts(&m, "\n\n");
+        st = targets(db, runs, lo, hi, &h, &m);
+        for (size_t i = lo; st == RP_OK && i < hi; i++) st = run_details(db, &runs[i], md_dir, &h, &m);
         lo = hi;
     }
     /* Lets a headless browser (tests/report_test.sh) tell that every image decoded. */

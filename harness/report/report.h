@@ -2,7 +2,8 @@
  * URIs, no external resource) and its Markdown twin, built from the registry alone. Per paper: a table of
  * targets (name, experiment, paper value, reproduced value, tolerance and kind, status, provenance: run id,
  * short commit with * when dirty, device), each run's summaries, then the figures. By default only the
- * latest finished run per experiment + params is shown. */
+ * runs of one commit (the latest with a finished run) are shown, and of those the latest finished run
+ * per experiment + params, so two commits' numbers are never mixed in one table. */
 #ifndef RP_REPORT_H
 #define RP_REPORT_H
 #include "db/registry.h"
@@ -10,6 +11,8 @@
 typedef struct rp_report_opts {
     int all_runs;             /* every finished run, not only the latest per experiment + params */
     const char *experiment;   /* only this experiment (NULL: all) */
+    const char *commit;       /* runs of this commit (hash prefix); NULL: the latest commit with a finished run */
+    int all_commits;          /* runs of every commit, grouped by commit (newest commit first) */
 } rp_report_opts;
 
 /* Write html_path and md_path (either may be NULL to skip it). *nruns receives the runs reported. */

@@ -1,6 +1,6 @@
 /* cmd_runs.c: `repro runs`: the registry's runs as a table (newest first) or JSON for tools. */
 #include "cli/command.h"
-#include "db/db_cli.h"
+#include "cli/db_cli.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,10 +9,12 @@ RP_COMMAND(runs, rp_cmd_runs, "list recorded runs (filter by experiment, commit,
 static const char usage[] =
     "usage: repro runs [--experiment E] [--commit C] [--status S] [--limit N] [--json] [--db PATH]\n"
     "  Lists runs newest first: id, experiment, status, start time, commit (* = dirty), preset, seed, device.\n"
-    "  --commit matches a prefix of the full hash; --status is running, finished, failed or killed.\n"
+    "  --commit matches a prefix of the full hash; --status is running, finished, failed, killed or lost.\n"
+    "  A run recorded running whose process is gone (same host, no such pid: SIGKILL, a crash) is marked\n"
+    "  lost (in the database when it is writable; shown as lost either way).\n"
     "  --limit N shows at most N runs (default 50, 0 = all); --json prints the rows as JSON.\n"
     "  The database is --db PATH, else $REPRO_DB, else results/repro.db.\n"
-    "exit: 0 ok, 2 usage, 4 no database, 6 database error";
+    "exit: 0 ok, 2 usage, 3 corrupt database, 4 no database, 6 database error";
 
 int rp_cmd_runs(int argc, char **argv) {
     if (rp_cli_wants_help(argc, argv)) { puts(usage); return 0; }
@@ -33,18 +35,18 @@ int rp_cmd_runs(int argc, char **argv) {
             if (*end || f.limit < 0) return rp_cli_usage("runs", "--limit: '%s' is not a count", argv[i]);
         } else return rp_cli_bad_arg("runs", a, "--experiment --commit --status --db --limit");
     }
-    if (f.status && strcmp(f.status, "running") && strcmp(f.status, "finished") && strcmp(f.status, "failed") && strcmp(f.status, "killed"))
-        return rp_cli_usage("runs", "--status '%s' is not one of running, finished, failed, killed", f.status);
+    if (f.status && strcmp(f.status, "running") && strcmp(f.status, "finished") && strcmp(f.status, "failed") &&
+        strcmp(f.status, "killed") && strcmp(f.status, "lost"))
+        return rp_cli_usage("runs", "--status '%s' is not one of running, finished, failed, killed, lost", f.status);
     rp_db *db;
     rp_status st = rp_cli_open_db(dbp, &db, NULL, 0);
     if (st != RP_OK) return rp_cli_fail("runs", st);
-    rp_buf out = { 0 };
-    st = rp_db_list_runs(db, &f, &out);
-    rp_db_close(db);
-    if (st != RP_OK) { rp_buf_free(&out); return rp_cli_fail("runs", st); }
+    int lost = 0;
     rp_json *rows = NULL;
-    st = rp_json_parse(out.data, out.len, &rows);
-    rp_buf_free(&out);
+    st = rp_db_mark_lost(db, &lost);
+    if (st == RP_OK && lost) fprintf(stderr, "repro runs: marked %d run%s lost (recorded running, process gone)\n", lost, lost == 1 ? "" : "s");
+    if (st == RP_OK) st = rp_db_runs(db, &f, &rows);
+    rp_db_close(db);
     if (st != RP_OK) return rp_cli_fail("runs", st);
     if (as_json) {
         st = rp_cli_print_json(rows);

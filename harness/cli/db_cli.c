@@ -1,22 +1,34 @@
-/* db_cli.c: helpers shared by the registry's CLI commands (see db_cli.h). */
-#include "db/db_cli.h"
+/* db_cli.c: helpers shared by the registry's CLI commands (see db_cli.h). No SQL here: the registry's
+ * functions (db/registry.h) do the reading and writing. */
+#include "cli/db_cli.h"
 #include "cli/run_paths.h"
 #include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 rp_status rp_cli_open_db(const char *explicit_path, rp_db **db, char *path_out, size_t n) {
     char path[4096];
-    rp_default_db_path(explicit_path, path, sizeof path);
+    *db = NULL;
+    rp_status ps = rp_default_db_path(explicit_path, path, sizeof path);
     if (path_out) snprintf(path_out, n, "%s", path);
-    if (access(path, F_OK) != 0)
+    if (ps != RP_OK) return ps;
+    struct stat sb;
+    if (stat(path, &sb) != 0)
         return rp_fail(RP_ERR_NOTFOUND, "%s: no registry there (%s); run an experiment first (repro run SCRIPT) "
                        "or choose one with --db PATH / REPRO_DB", path, strerror(errno));
-    return rp_db_open(path, db);
+    if (S_ISDIR(sb.st_mode))
+        return rp_fail(RP_ERR_INVAL, "%s is a directory, not a registry file (--db takes the database file, e.g. "
+                       "results/repro.db)", path);
+    /* Reading needs no write: a file or folder we cannot write is opened read-only. */
+    char *tmp = strdup(path);
+    int writable = tmp && access(path, W_OK) == 0 && access(dirname(tmp), W_OK) == 0;
+    free(tmp);
+    return writable ? rp_db_open(path, db) : rp_db_open_readonly(path, db);
 }
 
 int rp_cli_fail(const char *cmd, rp_status st) {
@@ -52,21 +64,6 @@ int rp_cli_parse_run_id(const char *s, int64_t *id) {
     if (*end || errno || v <= 0) return 0;
     *id = v;
     return 1;
-}
-
-rp_status rp_db_latest_finished(rp_db *db, const char *experiment, int64_t *run_id) {
-    sqlite3 *sq = rp_db_sqlite(db);
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(sq, "SELECT id FROM runs WHERE experiment = ? AND status = 'finished' ORDER BY id DESC LIMIT 1",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK) return rp_fail(RP_ERR_DB, "%s: %s", rp_db_path(db), sqlite3_errmsg(sq));
-    sqlite3_bind_text(st, 1, experiment, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *run_id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_ROW) return RP_OK;
-    if (rc == SQLITE_DONE) return rp_fail(RP_ERR_NOTFOUND, "%s: no finished run of experiment '%s'", rp_db_path(db), experiment);
-    return rp_fail(RP_ERR_DB, "%s: %s", rp_db_path(db), sqlite3_errmsg(sq));
 }
 
 void rp_cli_cell(const rp_json *v, char *out, size_t n) {

@@ -1,7 +1,7 @@
 /* cmd_show.c: `repro show RUN`: one run with its provenance, params, summaries, targets, figures and
  * metric series, as text or JSON. */
 #include "cli/command.h"
-#include "db/db_cli.h"
+#include "cli/db_cli.h"
 #include <math.h>
 #include <string.h>
 
@@ -10,9 +10,10 @@ RP_COMMAND(show, rp_cmd_show, "show one run: provenance, params, summaries, targ
 static const char usage[] =
     "usage: repro show RUN [--json] [--db PATH]\n"
     "  RUN is a run id (see repro runs). Prints the run's provenance (commit, dirty flag, build, Lua,\n"
-    "  backend, device, seed), params, summaries (value ± stderr, direction), targets, figures, metric\n"
+    "  backend, device, seed), params, summaries (value ± stderr, n when known, direction), targets (an exact\n"
+    "  target's numbers; whether a shape target's claim held), figures, metric\n"
     "  series with their point counts, and the error and traceback of a failed run. --json: everything as JSON.\n"
-    "exit: 0 ok, 2 usage, 4 no database or no such run, 6 database error";
+    "exit: 0 ok, 2 usage, 3 corrupt database, 4 no database or no such run, 6 database error";
 
 /* Print "  key: value" for each listed member of o that is not null. */
 static void fields(const rp_json *o, const char *const *keys) {
@@ -22,6 +23,31 @@ static void fields(const rp_json *o, const char *const *keys) {
         char cell[1024];
         rp_cli_cell(v, cell, sizeof cell);
         printf("  %-16s %s\n", *keys, cell);
+    }
+}
+
+/* A value of a target as text, or NULL when it is missing or not finite (stored as "nan"). */
+static const char *finite_cell(const rp_json *v, char *out, size_t n) {
+    if (rp_json_typeof(v) != RP_JSON_NUMBER) return NULL;
+    rp_cli_cell(v, out, n);
+    return out;
+}
+
+/* What a target checked, by kind: an exact target its numbers; a shape target whether the paper's
+ * qualitative claim held (it has no paper number or tolerance); a not-reproducible one the paper's value. */
+static void target_text(const rp_json *t, char *out, size_t n) {
+    const char *kind = rp_json_str(rp_json_get(t, "kind"), "?"), *status = rp_json_str(rp_json_get(t, "status"), "?");
+    char pv[64], rv[64], tol[64];
+    const char *p = finite_cell(rp_json_get(t, "paper_value"), pv, sizeof pv);
+    const char *r = finite_cell(rp_json_get(t, "reproduced"), rv, sizeof rv);
+    const char *tl = finite_cell(rp_json_get(t, "tolerance"), tol, sizeof tol);
+    if (!strcmp(kind, "shape")) {
+        int k = snprintf(out, n, "shape: the paper's claim %s", !strcmp(status, "pass") ? "held" : "did not hold");
+        if (r && k >= 0 && (size_t)k < n) snprintf(out + k, n - (size_t)k, " (measured %s)", r);
+    } else if (!strcmp(kind, "not_reproducible")) {
+        snprintf(out, n, "not reproducible here%s%s", p ? "; the paper reports " : "", p ? p : "");
+    } else {
+        snprintf(out, n, "paper %s, reproduced %s, tolerance ± %s (%s)", p ? p : "-", r ? r : "-", tl ? tl : "-", kind);
     }
 }
 
@@ -41,12 +67,9 @@ int rp_cmd_show(int argc, char **argv) {
     rp_db *db;
     rp_status st = rp_cli_open_db(dbp, &db, NULL, 0);
     if (st != RP_OK) return rp_cli_fail("show", st);
-    rp_buf out = { 0 };
-    st = rp_db_get_run(db, id, &out);
-    rp_db_close(db);
     rp_json *r = NULL;
-    if (st == RP_OK) st = rp_json_parse(out.data, out.len, &r);
-    rp_buf_free(&out);
+    st = rp_db_run(db, id, &r);
+    rp_db_close(db);
     if (st != RP_OK) return rp_cli_fail("show", st);
     if (as_json) {
         st = rp_cli_print_json(r);
@@ -71,13 +94,13 @@ int rp_cmd_show(int argc, char **argv) {
         puts("summaries:");
         for (size_t i = 0; i < rp_json_len(sums); i++) {
             const rp_json *s = rp_json_at(sums, i);
-            char v[64], se[64], n[32] = "?";
+            char v[64], se[64], n[48] = "";
             rp_cli_cell(rp_json_get(s, "value"), v, sizeof v);
             rp_cli_cell(rp_json_get(s, "stderr"), se, sizeof se);
             double cnt = rp_json_num(rp_json_get(s, "n"), 0);
-            if (cnt > 0) snprintf(n, sizeof n, "%.0f", cnt);
+            if (cnt > 0) snprintf(n, sizeof n, "  n=%.0f", cnt);   /* n unknown: say nothing rather than n=? */
             int dir = (int)rp_json_num(rp_json_get(s, "direction"), 0), has_se = strcmp(se, "nan") && strcmp(se, "-");
-            printf("  %-32s %s%s%s  n=%s  %s\n", rp_json_str(rp_json_get(s, "name"), "?"), v, has_se ? " ± " : "",
+            printf("  %-32s %s%s%s%s  %s\n", rp_json_str(rp_json_get(s, "name"), "?"), v, has_se ? " ± " : "",
                    has_se ? se : "", n, dir > 0 ? "(higher is better)" : dir < 0 ? "(lower is better)" : "");
         }
     }
@@ -86,13 +109,11 @@ int rp_cmd_show(int argc, char **argv) {
         puts("targets:");
         for (size_t i = 0; i < rp_json_len(tg); i++) {
             const rp_json *t = rp_json_at(tg, i);
-            char pv[64], rv[64], tol[64];
-            rp_cli_cell(rp_json_get(t, "paper_value"), pv, sizeof pv);
-            rp_cli_cell(rp_json_get(t, "reproduced"), rv, sizeof rv);
-            rp_cli_cell(rp_json_get(t, "tolerance"), tol, sizeof tol);
-            printf("  %-5s %-36s paper %s, reproduced %s, tolerance %s (%s)%s%s\n", rp_json_str(rp_json_get(t, "status"), "?"),
-                   rp_json_str(rp_json_get(t, "name"), "?"), pv, rv, tol, rp_json_str(rp_json_get(t, "kind"), "?"),
-                   rp_json_str(rp_json_get(t, "note"), NULL) ? ": " : "", rp_json_str(rp_json_get(t, "note"), ""));
+            char what[1024];
+            target_text(t, what, sizeof what);
+            const char *note = rp_json_str(rp_json_get(t, "note"), NULL);
+            printf("  %-5s %-36s %s%s%s\n", rp_json_str(rp_json_get(t, "status"), "?"), rp_json_str(rp_json_get(t, "name"), "?"),
+                   what, note ? ": " : "", note ? note : "");
         }
     }
     const rp_json *figs = rp_json_get(r, "figures");

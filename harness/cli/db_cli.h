@@ -9,7 +9,8 @@
 #include "util/json.h"
 
 /* Open the registry at explicit_path (or the default) for reading commands: a missing file is
- * RP_ERR_NOTFOUND rather than a new empty database. path_out (may be NULL) receives the path. */
+ * RP_ERR_NOTFOUND rather than a new empty database, an empty explicit path or a directory RP_ERR_INVAL;
+ * a file or folder we cannot write is opened read-only. path_out (may be NULL) receives the path. */
 rp_status rp_cli_open_db(const char *explicit_path, rp_db **db, char *path_out, size_t n);
 /* Print "repro CMD: <rp_errmsg()>" to stderr and return the exit code of st. */
 int rp_cli_fail(const char *cmd, rp_status st);
@@ -21,8 +22,6 @@ int rp_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(pr
 int rp_cli_bad_arg(const char *cmd, const char *arg, const char *valued);
 /* Parse a run id ("12" or "#12"); returns 0 when s is not a positive integer. */
 int rp_cli_parse_run_id(const char *s, int64_t *id);
-/* The latest finished run of experiment (RP_ERR_NOTFOUND when none). */
-rp_status rp_db_latest_finished(rp_db *db, const char *experiment, int64_t *run_id);
 /* A value of a query row as display text: strings as is, numbers %.6g (integers exact), null "-". */
 void rp_cli_cell(const rp_json *v, char *out, size_t n);
 /* Print a JSON value (pretty) followed by a newline; a value the writer refuses prints nothing. */
