@@ -8,13 +8,12 @@ set -u
 REPRO=${REPRO:-bin/repro}
 REPRO=$(cd "$(dirname "$REPRO")" && pwd)/$(basename "$REPRO")
 model=${REPRO_MIRROR:-}/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
-if [ -z "${REPRO_MIRROR:-}" ] || [ ! -f "$model" ]; then echo "skip: SmolLM2-135M-Instruct not in REPRO_MIRROR"; exit 0; fi
+if [ -z "${REPRO_MIRROR:-}" ] || [ ! -f "$model" ]; then echo "skip [mirror]: SmolLM2-135M-Instruct not in REPRO_MIRROR"; exit 0; fi
 tmp=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then fails=$((fails+1)); echo "FAIL: $1" >&2; fi; }
+. "$(dirname "$0")/check.sh"
 
 "$REPRO" serve "$model" --port 0 --ctx 512 --max-tokens 16 >"$tmp/out" 2>"$tmp/err" &
 pid=$!
@@ -64,5 +63,4 @@ check "generate through repro serve, cached rerun and replay make zero network c
 
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 check "SIGTERM stops the server (exit 0)" "[ $rc -eq 0 ] && grep -q stopping $tmp/err"
-echo "$( [ $fails -eq 0 ] && echo ok || echo not ok ) safe_test.sh: $checks checks, $fails failed"
-[ $fails -eq 0 ]
+checks_done safe_test.sh

@@ -180,7 +180,7 @@ static const char *mirror_file(char *buf, size_t n, const char *rel) {
 static void test_smollm2(void) {
     char path[4096];
     if (!mirror_file(path, sizeof path, "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")) {
-        printf("skip: SmolLM2 GGUF not in REPRO_MIRROR\n");
+        printf("skip [mirror]: SmolLM2 GGUF not in REPRO_MIRROR\n");
         return;
     }
     rp_model_file *f = NULL;
@@ -233,7 +233,7 @@ static void test_smollm2(void) {
 static void test_tiny_random(void) {
     char path[4096];
     if (!mirror_file(path, sizeof path, "gguf-tiny-random-llama/llama-2-tiny-random.gguf")) {
-        printf("skip: tiny random GGUF not in REPRO_MIRROR\n");
+        printf("skip [mirror]: tiny random GGUF not in REPRO_MIRROR\n");
         return;
     }
     rp_model_file *f = NULL;

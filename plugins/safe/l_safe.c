@@ -199,6 +199,7 @@ static int cache_stats(lua_State *L) {
     lua_pushnumber(L, (double)s.stored); lua_setfield(L, -2, "stored");
     lua_pushnumber(L, (double)s.net_llm_calls); lua_setfield(L, -2, "net_llm_calls");
     lua_pushnumber(L, (double)s.net_search_calls); lua_setfield(L, -2, "net_search_calls");
+    lua_pushnumber(L, (double)s.net_retries); lua_setfield(L, -2, "net_retries");
     lua_pushnumber(L, s.cost_spent); lua_setfield(L, -2, "cost_spent");
     lua_pushnumber(L, s.cost_saved); lua_setfield(L, -2, "cost_saved");
     return 1;
@@ -413,6 +414,8 @@ static int l_rate(lua_State *L) {
         lua_pushnumber(L, (double)r->llm_calls); lua_setfield(L, -2, "llm_calls");
         lua_pushnumber(L, (double)r->searches); lua_setfield(L, -2, "searches");
         lua_pushnumber(L, (double)r->retries); lua_setfield(L, -2, "retries");
+        lua_pushnumber(L, (double)r->net_retries); lua_setfield(L, -2, "net_retries");
+        lua_pushnumber(L, (double)r->failures); lua_setfield(L, -2, "transport_failures");
         lua_pushnumber(L, (double)r->cached_calls); lua_setfield(L, -2, "cached_calls");
         lua_pushnumber(L, r->cost); lua_setfield(L, -2, "cost");
         lua_createtable(L, (int)r->n_facts, 0);
@@ -431,7 +434,8 @@ static int l_rate(lua_State *L) {
 }
 
 /* safe.generate(llm|nil, prompts, {cache=, replay=, llm_name=, temperature=0, max_tokens=1024, max_batch=})
- * -> list of {text, prompt_tokens, completion_tokens, cost, cached} or {error=} per prompt, in order.
+ * -> list of {text, prompt_tokens, completion_tokens, cost, cached} or {error=} per prompt, in order, each
+ * with net_retries (HTTP-level retries made for it).
  * Responses to benchmark prompts, through the same cache as SAFE's calls. */
 static int l_generate(lua_State *L) {
     rp_safe_llm *llm = lua_isnil(L, 1) ? NULL : rp_lua_checkobj(L, 1, CLS_LLM);
@@ -486,6 +490,7 @@ static int l_generate(lua_State *L) {
         } else {
             lua_pushstring(L, calls[i].error); lua_setfield(L, -2, "error");
         }
+        lua_pushnumber(L, (double)calls[i].net_retries); lua_setfield(L, -2, "net_retries");
         lua_rawseti(L, -2, (int)i + 1);
     }
     rp_safe_calls_free(calls, n);
@@ -538,18 +543,20 @@ static int l_serper(lua_State *L) {
     return 1;
 }
 
-/* safe.local_model(path, {ctx=}) -> llm: the local model in this process, without HTTP */
+/* safe.local_model(path, {ctx=, score_labels=false}) -> llm: the local model in this process, without HTTP;
+ * score_labels answers the label steps by log-likelihood (rp_safe_local_new) */
 static int l_local_model(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    int n_ctx = 0;
+    int n_ctx = 0, score = 0;
     if (lua_istable(L, 2)) {
-        static const char *const valid[] = {"ctx", NULL};
+        static const char *const valid[] = {"ctx", "score_labels", NULL};
         rp_lua_check_keys(L, 2, "safe.local_model options", valid);
         n_ctx = (int)rp_lua_field_integer(L, 2, "ctx", 0);
+        score = rp_lua_field_bool(L, 2, "score_labels", 0);
     }
     rp_safe_llm *l = calloc(1, sizeof *l);
     if (!l) return luaL_error(L, "out of memory");
-    rp_status st = rp_safe_local_new(path, n_ctx, l);
+    rp_status st = rp_safe_local_new(path, n_ctx, score, l);
     if (st != RP_OK) { free(l); return rp_lua_fail(L, st, "safe.local_model"); }
     rp_safe_lua_push_llm(L, l);
     return 1;
