@@ -68,7 +68,7 @@ return experiment.define {
     smoke = { n_prompts = 0 },
     demo = { n_prompts = 1, models = "SmolLM2-135M-Instruct", serve = "smollm2", rater_model = "SmolLM2-135M-Instruct", llm = "local",
              rater_labels = "score",
-             search = "bm25", response_tokens = 64, n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, query_fallback = true,
+             search = "bm25", response_tokens = 32, n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, query_fallback = true,
              price_in = 0, price_out = 0, concurrency = 1, cache = "results/safe/demo-cache.db" },
     full = { n_prompts = 250 },
     paper = { n_prompts = 250 },

@@ -281,15 +281,31 @@ static int l_bm25(lua_State *L) {
 static int llm_name(lua_State *L) { lua_pushstring(L, ((rp_safe_llm *)rp_lua_checkobj(L, 1, CLS_LLM))->name); return 1; }
 static int llm_close(lua_State *L) { rp_lua_closeobj(L, 1, CLS_LLM); return 0; }
 
-/* llm:complete(prompt, {temperature=, max_tokens=}) -> text, prompt_tokens, completion_tokens (uncached) */
+/* llm:complete(prompt, {temperature=, max_tokens=, choices={...}}) -> text, prompt_tokens, completion_tokens
+ * (uncached); choices: the allowed answers of a label step (a scoring backend answers with one of them) */
 static int llm_complete(lua_State *L) {
     rp_safe_llm *l = rp_lua_checkobj(L, 1, CLS_LLM);
     rp_safe_call c = {.prompt = luaL_checkstring(L, 2), .temperature = 0, .max_tokens = 512, .st = RP_ERR_INTERRUPTED};
+    const char *choices[16];
     if (lua_istable(L, 3)) {
-        static const char *const valid[] = {"temperature", "max_tokens", NULL};
+        static const char *const valid[] = {"temperature", "max_tokens", "choices", NULL};
         rp_lua_check_keys(L, 3, "llm:complete options", valid);
         c.temperature = rp_lua_field_number(L, 3, "temperature", 0);
         c.max_tokens = (int)rp_lua_field_integer(L, 3, "max_tokens", 512);
+        lua_getfield(L, 3, "choices");   /* stays on the stack: keeps the strings alive */
+        if (!lua_isnil(L, -1)) {
+            luaL_checktype(L, -1, LUA_TTABLE);
+            size_t n = rp_lua_rawlen(L, -1);
+            if (n < 1 || n > 16) return luaL_error(L, "llm:complete: choices must list 1 to 16 strings (got %d)", (int)n);
+            for (size_t i = 0; i < n; i++) {
+                lua_rawgeti(L, -1, (int)i + 1);
+                if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "llm:complete: choice %d is not a string", (int)i + 1);
+                choices[i] = lua_tostring(L, -1);
+                lua_pop(L, 1);
+            }
+            c.choices = choices;
+            c.n_choices = (int)n;
+        }
     }
     rp_status st = l->complete(l->ctx, &c, 1);
     if (st == RP_OK && c.st != RP_OK) st = rp_fail(c.st, "%s", c.error);
