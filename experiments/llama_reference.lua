@@ -36,6 +36,7 @@ return experiment.define {
     smol_texts = { type = "string", default = "wikitext2,tinystories", doc = "comma-separated texts for SmolLM2's perplexity (wikitext2, tinystories)" },
     threads = { type = "integer", default = 0, min = 0, doc = "engine threads (0: all cores)" },
   },
+  seconds = { demo = 50 },   -- idle 2-core estimate from measured CPU time (see README)
   presets = {
     smoke = { stories_ctx = 128, chunks = 4, smollm2 = false },
     demo = { chunks = 50, smollm2 = true, smol_texts = "wikitext2" },   -- WikiText-2 only: keeps make demo within 5 min

@@ -64,6 +64,7 @@ return experiment.define {
     k_results = { type = "integer", default = 3, min = 1, doc = "results per search" },
     price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens (gpt-3.5-turbo-0125)" },
   },
+  seconds = { demo = 35 },   -- idle 2-core estimate from measured CPU time (see README)
   presets = {
     smoke = { n_prompts = 0 },
     demo = { n_prompts = 1, models = "SmolLM2-135M-Instruct", serve = "smollm2", rater_model = "SmolLM2-135M-Instruct", llm = "local",

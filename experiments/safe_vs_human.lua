@@ -27,6 +27,7 @@ return experiment.define {
     docs = { type = "string", default = "", doc = "documents folder for bm25" },
     price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens" },
   },
+  seconds = { demo = 10 },   -- idle 2-core estimate from measured CPU time (see README)
   presets = {
     smoke = { n_pairs = 0 },
     demo = { n_pairs = 1, max_facts = 2, rater_model = "SmolLM2-135M-Instruct", serve = "smollm2", llm = "local", rater_labels = "score",
