@@ -48,7 +48,7 @@ export REPRO_MIRROR ?= $(if $(wildcard $(MIRROR_DEFAULT)),$(MIRROR_DEFAULT),)
 export OPENBLAS_CORETYPE ?= Haswell
 export REPRO_BIN := $(abspath $(REPRO))
 
-.PHONY: all test bench demo deps clean fuzz valgrind
+.PHONY: all test test-suite bench demo deps clean fuzz valgrind
 .SECONDARY:
 all: $(REPRO) $(TEST_BIN) $(FUZZ_REPLAY)
 
@@ -95,6 +95,7 @@ FUZZ ?= gguf
 FUZZ_SECONDS ?= 60
 FUZZ_LIB_SRC := $(LIB_SRC)
 fuzz: $(BUILD)/generated/build_id.h
+	@tools/deps.sh --fuzz
 	@mkdir -p build/fuzz-$(FUZZ)/corpus tests/fuzz/corpus/$(FUZZ) tests/fuzz/crashers
 	clang -std=gnu11 -g -O1 -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iharness -I. -I$(BUILD)/generated $(PKG_CFLAGS) $(LUA_DEF) \
 	  -o build/fuzz-$(FUZZ)/fuzz tests/fuzz/fuzz_$(FUZZ).c $(FUZZ_LIB_SRC) $(PKG_LIBS) -lm
@@ -104,8 +105,13 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/librepro.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-# The README's test command: C unit tests, reference checks, fuzz regression corpora, Lua tests.
-test: $(REPRO) $(TEST_BIN) $(FUZZ_REPLAY)
+# The README's test command: first the Debian packages the build and the tests use (tools/deps.sh --test),
+# then, in a fresh make that sees them, the build and the suite: C unit tests, reference checks, fuzz
+# regression corpora, Lua and shell tests; it ends "N passed, N failed, N skipped" with every skip's reason.
+test:
+	@tools/deps.sh --test
+	@$(MAKE) --no-print-directory test-suite
+test-suite: $(REPRO) $(TEST_BIN) $(FUZZ_REPLAY)
 	@tests/run_all.sh $(BUILD) $(REPRO)
 
 bench: $(REPRO) $(BENCH_BIN)

@@ -24,6 +24,7 @@ return experiment.define {
     repeats = { type = "integer", default = 20, min = 2, doc = "independent estimates per size" },
     sizes = { type = "integer", default = 6, min = 2, max = 12, doc = "number of sample sizes (halving from n)" },
   },
+  seconds = { demo = 2 },   -- idle 2-core estimate from measured CPU time (see README)
   presets = {
     smoke = { n = 2000, repeats = 8, sizes = 4 },
     demo = { n = 200000, repeats = 30, sizes = 8 },

@@ -33,11 +33,13 @@ return experiment.define {
     chunks = { type = "integer", default = 50, min = 1, max = 50, doc = "perplexity chunks (llama.cpp's figures use 50)" },
     smollm2 = { type = "boolean", default = true, doc = "also run SmolLM2-135M-Instruct (98 MB)" },
     smol_ctx = { type = "integer", default = 512, doc = "SmolLM2 perplexity context" },
+    smol_texts = { type = "string", default = "wikitext2,tinystories", doc = "comma-separated texts for SmolLM2's perplexity (wikitext2, tinystories)" },
     threads = { type = "integer", default = 0, min = 0, doc = "engine threads (0: all cores)" },
   },
+  seconds = { demo = 50 },   -- idle 2-core estimate from measured CPU time (see README)
   presets = {
     smoke = { stories_ctx = 128, chunks = 4, smollm2 = false },
-    demo = { chunks = 50, smollm2 = true },
+    demo = { chunks = 50, smollm2 = true, smol_texts = "wikitext2" },   -- WikiText-2 only: keeps make demo within 5 min
     full = { chunks = 50, smollm2 = true },
     paper = { chunks = 50, smollm2 = true },
   },
@@ -67,10 +69,16 @@ return experiment.define {
 
     if not p.smollm2 then return end
     local sm = model.load(ctx:asset("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf"), opts)
-    local texts = {
-      { "wikitext2", ctx:asset("wikitext2", "wiki.test.raw"), REF.smol_wikitext },
-      { "tinystories", ctx:asset("tinystories-valid-slice", "tinystories_val.txt"), REF.smol_tinystories },
+    local known = {
+      wikitext2 = { "wikitext2", "wikitext2", "wiki.test.raw", REF.smol_wikitext },
+      tinystories = { "tinystories", "tinystories-valid-slice", "tinystories_val.txt", REF.smol_tinystories },
     }
+    local texts = {}
+    for name in p.smol_texts:gmatch("[^,%s]+") do
+      local k = known[name]
+      if not k then error("llama_reference: smol_texts: unknown text '" .. name .. "' (valid: wikitext2, tinystories)", 0) end
+      texts[#texts + 1] = { k[1], ctx:asset(k[2], k[3]), k[4] }
+    end
     local labels, ours, f32, q41 = {}, {}, {}, {}
     for i, t in ipairs(texts) do
       local rr = eval.perplexity(sm, read(t[2]), { ctx = p.smol_ctx, chunks = p.chunks, protocol = "llamacpp" })

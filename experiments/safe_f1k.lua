@@ -64,10 +64,12 @@ return experiment.define {
     k_results = { type = "integer", default = 3, min = 1, doc = "results per search" },
     price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens (gpt-3.5-turbo-0125)" },
   },
+  seconds = { demo = 35 },   -- idle 2-core estimate from measured CPU time (see README)
   presets = {
     smoke = { n_prompts = 0 },
-    demo = { n_prompts = 1, models = "SmolLM2-135M-Instruct", serve = "smollm2", rater_model = "SmolLM2-135M-Instruct",
-             search = "bm25", response_tokens = 64, n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, query_fallback = true,
+    demo = { n_prompts = 1, models = "SmolLM2-135M-Instruct", serve = "smollm2", rater_model = "SmolLM2-135M-Instruct", llm = "local",
+             rater_labels = "score",
+             search = "bm25", response_tokens = 32, n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, query_fallback = true,
              price_in = 0, price_out = 0, concurrency = 1, cache = "results/safe/demo-cache.db" },
     full = { n_prompts = 250 },
     paper = { n_prompts = 250 },
@@ -98,44 +100,59 @@ return experiment.define {
                                          timeout = p.timeout })
       local gen = C.generate(llm, prompts, { cache = cache, replay = p.llm == "replay", llm_name = llm and llm:name() or ("openai:" .. model),
                                              temperature = 0, max_tokens = p.response_tokens })
-      local items, keys = {}, {}
+      local items, keys, gen_net = {}, {}, 0
       for i, g in ipairs(gen) do
+        gen_net = gen_net + (g.net_retries or 0)
         if g.text then items[#items + 1] = { question = bench[i].prompt, response = g.text }; keys[#items] = i
-        else ctx:note("model %s, prompt %d: no response (%s)", model, i, g.error) end
+        else
+          -- a prompt whose response could not be generated still leaves its record, with the error
+          ctx:note("model %s, prompt %d: no response (%s)", model, i, g.error)
+          ctx:record("safe_response", model .. "/" .. i, { question = bench[i].prompt, status = "generation_failed",
+                                                           error = g.error, net_retries = g.net_retries })
+        end
       end
       local res = C.rate(rater, search, items, {
         cache = cache, replay = p.llm == "replay" or p.search == "replay", demos = demos,
         llm_name = rater and rater:name() or ("openai:" .. p.rater_model), search_name = search and search:name() or "serper",
-        n_queries = p.n_queries, k_results = p.k_results, max_retries = p.max_retries, max_tokens = p.rater_tokens, query_fallback = p.query_fallback,
-        max_batch = 4 * p.concurrency })
-      local counts, unparsed, failed, cost, calls = {}, 0, 0, 0, 0
+        n_queries = p.n_queries, k_results = p.k_results, max_retries = p.max_retries, max_failures = p.max_failures,
+        max_tokens = p.rater_tokens, query_fallback = p.query_fallback, max_batch = 4 * p.concurrency })
+      local counts, unparsed, failed, cost, calls, net = {}, 0, 0, 0, 0, gen_net
       for i, r in ipairs(res) do
         ctx:record("safe_response", model .. "/" .. keys[i], r.record)
         counts[i] = { s = r.supported, ns = r.not_supported, ir = r.irrelevant }
         unparsed, failed = unparsed + r.unparsed, failed + r.failed
-        cost, calls = cost + r.cost, calls + r.llm_calls
-        ctx:log(model .. "/f1_64", i, C.f1k(r.supported, r.not_supported, 64))
+        cost, calls, net = cost + r.cost, calls + r.llm_calls, net + r.net_retries
+        ctx:log(model .. "/f1_64", keys[i], C.f1k(r.supported, r.not_supported, 64))
       end
-      local s64, s178 = C.summarize(counts, 64), C.summarize(counts, 178)
-      ctx:summary(model .. "/supported", s64.s, { better = "higher", n = s64.n })
-      ctx:summary(model .. "/not_supported", s64.ns, { better = "lower", n = s64.n })
-      ctx:summary(model .. "/irrelevant", s64.ir, { better = "none", n = s64.n })
-      if s64.prec then ctx:summary(model .. "/precision", 100 * s64.prec, { better = "higher", n = s64.n_prec }) end
-      ctx:summary(model .. "/f1_64", 100 * s64.f1, { better = "higher", n = s64.n })
-      ctx:summary(model .. "/f1_178", 100 * s178.f1, { better = "higher", n = s64.n })
+      -- how many of the prompts' responses were rated: F1@K below averages over these only
+      ctx:summary(model .. "/responses_rated", #res, { better = "higher", n = #prompts })
+      ctx:summary(model .. "/responses_failed", #prompts - #res, { better = "lower", n = #prompts })
+      if #res > 0 then
+        local s64, s178 = C.summarize(counts, 64), C.summarize(counts, 178)
+        ctx:summary(model .. "/supported", s64.s, { better = "higher", n = s64.n })
+        ctx:summary(model .. "/not_supported", s64.ns, { better = "lower", n = s64.n })
+        ctx:summary(model .. "/irrelevant", s64.ir, { better = "none", n = s64.n })
+        if s64.prec then ctx:summary(model .. "/precision", 100 * s64.prec, { better = "higher", n = s64.n_prec }) end
+        ctx:summary(model .. "/f1_64", 100 * s64.f1, { better = "higher", n = s64.n })
+        ctx:summary(model .. "/f1_178", 100 * s178.f1, { better = "higher", n = s64.n })
+        labels[#labels + 1] = model; m64[#m64 + 1] = 100 * s64.f1; m178[#m178 + 1] = 100 * s178.f1
+      else
+        ctx:note("model %s: none of %d responses could be generated; no F1@K for it", model, #prompts)
+      end
       ctx:summary(model .. "/facts_unparsed", unparsed, { better = "lower" })
       ctx:summary(model .. "/facts_failed", failed, { better = "lower" })
       ctx:summary(model .. "/cost_usd", cost, { better = "lower" })
       ctx:summary(model .. "/llm_calls", calls, { better = "none" })
-      labels[#labels + 1] = model; m64[#m64 + 1] = 100 * s64.f1; m178[#m178 + 1] = 100 * s178.f1
+      ctx:summary(model .. "/net_retries", net, { better = "lower" })
     end
     local st = cache:stats()
     ctx:summary("cache/net_llm_calls", st.net_llm_calls, { better = "none" })
     ctx:summary("cache/net_search_calls", st.net_search_calls, { better = "none" })
+    ctx:summary("cache/net_retries", st.net_retries, { better = "lower" })
     ctx:summary("cache/llm_hits", st.llm_hits, { better = "none" })
     ctx:summary("cache/cost_spent_usd", st.cost_spent, { better = "lower" })
-    ctx:figure { name = "f1k", type = "bars", title = "Reproduced: F1@64 and F1@178 per model (%)", ylabel = "%",
-                 categories = labels, series = { { label = "F1@64", y = m64 }, { label = "F1@178", y = m178 } } }
+    if #labels > 0 then ctx:figure { name = "f1k", type = "bars", title = "Reproduced: F1@64 and F1@178 per model (%)", ylabel = "%",
+                 categories = labels, series = { { label = "F1@64", y = m64 }, { label = "F1@178", y = m178 } } } end
     if p.rater_model:find("135M") or p.rater_model:find("SmolLM") then
       ctx:note("note: a %s rater's verdicts are not comparable to GPT-3.5-Turbo's; these numbers exercise the pipeline only", p.rater_model)
       ctx:target { name = "rater comparable to the paper's", kind = "not_reproducible", reason =

@@ -27,9 +27,10 @@ return experiment.define {
     docs = { type = "string", default = "", doc = "documents folder for bm25" },
     price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens" },
   },
+  seconds = { demo = 10 },   -- idle 2-core estimate from measured CPU time (see README)
   presets = {
     smoke = { n_pairs = 0 },
-    demo = { n_pairs = 1, max_facts = 2, rater_model = "SmolLM2-135M-Instruct", serve = "smollm2",
+    demo = { n_pairs = 1, max_facts = 2, rater_model = "SmolLM2-135M-Instruct", serve = "smollm2", llm = "local", rater_labels = "score",
              search = "bm25", n_queries = 1, max_retries = 1, rater_tokens = 64, timeout = 900, query_fallback = true, price_in = 0, price_out = 0,
              concurrency = 1, cache = "results/safe/demo-cache.db" },
     full = { n_pairs = 496 },
@@ -80,11 +81,12 @@ return experiment.define {
       local res = C.rate(rater, search, items, {
         cache = cache, replay = p.llm == "replay" or p.search == "replay",
         llm_name = rater and rater:name() or ("openai:" .. p.rater_model), search_name = search and search:name() or "serper",
-        n_queries = p.n_queries, max_retries = p.max_retries, max_tokens = p.rater_tokens, query_fallback = p.query_fallback, max_batch = 4 * p.concurrency })
-      local cost = 0
+        n_queries = p.n_queries, max_retries = p.max_retries, max_failures = p.max_failures, max_tokens = p.rater_tokens,
+        query_fallback = p.query_fallback, max_batch = 4 * p.concurrency })
+      local cost, net = 0, 0
       for i, r in ipairs(res) do
         ctx:record("safe_vs_human", pairs[i].model .. "/" .. i, r.record)
-        cost = cost + r.cost
+        cost, net = cost + r.cost, net + r.net_retries
         for j, got in ipairs(r.labels) do
           local row = ({ S = 1, NS = 2, IR = 3 })[human[i][j]]
           local col = 5
@@ -100,14 +102,21 @@ return experiment.define {
       ctx:summary("facts_unparsed_or_failed", unlabelled, { better = "lower" })
       ctx:summary("agreement", rated > 0 and 100 * agree / rated or 0 / 0, { better = "higher", n = rated })
       ctx:summary("cost_usd", cost, { better = "lower" })
+      ctx:summary("net_retries", net, { better = "lower" })
       ctx:summary("cache/net_llm_calls", st.net_llm_calls, { better = "none" })
       ctx:summary("cache/llm_hits", st.llm_hits, { better = "none" })
       ctx:figure { name = "confusion", type = "heatmap", title = "human label (rows S, NS, IR) x SAFE label (S, NS, IR, unparsed, failed)",
                    matrix = conf }
       cache:close()
       if server then server:close() end
+      if rated > 0 then
+        ctx:note("agreement with the human labels: %.1f%% on %d rated facts (%d unparsed or failed; labels by %s, %s); the paper: 72.0%% " ..
+                 "on 16,011 facts with gpt-3.5-turbo-0125 and Google", 100 * agree / rated, rated, unlabelled,
+                 p.rater_labels == "score" and "log-likelihood scoring" or "parsed free text", p.rater_model)
+      end
       if p.rater_model:find("135M") or p.rater_model:find("SmolLM") then
-        ctx:note("note: a %s rater's verdicts are not comparable to GPT-3.5-Turbo's; agreement here exercises the pipeline only", p.rater_model)
+        ctx:note("note: a %s rater's verdicts are not comparable to GPT-3.5-Turbo's: expect agreement far below the paper's 72%% " ..
+                 "(with WikiText-2 as the only corpus, most facts find no evidence)", p.rater_model)
         ctx:target { name = "rater comparable to the paper's", kind = "not_reproducible", reason =
           "the rater is " .. p.rater_model .. " (135M parameters), not gpt-3.5-turbo-0125, and search is a local BM25 index over " ..
           "WikiText-2, not Google: agreement with humans here is not comparable to the paper's 72%" }

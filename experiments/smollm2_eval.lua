@@ -27,9 +27,10 @@ return experiment.define {
     shots = { type = "integer", default = 0, min = 0, doc = "few-shot examples" },
     tasks = { type = "string", default = table.concat(TASKS, ","), doc = "comma-separated task names" },
   },
+  seconds = { demo = 70 },   -- idle 2-core estimate from measured CPU time (see README)
   presets = {
     smoke = { limit = 8, tasks = "arc_easy,piqa" },
-    demo = { limit = 100 },
+    demo = { limit = 30 },   -- 100 took 369 CPU-s (2026-12-05); 30 keeps make demo within 5 min idle
     full = { limit = 0 },
     paper = { limit = 0 },
   },

@@ -6,7 +6,7 @@
 set -u
 REPRO=${REPRO:-bin/repro}
 model=${REPRO_MIRROR:-}/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
-[ -f "$model" ] || { echo "skip: chat_test needs SmolLM2 in REPRO_MIRROR"; exit 0; }
+[ -f "$model" ] || { echo "skip [mirror]: chat_test needs SmolLM2 in REPRO_MIRROR"; exit 0; }
 fails=0; checks=0
 check() { checks=$((checks+1)); if ! eval "$2"; then fails=$((fails+1)); echo "FAIL: $1" >&2; fi; }
 out=$(printf 'What is the capital of France?\n' | "$REPRO" chat smollm2-135m-instruct --temperature 0 --max-tokens 24 2>/dev/null)

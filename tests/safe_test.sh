@@ -3,18 +3,18 @@
 # SmolLM2-135M model on loopback; the SAFE plugin's OpenAI-compatible backend generates through it into the
 # cache; a rerun and a replay make zero network calls and give the same texts; the in-process backend gives
 # the served text; malformed requests get
-# OpenAI-shaped 4xx errors; SIGTERM stops the server cleanly. Skips when the model is not in the mirror.
+# OpenAI-shaped 4xx errors; SIGTERM stops the server cleanly; the local backend's label scoring gives every
+# rated fact a verdict. Skips when the model is not in the mirror.
 set -u
 REPRO=${REPRO:-bin/repro}
 REPRO=$(cd "$(dirname "$REPRO")" && pwd)/$(basename "$REPRO")
 model=${REPRO_MIRROR:-}/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
-if [ -z "${REPRO_MIRROR:-}" ] || [ ! -f "$model" ]; then echo "skip: SmolLM2-135M-Instruct not in REPRO_MIRROR"; exit 0; fi
+if [ -z "${REPRO_MIRROR:-}" ] || [ ! -f "$model" ]; then echo "skip [mirror]: SmolLM2-135M-Instruct not in REPRO_MIRROR"; exit 0; fi
 tmp=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then fails=$((fails+1)); echo "FAIL: $1" >&2; fi; }
+. "$(dirname "$0")/check.sh"
 
 "$REPRO" serve "$model" --port 0 --ctx 512 --max-tokens 16 >"$tmp/out" 2>"$tmp/err" &
 pid=$!
@@ -62,7 +62,34 @@ if not (ok and s1.net_llm_calls == 2 and s2.net_llm_calls == 0 and s3.net_llm_ca
 LUA
 check "generate through repro serve, cached rerun and replay make zero network calls" "\"$REPRO\" exec $tmp/gen.lua $url $tmp $model"
 
+cat >"$tmp/score.lua" <<'LUA'
+-- label scoring (rater_labels=score): the local model answers a label step with its likeliest allowed label
+local C = require("repro.safe")
+local model, dir = arg[1], arg[2]
+local sc = C.local_model(model, { ctx = 1024, score_labels = true })
+local q = "What is the capital of France? Answer with one word."
+local a = sc:complete(q, { choices = { "Paris", "Zzyzx qwv" } })
+local b = sc:complete(q, { choices = { "Zzyzx qwv", "Paris" } })
+assert(os.execute("mkdir -p '" .. dir .. "/docs'"))
+local f = assert(io.open(dir .. "/docs/Paris.txt", "wb"))
+f:write("Paris\n\nParis is the capital and most populous city of France.\n")
+f:close()
+C.bm25_build(dir .. "/bm25.db", dir .. "/docs")
+local search = C.bm25(dir .. "/bm25.db")
+local items = { { question = "Tell me about Paris.", response = "Paris is the capital of France. Paris is in Germany.",
+                  facts = { "Paris is the capital of France.", "Paris is in Germany." } } }
+local res = C.rate(sc, search, items, { n_queries = 1, max_retries = 1, max_tokens = 32, query_fallback = true })
+local labelled = 0
+for _, l in ipairs(res[1].labels) do
+  if l == "supported" or l == "not_supported" or l == "irrelevant" then labelled = labelled + 1 end
+end
+print(string.format("label scoring: %s; '%s' / '%s' (order swapped); %d of %d facts labelled (%s)", sc:name(), a, b, labelled,
+  #res[1].labels, table.concat(res[1].labels, ", ")))
+sc:close()
+if not (sc and a == "Paris" and b == "Paris" and labelled == 2 and res[1].unparsed == 0) then os.exit(1) end
+LUA
+check "label scoring answers with the likeliest allowed label; every rated fact gets a verdict" "\"$REPRO\" exec $tmp/score.lua $model $tmp"
+
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 check "SIGTERM stops the server (exit 0)" "[ $rc -eq 0 ] && grep -q stopping $tmp/err"
-echo "$( [ $fails -eq 0 ] && echo ok || echo not ok ) safe_test.sh: $checks checks, $fails failed"
-[ $fails -eq 0 ]
+checks_done safe_test.sh

@@ -327,11 +327,11 @@ static void test_catalog(const char *real_mirror) {
     if (rp_read_file("harness/assets/catalog.json", &b) != RP_OK) { printf("skip: harness/assets/catalog.json not found from here\n"); CHECK(1); }
     else CHECK_MSG(strcmp(b.data, rp_asset_catalog_builtin) == 0, "catalog_data.c is stale");
     rp_buf_free(&b);
-    if (!real_mirror) { printf("skip: REPRO_MIRROR unset\n"); CHECK(1); return; }
+    if (!real_mirror) { printf("skip [mirror]: REPRO_MIRROR unset\n"); CHECK(1); return; }
     /* every line of the mirror's SHA256SUMS is in the catalog with the same digest */
     char path[1024];
     snprintf(path, sizeof path, "%s/SHA256SUMS", real_mirror);
-    if (rp_read_file(path, &b) != RP_OK) { printf("skip: %s\n", path); CHECK(1); return; }
+    if (rp_read_file(path, &b) != RP_OK) { printf("skip [mirror]: %s\n", path); CHECK(1); return; }
     int lines = 0, matched = 0;
     rp_json *cat = NULL;
     CHECK(rp_json_parse(rp_asset_catalog_builtin, strlen(rp_asset_catalog_builtin), &cat) == RP_OK);
@@ -362,7 +362,7 @@ static void test_catalog(const char *real_mirror) {
     char p[1024], want[1024];
     set_env(real_mirror, "/nonexistent-cache-dir");
     snprintf(want, sizeof want, "%s/stories260K/tok512.bin", real_mirror);
-    if (!exists(want)) { printf("skip: %s missing\n", want); CHECK(1); return; }
+    if (!exists(want)) { printf("skip [mirror]: %s missing\n", want); CHECK(1); return; }
     CHECK(rp_asset_path("stories260K/tok512.bin", NULL, p, sizeof p) == RP_OK && strcmp(p, want) == 0);
     snprintf(want, sizeof want, "%s/stories260K", real_mirror);
     CHECK(rp_asset_path("stories260K", NULL, p, sizeof p) == RP_OK && strcmp(p, want) == 0);

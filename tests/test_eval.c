@@ -404,10 +404,10 @@ int rp_cmd_eval(int argc, char **argv);
  * c = 512 gives 3.8662 ± 0.06273; the issue asks for agreement within 0.5%. */
 static void test_real_perplexity(void) {
     const char *mirror = getenv("REPRO_MIRROR");
-    if (!mirror || !*mirror) { printf("skip: REPRO_MIRROR not set, llama.cpp perplexity check skipped\n"); return; }
+    if (!mirror || !*mirror) { printf("skip [mirror]: REPRO_MIRROR not set, llama.cpp perplexity check skipped\n"); return; }
     char path[4096];
     snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", mirror);
-    if (access(path, R_OK) != 0) { printf("skip: %s missing\n", path); return; }
+    if (access(path, R_OK) != 0) { printf("skip [mirror]: %s missing\n", path); return; }
     rp_model *m = NULL;
     rp_task *t = NULL;
     rp_task_opts to = {.mirror = mirror};

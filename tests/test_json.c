@@ -219,7 +219,7 @@ static void test_mirror_jsonl(void) {
     char path[4096];
     snprintf(path, sizeof path, "%s/boolq/boolq.jsonl", mirror ? mirror : "");
     rp_buf b = {0};
-    if (!mirror || rp_read_file(path, &b) != RP_OK) { printf("skip: %s not readable\n", path); CHECK(1); return; }
+    if (!mirror || rp_read_file(path, &b) != RP_OK) { printf("skip [mirror]: %s not readable\n", path); CHECK(1); return; }
     size_t lines = 0, ok = 0, with_question = 0;
     for (char *p = b.data, *end = b.data + b.len; p < end;) {
         char *nl = memchr(p, '\n', (size_t)(end - p));

@@ -56,7 +56,7 @@ static int collect_text(void *arg, const char *t, size_t n) { return rp_buf_appe
 static void test_stories_greedy(rp_model *m, const char *label) {
     rp_buf want = { 0 };
     const char *gp = mirror_path("stories260K/greedy200.txt");
-    if (!gp || rp_read_file(gp, &want) != RP_OK) { printf("skip: greedy200.txt not found\n"); return; }
+    if (!gp || rp_read_file(gp, &want) != RP_OK) { printf("skip [mirror]: greedy200.txt not found\n"); return; }
     rp_session *s;
     CHECK(rp_session_new(m, 0, 0, 0, &s) == RP_OK);
     int32_t bos = rp_tokenizer_bos(rp_model_tokenizer(m));
@@ -81,7 +81,7 @@ static void test_stories_prompts(rp_model *m) {
     snprintf(p, sizeof p, "%s/stories260K/greedy.jsonl", ref_dir());
     rp_json *lines[16];
     int n = read_jsonl(p, lines, 16);
-    if (!n) { printf("skip: %s not found\n", p); return; }
+    if (!n) { printf("skip [mirror]: %s not found\n", p); return; }
     const rp_tokenizer *tok = rp_model_tokenizer(m);
     rp_session *s;
     CHECK(rp_session_new(m, 0, 0, 0, &s) == RP_OK);
@@ -105,7 +105,7 @@ static void test_stories_prompts(rp_model *m) {
 
 static void test_stories_ppl(rp_model *m) {
     const char *tp = mirror_path("tinystories-valid-slice/tinystories_val.txt");
-    if (!tp) { printf("skip: tinystories_val.txt not found\n"); return; }
+    if (!tp) { printf("skip [mirror]: tinystories_val.txt not found\n"); return; }
     rp_buf text = { 0 };
     CHECK(rp_read_file(tp, &text) == RP_OK);
     rp_lm lm = rp_model_as_lm(m);
@@ -202,7 +202,7 @@ scoring:
 
 static void test_stories(void) {
     const char *mp = mirror_path("stories260K/stories260K.bin");
-    if (!mp) { printf("skip: stories260K.bin not found\n"); CHECK(1); return; }
+    if (!mp) { printf("skip [mirror]: stories260K.bin not found\n"); CHECK(1); return; }
     rp_model *m;
     rp_status st = rp_model_load(mp, NULL, &m);
     CHECK_MSG(st == RP_OK, "%s", rp_errmsg());
@@ -226,7 +226,7 @@ static void test_smollm_scores(rp_model *m) {
     snprintf(p[1], sizeof p[1], "%s/smollm2/score_f32.jsonl", ref_dir());
     rp_json *ref[2][4];
     int n0 = read_jsonl(p[0], ref[0], 4), n1 = read_jsonl(p[1], ref[1], 4);
-    if (!n0 || n0 != n1) { printf("skip: score_*.jsonl not found\n"); return; }
+    if (!n0 || n0 != n1) { printf("skip [mirror]: score_*.jsonl not found\n"); return; }
     rp_session *s;
     CHECK(rp_session_new(m, 1024, 512, 128, &s) == RP_OK);
     for (int i = 0; i < n0; i++) {
@@ -277,7 +277,7 @@ static void test_smollm_greedy(rp_model *m) {
     snprintf(p[1], sizeof p[1], "%s/smollm2/greedy_f32.jsonl", ref_dir());
     rp_json *ref[2][8];
     int n0 = read_jsonl(p[0], ref[0], 8), n1 = read_jsonl(p[1], ref[1], 8);
-    if (!n0 || n0 != n1) { printf("skip: greedy_*.jsonl not found\n"); return; }
+    if (!n0 || n0 != n1) { printf("skip [mirror]: greedy_*.jsonl not found\n"); return; }
     rp_session *s;
     CHECK(rp_session_new(m, 1024, 512, 64, &s) == RP_OK);
     for (int i = 0; i < n0; i++) {
@@ -333,7 +333,7 @@ static void test_smollm_greedy(rp_model *m) {
 
 static void test_smollm_ppl(rp_model *m) {
     const char *tp = mirror_path("wikitext2/wiki.test.raw");
-    if (!tp) { printf("skip: wiki.test.raw not found\n"); return; }
+    if (!tp) { printf("skip [mirror]: wiki.test.raw not found\n"); return; }
     rp_buf text = { 0 };
     CHECK(rp_read_file(tp, &text) == RP_OK);
     rp_lm lm = rp_model_as_lm(m);
@@ -354,7 +354,7 @@ static void test_smollm_int8(rp_model *m) {
     snprintf(p[1], sizeof p[1], "%s/smollm2/greedy_f32.jsonl", ref_dir());
     rp_json *ref[2][8];
     int n0 = read_jsonl(p[0], ref[0], 8), n1 = read_jsonl(p[1], ref[1], 8);
-    if (!n0 || n0 != n1) { printf("skip: greedy_*.jsonl not found\n"); return; }
+    if (!n0 || n0 != n1) { printf("skip [mirror]: greedy_*.jsonl not found\n"); return; }
     setenv("REPRO_INT8_DOT", "1", 1);
     rp_backend *be8;
     CHECK(rp_backend_cpu_new(2, &be8) == RP_OK);
@@ -391,7 +391,7 @@ static void test_smollm_int8(rp_model *m) {
 
 static void test_smollm(void) {
     const char *mp = mirror_path("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if (!mp) { printf("skip: SmolLM2 gguf not found\n"); CHECK(1); return; }
+    if (!mp) { printf("skip [mirror]: SmolLM2 gguf not found\n"); CHECK(1); return; }
     rp_model *m;
     rp_status st = rp_model_load(mp, NULL, &m);
     CHECK_MSG(st == RP_OK, "%s", rp_errmsg());
@@ -407,7 +407,7 @@ static void test_smollm(void) {
  * internal consistency can be checked). */
 static void test_tiny_f16(void) {
     const char *mp = mirror_path("gguf-tiny-random-llama/llama-2-tiny-random.gguf");
-    if (!mp) { printf("skip: llama-2-tiny-random.gguf not found\n"); return; }
+    if (!mp) { printf("skip [mirror]: llama-2-tiny-random.gguf not found\n"); return; }
     rp_model *m;
     rp_status st = rp_model_load(mp, NULL, &m);
     CHECK_MSG(st == RP_OK, "%s", rp_errmsg());

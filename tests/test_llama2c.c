@@ -13,7 +13,7 @@ static void test_stories260k(void) {
     char path[4096];
     snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", m ? m : "");
     rp_buf raw = {0};
-    if (!m || rp_read_file(path, &raw) != RP_OK) { printf("skip: stories260K.bin not in REPRO_MIRROR\n"); return; }
+    if (!m || rp_read_file(path, &raw) != RP_OK) { printf("skip [mirror]: stories260K.bin not in REPRO_MIRROR\n"); return; }
     rp_model_file *f = NULL;
     rp_status st = rp_model_file_open(path, &f);
     CHECK_MSG(st == RP_OK, "%s", rp_errmsg());

@@ -213,7 +213,7 @@ static const char *mirror_file(char *buf, size_t n, const char *rel) {
 /* LongFact counts stated by the paper (Sec. 2, App. B.1) and the spec: 38 topics × 30 prompts per subset. */
 static void test_longfact(void) {
     char dir[4096];
-    if (!mirror_file(dir, sizeof dir, "MANIFEST.md")) { printf("skip: REPRO_MIRROR/longfact not available\n"); return; }
+    if (!mirror_file(dir, sizeof dir, "MANIFEST.md")) { printf("skip [mirror]: REPRO_MIRROR/longfact not available\n"); return; }
     dir[strlen(dir) - strlen("/MANIFEST.md")] = 0;
     const char *subsets[] = {"objects", "concepts"};
     rp_safe_prompts sets[2] = {{0}};
@@ -274,7 +274,7 @@ static void test_factscore(void) {
     for (int w = 0; w < 3; w++) {
         char rel[256], path[4096];
         snprintf(rel, sizeof rel, "factscore/labeled_data/%s", want[w].file);
-        if (!mirror_file(path, sizeof path, rel)) { printf("skip: %s not in REPRO_MIRROR\n", rel); return; }
+        if (!mirror_file(path, sizeof path, rel)) { printf("skip [mirror]: %s not in REPRO_MIRROR\n", rel); return; }
         rp_safe_factscore f = {0};
         CHECK_MSG(rp_safe_factscore_load(path, &f) == RP_OK, "%s", rp_errmsg());
         CHECK(f.n == 183);
@@ -308,7 +308,7 @@ static void test_factscore(void) {
 
 static void test_demos(void) {
     char path[4096];
-    if (!mirror_file(path, sizeof path, "factscore/demos/demons.json")) { printf("skip: demons.json not in REPRO_MIRROR\n"); return; }
+    if (!mirror_file(path, sizeof path, "factscore/demos/demons.json")) { printf("skip [mirror]: demons.json not in REPRO_MIRROR\n"); return; }
     rp_safe_demos d = {0};
     CHECK_MSG(rp_safe_demos_load(path, &d) == RP_OK, "%s", rp_errmsg());
     CHECK(d.n == 21);
@@ -666,7 +666,11 @@ static void test_serper_parse(void) {
     CHECK(rp_safe_serper_parse(d, strlen(d), 3, &o) == RP_OK);
     CHECK_MSG(strcmp(o.data, "Apollo 13: Space mission. The seventh crewed mission. Apollo 13 Launch date: April 11, 1970. "
                              "Apollo 13 Crew size: 3. S1. Missing: Yes. S2. S3.") == 0, "%s", o.data);
-    CHECK(rp_safe_serper_parse("{}", 2, 3, &o) == RP_OK && strcmp(o.data, rp_safe_no_result) == 0);
+    CHECK(rp_safe_serper_parse("{\"organic\":[]}", 14, 3, &o) == RP_OK && strcmp(o.data, rp_safe_no_result) == 0);
+    /* a partial answer is a failure to retry, never "no results" (issue 22.4) */
+    CHECK(rp_safe_serper_parse("{}", 2, 3, &o) == RP_ERR_FORMAT);
+    CHECK(rp_safe_serper_parse("{\"searchParameters\":{}}", 23, 3, &o) == RP_ERR_FORMAT);
+    CHECK(rp_safe_serper_parse("{\"organic\":null}", 16, 3, &o) == RP_ERR_FORMAT);
     CHECK(rp_safe_serper_parse("<html>502 Bad Gateway</html>", 28, 3, &o) == RP_ERR_FORMAT);
     CHECK(rp_safe_serper_parse("{\"organic\":[{\"snip", 18, 3, &o) == RP_ERR_FORMAT);
     CHECK(rp_safe_serper_parse("[1,2]", 5, 3, &o) == RP_ERR_FORMAT);
@@ -891,6 +895,18 @@ static void test_http_loopback(void) {
            "over the network (%llu before the stop), %llu cache hits on resume\n", fx->requests, fx->faults, fx->chat_answers,
            fx->search_answers, (unsigned long long)st.net_llm_calls, (unsigned long long)first_net, (unsigned long long)st.llm_hits);
     CHECK(fx->faults > 0 && fx->requests > fx->chat_answers + fx->search_answers);
+    /* HTTP-level retries (429, 500, truncated, stalled) and transport failures (malformed 200s) are recorded
+     * per response, per fact and in the record, not only in the cache's counters */
+    CHECK_MSG(st.net_retries > 0 && r[0].net_retries + r[1].net_retries > 0 && r[0].failures + r[1].failures > 0,
+              "net retries: cache %llu, results %ld + %ld; failures %ld + %ld", (unsigned long long)st.net_retries,
+              r[0].net_retries, r[1].net_retries, r[0].failures, r[1].failures);
+    long fact_net = 0;
+    for (int i = 0; i < 2; i++) for (size_t k = 0; k < r[i].n_facts; k++) fact_net += r[i].facts[k].net_retries;
+    CHECK(fact_net <= r[0].net_retries + r[1].net_retries);
+    rp_buf rec = {0};
+    CHECK(rp_safe_result_json(&r[0], &items[0], &rec) == RP_OK && strstr(rec.data, "\"net_retries\":") &&
+          strstr(rec.data, "\"transport_failures\":"));
+    rp_buf_free(&rec);
     /* every answered chat request corresponds to exactly one cached or failed call: nothing answered is lost */
     long calls_total = r[0].llm_calls + r[1].llm_calls;
     CHECK(calls_total == ref[0].llm_calls + ref[1].llm_calls);

@@ -60,7 +60,7 @@ int main(void) {
     while (f && fgets(line, sizeof line, f))
         if (sscanf(line, "%64s %3999s", want, rel) == 2 && strstr(rel, "tinyshakespeare")) break;
     if (f) fclose(f);
-    if (!rel[0] || !strstr(rel, "tinyshakespeare")) { printf("skip: no tinyshakespeare line in %s\n", path); CHECK(1); }
+    if (!rel[0] || !strstr(rel, "tinyshakespeare")) { printf("skip [mirror]: no tinyshakespeare line in %s\n", path); CHECK(1); }
     else {
         const char *r = rel[0] == '*' ? rel + 1 : rel;
         if (r[0] == '.' && r[1] == '/') r += 2;

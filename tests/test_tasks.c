@@ -23,7 +23,7 @@ static void gold_counts(const rp_task *t, size_t *c, int n) {
 }
 
 static void test_staged(void) {
-    if (!mirror) { printf("skip: REPRO_MIRROR not set, staged-file checks skipped\n"); return; }
+    if (!mirror) { printf("skip [mirror]: REPRO_MIRROR not set, staged-file checks skipped\n"); return; }
     rp_task *t;
     size_t g[4];
     /* ARC (MANIFEST: Easy 2,376 with gold 565/592/634/585; Challenge 1,172 with 261/306/311/294). */

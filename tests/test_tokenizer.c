@@ -47,7 +47,7 @@ static void ids_sha(const rp_tokens *t, char hex[65]) {
 static void whole_file(const rp_tokenizer *tok, const char *rel, int flags, size_t want_n, const char *want_sha, const int32_t *first4) {
     char path[4096];
     rp_buf text = {0};
-    if (!mirror(path, sizeof path, rel) || rp_read_file(path, &text) != RP_OK) { printf("skip: %s not in REPRO_MIRROR\n", rel); return; }
+    if (!mirror(path, sizeof path, rel) || rp_read_file(path, &text) != RP_OK) { printf("skip [mirror]: %s not in REPRO_MIRROR\n", rel); return; }
     rp_tokens ids = {0};
     rp_status st = rp_tokenizer_encode(tok, text.data, text.len, flags, &ids);
     CHECK_MSG(st == RP_OK, "%s", rp_errmsg());
@@ -85,7 +85,7 @@ static void round_trips(const rp_tokenizer *tok, const char *name) {
     for (size_t k = 0; k < sizeof staged_texts / sizeof staged_texts[0]; k++) {
         char path[4096];
         rp_buf text = {0};
-        if (!mirror(path, sizeof path, staged_texts[k]) || rp_read_file(path, &text) != RP_OK) { printf("skip: %s\n", staged_texts[k]); continue; }
+        if (!mirror(path, sizeof path, staged_texts[k]) || rp_read_file(path, &text) != RP_OK) { printf("skip [mirror]: %s\n", staged_texts[k]); continue; }
         rp_tokens ids = {0};
         rp_buf back = {0};
         rp_status st = rp_tokenizer_encode(tok, text.data, text.len, RP_TOK_NO_BOS, &ids);
@@ -100,7 +100,7 @@ static void round_trips(const rp_tokenizer *tok, const char *name) {
 
 static void test_smollm2(void) {
     char path[4096], ref[4096];
-    if (!mirror(path, sizeof path, "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")) { printf("skip: SmolLM2 GGUF not in REPRO_MIRROR\n"); return; }
+    if (!mirror(path, sizeof path, "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")) { printf("skip [mirror]: SmolLM2 GGUF not in REPRO_MIRROR\n"); return; }
     rp_model_file *mf = NULL;
     rp_status st = rp_model_file_open(path, &mf);
     CHECK_MSG(st == RP_OK, "%s", rp_errmsg());
@@ -117,7 +117,7 @@ static void test_smollm2(void) {
 
     /* the 15 reference strings */
     rp_buf jl = {0};
-    if (!reference(ref, sizeof ref, "smollm2/tokenize.jsonl") || rp_read_file(ref, &jl) != RP_OK) printf("skip: tokenize.jsonl\n");
+    if (!reference(ref, sizeof ref, "smollm2/tokenize.jsonl") || rp_read_file(ref, &jl) != RP_OK) printf("skip [mirror]: tokenize.jsonl\n");
     else {
         int lines = 0;
         for (char *line = jl.data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
@@ -184,7 +184,7 @@ static void test_smollm2(void) {
     CHECK(rp_tokenizer_chat_format(tok, bad, 1, 1, &out) == RP_ERR_INVAL && strstr(rp_errmsg(), "robot"));
 
     /* llama.cpp's prompt tokens (plain and ChatML prompts) and its decoded continuations */
-    if (!reference(ref, sizeof ref, "smollm2/greedy_q4_1.jsonl") || rp_read_file(ref, &jl) != RP_OK) printf("skip: greedy_q4_1.jsonl\n");
+    if (!reference(ref, sizeof ref, "smollm2/greedy_q4_1.jsonl") || rp_read_file(ref, &jl) != RP_OK) printf("skip [mirror]: greedy_q4_1.jsonl\n");
     else {
         int lines = 0, chats = 0;
         for (char *line = jl.data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
@@ -238,7 +238,7 @@ static void test_smollm2(void) {
 
 static void test_stories260k(void) {
     char path[4096];
-    if (!mirror(path, sizeof path, "stories260K/tok512.bin")) { printf("skip: tok512.bin not in REPRO_MIRROR\n"); return; }
+    if (!mirror(path, sizeof path, "stories260K/tok512.bin")) { printf("skip [mirror]: tok512.bin not in REPRO_MIRROR\n"); return; }
     rp_tokenizer *tok = NULL;
     rp_status st = rp_tokenizer_load_llama2c(path, 512, &tok);
     CHECK_MSG(st == RP_OK, "%s", rp_errmsg());
@@ -313,7 +313,7 @@ static void test_hostile(void) {
 static void test_llama2_vocab(void) {
     char p1[4096], p2[4096];
     if (!mirror(p1, sizeof p1, "gguf-tiny-random-llama/llama-2-tiny-random.gguf") || !mirror(p2, sizeof p2, "llama2c-tokenizer-32k/tokenizer.bin")) {
-        printf("skip: Llama 2 vocabularies not in REPRO_MIRROR\n");
+        printf("skip [mirror]: Llama 2 vocabularies not in REPRO_MIRROR\n");
         return;
     }
     rp_model_file *mf = NULL;

@@ -4,7 +4,7 @@
 -- Written in the subset shared by Lua 5.4 and LuaJIT.
 local C = require("repro.safe")
 
-local M = { VERSION = 1, C = C }
+local M = { VERSION = 1, C = C, SERPER_URL = "https://google.serper.dev/search" }
 
 local assets = require("repro.assets")
 
@@ -79,11 +79,18 @@ function M.params(own)
     api_key_env = { type = "string", default = "OPENAI_API_KEY", doc = "environment variable holding the API key (never stored)" },
     rater_model = { type = "string", default = "gpt-3.5-turbo-0125", doc = "SAFE's rater model" },
     search = { type = "string", default = "serper", choices = { "serper", "bm25", "replay" }, doc = "search backend" },
+    search_url = { type = "string", default = M.SERPER_URL, doc = "Serper endpoint (any Serper-compatible search API) for search=serper" },
+    search_key_env = { type = "string", default = "SERPER_API_KEY", doc = "environment variable holding the Serper key (never stored)" },
     index = { type = "string", default = "results/safe/bm25.db", doc = "BM25 index file" },
     cache = { type = "string", default = "results/safe/cache.db", doc = "SQLite cache of every call" },
     serve = { type = "string", default = "", doc = "serve this local model (a GGUF path, or smollm2) in-process as the endpoint for every LLM call" },
     n_queries = { type = "integer", default = 5, min = 0, doc = "searches per relevant fact" },
     max_retries = { type = "integer", default = 10, min = 0, doc = "re-asks per unparseable answer" },
+    max_failures = { type = "integer", default = 3, min = 0, doc = "transport failures (after HTTP retries) per fact before it is recorded failed" },
+    http_retries = { type = "integer", default = 5, min = 1, doc = "HTTP-level retries per request (429, 5xx, timeouts; recorded as net_retries)" },
+    rater_labels = { type = "string", default = "text", choices = { "text", "score" }, doc =
+      "how the relevance and rating steps are answered: text (parse the rater's free text, as the paper) or score " ..
+      "(llm=local only: the allowed label with the highest log-likelihood under the local model)" },
     query_fallback = { type = "boolean", default = false, doc = "search the fact itself when no query can be parsed (not in the paper; for small raters)" },
     rater_tokens = { type = "integer", default = 512, min = 1, doc = "output token limit of each SAFE call (paper: 512)" },
     timeout = { type = "number", default = 120, doc = "seconds per HTTP attempt before a retry" },
@@ -116,12 +123,18 @@ function M.open_rater(ctx, p, rater_url)
   local cache_path = M.project_path(p.cache)
   local dirname = cache_path:match("^(.*)/")
   if dirname then assert(os.execute("mkdir -p '" .. dirname .. "'")) end
+  if p.rater_labels == "score" and p.llm ~= "local" then
+    error("safe: rater_labels=score needs llm=local (an API model's log-likelihoods are not available; use rater_labels=text)", 0)
+  end
   local cache = C.cache(cache_path)
-  local search = M.make_search(p.search, { index = M.project_path(p.index), docs = M.project_path(p.docs) })
+  local search = M.make_search(p.search, { index = M.project_path(p.index), docs = M.project_path(p.docs), url = p.search_url,
+                                           api_key_env = p.search_key_env, max_concurrent = p.concurrency, timeout = p.timeout,
+                                           max_retries = p.http_retries })
   local rater = M.make_llm(p.llm, { model_path = p.serve, base_url = (rater_url and rater_url ~= "") and rater_url or p.base_url,
                                     model = p.rater_model, api_key_env = p.api_key_env, price_in = p.price_in,
                                     price_out = p.price_out, max_concurrent = p.concurrency, timeout = p.timeout,
-                                    rpm = p.rpm, tpm = p.tpm })
+                                    rpm = p.rpm, tpm = p.tpm, max_retries = p.http_retries,
+                                    score_labels = p.rater_labels == "score" })
   return server, cache, search, rater
 end
 
@@ -132,16 +145,23 @@ local function split_csv(s)
 end
 M.split_csv = split_csv
 
+--- The options of `t` whose names are in `keys` (each backend takes only its own; the rest are another's).
+local function pick(t, keys)
+  local o = {}
+  for _, k in ipairs(keys) do o[k] = t[k] end
+  return o
+end
+
 --- An LLM backend from params: kind "openai" (any OpenAI-compatible endpoint: base_url, model, key env),
---- "local" (opts.model_path served in this process without HTTP) or "replay" (answers from the cache only).
+--- "local" (opts.model_path served in this process without HTTP; opts.score_labels answers the label steps
+--- by log-likelihood) or "replay" (answers from the cache only).
 function M.make_llm(kind, opts)
   if kind == "replay" then return nil end
-  if kind == "local" then return C.local_model(M.model_path(opts.model_path), { ctx = 2048 }) end
+  if kind == "local" then return C.local_model(M.model_path(opts.model_path), { ctx = 2048, score_labels = opts.score_labels or false }) end
   if kind == "openai" then
     if not C.openai then error("safe: this build has no HTTP LLM backend (harness/net/http.h missing)", 0) end
-    local o = {}
-    for k, v in pairs(opts) do if k ~= "model_path" then o[k] = v end end   -- model_path is for kind "local"
-    return C.openai(o)
+    return C.openai(pick(opts, { "base_url", "model", "api_key_env", "price_in", "price_out", "max_concurrent", "rpm", "tpm",
+                                 "max_retries", "timeout" }))
   end
   error("safe: unknown LLM backend '" .. tostring(kind) .. "' (valid: openai, local, replay)", 0)
 end
@@ -190,7 +210,8 @@ function M.stage_wikitext(dest)
   return dest, n
 end
 
---- A search backend from params: "bm25" (index built from a documents folder when missing), "serper", "replay".
+--- A search backend from params: "bm25" (opts.index, built from opts.docs when missing), "serper" (opts.url,
+--- api_key_env, max_concurrent, timeout, max_retries; other options are ignored), "replay" (nil).
 function M.make_search(kind, opts)
   if kind == "replay" then return nil end
   if kind == "bm25" then
@@ -205,7 +226,7 @@ function M.make_search(kind, opts)
   end
   if kind == "serper" then
     if not C.serper then error("safe: this build has no HTTP search backend (harness/net/http.h missing)", 0) end
-    return C.serper(opts)
+    return C.serper(pick(opts, { "url", "api_key_env", "max_concurrent", "timeout", "max_retries" }))
   end
   error("safe: unknown search backend '" .. tostring(kind) .. "' (valid: bm25, serper, replay)", 0)
 end

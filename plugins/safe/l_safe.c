@@ -198,6 +198,7 @@ static int cache_stats(lua_State *L) {
     lua_pushnumber(L, (double)s.stored); lua_setfield(L, -2, "stored");
     lua_pushnumber(L, (double)s.net_llm_calls); lua_setfield(L, -2, "net_llm_calls");
     lua_pushnumber(L, (double)s.net_search_calls); lua_setfield(L, -2, "net_search_calls");
+    lua_pushnumber(L, (double)s.net_retries); lua_setfield(L, -2, "net_retries");
     lua_pushnumber(L, s.cost_spent); lua_setfield(L, -2, "cost_spent");
     lua_pushnumber(L, s.cost_saved); lua_setfield(L, -2, "cost_saved");
     return 1;
@@ -279,15 +280,31 @@ static int l_bm25(lua_State *L) {
 static int llm_name(lua_State *L) { lua_pushstring(L, ((rp_safe_llm *)rp_lua_checkobj(L, 1, CLS_LLM))->name); return 1; }
 static int llm_close(lua_State *L) { rp_lua_closeobj(L, 1, CLS_LLM); return 0; }
 
-/* llm:complete(prompt, {temperature=, max_tokens=}) -> text, prompt_tokens, completion_tokens (uncached) */
+/* llm:complete(prompt, {temperature=, max_tokens=, choices={...}}) -> text, prompt_tokens, completion_tokens
+ * (uncached); choices: the allowed answers of a label step (a scoring backend answers with one of them) */
 static int llm_complete(lua_State *L) {
     rp_safe_llm *l = rp_lua_checkobj(L, 1, CLS_LLM);
     rp_safe_call c = {.prompt = luaL_checkstring(L, 2), .temperature = 0, .max_tokens = 512, .st = RP_ERR_INTERRUPTED};
+    const char *choices[16];
     if (lua_istable(L, 3)) {
-        static const char *const valid[] = {"temperature", "max_tokens", NULL};
+        static const char *const valid[] = {"temperature", "max_tokens", "choices", NULL};
         rp_lua_check_keys(L, 3, "llm:complete options", valid);
         c.temperature = rp_lua_field_number(L, 3, "temperature", 0);
         c.max_tokens = (int)rp_lua_field_integer(L, 3, "max_tokens", 512);
+        lua_getfield(L, 3, "choices");   /* stays on the stack: keeps the strings alive */
+        if (!lua_isnil(L, -1)) {
+            luaL_checktype(L, -1, LUA_TTABLE);
+            size_t n = rp_lua_rawlen(L, -1);
+            if (n < 1 || n > 16) return luaL_error(L, "llm:complete: choices must list 1 to 16 strings (got %d)", (int)n);
+            for (size_t i = 0; i < n; i++) {
+                lua_rawgeti(L, -1, (int)i + 1);
+                if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "llm:complete: choice %d is not a string", (int)i + 1);
+                choices[i] = lua_tostring(L, -1);
+                lua_pop(L, 1);
+            }
+            c.choices = choices;
+            c.n_choices = (int)n;
+        }
     }
     rp_status st = l->complete(l->ctx, &c, 1);
     if (st == RP_OK && c.st != RP_OK) st = rp_fail(c.st, "%s", c.error);
@@ -412,6 +429,8 @@ static int l_rate(lua_State *L) {
         lua_pushnumber(L, (double)r->llm_calls); lua_setfield(L, -2, "llm_calls");
         lua_pushnumber(L, (double)r->searches); lua_setfield(L, -2, "searches");
         lua_pushnumber(L, (double)r->retries); lua_setfield(L, -2, "retries");
+        lua_pushnumber(L, (double)r->net_retries); lua_setfield(L, -2, "net_retries");
+        lua_pushnumber(L, (double)r->failures); lua_setfield(L, -2, "transport_failures");
         lua_pushnumber(L, (double)r->cached_calls); lua_setfield(L, -2, "cached_calls");
         lua_pushnumber(L, r->cost); lua_setfield(L, -2, "cost");
         lua_createtable(L, (int)r->n_facts, 0);
@@ -430,7 +449,8 @@ static int l_rate(lua_State *L) {
 }
 
 /* safe.generate(llm|nil, prompts, {cache=, replay=, llm_name=, temperature=0, max_tokens=1024, max_batch=})
- * -> list of {text, prompt_tokens, completion_tokens, cost, cached} or {error=} per prompt, in order.
+ * -> list of {text, prompt_tokens, completion_tokens, cost, cached} or {error=} per prompt, in order, each
+ * with net_retries (HTTP-level retries made for it).
  * Responses to benchmark prompts, through the same cache as SAFE's calls. */
 static int l_generate(lua_State *L) {
     rp_safe_llm *llm = lua_isnil(L, 1) ? NULL : rp_lua_checkobj(L, 1, CLS_LLM);
@@ -485,6 +505,7 @@ static int l_generate(lua_State *L) {
         } else {
             lua_pushstring(L, calls[i].error); lua_setfield(L, -2, "error");
         }
+        lua_pushnumber(L, (double)calls[i].net_retries); lua_setfield(L, -2, "net_retries");
         lua_rawseti(L, -2, (int)i + 1);
     }
     rp_safe_calls_free(calls, n);
@@ -537,18 +558,20 @@ static int l_serper(lua_State *L) {
     return 1;
 }
 
-/* safe.local_model(path, {ctx=}) -> llm: the local model in this process, without HTTP */
+/* safe.local_model(path, {ctx=, score_labels=false}) -> llm: the local model in this process, without HTTP;
+ * score_labels answers the label steps by log-likelihood (rp_safe_local_new) */
 static int l_local_model(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    int n_ctx = 0;
+    int n_ctx = 0, score = 0;
     if (lua_istable(L, 2)) {
-        static const char *const valid[] = {"ctx", NULL};
+        static const char *const valid[] = {"ctx", "score_labels", NULL};
         rp_lua_check_keys(L, 2, "safe.local_model options", valid);
         n_ctx = (int)rp_lua_field_integer(L, 2, "ctx", 0);
+        score = rp_lua_field_bool(L, 2, "score_labels", 0);
     }
     rp_safe_llm *l = calloc(1, sizeof *l);
     if (!l) return luaL_error(L, "out of memory");
-    rp_status st = rp_safe_local_new(path, n_ctx, l);
+    rp_status st = rp_safe_local_new(path, n_ctx, score, l);
     if (st != RP_OK) { free(l); return rp_lua_fail(L, st, "safe.local_model"); }
     rp_safe_lua_push_llm(L, l);
     return 1;

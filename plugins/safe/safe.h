@@ -23,12 +23,16 @@ typedef struct rp_safe_call {
     double temperature;
     int max_tokens;
     int attempt;                  /* retry index (0 first); part of the cache key so retries differ */
+    const char *const *choices;   /* a label step's allowed answers ("[Foo]", "[Not Foo]"), else NULL: a scoring
+                                   * backend answers with the likeliest; a text backend ignores them */
+    int n_choices;
     rp_buf text;                  /* the answer */
     long prompt_tokens, completion_tokens;
     double cost;                  /* US dollars as the backend prices it */
     rp_status st;                 /* RP_OK, or the failure (message in error) */
     char error[512];
     int cached;                   /* answered from the cache */
+    int net_retries;              /* HTTP-level retries (429, 5xx, timeouts) made for this call, answered or not */
 } rp_safe_call;
 
 /* An LLM backend. name identifies model and endpoint kind ("openai:gpt-3.5-turbo-0125"); it keys the cache. */
@@ -50,6 +54,7 @@ typedef struct rp_safe_query {
     rp_status st;
     char error[512];
     int cached;
+    int net_retries;              /* HTTP-level retries made for this search, answered or not */
 } rp_safe_query;
 
 typedef struct rp_safe_search {
@@ -72,6 +77,7 @@ typedef struct rp_safe_cache rp_safe_cache;
 /* Counters of one cache since it was opened. net_* count calls forwarded to the inner backend. */
 typedef struct rp_safe_cache_stats {
     uint64_t llm_hits, llm_misses, search_hits, search_misses, stored, net_llm_calls, net_search_calls;
+    uint64_t net_retries;         /* HTTP-level retries the inner backends made for forwarded calls */
     double cost_spent, cost_saved;
 } rp_safe_cache_stats;
 
@@ -115,8 +121,11 @@ rp_status rp_safe_openai_new(const rp_safe_openai_config *cfg, rp_safe_llm *out)
  * reason on anything else: HTML, truncated or malformed JSON, an error object, no choices). */
 rp_status rp_safe_openai_parse(const char *body, size_t len, rp_safe_call *call);
 
-/* The in-process local model (GGUF or llama2.c) through its chat template, no HTTP; name "local:<file>". */
-rp_status rp_safe_local_new(const char *model_path, int n_ctx, rp_safe_llm *out);
+/* The in-process local model (GGUF or llama2.c) through its chat template, no HTTP; name "local:<file>".
+ * score_labels != 0: a call with choices (the relevance and rating steps) is answered with the choice of
+ * highest log-likelihood after the templated prompt (engine scoring, no sampling), so even a small model
+ * gives a verdict; the name is then "local-scored:<file>" so its answers are cached apart. */
+rp_status rp_safe_local_new(const char *model_path, int n_ctx, int score_labels, rp_safe_llm *out);
 
 /* Serper (google.serper.dev) as the paper used it; key from api_key_env (default "SERPER_API_KEY"). */
 typedef struct rp_safe_serper_config {
@@ -128,7 +137,9 @@ typedef struct rp_safe_serper_config {
 } rp_safe_serper_config;
 rp_status rp_safe_serper_new(const rp_safe_serper_config *cfg, rp_safe_search *out);
 /* Turn a Serper response body into SAFE's result string (answer box, knowledge graph, first k organic
- * results; a fixed "no good result" text when none). RP_ERR_FORMAT when the body is not a JSON object. */
+ * results; a fixed "no good result" text when the organic list is empty). RP_ERR_FORMAT (a failure the
+ * pipeline retries and the cache never stores) when the body is not a JSON object, or has none of
+ * answerBox, knowledgeGraph and an "organic" array (e.g. {"searchParameters":{}}). */
 rp_status rp_safe_serper_parse(const char *body, size_t len, int k, rp_buf *out);
 extern const char rp_safe_no_result[];
 
@@ -173,7 +184,8 @@ typedef struct rp_safe_fact {
     rp_safe_label label;          /* SUPPORTED, NOT_SUPPORTED, IRRELEVANT, or UNPARSED (raw set) */
     int failed;                   /* transport failures exhausted (error set) */
     char *raw, *error;
-    long llm_calls, searches, retries;
+    long llm_calls, searches, retries;   /* retries: re-asks after unparseable answers */
+    long net_retries, failures;   /* HTTP-level retries; transport failures (each retried by the pipeline) */
 } rp_safe_fact;
 
 typedef struct rp_safe_result {
@@ -184,6 +196,7 @@ typedef struct rp_safe_result {
     rp_safe_counts counts;        /* S, NS, I */
     long n_unparsed, n_failed;
     long llm_calls, searches, retries, cached_calls;
+    long net_retries, failures;   /* HTTP-level retries and transport failures, facts and splitting included */
     long prompt_tokens, completion_tokens;
     double cost;                  /* of every call made for it (cached or not): a cold run's price */
 } rp_safe_result;

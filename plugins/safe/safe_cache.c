@@ -251,6 +251,7 @@ static rp_status cached_complete(void *vctx, rp_safe_call *calls, size_t n) {
             if (sqlite3_prepare_v2(c->db, insert_sql, -1, &s, NULL) != SQLITE_OK) st = db_fail(c->db, c->path, "store");
             for (size_t j = 0; j < nm; j++) {
                 calls[miss[j]] = sub[j];   /* hand the answer (and its buffer) back */
+                c->stats.net_retries += (uint64_t)sub[j].net_retries;
                 if (st == RP_OK && sub[j].st == RP_OK) {
                     c->stats.cost_spent += sub[j].cost;
                     st = store(c, s, keys[miss[j]], "llm", w->name, sub[j].prompt, &sub[j].text, sub[j].prompt_tokens,
@@ -343,6 +344,7 @@ static rp_status cached_search_do(void *vctx, rp_safe_query *qs, size_t n) {
             if (sqlite3_prepare_v2(c->db, insert_sql, -1, &s, NULL) != SQLITE_OK) st = db_fail(c->db, c->path, "store");
             for (size_t j = 0; j < nm; j++) {
                 qs[miss[j]] = sub[j];
+                c->stats.net_retries += (uint64_t)sub[j].net_retries;
                 if (st == RP_OK && sub[j].st == RP_OK) {
                     c->stats.cost_spent += sub[j].cost;
                     st = store(c, s, keys[miss[j]], "search", w->name, sub[j].q, &sub[j].text, 0, 0, sub[j].cost);

@@ -71,6 +71,7 @@ static rp_status openai_complete(void *ctx, rp_safe_call *calls, size_t n) {
         for (size_t i = 0; i < n; i++) {
             rp_safe_call *c = &calls[i];
             c->cached = 0;
+            c->net_retries = resp[i].attempts > 1 ? resp[i].attempts - 1 : 0;
             if (resp[i].st != RP_OK) {
                 c->st = RP_ERR_NET;
                 snprintf(c->error, sizeof c->error, "%s", resp[i].error[0] ? resp[i].error : "request failed");
@@ -171,6 +172,7 @@ static rp_status serper_search(void *ctx, rp_safe_query *qs, size_t n) {
         for (size_t i = 0; i < n; i++) {
             rp_safe_query *q = &qs[i];
             q->cached = 0;
+            q->net_retries = resp[i].attempts > 1 ? resp[i].attempts - 1 : 0;
             if (resp[i].st != RP_OK) {
                 q->st = RP_ERR_NET;
                 snprintf(q->error, sizeof q->error, "%s", resp[i].error[0] ? resp[i].error : "request failed");

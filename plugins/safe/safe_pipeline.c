@@ -130,7 +130,9 @@ static rp_status phase_split(const rp_safe_config *cfg, rp_safe_llm *llm, const 
         for (size_t c = 0; st == RP_OK && c < nc; c++) {
             split_task *k = &t[who[c]];
             rp_safe_result *r = &res[k->item];
+            r->net_retries += calls[c].net_retries;
             if (calls[c].st != RP_OK) {
+                r->failures++;
                 if (++k->failures > cfg->max_failures) {
                     k->done = 1;
                     rp_buf msg = {0};
@@ -263,12 +265,18 @@ static rp_status fact_answer(const rp_safe_config *cfg, fact_task *t, const rp_s
 }
 
 /* A transport failure: retry the same call, or record the fact failed. */
-static rp_status fact_failure(const rp_safe_config *cfg, fact_task *t, rp_safe_fact *f, const char *err) {
+static rp_status fact_failure(const rp_safe_config *cfg, fact_task *t, rp_safe_result *r, rp_safe_fact *f, const char *err) {
+    f->failures++;
+    r->failures++;
     if (++t->failures <= cfg->max_failures) return RP_OK;
     f->failed = 1;
     t->state = F_DONE;
     return set_str(&f->error, err, strlen(err));
 }
+
+/* The allowed answers of the two label steps, as their parsers accept them (for scoring backends). */
+static const char *const relevance_choices[] = {"[Foo]", "[Not Foo]"};
+static const char *const rating_choices[] = {"[Supported]", "[Not Supported]"};
 
 static rp_status phase_facts(const rp_safe_config *cfg, rp_safe_llm *llm, rp_safe_search *search,
                              const rp_safe_item *items, size_t n, rp_safe_result *res) {
@@ -310,6 +318,8 @@ static rp_status phase_facts(const rp_safe_config *cfg, rp_safe_llm *llm, rp_saf
                 calls[nc].temperature = cfg->temp_other;
                 calls[nc].max_tokens = cfg->max_tokens;
                 calls[nc].attempt = t[j].attempt;
+                if (t[j].state == F_RELEVANCE) { calls[nc].choices = relevance_choices; calls[nc].n_choices = 2; }
+                if (t[j].state == F_RATE) { calls[nc].choices = rating_choices; calls[nc].n_choices = 2; }
                 calls[nc].st = RP_ERR_INTERRUPTED;
                 cw[nc++] = j;
             }
@@ -321,7 +331,9 @@ static rp_status phase_facts(const rp_safe_config *cfg, rp_safe_llm *llm, rp_saf
         for (size_t c = 0; st == RP_OK && c < nc; c++) {
             fact_task *x = &t[cw[c]];
             rp_safe_fact *f = &res[x->item].facts[x->fact];
-            if (calls[c].st != RP_OK) { st = fact_failure(cfg, x, f, calls[c].error); continue; }
+            f->net_retries += calls[c].net_retries;
+            res[x->item].net_retries += calls[c].net_retries;
+            if (calls[c].st != RP_OK) { st = fact_failure(cfg, x, &res[x->item], f, calls[c].error); continue; }
             account(&res[x->item], &calls[c]);
             f->llm_calls++;
             st = fact_answer(cfg, x, &items[x->item], f, &calls[c]);
@@ -329,7 +341,9 @@ static rp_status phase_facts(const rp_safe_config *cfg, rp_safe_llm *llm, rp_saf
         for (size_t q = 0; st == RP_OK && q < nq; q++) {
             fact_task *x = &t[qw[q]];
             rp_safe_fact *f = &res[x->item].facts[x->fact];
-            if (qs[q].st != RP_OK) { st = fact_failure(cfg, x, f, qs[q].error); continue; }
+            f->net_retries += qs[q].net_retries;
+            res[x->item].net_retries += qs[q].net_retries;
+            if (qs[q].st != RP_OK) { st = fact_failure(cfg, x, &res[x->item], f, qs[q].error); continue; }
             res[x->item].searches++;
             res[x->item].cost += qs[q].cost;
             f->searches++;

@@ -1,5 +1,6 @@
 /* safe_record.c: the per-response JSON record of a SAFE rating (what the registry stores with
- * rp_db_record): the question and response, counts, calls, tokens, cost, F1@64/F1@178, every sentence and,
+ * rp_db_record): the question and response, counts, calls, re-asks (retries) and HTTP-level retries
+ * (net_retries), tokens, cost, F1@64/F1@178, every sentence and,
  * per fact, its text, revision, relevance, queries, search results, verdict and any raw or error text. */
 #include "plugins/safe/safe.h"
 #include "util/json.h"
@@ -30,10 +31,11 @@ rp_status rp_safe_result_json(const rp_safe_result *r, const rp_safe_item *item,
     RP_TRY(rp_buf_puts(o, ",\"response\":"));
     RP_TRY(q(o, item ? item->response : NULL));
     RP_TRY(rp_buf_printf(o, ",\"supported\":%ld,\"not_supported\":%ld,\"irrelevant\":%ld,\"unparsed\":%ld,\"failed\":%ld,"
-                            "\"facts_total\":%zu,\"llm_calls\":%ld,\"searches\":%ld,\"retries\":%ld,\"cached_calls\":%ld,"
-                            "\"prompt_tokens\":%ld,\"completion_tokens\":%ld",
+                            "\"facts_total\":%zu,\"llm_calls\":%ld,\"searches\":%ld,\"retries\":%ld,\"net_retries\":%ld,"
+                            "\"transport_failures\":%ld,\"cached_calls\":%ld,\"prompt_tokens\":%ld,\"completion_tokens\":%ld",
                          r->counts.s, r->counts.ns, r->counts.ir, r->n_unparsed, r->n_failed, r->n_facts, r->llm_calls,
-                         r->searches, r->retries, r->cached_calls, r->prompt_tokens, r->completion_tokens));
+                         r->searches, r->retries, r->net_retries, r->failures, r->cached_calls, r->prompt_tokens,
+                         r->completion_tokens));
     RP_TRY(num(o, "cost", r->cost));
     RP_TRY(num(o, "precision", rp_safe_precision(r->counts.s, r->counts.ns)));
     RP_TRY(num(o, "f1_64", rp_safe_f1k(r->counts.s, r->counts.ns, 64)));
@@ -53,10 +55,11 @@ rp_status rp_safe_result_json(const rp_safe_result *r, const rp_safe_item *item,
         RP_TRY(rp_buf_puts(o, ",\"revised\":"));
         RP_TRY(q(o, f->revised));
         RP_TRY(rp_buf_printf(o, ",\"revise_parsed\":%s,\"relevance_parsed\":%s,\"label\":\"%s\",\"failed\":%s,"
-                                "\"query_fallbacks\":%d,\"llm_calls\":%ld,\"searches\":%ld,\"retries\":%ld,\"queries\":",
+                                "\"query_fallbacks\":%d,\"llm_calls\":%ld,\"searches\":%ld,\"retries\":%ld,\"net_retries\":%ld,"
+                                "\"transport_failures\":%ld,\"queries\":",
                              f->revise_parsed ? "true" : "false", f->relevance_parsed ? "true" : "false",
                              f->failed ? "failed" : rp_safe_label_name(f->label), f->failed ? "true" : "false",
-                             f->query_fallbacks, f->llm_calls, f->searches, f->retries));
+                             f->query_fallbacks, f->llm_calls, f->searches, f->retries, f->net_retries, f->failures));
         RP_TRY(list(o, &f->queries));
         RP_TRY(rp_buf_puts(o, ",\"results\":"));
         RP_TRY(list(o, &f->results));

@@ -38,6 +38,14 @@ rp_status rp_safe_serper_parse(const char *body, size_t len, int k, rp_buf *out)
     if (rp_json_typeof(j) != RP_JSON_OBJECT) { rp_json_free(j); return rp_fail(RP_ERR_FORMAT, "Serper response: not a JSON object"); }
     char tmp[64], tmp2[64];
     const rp_json *ab = rp_json_get(j, "answerBox");
+    /* Serper always sends an "organic" list (empty when nothing matched); a body with neither it nor an
+     * answer box or knowledge graph is a broken answer to retry, not "no results" to cache for good */
+    const rp_json *org = rp_json_get(j, "organic"), *kg = rp_json_get(j, "knowledgeGraph");
+    if (!(org && rp_json_typeof(org) == RP_JSON_ARRAY) && !(ab && rp_json_typeof(ab) == RP_JSON_OBJECT) &&
+        !(kg && rp_json_typeof(kg) == RP_JSON_OBJECT)) {
+        rp_json_free(j);
+        return rp_fail(RP_ERR_FORMAT, "Serper response: no \"organic\" list, answerBox or knowledgeGraph (%zu bytes: %.*s)", len, (int)(len < 80 ? len : 80), body);
+    }
     /* an answer box answers alone, in this order of preference */
     if (ab && rp_json_typeof(ab) == RP_JSON_OBJECT) {
         const char *a = scalar(rp_json_get(ab, "answer"), tmp, sizeof tmp), *sn = scalar(rp_json_get(ab, "snippet"), tmp2, sizeof tmp2);
@@ -49,7 +57,6 @@ rp_status rp_safe_serper_parse(const char *body, size_t len, int k, rp_buf *out)
         else if (hl) st = piece(out, rp_json_str(hl, NULL));
         if (st != RP_OK || out->len) { rp_json_free(j); if (st == RP_OK && !out->data) st = rp_buf_append(out, "", 0); return st; }
     }
-    const rp_json *kg = rp_json_get(j, "knowledgeGraph");
     if (kg && rp_json_typeof(kg) == RP_JSON_OBJECT) {
         const char *title = rp_json_str(rp_json_get(kg, "title"), NULL), *type = rp_json_str(rp_json_get(kg, "type"), NULL);
         rp_buf line = {0};
@@ -66,7 +73,6 @@ rp_status rp_safe_serper_parse(const char *body, size_t len, int k, rp_buf *out)
             }
         rp_buf_free(&line);
     }
-    const rp_json *org = rp_json_get(j, "organic");
     if (org && rp_json_typeof(org) == RP_JSON_ARRAY) {
         rp_buf line = {0};
         for (size_t i = 0; st == RP_OK && i < rp_json_len(org) && (int)i < k; i++) {

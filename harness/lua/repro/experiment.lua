@@ -1,7 +1,8 @@
 -- experiment.lua: the experiment API (require("repro.experiment")).
 -- A script returns experiment.define{...}: name, paper, description, version, params (each with type,
 -- default and doc), presets (smoke for tests in seconds, demo for minutes on a CPU, full, paper) and
--- run(ctx, params). The host resolves params (defaults, then the preset, then key=value overrides),
+-- run(ctx, params), and optionally seconds = { demo = 40, ... }: each preset's expected wall time on an idle
+-- 2-core machine (what `repro demo` prints as its plan and ETA). The host resolves params (defaults, then the preset, then key=value overrides),
 -- records the run, and calls run with a ctx that logs metrics, summaries, figures and targets.
 -- Written in the subset shared by Lua 5.4 and LuaJIT (5.1 syntax).
 local core = require("repro.core")
@@ -10,7 +11,8 @@ local M = {}
 
 local PARAM_TYPES = { integer = true, number = true, string = true, boolean = true }
 local DECL_KEYS = { name = true, paper = true, description = true, version = true, params = true,
-                    presets = true, run = true, reproduces = true, resources = true }
+                    presets = true, run = true, reproduces = true, resources = true,
+                    seconds = true }
 -- What a run needs, for runners to place it (repro sweep --runner local|slurm): threads (cores, >= 1),
 -- memory ("512M", "4G": a Slurm --mem value), gpu (count), time_min (wall-clock limit in minutes).
 local RESOURCE_KEYS = { threads = true, memory = true, gpu = true, time_min = true }
@@ -85,6 +87,10 @@ function M.define(spec)
   if type(spec.run) ~= "function" then fail("experiment %s: 'run' must be a function(ctx, params)", spec.name) end
   spec.params = spec.params or {}
   spec.presets = spec.presets or {}
+  spec.seconds = spec.seconds or {}
+  for pr, v in pairs(spec.seconds) do
+    if type(v) ~= "number" or v < 0 then fail("experiment %s: seconds.%s must be a number >= 0 (got %s)", spec.name, tostring(pr), tostring(v)) end
+  end
   spec.paper = spec.paper or "none"
   spec.version = spec.version or 1
   local res = spec.resources or {}
