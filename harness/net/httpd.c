@@ -124,6 +124,22 @@ static int send_simple(int fd, int status, const char *msg) {
     return rp_httpd_write(fd, body, (size_t)b);
 }
 
+/* After an early error reply: stop sending, then read and drop what the client still sends (up to 2 s or
+ * 64 MiB), so that it reads our reply instead of failing its upload on a reset connection. */
+static void drain_close(int fd) {
+    shutdown(fd, SHUT_WR);
+    char tmp[16384];
+    double end = now_s() + 2;
+    for (size_t got = 0; got < BODY_MAX;) {
+        double left = end - now_s();
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0) break;
+        ssize_t r = recv(fd, tmp, sizeof tmp, 0);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+}
+
 /* Find a header value in a raw header block (lines "Name: value\r\n"). */
 static int header_in(const char *hdrs, const char *name, char *out, size_t n) {
     size_t nl = strlen(name);
@@ -205,7 +221,7 @@ static void serve_conn(conn *cn) {
         const char *hdrs = line_end + 2;
         char v[64];
         size_t clen = 0;
-        if (header_in(hdrs, "Transfer-Encoding", v, sizeof v)) { send_simple(fd, 501, "chunked request bodies are not supported (send Content-Length)"); goto out; }
+        if (header_in(hdrs, "Transfer-Encoding", v, sizeof v)) { send_simple(fd, 501, "chunked request bodies are not supported (send Content-Length)"); drain_close(fd); goto out; }
         if (header_in(hdrs, "Content-Length", v, sizeof v)) {
             char *e;
             errno = 0;
@@ -216,6 +232,7 @@ static void serve_conn(conn *cn) {
                 char m[160];
                 snprintf(m, sizeof m, "request body of %llu bytes exceeds this server's limit of %zu bytes", cl, s->o.max_body);
                 send_simple(fd, 413, m);
+                drain_close(fd);
                 goto out;
             }
             clen = (size_t)cl;

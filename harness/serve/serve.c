@@ -128,7 +128,7 @@ static int stream_jobs(rp_server *s, const rp_httpd_request *req, const rp_serve
             break;
         }
         np += j->n_prompt;
-        nc += j->out.tokens.n;
+        nc += j->n_completion;
         if (rp_serve_stream_finish(&st, j->finish) < 0) break;
     }
     rp_serve_stream_end(&st, q->include_usage, np, nc);

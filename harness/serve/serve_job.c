@@ -123,16 +123,19 @@ static rp_status run_locked(rp_serve_engine *e, rp_serve_job *j) {
     RP_TRY(rp_generate(s, j->prompt + fed, j->n_prompt - fed, &go, &j->out));
     const char *why = j->out.stop_reason;
     j->finish = why && (!strcmp(why, "max_tokens") || !strcmp(why, "context")) ? "length" : "stop";
-    size_t n_gen = j->out.tokens.n;
+    size_t n_gen = j->out.tokens.n + (j->out.eog_token >= 0);
+    j->n_completion = n_gen;
     if (j->logprobs < 0 || n_gen == 0) return RP_OK;
-    /* generated tokens' scores: teacher-forced over prompt + generated, from the last prompt position */
+    /* generated tokens' scores (the end-of-generation token too): teacher-forced over prompt + generated,
+     * from the last prompt position */
     size_t n_all = j->n_prompt + n_gen;
     int32_t *all = malloc(n_all * sizeof *all);
     rp_serve_tokenlp *lp = realloc(j->lp, (n_echo + n_gen) * sizeof *lp);
     if (!all || !lp) { free(all); if (lp) j->lp = lp; return rp_fail(RP_ERR_NOMEM, "serve: out of memory"); }
     j->lp = lp;
     memcpy(all, j->prompt, j->n_prompt * sizeof *all);
-    memcpy(all + j->n_prompt, j->out.tokens.ids, n_gen * sizeof *all);
+    memcpy(all + j->n_prompt, j->out.tokens.ids, j->out.tokens.n * sizeof *all);
+    if (j->out.eog_token >= 0) all[n_all - 1] = j->out.eog_token;
     rp_status st = score_range(e, all, n_all, j->n_prompt - 1, n_top, j->lp + n_echo);
     if (st == RP_OK) j->n_lp = n_echo + n_gen;
     free(all);

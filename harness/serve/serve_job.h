@@ -37,7 +37,9 @@ typedef struct rp_serve_job {
     /* out */
     rp_generate_result out;             /* generated tokens and text (empty when max_tokens == 0) */
     const char *finish;                 /* "stop" or "length" */
-    rp_serve_tokenlp *lp;               /* echo: prompt tokens then generated ones; else generated only */
+    size_t n_completion;                /* generated tokens, a closing end-of-generation token included (usage) */
+    rp_serve_tokenlp *lp;               /* echo: prompt tokens then generated ones (the closing end-of-generation
+                                         * token included, so max_tokens 1 always scores one token); else generated only */
     size_t n_lp;
 } rp_serve_job;
 

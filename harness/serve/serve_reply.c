@@ -115,7 +115,7 @@ void rp_serve_reply_write(rp_buf *out, const rp_serve_reply_id *rid, const rp_se
         const rp_serve_job *j = &jobs[i];
         const rp_buf *gen = &j->out.text;
         np += j->n_prompt;
-        nc += j->out.tokens.n;
+        nc += j->n_completion;
         rp_buf_printf(out, "%s{\"index\":%zu,", i ? "," : "", i);
         if (r->chat) {
             rp_buf_puts(out, "\"message\":{\"role\":\"assistant\",\"content\":");

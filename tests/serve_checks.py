@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""serve_test.py URL: `repro serve` (SmolLM2-135M-Instruct, --ctx 512 --max-tokens 16 --max-body 1048576
+"""serve_checks.py URL (run by serve_test.sh): `repro serve` (SmolLM2-135M-Instruct, --ctx 512 --max-tokens 16 --max-body 1048576
 --max-conns 8) probed with the standard library only: wrong types and ranges are 400 errors naming the field
 (OpenAI error objects, 404/405/413 included, limits stated with their values); chat and completions answer;
 streaming sends the same text as server-sent events with [DONE] and usage; /v1/completions takes every prompt
@@ -16,20 +16,12 @@ import time
 import urllib.error
 import urllib.request
 
+from checklib import check, summary
+
 URL = sys.argv[1]
 HOST, PORT = URL.split("//")[1].split("/")[0].split(":")
 PORT = int(PORT)
 REF = os.path.join(os.environ.get("REPRO_REFERENCE", "../shared/reference"), "smollm2", "score_f32.jsonl")
-fails = 0
-checks = 0
-
-
-def check(name, ok, detail=""):
-    global fails, checks
-    checks += 1
-    if not ok:
-        fails += 1
-        print(f"FAIL: {name} {detail}", file=sys.stderr)
 
 
 def post(path, body, timeout=120):
@@ -196,6 +188,17 @@ greedy = all(t == max(top.values()) for t, top in zip(lps[len(ctx):-1], tops[len
 check("lm-eval's loglikelihood request: prompt + 1 generated token scored, ' Paris' greedy after the context",
       st == 200 and len(lps) == len(ctx) + len(cont) + 1 and greedy and -1 < sum(lps[len(ctx):-1]) < 0, text[:300])
 
+# the same request when the one generated token is the end of generation: still scored (lm-eval drops it
+# with [:-1], so without it the continuation's last token would be lost)
+eog_prompt = "Question: Research in which of these areas has the greatest impact on the environment?\nAnswer: bacteria to clean up oil spills"
+st, ct, text = post("/completions", {"prompt": eog_prompt, "max_tokens": 1, "logprobs": 1, "echo": True, "temperature": 0})
+ch = json.loads(text)["choices"][0] if st == 200 else {}
+n_prompt = json.loads(text)["usage"]["prompt_tokens"] if st == 200 else 0
+toks = ch.get("logprobs", {}).get("tokens", [])
+check("echo + max_tokens 1 ending at end-of-generation: the end token is scored, counted and not in the text",
+      st == 200 and len(toks) == n_prompt + 1 and toks[-2] == " spills" and toks[-1].startswith("<|")
+      and ch["text"] == eog_prompt and json.loads(text)["usage"]["completion_tokens"] == 1, text[-400:])
+
 # --- slow and idle clients cannot starve others ------------------------------------------------------------
 idle = []
 for k in range(24):                       # 3x --max-conns: idle, half-open (partial head), trickling
@@ -236,5 +239,4 @@ check("a huge prompt gets a 400 stating the context length", res["big"][0] == 40
 check("a small request is not held behind a huge prompt's tokenization",
       st == 200 and (small_t < res["big_t"] or small_t < 1.0), f"(small {small_t:.2f} s, huge {res.get('big_t', 0):.2f} s)")
 
-print(f"{'ok' if fails == 0 else 'not ok'} serve_test.py: {checks} checks, {fails} failed")
-sys.exit(1 if fails else 0)
+sys.exit(summary("serve_checks.py"))
