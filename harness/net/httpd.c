@@ -1,14 +1,20 @@
 /* httpd.c: the embeddable HTTP/1.1 server behind httpd.h.
  * An accept thread hands each connection to a detached thread (at most max_conns at once); the thread
- * reads requests (head up to 64 KiB, Content-Length body up to 64 MiB; chunked request bodies are refused
+ * reads requests (head up to 64 KiB, Content-Length body up to max_body; chunked request bodies are refused
  * with 501), calls the handler and writes the response, keeping the connection alive unless asked not to.
- * Invariants: every open connection fd is in s->fds so rp_httpd_stop can shut it down; stop returns only
- * after every connection thread has left; writes use MSG_NOSIGNAL so a vanished peer never raises SIGPIPE. */
+ * Reads wait with poll() against a deadline (idle timeout before a request's first byte, read timeout from
+ * it to the end of its body), so a client sending one byte a minute cannot hold a thread forever.
+ * When the slots are full and a client waits in the listen queue, the accept thread closes the slot that
+ * has been idle or reading the longest (state READING); slots inside the handler (BUSY) are never closed.
+ * Invariants: every open connection fd is in s->fds so rp_httpd_stop can shut it down; a slot's state
+ * changes under s->mu only; stop returns only after every connection thread has left; writes use
+ * MSG_NOSIGNAL so a vanished peer never raises SIGPIPE. */
 #include "net/httpd.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +22,16 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HEAD_MAX (64u << 10)
 #define BODY_MAX ((size_t)64 << 20)
 
+enum { SLOT_READING, SLOT_BUSY, SLOT_EVICTED };
+
 struct rp_httpd {
+    rp_httpd_opts o;
     int lfd, port, max_conns, stopping;
     rp_httpd_handler h;
     void *ud;
@@ -29,6 +39,8 @@ struct rp_httpd {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int *fds;                       /* open connection fds, -1 for free entries */
+    unsigned char *state;           /* per slot: SLOT_* */
+    double *since;                  /* per slot: when it last entered SLOT_READING */
     int nconns;
     unsigned long next_conn, served;
 };
@@ -46,6 +58,12 @@ int rp_httpd_write(int fd, const void *data, size_t n) {
         n -= (size_t)w;
     }
     return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static const char *reason(int status) {
@@ -94,12 +112,32 @@ int rp_httpd_stream_chunk(int fd, const void *data, size_t n) {
 /* End a chunked reply. */
 int rp_httpd_stream_end(int fd) { return rp_httpd_write(fd, "0\r\n\r\n", 5); }
 
+/* An error the server answers itself, as an OpenAI-style JSON error object (msg is plain ASCII). */
 static int send_simple(int fd, int status, const char *msg) {
-    char head[256];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n", status, reason(status), strlen(msg));
+    char body[512], head[256];
+    int b = snprintf(body, sizeof body, "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":%d}}\n",
+                     msg, status >= 500 && status != 501 ? "server_error" : "invalid_request_error", status);
+    if (b < 0 || b >= (int)sizeof body) return -1;
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     "Connection: close\r\n\r\n", status, reason(status), b);
     if (rp_httpd_write(fd, head, (size_t)n) < 0) return -1;
-    return rp_httpd_write(fd, msg, strlen(msg));
+    return rp_httpd_write(fd, body, (size_t)b);
+}
+
+/* After an early error reply: stop sending, then read and drop what the client still sends (up to 2 s or
+ * 64 MiB), so that it reads our reply instead of failing its upload on a reset connection. */
+static void drain_close(int fd) {
+    shutdown(fd, SHUT_WR);
+    char tmp[16384];
+    double end = now_s() + 2;
+    for (size_t got = 0; got < BODY_MAX;) {
+        double left = end - now_s();
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0) break;
+        ssize_t r = recv(fd, tmp, sizeof tmp, 0);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
 }
 
 /* Find a header value in a raw header block (lines "Name: value\r\n"). */
@@ -125,15 +163,34 @@ int rp_httpd_header(const rp_httpd_request *req, const char *name, char *out, si
     return req && name ? header_in(req->headers, name, out, n) : 0;
 }
 
-/* Read more bytes into b; 0 on EOF/error/timeout. */
-static int fill(int fd, rp_buf *b) {
+/* Read more bytes into b before the deadline (monotonic seconds); 0 on EOF/error/deadline. */
+static int fill(int fd, rp_buf *b, double deadline) {
     char tmp[16384];
     for (;;) {
+        double left = deadline - now_s();
+        if (left <= 0) return 0;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int pr = poll(&p, 1, (int)(left * 1000) + 1);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) return 0;
         ssize_t r = recv(fd, tmp, sizeof tmp, 0);
-        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (r <= 0) return 0;
         return rp_buf_append(b, tmp, (size_t)r) == RP_OK;
     }
+}
+
+/* Move slot idx to state st (never out of SLOT_EVICTED); 0 when the slot was evicted. */
+static int set_state(rp_httpd *s, int idx, int st) {
+    pthread_mutex_lock(&s->mu);
+    int ok = s->state[idx] != SLOT_EVICTED;
+    if (ok) {
+        s->state[idx] = (unsigned char)st;
+        if (st == SLOT_READING) s->since[idx] = now_s();
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return ok;
 }
 
 static void serve_conn(conn *cn) {
@@ -143,11 +200,14 @@ static void serve_conn(conn *cn) {
     rp_httpd_response resp;
     memset(&resp, 0, sizeof resp);
     for (unsigned long reqi = 0;; reqi++) {
-        /* the request head */
+        /* the request head: its first byte within the idle timeout, the rest within the read timeout */
         char *end;
+        double deadline = now_s() + (in.len ? s->o.read_timeout_s : s->o.idle_timeout_s);
         while (!in.data || !(end = strstr(in.data, "\r\n\r\n"))) {
-            if (in.len > HEAD_MAX) { send_simple(fd, 431, "request head too large\n"); goto out; }
-            if (!fill(fd, &in)) goto out;
+            if (in.len > HEAD_MAX) { send_simple(fd, 431, "request head too large (limit 65536 bytes)"); goto out; }
+            int was_empty = in.len == 0;
+            if (!fill(fd, &in, deadline)) goto out;
+            if (was_empty) deadline = now_s() + s->o.read_timeout_s;
         }
         size_t head_len = (size_t)(end - in.data) + 4;
         end[2] = 0;                                 /* head = request line + header lines, NUL after last CRLF */
@@ -155,20 +215,26 @@ static void serve_conn(conn *cn) {
         *line_end = 0;
         char method[16], target[8192], version[16];
         if (sscanf(in.data, "%15s %8191s %15s", method, target, version) != 3 || strncmp(version, "HTTP/1.", 7) != 0) {
-            send_simple(fd, 400, "bad request line\n");
+            send_simple(fd, 400, "bad request line");
             goto out;
         }
         const char *hdrs = line_end + 2;
         char v[64];
         size_t clen = 0;
-        if (header_in(hdrs, "Transfer-Encoding", v, sizeof v)) { send_simple(fd, 501, "chunked request bodies are not supported\n"); goto out; }
+        if (header_in(hdrs, "Transfer-Encoding", v, sizeof v)) { send_simple(fd, 501, "chunked request bodies are not supported (send Content-Length)"); drain_close(fd); goto out; }
         if (header_in(hdrs, "Content-Length", v, sizeof v)) {
             char *e;
             errno = 0;
             unsigned long long cl = strtoull(v, &e, 10);
             /* a value filling v was cut: refuse it rather than read a truncated length */
-            if (!v[0] || *e || errno || v[0] == '-' || strlen(v) == sizeof v - 1) { send_simple(fd, 400, "bad Content-Length\n"); goto out; }
-            if (cl > BODY_MAX) { send_simple(fd, 413, "body too large\n"); goto out; }
+            if (!v[0] || *e || errno || v[0] == '-' || strlen(v) == sizeof v - 1) { send_simple(fd, 400, "bad Content-Length"); goto out; }
+            if (cl > s->o.max_body) {
+                char m[160];
+                snprintf(m, sizeof m, "request body of %llu bytes exceeds this server's limit of %zu bytes", cl, s->o.max_body);
+                send_simple(fd, 413, m);
+                drain_close(fd);
+                goto out;
+            }
             clen = (size_t)cl;
         }
         int keep = strcmp(version, "HTTP/1.1") == 0;
@@ -180,10 +246,10 @@ static void serve_conn(conn *cn) {
             in.len - head_len < clen)
             rp_httpd_write(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         while (in.len - head_len < clen)
-            if (!fill(fd, &in)) goto out;
+            if (!fill(fd, &in, deadline)) goto out;
         /* the body: copy so that it is NUL-terminated independently of the head */
         char *body = malloc(clen + 1);
-        if (!body) { send_simple(fd, 500, "out of memory\n"); goto out; }
+        if (!body) { send_simple(fd, 500, "out of memory"); goto out; }
         memcpy(body, in.data + head_len, clen);
         body[clen] = 0;
         rp_httpd_request req = { method, target, hdrs, body, clen, fd, cn->id, reqi };
@@ -192,6 +258,7 @@ static void serve_conn(conn *cn) {
         resp.status = 200;
         snprintf(resp.content_type, sizeof resp.content_type, "application/json");
         resp.close = 0;
+        if (!set_state(s, cn->idx, SLOT_BUSY)) { free(body); goto out; }
         int rc = s->h(s->ud, &req, &resp);
         pthread_mutex_lock(&s->mu);
         s->served++;
@@ -206,6 +273,7 @@ static void serve_conn(conn *cn) {
                       keep ? "keep-alive" : "close");
         if (strcmp(method, "HEAD") != 0 && resp.body.len) rp_buf_append(&out, resp.body.data, resp.body.len);
         if (!out.data || rp_httpd_write(fd, out.data, out.len) < 0 || !keep) goto out;
+        if (!set_state(s, cn->idx, SLOT_READING)) goto out;
         /* keep what follows this request (pipelining) */
         size_t used = head_len + clen, rest = in.len - used;
         memmove(in.data, in.data + used, rest);
@@ -234,11 +302,36 @@ static void *conn_main(void *arg) {
     return NULL;
 }
 
+/* With every slot taken: when a client waits to be accepted, close the slot reading (or idle) the longest.
+ * Called with s->mu held. */
+static void make_room(rp_httpd *s) {
+    pthread_mutex_unlock(&s->mu);
+    struct pollfd p = { .fd = s->lfd, .events = POLLIN };
+    int waiting = poll(&p, 1, 100) > 0 && (p.revents & POLLIN);
+    pthread_mutex_lock(&s->mu);
+    if (waiting && !s->stopping && s->nconns >= s->max_conns) {
+        int best = -1;
+        for (int i = 0; i < s->max_conns; i++)
+            if (s->fds[i] >= 0 && s->state[i] == SLOT_READING && (best < 0 || s->since[i] < s->since[best])) best = i;
+        if (best >= 0) {
+            s->state[best] = SLOT_EVICTED;
+            shutdown(s->fds[best], SHUT_RDWR);          /* its thread sees EOF and frees the slot */
+        }
+    }
+    if (!s->stopping && s->nconns >= s->max_conns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+}
+
 static void *accept_main(void *arg) {
     rp_httpd *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->stopping && s->nconns >= s->max_conns) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->stopping && s->nconns >= s->max_conns) make_room(s);
         int stop = s->stopping;
         pthread_mutex_unlock(&s->mu);
         if (stop) break;
@@ -254,8 +347,9 @@ static void *accept_main(void *arg) {
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct timeval tv = { 60, 0 };             /* idle keep-alive connections are closed after a minute */
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        double wt = s->o.write_timeout_s;
+        struct timeval tv = { (time_t)wt, (suseconds_t)((wt - (double)(time_t)wt) * 1e6) };
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         conn *cn = malloc(sizeof *cn);
         pthread_mutex_lock(&s->mu);
         int idx = -1;
@@ -267,6 +361,8 @@ static void *accept_main(void *arg) {
             continue;
         }
         s->fds[idx] = fd;
+        s->state[idx] = SLOT_READING;
+        s->since[idx] = now_s();
         s->nconns++;
         *cn = (conn){ s, fd, idx, s->next_conn++ };
         pthread_mutex_unlock(&s->mu);
@@ -288,9 +384,21 @@ static void *accept_main(void *arg) {
     return NULL;
 }
 
-/* Bind, listen and start the accept thread. */
+/* Start with the default limits. */
 rp_status rp_httpd_start(const char *host, int port, int max_conns, rp_httpd_handler h, void *ud, rp_httpd **out) {
+    rp_httpd_opts o = { .host = host, .port = port, .max_conns = max_conns };
+    return rp_httpd_start_opts(&o, h, ud, out);
+}
+
+/* The limits in force. */
+rp_httpd_opts rp_httpd_limits(const rp_httpd *s) { return s->o; }
+
+/* Bind, listen and start the accept thread. */
+rp_status rp_httpd_start_opts(const rp_httpd_opts *opts, rp_httpd_handler h, void *ud, rp_httpd **out) {
     *out = NULL;
+    rp_httpd_opts o = opts ? *opts : (rp_httpd_opts){0};
+    const char *host = o.host;
+    int port = o.port, max_conns = o.max_conns;
     if (!h) return rp_fail(RP_ERR_INVAL, "httpd: no handler");
     if (port < 0 || port > 65535) return rp_fail(RP_ERR_INVAL, "httpd: port %d out of range 0..65535", port);
     const char *hn = host ? host : "127.0.0.1";
@@ -309,8 +417,22 @@ rp_status rp_httpd_start(const char *host, int port, int max_conns, rp_httpd_han
     getsockname(fd, (struct sockaddr *)&a, &al);
     rp_httpd *s = calloc(1, sizeof *s);
     if (max_conns <= 0) max_conns = 64;
-    if (s) s->fds = malloc((size_t)max_conns * sizeof *s->fds);
-    if (!s || !s->fds) { if (s) free(s); close(fd); return rp_fail(RP_ERR_NOMEM, "httpd: out of memory"); }
+    if (s) {
+        s->fds = malloc((size_t)max_conns * sizeof *s->fds);
+        s->state = calloc((size_t)max_conns, sizeof *s->state);
+        s->since = calloc((size_t)max_conns, sizeof *s->since);
+    }
+    if (!s || !s->fds || !s->state || !s->since) {
+        if (s) { free(s->fds); free(s->state); free(s->since); free(s); }
+        close(fd);
+        return rp_fail(RP_ERR_NOMEM, "httpd: out of memory");
+    }
+    o.max_conns = max_conns;
+    if (!o.max_body) o.max_body = BODY_MAX;
+    if (o.idle_timeout_s <= 0) o.idle_timeout_s = 60;
+    if (o.read_timeout_s <= 0) o.read_timeout_s = 30;
+    if (o.write_timeout_s <= 0) o.write_timeout_s = 30;
+    s->o = o;
     for (int i = 0; i < max_conns; i++) s->fds[i] = -1;
     s->lfd = fd;
     s->port = ntohs(a.sin_port);
@@ -322,6 +444,8 @@ rp_status rp_httpd_start(const char *host, int port, int max_conns, rp_httpd_han
     if (pthread_create(&s->accept_thr, NULL, accept_main, s) != 0) {
         close(fd);
         free(s->fds);
+        free(s->state);
+        free(s->since);
         free(s);
         return rp_fail(RP_ERR_NET, "httpd: cannot start the accept thread");
     }
@@ -357,5 +481,7 @@ void rp_httpd_stop(rp_httpd *s) {
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s->fds);
+    free(s->state);
+    free(s->since);
     free(s);
 }

@@ -1,5 +1,10 @@
 /* httpd.h: a small embeddable HTTP/1.1 server for `repro serve` and for tests' fixture servers.
  * Loopback by default, one thread per connection (bounded), Content-Length bodies, keep-alive.
+ * Slow or idle clients cannot starve others: a request must arrive within a read deadline, an idle
+ * keep-alive connection is closed after a timeout, and when every connection slot is taken while a new
+ * client waits, the connection idle (or still sending its request) the longest is closed to make room;
+ * only connections inside a handler are never closed for room. Errors the server answers itself (bad
+ * request line, oversized head or body, chunked bodies) are OpenAI-style JSON error objects.
  * A handler callback sees the parsed request and fills a response; or, for fixtures that misbehave on
  * purpose, writes raw bytes itself (rp_httpd_write) and returns RP_HTTPD_RAW: the server then sends nothing
  * more and closes the connection (so a handler can sleep, drop the connection or send a truncated body).
@@ -35,9 +40,23 @@ enum { RP_HTTPD_OK = 0, RP_HTTPD_RAW = 1 };
 /* Return RP_HTTPD_OK to send resp, or RP_HTTPD_RAW after writing (or not) on req->fd yourself. */
 typedef int (*rp_httpd_handler)(void *ud, const rp_httpd_request *req, rp_httpd_response *resp);
 
+typedef struct rp_httpd_opts {
+    const char *host;           /* NULL: 127.0.0.1 */
+    int port;                   /* 0: an ephemeral port */
+    int max_conns;              /* connections at once (<= 0: 64) */
+    size_t max_body;            /* largest request body in bytes, larger is a 413 (0: 64 MiB) */
+    double idle_timeout_s;      /* keep-alive: wait this long for a next request (<= 0: 60) */
+    double read_timeout_s;      /* a request's head and body must arrive within this of its first byte (<= 0: 30) */
+    double write_timeout_s;     /* a send blocked this long (peer not reading) fails (<= 0: 30) */
+} rp_httpd_opts;
+
 /* Listen on host:port (host NULL: 127.0.0.1; port 0: an ephemeral port) and serve in background threads,
- * at most max_conns connections at once (<= 0: 64). */
+ * at most max_conns connections at once (<= 0: 64), with the default limits of rp_httpd_opts. */
 rp_status rp_httpd_start(const char *host, int port, int max_conns, rp_httpd_handler h, void *ud, rp_httpd **out);
+/* rp_httpd_start with every limit given (o may be NULL: the defaults). */
+rp_status rp_httpd_start_opts(const rp_httpd_opts *o, rp_httpd_handler h, void *ud, rp_httpd **out);
+/* The limits in force (defaults filled in). */
+rp_httpd_opts rp_httpd_limits(const rp_httpd *s);
 /* The bound port. */
 int rp_httpd_port(const rp_httpd *s);
 /* Stop: close the listener, shut down open connections, wait for handler threads, free. */

@@ -55,11 +55,12 @@ rp_status rp_generate(rp_session *s, const int32_t *prompt, size_t n_prompt, con
     double t1 = now_s();
     r->prompt_s = t1 - t0;
     r->stop_reason = "max_tokens";
+    r->eog_token = -1;
     size_t emitted = 0;
     int prev = last;
     for (int step = 0; st == RP_OK && (o->max_tokens <= 0 || step < o->max_tokens); step++) {
         int next = rp_sampler_sample(smp, logits);
-        if (!o->ignore_eog && rp_tokenizer_is_eog(tok, next)) { r->stop_reason = "eog"; break; }
+        if (!o->ignore_eog && rp_tokenizer_is_eog(tok, next)) { r->stop_reason = "eog"; r->eog_token = next; break; }
         if ((st = rp_tokens_push(&r->tokens, next)) != RP_OK) break;
         size_t plen = 0;
         const char *piece = rp_tokenizer_piece(tok, prev, next, &plen);

@@ -29,6 +29,7 @@ typedef struct rp_generate_result {
     double prompt_s, gen_s;       /* seconds spent on the prompt and on generated tokens */
     double tokens_per_s;          /* generated tokens / gen_s */
     const char *stop_reason;      /* "eog", "stop", "max_tokens", "context", "callback" */
+    int32_t eog_token;            /* the end-of-generation token that stopped it (stop_reason "eog"), else -1 */
 } rp_generate_result;
 
 /* Append prompt[0..n_prompt) to the session (n_prompt may be 0 when the session already holds a prompt

@@ -1,6 +1,7 @@
-/* cmd_serve.c: `repro serve MODEL [--port P] [--host H] [--ctx N] [--max-tokens N] [--id NAME]`: serve a
- * local model as an OpenAI-compatible endpoint until SIGINT/SIGTERM. Prints "listening on
- * http://HOST:PORT/v1" on stdout once ready (scripts wait for that line). */
+/* cmd_serve.c: `repro serve MODEL [--port P] [--host H] [--ctx N] [--max-tokens N] [--id NAME] [--max-body B]
+ * [--max-conns N] [--idle-timeout S]`: serve a local model as an OpenAI-compatible endpoint until
+ * SIGINT/SIGTERM. Prints "listening on http://HOST:PORT/v1" on stdout once ready (scripts wait for that
+ * line), then the limits in force on stderr. */
 #include "cli/command.h"
 #include "serve/serve.h"
 #include <signal.h>
@@ -8,12 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-RP_COMMAND(serve, rp_cmd_serve, "serve a local model as an OpenAI-compatible /v1/chat/completions endpoint");
+RP_COMMAND(serve, rp_cmd_serve, "serve a local model as an OpenAI-compatible endpoint (chat, completions, models)");
 
 static void usage(FILE *f) {
     fputs("usage: repro serve MODEL [--port P] [--host 127.0.0.1] [--ctx N] [--max-tokens N] [--id NAME]\n"
-          "  Serves MODEL (GGUF or llama2.c) at http://HOST:PORT/v1 (POST /chat/completions, GET /models).\n"
-          "  --port 0 picks a free port. Stops on SIGINT/SIGTERM.\n", f);
+          "                   [--max-body BYTES] [--max-conns N] [--idle-timeout SECONDS]\n"
+          "  Serves MODEL (GGUF or llama2.c) at http://HOST:PORT/v1: POST /chat/completions, POST /completions\n"
+          "  (prompt as text or token ids; logprobs, echo), GET /models; \"stream\": true answers with\n"
+          "  server-sent events. Requests run one at a time on one session.\n"
+          "  --ctx N           context length in tokens (default min(model's, 2048)): prompt + max_tokens must fit\n"
+          "  --max-tokens N    max_tokens when a request gives none (default 256, capped to the room left)\n"
+          "  --max-body BYTES  largest request body (default 4194304); larger is a 413\n"
+          "  --max-conns N     connections at once (default 64); when all are taken, the longest-idle one is\n"
+          "                    closed for a new client (connections generating are never closed)\n"
+          "  --idle-timeout S  close keep-alive connections idle this long (default 30)\n"
+          "  --port 0 picks a free port. Stops on SIGINT/SIGTERM (exit 0). Exit codes: 2 bad arguments,\n"
+          "  others as for every command when the model cannot be loaded or the port bound.\n", f);
 }
 
 int rp_cmd_serve(int argc, char **argv) {
@@ -28,6 +39,14 @@ int rp_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--ctx") && v) { o.n_ctx = (int)strtol(v, &end, 10); i++; }
         else if (!strcmp(a, "--max-tokens") && v) { o.default_max_tokens = (int)strtol(v, &end, 10); i++; }
         else if (!strcmp(a, "--id") && v) { o.model_id = v; i++; }
+        else if (!strcmp(a, "--max-body") && v) {
+            long long b = strtoll(v, &end, 10);
+            if (b <= 0 && !*end) { fprintf(stderr, "repro serve: --max-body %s must be positive\n", v); return 2; }
+            o.max_body = (size_t)b;
+            i++;
+        }
+        else if (!strcmp(a, "--max-conns") && v) { o.max_conns = (int)strtol(v, &end, 10); i++; }
+        else if (!strcmp(a, "--idle-timeout") && v) { o.idle_timeout_s = strtod(v, &end); i++; }
         else if (a[0] == '-' || model) { fprintf(stderr, "repro serve: unexpected argument '%s'\n", a); usage(stderr); return 2; }
         else model = a;
         if (end && *end) { fprintf(stderr, "repro serve: '%s' is not a number\n", v); return 2; }
@@ -45,6 +64,9 @@ int rp_cmd_serve(int argc, char **argv) {
     if (st != RP_OK) { fprintf(stderr, "repro serve: %s\n", rp_errmsg()); return rp_status_exit_code(st); }
     printf("listening on http://%s:%d/v1\n", o.host, rp_serve_port(s));
     fflush(stdout);
+    rp_serve_opts lim = rp_serve_limits(s);
+    fprintf(stderr, "repro serve: model '%s', context %d tokens, default max_tokens %d, body <= %zu bytes, %d connections, "
+            "idle timeout %g s\n", lim.model_id, lim.n_ctx, lim.default_max_tokens, lim.max_body, lim.max_conns, lim.idle_timeout_s);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "repro serve: stopping (%lu requests served)\n", rp_serve_requests(s));

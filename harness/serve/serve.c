@@ -1,14 +1,16 @@
-/* serve.c: the OpenAI-compatible chat-completions endpoint over a local model (see serve.h).
- * Request fields used: messages (role + content strings), temperature, top_p, max_tokens, seed, stop
- * (string or list); "stream": true is refused. The conversation is formatted with the model's chat
- * template and generated greedily at temperature 0. finish_reason is "length" when max_tokens ran out. */
+/* serve.c: the OpenAI-compatible endpoints over a local model (see serve.h): routing, the request ->
+ * job -> reply flow for /v1/chat/completions and /v1/completions (streamed as server-sent events on
+ * request), /v1/models, and the server's lifecycle. Checking and tokenizing happen before a job reaches the
+ * engine (serve_request.c); the engine runs the model (serve_job.c); serve_reply.c writes the answers. */
 #include "serve/serve.h"
 #include "net/httpd.h"
 #include "util/json.h"
 #include "nn/generate.h"
 #include "nn/llama.h"
 #include "assets/model_resolve.h"
-#include <pthread.h>
+#include "serve/serve_job.h"
+#include "serve/serve_reply.h"
+#include "serve/serve_request.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,135 +18,158 @@
 
 struct rp_server {
     rp_model *model;
-    rp_session *session;
+    rp_serve_engine *engine;
     rp_httpd *httpd;
-    pthread_mutex_t mu;       /* one generation at a time */
     char model_id[256];
-    int default_max_tokens;
+    rp_serve_opts limits;
     unsigned long served;
 };
 
 /* An OpenAI-shaped error response. */
-static int fail(rp_httpd_response *r, int status, const char *type, const char *msg) {
-    r->status = status;
+static int fail(rp_httpd_response *r, const rp_serve_error *err) {
+    r->status = err->status;
     rp_buf_clear(&r->body);
-    rp_buf_puts(&r->body, "{\"error\":{\"message\":");
-    rp_json_quote(&r->body, msg, strlen(msg));
-    rp_buf_printf(&r->body, ",\"type\":\"%s\"}}", type);
+    rp_serve_error_json(err, &r->body);
     return RP_HTTPD_OK;
 }
 
 static int models(rp_server *s, rp_httpd_response *r) {
     rp_buf_puts(&r->body, "{\"object\":\"list\",\"data\":[{\"id\":");
     rp_json_quote(&r->body, s->model_id, strlen(s->model_id));
-    rp_buf_puts(&r->body, ",\"object\":\"model\",\"owned_by\":\"repro\"}]}");
+    rp_buf_printf(&r->body, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"repro\",\"context_length\":%d}]}",
+                  rp_serve_engine_n_ctx(s->engine));
     return RP_HTTPD_OK;
 }
 
-static int chat(rp_server *s, const rp_httpd_request *req, rp_httpd_response *r) {
-    rp_json *j = NULL;
-    if (rp_json_parse(req->body, req->body_len, &j) != RP_OK) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "request body is not JSON: %s", rp_errmsg());
-        return fail(r, 400, "invalid_request_error", msg);
+/* Jobs for each prompt of q, checked against the context; -1 with err filled when one does not fit. */
+static int make_jobs(rp_server *s, const rp_serve_request *q, rp_serve_job *jobs, rp_serve_error *err) {
+    for (size_t i = 0; i < q->n_prompts; i++) {
+        rp_serve_job *j = &jobs[i];
+        j->prompt = q->prompts[i].ids;
+        j->n_prompt = q->prompts[i].n;
+        j->logprobs = q->logprobs;
+        j->echo = q->echo;
+        j->gen = (rp_generate_opts){ .temperature = q->top_p == 0 ? 0 : (float)q->temperature, .top_p = (float)q->top_p,
+                                     .seed = q->seed, .stop = q->stop, .n_stop = q->n_stop };
+        char field[48];
+        if (q->chat) snprintf(field, sizeof field, "messages");
+        else if (q->n_prompts > 1) snprintf(field, sizeof field, "prompt[%zu]", i);
+        else snprintf(field, sizeof field, "prompt");
+        int room = 0;
+        j->max_tokens = 0;
+        if (rp_serve_engine_check(s->engine, j, &room) != RP_OK) {
+            if (q->n_prompts > 1) return rp_serve_error_set(err, 400, "invalid_request_error", field, "%s: %s", field, rp_errmsg());
+            return rp_serve_error_set(err, 400, "invalid_request_error", field, "%s", rp_errmsg());
+        }
+        if (q->max_tokens > room) {                     /* the check's message names the real limits */
+            j->max_tokens = (int)q->max_tokens;
+            rp_serve_engine_check(s->engine, j, NULL);
+            return rp_serve_error_set(err, 400, "invalid_request_error", q->chat && rp_json_get(q->json, "max_completion_tokens")
+                                      ? "max_completion_tokens" : "max_tokens", "%s", rp_errmsg());
+        }
+        j->max_tokens = q->max_tokens >= 0 ? (int)q->max_tokens
+                                           : s->limits.default_max_tokens < room ? s->limits.default_max_tokens : room;
+        if (q->chat && j->max_tokens == 0)
+            return rp_serve_error_set(err, 400, "invalid_request_error", "messages", "the conversation has %zu tokens and fills this "
+                                      "server's context length of %d tokens: no room for an answer", j->n_prompt, rp_serve_engine_n_ctx(s->engine));
     }
+    return 0;
+}
+
+/* Run q's jobs and stream their text as server-sent events. */
+static int stream_jobs(rp_server *s, const rp_httpd_request *req, const rp_serve_request *q, rp_serve_job *jobs,
+                       const rp_serve_reply_id *rid) {
+    rp_serve_stream st = { .fd = req->fd, .chat = q->chat, .rid = rid };
+    size_t np = 0, nc = 0;
+    int ok = rp_serve_stream_begin(&st) == 0;
+    for (size_t i = 0; ok && i < q->n_prompts; i++) {
+        rp_serve_job *j = &jobs[i];
+        j->gen.on_text = rp_serve_stream_text;
+        j->gen.arg = &st;
+        if (rp_serve_stream_choice(&st, (int)i) < 0) break;
+        rp_status rs = rp_serve_engine_run(s->engine, j);
+        if (st.gone) break;                                  /* the client left: generation stopped early */
+        if (rs != RP_OK) {
+            rp_serve_error err;
+            rp_serve_error_set(&err, 500, "server_error", NULL, "%s", rp_errmsg());
+            rp_serve_stream_error(&st, &err);
+            break;
+        }
+        np += j->n_prompt;
+        nc += j->n_completion;
+        if (rp_serve_stream_finish(&st, j->finish) < 0) break;
+    }
+    rp_serve_stream_end(&st, q->include_usage, np, nc);
+    return RP_HTTPD_RAW;
+}
+
+/* POST /v1/chat/completions (chat = 1) or /v1/completions. */
+static int complete(rp_server *s, const rp_httpd_request *req, rp_httpd_response *r, int chat) {
+    rp_serve_request q;
+    rp_serve_error err;
+    const rp_tokenizer *tok = rp_model_tokenizer(s->model);
+    if (rp_serve_request_parse(tok, chat, req->body, req->body_len, &q, &err)) return fail(r, &err);
+    rp_serve_job *jobs = calloc(q.n_prompts, sizeof *jobs);
     int rc;
-    const rp_json *msgs = rp_json_get(j, "messages");
-    size_t n = rp_json_len(msgs);
-    if (rp_json_typeof(j) != RP_JSON_OBJECT || rp_json_typeof(msgs) != RP_JSON_ARRAY || n == 0 || n > 256) {
-        rc = fail(r, 400, "invalid_request_error", "'messages' must be a non-empty list (at most 256)");
-        rp_json_free(j);
-        return rc;
-    }
-    if (rp_json_bool(rp_json_get(j, "stream"), 0)) {
-        rc = fail(r, 400, "invalid_request_error", "streaming is not supported by repro serve");
-        rp_json_free(j);
-        return rc;
-    }
-    rp_chat_msg *cm = calloc(n, sizeof *cm);
-    for (size_t i = 0; cm && i < n; i++) {
-        const rp_json *m = rp_json_at(msgs, i);
-        cm[i].role = rp_json_str(rp_json_get(m, "role"), NULL);
-        cm[i].content = rp_json_str(rp_json_get(m, "content"), NULL);
-        if (!cm[i].role || !cm[i].content) {
-            free(cm);
-            rc = fail(r, 400, "invalid_request_error", "each message needs string 'role' and 'content'");
-            rp_json_free(j);
-            return rc;
+    if (!jobs) rc = fail(r, (rp_serve_error_set(&err, 500, "server_error", NULL, "out of memory"), &err));
+    else if (make_jobs(s, &q, jobs, &err)) rc = fail(r, &err);
+    else {
+        rp_serve_reply_id rid = { .created = (long long)time(NULL), .model = s->model_id };
+        snprintf(rid.id, sizeof rid.id, "%s-%lu-%lu", chat ? "chatcmpl" : "cmpl", req->conn_id, req->req_index);
+        if (q.stream) rc = stream_jobs(s, req, &q, jobs, &rid);
+        else {
+            rp_status st = RP_OK;
+            for (size_t i = 0; st == RP_OK && i < q.n_prompts; i++) st = rp_serve_engine_run(s->engine, &jobs[i]);
+            if (st != RP_OK) rc = fail(r, (rp_serve_error_set(&err, st == RP_ERR_RANGE ? 400 : 500, st == RP_ERR_RANGE ?
+                                           "invalid_request_error" : "server_error", NULL, "%s", rp_errmsg()), &err));
+            else {
+                rp_serve_reply_write(&r->body, &rid, &q, jobs, tok);
+                rc = RP_HTTPD_OK;
+            }
         }
     }
-    double temp = rp_json_num(rp_json_get(j, "temperature"), 0);
-    double top_p = rp_json_num(rp_json_get(j, "top_p"), 1);
-    double maxt = rp_json_num(rp_json_get(j, "max_tokens"), s->default_max_tokens);
-    double seed = rp_json_num(rp_json_get(j, "seed"), 0);
-    if (!(temp >= 0 && temp <= 2) || !(maxt >= 1 && maxt <= 1e6)) {
-        free(cm);
-        rc = fail(r, 400, "invalid_request_error", "temperature must be in [0, 2] and max_tokens >= 1");
-        rp_json_free(j);
-        return rc;
-    }
-    const char *stops[4];
-    int n_stop = 0;
-    const rp_json *sj = rp_json_get(j, "stop");
-    if (rp_json_typeof(sj) == RP_JSON_STRING) stops[n_stop++] = rp_json_str(sj, "");
-    for (size_t i = 0; rp_json_typeof(sj) == RP_JSON_ARRAY && i < rp_json_len(sj) && n_stop < 4; i++)
-        if (rp_json_str(rp_json_at(sj, i), NULL)) stops[n_stop++] = rp_json_str(rp_json_at(sj, i), NULL);
-
-    rp_buf text = {0};
-    size_t n_prompt = 0, n_gen = 0;
-    const char *finish = "stop";
-    rp_generate_opts o = {.temperature = (float)temp, .top_p = (float)top_p, .seed = (uint64_t)seed, .max_tokens = (int)maxt,
-                          .stop = stops, .n_stop = n_stop};
-    rp_status st = RP_OK;
-    if (!cm) st = rp_fail(RP_ERR_NOMEM, "out of memory");
-    if (st == RP_OK) {
-        pthread_mutex_lock(&s->mu);
-        st = rp_chat_complete(s->session, cm, (int)n, &o, &text, &n_prompt, &n_gen, &finish);
-        pthread_mutex_unlock(&s->mu);
-    }
-    free(cm);
-    if (st != RP_OK) {
-        char msg[700];
-        snprintf(msg, sizeof msg, "%s", rp_errmsg());
-        rc = st == RP_ERR_RANGE ? fail(r, 400, "invalid_request_error", msg) : fail(r, 500, "server_error", msg);
-    } else {
-        rp_buf_printf(&r->body, "{\"id\":\"chatcmpl-%lu\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":",
-                      req->conn_id * 1000 + req->req_index, (long long)time(NULL));
-        rp_json_quote(&r->body, s->model_id, strlen(s->model_id));
-        rp_buf_puts(&r->body, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-        rp_json_quote(&r->body, text.data ? text.data : "", text.len);
-        rp_buf_printf(&r->body, "},\"finish_reason\":\"%s\"}],\"usage\":{\"prompt_tokens\":%zu,\"completion_tokens\":%zu,"
-                                "\"total_tokens\":%zu}}", finish, n_prompt, n_gen, n_prompt + n_gen);
-        rc = RP_HTTPD_OK;
-    }
-    rp_buf_free(&text);
-    rp_json_free(j);
+    for (size_t i = 0; jobs && i < q.n_prompts; i++) rp_serve_job_free(&jobs[i]);
+    free(jobs);
+    rp_serve_request_free(&q);
     return rc;
+}
+
+/* Does the request path (query string aside) equal p? */
+static int path_is(const rp_httpd_request *req, const char *p) {
+    const char *q = strchr(req->path, '?');
+    size_t pl = q ? (size_t)(q - req->path) : strlen(req->path);
+    return pl == strlen(p) && !strncmp(req->path, p, pl);
 }
 
 static int handler(void *ud, const rp_httpd_request *req, rp_httpd_response *r) {
     rp_server *s = ud;
+    rp_serve_error err;
     __atomic_add_fetch(&s->served, 1, __ATOMIC_RELAXED);
-    const char *q = strchr(req->path, '?');
-    size_t pl = q ? (size_t)(q - req->path) : strlen(req->path);
-    if (pl == strlen("/v1/models") && !strncmp(req->path, "/v1/models", pl)) {
-        if (strcmp(req->method, "GET")) return fail(r, 405, "invalid_request_error", "use GET for /v1/models");
+    static const char *const posts[] = { "/v1/chat/completions", "/v1/completions" };
+    if (path_is(req, "/v1/models")) {
+        if (strcmp(req->method, "GET")) return fail(r, (rp_serve_error_set(&err, 405, "invalid_request_error", NULL, "use GET for /v1/models"), &err));
         return models(s, r);
     }
-    if (pl == strlen("/v1/chat/completions") && !strncmp(req->path, "/v1/chat/completions", pl)) {
-        if (strcmp(req->method, "POST")) return fail(r, 405, "invalid_request_error", "use POST for /v1/chat/completions");
-        return chat(s, req, r);
+    for (int k = 0; k < 2; k++) {
+        if (!path_is(req, posts[k])) continue;
+        if (strcmp(req->method, "POST"))
+            return fail(r, (rp_serve_error_set(&err, 405, "invalid_request_error", NULL, "use POST for %s", posts[k]), &err));
+        return complete(s, req, r, k == 0);
     }
-    return fail(r, 404, "invalid_request_error", "unknown path (serving /v1/chat/completions and /v1/models)");
+    return fail(r, (rp_serve_error_set(&err, 404, "not_found_error", NULL, "unknown path '%.200s' (serving POST /v1/chat/completions, "
+                                       "POST /v1/completions and GET /v1/models)", req->path), &err));
 }
 
+/* Load the model and start the HTTP server. */
 rp_status rp_serve_start(const char *model_path, const rp_serve_opts *opts, rp_server **out) {
     *out = NULL;
     rp_serve_opts o = opts ? *opts : (rp_serve_opts){0};
     rp_server *s = calloc(1, sizeof *s);
     if (!s) return rp_fail(RP_ERR_NOMEM, "out of memory");
-    pthread_mutex_init(&s->mu, NULL);
-    s->default_max_tokens = o.default_max_tokens > 0 ? o.default_max_tokens : 256;
+    if (o.default_max_tokens <= 0) o.default_max_tokens = 256;
+    if (!o.max_body) o.max_body = (size_t)4 << 20;
+    if (o.max_conns <= 0) o.max_conns = 64;
+    if (o.idle_timeout_s <= 0) o.idle_timeout_s = 30;
     const char *base = strrchr(model_path, '/');
     base = base ? base + 1 : model_path;
     snprintf(s->model_id, sizeof s->model_id, "%s", o.model_id ? o.model_id : base);
@@ -152,22 +177,32 @@ rp_status rp_serve_start(const char *model_path, const rp_serve_opts *opts, rp_s
     if (dot && (!strcmp(dot, ".gguf") || !strcmp(dot, ".bin"))) *dot = 0;
     rp_status st = rp_model_load_named(model_path, NULL, &s->model);
     if (st == RP_OK && !rp_model_tokenizer(s->model)) st = rp_fail(RP_ERR_UNSUPPORTED, "%s: the model has no tokenizer", model_path);
-    if (st == RP_OK) st = rp_session_new(s->model, o.n_ctx, 0, 0, &s->session);
-    if (st == RP_OK) st = rp_httpd_start(o.host, o.port, 64, handler, s, &s->httpd);
+    if (st == RP_OK) st = rp_serve_engine_new(s->model, o.n_ctx, &s->engine);
+    if (st == RP_OK) o.n_ctx = rp_serve_engine_n_ctx(s->engine);
+    o.model_id = s->model_id;
+    s->limits = o;                                  /* before the first request can read it */
+    rp_httpd_opts ho = { .host = o.host, .port = o.port, .max_conns = o.max_conns, .max_body = o.max_body,
+                         .idle_timeout_s = o.idle_timeout_s };
+    if (st == RP_OK) st = rp_httpd_start_opts(&ho, handler, s, &s->httpd);
     if (st != RP_OK) { rp_serve_stop(s); return st; }
     *out = s;
     return RP_OK;
 }
 
+/* The bound port. */
 int rp_serve_port(const rp_server *s) { return rp_httpd_port(s->httpd); }
 
+/* The limits in force. */
+rp_serve_opts rp_serve_limits(const rp_server *s) { return s->limits; }
+
+/* Requests answered so far. */
 unsigned long rp_serve_requests(rp_server *s) { return __atomic_load_n(&s->served, __ATOMIC_RELAXED); }
 
+/* Stop the server and free the model. */
 void rp_serve_stop(rp_server *s) {
     if (!s) return;
     if (s->httpd) rp_httpd_stop(s->httpd);
-    rp_session_free(s->session);
+    rp_serve_engine_free(s->engine);
     rp_model_free(s->model);
-    pthread_mutex_destroy(&s->mu);
     free(s);
 }
