@@ -133,6 +133,14 @@ done:
     return st;
 }
 
+/* Length of s in characters (Unicode code points of its UTF-8), what Python's len() gives lm-eval's
+ * acc_norm: every byte that does not continue a multi-byte sequence starts a character. */
+static size_t utf8_chars(const char *s) {
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += (*p & 0xC0) != 0x80;
+    return n;
+}
+
 static int argmax(const double *v, int n) {
     int a = 0;
     for (int i = 1; i < n; i++)
@@ -168,7 +176,7 @@ static rp_status eval_items(const rp_lm *lm, const rp_task *t, const rp_eval_opt
         const rp_task_item *it = &t->items[i];
         if ((st = rp_task_prefix(t, i, o->shots, o->seed, &prefix)) != RP_OK) break;
         if ((st = rp_eval_item(lm, t, i, prefix.data, ll, greedy)) != RP_OK) break;
-        for (int c = 0; c < it->n_choices; c++) lln[c] = ll[c] / (double)strlen(it->choices[c]);
+        for (int c = 0; c < it->n_choices; c++) lln[c] = ll[c] / (double)utf8_chars(it->choices[c]);
         int pred = argmax(ll, it->n_choices), predn = argmax(lln, it->n_choices);
         if (t->kind == RP_TASK_MC2) {
             /* Normalized probability mass on the true answers (max-shifted for range). */
