@@ -158,6 +158,7 @@ static rp_status targets(sqlite3 *sq, const rrun *runs, size_t lo, size_t hi, rp
             num_text(st, 3, tol, sizeof tol);
             num_text(st, 4, rv, sizeof rv);
             if (!strcmp(kind, "exact")) snprintf(tk, sizeof tk, "± %s (exact)", tol);
+            else if (!strcmp(kind, "statistical")) snprintf(tk, sizeof tk, "± %s (statistical: z standard errors)", tol);
             else snprintf(tk, sizeof tk, "%s", !strcmp(kind, "shape") ? "shape" : "not reproducible here");
             provenance(&runs[i], prov, sizeof prov);
             rp_buf_puts(h, "<tr><td>"); html(h, name);
