@@ -1,7 +1,9 @@
 /* tasks_json.c: loaders for the JSON-lines and JSON task files (ARC, BoolQ, PIQA, WinoGrande, LAMBADA,
  * TruthfulQA), all through harness/net/json.h.
  *
- * Prompt formats (lm-evaluation-harness's, adapted to what the staged files keep; delimiter " "):
+ * The generic format (rp_tasks_parse_jsonl) fills a task file's templates from each record; the task
+ * files in harness/eval/tasks/ hold the ARC, BoolQ and PIQA prompts that way. Prompt formats
+ * (lm-evaluation-harness's, adapted to what the staged files keep; delimiter " "):
  *   ARC:        "<query>\nAnswer:" where the staged query is "Question: <question>"; choices the answers.
  *   BoolQ:      "Passage: <passage>\nQuestion: <question>?\nAnswer:" (the staged query + "\nAnswer:");
  *               choices "no", "yes" (lm-eval omits the "Passage: " label; the staged query keeps it).

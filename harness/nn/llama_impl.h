@@ -35,6 +35,7 @@ struct rp_session {
     float *logits;                  /* [n_logits, V] */
     float *loss;                    /* [n_logits] */
     int32_t *pos;                   /* [n_batch] */
+    const struct rp_pack *pack;     /* set only during a packed forward (pack.c): positions and attention segments */
 };
 
 #endif

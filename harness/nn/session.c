@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "nn/llama_impl.h"
+#include "nn/pack.h"
 
 #define CALL(op, ...) RP_TRY(RP_BACKEND_CALL(be, op, __VA_ARGS__))
 
@@ -102,7 +103,7 @@ static rp_status forward_piece(rp_session *s, const int32_t *tokens, int64_t T, 
     const int64_t n_past = s->n_past;
     const float scale = 1.0f / sqrtf((float)D);
     CALL(embed, s->x, m->tok_embd->data, m->tok_embd->dtype, wrow(m->tok_embd), V, C, tokens, T);
-    for (int64_t t = 0; t < T; t++) s->pos[t] = (int32_t)(n_past + t);
+    for (int64_t t = 0; t < T; t++) s->pos[t] = s->pack ? s->pack->pos[t] : (int32_t)(n_past + t);
     for (int l = 0; l < c->n_layer; l++) {
         if (hidden) memcpy(hidden + (size_t)l * T * C, s->x, (size_t)(T * C) * sizeof(float));
         if (m->skip[l]) continue;
@@ -113,7 +114,8 @@ static rp_status forward_piece(rp_session *s, const int32_t *tokens, int64_t T, 
         CALL(matmul_multi, s->xb, T, C, qkv, 3);
         CALL(rope, s->q, T, c->n_head, (int)D, c->rope_dim, s->pos, c->rope_base, c->rope_neox);
         CALL(rope, kl + n_past * kvd, T, c->n_head_kv, (int)D, c->rope_dim, s->pos, c->rope_base, c->rope_neox);
-        CALL(attention, s->att, s->q, kl, vl, T, n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
+        if (s->pack) RP_TRY(rp_pack_attention(s, kl, vl, scale));   /* packed: segment by segment */
+        else CALL(attention, s->att, s->q, kl, vl, T, n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
         RP_TRY(mm(be, s->xb2, s->att, T, C, L->wo, C));
         CALL(add, s->x, s->x, s->xb2, T * C);
         CALL(rmsnorm, s->xb, s->x, L->ffn_norm, T, C, c->norm_eps);
