@@ -62,6 +62,13 @@ $(BUILD)/generated/commands.inc: $(wildcard harness/*/cmd_*.c plugins/*/cmd_*.c)
 $(BUILD)/generated/lua_modules.inc: $(wildcard harness/lua/l_*.c plugins/*/l_*.c)
 	@mkdir -p $(dir $@)
 	@cat /dev/null $^ | grep -h '^RP_LUA_MODULE(' > $@.tmp || true; mv $@.tmp $@
+# Task files (one JSON per task) embedded into the task registry; the asset catalog's C copy of its JSON.
+$(BUILD)/generated/tasks_builtin.inc: harness/eval/embed_tasks.py $(wildcard harness/eval/tasks/*.json)
+	@mkdir -p $(dir $@)
+	python3 harness/eval/embed_tasks.py $@ $(wildcard harness/eval/tasks/*.json)
+$(BUILD)/obj/harness/eval/tasks_load.o: $(BUILD)/generated/tasks_builtin.inc
+harness/assets/catalog_data.c: harness/assets/catalog.json harness/assets/make_catalog.py
+	python3 harness/assets/make_catalog.py --embed-only
 $(BUILD)/generated/commands_table.inc: $(BUILD)/generated/commands.inc
 	@sed -e 's/;[[:space:]]*$$/,/' $< > $@
 # The build id: rewritten only when `git describe` changes, so only its two users recompile.

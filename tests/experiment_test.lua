@@ -49,6 +49,35 @@ check(got[6] == 2.5 and math.abs(got[7] - math.sqrt(5 / 3 / 4)) < 1e-12, "mean a
 errors_with(function() experiment._execute(experiment.define { name = "t3", run = function(ctx)
   ctx:target { name = "x", kind = "not_reproducible" } end }, {}, {}) end, "need a reason", "not_reproducible needs a reason")
 
+-- Statistical targets: |value - paper| <= z * sqrt(stderr^2 + paper_stderr^2); with a resolution, the n
+-- it needs is n * (z * stderr / resolution)^2 (standard errors shrink as n^-1/2).
+local st = {}
+local st_spec = experiment.define { name = "t4", run = function(ctx)
+  -- 0.50 vs 0.52, stderr 0.0125: 2 * 0.0125 = 0.025 >= 0.02 passes; at z = 1 (0.0125) it fails.
+  st[1] = ctx:target { name = "s1", kind = "statistical", paper = 0.52, value = 0.50, stderr = 0.0125, n = 1600 }
+  st[2] = ctx:target { name = "s2", kind = "statistical", paper = 0.52, value = 0.50, stderr = 0.0125, n = 1600, z = 1 }
+  -- The paper's own error widens the band: sqrt(0.0125^2 + 0.03^2) = 0.0325 >= 0.02 at z = 1.
+  st[3] = ctx:target { name = "s3", kind = "statistical", paper = 0.52, value = 0.50, stderr = 0.0125, n = 1600, z = 1, paper_stderr = 0.03 }
+  -- 100 items, stderr 0.05, z = 2: band 0.1; resolving 0.025 needs 100 * (0.1 / 0.025)^2 = 1600 items.
+  st[4] = ctx:target { name = "s4", kind = "statistical", paper = 0.52, value = 0.50, stderr = 0.05, n = 100, resolution = 0.025 }
+  -- At 1600 items (stderr 0.0125) the same resolution is met and the verdict is a real pass.
+  st[5] = ctx:target { name = "s5", kind = "statistical", paper = 0.52, value = 0.50, stderr = 0.0125, n = 1600, resolution = 0.025 }
+  -- and a real gap fails there: 0.60 vs 0.52.
+  st[6] = ctx:target { name = "s6", kind = "statistical", paper = 0.52, value = 0.60, stderr = 0.0125, n = 1600, resolution = 0.025 }
+  -- Every item alike (8 of 8 right): a zero standard error gives no band to judge by.
+  st[7] = ctx:target { name = "s7", kind = "statistical", paper = 0.52, value = 1.0, stderr = 0, n = 8 }
+end }
+local sn, sfailed = experiment._execute(st_spec, {}, { preset = "", seed = 1 })
+check(st[1] == "pass" and st[2] == "fail" and st[3] == "pass", "statistical verdicts: " .. table.concat({ st[1], st[2], st[3] }, " "))
+check(st[4] == "inconclusive" and st[5] == "pass" and st[6] == "fail", "statistical n needed: " .. table.concat({ st[4], st[5], st[6] }, " "))
+check(st[7] == "inconclusive", "zero stderr is inconclusive, got " .. tostring(st[7]))
+check(sn == 7 and sfailed == 2, "statistical target counts")
+local function one_target(t) return function() experiment._execute(experiment.define { name = "t5", run = function(ctx) ctx:target(t) end }, {}, {}) end end
+errors_with(one_target { name = "x", kind = "statistical", paper = 1, value = 1, n = 10 }, "need numbers paper, value, stderr and n", "statistical needs a stderr")
+errors_with(one_target { name = "x", kind = "statistical", paper = 1, value = 1, stderr = 0.1, n = 10, tolerance = 1 }, "not tolerance", "statistical rejects a tolerance")
+errors_with(one_target { name = "x", kind = "statistical", paper = 1, value = 1, stderr = 0.1, n = 2.5 }, "n must be a positive integer", "statistical n is an integer")
+errors_with(one_target { name = "x", kind = "statistical", paper = 1, value = 1, stderr = 0.1, n = 10, z = -1 }, "z must be a positive number", "statistical z > 0")
+
 -- The seeded generator: same seed, same sequence; integer ranges honoured.
 math.randomseed(42)
 local a = { math.random(), math.random(1, 6), math.random(10) }

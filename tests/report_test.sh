@@ -25,6 +25,7 @@ html=$tmp/report.html
 check 'grep -q "run 2 ·" "$html" && ! grep -q "run 1 ·" "$html"' "default report should show run 2 only"
 check 'grep -q "pi at the largest size" "$html" && grep -q "pi at the largest size" "$tmp/report.md"' "target row missing"
 check 'grep -q "class=\"pass\">pass" "$html"' "no passing status cell"
+check 'grep -q "(statistical: z standard errors)" "$html" && grep -q "pi within 3 standard errors" "$tmp/report.md"' "statistical target not shown as such"
 commit=$(git rev-parse --short=7 HEAD 2>/dev/null || echo unknown)
 check 'grep -q "$commit" "$html"' "commit $commit not in the provenance"
 nfig=$("$REPRO" show 2 --db "$db" --json | grep -c '"rendered": 1')

@@ -11,7 +11,7 @@ id=$("$REPRO" run experiments/example.lua --preset smoke 2>"$tmp/err")
 check "example finishes (exit 0)" "[ $? -eq 0 ] && [ -n '$id' ]"
 check "status finished" "[ \"\$(q \"select status from runs where id=$id\")\" = finished ]"
 check "metrics recorded" "[ \"\$(q \"select sum(n) from metrics where run_id=$id\")\" -gt 10 ]"
-check "targets recorded" "[ \"\$(q \"select count(*) from targets where run_id=$id\")\" -eq 3 ]"
+check "targets recorded" "[ \"\$(q \"select count(*) from targets where run_id=$id\")\" -eq 4 ]"
 check "commit recorded" "[ \"\$(q \"select length(git_commit) from runs where id=$id\")\" -ge 7 ]"
 check "figures written" "ls $tmp/results/figures/example_pi/run-$id/rmse.gp >/dev/null 2>&1"
 # Same seed, same numbers; another seed, other numbers.

@@ -98,9 +98,32 @@ static void test_mc(int add_bos) {
         CHECK_NEAR(accn->value, 0.25, 1e-12);
         CHECK_NEAR(accn->stderr_, sqrt(0.1875 * 4 / 3 / 4), 1e-12);
     }
-    /* One logprobs call per item with all its choices. */
-    CHECK(m.calls == 1 + 4);
-    CHECK(m.max_nseq == 2);
+    /* rp_eval_item: one logprobs call with the item's choices; the task: one call with every choice of
+     * its (few, short) items, so an engine can pack them. */
+    CHECK(m.calls == 1 + 1);
+    CHECK(m.max_nseq == 8);
+    rp_task_free(t);
+}
+
+/* acc_norm divides by characters (code points), as lm-eval's len() on a str does, not by bytes.
+ * Context "x"; choice 0 "90°C" (4 characters, 5 bytes: '9' '0' C2 B0 'C'): ' ' and every byte are
+ * non-successor steps, 6N; choice 1 "zzzz": 5N. Per character 6N/4 = 1.5N < 5N/4 = 1.25N, so "zzzz"
+ * (gold) wins; per byte 6N/5 = 1.2N would have picked "90°C". acc picks "zzzz" too (5N > 6N). */
+static void test_acc_norm_chars(void) {
+    mock m;
+    rp_lm lm = mock_lm(&m, 0, 0);
+    rp_task *t;
+    CHECK(rp_task_new("t", RP_TASK_MC, "mem", &t) == RP_OK);
+    const char *a[] = {"90\xC2\xB0" "C", "zzzz"};
+    add(t, "x", a, 2, 1);
+    double ll[2];
+    CHECK(rp_eval_item(&lm, t, 0, "", ll, NULL) == RP_OK);
+    CHECK_NEAR(ll[0], 6 * LN, 1e-5);
+    CHECK_NEAR(ll[1], 5 * LN, 1e-5);
+    rp_eval_result r;
+    CHECK(rp_eval_task(&lm, t, NULL, &r) == RP_OK);
+    const rp_metric *acc = rp_eval_metric(&r, "acc"), *accn = rp_eval_metric(&r, "acc_norm");
+    CHECK(acc && accn && acc->value == 1.0 && accn->value == 1.0);
     rp_task_free(t);
 }
 
@@ -306,7 +329,7 @@ static void test_limit(void) {
     rp_eval_opts o = {.limit = 7, .seed = 3};
     rp_eval_result r;
     CHECK(rp_eval_task(&lm, t, &o, &r) == RP_OK);
-    CHECK(r.n == 7 && m.calls == 7);
+    CHECK(r.n == 7 && m.calls == 1 && m.max_nseq == 14);   /* the 7 chosen items' choices in one call */
     CHECK(rp_eval_metric(&r, "acc")->value == 1.0);
     size_t a[20], b[20];
     for (int i = 0; i < 20; i++) a[i] = b[i] = (size_t)i;
@@ -456,6 +479,7 @@ int main(void) {
     LN = log(1.0 / 258);
     test_mc(0);
     test_mc(1);
+    test_acc_norm_chars();
     test_mc2();
     test_partial();
     test_lastword();

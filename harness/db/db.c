@@ -429,13 +429,13 @@ static int one_of(const char *s, const char *const *list) {
 
 rp_status rp_db_target(rp_db *db, int64_t run_id, const char *name, const char *kind, double paper_value,
                        double tolerance, double reproduced, const char *status, const char *note) {
-    static const char *const kinds[] = { "exact", "shape", "not_reproducible", NULL };
-    static const char *const statuses[] = { "pass", "fail", "not_reproducible", NULL };
+    static const char *const kinds[] = { "exact", "statistical", "shape", "not_reproducible", NULL };
+    static const char *const statuses[] = { "pass", "fail", "inconclusive", "not_reproducible", NULL };
     if (!db || !name || !*name) return rp_fail(RP_ERR_INVAL, "rp_db_target: a target needs a name");
     if (!kind || !one_of(kind, kinds))
-        return rp_fail(RP_ERR_INVAL, "target %s: kind '%s' is not one of exact, shape, not_reproducible", name, kind ? kind : "(null)");
+        return rp_fail(RP_ERR_INVAL, "target %s: kind '%s' is not one of exact, statistical, shape, not_reproducible", name, kind ? kind : "(null)");
     if (!status || !one_of(status, statuses))
-        return rp_fail(RP_ERR_INVAL, "target %s: status '%s' is not one of pass, fail, not_reproducible", name, status ? status : "(null)");
+        return rp_fail(RP_ERR_INVAL, "target %s: status '%s' is not one of pass, fail, inconclusive, not_reproducible", name, status ? status : "(null)");
     RP_TRY(check_run(db, run_id));
     struct target_args a = { run_id, name, kind, status, note, paper_value, tolerance, reproduced };
     return write1(db, "INSERT OR REPLACE INTO targets(run_id, name, kind, paper_value, tolerance, reproduced, status, note) "

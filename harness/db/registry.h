@@ -63,8 +63,8 @@ rp_status rp_db_flush_due(rp_db *db);
 /* A summary: a scalar with optional standard error (NaN when none) and n (0 when unknown); direction
  * +1 higher is better, -1 lower is better, 0 neither. Replaces an earlier summary of the same name. */
 rp_status rp_db_summary(rp_db *db, int64_t run_id, const char *name, double value, double stderr_, int64_t n, int direction);
-/* A target: the paper's value vs the reproduced one. kind: "exact", "shape" or "not_reproducible".
- * status: "pass", "fail", "not_reproducible" (the harness decides it before calling). */
+/* A target: the paper's value vs the reproduced one. kind: "exact", "statistical", "shape" or "not_reproducible".
+ * status: "pass", "fail", "inconclusive" (a statistical target short of the n it needs), "not_reproducible" (the harness decides it before calling). */
 rp_status rp_db_target(rp_db *db, int64_t run_id, const char *name, const char *kind, double paper_value,
                        double tolerance, double reproduced, const char *status, const char *note);
 /* A figure: its spec as JSON (type, title, axes, series with their data) so `repro plot` can re-render

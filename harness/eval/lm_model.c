@@ -1,6 +1,8 @@
 /* lm_model.c: rp_model_as_lm: tokenize through the model's tokenizer, score through the session the model
- * keeps for scoring (rp_model_scoring_session: consecutive calls reuse cached prefixes, so the choices of
- * one item share their context). Uses only the engine's public API (nn/llama.h). */
+ * keeps for scoring (rp_model_scoring_session). One sequence reuses the cached prefix of the previous call;
+ * many sequences in one call are packed into forwards of up to 512 tokens (nn/pack.c), the choices of a
+ * question sharing their context (REPRO_PACK=0 scores them one by one instead). Uses only the engine's
+ * public API (nn/llama.h). */
 #include "eval/lm_model.h"
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +37,18 @@ static rp_status lm_logprobs(void *ctx, int nseq, const int *const *seqs, const 
     rp_model *m = ctx;
     rp_session *s;
     RP_TRY(rp_model_scoring_session(m, lm_ctx(m), LM_LOGITS, &s));
-    for (int i = 0; i < nseq; i++)
-        RP_TRY(rp_session_score(s, (const int32_t *)seqs[i], (int64_t)lens[i], (int64_t)from[i], out[i], greedy ? greedy[i] : NULL));
-    return RP_OK;
+    const char *pack = getenv("REPRO_PACK");
+    if (nseq == 1 || (pack && !strcmp(pack, "0"))) {   /* REPRO_PACK=0: one sequence per forward (for comparisons) */
+        for (int i = 0; i < nseq; i++)
+            RP_TRY(rp_session_score(s, (const int32_t *)seqs[i], (int64_t)lens[i], (int64_t)from[i], out[i], greedy ? greedy[i] : NULL));
+        return RP_OK;
+    }
+    int64_t *l64 = malloc((size_t)nseq * 2 * sizeof *l64);
+    if (!l64) return rp_fail(RP_ERR_NOMEM, "lm: out of memory");
+    for (int i = 0; i < nseq; i++) { l64[i] = (int64_t)lens[i]; l64[nseq + i] = (int64_t)from[i]; }
+    rp_status st = rp_session_score_many(s, nseq, (const int32_t *const *)seqs, l64, l64 + nseq, out, greedy);
+    free(l64);
+    return st;
 }
 
 /* The model as an rp_lm. */

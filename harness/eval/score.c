@@ -43,20 +43,42 @@ static rp_status tok(const rp_lm *lm, const char *s, size_t n, int **ids, size_t
     return RP_OK;
 }
 
-/* Log-likelihoods of the choices of item i. */
-rp_status rp_eval_item(const rp_lm *lm, const rp_task *t, size_t i, const char *prefix, double *ll, int *greedy) {
+/* The token sequences of one item's choices, ready for a logprobs call, and its results' buffers. */
+typedef struct item_seqs {
+    int nc;
+    int **seqs;
+    size_t *lens, *from;
+    float **out;
+    unsigned char **gr;
+} item_seqs;
+
+static void item_free(item_seqs *q) {
+    for (int c = 0; c < q->nc; c++) {
+        if (q->seqs) free(q->seqs[c]);
+        if (q->out) free(q->out[c]);
+        if (q->gr) free(q->gr[c]);
+    }
+    free(q->seqs); free(q->lens); free(q->from); free(q->out); free(q->gr);
+    memset(q, 0, sizeof *q);
+}
+
+/* Tokenize item i's choices (after prefix + its context) into q. */
+static rp_status item_prepare(const rp_lm *lm, const rp_task *t, size_t i, const char *prefix, item_seqs *q) {
+    memset(q, 0, sizeof *q);
     if (i >= t->n_items) return rp_fail(RP_ERR_INVAL, "task %s: item %zu out of range", t->name, i);
     const rp_task_item *it = &t->items[i];
     int nc = it->n_choices;
     rp_buf text = {0};
-    int **seqs = calloc((size_t)nc, sizeof *seqs);
-    size_t *lens = calloc((size_t)nc, sizeof *lens), *from = calloc((size_t)nc, sizeof *from);
-    float **out = calloc((size_t)nc, sizeof *out);
-    unsigned char **gr = calloc((size_t)nc, sizeof *gr);
+    q->nc = nc;
+    q->seqs = calloc((size_t)nc, sizeof *q->seqs);
+    q->lens = calloc((size_t)nc, sizeof *q->lens);
+    q->from = calloc((size_t)nc, sizeof *q->from);
+    q->out = calloc((size_t)nc, sizeof *q->out);
+    q->gr = calloc((size_t)nc, sizeof *q->gr);
     int *ctx_ids = NULL;
     size_t n_ctx_ids = 0;
     rp_status st = RP_OK;
-    if (!seqs || !lens || !from || !out || !gr) { st = rp_fail(RP_ERR_NOMEM, "out of memory scoring an item"); goto done; }
+    if (!q->seqs || !q->lens || !q->from || !q->out || !q->gr) { st = rp_fail(RP_ERR_NOMEM, "out of memory scoring an item"); goto done; }
     int b = lm->add_bos && lm->bos >= 0;
     for (int c = 0; c < nc && st == RP_OK; c++) {
         /* The prompt's tokens: shared by every choice unless contexts differ. */
@@ -82,10 +104,10 @@ rp_status rp_eval_item(const rp_lm *lm, const rp_task *t, size_t i, const char *
             break;
         }
         size_t total = nw + (size_t)extra;
-        int *s = malloc(total * sizeof *s);
-        if (!s) { free(w); st = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
-        if (extra) s[0] = lm->bos;
-        memcpy(s + extra, w, nw * sizeof *s);
+        int *sq = malloc(total * sizeof *sq);
+        if (!sq) { free(w); st = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
+        if (extra) sq[0] = lm->bos;
+        memcpy(sq + extra, w, nw * sizeof *sq);
         free(w);
         size_t f = (size_t)extra + nctx - 1;       /* position whose logits predict the first choice token */
         size_t ncont = nw - nctx;
@@ -93,44 +115,87 @@ rp_status rp_eval_item(const rp_lm *lm, const rp_task *t, size_t i, const char *
         if (lm->n_ctx > 0 && total > (size_t)lm->n_ctx) {
             drop = total - (size_t)lm->n_ctx;
             if (ncont + 1 > (size_t)lm->n_ctx) {
-                free(s);
+                free(sq);
                 st = rp_fail(RP_ERR_RANGE, "task %s: item %zu, choice %d: %zu answer tokens do not fit the model's context of %d",
                              t->name, i, c, ncont, lm->n_ctx);
                 break;
             }
         }
-        seqs[c] = s;
-        if (drop) { memmove(s, s + drop, (total - drop) * sizeof *s); }
-        lens[c] = total - drop;
-        from[c] = f - drop;
-        out[c] = malloc(ncont * sizeof(float));
-        gr[c] = malloc(ncont);
-        if (!out[c] || !gr[c]) { st = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
+        q->seqs[c] = sq;
+        if (drop) { memmove(sq, sq + drop, (total - drop) * sizeof *sq); }
+        q->lens[c] = total - drop;
+        q->from[c] = f - drop;
+        q->out[c] = malloc(ncont * sizeof(float));
+        q->gr[c] = malloc(ncont ? ncont : 1);
+        if (!q->out[c] || !q->gr[c]) { st = rp_fail(RP_ERR_NOMEM, "out of memory"); break; }
     }
-    if (st == RP_OK) {
-        st = lm->logprobs(lm->ctx, nc, (const int *const *)seqs, lens, from, out, greedy ? gr : NULL);
-        if (st != RP_OK) st = rp_fail_ctx(st, "task %s: item %zu: ", t->name, i);
-    }
-    for (int c = 0; st == RP_OK && c < nc; c++) {
-        size_t ncont = lens[c] - 1 - from[c];
+done:
+    free(ctx_ids);
+    rp_buf_free(&text);
+    if (st != RP_OK) item_free(q);
+    return st;
+}
+
+/* Sum each choice's token log-probabilities (and greedy matches) once the logprobs call filled q. */
+static void item_sum(const item_seqs *q, double *ll, int *greedy) {
+    for (int c = 0; c < q->nc; c++) {
+        size_t ncont = q->lens[c] - 1 - q->from[c];
         double s = 0;
         int g = 1;
         for (size_t k = 0; k < ncont; k++) {
-            s += out[c][k];
-            if (greedy) g &= gr[c][k] != 0;
+            s += q->out[c][k];
+            if (greedy) g &= q->gr[c][k] != 0;
         }
         ll[c] = s;
         if (greedy) greedy[c] = g;
     }
-done:
-    for (int c = 0; c < nc; c++) {
-        if (seqs) free(seqs[c]);
-        if (out) free(out[c]);
-        if (gr) free(gr[c]);
+}
+
+/* One logprobs call for the choices of items q[0..n): all their sequences together, so an engine can
+ * pack them into few forwards. */
+static rp_status score_items(const rp_lm *lm, const rp_task *t, item_seqs *q, size_t n, int want_greedy) {
+    size_t ns = 0;
+    for (size_t k = 0; k < n; k++) ns += (size_t)q[k].nc;
+    if (ns > INT32_MAX) return rp_fail(RP_ERR_RANGE, "task %s: %zu sequences in one call", t->name, ns);
+    const int **seqs = malloc(ns * sizeof *seqs);
+    size_t *lens = malloc(ns * sizeof *lens), *from = malloc(ns * sizeof *from);
+    float **out = malloc(ns * sizeof *out);
+    unsigned char **gr = malloc(ns * sizeof *gr);
+    rp_status st = RP_OK;
+    if (!seqs || !lens || !from || !out || !gr) st = rp_fail(RP_ERR_NOMEM, "out of memory");
+    for (size_t k = 0, j = 0; st == RP_OK && k < n; k++)
+        for (int c = 0; c < q[k].nc; c++, j++) {
+            seqs[j] = q[k].seqs[c];
+            lens[j] = q[k].lens[c];
+            from[j] = q[k].from[c];
+            out[j] = q[k].out[c];
+            gr[j] = q[k].gr[c];
+        }
+    if (st == RP_OK) {
+        st = lm->logprobs(lm->ctx, (int)ns, (const int *const *)seqs, lens, from, out, want_greedy ? gr : NULL);
+        if (st != RP_OK) st = rp_fail_ctx(st, "task %s: ", t->name);
     }
-    free(seqs); free(lens); free(from); free(out); free(gr); free(ctx_ids);
-    rp_buf_free(&text);
+    free(seqs); free(lens); free(from); free(out); free(gr);
     return st;
+}
+
+/* Log-likelihoods of the choices of item i. */
+rp_status rp_eval_item(const rp_lm *lm, const rp_task *t, size_t i, const char *prefix, double *ll, int *greedy) {
+    item_seqs q;
+    RP_TRY(item_prepare(lm, t, i, prefix, &q));
+    rp_status st = score_items(lm, t, &q, 1, greedy != NULL);
+    if (st == RP_OK) item_sum(&q, ll, greedy);
+    else st = rp_fail_ctx(st, "item %zu: ", i);
+    item_free(&q);
+    return st;
+}
+
+/* Length of s in characters (Unicode code points of its UTF-8), what Python's len() gives lm-eval's
+ * acc_norm: every byte that does not continue a multi-byte sequence starts a character. */
+static size_t utf8_chars(const char *s) {
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += (*p & 0xC0) != 0x80;
+    return n;
 }
 
 static int argmax(const double *v, int n) {
@@ -139,6 +204,9 @@ static int argmax(const double *v, int n) {
         if (v[i] > v[a]) a = i;
     return a;
 }
+
+#define EVAL_BLOCK_TOKENS 4096   /* tokens of sequences per logprobs call (about 8 forwards of 512) */
+#define EVAL_BLOCK_ITEMS 256
 
 static rp_status eval_items(const rp_lm *lm, const rp_task *t, const rp_eval_opts *o, rp_eval_result *r) {
     size_t n = t->n_items;
@@ -163,34 +231,51 @@ static rp_status eval_items(const rp_lm *lm, const rp_task *t, const rp_eval_opt
     rp_buf prefix = {0};
     rp_status st = RP_OK;
     if (!acc || !accn || !llv || !ll || !lln || !greedy) st = rp_fail(RP_ERR_NOMEM, "out of memory");
-    for (size_t k = 0; k < m && st == RP_OK; k++) {
-        size_t i = order[k];
-        const rp_task_item *it = &t->items[i];
-        if ((st = rp_task_prefix(t, i, o->shots, o->seed, &prefix)) != RP_OK) break;
-        if ((st = rp_eval_item(lm, t, i, prefix.data, ll, greedy)) != RP_OK) break;
-        for (int c = 0; c < it->n_choices; c++) lln[c] = ll[c] / (double)strlen(it->choices[c]);
-        int pred = argmax(ll, it->n_choices), predn = argmax(lln, it->n_choices);
-        if (t->kind == RP_TASK_MC2) {
-            /* Normalized probability mass on the true answers (max-shifted for range). */
-            double mx = ll[0], num = 0, den = 0;
-            for (int c = 1; c < it->n_choices; c++) if (ll[c] > mx) mx = ll[c];
-            for (int c = 0; c < it->n_choices; c++) {
-                double p = exp(ll[c] - mx);
-                den += p;
-                if (it->truth[c]) num += p;
-            }
-            acc[k] = num / den;
-        } else if (t->kind == RP_TASK_LASTWORD) {
-            acc[k] = greedy[0];
-            llv[k] = ll[0];
-        } else {
-            acc[k] = pred == it->gold;
-            accn[k] = predn == it->gold;
+    /* Items go to the model in blocks of about EVAL_BLOCK_TOKENS tokens: one logprobs call each, which an
+     * engine may pack into few forwards; the figures are the same as item by item. */
+    item_seqs *blk = calloc(EVAL_BLOCK_ITEMS, sizeof *blk);
+    if (!blk && st == RP_OK) st = rp_fail(RP_ERR_NOMEM, "out of memory");
+    for (size_t k0 = 0; k0 < m && st == RP_OK;) {
+        size_t nb = 0, tokens = 0;
+        while (k0 + nb < m && nb < EVAL_BLOCK_ITEMS && tokens < EVAL_BLOCK_TOKENS && st == RP_OK) {
+            size_t i = order[k0 + nb];
+            if ((st = rp_task_prefix(t, i, o->shots, o->seed, &prefix)) != RP_OK) break;
+            if ((st = item_prepare(lm, t, i, prefix.data, &blk[nb])) != RP_OK) break;
+            for (int c = 0; c < blk[nb].nc; c++) tokens += blk[nb].lens[c];
+            nb++;
         }
-        if (o->on_item) o->on_item(o->on_item_arg, i, ll, it->n_choices, pred, predn);
-        if (o->progress) o->progress(o->progress_arg, k + 1, m);
-        if (rp_interrupt_pending()) st = rp_fail(RP_ERR_INTERRUPTED, "%s: interrupted after %zu of %zu items", t->name, k + 1, m);
+        if (st == RP_OK) st = score_items(lm, t, blk, nb, t->kind == RP_TASK_LASTWORD);
+        for (size_t b = 0; b < nb && st == RP_OK; b++) {
+            size_t k = k0 + b, i = order[k];
+            const rp_task_item *it = &t->items[i];
+            item_sum(&blk[b], ll, greedy);
+            for (int c = 0; c < it->n_choices; c++) lln[c] = ll[c] / (double)utf8_chars(it->choices[c]);
+            int pred = argmax(ll, it->n_choices), predn = argmax(lln, it->n_choices);
+            if (t->kind == RP_TASK_MC2) {
+                /* Normalized probability mass on the true answers (max-shifted for range). */
+                double mx = ll[0], num = 0, den = 0;
+                for (int c = 1; c < it->n_choices; c++) if (ll[c] > mx) mx = ll[c];
+                for (int c = 0; c < it->n_choices; c++) {
+                    double p = exp(ll[c] - mx);
+                    den += p;
+                    if (it->truth[c]) num += p;
+                }
+                acc[k] = num / den;
+            } else if (t->kind == RP_TASK_LASTWORD) {
+                acc[k] = greedy[0];
+                llv[k] = ll[0];
+            } else {
+                acc[k] = pred == it->gold;
+                accn[k] = predn == it->gold;
+            }
+            if (o->on_item) o->on_item(o->on_item_arg, i, ll, it->n_choices, pred, predn);
+        }
+        for (size_t b = 0; b < nb; b++) item_free(&blk[b]);
+        k0 += nb;
+        if (st == RP_OK && o->progress) o->progress(o->progress_arg, k0, m);
+        if (st == RP_OK && rp_interrupt_pending()) st = rp_fail(RP_ERR_INTERRUPTED, "%s: interrupted after %zu of %zu items", t->name, k0, m);
     }
+    free(blk);
     if (st == RP_OK) {
         double v, se;
         r->n = m;

@@ -45,8 +45,9 @@ typedef struct rp_eval_result {
 } rp_eval_result;
 
 /* Score a task: MC -> acc, acc_norm; MC2 -> mc2; LASTWORD -> acc, ppl; TEXT -> ppl, bpb, word_ppl
- * (rolling) or ppl (llama.cpp). acc_norm divides each log-likelihood by the byte length of the choice
- * (without the delimiter), as lm-evaluation-harness does with characters. Each item's choices go to
+ * (rolling) or ppl (llama.cpp). acc_norm divides each log-likelihood by the length of the choice in
+ * characters (UTF-8 code points, without the delimiter), as lm-evaluation-harness's len() on a str
+ * does: "90°C" is 4 characters, not 5 bytes. Each item's choices go to
  * the model in one logprobs call. */
 rp_status rp_eval_task(const rp_lm *lm, const rp_task *t, const rp_eval_opts *o, rp_eval_result *r);
 /* A metric of a result by name (NULL when absent). */

@@ -74,11 +74,14 @@ rp_status rp_task_set_shots(rp_task *t, size_t g, rp_task *pool);
 /* The context the model sees before choice c of an item (without header and few-shot examples). */
 const char *rp_task_item_context(const rp_task_item *it, int c);
 
-/* Load a staged task by name: mmlu, mmlu_<subject>, mmlu_cloze, mmlu_cloze_<subject>, arc_easy,
- * arc_challenge, hellaswag, piqa, boolq, winogrande, truthfulqa_mc1, truthfulqa_mc2, lambada,
- * wikitext2, tinystories. Errors: unknown name (listing the valid ones), missing files, bad records. */
+/* Load a task by name through its task file (tasks_load.c): the built-ins in harness/eval/tasks/
+ * (mmlu, mmlu_<subject>, mmlu_cloze, mmlu_cloze_<subject>, arc_easy, arc_challenge, hellaswag, piqa,
+ * boolq, winogrande, truthfulqa_mc1, truthfulqa_mc2, lambada, wikitext2, tinystories) or <name>.json
+ * in a $REPRO_TASKS folder. Errors: unknown name (listing the valid ones), a bad task file (naming
+ * the file and field), missing data files, bad records. */
 rp_status rp_task_load(const char *name, const rp_task_opts *opts, rp_task **out);
-/* The names rp_task_load accepts (without the per-subject MMLU names), NULL-terminated. */
+/* The names rp_task_load accepts (without the per-subject names), sorted, NULL-terminated; valid until
+ * the next call. */
 const char *const *rp_task_names(void);
 
 /* Build the few-shot prefix of item i (header + K examples, each context + delim + gold choice +
@@ -95,6 +98,21 @@ void rp_task_shuffle(size_t *idx, size_t n, uint64_t seed);
 rp_status rp_tasks_parse_mmlu_csv(const char *path, const char *data, size_t len, const char *subject,
                                   int cloze, rp_task **out);
 rp_status rp_tasks_parse_hellaswag(const char *path, const char *data, size_t len, rp_task **out);
+/* The generic JSON-lines format of a task file: prompt and choice templates ("{field}" is the record's
+ * string field), choices from a field holding a list or from templates, gold from an integer field or
+ * from a labels file (one integer per line, the records in order). */
+#define RP_TASKS_MAX_CHOICE_TEMPLATES 16
+typedef struct rp_tasks_jsonl {
+    const char *prompt;                   /* template of the context */
+    const char *choices_field;            /* field holding the list of choices, or NULL: templates */
+    const char *const *choice_templates;  /* n_choice_templates templates, one per choice */
+    int n_choice_templates;
+    const char *gold_field;               /* integer field with the gold index, or NULL: labels */
+    const char *labels_path, *labels;     /* the labels file (name for messages, content) */
+    size_t labels_len;
+} rp_tasks_jsonl;
+rp_status rp_tasks_parse_jsonl(const char *name, const char *path, const char *data, size_t len,
+                               const rp_tasks_jsonl *spec, rp_task **out);
 /* {"query", "choices", "gold"} lines (ARC, BoolQ, PIQA Gauntlet copy); suffix is appended to query. */
 rp_status rp_tasks_parse_query_jsonl(const char *name, const char *path, const char *data, size_t len,
                                      const char *suffix, rp_task **out);

@@ -1,7 +1,9 @@
 /* tasks_json.c: loaders for the JSON-lines and JSON task files (ARC, BoolQ, PIQA, WinoGrande, LAMBADA,
  * TruthfulQA), all through harness/util/json.h.
  *
- * Prompt formats (lm-evaluation-harness's, adapted to what the staged files keep; delimiter " "):
+ * The generic format (rp_tasks_parse_jsonl) fills a task file's templates from each record; the task
+ * files in harness/eval/tasks/ hold the ARC, BoolQ and PIQA prompts that way. Prompt formats
+ * (lm-evaluation-harness's, adapted to what the staged files keep; delimiter " "):
  *   ARC:        "<query>\nAnswer:" where the staged query is "Question: <question>"; choices the answers.
  *   BoolQ:      "Passage: <passage>\nQuestion: <question>?\nAnswer:" (the staged query + "\nAnswer:");
  *               choices "no", "yes" (lm-eval omits the "Passage: " label; the staged query keeps it).
@@ -99,84 +101,127 @@ static rp_status each_jsonl(rp_task *t, const char *path, const char *data, size
     return RP_OK;
 }
 
-static rp_status query_line(rp_task *t, const rp_json *o, const char *where, void *arg) {
-    const char *suffix = arg, *q;
-    const char **ch;
-    int n;
-    long gold;
-    RP_TRY(get_str(o, "query", where, &q));
-    RP_TRY(get_str_array(o, "choices", where, &ch, &n));
-    rp_status st = get_int(o, "gold", 0, n - 1, where, &gold);
-    rp_buf ctx = {0};
-    if (st == RP_OK) st = rp_buf_printf(&ctx, "%s%s", q, suffix);
+/* Expand a template: "{field}" (letters, digits, _) becomes the record's string field; every other
+ * character is copied, so "{" not followed by a field name and "}" stand for themselves. */
+static rp_status expand(const char *tpl, const rp_json *o, const char *where, rp_buf *out) {
+    rp_buf_clear(out);
+    RP_TRY(rp_buf_puts(out, ""));
+    for (const char *p = tpl; *p;) {
+        size_t k = 0;
+        if (*p == '{')
+            while (p[1 + k] == '_' || (p[1 + k] >= 'a' && p[1 + k] <= 'z') || (p[1 + k] >= 'A' && p[1 + k] <= 'Z') ||
+                   (p[1 + k] >= '0' && p[1 + k] <= '9')) k++;
+        if (k > 0 && k < 64 && p[1 + k] == '}') {
+            char key[64];
+            memcpy(key, p + 1, k);
+            key[k] = 0;
+            const char *v;
+            RP_TRY(get_str(o, key, where, &v));
+            RP_TRY(rp_buf_puts(out, v));
+            p += k + 2;
+        } else {
+            RP_TRY(rp_buf_append(out, p, 1));
+            p++;
+        }
+    }
+    return RP_OK;
+}
+
+/* The next line of a labels file as an integer in [0, n). */
+static rp_status next_label(struct rp_tasks_jsonl *f, size_t *pos, size_t *line, int n, size_t item, const char *where, int *gold) {
+    if (*pos >= f->labels_len)
+        return rp_fail(RP_ERR_FORMAT, "%s: record %zu has no label: %s has only %zu lines", where, item, f->labels_path, *line);
+    const char *nl = memchr(f->labels + *pos, '\n', f->labels_len - *pos);
+    size_t end = nl ? (size_t)(nl - f->labels) : f->labels_len, s = *pos, e = end;
+    *pos = nl ? end + 1 : f->labels_len;
+    (*line)++;
+    while (e > s && (f->labels[e - 1] == '\r' || f->labels[e - 1] == ' ')) e--;
+    long v = 0;
+    size_t i = s;
+    for (; i < e && i - s < 6 && f->labels[i] >= '0' && f->labels[i] <= '9'; i++) v = v * 10 + (f->labels[i] - '0');
+    if (i == s || i != e || v >= n)
+        return rp_fail(RP_ERR_FORMAT, "%s: line %zu: label \"%.*s\" is not an integer in [0, %d)", f->labels_path, *line,
+                       (int)(e - s > 20 ? 20 : e - s), f->labels + s, n);
+    *gold = (int)v;
+    return RP_OK;
+}
+
+struct tpl_arg { struct rp_tasks_jsonl *f; size_t pos, line; rp_buf ctx, ch[RP_TASKS_MAX_CHOICE_TEMPLATES]; };
+
+static rp_status tpl_line(rp_task *t, const rp_json *o, const char *where, void *arg) {
+    struct tpl_arg *a = arg;
+    struct rp_tasks_jsonl *f = a->f;
+    RP_TRY(expand(f->prompt, o, where, &a->ctx));
+    const char **ch = NULL, *fixed[RP_TASKS_MAX_CHOICE_TEMPLATES];
+    int n = f->n_choice_templates;
+    if (f->choices_field) {
+        RP_TRY(get_str_array(o, f->choices_field, where, &ch, &n));
+    } else {
+        for (int c = 0; c < n; c++) {
+            RP_TRY(expand(f->choice_templates[c], o, where, &a->ch[c]));
+            fixed[c] = a->ch[c].data;
+        }
+    }
+    rp_status st = RP_OK;
+    int gold = 0;
+    if (f->gold_field) {
+        long g = 0;
+        st = get_int(o, f->gold_field, 0, n - 1, where, &g);
+        gold = (int)g;
+    } else {
+        st = next_label(f, &a->pos, &a->line, n, t->n_items + 1, where, &gold);
+    }
     if (st == RP_OK) {
-        rp_task_item it = {.context = ctx.data, .choices = (char **)ch, .n_choices = n, .gold = (int)gold};
+        rp_task_item it = {.context = a->ctx.data, .choices = (char **)(ch ? ch : fixed), .n_choices = n, .gold = gold};
         st = rp_task_add_item(t, &it, where);
     }
-    rp_buf_free(&ctx);
     free(ch);
     return st;
 }
 
-/* Parse {"query","choices","gold"} lines. */
-rp_status rp_tasks_parse_query_jsonl(const char *name, const char *path, const char *data, size_t len,
-                                     const char *suffix, rp_task **out) {
+/* Parse JSON lines through a task file's templates. */
+rp_status rp_tasks_parse_jsonl(const char *name, const char *path, const char *data, size_t len,
+                               const rp_tasks_jsonl *spec, rp_task **out) {
     *out = NULL;
+    struct rp_tasks_jsonl f = *spec;
+    if (!f.prompt || (!f.choices_field && (f.n_choice_templates < 1 || f.n_choice_templates > RP_TASKS_MAX_CHOICE_TEMPLATES)) ||
+        (!f.gold_field && !f.labels))
+        return rp_fail(RP_ERR_INVAL, "task %s: a jsonl task needs a prompt, choices (a field or 1 to %d templates) and gold (a field or a labels file)",
+                       name, RP_TASKS_MAX_CHOICE_TEMPLATES);
     rp_task *t;
     RP_TRY(rp_task_new(name, RP_TASK_MC, path, &t));
-    rp_status st = each_jsonl(t, path, data, len, query_line, (void *)suffix);
+    struct tpl_arg a = {.f = &f};
+    rp_status st = each_jsonl(t, path, data, len, tpl_line, &a);
+    if (st == RP_OK && f.labels) {
+        while (a.pos < f.labels_len && (f.labels[a.pos] == '\n' || f.labels[a.pos] == '\r' || f.labels[a.pos] == ' ')) a.pos++;
+        if (a.pos < f.labels_len)
+            st = rp_fail(RP_ERR_FORMAT, "%s: more labels than the %zu records of %s", f.labels_path, t->n_items, path);
+    }
+    rp_buf_free(&a.ctx);
+    for (int c = 0; c < RP_TASKS_MAX_CHOICE_TEMPLATES; c++) rp_buf_free(&a.ch[c]);
     if (st != RP_OK) { rp_task_free(t); return st; }
     *out = t;
     return RP_OK;
 }
 
-struct piqa_arg { const char *labels_path, *labels; size_t labels_len, pos, line; };
-
-static rp_status piqa_line(rp_task *t, const rp_json *o, const char *where, void *arg) {
-    struct piqa_arg *a = arg;
-    const char *goal, *s1, *s2;
-    RP_TRY(get_str(o, "goal", where, &goal));
-    RP_TRY(get_str(o, "sol1", where, &s1));
-    RP_TRY(get_str(o, "sol2", where, &s2));
-    /* The matching label: the next line of the labels file. */
-    if (a->pos >= a->labels_len)
-        return rp_fail(RP_ERR_FORMAT, "%s: record %zu has no label: %s has only %zu lines", where, t->n_items + 1, a->labels_path, a->line);
-    const char *nl = memchr(a->labels + a->pos, '\n', a->labels_len - a->pos);
-    size_t end = nl ? (size_t)(nl - a->labels) : a->labels_len;
-    size_t s = a->pos, e = end;
-    a->pos = nl ? end + 1 : a->labels_len;
-    a->line++;
-    while (e > s && (a->labels[e - 1] == '\r' || a->labels[e - 1] == ' ')) e--;
-    if (e - s != 1 || (a->labels[s] != '0' && a->labels[s] != '1'))
-        return rp_fail(RP_ERR_FORMAT, "%s: line %zu: label \"%.*s\" is not 0 or 1", a->labels_path, a->line,
-                       (int)(e - s > 20 ? 20 : e - s), a->labels + s);
-    rp_buf ctx = {0};
-    rp_status st = rp_buf_printf(&ctx, "Question: %s\nAnswer:", goal);
-    if (st == RP_OK) {
-        const char *ch[2] = {s1, s2};
-        rp_task_item it = {.context = ctx.data, .choices = (char **)ch, .n_choices = 2, .gold = a->labels[s] - '0'};
-        st = rp_task_add_item(t, &it, where);
-    }
-    rp_buf_free(&ctx);
+/* Parse {"query","choices","gold"} lines: the template "{query}" + suffix. */
+rp_status rp_tasks_parse_query_jsonl(const char *name, const char *path, const char *data, size_t len,
+                                     const char *suffix, rp_task **out) {
+    rp_buf prompt = {0};
+    rp_status st = rp_buf_printf(&prompt, "{query}%s", suffix);
+    rp_tasks_jsonl f = {.prompt = prompt.data, .choices_field = "choices", .gold_field = "gold"};
+    if (st == RP_OK) st = rp_tasks_parse_jsonl(name, path, data, len, &f, out);
+    rp_buf_free(&prompt);
     return st;
 }
 
-/* Parse PIQA's jsonl with its labels file. */
+/* Parse PIQA's jsonl with its labels file: "Question: {goal}\nAnswer:", choices {sol1}, {sol2}. */
 rp_status rp_tasks_parse_piqa(const char *path, const char *data, size_t len, const char *labels_path,
                               const char *labels, size_t labels_len, rp_task **out) {
-    *out = NULL;
-    rp_task *t;
-    RP_TRY(rp_task_new("piqa", RP_TASK_MC, path, &t));
-    struct piqa_arg a = {labels_path, labels, labels_len, 0, 0};
-    rp_status st = each_jsonl(t, path, data, len, piqa_line, &a);
-    if (st == RP_OK) {
-        while (a.pos < labels_len && (labels[a.pos] == '\n' || labels[a.pos] == '\r' || labels[a.pos] == ' ')) a.pos++;
-        if (a.pos < labels_len)
-            st = rp_fail(RP_ERR_FORMAT, "%s: more labels than the %zu records of %s", labels_path, t->n_items, path);
-    }
-    if (st != RP_OK) { rp_task_free(t); return st; }
-    *out = t;
-    return RP_OK;
+    static const char *const ch[] = {"{sol1}", "{sol2}"};
+    rp_tasks_jsonl f = {.prompt = "Question: {goal}\nAnswer:", .choice_templates = ch, .n_choice_templates = 2,
+                        .labels_path = labels_path, .labels = labels ? labels : "", .labels_len = labels_len};
+    return rp_tasks_parse_jsonl("piqa", path, data, len, &f, out);
 }
 
 static rp_status wino_line(rp_task *t, const rp_json *o, const char *where, void *arg) {

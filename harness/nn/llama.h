@@ -87,5 +87,11 @@ const rp_tensor *rp_session_logits(const rp_session *s, int64_t *rows);
  * pay for their own tokens. */
 rp_status rp_session_score(rp_session *s, const int32_t *tokens, int64_t n, int64_t from, float *lp,
                            unsigned char *greedy);
+/* rp_session_score of nseq sequences, packed (pack.c): many short sequences per forward of up to n_batch
+ * tokens, each attending only to itself, consecutive ones sharing a prefix that covers their context
+ * (the choices of a question) laid out once. The results equal rp_session_score's up to float rounding.
+ * Leaves the cache empty. */
+rp_status rp_session_score_many(rp_session *s, int nseq, const int32_t *const *seqs, const int64_t *lens,
+                                const int64_t *from, float *const *out, unsigned char *const *greedy);
 
 #endif

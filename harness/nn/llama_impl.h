@@ -47,6 +47,7 @@ struct rp_session {
     int32_t *host_best;             /* host [n_logits] */
     float *host_logits;             /* host [V]: what generation samples from */
     int32_t *host_pos;              /* host [n_batch]: positions before they are copied in */
+    const struct rp_pack *pack;     /* set only during a packed forward (pack.c): positions and attention segments */
 };
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "nn/llama_impl.h"
+#include "nn/pack.h"
 
 #define CALL(op, ...) RP_TRY(RP_BACKEND_CALL(be, op, __VA_ARGS__))
 #define F(t) ((float *)rp_tensor_data(&(t)))
@@ -141,7 +142,8 @@ static rp_status layers(rp_session *s, int64_t T, float *hidden) {
         CALL(matmul_multi, xb, T, C, qkv, 3);
         CALL(rope, q, T, c->n_head, (int)D, c->rope_dim, pos, c->rope_base, c->rope_neox);
         CALL(rope, kl + n_past * kvd, T, c->n_head_kv, (int)D, c->rope_dim, pos, c->rope_base, c->rope_neox);
-        CALL(attention, att, q, kl, vl, T, n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
+        if (s->pack) RP_TRY(rp_pack_attention(s, kl, vl, scale));   /* packed: segment by segment */
+        else CALL(attention, att, q, kl, vl, T, n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
         RP_TRY(mm(be, xb2, att, T, C, &L->wo, C));
         CALL(add, x, x, xb2, T * C);
         CALL(rmsnorm, xb, x, F(L->ffn_norm), T, C, c->norm_eps);
@@ -161,7 +163,7 @@ static rp_status forward_piece(rp_session *s, const int32_t *tokens, int64_t T, 
     rp_backend *be = m->be;
     const rp_llama_config *c = &m->cfg;
     const int64_t C = c->dim, V = c->vocab, n_past = s->n_past;
-    for (int64_t t = 0; t < T; t++) s->host_pos[t] = (int32_t)(n_past + t);
+    for (int64_t t = 0; t < T; t++) s->host_pos[t] = s->pack ? s->pack->pos[t] : (int32_t)(n_past + t);
     RP_TRY(rp_tensor_copy_in(&s->ids, 0, tokens, (size_t)T * sizeof(int32_t)));
     RP_TRY(rp_tensor_copy_in(&s->pos, 0, s->host_pos, (size_t)T * sizeof(int32_t)));
     CALL(embed, F(s->x), rp_tensor_data(&m->tok_embd), m->tok_embd.dtype, (size_t)m->tok_embd.stride[0], V, C, I(s->ids), T);

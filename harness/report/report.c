@@ -192,6 +192,7 @@ static rp_status targets(rp_db *db, const rrun *runs, size_t lo, size_t hi, rp_b
             num_text(rp_json_get(t, "tolerance"), tol, sizeof tol);
             num_text(rp_json_get(t, "reproduced"), rv, sizeof rv);
             if (!strcmp(kind, "exact")) snprintf(tk, sizeof tk, "± %s (exact)", tol);
+            else if (!strcmp(kind, "statistical")) snprintf(tk, sizeof tk, "± %s (statistical: z standard errors)", tol);
             else if (!strcmp(kind, "shape"))   /* a qualitative claim: no paper number or tolerance */
                 snprintf(tk, sizeof tk, "shape: the claim %s", !strcmp(status, "pass") ? "held" : "did not hold");
             else snprintf(tk, sizeof tk, "not reproducible here");

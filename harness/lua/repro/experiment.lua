@@ -187,12 +187,46 @@ function Ctx:figure(spec)
   return rendered, files
 end
 
-local TARGET_KINDS = { exact = true, shape = true, not_reproducible = true }
+local TARGET_KINDS = { exact = true, statistical = true, shape = true, not_reproducible = true }
 local TARGET_KEYS = { name = true, paper = true, value = true, tolerance = true, kind = true, holds = true,
-                      reason = true, note = true, relative = true }
+                      reason = true, note = true, relative = true, stderr = true, paper_stderr = true, z = true,
+                      n = true, resolution = true }
+
+-- A statistical target's verdict: the band is z combined standard errors; the n it needs is the n at
+-- which that band would shrink to the wanted resolution (standard errors fall as n^-1/2). Returns
+-- status, band, needed n (nil without a resolution), note text.
+local function statistical(t)
+  for _, k in ipairs({ "paper", "value", "stderr", "n" }) do
+    if type(t[k]) ~= "number" then fail("target %s: statistical targets need numbers paper, value, stderr and n (%s is %s)", t.name, k, tostring(t[k])) end
+  end
+  local z, pse = t.z or 2, t.paper_stderr or 0
+  if type(z) ~= "number" or z <= 0 then fail("target %s: z must be a positive number, got %s", t.name, tostring(t.z)) end
+  if type(pse) ~= "number" or pse < 0 then fail("target %s: paper_stderr must be a number >= 0, got %s", t.name, tostring(t.paper_stderr)) end
+  if not (t.stderr >= 0) then fail("target %s: stderr must be >= 0, got %s", t.name, tostring(t.stderr)) end
+  if not is_integer(t.n) or t.n < 1 then fail("target %s: n must be a positive integer, got %s", t.name, tostring(t.n)) end
+  local sigma = math.sqrt(t.stderr ^ 2 + pse ^ 2)
+  local band = z * sigma
+  local status = math.abs(t.value - t.paper) <= band and "pass" or "fail"
+  local needed
+  if t.resolution ~= nil then
+    if type(t.resolution) ~= "number" or t.resolution <= 0 then fail("target %s: resolution must be a positive number, got %s", t.name, tostring(t.resolution)) end
+    needed = math.ceil(t.n * (z * t.stderr / t.resolution) ^ 2)
+    if pse >= t.resolution / z then needed = math.huge end      -- the paper's own error already exceeds it
+    if t.n < needed then status = "inconclusive" end
+  end
+  if t.stderr == 0 and pse == 0 then status = "inconclusive" end   -- every item alike: no band to judge by
+  local text = string.format("statistical: |%.4g - %.4g| = %.3g vs %g standard errors = %.3g (stderr %.3g%s, n = %d%s)",
+    t.value, t.paper, math.abs(t.value - t.paper), z, band, t.stderr, pse > 0 and string.format(", paper's %.3g", pse) or "", t.n,
+    needed and (needed == math.huge and string.format("; no n resolves %g", t.resolution)
+                or string.format("; resolving %g needs n >= %d", t.resolution, needed)) or "")
+  return status, band, text
+end
 
 --- Compare a paper number with the reproduced one and record the verdict.
 -- kind = "exact": pass when |value - paper| <= tolerance (relative = true: tolerance is a fraction of |paper|);
+-- kind = "statistical": pass when |value - paper| <= z * sqrt(stderr^2 + paper_stderr^2) (z default 2;
+--   stderr is the reproduced value's standard error over n items); with a resolution, the verdict is
+--   "inconclusive" until n reaches the n at which that band shrinks to the resolution;
 -- kind = "shape": the paper's qualitative claim; pass when holds is true;
 -- kind = "not_reproducible": needs a reason (the paper's value is shown beside, never compared).
 function Ctx:target(t)
@@ -201,14 +235,20 @@ function Ctx:target(t)
   end
   if type(t.name) ~= "string" then fail("target: 'name' is required") end
   local kind = t.kind or "exact"
-  if not TARGET_KINDS[kind] then fail("target %s: kind must be exact, shape or not_reproducible", t.name) end
+  if not TARGET_KINDS[kind] then fail("target %s: kind must be exact, statistical, shape or not_reproducible", t.name) end
   local status, abs_tol = nil, t.tolerance
+  local note = t.note or t.reason
   if kind == "exact" then
     if type(t.paper) ~= "number" or type(t.value) ~= "number" or type(t.tolerance) ~= "number" then
       fail("target %s: exact targets need numbers paper, value and tolerance", t.name)
     end
     abs_tol = t.relative and t.tolerance * math.abs(t.paper) or t.tolerance
     status = (math.abs(t.value - t.paper) <= abs_tol) and "pass" or "fail"
+  elseif kind == "statistical" then
+    if t.tolerance ~= nil or t.relative ~= nil then fail("target %s: a statistical target's band comes from stderr and z, not tolerance", t.name) end
+    local text
+    status, abs_tol, text = statistical(t)
+    note = note and (text .. "; " .. note) or text
   elseif kind == "shape" then
     if type(t.holds) ~= "boolean" then fail("target %s: shape targets need holds = true/false", t.name) end
     status = t.holds and "pass" or "fail"
@@ -216,7 +256,6 @@ function Ctx:target(t)
     if type(t.reason) ~= "string" or t.reason == "" then fail("target %s: not_reproducible targets need a reason", t.name) end
     status = "not_reproducible"
   end
-  local note = t.note or t.reason
   if t.relative then note = string.format("tolerance %g%% of the paper's value%s", 100 * t.tolerance, note and ("; " .. note) or "") end
   core.target(t.name, kind, t.paper, abs_tol, t.value, status, note)
   self.targets[#self.targets + 1] = { name = t.name, status = status }
