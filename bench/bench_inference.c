@@ -15,6 +15,7 @@
 #include "tensor/backend.h"
 #include "tensor/pool.h"
 #include "bench_calib.h"
+#include "bench_model.h"
 
 /* Tokens per CPU-second of the last pp / tg call (1 thread: what the machine would give unshared). */
 static double last_cpu_rate;
@@ -45,22 +46,7 @@ static double read_bw(rp_pool *p, int nth, const float *x, size_t n, int cpu) {
 }
 
 /* ---- model workloads ---- */
-static double pp(rp_model *m, rp_session *s, int n, int reps) {
-    int32_t *t = malloc((size_t)n * sizeof *t);
-    int V = rp_model_config(m)->vocab;
-    for (int i = 0; i < n; i++) t[i] = (int32_t)((i * 7919 + 11) % V);
-    double v[8], c[8];
-    for (int r = 0; r < reps; r++) {
-        rp_session_reset(s);
-        double t0 = now_s(), c0 = cpu_s();
-        if (rp_session_forward(s, t, n, RP_LOGITS_LAST, NULL, NULL) != RP_OK) { fprintf(stderr, "pp: %s\n", rp_errmsg()); exit(1); }
-        v[r] = n / (now_s() - t0);
-        c[r] = n / (cpu_s() - c0);
-    }
-    free(t);
-    last_cpu_rate = median(c, reps);
-    return median(v, reps);
-}
+static double pp(rp_model *m, rp_session *s, int n, int reps) { return bench_pp(m, s, n, reps, &last_cpu_rate); }
 static double tg(rp_model *m, rp_session *s, int n, int reps) {
     double v[8], c[8];
     int V = rp_model_config(m)->vocab;

@@ -56,13 +56,10 @@ return experiment.define {
     n_prompts = { type = "integer", default = 250, min = 0, max = 250, doc = "benchmark prompts to answer and rate (0: exact targets only)" },
     models = { type = "string", default = "gpt-3.5-turbo-0125", doc = "comma-separated model names at base_url to benchmark" },
     base_url = { type = "string", default = "https://api.openai.com/v1", doc = "OpenAI-compatible endpoint of the benchmarked models" },
-    llm = { type = "string", default = "openai", choices = { "openai", "local", "replay" }, doc = "LLM backend: openai (any compatible endpoint), local (the `serve` model in this process, no HTTP), replay (cache only)" },
     rater_base_url = { type = "string", default = "", doc = "rater endpoint (empty: base_url)" },
-    docs = { type = "string", default = "", doc = "documents folder for the bm25 search (indexed once into `index`)" },
     response_tokens = { type = "integer", default = 1024, min = 1, doc = "response length limit (paper: 1,024)" },
     postamble = { type = "boolean", default = true, doc = "append the paper's length postamble to each prompt" },
     k_results = { type = "integer", default = 3, min = 1, doc = "results per search" },
-    price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens (gpt-3.5-turbo-0125)" },
   },
   seconds = { demo = 35 },   -- idle 2-core estimate from measured CPU time (see README)
   presets = {

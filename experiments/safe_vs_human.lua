@@ -22,10 +22,6 @@ return experiment.define {
   params = safe.params {
     n_pairs = { type = "integer", default = 496, min = 0, doc = "annotated prompt-response pairs to rate (0: human side only)" },
     max_facts = { type = "integer", default = 0, min = 0, doc = "rate at most this many facts per pair (0: all)" },
-    llm = { type = "string", default = "openai", choices = { "openai", "local", "replay" }, doc = "rater backend: openai (any compatible endpoint), local (the `serve` model in this process, no HTTP), replay (cache only)" },
-    base_url = { type = "string", default = "https://api.openai.com/v1", doc = "rater endpoint (OpenAI-compatible)" },
-    docs = { type = "string", default = "", doc = "documents folder for bm25" },
-    price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens" },
   },
   seconds = { demo = 10 },   -- idle 2-core estimate from measured CPU time (see README)
   presets = {

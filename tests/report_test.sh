@@ -74,6 +74,21 @@ if [ -n "$head" ]; then
   check '[ $? -eq 0 ] && grep -q "0 regressions" "$tmp/cmp.txt"' "repro compare HEAD HEAD: $(tail -2 "$tmp/cmp.txt")"
 fi
 
+# Seeds: runs that differ only by seed are aggregated as mean ± standard error over the seeds (the
+# latest run per seed); a repeated seed counts once, other params are another group.
+check '! grep -q "Over [0-9]* seeds" "$tmp/report.md"' "two runs of one seed are not a seed aggregate"
+sdb=$tmp/seeds.db
+for sd in 1 2 3 3; do "$REPRO" run experiments/example.lua --preset smoke --seed $sd --db "$sdb" >/dev/null 2>&1; done
+"$REPRO" run experiments/example.lua --preset smoke --seed 4 repeats=4 --db "$sdb" >/dev/null 2>&1
+"$REPRO" report --db "$sdb" --out "$tmp/seeds.html" >/dev/null 2>&1
+check '[ $? -eq 0 ] && grep -q "Over 3 seeds" "$tmp/seeds.md" && grep -q "Over 3 seeds" "$tmp/seeds.html"' "report should aggregate 3 seeds"
+# the expected row, computed here from the registry: mean and sample std / sqrt(3) over runs 1, 2, 4
+exp_row=$(sqlite3 "$sdb" "select value from summaries where name='convergence_slope' and run_id in (1,2,4)" |
+  awk '{ v[NR] = $1; s += $1 } END { m = s / NR; for (i = 1; i <= NR; i++) q += (v[i] - m) ^ 2;
+         printf "| convergence\\_slope | %.6g | %.3g | %d |", m, sqrt(q / (NR - 1)) / sqrt(NR), NR }')
+check 'grep -qF "$exp_row" "$tmp/seeds.md"' "seed aggregate row: expected '$exp_row', got '$(grep convergence "$tmp/seeds.md" | tail -1)'"
+check '[ "$(grep -c "Over [0-9]* seeds" "$tmp/seeds.md")" -eq 1 ]' "the repeats=4 run is its own group (one seed: no aggregate)"
+
 chrome=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
 if [ -z "$chrome" ]; then
   echo "skip: chromium not installed: report not rendered in a browser"

@@ -6,19 +6,23 @@
 #   skip [mirror]: REASON    (a data-mirror asset or reference file is missing)
 # and the runner lists every reason at the end. With REPRO_REQUIRE_MIRROR=1 (CI) a [mirror] skip fails the
 # program that printed it. The last line is exactly "N passed, N failed, N skipped" (test programs passed,
-# test programs failed, checks skipped), which CI tooling parses. Exits non-zero on any failure.
+# test programs failed, checks skipped), which CI tooling parses; before it, the slowest programs' wall
+# times (CI runs the suite three times within its budget). Exits non-zero on any failure.
 set -u
 build=$1; repro=$2
 passed=0; failed=0; skipped=0
 skips=""
+times=""
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 # run NAME CMD...: run one test program, show its output, count it and its skips.
 run() {
   local name=$1; shift
+  local t0=$SECONDS
   "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
+  times="$times$((SECONDS - t0)) $name"$'\n'
   local s mirror_skips=0
   while IFS= read -r s; do
     skipped=$((skipped+1))
@@ -53,6 +57,8 @@ for t in tests/*_test.sh; do
   [ -f "$t" ] || continue
   run "$t" env REPRO="$repro" bash "$t"
 done
+echo "== slowest test programs (seconds) =="
+printf '%s' "$times" | sort -rn | head -8
 if [ "$skipped" -gt 0 ]; then
   echo "== skipped checks and why =="
   printf '%s' "$skips"

@@ -61,7 +61,8 @@ end }
 EOF
 "$REPRO" run "$tmp/slow.lua" >"$tmp/kid" 2>"$tmp/kerr" &
 pid=$!
-for _ in $(seq 50); do grep -q ready "$tmp/kerr" 2>/dev/null && break; sleep 0.1; done
+# (wait up to 60 s for the run to start: under ASan on a loaded 2-core machine start-up alone can pass 5 s)
+for _ in $(seq 600); do grep -q ready "$tmp/kerr" 2>/dev/null && break; sleep 0.1; done
 kill -TERM $pid; wait $pid; rc=$?
 kid=$(q "select max(id) from runs where experiment='slow'")
 check "killed exit 130" "[ $rc -eq 130 ]"
@@ -72,7 +73,7 @@ check "metrics before the signal kept" "[ \"\$(q \"select sum(n) from metrics wh
 if [ -n "${REPRO_MIRROR:-}" ] && [ -f "$REPRO_MIRROR/stories260K/stories260K.bin" ]; then
   "$REPRO" eval stories260K hellaswag --limit 5000 >/dev/null 2>"$tmp/eerr" &
   pid=$!
-  for _ in $(seq 100); do [ "$(q "select count(*) from runs where experiment='eval' and status='running'")" = 1 ] && break; sleep 0.1; done
+  for _ in $(seq 600); do [ "$(q "select count(*) from runs where experiment='eval' and status='running'")" = 1 ] && break; sleep 0.1; done
   sleep 1; kill -INT $pid; wait $pid; rc=$?
   check "eval interrupted exits 130" "[ $rc -eq 130 ]"
   check "eval run recorded as killed" "[ \"\$(q \"select status from runs where experiment='eval' order by id desc limit 1\")\" = killed ]"

@@ -95,7 +95,12 @@ except urllib.error.HTTPError as ex:
 check("GET on /completions is a JSON 405", st == 405 and error_of(st, ct, text) is not None, text[:200])
 s = socket.create_connection((HOST, PORT), timeout=30)
 s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-raw = s.recv(4096).decode(errors="replace")
+raw = b""
+while True:   # the reply closes the connection; headers and body may arrive in separate reads
+    part = s.recv(4096)
+    if not part: break
+    raw += part
+raw = raw.decode(errors="replace")
 s.close()
 check("a chunked request body is a JSON 501", raw.startswith("HTTP/1.1 501") and '"error"' in raw, raw[:200])
 

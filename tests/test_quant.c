@@ -133,8 +133,9 @@ static void test_qdot(void) {
         for (int i = 0; i < K; i++) qbad += q[i] != q2[i];
         CHECK(qbad == 0);
         rp_dtype types[] = { RP_Q4_0, RP_Q4_1, RP_Q8_0 };
-        unsigned char buf[1024];
+        unsigned char buf[2 * 608];   /* the largest row below: f16/bf16 of up to 608 elements */
         for (int ti = 0; ti < 3; ti++) {
+            CHECK(rp_dtype_row_bytes(types[ti], K) <= sizeof buf);
             rp_quantize_row(types[ti], w, buf, K);
             rp_dequantize_row(types[ti], buf, wd, K);
             double exact = 0, mag = 0;
@@ -167,6 +168,7 @@ static void test_qdot(void) {
         }
         rp_dtype ht[2] = { RP_F16, RP_BF16 };
         for (int ti = 0; ti < 2; ti++) {   /* exact dot for half types, odd tails included */
+            CHECK(rp_dtype_row_bytes(ht[ti], K - 3) <= sizeof buf);
             rp_quantize_row(ht[ti], w, buf, K - 3);
             rp_dequantize_row(ht[ti], buf, wd, K - 3);
             double exact = 0, mag = 0;

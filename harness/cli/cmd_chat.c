@@ -69,16 +69,9 @@ static rp_status turn(rp_session *s, const rp_tokenizer *tok, convo *c, rp_cli_m
 int rp_cmd_chat(int argc, char **argv) {
     if (rp_cli_wants_help(argc, argv)) { usage(stdout); return 0; }
     rp_cli_model_opts o = { .gen = { .temperature = 0.2f, .top_p = 0.9f, .seed = 0, .max_tokens = 256, .on_text = rp_cli_print_text } };
-    const char *model = NULL, *system = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = rp_cli_model_opt(argc, argv, &i, &o);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(argv[i], "--system") && i + 1 < argc) system = argv[++i];
-        else if (argv[i][0] == '-' || model) { fprintf(stderr, "repro chat: unexpected argument '%s'\n", argv[i]); usage(stderr); return 2; }
-        else model = argv[i];
-    }
-    if (!model) { usage(stderr); return 2; }
+    const char *model, *system = NULL;
+    int bad = rp_cli_model_args("chat", argc, argv, &o, "--system", &system, NULL, NULL, &model);
+    if (bad) { if (bad > 0) usage(stderr); return 2; }
     rp_model *m;
     rp_status st = rp_cli_model_open(model, &o, &m);
     if (st != RP_OK) return rp_status_exit_code(st);

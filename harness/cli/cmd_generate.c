@@ -20,18 +20,9 @@ static void usage(FILE *f) {
 int rp_cmd_generate(int argc, char **argv) {
     if (rp_cli_wants_help(argc, argv)) { usage(stdout); return 0; }
     rp_cli_model_opts o = { .gen = { .temperature = 0.8f, .top_p = 0.9f, .seed = 0, .max_tokens = 256 } };
-    const char *model = NULL, *prompt = "";
-    int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        int r = rp_cli_model_opt(argc, argv, &i, &o);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(argv[i], "--prompt") && i + 1 < argc) prompt = argv[++i];
-        else if (!strcmp(argv[i], "--quiet")) quiet = 1;
-        else if (argv[i][0] == '-' || model) { fprintf(stderr, "repro generate: unexpected argument '%s'\n", argv[i]); usage(stderr); return 2; }
-        else model = argv[i];
-    }
-    if (!model) { usage(stderr); return 2; }
+    const char *model, *prompt = "";
+    int quiet = 0, bad = rp_cli_model_args("generate", argc, argv, &o, "--prompt", &prompt, "--quiet", &quiet, &model);
+    if (bad) { if (bad > 0) usage(stderr); return 2; }
     rp_model *m;
     rp_status st = rp_cli_model_open(model, &o, &m);
     if (st != RP_OK) return rp_status_exit_code(st);

@@ -53,7 +53,7 @@ static rp_status collect(const char *arg, char ***list, size_t *n, int depth) {
             snprintf((*list)[(*n)++], pl, "%s/%s", arg, e->d_name);
         }
         closedir(d);
-        qsort(*list + start, *n - start, sizeof **list, by_name);   /* a subfolder's files sort by their path */
+        if (*n > start) qsort(*list + start, *n - start, sizeof **list, by_name);   /* a subfolder's files sort by their path; none: *list may be NULL */
         return RP_OK;
     }
     char **g = realloc(*list, (*n + 1) * sizeof *g);

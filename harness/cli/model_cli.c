@@ -20,6 +20,22 @@ static int num(const char *opt, const char *s, double lo, double hi, double *out
     return 1;
 }
 
+/* Parse a generate / chat command line. */
+int rp_cli_model_args(const char *cmd, int argc, char **argv, rp_cli_model_opts *o, const char *value_flag, const char **value,
+                      const char *bool_flag, int *flag, const char **model) {
+    *model = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = rp_cli_model_opt(argc, argv, &i, o);
+        if (r < 0) return -1;
+        if (r) continue;
+        if (!strcmp(argv[i], value_flag) && i + 1 < argc) *value = argv[++i];
+        else if (bool_flag && !strcmp(argv[i], bool_flag)) *flag = 1;
+        else if (argv[i][0] == '-' || *model) { fprintf(stderr, "repro %s: unexpected argument '%s'\n", cmd, argv[i]); return 1; }
+        else *model = argv[i];
+    }
+    return *model ? 0 : 1;
+}
+
 /* Parse one shared option. */
 int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o) {
     const char *a = argv[*i];

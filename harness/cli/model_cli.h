@@ -18,6 +18,12 @@ typedef struct rp_cli_model_opts {
  * advances *i past its value.
  * Returns 1 if consumed, 0 if not a shared option, -1 on a bad value (message printed on stderr). */
 int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o);
+/* Parse a whole command line: the shared options, one command option with a value (value_flag, e.g.
+ * "--prompt", into *value), one without (bool_flag, may be NULL, sets *flag) and the model, the one
+ * positional argument. Returns 0; -1 after a bad value was printed; 1 after an unexpected argument was
+ * printed or when no model was named (the caller prints its usage). */
+int rp_cli_model_args(const char *cmd, int argc, char **argv, rp_cli_model_opts *o, const char *value_flag, const char **value,
+                      const char *bool_flag, int *flag, const char **model);
 /* Stream generated text to stdout as it comes (an rp_generate_opts on_text callback). */
 int rp_cli_print_text(void *arg, const char *t, size_t n);
 /* Open the model a command names: a file path (GGUF, llama2.c, safetensors) or an asset name. Errors are printed on stderr;

@@ -101,6 +101,18 @@ static rp_status each_jsonl(rp_task *t, const char *path, const char *data, size
     return RP_OK;
 }
 
+/* A new task of the given name and kind filled by fn over the records of a jsonl file (freed on error). */
+static rp_status parse_jsonl_task(const char *name, rp_task_kind kind, const char *path, const char *data, size_t len,
+                                  line_fn fn, rp_task **out) {
+    *out = NULL;
+    rp_task *t;
+    RP_TRY(rp_task_new(name, kind, path, &t));
+    rp_status st = each_jsonl(t, path, data, len, fn, NULL);
+    if (st != RP_OK) { rp_task_free(t); return st; }
+    *out = t;
+    return RP_OK;
+}
+
 /* Expand a template: "{field}" (letters, digits, _) becomes the record's string field; every other
  * character is copied, so "{" not followed by a field name and "}" stand for themselves. */
 static rp_status expand(const char *tpl, const rp_json *o, const char *where, rp_buf *out) {
@@ -246,13 +258,7 @@ static rp_status wino_line(rp_task *t, const rp_json *o, const char *where, void
 
 /* Parse WinoGrande's partial-scoring jsonl. */
 rp_status rp_tasks_parse_winogrande(const char *path, const char *data, size_t len, rp_task **out) {
-    *out = NULL;
-    rp_task *t;
-    RP_TRY(rp_task_new("winogrande", RP_TASK_MC, path, &t));
-    rp_status st = each_jsonl(t, path, data, len, wino_line, NULL);
-    if (st != RP_OK) { rp_task_free(t); return st; }
-    *out = t;
-    return RP_OK;
+    return parse_jsonl_task("winogrande", RP_TASK_MC, path, data, len, wino_line, out);
 }
 
 static rp_status lambada_line(rp_task *t, const rp_json *o, const char *where, void *arg) {
@@ -277,13 +283,7 @@ static rp_status lambada_line(rp_task *t, const rp_json *o, const char *where, v
 
 /* Parse LAMBADA's {"context","continuation"} lines. */
 rp_status rp_tasks_parse_lambada(const char *path, const char *data, size_t len, rp_task **out) {
-    *out = NULL;
-    rp_task *t;
-    RP_TRY(rp_task_new("lambada", RP_TASK_LASTWORD, path, &t));
-    rp_status st = each_jsonl(t, path, data, len, lambada_line, NULL);
-    if (st != RP_OK) { rp_task_free(t); return st; }
-    *out = t;
-    return RP_OK;
+    return parse_jsonl_task("lambada", RP_TASK_LASTWORD, path, data, len, lambada_line, out);
 }
 
 /* Parse the TruthfulQA MC JSON array (mc = 1 or 2). */

@@ -87,25 +87,27 @@ static rp_session *session(lua_State *L, lmodel *x) {
 static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     rp_model_opts mo = { 0 };
-    lmodel *x = calloc(1, sizeof *x);
-    if (!x) return luaL_error(L, "model.load: out of memory");
+    long long threads = 0, n_ctx = 0;
+    /* Read every option before allocating: a bad option raises, and nothing may be held when it does. */
     if (lua_istable(L, 2)) {
         static const char *const keys[] = { "tokenizer", "threads", "backend", "n_ctx", NULL };
         rp_lua_check_keys(L, 2, "model.load", keys);
         mo.tokenizer_path = rp_lua_field_string(L, 2, "tokenizer", NULL);
-        long long threads = rp_lua_field_integer(L, 2, "threads", 0);
+        threads = rp_lua_field_integer(L, 2, "threads", 0);
+        n_ctx = rp_lua_field_integer(L, 2, "n_ctx", 0);
         const char *bn = rp_lua_field_string(L, 2, "backend", NULL);
-        if (bn && !(mo.backend = rp_backend_by_name(bn))) { free(x); return luaL_error(L, "model.load: unknown backend '%s' (valid: cpu, ref)", bn); }
-        if (threads < 0 || threads > 256) { free(x); return luaL_error(L, "model.load: threads = %f out of range", (double)threads); }
-        if (threads > 0) {
-            rp_status st = rp_backend_cpu_new((int)threads, &x->owned_be);
-            if (st != RP_OK) { free(x); return rp_lua_fail(L, st, "model.load"); }
-            mo.backend = x->owned_be;
-        }
+        if (bn && !(mo.backend = rp_backend_by_name(bn))) return luaL_error(L, "model.load: unknown backend '%s' (valid: cpu, ref)", bn);
+        if (threads < 0 || threads > 256) return luaL_error(L, "model.load: threads = %f out of range", (double)threads);
+    }
+    lmodel *x = calloc(1, sizeof *x);
+    if (!x) return luaL_error(L, "model.load: out of memory");
+    if (threads > 0) {
+        rp_status st = rp_backend_cpu_new((int)threads, &x->owned_be);
+        if (st != RP_OK) { free(x); return rp_lua_fail(L, st, "model.load"); }
+        mo.backend = x->owned_be;
     }
     rp_status st = rp_model_load_named(path, &mo, &x->m);
     if (st != RP_OK) { rp_backend_cpu_free(x->owned_be); free(x); return rp_lua_fail(L, st, "model.load"); }
-    long long n_ctx = lua_istable(L, 2) ? rp_lua_field_integer(L, 2, "n_ctx", 0) : 0;
     if (n_ctx > 0 && (st = rp_session_new(x->m, (int)n_ctx, 512, 64, &x->s)) != RP_OK) { lmodel_release(x); return rp_lua_fail(L, st, "model.load"); }
     rp_lua_newobj(L, MODEL_CLASS, x, model_methods(), lmodel_release);
     return 1;

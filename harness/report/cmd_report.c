@@ -14,7 +14,8 @@ static const char usage[] =
     "  tolerance and kind, status, provenance: run id, commit, device), each run's summaries, and the\n"
     "  figures embedded as PNG data. Only the latest finished run per experiment + params, unless --all;\n"
     "  only the runs of the latest commit with a finished run, unless --commit C (a hash prefix) or\n"
-    "  --all-commits (every commit, each in its own section, newest first).\n"
+    "  --all-commits (every commit, each in its own section, newest first). Runs that differ only by seed\n"
+    "  are aggregated: each summary's mean ± standard error over the seeds (the latest run per seed).\n"
     "exit: 0 ok, 2 usage, 4 no database or cannot write, 6 database error";
 
 int rp_cmd_report(int argc, char **argv) {

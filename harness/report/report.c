@@ -3,6 +3,7 @@
  * an image is embedded only when its PNG file could be read, otherwise the page says why the figure is
  * missing, so the page never holds a broken image. */
 #include "report/report.h"
+#include "compare/compare.h"
 #include "util/json.h"
 #include <math.h>
 #include <stdio.h>
@@ -12,10 +13,14 @@
 
 /* One reported run. */
 typedef struct {
-    int64_t id;
+    int64_t id, seed;
     char *experiment, *paper, *commit, *device, *backend, *started, *params;
     int dirty;
 } rrun;
+
+/* The finished runs of the reported commit(s), newest first: where a reported run finds the runs that
+ * differ from it only by seed. */
+typedef struct { const rrun *r; size_t n; } rpool;
 
 static void free_runs(rrun *r, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -49,8 +54,9 @@ static int run_order(const void *x, const void *y) {
 /* The runs to report: finished ones (of o->experiment when set), of one commit (o->commit, else the
  * latest commit with a finished run) unless o->all_commits, the latest per experiment + params unless
  * o->all_runs; ordered by commit (newest first), paper, experiment, id. *commit_out: the commit chosen. */
-static rp_status select_runs(rp_db *db, const rp_report_opts *o, rrun **out, size_t *n, char *commit_out, size_t cn) {
-    *out = NULL; *n = 0;
+static rp_status select_runs(rp_db *db, const rp_report_opts *o, rrun **out, size_t *n, rrun **pool, size_t *npool,
+                             char *commit_out, size_t cn) {
+    *out = NULL; *n = 0; *pool = NULL; *npool = 0;
     rp_run_filter f = { .experiment = o ? o->experiment : NULL, .commit_prefix = o ? o->commit : NULL, .status = "finished" };
     rp_json *rows = NULL;
     RP_TRY(rp_db_runs(db, &f, &rows));   /* newest first */
@@ -63,6 +69,7 @@ static rp_status select_runs(rp_db *db, const rp_report_opts *o, rrun **out, siz
         const rp_json *row = rp_json_at(rows, i);
         rrun *r = &all[na++];
         r->id = (int64_t)rp_json_num(rp_json_get(row, "id"), 0);
+        r->seed = (int64_t)rp_json_num(rp_json_get(row, "seed"), 0);
         r->dirty = rp_json_num(rp_json_get(row, "git_dirty"), 0) != 0;
         r->experiment = member(row, "experiment"); r->paper = member(row, "paper"); r->commit = member(row, "git_commit");
         r->device = member(row, "device"); r->backend = member(row, "backend"); r->started = member(row, "started_at");
@@ -83,7 +90,15 @@ static rp_status select_runs(rp_db *db, const rp_report_opts *o, rrun **out, siz
         for (size_t j = 0; take && !(o && o->all_runs) && j < *n; j++)
             take = strcmp(keep[j].commit, all[i].commit) || strcmp(keep[j].experiment, all[i].experiment) ||
                    strcmp(keep[j].params, all[i].params);
-        if (take) { keep[(*n)++] = all[i]; memset(&all[i], 0, sizeof all[i]); }
+        if (take) keep[(*n)++] = all[i];
+    }
+    /* keep borrows all's strings; copy them so that each list owns its own. */
+    for (size_t i = 0; i < *n; i++) {   /* every entry, so that none is left borrowing on a failure */
+        rrun *k = &keep[i];
+        k->experiment = strdup(k->experiment); k->paper = strdup(k->paper); k->commit = strdup(k->commit);
+        k->device = strdup(k->device); k->backend = strdup(k->backend); k->started = strdup(k->started); k->params = strdup(k->params);
+        if (!k->experiment || !k->paper || !k->commit || !k->device || !k->backend || !k->started || !k->params)
+            s = rp_fail(RP_ERR_NOMEM, "out of memory");
     }
     if (s == RP_OK && *n) {
         /* Rank commits by their newest run: a copy of keep while it is still newest first. */
@@ -96,9 +111,10 @@ static rp_status select_runs(rp_db *db, const rp_report_opts *o, rrun **out, siz
             free(order);
         }
     }
-    free_runs(all, na);
-    if (s != RP_OK) { free_runs(keep, *n); keep = NULL; *n = 0; }
+    if (s != RP_OK) { free_runs(keep, *n); keep = NULL; *n = 0; free_runs(all, na); all = NULL; na = 0; }
     *out = keep;
+    *pool = all;
+    *npool = na;
     return s;
 }
 
@@ -221,8 +237,81 @@ static rp_status targets(rp_db *db, const rrun *runs, size_t lo, size_t hi, rp_b
     return RP_OK;
 }
 
-/* One run's summaries and figures. */
-static rp_status run_details(rp_db *db, const rrun *r, const char *md_dir, rp_buf *h, rp_buf *m) {
+/* Whether two runs differ at most by seed (and run id): same commit, experiment, params, backend, device. */
+static int same_but_seed(const rrun *a, const rrun *b) {
+    return !strcmp(a->commit, b->commit) && !strcmp(a->experiment, b->experiment) && !strcmp(a->params, b->params) &&
+           !strcmp(a->backend, b->backend) && !strcmp(a->device, b->device);
+}
+
+/* The runs that differ from r only by seed, the newest per seed (pool is newest first); only when r is
+ * the newest of them (so each group is shown once). Returns how many were put in out (0 otherwise). */
+static size_t seed_group(const rrun *r, const rpool *pool, const rrun **out) {
+    size_t n = 0;
+    for (size_t i = 0; i < pool->n; i++) {
+        const rrun *p = &pool->r[i];
+        if (!same_but_seed(p, r)) continue;
+        if (!n && p->id != r->id) return 0;   /* a newer run of the group is the one that shows it */
+        int seen = 0;
+        for (size_t j = 0; j < n && !seen; j++) seen = out[j]->seed == p->seed;
+        if (!seen) out[n++] = p;
+    }
+    return n;
+}
+
+/* When r's group holds two or more seeds: each summary of r as mean ± standard error (sample std /
+ * sqrt(n)) over the seeds, one HTML and one Markdown table. */
+static rp_status seed_table(rp_db *db, const rrun *r, const rpool *pool, const rp_json *sums, rp_buf *h, rp_buf *m) {
+    const rrun **g = pool->n ? malloc(pool->n * sizeof *g) : NULL;
+    size_t ng = g ? seed_group(r, pool, g) : 0;
+    if (ng < 2 || !rp_json_len(sums)) { free(g); return RP_OK; }
+    size_t ns = rp_json_len(sums);
+    double *v = malloc(ns * ng * sizeof *v);
+    if (!v) { free(g); return rp_fail(RP_ERR_NOMEM, "out of memory"); }
+    for (size_t i = 0; i < ns * ng; i++) v[i] = NAN;
+    rp_status st = RP_OK;
+    for (size_t k = 0; st == RP_OK && k < ng; k++) {   /* v[s * ng + k]: summary s of seed k */
+        rp_json *run = NULL;
+        if ((st = rp_db_run(db, g[k]->id, &run)) != RP_OK) break;
+        const rp_json *gs = rp_json_get(run, "summaries");
+        for (size_t s = 0; s < ns; s++) {
+            const char *name = rp_json_str(rp_json_get(rp_json_at(sums, s), "name"), "");
+            for (size_t j = 0; j < rp_json_len(gs); j++)
+                if (!strcmp(rp_json_str(rp_json_get(rp_json_at(gs, j), "name"), ""), name))
+                    v[s * ng + k] = rp_db_json_value(rp_json_get(rp_json_at(gs, j), "value"));
+        }
+        rp_json_free(run);
+    }
+    if (st == RP_OK) {
+        rp_buf seeds = { 0 };
+        for (size_t k = 0; k < ng; k++) rp_buf_printf(&seeds, "%s%lld (run %lld)", k ? ", " : "", (long long)g[k]->seed, (long long)g[k]->id);
+        rp_buf_printf(h, "<p>Over %zu seeds (runs that differ only by seed, the latest per seed): ", ng);
+        html(h, seeds.data);
+        rp_buf_puts(h, "</p>\n<table><tr><th>summary</th><th>mean</th><th>± standard error</th><th>seeds</th></tr>\n");
+        rp_buf_printf(m, "Over %zu seeds (runs that differ only by seed, the latest per seed): ", ng);
+        md(m, seeds.data);
+        rp_buf_puts(m, "\n\n| summary | mean | ± standard error | seeds |\n|---|---:|---:|---:|\n");
+        rp_buf_free(&seeds);
+        for (size_t s = 0; s < ns; s++) {
+            const char *name = rp_json_str(rp_json_get(rp_json_at(sums, s), "name"), "?");
+            rp_agg a = rp_compare_aggregate(v + s * ng, (int)ng);
+            char mean[64] = "—", se[64] = "—";
+            if (a.n) snprintf(mean, sizeof mean, "%.6g", a.mean);
+            if (a.n > 1) snprintf(se, sizeof se, "%.3g", a.std / sqrt((double)a.n));
+            rp_buf_puts(h, "<tr><td>"); html(h, name);
+            rp_buf_printf(h, "</td><td class=num>%s</td><td class=num>%s</td><td class=num>%d</td></tr>\n", mean, se, a.n);
+            rp_buf_puts(m, "| "); md(m, name);
+            rp_buf_printf(m, " | %s | %s | %d |\n", mean, se, a.n);
+        }
+        rp_buf_puts(h, "</table>\n");
+        rp_buf_puts(m, "\n");
+    }
+    free(v);
+    free(g);
+    return st;
+}
+
+/* One run's summaries (and, over its seeds, their mean ± standard error) and figures. */
+static rp_status run_details(rp_db *db, const rrun *r, const rpool *pool, const char *md_dir, rp_buf *h, rp_buf *m) {
     char prov[512];
     provenance(r, prov, sizeof prov);
     rp_buf_puts(h, "<h3>"); html(h, r->experiment); rp_buf_puts(h, " <small>("); html(h, prov);
@@ -256,6 +345,8 @@ static rp_status run_details(rp_db *db, const rrun *r, const char *md_dir, rp_bu
         rp_buf_printf(m, " | %s | %s | %s | %s |\n", v, se, n, better);
     }
     if (any) { rp_buf_puts(h, "</table>\n"); rp_buf_puts(m, "\n"); }
+    rp_status st = seed_table(db, r, pool, sums, h, m);
+    if (st != RP_OK) { rp_json_free(run); return st; }
     for (size_t k = 0; k < rp_json_len(figs); k++) {
         const rp_json *fig = rp_json_at(figs, k), *files = rp_json_get(fig, "files_json"), *spec = rp_json_get(fig, "spec_json");
         const char *name = rp_json_str(rp_json_get(fig, "name"), "?");
@@ -289,11 +380,12 @@ static rp_status run_details(rp_db *db, const rrun *r, const char *md_dir, rp_bu
 }
 
 rp_status rp_report_write(rp_db *db, const rp_report_opts *opts, const char *html_path, const char *md_path, int *nruns) {
-    rrun *runs = NULL;
-    size_t n = 0;
+    rrun *runs = NULL, *all = NULL;
+    size_t n = 0, nall = 0;
     char commit[64] = "";
     RP_TRY(rp_db_flush(db));
-    RP_TRY(select_runs(db, opts, &runs, &n, commit, sizeof commit));
+    RP_TRY(select_runs(db, opts, &runs, &n, &all, &nall, commit, sizeof commit));
+    rpool pool = { all, nall };
     if (nruns) *nruns = (int)n;
     rp_buf h = { 0 }, m = { 0 };
     char now[64], scope[256];
@@ -331,7 +423,7 @@ rp_status rp_report_write(rp_db *db, const rp_report_opts *opts, const char *htm
         rp_buf_puts(&h, all_commits ? "<h3>" : "<h2>"); html(&h, paper); rp_buf_puts(&h, all_commits ? "</h3>\n" : "</h2>\n");
         rp_buf_puts(&m, all_commits ? "### " : "## "); md(&m, paper); rp_buf_puts(&m, "\n\n");
         st = targets(db, runs, lo, hi, &h, &m);
-        for (size_t i = lo; st == RP_OK && i < hi; i++) st = run_details(db, &runs[i], md_dir, &h, &m);
+        for (size_t i = lo; st == RP_OK && i < hi; i++) st = run_details(db, &runs[i], &pool, md_dir, &h, &m);
         lo = hi;
     }
     /* Lets a headless browser (tests/report_test.sh) tell that every image decoded. */
@@ -343,5 +435,6 @@ rp_status rp_report_write(rp_db *db, const rp_report_opts *opts, const char *htm
     rp_buf_free(&h);
     rp_buf_free(&m);
     free_runs(runs, n);
+    free_runs(all, nall);
     return st;
 }

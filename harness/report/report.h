@@ -3,7 +3,9 @@
  * targets (name, experiment, paper value, reproduced value, tolerance and kind, status, provenance: run id,
  * short commit with * when dirty, device), each run's summaries, then the figures. By default only the
  * runs of one commit (the latest with a finished run) are shown, and of those the latest finished run
- * per experiment + params, so two commits' numbers are never mixed in one table. */
+ * per experiment + params, so two commits' numbers are never mixed in one table. Runs that differ only by
+ * seed (same commit, experiment, params, backend, device) are aggregated under the latest of them: each
+ * summary as mean ± standard error (sample std / sqrt(n)) over the seeds, the latest run per seed. */
 #ifndef RP_REPORT_H
 #define RP_REPORT_H
 #include "db/registry.h"

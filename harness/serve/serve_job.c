@@ -137,7 +137,7 @@ static rp_status run_locked(rp_serve_engine *e, rp_serve_job *j) {
     if (!all || !lp) { free(all); if (lp) j->lp = lp; return rp_fail(RP_ERR_NOMEM, "serve: out of memory"); }
     j->lp = lp;
     memcpy(all, j->prompt, j->n_prompt * sizeof *all);
-    memcpy(all + j->n_prompt, j->out.tokens.ids, j->out.tokens.n * sizeof *all);
+    if (j->out.tokens.n) memcpy(all + j->n_prompt, j->out.tokens.ids, j->out.tokens.n * sizeof *all);   /* none when only the end token came */
     if (j->out.eog_token >= 0) all[n_all - 1] = j->out.eog_token;
     rp_status st = score_range(e, all, n_all, j->n_prompt - 1, n_top, j->lp + n_echo);
     if (st == RP_OK) j->n_lp = n_echo + n_gen;

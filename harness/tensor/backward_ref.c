@@ -107,14 +107,7 @@ static rp_status ref_attention_backward(rp_bwd *b, float *dq, float *dk, float *
             const float *qv = q + (t * H + h) * D, *go = dout + (t * H + h) * D;
             int g = h / group;
             int64_t nk = pos0 + t + 1;
-            double mx = -INFINITY, sum = 0, pdp = 0;
-            for (int64_t j = 0; j < nk; j++) {
-                double s = 0;
-                for (int d = 0; d < D; d++) s += (double)qv[d] * k[j * kv_stride + g * D + d];
-                p[j] = s * scale;
-                if (p[j] > mx) mx = p[j];
-            }
-            for (int64_t j = 0; j < nk; j++) { p[j] = exp(p[j] - mx); sum += p[j]; }
+            double sum = rp_ref_attention_weights(qv, k + g * D, kv_stride, D, nk, scale, p), pdp = 0;
             for (int64_t j = 0; j < nk; j++) {
                 p[j] /= sum;
                 double s = 0;

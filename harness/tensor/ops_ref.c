@@ -114,6 +114,21 @@ rp_status rp_ref_rope(rp_backend *be, float *x, int64_t T, int H, int D, int rop
     return RP_OK;
 }
 
+/* The unnormalized causal attention weights of one query row against nk keys (stable: the max is
+ * subtracted before exp); returns their sum. */
+double rp_ref_attention_weights(const float *qv, const float *kh, int64_t kv_stride, int D, int64_t nk, float scale,
+                                double *p) {
+    double mx = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < nk; j++) {
+        double s = 0;
+        for (int d = 0; d < D; d++) s += (double)qv[d] * kh[j * kv_stride + d];
+        p[j] = s * scale;
+        if (p[j] > mx) mx = p[j];
+    }
+    for (int64_t j = 0; j < nk; j++) { p[j] = exp(p[j] - mx); sum += p[j]; }
+    return sum;
+}
+
 /* Causal attention one query and one head at a time. */
 rp_status rp_ref_attention(rp_backend *be, float *out, const float *q, const float *k, const float *v, int64_t T,
                            int64_t pos0, int H, int Hkv, int D, int64_t kv_stride, float scale) {
@@ -127,14 +142,7 @@ rp_status rp_ref_attention(rp_backend *be, float *out, const float *q, const flo
             const float *qv = q + (t * H + h) * D;
             int g = h / group;
             int64_t nk = pos0 + t + 1;
-            double mx = -INFINITY, sum = 0;
-            for (int64_t j = 0; j < nk; j++) {
-                double s = 0;
-                for (int d = 0; d < D; d++) s += (double)qv[d] * k[j * kv_stride + g * D + d];
-                p[j] = s * scale;
-                if (p[j] > mx) mx = p[j];
-            }
-            for (int64_t j = 0; j < nk; j++) { p[j] = exp(p[j] - mx); sum += p[j]; }
+            double sum = rp_ref_attention_weights(qv, k + g * D, kv_stride, D, nk, scale, p);
             for (int d = 0; d < D; d++) {
                 double acc = 0;
                 for (int64_t j = 0; j < nk; j++) acc += p[j] * v[j * kv_stride + g * D + d];

@@ -16,6 +16,9 @@ rp_status rp_ref_rope(rp_backend *be, float *x, int64_t T, int H, int D, int rop
                       int neox);
 rp_status rp_ref_attention(rp_backend *be, float *out, const float *q, const float *k, const float *v, int64_t T,
                            int64_t pos0, int H, int Hkv, int D, int64_t kv_stride, float scale);
+/* p[j] = exp(scale·⟨qv, key j⟩ − max) for the nk keys at kh + j·kv_stride (D floats each); returns Σ p[j]. */
+double rp_ref_attention_weights(const float *qv, const float *kh, int64_t kv_stride, int D, int64_t nk, float scale,
+                                double *p);
 rp_status rp_ref_swiglu(rp_backend *be, float *out, const float *gate, const float *up, int64_t n);
 rp_status rp_ref_add(rp_backend *be, float *y, const float *a, const float *b, int64_t n);
 rp_status rp_ref_softmax(rp_backend *be, float *x, int64_t rows, int64_t n);

@@ -97,7 +97,11 @@ function M.params(own)
     rpm = { type = "number", default = 0, min = 0, doc = "rater requests per minute limit (0: none)" },
     tpm = { type = "number", default = 0, min = 0, doc = "rater tokens per minute limit (0: none)" },
     concurrency = { type = "integer", default = 4, min = 1, doc = "requests in flight" },
+    price_in = { type = "number", default = 0.5, doc = "rater $ per million input tokens (gpt-3.5-turbo-0125)" },
     price_out = { type = "number", default = 1.5, doc = "rater $ per million output tokens" },
+    llm = { type = "string", default = "openai", choices = { "openai", "local", "replay" }, doc = "LLM backend: openai (any compatible endpoint), local (the `serve` model in this process, no HTTP), replay (cache only)" },
+    base_url = { type = "string", default = "https://api.openai.com/v1", doc = "OpenAI-compatible endpoint of the LLM calls" },
+    docs = { type = "string", default = "", doc = "documents folder for the bm25 search (indexed once into `index`)" },
   }
   for k, v in pairs(own) do p[k] = v end
   return p
