@@ -76,6 +76,16 @@ rp_status rp_trainer_save(const rp_trainer *tr, const char *path);
  * field that does not match, and leave the trainer unchanged. */
 rp_status rp_trainer_load(rp_trainer *tr, const char *path);
 
+/* Receives one weight of an exported model: GGUF name, row-major f32 data [rows, cols] (valid during the call). */
+typedef rp_status (*rp_weight_sink)(void *ud, const char *name, const float *data, int64_t rows, int64_t cols);
+/* Hand every weight of the trained model to sink as dense f32, LoRA adapters merged (W + alpha/r·B·A, the base
+ * dequantized from its file type or NF4), in GGUF names and order; a GGUF writer is the sink. Stops at the
+ * first status the sink returns that is not RP_OK. */
+rp_status rp_trainer_export(const rp_trainer *tr, rp_weight_sink sink, void *ud);
+/* The logits [B·T, V] of the last rp_trainer_eval (overwritten by the next forward; a forward_backward turns
+ * them into their gradient). */
+const float *rp_trainer_logits(const rp_trainer *tr);
+
 /* Test access: the i-th trainable tensor (name, values, gradient, length); NULL past the end. */
 const char *rp_trainer_param(rp_trainer *tr, int i, float **p, float **g, int64_t *n);
 
