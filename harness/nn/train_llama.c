@@ -115,6 +115,22 @@ static rp_status norm_weight(rp_trainer *tr, const rp_model_file *f, const char 
     return tr_add_param(tr, name, *w, *dw, C, 0);
 }
 
+/* Re-store a frozen F32/F16 linear as BF16 in trainer memory (rounded to nearest even). */
+static rp_status to_bf16(rp_trainer *tr, tr_linear *l, const char *name) {
+    size_t ld = rp_dtype_row_bytes(RP_BF16, l->in);
+    char *dst = (char *)tr_alloc(tr, (int64_t)((ld * (size_t)l->out + sizeof(float) - 1) / sizeof(float)));
+    float *row = malloc((size_t)l->in * sizeof *row);   /* build time only */
+    rp_status st = dst && row ? RP_OK : rp_fail(RP_ERR_NOMEM, "train: out of memory converting %s to bf16", name);
+    for (int64_t r = 0; r < l->out && st == RP_OK; r++) {
+        st = rp_dequantize_row(l->wt, (const char *)l->w + (size_t)r * l->ldw, row, l->in);
+        if (st == RP_OK) st = rp_quantize_row(RP_BF16, row, dst + (size_t)r * ld, l->in);
+    }
+    free(row);
+    RP_TRY(st);
+    l->w = dst; l->wt = RP_BF16; l->ldw = ld;
+    return RP_OK;
+}
+
 /* Build one linear for the method: trainable f32, frozen as stored, or frozen NF4; plan its adapter. */
 static rp_status make_linear(rp_trainer *tr, const rp_model_file *f, tr_linear *l, int id, const char *name,
                              const char *kind, int64_t out, int64_t in, float std) {
@@ -129,6 +145,8 @@ static rp_status make_linear(rp_trainer *tr, const rp_model_file *f, tr_linear *
     const rp_weight *w;
     RP_TRY(file_weight(f, name, out, in, &w));
     l->w = w->data; l->wt = w->dtype; l->ldw = rp_dtype_row_bytes(w->dtype, in);
+    if (tr->o.method == RP_TRAIN_LORA && tr->o.bf16_base && (w->dtype == RP_F32 || w->dtype == RP_F16))
+        RP_TRY(to_bf16(tr, l, name));
     if (tr->o.method == RP_TRAIN_QLORA && in % RP_NF4_BLOCK == 0) {
         float *tmp = malloc((size_t)(out * in) * sizeof *tmp);   /* build time only */
         if (!tmp) return rp_fail(RP_ERR_NOMEM, "train: out of memory converting %s to nf4", name);
