@@ -81,7 +81,7 @@ return experiment.define {
     full = { steps = 300, seq_len = 128, max_bytes = 1000000, eval_every = 25, eval_seqs = 64 },
     paper = { method = "full", steps = 300, seq_len = 128, max_bytes = 1000000, eval_every = 25, eval_seqs = 64, lr = 5e-5 },
   },
-  seconds = { smoke = 15, demo = 240 },   -- idle 2-core estimates (LoRA 4 x 64: ~2.5 s a step on a loaded host)
+  seconds = { smoke = 5, demo = 60 },   -- idle 2-core estimates: demo took 95 CPU-s in all (2026-12-05, load 9-15)
   resources = { threads = 2, memory = "3G", time_min = 30 },
   run = function(ctx, p)
     local a = TEXTS[p.text]
