@@ -3,18 +3,11 @@
 # trained from scratch on tinyshakespeare's characters, seconds): the run finishes, its shape target (held-out
 # loss below the character unigram entropy of the training windows) passes, the held-out loss is logged before
 # training and at every evaluation (steps 0, 20, 40, 60), falls, and the loss figure is recorded.
-set -u
-REPRO=${REPRO:-bin/repro}
 [ -n "${REPRO_MIRROR:-}" ] && [ -f "$REPRO_MIRROR/tinyshakespeare/input.txt" ] ||
   { echo "skip [mirror]: train_smollm2_test needs tinyshakespeare in REPRO_MIRROR"; exit 0; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-db=$tmp/repro.db
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then fails=$((fails+1)); echo "FAIL: $1" >&2; fi; }
-q() { sqlite3 "$db" "$1"; }
+. "$(dirname "$0")/cli_test_lib.sh"
 points() { q "select coalesce(sum(m.n), 0) from metrics m join metric_names k on k.id = m.name_id where m.run_id = $1 and k.name = '$2'"; }
-id=$("$REPRO" run experiments/train_smollm2.lua --preset smoke --db "$db" 2>"$tmp/err")
+id=$("$REPRO" run experiments/train_smollm2.lua --preset smoke 2>"$tmp/err")
 check "train_smollm2 smoke finishes" "[ $? -eq 0 ] && [ -n '$id' ]"
 check "its target passes" "[ \"\$(q \"select count(*) from targets where run_id=$id and kind='shape' and status='pass'\")\" -eq 1 ]"
 check "held-out loss at 4 evaluations" "[ \"\$(points $id heldout_loss)\" -eq 4 ]"
