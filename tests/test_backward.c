@@ -303,6 +303,72 @@ static void test_cpu_vs_ref(rp_bwd *bw) {
     att_free(&c);
 }
 
+/* The threaded row kernels (rows_cpu.c) against the reference at sizes with vector tails (C = 37, n = 1000). */
+static void test_rows_vs_ref(rp_bwd *bw) {
+    int64_t T = 23, C = 37, n = T * C;
+    float *x = randv(n, 1), *w = randv(C, 1), *dy = randv(n, 1), *o[2], *dx[2], *dw[2];
+    o[0] = zeros(1000); o[1] = zeros(1000);   /* also the swiglu outputs below */
+    rp_ref_rmsnorm(NULL, o[0], x, w, T, C, 1e-5f);
+    CHECK(rp_cpu_rmsnorm_forward(bw, o[1], x, w, T, C, 1e-5f) == RP_OK);
+    CHECK_MSG(rel_err(o[1], o[0], n) < 1e-5, "cpu rmsnorm forward vs ref: %g", rel_err(o[1], o[0], n));
+    for (int k = 0; k < 2; k++) { dx[k] = zeros(n); dw[k] = zeros(C); dw[k][3] = 1.0f; }
+    CHECK(rp_ref_rmsnorm_backward(bw, dx[0], dw[0], dy, x, w, T, C, 1e-5f) == RP_OK);
+    CHECK(rp_cpu_rmsnorm_backward(bw, dx[1], dw[1], dy, x, w, T, C, 1e-5f) == RP_OK);
+    double e = fmax(rel_err(dx[1], dx[0], n), rel_err(dw[1], dw[0], C));
+    CHECK_MSG(e < 1e-5, "cpu rmsnorm backward vs ref: %g", e);
+    /* swiglu over 1000 values: 62 vectors and a tail of 8 */
+    int64_t m = 1000;
+    float *g = randv(m, 3), *u = randv(m, 1), *d = randv(m, 1), *a[2], *b[2];
+    CHECK(rp_ref_swiglu(NULL, o[0], g, u, m) == RP_OK);
+    CHECK(rp_cpu_swiglu_forward(bw, o[1], g, u, m) == RP_OK);
+    CHECK_MSG(rel_err(o[1], o[0], m) < 1e-5, "cpu swiglu forward vs ref: %g", rel_err(o[1], o[0], m));
+    for (int k = 0; k < 2; k++) { a[k] = zeros(m); b[k] = zeros(m); }
+    CHECK(rp_ref_swiglu_backward(bw, a[0], b[0], d, g, u, m) == RP_OK);
+    CHECK(rp_cpu_swiglu_backward(bw, a[1], b[1], d, g, u, m) == RP_OK);
+    e = fmax(rel_err(a[1], a[0], m), rel_err(b[1], b[0], m));
+    CHECK_MSG(e < 1e-5, "cpu swiglu backward vs ref: %g", e);
+    /* rope from the table, forward and inverse, both layouts, against the reference's per-angle doubles */
+    int H = 3, D = 16, rd = 12, half = rd / 2;
+    int32_t pos[23];
+    for (int t = 0; t < T; t++) pos[t] = (t * 7) % 29;
+    float *cs = zeros(29 * half), *sn = zeros(29 * half), *q[2];
+    CHECK(rp_rope_table(cs, sn, 29, rd, 10000.0f) == RP_OK);
+    for (int neox = 0; neox < 2; neox++) {
+        q[0] = randv(T * H * D, 1); q[1] = malloc((size_t)(T * H * D) * sizeof(float));
+        memcpy(q[1], q[0], (size_t)(T * H * D) * sizeof(float));
+        rp_ref_rope(NULL, q[0], T, H, D, rd, pos, 10000.0f, neox);
+        CHECK(rp_cpu_rope_apply(bw, q[1], T, H, D, rd, pos, cs, sn, 29, neox, 0) == RP_OK);
+        CHECK_MSG(rel_err(q[1], q[0], T * H * D) < 1e-5, "cpu rope (table) vs ref neox=%d: %g", neox, rel_err(q[1], q[0], T * H * D));
+        CHECK(rp_ref_rope_backward(bw, q[0], T, H, D, rd, pos, 10000.0f, neox) == RP_OK);
+        CHECK(rp_cpu_rope_apply(bw, q[1], T, H, D, rd, pos, cs, sn, 29, neox, 1) == RP_OK);
+        CHECK_MSG(rel_err(q[1], q[0], T * H * D) < 1e-5, "cpu rope inverse vs ref neox=%d: %g", neox, rel_err(q[1], q[0], T * H * D));
+        free(q[0]); free(q[1]);
+    }
+    pos[5] = 29;
+    q[0] = zeros(T * H * D);
+    CHECK(rp_cpu_rope_apply(bw, q[0], T, H, D, rd, pos, cs, sn, 29, 0, 0) == RP_ERR_RANGE);
+    free(q[0]);
+    /* cross-entropy: forward with lse, the in-place gradient and the accumulating backward, rows of 1000 */
+    int64_t R = 5;
+    float *lg = randv(R * m, 4), *loss[2], lse[5], dl[5] = { 1, 0.5f, 2, 1, 0.25f }, *gd[2];
+    int32_t tg[5] = { 0, 999, 17, 500, 3 };
+    uint8_t mask[5] = { 1, 1, 0, 1, 1 };
+    loss[0] = zeros(R); loss[1] = zeros(R);
+    for (int64_t r = 0; r < R; r++) if (mask[r]) rp_ref_cross_entropy(NULL, loss[0] + r, lg + r * m, tg + r, 1, m);
+    CHECK(rp_cpu_cross_entropy_forward(bw, loss[1], lse, lg, tg, mask, R, m) == RP_OK);
+    CHECK_MSG(rel_err(loss[1], loss[0], R) < 1e-5, "cpu cross_entropy forward vs ref: %g", rel_err(loss[1], loss[0], R));
+    gd[0] = zeros(R * m); gd[1] = malloc((size_t)(R * m) * sizeof(float));
+    memcpy(gd[1], lg, (size_t)(R * m) * sizeof(float));
+    CHECK(rp_ref_cross_entropy_backward(bw, gd[0], lg, tg, dl, mask, R, m) == RP_OK);
+    CHECK(rp_cpu_cross_entropy_grad(bw, gd[1], lse, tg, dl, mask, R, m) == RP_OK);
+    CHECK_MSG(rel_err(gd[1], gd[0], R * m) < 1e-5, "cpu cross_entropy in-place gradient vs ref: %g", rel_err(gd[1], gd[0], R * m));
+    tg[1] = 1000;
+    CHECK(rp_cpu_cross_entropy_forward(bw, loss[1], lse, lg, tg, mask, R, m) == RP_ERR_RANGE);
+    free(gd[0]); free(gd[1]); free(loss[0]); free(loss[1]); free(lg); free(cs); free(sn);
+    for (int k = 0; k < 2; k++) { free(o[k]); free(dx[k]); free(dw[k]); free(a[k]); free(b[k]); }
+    free(x); free(w); free(dy); free(g); free(u); free(d);
+}
+
 int main(void) {
     rp_pool *pool = NULL;
     rp_bwd *bw = NULL;
@@ -329,6 +395,7 @@ int main(void) {
         test_scatter(ops, bw);
     }
     test_cpu_vs_ref(bw);
+    test_rows_vs_ref(bw);
     rp_bwd_free(bw);
     rp_pool_free(pool);
     return checks_done("backward");

@@ -4,7 +4,9 @@
  * −log σ(β·(lp₀ − lp₁)) whose gradient the test supplies), LoRA on stories260K's f32 base and QLoRA on
  * its NF4 re-quantization (after one step, so that B ≠ 0 and A has a gradient); then that the frozen base
  * never moves, that accumulating two half-batches equals one batch, that a checkpoint resumes bit for bit
- * (dropout on), and that bad batches are errors naming the position. */
+ * (dropout on), that bad batches are errors naming the position, and that LoRA / QLoRA adapters merged into
+ * dense weights (rp_trainer_export) give the adapter model's logits, and that a bf16-stored frozen base stays
+ * within its stated tolerance of the f32 one. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -207,6 +209,107 @@ static void test_resume(rp_model_file *f) {
     rp_trainer_free(r);
 }
 
+/* Export sink: copy each merged weight into the full trainer's tensor of the same name. */
+typedef struct load_into { rp_trainer *tr; int matched, bad; } load_into;
+static rp_status copy_weight(void *ud, const char *name, const float *data, int64_t rows, int64_t cols) {
+    load_into *li = ud;
+    float *p, *g;
+    int64_t n;
+    const char *pn;
+    for (int i = 0; (pn = rp_trainer_param(li->tr, i, &p, &g, &n)); i++)
+        if (!strcmp(pn, name)) {
+            if (n != rows * cols) { li->bad++; return rp_fail(RP_ERR_FORMAT, "%s: %lld values, want %lld", name, (long long)(rows * cols), (long long)n); }
+            memcpy(p, data, (size_t)n * sizeof *p);
+            li->matched++;
+            return RP_OK;
+        }
+    li->bad++;
+    return rp_fail(RP_ERR_NOTFOUND, "export gave %s, which the full trainer lacks", name);
+}
+
+static double logits_diff(const float *a, const float *b, int64_t n) {
+    double e = 0, mx = 1e-9;
+    for (int64_t i = 0; i < n; i++) { e = fmax(e, fabs((double)a[i] - b[i])); mx = fmax(mx, fabs(a[i])); }
+    return e / mx;
+}
+
+/* LoRA (or QLoRA) trained a few steps, merged into dense weights and loaded into a full trainer: the merged
+ * model's logits equal the adapter model's (eval mode), and differ from the untouched base's. */
+static void test_merge(rp_model_file *f, rp_train_method method) {
+    rp_train_opts o = base_opts();
+    o.method = method; o.lora_rank = 4; o.lora_alpha = 8; o.lora_dropout = 0.1f;
+    o.lora_targets = "attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down";
+    rp_trainer *a = NULL, *full = NULL;
+    CHECK(rp_trainer_new(f, NULL, &o, &a) == RP_OK);
+    rp_train_opts of = base_opts();
+    CHECK(rp_trainer_new(f, NULL, &of, &full) == RP_OK);
+    if (!a || !full) { rp_trainer_free(a); rp_trainer_free(full); return; }
+    batch b = make_batch(2, 6, 512);
+    double loss, la, lm, l0;
+    for (int s = 0; s < 3; s++) {
+        CHECK(rp_trainer_forward_backward(a, b.tok, b.tgt, b.mask, 2, 6, NULL, NULL, &loss) == RP_OK);
+        CHECK(rp_trainer_update(a, 0.05f, 1.0f, NULL) == RP_OK);
+    }
+    int64_t n = 2 * 6 * (int64_t)rp_trainer_config(a)->vocab;
+    float *base = malloc((size_t)n * sizeof *base), *adapted = malloc((size_t)n * sizeof *adapted);
+    CHECK(rp_trainer_eval(full, b.tok, b.tgt, b.mask, 2, 6, &l0, NULL) == RP_OK);
+    memcpy(base, rp_trainer_logits(full), (size_t)n * sizeof *base);
+    CHECK(rp_trainer_eval(a, b.tok, b.tgt, b.mask, 2, 6, &la, NULL) == RP_OK);
+    memcpy(adapted, rp_trainer_logits(a), (size_t)n * sizeof *adapted);
+    load_into li = { full, 0, 0 };
+    CHECK(rp_trainer_export(a, copy_weight, &li) == RP_OK);
+    int n_full = 0;
+    float *p, *g;
+    int64_t k;
+    while (rp_trainer_param(full, n_full, &p, &g, &k)) n_full++;
+    CHECK_MSG(li.matched == n_full && !li.bad, "export matched %d of %d tensors (%d bad)", li.matched, n_full, li.bad);
+    CHECK(rp_trainer_eval(full, b.tok, b.tgt, b.mask, 2, 6, &lm, NULL) == RP_OK);
+    double e = logits_diff(rp_trainer_logits(full), adapted, n), moved = logits_diff(base, adapted, n);
+    const char *label = method == RP_TRAIN_LORA ? "lora" : "qlora";
+    CHECK_MSG(e < 1e-5, "%s merged logits vs adapter logits: %g", label, e);
+    CHECK_MSG(moved > 1e-3, "%s adapter left the logits where the base had them (%g): the merge check would be vacuous", label, moved);
+    printf("%s merged into dense f32: logits within %.2g of the adapter model's (which moved %.2g from the base); loss %.6f vs %.6f\n",
+           label, e, moved, lm, la);
+    free(base); free(adapted);
+    free_batch(&b);
+    rp_trainer_free(a);
+    rp_trainer_free(full);
+}
+
+/* LoRA over the f32 stories260K base stored as bf16 (8 mantissa bits: 2^-9 relative per weight): logits within
+ * the stated 1% of their largest magnitude of the f32 base's, and the losses of 4 identical steps within 2%. */
+static void test_bf16(rp_model_file *f) {
+    rp_train_opts o = base_opts();
+    o.method = RP_TRAIN_LORA; o.lora_rank = 4; o.lora_alpha = 8; o.lora_targets = "attn_q,attn_v,ffn_down";
+    rp_trainer *a = NULL, *h = NULL;
+    CHECK(rp_trainer_new(f, NULL, &o, &a) == RP_OK);
+    o.bf16_base = 1;
+    CHECK(rp_trainer_new(f, NULL, &o, &h) == RP_OK);
+    if (!a || !h) { rp_trainer_free(a); rp_trainer_free(h); return; }
+    batch b = make_batch(2, 6, 512);
+    int64_t n = 2 * 6 * (int64_t)rp_trainer_config(a)->vocab;
+    float *la = malloc((size_t)n * sizeof *la);
+    double first = 0, worst_loss = 0, loss_a, loss_h;
+    for (int s = 0; s < 4; s++) {
+        CHECK(rp_trainer_eval(a, b.tok, b.tgt, b.mask, 2, 6, &loss_a, NULL) == RP_OK);
+        memcpy(la, rp_trainer_logits(a), (size_t)n * sizeof *la);
+        CHECK(rp_trainer_eval(h, b.tok, b.tgt, b.mask, 2, 6, &loss_h, NULL) == RP_OK);
+        if (s == 0) first = logits_diff(la, rp_trainer_logits(h), n);
+        worst_loss = fmax(worst_loss, fabs(loss_h - loss_a) / loss_a);
+        CHECK(rp_trainer_forward_backward(a, b.tok, b.tgt, b.mask, 2, 6, NULL, NULL, &loss_a) == RP_OK && rp_trainer_update(a, 0.02f, 1.0f, NULL) == RP_OK);
+        CHECK(rp_trainer_forward_backward(h, b.tok, b.tgt, b.mask, 2, 6, NULL, NULL, &loss_h) == RP_OK && rp_trainer_update(h, 0.02f, 1.0f, NULL) == RP_OK);
+    }
+    CHECK_MSG(first < 1e-2, "bf16 base: logits %.3g of their largest from the f32 base's (tolerance 1%%)", first);
+    CHECK_MSG(first > 0, "bf16 base gave the f32 logits exactly: the base was not converted");
+    CHECK_MSG(worst_loss < 2e-2, "bf16 base: held-in loss %.3g relative from the f32 run's over 4 steps (tolerance 2%%)", worst_loss);
+    printf("lora on a bf16-stored base: logits within %.2g of the f32 base's largest (tolerance 1e-2); losses over 4 steps within "
+           "%.2g relative (tolerance 2e-2)\n", first, worst_loss);
+    free(la);
+    free_batch(&b);
+    rp_trainer_free(a);
+    rp_trainer_free(h);
+}
+
 int main(void) {
     test_scratch(0);
     test_scratch(1);
@@ -218,6 +321,9 @@ int main(void) {
         test_lora(f, RP_TRAIN_LORA);
         test_lora(f, RP_TRAIN_QLORA);
         test_resume(f);
+        test_merge(f, RP_TRAIN_LORA);
+        test_merge(f, RP_TRAIN_QLORA);
+        test_bf16(f);
         rp_model_file_free(f);
     }
     return checks_done("train");

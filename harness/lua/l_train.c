@@ -1,7 +1,8 @@
 /* l_train.c: require("repro.train"): training Llama-family models from Lua (engine: nn/train_llama.h).
  *   train.new{ model = path_or_asset | config = {n_layer=, dim=, n_head=, n_head_kv=, ffn_dim=, vocab=, rope_base=,
  *              norm_eps=, tied=}, method = "full"|"lora"|"qlora", targets = "attn_q,attn_v" or {names},
- *              rank=, alpha=, dropout=, batch=B, seq_len=T, seed=, threads=, init_std=,
+ *              rank=, alpha=, dropout=, batch=B, seq_len=T, seed=, threads=, init_std=, bf16_base=false (lora: frozen
+ *              f32 base linears stored as bf16, see train_llama.h),
  *              optimizer = {lr=, beta1=, beta2=, eps=, weight_decay=, clip=, schedule="constant"|"linear"|"cosine",
  *                           warmup=, total_steps=, lr_min=} }                              -> tr ("repro.train")
  *   A batch is {tokens = {{ids}, ...}, targets = {{ids}, ...}, mask = {{0|1}, ...}}: B rows of T; without
@@ -13,6 +14,7 @@
  *   tr:save(path) / tr:load(path)   adapters or weights + optimizer state + step
  *   tr:info()                       -> {params=, step=, method=, batch=, seq_len=, n_layer=, dim=, vocab=}
  *   tr:close()
+ *   train.progress(label, total [, unit]) -> p; p:update(done); p:done()   (a terminal line: rate, ETA)
  * loss = fn(seq_logp) gets the list of per-sequence summed log-probabilities of the scored targets and returns
  * the loss and the list of its derivatives by each (a plugin's objective, e.g. DPO). Seed default: the run's
  * "train" stream. Errors name the field and value. */
@@ -22,6 +24,7 @@
 #include "lua/host.h"
 #include "nn/llama.h"
 #include "nn/train_llama.h"
+#include "util/progress.h"
 
 RP_LUA_MODULE(train, rp_luaopen_train);
 
@@ -274,7 +277,7 @@ static void read_optimizer(lua_State *L, int idx, rp_train_opts *o, rp_lr_schedu
 /* train.new{...} -> tr */
 static int l_new(lua_State *L) {
     static const char *const keys[] = { "model", "config", "method", "targets", "rank", "alpha", "dropout", "batch", "seq_len",
-                                        "seed", "threads", "init_std", "optimizer", NULL };
+                                        "seed", "threads", "init_std", "optimizer", "bf16_base", NULL };
     luaL_checktype(L, 1, LUA_TTABLE);
     rp_lua_check_keys(L, 1, "train.new", keys);
     rp_train_opts o = { 0 };
@@ -288,6 +291,10 @@ static int l_new(lua_State *L) {
     o.lora_dropout = (float)rp_lua_field_number(L, 1, "dropout", 0.0);
     o.init_std = (float)rp_lua_field_number(L, 1, "init_std", 0.02);
     o.n_threads = (int)rp_lua_field_integer(L, 1, "threads", 0);
+    lua_getfield(L, 1, "bf16_base");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) luaL_error(L, "train.new: bf16_base must be true or false");
+    o.bf16_base = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 1, "seed");
     o.seed = lua_isnil(L, -1) ? rp_lua_seed(L, "train") : (uint64_t)rp_lua_checkinteger(L, -1);
     lua_pop(L, 1);
@@ -350,9 +357,34 @@ static int l_new(lua_State *L) {
     return 1;
 }
 
+#define PROGRESS_CLASS "repro.train.progress"
+
+static void progress_release(void *p) { rp_progress_done(p); }
+
+/* p:update(done) */
+static int l_progress_update(lua_State *L) {
+    rp_progress_update(rp_lua_checkobj(L, 1, PROGRESS_CLASS), luaL_checknumber(L, 2));
+    return 0;
+}
+
+/* p:done() (prints the final rate) */
+static int l_progress_done(lua_State *L) { rp_lua_closeobj(L, 1, PROGRESS_CLASS); return 0; }
+
+/* train.progress(label, total [, unit]) -> p: a terminal progress line (done/total, rate, ETA), silent when
+ * stderr is not a terminal. */
+static int l_progress(lua_State *L) {
+    const char *label = luaL_checkstring(L, 1), *unit = luaL_optstring(L, 3, "steps");
+    double total = luaL_checknumber(L, 2);
+    rp_progress *p = rp_progress_new(label, total, unit);
+    if (!p) return luaL_error(L, "train.progress: out of memory");
+    static const luaL_Reg methods[] = { { "update", l_progress_update }, { "done", l_progress_done }, { NULL, NULL } };
+    rp_lua_newobj(L, PROGRESS_CLASS, p, methods, progress_release);
+    return 1;
+}
+
 /* The module table. */
 int rp_luaopen_train(lua_State *L) {
-    static const luaL_Reg fns[] = { { "new", l_new }, { NULL, NULL } };
+    static const luaL_Reg fns[] = { { "new", l_new }, { "progress", l_progress }, { NULL, NULL } };
     rp_lua_newlib(L, fns);
     return 1;
 }

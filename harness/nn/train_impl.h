@@ -50,7 +50,8 @@ struct rp_trainer {
     tr_layer *layers;
     /* planned activations and scratch */
     int32_t *pos;                  /* [BT] position of each row in its sequence */
-    float *x_out, *xf, *logits, *dlogits, *row_loss, *row_dloss;
+    float *x_out, *xf, *logits, *row_lse, *row_loss, *row_dloss;   /* logits [BT, V] become their gradient in backward */
+    float *rope_cos, *rope_sin;    /* [T, rope_dim/2] RoPE table of positions 0..T-1 */
     float *dres, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxa, *dxd;
     double *seq_logp, *seq_dlogp;
     /* bookkeeping */

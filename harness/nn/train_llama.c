@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "nn/train_impl.h"
-#include "tensor/ops_ref.h"
 #include "tensor/quant.h"
 
 /* Zeroed, 64-byte aligned floats recorded for rp_trainer_free. */
@@ -116,6 +115,22 @@ static rp_status norm_weight(rp_trainer *tr, const rp_model_file *f, const char 
     return tr_add_param(tr, name, *w, *dw, C, 0);
 }
 
+/* Re-store a frozen F32/F16 linear as BF16 in trainer memory (rounded to nearest even). */
+static rp_status to_bf16(rp_trainer *tr, tr_linear *l, const char *name) {
+    size_t ld = rp_dtype_row_bytes(RP_BF16, l->in);
+    char *dst = (char *)tr_alloc(tr, (int64_t)((ld * (size_t)l->out + sizeof(float) - 1) / sizeof(float)));
+    float *row = malloc((size_t)l->in * sizeof *row);   /* build time only */
+    rp_status st = dst && row ? RP_OK : rp_fail(RP_ERR_NOMEM, "train: out of memory converting %s to bf16", name);
+    for (int64_t r = 0; r < l->out && st == RP_OK; r++) {
+        st = rp_dequantize_row(l->wt, (const char *)l->w + (size_t)r * l->ldw, row, l->in);
+        if (st == RP_OK) st = rp_quantize_row(RP_BF16, row, dst + (size_t)r * ld, l->in);
+    }
+    free(row);
+    RP_TRY(st);
+    l->w = dst; l->wt = RP_BF16; l->ldw = ld;
+    return RP_OK;
+}
+
 /* Build one linear for the method: trainable f32, frozen as stored, or frozen NF4; plan its adapter. */
 static rp_status make_linear(rp_trainer *tr, const rp_model_file *f, tr_linear *l, int id, const char *name,
                              const char *kind, int64_t out, int64_t in, float std) {
@@ -130,6 +145,8 @@ static rp_status make_linear(rp_trainer *tr, const rp_model_file *f, tr_linear *
     const rp_weight *w;
     RP_TRY(file_weight(f, name, out, in, &w));
     l->w = w->data; l->wt = w->dtype; l->ldw = rp_dtype_row_bytes(w->dtype, in);
+    if (tr->o.method == RP_TRAIN_LORA && tr->o.bf16_base && (w->dtype == RP_F32 || w->dtype == RP_F16))
+        RP_TRY(to_bf16(tr, l, name));
     if (tr->o.method == RP_TRAIN_QLORA && in % RP_NF4_BLOCK == 0) {
         float *tmp = malloc((size_t)(out * in) * sizeof *tmp);   /* build time only */
         if (!tmp) return rp_fail(RP_ERR_NOMEM, "train: out of memory converting %s to nf4", name);
@@ -200,14 +217,16 @@ static rp_status build(rp_trainer *tr, const rp_model_file *f) {
     if (C > wide) wide = C;
     int r = tr->o.method == RP_TRAIN_FULL ? 1 : tr->o.lora_rank;
     if (!(tr->pos = calloc((size_t)BT, sizeof *tr->pos)) || !(tr->x_out = tr_alloc(tr, BT * C)) || !(tr->xf = tr_alloc(tr, BT * C)) ||
-        !(tr->logits = tr_alloc(tr, BT * V)) || !(tr->dlogits = tr_alloc(tr, BT * V)) || !(tr->row_loss = tr_alloc(tr, BT)) ||
+        !(tr->logits = tr_alloc(tr, BT * V)) || !(tr->row_lse = tr_alloc(tr, BT)) || !(tr->row_loss = tr_alloc(tr, BT)) ||
+        !(tr->rope_cos = tr_alloc(tr, (int64_t)tr->o.T * (c->rope_dim / 2))) ||
+        !(tr->rope_sin = tr_alloc(tr, (int64_t)tr->o.T * (c->rope_dim / 2))) ||
         !(tr->row_dloss = tr_alloc(tr, BT)) || !(tr->dres = tr_alloc(tr, BT * C)) || !(tr->dxn = tr_alloc(tr, BT * C)) ||
         !(tr->dq = tr_alloc(tr, BT * QD)) || !(tr->datt = tr_alloc(tr, BT * QD)) || !(tr->dk = tr_alloc(tr, BT * KD)) ||
         !(tr->dv = tr_alloc(tr, BT * KD)) || !(tr->dg = tr_alloc(tr, BT * F)) || !(tr->du = tr_alloc(tr, BT * F)) ||
         !(tr->dh = tr_alloc(tr, BT * F)) || !(tr->dxa = tr_alloc(tr, BT * r)) || !(tr->dxd = tr_alloc(tr, BT * wide)) ||
         !(tr->seq_logp = calloc((size_t)tr->o.B, sizeof(double))) || !(tr->seq_dlogp = calloc((size_t)tr->o.B, sizeof(double))))
         return rp_fail(RP_ERR_NOMEM, "train: out of memory for %d x %d activations", tr->o.B, tr->o.T);
-    return RP_OK;
+    return rp_rope_table(tr->rope_cos, tr->rope_sin, tr->o.T, c->rope_dim, c->rope_base);
 }
 
 /* Build a trainer. */
@@ -295,31 +314,29 @@ static rp_status forward(rp_trainer *tr, const int32_t *tokens, const int32_t *t
     for (int l = 0; l < c->n_layer; l++) {
         tr_layer *y = &tr->layers[l];
         float *next = l + 1 < c->n_layer ? tr->layers[l + 1].x_in : tr->x_out;
-        RP_TRY(rp_ref_rmsnorm(NULL, y->xn1, y->x_in, y->attn_norm, M, C, c->norm_eps));
+        RP_TRY(rp_cpu_rmsnorm_forward(tr->bw, y->xn1, y->x_in, y->attn_norm, M, C, c->norm_eps));
         RP_TRY(tr_linear_forward(tr, &y->q, y->xn1, y->qa, M));
         RP_TRY(tr_linear_forward(tr, &y->k, y->xn1, y->ka, M));
         RP_TRY(tr_linear_forward(tr, &y->v, y->xn1, y->va, M));
-        RP_TRY(rp_ref_rope(NULL, y->qa, M, c->n_head, (int)D, c->rope_dim, tr->pos, c->rope_base, c->rope_neox));
-        RP_TRY(rp_ref_rope(NULL, y->ka, M, c->n_head_kv, (int)D, c->rope_dim, tr->pos, c->rope_base, c->rope_neox));
+        RP_TRY(rp_cpu_rope_apply(tr->bw, y->qa, M, c->n_head, (int)D, c->rope_dim, tr->pos, tr->rope_cos, tr->rope_sin, T,
+                                 c->rope_neox, 0));
+        RP_TRY(rp_cpu_rope_apply(tr->bw, y->ka, M, c->n_head_kv, (int)D, c->rope_dim, tr->pos, tr->rope_cos, tr->rope_sin, T,
+                                 c->rope_neox, 0));
         for (int b = 0; b < B; b++)
             RP_TRY(rp_cpu_attention_forward(tr->bw, y->att + b * T * QD, y->qa + b * T * QD, y->ka + b * T * KD, y->va + b * T * KD,
                                             T, 0, c->n_head, c->n_head_kv, (int)D, KD, scale));
         RP_TRY(tr_linear_forward(tr, &y->o, y->att, y->x_mid, M));
         for (int64_t i = 0; i < M * C; i++) y->x_mid[i] += y->x_in[i];
-        RP_TRY(rp_ref_rmsnorm(NULL, y->xn2, y->x_mid, y->ffn_norm, M, C, c->norm_eps));
+        RP_TRY(rp_cpu_rmsnorm_forward(tr->bw, y->xn2, y->x_mid, y->ffn_norm, M, C, c->norm_eps));
         RP_TRY(tr_linear_forward(tr, &y->gate, y->xn2, y->ga, M));
         RP_TRY(tr_linear_forward(tr, &y->up, y->xn2, y->ua, M));
-        RP_TRY(rp_ref_swiglu(NULL, y->ha, y->ga, y->ua, M * F));
+        RP_TRY(rp_cpu_swiglu_forward(tr->bw, y->ha, y->ga, y->ua, M * F));
         RP_TRY(tr_linear_forward(tr, &y->down, y->ha, next, M));
         for (int64_t i = 0; i < M * C; i++) next[i] += y->x_mid[i];
     }
-    RP_TRY(rp_ref_rmsnorm(NULL, tr->xf, tr->x_out, tr->out_norm, M, C, c->norm_eps));
+    RP_TRY(rp_cpu_rmsnorm_forward(tr->bw, tr->xf, tr->x_out, tr->out_norm, M, C, c->norm_eps));
     RP_TRY(tr_linear_forward(tr, &tr->head, tr->xf, tr->logits, M));
-    for (int64_t i = 0; i < M; i++) {
-        tr->row_loss[i] = 0;
-        if (!mask || mask[i]) RP_TRY(rp_ref_cross_entropy(NULL, &tr->row_loss[i], tr->logits + i * V, &targets[i], 1, V));
-    }
-    return RP_OK;
+    return rp_cpu_cross_entropy_forward(tr->bw, tr->row_loss, tr->row_lse, tr->logits, targets, mask, M, V);
 }
 
 /* The loss of the batch from the per-row cross-entropies, and each row's weight in it (row_dloss). */
@@ -354,10 +371,10 @@ static rp_status backward(rp_trainer *tr, const int32_t *tokens, const int32_t *
     const rp_bwd_ops *k = &rp_bwd_cpu;
     int64_t C = c->dim, M = (int64_t)B * T, D = c->head_dim, QD = c->n_head * D, KD = c->n_head_kv * D, F = c->ffn_dim, V = c->vocab;
     float scale = 1.0f / sqrtf((float)D);
-    ZERO(tr->dlogits, M * V);
-    RP_TRY(k->cross_entropy(tr->bw, tr->dlogits, tr->logits, targets, tr->row_dloss, mask, M, V));
+    float *dlogits = tr->logits;   /* the gradient overwrites the logits (nothing reads them after this) */
+    RP_TRY(rp_cpu_cross_entropy_grad(tr->bw, dlogits, tr->row_lse, targets, tr->row_dloss, mask, M, V));
     ZERO(tr->dxn, M * C);
-    RP_TRY(tr_linear_backward(tr, &tr->head, tr->dlogits, tr->xf, tr->dxn, M));
+    RP_TRY(tr_linear_backward(tr, &tr->head, dlogits, tr->xf, tr->dxn, M));
     ZERO(tr->dres, M * C);
     RP_TRY(k->rmsnorm(tr->bw, tr->dres, tr->d_out_norm, tr->dxn, tr->x_out, tr->out_norm, M, C, c->norm_eps));
     for (int l = c->n_layer - 1; l >= 0; l--) {
@@ -377,8 +394,10 @@ static rp_status backward(rp_trainer *tr, const int32_t *tokens, const int32_t *
             RP_TRY(k->attention(tr->bw, tr->dq + b * T * QD, tr->dk + b * T * KD, tr->dv + b * T * KD, tr->datt + b * T * QD,
                                 y->qa + b * T * QD, y->ka + b * T * KD, y->va + b * T * KD, T, 0, c->n_head, c->n_head_kv, (int)D,
                                 KD, scale));
-        RP_TRY(k->rope(tr->bw, tr->dq, M, c->n_head, (int)D, c->rope_dim, tr->pos, c->rope_base, c->rope_neox));
-        RP_TRY(k->rope(tr->bw, tr->dk, M, c->n_head_kv, (int)D, c->rope_dim, tr->pos, c->rope_base, c->rope_neox));
+        RP_TRY(rp_cpu_rope_apply(tr->bw, tr->dq, M, c->n_head, (int)D, c->rope_dim, tr->pos, tr->rope_cos, tr->rope_sin, T,
+                                 c->rope_neox, 1));
+        RP_TRY(rp_cpu_rope_apply(tr->bw, tr->dk, M, c->n_head_kv, (int)D, c->rope_dim, tr->pos, tr->rope_cos, tr->rope_sin, T,
+                                 c->rope_neox, 1));
         ZERO(tr->dxn, M * C);
         RP_TRY(tr_linear_backward(tr, &y->q, tr->dq, y->xn1, tr->dxn, M));
         RP_TRY(tr_linear_backward(tr, &y->k, tr->dk, y->xn1, tr->dxn, M));

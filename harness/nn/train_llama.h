@@ -32,6 +32,11 @@ typedef struct rp_train_opts {
     float init_std;             /* from scratch: weights ~ N(0, init_std²) (0: 0.02); output projections / sqrt(2L) */
     uint64_t seed;              /* initialisation and dropout */
     int n_threads;              /* <= 0: the machine's cores */
+    int bf16_base;              /* LoRA: frozen F32/F16 base linears stored as BF16 (half the bytes of F32; products
+                                 * accumulate in f32). Tolerance: logits within 1% of their largest magnitude of the
+                                 * F32 base's, losses of the same steps within 2% (tests/test_train.c; measured 0.5%
+                                 * and 0.6% on stories260K). Trainable weights stay f32 (AdamW needs f32 masters,
+                                 * and without a bf16 GEMM on the CPU a bf16 copy would only add a conversion). */
 } rp_train_opts;
 
 typedef struct rp_trainer rp_trainer;
@@ -75,6 +80,16 @@ rp_status rp_trainer_save(const rp_trainer *tr, const char *path);
 /* Load what rp_trainer_save wrote into a trainer built the same way; errors name the file, the tensor and the
  * field that does not match, and leave the trainer unchanged. */
 rp_status rp_trainer_load(rp_trainer *tr, const char *path);
+
+/* Receives one weight of an exported model: GGUF name, row-major f32 data [rows, cols] (valid during the call). */
+typedef rp_status (*rp_weight_sink)(void *ud, const char *name, const float *data, int64_t rows, int64_t cols);
+/* Hand every weight of the trained model to sink as dense f32, LoRA adapters merged (W + alpha/r·B·A, the base
+ * dequantized from its file type or NF4), in GGUF names and order; a GGUF writer is the sink. Stops at the
+ * first status the sink returns that is not RP_OK. */
+rp_status rp_trainer_export(const rp_trainer *tr, rp_weight_sink sink, void *ud);
+/* The logits [B·T, V] of the last rp_trainer_eval (overwritten by the next forward; a forward_backward turns
+ * them into their gradient). */
+const float *rp_trainer_logits(const rp_trainer *tr);
 
 /* Test access: the i-th trainable tensor (name, values, gradient, length); NULL past the end. */
 const char *rp_trainer_param(rp_trainer *tr, int i, float **p, float **g, int64_t *n);

@@ -27,6 +27,12 @@ void *rp_bwd_scratch(rp_bwd *b, int thread, size_t nbytes);
 void *rp_bwd_shared(rp_bwd *b, size_t nbytes);
 /* The pool of a backward context (may be NULL). */
 rp_pool *rp_bwd_pool(const rp_bwd *b);
+/* Run fn over n_tasks tasks on b's pool, or on the caller's thread when b has none. */
+void rp_bwd_run(rp_bwd *b, rp_pool_fn fn, void *ctx, int n_tasks);
+/* Threads of b's pool (1 without a pool). */
+int rp_bwd_threads(const rp_bwd *b);
+/* [*a, *z) is part i of n of [0, N), its length rounded up to a multiple of align. */
+void rp_bwd_split(int64_t N, int i, int n, int64_t align, int64_t *a, int64_t *z);
 
 /* The backward op table. Shapes use llm.c's letters; y = forward output, dy = its gradient. */
 typedef struct rp_bwd_ops {
@@ -80,6 +86,29 @@ rp_status rp_cpu_matmul_forward(rp_bwd *b, float *y, const float *x, int64_t M, 
  * with sgemm, scores in per-thread scratch, so a training step allocates nothing. */
 rp_status rp_cpu_attention_forward(rp_bwd *b, float *out, const float *q, const float *k, const float *v, int64_t T,
                                    int64_t pos0, int H, int Hkv, int D, int64_t kv_stride, float scale);
+
+/* Row-wise training kernels split over b's pool (rows_cpu.c), each meaning what its rp_ref_* namesake does. */
+rp_status rp_cpu_rmsnorm_forward(rp_bwd *b, float *out, const float *x, const float *w, int64_t T, int64_t C, float eps);
+rp_status rp_cpu_swiglu_forward(rp_bwd *b, float *out, const float *gate, const float *up, int64_t n);
+/* cs, sn [npos, rope_dim/2]: cos and sin of position p times base^(-2i/rope_dim), for rp_cpu_rope_apply. */
+rp_status rp_rope_table(float *cs, float *sn, int64_t npos, int rope_dim, float base);
+/* RoPE in place on x[T, H, D] at positions pos (each in [0, npos)) from the table; inverse rotates back (backward). */
+rp_status rp_cpu_rope_apply(rp_bwd *b, float *x, int64_t T, int H, int D, int rope_dim, const int32_t *pos, const float *cs,
+                            const float *sn, int64_t npos, int neox, int inverse);
+/* loss[r] per row (0 where mask[r] == 0); lse (may be NULL) keeps each scored row's log-sum-exp. */
+rp_status rp_cpu_cross_entropy_forward(rp_bwd *b, float *loss, float *lse, const float *logits, const int32_t *target,
+                                       const uint8_t *mask, int64_t rows, int64_t n);
+/* In place: logits[r] := dloss[r]·(softmax(logits[r]) − onehot(target[r])) (dloss NULL: 1; masked rows 0). */
+rp_status rp_cpu_cross_entropy_grad(rp_bwd *b, float *logits, const float *lse, const int32_t *target, const float *dloss,
+                                    const uint8_t *mask, int64_t rows, int64_t n);
+rp_status rp_cpu_rmsnorm_backward(rp_bwd *b, float *dx, float *dw, const float *dout, const float *x, const float *w,
+                                  int64_t T, int64_t C, float eps);
+rp_status rp_cpu_rope_backward(rp_bwd *b, float *dx, int64_t T, int H, int D, int rope_dim, const int32_t *pos, float base,
+                               int neox);
+rp_status rp_cpu_swiglu_backward(rp_bwd *b, float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                                 int64_t n);
+rp_status rp_cpu_cross_entropy_backward(rp_bwd *b, float *dlogits, const float *logits, const int32_t *target,
+                                        const float *dloss, const uint8_t *mask, int64_t rows, int64_t n);
 
 extern const rp_bwd_ops rp_bwd_ref;
 extern const rp_bwd_ops rp_bwd_cpu;

@@ -3,7 +3,8 @@
  * dequantized a tile at a time into per-thread scratch (rp_cpu_matmul_tiled, also behind NF4 and the
  * training forward rp_cpu_matmul_forward); attention backward one head per task with
  * sgemm for the four products, and the attention forward the training step uses (rp_cpu_attention_forward).
- * The other ops are memory-bound loops and reuse the reference kernels.
+ * The row-wise ops (RMSNorm, RoPE, SwiGLU, cross-entropy) are threaded in rows_cpu.c; the rest are memory-bound
+ * loops that reuse the reference kernels.
  * Invariants: results equal rp_bwd_ref's up to float rounding (tests/test_backward.c); no allocation after
  * the scratch has grown to the largest shape seen. */
 #include <cblas.h>
@@ -12,22 +13,6 @@
 #include "tensor/backward.h"
 #include "tensor/qdot.h"
 #include "tensor/quant.h"
-
-/* Runs fn over n_tasks tasks on the context's pool, or on the caller's thread when there is none. */
-static void run_tasks(rp_bwd *b, rp_pool_fn fn, void *ctx, int n_tasks) {
-    rp_pool *p = rp_bwd_pool(b);
-    if (p) { rp_pool_run(p, fn, ctx, n_tasks); return; }
-    for (int i = 0; i < n_tasks; i++) fn(ctx, i, n_tasks, 0);
-}
-
-static int n_threads(rp_bwd *b) { rp_pool *p = rp_bwd_pool(b); return p ? rp_pool_size(p) : 1; }
-
-/* [*a, *z) is part i of n of [0, N), its length a multiple of align. */
-static void split(int64_t N, int i, int n, int64_t align, int64_t *a, int64_t *z) {
-    int64_t per = ((N + n - 1) / n + align - 1) / align * align;
-    *a = per * i < N ? per * i : N;
-    *z = per * (i + 1) < N ? per * (i + 1) : N;
-}
 
 typedef struct mm_job {
     rp_bwd *b;
@@ -56,7 +41,7 @@ typedef struct tiled_job {
 static void tiled_task(void *ctx, int ith, int nth, int thread) {
     tiled_job *j = ctx;
     int64_t R = j->rows, C = j->cols, a, z;
-    split(j->backward ? C : R, ith, nth, j->backward ? j->align : 16, &a, &z);
+    rp_bwd_split(j->backward ? C : R, ith, nth, j->backward ? j->align : 16, &a, &z);
     if (a >= z) return;
     int64_t width = j->backward ? z - a : C;
     float *buf = rp_bwd_scratch(j->b, thread, (size_t)DEQ_ROWS * (size_t)width * sizeof(float));
@@ -81,7 +66,7 @@ rp_status rp_cpu_matmul_tiled(rp_bwd *b, float *out, const float *in, int64_t M,
     if (M > INT32_MAX || rows > INT32_MAX || cols > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
     tiled_job j = { .b = b, .out = out, .in = in, .M = M, .rows = rows, .cols = cols, .align = align, .deq = deq, .w = w,
                     .backward = backward };
-    run_tasks(b, tiled_task, &j, n_threads(b));
+    rp_bwd_run(b, tiled_task, &j, rp_bwd_threads(b));
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for a dequantized weight tile");
     return RP_OK;
 }
@@ -99,7 +84,7 @@ static void mm_dx_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
     (void)thread;
     int64_t k0, k1;
-    split(j->K, ith, nth, 16, &k0, &k1);
+    rp_bwd_split(j->K, ith, nth, 16, &k0, &k1);
     if (k0 >= k1) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->M, (int)(k1 - k0), (int)j->N, 1.0f, j->dy, (int)j->N,
                 (const float *)j->w + k0, (int)(j->ldw / sizeof(float)), 1.0f, j->dx + k0, (int)j->K);
@@ -110,7 +95,7 @@ static void mm_fwd_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
     (void)thread;
     int64_t n0, n1;
-    split(j->N, ith, nth, 16, &n0, &n1);
+    rp_bwd_split(j->N, ith, nth, 16, &n0, &n1);
     if (n0 >= n1) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->M, (int)(n1 - n0), (int)j->K, 1.0f, j->x, (int)j->K,
                 (const float *)(j->w + (size_t)n0 * j->ldw), (int)(j->ldw / sizeof(float)), 0.0f, j->y + n0, (int)j->N);
@@ -127,7 +112,7 @@ rp_status rp_cpu_matmul_forward(rp_bwd *b, float *y, const float *x, int64_t M, 
         return rp_cpu_matmul_tiled(b, y, x, M, N, K, rp_dtype_block(wt), gguf_deq, &g, 0);
     }
     mm_job j = { .b = b, .y = y, .x = x, .M = M, .K = K, .N = N, .w = w, .wt = wt, .ldw = w_row_bytes };
-    run_tasks(b, mm_fwd_task, &j, n_threads(b));
+    rp_bwd_run(b, mm_fwd_task, &j, rp_bwd_threads(b));
     return RP_OK;
 }
 
@@ -136,7 +121,7 @@ static void mm_dw_task(void *ctx, int ith, int nth, int thread) {
     mm_job *j = ctx;
     (void)thread;
     int64_t n0, n1;
-    split(j->N, ith, nth, 16, &n0, &n1);
+    rp_bwd_split(j->N, ith, nth, 16, &n0, &n1);
     if (n0 >= n1) return;
     if (j->dw)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(n1 - n0), (int)j->K, (int)j->M, 1.0f, j->dy + n0, (int)j->N,
@@ -156,13 +141,13 @@ static rp_status cpu_matmul_backward(rp_bwd *b, float *dx, float *dw, float *db,
     if (M > INT32_MAX || K > INT32_MAX || N > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul backward: dimension over 2^31");
     if (M <= 0) return RP_OK;
     mm_job j = { .b = b, .dx = dx, .dw = dw, .db = db, .dy = dy, .x = x, .M = M, .K = K, .N = N, .w = w, .wt = wt, .ldw = w_row_bytes };
-    int nth = n_threads(b);
-    if (dx && wt == RP_F32) run_tasks(b, mm_dx_task, &j, nth);
+    int nth = rp_bwd_threads(b);
+    if (dx && wt == RP_F32) rp_bwd_run(b, mm_dx_task, &j, nth);
     if (dx && wt != RP_F32) {
         gguf_w g = { .w = w, .wt = wt, .ldw = w_row_bytes };
         RP_TRY(rp_cpu_matmul_tiled(b, dx, dy, M, N, K, rp_dtype_block(wt), gguf_deq, &g, 1));
     }
-    if (dw || db) run_tasks(b, mm_dw_task, &j, nth);
+    if (dw || db) rp_bwd_run(b, mm_dw_task, &j, nth);
     return RP_OK;
 }
 
@@ -211,7 +196,7 @@ static void att_reduce_task(void *ctx, int ith, int nth, int thread) {
     att_job *j = ctx;
     (void)thread;
     int64_t a, z;
-    split(j->nk, ith, nth, 1, &a, &z);
+    rp_bwd_split(j->nk, ith, nth, 1, &a, &z);
     int group = j->H / j->Hkv, D = j->D;
     for (int h = 0; h < j->H; h++) {
         int g = h / group;
@@ -236,9 +221,9 @@ static rp_status cpu_attention_backward(rp_bwd *b, float *dq, float *dk, float *
     att_job j = { .b = b, .dq = dq, .dkh = acc, .dvh = acc + (int64_t)H * nk * D, .dk = dk, .dv = dv, .dout = dout, .q = q,
                   .k = k, .v = v, .T = T, .pos0 = pos0, .nk = nk, .kv_stride = kv_stride, .H = H, .Hkv = Hkv, .D = D,
                   .scale = scale };
-    run_tasks(b, att_head_task, &j, H);
+    rp_bwd_run(b, att_head_task, &j, H);
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention backward: out of memory for %lld x %lld scores", (long long)T, (long long)nk);
-    if (dk || dv) run_tasks(b, att_reduce_task, &j, n_threads(b));
+    if (dk || dv) rp_bwd_run(b, att_reduce_task, &j, rp_bwd_threads(b));
     return RP_OK;
 }
 
@@ -277,15 +262,15 @@ rp_status rp_cpu_attention_forward(rp_bwd *b, float *out, const float *q, const 
     if (pos0 + T > INT32_MAX / 2) return rp_fail(RP_ERR_RANGE, "attention: %lld positions", (long long)(pos0 + T));
     att_job j = { .b = b, .dq = out, .q = q, .k = k, .v = v, .T = T, .pos0 = pos0, .nk = pos0 + T, .kv_stride = kv_stride,
                   .H = H, .Hkv = Hkv, .D = D, .scale = scale };
-    run_tasks(b, att_fwd_task, &j, H);
+    rp_bwd_run(b, att_fwd_task, &j, H);
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention: out of memory for %lld x %lld scores", (long long)T, (long long)(pos0 + T));
     return RP_OK;
 }
 
 const rp_bwd_ops rp_bwd_cpu = {
-    .name = "cpu", .matmul = cpu_matmul_backward, .embed = rp_ref_embed_backward, .rmsnorm = rp_ref_rmsnorm_backward,
-    .rope = rp_ref_rope_backward, .attention = cpu_attention_backward, .swiglu = rp_ref_swiglu_backward,
+    .name = "cpu", .matmul = cpu_matmul_backward, .embed = rp_ref_embed_backward, .rmsnorm = rp_cpu_rmsnorm_backward,
+    .rope = rp_cpu_rope_backward, .attention = cpu_attention_backward, .swiglu = rp_cpu_swiglu_backward,
     .softmax = rp_ref_softmax_backward, .log_softmax = rp_ref_log_softmax_backward,
-    .cross_entropy = rp_ref_cross_entropy_backward, .gather_rows = rp_ref_gather_rows_backward,
+    .cross_entropy = rp_cpu_cross_entropy_backward, .gather_rows = rp_ref_gather_rows_backward,
     .scatter_add_rows = rp_ref_scatter_add_rows_backward,
 };

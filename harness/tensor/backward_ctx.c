@@ -55,3 +55,20 @@ void *rp_bwd_shared(rp_bwd *b, size_t nbytes) { return b ? grow(b, BWD_MAX_THREA
 
 /* The pool of a backward context. */
 rp_pool *rp_bwd_pool(const rp_bwd *b) { return b ? b->pool : NULL; }
+
+/* Runs fn over n_tasks tasks on the context's pool, or on the caller's thread when there is none. */
+void rp_bwd_run(rp_bwd *b, rp_pool_fn fn, void *ctx, int n_tasks) {
+    rp_pool *p = rp_bwd_pool(b);
+    if (p) { rp_pool_run(p, fn, ctx, n_tasks); return; }
+    for (int i = 0; i < n_tasks; i++) fn(ctx, i, n_tasks, 0);
+}
+
+/* Threads of the context's pool (1 without one). */
+int rp_bwd_threads(const rp_bwd *b) { rp_pool *p = rp_bwd_pool(b); return p ? rp_pool_size(p) : 1; }
+
+/* Part i of n of [0, N), its length a multiple of align (the last part takes the rest). */
+void rp_bwd_split(int64_t N, int i, int n, int64_t align, int64_t *a, int64_t *z) {
+    int64_t per = ((N + n - 1) / n + align - 1) / align * align;
+    *a = per * i < N ? per * i : N;
+    *z = per * (i + 1) < N ? per * (i + 1) : N;
+}

@@ -406,6 +406,14 @@ void rp_dequantize_row_fast(rp_dtype t, const void *src, float *y, int64_t n) {
         for (; i < n; i++) y[i] = rp_f16_to_f32(h[i]);
         return;
     }
+    if (t == RP_BF16) {   /* bf16 is the top half of an f32: widen and shift */
+        const uint16_t *h = src;
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i))), 16)));
+        for (; i < n; i++) y[i] = rp_bf16_to_f32(h[i]);
+        return;
+    }
     rp_dequantize_row(t, src, y, n);
 }
 #else
