@@ -28,15 +28,40 @@ M.CHANCE = { arc_easy = 0.25, arc_challenge = 0.25, hellaswag = 0.25, piqa = 0.5
 
 M.RULES = { "angular", "heuristic", "influence", "random" }
 
+-- The models and texts the experiments name (asset, file).
+M.MODELS = {
+  ["smollm2-135m-instruct"] = { file = "SmolLM2-135M-Instruct.Q4_1.gguf" },
+  stories260K = { file = "stories260K.bin", tokenizer = "tok512.bin" },
+}
+M.TEXTS = { wikitext2 = { "wikitext2", "wiki.test.raw" }, tinystories = { "tinystories-valid-slice", "tinystories_val.txt" } }
+
+--- Load a model of M.MODELS through the run's asset registry (recording which bytes were used).
+function M.load_model(ctx, name)
+  local spec = M.MODELS[name]
+  if not spec then error("prune: unknown model '" .. tostring(name) .. "'", 0) end
+  local tok = spec.tokenizer and ctx:asset(name, spec.tokenizer) or nil
+  return require("repro.model").load(ctx:asset(name, spec.file), { tokenizer = tok }), ctx:asset(name, spec.file)
+end
+
+--- The whole text of M.TEXTS[name], through the asset registry.
+function M.load_text(ctx, name)
+  local spec = M.TEXTS[name]
+  if not spec then error("prune: unknown text '" .. tostring(name) .. "'", 0) end
+  local fh = assert(io.open(ctx:asset(spec[1], spec[2]), "rb"))
+  local text = fh:read("a")
+  fh:close()
+  return text
+end
+
 --- Progress on stderr: returns tick(i) printing done/total, rate and ETA at most every `every` seconds.
 function M.progress(what, total, every)
-  local t0, last = os.time(), -1
+  local t0, last = C.now(), -math.huge
   every = every or 5
   return function(i)
-    local now = os.time()
+    local now = C.now()
     if i < total and now - last < every then return end
     last = now
-    local dt = math.max(now - t0, 1e-9)
+    local dt = math.max(now - t0, 1e-3)
     local rate = i / dt
     local eta = rate > 0 and (total - i) / rate or 0
     io.stderr:write(string.format("%s: %d/%d  %.1f/s  ETA %ds\n", what, i, total, rate, math.floor(eta + 0.5)))
@@ -108,6 +133,71 @@ function M.evaluate(m, layers, text, opts)
     local acc, se = e.acc_norm or e.acc, e.acc_norm_stderr or e.acc_stderr
     r.tasks[t.name] = { acc = acc, stderr = se, n = e.n, chance = M.CHANCE[t.name] }
   end
+  return r
+end
+
+--- The piece of text between fractions lo and hi of its length, cut at line starts (so the calibration,
+-- healing and held-out pieces of one text never overlap).
+function M.piece(text, lo, hi)
+  local function cut(f)
+    if f <= 0 then return 1 end
+    if f >= 1 then return #text + 1 end
+    local i = math.floor(#text * f)
+    local nl = text:find("\n", i, true)
+    return nl and nl + 1 or #text + 1
+  end
+  return text:sub(cut(lo), cut(hi) - 1)
+end
+
+--- Deterministic training batches of B rows of T+1 ids from a token list (Park-Miller offsets, exact on both
+-- runtimes): returns next_batch().
+function M.batches(ids, B, T, seed)
+  if #ids < T + 2 then error(string.format("prune.batches: %d tokens, a row needs %d", #ids, T + 1), 0) end
+  local x = seed % 2147483646 + 1
+  return function()
+    local rows = {}
+    for b = 1, B do
+      x = (x * 16807) % 2147483647
+      local off = x % (#ids - T - 1)
+      local row = {}
+      for t = 1, T + 1 do row[t] = ids[off + t] end
+      rows[b] = row
+    end
+    return { tokens = rows }
+  end
+end
+
+--- Heal a pruned model file by QLoRA as the paper's App. A.1, scaled down: LoRA on the feed-forward linears
+-- (gate, up, down) of a frozen NF4 base, alpha = rank, dropout 0.05, AdamW with a cosine schedule and
+-- warm-up. opts: path (the pruned GGUF), train_ids / eval_ids (token lists: healing text and held-out text),
+-- steps, batch, seq_len, rank, lr, warmup, seed, threads, eval_batches, log(step, loss) (optional).
+-- Returns {before=, after=} mean held-out NLL per token (same batches before and after), and losses.
+function M.heal(opts)
+  local train = require("repro.train")
+  local tr = train.new { model = opts.path, method = "qlora", targets = M.PAPER.healing.targets,
+                         rank = opts.rank, alpha = opts.rank, dropout = M.PAPER.healing.dropout,
+                         batch = opts.batch, seq_len = opts.seq_len, seed = opts.seed, threads = opts.threads,
+                         optimizer = { lr = opts.lr, schedule = "cosine", warmup = opts.warmup, total_steps = opts.steps,
+                                       lr_min = 0, weight_decay = 0, clip = 1.0 } }
+  local held = M.batches(opts.eval_ids, opts.batch, opts.seq_len, 7)
+  local eval_set = {}
+  for i = 1, opts.eval_batches or 4 do eval_set[i] = held() end
+  local function held_loss()
+    local s = 0
+    for _, b in ipairs(eval_set) do s = s + tr:eval(b) end
+    return s / #eval_set
+  end
+  local r = { before = held_loss(), losses = {} }
+  local next_batch = M.batches(opts.train_ids, opts.batch, opts.seq_len, opts.seed or 1)
+  local tick = M.progress("heal", opts.steps)
+  for step = 1, opts.steps do
+    local loss = tr:step(next_batch())
+    r.losses[step] = loss
+    if opts.log then opts.log(step, loss) end
+    tick(step)
+  end
+  r.after = held_loss()
+  tr:close()
   return r
 end
 
