@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "bench/bench_calib.h"
+#include "bench_calib.h"
 #include "nn/llama.h"
 #include "plugins/prune/prune.h"
 

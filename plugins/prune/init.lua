@@ -64,7 +64,7 @@ function M.progress(what, total, every)
     local dt = math.max(now - t0, 1e-3)
     local rate = i / dt
     local eta = rate > 0 and (total - i) / rate or 0
-    io.stderr:write(string.format("%s: %d/%d  %.1f/s  ETA %ds\n", what, i, total, rate, math.floor(eta + 0.5)))
+    io.stderr:write(string.format("%s: %d/%d  %.3g/s  ETA %ds\n", what, i, total, rate, math.floor(eta + 0.5)))
   end
 end
 

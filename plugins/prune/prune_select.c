@@ -3,6 +3,7 @@
  * ShortGPT's lowest block influence (single layers, not necessarily contiguous), and a seeded random control.
  * Invariant: every rule writes n distinct layer indices in ascending order. */
 #include "prune.h"
+#include "util/rng.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,13 +51,6 @@ rp_status rp_prune_select_influence(const rp_prune_stats *s, int n, int *out) {
     return RP_OK;
 }
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 rp_status rp_prune_select_random(int L, int n, uint64_t seed, int *out) {
     if (L < 1 || n < 0 || n > L) return rp_fail(RP_ERR_INVAL, "prune: random drop of n = %d outside [0, %d]", n, L);
     int *perm = malloc((size_t)L * sizeof *perm);
@@ -64,7 +58,7 @@ rp_status rp_prune_select_random(int L, int n, uint64_t seed, int *out) {
     for (int i = 0; i < L; i++) perm[i] = i;
     uint64_t x = seed;
     for (int i = 0; i < n; i++) {   /* partial Fisher-Yates */
-        int j = i + (int)(splitmix64(&x) % (uint64_t)(L - i));
+        int j = i + (int)(rp_splitmix64(&x) % (uint64_t)(L - i));
         int t = perm[i]; perm[i] = perm[j]; perm[j] = t;
     }
     memcpy(out, perm, (size_t)n * sizeof *out);
