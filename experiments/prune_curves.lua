@@ -151,6 +151,7 @@ return experiment.define {
       local lp = points(rule, function(r) return r.loss_norm end)
       local bp = points(rule, function(r) return r.bpb end)
       for _, pt in ipairs(lp) do ctx:log("loss_norm_" .. rule, math.floor(pt.x * L + 0.5), pt.y) end
+      ctx:summary("loss_norm_" .. rule .. "_at_max_n", lp[#lp].y, { better = "lower" })
       for _, pt in ipairs(bp) do ctx:log("bpb_" .. rule, math.floor(pt.x * L + 0.5), pt.y) end
       loss_series[#loss_series + 1] = series(rule .. (rule == "random" and (" (" .. p.seeds .. " seeds)") or ""), lp)
       bpb_series[#bpb_series + 1] = series(rule, bp)
@@ -216,6 +217,8 @@ return experiment.define {
                                  log = function(step, loss) ctx:log("heal_loss_" .. rule .. "_" .. n, step, loss) end }
           healed[#healed + 1] = { rule = rule, n = n, before = r.before / lnV, after = r.after / lnV }
           ctx:note("  held-out loss / ln V: %.4f before, %.4f after", r.before / lnV, r.after / lnV)
+          ctx:summary(string.format("healed_loss_norm_%s_n%d_before", rule, n), r.before / lnV, { better = "lower" })
+          ctx:summary(string.format("healed_loss_norm_%s_n%d_after", rule, n), r.after / lnV, { better = "lower" })
           ctx:log("healed_before_" .. rule, n, r.before / lnV)
           ctx:log("healed_after_" .. rule, n, r.after / lnV)
         end
