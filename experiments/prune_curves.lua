@@ -177,7 +177,7 @@ return experiment.define {
         ser[#ser + 1] = series(rule, pts)
         local c = collapse_at(pts, chance)
         collapse[#collapse + 1] = { task = t.name, rule = rule, at = c, above = b.acc - chance >= 2 * b.stderr }
-        if c then ctx:summary("collapse_fraction_" .. t.name .. "_" .. rule, c, { better = "higher" }) end
+        if c and b.acc - chance >= 2 * b.stderr then ctx:summary("collapse_fraction_" .. t.name .. "_" .. rule, c, { better = "higher" }) end
       end
       ser[#ser + 1] = flat("chance (" .. chance .. ")", chance)
       ctx:figure { name = "acc_" .. t.name, type = "errorbars",

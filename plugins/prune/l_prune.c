@@ -185,7 +185,7 @@ static int l_export(lua_State *L) {
         int isnum = lua_isnumber(L, -1);
         lua_Number v = lua_tonumber(L, -1);
         lua_pop(L, 1);
-        if (!isnum || v != (lua_Number)(long long)v || v < 0 || v >= cfg.n_layer) {
+        if (!isnum || !(v >= 0 && v < cfg.n_layer) || v != (lua_Number)(int)v) {
             free(drop);
             rp_model_file_free(f);
             return luaL_error(L, "prune.export: layer %d of the list (%f) is not an integer in [0, %d)", i + 1, (double)v, cfg.n_layer);
