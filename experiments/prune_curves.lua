@@ -59,15 +59,15 @@ return experiment.define {
     smoke = { model = "stories260K", text = "tinystories", n_calib = 16, calib_len = 64, ns = "0,1,2,3", seeds = 2,
               eval_chars = 3000, eval_ctx = 128, tasks = "arc_easy", limit = 6, heal_ns = "2", heal_steps = 4,
               heal_batch = 2, heal_seq = 32, heal_rank = 4, heal_lr = 1e-3, heal_warmup = 1 },
-    demo = { n_calib = 48, calib_len = 64, ns = "0,4,8,12,16", rules = "angular,heuristic,influence,random", seeds = 1,
-             eval_chars = 3000, tasks = "arc_easy,piqa", limit = 24, heal_ns = "8", heal_steps = 12, heal_batch = 4,
+    demo = { n_calib = 48, calib_len = 64, ns = "0,6,12", rules = "angular,heuristic,influence,random", seeds = 1,
+             eval_chars = 3000, tasks = "arc_easy,piqa", limit = 20, heal_ns = "6", heal_steps = 8, heal_batch = 4,
              heal_seq = 64, heal_warmup = 2 },
     full = {},
     paper = { n_calib = 2000, calib_len = 256, ns = "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28",
               seeds = 5, eval_chars = 200000, limit = 0, heal_ns = "0,2,4,6,8,10,12,14,16,18,20", heal_steps = 1000,
               heal_batch = 16, heal_seq = 256 },
   },
-  seconds = { smoke = 10, demo = 420 },
+  seconds = { smoke = 10, demo = 150 },   -- demo: 9 evaluations + 2 x 8 QLoRA steps; from CPU time measured under load (README)
   resources = { threads = 2, memory = "2G" },
   reproduces = "Figs. 1-3, 5, 6; Sec. 4.1, 4.4, App. A",
   run = function(ctx, p)
