@@ -5,14 +5,9 @@
 # in (0, 1) (better than uniform guessing), and dropping three of five layers is worse than dropping none.
 # Verdicts of the shape targets are recorded, not checked (they are the findings). Skips without the mirror.
 set -u
-REPRO=${REPRO:-bin/repro}
 [ -f "${REPRO_MIRROR:-/nonexistent}/stories260K/stories260K.bin" ] || { echo "skip [mirror]: stories260K not in the mirror"; echo "ok prune_smoke_test"; exit 0; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-db=$tmp/repro.db
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then fails=$((fails+1)); echo "FAIL: $1" >&2; fi; }
-q() { sqlite3 "$db" "$1"; }
+. tests/cli_test_lib.sh
+db=$REPRO_DB
 points() { q "select coalesce(sum(m.n), 0) from metrics m join metric_names k on k.id = m.name_id where m.run_id = $1 and k.name like '$2'"; }
 id=$("$REPRO" run experiments/prune_angular.lua --preset smoke --db "$db" 2>"$tmp/err")
 check "prune_angular smoke finishes" "[ $? -eq 0 ] && [ -n '$id' ]"
