@@ -68,6 +68,9 @@ static rp_tensor *check(lua_State *L, int idx) {
     return t;
 }
 
+/* The repro.tensor at idx, for other bindings. */
+rp_tensor *rp_lua_check_tensor(lua_State *L, int idx) { return check(L, idx); }
+
 /* The elements of an f32 tensor on host memory. */
 static float *elems(lua_State *L, const rp_tensor *t) {
     if (t->dtype != RP_F32) terr(L, "tensor: dtype %s (element access needs f32)", rp_dtype_name(t->dtype));

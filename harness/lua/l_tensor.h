@@ -9,5 +9,7 @@
 void rp_lua_push_tensor(lua_State *L, rp_tensor *t);
 /* Push a new zero f32 tensor of shape[0..ndim) on host memory and return it (raises on failure). */
 rp_tensor *rp_lua_new_tensor(lua_State *L, int ndim, const int64_t *shape);
+/* The repro.tensor at idx (raises when it is not one or was closed). */
+rp_tensor *rp_lua_check_tensor(lua_State *L, int idx);
 
 #endif

@@ -1,0 +1,218 @@
+-- init.lua: require("prune"): the Lua side of the deeper-layer pruning plugin (Gromov et al. 2024, "The
+-- Unreasonable Ineffectiveness of the Deeper Layers", arXiv 2403.17887; spec shared/papers/prune.md).
+-- Samples of a text as token windows, hidden-state capture into the C statistics (repro.prune), the four
+-- selection rules, evaluation of a model with layers skipped (normalized loss, bits per byte, multiple-
+-- choice accuracy with standard errors), and the paper's reported figures. Layers are 0-based, as
+-- m:skip_layers takes them. Written in the subset shared by Lua 5.4 and LuaJIT.
+local C = require("repro.prune")
+local eval = require("repro.eval")
+
+local M = { VERSION = 1, C = C }
+
+-- Sec. 4.1 / Fig. 2: the fraction of layers dropped at which MMLU collapses to chance (similarity rule,
+-- healed), per model family; Fig. 1(d): Llama-2-70B's sharp QA transition between 40% and 50%.
+M.PAPER = {
+  collapse = {
+    { family = "Llama-2", lo = 0.45, hi = 0.55 },
+    { family = "Mistral-7B", lo = 0.35, hi = 0.35 },
+    { family = "Phi-2", lo = 0.25, hi = 0.25 },
+    { family = "Qwen", lo = 0.20, hi = 0.20 },
+  },
+  llama70b_transition = { 0.40, 0.50 },
+  healing = { lora_alpha_eq_rank = true, dropout = 0.05, targets = "ffn_gate,ffn_up,ffn_down", schedule = "cosine",
+              warmup = 100, steps = 5000, batch = 16, lr = 3e-4 },
+}
+
+-- Chance accuracy of the staged multiple-choice tasks (choices per item).
+M.CHANCE = { arc_easy = 0.25, arc_challenge = 0.25, hellaswag = 0.25, piqa = 0.5, boolq = 0.5, mmlu = 0.25, winogrande = 0.5 }
+
+M.RULES = { "angular", "heuristic", "influence", "random" }
+
+-- The models and texts the experiments name (asset, file).
+M.MODELS = {
+  ["smollm2-135m-instruct"] = { file = "SmolLM2-135M-Instruct.Q4_1.gguf" },
+  stories260K = { file = "stories260K.bin", tokenizer = "tok512.bin" },
+}
+M.TEXTS = { wikitext2 = { "wikitext2", "wiki.test.raw" }, tinystories = { "tinystories-valid-slice", "tinystories_val.txt" } }
+
+--- Load a model of M.MODELS through the run's asset registry (recording which bytes were used).
+function M.load_model(ctx, name)
+  local spec = M.MODELS[name]
+  if not spec then error("prune: unknown model '" .. tostring(name) .. "'", 0) end
+  local tok = spec.tokenizer and ctx:asset(name, spec.tokenizer) or nil
+  return require("repro.model").load(ctx:asset(name, spec.file), { tokenizer = tok }), ctx:asset(name, spec.file)
+end
+
+--- The whole text of M.TEXTS[name], through the asset registry.
+function M.load_text(ctx, name)
+  local spec = M.TEXTS[name]
+  if not spec then error("prune: unknown text '" .. tostring(name) .. "'", 0) end
+  local fh = assert(io.open(ctx:asset(spec[1], spec[2]), "rb"))
+  local text = fh:read("a")
+  fh:close()
+  return text
+end
+
+--- Progress on stderr: returns tick(i) printing done/total, rate and ETA at most every `every` seconds.
+function M.progress(what, total, every)
+  local t0, last = C.now(), -math.huge
+  every = every or 5
+  return function(i)
+    local now = C.now()
+    if i < total and now - last < every then return end
+    last = now
+    local dt = math.max(now - t0, 1e-3)
+    local rate = i / dt
+    local eta = rate > 0 and (total - i) / rate or 0
+    io.stderr:write(string.format("%s: %d/%d  %.3g/s  ETA %ds\n", what, i, total, rate, math.floor(eta + 0.5)))
+  end
+end
+
+--- N windows of `len` tokens from text (consecutive, in order), each starting with BOS when the model adds
+-- one. Raises, naming the text, when it holds too few tokens.
+function M.windows(m, text, n, len, name)
+  local info = m:info()
+  local body = len - ((info.add_bos and info.bos >= 0) and 1 or 0)
+  local want, chars = n * body, n * body * 8
+  local ids = m:tokenize(text:sub(1, chars), { bos = false })
+  if #ids < want then
+    error(string.format("prune.windows: %s gives %d tokens in its first %d bytes, %d windows of %d need %d",
+                        name or "text", #ids, math.min(chars, #text), n, body, want), 0)
+  end
+  local out = {}
+  for w = 1, n do
+    local row = {}
+    if body < len then row[1] = info.bos end
+    for k = 1, body do row[#row + 1] = ids[(w - 1) * body + k] end
+    out[w] = row
+  end
+  return out
+end
+
+--- Capture every layer's input for each sample (m:hidden_states) into a repro.prune.stats: the angular
+-- distance over the last token (opts.all_tokens: every token), block influence over every token.
+function M.capture(m, samples, opts)
+  opts = opts or {}
+  local info = m:info()
+  local st = C.stats(info.n_layer + 1, info.dim)
+  local tick = opts.progress ~= false and M.progress("capture", #samples) or function() end
+  for i, ids in ipairs(samples) do
+    local h = m:hidden_states(ids)
+    st:add(h, { all_tokens = opts.all_tokens or false })
+    h:close()
+    tick(i)
+  end
+  return st
+end
+
+--- The layers a rule drops: rule in M.RULES; stats for angular / influence; seed for random.
+function M.select(rule, n, L, stats, seed)
+  if n == 0 then return {} end
+  if rule == "angular" then return (stats:select("angular", n))
+  elseif rule == "influence" then return stats:select("influence", n)
+  elseif rule == "heuristic" then return C.select_heuristic(L, n)
+  elseif rule == "random" then return C.select_random(L, n, seed or 1)
+  end
+  error("prune.select: unknown rule '" .. tostring(rule) .. "' (angular, heuristic, influence, random)", 0)
+end
+
+--- Evaluate m with `layers` skipped: loss on text (mean NLL per token, normalized by ln V as the paper's
+-- Fig. 3, and bits per byte) and, for each task in opts.tasks ({name=, task=, shots=}), accuracy with its
+-- standard error. opts: ctx (tokens per chunk), chunks, limit, seed. Restores no mask: the caller owns it.
+function M.evaluate(m, layers, text, opts)
+  m:skip_layers(layers)
+  local V = m:info().vocab
+  local r = { layers = layers }
+  if text then
+    local ppl = eval.perplexity(m, text, { ctx = opts.ctx or 256, chunks = opts.chunks or 0 })
+    r.nll, r.loss_norm, r.bpb, r.n_tokens = ppl.mean_nll, ppl.mean_nll / math.log(V), ppl.bpb, ppl.n_scored
+  end
+  r.tasks = {}
+  for _, t in ipairs(opts.tasks or {}) do
+    local e = eval.evaluate(m, t.task, { shots = t.shots or 0, limit = opts.limit, seed = opts.seed })
+    local acc, se = e.acc_norm or e.acc, e.acc_norm_stderr or e.acc_stderr
+    r.tasks[t.name] = { acc = acc, stderr = se, n = e.n, chance = M.CHANCE[t.name] }
+  end
+  return r
+end
+
+--- The piece of text between fractions lo and hi of its length, cut at line starts (so the calibration,
+-- healing and held-out pieces of one text never overlap).
+function M.piece(text, lo, hi)
+  local function cut(f)
+    if f <= 0 then return 1 end
+    if f >= 1 then return #text + 1 end
+    local i = math.floor(#text * f)
+    local nl = text:find("\n", i, true)
+    return nl and nl + 1 or #text + 1
+  end
+  return text:sub(cut(lo), cut(hi) - 1)
+end
+
+--- Deterministic training batches of B rows of T+1 ids from a token list (Park-Miller offsets, exact on both
+-- runtimes): returns next_batch().
+function M.batches(ids, B, T, seed)
+  if #ids < T + 2 then error(string.format("prune.batches: %d tokens, a row needs %d", #ids, T + 1), 0) end
+  local x = seed % 2147483646 + 1
+  return function()
+    local rows = {}
+    for b = 1, B do
+      x = (x * 16807) % 2147483647
+      local off = x % (#ids - T - 1)
+      local row = {}
+      for t = 1, T + 1 do row[t] = ids[off + t] end
+      rows[b] = row
+    end
+    return { tokens = rows }
+  end
+end
+
+--- Heal a pruned model file by QLoRA as the paper's App. A.1, scaled down: LoRA on the feed-forward linears
+-- (gate, up, down) of a frozen NF4 base, alpha = rank, dropout 0.05, AdamW with a cosine schedule and
+-- warm-up. opts: path (the pruned GGUF), train_ids / eval_ids (token lists: healing text and held-out text),
+-- steps, batch, seq_len, rank, lr, warmup, seed, threads, eval_batches, log(step, loss) (optional).
+-- Returns {before=, after=} mean held-out NLL per token (same batches before and after), and losses.
+function M.heal(opts)
+  local train = require("repro.train")
+  local tr = train.new { model = opts.path, method = "qlora", targets = M.PAPER.healing.targets,
+                         rank = opts.rank, alpha = opts.rank, dropout = M.PAPER.healing.dropout,
+                         batch = opts.batch, seq_len = opts.seq_len, seed = opts.seed, threads = opts.threads,
+                         optimizer = { lr = opts.lr, schedule = "cosine", warmup = opts.warmup, total_steps = opts.steps,
+                                       lr_min = 0, weight_decay = 0, clip = 1.0 } }
+  local held = M.batches(opts.eval_ids, opts.batch, opts.seq_len, 7)
+  local eval_set = {}
+  for i = 1, opts.eval_batches or 4 do eval_set[i] = held() end
+  local function held_loss()
+    local s = 0
+    for _, b in ipairs(eval_set) do s = s + tr:eval(b) end
+    return s / #eval_set
+  end
+  local r = { before = held_loss(), losses = {} }
+  local next_batch = M.batches(opts.train_ids, opts.batch, opts.seq_len, opts.seed or 1)
+  local tick = M.progress("heal", opts.steps)
+  for step = 1, opts.steps do
+    local loss = tr:step(next_batch())
+    r.losses[step] = loss
+    if opts.log then opts.log(step, loss) end
+    tick(step)
+  end
+  r.after = held_loss()
+  tr:close()
+  return r
+end
+
+--- Comma-separated integers ("1,2,4") as a list.
+function M.int_list(s)
+  local out = {}
+  for w in tostring(s):gmatch("[^,%s]+") do
+    local v = tonumber(w)
+    if not v or v ~= math.floor(v) then error("prune: '" .. w .. "' in '" .. s .. "' is not an integer", 0) end
+    out[#out + 1] = v
+  end
+  return out
+end
+
+--- "{21,22,23}"-style text for notes.
+function M.show(layers) return "{" .. table.concat(layers, ",") .. "}" end
+
+return M
