@@ -3,7 +3,8 @@
  *   orca           Azure DPO format: {"input": {"messages": [{role, content}...]}, "preferred_output": [{role:
  *                  "assistant", content}], "non_preferred_output": [...]} (Intel orca_dpo_pairs mapped by Microsoft)
  *   hh             HH-RLHF: {"chosen", "rejected"} full "\n\nHuman: ...\n\nAssistant: ..." transcripts that differ
- *                  in the final Assistant turn; the shared part becomes the prompt conversation.
+ *                  in the final Assistant turn; their shared prefix, cut at its last Assistant marker, becomes the
+ *                  prompt conversation (as TRL extracts it).
  * Invariants: every pair has at least one prompt message, the last one a user turn, and non-NULL responses; an
  * error names the file, the 1-based record (line) and the field, and leaves the pairs parsed before it. */
 #include <math.h>
@@ -140,10 +141,14 @@ static rp_status parse_hh(const rp_json *o, const char *name, int64_t rec, rp_pr
     if (!jc || rp_json_typeof(jc) != RP_JSON_STRING) return BAD("chosen", "missing or not a string");
     if (!jr || rp_json_typeof(jr) != RP_JSON_STRING) return BAD("rejected", "missing or not a string");
     const char *c = rp_json_strn(jc, &lc), *r = rp_json_strn(jr, &lr);
-    const char *last = rfind(c, lc, A);
-    if (!last) return BAD("chosen", "no \"\\n\\nAssistant:\" turn");
+    /* the prompt is the shared prefix cut back to its last Assistant marker (a response may itself contain
+     * "\n\nAssistant:", so the chosen transcript's last marker is not always the prompt's end) */
+    size_t common = 0;
+    while (common < lc && common < lr && c[common] == r[common]) common++;
+    if (!rfind(c, lc, A)) return BAD("chosen", "no \"\\n\\nAssistant:\" turn");
+    const char *last = rfind(c, common, A);
+    if (!last) return BAD("rejected", "does not share the chosen transcript's prompt");
     size_t plen = (size_t)(last - c) + strlen(A);
-    if (lr < plen || memcmp(c, r, plen)) return BAD("rejected", "does not share the chosen transcript's prompt");
     /* the prompt's turns: alternating Human / Assistant blocks up to the final Assistant marker */
     const char *s = c, *end = last;
     if (strncmp(s, H, strlen(H))) return BAD("chosen", "does not start with \"\\n\\nHuman:\"");
