@@ -39,7 +39,7 @@ void rp_ref_key_end(rp_sha256_ctx *c, rp_ref_key *out) {
     rp_sha256_hex(d, out->hex);
 }
 
-/* Write the cache file atomically. */
+/* Write the cache file atomically (creating its folder). */
 rp_status rp_ref_cache_write(const char *path, const rp_ref_key *key, const double *v, size_t n) {
     if (strlen(key->hex) != 64) return rp_fail(RP_ERR_INVAL, "reference cache %s: malformed key", path);
     if (n > ((size_t)1 << 40) / sizeof(double)) return rp_fail(RP_ERR_RANGE, "reference cache %s: %zu values is too many", path, n);
@@ -54,6 +54,13 @@ rp_status rp_ref_cache_write(const char *path, const rp_ref_key *key, const doub
     uint8_t d[32];
     if (st == RP_OK) { rp_sha256(b.data, b.len, d); st = rp_buf_append(&b, d, 32); }
     if (st != RP_OK) { rp_buf_free(&b); return st; }
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path && (size_t)(slash - path) < sizeof dir) {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = 0;
+        if ((st = rp_mkdirs(dir)) != RP_OK) { rp_buf_free(&b); return st; }
+    }
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
         rp_buf_free(&b);

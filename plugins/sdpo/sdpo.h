@@ -72,7 +72,7 @@ void rp_ref_key_part(rp_sha256_ctx *c, const char *tag, const void *data, size_t
 /* Finish the key as hex. */
 void rp_ref_key_end(rp_sha256_ctx *c, rp_ref_key *out);
 
-/* Write n values under key to path atomically (a temporary file in the same folder, fsync, rename), so a
+/* Write n values under key to path atomically (its folder created if missing; a temporary file in the same folder, fsync, rename), so a
  * killed run leaves either the old file or the new one, never a partial file at path. */
 rp_status rp_ref_cache_write(const char *path, const rp_ref_key *key, const double *v, size_t n);
 /* Read the values cached at path for key into v (n values expected). RP_ERR_NOTFOUND: no file, or a file for
