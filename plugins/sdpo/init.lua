@@ -349,6 +349,58 @@ function M.trainer_lm(tr, m, B, T)
   return lm
 end
 
+--- The params both sDPO experiments take, merged under the experiment's own (which win).
+function M.params(own)
+  local p = {
+    model = { type = "string", default = "smollm2", choices = { "smollm2", "stories260K" },
+              doc = "SFT model S: SmolLM2-135M-Instruct (ChatML) or stories260K (plain template; for smoke tests)" },
+    seq_len = { type = "integer", default = 128, min = 16, doc = "tokens per sequence (prompt cut from the left, response from the right)" },
+    n_orca = { type = "integer", default = 16, min = 0, doc = "Orca DPO pairs (D_1; 0: all 284)" },
+    n_uf = { type = "integer", default = 32, min = 0, doc = "UltraFeedback train pairs (D_2; 0: all 1000)" },
+    n_heldout = { type = "integer", default = 32, min = 0, doc = "UltraFeedback held-out pairs (eval_clean; 0: all 200)" },
+    beta = { type = "number", default = 0.1, min = 0, doc = "DPO beta (Zephyr: 0.1)" },
+    lr = { type = "number", default = 5e-4, min = 0, doc = "AdamW learning rate (constant; LoRA adapters)" },
+    rank = { type = "integer", default = 8, min = 1, doc = "LoRA rank (alpha = 2 rank)" },
+    targets = { type = "string", default = "attn_q,attn_v", doc = "LoRA target linears" },
+    ppb = { type = "integer", default = 4, min = 1, doc = "pairs per optimizer step (2 sequences each)" },
+    epochs = { type = "integer", default = 1, min = 1, doc = "passes over each step's data" },
+    threads = { type = "integer", default = 2, min = 0, doc = "CPU threads (0: all cores)" },
+  }
+  for k, v in pairs(own or {}) do p[k] = v end
+  return p
+end
+
+--- Everything a run needs from its params: the model m (tokenizer, chat template), the encoder, the base
+--- model's digest (cache key), the encoded chunks D1 (Orca) and D2 (UltraFeedback), the held-out set, and
+--- new_trainer() -> a LoRA trainer at S (fresh adapters, B = 0, so it computes exactly S).
+function M.prepare(ctx, p)
+  local model, train = require("repro.model"), require("repro.train")
+  local path, tok
+  if p.model == "smollm2" then
+    path = ctx:asset("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+  else
+    path = ctx:asset("stories260K", "stories260K.bin")
+    tok = ctx:asset("stories260K", "tok512.bin")
+  end
+  local m = model.load(path, tok and { tokenizer = tok } or nil)
+  local enc = M.chat_encoder(m)
+  local function enc_set(name, n) return M.encode(enc, M.load(name, { ctx = ctx, limit = n }), p.seq_len) end
+  local s = { m = m, enc = enc, path = path, base = C.file_digest(path) }
+  s.D1, s.D2, s.heldout = enc_set("orca", p.n_orca), enc_set("ultrafeedback", p.n_uf), enc_set("ultrafeedback_eval", p.n_heldout)
+  local trunc = 0
+  for _, set in ipairs({ s.D1, s.D2, s.heldout }) do for _, e in ipairs(set) do if e.truncated then trunc = trunc + 1 end end end
+  ctx:record("data", "sizes", { orca = #s.D1, ultrafeedback = #s.D2, heldout = #s.heldout, truncated = trunc, seq_len = p.seq_len,
+                                template = m:info().chat and "model chat template (ChatML for SmolLM2)" or "plain" })
+  local seed = math.random(1, 2 ^ 30)   -- one adapter initialisation for every variant of the run
+  function s.new_trainer()
+    return train.new { model = path, method = "lora", rank = p.rank, alpha = 2 * p.rank, dropout = 0, targets = p.targets,
+                       batch = 2 * p.ppb, seq_len = p.seq_len, seed = seed, threads = p.threads,
+                       optimizer = { lr = p.lr, weight_decay = 0, clip = 1.0 } }
+  end
+  function s.note(fmt, ...) ctx:note(fmt, ...) end
+  return s
+end
+
 -- The paper's Table 2 (H4 and its four columns; ARC 25-shot, HellaSwag 10-shot, MMLU 5-shot, TruthfulQA mc2).
 M.TABLE2 = {
   { model = "SOLAR 10.7B + SFT + sDPO", h4 = 74.31, arc = 71.33, hs = 88.08, mmlu = 65.39, tqa = 72.45 },
