@@ -30,6 +30,10 @@ check "ln 2 at every step start" "[ \"\$(q \"select count(*) from targets where 
 check "held-out accuracy for all five models" "[ \"\$(q \"select count(*) from summaries where run_id=$id2 and name like '%_heldout_reward_accuracy'\")\" -eq 5 ]"
 check "ARC-Easy before and after" "[ \"\$(q \"select count(*) from summaries where run_id=$id2 and name like '%_arc_easy_acc'\")\" -eq 5 ]"
 check "split recorded" "[ \"\$(q \"select count(*) from records where run_id=$id2 and kind='split'\")\" -eq 2 ]"
-[ $fails -eq 0 ] || cat "$tmp/err" "$tmp/err2" >&2
+# full fine-tuning of the small model: the same first-principles targets hold
+id3=$("$REPRO" run experiments/sdpo_gamma.lua --preset smoke --db "$db" method=full lr=1e-3 2>"$tmp/err3")
+check "sdpo_gamma smoke with full fine-tuning finishes" "[ $? -eq 0 ] && [ -n '$id3' ]"
+check "full fine-tuning: exact targets all pass" "[ \"\$(q \"select count(*) from targets where run_id=$id3 and kind='exact' and status!='pass'\")\" -eq 0 ]"
+[ $fails -eq 0 ] || cat "$tmp/err" "$tmp/err2" "$tmp/err3" >&2
 echo "$([ $fails -eq 0 ] && echo ok || echo 'not ok') sdpo_test.sh: $checks checks, $fails failed"
 [ $fails -eq 0 ]

@@ -360,6 +360,8 @@ function M.params(own)
     n_heldout = { type = "integer", default = 32, min = 0, doc = "UltraFeedback held-out pairs (eval_clean; 0: all 200)" },
     beta = { type = "number", default = 0.1, min = 0, doc = "DPO beta (Zephyr: 0.1)" },
     lr = { type = "number", default = 5e-4, min = 0, doc = "AdamW learning rate (constant; LoRA adapters)" },
+    method = { type = "string", default = "lora", choices = { "lora", "full" },
+               doc = "LoRA adapters (reference = base + the previous steps' adapters) or full fine-tuning (small models)" },
     rank = { type = "integer", default = 8, min = 1, doc = "LoRA rank (alpha = 2 rank)" },
     targets = { type = "string", default = "attn_q,attn_v", doc = "LoRA target linears" },
     ppb = { type = "integer", default = 4, min = 1, doc = "pairs per optimizer step (2 sequences each)" },
@@ -372,7 +374,7 @@ end
 
 --- Everything a run needs from its params: the model m (tokenizer, chat template), the encoder, the base
 --- model's digest (cache key), the encoded chunks D1 (Orca) and D2 (UltraFeedback), the held-out set, and
---- new_trainer() -> a LoRA trainer at S (fresh adapters, B = 0, so it computes exactly S).
+--- new_trainer() -> a trainer at S (LoRA: fresh adapters with B = 0, so it computes exactly S; full: S's weights).
 function M.prepare(ctx, p)
   local model, train = require("repro.model"), require("repro.train")
   local path, tok
@@ -393,7 +395,7 @@ function M.prepare(ctx, p)
                                 template = m:info().chat and "model chat template (ChatML for SmolLM2)" or "plain" })
   local seed = math.random(1, 2 ^ 30)   -- one adapter initialisation for every variant of the run
   function s.new_trainer()
-    return train.new { model = path, method = "lora", rank = p.rank, alpha = 2 * p.rank, dropout = 0, targets = p.targets,
+    return train.new { model = path, method = p.method, rank = p.rank, alpha = 2 * p.rank, dropout = 0, targets = p.targets,
                        batch = 2 * p.ppb, seq_len = p.seq_len, seed = seed, threads = p.threads,
                        optimizer = { lr = p.lr, weight_decay = 0, clip = 1.0 } }
   end
