@@ -26,7 +26,7 @@ return experiment.define {
   params = sdpo.params {
     arc_limit = { type = "integer", default = 100, min = 0, doc = "ARC-Easy items scored before/after (a fixed subset, seed 1; 0: skip)" },
   },
-  seconds = { smoke = 10, demo = 540 },
+  seconds = { smoke = 10, demo = 300 },   -- 544 CPU-s measured (2 threads, load 14-20), about 280 s idle
   resources = { threads = 2, memory = "3G", gpu = 0, time_min = 240 },
   presets = {
     smoke = { model = "stories260K", seq_len = 48, n_orca = 8, n_uf = 8, n_heldout = 8, ppb = 2, lr = 3e-3, arc_limit = 8 },
