@@ -4,6 +4,8 @@
  *                                       context_len=, format=, bos=, eos=, add_bos=, chat=}
  *   m:tokenize(text [, {bos=, special=}]) -> {ids}        (bos: default the model's convention)
  *   m:detokenize(ids [, {special=}]) -> string
+ *   m:chat_format({{role=, content=}...} [, {assistant=true}]) -> the conversation in the model's chat template
+ *                                      (control tokens as text: tokenize with special=true, bos=false)
  *   m:generate{prompt= | tokens=, max_tokens=, temperature=, top_p=, seed=, stop={...}, chat=}
  *                                   -> text, {tokens=, n_prompt=, tokens_per_s=, stop_reason=}
  *       (chat=true wraps prompt in the model's chat template as one user turn; seed default: the run's
@@ -152,6 +154,35 @@ static int l_tokenize(lua_State *L) {
     return 1;
 }
 
+/* m:chat_format(messages [, {assistant=}]) -> string: the engine's chat formatting, as generate{chat=} uses it. */
+static int l_chat_format(lua_State *L) {
+    lmodel *x = check(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int n = (int)rp_lua_rawlen(L, 2), add = 1;
+    if (lua_istable(L, 3)) {
+        static const char *const keys[] = { "assistant", NULL };
+        rp_lua_check_keys(L, 3, "chat_format", keys);
+        add = rp_lua_field_bool(L, 3, "assistant", 1);
+    }
+    rp_chat_msg *msgs = lua_newuserdata(L, (size_t)(n ? n : 1) * sizeof *msgs);   /* strings stay referenced by arg 2 */
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, 2, i + 1);
+        if (!lua_istable(L, -1)) return luaL_error(L, "chat_format: message %d is not a table", i + 1);
+        lua_getfield(L, -1, "role");
+        lua_getfield(L, -2, "content");
+        msgs[i].role = lua_tostring(L, -2);
+        msgs[i].content = lua_tostring(L, -1);
+        if (!msgs[i].role || !msgs[i].content) return luaL_error(L, "chat_format: message %d needs string role and content", i + 1);
+        lua_pop(L, 3);
+    }
+    rp_buf b = { 0 };
+    rp_status st = rp_tokenizer_chat_format(rp_model_tokenizer(x->m), msgs, n, add, &b);
+    if (st != RP_OK) { rp_buf_free(&b); return rp_lua_fail(L, st, "chat_format"); }
+    lua_pushlstring(L, b.data ? b.data : "", b.len);
+    rp_buf_free(&b);
+    return 1;
+}
+
 static int l_detokenize(lua_State *L) {
     lmodel *x = check(L);
     size_t n;
@@ -273,9 +304,9 @@ static int l_score(lua_State *L) {
         lua_pushboolean(L, greedy);
         return 2;
     }
+    long long from = rp_lua_optinteger(L, 3, 0);   /* before check_ids pushes its buffer (at 3 when from is absent) */
     size_t n;
     int32_t *ids = check_ids(L, 2, x->m, &n);
-    long long from = rp_lua_optinteger(L, 3, 0);
     if (from < 0 || (n > 0 && (size_t)from > n - 1)) return luaL_error(L, "score: from = %f outside [0, %d]", (double)from, (int)(n ? n - 1 : 0));
     size_t want = n > (size_t)from + 1 ? n - 1 - (size_t)from : 0;
     float *lp = lua_newuserdata(L, (want ? want : 1) * sizeof *lp);
@@ -422,6 +453,7 @@ static int l_as_lm(lua_State *L) {
 static const luaL_Reg *model_methods(void) {
     static const luaL_Reg methods[] = {
         { "info", l_info }, { "tokenize", l_tokenize }, { "detokenize", l_detokenize }, { "generate", l_generate },
+        { "chat_format", l_chat_format },
         { "score", l_score }, { "hidden_states", l_hidden_states }, { "logits", l_logits }, { "skip_layers", l_skip_layers }, { "as_lm", l_as_lm },
         { NULL, NULL },
     };

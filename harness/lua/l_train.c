@@ -12,6 +12,8 @@
  *   tr:update()                     -> grad_norm, lr         (AdamW at the schedule's lr, clipped)
  *   tr:eval(batch)                  -> loss, {seq_logp}      (no dropout, no gradients)
  *   tr:save(path) / tr:load(path)   adapters or weights + optimizer state + step
+ *   tr:digest()                     -> sha256 hex of the trainable parameters (names and values): a content key
+ *                                      for the weights a step trains (adapters only for LoRA/QLoRA)
  *   tr:info()                       -> {params=, step=, method=, batch=, seq_len=, n_layer=, dim=, vocab=}
  *   tr:close()
  *   train.progress(label, total [, unit]) -> p; p:update(done); p:done()   (a terminal line: rate, ETA)
@@ -25,6 +27,7 @@
 #include "nn/llama.h"
 #include "nn/train_llama.h"
 #include "util/progress.h"
+#include "util/sha256.h"
 
 RP_LUA_MODULE(train, rp_luaopen_train);
 
@@ -223,6 +226,27 @@ static int l_info(lua_State *L) {
     return 1;
 }
 
+/* tr:digest() -> hex: sha256 over every trainable tensor's name, length and values. */
+static int l_digest(lua_State *L) {
+    ltrain *x = check(L);
+    rp_sha256_ctx c;
+    rp_sha256_init(&c);
+    float *p, *g;
+    int64_t n;
+    const char *name;
+    for (int i = 0; (name = rp_trainer_param(x->tr, i, &p, &g, &n)) != NULL; i++) {
+        rp_sha256_update(&c, name, strlen(name) + 1);
+        rp_sha256_update(&c, &n, sizeof n);
+        rp_sha256_update(&c, p, (size_t)n * sizeof *p);
+    }
+    uint8_t d[32];
+    char hex[65];
+    rp_sha256_final(&c, d);
+    rp_sha256_hex(d, hex);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
 /* tr:close() */
 static int l_close(lua_State *L) { rp_lua_closeobj(L, 1, TRAIN_CLASS); return 0; }
 
@@ -352,7 +376,7 @@ static int l_new(lua_State *L) {
     if (st != RP_OK) { ltrain_release(x); return rp_lua_fail(L, st, "train.new"); }
     static const luaL_Reg methods[] = { { "step", l_step }, { "forward_backward", l_forward_backward }, { "update", l_update },
                                         { "eval", l_eval }, { "save", l_save }, { "load", l_load }, { "info", l_info },
-                                        { "close", l_close }, { NULL, NULL } };
+                                        { "digest", l_digest }, { "close", l_close }, { NULL, NULL } };
     rp_lua_newobj(L, TRAIN_CLASS, x, methods, ltrain_release);
     return 1;
 }
