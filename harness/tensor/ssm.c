@@ -1,6 +1,7 @@
-/* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, 16 channels per vector, the N = 16
- * states of those channels in 16 registers, the last block masked) and backward (plain per channel;
- * AVX-512 over the 16 states of a channel when N = 16).
+/* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, channels across the 16 lanes, two
+ * vectors of channels per block, a chunk of steps at a time state by state, the last block masked) and
+ * backward (the same layout: checkpointed states per chunk, recomputed, then the adjoint recurrence;
+ * plain per channel when N != 16 or without AVX-512).
  * Invariant: every version computes the same recurrence in fp32; only exp and summation order differ. */
 #include <math.h>
 #include <stdlib.h>
@@ -37,58 +38,60 @@ typedef struct scan_job {
     float *state, *y;
 } scan_job;
 
-/* Rows of x, dt and y are D floats apart, so one block of 16 channels touches a new page every step and
- * the prefetchers cannot follow; a task therefore runs SCAN_GROUP blocks through SCAN_CHUNK steps at a
- * time, so the pages and lines a chunk brings in serve all the blocks of the group. */
-#define SCAN_GROUP 8
-#define SCAN_CHUNK 16
-#define SCAN_AHEAD 6   /* steps to prefetch ahead: a step of one block is about 16 exps (~150 cycles) */
+/* Rows of x, dt and y are D floats apart, so one block of 32 channels touches a new page every step; a
+ * task therefore runs SCAN_GROUP blocks through SCAN_CHUNK steps at a time, so the pages and lines a chunk
+ * brings in serve all the blocks of the group, and a chunk's buffers stay in L1 / L2. */
+#define SCAN_GROUP 4
+#define SCAN_CHUNK 64
 
-/* Time steps [t0, t1) of channels [c0, c0+nc), nc <= 16, with N = 16: the states of those channels live
- * in s[0..15], one vector per n (loaded from and stored back to state, [D, N]). */
-static void scan_block16(const scan_job *j, int64_t c0, int nc, int64_t t0, int64_t t1) {
-    const int64_t D = j->D;
-    const __mmask16 m = (__mmask16)((1u << nc) - 1);
-    __m512 at[16], s[16];
-    float tmp[16] = { 0 };
-    /* y rows go out after the chunk: stored row by row they sit a multiple of 4 KiB from the next x and dt
-     * loads (D = 1024 floats is one page), and every load waits on a false store-forwarding match */
-    _Alignas(64) float ybuf[SCAN_CHUNK * 16];
-    for (int n = 0; n < 16; n++) {
-        for (int i = 0; i < nc; i++) tmp[i] = j->A[(c0 + i) * 16 + n] * SCAN_LOG2E;   /* exp(dt·A) = 2^(dt·A·log2 e) */
-        at[n] = _mm512_loadu_ps(tmp);
-        for (int i = 0; i < nc; i++) tmp[i] = j->state[(c0 + i) * 16 + n];
-        s[n] = _mm512_loadu_ps(tmp);
+/* Time steps [t0, t1) (t1 - t0 <= SCAN_CHUNK) of channels [c0, c0+nc), nc <= 32 (two vectors of 16; the
+ * lanes past nc are masked), with N = 16, state by state: for one n the whole chunk runs with the two
+ * channel vectors' states in two registers, so nothing spills, each B and C value is broadcast once for 32
+ * channels, and the chunk's dt, dt·x and y rows sit in an L1 buffer (y accumulates there over the 16
+ * states, then goes out once). */
+static void scan_block32(const scan_job *j, int64_t c0, int nc, int64_t t0, int64_t t1) {
+    const int64_t D = j->D, L = t1 - t0;
+    const __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xffffu : (1u << nc) - 1);
+    const __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xffffu : nc <= 16 ? 0u : (1u << (nc - 16)) - 1);
+    /* per step: dt (2 vectors), dt·x (2), y (2) */
+    _Alignas(64) float buf[SCAN_CHUNK * 96];
+    __m512 dv0 = j->Dskip ? _mm512_maskz_loadu_ps(m0, j->Dskip + c0) : _mm512_setzero_ps();
+    __m512 dv1 = j->Dskip ? _mm512_maskz_loadu_ps(m1, j->Dskip + c0 + 16) : _mm512_setzero_ps();
+    for (int64_t i = 0; i < L; i++) {
+        const float *xr = j->x + (t0 + i) * D + c0, *dr = j->dt + (t0 + i) * D + c0;
+        __m512 x0 = _mm512_maskz_loadu_ps(m0, xr), d0 = _mm512_maskz_loadu_ps(m0, dr);
+        __m512 x1 = _mm512_maskz_loadu_ps(m1, xr + 16), d1 = _mm512_maskz_loadu_ps(m1, dr + 16);
+        float *b = buf + i * 96;
+        _mm512_store_ps(b, d0); _mm512_store_ps(b + 16, d1);
+        _mm512_store_ps(b + 32, _mm512_mul_ps(d0, x0)); _mm512_store_ps(b + 48, _mm512_mul_ps(d1, x1));
+        _mm512_store_ps(b + 64, _mm512_mul_ps(dv0, x0)); _mm512_store_ps(b + 80, _mm512_mul_ps(dv1, x1));
     }
-    __m512 dv = j->Dskip ? _mm512_maskz_loadu_ps(m, j->Dskip + c0) : _mm512_setzero_ps();
-    for (int64_t t = t0; t < t1; t++) {
-        if (t + SCAN_AHEAD < j->T) {   /* rows are a page apart: the prefetchers cannot guess them */
-            _mm_prefetch((const char *)(j->x + (t + SCAN_AHEAD) * D + c0), _MM_HINT_T0);
-            _mm_prefetch((const char *)(j->dt + (t + SCAN_AHEAD) * D + c0), _MM_HINT_T0);
-            _mm_prefetch((const char *)(j->y + (t + SCAN_AHEAD) * D + c0), _MM_HINT_T0);
-        }
-        __m512 xv = _mm512_maskz_loadu_ps(m, j->x + t * D + c0), dtv = _mm512_maskz_loadu_ps(m, j->dt + t * D + c0);
-        __m512 dx = _mm512_mul_ps(dtv, xv), y0 = _mm512_mul_ps(dv, xv), y1 = _mm512_setzero_ps();
-        __m512 y2 = _mm512_setzero_ps(), y3 = _mm512_setzero_ps();   /* four sums: short dependency chains */
-        const float *Bt = j->B + t * 16, *Ct = j->C + t * 16;
-        for (int n = 0; n < 16; n += 4) {
-            __m512 a0 = scan_exp2_ps(_mm512_mul_ps(dtv, at[n])), a1 = scan_exp2_ps(_mm512_mul_ps(dtv, at[n + 1]));
-            __m512 a2 = scan_exp2_ps(_mm512_mul_ps(dtv, at[n + 2])), a3 = scan_exp2_ps(_mm512_mul_ps(dtv, at[n + 3]));
-            s[n] = _mm512_fmadd_ps(a0, s[n], _mm512_mul_ps(dx, _mm512_set1_ps(Bt[n])));
-            s[n + 1] = _mm512_fmadd_ps(a1, s[n + 1], _mm512_mul_ps(dx, _mm512_set1_ps(Bt[n + 1])));
-            s[n + 2] = _mm512_fmadd_ps(a2, s[n + 2], _mm512_mul_ps(dx, _mm512_set1_ps(Bt[n + 2])));
-            s[n + 3] = _mm512_fmadd_ps(a3, s[n + 3], _mm512_mul_ps(dx, _mm512_set1_ps(Bt[n + 3])));
-            y0 = _mm512_fmadd_ps(_mm512_set1_ps(Ct[n]), s[n], y0);
-            y1 = _mm512_fmadd_ps(_mm512_set1_ps(Ct[n + 1]), s[n + 1], y1);
-            y2 = _mm512_fmadd_ps(_mm512_set1_ps(Ct[n + 2]), s[n + 2], y2);
-            y3 = _mm512_fmadd_ps(_mm512_set1_ps(Ct[n + 3]), s[n + 3], y3);
-        }
-        _mm512_store_ps(ybuf + (t - t0) * 16, _mm512_add_ps(_mm512_add_ps(y0, y1), _mm512_add_ps(y2, y3)));
-    }
-    for (int64_t t = t0; t < t1; t++) _mm512_mask_storeu_ps(j->y + t * D + c0, m, _mm512_load_ps(ybuf + (t - t0) * 16));
     for (int n = 0; n < 16; n++) {
-        _mm512_storeu_ps(tmp, s[n]);
-        for (int i = 0; i < nc; i++) j->state[(c0 + i) * 16 + n] = tmp[i];
+        float ta[32] = { 0 }, ts[32] = { 0 };
+        for (int i = 0; i < nc; i++) {
+            ta[i] = j->A[(c0 + i) * 16 + n] * SCAN_LOG2E;   /* exp(dt·A) = 2^(dt·A·log2 e) */
+            ts[i] = j->state[(c0 + i) * 16 + n];
+        }
+        const __m512 a0 = _mm512_loadu_ps(ta), a1 = _mm512_loadu_ps(ta + 16);
+        __m512 s0 = _mm512_loadu_ps(ts), s1 = _mm512_loadu_ps(ts + 16);
+        const float *Bn = j->B + t0 * 16 + n, *Cn = j->C + t0 * 16 + n;
+        for (int64_t i = 0; i < L; i++) {
+            float *b = buf + i * 96;
+            __m512 e0 = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(b), a0));
+            __m512 e1 = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(b + 16), a1));
+            __m512 bv = _mm512_set1_ps(Bn[i * 16]), cv = _mm512_set1_ps(Cn[i * 16]);
+            s0 = _mm512_fmadd_ps(e0, s0, _mm512_mul_ps(_mm512_load_ps(b + 32), bv));
+            s1 = _mm512_fmadd_ps(e1, s1, _mm512_mul_ps(_mm512_load_ps(b + 48), bv));
+            _mm512_store_ps(b + 64, _mm512_fmadd_ps(cv, s0, _mm512_load_ps(b + 64)));
+            _mm512_store_ps(b + 80, _mm512_fmadd_ps(cv, s1, _mm512_load_ps(b + 80)));
+        }
+        _mm512_storeu_ps(ts, s0); _mm512_storeu_ps(ts + 16, s1);
+        for (int i = 0; i < nc; i++) j->state[(c0 + i) * 16 + n] = ts[i];
+    }
+    for (int64_t i = 0; i < L; i++) {
+        float *yr = j->y + (t0 + i) * D + c0;
+        _mm512_mask_storeu_ps(yr, m0, _mm512_load_ps(buf + i * 96 + 64));
+        if (m1) _mm512_mask_storeu_ps(yr + 16, m1, _mm512_load_ps(buf + i * 96 + 80));
     }
 }
 
@@ -96,10 +99,10 @@ static void scan_block16(const scan_job *j, int64_t c0, int nc, int64_t t0, int6
 static void scan_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks; (void)thread;
     const scan_job *j = ctx;
-    const int64_t nb = (j->D + 15) / 16, b0 = (int64_t)task * SCAN_GROUP, b1 = b0 + SCAN_GROUP < nb ? b0 + SCAN_GROUP : nb;
+    const int64_t nb = (j->D + 31) / 32, b0 = (int64_t)task * SCAN_GROUP, b1 = b0 + SCAN_GROUP < nb ? b0 + SCAN_GROUP : nb;
     for (int64_t t0 = 0; t0 < j->T; t0 += SCAN_CHUNK) {
         int64_t t1 = t0 + SCAN_CHUNK < j->T ? t0 + SCAN_CHUNK : j->T;
-        for (int64_t b = b0; b < b1; b++) scan_block16(j, b * 16, (int)(j->D - b * 16 < 16 ? j->D - b * 16 : 16), t0, t1);
+        for (int64_t b = b0; b < b1; b++) scan_block32(j, b * 32, (int)(j->D - b * 32 < 32 ? j->D - b * 32 : 32), t0, t1);
     }
 }
 #endif
@@ -109,7 +112,7 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
 #if defined(__AVX512F__)
     if (N == 16) {
         scan_job j = { T, D, N, x, dt, A, B, C, Dskip, state, y };
-        int n_tasks = (int)(((D + 15) / 16 + SCAN_GROUP - 1) / SCAN_GROUP);
+        int n_tasks = (int)(((D + 31) / 32 + SCAN_GROUP - 1) / SCAN_GROUP);
         if (pool && n_tasks > 1 && T * D >= 4096) rp_pool_run(pool, scan_task, &j, n_tasks);
         else for (int i = 0; i < n_tasks; i++) scan_task(&j, i, n_tasks, 0);
         return;
