@@ -128,11 +128,13 @@ typedef struct bwd_job {
     int64_t T, D, N;
     const float *x, *dt, *A, *B, *C, *Dskip, *dy;
     float *dx, *ddt, *dA, *dDskip;
-    float *scratch;   /* per thread: states [T, N], dB [T, N], dC [T, N] */
+    float *scratch;      /* per thread: dB [T, N] and dC [T, N] partial sums, then the thread's work space */
+    size_t per_thread;   /* floats of scratch per thread (a multiple of 16) */
 } bwd_job;
 
 /* One channel, plainly: recompute the states, then run the adjoint recurrence backwards in time.
- * g[n] is dL/ds_t[c,n]; it flows back through s_t = a_t·s_{t-1} + ... as g_{t-1} += a_t·g_t. */
+ * g[n] is dL/ds_t[c,n]; it flows back through s_t = a_t·s_{t-1} + ... as g_{t-1} += a_t·g_t.
+ * S is T·N floats of the thread's work space. */
 static void bwd_channel_ref(const bwd_job *j, int64_t c, float *S, float *dBt, float *dCt) {
     const int64_t T = j->T, D = j->D, N = j->N;
     const float *Ac = j->A + c * N;
@@ -167,70 +169,183 @@ static void bwd_channel_ref(const bwd_job *j, int64_t c, float *S, float *dBt, f
     if (j->dDskip) j->dDskip[c] = dD;
 }
 
-#if defined(__AVX512F__)
-/* The same for N = 16, the 16 states of the channel in one vector. */
-static void bwd_channel16(const bwd_job *j, int64_t c, float *S, float *dBt, float *dCt) {
-    const int64_t T = j->T, D = j->D;
-    const __m512 Ac = _mm512_loadu_ps(j->A + c * 16), Ac2 = _mm512_mul_ps(Ac, _mm512_set1_ps(SCAN_LOG2E));
-    __m512 s = _mm512_setzero_ps();
-    for (int64_t t = 0; t < T; t++) {
-        float d = j->dt[t * D + c], xv = j->x[t * D + c];
-        __m512 a = scan_exp2_ps(_mm512_mul_ps(_mm512_set1_ps(d), Ac2));
-        s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_set1_ps(d * xv), _mm512_loadu_ps(j->B + t * 16)));
-        _mm512_storeu_ps(S + t * 16, s);
-    }
-    __m512 g = _mm512_setzero_ps(), dAc = _mm512_setzero_ps();
-    float dD = 0, Dc = j->Dskip ? j->Dskip[c] : 0.0f;
-    for (int64_t t = T - 1; t >= 0; t--) {
-        float d = j->dt[t * D + c], xv = j->x[t * D + c], gy = j->dy[t * D + c];
-        __m512 vd = _mm512_set1_ps(d), Bn = _mm512_loadu_ps(j->B + t * 16), st = _mm512_loadu_ps(S + t * 16);
-        __m512 prev = t ? _mm512_loadu_ps(S + (t - 1) * 16) : _mm512_setzero_ps();
-        __m512 a = scan_exp2_ps(_mm512_mul_ps(vd, Ac2));
-        g = _mm512_fmadd_ps(_mm512_set1_ps(gy), _mm512_loadu_ps(j->C + t * 16), g);
-        _mm512_storeu_ps(dCt + t * 16, _mm512_fmadd_ps(_mm512_set1_ps(gy), st, _mm512_loadu_ps(dCt + t * 16)));
-        __m512 da = _mm512_mul_ps(_mm512_mul_ps(g, prev), a);
-        __m512 gB = _mm512_mul_ps(g, Bn);
-        j->ddt[t * D + c] = _mm512_reduce_add_ps(_mm512_fmadd_ps(da, Ac, _mm512_mul_ps(gB, _mm512_set1_ps(xv))));
-        dAc = _mm512_fmadd_ps(da, vd, dAc);
-        _mm512_storeu_ps(dBt + t * 16, _mm512_fmadd_ps(g, _mm512_set1_ps(d * xv), _mm512_loadu_ps(dBt + t * 16)));
-        j->dx[t * D + c] = d * _mm512_reduce_add_ps(gB) + gy * Dc;
-        g = _mm512_mul_ps(g, a);
-        dD += gy * xv;
-    }
-    _mm512_storeu_ps(j->dA + c * 16, dAc);
-    if (j->dDskip) j->dDskip[c] = dD;
-}
-#endif
+/* Channels per task when the plain per-channel path runs. */
+#define BWD_REF_CHANNELS 16
 
-static void bwd_task(void *ctx, int task, int n_tasks, int thread) {
+static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     const bwd_job *j = ctx;
     size_t tn = (size_t)(j->T * j->N);
-    float *S = j->scratch + (size_t)thread * 3 * tn, *dBt = S + tn, *dCt = dBt + tn;
-    int64_t c0 = (int64_t)task * 16, c1 = c0 + 16 < j->D ? c0 + 16 : j->D;
-    for (int64_t c = c0; c < c1; c++) {
+    float *dBt = j->scratch + (size_t)thread * j->per_thread, *dCt = dBt + tn, *S = dCt + tn;
+    int64_t c0 = (int64_t)task * BWD_REF_CHANNELS, c1 = c0 + BWD_REF_CHANNELS < j->D ? c0 + BWD_REF_CHANNELS : j->D;
+    for (int64_t c = c0; c < c1; c++) bwd_channel_ref(j, c, S, dBt, dCt);
+}
+
 #if defined(__AVX512F__)
-        if (j->N == 16) { bwd_channel16(j, c, S, dBt, dCt); continue; }
-#endif
-        bwd_channel_ref(j, c, S, dBt, dCt);
+/* The N = 16 backward in the forward's layout: channels across the lanes of a vector (a block of 16), a
+ * task owning BWD_GROUP blocks. A first pass runs the scan state by state and keeps each state at the
+ * start of every chunk of BWD_CHUNK steps (checkpoints); then the chunks go in reverse: for each block and
+ * state, the chunk's states and decays are recomputed from the checkpoint into L1 buffers and the adjoint
+ * runs back through them with dL/ds in a register. dB and dC sum over channels: the lanes' partial sums
+ * for the chunk gather in [L, 16] vector buffers shared by the group's blocks and are reduced once per
+ * chunk. Work space per thread: bwd16_floats. */
+#define BWD_CHUNK 32
+#define BWD_GROUP 4
+
+/* Floats of work space one thread needs for the vectorized backward (after its dB and dC partials). */
+static size_t bwd16_floats(int64_t T) {
+    size_t nck = (size_t)((T + BWD_CHUNK - 1) / BWD_CHUNK);
+    return (size_t)BWD_GROUP * (nck * 256 + 4 * 256 + 16)   /* checkpoints; dL/ds, dA, A, A·log2 e; dD */
+           + 2 * BWD_CHUNK * 256                            /* dB, dC lane partials of a chunk */
+           + BWD_CHUNK * 64 + BWD_CHUNK * 32                /* the chunk's dt, x, dy, dt·x; dt·A and gB sums */
+           + (BWD_CHUNK + 1) * 16 + BWD_CHUNK * 16;         /* one state's chunk of states and decays */
+}
+
+/* Loads the chunk's [t0, t0+L) rows of dt, x, dy (masked) into in[L][4][16] with dt·x as the 4th. */
+static void bwd16_load(const bwd_job *j, int64_t c0, __mmask16 m, int64_t t0, int64_t L, float *in) {
+    for (int64_t i = 0; i < L; i++) {
+        const int64_t o = (t0 + i) * j->D + c0;
+        __m512 d = _mm512_maskz_loadu_ps(m, j->dt + o), xv = _mm512_maskz_loadu_ps(m, j->x + o);
+        _mm512_store_ps(in + i * 64, d);
+        _mm512_store_ps(in + i * 64 + 16, xv);
+        _mm512_store_ps(in + i * 64 + 32, _mm512_maskz_loadu_ps(m, j->dy + o));
+        _mm512_store_ps(in + i * 64 + 48, _mm512_mul_ps(d, xv));
     }
 }
+
+static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
+    (void)n_tasks;
+    const bwd_job *j = ctx;
+    const int64_t T = j->T, D = j->D, tn = T * 16, nck = (T + BWD_CHUNK - 1) / BWD_CHUNK;
+    const int64_t nblk = (D + 15) / 16, bb0 = (int64_t)task * BWD_GROUP, nb = bb0 + BWD_GROUP < nblk ? BWD_GROUP : nblk - bb0;
+    float *dBt = j->scratch + (size_t)thread * j->per_thread, *dCt = dBt + tn;
+    float *ck = dCt + tn, *G = ck + BWD_GROUP * nck * 256, *DA = G + BWD_GROUP * 256, *At = DA + BWD_GROUP * 256;
+    float *A2 = At + BWD_GROUP * 256, *DD = A2 + BWD_GROUP * 256, *pB = DD + BWD_GROUP * 16, *pC = pB + BWD_CHUNK * 256;
+    float *in = pC + BWD_CHUNK * 256, *acc = in + BWD_CHUNK * 64, *Sb = acc + BWD_CHUNK * 32, *Ab = Sb + (BWD_CHUNK + 1) * 16;
+    /* A of each block transposed to [n][lane] (zeros past the last channel), plain and times log2 e */
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t c0 = (bb0 + b) * 16;
+        for (int n = 0; n < 16; n++)
+            for (int l = 0; l < 16; l++) {
+                float a = c0 + l < D ? j->A[(c0 + l) * 16 + n] : 0.0f;
+                At[b * 256 + n * 16 + l] = a;
+                A2[b * 256 + n * 16 + l] = a * SCAN_LOG2E;
+            }
+    }
+    /* pass 1: checkpoints (the state before each chunk, from zeros) */
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t c0 = (bb0 + b) * 16;
+        const __mmask16 m = (__mmask16)(D - c0 >= 16 ? 0xffffu : (1u << (D - c0)) - 1);
+        float *cb = ck + b * nck * 256;
+        for (int n = 0; n < 16; n++) _mm512_store_ps(G + b * 256 + n * 16, _mm512_setzero_ps());   /* running state */
+        for (int64_t k = 0; k < nck; k++) {
+            const int64_t t0 = k * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
+            bwd16_load(j, c0, m, t0, L, in);
+            for (int n = 0; n < 16; n++) {
+                const __m512 a2 = _mm512_load_ps(A2 + b * 256 + n * 16);
+                __m512 s = _mm512_load_ps(G + b * 256 + n * 16);
+                _mm512_store_ps(cb + k * 256 + n * 16, s);
+                const float *Bn = j->B + t0 * 16 + n;
+                for (int64_t i = 0; i < L; i++) {
+                    __m512 a = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(in + i * 64), a2));
+                    s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_load_ps(in + i * 64 + 48), _mm512_set1_ps(Bn[i * 16])));
+                }
+                _mm512_store_ps(G + b * 256 + n * 16, s);
+            }
+        }
+    }
+    /* pass 2: the chunks in reverse; G now holds dL/ds (zero after the last step), DA the dA lane sums */
+    memset(G, 0, (size_t)nb * 256 * sizeof *G);
+    memset(DA, 0, (size_t)nb * 256 * sizeof *DA);
+    memset(DD, 0, (size_t)nb * 16 * sizeof *DD);
+    for (int64_t k = nck - 1; k >= 0; k--) {
+        const int64_t t0 = k * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
+        memset(pB, 0, (size_t)L * 256 * sizeof *pB);
+        memset(pC, 0, (size_t)L * 256 * sizeof *pC);
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t c0 = (bb0 + b) * 16;
+            const __mmask16 m = (__mmask16)(D - c0 >= 16 ? 0xffffu : (1u << (D - c0)) - 1);
+            bwd16_load(j, c0, m, t0, L, in);
+            memset(acc, 0, (size_t)L * 32 * sizeof *acc);
+            for (int n = 0; n < 16; n++) {
+                const __m512 a2 = _mm512_load_ps(A2 + b * 256 + n * 16), An = _mm512_load_ps(At + b * 256 + n * 16);
+                const float *Bn = j->B + t0 * 16 + n, *Cn = j->C + t0 * 16 + n;
+                __m512 s = _mm512_load_ps(ck + (b * nck + k) * 256 + n * 16);
+                _mm512_store_ps(Sb, s);
+                for (int64_t i = 0; i < L; i++) {   /* recompute the chunk's decays and states */
+                    __m512 a = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(in + i * 64), a2));
+                    s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_load_ps(in + i * 64 + 48), _mm512_set1_ps(Bn[i * 16])));
+                    _mm512_store_ps(Ab + i * 16, a);
+                    _mm512_store_ps(Sb + (i + 1) * 16, s);
+                }
+                __m512 g = _mm512_load_ps(G + b * 256 + n * 16), dAn = _mm512_load_ps(DA + b * 256 + n * 16);
+                for (int64_t i = L - 1; i >= 0; i--) {   /* the adjoint, back through the chunk */
+                    const float *r = in + i * 64;
+                    __m512 dyv = _mm512_load_ps(r + 32), bv = _mm512_set1_ps(Bn[i * 16]);
+                    g = _mm512_fmadd_ps(dyv, _mm512_set1_ps(Cn[i * 16]), g);
+                    _mm512_store_ps(pC + i * 256 + n * 16, _mm512_fmadd_ps(dyv, _mm512_load_ps(Sb + (i + 1) * 16),
+                                                                           _mm512_load_ps(pC + i * 256 + n * 16)));
+                    __m512 ga = _mm512_mul_ps(g, _mm512_load_ps(Ab + i * 16));
+                    __m512 da = _mm512_mul_ps(ga, _mm512_load_ps(Sb + i * 16));   /* dL/d(dt·A) */
+                    _mm512_store_ps(acc + i * 32, _mm512_fmadd_ps(da, An, _mm512_load_ps(acc + i * 32)));
+                    dAn = _mm512_fmadd_ps(da, _mm512_load_ps(r), dAn);
+                    _mm512_store_ps(acc + i * 32 + 16, _mm512_fmadd_ps(g, bv, _mm512_load_ps(acc + i * 32 + 16)));
+                    _mm512_store_ps(pB + i * 256 + n * 16, _mm512_fmadd_ps(g, _mm512_load_ps(r + 48),
+                                                                           _mm512_load_ps(pB + i * 256 + n * 16)));
+                    g = ga;   /* carry to s_{t-1} */
+                }
+                _mm512_store_ps(G + b * 256 + n * 16, g);
+                _mm512_store_ps(DA + b * 256 + n * 16, dAn);
+            }
+            /* dx = dt·Σ_n g·B + dy·Dskip; ddt = Σ_n da·A + x·Σ_n g·B; dDskip = Σ_t dy·x */
+            __m512 dv = j->Dskip ? _mm512_maskz_loadu_ps(m, j->Dskip + c0) : _mm512_setzero_ps(), dd = _mm512_load_ps(DD + b * 16);
+            for (int64_t i = 0; i < L; i++) {
+                const float *r = in + i * 64;
+                __m512 gb = _mm512_load_ps(acc + i * 32 + 16), dyv = _mm512_load_ps(r + 32), xv = _mm512_load_ps(r + 16);
+                const int64_t o = (t0 + i) * D + c0;
+                _mm512_mask_storeu_ps(j->dx + o, m, _mm512_fmadd_ps(_mm512_load_ps(r), gb, _mm512_mul_ps(dyv, dv)));
+                _mm512_mask_storeu_ps(j->ddt + o, m, _mm512_fmadd_ps(xv, gb, _mm512_load_ps(acc + i * 32)));
+                dd = _mm512_fmadd_ps(dyv, xv, dd);
+            }
+            _mm512_store_ps(DD + b * 16, dd);
+        }
+        for (int64_t i = 0; i < L; i++)
+            for (int n = 0; n < 16; n++) {
+                dBt[(t0 + i) * 16 + n] += _mm512_reduce_add_ps(_mm512_load_ps(pB + i * 256 + n * 16));
+                dCt[(t0 + i) * 16 + n] += _mm512_reduce_add_ps(_mm512_load_ps(pC + i * 256 + n * 16));
+            }
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t c0 = (bb0 + b) * 16;
+        for (int l = 0; l < 16 && c0 + l < D; l++) {
+            for (int n = 0; n < 16; n++) j->dA[(c0 + l) * 16 + n] = DA[b * 256 + n * 16 + l];
+            if (j->dDskip) j->dDskip[c0 + l] = DD[b * 16 + l];
+        }
+    }
+}
+#endif
 
 rp_status rp_ssm_scan_backward(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x, const float *dt,
                                const float *A, const float *B, const float *C, const float *Dskip, const float *dy,
                                float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip) {
     if (N > 256) return rp_fail(RP_ERR_UNSUPPORTED, "ssm scan backward: d_state %lld above 256", (long long)N);
     int nth = pool ? rp_pool_size(pool) : 1;
-    size_t tn = (size_t)(T * N);
-    float *scratch = calloc((size_t)nth * 3 * tn + 1, sizeof *scratch);
-    if (!scratch) return rp_fail(RP_ERR_NOMEM, "ssm scan backward: %zu floats of scratch", (size_t)nth * 3 * tn);
-    bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, scratch };
-    int n_tasks = (int)((D + 15) / 16);
-    if (pool && n_tasks > 1) rp_pool_run(pool, bwd_task, &j, n_tasks);
-    else for (int i = 0; i < n_tasks; i++) bwd_task(&j, i, n_tasks, 0);
+    size_t tn = (size_t)(T * N), work = tn;   /* the plain path: one channel's states */
+    rp_pool_fn fn = bwd_task_ref;
+    int n_tasks = (int)((D + BWD_REF_CHANNELS - 1) / BWD_REF_CHANNELS);
+#if defined(__AVX512F__)
+    if (N == 16) { work = bwd16_floats(T); fn = bwd_task16; n_tasks = (int)(((D + 15) / 16 + BWD_GROUP - 1) / BWD_GROUP); }
+#endif
+    size_t per = (2 * tn + work + 15) / 16 * 16;
+    float *scratch = aligned_alloc(64, (size_t)nth * per * sizeof *scratch);
+    if (!scratch) return rp_fail(RP_ERR_NOMEM, "ssm scan backward: %zu floats of scratch", (size_t)nth * per);
+    for (int th = 0; th < nth; th++) memset(scratch + (size_t)th * per, 0, 2 * tn * sizeof *scratch);
+    bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, scratch, per };
+    if (pool && n_tasks > 1) rp_pool_run(pool, fn, &j, n_tasks);
+    else for (int i = 0; i < n_tasks; i++) fn(&j, i, n_tasks, 0);
     for (size_t i = 0; i < tn; i++) {
         float b = 0, c = 0;
-        for (int th = 0; th < nth; th++) { b += scratch[(size_t)th * 3 * tn + tn + i]; c += scratch[(size_t)th * 3 * tn + 2 * tn + i]; }
+        for (int th = 0; th < nth; th++) { b += scratch[(size_t)th * per + i]; c += scratch[(size_t)th * per + tn + i]; }
         dB[i] = b; dC[i] = c;
     }
     free(scratch);

@@ -19,8 +19,9 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
                  const float *B, const float *C, const float *Dskip, float *state, float *y);
 /* Backward of rp_ssm_scan from a zero initial state: given dy [T, D], writes dx, ddt [T, D], dA [D, N],
  * dB, dC [T, N] and dDskip [D] (NULL when Dskip is NULL); all outputs are overwritten, not accumulated.
- * Recomputes the states one channel at a time in scratch of T·N floats; returns RP_ERR_NOMEM if it
- * cannot allocate it (threads: pool NULL runs on the caller). */
+ * Recomputes the states from checkpoints kept every 32 steps (N = 16 with AVX-512: channels across the
+ * lanes, as in the forward; otherwise one channel at a time), in per-thread scratch of about 2·T·N floats
+ * plus the checkpoints; returns RP_ERR_NOMEM if it cannot allocate it (pool NULL runs on the caller). */
 rp_status rp_ssm_scan_backward(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x, const float *dt,
                                const float *A, const float *B, const float *C, const float *Dskip, const float *dy,
                                float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip);
