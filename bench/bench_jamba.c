@@ -16,6 +16,7 @@
 #include "bench_calib.h"
 #include "plugins/jamba/jamba.h"
 #include "tensor/backend.h"
+#include "tensor/backward.h"
 #include "tensor/ops_ref.h"
 #include "tensor/ssm.h"
 
@@ -109,15 +110,18 @@ int main(int argc, char **argv) {
     printf("op table scan / hand-vectorized: %.2fx (1 thread), %.2fx (2 threads)\n", op1 / hv1, op2 / hv2);
 
     /* 2. backward */
-    float *dy = rnd(TD, -1, 1, &seed), *dx = malloc(TD * 4), *ddt = malloc(TD * 4), *dA = malloc(DN * 4), *dB = malloc(TN * 4), *dC = malloc(TN * 4), *dD = malloc((size_t)s.D * 4);
+    float *dy = rnd(TD, -1, 1, &seed), *dx = calloc(TD, 4), *ddt = calloc(TD, 4), *dA = calloc(DN, 4), *dB = calloc(TN, 4), *dC = calloc(TN, 4), *dD = calloc((size_t)s.D, 4);
     double vb[16];
+    rp_bwd *bw = NULL;
+    if (rp_bwd_new(NULL, &bw) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
     for (int r = 0; r < reps; r++) {
         double t0 = thread_s();
-        if (rp_ssm_scan_backward(NULL, s.T, s.D, s.N, s.x, s.dt, s.A, s.B, s.C, s.Dk, dy, dx, ddt, dA, dB, dC, dD) != RP_OK) {
+        if (rp_bwd_cpu.selective_scan(bw, dx, ddt, dA, dB, dC, dD, dy, s.x, s.dt, s.A, s.B, s.C, s.Dk, s.T, s.D, s.N) != RP_OK) {
             fprintf(stderr, "%s\n", rp_errmsg()); return 1;
         }
         vb[r] = thread_s() - t0;
     }
+    rp_bwd_free(bw);
     double bwd1 = median(vb, reps) * 1e3;
     printf("\n== selective scan backward (same shape, 1 thread, CPU time) ==\nbackward %.2f ms = %.2fx its forward (%.2f ms)   [goal <= 2x]\n", bwd1, bwd1 / ours1, ours1);
 

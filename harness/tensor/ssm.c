@@ -127,10 +127,13 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
 typedef struct bwd_job {
     int64_t T, D, N;
     const float *x, *dt, *A, *B, *C, *Dskip, *dy;
-    float *dx, *ddt, *dA, *dDskip;
-    float *scratch;      /* per thread: dB [T, N] and dC [T, N] partial sums, then the thread's work space */
-    size_t per_thread;   /* floats of scratch per thread (a multiple of 16) */
+    float *dx, *ddt, *dA, *dDskip;   /* accumulated into; NULL: not wanted */
+    rp_bwd *bw;                      /* per thread: dB [T, N] and dC [T, N] partial sums, then work space */
+    size_t per_thread;               /* floats of scratch per thread (a multiple of 16) */
 } bwd_job;
+
+/* Thread th's scratch (sized before the run, so this never allocates). */
+static float *bwd_scratch(const bwd_job *j, int th) { return rp_bwd_scratch(j->bw, th, j->per_thread * sizeof(float)); }
 
 /* One channel, plainly: recompute the states, then run the adjoint recurrence backwards in time.
  * g[n] is dL/ds_t[c,n]; it flows back through s_t = a_t·s_{t-1} + ... as g_{t-1} += a_t·g_t.
@@ -162,11 +165,11 @@ static void bwd_channel_ref(const bwd_job *j, int64_t c, float *S, float *dBt, f
             g[n] *= a;                            /* carry to s_{t-1} */
         }
         dD += gy * xv;
-        j->ddt[t * D + c] = ddt;
-        j->dx[t * D + c] = dxv;
+        if (j->ddt) j->ddt[t * D + c] += ddt;
+        if (j->dx) j->dx[t * D + c] += dxv;
     }
-    for (int64_t n = 0; n < N; n++) j->dA[c * N + n] = dAc[n];
-    if (j->dDskip) j->dDskip[c] = dD;
+    if (j->dA) for (int64_t n = 0; n < N; n++) j->dA[c * N + n] += dAc[n];
+    if (j->dDskip) j->dDskip[c] += dD;
 }
 
 /* Channels per task when the plain per-channel path runs. */
@@ -176,7 +179,7 @@ static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     const bwd_job *j = ctx;
     size_t tn = (size_t)(j->T * j->N);
-    float *dBt = j->scratch + (size_t)thread * j->per_thread, *dCt = dBt + tn, *S = dCt + tn;
+    float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn, *S = dCt + tn;
     int64_t c0 = (int64_t)task * BWD_REF_CHANNELS, c1 = c0 + BWD_REF_CHANNELS < j->D ? c0 + BWD_REF_CHANNELS : j->D;
     for (int64_t c = c0; c < c1; c++) bwd_channel_ref(j, c, S, dBt, dCt);
 }
@@ -218,7 +221,7 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
     const bwd_job *j = ctx;
     const int64_t T = j->T, D = j->D, tn = T * 16, nck = (T + BWD_CHUNK - 1) / BWD_CHUNK;
     const int64_t nblk = (D + 15) / 16, bb0 = (int64_t)task * BWD_GROUP, nb = bb0 + BWD_GROUP < nblk ? BWD_GROUP : nblk - bb0;
-    float *dBt = j->scratch + (size_t)thread * j->per_thread, *dCt = dBt + tn;
+    float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn;
     float *ck = dCt + tn, *G = ck + BWD_GROUP * nck * 256, *DA = G + BWD_GROUP * 256, *At = DA + BWD_GROUP * 256;
     float *A2 = At + BWD_GROUP * 256, *DD = A2 + BWD_GROUP * 256, *pB = DD + BWD_GROUP * 16, *pC = pB + BWD_CHUNK * 256;
     float *in = pC + BWD_CHUNK * 256, *acc = in + BWD_CHUNK * 64, *Sb = acc + BWD_CHUNK * 32, *Ab = Sb + (BWD_CHUNK + 1) * 16;
@@ -303,8 +306,12 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
                 const float *r = in + i * 64;
                 __m512 gb = _mm512_load_ps(acc + i * 32 + 16), dyv = _mm512_load_ps(r + 32), xv = _mm512_load_ps(r + 16);
                 const int64_t o = (t0 + i) * D + c0;
-                _mm512_mask_storeu_ps(j->dx + o, m, _mm512_fmadd_ps(_mm512_load_ps(r), gb, _mm512_mul_ps(dyv, dv)));
-                _mm512_mask_storeu_ps(j->ddt + o, m, _mm512_fmadd_ps(xv, gb, _mm512_load_ps(acc + i * 32)));
+                if (j->dx)
+                    _mm512_mask_storeu_ps(j->dx + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->dx + o),
+                                                                      _mm512_fmadd_ps(_mm512_load_ps(r), gb, _mm512_mul_ps(dyv, dv))));
+                if (j->ddt)
+                    _mm512_mask_storeu_ps(j->ddt + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->ddt + o),
+                                                                       _mm512_fmadd_ps(xv, gb, _mm512_load_ps(acc + i * 32))));
                 dd = _mm512_fmadd_ps(dyv, xv, dd);
             }
             _mm512_store_ps(DD + b * 16, dd);
@@ -318,17 +325,19 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
     for (int64_t b = 0; b < nb; b++) {
         const int64_t c0 = (bb0 + b) * 16;
         for (int l = 0; l < 16 && c0 + l < D; l++) {
-            for (int n = 0; n < 16; n++) j->dA[(c0 + l) * 16 + n] = DA[b * 256 + n * 16 + l];
-            if (j->dDskip) j->dDskip[c0 + l] = DD[b * 16 + l];
+            if (j->dA) for (int n = 0; n < 16; n++) j->dA[(c0 + l) * 16 + n] += DA[b * 256 + n * 16 + l];
+            if (j->dDskip) j->dDskip[c0 + l] += DD[b * 16 + l];
         }
     }
 }
 #endif
 
-rp_status rp_ssm_scan_backward(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x, const float *dt,
-                               const float *A, const float *B, const float *C, const float *Dskip, const float *dy,
-                               float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip) {
-    if (N > 256) return rp_fail(RP_ERR_UNSUPPORTED, "ssm scan backward: d_state %lld above 256", (long long)N);
+/* The selective scan's backward (rp_bwd_cpu.selective_scan; see ssm.h). */
+rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip,
+                               const float *dy, const float *x, const float *dt, const float *A, const float *B,
+                               const float *C, const float *Dskip, int64_t T, int64_t D, int64_t N) {
+    if (N > 256) return rp_fail(RP_ERR_UNSUPPORTED, "selective_scan backward: d_state %lld above 256", (long long)N);
+    rp_pool *pool = rp_bwd_pool(bw);
     int nth = pool ? rp_pool_size(pool) : 1;
     size_t tn = (size_t)(T * N), work = tn;   /* the plain path: one channel's states */
     rp_pool_fn fn = bwd_task_ref;
@@ -336,18 +345,18 @@ rp_status rp_ssm_scan_backward(rp_pool *pool, int64_t T, int64_t D, int64_t N, c
 #if defined(__AVX512F__)
     if (N == 16) { work = bwd16_floats(T); fn = bwd_task16; n_tasks = (int)(((D + 15) / 16 + BWD_GROUP - 1) / BWD_GROUP); }
 #endif
-    size_t per = (2 * tn + work + 15) / 16 * 16;
-    float *scratch = aligned_alloc(64, (size_t)nth * per * sizeof *scratch);
-    if (!scratch) return rp_fail(RP_ERR_NOMEM, "ssm scan backward: %zu floats of scratch", (size_t)nth * per);
-    for (int th = 0; th < nth; th++) memset(scratch + (size_t)th * per, 0, 2 * tn * sizeof *scratch);
-    bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, scratch, per };
+    bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, bw, (2 * tn + work + 15) / 16 * 16 };
+    for (int th = 0; th < nth; th++) {   /* every thread's scratch exists before the run: tasks never allocate */
+        float *sc = bwd_scratch(&j, th);
+        if (!sc) return rp_fail(RP_ERR_NOMEM, "selective_scan backward: %zu floats of scratch per thread", j.per_thread);
+        memset(sc, 0, 2 * tn * sizeof *sc);
+    }
     if (pool && n_tasks > 1) rp_pool_run(pool, fn, &j, n_tasks);
     else for (int i = 0; i < n_tasks; i++) fn(&j, i, n_tasks, 0);
-    for (size_t i = 0; i < tn; i++) {
-        float b = 0, c = 0;
-        for (int th = 0; th < nth; th++) { b += scratch[(size_t)th * per + i]; c += scratch[(size_t)th * per + tn + i]; }
-        dB[i] = b; dC[i] = c;
+    for (int th = 0; th < nth; th++) {
+        const float *sc = bwd_scratch(&j, th);
+        if (dB) for (size_t i = 0; i < tn; i++) dB[i] += sc[i];
+        if (dC) for (size_t i = 0; i < tn; i++) dC[i] += sc[tn + i];
     }
-    free(scratch);
     return RP_OK;
 }
