@@ -103,6 +103,10 @@ int64_t rp_jamba_cache_bytes(const rp_jamba_cache *c);
  * over the router outputs of all MoE layers for these T tokens (0 without MoE). Ids are checked. */
 rp_status rp_jamba_forward(rp_jamba_model *m, rp_jamba_cache *c, const int32_t *ids, int T, float *logits,
                            int last_only, double *aux);
+/* The feed-forward of layer `layer` alone (its dense MLP, or its router and experts) on T rows of normalised
+ * input u [T, d_model] into out [T, d_model], in the cache's scratch (the cache's position is untouched):
+ * what an MoE benchmark times against a dense matmul of the same active FLOPs. */
+rp_status rp_jamba_ffn_forward(rp_jamba_model *m, rp_jamba_cache *c, int layer, const float *u, int T, float *out);
 /* lp[i] = log p(ids[i+1] | ids[0..i]) for i < n-1, from a fresh cache (one forward); aux as above. */
 rp_status rp_jamba_score(rp_jamba_model *m, const int32_t *ids, int n, double *lp, double *aux);
 /* Generate up to max_new tokens after the prompt (greedy when temperature <= 0, else sampled with seed);

@@ -185,6 +185,19 @@ rp_status rp_jamba_forward(rp_jamba_model *m, rp_jamba_cache *k, const int32_t *
     return RP_OK;
 }
 
+/* One layer's feed-forward alone (see jamba.h). */
+rp_status rp_jamba_ffn_forward(rp_jamba_model *m, rp_jamba_cache *k, int layer, const float *u, int T, float *out) {
+    if (layer < 0 || layer >= m->cfg.n_layer || T < 1)
+        return rp_fail(RP_ERR_INVAL, "jamba ffn forward: layer %d of %d, %d tokens", layer, m->cfg.n_layer, T);
+    if (k->m != m) return rp_fail(RP_ERR_INVAL, "jamba ffn forward: the cache belongs to another model");
+    RP_TRY(scratch_reserve(k, T));
+    const size_t n = (size_t)T * (size_t)m->cfg.d_model;
+    memcpy(k->s.u, u, n * sizeof *u);
+    RP_TRY(feed_forward(m, k, layer, T, 0));
+    memcpy(out, k->s.mix, n * sizeof *out);
+    return RP_OK;
+}
+
 rp_status rp_jamba_score(rp_jamba_model *m, const int32_t *ids, int n, double *lp, double *aux) {
     if (n < 2) return rp_fail(RP_ERR_INVAL, "jamba score: need at least two tokens (got %d)", n);
     const int64_t V = m->cfg.vocab;
