@@ -271,6 +271,97 @@ static void test_decode_equals_forward(rp_backend *be, int rope) {
     free(full); free(step);
 }
 
+/* ---- training gradients against finite differences of rp_jamba_score's loss (an independent forward) ---- */
+typedef struct fd_ctx {
+    rp_jamba_model *m;
+    const rp_jamba_trainer *tr;
+    const int32_t *ids;
+    int T;
+    float coef;
+    double worst, scale;
+    int n, skipped, kinks;
+} fd_ctx;
+
+/* Cross-entropy from rp_jamba_score over the T + 1 tokens; the load-balancing loss from rp_jamba_forward
+ * over the T input tokens (the rows the trainer routes). */
+static double score_loss(fd_ctx *f) {
+    double lp[64], aux = 0, s = 0;
+    rp_jamba_cache *k = NULL;
+    if (rp_jamba_score(f->m, f->ids, f->T + 1, lp, NULL) != RP_OK || rp_jamba_cache_new(f->m, f->T, &k) != RP_OK) return NAN;
+    rp_status st = rp_jamba_forward(f->m, k, f->ids, f->T, NULL, 0, &aux);
+    rp_jamba_cache_free(k);
+    if (st != RP_OK) return NAN;
+    for (int i = 0; i < f->T; i++) s -= lp[i];
+    return s / f->T + f->coef * aux;
+}
+
+/* Two entries of every tensor: the central difference of the loss against the trainer's gradient. The
+ * top-K routing makes the loss piecewise smooth: where steps h and h/2 disagree, a routing flipped inside
+ * the step and the entry is counted as a kink instead (the test bounds their number). Steps of 5e-3: the float
+ * forward's loss is good to about 1e-6, so differences are good to about 2e-4, hence the 5e-3 floor. */
+static void fd_tensor(void *ud, const rp_jamba_tensor *t, float *data, int64_t allocated) {
+    fd_ctx *f = ud;
+    if (!data) return;
+    const float *g = rp_jamba_trainer_grad(f->tr, data);
+    if (!g) { f->skipped++; return; }
+    for (int j = 0; j < 2; j++) {
+        int64_t i = (allocated * (2 * j + 1)) / 4;
+        float keep = data[i];
+        double fdh[2], e = 0;
+        for (int q = 0; q < 2; q++) {   /* h = 5e-3; where that disagrees with the gradient, h = 1e-2 tells a kink */
+            const float h = q ? 1e-2f : 5e-3f;
+            data[i] = keep + h; double lp = score_loss(f);
+            data[i] = keep - h; double lm = score_loss(f);
+            data[i] = keep;
+            fdh[q] = (lp - lm) / (2.0 * h);
+            /* the float forward's loss is good to about 1e-6, so a difference is good to about 1e-6 / h */
+            e = fabs(fdh[0] - g[i]) / (fabs(fdh[0]) + 5e-3);
+            if (e < 0.02) break;
+        }
+        if (e >= 0.02 && fabs(fdh[0] - fdh[1]) > 0.05 * fabs(fdh[0]) + 1e-3) { f->kinks++; continue; }
+        if (e > f->worst) { f->worst = e; if (e > 0.02) fprintf(stderr, "  %s[%lld]: fd %.6g grad %.6g\n", t->name, (long long)i, fdh[0], g[i]); }
+        f->n++;
+    }
+}
+
+static void test_train_gradients(void) {
+    for (int rope = 0; rope <= 1; rope++) {
+        rp_jamba_config c = small_config(rope);
+        c.n_layer = 4; c.block_len = 4; c.moe_every = 2; c.moe_offset = 1; c.top_k = 2;
+        rp_jamba_model *m = NULL, *mc = NULL;
+        rp_jamba_trainer *tr = NULL, *tc = NULL;
+        CHECK(rp_jamba_model_new(&c, 21, rp_backend_ref(), &m) == RP_OK);
+        CHECK(rp_jamba_model_new(&c, 21, rp_backend_cpu(), &mc) == RP_OK);
+        enum { T = 20 };
+        int32_t ids[T + 1];
+        for (int i = 0; i <= T; i++) ids[i] = (i * 37 + 11) % c.vocab;
+        const float coef = 0.5f;
+        CHECK(rp_jamba_trainer_new(m, T, coef, &tr) == RP_OK);
+        CHECK(rp_jamba_trainer_new(mc, T, coef, &tc) == RP_OK);
+        if (!tr || !tc) return;
+        rp_jamba_train_stats st, sc;
+        CHECK(rp_jamba_trainer_forward_backward(tr, ids, T, &st) == RP_OK);
+        CHECK(rp_jamba_trainer_forward_backward(tc, ids, T, &sc) == RP_OK);
+        fd_ctx f = { m, tr, ids, T, coef, 0, 0, 0, 0, 0 };
+        double ref_loss = score_loss(&f);
+        CHECK_MSG(fabs(st.loss + coef * st.aux - ref_loss) < 1e-4, "training loss %.6f + %.1f x aux %.6f vs score's %.6f",
+                  st.loss, coef, st.aux, ref_loss);
+        CHECK_MSG(fabs(sc.loss - st.loss) < 1e-4 && fabs(sc.aux - st.aux) < 1e-6, "cpu loss %.6f aux %.6f vs ref %.6f %.6f", sc.loss, sc.aux, st.loss, st.aux);
+        rp_jamba_model_each(m, fd_tensor, &f);
+        CHECK_MSG(f.worst < 0.02 && f.skipped == 0 && f.n > 80 && f.kinks < f.n / 10,
+                  "rope %d: training gradients vs finite differences of the score: worst relative %.3g over %d entries (%d kinks skipped, %d tensors without gradient)",
+                  rope, f.worst, f.n, f.kinks, f.skipped);
+        /* a bad sequence is a clear error, and an update moves the weights and zeroes the gradients */
+        ids[3] = c.vocab;
+        CHECK(rp_jamba_trainer_forward_backward(tr, ids, T, &st) == RP_ERR_INVAL);
+        rp_adamw opt = { 0.9f, 0.999f, 1e-8f, 0.0f };
+        double gn = 0;
+        CHECK(rp_jamba_trainer_update(tr, &opt, 1e-3f, 1.0f, 1.0f, &gn) == RP_OK && gn > 0);
+        rp_jamba_trainer_free(tr); rp_jamba_trainer_free(tc);
+        rp_jamba_model_free(m); rp_jamba_model_free(mc);
+    }
+}
+
 int main(void) {
     test_configs();
     test_counts();
@@ -290,5 +381,6 @@ int main(void) {
     test_decode_equals_forward(rp_backend_ref(), 0);
     test_decode_equals_forward(rp_backend_cpu(), 0);
     test_decode_equals_forward(rp_backend_cpu(), 1);
+    test_train_gradients();
     return checks_done("test_jamba");
 }
