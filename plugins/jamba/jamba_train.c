@@ -80,6 +80,19 @@ static inline float softplus(float v) { return v > 20.0f ? v : log1pf(expf(v)); 
 static inline float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
 static void zero(float *p, int64_t n) { memset(p, 0, (size_t)n * sizeof *p); }
 
+/* Rows of [T, R + 2N] split into [T, R], [T, N], [T, N] (to = 0), or joined back (to = 1). */
+static void cols3(float *rows, int64_t T, int64_t R, int64_t N, float *a, float *b, float *c, int to) {
+    const int64_t W = R + 2 * N;
+    for (int64_t r = 0; r < T; r++) {
+        float *parts[3] = { a + r * R, b + r * N, c + r * N }, *row = rows + r * W;
+        const int64_t off[3] = { 0, R, R + N }, len[3] = { R, N, N };
+        for (int i = 0; i < 3; i++) {
+            if (to) memcpy(row + off[i], parts[i], (size_t)len[i] * sizeof(float));
+            else memcpy(parts[i], row + off[i], (size_t)len[i] * sizeof(float));
+        }
+    }
+}
+
 void rp_jamba_trainer_free(rp_jamba_trainer *t) {
     if (!t) return;
     for (int i = 0; t->grad && i < t->m->n_allocs; i++) { free(t->grad[i]); free(t->mom[i]); free(t->vel[i]); }
@@ -192,11 +205,7 @@ static rp_status fwd_mamba(rp_jamba_trainer *t, int li, int64_t T, float *mix, d
     OP(conv1d_causal, a->xpre, a->xc, T, Di, L->conv_w, L->conv_b, c->d_conv, NULL);
     OP(swiglu, a->xc, a->xpre, NULL, T * Di);
     LIN(a->xc, T, Di, L->x_proj, W, a->dbc);
-    for (int64_t r = 0; r < T; r++) {
-        memcpy(a->dtr + r * R, a->dbc + r * W, (size_t)R * sizeof(float));
-        memcpy(a->Bm + r * N, a->dbc + r * W + R, (size_t)N * sizeof(float));
-        memcpy(a->Cm + r * N, a->dbc + r * W + R + N, (size_t)N * sizeof(float));
-    }
+    cols3(a->dbc, T, R, N, a->dtr, a->Bm, a->Cm, 0);
     for (int64_t i = 0; i < T * W; i++) if (fabs(a->dbc[i]) > *max_inner) *max_inner = fabs(a->dbc[i]);
     if (c->inner_norms) {
         OP(rmsnorm, a->dtr, a->dtr, L->dt_norm, T, R, c->norm_eps);
@@ -340,11 +349,7 @@ static rp_status bwd_mamba(rp_jamba_trainer *t, int li, int64_t T, const float *
     LINB(t->ddtr, L->dt_w, grad_of(t, L->dt_b), t->ddtp, a->dtr, T, R, Di);
     /* the inner norms (their inputs are the raw columns of dbc), or straight into ddbc */
     float *rawd = t->raw, *rawB = rawd + T * R, *rawC = rawB + T * N;
-    for (int64_t r = 0; r < T; r++) {
-        memcpy(rawd + r * R, a->dbc + r * W, (size_t)R * sizeof(float));
-        memcpy(rawB + r * N, a->dbc + r * W + R, (size_t)N * sizeof(float));
-        memcpy(rawC + r * N, a->dbc + r * W + R + N, (size_t)N * sizeof(float));
-    }
+    cols3(a->dbc, T, R, N, rawd, rawB, rawC, 0);
     float *gd = t->graw, *gB = gd + T * R, *gC = gB + T * N;   /* gradients of the raw columns */
     zero(gd, T * W);
     if (c->inner_norms) {
@@ -356,11 +361,7 @@ static rp_status bwd_mamba(rp_jamba_trainer *t, int li, int64_t T, const float *
         memcpy(gB, t->dB, (size_t)(T * N) * sizeof(float));
         memcpy(gC, t->dC, (size_t)(T * N) * sizeof(float));
     }
-    for (int64_t r = 0; r < T; r++) {
-        memcpy(t->ddbc + r * W, gd + r * R, (size_t)R * sizeof(float));
-        memcpy(t->ddbc + r * W + R, gB + r * N, (size_t)N * sizeof(float));
-        memcpy(t->ddbc + r * W + R + N, gC + r * N, (size_t)N * sizeof(float));
-    }
+    cols3(t->ddbc, T, R, N, gd, gB, gC, 1);
     LINB(t->dxc, L->x_proj, NULL, t->ddbc, a->xc, T, Di, W);
     BW(swiglu, t->dxpre, NULL, t->dxc, a->xpre, NULL, T * Di);
     /* the conv's input is the x half of xz: its gradient lands in a [T, Di] buffer, then into dxz's first half */
