@@ -12,6 +12,13 @@
  *   m:time_decode{context=, steps=}   -> median seconds per decoded token after `context` cached tokens, cache bytes
  *   m:time_prefill{tokens=}           -> seconds for a prompt of that many tokens
  *   m:close()
+ *   jamba.trainer(cfg, {seed=, T=, aux_coef=, backend=}) -> tr  (userdata "repro.jamba_trainer": a fresh model
+ *                                       of its own, trained from scratch; T = the longest step sequence)
+ *   tr:step(ids)                      -> loss, aux, max_inner, max_resid   (ids: T'+1 tokens, T' <= T; forward +
+ *                                       backward, gradients added: call it once per micro-batch)
+ *   tr:update{lr=, scale=, clip=, weight_decay=, beta1=, beta2=, eps=} -> gradient norm (AdamW, then zero grads)
+ *   tr:score(ids)                     -> Σ log p(ids[i+1] | ids[1..i]) (nats), number of predicted tokens
+ *   tr:close()
  * Token ids are 0-based as in the model (no tokenizer: these models are randomly initialised). */
 #include <stddef.h>
 #include <stdio.h>
@@ -299,6 +306,92 @@ static int l_time_prefill(lua_State *L) {
 
 static int l_close(lua_State *L) { rp_lua_closeobj(L, 1, JAMBA_CLASS); return 0; }
 
+/* ---- the trainer: owns its model, so the model outlives every use the trainer makes of it ---- */
+#define TRAINER_CLASS "repro.jamba_trainer"
+typedef struct ltrainer { rp_jamba_model *m; rp_jamba_trainer *t; } ltrainer;
+
+static void trainer_release(void *p) {
+    ltrainer *x = p;
+    rp_jamba_trainer_free(x->t);
+    rp_jamba_model_free(x->m);
+    free(x);
+}
+static ltrainer *check_trainer(lua_State *L) { return rp_lua_checkobj(L, 1, TRAINER_CLASS); }
+static const luaL_Reg *trainer_methods(void);
+
+static int l_trainer(lua_State *L) {
+    rp_jamba_config c = check_config(L, 1);
+    unsigned long long seed = rp_lua_seed(L, "jamba.trainer");
+    long long T = 128;
+    double aux_coef = 0.001;   /* the released model's router aux-loss coefficient (HF config) */
+    rp_backend *be = NULL;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        static const char *const keys[] = { "seed", "T", "aux_coef", "backend", NULL };
+        rp_lua_check_keys(L, 2, "jamba.trainer", keys);
+        seed = (unsigned long long)rp_lua_field_integer(L, 2, "seed", (long long)seed);
+        T = rp_lua_field_integer(L, 2, "T", T);
+        aux_coef = rp_lua_field_number(L, 2, "aux_coef", aux_coef);
+        const char *bn = rp_lua_field_string(L, 2, "backend", NULL);
+        if (bn && !(be = rp_backend_by_name(bn))) luaL_error(L, "jamba.trainer: unknown backend '%s' (cpu, ref)", bn);
+    }
+    if (T < 1 || T > 1 << 16) return luaL_error(L, "jamba.trainer: T = %f outside [1, 65536]", (double)T);
+    ltrainer *x = calloc(1, sizeof *x);
+    if (!x) return luaL_error(L, "jamba.trainer: out of memory");
+    rp_status st = rp_jamba_model_new(&c, seed, be, &x->m);
+    if (st == RP_OK) st = rp_jamba_trainer_new(x->m, (int)T, (float)aux_coef, &x->t);
+    if (st != RP_OK) { trainer_release(x); return rp_lua_fail(L, st, "jamba.trainer"); }
+    rp_lua_newobj(L, TRAINER_CLASS, x, trainer_methods(), trainer_release);
+    return 1;
+}
+
+static int l_tr_step(lua_State *L) {
+    ltrainer *x = check_trainer(L);
+    int n;
+    int32_t *ids = check_ids(L, 2, x->m, &n);
+    if (n < 2) return luaL_error(L, "trainer step: need at least two tokens (got %d)", n);
+    rp_jamba_train_stats st;
+    rp_status s = rp_jamba_trainer_forward_backward(x->t, ids, n - 1, &st);
+    if (s != RP_OK) return rp_lua_fail(L, s, "trainer step");
+    lua_pushnumber(L, st.loss); lua_pushnumber(L, st.aux); lua_pushnumber(L, st.max_inner); lua_pushnumber(L, st.max_resid);
+    return 4;
+}
+
+static int l_tr_update(lua_State *L) {
+    ltrainer *x = check_trainer(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    static const char *const keys[] = { "lr", "scale", "clip", "weight_decay", "beta1", "beta2", "eps", NULL };
+    rp_lua_check_keys(L, 2, "trainer update", keys);
+    double lr = rp_lua_field_number(L, 2, "lr", -1), scale = rp_lua_field_number(L, 2, "scale", 1), clip = rp_lua_field_number(L, 2, "clip", 1);
+    rp_adamw o = { (float)rp_lua_field_number(L, 2, "beta1", 0.9), (float)rp_lua_field_number(L, 2, "beta2", 0.95),
+                   (float)rp_lua_field_number(L, 2, "eps", 1e-8), (float)rp_lua_field_number(L, 2, "weight_decay", 0.1) };
+    if (!(lr > 0) || !(scale > 0)) return luaL_error(L, "trainer update: lr = %f and scale = %f must be > 0", lr, scale);
+    double gn = 0;
+    rp_status st = rp_jamba_trainer_update(x->t, &o, (float)lr, (float)scale, (float)clip, &gn);
+    if (st != RP_OK) return rp_lua_fail(L, st, "trainer update");
+    lua_pushnumber(L, gn);
+    return 1;
+}
+
+static int l_tr_score(lua_State *L) {
+    ltrainer *x = check_trainer(L);
+    int n;
+    int32_t *ids = check_ids(L, 2, x->m, &n);
+    double *lp = lua_newuserdata(L, (size_t)(n > 1 ? n - 1 : 1) * sizeof *lp), sum = 0;
+    rp_status st = rp_jamba_score(x->m, ids, n, lp, NULL);
+    if (st != RP_OK) return rp_lua_fail(L, st, "trainer score");
+    for (int i = 0; i < n - 1; i++) sum += lp[i];
+    lua_pushnumber(L, sum);
+    lua_pushinteger(L, n - 1);
+    return 2;
+}
+
+static int l_tr_close(lua_State *L) { rp_lua_closeobj(L, 1, TRAINER_CLASS); return 0; }
+static const luaL_Reg TRAINER_METHODS[] = {
+    { "step", l_tr_step }, { "update", l_tr_update }, { "score", l_tr_score }, { "close", l_tr_close }, { NULL, NULL },
+};
+static const luaL_Reg *trainer_methods(void) { return TRAINER_METHODS; }
+
 static const luaL_Reg METHODS[] = {
     { "info", l_info }, { "score", l_score }, { "forward", l_forward }, { "generate", l_generate },
     { "time_decode", l_time_decode }, { "time_prefill", l_time_prefill }, { "close", l_close }, { NULL, NULL },
@@ -309,7 +402,7 @@ static const luaL_Reg *model_methods(void) { return METHODS; }
 int rp_luaopen_jamba(lua_State *L) {
     static const luaL_Reg fns[] = {
         { "names", l_names }, { "config", l_config }, { "count", l_count }, { "tensors", l_tensors }, { "new", l_new },
-        { NULL, NULL },
+        { "trainer", l_trainer }, { NULL, NULL },
     };
     rp_lua_newlib(L, fns);
     return 1;
