@@ -143,13 +143,13 @@ return experiment.define {
     for i = 1, p.eval_windows do val_offsets[i] = 1 + math.floor((i - 1) * (#val_text - p.T - 1) / p.eval_windows) end
     local n_models = #names * p.seeds + (p.norm_check and 2 or 0)
     local total_steps = #names * p.seeds * p.steps + (p.norm_check and 2 * p.norm_steps or 0)
-    local done, t0 = 0, os.clock()
+    local done, t0 = 0, os.time()
     local function progress()
       done = done + 1
       if done % 10 == 0 or done == total_steps then
-        local el = os.clock() - t0
-        io.stderr:write(string.format("\r%d/%d steps over %d models, %.1f steps/s CPU, ETA %.0f s   ", done, total_steps, n_models,
-          done / math.max(el, 1e-9), el / done * (total_steps - done)))
+        local el = math.max(os.difftime(os.time(), t0), 1)   -- wall seconds (whole-second clock)
+        io.stderr:write(string.format("\r%d/%d steps over %d models, %.1f steps/s, ETA %.0f s   ", done, total_steps, n_models,
+          done / el, el / done * (total_steps - done)))
       end
     end
     -- the data order per seed, shared by every variant: the same windows in the same order

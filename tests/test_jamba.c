@@ -271,6 +271,42 @@ static void test_decode_equals_forward(rp_backend *be, int rope) {
     free(full); free(step);
 }
 
+/* Decoding three sequences of different lengths in one batch gives each one's logits of decoding it alone. */
+static void test_decode_batch(rp_backend *be) {
+    rp_jamba_config c = small_config(1);
+    rp_jamba_model *m = NULL;
+    CHECK(rp_jamba_model_new(&c, 5, be, &m) == RP_OK);
+    if (!m) return;
+    enum { NS = 3, STEPS = 3 };
+    rp_jamba_cache *kb[NS] = { 0 }, *ka[NS] = { 0 };
+    int32_t prompt[12];
+    for (int i = 0; i < 12; i++) prompt[i] = (i * 13 + 5) % c.vocab;
+    const int len[NS] = { 5, 12, 1 };
+    float *lb = malloc(sizeof(float) * NS * (size_t)c.vocab), *la = malloc(sizeof(float) * (size_t)c.vocab);
+    for (int i = 0; i < NS; i++) {
+        CHECK(rp_jamba_cache_new(m, 32, &kb[i]) == RP_OK && rp_jamba_cache_new(m, 32, &ka[i]) == RP_OK);
+        CHECK(rp_jamba_forward(m, kb[i], prompt, len[i], NULL, 1, NULL) == RP_OK);
+        CHECK(rp_jamba_forward(m, ka[i], prompt, len[i], NULL, 1, NULL) == RP_OK);
+    }
+    double worst = 0;
+    for (int step = 0; step < STEPS; step++) {
+        int32_t ids[NS] = { (int32_t)(3 + step), (int32_t)(40 + step), (int32_t)(90 - step) };
+        CHECK(rp_jamba_decode_batch(m, kb, NS, ids, lb) == RP_OK);
+        for (int i = 0; i < NS; i++) {
+            CHECK(rp_jamba_forward(m, ka[i], &ids[i], 1, la, 1, NULL) == RP_OK);
+            double e = rel_err(lb + (size_t)i * c.vocab, la, c.vocab);
+            if (e > worst) worst = e;
+        }
+    }
+    CHECK_MSG(worst < 1e-4, "%s: batched decode vs one sequence at a time: %g", be->name, worst);
+    rp_jamba_cache *same[2] = { kb[0], kb[0] };
+    int32_t two[2] = { 1, 2 };
+    CHECK(rp_jamba_decode_batch(m, same, 2, two, NULL) == RP_ERR_INVAL);   /* one cache twice is a clear error */
+    for (int i = 0; i < NS; i++) { rp_jamba_cache_free(kb[i]); rp_jamba_cache_free(ka[i]); }
+    free(lb); free(la);
+    rp_jamba_model_free(m);
+}
+
 /* ---- training gradients against finite differences of rp_jamba_score's loss (an independent forward) ---- */
 typedef struct fd_ctx {
     rp_jamba_model *m;
@@ -381,6 +417,8 @@ int main(void) {
     test_decode_equals_forward(rp_backend_ref(), 0);
     test_decode_equals_forward(rp_backend_cpu(), 0);
     test_decode_equals_forward(rp_backend_cpu(), 1);
+    test_decode_batch(rp_backend_ref());
+    test_decode_batch(rp_backend_cpu());
     test_train_gradients();
     return checks_done("test_jamba");
 }

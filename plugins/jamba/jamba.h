@@ -104,6 +104,11 @@ int64_t rp_jamba_cache_bytes(const rp_jamba_cache *c);
  * over the router outputs of all MoE layers for these T tokens (0 without MoE). Ids are checked. */
 rp_status rp_jamba_forward(rp_jamba_model *m, rp_jamba_cache *c, const int32_t *ids, int T, float *logits,
                            int last_only, double *aux);
+/* One decoding step of nseq sequences at once, one new token each (ids [nseq]), sequence i after the tokens
+ * in its own cache ks[i] (distinct caches of this model): the matmuls and the MoE routing run over the nseq
+ * rows together, attention, conv and scan per sequence; logits (may be NULL) [nseq, vocab]. Equals nseq
+ * separate rp_jamba_forward calls up to float rounding. The scratch is ks[0]'s. */
+rp_status rp_jamba_decode_batch(rp_jamba_model *m, rp_jamba_cache *const *ks, int nseq, const int32_t *ids, float *logits);
 /* The feed-forward of layer `layer` alone (its dense MLP, or its router and experts) on T rows of normalised
  * input u [T, d_model] into out [T, d_model], in the cache's scratch (the cache's position is untouched):
  * what an MoE benchmark times against a dense matmul of the same active FLOPs. */

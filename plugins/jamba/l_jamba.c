@@ -9,7 +9,8 @@
  *   m:score(ids)                      -> {lp...} (lp[i] = log p(ids[i+1] | ids[1..i])), aux (load-balancing loss)
  *   m:forward(ids)                    -> logits of the last token (list of vocab numbers), aux
  *   m:generate{tokens=, max_tokens=, temperature=, seed=} -> {ids}, {n_prompt=, tokens_per_s=}
- *   m:time_decode{context=, steps=}   -> median seconds per decoded token after `context` cached tokens, cache bytes
+ *   m:time_decode{context=, steps=, batch=} -> median seconds per decoding step of `batch` sequences (one token
+ *                                       each, one batched forward) after `context` cached tokens, their caches' bytes
  *   m:time_prefill{tokens=}           -> seconds for a prompt of that many tokens
  *   m:close()
  *   jamba.trainer(cfg, {seed=, T=, aux_coef=, backend=}) -> tr  (userdata "repro.jamba_trainer": a fresh model
@@ -258,31 +259,38 @@ static int l_generate(lua_State *L) {
 
 static int l_time_decode(lua_State *L) {
     rp_jamba_model *m = check_model(L);
-    static const char *const keys[] = { "context", "steps", NULL };
+    static const char *const keys[] = { "context", "steps", "batch", NULL };
     luaL_checktype(L, 2, LUA_TTABLE);
     rp_lua_check_keys(L, 2, "time_decode", keys);
     long long ctx = rp_lua_field_integer(L, 2, "context", 0), steps = rp_lua_field_integer(L, 2, "steps", 8);
-    if (ctx < 0 || ctx > 1 << 24 || steps < 1 || steps > 1 << 20)
-        return luaL_error(L, "time_decode: context %f outside [0, 2^24] or steps %f outside [1, 2^20]", (double)ctx, (double)steps);
-    double *dt = lua_newuserdata(L, (size_t)steps * sizeof *dt);   /* before the cache: raising here leaks nothing */
-    rp_jamba_cache *k = NULL;
-    rp_status st = rp_jamba_cache_new(m, (int)(ctx + steps), &k);
-    if (st == RP_OK) st = rp_jamba_cache_fill(k, (int)ctx, 12345);
-    int32_t tok = 1 % rp_jamba_model_config(m)->vocab;
+    long long batch = rp_lua_field_integer(L, 2, "batch", 1);
+    if (ctx < 0 || ctx > 1 << 24 || steps < 1 || steps > 1 << 20 || batch < 1 || batch > 4096)
+        return luaL_error(L, "time_decode: context %f outside [0, 2^24], steps %f outside [1, 2^20] or batch %f outside [1, 4096]",
+                          (double)ctx, (double)steps, (double)batch);
+    /* userdata before the caches: raising here leaks nothing */
+    double *dt = lua_newuserdata(L, (size_t)steps * sizeof *dt);
+    rp_jamba_cache **ks = lua_newuserdata(L, (size_t)batch * sizeof *ks);
+    int32_t *toks = lua_newuserdata(L, (size_t)batch * sizeof *toks);
+    memset(ks, 0, (size_t)batch * sizeof *ks);
+    rp_status st = RP_OK;
+    for (long long i = 0; st == RP_OK && i < batch; i++) {
+        st = rp_jamba_cache_new(m, (int)(ctx + steps), &ks[i]);
+        if (st == RP_OK) st = rp_jamba_cache_fill(ks[i], (int)ctx, 12345 + (uint64_t)i);
+        toks[i] = (int32_t)((1 + i) % rp_jamba_model_config(m)->vocab);
+    }
     for (long long i = 0; st == RP_OK && i < steps; i++) {
         double t0 = now_s();
-        st = rp_jamba_forward(m, k, &tok, 1, NULL, 1, NULL);
+        st = rp_jamba_decode_batch(m, ks, (int)batch, toks, NULL);
         dt[i] = now_s() - t0;
     }
-    int64_t bytes = k ? rp_jamba_cache_bytes(k) : 0;
-    rp_jamba_cache_free(k);
+    int64_t bytes = 0;
+    for (long long i = 0; i < batch; i++) { bytes += ks[i] ? rp_jamba_cache_bytes(ks[i]) : 0; rp_jamba_cache_free(ks[i]); }
     if (st != RP_OK) return rp_lua_fail(L, st, "time_decode");
     qsort(dt, (size_t)steps, sizeof *dt, cmp_double);   /* the median step: a shared host's stalls fall outside */
     lua_pushnumber(L, steps % 2 ? dt[steps / 2] : 0.5 * (dt[steps / 2 - 1] + dt[steps / 2]));
     lua_pushinteger(L, (lua_Integer)bytes);
     return 2;
 }
-
 static int l_time_prefill(lua_State *L) {
     rp_jamba_model *m = check_model(L);
     static const char *const keys[] = { "tokens", NULL };
