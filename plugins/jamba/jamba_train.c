@@ -93,6 +93,7 @@ static void cols3(float *rows, int64_t T, int64_t R, int64_t N, float *a, float 
     }
 }
 
+/* Free the trainer, its gradients, moments and activations (the model stays). */
 void rp_jamba_trainer_free(rp_jamba_trainer *t) {
     if (!t) return;
     for (int i = 0; t->grad && i < t->m->n_allocs; i++) { free(t->grad[i]); free(t->mom[i]); free(t->vel[i]); }
@@ -116,6 +117,7 @@ void rp_jamba_trainer_free(rp_jamba_trainer *t) {
     free(t);
 }
 
+/* Plan everything one step needs for sequences of up to max_T predicted tokens. */
 rp_status rp_jamba_trainer_new(rp_jamba_model *m, int max_T, float aux_coef, rp_jamba_trainer **out) {
     *out = NULL;
     const rp_jamba_config *c = &m->cfg;
@@ -374,6 +376,7 @@ static rp_status bwd_mamba(rp_jamba_trainer *t, int li, int64_t T, const float *
     return RP_OK;
 }
 
+/* One sequence forward (activations kept) and backward (gradients added). */
 rp_status rp_jamba_trainer_forward_backward(rp_jamba_trainer *t, const int32_t *ids, int Ti, rp_jamba_train_stats *out) {
     rp_jamba_model *m = t->m;
     const rp_jamba_config *c = &m->cfg;
@@ -446,6 +449,7 @@ rp_status rp_jamba_trainer_forward_backward(rp_jamba_trainer *t, const int32_t *
     return RP_OK;
 }
 
+/* Clip, AdamW step over every parameter buffer, zero the gradients. */
 rp_status rp_jamba_trainer_update(rp_jamba_trainer *t, const rp_adamw *opt, float lr, float grad_scale, float clip, double *gnorm) {
     RP_TRY(rp_adamw_check(opt));
     double ss = 0;
