@@ -5,7 +5,11 @@
  *     machine A's (117 / 233 GFLOP/s) -- the scan is exp-bound, i.e. compute-bound. Goal: within 1.3x.
  *  2. Its backward against its forward (goal: within 2x). One-thread figures are CPU time of the
  *     thread (a shared host's load does not inflate them); two-thread figures are wall clock.
- *  3. Decode cost per token against context for a Jamba-pattern model (1:7, MoE every 2 layers) and an
+ *  3. The MoE feed-forward (router, grouping, gathered expert SwiGLUs, weighted scatter; 16 experts, top 2,
+ *     d 512, F 1792) at several token counts against two references through the same op table: the same
+ *     expert matmuls as plain matmul calls at the per-expert token counts (goal: the layer at >= 0.8x
+ *     their rate), and one dense matmul of the same active FLOPs (all T·K rows on one weight set).
+ *  4. Decode cost per token against context for a Jamba-pattern model (1:7, MoE every 2 layers) and an
  *     attention-only Mixtral-pattern model of the same width, with caches filled synthetically to each
  *     context (no prefill): the hybrid's cost should stay flat, attention-only's grow linearly.
  * Medians of repeated runs; the load average is printed (the host is shared). Usage: bench_jamba [--quick] */
@@ -16,6 +20,7 @@
 #include "bench_calib.h"
 #include "plugins/jamba/jamba.h"
 #include "tensor/backend.h"
+#include "tensor/backward.h"
 #include "tensor/ops_ref.h"
 #include "tensor/ssm.h"
 
@@ -73,6 +78,66 @@ static double decode_ms(rp_jamba_model *m, int ctx, int steps) {
     return median(v, steps) * 1e3;
 }
 
+/* Median wall milliseconds of the three SwiGLU matmuls (gate, up: [M, d]·[F, d]^T; down: [M, F]·[d, F]^T)
+ * on `parts` row blocks of M rows each, each block on its own weights (parts experts) or all on one. */
+static double ffn_matmuls_ms(rp_backend *be, int64_t M, int parts, int64_t d, int64_t F, const float *x, float *g, float *u,
+                             float *y, float *const *w, int reps) {
+    double v[16];
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        for (int p = 0; p < parts; p++) {
+            const float *wg = w[3 * p], *wu = w[3 * p + 1], *wd = w[3 * p + 2];
+            if (RP_BACKEND_CALL(be, matmul, g, x, M, d, wg, RP_F32, (size_t)d * 4, F) != RP_OK ||
+                RP_BACKEND_CALL(be, matmul, u, x, M, d, wu, RP_F32, (size_t)d * 4, F) != RP_OK ||
+                RP_BACKEND_CALL(be, swiglu, g, g, u, M * F) != RP_OK ||
+                RP_BACKEND_CALL(be, matmul, y, g, M, F, wd, RP_F32, (size_t)F * 4, d) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); exit(1); }
+        }
+        v[r] = now_s() - t0;
+    }
+    return median(v, reps) * 1e3;
+}
+
+static int moe_bench(rp_backend *be, int quick) {
+    rp_jamba_config c = decode_config("jamba-v0.1-tiny", 0);
+    c.d_model = 512; c.n_head = 8; c.head_dim = 64; c.ffn_dim = 1792;
+    int layer = 0;
+    while (layer < c.n_layer && !rp_jamba_layer_is_moe(&c, layer)) layer++;
+    rp_jamba_model *m = NULL;
+    rp_jamba_cache *k = NULL;
+    const int64_t d = c.d_model, F = c.ffn_dim, E = c.n_experts, K = c.top_k, Tmax = quick ? 512 : 2048;
+    if (E > 16) { fprintf(stderr, "moe bench: %lld experts (at most 16)\n", (long long)E); return 1; }
+    if (layer == c.n_layer || rp_jamba_model_new(&c, 3, be, &m) != RP_OK || rp_jamba_cache_new(m, (int)Tmax, &k) != RP_OK) {
+        fprintf(stderr, "moe bench: %s\n", layer == c.n_layer ? "no MoE layer" : rp_errmsg()); return 1;
+    }
+    unsigned seed = 5;
+    float *u = rnd((size_t)(Tmax * d), -1, 1, &seed), *out = malloc((size_t)(Tmax * d) * 4);
+    float *xg = rnd((size_t)(Tmax * K * d), -1, 1, &seed), *g = malloc((size_t)(Tmax * K * F) * 4), *up = malloc((size_t)(Tmax * K * F) * 4);
+    float *yo = malloc((size_t)(Tmax * K * d) * 4), *w[48];
+    for (int i = 0; i < 3 * E; i++) w[i] = rnd((size_t)(d * F), -0.05f, 0.05f, &seed);
+    printf("\n== MoE feed-forward (%lld experts, top %lld, d %lld, F %lld; 2 threads, wall clock) vs matmuls of the same active FLOPs ==\n",
+           (long long)E, (long long)K, (long long)d, (long long)F);
+    printf("%7s %9s %11s %22s %20s %12s %12s\n", "tokens", "per-exp.", "MoE ms", "per-expert matmuls ms", "dense matmul ms", "MoE/per-exp", "MoE/dense");
+    int reps = quick ? 3 : 7;
+    for (int64_t T = 64; T <= Tmax; T *= 4) {
+        double v[16];
+        for (int r = 0; r < reps; r++) {
+            double t0 = now_s();
+            if (rp_jamba_ffn_forward(m, k, layer, u, (int)T, out) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
+            v[r] = now_s() - t0;
+        }
+        double moe = median(v, reps) * 1e3, Me = (double)(T * K) / (double)E;
+        double per = ffn_matmuls_ms(be, T * K / E, (int)E, d, F, xg, g, up, yo, w, reps);
+        double dense = ffn_matmuls_ms(be, T * K, 1, d, F, xg, g, up, yo, w, reps);
+        printf("%7lld %9.0f %11.2f %22.2f %20.2f %11.2fx %11.2fx\n", (long long)T, Me, moe, per, dense, per / moe, dense / moe);
+    }
+    printf("(a ratio is the reference's time over the MoE layer's: the layer's rate as a fraction of the reference's; goal >= 0.8x\n against the per-expert matmuls; routing is random-init, so per-expert counts vary around the mean shown)\n");
+    for (int i = 0; i < 3 * E; i++) free(w[i]);
+    free(u); free(out); free(xg); free(g); free(up); free(yo);
+    rp_jamba_cache_free(k);
+    rp_jamba_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     rp_backend *be1, *be2;
@@ -109,19 +174,25 @@ int main(int argc, char **argv) {
     printf("op table scan / hand-vectorized: %.2fx (1 thread), %.2fx (2 threads)\n", op1 / hv1, op2 / hv2);
 
     /* 2. backward */
-    float *dy = rnd(TD, -1, 1, &seed), *dx = malloc(TD * 4), *ddt = malloc(TD * 4), *dA = malloc(DN * 4), *dB = malloc(TN * 4), *dC = malloc(TN * 4), *dD = malloc((size_t)s.D * 4);
+    float *dy = rnd(TD, -1, 1, &seed), *dx = calloc(TD, 4), *ddt = calloc(TD, 4), *dA = calloc(DN, 4), *dB = calloc(TN, 4), *dC = calloc(TN, 4), *dD = calloc((size_t)s.D, 4);
     double vb[16];
+    rp_bwd *bw = NULL;
+    if (rp_bwd_new(NULL, &bw) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
     for (int r = 0; r < reps; r++) {
         double t0 = thread_s();
-        if (rp_ssm_scan_backward(NULL, s.T, s.D, s.N, s.x, s.dt, s.A, s.B, s.C, s.Dk, dy, dx, ddt, dA, dB, dC, dD) != RP_OK) {
+        if (rp_bwd_cpu.selective_scan(bw, dx, ddt, dA, dB, dC, dD, dy, s.x, s.dt, s.A, s.B, s.C, s.Dk, s.T, s.D, s.N) != RP_OK) {
             fprintf(stderr, "%s\n", rp_errmsg()); return 1;
         }
         vb[r] = thread_s() - t0;
     }
+    rp_bwd_free(bw);
     double bwd1 = median(vb, reps) * 1e3;
     printf("\n== selective scan backward (same shape, 1 thread, CPU time) ==\nbackward %.2f ms = %.2fx its forward (%.2f ms)   [goal <= 2x]\n", bwd1, bwd1 / ours1, ours1);
 
-    /* 3. decode cost per token against context */
+    /* 3. MoE feed-forward against matmuls of the same FLOPs */
+    if (moe_bench(be2, quick) != 0) return 1;
+
+    /* 4. decode cost per token against context */
     rp_jamba_config cj = decode_config("jamba-v0.1-tiny", 0), ca = decode_config("mixtral-8x7b-tiny", 1);
     rp_jamba_model *mj = NULL, *ma = NULL;
     if (rp_jamba_model_new(&cj, 1, be2, &mj) != RP_OK || rp_jamba_model_new(&ca, 1, be2, &ma) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }

@@ -4,7 +4,8 @@
 -- of the same width and about the same active size, both randomly initialised (speed needs no trained
 -- weights). Decode steps run after caches filled synthetically to each context (no prefill, spec §3).
 -- The paper: similar at short contexts, Jamba about 3x Mixtral at 128K on 4 A100s; we report where the
--- ratio crosses 3x here. Batches are not measured: the model decodes one sequence at a time.
+-- ratio crosses 3x here. Figure 3a in shape: decode throughput against batch size at one context
+-- (batched decoding: one forward for all sequences, each with its own cache), and the ratio at each batch.
 local experiment = require("repro.experiment")
 local C = require("repro.jamba")
 
@@ -29,12 +30,14 @@ return experiment.define {
     max_context = { type = "integer", default = 32768, min = 256, max = 1048576, doc = "largest decode context (powers of 2 from 512)" },
     prefill_max = { type = "integer", default = 4096, min = 64, max = 1048576, doc = "largest prefill length" },
     steps = { type = "integer", default = 8, min = 1, max = 1000, doc = "decode steps timed per context" },
+    batches = { type = "string", default = "1,2,4,8,16", doc = "batch sizes of the batch sweep (comma-separated)" },
+    batch_context = { type = "integer", default = 4096, min = 0, max = 1048576, doc = "context of every sequence in the batch sweep" },
   },
   presets = {
-    smoke = { d_model = 64, max_context = 2048, prefill_max = 256, steps = 2 },
-    demo = { d_model = 256, max_context = 32768, prefill_max = 4096, steps = 8 },
-    full = { d_model = 512, max_context = 65536, prefill_max = 8192, steps = 16 },
-    paper = { d_model = 1024, max_context = 131072, prefill_max = 16384, steps = 32 },
+    smoke = { d_model = 64, max_context = 2048, prefill_max = 256, steps = 2, batches = "1,4", batch_context = 512 },
+    demo = { d_model = 256, max_context = 32768, prefill_max = 4096, steps = 8, batches = "1,2,4,8,16", batch_context = 4096 },
+    full = { d_model = 512, max_context = 65536, prefill_max = 8192, steps = 16, batches = "1,2,4,8,16,32", batch_context = 8192 },
+    paper = { d_model = 1024, max_context = 131072, prefill_max = 16384, steps = 32, batches = "1,2,4,8,16,32,64", batch_context = 8192 },
   },
   run = function(ctx, p)
     if p.d_model % 8 ~= 0 then error("d_model must be a multiple of 8 (got " .. p.d_model .. ")") end
@@ -78,6 +81,21 @@ return experiment.define {
       if ctx:interrupted() then break end
       n = n * 4
     end
+    -- Figure 3a: throughput against batch size at one context
+    local bxs, bh, ba, bratio, bmemh, bmema = {}, {}, {}, {}, {}, {}
+    for b in p.batches:gmatch("[^,%s]+") do
+      local nb = tonumber(b)
+      if not nb or nb < 1 or nb ~= math.floor(nb) then error("batches: '" .. b .. "' is not a positive integer") end
+      local sh, mhb = mh:time_decode({ context = p.batch_context, steps = p.steps, batch = nb })
+      local sa, mab = ma:time_decode({ context = p.batch_context, steps = p.steps, batch = nb })
+      local i = #bxs + 1
+      bxs[i], bh[i], ba[i], bratio[i] = nb, nb / sh, nb / sa, sa / sh
+      bmemh[i], bmema[i] = (kh.total * 4 + mhb) / 2 ^ 20, (ka.total * 4 + mab) / 2 ^ 20
+      ctx:log("batch_tok_s_hybrid", nb, bh[i]); ctx:log("batch_tok_s_attention", nb, ba[i]); ctx:log("batch_ratio", nb, bratio[i])
+      io.stderr:write(string.format("batch %3d at context %d: hybrid %8.1f tok/s, attention-only %8.1f tok/s, ratio %5.2fx\n", nb,
+        p.batch_context, bh[i], ba[i], bratio[i]))
+      if ctx:interrupted() then break end
+    end
     mh:close(); ma:close()
     ctx:figure { name = "decode_throughput", type = "lines", logx = true, logy = true, xlabel = "context (tokens)", ylabel = "decode tokens/s (batch 1)",
                  title = "Figure 3b analogue (CPU): decode throughput vs context",
@@ -89,7 +107,18 @@ return experiment.define {
                  title = "Prefill throughput vs prompt length", series = { { label = "Jamba pattern", x = pxs, y = ph }, { label = "attention-only", x = pxs, y = pa } } }
     ctx:figure { name = "memory", type = "lines", logx = true, xlabel = "context (tokens)", ylabel = "weights + cache (MiB, fp32)",
                  title = "Memory vs context", series = { { label = "Jamba pattern", x = xs, y = memh }, { label = "attention-only", x = xs, y = mema } } }
+    ctx:figure { name = "batch_throughput", type = "lines", logx = true, logy = true, xlabel = "batch size (sequences)",
+                 ylabel = "decode tokens/s, all sequences", title = string.format("Figure 3a analogue (CPU): throughput vs batch at context %d", p.batch_context),
+                 series = { { label = "Jamba pattern (1:7, MoE every 2)", x = bxs, y = bh }, { label = "attention-only (Mixtral pattern)", x = bxs, y = ba } } }
+    ctx:figure { name = "batch_memory", type = "lines", logx = true, xlabel = "batch size (sequences)", ylabel = "weights + caches (MiB, fp32)",
+                 title = string.format("Memory vs batch at context %d", p.batch_context),
+                 series = { { label = "Jamba pattern", x = bxs, y = bmemh }, { label = "attention-only", x = bxs, y = bmema } } }
     ctx:summary("decode_ratio_at_max_context", ratio[#ratio], { better = "higher" })
+    ctx:summary("batch_ratio_at_max_batch", bratio[#bratio], { better = "higher" })
+    ctx:target { name = "hybrid's advantage holds or grows with batch size (Figure 3a)", kind = "shape",
+                 holds = #bratio >= 2 and bratio[#bratio] >= bratio[1],
+                 note = string.format("context %d: ratio %.2fx at batch %d, %.2fx at batch %d; throughput hybrid %.0f -> %.0f tok/s, attention-only %.0f -> %.0f (paper: Jamba 3x Mixtral at batch 16, 8K context, 1 A100)",
+                   p.batch_context, bratio[1], bxs[1], bratio[#bratio], bxs[#bxs], bh[1], bh[#bh], ba[1], ba[#ba]) }
     ctx:summary("context_where_ratio_crosses_3x", cross or -1, { better = "lower" })
     ctx:target { name = "throughput ratio grows with context (Figure 3b)", kind = "shape", holds = #ratio >= 2 and ratio[#ratio] > 1.5 * ratio[1],
                  note = string.format("ratio %.2fx at %d tokens, %.2fx at %d", ratio[1], xs[1], ratio[#ratio], xs[#xs]) }

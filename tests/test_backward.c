@@ -260,6 +260,96 @@ static void test_scatter(const rp_bwd_ops *ops, rp_bwd *bw) {
     free(c.x); free(c.w); free(c.dy); free(c.y); free(dx); free(dw);
 }
 
+/* ---- causal depthwise conv1d and the selective scan (zero initial state) ---- */
+typedef struct { int64_t T, C; int K; float *x, *w, *b, *dy, *y; } cv_c;
+static double cv_loss(void *p) {
+    cv_c *c = p;
+    rp_ref_conv1d_causal(NULL, c->y, c->x, c->T, c->C, c->w, c->b, c->K, NULL);
+    return dotd(c->y, c->dy, c->T * c->C);
+}
+
+static void test_conv1d(const rp_bwd_ops *ops, rp_bwd *bw) {
+    cv_c c = { .T = 11, .C = 7, .K = 4 };
+    c.x = randv(c.T * c.C, 1); c.w = randv(c.C * c.K, 1); c.b = randv(c.C, 1); c.dy = randv(c.T * c.C, 1); c.y = zeros(c.T * c.C);
+    float *dx = zeros(c.T * c.C), *dw = zeros(c.C * c.K), *db = zeros(c.C);
+    CHECK(ops->conv1d_causal(bw, dx, dw, db, c.dy, c.x, c.T, c.C, c.w, c.K) == RP_OK);
+    double ex = fd_err(cv_loss, &c, c.x, dx, c.T * c.C, 1e-2f), ew = fd_err(cv_loss, &c, c.w, dw, c.C * c.K, 1e-2f),
+           eb = fd_err(cv_loss, &c, c.b, db, c.C, 1e-2f);
+    CHECK_MSG(ex < 1e-4 && ew < 1e-4 && eb < 1e-4, "%s conv1d_causal: dx %g dw %g db %g", ops->name, ex, ew, eb);
+    CHECK(ops->conv1d_causal(bw, dx, dw, db, c.dy, c.x, c.T, c.C, c.w, 0) == RP_ERR_INVAL);
+    free(c.x); free(c.w); free(c.b); free(c.dy); free(c.y); free(dx); free(dw); free(db);
+}
+
+typedef struct { int64_t T, D, N; float *u, *dt, *A, *B, *Cm, *Dp, *dy, *y, *h; } ss_c;
+static double ss_loss(void *p) {
+    ss_c *c = p;
+    memset(c->h, 0, (size_t)(c->D * c->N) * sizeof(float));
+    rp_ref_selective_scan(NULL, c->y, c->u, c->dt, c->A, c->B, c->Cm, c->Dp, c->T, c->D, c->N, c->h);
+    return dotd(c->y, c->dy, c->T * c->D);
+}
+
+/* Inputs as the mixer makes them: dt after softplus (positive), A = -exp(A_log) (negative). */
+static ss_c ss_new(int64_t T, int64_t D, int64_t N) {
+    ss_c c = { .T = T, .D = D, .N = N };
+    c.u = randv(T * D, 1); c.dt = randv(T * D, 1); c.A = randv(D * N, 1); c.B = randv(T * N, 1); c.Cm = randv(T * N, 1);
+    c.Dp = randv(D, 1); c.dy = randv(T * D, 1); c.y = zeros(T * D); c.h = zeros(D * N);
+    for (int64_t i = 0; i < T * D; i++) c.dt[i] = 0.05f + 0.5f * fabsf(c.dt[i]);
+    for (int64_t i = 0; i < D * N; i++) c.A[i] = -(0.2f + 2 * fabsf(c.A[i]));
+    return c;
+}
+static void ss_free(ss_c *c) { free(c->u); free(c->dt); free(c->A); free(c->B); free(c->Cm); free(c->Dp); free(c->dy); free(c->y); free(c->h); }
+
+static void test_selective_scan(const rp_bwd_ops *ops, rp_bwd *bw, int64_t N) {
+    ss_c c = ss_new(9, 19, N);
+    float *g[6] = { zeros(c.T * c.D), zeros(c.T * c.D), zeros(c.D * N), zeros(c.T * N), zeros(c.T * N), zeros(c.D) };
+    CHECK(ops->selective_scan(bw, g[0], g[1], g[2], g[3], g[4], g[5], c.dy, c.u, c.dt, c.A, c.B, c.Cm, c.Dp, c.T, c.D, N) == RP_OK);
+    float *in[6] = { c.u, c.dt, c.A, c.B, c.Cm, c.Dp };
+    int64_t n[6] = { c.T * c.D, c.T * c.D, c.D * N, c.T * N, c.T * N, c.D };
+    double e[6];
+    for (int i = 0; i < 6; i++) e[i] = fd_err(ss_loss, &c, in[i], g[i], n[i], 1e-3f);
+    CHECK_MSG(e[0] < 1e-3 && e[1] < 1e-3 && e[2] < 1e-3 && e[3] < 1e-3 && e[4] < 1e-3 && e[5] < 1e-3,
+              "%s selective_scan N=%lld: du %g ddt %g dA %g dB %g dC %g dDp %g", ops->name, (long long)N, e[0], e[1], e[2], e[3], e[4], e[5]);
+    for (int i = 0; i < 6; i++) free(g[i]);
+    ss_free(&c);
+}
+
+/* The sequence ops' cpu backward against the reference: past one scan chunk (32 steps) and one task's
+ * channels (64), onto the same nonzero gradients (accumulation), one gradient not wanted (NULL). */
+static void test_seq_cpu_vs_ref(rp_bwd *bw) {
+    for (int64_t N = 5; N <= 16; N += 11) {
+        ss_c c = ss_new(70, 75, N);
+        int64_t n[6] = { c.T * c.D, c.T * c.D, c.D * N, c.T * N, c.T * N, c.D };
+        float *g[2][6];
+        for (int i = 0; i < 6; i++) {
+            g[0][i] = randv(n[i], 1);
+            g[1][i] = malloc((size_t)n[i] * sizeof(float));
+            memcpy(g[1][i], g[0][i], (size_t)n[i] * sizeof(float));
+        }
+        for (int k = 0; k < 2; k++) {
+            const rp_bwd_ops *ops = k ? &rp_bwd_cpu : &rp_bwd_ref;
+            CHECK(ops->selective_scan(bw, g[k][0], g[k][1], g[k][2], NULL, g[k][4], g[k][5], c.dy, c.u, c.dt, c.A, c.B,
+                                      c.Cm, c.Dp, c.T, c.D, N) == RP_OK);
+        }
+        double e = 0;
+        for (int i = 0; i < 6; i++) e = fmax(e, rel_err(g[1][i], g[0][i], n[i]));
+        CHECK_MSG(e < 1e-4, "cpu selective_scan backward N=%lld vs ref: %g", (long long)N, e);
+        for (int k = 0; k < 2; k++) for (int i = 0; i < 6; i++) free(g[k][i]);
+        ss_free(&c);
+    }
+    int64_t T = 40, C = 300;
+    int K = 4;
+    float *x = randv(T * C, 1), *w = randv(C * K, 1), *dy = randv(T * C, 1), *g[2][3];
+    for (int k = 0; k < 2; k++) {
+        g[k][0] = zeros(T * C); g[k][1] = zeros(C * K); g[k][2] = zeros(C);
+        g[k][0][5] = g[k][1][3] = g[k][2][1] = 0.5f;
+        CHECK((k ? &rp_bwd_cpu : &rp_bwd_ref)->conv1d_causal(bw, g[k][0], g[k][1], g[k][2], dy, x, T, C, w, K) == RP_OK);
+    }
+    double e = fmax(rel_err(g[1][0], g[0][0], T * C), fmax(rel_err(g[1][1], g[0][1], C * K), rel_err(g[1][2], g[0][2], C)));
+    CHECK_MSG(e < 1e-5, "cpu conv1d_causal backward vs ref: %g", e);
+    for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) free(g[k][i]);
+    free(x); free(w); free(dy);
+}
+
 /* The cpu table against the reference at shapes where it takes its sgemm / threaded paths. */
 static void test_cpu_vs_ref(rp_bwd *bw) {
     const rp_dtype types[4] = { RP_F32, RP_Q4_0, RP_Q4_1, RP_Q8_0 };
@@ -393,9 +483,13 @@ int main(void) {
         test_softmax(ops, bw, 1);
         test_cross_entropy(ops, bw);
         test_scatter(ops, bw);
+        test_conv1d(ops, bw);
+        test_selective_scan(ops, bw, 16);
+        test_selective_scan(ops, bw, 5);
     }
     test_cpu_vs_ref(bw);
     test_rows_vs_ref(bw);
+    test_seq_cpu_vs_ref(bw);
     rp_bwd_free(bw);
     rp_pool_free(pool);
     return checks_done("backward");

@@ -1,7 +1,8 @@
 /* test_jamba.c: the Jamba plugin and its kernels. Configurations: every named one is valid, bad knobs are
  * clear errors; the released Jamba's counts equal the spec's exact figures; a built model holds exactly
  * the walked tensors. Kernels: the fast selective scan against a naive double-precision recurrence; the
- * scan and conv1d backward against central finite differences of that recurrence; the load-balancing loss
+ * cpu scan backward (rp_bwd_cpu.selective_scan) against central finite differences of that recurrence, across
+ * backward chunks and channel groups (conv1d's backward: test_backward.c); the load-balancing loss
  * on known routings (uniform -> K, everything on the same two experts -> n). Model: decoding token by
  * token with the hybrid cache gives the logits of one full forward. */
 #include <math.h>
@@ -9,7 +10,6 @@
 #include <string.h>
 #include "check.h"
 #include "plugins/jamba/jamba.h"
-#include "tensor/conv1d.h"
 #include "tensor/moe_route.h"
 #include "tensor/ssm.h"
 
@@ -187,10 +187,13 @@ static double fd(double *p, int i, int T, int D, int N, double *x, double *dt, d
     return (lp - lm) / (2 * h);
 }
 
+/* Largest gap between g and the finite differences over every step-th entry (offset by 1 so that a step
+ * co-prime to the row lengths visits every channel, state and chunk position over the entries). */
+static int fd_step = 1;
 static double grad_err(const float *g, double *p, int n, int T, int D, int N, double *x, double *dt, double *A, double *B,
                        double *C, double *Dk, const double *r) {
     double e = 0, mx = 1e-6;
-    for (int i = 0; i < n; i++) {
+    for (int i = fd_step > 1 ? 1 : 0; i < n; i += fd_step) {
         double f = fd(p, i, T, D, N, x, dt, A, B, C, Dk, r);
         e = fmax(e, fabs(f - g[i]));
         mx = fmax(mx, fabs(f));
@@ -198,59 +201,28 @@ static double grad_err(const float *g, double *p, int n, int T, int D, int N, do
     return e / mx;
 }
 
-static void test_scan_backward(int N, rp_pool *pool) {
-    const int T = 9, D = 19;
+/* T past one backward chunk (32 steps) and D past one task's group of channel blocks (64) exercise the
+ * checkpoints and the masked last block; those sizes check a sample of the entries (fd_step). */
+static void test_scan_backward(int T, int D, int N, rp_pool *pool) {
     float *x, *dt, *A, *B, *C, *Dk;
     scan_inputs(T, D, N, &x, &dt, &A, &B, &C, &Dk);
     float *r = randv(T * D, 1);
-    float *dx = malloc(sizeof(float) * T * D), *ddt = malloc(sizeof(float) * T * D), *dA = malloc(sizeof(float) * D * N);
-    float *dB = malloc(sizeof(float) * T * N), *dC = malloc(sizeof(float) * T * N), *dD = malloc(sizeof(float) * D);
-    CHECK(rp_ssm_scan_backward(pool, T, D, N, x, dt, A, B, C, Dk, r, dx, ddt, dA, dB, dC, dD) == RP_OK);
+    float *dx = calloc((size_t)(T * D), sizeof(float)), *ddt = calloc((size_t)(T * D), sizeof(float)), *dA = calloc((size_t)(D * N), sizeof(float));
+    float *dB = calloc((size_t)(T * N), sizeof(float)), *dC = calloc((size_t)(T * N), sizeof(float)), *dD = calloc((size_t)D, sizeof(float));
+    rp_bwd *bw = NULL;
+    CHECK(rp_bwd_new(pool, &bw) == RP_OK);
+    CHECK(rp_ssm_scan_backward(bw, dx, ddt, dA, dB, dC, dD, r, x, dt, A, B, C, Dk, T, D, N) == RP_OK);
+    rp_bwd_free(bw);
     double *xd = to_d(x, T * D), *dtd = to_d(dt, T * D), *Ad = to_d(A, D * N), *Bd = to_d(B, T * N), *Cd = to_d(C, T * N), *Dd = to_d(Dk, D), *rd = to_d(r, T * D);
     double ex = grad_err(dx, xd, T * D, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd), edt = grad_err(ddt, dtd, T * D, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd);
     double eA = grad_err(dA, Ad, D * N, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd), eB = grad_err(dB, Bd, T * N, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd);
     double eC = grad_err(dC, Cd, T * N, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd), eD = grad_err(dD, Dd, D, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd);
     CHECK_MSG(ex < 1e-4 && edt < 1e-4 && eA < 1e-4 && eB < 1e-4 && eC < 1e-4 && eD < 1e-4,
-              "N=%d scan backward vs finite differences: dx %g ddt %g dA %g dB %g dC %g dD %g", N, ex, edt, eA, eB, eC, eD);
+              "T=%d D=%d N=%d scan backward vs finite differences: dx %g ddt %g dA %g dB %g dC %g dD %g", T, D, N, ex, edt, eA, eB, eC, eD);
     free(x); free(dt); free(A); free(B); free(C); free(Dk); free(r); free(dx); free(ddt); free(dA); free(dB); free(dC); free(dD);
     free(xd); free(dtd); free(Ad); free(Bd); free(Cd); free(Dd); free(rd);
 }
 
-static double naive_conv(int T, int D, int K, const double *x, const double *w, const double *b, const double *r) {
-    double L = 0;
-    for (int t = 0; t < T; t++)
-        for (int c = 0; c < D; c++) {
-            double acc = b[c];
-            for (int k = 0; k < K; k++) { int s = t - K + 1 + k; if (s >= 0) acc += w[c * K + k] * x[s * D + c]; }
-            L += r[t * D + c] * acc;
-        }
-    return L;
-}
-
-static void test_conv_backward(void) {
-    const int T = 11, D = 7, K = 4;
-    float *x = randv(T * D, 1), *w = randv(D * K, 1), *b = randv(D, 1), *r = randv(T * D, 1);
-    float *dx = malloc(sizeof(float) * T * D), *dw = malloc(sizeof(float) * D * K), *db = malloc(sizeof(float) * D);
-    rp_conv1d_causal_backward(T, D, K, x, w, r, dx, dw, db);
-    double *xd = to_d(x, T * D), *wd = to_d(w, D * K), *bd = to_d(b, D), *rd = to_d(r, T * D);
-    double *ps[3] = { xd, wd, bd };
-    const float *gs[3] = { dx, dw, db };
-    int ns[3] = { T * D, D * K, D };
-    for (int q = 0; q < 3; q++) {
-        double e = 0;
-        for (int i = 0; i < ns[q]; i++) {
-            double v = ps[q][i];
-            ps[q][i] = v + 1e-5; double lp = naive_conv(T, D, K, xd, wd, bd, rd);
-            ps[q][i] = v - 1e-5; double lm = naive_conv(T, D, K, xd, wd, bd, rd);
-            ps[q][i] = v;
-            e = fmax(e, fabs((lp - lm) / 2e-5 - gs[q][i]));
-        }
-        CHECK_MSG(e < 1e-5, "conv1d backward (%s) vs finite differences: %g", q == 0 ? "x" : q == 1 ? "w" : "b", e);
-    }
-    free(x); free(w); free(b); free(r); free(dx); free(dw); free(db); free(xd); free(wd); free(bd); free(rd);
-}
-
-/* A small hybrid with every kind of layer: 8 layers, 1:3 (attention at 1 and 5), MoE every 2. */
 static rp_jamba_config small_config(int rope) {
     rp_jamba_config c;
     rp_jamba_config_get("jamba-v0.1-tiny", &c);
@@ -299,6 +271,133 @@ static void test_decode_equals_forward(rp_backend *be, int rope) {
     free(full); free(step);
 }
 
+/* Decoding three sequences of different lengths in one batch gives each one's logits of decoding it alone. */
+static void test_decode_batch(rp_backend *be) {
+    rp_jamba_config c = small_config(1);
+    rp_jamba_model *m = NULL;
+    CHECK(rp_jamba_model_new(&c, 5, be, &m) == RP_OK);
+    if (!m) return;
+    enum { NS = 3, STEPS = 3 };
+    rp_jamba_cache *kb[NS] = { 0 }, *ka[NS] = { 0 };
+    int32_t prompt[12];
+    for (int i = 0; i < 12; i++) prompt[i] = (i * 13 + 5) % c.vocab;
+    const int len[NS] = { 5, 12, 1 };
+    float *lb = malloc(sizeof(float) * NS * (size_t)c.vocab), *la = malloc(sizeof(float) * (size_t)c.vocab);
+    for (int i = 0; i < NS; i++) {
+        CHECK(rp_jamba_cache_new(m, 32, &kb[i]) == RP_OK && rp_jamba_cache_new(m, 32, &ka[i]) == RP_OK);
+        CHECK(rp_jamba_forward(m, kb[i], prompt, len[i], NULL, 1, NULL) == RP_OK);
+        CHECK(rp_jamba_forward(m, ka[i], prompt, len[i], NULL, 1, NULL) == RP_OK);
+    }
+    double worst = 0;
+    for (int step = 0; step < STEPS; step++) {
+        int32_t ids[NS] = { (int32_t)(3 + step), (int32_t)(40 + step), (int32_t)(90 - step) };
+        CHECK(rp_jamba_decode_batch(m, kb, NS, ids, lb) == RP_OK);
+        for (int i = 0; i < NS; i++) {
+            CHECK(rp_jamba_forward(m, ka[i], &ids[i], 1, la, 1, NULL) == RP_OK);
+            double e = rel_err(lb + (size_t)i * c.vocab, la, c.vocab);
+            if (e > worst) worst = e;
+        }
+    }
+    CHECK_MSG(worst < 1e-4, "%s: batched decode vs one sequence at a time: %g", be->name, worst);
+    rp_jamba_cache *same[2] = { kb[0], kb[0] };
+    int32_t two[2] = { 1, 2 };
+    CHECK(rp_jamba_decode_batch(m, same, 2, two, NULL) == RP_ERR_INVAL);   /* one cache twice is a clear error */
+    for (int i = 0; i < NS; i++) { rp_jamba_cache_free(kb[i]); rp_jamba_cache_free(ka[i]); }
+    free(lb); free(la);
+    rp_jamba_model_free(m);
+}
+
+/* ---- training gradients against finite differences of rp_jamba_score's loss (an independent forward) ---- */
+typedef struct fd_ctx {
+    rp_jamba_model *m;
+    const rp_jamba_trainer *tr;
+    const int32_t *ids;
+    int T;
+    float coef;
+    double worst, scale;
+    int n, skipped, kinks;
+} fd_ctx;
+
+/* Cross-entropy from rp_jamba_score over the T + 1 tokens; the load-balancing loss from rp_jamba_forward
+ * over the T input tokens (the rows the trainer routes). */
+static double score_loss(fd_ctx *f) {
+    double lp[64], aux = 0, s = 0;
+    rp_jamba_cache *k = NULL;
+    if (rp_jamba_score(f->m, f->ids, f->T + 1, lp, NULL) != RP_OK || rp_jamba_cache_new(f->m, f->T, &k) != RP_OK) return NAN;
+    rp_status st = rp_jamba_forward(f->m, k, f->ids, f->T, NULL, 0, &aux);
+    rp_jamba_cache_free(k);
+    if (st != RP_OK) return NAN;
+    for (int i = 0; i < f->T; i++) s -= lp[i];
+    return s / f->T + f->coef * aux;
+}
+
+/* Two entries of every tensor: the central difference of the loss against the trainer's gradient. The
+ * top-K routing makes the loss piecewise smooth: where steps h and h/2 disagree, a routing flipped inside
+ * the step and the entry is counted as a kink instead (the test bounds their number). Steps of 5e-3: the float
+ * forward's loss is good to about 1e-6, so differences are good to about 2e-4, hence the 5e-3 floor. */
+static void fd_tensor(void *ud, const rp_jamba_tensor *t, float *data, int64_t allocated) {
+    fd_ctx *f = ud;
+    if (!data) return;
+    const float *g = rp_jamba_trainer_grad(f->tr, data);
+    if (!g) { f->skipped++; return; }
+    for (int j = 0; j < 2; j++) {
+        int64_t i = (allocated * (2 * j + 1)) / 4;
+        float keep = data[i];
+        double fdh[2], e = 0;
+        for (int q = 0; q < 2; q++) {   /* h = 5e-3; where that disagrees with the gradient, h = 1e-2 tells a kink */
+            const float h = q ? 1e-2f : 5e-3f;
+            data[i] = keep + h; double lp = score_loss(f);
+            data[i] = keep - h; double lm = score_loss(f);
+            data[i] = keep;
+            fdh[q] = (lp - lm) / (2.0 * h);
+            /* the float forward's loss is good to about 1e-6, so a difference is good to about 1e-6 / h */
+            e = fabs(fdh[0] - g[i]) / (fabs(fdh[0]) + 5e-3);
+            if (e < 0.02) break;
+        }
+        if (e >= 0.02 && fabs(fdh[0] - fdh[1]) > 0.05 * fabs(fdh[0]) + 1e-3) { f->kinks++; continue; }
+        if (e > f->worst) { f->worst = e; if (e > 0.02) fprintf(stderr, "  %s[%lld]: fd %.6g grad %.6g\n", t->name, (long long)i, fdh[0], g[i]); }
+        f->n++;
+    }
+}
+
+static void test_train_gradients(void) {
+    for (int rope = 0; rope <= 1; rope++) {
+        rp_jamba_config c = small_config(rope);
+        c.n_layer = 4; c.block_len = 4; c.moe_every = 2; c.moe_offset = 1; c.top_k = 2;
+        rp_jamba_model *m = NULL, *mc = NULL;
+        rp_jamba_trainer *tr = NULL, *tc = NULL;
+        CHECK(rp_jamba_model_new(&c, 21, rp_backend_ref(), &m) == RP_OK);
+        CHECK(rp_jamba_model_new(&c, 21, rp_backend_cpu(), &mc) == RP_OK);
+        enum { T = 20 };
+        int32_t ids[T + 1];
+        for (int i = 0; i <= T; i++) ids[i] = (i * 37 + 11) % c.vocab;
+        const float coef = 0.5f;
+        CHECK(rp_jamba_trainer_new(m, T, coef, &tr) == RP_OK);
+        CHECK(rp_jamba_trainer_new(mc, T, coef, &tc) == RP_OK);
+        if (!tr || !tc) return;
+        rp_jamba_train_stats st, sc;
+        CHECK(rp_jamba_trainer_forward_backward(tr, ids, T, &st) == RP_OK);
+        CHECK(rp_jamba_trainer_forward_backward(tc, ids, T, &sc) == RP_OK);
+        fd_ctx f = { m, tr, ids, T, coef, 0, 0, 0, 0, 0 };
+        double ref_loss = score_loss(&f);
+        CHECK_MSG(fabs(st.loss + coef * st.aux - ref_loss) < 1e-4, "training loss %.6f + %.1f x aux %.6f vs score's %.6f",
+                  st.loss, coef, st.aux, ref_loss);
+        CHECK_MSG(fabs(sc.loss - st.loss) < 1e-4 && fabs(sc.aux - st.aux) < 1e-6, "cpu loss %.6f aux %.6f vs ref %.6f %.6f", sc.loss, sc.aux, st.loss, st.aux);
+        rp_jamba_model_each(m, fd_tensor, &f);
+        CHECK_MSG(f.worst < 0.02 && f.skipped == 0 && f.n > 80 && f.kinks < f.n / 10,
+                  "rope %d: training gradients vs finite differences of the score: worst relative %.3g over %d entries (%d kinks skipped, %d tensors without gradient)",
+                  rope, f.worst, f.n, f.kinks, f.skipped);
+        /* a bad sequence is a clear error, and an update moves the weights and zeroes the gradients */
+        ids[3] = c.vocab;
+        CHECK(rp_jamba_trainer_forward_backward(tr, ids, T, &st) == RP_ERR_INVAL);
+        rp_adamw opt = { 0.9f, 0.999f, 1e-8f, 0.0f };
+        double gn = 0;
+        CHECK(rp_jamba_trainer_update(tr, &opt, 1e-3f, 1.0f, 1.0f, &gn) == RP_OK && gn > 0);
+        rp_jamba_trainer_free(tr); rp_jamba_trainer_free(tc);
+        rp_jamba_model_free(m); rp_jamba_model_free(mc);
+    }
+}
+
 int main(void) {
     test_configs();
     test_counts();
@@ -307,13 +406,19 @@ int main(void) {
     test_scan_forward();
     rp_pool *pool = NULL;
     rp_pool_new(2, &pool);
-    test_scan_backward(16, pool);
-    test_scan_backward(16, NULL);
-    test_scan_backward(4, pool);
+    test_scan_backward(9, 19, 16, pool);
+    test_scan_backward(9, 19, 16, NULL);
+    test_scan_backward(9, 19, 4, pool);
+    fd_step = 29;
+    test_scan_backward(77, 70, 16, pool);
+    test_scan_backward(77, 70, 16, NULL);
+    fd_step = 1;
     rp_pool_free(pool);
-    test_conv_backward();
     test_decode_equals_forward(rp_backend_ref(), 0);
     test_decode_equals_forward(rp_backend_cpu(), 0);
     test_decode_equals_forward(rp_backend_cpu(), 1);
+    test_decode_batch(rp_backend_ref());
+    test_decode_batch(rp_backend_cpu());
+    test_train_gradients();
     return checks_done("test_jamba");
 }

@@ -67,6 +67,15 @@ typedef struct rp_bwd_ops {
     /* out[idx[i]] += weight[i] · x[i]: dx[i] += weight[i] · dout[idx[i]], dweight[i] += ⟨dout[idx[i]], x[i]⟩. */
     rp_status (*scatter_add_rows)(rp_bwd *b, float *dx, float *dweight, const float *dout, int64_t rows_out,
                                   const float *x, int64_t C, const int32_t *idx, const float *weight, int64_t n);
+    /* Causal depthwise conv from a zero state (forward: conv1d_causal with state NULL): x, dout [T,C]; w [C,K]:
+     * dx, dw, db (backward_ssm.c). */
+    rp_status (*conv1d_causal)(rp_bwd *b, float *dx, float *dw, float *db, const float *dout, const float *x,
+                               int64_t T, int64_t C, const float *w, int K);
+    /* Selective scan from a zero state (forward: selective_scan with h zeros): u, dt, dy [T,D]; A [D,N];
+     * B, Cm [T,N]; Dp [D] or NULL: du, ddt, dA, dB, dC, dDp (backward_ssm.c; cpu: ssm.c). */
+    rp_status (*selective_scan)(rp_bwd *b, float *du, float *ddt, float *dA, float *dB, float *dC, float *dDp,
+                                const float *dy, const float *u, const float *dt, const float *A, const float *B,
+                                const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N);
 } rp_bwd_ops;
 
 /* Dequantizes columns [c0, c0+n) (block-aligned) of row r of the weight w into y. */
@@ -128,6 +137,15 @@ rp_status rp_ref_cross_entropy_backward(rp_bwd *b, float *dlogits, const float *
                                         const float *dloss, const uint8_t *mask, int64_t rows, int64_t n);
 rp_status rp_ref_gather_rows_backward(rp_bwd *b, float *dx, int64_t rows_x, int64_t C, const int32_t *idx, int64_t n,
                                       const float *dout);
+/* The Mamba sequence ops' kernels (backward_ssm.c; the cpu scan backward is rp_ssm_scan_backward, ssm.h). */
+rp_status rp_ref_conv1d_causal_backward(rp_bwd *b, float *dx, float *dw, float *db, const float *dout, const float *x,
+                                        int64_t T, int64_t C, const float *w, int K);
+rp_status rp_cpu_conv1d_causal_backward(rp_bwd *b, float *dx, float *dw, float *db, const float *dout, const float *x,
+                                        int64_t T, int64_t C, const float *w, int K);
+rp_status rp_ref_selective_scan_backward(rp_bwd *b, float *du, float *ddt, float *dA, float *dB, float *dC, float *dDp,
+                                         const float *dy, const float *u, const float *dt, const float *A,
+                                         const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D,
+                                         int64_t N);
 rp_status rp_ref_scatter_add_rows_backward(rp_bwd *b, float *dx, float *dweight, const float *dout, int64_t rows_out,
                                            const float *x, int64_t C, const int32_t *idx, const float *weight, int64_t n);
 

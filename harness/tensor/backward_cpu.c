@@ -13,6 +13,7 @@
 #include "tensor/backward.h"
 #include "tensor/qdot.h"
 #include "tensor/quant.h"
+#include "tensor/ssm.h"
 
 typedef struct mm_job {
     rp_bwd *b;
@@ -273,4 +274,5 @@ const rp_bwd_ops rp_bwd_cpu = {
     .softmax = rp_ref_softmax_backward, .log_softmax = rp_ref_log_softmax_backward,
     .cross_entropy = rp_cpu_cross_entropy_backward, .gather_rows = rp_ref_gather_rows_backward,
     .scatter_add_rows = rp_ref_scatter_add_rows_backward,
+    .conv1d_causal = rp_cpu_conv1d_causal_backward, .selective_scan = rp_ssm_scan_backward,
 };

@@ -216,4 +216,5 @@ const rp_bwd_ops rp_bwd_ref = {
     .softmax = rp_ref_softmax_backward, .log_softmax = rp_ref_log_softmax_backward,
     .cross_entropy = rp_ref_cross_entropy_backward, .gather_rows = rp_ref_gather_rows_backward,
     .scatter_add_rows = rp_ref_scatter_add_rows_backward,
+    .conv1d_causal = rp_ref_conv1d_causal_backward, .selective_scan = rp_ref_selective_scan_backward,
 };

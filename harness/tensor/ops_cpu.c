@@ -21,6 +21,7 @@
 #include "tensor/ops_ref.h"
 #include "tensor/qdot.h"
 #include "tensor/simd.h"
+#include "tensor/ssm.h"
 
 #define MAX_THREADS 64
 #define SMALL_M 8            /* below this many rows a matmul is done row by row (no dequantized tiles) */
@@ -423,53 +424,12 @@ static rp_status cpu_conv1d_causal(rp_backend *be, float *out, const float *x, i
     return RP_OK;
 }
 
-/* ---- selective scan: one 16-lane vector per state row when N == 16, threads over channels ---- */
-
-typedef struct scan_job {
-    float *y;
-    const float *u, *dt, *A, *B, *Cm, *Dp;
-    int64_t T, D, N;
-    float *h;
-} scan_job;
-
-static void scan_task(void *ctx, int ith, int nth, int thread) {
-    (void)thread;
-    scan_job *j = ctx;
-    int64_t d0, d1;
-    rows_of(j->D, ith, nth, 1, &d0, &d1);
-#if defined(__AVX512F__)
-    if (j->N == 16) {
-        for (int64_t d = d0; d < d1; d++) {
-            __m512 h = _mm512_loadu_ps(j->h + d * 16), a = _mm512_loadu_ps(j->A + d * 16);
-            for (int64_t t = 0; t < j->T; t++) {
-                float dtv = j->dt[t * j->D + d], uv = j->u[t * j->D + d];
-                __m512 dA = rp_exp_ps(_mm512_mul_ps(_mm512_set1_ps(dtv), a));
-                h = _mm512_fmadd_ps(dA, h, _mm512_mul_ps(_mm512_set1_ps(dtv * uv), _mm512_loadu_ps(j->B + t * 16)));
-                float yv = _mm512_reduce_add_ps(_mm512_mul_ps(h, _mm512_loadu_ps(j->Cm + t * 16)));
-                j->y[t * j->D + d] = yv + (j->Dp ? j->Dp[d] * uv : 0.0f);
-            }
-            _mm512_storeu_ps(j->h + d * 16, h);
-        }
-        return;
-    }
-#endif
-    for (int64_t d = d0; d < d1; d++)
-        for (int64_t t = 0; t < j->T; t++) {
-            float dtv = j->dt[t * j->D + d], uv = j->u[t * j->D + d], acc = 0;
-            for (int64_t n = 0; n < j->N; n++) {
-                float *hs = &j->h[d * j->N + n];
-                *hs = expf(dtv * j->A[d * j->N + n]) * *hs + dtv * j->B[t * j->N + n] * uv;
-                acc += j->Cm[t * j->N + n] * *hs;
-            }
-            j->y[t * j->D + d] = acc + (j->Dp ? j->Dp[d] * uv : 0.0f);
-        }
-}
+/* ---- selective scan: tensor/ssm.c (channels across the lanes, threads over channel blocks) ---- */
 
 static rp_status cpu_selective_scan(rp_backend *be, float *y, const float *u, const float *dt, const float *A,
                                     const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N,
                                     float *h) {
-    scan_job j = { y, u, dt, A, B, Cm, Dp, T, D, N, h };
-    rp_pool_run(be->pool, scan_task, &j, tasks_for(be, (double)T * D * N * 8, D / 16 + 1, 4));
+    rp_ssm_scan(be->pool, T, D, N, u, dt, A, B, Cm, Dp, h, y);
     return RP_OK;
 }
 

@@ -1,6 +1,7 @@
-/* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, 16 channels per vector, the N = 16
- * states of those channels in 16 registers, the last block masked) and backward (plain per channel;
- * AVX-512 over the 16 states of a channel when N = 16).
+/* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, channels across the 16 lanes, two
+ * vectors of channels per block, a chunk of steps at a time state by state, the last block masked) and
+ * backward (the same layout: checkpointed states per chunk, recomputed, then the adjoint recurrence;
+ * plain per channel when N != 16 or without AVX-512).
  * Invariant: every version computes the same recurrence in fp32; only exp and summation order differ. */
 #include <math.h>
 #include <stdlib.h>
@@ -37,58 +38,60 @@ typedef struct scan_job {
     float *state, *y;
 } scan_job;
 
-/* Rows of x, dt and y are D floats apart, so one block of 16 channels touches a new page every step and
- * the prefetchers cannot follow; a task therefore runs SCAN_GROUP blocks through SCAN_CHUNK steps at a
- * time, so the pages and lines a chunk brings in serve all the blocks of the group. */
-#define SCAN_GROUP 8
-#define SCAN_CHUNK 16
-#define SCAN_AHEAD 6   /* steps to prefetch ahead: a step of one block is about 16 exps (~150 cycles) */
+/* Rows of x, dt and y are D floats apart, so one block of 32 channels touches a new page every step; a
+ * task therefore runs SCAN_GROUP blocks through SCAN_CHUNK steps at a time, so the pages and lines a chunk
+ * brings in serve all the blocks of the group, and a chunk's buffers stay in L1 / L2. */
+#define SCAN_GROUP 4
+#define SCAN_CHUNK 64
 
-/* Time steps [t0, t1) of channels [c0, c0+nc), nc <= 16, with N = 16: the states of those channels live
- * in s[0..15], one vector per n (loaded from and stored back to state, [D, N]). */
-static void scan_block16(const scan_job *j, int64_t c0, int nc, int64_t t0, int64_t t1) {
-    const int64_t D = j->D;
-    const __mmask16 m = (__mmask16)((1u << nc) - 1);
-    __m512 at[16], s[16];
-    float tmp[16] = { 0 };
-    /* y rows go out after the chunk: stored row by row they sit a multiple of 4 KiB from the next x and dt
-     * loads (D = 1024 floats is one page), and every load waits on a false store-forwarding match */
-    _Alignas(64) float ybuf[SCAN_CHUNK * 16];
-    for (int n = 0; n < 16; n++) {
-        for (int i = 0; i < nc; i++) tmp[i] = j->A[(c0 + i) * 16 + n] * SCAN_LOG2E;   /* exp(dt·A) = 2^(dt·A·log2 e) */
-        at[n] = _mm512_loadu_ps(tmp);
-        for (int i = 0; i < nc; i++) tmp[i] = j->state[(c0 + i) * 16 + n];
-        s[n] = _mm512_loadu_ps(tmp);
+/* Time steps [t0, t1) (t1 - t0 <= SCAN_CHUNK) of channels [c0, c0+nc), nc <= 32 (two vectors of 16; the
+ * lanes past nc are masked), with N = 16, state by state: for one n the whole chunk runs with the two
+ * channel vectors' states in two registers, so nothing spills, each B and C value is broadcast once for 32
+ * channels, and the chunk's dt, dt·x and y rows sit in an L1 buffer (y accumulates there over the 16
+ * states, then goes out once). */
+static void scan_block32(const scan_job *j, int64_t c0, int nc, int64_t t0, int64_t t1) {
+    const int64_t D = j->D, L = t1 - t0;
+    const __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xffffu : (1u << nc) - 1);
+    const __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xffffu : nc <= 16 ? 0u : (1u << (nc - 16)) - 1);
+    /* per step: dt (2 vectors), dt·x (2), y (2) */
+    _Alignas(64) float buf[SCAN_CHUNK * 96];
+    __m512 dv0 = j->Dskip ? _mm512_maskz_loadu_ps(m0, j->Dskip + c0) : _mm512_setzero_ps();
+    __m512 dv1 = j->Dskip ? _mm512_maskz_loadu_ps(m1, j->Dskip + c0 + 16) : _mm512_setzero_ps();
+    for (int64_t i = 0; i < L; i++) {
+        const float *xr = j->x + (t0 + i) * D + c0, *dr = j->dt + (t0 + i) * D + c0;
+        __m512 x0 = _mm512_maskz_loadu_ps(m0, xr), d0 = _mm512_maskz_loadu_ps(m0, dr);
+        __m512 x1 = _mm512_maskz_loadu_ps(m1, xr + 16), d1 = _mm512_maskz_loadu_ps(m1, dr + 16);
+        float *b = buf + i * 96;
+        _mm512_store_ps(b, d0); _mm512_store_ps(b + 16, d1);
+        _mm512_store_ps(b + 32, _mm512_mul_ps(d0, x0)); _mm512_store_ps(b + 48, _mm512_mul_ps(d1, x1));
+        _mm512_store_ps(b + 64, _mm512_mul_ps(dv0, x0)); _mm512_store_ps(b + 80, _mm512_mul_ps(dv1, x1));
     }
-    __m512 dv = j->Dskip ? _mm512_maskz_loadu_ps(m, j->Dskip + c0) : _mm512_setzero_ps();
-    for (int64_t t = t0; t < t1; t++) {
-        if (t + SCAN_AHEAD < j->T) {   /* rows are a page apart: the prefetchers cannot guess them */
-            _mm_prefetch((const char *)(j->x + (t + SCAN_AHEAD) * D + c0), _MM_HINT_T0);
-            _mm_prefetch((const char *)(j->dt + (t + SCAN_AHEAD) * D + c0), _MM_HINT_T0);
-            _mm_prefetch((const char *)(j->y + (t + SCAN_AHEAD) * D + c0), _MM_HINT_T0);
-        }
-        __m512 xv = _mm512_maskz_loadu_ps(m, j->x + t * D + c0), dtv = _mm512_maskz_loadu_ps(m, j->dt + t * D + c0);
-        __m512 dx = _mm512_mul_ps(dtv, xv), y0 = _mm512_mul_ps(dv, xv), y1 = _mm512_setzero_ps();
-        __m512 y2 = _mm512_setzero_ps(), y3 = _mm512_setzero_ps();   /* four sums: short dependency chains */
-        const float *Bt = j->B + t * 16, *Ct = j->C + t * 16;
-        for (int n = 0; n < 16; n += 4) {
-            __m512 a0 = scan_exp2_ps(_mm512_mul_ps(dtv, at[n])), a1 = scan_exp2_ps(_mm512_mul_ps(dtv, at[n + 1]));
-            __m512 a2 = scan_exp2_ps(_mm512_mul_ps(dtv, at[n + 2])), a3 = scan_exp2_ps(_mm512_mul_ps(dtv, at[n + 3]));
-            s[n] = _mm512_fmadd_ps(a0, s[n], _mm512_mul_ps(dx, _mm512_set1_ps(Bt[n])));
-            s[n + 1] = _mm512_fmadd_ps(a1, s[n + 1], _mm512_mul_ps(dx, _mm512_set1_ps(Bt[n + 1])));
-            s[n + 2] = _mm512_fmadd_ps(a2, s[n + 2], _mm512_mul_ps(dx, _mm512_set1_ps(Bt[n + 2])));
-            s[n + 3] = _mm512_fmadd_ps(a3, s[n + 3], _mm512_mul_ps(dx, _mm512_set1_ps(Bt[n + 3])));
-            y0 = _mm512_fmadd_ps(_mm512_set1_ps(Ct[n]), s[n], y0);
-            y1 = _mm512_fmadd_ps(_mm512_set1_ps(Ct[n + 1]), s[n + 1], y1);
-            y2 = _mm512_fmadd_ps(_mm512_set1_ps(Ct[n + 2]), s[n + 2], y2);
-            y3 = _mm512_fmadd_ps(_mm512_set1_ps(Ct[n + 3]), s[n + 3], y3);
-        }
-        _mm512_store_ps(ybuf + (t - t0) * 16, _mm512_add_ps(_mm512_add_ps(y0, y1), _mm512_add_ps(y2, y3)));
-    }
-    for (int64_t t = t0; t < t1; t++) _mm512_mask_storeu_ps(j->y + t * D + c0, m, _mm512_load_ps(ybuf + (t - t0) * 16));
     for (int n = 0; n < 16; n++) {
-        _mm512_storeu_ps(tmp, s[n]);
-        for (int i = 0; i < nc; i++) j->state[(c0 + i) * 16 + n] = tmp[i];
+        float ta[32] = { 0 }, ts[32] = { 0 };
+        for (int i = 0; i < nc; i++) {
+            ta[i] = j->A[(c0 + i) * 16 + n] * SCAN_LOG2E;   /* exp(dt·A) = 2^(dt·A·log2 e) */
+            ts[i] = j->state[(c0 + i) * 16 + n];
+        }
+        const __m512 a0 = _mm512_loadu_ps(ta), a1 = _mm512_loadu_ps(ta + 16);
+        __m512 s0 = _mm512_loadu_ps(ts), s1 = _mm512_loadu_ps(ts + 16);
+        const float *Bn = j->B + t0 * 16 + n, *Cn = j->C + t0 * 16 + n;
+        for (int64_t i = 0; i < L; i++) {
+            float *b = buf + i * 96;
+            __m512 e0 = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(b), a0));
+            __m512 e1 = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(b + 16), a1));
+            __m512 bv = _mm512_set1_ps(Bn[i * 16]), cv = _mm512_set1_ps(Cn[i * 16]);
+            s0 = _mm512_fmadd_ps(e0, s0, _mm512_mul_ps(_mm512_load_ps(b + 32), bv));
+            s1 = _mm512_fmadd_ps(e1, s1, _mm512_mul_ps(_mm512_load_ps(b + 48), bv));
+            _mm512_store_ps(b + 64, _mm512_fmadd_ps(cv, s0, _mm512_load_ps(b + 64)));
+            _mm512_store_ps(b + 80, _mm512_fmadd_ps(cv, s1, _mm512_load_ps(b + 80)));
+        }
+        _mm512_storeu_ps(ts, s0); _mm512_storeu_ps(ts + 16, s1);
+        for (int i = 0; i < nc; i++) j->state[(c0 + i) * 16 + n] = ts[i];
+    }
+    for (int64_t i = 0; i < L; i++) {
+        float *yr = j->y + (t0 + i) * D + c0;
+        _mm512_mask_storeu_ps(yr, m0, _mm512_load_ps(buf + i * 96 + 64));
+        if (m1) _mm512_mask_storeu_ps(yr + 16, m1, _mm512_load_ps(buf + i * 96 + 80));
     }
 }
 
@@ -96,10 +99,10 @@ static void scan_block16(const scan_job *j, int64_t c0, int nc, int64_t t0, int6
 static void scan_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks; (void)thread;
     const scan_job *j = ctx;
-    const int64_t nb = (j->D + 15) / 16, b0 = (int64_t)task * SCAN_GROUP, b1 = b0 + SCAN_GROUP < nb ? b0 + SCAN_GROUP : nb;
+    const int64_t nb = (j->D + 31) / 32, b0 = (int64_t)task * SCAN_GROUP, b1 = b0 + SCAN_GROUP < nb ? b0 + SCAN_GROUP : nb;
     for (int64_t t0 = 0; t0 < j->T; t0 += SCAN_CHUNK) {
         int64_t t1 = t0 + SCAN_CHUNK < j->T ? t0 + SCAN_CHUNK : j->T;
-        for (int64_t b = b0; b < b1; b++) scan_block16(j, b * 16, (int)(j->D - b * 16 < 16 ? j->D - b * 16 : 16), t0, t1);
+        for (int64_t b = b0; b < b1; b++) scan_block32(j, b * 32, (int)(j->D - b * 32 < 32 ? j->D - b * 32 : 32), t0, t1);
     }
 }
 #endif
@@ -109,7 +112,7 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
 #if defined(__AVX512F__)
     if (N == 16) {
         scan_job j = { T, D, N, x, dt, A, B, C, Dskip, state, y };
-        int n_tasks = (int)(((D + 15) / 16 + SCAN_GROUP - 1) / SCAN_GROUP);
+        int n_tasks = (int)(((D + 31) / 32 + SCAN_GROUP - 1) / SCAN_GROUP);
         if (pool && n_tasks > 1 && T * D >= 4096) rp_pool_run(pool, scan_task, &j, n_tasks);
         else for (int i = 0; i < n_tasks; i++) scan_task(&j, i, n_tasks, 0);
         return;
@@ -124,12 +127,17 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
 typedef struct bwd_job {
     int64_t T, D, N;
     const float *x, *dt, *A, *B, *C, *Dskip, *dy;
-    float *dx, *ddt, *dA, *dDskip;
-    float *scratch;   /* per thread: states [T, N], dB [T, N], dC [T, N] */
+    float *dx, *ddt, *dA, *dDskip;   /* accumulated into; NULL: not wanted */
+    rp_bwd *bw;                      /* per thread: dB [T, N] and dC [T, N] partial sums, then work space */
+    size_t per_thread;               /* floats of scratch per thread (a multiple of 16) */
 } bwd_job;
 
+/* Thread th's scratch (sized before the run, so this never allocates). */
+static float *bwd_scratch(const bwd_job *j, int th) { return rp_bwd_scratch(j->bw, th, j->per_thread * sizeof(float)); }
+
 /* One channel, plainly: recompute the states, then run the adjoint recurrence backwards in time.
- * g[n] is dL/ds_t[c,n]; it flows back through s_t = a_t·s_{t-1} + ... as g_{t-1} += a_t·g_t. */
+ * g[n] is dL/ds_t[c,n]; it flows back through s_t = a_t·s_{t-1} + ... as g_{t-1} += a_t·g_t.
+ * S is T·N floats of the thread's work space. */
 static void bwd_channel_ref(const bwd_job *j, int64_t c, float *S, float *dBt, float *dCt) {
     const int64_t T = j->T, D = j->D, N = j->N;
     const float *Ac = j->A + c * N;
@@ -157,79 +165,198 @@ static void bwd_channel_ref(const bwd_job *j, int64_t c, float *S, float *dBt, f
             g[n] *= a;                            /* carry to s_{t-1} */
         }
         dD += gy * xv;
-        j->ddt[t * D + c] = ddt;
-        j->dx[t * D + c] = dxv;
+        if (j->ddt) j->ddt[t * D + c] += ddt;
+        if (j->dx) j->dx[t * D + c] += dxv;
     }
-    for (int64_t n = 0; n < N; n++) j->dA[c * N + n] = dAc[n];
-    if (j->dDskip) j->dDskip[c] = dD;
+    if (j->dA) for (int64_t n = 0; n < N; n++) j->dA[c * N + n] += dAc[n];
+    if (j->dDskip) j->dDskip[c] += dD;
 }
 
-#if defined(__AVX512F__)
-/* The same for N = 16, the 16 states of the channel in one vector. */
-static void bwd_channel16(const bwd_job *j, int64_t c, float *S, float *dBt, float *dCt) {
-    const int64_t T = j->T, D = j->D;
-    const __m512 Ac = _mm512_loadu_ps(j->A + c * 16), Ac2 = _mm512_mul_ps(Ac, _mm512_set1_ps(SCAN_LOG2E));
-    __m512 s = _mm512_setzero_ps();
-    for (int64_t t = 0; t < T; t++) {
-        float d = j->dt[t * D + c], xv = j->x[t * D + c];
-        __m512 a = scan_exp2_ps(_mm512_mul_ps(_mm512_set1_ps(d), Ac2));
-        s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_set1_ps(d * xv), _mm512_loadu_ps(j->B + t * 16)));
-        _mm512_storeu_ps(S + t * 16, s);
-    }
-    __m512 g = _mm512_setzero_ps(), dAc = _mm512_setzero_ps();
-    float dD = 0, Dc = j->Dskip ? j->Dskip[c] : 0.0f;
-    for (int64_t t = T - 1; t >= 0; t--) {
-        float d = j->dt[t * D + c], xv = j->x[t * D + c], gy = j->dy[t * D + c];
-        __m512 vd = _mm512_set1_ps(d), Bn = _mm512_loadu_ps(j->B + t * 16), st = _mm512_loadu_ps(S + t * 16);
-        __m512 prev = t ? _mm512_loadu_ps(S + (t - 1) * 16) : _mm512_setzero_ps();
-        __m512 a = scan_exp2_ps(_mm512_mul_ps(vd, Ac2));
-        g = _mm512_fmadd_ps(_mm512_set1_ps(gy), _mm512_loadu_ps(j->C + t * 16), g);
-        _mm512_storeu_ps(dCt + t * 16, _mm512_fmadd_ps(_mm512_set1_ps(gy), st, _mm512_loadu_ps(dCt + t * 16)));
-        __m512 da = _mm512_mul_ps(_mm512_mul_ps(g, prev), a);
-        __m512 gB = _mm512_mul_ps(g, Bn);
-        j->ddt[t * D + c] = _mm512_reduce_add_ps(_mm512_fmadd_ps(da, Ac, _mm512_mul_ps(gB, _mm512_set1_ps(xv))));
-        dAc = _mm512_fmadd_ps(da, vd, dAc);
-        _mm512_storeu_ps(dBt + t * 16, _mm512_fmadd_ps(g, _mm512_set1_ps(d * xv), _mm512_loadu_ps(dBt + t * 16)));
-        j->dx[t * D + c] = d * _mm512_reduce_add_ps(gB) + gy * Dc;
-        g = _mm512_mul_ps(g, a);
-        dD += gy * xv;
-    }
-    _mm512_storeu_ps(j->dA + c * 16, dAc);
-    if (j->dDskip) j->dDskip[c] = dD;
-}
-#endif
+/* Channels per task when the plain per-channel path runs. */
+#define BWD_REF_CHANNELS 16
 
-static void bwd_task(void *ctx, int task, int n_tasks, int thread) {
+static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     const bwd_job *j = ctx;
     size_t tn = (size_t)(j->T * j->N);
-    float *S = j->scratch + (size_t)thread * 3 * tn, *dBt = S + tn, *dCt = dBt + tn;
-    int64_t c0 = (int64_t)task * 16, c1 = c0 + 16 < j->D ? c0 + 16 : j->D;
-    for (int64_t c = c0; c < c1; c++) {
+    float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn, *S = dCt + tn;
+    int64_t c0 = (int64_t)task * BWD_REF_CHANNELS, c1 = c0 + BWD_REF_CHANNELS < j->D ? c0 + BWD_REF_CHANNELS : j->D;
+    for (int64_t c = c0; c < c1; c++) bwd_channel_ref(j, c, S, dBt, dCt);
+}
+
 #if defined(__AVX512F__)
-        if (j->N == 16) { bwd_channel16(j, c, S, dBt, dCt); continue; }
-#endif
-        bwd_channel_ref(j, c, S, dBt, dCt);
+/* The N = 16 backward in the forward's layout: channels across the lanes of a vector (a block of 16), a
+ * task owning BWD_GROUP blocks. A first pass runs the scan state by state and keeps each state at the
+ * start of every chunk of BWD_CHUNK steps (checkpoints); then the chunks go in reverse: for each block and
+ * state, the chunk's states and decays are recomputed from the checkpoint into L1 buffers and the adjoint
+ * runs back through them with dL/ds in a register. dB and dC sum over channels: the lanes' partial sums
+ * for the chunk gather in [L, 16] vector buffers shared by the group's blocks and are reduced once per
+ * chunk. Work space per thread: bwd16_floats. */
+#define BWD_CHUNK 32
+#define BWD_GROUP 4
+
+/* Floats of work space one thread needs for the vectorized backward (after its dB and dC partials). */
+static size_t bwd16_floats(int64_t T) {
+    size_t nck = (size_t)((T + BWD_CHUNK - 1) / BWD_CHUNK);
+    return (size_t)BWD_GROUP * (nck * 256 + 4 * 256 + 16)   /* checkpoints; dL/ds, dA, A, A·log2 e; dD */
+           + 2 * BWD_CHUNK * 256                            /* dB, dC lane partials of a chunk */
+           + BWD_CHUNK * 64 + BWD_CHUNK * 32                /* the chunk's dt, x, dy, dt·x; dt·A and gB sums */
+           + (BWD_CHUNK + 1) * 16 + BWD_CHUNK * 16;         /* one state's chunk of states and decays */
+}
+
+/* Loads the chunk's [t0, t0+L) rows of dt, x, dy (masked) into in[L][4][16] with dt·x as the 4th. */
+static void bwd16_load(const bwd_job *j, int64_t c0, __mmask16 m, int64_t t0, int64_t L, float *in) {
+    for (int64_t i = 0; i < L; i++) {
+        const int64_t o = (t0 + i) * j->D + c0;
+        __m512 d = _mm512_maskz_loadu_ps(m, j->dt + o), xv = _mm512_maskz_loadu_ps(m, j->x + o);
+        _mm512_store_ps(in + i * 64, d);
+        _mm512_store_ps(in + i * 64 + 16, xv);
+        _mm512_store_ps(in + i * 64 + 32, _mm512_maskz_loadu_ps(m, j->dy + o));
+        _mm512_store_ps(in + i * 64 + 48, _mm512_mul_ps(d, xv));
     }
 }
 
-rp_status rp_ssm_scan_backward(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x, const float *dt,
-                               const float *A, const float *B, const float *C, const float *Dskip, const float *dy,
-                               float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip) {
-    if (N > 256) return rp_fail(RP_ERR_UNSUPPORTED, "ssm scan backward: d_state %lld above 256", (long long)N);
-    int nth = pool ? rp_pool_size(pool) : 1;
-    size_t tn = (size_t)(T * N);
-    float *scratch = calloc((size_t)nth * 3 * tn + 1, sizeof *scratch);
-    if (!scratch) return rp_fail(RP_ERR_NOMEM, "ssm scan backward: %zu floats of scratch", (size_t)nth * 3 * tn);
-    bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, scratch };
-    int n_tasks = (int)((D + 15) / 16);
-    if (pool && n_tasks > 1) rp_pool_run(pool, bwd_task, &j, n_tasks);
-    else for (int i = 0; i < n_tasks; i++) bwd_task(&j, i, n_tasks, 0);
-    for (size_t i = 0; i < tn; i++) {
-        float b = 0, c = 0;
-        for (int th = 0; th < nth; th++) { b += scratch[(size_t)th * 3 * tn + tn + i]; c += scratch[(size_t)th * 3 * tn + 2 * tn + i]; }
-        dB[i] = b; dC[i] = c;
+static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
+    (void)n_tasks;
+    const bwd_job *j = ctx;
+    const int64_t T = j->T, D = j->D, tn = T * 16, nck = (T + BWD_CHUNK - 1) / BWD_CHUNK;
+    const int64_t nblk = (D + 15) / 16, bb0 = (int64_t)task * BWD_GROUP, nb = bb0 + BWD_GROUP < nblk ? BWD_GROUP : nblk - bb0;
+    float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn;
+    float *ck = dCt + tn, *G = ck + BWD_GROUP * nck * 256, *DA = G + BWD_GROUP * 256, *At = DA + BWD_GROUP * 256;
+    float *A2 = At + BWD_GROUP * 256, *DD = A2 + BWD_GROUP * 256, *pB = DD + BWD_GROUP * 16, *pC = pB + BWD_CHUNK * 256;
+    float *in = pC + BWD_CHUNK * 256, *acc = in + BWD_CHUNK * 64, *Sb = acc + BWD_CHUNK * 32, *Ab = Sb + (BWD_CHUNK + 1) * 16;
+    /* A of each block transposed to [n][lane] (zeros past the last channel), plain and times log2 e */
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t c0 = (bb0 + b) * 16;
+        for (int n = 0; n < 16; n++)
+            for (int l = 0; l < 16; l++) {
+                float a = c0 + l < D ? j->A[(c0 + l) * 16 + n] : 0.0f;
+                At[b * 256 + n * 16 + l] = a;
+                A2[b * 256 + n * 16 + l] = a * SCAN_LOG2E;
+            }
     }
-    free(scratch);
+    /* pass 1: checkpoints (the state before each chunk, from zeros) */
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t c0 = (bb0 + b) * 16;
+        const __mmask16 m = (__mmask16)(D - c0 >= 16 ? 0xffffu : (1u << (D - c0)) - 1);
+        float *cb = ck + b * nck * 256;
+        for (int n = 0; n < 16; n++) _mm512_store_ps(G + b * 256 + n * 16, _mm512_setzero_ps());   /* running state */
+        for (int64_t k = 0; k < nck; k++) {
+            const int64_t t0 = k * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
+            bwd16_load(j, c0, m, t0, L, in);
+            for (int n = 0; n < 16; n++) {
+                const __m512 a2 = _mm512_load_ps(A2 + b * 256 + n * 16);
+                __m512 s = _mm512_load_ps(G + b * 256 + n * 16);
+                _mm512_store_ps(cb + k * 256 + n * 16, s);
+                const float *Bn = j->B + t0 * 16 + n;
+                for (int64_t i = 0; i < L; i++) {
+                    __m512 a = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(in + i * 64), a2));
+                    s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_load_ps(in + i * 64 + 48), _mm512_set1_ps(Bn[i * 16])));
+                }
+                _mm512_store_ps(G + b * 256 + n * 16, s);
+            }
+        }
+    }
+    /* pass 2: the chunks in reverse; G now holds dL/ds (zero after the last step), DA the dA lane sums */
+    memset(G, 0, (size_t)nb * 256 * sizeof *G);
+    memset(DA, 0, (size_t)nb * 256 * sizeof *DA);
+    memset(DD, 0, (size_t)nb * 16 * sizeof *DD);
+    for (int64_t k = nck - 1; k >= 0; k--) {
+        const int64_t t0 = k * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
+        memset(pB, 0, (size_t)L * 256 * sizeof *pB);
+        memset(pC, 0, (size_t)L * 256 * sizeof *pC);
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t c0 = (bb0 + b) * 16;
+            const __mmask16 m = (__mmask16)(D - c0 >= 16 ? 0xffffu : (1u << (D - c0)) - 1);
+            bwd16_load(j, c0, m, t0, L, in);
+            memset(acc, 0, (size_t)L * 32 * sizeof *acc);
+            for (int n = 0; n < 16; n++) {
+                const __m512 a2 = _mm512_load_ps(A2 + b * 256 + n * 16), An = _mm512_load_ps(At + b * 256 + n * 16);
+                const float *Bn = j->B + t0 * 16 + n, *Cn = j->C + t0 * 16 + n;
+                __m512 s = _mm512_load_ps(ck + (b * nck + k) * 256 + n * 16);
+                _mm512_store_ps(Sb, s);
+                for (int64_t i = 0; i < L; i++) {   /* recompute the chunk's decays and states */
+                    __m512 a = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(in + i * 64), a2));
+                    s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_load_ps(in + i * 64 + 48), _mm512_set1_ps(Bn[i * 16])));
+                    _mm512_store_ps(Ab + i * 16, a);
+                    _mm512_store_ps(Sb + (i + 1) * 16, s);
+                }
+                __m512 g = _mm512_load_ps(G + b * 256 + n * 16), dAn = _mm512_load_ps(DA + b * 256 + n * 16);
+                for (int64_t i = L - 1; i >= 0; i--) {   /* the adjoint, back through the chunk */
+                    const float *r = in + i * 64;
+                    __m512 dyv = _mm512_load_ps(r + 32), bv = _mm512_set1_ps(Bn[i * 16]);
+                    g = _mm512_fmadd_ps(dyv, _mm512_set1_ps(Cn[i * 16]), g);
+                    _mm512_store_ps(pC + i * 256 + n * 16, _mm512_fmadd_ps(dyv, _mm512_load_ps(Sb + (i + 1) * 16),
+                                                                           _mm512_load_ps(pC + i * 256 + n * 16)));
+                    __m512 ga = _mm512_mul_ps(g, _mm512_load_ps(Ab + i * 16));
+                    __m512 da = _mm512_mul_ps(ga, _mm512_load_ps(Sb + i * 16));   /* dL/d(dt·A) */
+                    _mm512_store_ps(acc + i * 32, _mm512_fmadd_ps(da, An, _mm512_load_ps(acc + i * 32)));
+                    dAn = _mm512_fmadd_ps(da, _mm512_load_ps(r), dAn);
+                    _mm512_store_ps(acc + i * 32 + 16, _mm512_fmadd_ps(g, bv, _mm512_load_ps(acc + i * 32 + 16)));
+                    _mm512_store_ps(pB + i * 256 + n * 16, _mm512_fmadd_ps(g, _mm512_load_ps(r + 48),
+                                                                           _mm512_load_ps(pB + i * 256 + n * 16)));
+                    g = ga;   /* carry to s_{t-1} */
+                }
+                _mm512_store_ps(G + b * 256 + n * 16, g);
+                _mm512_store_ps(DA + b * 256 + n * 16, dAn);
+            }
+            /* dx = dt·Σ_n g·B + dy·Dskip; ddt = Σ_n da·A + x·Σ_n g·B; dDskip = Σ_t dy·x */
+            __m512 dv = j->Dskip ? _mm512_maskz_loadu_ps(m, j->Dskip + c0) : _mm512_setzero_ps(), dd = _mm512_load_ps(DD + b * 16);
+            for (int64_t i = 0; i < L; i++) {
+                const float *r = in + i * 64;
+                __m512 gb = _mm512_load_ps(acc + i * 32 + 16), dyv = _mm512_load_ps(r + 32), xv = _mm512_load_ps(r + 16);
+                const int64_t o = (t0 + i) * D + c0;
+                if (j->dx)
+                    _mm512_mask_storeu_ps(j->dx + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->dx + o),
+                                                                      _mm512_fmadd_ps(_mm512_load_ps(r), gb, _mm512_mul_ps(dyv, dv))));
+                if (j->ddt)
+                    _mm512_mask_storeu_ps(j->ddt + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->ddt + o),
+                                                                       _mm512_fmadd_ps(xv, gb, _mm512_load_ps(acc + i * 32))));
+                dd = _mm512_fmadd_ps(dyv, xv, dd);
+            }
+            _mm512_store_ps(DD + b * 16, dd);
+        }
+        for (int64_t i = 0; i < L; i++)
+            for (int n = 0; n < 16; n++) {
+                dBt[(t0 + i) * 16 + n] += _mm512_reduce_add_ps(_mm512_load_ps(pB + i * 256 + n * 16));
+                dCt[(t0 + i) * 16 + n] += _mm512_reduce_add_ps(_mm512_load_ps(pC + i * 256 + n * 16));
+            }
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t c0 = (bb0 + b) * 16;
+        for (int l = 0; l < 16 && c0 + l < D; l++) {
+            if (j->dA) for (int n = 0; n < 16; n++) j->dA[(c0 + l) * 16 + n] += DA[b * 256 + n * 16 + l];
+            if (j->dDskip) j->dDskip[c0 + l] += DD[b * 16 + l];
+        }
+    }
+}
+#endif
+
+/* The selective scan's backward (rp_bwd_cpu.selective_scan; see ssm.h). */
+rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip,
+                               const float *dy, const float *x, const float *dt, const float *A, const float *B,
+                               const float *C, const float *Dskip, int64_t T, int64_t D, int64_t N) {
+    if (N > 256) return rp_fail(RP_ERR_UNSUPPORTED, "selective_scan backward: d_state %lld above 256", (long long)N);
+    rp_pool *pool = rp_bwd_pool(bw);
+    int nth = pool ? rp_pool_size(pool) : 1;
+    size_t tn = (size_t)(T * N), work = tn;   /* the plain path: one channel's states */
+    rp_pool_fn fn = bwd_task_ref;
+    int n_tasks = (int)((D + BWD_REF_CHANNELS - 1) / BWD_REF_CHANNELS);
+#if defined(__AVX512F__)
+    if (N == 16) { work = bwd16_floats(T); fn = bwd_task16; n_tasks = (int)(((D + 15) / 16 + BWD_GROUP - 1) / BWD_GROUP); }
+#endif
+    bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, bw, (2 * tn + work + 15) / 16 * 16 };
+    for (int th = 0; th < nth; th++) {   /* every thread's scratch exists before the run: tasks never allocate */
+        float *sc = bwd_scratch(&j, th);
+        if (!sc) return rp_fail(RP_ERR_NOMEM, "selective_scan backward: %zu floats of scratch per thread", j.per_thread);
+        memset(sc, 0, 2 * tn * sizeof *sc);
+    }
+    if (pool && n_tasks > 1) rp_pool_run(pool, fn, &j, n_tasks);
+    else for (int i = 0; i < n_tasks; i++) fn(&j, i, n_tasks, 0);
+    for (int th = 0; th < nth; th++) {
+        const float *sc = bwd_scratch(&j, th);
+        if (dB) for (size_t i = 0; i < tn; i++) dB[i] += sc[i];
+        if (dC) for (size_t i = 0; i < tn; i++) dC[i] += sc[tn + i];
+    }
     return RP_OK;
 }

@@ -1,28 +1,31 @@
 /* ssm.h: the Mamba selective scan (state-spaces/mamba's selective_scan_ref semantics, fp32) on plain
- * float pointers: a faster CPU forward than the op table's (AVX-512 across 16 channels at a time, so no
- * horizontal sum per step; threads over channel blocks; T = 1 is the recurrent decoding step) and the
- * backward. The plain reference forward is the op table's rp_ref_selective_scan (tensor/ops_ref.h), with
- * the same argument meaning; the integrator can register rp_ssm_scan as the cpu backend's op.
+ * float pointers: the cpu backend's selective_scan op (AVX-512 with channels across the lanes, so no
+ * horizontal sum per step; threads over channel blocks; T = 1 is the recurrent decoding step) and the cpu
+ * backward table's. The plain references are rp_ref_selective_scan (ops_ref.h) and
+ * rp_ref_selective_scan_backward (backward.h), with the same argument meaning.
  * Shapes (row-major, token-major): x, dt, y [T, D]; A [D, N]; B, C [T, N]; Dskip [D] (NULL: no skip);
  * state [D, N]. dt is the step size after softplus. For every channel c and state n:
  *   s_t = exp(dt_t[c]·A[c,n])·s_{t-1} + dt_t[c]·B_t[n]·x_t[c],   y_t[c] = Σ_n C_t[n]·s_t[c,n] + Dskip[c]·x_t[c].
  * Invariants: state holds s_{-1} on entry and s_{T-1} on return (zeros for a fresh sequence). rp_ssm_scan
- * equals the reference up to float rounding (its exp is a degree-7 polynomial, simd.h). */
+ * equals the reference up to float rounding (its exp is 2^u by a degree-6 polynomial, ssm.c). */
 #ifndef RP_SSM_H
 #define RP_SSM_H
 #include <stdint.h>
+#include "tensor/backward.h"
 #include "tensor/pool.h"
 
 /* The selective scan on the pool's threads (pool NULL: the calling thread), vectorized over channels;
  * without AVX-512, or when N != 16, it runs the plain reference. */
 void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x, const float *dt, const float *A,
                  const float *B, const float *C, const float *Dskip, float *state, float *y);
-/* Backward of rp_ssm_scan from a zero initial state: given dy [T, D], writes dx, ddt [T, D], dA [D, N],
- * dB, dC [T, N] and dDskip [D] (NULL when Dskip is NULL); all outputs are overwritten, not accumulated.
- * Recomputes the states one channel at a time in scratch of T·N floats; returns RP_ERR_NOMEM if it
- * cannot allocate it (threads: pool NULL runs on the caller). */
-rp_status rp_ssm_scan_backward(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x, const float *dt,
-                               const float *A, const float *B, const float *C, const float *Dskip, const float *dy,
-                               float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip);
+/* Backward of the scan from a zero initial state (the cpu table's selective_scan backward, backward.h):
+ * given dy [T, D], ACCUMULATES into dx, ddt [T, D], dA [D, N], dB, dC [T, N] and dDskip [D] (any may be
+ * NULL: not wanted; dDskip is unused when Dskip is NULL). Recomputes the states from checkpoints kept
+ * every 32 steps (N = 16 with AVX-512: channels across the lanes, as in the forward; otherwise one channel
+ * at a time) in bw's per-thread scratch (about 2·T·N floats plus the checkpoints, grown on first need),
+ * threads from bw's pool; RP_ERR_NOMEM if the scratch cannot grow, RP_ERR_UNSUPPORTED for N > 256. */
+rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip,
+                               const float *dy, const float *x, const float *dt, const float *A, const float *B,
+                               const float *C, const float *Dskip, int64_t T, int64_t D, int64_t N);
 
 #endif

@@ -10,6 +10,7 @@
 #ifndef RP_JAMBA_H
 #define RP_JAMBA_H
 #include <stdint.h>
+#include "nn/adamw.h"
 #include "tensor/backend.h"
 #include "util/err.h"
 
@@ -103,11 +104,43 @@ int64_t rp_jamba_cache_bytes(const rp_jamba_cache *c);
  * over the router outputs of all MoE layers for these T tokens (0 without MoE). Ids are checked. */
 rp_status rp_jamba_forward(rp_jamba_model *m, rp_jamba_cache *c, const int32_t *ids, int T, float *logits,
                            int last_only, double *aux);
+/* One decoding step of nseq sequences at once, one new token each (ids [nseq]), sequence i after the tokens
+ * in its own cache ks[i] (distinct caches of this model): the matmuls and the MoE routing run over the nseq
+ * rows together, attention, conv and scan per sequence; logits (may be NULL) [nseq, vocab]. Equals nseq
+ * separate rp_jamba_forward calls up to float rounding. The scratch is ks[0]'s. */
+rp_status rp_jamba_decode_batch(rp_jamba_model *m, rp_jamba_cache *const *ks, int nseq, const int32_t *ids, float *logits);
+/* The feed-forward of layer `layer` alone (its dense MLP, or its router and experts) on T rows of normalised
+ * input u [T, d_model] into out [T, d_model], in the cache's scratch (the cache's position is untouched):
+ * what an MoE benchmark times against a dense matmul of the same active FLOPs. */
+rp_status rp_jamba_ffn_forward(rp_jamba_model *m, rp_jamba_cache *c, int layer, const float *u, int T, float *out);
 /* lp[i] = log p(ids[i+1] | ids[0..i]) for i < n-1, from a fresh cache (one forward); aux as above. */
 rp_status rp_jamba_score(rp_jamba_model *m, const int32_t *ids, int n, double *lp, double *aux);
 /* Generate up to max_new tokens after the prompt (greedy when temperature <= 0, else sampled with seed);
  * writes them to out and their number to n_out. */
 rp_status rp_jamba_generate(rp_jamba_model *m, const int32_t *prompt, int n_prompt, int max_new, float temperature,
                             uint64_t seed, int32_t *out, int *n_out);
+
+/* ---- training from scratch (jamba_train.c) ---- */
+typedef struct rp_jamba_trainer rp_jamba_trainer;
+/* What one training forward measured: mean cross-entropy (nats per predicted token), the load-balancing
+ * loss (0 without MoE), the largest |value| of the Mamba layers' raw dt, B, C projections (before the
+ * inner RMSNorms: the paper's §6.4 activations) and of the final residual stream. */
+typedef struct rp_jamba_train_stats { double loss, aux, max_inner, max_resid; } rp_jamba_train_stats;
+/* A trainer for model m (borrowed; its weights are updated in place) over sequences of up to max_T
+ * predicted tokens; loss = cross-entropy + aux_coef · load-balancing loss. Plans gradients, AdamW moments
+ * and activations now. RP_ERR_UNSUPPORTED for renormalised top-K routing. */
+rp_status rp_jamba_trainer_new(rp_jamba_model *m, int max_T, float aux_coef, rp_jamba_trainer **out);
+/* Free the trainer (NULL is fine); the model stays. */
+void rp_jamba_trainer_free(rp_jamba_trainer *t);
+/* Forward and backward over ids[0..T] (T+1 tokens: inputs ids[0..T), targets ids[1..T]), from an empty
+ * state; gradients are ADDED to the trainer's (micro-batches accumulate); ids are checked. */
+rp_status rp_jamba_trainer_forward_backward(rp_jamba_trainer *t, const int32_t *ids, int T, rp_jamba_train_stats *out);
+/* One AdamW step (opt, learning rate lr) with the accumulated gradients times grad_scale (1/micro-batches),
+ * clipped to global norm clip (<= 0: none); then zeroes the gradients. gnorm (may be NULL): the norm
+ * before clipping. RP_ERR_RANGE when the gradient is not finite (weights untouched). */
+rp_status rp_jamba_trainer_update(rp_jamba_trainer *t, const rp_adamw *opt, float lr, float grad_scale, float clip, double *gnorm);
+/* The accumulated gradient of one of the model's parameter buffers (as rp_jamba_model_each hands them
+ * out); NULL for anything else. */
+const float *rp_jamba_trainer_grad(const rp_jamba_trainer *t, const float *param);
 
 #endif

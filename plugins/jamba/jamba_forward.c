@@ -22,7 +22,7 @@ static rp_status linear(rp_jamba_model *m, const float *x, int64_t T, int64_t in
 static inline float softplus(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
 
 void rp_jamba_scratch_free(jamba_scratch *s) {
-    float **f[] = { &s->h, &s->u, &s->mix, &s->q, &s->att, &s->scores, &s->xz, &s->x, &s->z, &s->xc, &s->dbc, &s->dtr,
+    float **f[] = { &s->h, &s->u, &s->mix, &s->q, &s->att, &s->scores, &s->kb, &s->vb, &s->xz, &s->x, &s->z, &s->xc, &s->dbc, &s->dtr,
                     &s->Bm, &s->Cm, &s->dt, &s->y, &s->A, &s->rl, &s->probs, &s->w, &s->xg, &s->g, &s->up, &s->yo };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) { free(*f[i]); *f[i] = NULL; }
     free(s->idx); free(s->tok); free(s->slot); free(s->pos); free(s->offsets);
@@ -39,8 +39,9 @@ static rp_status scratch_reserve(rp_jamba_cache *k, int T) {
     const size_t d = (size_t)c->d_model, q = (size_t)c->n_head * (size_t)c->head_dim, Di = (size_t)rp_jamba_d_inner(c);
     const size_t N = (size_t)c->d_state, R = (size_t)c->dt_rank, E = (size_t)c->n_experts, F = (size_t)c->ffn_dim;
     const size_t Kx = c->moe_every > 0 ? (size_t)c->top_k : 1, n_moe = (size_t)(c->moe_every > 0 ? c->n_layer : 0), t = (size_t)T;
+    const size_t kvd = (size_t)c->n_head_kv * (size_t)c->head_dim;
 #define A(ptr, n) if (!((ptr) = malloc(((size_t)(n) + 1) * sizeof *(ptr)))) goto nomem
-    A(s->h, t * d); A(s->u, t * d); A(s->mix, t * d); A(s->q, t * q); A(s->att, t * q); A(s->scores, (size_t)k->n_ctx);
+    A(s->h, t * d); A(s->u, t * d); A(s->mix, t * d); A(s->q, t * q); A(s->att, t * q); A(s->scores, (size_t)k->n_ctx); A(s->kb, t * kvd); A(s->vb, t * kvd);
     A(s->xz, t * 2 * Di); A(s->x, t * Di); A(s->z, t * Di); A(s->xc, t * Di); A(s->dbc, t * (R + 2 * N)); A(s->dtr, t * R);
     A(s->Bm, t * N); A(s->Cm, t * N); A(s->dt, t * Di); A(s->y, t * Di); A(s->A, Di * N);
     A(s->rl, t * E); A(s->probs, n_moe * t * E); A(s->w, t * Kx); A(s->xg, t * Kx * d); A(s->g, t * Kx * F);
@@ -54,40 +55,49 @@ nomem:
     return rp_fail(RP_ERR_NOMEM, "jamba forward: out of memory for scratch of %d tokens", T);
 }
 
-/* Causal grouped-query attention of T new tokens (u normalised input) into s->mix; RoPE when configured
+/* Causal grouped-query attention of nseq sequences of Tn new tokens each (rows grouped by sequence; u
+ * normalised input) into s->mix; sequence i appends to its own KV cache ks[i]. RoPE when configured
  * (rotate-half pairing, as HF Llama / Mistral). */
-static rp_status attention(rp_jamba_model *m, rp_jamba_cache *k, int li, int64_t T) {
+static rp_status attention(rp_jamba_model *m, rp_jamba_cache *const *ks, int nseq, int li, int64_t Tn) {
     const rp_jamba_config *c = &m->cfg;
     const jamba_layer *L = &m->layers[li];
-    jamba_scratch *s = &k->s;
+    jamba_scratch *s = &ks[0]->s;
     const int H = c->n_head, KV = c->n_head_kv, hd = c->head_dim;
-    const int64_t d = c->d_model, kvd = (int64_t)KV * hd, pos = k->pos;
-    float *kc = k->k[li] + pos * kvd, *vc = k->v[li] + pos * kvd;
-    LINEAR(s->u, T, d, L->wq, (int64_t)H * hd, s->q);
-    LINEAR(s->u, T, d, L->wk, kvd, kc);
-    LINEAR(s->u, T, d, L->wv, kvd, vc);
-    if (c->rope) {
-        for (int64_t t = 0; t < T; t++) s->pos[t] = (int32_t)(pos + t);
-        OP(rope, s->q, T, H, hd, hd, s->pos, c->rope_theta, 1);
-        OP(rope, kc, T, KV, hd, hd, s->pos, c->rope_theta, 1);
+    const int64_t d = c->d_model, q = (int64_t)H * hd, kvd = (int64_t)KV * hd, T = (int64_t)nseq * Tn;
+    LINEAR(s->u, T, d, L->wq, q, s->q);
+    LINEAR(s->u, T, d, L->wk, kvd, s->kb);
+    LINEAR(s->u, T, d, L->wv, kvd, s->vb);
+    for (int i = 0; i < nseq; i++) {
+        rp_jamba_cache *k = ks[i];
+        const int64_t pos = k->pos, r0 = (int64_t)i * Tn;
+        float *kc = k->k[li] + pos * kvd, *vc = k->v[li] + pos * kvd;
+        memcpy(kc, s->kb + r0 * kvd, (size_t)(Tn * kvd) * sizeof(float));
+        memcpy(vc, s->vb + r0 * kvd, (size_t)(Tn * kvd) * sizeof(float));
+        if (c->rope) {
+            for (int64_t t = 0; t < Tn; t++) s->pos[t] = (int32_t)(pos + t);
+            OP(rope, s->q + r0 * q, Tn, H, hd, hd, s->pos, c->rope_theta, 1);
+            OP(rope, kc, Tn, KV, hd, hd, s->pos, c->rope_theta, 1);
+        }
+        OP(attention, s->att + r0 * q, s->q + r0 * q, k->k[li], k->v[li], Tn, pos, H, KV, hd, kvd, 1.0f / sqrtf((float)hd));
     }
-    OP(attention, s->att, s->q, k->k[li], k->v[li], T, pos, H, KV, hd, kvd, 1.0f / sqrtf((float)hd));
-    LINEAR(s->att, T, (int64_t)H * hd, L->wo, d, s->mix);
+    LINEAR(s->att, T, q, L->wo, d, s->mix);
     return RP_OK;
 }
 
-/* The Mamba mixer (spec §1.3 steps 1-8) of T new tokens into s->mix, carrying conv and SSM state. */
-static rp_status mamba(rp_jamba_model *m, rp_jamba_cache *k, int li, int64_t T) {
+/* The Mamba mixer (spec §1.3 steps 1-8) of nseq sequences of Tn new tokens each into s->mix; sequence i
+ * carries the conv and SSM state of its cache ks[i]. */
+static rp_status mamba(rp_jamba_model *m, rp_jamba_cache *const *ks, int nseq, int li, int64_t Tn) {
     const rp_jamba_config *c = &m->cfg;
     const jamba_layer *L = &m->layers[li];
-    jamba_scratch *s = &k->s;
-    const int64_t d = c->d_model, Di = rp_jamba_d_inner(c), N = c->d_state, R = c->dt_rank, W = R + 2 * N;
+    jamba_scratch *s = &ks[0]->s;
+    const int64_t d = c->d_model, Di = rp_jamba_d_inner(c), N = c->d_state, R = c->dt_rank, W = R + 2 * N, T = (int64_t)nseq * Tn;
     LINEAR(s->u, T, d, L->in_proj, 2 * Di, s->xz);                          /* 1. [x; z] = W_in h */
     for (int64_t t = 0; t < T; t++) {
         memcpy(s->x + t * Di, s->xz + t * 2 * Di, (size_t)Di * sizeof(float));
         memcpy(s->z + t * Di, s->xz + t * 2 * Di + Di, (size_t)Di * sizeof(float));
     }
-    OP(conv1d_causal, s->xc, s->x, T, Di, L->conv_w, L->conv_b, c->d_conv, k->conv[li]);   /* 2. conv + SiLU */
+    for (int i = 0; i < nseq; i++)                                           /* 2. conv + SiLU */
+        OP(conv1d_causal, s->xc + i * Tn * Di, s->x + i * Tn * Di, Tn, Di, L->conv_w, L->conv_b, c->d_conv, ks[i]->conv[li]);
     OP(swiglu, s->xc, s->xc, NULL, T * Di);
     LINEAR(s->xc, T, Di, L->x_proj, W, s->dbc);                              /* 3. [dt~; B~; C~] = W_x x' */
     for (int64_t t = 0; t < T; t++) {
@@ -103,7 +113,11 @@ static rp_status mamba(rp_jamba_model *m, rp_jamba_cache *k, int li, int64_t T) 
     LINEAR(s->dtr, T, R, L->dt_w, Di, s->dt);                                /* 5. dt = softplus(W_dt dt^ + b) */
     for (int64_t t = 0; t < T; t++) for (int64_t i = 0; i < Di; i++) s->dt[t * Di + i] = softplus(s->dt[t * Di + i] + L->dt_b[i]);
     for (int64_t i = 0; i < Di * N; i++) s->A[i] = -expf(L->A_log[i]);      /* 6. A = -exp(A_log) */
-    OP(selective_scan, s->y, s->xc, s->dt, s->A, s->Bm, s->Cm, L->Dskip, T, Di, N, k->ssm[li]);   /* 7-8. scan, D skip */
+    for (int i = 0; i < nseq; i++) {                                         /* 7-8. scan, D skip */
+        const int64_t r0 = (int64_t)i * Tn;
+        OP(selective_scan, s->y + r0 * Di, s->xc + r0 * Di, s->dt + r0 * Di, s->A, s->Bm + r0 * N, s->Cm + r0 * N, L->Dskip, Tn, Di,
+           N, ks[i]->ssm[li]);
+    }
     OP(swiglu, s->y, s->z, s->y, T * Di);                                    /* gate: y · SiLU(z) */
     LINEAR(s->y, T, Di, L->out_proj, d, s->mix);                             /* out-proj */
     return RP_OK;
@@ -149,39 +163,73 @@ static rp_status feed_forward(rp_jamba_model *m, rp_jamba_cache *k, int li, int6
     return RP_OK;
 }
 
-rp_status rp_jamba_forward(rp_jamba_model *m, rp_jamba_cache *k, const int32_t *ids, int T, float *logits,
-                           int last_only, double *aux) {
+/* The forward of nseq sequences of Tn tokens each (ids grouped by sequence), sequence i after the tokens
+ * in ks[i]; scratch is ks[0]'s; logits [nseq·Tn, V] or, when last_only, [nseq, V] (each sequence's last). */
+static rp_status forward_multi(rp_jamba_model *m, rp_jamba_cache *const *ks, int nseq, const int32_t *ids, int Tn, float *logits,
+                               int last_only, double *aux) {
     const rp_jamba_config *c = &m->cfg;
     if (aux) *aux = 0;
-    if (T < 1) return rp_fail(RP_ERR_INVAL, "jamba forward: need at least one token (got %d)", T);
-    if (k->m != m) return rp_fail(RP_ERR_INVAL, "jamba forward: the cache belongs to another model");
-    if ((int64_t)k->pos + T > k->n_ctx)
-        return rp_fail(RP_ERR_RANGE, "jamba forward: %d tokens after %d do not fit the cache of %d", T, k->pos, k->n_ctx);
-    for (int t = 0; t < T; t++)
+    if (Tn < 1 || nseq < 1) return rp_fail(RP_ERR_INVAL, "jamba forward: need at least one token and one sequence (got %d, %d)", Tn, nseq);
+    const int64_t T = (int64_t)nseq * Tn;
+    if (T > INT32_MAX) return rp_fail(RP_ERR_RANGE, "jamba forward: %d sequences of %d tokens", nseq, Tn);
+    for (int i = 0; i < nseq; i++) {
+        const rp_jamba_cache *k = ks[i];
+        if (k->m != m) return rp_fail(RP_ERR_INVAL, "jamba forward: the cache of sequence %d belongs to another model", i);
+        for (int j = 0; j < i; j++)
+            if (ks[j] == k) return rp_fail(RP_ERR_INVAL, "jamba forward: sequences %d and %d share one cache", j, i);
+        if ((int64_t)k->pos + Tn > k->n_ctx)
+            return rp_fail(RP_ERR_RANGE, "jamba forward: %d tokens after %d do not fit the cache of %d", Tn, k->pos, k->n_ctx);
+    }
+    for (int64_t t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= c->vocab)
-            return rp_fail(RP_ERR_INVAL, "jamba forward: token id %d at position %d outside the vocabulary [0, %d)", ids[t], t, c->vocab);
-    RP_TRY(scratch_reserve(k, T));
-    jamba_scratch *s = &k->s;
+            return rp_fail(RP_ERR_INVAL, "jamba forward: token id %d at position %lld outside the vocabulary [0, %d)", ids[t], (long long)t, c->vocab);
+    RP_TRY(scratch_reserve(ks[0], (int)T));
+    jamba_scratch *s = &ks[0]->s;
     const int64_t d = c->d_model;
     OP(embed, s->h, m->embed, RP_F32, (size_t)d * sizeof(float), c->vocab, d, ids, T);
     int moe_i = 0;
     for (int li = 0; li < c->n_layer; li++) {
         const jamba_layer *L = &m->layers[li];
         OP(rmsnorm, s->u, s->h, L->in_norm, T, d, c->norm_eps);
-        RP_TRY(L->attn ? attention(m, k, li, T) : mamba(m, k, li, T));
+        RP_TRY(L->attn ? attention(m, ks, nseq, li, Tn) : mamba(m, ks, nseq, li, Tn));
         OP(add, s->h, s->h, s->mix, T * d);
         OP(rmsnorm, s->u, s->h, L->ff_norm, T, d, c->norm_eps);
-        RP_TRY(feed_forward(m, k, li, T, moe_i));
+        RP_TRY(feed_forward(m, ks[0], li, T, moe_i));
         moe_i += L->moe;
         OP(add, s->h, s->h, s->mix, T * d);
     }
-    k->pos += T;
+    for (int i = 0; i < nseq; i++) ks[i]->pos += Tn;
     if (aux && moe_i) *aux = rp_moe_aux_loss((int64_t)moe_i * T, c->n_experts, c->top_k, s->probs, s->idx);
     if (logits) {
-        int64_t t0 = last_only ? T - 1 : 0, n = T - t0;
-        OP(rmsnorm, s->u, s->h + t0 * d, m->final_norm, n, d, c->norm_eps);
+        if (last_only)   /* each sequence's last row, gathered to the front of h */
+            for (int i = 0; i < nseq; i++) memmove(s->h + i * d, s->h + ((int64_t)i * Tn + Tn - 1) * d, (size_t)d * sizeof(float));
+        int64_t n = last_only ? nseq : T;
+        OP(rmsnorm, s->u, s->h, m->final_norm, n, d, c->norm_eps);
         LINEAR(s->u, n, d, m->lm_head, c->vocab, logits);
     }
+    return RP_OK;
+}
+
+rp_status rp_jamba_forward(rp_jamba_model *m, rp_jamba_cache *k, const int32_t *ids, int T, float *logits,
+                           int last_only, double *aux) {
+    return forward_multi(m, &k, 1, ids, T, logits, last_only, aux);
+}
+
+/* One decoding step of nseq sequences at once (see jamba.h). */
+rp_status rp_jamba_decode_batch(rp_jamba_model *m, rp_jamba_cache *const *ks, int nseq, const int32_t *ids, float *logits) {
+    return forward_multi(m, ks, nseq, ids, 1, logits, 1, NULL);
+}
+
+/* One layer's feed-forward alone (see jamba.h). */
+rp_status rp_jamba_ffn_forward(rp_jamba_model *m, rp_jamba_cache *k, int layer, const float *u, int T, float *out) {
+    if (layer < 0 || layer >= m->cfg.n_layer || T < 1)
+        return rp_fail(RP_ERR_INVAL, "jamba ffn forward: layer %d of %d, %d tokens", layer, m->cfg.n_layer, T);
+    if (k->m != m) return rp_fail(RP_ERR_INVAL, "jamba ffn forward: the cache belongs to another model");
+    RP_TRY(scratch_reserve(k, T));
+    const size_t n = (size_t)T * (size_t)m->cfg.d_model;
+    memcpy(k->s.u, u, n * sizeof *u);
+    RP_TRY(feed_forward(m, k, layer, T, 0));
+    memcpy(out, k->s.mix, n * sizeof *out);
     return RP_OK;
 }
 

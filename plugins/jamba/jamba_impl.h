@@ -30,7 +30,7 @@ struct rp_jamba_model {
 /* Per-forward working memory, grown (never shrunk) to the largest T seen. */
 typedef struct jamba_scratch {
     int T;
-    float *h, *u, *mix, *q, *att, *scores;
+    float *h, *u, *mix, *q, *att, *scores, *kb, *vb;   /* kb, vb: new K/V rows before they go to their caches */
     float *xz, *x, *z, *xc, *dbc, *dtr, *Bm, *Cm, *dt, *y, *A;
     float *rl, *probs, *w, *xg, *g, *up, *yo;
     int32_t *idx, *tok, *slot, *pos;

@@ -9,9 +9,17 @@
  *   m:score(ids)                      -> {lp...} (lp[i] = log p(ids[i+1] | ids[1..i])), aux (load-balancing loss)
  *   m:forward(ids)                    -> logits of the last token (list of vocab numbers), aux
  *   m:generate{tokens=, max_tokens=, temperature=, seed=} -> {ids}, {n_prompt=, tokens_per_s=}
- *   m:time_decode{context=, steps=}   -> median seconds per decoded token after `context` cached tokens, cache bytes
+ *   m:time_decode{context=, steps=, batch=} -> median seconds per decoding step of `batch` sequences (one token
+ *                                       each, one batched forward) after `context` cached tokens, their caches' bytes
  *   m:time_prefill{tokens=}           -> seconds for a prompt of that many tokens
  *   m:close()
+ *   jamba.trainer(cfg, {seed=, T=, aux_coef=, backend=}) -> tr  (userdata "repro.jamba_trainer": a fresh model
+ *                                       of its own, trained from scratch; T = the longest step sequence)
+ *   tr:step(ids)                      -> loss, aux, max_inner, max_resid   (ids: T'+1 tokens, T' <= T; forward +
+ *                                       backward, gradients added: call it once per micro-batch)
+ *   tr:update{lr=, scale=, clip=, weight_decay=, beta1=, beta2=, eps=} -> gradient norm (AdamW, then zero grads)
+ *   tr:score(ids)                     -> Σ log p(ids[i+1] | ids[1..i]) (nats), number of predicted tokens
+ *   tr:close()
  * Token ids are 0-based as in the model (no tokenizer: these models are randomly initialised). */
 #include <stddef.h>
 #include <stdio.h>
@@ -251,31 +259,38 @@ static int l_generate(lua_State *L) {
 
 static int l_time_decode(lua_State *L) {
     rp_jamba_model *m = check_model(L);
-    static const char *const keys[] = { "context", "steps", NULL };
+    static const char *const keys[] = { "context", "steps", "batch", NULL };
     luaL_checktype(L, 2, LUA_TTABLE);
     rp_lua_check_keys(L, 2, "time_decode", keys);
     long long ctx = rp_lua_field_integer(L, 2, "context", 0), steps = rp_lua_field_integer(L, 2, "steps", 8);
-    if (ctx < 0 || ctx > 1 << 24 || steps < 1 || steps > 1 << 20)
-        return luaL_error(L, "time_decode: context %f outside [0, 2^24] or steps %f outside [1, 2^20]", (double)ctx, (double)steps);
-    double *dt = lua_newuserdata(L, (size_t)steps * sizeof *dt);   /* before the cache: raising here leaks nothing */
-    rp_jamba_cache *k = NULL;
-    rp_status st = rp_jamba_cache_new(m, (int)(ctx + steps), &k);
-    if (st == RP_OK) st = rp_jamba_cache_fill(k, (int)ctx, 12345);
-    int32_t tok = 1 % rp_jamba_model_config(m)->vocab;
+    long long batch = rp_lua_field_integer(L, 2, "batch", 1);
+    if (ctx < 0 || ctx > 1 << 24 || steps < 1 || steps > 1 << 20 || batch < 1 || batch > 4096)
+        return luaL_error(L, "time_decode: context %f outside [0, 2^24], steps %f outside [1, 2^20] or batch %f outside [1, 4096]",
+                          (double)ctx, (double)steps, (double)batch);
+    /* userdata before the caches: raising here leaks nothing */
+    double *dt = lua_newuserdata(L, (size_t)steps * sizeof *dt);
+    rp_jamba_cache **ks = lua_newuserdata(L, (size_t)batch * sizeof *ks);
+    int32_t *toks = lua_newuserdata(L, (size_t)batch * sizeof *toks);
+    memset(ks, 0, (size_t)batch * sizeof *ks);
+    rp_status st = RP_OK;
+    for (long long i = 0; st == RP_OK && i < batch; i++) {
+        st = rp_jamba_cache_new(m, (int)(ctx + steps), &ks[i]);
+        if (st == RP_OK) st = rp_jamba_cache_fill(ks[i], (int)ctx, 12345 + (uint64_t)i);
+        toks[i] = (int32_t)((1 + i) % rp_jamba_model_config(m)->vocab);
+    }
     for (long long i = 0; st == RP_OK && i < steps; i++) {
         double t0 = now_s();
-        st = rp_jamba_forward(m, k, &tok, 1, NULL, 1, NULL);
+        st = rp_jamba_decode_batch(m, ks, (int)batch, toks, NULL);
         dt[i] = now_s() - t0;
     }
-    int64_t bytes = k ? rp_jamba_cache_bytes(k) : 0;
-    rp_jamba_cache_free(k);
+    int64_t bytes = 0;
+    for (long long i = 0; i < batch; i++) { bytes += ks[i] ? rp_jamba_cache_bytes(ks[i]) : 0; rp_jamba_cache_free(ks[i]); }
     if (st != RP_OK) return rp_lua_fail(L, st, "time_decode");
     qsort(dt, (size_t)steps, sizeof *dt, cmp_double);   /* the median step: a shared host's stalls fall outside */
     lua_pushnumber(L, steps % 2 ? dt[steps / 2] : 0.5 * (dt[steps / 2 - 1] + dt[steps / 2]));
     lua_pushinteger(L, (lua_Integer)bytes);
     return 2;
 }
-
 static int l_time_prefill(lua_State *L) {
     rp_jamba_model *m = check_model(L);
     static const char *const keys[] = { "tokens", NULL };
@@ -299,6 +314,92 @@ static int l_time_prefill(lua_State *L) {
 
 static int l_close(lua_State *L) { rp_lua_closeobj(L, 1, JAMBA_CLASS); return 0; }
 
+/* ---- the trainer: owns its model, so the model outlives every use the trainer makes of it ---- */
+#define TRAINER_CLASS "repro.jamba_trainer"
+typedef struct ltrainer { rp_jamba_model *m; rp_jamba_trainer *t; } ltrainer;
+
+static void trainer_release(void *p) {
+    ltrainer *x = p;
+    rp_jamba_trainer_free(x->t);
+    rp_jamba_model_free(x->m);
+    free(x);
+}
+static ltrainer *check_trainer(lua_State *L) { return rp_lua_checkobj(L, 1, TRAINER_CLASS); }
+static const luaL_Reg *trainer_methods(void);
+
+static int l_trainer(lua_State *L) {
+    rp_jamba_config c = check_config(L, 1);
+    unsigned long long seed = rp_lua_seed(L, "jamba.trainer");
+    long long T = 128;
+    double aux_coef = 0.001;   /* the released model's router aux-loss coefficient (HF config) */
+    rp_backend *be = NULL;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        static const char *const keys[] = { "seed", "T", "aux_coef", "backend", NULL };
+        rp_lua_check_keys(L, 2, "jamba.trainer", keys);
+        seed = (unsigned long long)rp_lua_field_integer(L, 2, "seed", (long long)seed);
+        T = rp_lua_field_integer(L, 2, "T", T);
+        aux_coef = rp_lua_field_number(L, 2, "aux_coef", aux_coef);
+        const char *bn = rp_lua_field_string(L, 2, "backend", NULL);
+        if (bn && !(be = rp_backend_by_name(bn))) luaL_error(L, "jamba.trainer: unknown backend '%s' (cpu, ref)", bn);
+    }
+    if (T < 1 || T > 1 << 16) return luaL_error(L, "jamba.trainer: T = %f outside [1, 65536]", (double)T);
+    ltrainer *x = calloc(1, sizeof *x);
+    if (!x) return luaL_error(L, "jamba.trainer: out of memory");
+    rp_status st = rp_jamba_model_new(&c, seed, be, &x->m);
+    if (st == RP_OK) st = rp_jamba_trainer_new(x->m, (int)T, (float)aux_coef, &x->t);
+    if (st != RP_OK) { trainer_release(x); return rp_lua_fail(L, st, "jamba.trainer"); }
+    rp_lua_newobj(L, TRAINER_CLASS, x, trainer_methods(), trainer_release);
+    return 1;
+}
+
+static int l_tr_step(lua_State *L) {
+    ltrainer *x = check_trainer(L);
+    int n;
+    int32_t *ids = check_ids(L, 2, x->m, &n);
+    if (n < 2) return luaL_error(L, "trainer step: need at least two tokens (got %d)", n);
+    rp_jamba_train_stats st;
+    rp_status s = rp_jamba_trainer_forward_backward(x->t, ids, n - 1, &st);
+    if (s != RP_OK) return rp_lua_fail(L, s, "trainer step");
+    lua_pushnumber(L, st.loss); lua_pushnumber(L, st.aux); lua_pushnumber(L, st.max_inner); lua_pushnumber(L, st.max_resid);
+    return 4;
+}
+
+static int l_tr_update(lua_State *L) {
+    ltrainer *x = check_trainer(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    static const char *const keys[] = { "lr", "scale", "clip", "weight_decay", "beta1", "beta2", "eps", NULL };
+    rp_lua_check_keys(L, 2, "trainer update", keys);
+    double lr = rp_lua_field_number(L, 2, "lr", -1), scale = rp_lua_field_number(L, 2, "scale", 1), clip = rp_lua_field_number(L, 2, "clip", 1);
+    rp_adamw o = { (float)rp_lua_field_number(L, 2, "beta1", 0.9), (float)rp_lua_field_number(L, 2, "beta2", 0.95),
+                   (float)rp_lua_field_number(L, 2, "eps", 1e-8), (float)rp_lua_field_number(L, 2, "weight_decay", 0.1) };
+    if (!(lr > 0) || !(scale > 0)) return luaL_error(L, "trainer update: lr = %f and scale = %f must be > 0", lr, scale);
+    double gn = 0;
+    rp_status st = rp_jamba_trainer_update(x->t, &o, (float)lr, (float)scale, (float)clip, &gn);
+    if (st != RP_OK) return rp_lua_fail(L, st, "trainer update");
+    lua_pushnumber(L, gn);
+    return 1;
+}
+
+static int l_tr_score(lua_State *L) {
+    ltrainer *x = check_trainer(L);
+    int n;
+    int32_t *ids = check_ids(L, 2, x->m, &n);
+    double *lp = lua_newuserdata(L, (size_t)(n > 1 ? n - 1 : 1) * sizeof *lp), sum = 0;
+    rp_status st = rp_jamba_score(x->m, ids, n, lp, NULL);
+    if (st != RP_OK) return rp_lua_fail(L, st, "trainer score");
+    for (int i = 0; i < n - 1; i++) sum += lp[i];
+    lua_pushnumber(L, sum);
+    lua_pushinteger(L, n - 1);
+    return 2;
+}
+
+static int l_tr_close(lua_State *L) { rp_lua_closeobj(L, 1, TRAINER_CLASS); return 0; }
+static const luaL_Reg TRAINER_METHODS[] = {
+    { "step", l_tr_step }, { "update", l_tr_update }, { "score", l_tr_score }, { "close", l_tr_close }, { NULL, NULL },
+};
+static const luaL_Reg *trainer_methods(void) { return TRAINER_METHODS; }
+
 static const luaL_Reg METHODS[] = {
     { "info", l_info }, { "score", l_score }, { "forward", l_forward }, { "generate", l_generate },
     { "time_decode", l_time_decode }, { "time_prefill", l_time_prefill }, { "close", l_close }, { NULL, NULL },
@@ -309,7 +410,7 @@ static const luaL_Reg *model_methods(void) { return METHODS; }
 int rp_luaopen_jamba(lua_State *L) {
     static const luaL_Reg fns[] = {
         { "names", l_names }, { "config", l_config }, { "count", l_count }, { "tensors", l_tensors }, { "new", l_new },
-        { NULL, NULL },
+        { "trainer", l_trainer }, { NULL, NULL },
     };
     rp_lua_newlib(L, fns);
     return 1;
