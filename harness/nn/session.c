@@ -112,13 +112,16 @@ int rp_session_n_ctx(const rp_session *s) { return s->n_ctx; }
 /* The model. */
 rp_model *rp_session_model(const rp_session *s) { return s->m; }
 
-static rp_status mm(rp_backend *be, float *y, const float *x, int64_t T, int64_t K, const rp_tensor *w, int64_t N) {
-    return RP_BACKEND_CALL(be, matmul, y, x, T, K, rp_tensor_data(w), w->dtype, (size_t)w->stride[0], N);
+static rp_matmul_part part(float *y, const rp_tensor *w, const void *wp, int64_t N) {
+    rp_matmul_part p = { y, rp_tensor_data(w), w->dtype, (size_t)w->stride[0], N, wp };
+    return p;
 }
 
-static rp_matmul_part part(float *y, const rp_tensor *w, int64_t N) {
-    rp_matmul_part p = { y, rp_tensor_data(w), w->dtype, (size_t)w->stride[0], N };
-    return p;
+/* y[T,N] = x[T,K] · wᵀ, with w's decode-layout copy wp (may be NULL) offered to the backend. */
+static rp_status mm(rp_backend *be, float *y, const float *x, int64_t T, int64_t K, const rp_tensor *w, const void *wp, int64_t N) {
+    if (!wp) return RP_BACKEND_CALL(be, matmul, y, x, T, K, rp_tensor_data(w), w->dtype, (size_t)w->stride[0], N);
+    rp_matmul_part p = part(y, w, wp, N);
+    return RP_BACKEND_CALL(be, matmul_multi, x, T, K, &p, 1);
 }
 
 /* The layers over the T rows now in s->x at positions s->pos (the seam for other masks); hidden (host)
@@ -138,19 +141,19 @@ static rp_status layers(rp_session *s, int64_t T, float *hidden) {
         const rp_layer *L = &m->layers[l];
         float *kl = F(s->kc) + ((size_t)l * s->n_ctx) * kvd, *vl = F(s->vc) + ((size_t)l * s->n_ctx) * kvd;
         CALL(rmsnorm, xb, x, F(L->attn_norm), T, C, c->norm_eps);
-        rp_matmul_part qkv[3] = { part(q, &L->wq, C), part(kl + n_past * kvd, &L->wk, kvd), part(vl + n_past * kvd, &L->wv, kvd) };
+        rp_matmul_part qkv[3] = { part(q, &L->wq, L->pq, C), part(kl + n_past * kvd, &L->wk, L->pk, kvd), part(vl + n_past * kvd, &L->wv, L->pv, kvd) };
         CALL(matmul_multi, xb, T, C, qkv, 3);
         CALL(rope, q, T, c->n_head, (int)D, c->rope_dim, pos, c->rope_base, c->rope_neox);
         CALL(rope, kl + n_past * kvd, T, c->n_head_kv, (int)D, c->rope_dim, pos, c->rope_base, c->rope_neox);
         if (s->pack) RP_TRY(rp_pack_attention(s, kl, vl, scale));   /* packed: segment by segment */
         else CALL(attention, att, q, kl, vl, T, n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
-        RP_TRY(mm(be, xb2, att, T, C, &L->wo, C));
+        RP_TRY(mm(be, xb2, att, T, C, &L->wo, L->po, C));
         CALL(add, x, x, xb2, T * C);
         CALL(rmsnorm, xb, x, F(L->ffn_norm), T, C, c->norm_eps);
-        rp_matmul_part gate_up[2] = { part(hb, &L->w_gate, F), part(hb2, &L->w_up, F) };
+        rp_matmul_part gate_up[2] = { part(hb, &L->w_gate, L->p_gate, F), part(hb2, &L->w_up, L->p_up, F) };
         CALL(matmul_multi, xb, T, C, gate_up, 2);
         CALL(swiglu, hb, hb, hb2, T * F);
-        RP_TRY(mm(be, xb2, hb, T, F, &L->w_down, C));
+        RP_TRY(mm(be, xb2, hb, T, F, &L->w_down, L->p_down, C));
         CALL(add, x, x, xb2, T * C);
     }
     if (hidden) RP_TRY(rp_tensor_copy_out(&s->x, 0, hidden + (size_t)c->n_layer * T * C, (size_t)(T * C) * sizeof(float)));
@@ -173,11 +176,11 @@ static rp_status forward_piece(rp_session *s, const int32_t *tokens, int64_t T, 
     s->logit_rows = 0;
     if (mode == RP_LOGITS_LAST) {
         CALL(rmsnorm, F(s->xb), F(s->x) + (T - 1) * C, F(m->out_norm), 1, C, c->norm_eps);
-        RP_TRY(mm(be, F(s->logits), F(s->xb), 1, C, &m->output, V));
+        RP_TRY(mm(be, F(s->logits), F(s->xb), 1, C, &m->output, m->p_output, V));
         s->logit_rows = 1;
     } else if (mode == RP_LOGITS_ALL) {
         CALL(rmsnorm, F(s->xb), F(s->x), F(m->out_norm), T, C, c->norm_eps);
-        RP_TRY(mm(be, F(s->logits), F(s->xb), T, C, &m->output, V));
+        RP_TRY(mm(be, F(s->logits), F(s->xb), T, C, &m->output, m->p_output, V));
         s->logit_rows = T;
     }
     return RP_OK;
