@@ -51,6 +51,7 @@ struct rp_session {
     float *host_logits;             /* host [V]: what generation samples from */
     int32_t *host_pos;              /* host [n_batch]: positions before they are copied in */
     const struct rp_pack *pack;     /* set only during a packed forward (pack.c): positions and attention segments */
+    rp_session *const *seqs;        /* set only during rp_session_step: row t belongs to seqs[t] (its own cache) */
 };
 
 #endif
