@@ -18,6 +18,9 @@
 #include <immintrin.h>
 #define HAVE_VNNI 1
 #endif
+#ifndef PREFETCH
+#define PREFETCH 1024   /* bytes ahead of the weight stream the kernels prefetch */
+#endif
 
 /* Whether rp_packed_repack has a decode layout for t. */
 int rp_packed_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == RP_Q8_0; }
@@ -118,6 +121,7 @@ static inline __attribute__((always_inline)) float dot_q4(const uint8_t *w, int 
             dw = _mm_cvtph_ps(_mm_maskz_loadu_epi16(k, dh + 4 * g));
             if (is_q4_1) mw = _mm_cvtph_ps(_mm_maskz_loadu_epi16(k, mh + 4 * g));
         }
+        _mm_prefetch((const char *)w + 64 * g + PREFETCH, _MM_HINT_T0);   /* rows follow each other: stream ahead */
         const uint8_t *x0 = a->x0 + 128 * g, *x1 = a->x1 + 128 * g;
         const int8_t *x2 = a->x2 + 128 * g;
         __m512i wl = _mm512_and_si512(v, low), wh = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
@@ -159,6 +163,8 @@ static inline __attribute__((always_inline)) float dot_q8(const uint8_t *w, cons
             wh = _mm512_maskz_loadu_epi8(k, w + 128 * g + 16 * left);
             dw = _mm_cvtph_ps(_mm_maskz_loadu_epi16((__mmask8)((1u << left) - 1), dh + 4 * g));
         }
+        _mm_prefetch((const char *)w + 128 * g + PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)w + 128 * g + 64 + PREFETCH, _MM_HINT_T0);
         const uint8_t *x0 = a->x0 + 128 * g, *x1 = a->x1 + 128 * g;
         const int8_t *x2 = a->x2 + 128 * g;
         __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wl, bias), _mm512_loadu_si512((const void *)x2));
