@@ -99,14 +99,23 @@ float rp_packed_dot_ref(rp_dtype t, const void *w, const rp_q24_row *a, int64_t 
 }
 
 #ifdef HAVE_VNNI
-/* Per lane (4 bytes of one block) and group: 8 products w·x2 (|.| <= 15·128), ·256, + 8 w·x1 (<= 15·255),
+static inline float hsum128(__m128 v) {
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+}
+
+/* R (1..4) activation rows against one q4 row: the weights are loaded and unpacked once per group for all
+ * R rows, and each row's arithmetic is the same whatever R is.
+ * Per lane (4 bytes of one block) and group: 8 products w·x2 (|.| <= 15·128), ·256, + 8 w·x1 (<= 15·255),
  * ·256, + 8 w·x0: |Σ| < 1.02e9 < 2^31, so the three stages combine exactly in int32. */
-static inline __attribute__((always_inline)) float dot_q4(const uint8_t *w, int is_q4_1, const rp_q24_row *a, int64_t nb) {
+static inline __attribute__((always_inline)) void dot_q4(const uint8_t *w, int is_q4_1, const rp_q24_row *a, int R, int64_t nb,
+                                                         float *y, int64_t ldy) {
     const uint16_t *dh = (const uint16_t *)(w + 16 * nb), *mh = dh + nb;
     const __m512i low = _mm512_set1_epi8(0x0f);
     const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    __m512 acc = _mm512_setzero_ps();
-    __m128 macc = _mm_setzero_ps();
+    __m512 acc[4];
+    __m128 macc[4];
+    for (int r = 0; r < R; r++) { acc[r] = _mm512_setzero_ps(); macc[r] = _mm_setzero_ps(); }
     for (int64_t g = 0; 4 * g < nb; g++) {
         int64_t left = nb - 4 * g;
         __m512i v;
@@ -122,33 +131,35 @@ static inline __attribute__((always_inline)) float dot_q4(const uint8_t *w, int 
             if (is_q4_1) mw = _mm_cvtph_ps(_mm_maskz_loadu_epi16(k, mh + 4 * g));
         }
         _mm_prefetch((const char *)w + 64 * g + PREFETCH, _MM_HINT_T0);   /* rows follow each other: stream ahead */
-        const uint8_t *x0 = a->x0 + 128 * g, *x1 = a->x1 + 128 * g;
-        const int8_t *x2 = a->x2 + 128 * g;
         __m512i wl = _mm512_and_si512(v, low), wh = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-        __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_loadu_si512((const void *)x2));
-        dp = _mm512_dpbusd_epi32(dp, wh, _mm512_loadu_si512((const void *)(x2 + 64)));
-        dp = _mm512_dpbusd_epi32(_mm512_slli_epi32(dp, 8), _mm512_loadu_si512((const void *)x1), wl);
-        dp = _mm512_dpbusd_epi32(dp, _mm512_loadu_si512((const void *)(x1 + 64)), wh);
-        dp = _mm512_dpbusd_epi32(_mm512_slli_epi32(dp, 8), _mm512_loadu_si512((const void *)x0), wl);
-        dp = _mm512_dpbusd_epi32(dp, _mm512_loadu_si512((const void *)(x0 + 64)), wh);
-        __m128 s4 = _mm_mul_ps(dw, _mm_loadu_ps(a->d + 4 * g));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(s4)), acc);
-        if (is_q4_1) macc = _mm_fmadd_ps(mw, _mm_loadu_ps(a->xsum + 4 * g), macc);
-        else macc = _mm_fnmadd_ps(_mm_mul_ps(dw, _mm_set1_ps(8.0f)), _mm_loadu_ps(a->xsum + 4 * g), macc);
+        __m128 m8 = _mm_mul_ps(dw, _mm_set1_ps(8.0f));
+        for (int r = 0; r < R; r++) {
+            const uint8_t *x0 = a[r].x0 + 128 * g, *x1 = a[r].x1 + 128 * g;
+            const int8_t *x2 = a[r].x2 + 128 * g;
+            __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_loadu_si512((const void *)x2));
+            dp = _mm512_dpbusd_epi32(dp, wh, _mm512_loadu_si512((const void *)(x2 + 64)));
+            dp = _mm512_dpbusd_epi32(_mm512_slli_epi32(dp, 8), _mm512_loadu_si512((const void *)x1), wl);
+            dp = _mm512_dpbusd_epi32(dp, _mm512_loadu_si512((const void *)(x1 + 64)), wh);
+            dp = _mm512_dpbusd_epi32(_mm512_slli_epi32(dp, 8), _mm512_loadu_si512((const void *)x0), wl);
+            dp = _mm512_dpbusd_epi32(dp, _mm512_loadu_si512((const void *)(x0 + 64)), wh);
+            __m128 s4 = _mm_mul_ps(dw, _mm_loadu_ps(a[r].d + 4 * g));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(s4)), acc[r]);
+            if (is_q4_1) macc[r] = _mm_fmadd_ps(mw, _mm_loadu_ps(a[r].xsum + 4 * g), macc[r]);
+            else macc[r] = _mm_fnmadd_ps(m8, _mm_loadu_ps(a[r].xsum + 4 * g), macc[r]);
+        }
     }
-    macc = _mm_add_ps(macc, _mm_movehl_ps(macc, macc));
-    macc = _mm_add_ss(macc, _mm_movehdup_ps(macc));
-    return _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(macc);
+    for (int r = 0; r < R; r++) y[r * ldy] = _mm512_reduce_add_ps(acc[r]) + hsum128(macc[r]);
 }
 
-/* q8_0: weights are signed, so the top limb multiplies w + 128 (bias removed through Σ x2) and only the two
- * upper stages combine in int32 (8·255·128·257 < 2^31); the low stage is added in float. */
-static inline __attribute__((always_inline)) float dot_q8(const uint8_t *w, const rp_q24_row *a, int64_t nb) {
+/* q8_0, R rows as above: weights are signed, so the top limb multiplies w + 128 (bias removed through Σ x2)
+ * and only the two upper stages combine in int32 (8·255·128·257 < 2^31); the low stage is added in float. */
+static inline __attribute__((always_inline)) void dot_q8(const uint8_t *w, const rp_q24_row *a, int R, int64_t nb, float *y, int64_t ldy) {
     const uint16_t *dh = (const uint16_t *)(w + 32 * nb);
     const __m512i bias = _mm512_set1_epi8((char)0x80);
     const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    __m512 acc = _mm512_setzero_ps();
-    __m128 bacc = _mm_setzero_ps();
+    __m512 acc[4];
+    __m128 bacc[4];
+    for (int r = 0; r < R; r++) { acc[r] = _mm512_setzero_ps(); bacc[r] = _mm_setzero_ps(); }
     for (int64_t g = 0; 4 * g < nb; g++) {
         int64_t left = nb - 4 * g;
         __m512i wl, wh;
@@ -165,34 +176,48 @@ static inline __attribute__((always_inline)) float dot_q8(const uint8_t *w, cons
         }
         _mm_prefetch((const char *)w + 128 * g + PREFETCH, _MM_HINT_T0);
         _mm_prefetch((const char *)w + 128 * g + 64 + PREFETCH, _MM_HINT_T0);
-        const uint8_t *x0 = a->x0 + 128 * g, *x1 = a->x1 + 128 * g;
-        const int8_t *x2 = a->x2 + 128 * g;
-        __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wl, bias), _mm512_loadu_si512((const void *)x2));
-        hi = _mm512_dpbusd_epi32(hi, _mm512_xor_si512(wh, bias), _mm512_loadu_si512((const void *)(x2 + 64)));
-        hi = _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 8), _mm512_loadu_si512((const void *)x1), wl);
-        hi = _mm512_dpbusd_epi32(hi, _mm512_loadu_si512((const void *)(x1 + 64)), wh);
-        __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512((const void *)x0), wl);
-        lo = _mm512_dpbusd_epi32(lo, _mm512_loadu_si512((const void *)(x0 + 64)), wh);
-        __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_set1_ps(256.0f), _mm512_cvtepi32_ps(lo));
-        __m128 s4 = _mm_mul_ps(dw, _mm_loadu_ps(a->d + 4 * g));
-        acc = _mm512_fmadd_ps(t, _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(s4)), acc);
-        bacc = _mm_fmadd_ps(s4, _mm_loadu_ps(a->x2sum + 4 * g), bacc);   /* Σ 128·65536·x2 per block, removed below */
+        __m512i bl = _mm512_xor_si512(wl, bias), bh = _mm512_xor_si512(wh, bias);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *x0 = a[r].x0 + 128 * g, *x1 = a[r].x1 + 128 * g;
+            const int8_t *x2 = a[r].x2 + 128 * g;
+            __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bl, _mm512_loadu_si512((const void *)x2));
+            hi = _mm512_dpbusd_epi32(hi, bh, _mm512_loadu_si512((const void *)(x2 + 64)));
+            hi = _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 8), _mm512_loadu_si512((const void *)x1), wl);
+            hi = _mm512_dpbusd_epi32(hi, _mm512_loadu_si512((const void *)(x1 + 64)), wh);
+            __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512((const void *)x0), wl);
+            lo = _mm512_dpbusd_epi32(lo, _mm512_loadu_si512((const void *)(x0 + 64)), wh);
+            __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_set1_ps(256.0f), _mm512_cvtepi32_ps(lo));
+            __m128 s4 = _mm_mul_ps(dw, _mm_loadu_ps(a[r].d + 4 * g));
+            acc[r] = _mm512_fmadd_ps(t, _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(s4)), acc[r]);
+            bacc[r] = _mm_fmadd_ps(s4, _mm_loadu_ps(a[r].x2sum + 4 * g), bacc[r]);   /* Σ 128·65536·x2 per block, removed below */
+        }
     }
-    bacc = _mm_add_ps(bacc, _mm_movehl_ps(bacc, bacc));
-    bacc = _mm_add_ss(bacc, _mm_movehdup_ps(bacc));
-    return _mm512_reduce_add_ps(acc) - 8388608.0f * _mm_cvtss_f32(bacc);
+    for (int r = 0; r < R; r++) y[r * ldy] = _mm512_reduce_add_ps(acc[r]) - 8388608.0f * hsum128(bacc[r]);
 }
 
-static inline __attribute__((always_inline)) float packed_dot(rp_dtype t, const void *w, const rp_q24_row *a, int64_t nb) {
-    if (t == RP_Q8_0) return dot_q8(w, a, nb);
-    return t == RP_Q4_1 ? dot_q4(w, 1, a, nb) : dot_q4(w, 0, a, nb);
+static inline __attribute__((always_inline)) void packed_rows(rp_dtype t, const void *w, const rp_q24_row *a, int R, int64_t nb,
+                                                              float *y, int64_t ldy) {
+    if (t == RP_Q8_0) dot_q8(w, a, R, nb, y, ldy);
+    else if (t == RP_Q4_1) dot_q4(w, 1, a, R, nb, y, ldy);
+    else dot_q4(w, 0, a, R, nb, y, ldy);
+}
+
+/* y[m·ldy] = packed weight row w · activation row a[m], for m in [0, M), four rows at a time: the same
+ * arithmetic for every M, so a row's result does not depend on which other rows share the call. */
+void rp_packed_dot_rows(rp_dtype t, const void *w, const rp_q24_row *a, int M, int64_t K, float *y, int64_t ldy) {
+    int64_t nb = K / 32;
+    int m = 0;
+    for (; m + 4 <= M; m += 4) packed_rows(t, w, a + m, 4, nb, y + (int64_t)m * ldy, ldy);
+    switch (M - m) {
+    case 3: packed_rows(t, w, a + m, 3, nb, y + (int64_t)m * ldy, ldy); break;
+    case 2: packed_rows(t, w, a + m, 2, nb, y + (int64_t)m * ldy, ldy); break;
+    case 1: packed_rows(t, w, a + m, 1, nb, y + (int64_t)m * ldy, ldy); break;
+    default: break;
+    }
 }
 #else
-static inline float packed_dot(rp_dtype t, const void *w, const rp_q24_row *a, int64_t nb) { return rp_packed_dot_ref(t, w, a, nb * 32); }
-#endif
-
-/* y[m·ldy] = packed weight row w · activation row a[m], for m in [0, M): the same arithmetic for every M,
- * so a row's result does not depend on which other rows share the call. */
+/* y[m·ldy] = packed weight row w · activation row a[m], for m in [0, M) (plain C). */
 void rp_packed_dot_rows(rp_dtype t, const void *w, const rp_q24_row *a, int M, int64_t K, float *y, int64_t ldy) {
-    for (int m = 0; m < M; m++) y[(int64_t)m * ldy] = packed_dot(t, w, &a[m], K / 32);
+    for (int m = 0; m < M; m++) y[(int64_t)m * ldy] = rp_packed_dot_ref(t, w, &a[m], K);
 }
+#endif
