@@ -2,8 +2,9 @@
 # bench_peer_llamacpp.sh [REPRO]: llama.cpp measured in the same run as the engine (perf.md, "A peer
 # measured in the same run"). Installs llama-cpp-python==0.3.36 (its vendored llama.cpp built with
 # -DGGML_NATIVE=ON, about 3 minutes on 2 cores) into a virtual environment under build/, times pp512 and
-# tg128 on SmolLM2-135M-Instruct Q4_1 through its low-level C API (1 and 2 threads, medians of 3), then runs
-# bench_inference with those figures so it prints ours / peer ratios. Skips (exit 0) when the model, Python
+# tg128 on SmolLM2-135M-Instruct Q4_1 through its low-level C API (1 and 2 threads, medians of 3) and its
+# batched decode (1/4/8/16 sequences, 2 threads), then runs bench_inference and bench_batch with those figures
+# so they print ours / peer ratios. Skips (exit 0) when the model, Python
 # or the package build is unavailable. REPRO_PEER_VENV overrides the venv folder.
 set -u
 repro=${1:-bin/repro}
@@ -57,7 +58,36 @@ def tg(threads):
         rates.append(128 / (time.perf_counter() - t0))
         L.llama_free(ctx)
     return statistics.median(rates)
-print("%.1f %.1f %.1f %.1f" % (pp(1), pp(2), tg(1), tg(2)))
+def batched(B, threads=2, gen=64):
+    # B sequences of an 8-token prompt each, decoded together: one llama_decode per step with B tokens
+    # (one per sequence id), all logits kept; aggregate generated tokens/s over the whole run, prompts included
+    # (bench_batch.c's protocol)
+    rates = []
+    for _ in range(3):
+        cp = L.llama_context_default_params()
+        cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = 128 * B, 512, 512, B
+        cp.n_threads = cp.n_threads_batch = threads
+        ctx = L.llama_init_from_model(model, cp)
+        batch = L.llama_batch_init(max(8 * B, B), 0, 1)
+        t0 = time.perf_counter()
+        n = 0
+        for i in range(B):
+            for k in range(8):
+                batch.token[n] = (i * 131 + k * 7919 + 11) % vocab; batch.pos[n] = k
+                batch.n_seq_id[n] = 1; batch.seq_id[n][0] = i; batch.logits[n] = k == 7; n += 1
+        batch.n_tokens = n
+        if L.llama_decode(ctx, batch) != 0: sys.exit("batched prefill failed")
+        for step in range(gen):
+            for i in range(B):
+                batch.token[i] = (step * 31 + i * 7 + 5) % vocab; batch.pos[i] = 8 + step
+                batch.n_seq_id[i] = 1; batch.seq_id[i][0] = i; batch.logits[i] = 1
+            batch.n_tokens = B
+            if L.llama_decode(ctx, batch) != 0: sys.exit("batched decode failed")
+        rates.append(B * gen / (time.perf_counter() - t0))
+        L.llama_batch_free(batch)
+        L.llama_free(ctx)
+    return statistics.median(rates)
+print("%.1f %.1f %.1f %.1f %.1f %.1f %.1f %.1f" % (pp(1), pp(2), tg(1), tg(2), batched(1), batched(4), batched(8), batched(16)))
 PY
 ) || { echo "skip: the peer run failed (see $venv/peer-run.log)"; exit 0; }
 set -- $peer
@@ -67,3 +97,5 @@ echo "-- repro, default exact decoding (activations kept at f32 precision):"
 "$build/bench/bench_inference" --peer "$1" "$2" "$3" "$4"
 echo "-- repro, REPRO_INT8_DOT=decode (int8 activations in decoding: llama.cpp's own method for this file):"
 REPRO_INT8_DOT=decode "$build/bench/bench_inference" --peer "$1" "$2" "$3" "$4"
+echo "llama.cpp batched decode (2 threads, 8-token prompts + 64 tokens per sequence): $5 / $6 / $7 / $8 tok/s at 1 / 4 / 8 / 16 sequences"
+[ -x "$build/bench/bench_batch" ] && "$build/bench/bench_batch" --peer "$5" "$6" "$7" "$8"
