@@ -54,4 +54,21 @@ void rp_generate_result_free(rp_generate_result *r);
 rp_status rp_chat_complete(rp_session *s, const rp_chat_msg *msgs, int n, const rp_generate_opts *o, rp_buf *text,
                            size_t *n_prompt, size_t *n_gen, const char **finish);
 
+/* One chat completion of a batch (rp_chat_complete_many): in msgs / n_msgs / o / text (where the answer goes);
+ * out n_prompt, n_gen, finish, and st (RP_OK, or this job's own error, with its message in error). */
+typedef struct rp_chat_job {
+    const rp_chat_msg *msgs;
+    int n_msgs;
+    rp_generate_opts o;
+    rp_buf *text;
+    size_t n_prompt, n_gen;
+    const char *finish;
+    rp_status st;
+    char error[256];
+} rp_chat_job;
+/* rp_chat_complete for n jobs at once with a context of n_ctx each, up to n_slots decoded together
+ * (continuous batching); each job's answer equals what rp_chat_complete on an n_ctx session gives. A job
+ * that cannot run (prompt too long) gets its own st and error; the return value is a failure of the batch. */
+rp_status rp_chat_complete_many(rp_model *m, int n_ctx, rp_chat_job *jobs, int n, int n_slots);
+
 #endif
