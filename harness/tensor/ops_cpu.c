@@ -1,6 +1,10 @@
 /* ops_cpu.c: the fast CPU backend ("cpu"): kernels split over the thread pool, SIMD (simd.h, qdot.h)
  * and OpenBLAS (kept single-threaded: our pool does the splitting, each thread calls sgemm on its slice).
- * Matmul routes by shape: one row (decoding) -> q4_0 / q4_1 / q8_0 weights against 24-bit fixed-point activations
+ * Matmul routes by shape: 1..16 rows whose weights all come with a decode-layout copy (rp_matmul_part.wp,
+ * made at model load: qdot_packed.c) -> the packed kernels with grouped 24-bit activations, four rows per
+ * pass over the weights (decoding, batched decoding of up to 16 sequences, short prompts; every row gets
+ * the arithmetic it would get alone, so batched and single decoding agree bit for bit); otherwise
+ * one row (decoding) -> q4_0 / q4_1 / q8_0 weights against 24-bit fixed-point activations
  * with VNNI (error about 2^-23 of a block's largest value: f32 quality), other types dequantized in
  * registers against f32 activations (exact), which is what makes greedy decoding agree with llama.cpp's
  * f32 path token for token; 2..7 rows -> rows dequantized once, f32 dots; many rows
