@@ -5,7 +5,8 @@
 # tg128 on SmolLM2-135M-Instruct Q4_1 through its low-level C API (1 and 2 threads, medians of 3) and its
 # batched decode (1/4/8/16 sequences, 2 threads), then runs bench_inference and bench_batch with those figures
 # so they print ours / peer ratios. Skips (exit 0) when the model, Python
-# or the package build is unavailable. REPRO_PEER_VENV overrides the venv folder.
+# or the package build is unavailable. REPRO_PEER_VENV overrides the venv folder; REPRO_PEER_BATCH=0 skips
+# llama.cpp's batched decode (minutes on a loaded machine: its 2-thread spin barrier degrades badly there).
 set -u
 repro=${1:-bin/repro}
 case "$repro" in *luajit*) build=build/luajit ;; *) build=build/lua5.4 ;; esac
@@ -93,7 +94,9 @@ def batched(B, threads=2, gen=64):
         L.llama_batch_free(batch)
         L.llama_free(ctx)
     return statistics.median(rates)
-print("%.1f %.1f %.1f %.1f %.1f %.1f %.1f %.1f" % (pp(1), pp(2), tg(1), tg(2), batched(1), batched(4), batched(8), batched(16)))
+import os
+nb = [batched(b) for b in (1, 4, 8, 16)] if os.environ.get("REPRO_PEER_BATCH", "1") != "0" else [0, 0, 0, 0]
+print("%.1f %.1f %.1f %.1f %.1f %.1f %.1f %.1f" % ((pp(1), pp(2), tg(1), tg(2)) + tuple(nb)))
 PY
 ) || { echo "skip: the peer run failed (see $venv/peer-run.log)"; exit 0; }
 set -- $peer
@@ -104,4 +107,5 @@ echo "-- repro, default exact decoding (activations kept at f32 precision):"
 echo "-- repro, REPRO_INT8_DOT=decode (int8 activations in decoding: llama.cpp's own method for this file):"
 REPRO_INT8_DOT=decode "$build/bench/bench_inference" --peer "$1" "$2" "$3" "$4"
 echo "llama.cpp batched decode (2 threads, 8-token prompts + 64 tokens per sequence; AMX repacking off, it crashes on small batches): $5 / $6 / $7 / $8 tok/s at 1 / 4 / 8 / 16 sequences"
-[ -x "$build/bench/bench_batch" ] && "$build/bench/bench_batch" --peer "$5" "$6" "$7" "$8"
+if [ "${REPRO_PEER_BATCH:-1}" = 0 ]; then [ -x "$build/bench/bench_batch" ] && "$build/bench/bench_batch"
+else [ -x "$build/bench/bench_batch" ] && "$build/bench/bench_batch" --peer "$5" "$6" "$7" "$8"; fi
