@@ -138,8 +138,8 @@ int main(int argc, char **argv) {
                 double p = pp(m, s, 512, reps), pc = last_cpu_rate, g = tg(m, s, 128, reps), gc = last_cpu_rate;
                 printf("%d thread%s: pp512 %7.1f tok/s (%4.1f%% of fp32 peak) = %.2fx llama.cpp Q4_1 (%g), %.2fx its F32 (%g)\n", k + 1, k ? "s" : " ",
                        p, 100 * p * fpt / 1e9 / pk[k], p / ref_pp[k], ref_pp[k], p / ref_pp_f32[k], ref_pp_f32[k]);
-                printf("           tg128 %7.1f tok/s (%4.1f%% of read bandwidth) = %.2fx llama.cpp Q4_1 (%g)\n", g, 100 * g * wb / 1e9 / bw[k],
-                       g / ref_tg[k], ref_tg[k]);
+                printf("           tg128 %7.1f tok/s (%4.1f%% of read bandwidth) = %.2fx llama.cpp Q4_1 (%g, %4.1f%% of read bandwidth)\n", g,
+                       100 * g * wb / 1e9 / bw[k], g / ref_tg[k], ref_tg[k], 100 * ref_tg[k] * wb / 1e9 / bw[k]);
                 if (k == 0)   /* one thread: CPU time is what an unshared core would give */
                     printf("           per CPU-second: pp512 %.1f tok/s (%.2fx llama.cpp Q4_1, %.2fx its F32; %.0f%% of fp32 peak), tg128 %.1f tok/s (%.2fx; %.0f%% of read bandwidth)\n",
                            pc, pc / ref_pp[0], pc / ref_pp_f32[0], 100 * pc * fpt / 1e9 / peak1c, gc, gc / ref_tg[0], 100 * gc * wb / 1e9 / bw1c);

@@ -29,6 +29,18 @@ check(t2 == t3, "same seed, same sample")
 local cut = m:generate { tokens = { info.bos }, max_tokens = 200, temperature = 0, stop = { "Lily" } }
 check(cut == "Once upon a time, there was a little girl named ", "stop string cuts before it (got " .. cut .. ")")
 
+-- a list of prompts: decoded together (continuous batching over 2 slots), each equal to its own call
+local prompts = { "Once upon a time", "The cat", "Lily and Tom went to the park", "A" }
+local texts, infos = m:generate { prompt = prompts, max_tokens = 25, temperature = 0, batch = 2 }
+check(#texts == 4 and #infos == 4, "one text and one info per prompt")
+for i, p in ipairs(prompts) do
+  local one, oi = m:generate { prompt = p, max_tokens = 25, temperature = 0 }
+  check(texts[i] == one and #infos[i].tokens == #oi.tokens, "batched prompt " .. i .. " equals its own call")
+end
+local lists = m:generate { tokens = { { info.bos }, { info.bos, 403 } }, max_tokens = 10, temperature = 0.8, seed = 3 }
+check(lists[1] == m:generate { tokens = { info.bos }, max_tokens = 10, temperature = 0.8, seed = 3 }, "token lists, sampled, equal their own calls")
+errors_with(function() m:generate { prompt = { "x", 5 } } end, "prompt[2] must be a string", "bad prompt list entry")
+
 -- tokenize / detokenize
 local ids = m:tokenize("Once upon a time")
 check(ids[1] == info.bos and #ids > 2, "tokenize adds BOS by the model's convention")

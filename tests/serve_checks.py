@@ -156,6 +156,11 @@ check("completions: a list of prompts (text and ids) gives one choice each, same
       text[:300])
 st, ct, text = post("/completions", {"prompt": [[504, 3575], [504]], "max_tokens": 1})
 check("completions: a list of token-id lists", st == 200 and [x["index"] for x in json.loads(text)["choices"]] == [0, 1], text[:200])
+many = ["Once upon a time", "The capital of France is", "def main():", "Once upon a time"]
+st, ct, text = post("/completions", {"prompt": many, "max_tokens": 12, "temperature": 0.9, "seed": 5})
+one = [json.loads(post("/completions", {"prompt": p, "max_tokens": 12, "temperature": 0.9, "seed": 5})[2])["choices"][0]["text"] for p in many]
+check("completions: a list of prompts decoded together equals one request per prompt",
+      st == 200 and [x["text"] for x in json.loads(text)["choices"]] == one, text[:300] + " vs " + str(one))
 st, ct, text = post("/completions", {"prompt": "Count: one, two,", "max_tokens": 16, "stop": [","]})
 check("completions: a stop string ends the text before it", st == 200 and "," not in json.loads(text)["choices"][0]["text"]
       and json.loads(text)["choices"][0]["finish_reason"] == "stop", text[:300])

@@ -92,7 +92,7 @@ static void test_matmul_multi(rp_backend *cpu, rp_backend *ref) {
             for (int p = 0; p < 3; p++) {
                 size_t ldw;
                 ws[p] = make_w(sets[si][p], Ns[p], K, &ldw);
-                parts[p] = (rp_matmul_part){ calloc((size_t)(M * Ns[p]), 4), ws[p], sets[si][p], ldw, Ns[p] };
+                parts[p] = (rp_matmul_part){ calloc((size_t)(M * Ns[p]), 4), ws[p], sets[si][p], ldw, Ns[p], NULL };
                 want[p] = calloc((size_t)(M * Ns[p]), 4);
                 CHECK(rp_ref_matmul(ref, want[p], x, M, K, ws[p], sets[si][p], ldw, Ns[p]) == RP_OK);
             }
@@ -347,8 +347,8 @@ static double case_matmul_multi(rp_backend *be, rp_backend *ref) {
     void *w0 = make_w(RP_Q8_0, N0, K, &l0), *w1 = make_w(RP_F16, N1, K, &l1);
     float *x = randv(M * K, 1.0f), *a = calloc((size_t)(M * (N0 + N1)), 4), *b = calloc((size_t)(M * (N0 + N1)), 4);
     ON_BOTH(a, b, { float *y = up(&dv, NULL, (size_t)(M * (N0 + N1)) * 4);
-              rp_matmul_part parts[2] = { { y, up(&dv, w0, l0 * (size_t)N0), RP_Q8_0, l0, N0 },
-                                          { y + M * N0, up(&dv, w1, l1 * (size_t)N1), RP_F16, l1, N1 } };
+              rp_matmul_part parts[2] = { { y, up(&dv, w0, l0 * (size_t)N0), RP_Q8_0, l0, N0, NULL },
+                                          { y + M * N0, up(&dv, w1, l1 * (size_t)N1), RP_F16, l1, N1, NULL } };
               CHECK(RP_BACKEND_CALL(dv.be, matmul_multi, up(&dv, x, (size_t)(M * K) * 4), M, K, parts, 2) == RP_OK);
               down(&dv, out_, y, (size_t)(M * (N0 + N1)) * 4); });
     double e = rel_err(a, b, M * (N0 + N1));

@@ -165,6 +165,30 @@ static void test_qdot(void) {
                 CHECK(limbs_bad == 0);
                 CHECK_NEAR(rp_q24dot_row(types[ti], buf, &a24, K), exact, 1e-6 * mag);
             }
+            {   /* decode layout (qdot_packed.c): repacked row, grouped limbs, partial last group (18 and 19
+                 * blocks); the fast kernel, the plain-C reference, and two rows at once against the f32 dot */
+                unsigned char pk[1024];
+                static unsigned char mem[2][8192] __attribute__((aligned(64)));
+                CHECK(rp_q24_row_bytes(K) <= sizeof mem[0]);
+                CHECK(rp_packed_repack(types[ti], buf, pk, 1, K, rp_dtype_row_bytes(types[ti], K)) == RP_OK);
+                rp_q24_row g[2];
+                float *xneg = malloc((size_t)K * sizeof *xneg);
+                for (int i = 0; i < K; i++) xneg[i] = -0.5f * x[i];
+                rp_q24_row_carve(&g[0], mem[0], K);
+                rp_q24_row_carve(&g[1], mem[1], K);
+                rp_quantize_row_q24g(x, K, &g[0]);
+                rp_quantize_row_q24g(xneg, K, &g[1]);
+                float y2[2];
+                rp_packed_dot_rows(types[ti], pk, g, 2, K, y2, 1);
+                CHECK_MSG(fabs(y2[0] - exact) <= 1e-6 * mag, "%s K=%d: packed dot %g vs f32 %g", rp_dtype_name(types[ti]), K, y2[0], exact);
+                CHECK_NEAR(y2[1], -0.5 * exact, 1e-6 * mag);
+                CHECK_NEAR(rp_packed_dot_ref(types[ti], pk, &g[0], K), exact, 1e-6 * mag);
+                float y1;
+                rp_packed_dot_rows(types[ti], pk, &g[1], 1, K, &y1, 1);
+                CHECK(y1 == y2[1]);   /* a row's result does not depend on the batch */
+                CHECK(rp_packed_repack(RP_F16, buf, pk, 1, K, 4096) == RP_ERR_UNSUPPORTED);
+                free(xneg);
+            }
         }
         rp_dtype ht[2] = { RP_F16, RP_BF16 };
         for (int ti = 0; ti < 2; ti++) {   /* exact dot for half types, odd tails included */

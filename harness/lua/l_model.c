@@ -6,8 +6,10 @@
  *   m:detokenize(ids [, {special=}]) -> string
  *   m:chat_format({{role=, content=}...} [, {assistant=true}]) -> the conversation in the model's chat template
  *                                      (control tokens as text: tokenize with special=true, bos=false)
- *   m:generate{prompt= | tokens=, max_tokens=, temperature=, top_p=, seed=, stop={...}, chat=}
+ *   m:generate{prompt= | tokens=, max_tokens=, temperature=, top_p=, seed=, stop={...}, chat=, batch=}
  *                                   -> text, {tokens=, n_prompt=, tokens_per_s=, stop_reason=}
+ *       (a list of prompts (strings, or lists of ids with tokens=) -> {text...}, {info...}: decoded together,
+ *        `batch` (default 8) sequences per forward with continuous batching; each equals its own call)
  *       (chat=true wraps prompt in the model's chat template as one user turn; seed default: the run's
  *        "model.generate" stream)
  *   m:score(ids [, from])           -> {lp...}: lp[i] = log p(ids[i+1] | ids[1..i]) for i = from+1 .. #ids-1
@@ -196,16 +198,96 @@ static int l_detokenize(lua_State *L) {
     return 1;
 }
 
+/* The prompt's ids into out: a list of ids (tokens=) or a string (prompt=, chat template when chat). */
+static rp_status prompt_ids(lua_State *L, lmodel *x, int idx, int is_tokens, int chat, rp_tokens *out) {
+    const rp_tokenizer *tok = rp_model_tokenizer(x->m);
+    rp_status st = RP_OK;
+    if (is_tokens) {
+        size_t n;
+        int32_t *t = check_ids(L, idx, x->m, &n);
+        for (size_t i = 0; i < n && st == RP_OK; i++) st = rp_tokens_push(out, t[i]);
+        lua_pop(L, 1);   /* check_ids' userdata */
+        return st;
+    }
+    size_t len;
+    const char *prompt = luaL_checklstring(L, idx, &len);
+    if (chat) {
+        rp_chat_msg msg = { "user", prompt };
+        rp_buf b = { 0 };
+        st = rp_tokenizer_chat_format(tok, &msg, 1, 1, &b);
+        if (st == RP_OK) st = rp_tokenizer_encode(tok, b.data, b.len, RP_TOK_PARSE_SPECIAL | RP_TOK_NO_BOS, out);
+        rp_buf_free(&b);
+    } else {
+        st = rp_tokenizer_encode(tok, prompt, len, RP_TOK_DEFAULT, out);
+    }
+    if (st == RP_OK && out->n == 0) st = rp_tokens_push(out, rp_tokenizer_bos(tok) >= 0 ? rp_tokenizer_bos(tok) : 0);
+    return st;
+}
+
+/* text, {tokens=, n_prompt=, tokens_per_s=, stop_reason=} of one result. */
+static void push_result(lua_State *L, const rp_generate_result *r) {
+    lua_pushlstring(L, r->text.data ? r->text.data : "", r->text.len);
+    lua_createtable(L, 0, 4);
+    push_ids(L, r->tokens.ids, r->tokens.n);
+    lua_setfield(L, -2, "tokens");
+    lua_pushinteger(L, (lua_Integer)r->n_prompt); lua_setfield(L, -2, "n_prompt");
+    lua_pushnumber(L, r->tokens_per_s); lua_setfield(L, -2, "tokens_per_s");
+    lua_pushstring(L, r->stop_reason); lua_setfield(L, -2, "stop_reason");
+}
+
+/* A list of prompts (strings, or lists of ids with tokens=) at the top of the stack, generated together. */
+static int generate_list(lua_State *L, lmodel *x, int is_tokens, int chat, const rp_generate_opts *o, int slots) {
+    int list = lua_gettop(L), n = (int)rp_lua_rawlen(L, list);
+    if (n == 0) { lua_newtable(L); lua_newtable(L); return 2; }
+    rp_tokens *pr = lua_newuserdata(L, (size_t)n * sizeof *pr);   /* freed by the GC */
+    rp_generate_opts *os = lua_newuserdata(L, (size_t)n * sizeof *os);
+    rp_generate_result *res = lua_newuserdata(L, (size_t)n * sizeof *res);
+    memset(pr, 0, (size_t)n * sizeof *pr);
+    memset(res, 0, (size_t)n * sizeof *res);
+    rp_status st = RP_OK;
+    for (int i = 0; i < n && st == RP_OK; i++) {
+        os[i] = *o;
+        lua_rawgeti(L, list, i + 1);
+        if (is_tokens ? !lua_istable(L, -1) : lua_type(L, -1) != LUA_TSTRING) {
+            for (int k = 0; k <= i; k++) rp_tokens_free(&pr[k]);
+            return luaL_error(L, "generate: %s[%d] must be %s", is_tokens ? "tokens" : "prompt", i + 1, is_tokens ? "a list of ids" : "a string");
+        }
+        st = prompt_ids(L, x, lua_gettop(L), is_tokens, chat, &pr[i]);
+        lua_pop(L, 1);
+    }
+    const rp_llama_config *c = rp_model_config(x->m);
+    size_t need = 0;
+    for (int i = 0; i < n; i++) if (pr[i].n > need) need = pr[i].n;
+    need += o->max_tokens > 0 ? (size_t)o->max_tokens : (size_t)c->context_len;
+    int n_ctx = need < (size_t)c->context_len ? (int)need : c->context_len;
+    if (st == RP_OK) st = rp_generate_batch(x->m, pr, n, os, slots, n_ctx, res);
+    for (int i = 0; i < n; i++) rp_tokens_free(&pr[i]);
+    if (st != RP_OK) {
+        for (int i = 0; i < n; i++) rp_generate_result_free(&res[i]);
+        return rp_lua_fail(L, st, "generate");
+    }
+    lua_createtable(L, n, 0);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        push_result(L, &res[i]);
+        lua_rawseti(L, -3, i + 1);
+        lua_rawseti(L, -3, i + 1);
+        rp_generate_result_free(&res[i]);
+    }
+    return 2;
+}
+
 static int l_generate(lua_State *L) {
     lmodel *x = check(L);
-    static const char *const keys[] = { "prompt", "tokens", "max_tokens", "temperature", "top_p", "seed", "stop", "chat", NULL };
+    static const char *const keys[] = { "prompt", "tokens", "max_tokens", "temperature", "top_p", "seed", "stop", "chat", "batch", NULL };
     luaL_checktype(L, 2, LUA_TTABLE);
     rp_lua_check_keys(L, 2, "generate", keys);
-    const rp_tokenizer *tok = rp_model_tokenizer(x->m);
     rp_generate_opts o = { 0 };
     o.max_tokens = (int)rp_lua_field_integer(L, 2, "max_tokens", 128);
     o.temperature = (float)rp_lua_field_number(L, 2, "temperature", 0.0);
     o.top_p = (float)rp_lua_field_number(L, 2, "top_p", 1.0);
+    int slots = (int)rp_lua_field_integer(L, 2, "batch", 8);
+    if (slots < 1 || slots > 64) return luaL_error(L, "generate: batch = %d, expected 1..64", slots);
     lua_getfield(L, 2, "seed");
     o.seed = lua_isnil(L, -1) ? rp_lua_seed(L, "model.generate") : (unsigned long long)rp_lua_checkinteger(L, -1);
     lua_pop(L, 1);
@@ -219,28 +301,20 @@ static int l_generate(lua_State *L) {
         o.n_stop = n;
     } else if (!lua_isnil(L, -1)) return luaL_error(L, "generate: stop must be a list of strings");
     /* the stop table stays on the stack while generating, keeping its strings alive */
-    rp_tokens ids = { 0 };
-    rp_status st = RP_OK;
+    int chat = rp_lua_field_bool(L, 2, "chat", 0);
     lua_getfield(L, 2, "tokens");
-    if (lua_istable(L, -1)) {
-        size_t n;
-        int32_t *t = check_ids(L, lua_gettop(L), x->m, &n);
-        for (size_t i = 0; i < n && st == RP_OK; i++) st = rp_tokens_push(&ids, t[i]);
-    } else {
-        size_t len;
-        const char *prompt = rp_lua_field_string(L, 2, "prompt", "");
-        len = strlen(prompt);
-        if (rp_lua_field_bool(L, 2, "chat", 0)) {
-            rp_chat_msg msg = { "user", prompt };
-            rp_buf b = { 0 };
-            st = rp_tokenizer_chat_format(tok, &msg, 1, 1, &b);
-            if (st == RP_OK) st = rp_tokenizer_encode(tok, b.data, b.len, RP_TOK_PARSE_SPECIAL | RP_TOK_NO_BOS, &ids);
-            rp_buf_free(&b);
-        } else {
-            st = rp_tokenizer_encode(tok, prompt, len, RP_TOK_DEFAULT, &ids);
-        }
-        if (st == RP_OK && ids.n == 0) st = rp_tokens_push(&ids, rp_tokenizer_bos(tok) >= 0 ? rp_tokenizer_bos(tok) : 0);
+    int is_tokens = lua_istable(L, -1);
+    if (!is_tokens) { lua_pop(L, 1); lua_getfield(L, 2, "prompt"); }
+    int is_list = lua_istable(L, -1);
+    if (is_list && is_tokens) {   /* tokens: a list of ids, or a list of such lists */
+        lua_rawgeti(L, -1, 1);
+        is_list = lua_istable(L, -1);
+        lua_pop(L, 1);
     }
+    if (is_list) return generate_list(L, x, is_tokens, chat, &o, slots);
+    if (!is_tokens && lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, ""); }
+    rp_tokens ids = { 0 };
+    rp_status st = prompt_ids(L, x, lua_gettop(L), is_tokens, chat, &ids);
     if (st != RP_OK) { rp_tokens_free(&ids); return rp_lua_fail(L, st, "generate"); }
     rp_session *s = session(L, x);
     rp_session_reset(s);
@@ -248,13 +322,7 @@ static int l_generate(lua_State *L) {
     st = rp_generate(s, ids.ids, ids.n, &o, &r);
     rp_tokens_free(&ids);
     if (st != RP_OK) { rp_generate_result_free(&r); return rp_lua_fail(L, st, "generate"); }
-    lua_pushlstring(L, r.text.data ? r.text.data : "", r.text.len);
-    lua_createtable(L, 0, 4);
-    push_ids(L, r.tokens.ids, r.tokens.n);
-    lua_setfield(L, -2, "tokens");
-    lua_pushinteger(L, (lua_Integer)r.n_prompt); lua_setfield(L, -2, "n_prompt");
-    lua_pushnumber(L, r.tokens_per_s); lua_setfield(L, -2, "tokens_per_s");
-    lua_pushstring(L, r.stop_reason); lua_setfield(L, -2, "stop_reason");
+    push_result(L, &r);
     rp_generate_result_free(&r);
     return 2;
 }

@@ -6,6 +6,7 @@
 #define RP_NN_GENERATE_H
 #include <stddef.h>
 #include <stdint.h>
+#include "model/tokenizer.h"
 #include "nn/llama.h"
 #include "util/buf.h"
 
@@ -36,6 +37,13 @@ typedef struct rp_generate_result {
  * ending where generation starts: then the last cached position is re-run for its logits) and generate. */
 rp_status rp_generate(rp_session *s, const int32_t *prompt, size_t n_prompt, const rp_generate_opts *o,
                       rp_generate_result *r);
+/* Batched generation: out[i] receives the generation after prompts[i] with opts[i] (as rp_generate on a
+ * fresh session would give it), for i in [0, n). Up to n_slots (<= 0: 8) sequences are decoded together,
+ * one forward per token for all of them (rp_session_step); when one finishes its slot takes the next prompt
+ * (continuous batching). Each slot's cache holds n_ctx positions (<= 0: min(context length, 2048)). On an
+ * error the results produced so far stay in out (free every out[i] either way). */
+rp_status rp_generate_batch(rp_model *m, const rp_tokens *prompts, int n, const rp_generate_opts *opts, int n_slots,
+                            int n_ctx, rp_generate_result *out);
 /* Release a result's buffers. */
 void rp_generate_result_free(rp_generate_result *r);
 
@@ -45,5 +53,22 @@ void rp_generate_result_free(rp_generate_result *r);
  * RP_ERR_RANGE. Used by the server and by in-process clients (the SAFE plugin's local backend). */
 rp_status rp_chat_complete(rp_session *s, const rp_chat_msg *msgs, int n, const rp_generate_opts *o, rp_buf *text,
                            size_t *n_prompt, size_t *n_gen, const char **finish);
+
+/* One chat completion of a batch (rp_chat_complete_many): in msgs / n_msgs / o / text (where the answer goes);
+ * out n_prompt, n_gen, finish, and st (RP_OK, or this job's own error, with its message in error). */
+typedef struct rp_chat_job {
+    const rp_chat_msg *msgs;
+    int n_msgs;
+    rp_generate_opts o;
+    rp_buf *text;
+    size_t n_prompt, n_gen;
+    const char *finish;
+    rp_status st;
+    char error[256];
+} rp_chat_job;
+/* rp_chat_complete for n jobs at once with a context of n_ctx each, up to n_slots decoded together
+ * (continuous batching); each job's answer equals what rp_chat_complete on an n_ctx session gives. A job
+ * that cannot run (prompt too long) gets its own st and error; the return value is a failure of the batch. */
+rp_status rp_chat_complete_many(rp_model *m, int n_ctx, rp_chat_job *jobs, int n, int n_slots);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tensor/qdot.h"
 #include "tensor/quant.h"
 
 static rp_status keep_storage(rp_model *m, rp_storage *st) {
@@ -37,6 +38,23 @@ static rp_status get_weight(rp_model *m, const char *name, rp_tensor *out) {
     RP_TRY(keep_storage(m, st));
     RP_TRY(rp_tensor_init_view(out, st, 0, w->dtype, w->ndim, w->shape));
     if (!m->be->ops->host_memory) RP_TRY(rp_tensor_copy_in(out, 0, w->data, w->nbytes));
+    return RP_OK;
+}
+
+/* The weight t repacked into the CPU decode layout (qdot.h) in a host buffer of its own, when the backend
+ * computes on host memory with VNNI and t's dtype has that layout; *out stays NULL otherwise (or with
+ * REPRO_PACKED=0, to compare against the plain layout). Costs a second copy of the weight's bytes. */
+static rp_status get_packed(rp_model *m, const rp_tensor *t, const void **out) {
+    *out = NULL;
+    const char *e = getenv("REPRO_PACKED");
+    if (!m->be->ops->host_memory || !rp_packed_fast() || !rp_packed_supported(t->dtype) || t->ndim != 2 || (e && !strcmp(e, "0")))
+        return RP_OK;
+    size_t ldw = (size_t)t->stride[0];
+    rp_storage *st;
+    RP_TRY(rp_storage_new(m->be, ldw * (size_t)t->shape[0], &st));
+    RP_TRY(keep_storage(m, st));
+    RP_TRY(rp_packed_repack(t->dtype, rp_tensor_data(t), st->data, t->shape[0], t->shape[1], ldw));
+    *out = st->data;
     return RP_OK;
 }
 
@@ -92,6 +110,9 @@ rp_status rp_model_new(const rp_model_file *f, rp_backend *be, rp_model **out) {
         W(w_gate, "blk.%d.ffn_gate.weight");
         W(w_up, "blk.%d.ffn_up.weight");
         W(w_down, "blk.%d.ffn_down.weight");
+        const rp_tensor *ws[7] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
+        const void **ps[7] = { &L->pq, &L->pk, &L->pv, &L->po, &L->p_gate, &L->p_up, &L->p_down };
+        for (int i = 0; i < 7; i++) if ((st = get_packed(m, ws[i], ps[i]))) goto fail;
     }
 #undef W
     if ((st = get_weight(m, "token_embd.weight", &m->tok_embd))) goto fail;
@@ -99,6 +120,7 @@ rp_status rp_model_new(const rp_model_file *f, rp_backend *be, rp_model **out) {
     if ((st = get_norm(m, "output_norm.weight", &m->out_norm))) goto fail;
     if (c->tied_embeddings) m->output = m->tok_embd;
     else if ((st = get_weight(m, "output.weight", &m->output))) goto fail;
+    if ((st = get_packed(m, &m->output, &m->p_output))) goto fail;
     *out = m;
     return RP_OK;
 fail:

@@ -78,6 +78,12 @@ typedef enum rp_logits_mode { RP_LOGITS_NONE, RP_LOGITS_LAST, RP_LOGITS_ALL } rp
  * the output norm): hidden[(l · T + t) · C + c] for l in [0, L], so (L+1)·T·C floats (T <= n_batch). */
 rp_status rp_session_forward(rp_session *s, const int32_t *tokens, int64_t T, rp_logits_mode mode, float *logits,
                              float *hidden);
+/* Batched decoding: one forward over n sequences at once, each a session of its own (own cache, any
+ * length): tokens[t] is appended to seqs[t] at its next position, and logits (host, may be NULL) receives
+ * the n rows of next-token logits [n, V]. s is a work session (same model) with n_batch and n_logits >= n
+ * whose cache is not used. Each row's arithmetic is that of a one-sequence forward of the same token, so
+ * results equal rp_session_forward's (on the CPU backend: bit for bit). Host-memory backends only. */
+rp_status rp_session_step(rp_session *s, rp_session *const *seqs, const int32_t *tokens, int n, float *logits);
 /* The logits of the last forward call as a tensor view [rows, V] on the session's backend buffer (rows 0
  * when it asked for none); valid until the next call. Read it with rp_tensor_copy_out. */
 const rp_tensor *rp_session_logits(const rp_session *s, int64_t *rows);

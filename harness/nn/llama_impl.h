@@ -12,6 +12,8 @@ typedef struct rp_layer {
     rp_tensor attn_norm, ffn_norm;                     /* [C] f32 */
     rp_tensor wq, wk, wv, wo;                          /* [C,C] [Hkv·D,C] [Hkv·D,C] [C,C] */
     rp_tensor w_gate, w_up, w_down;                    /* [F,C] [F,C] [C,F] */
+    /* the same weights in the CPU decode layout (tensor/qdot.h rp_packed_*), made at load; NULL when none */
+    const void *pq, *pk, *pv, *po, *p_gate, *p_up, *p_down;
 } rp_layer;
 
 struct rp_model {
@@ -23,6 +25,7 @@ struct rp_model {
     rp_layer *layers;               /* [L] */
     rp_tensor tok_embd, output;     /* [V,C] each; output is tok_embd's view when tied */
     rp_tensor out_norm;             /* [C] f32 */
+    const void *p_output;           /* output (or tied tok_embd) in the decode layout, or NULL */
     unsigned char *skip;            /* [L] */
     rp_storage **storages;          /* the buffers the views above live in: wrapped file bytes, norms */
     int n_storages, cap_storages;
@@ -48,6 +51,7 @@ struct rp_session {
     float *host_logits;             /* host [V]: what generation samples from */
     int32_t *host_pos;              /* host [n_batch]: positions before they are copied in */
     const struct rp_pack *pack;     /* set only during a packed forward (pack.c): positions and attention segments */
+    rp_session *const *seqs;        /* set only during rp_session_step: row t belongs to seqs[t] (its own cache) */
 };
 
 #endif

@@ -7,7 +7,9 @@
  * keys and values sit in kc / vc.
  * The forward pass is split at one seam: forward_piece() runs the layers over rows whose positions are
  * in s->pos (embed -> layers -> final residual in s->x); a packed multi-sequence forward (block-diagonal
- * causal mask) would replace the attention call there and keep everything else. */
+ * causal mask) would replace the attention call there and keep everything else. rp_session_step uses the
+ * same seam for a batch of sequences with caches of their own: one row each, keys and values staged in
+ * att / xb2 and copied into each sequence's cache, attention per row. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,13 +114,37 @@ int rp_session_n_ctx(const rp_session *s) { return s->n_ctx; }
 /* The model. */
 rp_model *rp_session_model(const rp_session *s) { return s->m; }
 
-static rp_status mm(rp_backend *be, float *y, const float *x, int64_t T, int64_t K, const rp_tensor *w, int64_t N) {
-    return RP_BACKEND_CALL(be, matmul, y, x, T, K, rp_tensor_data(w), w->dtype, (size_t)w->stride[0], N);
+static rp_matmul_part part(float *y, const rp_tensor *w, const void *wp, int64_t N) {
+    rp_matmul_part p = { y, rp_tensor_data(w), w->dtype, (size_t)w->stride[0], N, wp };
+    return p;
 }
 
-static rp_matmul_part part(float *y, const rp_tensor *w, int64_t N) {
-    rp_matmul_part p = { y, rp_tensor_data(w), w->dtype, (size_t)w->stride[0], N };
-    return p;
+/* y[T,N] = x[T,K] · wᵀ, with w's decode-layout copy wp (may be NULL) offered to the backend. */
+static rp_status mm(rp_backend *be, float *y, const float *x, int64_t T, int64_t K, const rp_tensor *w, const void *wp, int64_t N) {
+    if (!wp) return RP_BACKEND_CALL(be, matmul, y, x, T, K, rp_tensor_data(w), w->dtype, (size_t)w->stride[0], N);
+    rp_matmul_part p = part(y, w, wp, N);
+    return RP_BACKEND_CALL(be, matmul_multi, x, T, K, &p, 1);
+}
+
+/* A multi-sequence step (s->seqs set): row t's key and value (staged in kst / vst, [T, kvd]) go into the
+ * cache of seqs[t] at its position, then row t attends over that sequence's cache alone. Host memory only
+ * (rp_session_step checks it): the rows are copied with memcpy. */
+static rp_status step_attention(rp_session *s, int l, int64_t T, const float *q, const float *kst, const float *vst, float scale) {
+    rp_backend *be = s->m->be;
+    const rp_llama_config *c = &s->m->cfg;
+    const int64_t C = c->dim, D = c->head_dim, kvd = (int64_t)c->n_head_kv * D;
+    for (int64_t t = 0; t < T; t++) {
+        rp_session *r = s->seqs[t];
+        size_t at = ((size_t)l * r->n_ctx + (size_t)r->n_past) * (size_t)kvd;
+        memcpy(F(r->kc) + at, kst + t * kvd, (size_t)kvd * sizeof(float));
+        memcpy(F(r->vc) + at, vst + t * kvd, (size_t)kvd * sizeof(float));
+    }
+    for (int64_t t = 0; t < T; t++) {
+        rp_session *r = s->seqs[t];
+        size_t base = (size_t)l * r->n_ctx * (size_t)kvd;
+        CALL(attention, F(s->att) + t * C, q + t * C, F(r->kc) + base, F(r->vc) + base, 1, r->n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
+    }
+    return RP_OK;
 }
 
 /* The layers over the T rows now in s->x at positions s->pos (the seam for other masks); hidden (host)
@@ -138,19 +164,21 @@ static rp_status layers(rp_session *s, int64_t T, float *hidden) {
         const rp_layer *L = &m->layers[l];
         float *kl = F(s->kc) + ((size_t)l * s->n_ctx) * kvd, *vl = F(s->vc) + ((size_t)l * s->n_ctx) * kvd;
         CALL(rmsnorm, xb, x, F(L->attn_norm), T, C, c->norm_eps);
-        rp_matmul_part qkv[3] = { part(q, &L->wq, C), part(kl + n_past * kvd, &L->wk, kvd), part(vl + n_past * kvd, &L->wv, kvd) };
+        float *kn = s->seqs ? att : kl + n_past * kvd, *vn = s->seqs ? xb2 : vl + n_past * kvd;   /* this piece's keys, values */
+        rp_matmul_part qkv[3] = { part(q, &L->wq, L->pq, C), part(kn, &L->wk, L->pk, kvd), part(vn, &L->wv, L->pv, kvd) };
         CALL(matmul_multi, xb, T, C, qkv, 3);
         CALL(rope, q, T, c->n_head, (int)D, c->rope_dim, pos, c->rope_base, c->rope_neox);
-        CALL(rope, kl + n_past * kvd, T, c->n_head_kv, (int)D, c->rope_dim, pos, c->rope_base, c->rope_neox);
-        if (s->pack) RP_TRY(rp_pack_attention(s, kl, vl, scale));   /* packed: segment by segment */
+        CALL(rope, kn, T, c->n_head_kv, (int)D, c->rope_dim, pos, c->rope_base, c->rope_neox);
+        if (s->seqs) RP_TRY(step_attention(s, l, T, q, kn, vn, scale));   /* one row per sequence */
+        else if (s->pack) RP_TRY(rp_pack_attention(s, kl, vl, scale));   /* packed: segment by segment */
         else CALL(attention, att, q, kl, vl, T, n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
-        RP_TRY(mm(be, xb2, att, T, C, &L->wo, C));
+        RP_TRY(mm(be, xb2, att, T, C, &L->wo, L->po, C));
         CALL(add, x, x, xb2, T * C);
         CALL(rmsnorm, xb, x, F(L->ffn_norm), T, C, c->norm_eps);
-        rp_matmul_part gate_up[2] = { part(hb, &L->w_gate, F), part(hb2, &L->w_up, F) };
+        rp_matmul_part gate_up[2] = { part(hb, &L->w_gate, L->p_gate, F), part(hb2, &L->w_up, L->p_up, F) };
         CALL(matmul_multi, xb, T, C, gate_up, 2);
         CALL(swiglu, hb, hb, hb2, T * F);
-        RP_TRY(mm(be, xb2, hb, T, F, &L->w_down, C));
+        RP_TRY(mm(be, xb2, hb, T, F, &L->w_down, L->p_down, C));
         CALL(add, x, x, xb2, T * C);
     }
     if (hidden) RP_TRY(rp_tensor_copy_out(&s->x, 0, hidden + (size_t)c->n_layer * T * C, (size_t)(T * C) * sizeof(float)));
@@ -173,11 +201,11 @@ static rp_status forward_piece(rp_session *s, const int32_t *tokens, int64_t T, 
     s->logit_rows = 0;
     if (mode == RP_LOGITS_LAST) {
         CALL(rmsnorm, F(s->xb), F(s->x) + (T - 1) * C, F(m->out_norm), 1, C, c->norm_eps);
-        RP_TRY(mm(be, F(s->logits), F(s->xb), 1, C, &m->output, V));
+        RP_TRY(mm(be, F(s->logits), F(s->xb), 1, C, &m->output, m->p_output, V));
         s->logit_rows = 1;
     } else if (mode == RP_LOGITS_ALL) {
         CALL(rmsnorm, F(s->xb), F(s->x), F(m->out_norm), T, C, c->norm_eps);
-        RP_TRY(mm(be, F(s->logits), F(s->xb), T, C, &m->output, V));
+        RP_TRY(mm(be, F(s->logits), F(s->xb), T, C, &m->output, m->p_output, V));
         s->logit_rows = T;
     }
     return RP_OK;
@@ -201,6 +229,38 @@ rp_status rp_session_forward(rp_session *s, const int32_t *tokens, int64_t T, rp
     }
     if (logits && s->logit_rows)
         RP_TRY(rp_tensor_copy_out(&s->logits, 0, logits, (size_t)(s->logit_rows * s->m->cfg.vocab) * sizeof(float)));
+    return RP_OK;
+}
+
+/* One decoding step of n sequences together (see llama.h). */
+rp_status rp_session_step(rp_session *s, rp_session *const *seqs, const int32_t *tokens, int n, float *logits) {
+    rp_model *m = s->m;
+    rp_backend *be = m->be;
+    const rp_llama_config *c = &m->cfg;
+    const int64_t C = c->dim, V = c->vocab;
+    if (n <= 0 || n > s->n_batch || n > s->n_logits)
+        return rp_fail(RP_ERR_INVAL, "step: %d sequences for a work session of %d rows (%d logit rows)", n, s->n_batch, s->n_logits);
+    if (!be->ops->host_memory) return rp_fail(RP_ERR_UNSUPPORTED, "step: batched decoding needs a host-memory backend, not %s", be->name);
+    for (int t = 0; t < n; t++) {
+        const rp_session *r = seqs[t];
+        if (r->m != m) return rp_fail(RP_ERR_INVAL, "step: sequence %d belongs to another model", t);
+        if (r->n_past >= r->n_ctx) return rp_fail(RP_ERR_RANGE, "step: sequence %d is full (%d positions)", t, r->n_ctx);
+        if (r == s) return rp_fail(RP_ERR_INVAL, "step: sequence %d is the work session itself", t);
+        for (int u = 0; u < t; u++) if (seqs[u] == r) return rp_fail(RP_ERR_INVAL, "step: sequences %d and %d are the same session", u, t);
+        s->host_pos[t] = (int32_t)r->n_past;
+    }
+    RP_TRY(rp_tensor_copy_in(&s->ids, 0, tokens, (size_t)n * sizeof(int32_t)));
+    RP_TRY(rp_tensor_copy_in(&s->pos, 0, s->host_pos, (size_t)n * sizeof(int32_t)));
+    CALL(embed, F(s->x), rp_tensor_data(&m->tok_embd), m->tok_embd.dtype, (size_t)m->tok_embd.stride[0], V, C, I(s->ids), n);
+    s->seqs = seqs;
+    rp_status st = layers(s, n, NULL);
+    s->seqs = NULL;
+    RP_TRY(st);
+    for (int t = 0; t < n; t++) seqs[t]->cached[seqs[t]->n_past++] = tokens[t];
+    CALL(rmsnorm, F(s->xb), F(s->x), F(m->out_norm), n, C, c->norm_eps);
+    RP_TRY(mm(be, F(s->logits), F(s->xb), n, C, &m->output, m->p_output, V));
+    s->logit_rows = n;
+    if (logits) RP_TRY(rp_tensor_copy_out(&s->logits, 0, logits, (size_t)n * (size_t)V * sizeof(float)));
     return RP_OK;
 }
 

@@ -118,8 +118,7 @@ static int complete(rp_server *s, const rp_httpd_request *req, rp_httpd_response
         snprintf(rid.id, sizeof rid.id, "%s-%lu-%lu", chat ? "chatcmpl" : "cmpl", req->conn_id, req->req_index);
         if (q.stream) rc = stream_jobs(s, req, &q, jobs, &rid);
         else {
-            rp_status st = RP_OK;
-            for (size_t i = 0; st == RP_OK && i < q.n_prompts; i++) st = rp_serve_engine_run(s->engine, &jobs[i]);
+            rp_status st = rp_serve_engine_run_many(s->engine, jobs, q.n_prompts);
             if (st != RP_OK) rc = fail(r, (rp_serve_error_set(&err, st == RP_ERR_RANGE ? 400 : 500, st == RP_ERR_RANGE ?
                                            "invalid_request_error" : "server_error", NULL, "%s", rp_errmsg()), &err));
             else {

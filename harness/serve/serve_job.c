@@ -1,4 +1,5 @@
-/* serve_job.c: the engine behind `repro serve` (serve_job.h): one session, one job at a time under a mutex.
+/* serve_job.c: the engine behind `repro serve` (serve_job.h): one session, one job at a time under a mutex;
+ * the prompts of one request that only generate are decoded together (rp_generate_batch).
  * Scoring (echo, logprobs) runs the model over the tokens with every position's logits, in pieces of at most
  * SCORE_CHUNK positions, reusing whatever prefix of the tokens the session's cache already holds (choices of
  * a multiple-choice question share their context, so each pays for its own tokens only). Generation starts
@@ -103,6 +104,14 @@ static rp_status score_range(rp_serve_engine *e, const int32_t *toks, size_t n, 
     return st;
 }
 
+/* finish and n_completion from the generation's result; the generated count (end-of-generation included). */
+static size_t finish_job(rp_serve_job *j) {
+    const char *why = j->out.stop_reason;
+    j->finish = why && (!strcmp(why, "max_tokens") || !strcmp(why, "context")) ? "length" : "stop";
+    j->n_completion = j->out.tokens.n + (j->out.eog_token >= 0);
+    return j->n_completion;
+}
+
 /* The job under the lock: echo scoring, generation, then the generated tokens' scores. */
 static rp_status run_locked(rp_serve_engine *e, rp_serve_job *j) {
     rp_session *s = e->session;
@@ -124,10 +133,7 @@ static rp_status run_locked(rp_serve_engine *e, rp_serve_job *j) {
     size_t fed = j->echo ? j->n_prompt - 1 : 0;
     if (j->echo) RP_TRY(rp_session_truncate(s, (int64_t)fed));
     RP_TRY(rp_generate(s, j->prompt + fed, j->n_prompt - fed, &go, &j->out));
-    const char *why = j->out.stop_reason;
-    j->finish = why && (!strcmp(why, "max_tokens") || !strcmp(why, "context")) ? "length" : "stop";
-    size_t n_gen = j->out.tokens.n + (j->out.eog_token >= 0);
-    j->n_completion = n_gen;
+    size_t n_gen = finish_job(j);
     if (j->logprobs < 0 || n_gen == 0) return RP_OK;
     /* generated tokens' scores (the end-of-generation token too): teacher-forced over prompt + generated,
      * from the last prompt position */
@@ -152,6 +158,41 @@ rp_status rp_serve_engine_run(rp_serve_engine *e, rp_serve_job *j) {
     rp_status st = run_locked(e, j);
     if (st != RP_OK) rp_session_reset(e->session);      /* a failed job leaves no half-written cache behind */
     pthread_mutex_unlock(&e->mu);
+    return st;
+}
+
+/* Run n jobs (see serve_job.h): plain generations (no echo, no logprobs, no streaming) are decoded together. */
+rp_status rp_serve_engine_run_many(rp_serve_engine *e, rp_serve_job *jobs, size_t n) {
+    int plain = n > 1;
+    for (size_t i = 0; i < n; i++) {
+        RP_TRY(rp_serve_engine_check(e, &jobs[i], NULL));
+        plain &= !jobs[i].echo && jobs[i].logprobs < 0 && !jobs[i].gen.on_text && jobs[i].max_tokens > 0;
+    }
+    if (!plain) {
+        for (size_t i = 0; i < n; i++) RP_TRY(rp_serve_engine_run(e, &jobs[i]));
+        return RP_OK;
+    }
+    rp_tokens *pr = calloc(n, sizeof *pr);
+    rp_generate_opts *go = calloc(n, sizeof *go);
+    rp_generate_result *res = calloc(n, sizeof *res);
+    rp_status st = pr && go && res ? RP_OK : rp_fail(RP_ERR_NOMEM, "serve: out of memory");
+    int n_ctx = 1;
+    for (size_t i = 0; st == RP_OK && i < n; i++) {
+        pr[i] = (rp_tokens){ (int32_t *)jobs[i].prompt, jobs[i].n_prompt, jobs[i].n_prompt };   /* borrowed, not freed */
+        go[i] = jobs[i].gen;
+        go[i].max_tokens = jobs[i].max_tokens;
+        if ((int)jobs[i].n_prompt + jobs[i].max_tokens > n_ctx) n_ctx = (int)jobs[i].n_prompt + jobs[i].max_tokens;
+    }
+    if (st == RP_OK) {
+        pthread_mutex_lock(&e->mu);
+        st = rp_generate_batch(rp_session_model(e->session), pr, (int)n, go, (int)(n < 16 ? n : 16), n_ctx, res);
+        pthread_mutex_unlock(&e->mu);
+    }
+    for (size_t i = 0; res && i < n; i++) {
+        if (st == RP_OK) { jobs[i].out = res[i]; finish_job(&jobs[i]); }
+        else rp_generate_result_free(&res[i]);
+    }
+    free(pr); free(go); free(res);
     return st;
 }
 

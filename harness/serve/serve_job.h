@@ -57,6 +57,10 @@ int rp_serve_engine_n_ctx(const rp_serve_engine *e);
 rp_status rp_serve_engine_check(const rp_serve_engine *e, const rp_serve_job *j, int *max_tokens_room);
 /* Run one job to completion (blocking; thread-safe): fills j->out, j->finish and j->lp. */
 rp_status rp_serve_engine_run(rp_serve_engine *e, rp_serve_job *j);
+/* Run n jobs of one request: when there are several and none echoes, asks for logprobs or streams, they are
+ * decoded together (rp_generate_batch: up to 16 per forward; each result equals its rp_serve_engine_run),
+ * else one after another. */
+rp_status rp_serve_engine_run_many(rp_serve_engine *e, rp_serve_job *jobs, size_t n);
 /* Release a job's results (not its borrowed prompt). */
 void rp_serve_job_free(rp_serve_job *j);
 

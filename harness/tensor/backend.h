@@ -30,9 +30,11 @@ typedef enum rp_op {
     RP_OP_COUNT
 } rp_op;
 
-/* One of several matmuls that share their input (matmul_multi): y[M,N] = x · W[N,K]ᵀ. */
+/* One of several matmuls that share their input (matmul_multi): y[M,N] = x · W[N,K]ᵀ. wp, when not NULL, is
+ * the same weight in the CPU decode layout (tensor/qdot.h rp_packed_*, same ldw), which backends may use
+ * for few-row (decoding) calls and otherwise ignore. */
 #define RP_MATMUL_MAX_PARTS 4
-typedef struct rp_matmul_part { float *y; const void *w; rp_dtype wt; size_t ldw; int64_t N; } rp_matmul_part;
+typedef struct rp_matmul_part { float *y; const void *w; rp_dtype wt; size_t ldw; int64_t N; const void *wp; } rp_matmul_part;
 
 typedef struct rp_backend_ops {
     /* 1 when buffers are plain host memory (host bytes may be wrapped as buffers, copies are memcpy). */

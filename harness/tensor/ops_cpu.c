@@ -1,6 +1,10 @@
 /* ops_cpu.c: the fast CPU backend ("cpu"): kernels split over the thread pool, SIMD (simd.h, qdot.h)
  * and OpenBLAS (kept single-threaded: our pool does the splitting, each thread calls sgemm on its slice).
- * Matmul routes by shape: one row (decoding) -> q4_0 / q4_1 / q8_0 weights against 24-bit fixed-point activations
+ * Matmul routes by shape: 1..16 rows whose weights all come with a decode-layout copy (rp_matmul_part.wp,
+ * made at model load: qdot_packed.c) -> the packed kernels with grouped 24-bit activations, four rows per
+ * pass over the weights (decoding, batched decoding of up to 16 sequences, short prompts; every row gets
+ * the arithmetic it would get alone, so batched and single decoding agree bit for bit); otherwise
+ * one row (decoding) -> q4_0 / q4_1 / q8_0 weights against 24-bit fixed-point activations
  * with VNNI (error about 2^-23 of a block's largest value: f32 quality), other types dequantized in
  * registers against f32 activations (exact), which is what makes greedy decoding agree with llama.cpp's
  * f32 path token for token; 2..7 rows -> rows dequantized once, f32 dots; many rows
@@ -25,6 +29,7 @@
 
 #define MAX_THREADS 64
 #define SMALL_M 8            /* below this many rows a matmul is done row by row (no dequantized tiles) */
+#define PACKED_M 16          /* up to this many rows (a decoding step of that many sequences) use the decode layout */
 #define TILE_BYTES (2u << 20) /* f32 bytes of a dequantized weight tile handed to sgemm */
 #define ATT_QB 64            /* query rows per attention task */
 
@@ -80,6 +85,7 @@ typedef struct mm_job {
     const rp_q8_row *aq;   /* M quantized activation rows (int8 path) */
     const float *xsum;     /* block sums of x (exact single-row path) */
     const rp_q24_row *a24; /* 24-bit activation row (exact-quality integer path for q4_0 / q4_1) */
+    const rp_q24_row *ag;  /* M grouped 24-bit activation rows (parts in the decode layout) */
     int failed;
 } mm_job;
 
@@ -101,7 +107,9 @@ static void mm_small_task(void *ctx, int ith, int nth, int thread) {
         const rp_matmul_part *pt = &j->parts[p];
         const char *w = pt->w;
         int64_t n0 = (r0 > a ? r0 : a) - a, n1 = (r1 < b ? r1 : b) - a, N = pt->N;
-        if (j->aq) {
+        if (j->ag) {
+            for (int64_t n = n0; n < n1; n++) rp_packed_dot_rows(pt->wt, (const char *)pt->wp + (size_t)n * pt->ldw, j->ag, (int)j->M, j->K, pt->y + n, N);
+        } else if (j->aq) {
             for (int64_t n = n0; n < n1; n++)
                 for (int64_t m = 0; m < j->M; m++)
                     pt->y[m * N + n] = rp_qdot_row(pt->wt, w + (size_t)n * pt->ldw, &j->aq[m], j->K);
@@ -155,7 +163,7 @@ static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int
     if (M <= 0) return RP_OK;
     if (K > INT32_MAX || M > INT32_MAX) return rp_fail(RP_ERR_RANGE, "matmul: dimension over 2^31");
     mm_job j = { .be = be, .x = x, .M = M, .K = K, .parts = parts, .nparts = n };
-    int all_fdot = 1, all_qdot = 1, all_q24 = 1;
+    int all_fdot = 1, all_qdot = 1, all_q24 = 1, all_packed = 1;
     for (int p = 0; p < n; p++) {
         rp_dtype wt = parts[p].wt;
         if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul: weight dtype %s not supported", rp_dtype_name(wt));
@@ -165,11 +173,24 @@ static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int
         all_fdot &= wt != RP_F32 && rp_fdot_supported(wt);
         all_qdot &= rp_qdot_supported(wt);
         all_q24 &= rp_q24dot_supported(wt);
+        all_packed &= parts[p].wp != NULL && rp_packed_supported(wt);
     }
     j.row0[n] = j.R;
     cpu_impl *imp = impl_of(be);
-    if (M < SMALL_M) {
-        int use8 = imp->int8_dot == 2 || (imp->int8_dot == 1 && M == 1);
+    int use8 = imp->int8_dot == 2 || (imp->int8_dot == 1 && M == 1);
+    if (M <= PACKED_M && all_packed && !(use8 && all_qdot) && K % 32 == 0) {
+        /* decoding: every part in the decode layout, each row's activations in grouped 24-bit limbs */
+        size_t rb = (rp_q24_row_bytes(K) + 63) & ~(size_t)63, hdr = ((size_t)M * sizeof(rp_q24_row) + 63) & ~(size_t)63;
+        char *p = scratch_get(&imp->act, hdr + (size_t)M * rb);
+        if (!p) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");
+        rp_q24_row *rows = (rp_q24_row *)p;
+        for (int64_t m = 0; m < M; m++) {
+            rp_q24_row_carve(&rows[m], p + hdr + (size_t)m * rb, K);
+            rp_quantize_row_q24g(x + m * K, K, &rows[m]);
+        }
+        j.ag = rows;
+        rp_pool_run(be->pool, mm_small_task, &j, tasks_for(be, (double)M * j.R * K, j.R / 32 + 1, 4));
+    } else if (M < SMALL_M) {
         if (M == 1 && !use8 && all_q24 && K % 32 == 0) {
             size_t nb = (size_t)(K / 32);
             char *p = scratch_get(&imp->act, nb * 3 * sizeof(float) + 3 * (size_t)K + 64);
@@ -219,7 +240,7 @@ static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int
 
 static rp_status cpu_matmul(rp_backend *be, float *y, const float *x, int64_t M, int64_t K, const void *w, rp_dtype wt,
                             size_t w_row_bytes, int64_t N) {
-    rp_matmul_part part = { y, w, wt, w_row_bytes, N };
+    rp_matmul_part part = { y, w, wt, w_row_bytes, N, NULL };
     return cpu_matmul_multi(be, x, M, K, &part, 1);
 }
 

@@ -13,6 +13,12 @@
 /* Whether the int8 dot handles t. */
 int rp_qdot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == RP_Q8_0; }
 
+/* Byte offset of elements [16h, 16h + 16) of block b in a limb array: natural order, or grouped (four
+ * blocks' first halves, then their second halves: the lanes of the decode layout). */
+static inline size_t q24_off(int64_t b, int h, int grouped) {
+    return grouped ? (size_t)((b / 4) * 128 + h * 64 + (b % 4) * 16) : (size_t)(b * 32 + h * 16);
+}
+
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -180,8 +186,8 @@ float rp_q24dot_row(rp_dtype t, const void *w, const rp_q24_row *a, int64_t n) {
     return t == RP_Q4_1 ? q24dot_q4(w, 1, a, n / 32) : q24dot_q4(w, 0, a, n / 32);
 }
 
-/* 24-bit activations, 16 values at a time. */
-void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r) {
+/* 24-bit activations, 16 values at a time; grouped: the limb order of the decode layout (qdot_packed.c). */
+static void quantize_q24(const float *x, int64_t n, rp_q24_row *r, int grouped) {
     int64_t nb = n / 32;
     r->nb = nb;
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
@@ -197,9 +203,10 @@ void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r) {
             __m512i X = _mm512_cvtps_epi32(_mm512_mul_ps(h ? v1 : v0, _mm512_set1_ps(id)));
             X = _mm512_max_epi32(_mm512_min_epi32(X, lim), nlim);
             x2sum += _mm512_reduce_add_epi32(_mm512_srai_epi32(X, 16));
-            _mm_storeu_si128((__m128i *)(r->x0 + b * 32 + h * 16), _mm512_cvtepi32_epi8(_mm512_and_si512(X, byte)));
-            _mm_storeu_si128((__m128i *)(r->x1 + b * 32 + h * 16), _mm512_cvtepi32_epi8(_mm512_and_si512(_mm512_srai_epi32(X, 8), byte)));
-            _mm_storeu_si128((__m128i *)(r->x2 + b * 32 + h * 16), _mm512_cvtepi32_epi8(_mm512_srai_epi32(X, 16)));
+            size_t o = q24_off(b, h, grouped);
+            _mm_storeu_si128((__m128i *)(r->x0 + o), _mm512_cvtepi32_epi8(_mm512_and_si512(X, byte)));
+            _mm_storeu_si128((__m128i *)(r->x1 + o), _mm512_cvtepi32_epi8(_mm512_and_si512(_mm512_srai_epi32(X, 8), byte)));
+            _mm_storeu_si128((__m128i *)(r->x2 + o), _mm512_cvtepi32_epi8(_mm512_srai_epi32(X, 16)));
         }
         r->x2sum[b] = (float)x2sum;
     }
@@ -218,8 +225,8 @@ float rp_q24dot_row(rp_dtype t, const void *w, const rp_q24_row *a, int64_t n) {
     }
     return r;
 }
-/* 24-bit activations (plain C). */
-void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r) {
+/* 24-bit activations (plain C); grouped: the limb order of the decode layout (qdot_packed.c). */
+static void quantize_q24(const float *x, int64_t n, rp_q24_row *r, int grouped) {
     r->nb = n / 32;
     for (int64_t b = 0; b < r->nb; b++, x += 32) {
         float amax = 0, sum = 0;
@@ -231,10 +238,11 @@ void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r) {
         for (int i = 0; i < 32; i++) {
             long X = lrintf(x[i] * id);
             X = X > 8388607 ? 8388607 : X < -8388607 ? -8388607 : X;
-            r->x0[b * 32 + i] = (uint8_t)(X & 255);
-            r->x1[b * 32 + i] = (uint8_t)((X >> 8) & 255);
-            r->x2[b * 32 + i] = (int8_t)(X >> 16);
-            x2sum += r->x2[b * 32 + i];
+            size_t o = q24_off(b, i / 16, grouped) + (size_t)(i % 16);
+            r->x0[o] = (uint8_t)(X & 255);
+            r->x1[o] = (uint8_t)((X >> 8) & 255);
+            r->x2[o] = (int8_t)(X >> 16);
+            x2sum += r->x2[o];
         }
         r->x2sum[b] = (float)x2sum;
     }
@@ -422,3 +430,40 @@ void rp_quantize_row_q8_fast(const float *x, int64_t n, rp_q8_row *r) { rp_quant
 /* Row dequantization (plain C). */
 void rp_dequantize_row_fast(rp_dtype t, const void *src, float *y, int64_t n) { rp_dequantize_row(t, src, y, n); }
 #endif
+
+/* 24-bit activations in natural limb order. */
+void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r) { quantize_q24(x, n, r, 0); }
+
+/* 24-bit activations in grouped limb order, padded with zeros to whole groups of four blocks. */
+void rp_quantize_row_q24g(const float *x, int64_t n, rp_q24_row *r) {
+    int64_t nb = n / 32, padded = (nb + 3) / 4 * 4;
+    for (int64_t b = nb; b < padded; b++) {
+        r->d[b] = r->xsum[b] = r->x2sum[b] = 0;
+        for (int h = 0; h < 2; h++) {
+            size_t o = q24_off(b, h, 1);
+            memset(r->x0 + o, 0, 16);
+            memset(r->x1 + o, 0, 16);
+            memset(r->x2 + o, 0, 16);
+        }
+    }
+    quantize_q24(x, n, r, 1);
+}
+
+/* Bytes rp_q24_row_carve needs for a row of n elements (either limb order). */
+size_t rp_q24_row_bytes(int64_t n) {
+    size_t ng = (size_t)(n / 32 + 3) / 4;
+    return 3 * ((16 * ng + 63) & ~(size_t)63) + 3 * 128 * ng;
+}
+
+/* Point r's arrays into mem (rp_q24_row_bytes(n) bytes, 64-byte aligned). */
+void rp_q24_row_carve(rp_q24_row *r, void *mem, int64_t n) {
+    size_t ng = (size_t)(n / 32 + 3) / 4, fb = (16 * ng + 63) & ~(size_t)63;
+    char *p = mem;
+    r->d = (float *)p;
+    r->xsum = (float *)(p + fb);
+    r->x2sum = (float *)(p + 2 * fb);
+    r->x0 = (uint8_t *)(p + 3 * fb);
+    r->x1 = r->x0 + 128 * ng;
+    r->x2 = (int8_t *)(r->x1 + 128 * ng);
+    r->nb = n / 32;
+}

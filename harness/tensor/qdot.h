@@ -27,6 +27,27 @@ int rp_q24dot_supported(rp_dtype t);
 void rp_quantize_row_q24(const float *x, int64_t n, rp_q24_row *r);
 /* Dot product of a q4_0 / q4_1 / q8_0 weight row with 24-bit activations. */
 float rp_q24dot_row(rp_dtype t, const void *w, const rp_q24_row *a, int64_t n);
+/* The same in grouped limb order (four blocks' elements 0..15, then their 16..31: qdot_packed.c), zero-padded
+ * to whole groups of four blocks: the activations of the decode layout. */
+void rp_quantize_row_q24g(const float *x, int64_t n, rp_q24_row *r);
+/* Bytes of memory rp_q24_row_carve needs for an n-element row (room for either limb order). */
+size_t rp_q24_row_bytes(int64_t n);
+/* Point r's arrays into mem (rp_q24_row_bytes(n) bytes, 64-byte aligned). */
+void rp_q24_row_carve(rp_q24_row *r, void *mem, int64_t n);
+
+/* Decode layout (qdot_packed.c): q4_0 / q4_1 / q8_0 rows repacked once at load (nibbles, then scales; the
+ * same bytes per row) so that the one-token kernel streams them with one load per four blocks. */
+/* Whether t has a decode layout. */
+int rp_packed_supported(rp_dtype t);
+/* Whether this build runs packed dots with VNNI (otherwise they are plain C: correct, slow). */
+int rp_packed_fast(void);
+/* Repack `rows` rows of K elements (GGUF blocks of type t, ldw bytes apart) into dst (same stride). */
+rp_status rp_packed_repack(rp_dtype t, const void *src, void *dst, int64_t rows, int64_t K, size_t ldw);
+/* y[m·ldy] = packed row w · a[m] (grouped 24-bit activations), m in [0, M); each row's result is independent
+ * of M (the arithmetic of a row does not change with the batch). */
+void rp_packed_dot_rows(rp_dtype t, const void *w, const rp_q24_row *a, int M, int64_t K, float *y, int64_t ldy);
+/* The plain-C packed dot (reference for tests; what non-VNNI builds run). */
+float rp_packed_dot_ref(rp_dtype t, const void *w, const rp_q24_row *a, int64_t K);
 /* Dequantize one row of n elements (any rp_dtype_dequantizable type); fast paths for q4_0/q4_1/q8_0/f16. */
 void rp_dequantize_row_fast(rp_dtype t, const void *src, float *y, int64_t n);
 /* Fast activation quantization (same result as rp_quantize_row_q8 up to rounding ties). */

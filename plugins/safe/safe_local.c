@@ -1,6 +1,7 @@
 /* safe_local.c: the in-process local model as a SAFE LLM backend, without HTTP: each call is one user
- * message through the model's chat template (rp_chat_complete, the same code `repro serve` runs). Calls run
- * one after another on one session; the retry index seeds sampling so re-asks at temperature > 0 differ.
+ * message through the model's chat template (rp_chat_complete_many: the same code `repro serve` runs, the
+ * calls of one batch decoded together, 8 at a time, each answered as one call alone would be); the retry
+ * index seeds sampling so re-asks at temperature > 0 differ.
  * With label scoring on, a call that lists choices (the relevance and rating steps) is answered by the
  * engine's teacher-forced scoring instead: the choice whose tokens have the highest total log-probability
  * after the templated prompt (ties: the first), so the answer always parses. */
@@ -64,32 +65,39 @@ static rp_status score_choices(local *l, rp_safe_call *c) {
 
 static rp_status local_complete(void *ctx, rp_safe_call *calls, size_t n) {
     local *l = ctx;
+    rp_chat_job *jobs = calloc(n ? n : 1, sizeof *jobs);
+    rp_chat_msg *msgs = calloc(n ? n : 1, sizeof *msgs);
+    size_t *which = calloc(n ? n : 1, sizeof *which), nj = 0;
+    if (!jobs || !msgs || !which) { free(jobs); free(msgs); free(which); return rp_fail(RP_ERR_NOMEM, "out of memory"); }
     for (size_t i = 0; i < n; i++) {
         rp_safe_call *c = &calls[i];
+        c->cached = 0;
+        c->cost = 0;
         if (l->score_labels && c->n_choices > 0) {
-            c->cached = 0;
-            c->cost = 0;
             c->st = score_choices(l, c);
-            if (c->st == RP_ERR_INTERRUPTED) return c->st;
+            if (c->st == RP_ERR_INTERRUPTED) { free(jobs); free(msgs); free(which); return c->st; }
             if (c->st != RP_OK) snprintf(c->error, sizeof c->error, "%s", rp_errmsg());
             else c->error[0] = 0;
             continue;
         }
-        rp_chat_msg m = {"user", c->prompt};
-        rp_generate_opts o = {.temperature = (float)c->temperature, .top_p = 1.0f, .seed = (uint64_t)c->attempt + 1,
-                              .max_tokens = c->max_tokens};
-        size_t np = 0, ng = 0;
-        const char *finish = NULL;
-        c->cached = 0;
-        c->st = rp_chat_complete(l->session, &m, 1, &o, &c->text, &np, &ng, &finish);
-        if (c->st == RP_ERR_INTERRUPTED) return c->st;
-        if (c->st != RP_OK) { snprintf(c->error, sizeof c->error, "%s", rp_errmsg()); continue; }
-        c->error[0] = 0;
-        c->prompt_tokens = (long)np;
-        c->completion_tokens = (long)ng;
-        c->cost = 0;
+        msgs[nj] = (rp_chat_msg){"user", c->prompt};
+        jobs[nj] = (rp_chat_job){.msgs = &msgs[nj], .n_msgs = 1, .text = &c->text,
+                                 .o = {.temperature = (float)c->temperature, .top_p = 1.0f, .seed = (uint64_t)c->attempt + 1,
+                                       .max_tokens = c->max_tokens}};
+        which[nj++] = i;
     }
-    return RP_OK;
+    /* the generating calls decoded together: each answer equals its one-at-a-time rp_chat_complete */
+    rp_status st = nj ? rp_chat_complete_many(l->model, rp_session_n_ctx(l->session), jobs, (int)nj, 8) : RP_OK;
+    for (size_t k = 0; k < nj; k++) {
+        rp_safe_call *c = &calls[which[k]];
+        c->st = st != RP_OK ? st : jobs[k].st;
+        if (c->st != RP_OK) { snprintf(c->error, sizeof c->error, "%s", st != RP_OK ? rp_errmsg() : jobs[k].error); continue; }
+        c->error[0] = 0;
+        c->prompt_tokens = (long)jobs[k].n_prompt;
+        c->completion_tokens = (long)jobs[k].n_gen;
+    }
+    free(jobs); free(msgs); free(which);
+    return st == RP_ERR_INTERRUPTED ? st : RP_OK;
 }
 
 rp_status rp_safe_local_new(const char *model_path, int n_ctx, int score_labels, rp_safe_llm *out) {
