@@ -10,6 +10,7 @@
 #include <string.h>
 #include "check.h"
 #include "tensor/backend.h"
+#include "tensor/backend_cuda.h"
 #include "tensor/ops.h"
 #include "tensor/ops_ref.h"
 #include "tensor/qdot.h"
@@ -523,11 +524,85 @@ static const struct op_case { rp_op op; double tol; double (*run)(rp_backend *, 
     { RP_OP_SELECTIVE_SCAN, 1e-5, case_selective_scan, RP_F32 },
 };
 
+/* The cuda backend when this build has it and a GPU is visible; otherwise NULL after a counted skip line
+ * (and a check that the refusal is the clear one: RP_ERR_UNSUPPORTED naming cuda). */
+static rp_backend *cuda_or_skip(void) {
+    rp_backend *be = NULL;
+    if (rp_backend_cuda_open(&be) == RP_OK) return be;
+    CHECK(strstr(rp_errmsg(), "cuda") != NULL);
+    CHECK(rp_backend_by_name("cuda") == NULL);
+    CHECK(rp_backend_open("cuda", &be) == RP_ERR_UNSUPPORTED);
+    printf("skip [gpu]: op tests on the cuda backend: %s\n", rp_errmsg());
+    return NULL;
+}
+
+/* Deeper GPU checks than the one case per op: every weight dtype through both matmul paths (few rows:
+ * the in-register dequantizing kernel; many rows: dequantized tiles through cuBLAS), attention for
+ * decoding against a long cache and for head sizes that are not multiples of 32, and the range errors. */
+static void test_cuda_deep(rp_backend *be, rp_backend *ref) {
+    rp_dtype types[] = { RP_F32, RP_F16, RP_BF16, RP_Q4_0, RP_Q4_1, RP_Q8_0, RP_Q4_K, RP_Q6_K };
+    int64_t Ms[] = { 1, 3, 8, 9, 70 };
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++) {
+            rp_dtype t = types[ti];
+            int64_t M = Ms[mi], K = (t == RP_Q4_K || t == RP_Q6_K) ? 512 : 320, N = 200;
+            size_t ldw;
+            void *w = make_w(t, N, K, &ldw);
+            float *x = randv(M * K, 1.0f), *y = calloc((size_t)(M * N), 4), *yr = calloc((size_t)(M * N), 4);
+            CHECK(rp_ref_matmul(ref, yr, x, M, K, w, t, ldw, N) == RP_OK);
+            dev dv = { be, { 0 }, 0 };
+            float *dy = up(&dv, NULL, (size_t)(M * N) * 4);
+            rp_status st = RP_BACKEND_CALL(be, matmul, dy, up(&dv, x, (size_t)(M * K) * 4), M, K, up(&dv, w, ldw * (size_t)N), t, ldw, N);
+            CHECK_MSG(st == RP_OK, "cuda matmul %s M=%lld: %s", rp_dtype_name(t), (long long)M, rp_errmsg());
+            down(&dv, y, dy, (size_t)(M * N) * 4);
+            drop(&dv);
+            double e = rel_err(y, yr, M * N);
+            CHECK_MSG(e < 1e-5, "cuda matmul %s M=%lld: rel err %g", rp_dtype_name(t), (long long)M, e);
+            free(w); free(x); free(y); free(yr);
+        }
+    struct { int T, pos0, H, Hkv, D; } cases[] = { { 1, 0, 4, 4, 16 }, { 1, 700, 9, 3, 64 }, { 70, 5, 6, 2, 80 },
+                                                  { 130, 0, 9, 3, 64 }, { 3, 10, 8, 4, 128 }, { 2, 33, 2, 1, 256 } };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int T = cases[c].T, p0 = cases[c].pos0, H = cases[c].H, Hkv = cases[c].Hkv, D = cases[c].D;
+        int64_t kvs = (int64_t)Hkv * D, nk = p0 + T, n = (int64_t)T * H * D;
+        float *q = randv(n, 1.0f), *k = randv(nk * kvs, 1.0f), *v = randv(nk * kvs, 1.0f), *a = calloc((size_t)n, 4), *b = calloc((size_t)n, 4);
+        float sc = 1.0f / sqrtf((float)D);
+        CHECK(RP_BACKEND_CALL(ref, attention, b, q, k, v, T, p0, H, Hkv, D, kvs, sc) == RP_OK);
+        dev dv = { be, { 0 }, 0 };
+        float *o = up(&dv, NULL, (size_t)n * 4);
+        CHECK(RP_BACKEND_CALL(be, attention, o, up(&dv, q, (size_t)n * 4), up(&dv, k, (size_t)(nk * kvs) * 4),
+                              up(&dv, v, (size_t)(nk * kvs) * 4), T, p0, H, Hkv, D, kvs, sc) == RP_OK);
+        down(&dv, a, o, (size_t)n * 4);
+        drop(&dv);
+        CHECK_MSG(rel_err(a, b, n) < 1e-5, "cuda attention case %zu: %g", c, rel_err(a, b, n));
+        free(q); free(k); free(v); free(a); free(b);
+    }
+    {   /* bad indices: RP_ERR_RANGE with the reference's message, and the backend still works after */
+        dev dv = { be, { 0 }, 0 };
+        float tab[4 * 32] = { 0 }, z[100] = { 0 }, one;
+        int32_t bad[2] = { 1, 4 }, t100 = 100;
+        float *o = up(&dv, NULL, 2 * 32 * 4);
+        CHECK(RP_BACKEND_CALL(be, embed, o, up(&dv, tab, sizeof tab), RP_F32, 32 * 4, 4, 32, up(&dv, bad, sizeof bad), 2) == RP_ERR_RANGE);
+        CHECK(strstr(rp_errmsg(), "token id 4 at position 1") != NULL);
+        CHECK(RP_BACKEND_CALL(be, cross_entropy, o, up(&dv, z, sizeof z), up(&dv, &t100, 4), 1, 100) == RP_ERR_RANGE);
+        CHECK(strstr(rp_errmsg(), "target 100") != NULL);
+        int32_t t5 = 5;
+        CHECK(RP_BACKEND_CALL(be, cross_entropy, o, up(&dv, z, sizeof z), up(&dv, &t5, 4), 1, 100) == RP_OK);
+        down(&dv, &one, o, 4);
+        CHECK_NEAR(one, log(100.0), 1e-5);   /* uniform logits: log n */
+        CHECK(rp_backend_sync(be) == RP_OK);
+        drop(&dv);
+    }
+    CHECK(!rp_backend_supports(be, RP_OP_MATMUL, (rp_dtype[]){ RP_NF4 }, 1));
+}
+
 static void test_every_op(void) {
     CHECK_MSG(sizeof op_cases / sizeof op_cases[0] == RP_OP_COUNT, "%zu op cases for %d ops: every op needs a case",
               sizeof op_cases / sizeof op_cases[0], RP_OP_COUNT);
-    rp_backend *backends[] = { rp_backend_ref(), rp_backend_cpu() };
-    for (size_t bi = 0; bi < sizeof backends / sizeof backends[0]; bi++)
+    rp_backend *cuda = cuda_or_skip();
+    rp_backend *backends[] = { rp_backend_ref(), rp_backend_cpu(), cuda };
+    if (cuda) test_cuda_deep(cuda, rp_backend_ref());
+    for (size_t bi = 0; bi < sizeof backends / sizeof backends[0] && backends[bi]; bi++)
         for (int i = 0; i < (int)(sizeof op_cases / sizeof op_cases[0]); i++) {
             const struct op_case *c = &op_cases[i];
             rp_backend *be = backends[bi];

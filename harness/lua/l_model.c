@@ -1,5 +1,5 @@
 /* l_model.c: require("repro.model"): Llama-family models for Lua scripts.
- *   model.load(path_or_asset [, {tokenizer=, threads=, backend="cpu"|"ref", n_ctx=}]) -> m   (userdata "repro.model")
+ *   model.load(path_or_asset [, {tokenizer=, threads=, backend="cpu"|"ref"|"cuda", n_ctx=}]) -> m   (userdata "repro.model")
  *   m:info()                        -> {n_layer=, dim=, n_head=, n_head_kv=, head_dim=, ffn_dim=, vocab=, n_ctx=,
  *                                       context_len=, format=, bos=, eos=, add_bos=, chat=}
  *   m:tokenize(text [, {bos=, special=}]) -> {ids}        (bos: default the model's convention)
@@ -95,7 +95,7 @@ static int l_load(lua_State *L) {
         mo.tokenizer_path = rp_lua_field_string(L, 2, "tokenizer", NULL);
         long long threads = rp_lua_field_integer(L, 2, "threads", 0);
         const char *bn = rp_lua_field_string(L, 2, "backend", NULL);
-        if (bn && !(mo.backend = rp_backend_by_name(bn))) { free(x); return luaL_error(L, "model.load: unknown backend '%s' (valid: cpu, ref)", bn); }
+        if (bn && rp_backend_open(bn, &mo.backend) != RP_OK) { free(x); return luaL_error(L, "model.load: backend '%s': %s", bn, rp_errmsg()); }
         if (threads < 0 || threads > 256) { free(x); return luaL_error(L, "model.load: threads = %f out of range", (double)threads); }
         if (threads > 0) {
             rp_status st = rp_backend_cpu_new((int)threads, &x->owned_be);
