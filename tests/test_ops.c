@@ -43,19 +43,32 @@ static void *make_w(rp_dtype t, int64_t N, int64_t K, size_t *ldw) {
     return w;
 }
 
+/* Every weight dtype a matmul takes, and one matmul case of it: W[N,K] (random, quantized), x[M,K], y for
+ * the backend under test and yr from the reference. */
+static const rp_dtype matmul_types[] = { RP_F32, RP_F16, RP_BF16, RP_Q4_0, RP_Q4_1, RP_Q8_0, RP_Q4_K, RP_Q6_K };
+typedef struct mm_case { rp_dtype t; int64_t M, K, N; size_t ldw; void *w; float *x, *y, *yr; } mm_case;
+static mm_case mm_case_new(rp_backend *ref, rp_dtype t, int64_t M) {
+    mm_case c = { t, M, (t == RP_Q4_K || t == RP_Q6_K) ? 512 : 320, 200, 0, NULL, NULL, NULL, NULL };
+    c.w = make_w(t, c.N, c.K, &c.ldw);
+    c.x = randv(M * c.K, 1.0f);
+    c.y = calloc((size_t)(M * c.N), 4);
+    c.yr = calloc((size_t)(M * c.N), 4);
+    CHECK(rp_ref_matmul(ref, c.yr, c.x, M, c.K, c.w, t, c.ldw, c.N) == RP_OK);
+    return c;
+}
+static void mm_case_free(mm_case *c) { free(c->w); free(c->x); free(c->y); free(c->yr); }
+
 static void test_matmul(rp_backend *cpu, rp_backend *ref, int int8) {
-    rp_dtype types[] = { RP_F32, RP_F16, RP_BF16, RP_Q4_0, RP_Q4_1, RP_Q8_0, RP_Q4_K, RP_Q6_K };
     int64_t Ms[] = { 1, 3, 8, 70 };
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+    for (size_t ti = 0; ti < sizeof matmul_types / sizeof matmul_types[0]; ti++)
         for (size_t mi = 0; mi < 4; mi++) {
-            rp_dtype t = types[ti];
-            int64_t M = Ms[mi], K = (t == RP_Q4_K || t == RP_Q6_K) ? 512 : 320, N = 200;
-            size_t ldw;
-            void *w = make_w(t, N, K, &ldw);
-            float *x = randv(M * K, 1.0f), *y = calloc((size_t)(M * N), 4), *yr = calloc((size_t)(M * N), 4);
-            CHECK(rp_ref_matmul(ref, yr, x, M, K, w, t, ldw, N) == RP_OK);
-            CHECK(RP_BACKEND_CALL(cpu, matmul, y, x, M, K, w, t, ldw, N) == RP_OK);
-            double e = rel_err(y, yr, M * N);
+            mm_case c = mm_case_new(ref, matmul_types[ti], Ms[mi]);
+            rp_dtype t = c.t;
+            int64_t M = c.M, K = c.K, N = c.N;
+            void *w = c.w;
+            float *x = c.x, *y = c.y;
+            CHECK(RP_BACKEND_CALL(cpu, matmul, y, x, M, K, w, t, c.ldw, N) == RP_OK);
+            double e = rel_err(y, c.yr, M * N);
             if (int8 && M < 8 && rp_qdot_supported(t)) {
                 /* int8 activations: equal to the reference integer dot, within 1% of the f32 result */
                 CHECK_MSG(e < 2e-2, "%s M=%lld: rel err %g vs f32 reference", rp_dtype_name(t), (long long)M, e);
@@ -66,7 +79,7 @@ static void test_matmul(rp_backend *cpu, rp_backend *ref, int int8) {
                 for (int64_t m = 0; m < M; m++) {
                     rp_quantize_row_q8(x + m * K, K, &a);
                     for (int64_t n = 0; n < N; n++) {
-                        float r = rp_dot_q8_ref(t, (char *)w + n * ldw, &a, K);
+                        float r = rp_dot_q8_ref(t, (char *)w + n * c.ldw, &a, K);
                         e2 = fmax(e2, fabs(r - y[m * N + n]));
                         mx = fmax(mx, fabs(r));
                     }
@@ -75,7 +88,7 @@ static void test_matmul(rp_backend *cpu, rp_backend *ref, int int8) {
             } else {
                 CHECK_MSG(e < 1e-5, "%s M=%lld: rel err %g", rp_dtype_name(t), (long long)M, e);
             }
-            free(w); free(x); free(y); free(yr);
+            mm_case_free(&c);
         }
 }
 
@@ -540,25 +553,20 @@ static rp_backend *cuda_or_skip(void) {
  * the in-register dequantizing kernel; many rows: dequantized tiles through cuBLAS), attention for
  * decoding against a long cache and for head sizes that are not multiples of 32, and the range errors. */
 static void test_cuda_deep(rp_backend *be, rp_backend *ref) {
-    rp_dtype types[] = { RP_F32, RP_F16, RP_BF16, RP_Q4_0, RP_Q4_1, RP_Q8_0, RP_Q4_K, RP_Q6_K };
     int64_t Ms[] = { 1, 3, 8, 9, 70 };
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+    for (size_t ti = 0; ti < sizeof matmul_types / sizeof matmul_types[0]; ti++)
         for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++) {
-            rp_dtype t = types[ti];
-            int64_t M = Ms[mi], K = (t == RP_Q4_K || t == RP_Q6_K) ? 512 : 320, N = 200;
-            size_t ldw;
-            void *w = make_w(t, N, K, &ldw);
-            float *x = randv(M * K, 1.0f), *y = calloc((size_t)(M * N), 4), *yr = calloc((size_t)(M * N), 4);
-            CHECK(rp_ref_matmul(ref, yr, x, M, K, w, t, ldw, N) == RP_OK);
+            mm_case c = mm_case_new(ref, matmul_types[ti], Ms[mi]);
             dev dv = { be, { 0 }, 0 };
-            float *dy = up(&dv, NULL, (size_t)(M * N) * 4);
-            rp_status st = RP_BACKEND_CALL(be, matmul, dy, up(&dv, x, (size_t)(M * K) * 4), M, K, up(&dv, w, ldw * (size_t)N), t, ldw, N);
-            CHECK_MSG(st == RP_OK, "cuda matmul %s M=%lld: %s", rp_dtype_name(t), (long long)M, rp_errmsg());
-            down(&dv, y, dy, (size_t)(M * N) * 4);
+            float *dy = up(&dv, NULL, (size_t)(c.M * c.N) * 4);
+            rp_status st = RP_BACKEND_CALL(be, matmul, dy, up(&dv, c.x, (size_t)(c.M * c.K) * 4), c.M, c.K,
+                                           up(&dv, c.w, c.ldw * (size_t)c.N), c.t, c.ldw, c.N);
+            CHECK_MSG(st == RP_OK, "cuda matmul %s M=%lld: %s", rp_dtype_name(c.t), (long long)c.M, rp_errmsg());
+            down(&dv, c.y, dy, (size_t)(c.M * c.N) * 4);
             drop(&dv);
-            double e = rel_err(y, yr, M * N);
-            CHECK_MSG(e < 1e-5, "cuda matmul %s M=%lld: rel err %g", rp_dtype_name(t), (long long)M, e);
-            free(w); free(x); free(y); free(yr);
+            double e = rel_err(c.y, c.yr, c.M * c.N);
+            CHECK_MSG(e < 1e-5, "cuda matmul %s M=%lld: rel err %g", rp_dtype_name(c.t), (long long)c.M, e);
+            mm_case_free(&c);
         }
     struct { int T, pos0, H, Hkv, D; } cases[] = { { 1, 0, 4, 4, 16 }, { 1, 700, 9, 3, 64 }, { 70, 5, 6, 2, 80 },
                                                   { 130, 0, 9, 3, 64 }, { 3, 10, 8, 4, 128 }, { 2, 33, 2, 1, 256 } };
