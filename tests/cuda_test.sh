@@ -3,7 +3,8 @@
 # cuda (anything else: exit 2 naming the valid ones). Without a GPU (or in a build without CUDA),
 # `repro generate --device cuda` and model.load(..., {backend = "cuda"}) fail with a message naming cuda and
 # the reason, never falling back to the CPU, and the GPU checks are counted as skipped; with a GPU, greedy
-# text from the tiny mirror model is the same on cuda as on the CPU.
+# text from the tiny mirror model is the same on cuda as on the CPU. `repro run --device cuda` refuses before
+# recording anything when there is no GPU.
 set -u
 . "$(dirname "$0")/cli_test_lib.sh"
 model=${REPRO_MIRROR:-/nonexistent}/gguf-tiny-random-llama/llama-2-tiny-random.gguf
@@ -31,6 +32,9 @@ if [ $gpu = 0 ]; then
   "$REPRO" generate "$model" --device cuda --steps 4 --temperature 0 >"$tmp/out" 2>"$tmp/err"; rc=$?
   check "generate --device cuda without a GPU: non-zero exit, the reason on stderr, nothing generated (rc $rc: $(cat "$tmp/err"))" \
         "[ $rc != 0 ] && grep -q 'device cuda: .*cuda' '$tmp/err' && [ ! -s '$tmp/out' ]"
+  "$REPRO" run experiments/example.lua --preset smoke --device cuda >/dev/null 2>"$tmp/err"; rc=$?
+  check "run --device cuda without a GPU: exit 2 before anything is recorded (rc $rc: $(cat "$tmp/err"))" \
+        "[ $rc = 2 ] && grep -q 'device cuda: .*cuda' '$tmp/err' && { [ ! -f '$REPRO_DB' ] || [ \"\$(q 'select count(*) from runs')\" = 0 ]; }"
   echo "skip [gpu]: generate on the GPU: $(head -1 "$tmp/err")"
 elif [ -f "$model" ]; then
   a=$("$REPRO" generate "$model" --device cuda --prompt "Once upon a time" --steps 24 --temperature 0 2>/dev/null)

@@ -90,10 +90,14 @@ rp_status rp_provenance_collect(const char *root, rp_provenance *p) {
 #else
     snprintf(p->lua_impl, sizeof p->lua_impl, "%s", LUA_RELEASE);
 #endif
-    snprintf(p->backend, sizeof p->backend, "cpu");
+    const char *dev = getenv("REPRO_DEVICE");   /* set by repro run --device */
+    rp_backend *gbe;
+    int on_gpu = dev && strcmp(dev, "cuda") == 0 && rp_backend_open("cuda", &gbe) == RP_OK;
+    snprintf(p->backend, sizeof p->backend, "%s", on_gpu ? "cuda" : dev && strcmp(dev, "ref") == 0 ? "ref" : "cpu");
     char cpu[200];
     rp_cpu_model(cpu, sizeof cpu);
-    snprintf(p->device, sizeof p->device, "%s (%ld cores)", cpu, sysconf(_SC_NPROCESSORS_ONLN));
+    if (on_gpu) snprintf(p->device, sizeof p->device, "%s", rp_backend_cuda_device());
+    else snprintf(p->device, sizeof p->device, "%s (%ld cores)", cpu, sysconf(_SC_NPROCESSORS_ONLN));
 
     rp_json *env = rp_json_new_object(), *vars = rp_json_new_object();
     rp_json_set(env, "cpu", rp_json_new_string(cpu));

@@ -1,5 +1,5 @@
 /* l_model.c: require("repro.model"): Llama-family models for Lua scripts.
- *   model.load(path_or_asset [, {tokenizer=, threads=, backend="cpu"|"ref"|"cuda", n_ctx=}]) -> m   (userdata "repro.model")
+ *   model.load(path_or_asset [, {tokenizer=, threads=, backend="cpu"|"ref"|"cuda" (default: $REPRO_DEVICE, else cpu), n_ctx=}]) -> m   (userdata "repro.model")
  *   m:info()                        -> {n_layer=, dim=, n_head=, n_head_kv=, head_dim=, ffn_dim=, vocab=, n_ctx=,
  *                                       context_len=, format=, bos=, eos=, add_bos=, chat=}
  *   m:tokenize(text [, {bos=, special=}]) -> {ids}        (bos: default the model's convention)
@@ -102,6 +102,11 @@ static int l_load(lua_State *L) {
             if (st != RP_OK) { free(x); return rp_lua_fail(L, st, "model.load"); }
             mo.backend = x->owned_be;
         }
+    }
+    const char *dev = getenv("REPRO_DEVICE");   /* repro run --device: the run's backend when the script names none */
+    if (!mo.backend && dev && *dev && rp_backend_open(dev, &mo.backend) != RP_OK) {
+        free(x);
+        return luaL_error(L, "model.load: REPRO_DEVICE=%s: %s", dev, rp_errmsg());
     }
     rp_status st = rp_model_load_named(path, &mo, &x->m);
     if (st != RP_OK) { rp_backend_cpu_free(x->owned_be); free(x); return rp_lua_fail(L, st, "model.load"); }
