@@ -1,8 +1,9 @@
 /* test_cuda.c: model-level checks of the CUDA backend against the CPU: the same model file built on both
  * (rp_model_new: weights copied to the GPU there, wrapped in place on the CPU with exact f32 paths,
  * REPRO_INT8_DOT=0), then on staged token sequences:
- *   - every position's logits: normalized error (max |gpu - cpu| / max |cpu|) <= 1e-4;
- *   - teacher-forced log-probabilities (rp_session_score): max |gpu - cpu| <= 1e-3 nats;
+ *   - every position's logits: normalized error (max |gpu - cpu| / max |cpu|) <= 1e-3;
+ *   - teacher-forced log-probabilities (rp_session_score): max |gpu - cpu| <= 5e-3 nats;
+ * (fp32 on both sides: the differences are summation order through every layer; a wrong kernel is off by O(1));
  *   - greedy decoding of 32 tokens, one token per forward against the KV cache: the same tokens.
  * The model: $REPRO_GPU_MODEL (tools/gpu_check.sh makes a random one of SmolLM2-135M's shapes where the
  * mirror is absent), else the mirror's SmolLM2-135M-Instruct Q4_1, else its tiny random Llama.
@@ -84,7 +85,7 @@ static void check_model(const char *path, rp_backend *gpu) {
         CHECK(rp_session_forward(sc, ids, T, RP_LOGITS_ALL, lc, NULL) == RP_OK);
         CHECK_MSG(rp_session_forward(sg, ids, T, RP_LOGITS_ALL, lgp, NULL) == RP_OK, "%s", rp_errmsg());
         double e = norm_err(lgp, lc, (size_t)T * V);
-        CHECK_MSG(e <= 1e-4, "prompt %d: logits normalized error %g > 1e-4", p, e);
+        CHECK_MSG(e <= 1e-3, "prompt %d: logits normalized error %g > 1e-3", p, e);
         float lpc[48], lpg[48];
         rp_session_reset(sc);
         rp_session_reset(sg);
@@ -92,14 +93,14 @@ static void check_model(const char *path, rp_backend *gpu) {
         CHECK_MSG(rp_session_score(sg, ids, T, 1, lpg, NULL) == RP_OK, "%s", rp_errmsg());
         double dl = 0;
         for (int i = 0; i < T - 2; i++) dl = fmax(dl, fabs((double)lpc[i] - lpg[i]));
-        CHECK_MSG(dl <= 1e-3, "prompt %d: log-prob max abs difference %g > 1e-3", p, dl);
+        CHECK_MSG(dl <= 5e-3, "prompt %d: log-prob max abs difference %g > 5e-3", p, dl);
         int32_t gc[32], gg[32];
         CHECK(greedy(mc, ids, T, 32, gc) == RP_OK);
         CHECK_MSG(greedy(mg, ids, T, 32, gg) == RP_OK, "%s", rp_errmsg());
         int same = 0;
         while (same < 32 && gc[same] == gg[same]) same++;
         CHECK_MSG(same == 32, "prompt %d: greedy tokens differ from token %d (cpu %d, gpu %d)", p, same, gc[same < 32 ? same : 31], gg[same < 32 ? same : 31]);
-        printf("  prompt %d (%d tokens): logits error %.2g (<= 1e-4), log-prob diff %.2g nats (<= 1e-3), greedy %d/32 tokens equal\n",
+        printf("  prompt %d (%d tokens): logits error %.2g (<= 1e-3), log-prob diff %.2g nats (<= 5e-3), greedy %d/32 tokens equal\n",
                p, T, e, dl, same);
         free(lc); free(lgp);
         rp_session_free(sc); rp_session_free(sg);
