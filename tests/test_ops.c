@@ -11,6 +11,9 @@
 #include "check.h"
 #include "tensor/backend.h"
 #include "tensor/backend_cuda.h"
+#ifdef RP_CUDA
+#include "tensor/cuda/cuda_ops.h"
+#endif
 #include "tensor/ops.h"
 #include "tensor/ops_ref.h"
 #include "tensor/qdot.h"
@@ -537,6 +540,32 @@ static const struct op_case { rp_op op; double tol; double (*run)(rp_backend *, 
     { RP_OP_SELECTIVE_SCAN, 1e-5, case_selective_scan, RP_F32 },
 };
 
+/* The CUDA kernels' dequantizer (run on the host: no GPU needed) equals the reference on every element of
+ * rows of every weight dtype, K-quants included. */
+static void test_cuda_dequant(void) {
+#ifdef RP_CUDA
+    for (size_t ti = 0; ti < sizeof matmul_types / sizeof matmul_types[0]; ti++) {
+        rp_dtype t = matmul_types[ti];
+        int64_t K = 512;
+        size_t ldw;
+        unsigned char *w = make_w(t, 3, K, &ldw);
+        float a[512], b[512];
+        for (int r = 0; r < 3; r++) {
+            CHECK(rp_dequantize_row(t, w + r * ldw, b, K) == RP_OK);
+            CHECK(rp_cuda_dequant_host(t, w + r * ldw, a, K) == RP_OK);
+            int bad = 0;
+            for (int64_t k = 0; k < K; k++) bad += a[k] != b[k] && fabsf(a[k] - b[k]) > 1e-6f * fabsf(b[k]);
+            CHECK_MSG(bad == 0, "cuda dequantizer %s row %d: %d of %lld elements differ", rp_dtype_name(t), r, bad, (long long)K);
+        }
+        free(w);
+    }
+    float y[32];
+    CHECK(rp_cuda_dequant_host(RP_NF4, y, y, 64) == RP_ERR_INVAL);
+#else
+    printf("skip: the CUDA dequantizer check needs a build with CUDA (nvcc)\n");
+#endif
+}
+
 /* The cuda backend when this build has it and a GPU is visible; otherwise NULL after a counted skip line
  * (and a check that the refusal is the clear one: RP_ERR_UNSUPPORTED naming cuda). */
 static rp_backend *cuda_or_skip(void) {
@@ -551,7 +580,8 @@ static rp_backend *cuda_or_skip(void) {
 
 /* Deeper GPU checks than the one case per op: every weight dtype through both matmul paths (few rows:
  * the in-register dequantizing kernel; many rows: dequantized tiles through cuBLAS), attention for
- * decoding against a long cache and for head sizes that are not multiples of 32, and the range errors. */
+ * decoding against a long cache and for head sizes that are not multiples of 32, the scan for each of its
+ * kernels (state sizes 5, 16, 40, a carried state, no D term), and the range errors. */
 static void test_cuda_deep(rp_backend *be, rp_backend *ref) {
     int64_t Ms[] = { 1, 3, 8, 9, 70 };
     for (size_t ti = 0; ti < sizeof matmul_types / sizeof matmul_types[0]; ti++)
@@ -585,6 +615,27 @@ static void test_cuda_deep(rp_backend *be, rp_backend *ref) {
         CHECK_MSG(rel_err(a, b, n) < 1e-5, "cuda attention case %zu: %g", c, rel_err(a, b, n));
         free(q); free(k); free(v); free(a); free(b);
     }
+    int64_t scan_ns[3] = { 5, 16, 40 };   /* state sizes: a partial lane group, a full one, the wide kernel */
+    for (int ni = 0; ni < 3; ni++) {
+        int64_t L = 50, D = 40, N = scan_ns[ni];
+        float *u = randv(L * D, 1.0f), *dt = randv(L * D, 0.5f), *A = randv(D * N, 1.0f), *B = randv(L * N, 1.0f),
+              *Cm = randv(L * N, 1.0f), *h0 = randv(D * N, 1.0f);
+        for (int64_t i = 0; i < L * D; i++) dt[i] = fabsf(dt[i]);
+        for (int64_t i = 0; i < D * N; i++) A[i] = -fabsf(A[i]) - 0.1f;
+        float *ya = calloc((size_t)(L * D + D * N), 4), *yb = calloc((size_t)(L * D + D * N), 4);
+        memcpy(yb + L * D, h0, (size_t)(D * N) * 4);
+        CHECK(RP_BACKEND_CALL(ref, selective_scan, yb, u, dt, A, B, Cm, NULL, L, D, N, yb + L * D) == RP_OK);
+        dev dv = { be, { 0 }, 0 };
+        float *y = up(&dv, NULL, (size_t)(L * D) * 4), *h = up(&dv, h0, (size_t)(D * N) * 4);
+        CHECK(RP_BACKEND_CALL(be, selective_scan, y, up(&dv, u, (size_t)(L * D) * 4), up(&dv, dt, (size_t)(L * D) * 4),
+                              up(&dv, A, (size_t)(D * N) * 4), up(&dv, B, (size_t)(L * N) * 4), up(&dv, Cm, (size_t)(L * N) * 4),
+                              NULL, L, D, N, h) == RP_OK);
+        down(&dv, ya, y, (size_t)(L * D) * 4);
+        down(&dv, ya + L * D, h, (size_t)(D * N) * 4);
+        drop(&dv);
+        CHECK_MSG(rel_err(ya, yb, L * D + D * N) < 1e-5, "cuda selective_scan N=%lld: %g", (long long)N, rel_err(ya, yb, L * D + D * N));
+        free(u); free(dt); free(A); free(B); free(Cm); free(h0); free(ya); free(yb);
+    }
     {   /* bad indices: RP_ERR_RANGE with the reference's message, and the backend still works after */
         dev dv = { be, { 0 }, 0 };
         float tab[4 * 32] = { 0 }, z[100] = { 0 }, one;
@@ -607,6 +658,7 @@ static void test_cuda_deep(rp_backend *be, rp_backend *ref) {
 static void test_every_op(void) {
     CHECK_MSG(sizeof op_cases / sizeof op_cases[0] == RP_OP_COUNT, "%zu op cases for %d ops: every op needs a case",
               sizeof op_cases / sizeof op_cases[0], RP_OP_COUNT);
+    test_cuda_dequant();
     rp_backend *cuda = cuda_or_skip();
     rp_backend *backends[] = { rp_backend_ref(), rp_backend_cpu(), cuda };
     if (cuda) test_cuda_deep(cuda, rp_backend_ref());

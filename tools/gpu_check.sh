@@ -99,22 +99,25 @@ step() {   # step NAME LIMIT CMD...: run, log, count a failure or a [gpu] skip
 }
 step op-tests 150 "$B/tests/test_ops"
 step model-check 150 "$B/tests/test_cuda"
-step bench 150 "$B/bench/bench_cuda" --quick
-step bench-json 150 "$B/bench/bench_cuda" --quick --json
+step bench 150 "$B/bench/bench_cuda" --quick --json
 step torch-peer 150 python3 tools/torch_llama_bench.py --reps 3
 
-ours=$(grep '^{' "$out/bench-json.log" 2>/dev/null | tail -1)
+ours=$(grep '^{' "$out/bench.log" 2>/dev/null | tail -1)
 peer=$(grep '^{' "$out/torch-peer.log" 2>/dev/null | tail -1)
-if [ -n "$ours" ] && [ -n "$peer" ]; then
-  python3 - "$ours" "$peer" <<'PY'
+if [ -n "$ours" ]; then
+  python3 - "$ours" "${peer:-{\}}" <<'PY'
 import json, sys
 o, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print("| figure (%s) | repro cuda | %s (%s) | repro / peer |" % (o["gpu"], p["peer"], p["dtype"]))
-print("|---|---:|---:|---:|")
-for k in ("pp512", "tg128"):
-    print("| %s tok/s | %.0f | %.0f | %.2fx |" % (k, o[k], p[k], o[k] / p[k]))
-print("targets (issue 16): pp512 >= 1.5x PyTorch eager, tg128 >= 2x transformers generate; "
-      "note: repro runs fp32 activations on %s weights, the peer bf16 (random weights of the same shapes)" % o["model"].rsplit(".", 2)[-2])
+peer = "%s, %s" % (p["peer"], p["dtype"]) if p else "PyTorch peer: not measured"
+print("model %s on %s" % (o["model"], o["gpu"]))
+print("| figure | repro cuda | repro cpu (same run) | cuda / cpu | %s | repro / peer |" % peer)
+print("|---|---:|---:|---:|---:|---:|")
+for k, c in (("pp512", "cpu_pp"), ("tg128", "cpu_tg")):
+    pk = "%.0f | %.2fx" % (p[k], o[k] / p[k]) if p else "- | -"
+    print("| %s tok/s | %.0f | %.0f | %.1fx | %s |" % (k, o[k], o[c], o[k] / o[c], pk))
+print("tg128 weight traffic on the GPU: %.0f GB/s" % o["tg_weight_gbps"])
+print("targets (issue 16): pp512 >= 1.5x PyTorch eager, tg128 >= 2x transformers generate (repro: fp32 activations "
+      "on the file's weights; the peer: random weights of the same shapes)")
 PY
 fi
 say "total $((SECONDS - t_start)) s: $fails failed, $skips skipped for want of a GPU (logs in $out/)"

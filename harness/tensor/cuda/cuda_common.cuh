@@ -34,30 +34,36 @@ static __device__ __forceinline__ void raise_flag(int *flag, int pos, int val) {
     if (atomicCAS(flag, 0, 1) == 0) { flag[1] = pos; flag[2] = val; }
 }
 
-static __device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static __device__ __forceinline__ float f16f(const uint8_t *p) { return __half2float(__ushort_as_half(ld_u16(p))); }
-static __device__ __forceinline__ float bf16f(const uint8_t *p) { return __uint_as_float((uint32_t)ld_u16(p) << 16); }
+/* Host-and-device helpers, so that the host can check the dequantizers against the reference (rp_cuda_dequant_host). */
+#define RP_HD __host__ __device__ __forceinline__
+static RP_HD uint16_t ld_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static RP_HD float f16f(const uint8_t *p) { return __half2float(__ushort_as_half(ld_u16(p))); }
+static RP_HD float bf16f(const uint8_t *p) {
+    union { uint32_t u; float f; } v;
+    v.u = (uint32_t)ld_u16(p) << 16;
+    return v.f;
+}
 
 /* Element k of a weight row of dtype DT (a value of rp_dtype). */
-template <int DT> __device__ __forceinline__ float dequant(const uint8_t *row, int64_t k);
-template <> __device__ __forceinline__ float dequant<RP_F32>(const uint8_t *row, int64_t k) { return ((const float *)row)[k]; }
-template <> __device__ __forceinline__ float dequant<RP_F16>(const uint8_t *row, int64_t k) { return f16f(row + 2 * k); }
-template <> __device__ __forceinline__ float dequant<RP_BF16>(const uint8_t *row, int64_t k) { return bf16f(row + 2 * k); }
-template <> __device__ __forceinline__ float dequant<RP_Q4_0>(const uint8_t *row, int64_t k) {
+template <int DT> RP_HD float dequant(const uint8_t *row, int64_t k);
+template <> RP_HD float dequant<RP_F32>(const uint8_t *row, int64_t k) { return ((const float *)row)[k]; }
+template <> RP_HD float dequant<RP_F16>(const uint8_t *row, int64_t k) { return f16f(row + 2 * k); }
+template <> RP_HD float dequant<RP_BF16>(const uint8_t *row, int64_t k) { return bf16f(row + 2 * k); }
+template <> RP_HD float dequant<RP_Q4_0>(const uint8_t *row, int64_t k) {
     const uint8_t *b = row + (k >> 5) * 18;
     int j = (int)(k & 31), q = j < 16 ? (b[2 + j] & 0x0f) : (b[2 + j - 16] >> 4);
     return (float)(q - 8) * f16f(b);
 }
-template <> __device__ __forceinline__ float dequant<RP_Q4_1>(const uint8_t *row, int64_t k) {
+template <> RP_HD float dequant<RP_Q4_1>(const uint8_t *row, int64_t k) {
     const uint8_t *b = row + (k >> 5) * 20;
     int j = (int)(k & 31), q = j < 16 ? (b[4 + j] & 0x0f) : (b[4 + j - 16] >> 4);
     return (float)q * f16f(b) + f16f(b + 2);
 }
-template <> __device__ __forceinline__ float dequant<RP_Q8_0>(const uint8_t *row, int64_t k) {
+template <> RP_HD float dequant<RP_Q8_0>(const uint8_t *row, int64_t k) {
     const uint8_t *b = row + (k >> 5) * 34;
     return (float)(int8_t)b[2 + (k & 31)] * f16f(b);
 }
-template <> __device__ __forceinline__ float dequant<RP_Q4_K>(const uint8_t *row, int64_t k) {
+template <> RP_HD float dequant<RP_Q4_K>(const uint8_t *row, int64_t k) {
     const uint8_t *b = row + (k >> 8) * 144, *s = b + 4, *qs = b + 16;
     int i = (int)(k & 255), j64 = i >> 6, hi = (i >> 5) & 1, l = i & 31, j = 2 * j64 + hi, sc, mn;
     if (j < 4) { sc = s[j] & 63; mn = s[j + 4] & 63; }
@@ -66,7 +72,7 @@ template <> __device__ __forceinline__ float dequant<RP_Q4_K>(const uint8_t *row
     float d = f16f(b) * (float)sc, m = f16f(b + 2) * (float)mn;
     return d * (float)(hi ? q >> 4 : q & 0x0f) - m;
 }
-template <> __device__ __forceinline__ float dequant<RP_Q6_K>(const uint8_t *row, int64_t k) {
+template <> RP_HD float dequant<RP_Q6_K>(const uint8_t *row, int64_t k) {
     const uint8_t *b = row + (k >> 8) * 210;
     int i = (int)(k & 255), half = i >> 7, r = i & 127, g = r >> 5, l = r & 31;
     const uint8_t *ql = b + 64 * half, *qh = b + 128 + 32 * half;

@@ -162,6 +162,20 @@ static int weight_dtype(rp_dtype t) {
            t == RP_Q6_K;
 }
 
+template <int DT>
+static rp_status dequant_host_dt(const uint8_t *row, float *y, int64_t n) {
+    for (int64_t k = 0; k < n; k++) y[k] = dequant<DT>(row, k);
+    return RP_OK;
+}
+
+/* The device dequantizer on the host, element by element. */
+rp_status rp_cuda_dequant_host(rp_dtype t, const void *row, float *y, int64_t n) {
+    if (!weight_dtype(t) || rp_dtype_row_bytes(t, n) == 0)
+        return rp_fail(RP_ERR_INVAL, "cuda: dequant_host: %lld elements of %s", (long long)n, rp_dtype_name(t));
+    DISPATCH(t, dequant_host_dt, ((const uint8_t *)row, y, n));
+    return RP_ERR_UNSUPPORTED;
+}
+
 /* Which dtypes the ops take on this backend. */
 int rp_cuda_supports_op(const rp_backend *be, rp_op op, const rp_dtype *dtypes, int n_dtypes) {
     int weights = op == RP_OP_MATMUL || op == RP_OP_MATMUL_MULTI || op == RP_OP_EMBED;

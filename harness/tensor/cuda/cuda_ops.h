@@ -28,6 +28,9 @@ void rp_cuda_free(rp_backend *be, void *p);
 rp_status rp_cuda_copy_to_host(rp_backend *be, void *host_dst, const void *src, size_t nbytes);
 rp_status rp_cuda_copy_from_host(rp_backend *be, void *dst, const void *host_src, size_t nbytes);
 rp_status rp_cuda_sync(rp_backend *be);
+/* The kernels' per-element dequantizer run on the host: y[0..n) = elements 0..n-1 of a row of dtype t (no GPU
+ * needed), so tests check the device code's block layouts against rp_dequantize_row anywhere. */
+rp_status rp_cuda_dequant_host(rp_dtype t, const void *row, float *y, int64_t n);
 /* Weight dtypes of matmul / matmul_multi / embed: f32, f16, bf16, q4_0, q4_1, q8_0, q4_K, q6_K; others f32. */
 int rp_cuda_supports_op(const rp_backend *be, rp_op op, const rp_dtype *dtypes, int n_dtypes);
 
