@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""gguf_random.py: write a Llama GGUF of given shapes with random weights (no tokenizer), for checks and
+"""gguf_random.py: write a Llama GGUF of given shapes with random weights, for checks and
 benchmarks on machines without the data mirror (the GPU machines have no network and no weights).
 
 Default shapes are SmolLM2-135M's (30 layers, dim 576, FFN 1536, 9 heads, 3 KV heads, vocab 49152, tied
 embeddings, RoPE base 100000). Weights are q8_0 blocks (random int8, one f16 scale per 32 giving a standard
-deviation of about 0.02) or f32 (uniform, same deviation); norm weights are 1. Standard library only, so it
+deviation of about 0.02) or f32 (uniform, same deviation); norm weights are 1; the vocabulary is a minimal
+sentencepiece-style one (byte tokens and fillers: the text means nothing). Standard library only, so it
 runs anywhere python3 does. Usage: gguf_random.py OUT.gguf [--dtype q8_0|f32] [--layers N] [--seed S]
 """
 import argparse
@@ -14,7 +15,7 @@ import struct
 import sys
 
 ALIGN = 32
-T_U32, T_F32, T_STR = 4, 6, 8
+T_U32, T_F32, T_STR, T_ARR = 4, 6, 8, 9
 GGML_F32, GGML_Q8_0 = 0, 8
 
 
@@ -29,6 +30,8 @@ def kv(key, vtype, value):
         return out + struct.pack("<I", value)
     if vtype == T_F32:
         return out + struct.pack("<f", value)
+    if vtype == T_ARR:   # an array of strings
+        return out + struct.pack("<IQ", T_STR, len(value)) + b"".join(gguf_str(v) for v in value)
     return out + gguf_str(value)
 
 
@@ -84,7 +87,13 @@ def main():
             kv("llama.embedding_length", T_U32, C), kv("llama.feed_forward_length", T_U32, F),
             kv("llama.attention.head_count", T_U32, H), kv("llama.attention.head_count_kv", T_U32, HKV),
             kv("llama.rope.dimension_count", T_U32, D), kv("llama.context_length", T_U32, 8192),
-            kv("llama.rope.freq_base", T_F32, 100000.0), kv("llama.attention.layer_norm_rms_epsilon", T_F32, 1e-5)]
+            kv("llama.rope.freq_base", T_F32, 100000.0), kv("llama.attention.layer_norm_rms_epsilon", T_F32, 1e-5),
+            # a minimal sentencepiece-style vocabulary (byte tokens, then fillers), so that model.load and
+            # repro generate accept the file; its text is meaningless, token ids are what checks use
+            kv("tokenizer.ggml.model", T_STR, "llama"),
+            kv("tokenizer.ggml.tokens", T_ARR, ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)] +
+               ["\u2581t%d" % i for i in range(V - 259)]),
+            kv("tokenizer.ggml.bos_token_id", T_U32, 1), kv("tokenizer.ggml.eos_token_id", T_U32, 2)]
     head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(meta)) + b"".join(meta)
     infos, off = [], 0
     for name, dims, t, data in tensors:

@@ -8,7 +8,9 @@
 #   3. tests/test_cuda.c: a Llama model on the GPU vs the CPU: logits, per-token log-probabilities and 32
 #      greedy tokens on staged sequences (tolerances printed);
 #   4. bench/bench_cuda.c: pp512 and tg128 on the GPU against the CPU measured in the same run, and
-#      tools/torch_llama_bench.py: PyTorch eager / transformers generate on the same GPU, same shapes.
+#      tools/torch_llama_bench.py: PyTorch eager / transformers generate on the same GPU, same shapes;
+#   5. experiments/gpu_check.lua run with --device cuda (full build only): greedy tokens, log-probabilities
+#      and decode speed against the CPU, recorded in results/repro.db with the GPU in its provenance.
 # The model: $REPRO_GPU_MODEL, else the mirror's SmolLM2-135M-Instruct Q4_1 ($REPRO_MIRROR or ../shared/data),
 # else a random-weight GGUF of SmolLM2-135M's shapes (tools/gguf_random.py, q8_0) written to build/gpu-check.
 # GPU_CHECK_ENGINE_ONLY=1 forces the engine-only build. Logs go to build/gpu-check/. Exit: 0 every check passed on a GPU; 1 a check failed; 2 the build failed;
@@ -92,7 +94,7 @@ step() {   # step NAME LIMIT CMD...: run, log, count a failure or a [gpu] skip
   say "$name: $*"
   timeout "$limit" "$@" >"$out/$name.log" 2>&1
   local rc=$?
-  grep -E '^(skip|  op |  prompt|  model|ok|not ok|FAIL|\||tg128 reads|model |\{)' "$out/$name.log" | head -80
+  grep -E '^(skip|  op |  prompt|  model|ok|not ok|FAIL|\||model |\{|repro: run)' "$out/$name.log" | head -80
   if grep -q '^skip \[gpu\]' "$out/$name.log"; then skips=$((skips + 1)); say "$name: SKIPPED on no GPU"
   elif [ $rc -ne 0 ]; then fails=$((fails + 1)); say "$name: FAIL (exit $rc$([ $rc = 124 ] && echo ', timed out'); log: $out/$name.log)"
   else say "$name: ok"; fi
@@ -101,6 +103,14 @@ step op-tests 150 "$B/tests/test_ops"
 step model-check 150 "$B/tests/test_cuda"
 step bench 150 "$B/bench/bench_cuda" --quick --json
 step torch-peer 150 python3 tools/torch_llama_bench.py --reps 3
+if [ -x bin/repro ] && [ "$B" = build/lua5.4 ]; then   # the model check again as a run in the registry (results/repro.db)
+  step registry-run 120 bin/repro run experiments/gpu_check.lua --preset demo --device cuda model="$REPRO_GPU_MODEL"
+  if grep -q 'targets ([1-9][0-9]* outside tolerance)' "$out/registry-run.log"; then
+    fails=$((fails + 1)); say "registry-run: FAIL (targets outside tolerance; bin/repro show for the run)"
+  fi
+else
+  say "registry-run: skipped (the engine-only build has no bin/repro)"
+fi
 
 ours=$(grep '^{' "$out/bench.log" 2>/dev/null | tail -1)
 peer=$(grep '^{' "$out/torch-peer.log" 2>/dev/null | tail -1)

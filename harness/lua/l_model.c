@@ -277,8 +277,8 @@ static int l_score(lua_State *L) {
         return 2;
     }
     size_t n;
+    long long from = rp_lua_optinteger(L, 3, 0);   /* before check_ids, which pushes a userdata at index 3 */
     int32_t *ids = check_ids(L, 2, x->m, &n);
-    long long from = rp_lua_optinteger(L, 3, 0);
     if (from < 0 || (n > 0 && (size_t)from > n - 1)) return luaL_error(L, "score: from = %f outside [0, %d]", (double)from, (int)(n ? n - 1 : 0));
     size_t want = n > (size_t)from + 1 ? n - 1 - (size_t)from : 0;
     float *lp = lua_newuserdata(L, (want ? want : 1) * sizeof *lp);
