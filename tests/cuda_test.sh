@@ -32,10 +32,10 @@ if [ $gpu = 0 ]; then
   "$REPRO" generate "$model" --device cuda --steps 4 --temperature 0 >"$tmp/out" 2>"$tmp/err"; rc=$?
   check "generate --device cuda without a GPU: non-zero exit, the reason on stderr, nothing generated (rc $rc: $(cat "$tmp/err"))" \
         "[ $rc != 0 ] && grep -q 'device cuda: .*cuda' '$tmp/err' && [ ! -s '$tmp/out' ]"
+  echo "skip [gpu]: generate on the GPU: $(head -1 "$tmp/err")"
   "$REPRO" run experiments/example.lua --preset smoke --device cuda >/dev/null 2>"$tmp/err"; rc=$?
   check "run --device cuda without a GPU: exit 2 before anything is recorded (rc $rc: $(cat "$tmp/err"))" \
         "[ $rc = 2 ] && grep -q 'device cuda: .*cuda' '$tmp/err' && { [ ! -f '$REPRO_DB' ] || [ \"\$(q 'select count(*) from runs')\" = 0 ]; }"
-  echo "skip [gpu]: generate on the GPU: $(head -1 "$tmp/err")"
 elif [ -f "$model" ]; then
   a=$("$REPRO" generate "$model" --device cuda --prompt "Once upon a time" --steps 24 --temperature 0 2>/dev/null)
   b=$("$REPRO" generate "$model" --device cpu --prompt "Once upon a time" --steps 24 --temperature 0 2>/dev/null)
