@@ -615,6 +615,26 @@ static void test_cuda_deep(rp_backend *be, rp_backend *ref) {
         CHECK_MSG(rel_err(a, b, n) < 1e-5, "cuda attention case %zu: %g", c, rel_err(a, b, n));
         free(q); free(k); free(v); free(a); free(b);
     }
+    for (int mi = 0; mi < 3; mi++) {   /* matmul_multi: one launch for same-dtype parts (few rows), or part by part */
+        int64_t M = (int64_t[]){ 1, 5, 70 }[mi], K = 256, Ns[3] = { 96, 40, 136 }, tot = 96 + 40 + 136;
+        size_t ld;
+        void *ws[3];
+        float *x = randv(M * K, 1.0f), *a = calloc((size_t)(M * tot), 4), *b = calloc((size_t)(M * tot), 4);
+        dev dv = { be, { 0 }, 0 };
+        float *dy = up(&dv, NULL, (size_t)(M * tot) * 4), *dx = up(&dv, x, (size_t)(M * K) * 4);
+        rp_matmul_part parts[3];
+        for (int p = 0, off = 0; p < 3; off += (int)(M * Ns[p]), p++) {
+            ws[p] = make_w(RP_Q4_1, Ns[p], K, &ld);
+            CHECK(rp_ref_matmul(ref, b + off, x, M, K, ws[p], RP_Q4_1, ld, Ns[p]) == RP_OK);
+            parts[p] = (rp_matmul_part){ dy + off, up(&dv, ws[p], ld * (size_t)Ns[p]), RP_Q4_1, ld, Ns[p] };
+        }
+        CHECK(RP_BACKEND_CALL(be, matmul_multi, dx, M, K, parts, 3) == RP_OK);
+        down(&dv, a, dy, (size_t)(M * tot) * 4);
+        drop(&dv);
+        CHECK_MSG(rel_err(a, b, M * tot) < 1e-5, "cuda matmul_multi M=%lld: %g", (long long)M, rel_err(a, b, M * tot));
+        for (int p = 0; p < 3; p++) free(ws[p]);
+        free(x); free(a); free(b);
+    }
     int64_t scan_ns[3] = { 5, 16, 40 };   /* state sizes: a partial lane group, a full one, the wide kernel */
     for (int ni = 0; ni < 3; ni++) {
         int64_t L = 50, D = 40, N = scan_ns[ni];

@@ -19,13 +19,10 @@ extern "C" {
 #define RP_CUDA_GEMV_ROWS 8
 #define RP_CUDA_TILE_ELEMS (64ll << 20)
 
-/* y[m, n] for m < M (<= MM): warp per row n of W. */
+/* y[m, n] for m < M (<= MM) from weight row `row`: the calling warp's lanes split K, then a shuffle sum. */
 template <int DT, int MM>
-__global__ void gemv_kernel(float *y, const float *x, int M, int64_t K, const uint8_t *w, size_t ldw, int64_t N) {
-    int64_t n = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (n >= N) return;
-    const uint8_t *row = w + (size_t)n * ldw;
+static __device__ __forceinline__ void gemv_row(float *y, int64_t N, int64_t n, const float *x, int M, int64_t K,
+                                                const uint8_t *row, int lane) {
     float acc[MM];
 #pragma unroll
     for (int m = 0; m < MM; m++) acc[m] = 0.0f;
@@ -41,6 +38,34 @@ __global__ void gemv_kernel(float *y, const float *x, int M, int64_t K, const ui
         float s = warp_sum(acc[m]);
         if (lane == 0) y[(int64_t)m * N + n] = s;
     }
+}
+
+/* One warp per row n of W. */
+template <int DT, int MM>
+__global__ void gemv_kernel(float *y, const float *x, int M, int64_t K, const uint8_t *w, size_t ldw, int64_t N) {
+    int64_t n = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (n >= N) return;   /* whole warps leave together */
+    gemv_row<DT, MM>(y, N, n, x, M, K, w + (size_t)n * ldw, threadIdx.x & 31);
+}
+
+/* Several weights of one dtype against the same x in one launch (matmul_multi when decoding): warp w takes
+ * row w - start[p] of part p, where start[p] <= w < start[p + 1]. */
+typedef struct gemv_parts {
+    float *y[RP_MATMUL_MAX_PARTS];
+    const uint8_t *w[RP_MATMUL_MAX_PARTS];
+    size_t ldw[RP_MATMUL_MAX_PARTS];
+    int64_t N[RP_MATMUL_MAX_PARTS], start[RP_MATMUL_MAX_PARTS + 1];
+    int n;
+} gemv_parts;
+
+template <int DT, int MM>
+__global__ void gemv_multi_kernel(gemv_parts P, const float *x, int M, int64_t K) {
+    int64_t wi = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (wi >= P.start[P.n]) return;
+    int p = 0;
+    while (p + 1 < P.n && wi >= P.start[p + 1]) p++;
+    int64_t n = wi - P.start[p];
+    gemv_row<DT, MM>(P.y[p], P.N[p], n, x, M, K, P.w[p] + (size_t)n * P.ldw[p], threadIdx.x & 31);
 }
 
 /* out[r, k] = element k of weight row r (fp32 or bf16 out). */
@@ -205,9 +230,34 @@ rp_status rp_cuda_matmul(rp_backend *be, float *y, const float *x, int64_t M, in
     return rp_fail(RP_ERR_UNSUPPORTED, "backend cuda lacks op matmul for dtype %s", rp_dtype_name(wt));
 }
 
-/* Each part in turn (they share x). */
+template <int DT>
+static rp_status gemv_multi_dt(const gemv_parts *P, const float *x, int64_t M, int64_t K) {
+    unsigned blocks = (unsigned)((P->start[P->n] + 3) / 4);
+    if (M <= 1) gemv_multi_kernel<DT, 1><<<blocks, 128>>>(*P, x, (int)M, K);
+    else if (M <= 4) gemv_multi_kernel<DT, 4><<<blocks, 128>>>(*P, x, (int)M, K);
+    else gemv_multi_kernel<DT, RP_CUDA_GEMV_ROWS><<<blocks, 128>>>(*P, x, (int)M, K);
+    RP_CUDA_LAUNCHED("matmul_multi (gemv)");
+    return RP_OK;
+}
+
+/* Parts of one dtype with few rows: one launch for all of them; otherwise each part in turn (they share x). */
 rp_status rp_cuda_matmul_multi(rp_backend *be, const float *x, int64_t M, int64_t K, const rp_matmul_part *parts, int n) {
     if (n < 1 || n > RP_MATMUL_MAX_PARTS) return rp_fail(RP_ERR_INVAL, "matmul: %d parts (1..%d)", n, RP_MATMUL_MAX_PARTS);
+    int fuse = M >= 1 && M <= RP_CUDA_GEMV_ROWS;
+    gemv_parts P;
+    memset(&P, 0, sizeof P);
+    P.n = n;
+    for (int p = 0; p < n; p++) {
+        RP_TRY(check_rows("matmul", parts[p].wt, K, parts[p].ldw));
+        if (parts[p].N < 0 || parts[p].N > INT32_MAX) return rp_fail(RP_ERR_RANGE, "cuda: matmul: N = %lld", (long long)parts[p].N);
+        fuse = fuse && parts[p].wt == parts[0].wt;
+        P.y[p] = parts[p].y;
+        P.w[p] = (const uint8_t *)parts[p].w;
+        P.ldw[p] = parts[p].ldw;
+        P.N[p] = parts[p].N;
+        P.start[p + 1] = P.start[p] + parts[p].N;
+    }
+    if (fuse && P.start[n] > 0) { DISPATCH(parts[0].wt, gemv_multi_dt, (&P, x, M, K)); }
     for (int p = 0; p < n; p++) RP_TRY(rp_cuda_matmul(be, parts[p].y, x, M, K, parts[p].w, parts[p].wt, parts[p].ldw, parts[p].N));
     return RP_OK;
 }
