@@ -7,7 +7,8 @@
 #      cases (every weight dtype through both matmul paths, long-context decode attention, range errors);
 #   3. tests/test_cuda.c: a Llama model on the GPU vs the CPU: logits, per-token log-probabilities and 32
 #      greedy tokens on staged sequences (tolerances printed);
-#   4. bench/bench_cuda.c: pp512 and tg128 on the GPU against the CPU measured in the same run, and
+#   4. bench/bench_cuda.c: pp512 and tg128 on the GPU against the CPU measured in the same run, the selective
+#      scan against the bandwidth bound measured in the same run, and
 #      tools/torch_llama_bench.py: PyTorch eager / transformers generate on the same GPU, same shapes;
 #   5. experiments/gpu_check.lua run with --device cuda (full build only): greedy tokens, log-probabilities
 #      and decode speed against the CPU, recorded in results/repro.db with the GPU in its provenance.
@@ -103,7 +104,9 @@ step op-tests 150 "$B/tests/test_ops"
 step model-check 150 "$B/tests/test_cuda"
 step bench 150 "$B/bench/bench_cuda" --quick --json
 step torch-peer 150 python3 tools/torch_llama_bench.py --reps 3
-if [ -x bin/repro ] && [ "$B" = build/lua5.4 ]; then   # the model check again as a run in the registry (results/repro.db)
+if grep -q '^skip \[gpu\]' "$out/op-tests.log"; then
+  say "registry-run: skipped (no GPU: --device cuda would be refused)"
+elif [ -x bin/repro ] && [ "$B" = build/lua5.4 ]; then   # the model check again as a run in the registry (results/repro.db)
   step registry-run 120 bin/repro run experiments/gpu_check.lua --preset demo --device cuda model="$REPRO_GPU_MODEL"
   if grep -q 'targets ([1-9][0-9]* outside tolerance)' "$out/registry-run.log"; then
     fails=$((fails + 1)); say "registry-run: FAIL (targets outside tolerance; bin/repro show for the run)"
@@ -112,12 +115,13 @@ else
   say "registry-run: skipped (the engine-only build has no bin/repro)"
 fi
 
-ours=$(grep '^{' "$out/bench.log" 2>/dev/null | tail -1)
+ours=$(grep '^{"model"' "$out/bench.log" 2>/dev/null | tail -1)
+scan=$(grep '^{"scan_ms"' "$out/bench.log" 2>/dev/null | tail -1)
 peer=$(grep '^{' "$out/torch-peer.log" 2>/dev/null | tail -1)
 if [ -n "$ours" ]; then
-  python3 - "$ours" "${peer:-{\}}" <<'PY'
+  python3 - "$ours" "${peer:-{\}}" "${scan:-{\}}" <<'PY'
 import json, sys
-o, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+o, p, s = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
 peer = "%s, %s" % (p["peer"], p["dtype"]) if p else "PyTorch peer: not measured"
 print("model %s on %s" % (o["model"], o["gpu"]))
 print("| figure | repro cuda | repro cpu (same run) | cuda / cpu | %s | repro / peer |" % peer)
@@ -126,6 +130,9 @@ for k, c in (("pp512", "cpu_pp"), ("tg128", "cpu_tg")):
     pk = "%.0f | %.2fx" % (p[k], o[k] / p[k]) if p else "- | -"
     print("| %s tok/s | %.0f | %.0f | %.1fx | %s |" % (k, o[k], o[c], o[k] / o[c], pk))
 print("tg128 weight traffic on the GPU: %.0f GB/s" % o["tg_weight_gbps"])
+if s:
+    print("selective scan (d_inner 8192, d_state 16, 4096 steps): %.2f ms, %.0f%% of the bandwidth bound at %.0f GB/s "
+          "(target 60%%)" % (s["scan_ms"], 100 * s["scan_fraction_of_bound"], s["bandwidth_gbps"]))
 print("targets (issue 16): pp512 >= 1.5x PyTorch eager, tg128 >= 2x transformers generate (repro: fp32 activations "
       "on the file's weights; the peer: random weights of the same shapes)")
 PY
