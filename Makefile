@@ -33,8 +33,26 @@ ifneq ($(SAN),)
   LDLIBS += -fsanitize=address,undefined
 endif
 
+# CUDA=1 (the default whenever nvcc is found; CUDA=0 turns it off): the CUDA backend's kernels
+# (harness/tensor/cuda/*.cu, sm_90 code plus compute_90 PTX for newer GPUs) join the library, RP_CUDA is
+# defined for its C shim, and the binaries link cudart and cuBLAS. Without nvcc the build is unchanged.
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+CUDA ?= $(if $(NVCC),1,0)
+CU_OBJ :=
+ifeq ($(CUDA),1)
+  ifeq ($(NVCC),)
+    $(error CUDA=1 but nvcc was not found: set NVCC=/path/to/nvcc)
+  endif
+  CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(NVCC)))
+  CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+  NVCCFLAGS ?= -std=c++17 -O2 -lineinfo $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter
+  CU_OBJ := $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(wildcard harness/tensor/cuda/*.cu))
+  CFLAGS += -DRP_CUDA=1
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+endif
+
 LIB_SRC := $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c plugins/*/*.c runners/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_OBJ)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -48,13 +66,17 @@ export REPRO_MIRROR ?= $(if $(wildcard $(MIRROR_DEFAULT)),$(MIRROR_DEFAULT),)
 export OPENBLAS_CORETYPE ?= Haswell
 export REPRO_BIN := $(abspath $(REPRO))
 
-.PHONY: all test test-suite bench demo deps clean fuzz valgrind
+.PHONY: all test test-suite bench demo deps clean fuzz valgrind gpu-check
 .SECONDARY:
 all: $(REPRO) $(TEST_BIN) $(FUZZ_REPLAY)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Iharness -I. -MMD -MP -c $< -o $@
 
 $(BUILD)/generated/commands.inc: $(wildcard harness/*/cmd_*.c plugins/*/cmd_*.c)
 	@mkdir -p $(dir $@)
@@ -127,6 +149,11 @@ bench: $(REPRO) $(BENCH_BIN)
 deps:
 	@tools/deps.sh
 
+# The CUDA backend's check on a machine with a GPU (build, op tests, model checks, benchmarks; under 5
+# minutes): exit 0 passed, 1 a check failed, 2 the build failed, 3 no GPU here (nothing ran on one).
+gpu-check:
+	@tools/gpu_check.sh
+
 demo: deps
 	@$(MAKE) --no-print-directory $(REPRO)
 	@$(REPRO) demo
@@ -138,4 +165,4 @@ valgrind: $(TEST_BIN)
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/obj/tests/%.d)
+-include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/obj/tests/%.d)

@@ -13,7 +13,7 @@ root=${1:-.}
 # check ROOT: prints breaks, returns 1 if any.
 check() {
   local r=$1 bad=0 f line n inc
-  for f in "$r"/harness/tensor/*.[ch] "$r"/harness/nn/*.[ch] "$r"/harness/model/*.[ch] \
+  for f in "$r"/harness/tensor/*.[ch] "$r"/harness/tensor/cuda/*.cu* "$r"/harness/tensor/cuda/*.h "$r"/harness/nn/*.[ch] "$r"/harness/model/*.[ch] \
            "$r"/harness/util/*.[ch] "$r"/plugins/*/*.[ch]; do
     [ -f "$f" ] || continue
     local rel=${f#"$r"/}

@@ -3,7 +3,8 @@
 # target over its kept corpus and crashers, every Lua test through the host, every tests/*_test.sh.
 # Skips are counted, never silent: a test that cannot check something prints a line
 #   skip: REASON             (a tool or condition is missing), or
-#   skip [mirror]: REASON    (a data-mirror asset or reference file is missing)
+#   skip [mirror]: REASON    (a data-mirror asset or reference file is missing), or
+#   skip [gpu]: REASON       (no GPU at run time, or a build without CUDA: never counted as passed)
 # and the runner lists every reason at the end. With REPRO_REQUIRE_MIRROR=1 (CI) a [mirror] skip fails the
 # program that printed it. The last line is exactly "N passed, N failed, N skipped" (test programs passed,
 # test programs failed, checks skipped), which CI tooling parses; before it, the slowest programs' wall
@@ -28,7 +29,7 @@ run() {
     skipped=$((skipped+1))
     skips="$skips  $name: $s"$'\n'
     case "$s" in "skip [mirror]:"*) mirror_skips=$((mirror_skips+1));; esac
-  done < <(grep -E '^skip( \[mirror\])?: ' "$log")
+  done < <(grep -E '^skip( \[(mirror|gpu)\])?: ' "$log")
   if [ "$rc" -eq 0 ] && [ "${REPRO_REQUIRE_MIRROR:-0}" = 1 ] && [ "$mirror_skips" -gt 0 ]; then
     echo "FAILED: $name skipped $mirror_skips check(s) for a missing mirror asset (REPRO_REQUIRE_MIRROR=1)"
     rc=1

@@ -10,6 +10,10 @@
 #include <string.h>
 #include "check.h"
 #include "tensor/backend.h"
+#include "tensor/backend_cuda.h"
+#ifdef RP_CUDA
+#include "tensor/cuda/cuda_ops.h"
+#endif
 #include "tensor/ops.h"
 #include "tensor/ops_ref.h"
 #include "tensor/qdot.h"
@@ -42,19 +46,32 @@ static void *make_w(rp_dtype t, int64_t N, int64_t K, size_t *ldw) {
     return w;
 }
 
+/* Every weight dtype a matmul takes, and one matmul case of it: W[N,K] (random, quantized), x[M,K], y for
+ * the backend under test and yr from the reference. */
+static const rp_dtype matmul_types[] = { RP_F32, RP_F16, RP_BF16, RP_Q4_0, RP_Q4_1, RP_Q8_0, RP_Q4_K, RP_Q6_K };
+typedef struct mm_case { rp_dtype t; int64_t M, K, N; size_t ldw; void *w; float *x, *y, *yr; } mm_case;
+static mm_case mm_case_new(rp_backend *ref, rp_dtype t, int64_t M) {
+    mm_case c = { t, M, (t == RP_Q4_K || t == RP_Q6_K) ? 512 : 320, 200, 0, NULL, NULL, NULL, NULL };
+    c.w = make_w(t, c.N, c.K, &c.ldw);
+    c.x = randv(M * c.K, 1.0f);
+    c.y = calloc((size_t)(M * c.N), 4);
+    c.yr = calloc((size_t)(M * c.N), 4);
+    CHECK(rp_ref_matmul(ref, c.yr, c.x, M, c.K, c.w, t, c.ldw, c.N) == RP_OK);
+    return c;
+}
+static void mm_case_free(mm_case *c) { free(c->w); free(c->x); free(c->y); free(c->yr); }
+
 static void test_matmul(rp_backend *cpu, rp_backend *ref, int int8) {
-    rp_dtype types[] = { RP_F32, RP_F16, RP_BF16, RP_Q4_0, RP_Q4_1, RP_Q8_0, RP_Q4_K, RP_Q6_K };
     int64_t Ms[] = { 1, 3, 8, 70 };
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+    for (size_t ti = 0; ti < sizeof matmul_types / sizeof matmul_types[0]; ti++)
         for (size_t mi = 0; mi < 4; mi++) {
-            rp_dtype t = types[ti];
-            int64_t M = Ms[mi], K = (t == RP_Q4_K || t == RP_Q6_K) ? 512 : 320, N = 200;
-            size_t ldw;
-            void *w = make_w(t, N, K, &ldw);
-            float *x = randv(M * K, 1.0f), *y = calloc((size_t)(M * N), 4), *yr = calloc((size_t)(M * N), 4);
-            CHECK(rp_ref_matmul(ref, yr, x, M, K, w, t, ldw, N) == RP_OK);
-            CHECK(RP_BACKEND_CALL(cpu, matmul, y, x, M, K, w, t, ldw, N) == RP_OK);
-            double e = rel_err(y, yr, M * N);
+            mm_case c = mm_case_new(ref, matmul_types[ti], Ms[mi]);
+            rp_dtype t = c.t;
+            int64_t M = c.M, K = c.K, N = c.N;
+            void *w = c.w;
+            float *x = c.x, *y = c.y;
+            CHECK(RP_BACKEND_CALL(cpu, matmul, y, x, M, K, w, t, c.ldw, N) == RP_OK);
+            double e = rel_err(y, c.yr, M * N);
             if (int8 && M < 8 && rp_qdot_supported(t)) {
                 /* int8 activations: equal to the reference integer dot, within 1% of the f32 result */
                 CHECK_MSG(e < 2e-2, "%s M=%lld: rel err %g vs f32 reference", rp_dtype_name(t), (long long)M, e);
@@ -65,7 +82,7 @@ static void test_matmul(rp_backend *cpu, rp_backend *ref, int int8) {
                 for (int64_t m = 0; m < M; m++) {
                     rp_quantize_row_q8(x + m * K, K, &a);
                     for (int64_t n = 0; n < N; n++) {
-                        float r = rp_dot_q8_ref(t, (char *)w + n * ldw, &a, K);
+                        float r = rp_dot_q8_ref(t, (char *)w + n * c.ldw, &a, K);
                         e2 = fmax(e2, fabs(r - y[m * N + n]));
                         mx = fmax(mx, fabs(r));
                     }
@@ -74,7 +91,7 @@ static void test_matmul(rp_backend *cpu, rp_backend *ref, int int8) {
             } else {
                 CHECK_MSG(e < 1e-5, "%s M=%lld: rel err %g", rp_dtype_name(t), (long long)M, e);
             }
-            free(w); free(x); free(y); free(yr);
+            mm_case_free(&c);
         }
 }
 
@@ -523,11 +540,149 @@ static const struct op_case { rp_op op; double tol; double (*run)(rp_backend *, 
     { RP_OP_SELECTIVE_SCAN, 1e-5, case_selective_scan, RP_F32 },
 };
 
+/* The CUDA kernels' dequantizer (run on the host: no GPU needed) equals the reference on every element of
+ * rows of every weight dtype, K-quants included. */
+static void test_cuda_dequant(void) {
+#ifdef RP_CUDA
+    for (size_t ti = 0; ti < sizeof matmul_types / sizeof matmul_types[0]; ti++) {
+        rp_dtype t = matmul_types[ti];
+        int64_t K = 512;
+        size_t ldw;
+        unsigned char *w = make_w(t, 3, K, &ldw);
+        float a[512], b[512];
+        for (int r = 0; r < 3; r++) {
+            CHECK(rp_dequantize_row(t, w + r * ldw, b, K) == RP_OK);
+            CHECK(rp_cuda_dequant_host(t, w + r * ldw, a, K) == RP_OK);
+            int bad = 0;
+            for (int64_t k = 0; k < K; k++) bad += a[k] != b[k] && fabsf(a[k] - b[k]) > 1e-6f * fabsf(b[k]);
+            CHECK_MSG(bad == 0, "cuda dequantizer %s row %d: %d of %lld elements differ", rp_dtype_name(t), r, bad, (long long)K);
+        }
+        free(w);
+    }
+    float y[32];
+    CHECK(rp_cuda_dequant_host(RP_NF4, y, y, 64) == RP_ERR_INVAL);
+#else
+    printf("skip: the CUDA dequantizer check needs a build with CUDA (nvcc)\n");
+#endif
+}
+
+/* The cuda backend when this build has it and a GPU is visible; otherwise NULL after a counted skip line
+ * (and a check that the refusal is the clear one: RP_ERR_UNSUPPORTED naming cuda). */
+static rp_backend *cuda_or_skip(void) {
+    rp_backend *be = NULL;
+    if (rp_backend_cuda_open(&be) == RP_OK) return be;
+    CHECK(strstr(rp_errmsg(), "cuda") != NULL);
+    CHECK(rp_backend_by_name("cuda") == NULL);
+    CHECK(rp_backend_open("cuda", &be) == RP_ERR_UNSUPPORTED);
+    printf("skip [gpu]: op tests on the cuda backend: %s\n", rp_errmsg());
+    return NULL;
+}
+
+/* Deeper GPU checks than the one case per op: every weight dtype through both matmul paths (few rows:
+ * the in-register dequantizing kernel; many rows: dequantized tiles through cuBLAS), attention for
+ * decoding against a long cache and for head sizes that are not multiples of 32, the scan for each of its
+ * kernels (state sizes 5, 16, 40, a carried state, no D term), and the range errors. */
+static void test_cuda_deep(rp_backend *be, rp_backend *ref) {
+    int64_t Ms[] = { 1, 3, 8, 9, 70 };
+    for (size_t ti = 0; ti < sizeof matmul_types / sizeof matmul_types[0]; ti++)
+        for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++) {
+            mm_case c = mm_case_new(ref, matmul_types[ti], Ms[mi]);
+            dev dv = { be, { 0 }, 0 };
+            float *dy = up(&dv, NULL, (size_t)(c.M * c.N) * 4);
+            rp_status st = RP_BACKEND_CALL(be, matmul, dy, up(&dv, c.x, (size_t)(c.M * c.K) * 4), c.M, c.K,
+                                           up(&dv, c.w, c.ldw * (size_t)c.N), c.t, c.ldw, c.N);
+            CHECK_MSG(st == RP_OK, "cuda matmul %s M=%lld: %s", rp_dtype_name(c.t), (long long)c.M, rp_errmsg());
+            down(&dv, c.y, dy, (size_t)(c.M * c.N) * 4);
+            drop(&dv);
+            double e = rel_err(c.y, c.yr, c.M * c.N);
+            CHECK_MSG(e < 1e-5, "cuda matmul %s M=%lld: rel err %g", rp_dtype_name(c.t), (long long)c.M, e);
+            mm_case_free(&c);
+        }
+    struct { int T, pos0, H, Hkv, D; } cases[] = { { 1, 0, 4, 4, 16 }, { 1, 700, 9, 3, 64 }, { 70, 5, 6, 2, 80 },
+                                                  { 130, 0, 9, 3, 64 }, { 3, 10, 8, 4, 128 }, { 2, 33, 2, 1, 256 } };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int T = cases[c].T, p0 = cases[c].pos0, H = cases[c].H, Hkv = cases[c].Hkv, D = cases[c].D;
+        int64_t kvs = (int64_t)Hkv * D, nk = p0 + T, n = (int64_t)T * H * D;
+        float *q = randv(n, 1.0f), *k = randv(nk * kvs, 1.0f), *v = randv(nk * kvs, 1.0f), *a = calloc((size_t)n, 4), *b = calloc((size_t)n, 4);
+        float sc = 1.0f / sqrtf((float)D);
+        CHECK(RP_BACKEND_CALL(ref, attention, b, q, k, v, T, p0, H, Hkv, D, kvs, sc) == RP_OK);
+        dev dv = { be, { 0 }, 0 };
+        float *o = up(&dv, NULL, (size_t)n * 4);
+        CHECK(RP_BACKEND_CALL(be, attention, o, up(&dv, q, (size_t)n * 4), up(&dv, k, (size_t)(nk * kvs) * 4),
+                              up(&dv, v, (size_t)(nk * kvs) * 4), T, p0, H, Hkv, D, kvs, sc) == RP_OK);
+        down(&dv, a, o, (size_t)n * 4);
+        drop(&dv);
+        CHECK_MSG(rel_err(a, b, n) < 1e-5, "cuda attention case %zu: %g", c, rel_err(a, b, n));
+        free(q); free(k); free(v); free(a); free(b);
+    }
+    for (int mi = 0; mi < 3; mi++) {   /* matmul_multi: one launch for same-dtype parts (few rows), or part by part */
+        int64_t M = (int64_t[]){ 1, 5, 70 }[mi], K = 256, Ns[3] = { 96, 40, 136 }, tot = 96 + 40 + 136;
+        size_t ld;
+        void *ws[3];
+        float *x = randv(M * K, 1.0f), *a = calloc((size_t)(M * tot), 4), *b = calloc((size_t)(M * tot), 4);
+        dev dv = { be, { 0 }, 0 };
+        float *dy = up(&dv, NULL, (size_t)(M * tot) * 4), *dx = up(&dv, x, (size_t)(M * K) * 4);
+        rp_matmul_part parts[3];
+        for (int p = 0, off = 0; p < 3; off += (int)(M * Ns[p]), p++) {
+            ws[p] = make_w(RP_Q4_1, Ns[p], K, &ld);
+            CHECK(rp_ref_matmul(ref, b + off, x, M, K, ws[p], RP_Q4_1, ld, Ns[p]) == RP_OK);
+            parts[p] = (rp_matmul_part){ dy + off, up(&dv, ws[p], ld * (size_t)Ns[p]), RP_Q4_1, ld, Ns[p] };
+        }
+        CHECK(RP_BACKEND_CALL(be, matmul_multi, dx, M, K, parts, 3) == RP_OK);
+        down(&dv, a, dy, (size_t)(M * tot) * 4);
+        drop(&dv);
+        CHECK_MSG(rel_err(a, b, M * tot) < 1e-5, "cuda matmul_multi M=%lld: %g", (long long)M, rel_err(a, b, M * tot));
+        for (int p = 0; p < 3; p++) free(ws[p]);
+        free(x); free(a); free(b);
+    }
+    int64_t scan_ns[3] = { 5, 16, 40 };   /* state sizes: a partial lane group, a full one, the wide kernel */
+    for (int ni = 0; ni < 3; ni++) {
+        int64_t L = 50, D = 40, N = scan_ns[ni];
+        float *u = randv(L * D, 1.0f), *dt = randv(L * D, 0.5f), *A = randv(D * N, 1.0f), *B = randv(L * N, 1.0f),
+              *Cm = randv(L * N, 1.0f), *h0 = randv(D * N, 1.0f);
+        for (int64_t i = 0; i < L * D; i++) dt[i] = fabsf(dt[i]);
+        for (int64_t i = 0; i < D * N; i++) A[i] = -fabsf(A[i]) - 0.1f;
+        float *ya = calloc((size_t)(L * D + D * N), 4), *yb = calloc((size_t)(L * D + D * N), 4);
+        memcpy(yb + L * D, h0, (size_t)(D * N) * 4);
+        CHECK(RP_BACKEND_CALL(ref, selective_scan, yb, u, dt, A, B, Cm, NULL, L, D, N, yb + L * D) == RP_OK);
+        dev dv = { be, { 0 }, 0 };
+        float *y = up(&dv, NULL, (size_t)(L * D) * 4), *h = up(&dv, h0, (size_t)(D * N) * 4);
+        CHECK(RP_BACKEND_CALL(be, selective_scan, y, up(&dv, u, (size_t)(L * D) * 4), up(&dv, dt, (size_t)(L * D) * 4),
+                              up(&dv, A, (size_t)(D * N) * 4), up(&dv, B, (size_t)(L * N) * 4), up(&dv, Cm, (size_t)(L * N) * 4),
+                              NULL, L, D, N, h) == RP_OK);
+        down(&dv, ya, y, (size_t)(L * D) * 4);
+        down(&dv, ya + L * D, h, (size_t)(D * N) * 4);
+        drop(&dv);
+        CHECK_MSG(rel_err(ya, yb, L * D + D * N) < 1e-5, "cuda selective_scan N=%lld: %g", (long long)N, rel_err(ya, yb, L * D + D * N));
+        free(u); free(dt); free(A); free(B); free(Cm); free(h0); free(ya); free(yb);
+    }
+    {   /* bad indices: RP_ERR_RANGE with the reference's message, and the backend still works after */
+        dev dv = { be, { 0 }, 0 };
+        float tab[4 * 32] = { 0 }, z[100] = { 0 }, one;
+        int32_t bad[2] = { 1, 4 }, t100 = 100;
+        float *o = up(&dv, NULL, 2 * 32 * 4);
+        CHECK(RP_BACKEND_CALL(be, embed, o, up(&dv, tab, sizeof tab), RP_F32, 32 * 4, 4, 32, up(&dv, bad, sizeof bad), 2) == RP_ERR_RANGE);
+        CHECK(strstr(rp_errmsg(), "token id 4 at position 1") != NULL);
+        CHECK(RP_BACKEND_CALL(be, cross_entropy, o, up(&dv, z, sizeof z), up(&dv, &t100, 4), 1, 100) == RP_ERR_RANGE);
+        CHECK(strstr(rp_errmsg(), "target 100") != NULL);
+        int32_t t5 = 5;
+        CHECK(RP_BACKEND_CALL(be, cross_entropy, o, up(&dv, z, sizeof z), up(&dv, &t5, 4), 1, 100) == RP_OK);
+        down(&dv, &one, o, 4);
+        CHECK_NEAR(one, log(100.0), 1e-5);   /* uniform logits: log n */
+        CHECK(rp_backend_sync(be) == RP_OK);
+        drop(&dv);
+    }
+    CHECK(!rp_backend_supports(be, RP_OP_MATMUL, (rp_dtype[]){ RP_NF4 }, 1));
+}
+
 static void test_every_op(void) {
     CHECK_MSG(sizeof op_cases / sizeof op_cases[0] == RP_OP_COUNT, "%zu op cases for %d ops: every op needs a case",
               sizeof op_cases / sizeof op_cases[0], RP_OP_COUNT);
-    rp_backend *backends[] = { rp_backend_ref(), rp_backend_cpu() };
-    for (size_t bi = 0; bi < sizeof backends / sizeof backends[0]; bi++)
+    test_cuda_dequant();
+    rp_backend *cuda = cuda_or_skip();
+    rp_backend *backends[] = { rp_backend_ref(), rp_backend_cpu(), cuda };
+    if (cuda) test_cuda_deep(cuda, rp_backend_ref());
+    for (size_t bi = 0; bi < sizeof backends / sizeof backends[0] && backends[bi]; bi++)
         for (int i = 0; i < (int)(sizeof op_cases / sizeof op_cases[0]); i++) {
             const struct op_case *c = &op_cases[i];
             rp_backend *be = backends[bi];

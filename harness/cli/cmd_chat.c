@@ -13,7 +13,7 @@ RP_COMMAND(chat, rp_cmd_chat, "chat with an instruct model (user turns from stdi
 
 static void usage(FILE *f) {
     fputs("usage: repro chat MODEL [--system TEXT] [--max-tokens N] [--temperature T] [--top-p P] [--seed S]\n"
-          "                   [--stop TEXT]... [--threads N] [--ctx N]\n"
+          "                   [--stop TEXT]... [--threads N] [--device cpu|cuda] [--ctx N]\n"
           "  Reads one user message per stdin line and prints the assistant's reply after it (one reply per\n"
           "  line of input, followed by an empty line). Defaults: temperature 0.2, top-p 0.9, 256 tokens per reply.\n", f);
 }

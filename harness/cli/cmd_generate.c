@@ -11,7 +11,7 @@ RP_COMMAND(generate, rp_cmd_generate, "generate text from a model (text to stdou
 
 static void usage(FILE *f) {
     fputs("usage: repro generate MODEL [--prompt TEXT] [--temperature T] [--top-p P] [--steps N] [--seed S]\n"
-          "                       [--stop TEXT]... [--threads N] [--ctx N] [--tokenizer PATH] [--quiet]\n"
+          "                       [--stop TEXT]... [--threads N] [--device cpu|cuda] [--ctx N] [--tokenizer PATH] [--quiet]\n"
           "  MODEL is a GGUF, llama2.c or safetensors path, or an asset name (repro fetch --list). Defaults: temperature 0.8 (0: greedy), top-p 0.9,\n"
           "  256 steps, seed 0. A prompt is tokenized with the model's BOS convention. Text goes to stdout,\n"
           "  the speed to stderr (--quiet: nothing on stderr).\n", f);

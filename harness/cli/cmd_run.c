@@ -16,14 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tensor/backend.h"
 
 RP_COMMAND(run, rp_cmd_run, "run an experiment script and record it in the registry");
 
 static const char *RUN_HELP =
-    "usage: repro run SCRIPT.lua [--preset smoke|demo|full|paper] [--seed N] [--db PATH] [key=value ...]\n"
+    "usage: repro run SCRIPT.lua [--preset smoke|demo|full|paper] [--seed N] [--db PATH] [--device cpu|cuda] [key=value ...]\n"
     "  Resolves params (script defaults, then the preset, then key=value), records the run with its\n"
     "  provenance, runs it, and stores metrics, summaries, figures and targets in the registry.\n"
     "  --list-params  print the script's params and presets, run nothing\n"
+    "  --device cuda  models the script loads without naming a backend run on the GPU (REPRO_DEVICE), and the\n"
+    "                 run records backend cuda and the GPU; without a GPU the run is refused before it starts\n"
     "exit: 0 finished, 1 failed, 2 bad usage or param, 130 killed (SIGINT, SIGTERM, SIGHUP)\n";
 
 static volatile sig_atomic_t signals_seen;
@@ -70,14 +73,23 @@ int rp_cmd_run(int argc, char **argv) {
     const char *over[256];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if ((!strcmp(a, "--preset") || !strcmp(a, "--seed") || !strcmp(a, "--db")) && i + 1 >= argc) {
+        if ((!strcmp(a, "--preset") || !strcmp(a, "--seed") || !strcmp(a, "--db") || !strcmp(a, "--device")) && i + 1 >= argc) {
             fprintf(stderr, "repro run: %s needs a value\n", a);
             return 2;
         }
         if (!strcmp(a, "--preset")) preset = argv[++i];
         else if (!strcmp(a, "--db")) db_path = argv[++i];
         else if (!strcmp(a, "--list-params")) list_params = 1;
-        else if (!strcmp(a, "--seed")) {
+        else if (!strcmp(a, "--device")) {
+            rp_backend *be;
+            const char *d = argv[++i];
+            if (strcmp(d, "cpu") && strcmp(d, "ref") && strcmp(d, "cuda")) {
+                fprintf(stderr, "repro run: --device: invalid value '%s' (expected cpu, ref or cuda)\n", d);
+                return 2;
+            }
+            if (rp_backend_open(d, &be) != RP_OK) { fprintf(stderr, "repro run: --device %s: %s\n", d, rp_errmsg()); return 2; }
+            setenv("REPRO_DEVICE", d, 1);   /* read by model.load and by the provenance */
+        } else if (!strcmp(a, "--seed")) {
             char *end;
             seed = strtoll(argv[++i], &end, 10);
             if (*end || end == argv[i]) { fprintf(stderr, "repro run: --seed expects an integer, got '%s'\n", argv[i]); return 2; }

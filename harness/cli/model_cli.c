@@ -40,7 +40,7 @@ int rp_cli_model_args(const char *cmd, int argc, char **argv, rp_cli_model_opts 
 int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o) {
     const char *a = argv[*i];
     static const char *with_value[] = { "--temperature", "--top-p", "--seed", "--threads", "--tokenizer", "--ctx", "--stop",
-                                        "--max-tokens", "--steps", NULL };
+                                        "--max-tokens", "--steps", "--device", NULL };
     int known = 0;
     for (int k = 0; with_value[k]; k++) if (!strcmp(a, with_value[k])) known = 1;
     if (!known) return 0;
@@ -57,6 +57,13 @@ int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o) {
     }
     else if (!strcmp(a, "--ctx")) { if (num(a, v, 1, 1 << 20, &d) < 0 || d != (int)d) return -1; o->n_ctx = (int)d; }
     else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+    else if (!strcmp(a, "--device")) {
+        if (strcmp(v, "cpu") && strcmp(v, "ref") && strcmp(v, "cuda")) {
+            fprintf(stderr, "repro: --device: invalid value '%s' (expected cpu, ref or cuda)\n", v);
+            return -1;
+        }
+        o->device = v;
+    }
     else if (!strcmp(a, "--stop")) {
         if (o->gen.n_stop >= 8) { fprintf(stderr, "repro: at most 8 --stop strings\n"); return -1; }
         stops[o->gen.n_stop++] = v;
@@ -76,7 +83,10 @@ int rp_cli_print_text(void *arg, const char *t, size_t n) {
 /* Open a model named by path or asset name. */
 rp_status rp_cli_model_open(const char *name, rp_cli_model_opts *o, rp_model **out) {
     rp_model_opts mo = { .tokenizer_path = o->tokenizer };
-    if (o->threads > 0) {
+    if (o->device && strcmp(o->device, "cpu") != 0) {   /* ref or cuda; cuda says why when there is no GPU */
+        rp_status st = rp_backend_open(o->device, &mo.backend);
+        if (st != RP_OK) { fprintf(stderr, "repro: --device %s: %s\n", o->device, rp_errmsg()); return st; }
+    } else if (o->threads > 0) {
         rp_status st = rp_backend_cpu_new(o->threads, &o->owned_backend);
         if (st != RP_OK) { fprintf(stderr, "repro: %s\n", rp_errmsg()); return st; }
         mo.backend = o->owned_backend;

@@ -11,10 +11,12 @@ typedef struct rp_cli_model_opts {
     const char *tokenizer;    /* llama2.c tokenizer path */
     int n_ctx;
     rp_backend *owned_backend;   /* set when --threads made one (free after the model) */
+    const char *device;       /* --device: "cpu" (default), "ref" or "cuda" */
 } rp_cli_model_opts;
 
 /* Parse argv[*i] if it is one of the shared options (--temperature T, --top-p P, --seed S, --threads N,
- * --tokenizer PATH, --ctx N, --stop TEXT (repeatable, up to 8), --max-tokens N or its alias --steps N);
+ * --tokenizer PATH, --ctx N, --stop TEXT (repeatable, up to 8), --max-tokens N or its alias --steps N,
+ * --device cpu|ref|cuda);
  * advances *i past its value.
  * Returns 1 if consumed, 0 if not a shared option, -1 on a bad value (message printed on stderr). */
 int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o);

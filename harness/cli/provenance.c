@@ -7,6 +7,7 @@
 #include <luajit.h>
 #endif
 #include "db/registry.h"
+#include "tensor/backend_cuda.h"
 #include "util/json.h"
 #include "util/sha256.h"
 #include <ctype.h>
@@ -76,6 +77,12 @@ rp_status rp_provenance_collect(const char *root, rp_provenance *p) {
             rp_sha256_hex(h, p->diff_sha256);
         }
     }
+    char gpu[256] = "none";   /* the first GPU's name, driver and memory, when nvidia-smi answers */
+    if (run_capture("nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null", &out) == 0 &&
+        out.len > 0) {
+        snprintf(gpu, sizeof gpu, "%s", out.data);
+        gpu[strcspn(gpu, "\n")] = 0;
+    }
     rp_buf_free(&out);
     snprintf(p->build_id, sizeof p->build_id, "%s %s %s", RP_GIT_DESCRIBE, __DATE__, __TIME__);
 #if RP_LUA_51
@@ -83,10 +90,14 @@ rp_status rp_provenance_collect(const char *root, rp_provenance *p) {
 #else
     snprintf(p->lua_impl, sizeof p->lua_impl, "%s", LUA_RELEASE);
 #endif
-    snprintf(p->backend, sizeof p->backend, "cpu");
+    const char *dev = getenv("REPRO_DEVICE");   /* set by repro run --device */
+    rp_backend *gbe;
+    int on_gpu = dev && strcmp(dev, "cuda") == 0 && rp_backend_open("cuda", &gbe) == RP_OK;
+    snprintf(p->backend, sizeof p->backend, "%s", on_gpu ? "cuda" : dev && strcmp(dev, "ref") == 0 ? "ref" : "cpu");
     char cpu[200];
     rp_cpu_model(cpu, sizeof cpu);
-    snprintf(p->device, sizeof p->device, "%s (%ld cores)", cpu, sysconf(_SC_NPROCESSORS_ONLN));
+    if (on_gpu) snprintf(p->device, sizeof p->device, "%s", rp_backend_cuda_device());
+    else snprintf(p->device, sizeof p->device, "%s (%ld cores)", cpu, sysconf(_SC_NPROCESSORS_ONLN));
 
     rp_json *env = rp_json_new_object(), *vars = rp_json_new_object();
     rp_json_set(env, "cpu", rp_json_new_string(cpu));
@@ -94,7 +105,8 @@ rp_status rp_provenance_collect(const char *root, rp_provenance *p) {
     rp_json_set(env, "memory_bytes", rp_json_new_number((double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE)));
     rp_json_set(env, "lua", rp_json_new_string(p->lua_impl));
     rp_json_set(env, "sqlite", rp_json_new_string(rp_db_sqlite_version()));
-    rp_json_set(env, "gpu", rp_json_new_string("none"));
+    rp_json_set(env, "gpu", rp_json_new_string(gpu));
+    rp_json_set(env, "cuda_backend", rp_json_new_string(rp_backend_cuda_built() ? "built" : "not built (no nvcc at build time)"));
     for (char **e = environ; *e; e++) {
         const char *eq = strchr(*e, '=');
         if (!eq) continue;

@@ -1,5 +1,5 @@
 /* l_model.c: require("repro.model"): Llama-family models for Lua scripts.
- *   model.load(path_or_asset [, {tokenizer=, threads=, backend="cpu"|"ref", n_ctx=}]) -> m   (userdata "repro.model")
+ *   model.load(path_or_asset [, {tokenizer=, threads=, backend="cpu"|"ref"|"cuda" (default: $REPRO_DEVICE, else cpu), n_ctx=}]) -> m   (userdata "repro.model")
  *   m:info()                        -> {n_layer=, dim=, n_head=, n_head_kv=, head_dim=, ffn_dim=, vocab=, n_ctx=,
  *                                       context_len=, format=, bos=, eos=, add_bos=, chat=}
  *   m:tokenize(text [, {bos=, special=}]) -> {ids}        (bos: default the model's convention)
@@ -100,9 +100,12 @@ static int l_load(lua_State *L) {
         threads = rp_lua_field_integer(L, 2, "threads", 0);
         n_ctx = rp_lua_field_integer(L, 2, "n_ctx", 0);
         const char *bn = rp_lua_field_string(L, 2, "backend", NULL);
-        if (bn && !(mo.backend = rp_backend_by_name(bn))) return luaL_error(L, "model.load: unknown backend '%s' (valid: cpu, ref)", bn);
+        if (bn && rp_backend_open(bn, &mo.backend) != RP_OK) return luaL_error(L, "model.load: backend '%s': %s", bn, rp_errmsg());
         if (threads < 0 || threads > 256) return luaL_error(L, "model.load: threads = %f out of range", (double)threads);
     }
+    const char *dev = getenv("REPRO_DEVICE");   /* repro run --device: the run's backend when the script names none */
+    if (!mo.backend && threads <= 0 && dev && *dev && rp_backend_open(dev, &mo.backend) != RP_OK)
+        return luaL_error(L, "model.load: REPRO_DEVICE=%s: %s", dev, rp_errmsg());
     lmodel *x = calloc(1, sizeof *x);
     if (!x) return luaL_error(L, "model.load: out of memory");
     if (threads > 0) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tensor/backend_cuda.h"
 #include "tensor/ops_ref.h"
 #include "tensor/quant.h"
 
@@ -43,7 +44,18 @@ rp_backend *rp_backend_by_name(const char *name) {
     if (!name) return NULL;
     if (strcmp(name, "cpu") == 0) return rp_backend_cpu();
     if (strcmp(name, "ref") == 0) return rp_backend_ref();
+    rp_backend *be = NULL;
+    if (strcmp(name, "cuda") == 0 && rp_backend_cuda_open(&be) == RP_OK) return be;
     return NULL;
+}
+
+/* Backend by name with the reason when there is none. */
+rp_status rp_backend_open(const char *name, rp_backend **out) {
+    if (name && strcmp(name, "cuda") == 0) return rp_backend_cuda_open(out);
+    rp_backend *be = rp_backend_by_name(name);
+    if (!be) return rp_fail(RP_ERR_INVAL, "unknown backend '%s' (valid: cpu, ref, cuda)", name ? name : "(null)");
+    *out = be;
+    return RP_OK;
 }
 
 /* The error for an op a backend lacks. */

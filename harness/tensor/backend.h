@@ -102,7 +102,7 @@ typedef struct rp_backend_ops {
 } rp_backend_ops;
 
 struct rp_backend {
-    const char *name;          /* "cpu", "ref", later "cuda" */
+    const char *name;          /* "cpu", "ref", "cuda" */
     const rp_backend_ops *ops;
     rp_pool *pool;             /* CPU backends: the threads kernels split work over */
     void *impl;                /* backend-private state (scratch buffers, device handles) */
@@ -118,8 +118,10 @@ rp_backend *rp_backend_default(void);
  * thread counts; free it with rp_backend_cpu_free. */
 rp_status rp_backend_cpu_new(int n_threads, rp_backend **out);
 void rp_backend_cpu_free(rp_backend *be);
-/* Backend by name ("cpu", "ref"); NULL when unknown or unavailable. */
+/* Backend by name ("cpu", "ref", "cuda"); NULL when unknown or unavailable (rp_backend_open says why). */
 rp_backend *rp_backend_by_name(const char *name);
+/* Backend by name, or an error naming the valid names or why the backend cannot start (no GPU, no CUDA). */
+rp_status rp_backend_open(const char *name, rp_backend **out);
 
 /* The op's name as written in the table ("matmul", "rmsnorm"); "?" outside [0, RP_OP_COUNT). */
 const char *rp_op_name(rp_op op);

@@ -106,6 +106,11 @@ rp_status rp_jamba_model_new(const rp_jamba_config *c, uint64_t seed, rp_backend
     m->cfg = *c;
     m->be = be ? be : rp_backend_default();
     if (!m->be) { free(m); return rp_fail(RP_ERR_UNSUPPORTED, "jamba model: no compute backend available"); }
+    if (!m->be->ops->host_memory) {   /* its weights and activations are host arrays the ops read directly */
+        const char *bn = m->be->name;
+        free(m);
+        return rp_fail(RP_ERR_UNSUPPORTED, "jamba model: backend %s computes on device buffers; this model keeps host arrays (use cpu or ref)", bn);
+    }
     uint64_t s = seed ^ 0x6a09e667f3bcc909ull;
     const int64_t d = c->d_model, V = c->vocab;
     rp_status st = RP_OK;
