@@ -626,7 +626,7 @@ static void test_cuda_deep(rp_backend *be, rp_backend *ref) {
         for (int p = 0, off = 0; p < 3; off += (int)(M * Ns[p]), p++) {
             ws[p] = make_w(RP_Q4_1, Ns[p], K, &ld);
             CHECK(rp_ref_matmul(ref, b + off, x, M, K, ws[p], RP_Q4_1, ld, Ns[p]) == RP_OK);
-            parts[p] = (rp_matmul_part){ dy + off, up(&dv, ws[p], ld * (size_t)Ns[p]), RP_Q4_1, ld, Ns[p] };
+            parts[p] = (rp_matmul_part){ dy + off, up(&dv, ws[p], ld * (size_t)Ns[p]), RP_Q4_1, ld, Ns[p], NULL };
         }
         CHECK(RP_BACKEND_CALL(be, matmul_multi, dx, M, K, parts, 3) == RP_OK);
         down(&dv, a, dy, (size_t)(M * tot) * 4);
