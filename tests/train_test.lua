@@ -50,20 +50,7 @@ check(bigram > 2.3 and bigram < 2.7, "bigram held-out loss in the known range (g
 
 -- deterministic batches: Park-Miller offsets (exact on both runtimes)
 local B, S = 8, 64
-local function batches(ids, seed)
-  local x = seed
-  return function()
-    local toks = {}
-    for b = 1, B do
-      x = (x * 16807) % 2147483647
-      local off = x % (#ids - S - 1)
-      local row = {}
-      for t = 1, S + 1 do row[t] = ids[off + t] end
-      toks[b] = row
-    end
-    return { tokens = toks }
-  end
-end
+local function batches(ids, seed) return require("repro.train_data").windows(ids, B, S, seed) end
 
 local config = { n_layer = 2, dim = 64, n_head = 4, n_head_kv = 2, ffn_dim = 192, vocab = V }
 local function new_trainer(total)

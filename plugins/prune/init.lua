@@ -149,22 +149,10 @@ function M.piece(text, lo, hi)
   return text:sub(cut(lo), cut(hi) - 1)
 end
 
---- Deterministic training batches of B rows of T+1 ids from a token list (Park-Miller offsets, exact on both
--- runtimes): returns next_batch().
+--- Deterministic training batches of B rows of T+1 ids from a token list (repro.train_data.windows, exact on
+-- both runtimes): returns next_batch().
 function M.batches(ids, B, T, seed)
-  if #ids < T + 2 then error(string.format("prune.batches: %d tokens, a row needs %d", #ids, T + 1), 0) end
-  local x = seed % 2147483646 + 1
-  return function()
-    local rows = {}
-    for b = 1, B do
-      x = (x * 16807) % 2147483647
-      local off = x % (#ids - T - 1)
-      local row = {}
-      for t = 1, T + 1 do row[t] = ids[off + t] end
-      rows[b] = row
-    end
-    return { tokens = rows }
-  end
+  return require("repro.train_data").windows(ids, B, T, seed % 2147483646 + 1)
 end
 
 --- Heal a pruned model file by QLoRA as the paper's App. A.1, scaled down: LoRA on the feed-forward linears

@@ -19,6 +19,9 @@
 --   td.batches(seqs, B, {seed=, epoch=, drop_last=}) -> list of batches {tokens = {{T+1 ids}...}[, mask =
 --       {{T flags}...}]}: a permutation of seqs by (seed, epoch) (Park-Miller, exact on Lua 5.4 and LuaJIT),
 --       cut into batches of B (the last one shorter unless drop_last).
+--   td.windows(ids, B, T, state) -> next_batch(): endless batches {tokens = {{T+1 ids}...}} of B windows at
+--       Park-Miller offsets into one token stream; state (an integer in [1, 2147483646]) starts the generator,
+--       so the same state gives the same batches on Lua 5.4 and LuaJIT.
 -- A sequence is {ids = {T+1 ids}} or {ids = ..., mask = {T flags}}. Bad input raises an error naming the
 -- file, the line (record) and the field.
 local json = require("repro.json")
@@ -179,6 +182,29 @@ function M.batches(seqs, B, o)
     out[#out + 1] = { tokens = toks, mask = #masks > 0 and masks or nil }
   end
   return out
+end
+
+function M.windows(ids, B, T, state)
+  positive_int(B, "train_data.windows: B")
+  positive_int(T, "train_data.windows: T")
+  if type(ids) ~= "table" or #ids < T + 2 then
+    error(string.format("train_data.windows: %d tokens, a window needs %d", type(ids) == "table" and #ids or 0, T + 2), 2)
+  end
+  if type(state) ~= "number" or state ~= math.floor(state) or state < 1 or state > 2147483646 then
+    error("train_data.windows: state must be an integer in [1, 2147483646], got " .. tostring(state), 2)
+  end
+  local x = state
+  return function()
+    local rows = {}
+    for b = 1, B do
+      x = (x * 16807) % 2147483647
+      local off = x % (#ids - T - 1)
+      local row = {}
+      for t = 1, T + 1 do row[t] = ids[off + t] end
+      rows[b] = row
+    end
+    return { tokens = rows }
+  end
 end
 
 return M
