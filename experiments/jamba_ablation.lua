@@ -12,13 +12,6 @@
 local experiment = require("repro.experiment")
 local C = require("repro.jamba")
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 -- name -> overrides of the base configuration (jamba-v0.1-tiny's knobs, resized below)
 local VARIANTS = {
   attention = { attn = 1, mamba = 0, attn_offset = 0, moe_every = 0 },
@@ -131,7 +124,7 @@ return experiment.define {
   run = function(ctx, p)
     if p.d_model % 4 ~= 0 then error("d_model must be a multiple of 4 (got " .. p.d_model .. ")") end
     local file = p.data == "tinyshakespeare" and { "tinyshakespeare", "input.txt" } or { "tinystories-valid-slice", "tinystories_val.txt" }
-    local text = read(ctx:asset(file[1], file[2]))
+    local text = ctx:asset_text(file[1], file[2])
     local cut = math.floor(#text * 0.9)
     local train_text, val_text = text:sub(1, cut), text:sub(cut + 1)
     local names = {}

@@ -9,13 +9,6 @@ local experiment = require("repro.experiment")
 local model = require("repro.model")
 local eval = require("repro.eval")
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 -- llama.cpp's figures (shared/reference/stories260K/README.md and smollm2/README.md).
 local REF = {
   stories_ppl = { [128] = 3.9143, [256] = 3.8845, [512] = 3.8662 },
@@ -48,7 +41,7 @@ return experiment.define {
     -- stories260K: greedy from BOS, 200 tokens, must equal llama2.c's output.
     local bin = ctx:asset("stories260K", "stories260K.bin")
     local tok = ctx:asset("stories260K", "tok512.bin")
-    local want = read(ctx:asset("stories260K", "greedy200.txt"))
+    local want = ctx:asset_text("stories260K", "greedy200.txt")
     local m = model.load(bin, { tokenizer = tok, threads = opts and opts.threads or nil })
     local info = m:info()
     local text, g = m:generate { tokens = { info.bos }, max_tokens = 200, temperature = 0 }
@@ -57,7 +50,7 @@ return experiment.define {
     ctx:target { name = "stories260K greedy 200 tokens = llama2.c output", kind = "exact", paper = 1,
                  value = text == want and 1 or 0, tolerance = 0, note = "byte for byte" }
 
-    local stories_text = read(ctx:asset("tinystories-valid-slice", "tinystories_val.txt"))
+    local stories_text = ctx:asset_text("tinystories-valid-slice", "tinystories_val.txt")
     local r = eval.perplexity(m, stories_text, { ctx = p.stories_ctx, chunks = p.chunks, protocol = "llamacpp" })
     ctx:summary("stories260K_ppl_c" .. p.stories_ctx, r.ppl, { stderr = r.ppl_stderr, better = "lower" })
     if p.chunks == 50 then
@@ -77,11 +70,11 @@ return experiment.define {
     for name in p.smol_texts:gmatch("[^,%s]+") do
       local k = known[name]
       if not k then error("llama_reference: smol_texts: unknown text '" .. name .. "' (valid: wikitext2, tinystories)", 0) end
-      texts[#texts + 1] = { k[1], ctx:asset(k[2], k[3]), k[4] }
+      texts[#texts + 1] = { k[1], ctx:asset_text(k[2], k[3]), k[4] }
     end
     local labels, ours, f32, q41 = {}, {}, {}, {}
     for i, t in ipairs(texts) do
-      local rr = eval.perplexity(sm, read(t[2]), { ctx = p.smol_ctx, chunks = p.chunks, protocol = "llamacpp" })
+      local rr = eval.perplexity(sm, t[2], { ctx = p.smol_ctx, chunks = p.chunks, protocol = "llamacpp" })
       ctx:summary("smollm2_ppl_" .. t[1], rr.ppl, { stderr = rr.ppl_stderr, better = "lower" })
       if rr.bpb == rr.bpb then ctx:summary("smollm2_bpb_" .. t[1], rr.bpb, { better = "lower" }) end
       labels[i], ours[i], f32[i], q41[i] = t[1], rr.ppl, t[3].f32, t[3].q4_1

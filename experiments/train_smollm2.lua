@@ -85,10 +85,7 @@ return experiment.define {
   resources = { threads = 2, memory = "3G", time_min = 30 },
   run = function(ctx, p)
     local a = TEXTS[p.text]
-    local path = ctx:asset(a[1], a[2])
-    local fh = assert(io.open(path, "rb"))
-    local text = fh:read("*a"):sub(1, p.max_bytes)
-    fh:close()
+    local text = ctx:asset_text(a[1], a[2]):sub(1, p.max_bytes)
     local opt = { lr = p.lr, schedule = "cosine", warmup = math.max(1, math.floor(p.steps / 10)), total_steps = p.steps,
                   lr_min = p.lr / 10, weight_decay = 0.0, clip = 1.0 }
     local tr, data, floor_loss, floor_name

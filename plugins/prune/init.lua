@@ -47,10 +47,7 @@ end
 function M.load_text(ctx, name)
   local spec = M.TEXTS[name]
   if not spec then error("prune: unknown text '" .. tostring(name) .. "'", 0) end
-  local fh = assert(io.open(ctx:asset(spec[1], spec[2]), "rb"))
-  local text = fh:read("a")
-  fh:close()
-  return text
+  return ctx:asset_text(spec[1], spec[2])
 end
 
 --- Progress on stderr: returns tick(i) printing done/total, rate and ETA at most every `every` seconds.

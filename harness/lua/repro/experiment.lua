@@ -270,6 +270,17 @@ function Ctx:asset(name, file)
   return report.path
 end
 
+--- The whole content of a named asset's file (Ctx:asset, then read as bytes); an unreadable file is an error
+-- naming its path.
+function Ctx:asset_text(name, file)
+  local path = self:asset(name, file)
+  local fh, err = io.open(path, "rb")
+  if not fh then error("asset " .. name .. (file and ("/" .. file) or "") .. ": cannot read " .. tostring(err), 2) end
+  local text = fh:read("*a")
+  fh:close()
+  return text
+end
+
 --- Keep a free-form record (a table, stored as JSON) under kind/key.
 function Ctx:record(kind, key, value) core.record(kind, key, value) end
 
