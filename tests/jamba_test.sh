@@ -7,14 +7,9 @@
 # the mirror) finishes with a held-out log-prob per byte for every variant, near the uniform -ln 256
 # after three steps, and its 8 targets recorded (the shape verdicts of 3 steps mean nothing, so are not
 # checked).
-set -u
-REPRO=${REPRO:-bin/repro}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-db=$tmp/repro.db
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then fails=$((fails+1)); echo "FAIL: $1" >&2; fi; }
-q() { sqlite3 "$db" "$1"; }
+. "$(dirname "$0")/cli_test_lib.sh"
+db=$REPRO_DB
+mkdir -p "$(dirname "$db")"
 id=$("$REPRO" run experiments/jamba_table1.lua --preset smoke --db "$db" 2>"$tmp/err")
 check "jamba_table1 smoke finishes" "[ $? -eq 0 ] && [ -n '$id' ]"
 check "no failed target" "[ \"\$(q \"select count(*) from targets where run_id=$id and status='fail'\")\" -eq 0 ]"

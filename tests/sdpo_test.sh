@@ -5,17 +5,13 @@
 # are theorems, so they cannot fail on any data); the reference cache was written under REPRO_CACHE. The
 # shape targets (sDPO vs DPO, ...) are recorded but not checked: at this size they are noise.
 set -u
-REPRO=${REPRO:-bin/repro}
 if [ -z "${REPRO_MIRROR:-}" ] || [ ! -f "$REPRO_MIRROR/stories260K/stories260K.bin" ]; then
   echo "skip [mirror]: stories260K not in the mirror"; echo "ok sdpo_test.sh: 0 checks"; exit 0
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/cli_test_lib.sh"
 export REPRO_CACHE=$tmp/cache
-db=$tmp/repro.db
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then fails=$((fails+1)); echo "FAIL: $1" >&2; fi; }
-q() { sqlite3 "$db" "$1"; }
+db=$REPRO_DB
+mkdir -p "$(dirname "$db")"
 id=$("$REPRO" run experiments/sdpo_gamma.lua --preset smoke --db "$db" 2>"$tmp/err")
 check "sdpo_gamma smoke finishes" "[ $? -eq 0 ] && [ -n '$id' ]"
 check "exact targets all pass" "[ \"\$(q \"select count(*) from targets where run_id=$id and kind='exact' and status!='pass'\")\" -eq 0 ]"
