@@ -15,6 +15,10 @@
  *   tr:digest()                     -> sha256 hex of the trainable parameters (names and values): a content key
  *                                      for the weights a step trains (adapters only for LoRA/QLoRA)
  *   tr:info()                       -> {params=, step=, method=, batch=, seq_len=, n_layer=, dim=, vocab=}
+ *   tr:export_gguf(path [, {type = "base"|"f16"|"f32", tokenizer = path}])   the trained model (adapters merged)
+ *                                      as a GGUF file: tensors in the base file's types (default), or F16 / F32;
+ *                                      the base's metadata and tokenizer (a llama2.c checkpoint's tokenizer .bin,
+ *                                      found beside it unless given, is written as keys)
  *   tr:close()
  *   train.progress(label, total [, unit]) -> p; p:update(done); p:done()   (a terminal line: rate, ETA)
  * loss = fn(seq_logp) gets the list of per-sequence summed log-probabilities of the scored targets and returns
@@ -25,6 +29,7 @@
 #include "assets/model_resolve.h"
 #include "lua/host.h"
 #include "nn/llama.h"
+#include "nn/train_export.h"
 #include "nn/train_llama.h"
 #include "util/progress.h"
 #include "util/sha256.h"
@@ -247,6 +252,29 @@ static int l_digest(lua_State *L) {
     return 1;
 }
 
+/* tr:export_gguf(path [, {type=, tokenizer=}]) */
+static int l_export_gguf(lua_State *L) {
+    static const char *const keys[] = { "type", "tokenizer", NULL };
+    ltrain *x = check(L);
+    const char *path = luaL_checkstring(L, 2), *tpath = NULL, *tname = "base";
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        rp_lua_check_keys(L, 3, "train export_gguf", keys);
+        tname = rp_lua_field_string(L, 3, "type", "base");
+        tpath = rp_lua_field_string(L, 3, "tokenizer", NULL);
+    }
+    rp_export_type type;
+    rp_status st = rp_export_type_parse(tname, &type);
+    if (st != RP_OK) return rp_lua_fail(L, st, "train export_gguf");
+    rp_tokenizer *tok = NULL;
+    if (x->f && (tpath || rp_model_file_meta_type(x->f, "tokenizer.ggml.model") == RP_META_NONE))
+        st = rp_tokenizer_for_model_file(x->f, tpath, rp_trainer_config(x->tr)->vocab, &tok);
+    if (st == RP_OK) st = rp_trainer_write_gguf(x->tr, x->f, tok, type, path);
+    rp_tokenizer_free(tok);
+    if (st != RP_OK) return rp_lua_fail(L, st, "train export_gguf");
+    return 0;
+}
+
 /* tr:close() */
 static int l_close(lua_State *L) { rp_lua_closeobj(L, 1, TRAIN_CLASS); return 0; }
 
@@ -376,7 +404,8 @@ static int l_new(lua_State *L) {
     if (st != RP_OK) { ltrain_release(x); return rp_lua_fail(L, st, "train.new"); }
     static const luaL_Reg methods[] = { { "step", l_step }, { "forward_backward", l_forward_backward }, { "update", l_update },
                                         { "eval", l_eval }, { "save", l_save }, { "load", l_load }, { "info", l_info },
-                                        { "digest", l_digest }, { "close", l_close }, { NULL, NULL } };
+                                        { "digest", l_digest }, { "export_gguf", l_export_gguf }, { "close", l_close },
+                                        { NULL, NULL } };
     rp_lua_newobj(L, TRAIN_CLASS, x, methods, ltrain_release);
     return 1;
 }

@@ -168,6 +168,20 @@ rp_status rp_gguf_writer_copy_meta(rp_gguf_writer *w, const rp_model_file *f, co
     return RP_OK;
 }
 
+/* Every metadata entry of f: a GGUF's with their types, another format's synthesized integers and floats as
+ * u32 (i64 past that range) and f32, the types llama.cpp reads those keys as. */
+rp_status rp_gguf_writer_copy_all_meta(rp_gguf_writer *w, const rp_model_file *f) {
+    int is_gguf = strcmp(rp_model_file_format(f), "gguf") == 0;
+    for (int i = 0; i < f->nm; i++) {
+        const rp_meta *m = &f->m[i];
+        if (!is_gguf && m->type == RP_META_INT)
+            RP_TRY(rp_gguf_writer_set_int(w, m->key, m->i >= 0 && m->i <= UINT32_MAX ? RP_GGUF_U32 : RP_GGUF_I64, m->i));
+        else if (!is_gguf && m->type == RP_META_FLOAT) RP_TRY(rp_gguf_writer_set_float(w, m->key, RP_GGUF_F32, m->f));
+        else RP_TRY(rp_gguf_writer_copy_meta(w, f, m->key));
+    }
+    return RP_OK;
+}
+
 rp_status rp_gguf_writer_add_tensor(rp_gguf_writer *w, const char *name, rp_dtype dt, int ndim, const int64_t *shape,
                                     const void *data, size_t nbytes) {
     if (!name || !*name) return rp_fail(RP_ERR_INVAL, "gguf writer: empty tensor name");

@@ -38,6 +38,9 @@ rp_status rp_gguf_writer_set_string_array(rp_gguf_writer *w, const char *key, co
                                           const size_t *lens, int64_t n);
 /* Copy metadata entry `key` of an open model file (any format) with its type; nested arrays are refused. */
 rp_status rp_gguf_writer_copy_meta(rp_gguf_writer *w, const rp_model_file *f, const char *key);
+/* Copy every metadata entry of f in file order: a GGUF's with their stored types; a llama2.c or safetensors
+ * source's synthesized integers and floats as u32 (i64 beyond u32) and f32, the types llama.cpp reads. */
+rp_status rp_gguf_writer_copy_all_meta(rp_gguf_writer *w, const rp_model_file *f);
 /* Remove a key if present (returns whether it was). */
 int rp_gguf_writer_remove(rp_gguf_writer *w, const char *key);
 /* Add a tensor: shape row-major, outermost first (as rp_weight); data (nbytes, which must equal what the

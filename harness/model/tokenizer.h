@@ -45,6 +45,9 @@ rp_status rp_tokenizer_from_model_file(const rp_model_file *f, rp_tokenizer **ou
 rp_status rp_tokenizer_load_llama2c(const char *path, int n_vocab, rp_tokenizer **out);
 /* The same from bytes in memory (copied; name is used in messages). */
 rp_status rp_tokenizer_llama2c_from_memory(const void *data, size_t len, int n_vocab, const char *name, rp_tokenizer **out);
+/* The tokenizer of an open model file: its GGUF keys, or for a llama2.c checkpoint the tokenizer .bin at
+ * tokenizer_path (NULL: tokenizer.bin, else the first tok*.bin, beside the checkpoint) with n_vocab tokens. */
+rp_status rp_tokenizer_for_model_file(const rp_model_file *f, const char *tokenizer_path, int n_vocab, rp_tokenizer **out);
 /* Free; NULL is fine. */
 void rp_tokenizer_free(rp_tokenizer *t);
 
@@ -99,5 +102,11 @@ const char *rp_tokenizer_chat_default_system(const rp_tokenizer *t);
  * is set. The text contains control tokens as text: encode it with RP_TOK_PARSE_SPECIAL and RP_TOK_NO_BOS
  * (the Llama-2 style writes its own "<s>"; ChatML uses none). */
 rp_status rp_tokenizer_chat_format(const rp_tokenizer *t, const rp_chat_msg *msgs, int n, int add_assistant, rp_buf *out);
+
+/* Write a SentencePiece-style tokenizer as GGUF tokenizer.ggml.* keys (model "llama", tokens with spaces as
+ * U+2581, scores, token types, special ids, add-BOS / space-prefix flags) into a GGUF writer, so an exported
+ * llama2.c model carries its tokenizer; byte-level BPE gives RP_ERR_UNSUPPORTED (copy its GGUF's keys). */
+typedef struct rp_gguf_writer rp_gguf_writer;
+rp_status rp_tokenizer_write_gguf(const rp_tokenizer *t, rp_gguf_writer *w);
 
 #endif

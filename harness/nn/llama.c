@@ -5,7 +5,6 @@
  * (rp_model_file_llama_config checks them) and a dtype the backend supports for matmul; norm vectors are
  * f32 tensors in small buffers of their own; m->storages holds every buffer a view points into. */
 #include "nn/llama_impl.h"
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,31 +127,6 @@ fail:
     return st;
 }
 
-/* The tokenizer file of a llama2.c checkpoint: the option, else tokenizer.bin or tok*.bin beside it. */
-static rp_status find_llama2c_tokenizer(const char *model_path, char *out, size_t cap) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", model_path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
-    snprintf(out, cap, "%s/tokenizer.bin", dir);
-    FILE *fp = fopen(out, "rb");
-    if (fp) { fclose(fp); return RP_OK; }
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            size_t n = strlen(e->d_name);
-            if (strncmp(e->d_name, "tok", 3) == 0 && n > 4 && strcmp(e->d_name + n - 4, ".bin") == 0) {
-                snprintf(out, cap, "%s/%s", dir, e->d_name);
-                closedir(d);
-                return RP_OK;
-            }
-        }
-        closedir(d);
-    }
-    return rp_fail(RP_ERR_NOTFOUND, "%s: llama2.c checkpoint without a tokenizer: no tokenizer.bin or tok*.bin in %s (pass a tokenizer path)", model_path, dir);
-}
-
 /* Open, build and attach the tokenizer. */
 rp_status rp_model_load(const char *path, const rp_model_opts *opts, rp_model **out) {
     rp_model_file *f;
@@ -161,14 +135,7 @@ rp_status rp_model_load(const char *path, const rp_model_opts *opts, rp_model **
     rp_status st = rp_model_new(f, opts ? opts->backend : NULL, &m);
     if (st != RP_OK) { rp_model_file_free(f); return st; }
     m->owned_file = f;
-    if (strcmp(rp_model_file_format(f), "llama2c") == 0) {
-        char tp[4200];
-        if (opts && opts->tokenizer_path) snprintf(tp, sizeof tp, "%s", opts->tokenizer_path);
-        else if ((st = find_llama2c_tokenizer(path, tp, sizeof tp)) != RP_OK) { rp_model_free(m); return st; }
-        st = rp_tokenizer_load_llama2c(tp, m->cfg.vocab, &m->tok);
-    } else {
-        st = rp_tokenizer_from_model_file(f, &m->tok);
-    }
+    st = rp_tokenizer_for_model_file(f, opts ? opts->tokenizer_path : NULL, m->cfg.vocab, &m->tok);
     if (st != RP_OK) { rp_model_free(m); return st; }
     *out = m;
     return RP_OK;

@@ -49,7 +49,9 @@ rp_status rp_prune_select_random(int L, int n, uint64_t seed, int *out);
 /* Write f (a Llama-family model of any readable format) without the layers whose drop[l] != 0 as a GGUF
  * file at path: blk.<l>.* tensors renumbered consecutively, <arch>.block_count rewritten, every other
  * tensor and metadata entry copied as stored (quantized blocks untouched), and "repro.prune.dropped"
- * listing the original indices. n must equal the file's layer count; dropping every layer is an error. */
+ * listing the original indices; a llama2.c source's tokenizer (tokenizer.bin or tok*.bin beside it, an error
+ * when missing) is written as GGUF tokenizer keys. n must equal the file's layer count; dropping every layer
+ * is an error. */
 rp_status rp_prune_export(const rp_model_file *f, const unsigned char *drop, int n, const char *path);
 
 #endif

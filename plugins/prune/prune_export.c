@@ -1,12 +1,13 @@
 /* prune_export.c: a pruned model as a GGUF file that llama.cpp-compatible readers load. The kept blocks are
  * renumbered 0..L'-1 in their original order, <arch>.block_count says L', every tensor keeps its stored
  * type and bytes (quantized blocks are copied, never re-quantized), and "repro.prune.dropped" records the
- * original indices. Metadata of a GGUF source is copied with its types; a llama2.c or safetensors source's
- * synthesized integers and floats are written as u32 and f32, the types llama.cpp reads those keys as.
+ * original indices. Metadata is copied by rp_gguf_writer_copy_all_meta; a source without tokenizer keys (a
+ * llama2.c checkpoint) gets its tokenizer .bin (found beside it) written as keys, so the file stands alone.
  * Invariant: nothing is written unless every kept tensor and key was accepted (the writer renames a
  * complete temporary file into place). */
 #include "prune.h"
 #include "model/gguf_write.h"
+#include "model/tokenizer.h"
 #include "util/buf.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,27 +23,14 @@ static int block_of(const char *name, const char **rest) {
     return (int)i;
 }
 
-/* One metadata entry of a non-GGUF source, with the types llama.cpp expects. */
-static rp_status copy_converted(rp_gguf_writer *w, const rp_model_file *f, const char *key) {
-    int64_t iv;
-    double fv;
-    switch (rp_model_file_meta_type(f, key)) {
-    case RP_META_INT:
-        if (!rp_model_file_meta_int(f, key, &iv)) break;
-        return rp_gguf_writer_set_int(w, key, iv >= 0 && iv <= UINT32_MAX ? RP_GGUF_U32 : RP_GGUF_I64, iv);
-    case RP_META_FLOAT:
-        if (!rp_model_file_meta_float(f, key, &fv)) break;
-        return rp_gguf_writer_set_float(w, key, RP_GGUF_F32, fv);
-    default: break;
-    }
-    return rp_gguf_writer_copy_meta(w, f, key);
-}
-
 static rp_status build(rp_gguf_writer *w, const rp_model_file *f, const unsigned char *drop, int L, int kept) {
-    int is_gguf = strcmp(rp_model_file_format(f), "gguf") == 0;
-    for (int i = 0; i < rp_model_file_n_meta(f); i++) {
-        const char *key = rp_model_file_meta_key_at(f, i);
-        RP_TRY(is_gguf ? rp_gguf_writer_copy_meta(w, f, key) : copy_converted(w, f, key));
+    RP_TRY(rp_gguf_writer_copy_all_meta(w, f));
+    if (rp_model_file_meta_type(f, "tokenizer.ggml.model") == RP_META_NONE) {   /* llama2.c: its tokenizer.bin as keys */
+        rp_tokenizer *tok;
+        RP_TRY(rp_tokenizer_for_model_file(f, NULL, rp_model_file_weight(f, "token_embd.weight")->shape[0], &tok));
+        rp_status st = rp_tokenizer_write_gguf(tok, w);
+        rp_tokenizer_free(tok);
+        RP_TRY(st);
     }
     const char *arch = rp_model_file_meta_string(f, "general.architecture");
     char key[256];
