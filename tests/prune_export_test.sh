@@ -24,42 +24,8 @@ venv=${REPRO_PEER_VENV:-build/peer-venv}
 if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
   echo "skip: llama-cpp-python not in $venv (make bench builds it): llama.cpp load check not run"
 else
-  # llama.cpp's own greedy loop through the low-level API (llama_decode + argmax of the last logits): the
-  # high-level Llama() call and the AMX repacked buffers of a -march=native build crashed on this machine
-  # for the unpruned file too, so extra buffer types are turned off.
-  peer=$("$venv/bin/python" - "$dir/pruned.gguf" "$prompt" 8 2>"$dir/peer.log" <<'PY'
-import sys, ctypes
-import llama_cpp as L
-path, prompt, n_gen = sys.argv[1].encode(), sys.argv[2].encode(), int(sys.argv[3])
-L.llama_backend_init()
-mp = L.llama_model_default_params()
-if hasattr(mp, "use_extra_bufts"):
-    mp.use_extra_bufts = False
-model = L.llama_model_load_from_file(path, mp)
-if not model:
-    sys.exit("cannot load model")
-vocab = L.llama_model_get_vocab(model)
-n_vocab = L.llama_vocab_n_tokens(vocab)
-toks = (L.llama_token * 512)()
-n = L.llama_tokenize(vocab, prompt, len(prompt), toks, 512, True, False)
-cp = L.llama_context_default_params()
-cp.n_ctx, cp.n_batch, cp.n_ubatch = 256, 256, 256
-cp.n_threads = cp.n_threads_batch = 2
-ctx = L.llama_init_from_model(model, cp)
-if L.llama_decode(ctx, L.llama_batch_get_one(toks, n)) != 0:
-    sys.exit("decode failed")
-out, buf, one = b"", ctypes.create_string_buffer(256), (L.llama_token * 1)()
-for _ in range(n_gen):
-    lg = L.llama_get_logits_ith(ctx, -1)
-    best = max(range(n_vocab), key=lambda i: lg[i])
-    k = L.llama_token_to_piece(vocab, best, buf, 256, 0, False)
-    out += buf.raw[:k]
-    one[0] = best
-    if L.llama_decode(ctx, L.llama_batch_get_one(one, 1)) != 0:
-        sys.exit("decode failed")
-sys.stdout.write("%d\n%s" % (L.llama_model_n_layer(model), out.decode("utf-8", "replace")))
-PY
-  ) || { echo "FAIL: llama.cpp did not load or run the pruned file (see below)"; tail -5 "$dir/peer.log"; exit 1; }
+  # llama.cpp's own greedy loop (tests/llamacpp_greedy.py)
+  peer=$("$venv/bin/python" tests/llamacpp_greedy.py "$dir/pruned.gguf" "$prompt" 8 2>"$dir/peer.log") || { echo "FAIL: llama.cpp did not load or run the pruned file (see below)"; tail -5 "$dir/peer.log"; exit 1; }
   layers=${peer%%$'\n'*}; text=${peer#*$'\n'}
   [ "$layers" = 28 ] || { echo "FAIL: llama.cpp reads block_count $layers, want 28"; fail=1; }
   if [ "$text" != "$ours" ]; then echo "FAIL: llama.cpp continues $(printf '%q' "$text"), we continue $(printf '%q' "$ours")"; fail=1

@@ -1,6 +1,7 @@
 -- prune_test.lua: the prune plugin through Lua (run by `repro exec`): repro.prune's contracts (closed forms,
 -- bad shapes and out-of-range layers are errors naming the value), the statistics over real hidden states of
--- stories260K against a direct computation with repro.tensor methods, the selection rules, and on SmolLM2
+-- stories260K against a direct computation with repro.tensor methods, the selection rules, a pruned stories260K
+-- healed and exported (adapters merged) that loads back with 4 layers and its tokenizer, and on SmolLM2
 -- (30 layers, Q4_1): the exported GGUF without two layers loads through repro.model with 28 layers and
 -- gives the logits and greedy continuation of the original with those layers skipped. Skips without the mirror.
 local tensor = require("repro.tensor")
@@ -104,6 +105,26 @@ end
 check(same, "clearing the skip list restores every logit bit for bit")
 check(moved, "skipping a layer changes the logits")
 m:close()
+
+-- stories260K pruned (layer 2 dropped: the file carries tok512.bin as tokenizer keys), healed two steps and
+-- exported with the adapters merged: 4 layers, its own tokenizer, and weights that healing moved
+local pruned, healed = os.tmpname(), os.tmpname()
+C.export(spath, pruned, { 2 })
+local text = ("Once upon a time there was a little girl named Lily. She loved to play in the park. "):rep(8)
+local pm = model.load(pruned)
+local tids = pm:tokenize(text, { bos = false })
+local r = prune.heal { path = pruned, train_ids = tids, eval_ids = tids, steps = 2, batch = 2, seq_len = 16, rank = 2, lr = 1e-2,
+                       warmup = 0, seed = 1, threads = 2, eval_batches = 1, export = healed }
+local hm = model.load(healed)
+check(hm:info().n_layer == 4 and pm:info().n_layer == 4, "healed export has the pruned model's 4 layers")
+check(table.concat(hm:tokenize(text)) == table.concat(pm:tokenize(text)), "healed export tokenizes as the pruned file")
+local before, after = 0, 0
+for _, v in ipairs(pm:score(samples[6])) do before = before + v end
+for _, v in ipairs(hm:score(samples[6])) do after = after + v end
+check(math.abs(after - before) > 1e-3, "healing moved the exported model (" .. before .. " -> " .. after .. ")")
+check(r.after < r.before, "healing lowered the held-out loss (" .. r.before .. " -> " .. r.after .. ")")
+pm:close(); hm:close()
+os.remove(pruned); os.remove(healed)
 
 -- SmolLM2: export without two layers, load back, same logits and greedy text as skipping them
 local gpath = mirror .. "/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"

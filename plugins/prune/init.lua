@@ -155,7 +155,9 @@ end
 --- Heal a pruned model file by QLoRA as the paper's App. A.1, scaled down: LoRA on the feed-forward linears
 -- (gate, up, down) of a frozen NF4 base, alpha = rank, dropout 0.05, AdamW with a cosine schedule and
 -- warm-up. opts: path (the pruned GGUF), train_ids / eval_ids (token lists: healing text and held-out text),
--- steps, batch, seq_len, rank, lr, warmup, seed, threads, eval_batches, log(step, loss) (optional).
+-- steps, batch, seq_len, rank, lr, warmup, seed, threads, eval_batches, log(step, loss) (optional),
+-- export (optional: a path where the healed model, adapters merged, is written as GGUF) and export_type
+-- ("base": the pruned file's tensor types, the default; "f16"; "f32").
 -- Returns {before=, after=} mean held-out NLL per token (same batches before and after), and losses.
 function M.heal(opts)
   local train = require("repro.train")
@@ -182,6 +184,7 @@ function M.heal(opts)
     tick(step)
   end
   r.after = held_loss()
+  if opts.export then tr:export_gguf(opts.export, { type = opts.export_type or "base" }) end
   tr:close()
   return r
 end
