@@ -4,7 +4,7 @@
 #    self-contained GGUF (tokenizer keys written from tok512.bin) whose `repro generate` greedy 200 tokens from
 #    BOS equal llama2.c's published output (greedy200.txt); after 3 LoRA steps the F32 export's per-sequence
 #    log-likelihood (m:score) equals the trainer's (tr:eval) within 1e-4 relative, F16 within 1e-2; bad options
-#    are errors naming the key or value.
+#    are errors naming the key or value; a from-scratch trainer exports with the tokenizer .bin it is given.
 #  - SmolLM2 Q4_1 (skipped without the mirror): the untrained model exported in its base types (Q4_1 / Q8_0
 #    re-quantized) continues a prompt in `repro generate` exactly as the original file does, and, when
 #    llama-cpp-python is in the peer venv (REPRO_PEER_VENV, default build/peer-venv, made by make bench),
@@ -55,6 +55,13 @@ print(string.format("stories260K LoRA: trainer log-likelihood %.5f (base %.5f); 
 assert(math.abs(base - lp[1]) > 0.1, "training did not move the log-likelihood: the check would be vacuous")
 assert(r32 < 1e-4 and r16 < 1e-2, "exported log-likelihood off")
 tr:close()
+-- from scratch: llama metadata from the config, the tokenizer from the .bin named
+local tok = src:gsub("[^/]*$", "") .. "tok512.bin"
+local sc = train.new { config = { n_layer = 1, dim = 32, n_head = 4, ffn_dim = 64, vocab = 512 }, batch = 1, seq_len = 8, seed = 1 }
+sc:export_gguf(dir .. "/scratch.gguf", { type = "f16", tokenizer = tok })
+local sm = model.load(dir .. "/scratch.gguf")
+assert(sm:info().n_layer == 1 and sm:info().dim == 32, "from-scratch export: wrong shape")
+assert(table.concat(sm:tokenize("Once upon a time")) == table.concat(model.load(src):tokenize("Once upon a time")), "from-scratch export: tokenizer")
 LUA
 "$repro" exec "$dir/stories.lua" "$stories" "$dir" || { echo "FAIL: stories260K export through repro.train"; fail=1; }
 if [ -f "$dir/untrained.gguf" ]; then

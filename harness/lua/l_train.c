@@ -18,7 +18,8 @@
  *   tr:export_gguf(path [, {type = "base"|"f16"|"f32", tokenizer = path}])   the trained model (adapters merged)
  *                                      as a GGUF file: tensors in the base file's types (default), or F16 / F32;
  *                                      the base's metadata and tokenizer (a llama2.c checkpoint's tokenizer .bin,
- *                                      found beside it unless given, is written as keys)
+ *                                      found beside it unless given, is written as keys; a model trained from
+ *                                      scratch gets the llama2.c tokenizer .bin named by tokenizer=, if any)
  *   tr:close()
  *   train.progress(label, total [, unit]) -> p; p:update(done); p:done()   (a terminal line: rate, ETA)
  * loss = fn(seq_logp) gets the list of per-sequence summed log-probabilities of the scored targets and returns
@@ -267,8 +268,10 @@ static int l_export_gguf(lua_State *L) {
     rp_status st = rp_export_type_parse(tname, &type);
     if (st != RP_OK) return rp_lua_fail(L, st, "train export_gguf");
     rp_tokenizer *tok = NULL;
+    int vocab = rp_trainer_config(x->tr)->vocab;
     if (x->f && (tpath || rp_model_file_meta_type(x->f, "tokenizer.ggml.model") == RP_META_NONE))
-        st = rp_tokenizer_for_model_file(x->f, tpath, rp_trainer_config(x->tr)->vocab, &tok);
+        st = rp_tokenizer_for_model_file(x->f, tpath, vocab, &tok);
+    else if (tpath) st = rp_tokenizer_load_llama2c(tpath, vocab, &tok);   /* from scratch: a llama2.c tokenizer .bin */
     if (st == RP_OK) st = rp_trainer_write_gguf(x->tr, x->f, tok, type, path);
     rp_tokenizer_free(tok);
     if (st != RP_OK) return rp_lua_fail(L, st, "train export_gguf");
