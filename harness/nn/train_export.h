@@ -1,7 +1,10 @@
 /* train_export.h: a trained model (LoRA / QLoRA adapters merged, or fully fine-tuned weights) written as a
  * GGUF file that `repro generate` and llama.cpp load: rp_trainer_export's dense f32 weights re-quantized to
  * each tensor's type in the base file, or F16 / F32 on request, with the base file's metadata (tokenizer keys
- * included, or written from a separate tokenizer for llama2.c checkpoints) so the file is self-contained. */
+ * included, or written from a separate tokenizer for llama2.c checkpoints) so the file is self-contained.
+ * The exported model is the trained model in eval mode: for QLoRA that is the NF4-rounded base the adapters were
+ * trained on plus the adapters, so even an untrained QLoRA export differs from the original file by NF4's
+ * rounding (then by the base type's, when re-quantized); LoRA and full exports of unchanged weights are exact. */
 #ifndef RP_NN_TRAIN_EXPORT_H
 #define RP_NN_TRAIN_EXPORT_H
 #include "model/model_file.h"
