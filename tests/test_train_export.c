@@ -7,7 +7,8 @@
  * tensor's bytes; a trained model exported in the base types stays within a tolerance of the adapter logits.
  * An F16 GGUF (untied head, its own tokenizer keys) exports unchanged weights byte for byte.
  * A trainer built on a pruned export writes the pruned layer count and names; a from-scratch trainer writes
- * llama metadata of its own; bad types and paths are errors that name them. Skips without the mirror. */
+ * llama metadata of its own; bad types, a base type without a quantizer (q6_K) and bad paths are errors that
+ * name them. Skips without the mirror. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -311,9 +312,48 @@ static void test_f16_gguf(const char *path) {
     rp_model_file_free(f);
 }
 
+/* A base tensor in a type without a quantizer (q6_K here): exporting in the base types is an error naming the
+ * tensor and the type, and leaves no file; F16 works. */
+static void test_no_quantizer(void) {
+    rp_llama_config c = { .n_layer = 1, .dim = 256, .n_head = 4, .n_head_kv = 4, .head_dim = 64, .ffn_dim = 256, .vocab = 16,
+                          .rope_dim = 64, .rope_base = 10000.0f, .norm_eps = 1e-5f, .context_len = 64 };
+    rp_train_opts o = { .method = RP_TRAIN_FULL, .B = 1, .T = 4, .adamw = { 0.9f, 0.999f, 1e-8f, 0.0f }, .seed = 5, .n_threads = 2 };
+    rp_trainer *tr = NULL, *lo = NULL;
+    rp_model_file *f = NULL, *q = NULL;
+    CHECK(rp_trainer_new(NULL, &c, &o, &tr) == RP_OK);
+    CHECK(tr && rp_trainer_write_gguf(tr, NULL, NULL, RP_EXPORT_F32, tmp("k.gguf")) == RP_OK);
+    CHECK(rp_model_file_open(tmp("k.gguf"), &f) == RP_OK);
+    if (!f) { rp_trainer_free(tr); return; }
+    rp_gguf_writer *w = rp_gguf_writer_new();
+    static rp_block_q6_K zeros[256];   /* 256 rows of one super-block: d = 0, every weight 0 */
+    CHECK(rp_gguf_writer_copy_all_meta(w, f) == RP_OK);
+    for (int i = 0; i < rp_model_file_n_weights(f); i++) {
+        const rp_weight *wt = rp_model_file_weight_at(f, i);
+        int k = strcmp(wt->name, "blk.0.ffn_up.weight") == 0;
+        CHECK(rp_gguf_writer_add_tensor(w, wt->name, k ? RP_Q6_K : wt->dtype, wt->ndim, wt->shape, k ? (const void *)zeros : wt->data,
+                                        k ? sizeof zeros : wt->nbytes) == RP_OK);
+    }
+    CHECK(rp_gguf_writer_write(w, tmp("k6.gguf")) == RP_OK);
+    rp_gguf_writer_free(w);
+    CHECK(rp_model_file_open(tmp("k6.gguf"), &q) == RP_OK);
+    o.method = RP_TRAIN_LORA; o.lora_rank = 2; o.lora_alpha = 2; o.lora_targets = "ffn_up";
+    CHECK(q && rp_trainer_new(q, NULL, &o, &lo) == RP_OK);
+    if (lo) {
+        CHECK(rp_trainer_write_gguf(lo, q, NULL, RP_EXPORT_BASE, tmp("k6_out.gguf")) == RP_ERR_UNSUPPORTED);
+        CHECK_MSG(strstr(rp_errmsg(), "blk.0.ffn_up.weight") && strstr(rp_errmsg(), "q6_K") && strstr(rp_errmsg(), "f16"), "message: %s", rp_errmsg());
+        CHECK(access(tmp("k6_out.gguf"), F_OK) != 0);
+        CHECK(rp_trainer_write_gguf(lo, q, NULL, RP_EXPORT_F16, tmp("k6_out.gguf")) == RP_OK);
+    }
+    rp_trainer_free(lo);
+    rp_trainer_free(tr);
+    rp_model_file_free(q);
+    rp_model_file_free(f);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_scratch();
+    test_no_quantizer();
     const char *mirror = getenv("REPRO_MIRROR");
     char path[4096];
     snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", mirror ? mirror : "");
