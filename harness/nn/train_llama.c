@@ -442,7 +442,7 @@ rp_status rp_trainer_update(rp_trainer *tr, float lr, float max_norm, double *gr
     if (!tr->n_accum) return rp_fail(RP_ERR_INVAL, "train: update without a forward_backward since the last one");
     if (!(lr >= 0) || !isfinite(lr)) return rp_fail(RP_ERR_INVAL, "train: learning rate %g", lr);
     double ss = 0;
-    for (int i = 0; i < tr->n_params; i++) ss += rp_grad_sumsq(tr->params[i].g, tr->params[i].n);
+    for (int i = 0; i < tr->n_params; i++) ss += rp_grad_sumsq_pool(tr->pool, tr->params[i].g, tr->params[i].n);
     double norm = sqrt(ss) / tr->n_accum;
     if (grad_norm) *grad_norm = norm;
     if (!isfinite(norm)) {
@@ -453,8 +453,8 @@ rp_status rp_trainer_update(rp_trainer *tr, float lr, float max_norm, double *gr
     tr->step++;
     for (int i = 0; i < tr->n_params; i++) {
         tr_param *q = &tr->params[i];
-        RP_TRY(rp_adamw_update(&tr->o.adamw, tr->pool, q->p, q->g, q->m, q->v, q->n, tr->step, lr, gs, q->decay));
+        RP_TRY(rp_adamw_update_zero(&tr->o.adamw, tr->pool, q->p, q->g, q->m, q->v, q->n, tr->step, lr, gs, q->decay));
     }
-    rp_trainer_zero_grad(tr);
+    tr->n_accum = 0;   /* the update zeroed every gradient in its pass */
     return RP_OK;
 }
