@@ -120,6 +120,22 @@ static void test_threads_and_errors(void) {
         for (int t = 1; t <= 2; t++) CHECK(rp_adamw_update(&o, k ? pool : NULL, p[k], g, m[k], v[k], n, t, 1e-3f, 0.7f, 1) == RP_OK);
     }
     CHECK(memcmp(p[0], p[1], (size_t)n * sizeof(float)) == 0 && memcmp(v[0], v[1], (size_t)n * sizeof(float)) == 0);
+    /* the zeroing update: the same p, m, v as the plain one (one more step each), and g left all zero */
+    float *gz = malloc((size_t)n * sizeof(float));
+    memcpy(gz, g, (size_t)n * sizeof(float));
+    CHECK(rp_adamw_update(&o, NULL, p[0], g, m[0], v[0], n, 3, 1e-3f, 0.7f, 1) == RP_OK);
+    CHECK(rp_adamw_update_zero(&o, pool, p[1], gz, m[1], v[1], n, 3, 1e-3f, 0.7f, 1) == RP_OK);
+    CHECK(memcmp(p[0], p[1], (size_t)n * sizeof(float)) == 0 && memcmp(m[0], m[1], (size_t)n * sizeof(float)) == 0);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < n; i++) nonzero += gz[i] != 0.0f;
+    CHECK(nonzero == 0);
+    /* Σ g² over the pool: the same double on 1 and 2 threads, and within rounding of a plain double sum */
+    double plain = 0;
+    for (int64_t i = 0; i < n; i++) plain += (double)g[i] * g[i];
+    double s1 = rp_grad_sumsq_pool(NULL, g, n), s2 = rp_grad_sumsq_pool(pool, g, n);
+    CHECK(s1 == s2);
+    CHECK_NEAR(s2, plain, 1e-12 * plain);
+    free(gz);
     for (int k = 0; k < 2; k++) { free(p[k]); free(m[k]); free(v[k]); }
     free(g); free(p0);
     rp_pool_free(pool);

@@ -377,20 +377,24 @@ static void test_cpu_vs_ref(rp_bwd *bw) {
         for (int k = 0; k < 2; k++) { free(dx[k]); free(dw[k]); free(db[k]); }
         free(x); free(w); free(dy); free(wq);
     }
-    att_c c = att_new(37, 4, 6, 2, 16);
-    float *g[2][3];
-    att_grads(&rp_bwd_ref, bw, &c, &g[0][0], &g[0][1], &g[0][2]);
-    att_grads(&rp_bwd_cpu, bw, &c, &g[1][0], &g[1][1], &g[1][2]);
-    int64_t nq = c.T * c.H * c.D, nkv = (c.pos0 + c.T) * c.ld;
-    double e = fmax(rel_err(g[1][0], g[0][0], nq), fmax(rel_err(g[1][1], g[0][1], nkv), rel_err(g[1][2], g[0][2], nkv)));
-    CHECK_MSG(e < 1e-5, "cpu attention backward vs ref: %g", e);
-    float *o = zeros(nq);
-    CHECK(rp_cpu_attention_forward(bw, o, c.q, c.k, c.v, c.T, c.pos0, c.H, c.Hkv, c.D, c.ld, 1.0f / sqrtf((float)c.D)) == RP_OK);
-    rp_ref_attention(NULL, c.y, c.q, c.k, c.v, c.T, c.pos0, c.H, c.Hkv, c.D, c.ld, 1.0f / sqrtf((float)c.D));
-    CHECK_MSG(rel_err(o, c.y, nq) < 1e-5, "cpu attention forward vs ref: %g", rel_err(o, c.y, nq));
-    free(o);
-    for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) free(g[k][i]);
-    att_free(&c);
+    /* one block of query rows, and several with a partial last one (the kernel's causal blocks are 64 rows) */
+    const int64_t shapes[2][2] = { { 37, 4 }, { 150, 5 } };
+    for (int s = 0; s < 2; s++) {
+        att_c c = att_new(shapes[s][0], shapes[s][1], 6, 2, 16);
+        float *g[2][3];
+        att_grads(&rp_bwd_ref, bw, &c, &g[0][0], &g[0][1], &g[0][2]);
+        att_grads(&rp_bwd_cpu, bw, &c, &g[1][0], &g[1][1], &g[1][2]);
+        int64_t nq = c.T * c.H * c.D, nkv = (c.pos0 + c.T) * c.ld;
+        double e = fmax(rel_err(g[1][0], g[0][0], nq), fmax(rel_err(g[1][1], g[0][1], nkv), rel_err(g[1][2], g[0][2], nkv)));
+        CHECK_MSG(e < 1e-5, "cpu attention backward vs ref, T %lld: %g", (long long)c.T, e);
+        float *o = zeros(nq);
+        CHECK(rp_cpu_attention_forward(bw, o, c.q, c.k, c.v, c.T, c.pos0, c.H, c.Hkv, c.D, c.ld, 1.0f / sqrtf((float)c.D)) == RP_OK);
+        rp_ref_attention(NULL, c.y, c.q, c.k, c.v, c.T, c.pos0, c.H, c.Hkv, c.D, c.ld, 1.0f / sqrtf((float)c.D));
+        CHECK_MSG(rel_err(o, c.y, nq) < 1e-5, "cpu attention forward vs ref, T %lld: %g", (long long)c.T, rel_err(o, c.y, nq));
+        free(o);
+        for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) free(g[k][i]);
+        att_free(&c);
+    }
 }
 
 /* The threaded row kernels (rows_cpu.c) against the reference at sizes with vector tails (C = 37, n = 1000). */

@@ -121,6 +121,30 @@ static void test_scratch(int tied) {
     rp_trainer_free(tr);
 }
 
+/* A random init drawn on 1 and on 2 threads (tensors over one 64K-element task): the same weights. */
+static void test_init_threads(void) {
+    rp_llama_config c = { .n_layer = 1, .dim = 16, .n_head = 4, .n_head_kv = 2, .head_dim = 4, .ffn_dim = 24, .vocab = 9001,
+                          .rope_dim = 4, .rope_base = 10000.0f, .norm_eps = 1e-5f, .context_len = 64, .tied_embeddings = 1 };
+    rp_train_opts o = base_opts();
+    rp_trainer *tr[2] = { NULL, NULL };
+    for (int k = 0; k < 2; k++) {
+        o.n_threads = k + 1;
+        CHECK(rp_trainer_new(NULL, &c, &o, &tr[k]) == RP_OK);
+    }
+    if (!tr[0] || !tr[1]) { rp_trainer_free(tr[0]); rp_trainer_free(tr[1]); return; }
+    float *p[2], *g;
+    int64_t n[2];
+    CHECK(!strcmp(rp_trainer_param(tr[0], 0, &p[0], &g, &n[0]), "token_embd.weight"));
+    rp_trainer_param(tr[1], 0, &p[1], &g, &n[1]);
+    CHECK(n[0] == 9001 * 16 && n[1] == n[0] && memcmp(p[0], p[1], (size_t)n[0] * sizeof(float)) == 0);
+    double s = 0, s2 = 0;   /* and they are N(0, 0.3²): mean and spread within 4 standard errors */
+    for (int64_t i = 0; i < n[0]; i++) { s += p[0][i]; s2 += (double)p[0][i] * p[0][i]; }
+    double mean = s / (double)n[0], sd = sqrt(s2 / (double)n[0] - mean * mean);
+    CHECK_MSG(fabs(mean) < 4 * 0.3 / sqrt((double)n[0]) && fabs(sd - 0.3) < 4 * 0.3 / sqrt(2.0 * (double)n[0]),
+              "init mean %g sd %g (N(0, 0.3^2))", mean, sd);
+    for (int k = 0; k < 2; k++) rp_trainer_free(tr[k]);
+}
+
 static const char *stories(void) {
     static char p[4096];
     const char *m = getenv("REPRO_MIRROR");
@@ -313,6 +337,7 @@ static void test_bf16(rp_model_file *f) {
 int main(void) {
     test_scratch(0);
     test_scratch(1);
+    test_init_threads();
     const char *sp = stories();
     rp_model_file *f = NULL;
     if (!sp || rp_model_file_open(sp, &f) != RP_OK) {

@@ -1,7 +1,8 @@
 /* adamw.c: AdamW, learning-rate schedules and global-norm clipping (see adamw.h). The update is one fused
- * pass over p, g, m, v split into contiguous slices over the pool, in AVX-512 where compiled in (the same
- * operations as the scalar loop, which handles the tail; results agree up to rounding);
- * it is memory-bound (16 bytes read and 12 written per parameter) once vectorized. */
+ * pass over p, g, m, v (optionally zeroing g in it) cut into fixed 64K-parameter tasks over the pool, in
+ * AVX-512 where compiled in (the same operations as the scalar loop, which handles the tail; results agree
+ * up to rounding and do not depend on the thread count); it is memory-bound (16 bytes read and 12 written
+ * per parameter, 16 with the zeroing) once vectorized. The gradient norm's Σ g² is summed in fixed chunks. */
 #include "nn/adamw.h"
 #include <math.h>
 #include <string.h>
@@ -20,18 +21,20 @@ rp_status rp_adamw_check(const rp_adamw *o) {
 
 typedef struct adamw_job {
     float *p, *m, *v;
-    const float *g;
+    float *g;       /* written (zeroed) only when zero_g */
     int64_t n;
     float b1, b2, eps, lr, wd, gs, c1, c2;
+    int zero_g;
 } adamw_job;
+
+#define ADAMW_TASK 65536   /* parameters per task: many tasks per thread, so a late-waking worker costs little */
 
 static void adamw_task(void *ctx, int ith, int nth, int thread) {
     adamw_job *j = ctx;
-    (void)thread;
-    int64_t per = ((j->n + nth - 1) / nth + 15) / 16 * 16;
-    int64_t a = per * ith < j->n ? per * ith : j->n, z = per * (ith + 1) < j->n ? per * (ith + 1) : j->n;
-    float *restrict p = j->p, *restrict m = j->m, *restrict v = j->v;
-    const float *restrict g = j->g;
+    (void)thread; (void)nth;
+    int64_t a = (int64_t)ith * ADAMW_TASK, z = a + ADAMW_TASK < j->n ? a + ADAMW_TASK : j->n;
+    float *restrict p = j->p, *restrict m = j->m, *restrict v = j->v, *restrict g = j->g;
+    const int zero_g = j->zero_g;
     const float b1 = j->b1, b2 = j->b2, eps = j->eps, lr = j->lr, wd = j->wd, gs = j->gs, c1 = j->c1, c2 = j->c2;
     int64_t i = a;
 #if defined(__AVX512F__)
@@ -47,6 +50,7 @@ static void adamw_task(void *ctx, int ith, int nth, int thread) {
         __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(vi, vbc2)), veps);
         __m512 upd = _mm512_add_ps(_mm512_div_ps(_mm512_mul_ps(mi, vbc1), den), _mm512_mul_ps(vwd, pi));
         _mm512_storeu_ps(p + i, _mm512_sub_ps(pi, _mm512_mul_ps(vlr, upd)));
+        if (zero_g) _mm512_storeu_ps(g + i, _mm512_setzero_ps());
     }
 #endif
     for (; i < z; i++) {
@@ -56,21 +60,35 @@ static void adamw_task(void *ctx, int ith, int nth, int thread) {
         m[i] = mi;
         v[i] = vi;
         p[i] -= lr * (mi * c1 / (sqrtf(vi * c2) + eps) + wd * p[i]);
+        if (zero_g) g[i] = 0.0f;
     }
+}
+
+static rp_status adamw_run(const rp_adamw *o, rp_pool *pool, float *p, float *g, float *m, float *v, int64_t n,
+                           int64_t t, float lr, float grad_scale, int decay, int zero_g) {
+    if (t < 1) return rp_fail(RP_ERR_INVAL, "adamw: step %lld must be >= 1", (long long)t);
+    if (!isfinite(grad_scale)) return rp_fail(RP_ERR_INVAL, "adamw: gradient scale %g is not finite", grad_scale);
+    adamw_job j = { .p = p, .m = m, .v = v, .g = g, .n = n, .b1 = o->beta1, .b2 = o->beta2, .eps = o->eps, .lr = lr,
+                    .wd = decay ? o->weight_decay : 0.0f, .gs = grad_scale,
+                    .c1 = (float)(1.0 / (1.0 - pow(o->beta1, (double)t))), .c2 = (float)(1.0 / (1.0 - pow(o->beta2, (double)t))),
+                    .zero_g = zero_g };
+    int64_t tasks = (n + ADAMW_TASK - 1) / ADAMW_TASK;
+    if (pool && tasks > 1 && rp_pool_size(pool) > 1) rp_pool_run(pool, adamw_task, &j, (int)tasks);
+    else
+        for (int64_t i = 0; i < tasks; i++) adamw_task(&j, (int)i, (int)tasks, 0);
+    return RP_OK;
 }
 
 /* One fused AdamW step over n parameters. */
 rp_status rp_adamw_update(const rp_adamw *o, rp_pool *pool, float *p, const float *g, float *m, float *v, int64_t n,
                           int64_t t, float lr, float grad_scale, int decay) {
-    if (t < 1) return rp_fail(RP_ERR_INVAL, "adamw: step %lld must be >= 1", (long long)t);
-    if (!isfinite(grad_scale)) return rp_fail(RP_ERR_INVAL, "adamw: gradient scale %g is not finite", grad_scale);
-    adamw_job j = { .p = p, .m = m, .v = v, .g = g, .n = n, .b1 = o->beta1, .b2 = o->beta2, .eps = o->eps, .lr = lr,
-                    .wd = decay ? o->weight_decay : 0.0f, .gs = grad_scale,
-                    .c1 = (float)(1.0 / (1.0 - pow(o->beta1, (double)t))), .c2 = (float)(1.0 / (1.0 - pow(o->beta2, (double)t))) };
-    int nth = pool && n >= 65536 ? rp_pool_size(pool) : 1;
-    if (nth > 1) rp_pool_run(pool, adamw_task, &j, nth);
-    else adamw_task(&j, 0, 1, 0);
-    return RP_OK;
+    return adamw_run(o, pool, p, (float *)g, m, v, n, t, lr, grad_scale, decay, 0);   /* g is only read when zero_g = 0 */
+}
+
+/* The same step, zeroing g in the same pass (one pass over memory instead of an update and a memset). */
+rp_status rp_adamw_update_zero(const rp_adamw *o, rp_pool *pool, float *p, float *g, float *m, float *v, int64_t n,
+                               int64_t t, float lr, float grad_scale, int decay) {
+    return adamw_run(o, pool, p, g, m, v, n, t, lr, grad_scale, decay, 1);
 }
 
 /* Validates a learning-rate schedule. */
@@ -118,6 +136,33 @@ double rp_grad_sumsq(const float *g, int64_t n) {
     s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
 #endif
     for (; i < n; i++) s += (double)g[i] * g[i];
+    return s;
+}
+
+typedef struct sumsq_job { const float *g; int64_t n; double *part; } sumsq_job;
+
+#define SUMSQ_CHUNK 262144   /* values per partial sum: fixed, so the total does not depend on the thread count */
+
+static void sumsq_task(void *ctx, int ith, int nth, int thread) {
+    sumsq_job *j = ctx;
+    (void)nth; (void)thread;
+    int64_t a = (int64_t)ith * SUMSQ_CHUNK, z = a + SUMSQ_CHUNK < j->n ? a + SUMSQ_CHUNK : j->n;
+    j->part[ith] = rp_grad_sumsq(j->g + a, z - a);
+}
+
+/* Σ g² in fixed chunks over the pool, partial sums added in chunk order. */
+double rp_grad_sumsq_pool(rp_pool *pool, const float *g, int64_t n) {
+    enum { MAXP = 64 };
+    double part[MAXP], s = 0;
+    for (int64_t b = 0; b < n; b += (int64_t)MAXP * SUMSQ_CHUNK) {   /* blocks of MAXP chunks, so no allocation */
+        int64_t nb = n - b < (int64_t)MAXP * SUMSQ_CHUNK ? n - b : (int64_t)MAXP * SUMSQ_CHUNK;
+        sumsq_job j = { g + b, nb, part };
+        int tasks = (int)((nb + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK);
+        if (pool && tasks > 1 && rp_pool_size(pool) > 1) rp_pool_run(pool, sumsq_task, &j, tasks);
+        else
+            for (int i = 0; i < tasks; i++) sumsq_task(&j, i, tasks, 0);
+        for (int i = 0; i < tasks; i++) s += part[i];
+    }
     return s;
 }
 

@@ -2,8 +2,9 @@
  * weight decay decoupled from the gradient), learning-rate schedules (constant, linear, cosine, each with
  * linear warm-up), the global gradient norm and the clipping factor it gives, and gradient accumulation
  * (micro-batch gradients add up in the gradient buffer; the step divides by their count).
- * Invariants: the update reads the gradient once and never writes it (the caller zeroes it for the next
- * step); grad_scale folds accumulation averaging and clipping into the same pass; the moments m, v are
+ * Invariants: rp_adamw_update reads the gradient once and never writes it (the caller zeroes it for the next
+ * step; rp_adamw_update_zero zeroes it in the same pass); the work is cut into fixed slices, so the result
+ * does not depend on the thread count; grad_scale folds accumulation averaging and clipping into the same pass; the moments m, v are
  * plain f32 arrays of the parameters' length that the caller plans with the parameters (and saves). */
 #ifndef RP_ADAMW_H
 #define RP_ADAMW_H
@@ -22,6 +23,9 @@ rp_status rp_adamw_check(const rp_adamw *o);
  * decay = 0 skips weight decay for this tensor (norm gains, biases). Split over pool (NULL: one thread). */
 rp_status rp_adamw_update(const rp_adamw *o, rp_pool *pool, float *p, const float *g, float *m, float *v, int64_t n,
                           int64_t t, float lr, float grad_scale, int decay);
+/* rp_adamw_update, then g = 0, in the same pass over memory (what a training step wants: no separate memset). */
+rp_status rp_adamw_update_zero(const rp_adamw *o, rp_pool *pool, float *p, float *g, float *m, float *v, int64_t n,
+                               int64_t t, float lr, float grad_scale, int decay);
 
 typedef enum rp_lr_kind { RP_LR_CONSTANT, RP_LR_LINEAR, RP_LR_COSINE } rp_lr_kind;
 typedef struct rp_lr_schedule {
@@ -40,6 +44,8 @@ rp_status rp_lr_kind_parse(const char *name, rp_lr_kind *out);
 
 /* Σ g² over n values in double, to be summed over tensors and square-rooted: the global norm. */
 double rp_grad_sumsq(const float *g, int64_t n);
+/* Σ g² split over pool (NULL: one thread) in fixed chunks added in order: the same value on any thread count. */
+double rp_grad_sumsq_pool(rp_pool *pool, const float *g, int64_t n);
 /* The factor that brings a gradient of global norm `norm` down to max_norm (1 when it is already within, or
  * when max_norm <= 0 means no clipping). */
 float rp_grad_clip_scale(double norm, float max_norm);

@@ -1,8 +1,10 @@
 /* train_llama.c: the trainer of a Llama-family decoder (see train_llama.h): building it (weights from a model
- * file or initialised from scratch, every buffer planned for B × T), the forward pass saving each layer's
+ * file or initialised from scratch, converted or drawn on the thread pool in fixed slices; every buffer
+ * planned for B × T), the forward pass saving each layer's
  * activations, the hand-written backward pass through the kernels of tensor/backward.h (llm.c's approach:
  * the architecture is fixed, so a tape would only add indirection), and the AdamW update. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,13 +64,68 @@ static rp_status check_config(const rp_llama_config *c) {
     return RP_OK;
 }
 
-/* N(0, std²) values by Box-Muller over the counter hash: the same seed gives the same model. */
-static void init_normal(float *p, int64_t n, float std, uint64_t seed, uint64_t stream) {
-    for (int64_t i = 0; i < n; i++) {
+/* N(0, std²) values by Box-Muller over the counter hash, elements [a, z) of a tensor: the same seed gives the
+ * same model, however the tensor is cut into tasks. */
+static void init_normal(float *p, int64_t a, int64_t z, float std, uint64_t seed, uint64_t stream) {
+    for (int64_t i = a; i < z; i++) {
         double u = ((double)(tr_hash(seed, stream, (uint64_t)i, 0) >> 11) + 1.0) * 0x1.0p-53;
         double v = (double)(tr_hash(seed, stream, (uint64_t)i, 1) >> 11) * 0x1.0p-53;
         p[i] = (float)(std * sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v));
     }
+}
+
+/* Building a weight on the pool: a random init (w == NULL) or a file weight's rows converted to f32 (out) or
+ * re-stored as another type (dst, dst_t): each task a fixed slice, so the result does not depend on threads. */
+typedef struct init_job {
+    float *out;
+    int64_t rows, cols;
+    float std;
+    uint64_t seed, stream;
+    const char *w;       /* file rows, NULL for a random init */
+    rp_dtype wt, dst_t;
+    size_t ldw, ld_dst;
+    char *dst;           /* non-NULL: re-store the rows as dst_t here instead of out */
+    _Atomic int bad;     /* a row failed to convert; the caller redoes it to report why */
+} init_job;
+
+#define INIT_TASK 65536   /* elements per task */
+
+static void init_task(void *ctx, int ith, int nth, int thread) {
+    init_job *j = ctx;
+    (void)nth; (void)thread;
+    if (!j->w) {
+        int64_t n = j->rows * j->cols, a = (int64_t)ith * INIT_TASK, z = a + INIT_TASK < n ? a + INIT_TASK : n;
+        init_normal(j->out, a, z, j->std, j->seed, j->stream);
+        return;
+    }
+    int64_t per = (INIT_TASK + j->cols - 1) / j->cols, r0 = (int64_t)ith * per, r1 = r0 + per < j->rows ? r0 + per : j->rows;
+    float *row = j->dst ? malloc((size_t)j->cols * sizeof *row) : NULL;   /* build time only */
+    if (j->dst && !row) { j->bad = 1; return; }
+    for (int64_t r = r0; r < r1; r++) {
+        float *o = j->dst ? row : j->out + r * j->cols;
+        if (rp_dequantize_row(j->wt, j->w + (size_t)r * j->ldw, o, j->cols) != RP_OK ||
+            (j->dst && rp_quantize_row(j->dst_t, row, j->dst + (size_t)r * j->ld_dst, j->cols) != RP_OK))
+            j->bad = 1;
+    }
+    free(row);
+}
+
+/* Runs an init job over the trainer's pool; on a failed row, the first one is converted again here for its error. */
+static rp_status init_run(rp_trainer *tr, init_job *j) {
+    int64_t n = j->rows * j->cols, per = (INIT_TASK + j->cols - 1) / j->cols;   /* per: rows per task of a file weight */
+    int tasks = (int)(j->w ? (j->rows + per - 1) / per : (n + INIT_TASK - 1) / INIT_TASK);
+    if (tasks > 1) rp_pool_run(tr->pool, init_task, j, tasks);
+    else if (tasks == 1) init_task(j, 0, 1, 0);
+    if (!j->bad) return RP_OK;
+    float *row = malloc((size_t)j->cols * sizeof *row);   /* build time only */
+    if (!row) return rp_fail(RP_ERR_NOMEM, "train: out of memory");
+    rp_status st = RP_OK;
+    for (int64_t r = 0; r < j->rows && st == RP_OK; r++) {
+        st = rp_dequantize_row(j->wt, j->w + (size_t)r * j->ldw, row, j->cols);
+        if (st == RP_OK && j->dst) st = rp_quantize_row(j->dst_t, row, j->dst + (size_t)r * j->ld_dst, j->cols);
+    }
+    free(row);
+    return st != RP_OK ? st : rp_fail(RP_ERR_NOMEM, "train: converting a weight's rows failed on a worker thread (out of memory)");
 }
 
 /* The file's weight `name`, checked to be [rows, cols] of a type we can dequantize. */
@@ -94,12 +151,13 @@ static rp_status f32_weight(rp_trainer *tr, const rp_model_file *f, const char *
     if (f) {
         const rp_weight *w;
         RP_TRY(file_weight(f, name, rows, cols, &w));
-        size_t ld = rp_dtype_row_bytes(w->dtype, cols);
-        for (int64_t r = 0; r < rows; r++) RP_TRY(rp_dequantize_row(w->dtype, (const char *)w->data + (size_t)r * ld, p + r * cols, cols));
+        init_job j = { .out = p, .rows = rows, .cols = cols, .w = w->data, .wt = w->dtype, .ldw = rp_dtype_row_bytes(w->dtype, cols) };
+        RP_TRY(init_run(tr, &j));
     } else if (std == 0) {
         for (int64_t i = 0; i < rows * cols; i++) p[i] = 1.0f;
     } else {
-        init_normal(p, rows * cols, std, tr->o.seed, stream);
+        init_job j = { .out = p, .rows = rows, .cols = cols, .std = std, .seed = tr->o.seed, .stream = stream };
+        RP_TRY(init_run(tr, &j));
     }
     *out = p;
     return RP_OK;
@@ -119,14 +177,9 @@ static rp_status norm_weight(rp_trainer *tr, const rp_model_file *f, const char 
 static rp_status to_bf16(rp_trainer *tr, tr_linear *l, const char *name) {
     size_t ld = rp_dtype_row_bytes(RP_BF16, l->in);
     char *dst = (char *)tr_alloc(tr, (int64_t)((ld * (size_t)l->out + sizeof(float) - 1) / sizeof(float)));
-    float *row = malloc((size_t)l->in * sizeof *row);   /* build time only */
-    rp_status st = dst && row ? RP_OK : rp_fail(RP_ERR_NOMEM, "train: out of memory converting %s to bf16", name);
-    for (int64_t r = 0; r < l->out && st == RP_OK; r++) {
-        st = rp_dequantize_row(l->wt, (const char *)l->w + (size_t)r * l->ldw, row, l->in);
-        if (st == RP_OK) st = rp_quantize_row(RP_BF16, row, dst + (size_t)r * ld, l->in);
-    }
-    free(row);
-    RP_TRY(st);
+    if (!dst) return rp_fail(RP_ERR_NOMEM, "train: out of memory converting %s to bf16", name);
+    init_job j = { .rows = l->out, .cols = l->in, .w = l->w, .wt = l->wt, .ldw = l->ldw, .dst = dst, .dst_t = RP_BF16, .ld_dst = ld };
+    RP_TRY(init_run(tr, &j));
     l->w = dst; l->wt = RP_BF16; l->ldw = ld;
     return RP_OK;
 }
@@ -150,8 +203,8 @@ static rp_status make_linear(rp_trainer *tr, const rp_model_file *f, tr_linear *
     if (tr->o.method == RP_TRAIN_QLORA && in % RP_NF4_BLOCK == 0) {
         float *tmp = malloc((size_t)(out * in) * sizeof *tmp);   /* build time only */
         if (!tmp) return rp_fail(RP_ERR_NOMEM, "train: out of memory converting %s to nf4", name);
-        rp_status st = RP_OK;
-        for (int64_t r = 0; r < out && st == RP_OK; r++) st = rp_dequantize_row(w->dtype, (const char *)w->data + (size_t)r * l->ldw, tmp + r * in, in);
+        init_job j = { .out = tmp, .rows = out, .cols = in, .w = w->data, .wt = w->dtype, .ldw = l->ldw };
+        rp_status st = init_run(tr, &j);
         if (st == RP_OK) st = rp_nf4_quantize(tmp, out, in, &l->nf4);
         free(tmp);
         RP_TRY(st);
@@ -442,7 +495,7 @@ rp_status rp_trainer_update(rp_trainer *tr, float lr, float max_norm, double *gr
     if (!tr->n_accum) return rp_fail(RP_ERR_INVAL, "train: update without a forward_backward since the last one");
     if (!(lr >= 0) || !isfinite(lr)) return rp_fail(RP_ERR_INVAL, "train: learning rate %g", lr);
     double ss = 0;
-    for (int i = 0; i < tr->n_params; i++) ss += rp_grad_sumsq(tr->params[i].g, tr->params[i].n);
+    for (int i = 0; i < tr->n_params; i++) ss += rp_grad_sumsq_pool(tr->pool, tr->params[i].g, tr->params[i].n);
     double norm = sqrt(ss) / tr->n_accum;
     if (grad_norm) *grad_norm = norm;
     if (!isfinite(norm)) {
@@ -453,8 +506,8 @@ rp_status rp_trainer_update(rp_trainer *tr, float lr, float max_norm, double *gr
     tr->step++;
     for (int i = 0; i < tr->n_params; i++) {
         tr_param *q = &tr->params[i];
-        RP_TRY(rp_adamw_update(&tr->o.adamw, tr->pool, q->p, q->g, q->m, q->v, q->n, tr->step, lr, gs, q->decay));
+        RP_TRY(rp_adamw_update_zero(&tr->o.adamw, tr->pool, q->p, q->g, q->m, q->v, q->n, tr->step, lr, gs, q->decay));
     }
-    rp_trainer_zero_grad(tr);
+    tr->n_accum = 0;   /* the update zeroed every gradient in its pass */
     return RP_OK;
 }

@@ -1,8 +1,9 @@
 /* backward_cpu.c: the fast CPU backward kernels (table rp_bwd_cpu): matmul backward as OpenBLAS sgemm calls
  * split over the thread pool (OpenBLAS itself stays single-threaded, as in ops_cpu.c), quantized weights
  * dequantized a tile at a time into per-thread scratch (rp_cpu_matmul_tiled, also behind NF4 and the
- * training forward rp_cpu_matmul_forward); attention backward one head per task with
- * sgemm for the four products, and the attention forward the training step uses (rp_cpu_attention_forward).
+ * training forward rp_cpu_matmul_forward); attention backward one head per task with sgemm for the four
+ * products over blocks of query rows that skip the keys the causal mask hides, and the attention forward
+ * the training step uses (rp_cpu_attention_forward), blocked the same way.
  * The row-wise ops (RMSNorm, RoPE, SwiGLU, cross-entropy) are threaded in rows_cpu.c; the rest are memory-bound
  * loops that reuse the reference kernels.
  * Invariants: results equal rp_bwd_ref's up to float rounding (tests/test_backward.c); no allocation after
@@ -13,7 +14,10 @@
 #include "tensor/backward.h"
 #include "tensor/qdot.h"
 #include "tensor/quant.h"
+#include "tensor/simd.h"
 #include "tensor/ssm.h"
+
+#define ATT_BLK 64   /* query rows per attention block: the causal mask skips the keys a block cannot see */
 
 typedef struct mm_job {
     rp_bwd *b;
@@ -166,30 +170,38 @@ typedef struct att_job {
 static void att_probs(float *P, const float *qh, int ldq, const float *kg, int64_t kv_stride, int64_t T, int64_t nk,
                       int64_t pos0, int D, float scale);
 
-/* One head: S = scale·Q·Kᵀ, P = causal softmax, dP = dO·Vᵀ, dS = P∘(dP − ⟨P, dP⟩), then dQ, dK, dV by sgemm. */
+/* One head, a block of ATT_BLK query rows at a time, each block's products over only the keys it can see
+ * (n1 = pos0 + t1): S = scale·Q·Kᵀ, P = causal softmax, dP = dO·Vᵀ, dS = P∘(dP − ⟨P, dP⟩), then dQ, dK, dV
+ * by sgemm, dK and dV accumulated over the blocks in order. */
 static void att_head_task(void *ctx, int h, int nth, int thread) {
     att_job *j = ctx;
     (void)nth;
     int64_t T = j->T, nk = j->nk;
-    int D = j->D, g = h / (j->H / j->Hkv), ldq = j->H * D;
+    int D = j->D, g = h / (j->H / j->Hkv), ldq = j->H * D, ldk = (int)j->kv_stride;
     float *P = rp_bwd_scratch(j->b, thread, (size_t)2 * (size_t)T * (size_t)nk * sizeof(float));
     if (!P) { j->failed = 1; return; }
     float *dP = P + T * nk;
     const float *qh = j->q + h * D, *kg = j->k + g * D, *vg = j->v + g * D, *doh = j->dout + h * D;
-    att_probs(P, qh, ldq, kg, j->kv_stride, T, nk, j->pos0, D, j->scale);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk, D, 1.0f, doh, ldq, vg, (int)j->kv_stride, 0.0f, dP, (int)nk);
-    for (int64_t t = 0; t < T; t++) {
-        float *p = P + t * nk, *dp = dP + t * nk;
-        double pdp = 0;
-        for (int64_t i = 0; i < nk; i++) pdp += (double)p[i] * dp[i];
-        for (int64_t i = 0; i < nk; i++) dp[i] = p[i] * (dp[i] - (float)pdp) * j->scale;
-    }
-    if (j->dq)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, D, (int)nk, 1.0f, dP, (int)nk, kg, (int)j->kv_stride, 1.0f,
-                    j->dq + h * D, ldq);
     float *dkh = j->dkh + (int64_t)h * nk * D, *dvh = j->dvh + (int64_t)h * nk * D;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, D, (int)T, 1.0f, dP, (int)nk, qh, ldq, 0.0f, dkh, D);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, D, (int)T, 1.0f, P, (int)nk, doh, ldq, 0.0f, dvh, D);
+    memset(dkh, 0, (size_t)(nk * D) * sizeof(float));
+    memset(dvh, 0, (size_t)(nk * D) * sizeof(float));
+    att_probs(P, qh, ldq, kg, j->kv_stride, T, nk, j->pos0, D, j->scale);
+    for (int64_t t0 = 0; t0 < T; t0 += ATT_BLK) {
+        int64_t t1 = t0 + ATT_BLK < T ? t0 + ATT_BLK : T, n1 = j->pos0 + t1;
+        int rows = (int)(t1 - t0);
+        float *pb = P + t0 * nk, *dpb = dP + t0 * nk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, (int)n1, D, 1.0f, doh + t0 * ldq, ldq, vg, ldk, 0.0f, dpb, (int)nk);
+        for (int64_t t = t0; t < t1; t++) {
+            float *p = P + t * nk, *dp = dP + t * nk;
+            float pdp = rp_vdot(p, dp, n1);   /* p is 0 past the diagonal */
+            for (int64_t i = 0; i < n1; i++) dp[i] = p[i] * (dp[i] - pdp) * j->scale;
+        }
+        if (j->dq)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, (int)n1, 1.0f, dpb, (int)nk, kg, ldk, 1.0f,
+                        j->dq + t0 * ldq + h * D, ldq);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n1, D, rows, 1.0f, dpb, (int)nk, qh + t0 * ldq, ldq, 1.0f, dkh, D);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n1, D, rows, 1.0f, pb, (int)nk, doh + t0 * ldq, ldq, 1.0f, dvh, D);
+    }
 }
 
 /* Sums the per-head dK, dV of each kv group into dk, dv, a slice of positions per task. */
@@ -209,7 +221,7 @@ static void att_reduce_task(void *ctx, int ith, int nth, int thread) {
     }
 }
 
-/* Attention backward, one head per task; the masked upper triangle is computed and zeroed (as llm.c). */
+/* Attention backward, one head per task; row blocks skip most of the masked upper triangle. */
 static rp_status cpu_attention_backward(rp_bwd *b, float *dq, float *dk, float *dv, const float *dout, const float *q,
                                         const float *k, const float *v, int64_t T, int64_t pos0, int H, int Hkv, int D,
                                         int64_t kv_stride, float scale) {
@@ -228,19 +240,22 @@ static rp_status cpu_attention_backward(rp_bwd *b, float *dq, float *dk, float *
     return RP_OK;
 }
 
-/* Scores of one head: P[T, nk] = causal softmax(scale · Q·Kᵀ), zero above the diagonal. */
+/* Scores of one head: P[T, nk] = causal softmax(scale · Q·Kᵀ), a block of ATT_BLK rows at a time over the keys the
+ * block sees (n1 = pos0 + t1); within that width each row is zero past its diagonal (what lies beyond n1 is
+ * left unwritten: no product reads it). */
 static void att_probs(float *P, const float *qh, int ldq, const float *kg, int64_t kv_stride, int64_t T, int64_t nk,
                       int64_t pos0, int D, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk, D, scale, qh, ldq, kg, (int)kv_stride, 0.0f, P, (int)nk);
-    for (int64_t t = 0; t < T; t++) {
-        float *p = P + t * nk, mx = -INFINITY;
-        int64_t n = pos0 + t + 1;
-        for (int64_t i = 0; i < n; i++) if (p[i] > mx) mx = p[i];
-        double sum = 0;
-        for (int64_t i = 0; i < n; i++) { p[i] = expf(p[i] - mx); sum += p[i]; }
-        float inv = (float)(1.0 / sum);
-        for (int64_t i = 0; i < n; i++) p[i] *= inv;
-        for (int64_t i = n; i < nk; i++) p[i] = 0.0f;
+    for (int64_t t0 = 0; t0 < T; t0 += ATT_BLK) {
+        int64_t t1 = t0 + ATT_BLK < T ? t0 + ATT_BLK : T, n1 = pos0 + t1;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(t1 - t0), (int)n1, D, scale, qh + t0 * ldq, ldq, kg,
+                    (int)kv_stride, 0.0f, P + t0 * nk, (int)nk);
+        for (int64_t t = t0; t < t1; t++) {
+            float *p = P + t * nk;
+            int64_t n = pos0 + t + 1;
+            float mx = rp_vmax(p, n), sum = rp_vexp_sub_sum(p, mx, n);
+            rp_vscale(p, 1.0f / sum, n);
+            memset(p + n, 0, (size_t)(n1 - n) * sizeof(float));
+        }
     }
 }
 
@@ -251,8 +266,11 @@ static void att_fwd_task(void *ctx, int h, int nth, int thread) {
     float *P = rp_bwd_scratch(j->b, thread, (size_t)j->T * (size_t)j->nk * sizeof(float));
     if (!P) { j->failed = 1; return; }
     att_probs(P, j->q + h * D, ldq, j->k + g * D, j->kv_stride, j->T, j->nk, j->pos0, D, j->scale);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->T, D, (int)j->nk, 1.0f, P, (int)j->nk, j->v + g * D,
-                (int)j->kv_stride, 0.0f, j->dq + h * D, ldq);
+    for (int64_t t0 = 0; t0 < j->T; t0 += ATT_BLK) {   /* each block of rows over the keys it sees */
+        int64_t t1 = t0 + ATT_BLK < j->T ? t0 + ATT_BLK : j->T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), D, (int)(j->pos0 + t1), 1.0f, P + t0 * j->nk,
+                    (int)j->nk, j->v + g * D, (int)j->kv_stride, 0.0f, j->dq + t0 * ldq + h * D, ldq);
+    }
 }
 
 /* Attention forward for training. */
