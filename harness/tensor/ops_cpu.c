@@ -32,7 +32,7 @@
 
 #define MAX_THREADS 64
 #define SMALL_M 8            /* below this many rows a matmul is done row by row (no dequantized tiles) */
-#define PACKED_M 16          /* up to this many rows (a decoding step of that many sequences) use the decode layout */
+#define PACKED_M RP_MATMUL_PACKED_ROWS   /* up to this many rows (a decoding step of that many sequences) use the decode layout */
 #define TILE_BYTES (2u << 20) /* f32 bytes of a dequantized weight tile handed to sgemm */
 #define ATT_QB 64            /* query rows per attention task */
 
