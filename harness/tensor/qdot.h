@@ -35,7 +35,7 @@ size_t rp_q24_row_bytes(int64_t n);
 /* Point r's arrays into mem (rp_q24_row_bytes(n) bytes, 64-byte aligned). */
 void rp_q24_row_carve(rp_q24_row *r, void *mem, int64_t n);
 
-/* Decode layout (qdot_packed.c): q4_0 / q4_1 / q8_0 rows repacked once at load (nibbles, then scales; the
+/* Decode layout (qdot_packed.c): q4_0 / q4_1 / q8_0 rows repacked once (nibbles, then scales; the
  * same bytes per row) so that the one-token kernel streams them with one load per four blocks. */
 /* Whether t has a decode layout. */
 int rp_packed_supported(rp_dtype t);
