@@ -13,6 +13,7 @@
 #include "util/json.h"
 #include "nn/generate.h"
 #include "nn/llama.h"
+#include "tensor/qdot.h"
 #include "eval/lm_model.h"
 #include "util/buf.h"
 
@@ -437,6 +438,37 @@ static void test_batched(rp_model *m, const int32_t *const *prompts, const size_
     free(pr); free(o); free(got);
 }
 
+/* Resident memory of this process in MB (VmRSS), or -1. */
+static double rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f)) if (!strncmp(line, "VmRSS:", 6)) kb = strtol(line + 6, NULL, 10);
+    if (f) fclose(f);
+    return kb < 0 ? -1 : kb / 1024.0;
+}
+
+/* The decode-layout copy is built when decoding first needs it, not at load: scoring (a forward of more
+ * than 16 rows) leaves it unbuilt, a one-token forward builds it (resident memory printed at each stage). */
+static void test_smollm_lazy_layout(rp_model *m) {
+    double r0 = rss_mb();
+    CHECK(rp_model_decode_layout_bytes(m) == 0);
+    rp_session *s;
+    CHECK(rp_session_new(m, 64, 64, 64, &s) == RP_OK);
+    int32_t toks[40];
+    for (int i = 0; i < 40; i++) toks[i] = 100 + 37 * i;
+    CHECK(rp_session_forward(s, toks, 40, RP_LOGITS_ALL, NULL, NULL) == RP_OK);
+    double r1 = rss_mb();
+    CHECK(rp_model_decode_layout_bytes(m) == 0);
+    CHECK(rp_session_forward(s, toks, 1, RP_LOGITS_LAST, NULL, NULL) == RP_OK);
+    double r2 = rss_mb();
+    size_t b = rp_model_decode_layout_bytes(m);
+    CHECK(b > 0 || !rp_packed_fast());
+    printf("smollm2 resident memory: %.0f MB loaded, %.0f MB after scoring 40 tokens, %.0f MB after the first decoding step (decode layout %.1f MB)\n",
+           r0, r1, r2, b / 1048576.0);
+    rp_session_free(s);
+}
+
 static void test_smollm(void) {
     const char *mp = mirror_path("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
     if (!mp) { printf("skip [mirror]: SmolLM2 gguf not found\n"); CHECK(1); return; }
@@ -444,6 +476,7 @@ static void test_smollm(void) {
     rp_status st = rp_model_load(mp, NULL, &m);
     CHECK_MSG(st == RP_OK, "%s", rp_errmsg());
     if (st != RP_OK) return;
+    test_smollm_lazy_layout(m);
     test_smollm_scores(m);
     test_smollm_greedy(m);
     test_smollm_int8(m);

@@ -238,6 +238,16 @@ static void test_qdot(void) {
                 float y1;
                 rp_packed_dot_rows(types[ti], pk, &g[1], 1, K, &y1, 1);
                 CHECK(y1 == y2[1]);   /* a row's result does not depend on the batch */
+                /* f32 rows (batched decoding): 11 rows (a pass of 8 and one of 3) of alternating x, -x/2 */
+                float *xs11 = malloc((size_t)11 * K * sizeof *xs11), y11[11], y3[3];
+                for (int r = 0; r < 11; r++) memcpy(xs11 + (size_t)r * K, r % 2 ? xneg : x, (size_t)K * sizeof(float));
+                rp_packed_fdot_rows(types[ti], pk, xs11, K, 11, K, y11, 1);
+                for (int r = 0; r < 11; r++)
+                    CHECK_MSG(fabs(y11[r] - (r % 2 ? -0.5 : 1.0) * exact) <= 1e-6 * mag, "%s K=%d: packed f32 row %d: %g vs %g", rp_dtype_name(types[ti]), K, r, y11[r], (r % 2 ? -0.5 : 1.0) * exact);
+                CHECK_NEAR(rp_packed_fdot_ref(types[ti], pk, x, K), exact, 1e-6 * mag);
+                rp_packed_fdot_rows(types[ti], pk, xs11 + K, K, 3, K, y3, 1);
+                CHECK(y3[0] == y11[1] && y3[1] == y11[2] && y3[2] == y11[3]);   /* independent of the batch here too */
+                free(xs11);
                 CHECK(rp_packed_repack(RP_F16, buf, pk, 1, K, 4096) == RP_ERR_UNSUPPORTED);
                 free(xneg);
             }

@@ -54,8 +54,26 @@ static rp_status get_packed(rp_model *m, const rp_tensor *t, const void **out) {
     RP_TRY(keep_storage(m, st));
     RP_TRY(rp_packed_repack(t->dtype, rp_tensor_data(t), st->data, t->shape[0], t->shape[1], ldw));
     *out = st->data;
+    m->packed_bytes += ldw * (size_t)t->shape[0];
     return RP_OK;
 }
+
+/* Build every decode-layout copy once (see llama_impl.h). */
+rp_status rp_model_decode_layout(rp_model *m) {
+    if (m->packed_done) return RP_OK;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        rp_layer *L = &m->layers[l];
+        const rp_tensor *ws[7] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
+        const void **ps[7] = { &L->pq, &L->pk, &L->pv, &L->po, &L->p_gate, &L->p_up, &L->p_down };
+        for (int i = 0; i < 7; i++) if (!*ps[i]) RP_TRY(get_packed(m, ws[i], ps[i]));   /* a failed call resumes where it stopped */
+    }
+    if (!m->p_output) RP_TRY(get_packed(m, &m->output, &m->p_output));
+    m->packed_done = 1;
+    return RP_OK;
+}
+
+/* Bytes of the decode-layout copies built so far. */
+size_t rp_model_decode_layout_bytes(const rp_model *m) { return m->packed_bytes; }
 
 /* A norm vector as an f32 tensor in a buffer of its own (dequantized when the file stores another dtype). */
 static rp_status get_norm(rp_model *m, const char *name, rp_tensor *out) {
@@ -109,9 +127,6 @@ rp_status rp_model_new(const rp_model_file *f, rp_backend *be, rp_model **out) {
         W(w_gate, "blk.%d.ffn_gate.weight");
         W(w_up, "blk.%d.ffn_up.weight");
         W(w_down, "blk.%d.ffn_down.weight");
-        const rp_tensor *ws[7] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
-        const void **ps[7] = { &L->pq, &L->pk, &L->pv, &L->po, &L->p_gate, &L->p_up, &L->p_down };
-        for (int i = 0; i < 7; i++) if ((st = get_packed(m, ws[i], ps[i]))) goto fail;
     }
 #undef W
     if ((st = get_weight(m, "token_embd.weight", &m->tok_embd))) goto fail;
@@ -119,7 +134,6 @@ rp_status rp_model_new(const rp_model_file *f, rp_backend *be, rp_model **out) {
     if ((st = get_norm(m, "output_norm.weight", &m->out_norm))) goto fail;
     if (c->tied_embeddings) m->output = m->tok_embd;
     else if ((st = get_weight(m, "output.weight", &m->output))) goto fail;
-    if ((st = get_packed(m, &m->output, &m->p_output))) goto fail;
     *out = m;
     return RP_OK;
 fail:

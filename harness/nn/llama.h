@@ -50,6 +50,9 @@ rp_status rp_model_set_backend(rp_model *m, rp_backend *be);
 rp_status rp_model_set_skip(rp_model *m, const unsigned char *skip, int n);
 /* Whether layer l is skipped. */
 int rp_model_layer_skipped(const rp_model *m, int l);
+/* Bytes of the decode-layout weight copies built so far (0 until the model first decodes: they are made
+ * lazily, see rp_model_decode_layout in llama_impl.h). */
+size_t rp_model_decode_layout_bytes(const rp_model *m);
 /* The session the model keeps for scoring many short sequences (created on first use with n_ctx and
  * n_logits, freed with the model), so consecutive scoring calls reuse cached prefixes. */
 rp_status rp_model_scoring_session(rp_model *m, int n_ctx, int n_logits, rp_session **out);

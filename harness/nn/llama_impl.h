@@ -12,7 +12,8 @@ typedef struct rp_layer {
     rp_tensor attn_norm, ffn_norm;                     /* [C] f32 */
     rp_tensor wq, wk, wv, wo;                          /* [C,C] [Hkv·D,C] [Hkv·D,C] [C,C] */
     rp_tensor w_gate, w_up, w_down;                    /* [F,C] [F,C] [C,F] */
-    /* the same weights in the CPU decode layout (tensor/qdot.h rp_packed_*), made at load; NULL when none */
+    /* the same weights in the CPU decode layout (tensor/qdot.h rp_packed_*), made by rp_model_decode_layout
+     * when decoding first needs them; NULL until then and when none */
     const void *pq, *pk, *pv, *po, *p_gate, *p_up, *p_down;
 } rp_layer;
 
@@ -30,7 +31,15 @@ struct rp_model {
     rp_storage **storages;          /* the buffers the views above live in: wrapped file bytes, norms */
     int n_storages, cap_storages;
     rp_session *lm_session;         /* rp_model_scoring_session (lazily created) */
+    int packed_done;                /* rp_model_decode_layout has run (the p* fields are final) */
+    size_t packed_bytes;            /* bytes of the decode-layout copies */
 };
+
+/* Build the decode-layout copies of the matmul weights once (a no-op afterwards, and where the backend or
+ * the dtypes have no such layout): called by the forward pass before its first few-row matmul, so loading
+ * for scoring, evaluation or training does not pay the copy. Not thread-safe (a model's forward calls run
+ * on one thread at a time). */
+rp_status rp_model_decode_layout(rp_model *m);
 
 struct rp_session {
     rp_model *m;

@@ -9,7 +9,8 @@
  * in s->pos (embed -> layers -> final residual in s->x); a packed multi-sequence forward (block-diagonal
  * causal mask) would replace the attention call there and keep everything else. rp_session_step uses the
  * same seam for a batch of sequences with caches of their own: one row each, keys and values staged in
- * att / xb2 and copied into each sequence's cache, attention per row. */
+ * att / xb2 and copied into each sequence's cache, attention per row. A forward of at most
+ * RP_MATMUL_PACKED_ROWS rows first has the model build its decode-layout weights (once, lazily). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,7 @@ static rp_status layers(rp_session *s, int64_t T, float *hidden) {
     const float scale = 1.0f / sqrtf((float)D);
     float *x = F(s->x), *xb = F(s->xb), *xb2 = F(s->xb2), *q = F(s->q), *att = F(s->att), *hb = F(s->hb), *hb2 = F(s->hb2);
     const int32_t *pos = I(s->pos);
+    if (T <= RP_MATMUL_PACKED_ROWS) RP_TRY(rp_model_decode_layout(m));   /* few rows: the decode-layout kernels */
     for (int l = 0; l < c->n_layer; l++) {
         if (hidden) RP_TRY(rp_tensor_copy_out(&s->x, 0, hidden + (size_t)l * T * C, (size_t)(T * C) * sizeof(float)));
         if (m->skip[l]) continue;

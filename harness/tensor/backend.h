@@ -32,8 +32,9 @@ typedef enum rp_op {
 
 /* One of several matmuls that share their input (matmul_multi): y[M,N] = x · W[N,K]ᵀ. wp, when not NULL, is
  * the same weight in the CPU decode layout (tensor/qdot.h rp_packed_*, same ldw), which backends may use
- * for few-row (decoding) calls and otherwise ignore. */
+ * for calls of at most RP_MATMUL_PACKED_ROWS rows (decoding) and otherwise ignore. */
 #define RP_MATMUL_MAX_PARTS 4
+#define RP_MATMUL_PACKED_ROWS 16
 typedef struct rp_matmul_part { float *y; const void *w; rp_dtype wt; size_t ldw; int64_t N; const void *wp; } rp_matmul_part;
 
 typedef struct rp_backend_ops {

@@ -1,9 +1,12 @@
 /* ops_cpu.c: the fast CPU backend ("cpu"): kernels split over the thread pool, SIMD (simd.h, qdot.h)
  * and OpenBLAS (kept single-threaded: our pool does the splitting, each thread calls sgemm on its slice).
  * Matmul routes by shape: 1..16 rows whose weights all come with a decode-layout copy (rp_matmul_part.wp,
- * made at model load: qdot_packed.c) -> the packed kernels with grouped 24-bit activations, four rows per
- * pass over the weights (decoding, batched decoding of up to 16 sequences, short prompts; every row gets
- * the arithmetic it would get alone, so batched and single decoding agree bit for bit); otherwise
+ * qdot_packed.c) -> the packed kernels: one row (decoding) with grouped 24-bit activations (memory-bound:
+ * the integer path streams the weights fastest), 2..16 rows (batched decoding of up to 16 sequences, short
+ * prompts) with f32 activations against weights dequantized once per block for all rows (compute-bound:
+ * half the vector work per row of the 24-bit path). Every row of a 2..16-row call gets the arithmetic it
+ * would get in any other such call; a sequence decoded alone (one row) and in a batch agree to f32 rounding
+ * (both are f32-quality, not bit for bit), which tests/test_llama.c checks as equal greedy text; otherwise
  * one row (decoding) -> q4_0 / q4_1 / q8_0 weights against 24-bit fixed-point activations
  * with VNNI (error about 2^-23 of a block's largest value: f32 quality), other types dequantized in
  * registers against f32 activations (exact), which is what makes greedy decoding agree with llama.cpp's
@@ -29,7 +32,7 @@
 
 #define MAX_THREADS 64
 #define SMALL_M 8            /* below this many rows a matmul is done row by row (no dequantized tiles) */
-#define PACKED_M 16          /* up to this many rows (a decoding step of that many sequences) use the decode layout */
+#define PACKED_M RP_MATMUL_PACKED_ROWS   /* up to this many rows (a decoding step of that many sequences) use the decode layout */
 #define TILE_BYTES (2u << 20) /* f32 bytes of a dequantized weight tile handed to sgemm */
 #define ATT_QB 64            /* query rows per attention task */
 
@@ -85,7 +88,8 @@ typedef struct mm_job {
     const rp_q8_row *aq;   /* M quantized activation rows (int8 path) */
     const float *xsum;     /* block sums of x (exact single-row path) */
     const rp_q24_row *a24; /* 24-bit activation row (exact-quality integer path for q4_0 / q4_1) */
-    const rp_q24_row *ag;  /* M grouped 24-bit activation rows (parts in the decode layout) */
+    const rp_q24_row *ag;  /* M grouped 24-bit activation rows (parts in the decode layout, one row) */
+    int packed_f32;        /* parts in the decode layout, 2..PACKED_M f32 rows (batched decoding) */
     int failed;
 } mm_job;
 
@@ -107,7 +111,9 @@ static void mm_small_task(void *ctx, int ith, int nth, int thread) {
         const rp_matmul_part *pt = &j->parts[p];
         const char *w = pt->w;
         int64_t n0 = (r0 > a ? r0 : a) - a, n1 = (r1 < b ? r1 : b) - a, N = pt->N;
-        if (j->ag) {
+        if (j->packed_f32) {
+            for (int64_t n = n0; n < n1; n++) rp_packed_fdot_rows(pt->wt, (const char *)pt->wp + (size_t)n * pt->ldw, j->x, j->K, (int)j->M, j->K, pt->y + n, N);
+        } else if (j->ag) {
             for (int64_t n = n0; n < n1; n++) rp_packed_dot_rows(pt->wt, (const char *)pt->wp + (size_t)n * pt->ldw, j->ag, (int)j->M, j->K, pt->y + n, N);
         } else if (j->aq) {
             for (int64_t n = n0; n < n1; n++)
@@ -178,8 +184,12 @@ static rp_status cpu_matmul_multi(rp_backend *be, const float *x, int64_t M, int
     j.row0[n] = j.R;
     cpu_impl *imp = impl_of(be);
     int use8 = imp->int8_dot == 2 || (imp->int8_dot == 1 && M == 1);
-    if (M <= PACKED_M && all_packed && !(use8 && all_qdot) && K % 32 == 0) {
-        /* decoding: every part in the decode layout, each row's activations in grouped 24-bit limbs */
+    if (M > 1 && M <= PACKED_M && all_packed && !(use8 && all_qdot) && K % 32 == 0) {
+        /* batched decoding: every part in the decode layout, weights dequantized once per block for all rows */
+        j.packed_f32 = 1;
+        rp_pool_run(be->pool, mm_small_task, &j, tasks_for(be, (double)M * j.R * K, j.R / 32 + 1, 4));
+    } else if (M == 1 && all_packed && !(use8 && all_qdot) && K % 32 == 0) {
+        /* decoding: every part in the decode layout, the row's activations in grouped 24-bit limbs */
         size_t rb = (rp_q24_row_bytes(K) + 63) & ~(size_t)63, hdr = ((size_t)M * sizeof(rp_q24_row) + 63) & ~(size_t)63;
         char *p = scratch_get(&imp->act, hdr + (size_t)M * rb);
         if (!p) return rp_fail(RP_ERR_NOMEM, "matmul: out of memory for activations");

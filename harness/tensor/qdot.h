@@ -35,7 +35,7 @@ size_t rp_q24_row_bytes(int64_t n);
 /* Point r's arrays into mem (rp_q24_row_bytes(n) bytes, 64-byte aligned). */
 void rp_q24_row_carve(rp_q24_row *r, void *mem, int64_t n);
 
-/* Decode layout (qdot_packed.c): q4_0 / q4_1 / q8_0 rows repacked once at load (nibbles, then scales; the
+/* Decode layout (qdot_packed.c): q4_0 / q4_1 / q8_0 rows repacked once (nibbles, then scales; the
  * same bytes per row) so that the one-token kernel streams them with one load per four blocks. */
 /* Whether t has a decode layout. */
 int rp_packed_supported(rp_dtype t);
@@ -48,6 +48,11 @@ rp_status rp_packed_repack(rp_dtype t, const void *src, void *dst, int64_t rows,
 void rp_packed_dot_rows(rp_dtype t, const void *w, const rp_q24_row *a, int M, int64_t K, float *y, int64_t ldy);
 /* The plain-C packed dot (reference for tests; what non-VNNI builds run). */
 float rp_packed_dot_ref(rp_dtype t, const void *w, const rp_q24_row *a, int64_t K);
+/* y[m·ldy] = packed row w · f32 row x + m·ldx, m in [0, M): weights dequantized once per block for all rows
+ * (batched decoding); each row's result is independent of M. */
+void rp_packed_fdot_rows(rp_dtype t, const void *w, const float *x, int64_t ldx, int M, int64_t K, float *y, int64_t ldy);
+/* The plain-C f32 packed dot (reference for tests; what non-VNNI builds run). */
+float rp_packed_fdot_ref(rp_dtype t, const void *w, const float *x, int64_t K);
 /* Dequantize one row of n elements (any rp_dtype_dequantizable type); fast paths for q4_0/q4_1/q8_0/f16. */
 void rp_dequantize_row_fast(rp_dtype t, const void *src, float *y, int64_t n);
 /* Fast activation quantization (same result as rp_quantize_row_q8 up to rounding ties). */

@@ -9,8 +9,12 @@
  * and + one shift + and, and the scales of 4 blocks are one 8-byte load: no per-block scalar work.
  * Grouped activation limbs (rp_quantize_row_q24g) put, per group g of 4 blocks, elements 0..15 of the
  * blocks in bytes [128g, 128g+64) and elements 16..31 in [128g+64, 128g+128), matching the lanes above.
+ * Batched rows (rp_packed_fdot_rows) take f32 activations in natural order instead: each block's weights are
+ * dequantized once in registers (one fma from nibbles, scale and min) and reused by up to 8 rows, so a step of
+ * many sequences is bound by f32 fmas (two ports) rather than by three vpdpbusd per row (one port).
  * Invariants: results equal dot(dequantize(w), x) up to f32 rounding (the integer sums are exact: the
- * bounds are in the comments); the plain-C versions are the reference and are what non-VNNI builds run. */
+ * bounds are in the comments); a row's result never depends on which other rows share the call; the
+ * plain-C versions are the reference and are what non-VNNI builds run. */
 #include <math.h>
 #include <string.h>
 #include "tensor/qdot.h"
@@ -71,30 +75,41 @@ static inline size_t gidx(int64_t i) {
     return (size_t)((b / 4) * 128 + (j / 16) * 64 + (b % 4) * 16 + j % 16);
 }
 
+/* Element j of block b of a packed row of nb blocks, dequantized (the plain-C references' weight). */
+static float packed_weight(rp_dtype t, const uint8_t *p, int64_t nb, int64_t b, int j) {
+    const uint16_t *dh = (const uint16_t *)(p + (t == RP_Q8_0 ? 32 : 16) * nb), *mh = dh + nb;
+    float d = rp_f16_to_f32(dh[b]);
+    if (t == RP_Q8_0) {
+        int64_t g = b / 4, in_g = nb - 4 * g < 4 ? nb - 4 * g : 4;
+        return (float)(int8_t)p[128 * g + (j / 16) * 16 * in_g + 16 * (b % 4) + j % 16] * d;
+    }
+    uint8_t q = p[16 * b + j % 16];
+    int nib = j < 16 ? q & 15 : q >> 4;
+    return t == RP_Q4_1 ? (float)nib * d + rp_f16_to_f32(mh[b]) : (float)(nib - 8) * d;
+}
+
 /* Plain-C packed dot (the reference): weights dequantized from the packed layout, X rebuilt from the limbs. */
 float rp_packed_dot_ref(rp_dtype t, const void *w, const rp_q24_row *a, int64_t K) {
     int64_t nb = K / 32;
-    const uint8_t *p = w;
-    const uint16_t *dh = (const uint16_t *)(p + (t == RP_Q8_0 ? 32 : 16) * nb), *mh = dh + nb;
     float r = 0;
     for (int64_t b = 0; b < nb; b++) {
-        float d = rp_f16_to_f32(dh[b]), acc = 0;
+        float acc = 0;
         for (int j = 0; j < 32; j++) {
             size_t gi = gidx(b * 32 + j);
             float X = (float)((int32_t)a->x2[gi] * 65536 + (int32_t)a->x1[gi] * 256 + a->x0[gi]);
-            float wv;
-            if (t == RP_Q8_0) {
-                int64_t g = b / 4, in_g = nb - 4 * g < 4 ? nb - 4 * g : 4;
-                wv = (float)(int8_t)p[128 * g + (j / 16) * 16 * in_g + 16 * (b % 4) + j % 16] * d;
-            } else {
-                uint8_t q = p[16 * b + j % 16];
-                int nib = j < 16 ? q & 15 : q >> 4;
-                wv = t == RP_Q4_1 ? (float)nib * d + rp_f16_to_f32(mh[b]) : (float)(nib - 8) * d;
-            }
-            acc += wv * X;
+            acc += packed_weight(t, w, nb, b, j) * X;
         }
         r += acc * a->d[b];
     }
+    return r;
+}
+
+/* Plain-C f32 packed dot (the reference of rp_packed_fdot_rows): dequantized weights times natural-order x. */
+float rp_packed_fdot_ref(rp_dtype t, const void *w, const float *x, int64_t K) {
+    int64_t nb = K / 32;
+    float r = 0;
+    for (int64_t b = 0; b < nb; b++)
+        for (int j = 0; j < 32; j++) r += packed_weight(t, w, nb, b, j) * x[b * 32 + j];
     return r;
 }
 
@@ -215,9 +230,73 @@ void rp_packed_dot_rows(rp_dtype t, const void *w, const rp_q24_row *a, int M, i
     default: break;
     }
 }
+/* R (1..8) f32 activation rows (x, ldx floats apart) against one packed row: block b's 32 weights are
+ * dequantized into two registers once (w = q·d + m, one rounding) and each row accumulates w·x into two
+ * accumulators of its own (elements 0..15 and 16..31 of every block), so a row's sums run in the same order
+ * whatever R is. */
+static inline __attribute__((always_inline)) void fdot_rows(rp_dtype t, const uint8_t *w, const float *x, int64_t ldx, int R,
+                                                            int64_t nb, float *y, int64_t ldy) {
+    const uint16_t *dh = (const uint16_t *)(w + (t == RP_Q8_0 ? 32 : 16) * nb), *mh = dh + nb;
+    const __m512i low = _mm512_set1_epi32(0x0f);
+    __m512 a0[8], a1[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) { a0[r] = _mm512_setzero_ps(); a1[r] = _mm512_setzero_ps(); }
+    for (int64_t b = 0; b < nb; b++) {
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(dh[b])), w0, w1;
+        if (t == RP_Q8_0) {
+            int64_t g = b / 4, in_g = nb - 4 * g < 4 ? nb - 4 * g : 4;
+            const uint8_t *q = w + 128 * g + 16 * (b % 4);
+            if ((b & 3) == 0) _mm_prefetch((const char *)q + PREFETCH, _MM_HINT_T0);
+            w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q))), d);
+            w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16 * in_g)))), d);
+        } else {
+            __m512 m = t == RP_Q4_1 ? _mm512_set1_ps(_cvtsh_ss(mh[b])) : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
+            if ((b & 3) == 0) _mm_prefetch((const char *)w + 16 * b + PREFETCH, _MM_HINT_T0);
+            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w + 16 * b)));
+            w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, low)), d, m);
+            w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), d, m);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const float *xr = x + r * ldx + 32 * b;
+            a0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), a0[r]);
+            a1[r] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), a1[r]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) y[r * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
+}
+
+/* fdot_rows with the type and the row count as constants. */
+#define FDOT_CASES(T) \
+    switch (R) { \
+    case 8: fdot_rows(T, w, x, ldx, 8, nb, y, ldy); break; \
+    case 7: fdot_rows(T, w, x, ldx, 7, nb, y, ldy); break; \
+    case 6: fdot_rows(T, w, x, ldx, 6, nb, y, ldy); break; \
+    case 5: fdot_rows(T, w, x, ldx, 5, nb, y, ldy); break; \
+    case 4: fdot_rows(T, w, x, ldx, 4, nb, y, ldy); break; \
+    case 3: fdot_rows(T, w, x, ldx, 3, nb, y, ldy); break; \
+    case 2: fdot_rows(T, w, x, ldx, 2, nb, y, ldy); break; \
+    default: fdot_rows(T, w, x, ldx, 1, nb, y, ldy); break; \
+    }
+static void fdot_pass(rp_dtype t, const uint8_t *w, const float *x, int64_t ldx, int R, int64_t nb, float *y, int64_t ldy) {
+    if (t == RP_Q8_0) { FDOT_CASES(RP_Q8_0) }
+    else if (t == RP_Q4_1) { FDOT_CASES(RP_Q4_1) }
+    else { FDOT_CASES(RP_Q4_0) }
+}
+#undef FDOT_CASES
+
+/* y[m·ldy] = packed weight row w · f32 row x[m·ldx ..], m in [0, M), eight rows per pass (see fdot_rows). */
+void rp_packed_fdot_rows(rp_dtype t, const void *w, const float *x, int64_t ldx, int M, int64_t K, float *y, int64_t ldy) {
+    for (int m = 0; m < M; m += 8) fdot_pass(t, w, x + m * ldx, ldx, M - m < 8 ? M - m : 8, K / 32, y + (int64_t)m * ldy, ldy);
+}
 #else
 /* y[m·ldy] = packed weight row w · activation row a[m], for m in [0, M) (plain C). */
 void rp_packed_dot_rows(rp_dtype t, const void *w, const rp_q24_row *a, int M, int64_t K, float *y, int64_t ldy) {
     for (int m = 0; m < M; m++) y[(int64_t)m * ldy] = rp_packed_dot_ref(t, w, &a[m], K);
+}
+/* y[m·ldy] = packed weight row w · f32 row x[m·ldx ..], m in [0, M) (plain C). */
+void rp_packed_fdot_rows(rp_dtype t, const void *w, const float *x, int64_t ldx, int M, int64_t K, float *y, int64_t ldy) {
+    for (int m = 0; m < M; m++) y[(int64_t)m * ldy] = rp_packed_fdot_ref(t, w, x + m * ldx, K);
 }
 #endif
