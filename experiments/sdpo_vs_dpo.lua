@@ -31,11 +31,11 @@ return experiment.define {
                  doc = "items of each multiple-choice task scored before/after (ARC-Easy and the four H4 columns; a seeded subset, seed 1; 0: skip)" },
     eval_len = { type = "integer", default = 256, min = 16, doc = "widest benchmark sequence scored (longer contexts are cut from the left)" },
   },
-  seconds = { smoke = 15, demo = 480, full = 14400 },   -- demo: see plugins/sdpo/README.md (measured CPU-s / 2 threads)
+  seconds = { smoke = 15, demo = 400, full = 36000 },   -- demo: 772 CPU-s measured (load 12-20), /2 threads; full: estimate (README)
   resources = { threads = 2, memory = "3G", gpu = 0, time_min = 240 },
   presets = {
     smoke = { model = "stories260K", seq_len = 48, n_orca = 8, n_uf = 8, n_heldout = 8, ppb = 2, lr = 3e-3, mc_limit = 4, eval_len = 160 },
-    demo = { model = "smollm2", seq_len = 128, n_orca = 12, n_uf = 20, n_heldout = 24, ppb = 4, mc_limit = 32 },
+    demo = { model = "smollm2", seq_len = 128, n_orca = 12, n_uf = 20, n_heldout = 24, ppb = 4, mc_limit = 20 },
     full = { model = "smollm2", seq_len = 256, n_orca = 0, n_uf = 0, n_heldout = 0, ppb = 8, mc_limit = 500, eval_len = 512 },
     paper = { model = "smollm2", seq_len = 512, n_orca = 0, n_uf = 0, n_heldout = 0, ppb = 8, epochs = 3, mc_limit = 1000, eval_len = 512 },
   },
