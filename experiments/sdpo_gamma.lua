@@ -63,7 +63,7 @@ return experiment.define {
   name = "sdpo_gamma",
   paper = "sdpo",
   description = "sDPO: mean gamma of each step's reference (Fig. 2), step-2 loss from M_1 vs from S (Fig. 3), table arithmetic",
-  version = 1,
+  version = 2,
   params = sdpo.params(),
   seconds = { smoke = 10, demo = 180 },   -- 297 CPU-s measured with threads=1 (load 14-20)
   resources = { threads = 2, memory = "2G", gpu = 0, time_min = 60 },
@@ -80,7 +80,7 @@ return experiment.define {
     local lpS_D2
     local res = sdpo.stepwise {
       new_trainer = s.new_trainer, chunks = { s.D1, s.D2 }, beta = p.beta, ppb = p.ppb, epochs = p.epochs, base = s.base,
-      note = s.note, label = "sDPO",
+      note = s.note, label = "sDPO", optimizer = p.optimizer_state,
       on_step = function(t, step, loss, st) ctx:log(string.format("sdpo_step%d_loss", t), step, loss) end,
       on_model = function(t, tr)
         local lp = sdpo.logps(tr, s.D2, p.ppb)

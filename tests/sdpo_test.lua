@@ -36,6 +36,9 @@ for _, c in ipairs(ch) do for _, e in ipairs(c) do seen[e.id] = (seen[e.id] or 0
 local all_once = true
 for i = 1, 10 do if seen[i] ~= 1 then all_once = false end end
 check(#ch[1] == 3 and #ch[2] == 7 and all_once, "random split keeps every example once")
+local okst, errst = pcall(sdpo.stepwise, { optimizer = "keep", chunks = {}, new_trainer = function() error("not reached") end })
+check(not okst and tostring(errst):find("optimizer 'keep' is not one of reset, carry", 1, true) ~= nil, "stepwise rejects an unknown optimizer rule: " .. tostring(errst))
+check(#sdpo.H4 == 4 and sdpo.H4[1].task == "arc_challenge" and sdpo.H4[4].metric == "mc2", "the H4 columns as repro.eval tasks")
 ch = sdpo.split(ex, "score", { T = 2, score = function(e) return -e.id end })
 check(#ch[1] == 5 and ch[1][1].id == 1 and ch[2][5].id == 10, "split by score, easiest first")
 errors_with(function() sdpo.split(ex, "source", { order = { "hh" } }) end, "no examples from source 'hh'", "empty source")

@@ -2,7 +2,9 @@
  * loss hook). Checks: at the start of a step, with target = reference, the loss through the model is ln 2; the
  * gradient of the DPO loss by a few LoRA parameters equals central finite differences of the loss recomputed from
  * the trainer's forward-only log-probabilities (an independent path: no backward involved); the prompt mask keeps
- * prompt tokens out of the sequence log-probabilities. Skips without the data mirror. */
+ * prompt tokens out of the sequence log-probabilities; after rp_trainer_reset_optimizer (sDPO's fresh optimizer per
+ * step) the next AdamW update is a first step's closed form, -lr·g/(|g| + eps) per parameter, which the carried
+ * moments do not give. Skips without the data mirror. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +48,59 @@ static double loss_at(rp_trainer *tr, const double *ref, double beta) {
     if (rp_trainer_eval(tr, tok, tgt, mask, B, T, &ce, lp) != RP_OK) return NAN;
     if (rp_dpo_loss(lp, ref, P, beta, &s, NULL) != RP_OK) return NAN;
     return s.loss;
+}
+
+/* Largest |Δp - (-lr·g/(|g| + eps))| over parameters with |g| > 1e-4 after one update from weights p0 with
+ * gradients g0 (the closed form of a fresh AdamW's first step, weight decay 0, no clipping); -1 on error. */
+static double first_step_deviation(rp_trainer *tr, float **p0, float **g0, float lr) {
+    float *p, *g;
+    int64_t n;
+    if (rp_trainer_update(tr, lr, 0, NULL) != RP_OK) return -1;
+    double dev = 0;
+    for (int i = 0; rp_trainer_param(tr, i, &p, &g, &n) != NULL; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double gj = g0[i][j];
+            if (fabs(gj) <= 1e-4) continue;
+            dev = fmax(dev, fabs((p[j] - p0[i][j]) + lr * gj / (fabs(gj) + 1e-8)));
+        }
+    return dev;
+}
+
+/* The same weights and gradients (recomputed from the same weights) stepped with the carried moments and after a
+ * reset: only the reset gives the fresh first step (and a step count of 0 before it). */
+static void test_reset_optimizer(rp_trainer *tr, dpo_ud *u) {
+    enum { MAXP = 64 };
+    float *p0[MAXP] = {0}, *g0[MAXP] = {0}, *p, *g;
+    int64_t n;
+    int np = 0;
+    double loss;
+    rp_trainer_zero_grad(tr);
+    CHECK(rp_trainer_forward_backward(tr, tok, tgt, mask, B, T, dpo_hook, u, &loss) == RP_OK);
+    for (; np < MAXP && rp_trainer_param(tr, np, &p, &g, &n) != NULL; np++) {
+        p0[np] = malloc((size_t)n * sizeof *p);
+        g0[np] = malloc((size_t)n * sizeof *g);
+        if (!p0[np] || !g0[np]) { CHECK(0); return; }
+        memcpy(p0[np], p, (size_t)n * sizeof *p);
+        memcpy(g0[np], g, (size_t)n * sizeof *g);
+    }
+    CHECK(np < MAXP && rp_trainer_step_count(tr) == 1);
+    const float lr = 1e-3f;
+    double carried = first_step_deviation(tr, p0, g0, lr);
+    rp_trainer_reset_optimizer(tr);
+    CHECK(rp_trainer_step_count(tr) == 0);
+    int64_t nonzero = 0;
+    for (int i = 0; rp_trainer_param(tr, i, &p, &g, &n) != NULL; i++) {
+        for (int64_t j = 0; j < n; j++) nonzero += g[j] != 0;
+        memcpy(p, p0[i], (size_t)n * sizeof *p);
+    }
+    CHECK_MSG(nonzero == 0, "%lld gradients not zeroed by the reset", (long long)nonzero);
+    CHECK(rp_trainer_forward_backward(tr, tok, tgt, mask, B, T, dpo_hook, u, &loss) == RP_OK);   /* the same g0 again */
+    double fresh = first_step_deviation(tr, p0, g0, lr);
+    printf("AdamW after reset: first-step deviation %.3g (carried moments: %.3g), lr %g\n", fresh, carried, lr);
+    CHECK_MSG(fresh >= 0 && fresh < 1e-3 * lr, "after reset the update deviates from -lr·g/|g| by %.3g", fresh);
+    CHECK_MSG(carried > 0.05 * lr, "carried moments gave the fresh step too (%.3g): the check cannot tell them apart", carried);
+    CHECK(rp_trainer_step_count(tr) == 1);
+    for (int i = 0; i < np; i++) { free(p0[i]); free(g0[i]); }
 }
 
 static void test_through_model(const rp_model_file *f) {
@@ -94,6 +149,7 @@ static void test_through_model(const rp_model_file *f) {
     }
     CHECK_MSG(checked >= 30 && bad == 0, "%d of %d LoRA parameters disagree with finite differences", bad, checked);
     printf("dpo through stories260K + LoRA: %d parameters checked against finite differences\n", checked);
+    test_reset_optimizer(tr, &u);
     rp_trainer_free(tr);
 }
 

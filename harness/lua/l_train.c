@@ -12,6 +12,7 @@
  *   tr:update()                     -> grad_norm, lr         (AdamW at the schedule's lr, clipped)
  *   tr:eval(batch)                  -> loss, {seq_logp}      (no dropout, no gradients)
  *   tr:save(path) / tr:load(path)   adapters or weights + optimizer state + step
+ *   tr:reset_optimizer()            AdamW moments and step count to zero, weights kept (a new run from here)
  *   tr:digest()                     -> sha256 hex of the trainable parameters (names and values): a content key
  *                                      for the weights a step trains (adapters only for LoRA/QLoRA)
  *   tr:info()                       -> {params=, step=, method=, batch=, seq_len=, n_layer=, dim=, vocab=}
@@ -216,6 +217,12 @@ static int l_load(lua_State *L) {
     return 0;
 }
 
+/* tr:reset_optimizer() */
+static int l_reset_optimizer(lua_State *L) {
+    rp_trainer_reset_optimizer(check(L)->tr);
+    return 0;
+}
+
 /* tr:info() -> table */
 static int l_info(lua_State *L) {
     ltrain *x = check(L);
@@ -406,8 +413,8 @@ static int l_new(lua_State *L) {
     }
     if (st != RP_OK) { ltrain_release(x); return rp_lua_fail(L, st, "train.new"); }
     static const luaL_Reg methods[] = { { "step", l_step }, { "forward_backward", l_forward_backward }, { "update", l_update },
-                                        { "eval", l_eval }, { "save", l_save }, { "load", l_load }, { "info", l_info },
-                                        { "digest", l_digest }, { "export_gguf", l_export_gguf }, { "close", l_close },
+                                        { "eval", l_eval }, { "save", l_save }, { "load", l_load }, { "reset_optimizer", l_reset_optimizer },
+                                        { "info", l_info }, { "digest", l_digest }, { "export_gguf", l_export_gguf }, { "close", l_close },
                                         { NULL, NULL } };
     rp_lua_newobj(L, TRAIN_CLASS, x, methods, ltrain_release);
     return 1;

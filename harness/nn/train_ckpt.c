@@ -2,6 +2,7 @@
  * LoRA) with their AdamW moments and the step count, so that a resumed run repeats the uninterrupted one.
  * Layout (little-endian): "RPTRAIN1", u64 step, u32 tensor count, then per tensor u16 name length, the
  * name, i64 length n, and n f32 values, n f32 first moments, n f32 second moments.
+ * rp_trainer_reset_optimizer drops the optimizer state (moments, step) and keeps the weights.
  * Invariants: a save goes to path.tmp and is renamed over path, so a crash never leaves half a checkpoint;
  * a load checks every name, length and the file size before it writes anything into the trainer. */
 #include <stdio.h>
@@ -81,4 +82,15 @@ rp_status rp_trainer_load(rp_trainer *tr, const char *path) {
     tr->step = (int64_t)step;
     rp_trainer_zero_grad(tr);
     return RP_OK;
+}
+
+/* Zero the AdamW moments and the step count, keeping the weights: the next update is a fresh optimizer's first. */
+void rp_trainer_reset_optimizer(rp_trainer *tr) {
+    for (int i = 0; i < tr->n_params; i++) {
+        const tr_param *q = &tr->params[i];
+        memset(q->m, 0, (size_t)q->n * sizeof *q->m);
+        memset(q->v, 0, (size_t)q->n * sizeof *q->v);
+    }
+    tr->step = 0;
+    rp_trainer_zero_grad(tr);
 }

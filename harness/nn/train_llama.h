@@ -80,6 +80,9 @@ rp_status rp_trainer_save(const rp_trainer *tr, const char *path);
 /* Load what rp_trainer_save wrote into a trainer built the same way; errors name the file, the tensor and the
  * field that does not match, and leave the trainer unchanged. */
 rp_status rp_trainer_load(rp_trainer *tr, const char *path);
+/* Drop the optimizer state (AdamW moments and step count; gradients too) and keep the weights, so that training
+ * goes on as a new run from the current model (sDPO's steps; the learning-rate schedule restarts as well). */
+void rp_trainer_reset_optimizer(rp_trainer *tr);
 
 /* Receives one weight of an exported model: GGUF name, row-major f32 data [rows, cols] (valid during the call). */
 typedef rp_status (*rp_weight_sink)(void *ud, const char *name, const float *data, int64_t rows, int64_t cols);

@@ -9,7 +9,7 @@
 local C = require("repro.sdpo")
 local assets = require("repro.assets")
 
-local M = { VERSION = 1, C = C }
+local M = { VERSION = 2, C = C }
 
 -- The staged preference data (asset, file, record format). Orca: 284 pairs (the paper: 12.9K); UltraFeedback:
 -- 1,000 train + 200 held-out pairs (the paper: 60.8K); HH-RLHF: the helpful and harmless test sets.
@@ -282,18 +282,24 @@ end
 
 --- The stepwise procedure (Sec. 3.2): M_0 = S = new_trainer(); for t = 1..T: ref_t = log-probs of chunk t under
 --- M_{t-1} (cached), target_t initialised from M_{t-1} (o.init = "previous", the paper) or from S (o.init = "sft",
---- Fig. 3's contrast: ref_t still from M_{t-1}), M_t = DPO(target_t, ref_t, chunk t). o: new_trainer, chunks,
---- beta, ppb, epochs, base (digest), heldout (examples; mean γ of each M_t logged on them), note, on_step(t, ...),
---- on_model(t, tr) (called with M_0 .. M_T). Returns {trainer = M_T, refs = {ref_t}, losses = {per step t},
---- ref_source = {hit/missing/...}}.
+--- Fig. 3's contrast: ref_t still from M_{t-1}), M_t = DPO(target_t, ref_t, chunk t). o.optimizer: "reset" (the
+--- default: each step is an ordinary DPO run with a fresh AdamW, as the paper's algorithm reads) or "carry" (the
+--- AdamW moments and step count of step t-1 go on into step t). o: new_trainer, chunks, beta, ppb, epochs, base
+--- (digest), note, on_step(t, ...), on_model(t, tr) (called with M_0 .. M_T). Returns {trainer = M_T, refs =
+--- {ref_t}, losses = {per step t}, ref_source = {hit/missing/...}}.
 function M.stepwise(o)
+  local optimizer = o.optimizer or "reset"
+  if optimizer ~= "reset" and optimizer ~= "carry" then
+    error(string.format("sdpo.stepwise: optimizer '%s' is not one of reset, carry", tostring(optimizer)), 2)
+  end
   local tr = o.new_trainer()
   local res = { refs = {}, losses = {}, ref_source = {}, keys = {} }
   if o.on_model then o.on_model(0, tr) end
   for t, chunk in ipairs(o.chunks) do
     local ref, key, how = M.reference_logps(tr, chunk, { base = o.base, ppb = o.ppb, note = o.note, dir = o.cache_dir })
     res.refs[t], res.keys[t], res.ref_source[t] = ref, key, how
-    if o.init == "sft" and t > 1 then tr:close(); tr = o.new_trainer() end
+    if o.init == "sft" and t > 1 then tr:close(); tr = o.new_trainer()
+    elseif t > 1 and optimizer == "reset" then tr:reset_optimizer() end
     res.losses[t] = M.train(tr, chunk, ref, { beta = o.beta, ppb = o.ppb, epochs = o.epochs, note = o.note,
                                               label = string.format("%s step %d", o.label or "sdpo", t),
                                               on_step = o.on_step and function(...) o.on_step(t, ...) end })
@@ -305,13 +311,13 @@ end
 
 --- A trained model as a repro.eval language model (the table protocol): the tokenizer of repro.model m, the
 --- log-probabilities of the trainer tr (adapters included) through tr:eval, B sequences per call of at most
---- T+1 tokens (longer ones are cut from the left, keeping the scored tokens). tr:eval gives each sequence's sum
+--- T+1 tokens (longer ones are cut from the left, keeping the scored tokens; lm.cut counts them). tr:eval gives each sequence's sum
 --- over the scored tokens, not the tokens one by one, so each result list carries that sum in its last slot
 --- and zeros before it: right for the log-likelihood sums multiple-choice scoring takes (eval/score.c sums
 --- them), and it offers no greedy flags, so tasks that need those (lastword) are refused by repro.eval.
 function M.trainer_lm(tr, m, B, T)
   local info = m:info()
-  local lm = { n_ctx = T + 1, bos = info.bos, add_bos = info.add_bos, n_vocab = info.vocab }
+  local lm = { n_ctx = T + 1, bos = info.bos, add_bos = info.add_bos, n_vocab = info.vocab, cut = 0 }
   function lm.tokenize(text) return m:tokenize(text, { bos = false }) end
   function lm.logprobs(seqs, from)
     local out = {}
@@ -321,6 +327,7 @@ function M.trainer_lm(tr, m, B, T)
         local seq, f = seqs[k], from[k]
         local cut = math.max(0, #seq - (T + 1))
         if f - cut < 0 then error(string.format("trainer_lm: sequence %d has %d scored tokens, more than %d fit", k, #seq - 1 - f, T), 2) end
+        if cut > 0 then lm.cut = lm.cut + 1 end
         rows[#rows + 1] = { seq = seq, cut = cut, from = f - cut }
         W = math.max(W, #seq - cut - 1)
       end
@@ -349,6 +356,30 @@ function M.trainer_lm(tr, m, B, T)
   return lm
 end
 
+--- The H4 columns of the Open LLM Leaderboard (the paper's Table 2) as repro.eval tasks: key (the field in
+--- M.TABLE2), task, the metric the leaderboard reports, and the leaderboard's shot count.
+M.H4 = {
+  { key = "arc", task = "arc_challenge", metric = "acc_norm", shots = 25, label = "ARC-Challenge" },
+  { key = "hs", task = "hellaswag", metric = "acc_norm", shots = 10, label = "HellaSwag" },
+  { key = "mmlu", task = "mmlu", metric = "acc", shots = 5, label = "MMLU" },
+  { key = "tqa", task = "truthfulqa_mc2", metric = "mc2", shots = 0, label = "TruthfulQA MC2" },
+}
+
+--- Score a repro.eval language model on the H4 columns: tasks = {key = loaded task}, o = {limit=, seed=, shots=}.
+--- Returns {key = {value=, stderr=, n=}} for each column plus h4 = {value = their mean, stderr = the root sum of
+--- their squared standard errors / 4 (the columns are independent item sets)}; values are fractions, not percent.
+function M.h4_scores(lm, tasks, o)
+  local eval = require("repro.eval")
+  local out, sum, var = {}, 0, 0
+  for _, c in ipairs(M.H4) do
+    local r = eval.evaluate(lm, tasks[c.key], { limit = o.limit, seed = o.seed or 1, shots = o.shots or 0 })
+    out[c.key] = { value = r[c.metric], stderr = r[c.metric .. "_stderr"], n = r.n }
+    sum, var = sum + r[c.metric], var + r[c.metric .. "_stderr"] ^ 2
+  end
+  out.h4 = { value = sum / #M.H4, stderr = math.sqrt(var) / #M.H4 }
+  return out
+end
+
 --- The params both sDPO experiments take, merged under the experiment's own (which win).
 function M.params(own)
   local p = {
@@ -367,6 +398,8 @@ function M.params(own)
     ppb = { type = "integer", default = 4, min = 1, doc = "pairs per optimizer step (2 sequences each)" },
     epochs = { type = "integer", default = 1, min = 1, doc = "passes over each step's data" },
     threads = { type = "integer", default = 2, min = 0, doc = "CPU threads (0: all cores)" },
+    optimizer_state = { type = "string", default = "reset", choices = { "reset", "carry" },
+                        doc = "AdamW moments at an sDPO step boundary: reset (each step a fresh DPO run, the paper's algorithm) or carry them over" },
   }
   for k, v in pairs(own or {}) do p[k] = v end
   return p
@@ -394,9 +427,11 @@ function M.prepare(ctx, p)
   ctx:record("data", "sizes", { orca = #s.D1, ultrafeedback = #s.D2, heldout = #s.heldout, truncated = trunc, seq_len = p.seq_len,
                                 template = m:info().chat and "model chat template (ChatML for SmolLM2)" or "plain" })
   local seed = math.random(1, 2 ^ 30)   -- one adapter initialisation for every variant of the run
+  -- training batches are at most seq_len wide; the planned width may be larger for scoring benchmarks (p.eval_len)
+  s.T = math.max(p.seq_len, p.eval_len or 0)
   function s.new_trainer()
     return train.new { model = path, method = p.method, rank = p.rank, alpha = 2 * p.rank, dropout = 0, targets = p.targets,
-                       batch = 2 * p.ppb, seq_len = p.seq_len, seed = seed, threads = p.threads,
+                       batch = 2 * p.ppb, seq_len = s.T, seed = seed, threads = p.threads,
                        optimizer = { lr = p.lr, weight_decay = 0, clip = 1.0 } }
   end
   function s.note(fmt, ...) ctx:note(fmt, ...) end
