@@ -120,6 +120,24 @@ return experiment.define {
     ctx:summary("l_star_n1", lstar[1], { better = "none" })
     ctx:summary("l_star_n_quarter", lstar[math.max(1, math.floor(L / 4))], { better = "none" })
     ctx:note("l*(n) for n = 1..%d: %s", L, table.concat(lstar, ","))
+    -- where the optimal block sits as a fraction of depth: its start l*/L, and its start within the starts
+    -- it could take, l*/(L-n) (0: the first layers, 1: the block ending at the last layer); the paper's Fig. 4
+    -- puts it deep (the block just before the last layer for most n)
+    local depth, deeper_half, frac = {}, 0, {}
+    for n = 1, L - 1 do
+      depth[n] = lstar[n] / (L - n)
+      frac[n] = string.format("%d:%.2f", n, lstar[n] / L)
+      if lstar[n] >= (L - n) / 2 then deeper_half = deeper_half + 1 end
+      ctx:log("l_star_depth_fraction", n, lstar[n] / L)
+      ctx:log("l_star_position_in_starts", n, depth[n])
+    end
+    ctx:summary("l_star_in_deeper_half_fraction", deeper_half / (L - 1), { better = "none" })
+    ctx:note("l*(n) / L (n:fraction): %s", table.concat(frac, " "))
+    ctx:note("l*(n) lies in the deeper half of its possible starts for %d of %d block sizes (paper, Fig. 4: deep, just before the final layer)", deeper_half, L - 1)
+    local nn, pos = {}, {}
+    for n = 1, L - 1 do nn[n], pos[n] = n / L, depth[n] end
+    ctx:figure { name = "l_star_position", type = "lines", title = "where the optimal block starts: l*(n) / (L - n), 0 = first layer, 1 = just before the end",
+                 xlabel = "fraction of layers dropped n / L", ylabel = "l* / (L - n)", series = { { label = p.model, x = nn, y = pos } } }
     ctx:note("deeper half more similar for %d of %d block sizes; final-layer block near-maximal for %d of %d", deeper, counted, final_max, counted)
     ctx:target { name = "deeper blocks are more similar (Sec. 4.3)", kind = "shape", holds = deeper / counted > 0.5,
                  note = string.format("for %d of %d block sizes n the deeper half of the block starts has the lower mean d(l, n)", deeper, counted) }

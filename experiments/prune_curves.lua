@@ -6,6 +6,9 @@
 -- seeds). Layers are skipped in place (m:skip_layers, no copy). Healing: the pruned model is exported as GGUF
 -- and fine-tuned by QLoRA on the feed-forward linears (alpha = rank, dropout 0.05, cosine with warm-up, the
 -- paper's App. A.1 recipe scaled down), its held-out loss measured before and after on the same batches.
+-- Healed curves: every heal_ns x heal_rules model's held-out loss and task accuracy through the trainer's own
+-- forward (NF4 base + adapters) before and after healing, so the pair differs only by the healing; the rank
+-- ablation (App. B.3, Fig. 9) heals one pruned model at several LoRA ranks.
 -- Texts: calibration = the first 40% of the text, healing = 40-80%, held-out loss = the last 20%.
 -- The paper's collapse fractions (MMLU to chance at 20-55% of layers dropped, per family) are shown beside
 -- ours and marked not reproducible here: a 135M model already sits near MMLU chance, so the collapse is
@@ -54,20 +57,30 @@ return experiment.define {
     heal_rank = { type = "integer", default = 8, min = 1, doc = "LoRA rank (alpha = rank)" },
     heal_lr = { type = "number", default = 3e-4, doc = "peak learning rate (the paper: 3e-4 for most models)" },
     heal_warmup = { type = "integer", default = 10, min = 0, doc = "warm-up steps (the paper: 100 of 5000)" },
+    heal_tasks = { type = "string", default = "arc_easy,piqa,hellaswag,boolq", doc = "tasks scored before and after healing, through the trainer ('' for none)" },
+    heal_eval_len = { type = "integer", default = 256, min = 16, doc = "tokens an item may span when scored through the trainer (longer: cut from the left)" },
+    rank_sweep = { type = "string", default = "2,4,8,16,64", doc = "LoRA ranks for the rank ablation ('' for none)" },
+    rank_n = { type = "integer", default = 8, min = 0, doc = "layers dropped in the rank ablation" },
+    rank_rule = { type = "string", default = "heuristic", choices = { "angular", "heuristic", "influence", "random" }, doc = "selection rule of the rank ablation (the paper: the simple heuristic)" },
   },
   presets = {
     smoke = { model = "stories260K", text = "tinystories", n_calib = 16, calib_len = 64, ns = "0,1,2,3", seeds = 2,
-              eval_chars = 3000, eval_ctx = 128, tasks = "arc_easy", limit = 6, heal_ns = "2", heal_steps = 4,
-              heal_batch = 2, heal_seq = 32, heal_rank = 4, heal_lr = 1e-3, heal_warmup = 1 },
-    demo = { n_calib = 48, calib_len = 64, ns = "0,6,12", rules = "angular,heuristic,influence,random", seeds = 1,
-             eval_chars = 3000, tasks = "arc_easy,piqa", limit = 20, heal_ns = "6", heal_steps = 8, heal_batch = 4,
-             heal_seq = 64, heal_warmup = 2 },
+              eval_chars = 3000, eval_ctx = 128, tasks = "arc_easy", limit = 6, heal_ns = "0,2", heal_steps = 4,
+              heal_batch = 2, heal_seq = 32, heal_rank = 4, heal_lr = 1e-3, heal_warmup = 1, heal_tasks = "arc_easy",
+              heal_eval_len = 128, rank_sweep = "2,4", rank_n = 2 },
+    -- demo: 3 block sizes (0, 27, 53% dropped) unhealed and healed, 12 QLoRA steps of 4x64 tokens per healed
+    -- model, ARC-Easy (20 items) before and after, ranks 2/8/32 at n = 8 (the paper preset: every n, 1000 steps
+    -- of 16x256, all items of five tasks, ranks 2-64)
+    demo = { n_calib = 48, calib_len = 64, ns = "0,8,16", rules = "angular,heuristic,influence,random", seeds = 1,
+             eval_chars = 3000, tasks = "arc_easy,piqa", limit = 20, heal_ns = "0,8,16", heal_steps = 12, heal_batch = 4,
+             heal_seq = 64, heal_warmup = 2, heal_tasks = "arc_easy", heal_eval_len = 128, rank_sweep = "2,8,32", rank_n = 8 },
     full = {},
     paper = { n_calib = 2000, calib_len = 256, ns = "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28",
-              seeds = 5, eval_chars = 200000, limit = 0, heal_ns = "0,2,4,6,8,10,12,14,16,18,20", heal_steps = 1000,
-              heal_batch = 16, heal_seq = 256 },
+              seeds = 5, eval_chars = 200000, limit = 0, heal_ns = "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28",
+              heal_steps = 1000, heal_batch = 16, heal_seq = 256, heal_warmup = 100, heal_tasks = "arc_easy,piqa,hellaswag,boolq,mmlu",
+              heal_eval_len = 1024, rank_sweep = "2,4,8,16,64" },
   },
-  seconds = { smoke = 10, demo = 150 },   -- demo: 9 evaluations + 2 x 8 QLoRA steps; from CPU time measured under load (README)
+  seconds = { smoke = 15, demo = 600 },   -- demo: 9 evaluations + 7 healed models; from CPU time measured here (README)
   resources = { threads = 2, memory = "2G" },
   reproduces = "Figs. 1-3, 5, 6; Sec. 4.1, 4.4, App. A",
   run = function(ctx, p)
@@ -185,59 +198,151 @@ return experiment.define {
                    xlabel = "fraction of layers dropped", ylabel = "accuracy", series = ser }
       ctx:note("%s unpruned: %.3f ± %.3f (chance %.2f)", t.name, b.acc, b.stderr, chance)
     end
-    local cats, ours, paper_lo, paper_hi = {}, {}, {}, {}
-    for _, fam in ipairs(prune.PAPER.collapse) do
-      cats[#cats + 1] = "paper " .. fam.family .. " (MMLU)"; ours[#ours + 1] = "nan"; paper_lo[#paper_lo + 1] = fam.lo; paper_hi[#paper_hi + 1] = fam.hi
+    -- healing: QLoRA on each pruned model, its held-out loss and accuracy measured through the trainer's own
+    -- forward (NF4 base + adapters) before and after, so the two differ only by the healing; memo shares a
+    -- healed model between the curves and the rank sweep (and n = 0 between the rules)
+    local heal_ns, heal_rules, ranks = prune.int_list(p.heal_ns), csv(p.heal_rules), prune.int_list(p.rank_sweep)
+    local heal_tasks = {}
+    for _, name in ipairs(csv(p.heal_tasks)) do
+      heal_tasks[#heal_tasks + 1] = { name = name, task = eval.load(name), shots = name == "mmlu" and p.mmlu_shots or 0 }
     end
+    for _, n in ipairs(heal_ns) do
+      if n < 0 or n >= L then error(string.format("prune_curves: heal_ns holds %d, outside [0, %d) for %s", n, L, p.model), 0) end
+    end
+    if #ranks > 0 and (p.rank_n < 0 or p.rank_n >= L) then error(string.format("prune_curves: rank_n = %d, outside [0, %d) for %s", p.rank_n, L, p.model), 0) end
+    local healed, swept, memo = {}, {}, {}
+    if #heal_ns > 0 or #ranks > 0 then
+      local ids = m:tokenize(prune.piece(text, 0.4, 0.8):sub(1, math.max(200000, p.heal_steps * p.heal_batch * p.heal_seq * 6)), { bos = false })
+      local held_ids = m:tokenize(held, { bos = false })
+      local tmp = os.tmpname()
+      local function accs(a)
+        local out = {}
+        for _, t in ipairs(heal_tasks) do out[#out + 1] = string.format("%s %.3f", t.name, a[t.name].acc) end
+        return table.concat(out, ", ")
+      end
+      local function heal(rule, n, rank)
+        if n == 0 then rule = "unpruned" end
+        local key = string.format("%s/%d/%d", rule, n, rank)
+        if memo[key] then return memo[key] end
+        local layers = n == 0 and {} or prune.select(rule, n, L, st, 1000 * ctx.seed + 1)
+        prune.C.export(mpath, tmp, layers)
+        ctx:note("healing %s n=%d %s: %d QLoRA steps of %dx%d, rank %d", rule, n, prune.show(layers), p.heal_steps, p.heal_batch, p.heal_seq, rank)
+        local r = prune.heal { path = tmp, train_ids = ids, eval_ids = held_ids, steps = p.heal_steps, batch = p.heal_batch,
+                               seq_len = p.heal_seq, rank = rank, lr = p.heal_lr, warmup = p.heal_warmup, seed = ctx.seed, threads = 2,
+                               tasks = heal_tasks, model = m, eval_len = p.heal_eval_len, limit = opts.limit, task_seed = ctx.seed,
+                               log = function(step, loss) ctx:log(string.format("heal_loss_%s_n%d_r%d", rule, n, rank), step, loss) end }
+        local h = { n = n, rank = rank, before = r.before / lnV, after = r.after / lnV, acc_before = r.acc_before, acc_after = r.acc_after }
+        ctx:note("  held-out loss / ln V %.4f -> %.4f; accuracy before: %s; after: %s", h.before, h.after, accs(h.acc_before), accs(h.acc_after))
+        memo[key] = h
+        if ctx:interrupted() then error("interrupted", 0) end
+        return h
+      end
+      for _, rule in ipairs(heal_rules) do
+        for _, n in ipairs(heal_ns) do
+          local h = heal(rule, n, p.heal_rank)
+          healed[#healed + 1] = { rule = rule, n = n, h = h }
+          ctx:summary(string.format("healed_loss_norm_%s_n%d_before", rule, n), h.before, { better = "lower" })
+          ctx:summary(string.format("healed_loss_norm_%s_n%d_after", rule, n), h.after, { better = "lower" })
+          ctx:log("healed_before_" .. rule, n, h.before)
+          ctx:log("healed_after_" .. rule, n, h.after)
+          for _, t in ipairs(heal_tasks) do
+            ctx:log(string.format("healed_acc_%s_%s_before", t.name, rule), n, h.acc_before[t.name].acc)
+            ctx:log(string.format("healed_acc_%s_%s_after", t.name, rule), n, h.acc_after[t.name].acc)
+          end
+        end
+      end
+      for _, rank in ipairs(ranks) do
+        local h = heal(p.rank_rule, p.rank_n, rank)
+        swept[#swept + 1] = h
+        ctx:summary(string.format("rank_sweep_loss_norm_r%d", rank), h.after, { better = "lower" })
+        for _, t in ipairs(heal_tasks) do
+          local a = h.acc_after[t.name]
+          ctx:summary(string.format("rank_sweep_%s_acc_r%d", t.name, rank), a.acc, { stderr = a.stderr, n = a.n, better = "higher" })
+        end
+      end
+      os.remove(tmp)
+    end
+
+    -- healed curves: before/after per rule (loss, and accuracy per task with the chance line)
+    local function healed_points(rule, get)
+      local pts = {}
+      for _, e in ipairs(healed) do if e.rule == rule then pts[#pts + 1] = get(e.h, e.n) end end
+      return pts
+    end
+    local heal_desc = string.format("%d steps of %dx%d, rank %d", p.heal_steps, p.heal_batch, p.heal_seq, p.heal_rank)
+    local healed_collapse = {}
+    if #healed > 0 then
+      local hs = {}
+      for _, rule in ipairs(heal_rules) do
+        for _, when in ipairs { "before", "after" } do
+          hs[#hs + 1] = series(rule .. " " .. when .. " healing", healed_points(rule, function(h, n) return { x = n / L, y = h[when], se = 0 } end))
+        end
+      end
+      hs[#hs + 1] = flat("uniform guessing (1.0)", 1.0)
+      ctx:figure { name = "healed_loss", type = "lines", title = "held-out loss / ln V before and after QLoRA healing (" .. heal_desc .. ")",
+                   xlabel = "fraction of layers dropped", ylabel = "mean NLL / ln V (NF4 base)", series = hs }
+      for _, t in ipairs(heal_tasks) do
+        local chance, ser = prune.CHANCE[t.name] or 0, {}
+        for _, rule in ipairs(heal_rules) do
+          for _, when in ipairs { "before", "after" } do
+            local pts = healed_points(rule, function(h, n) local a = h["acc_" .. when][t.name]; return { x = n / L, y = a.acc, se = a.stderr } end)
+            ser[#ser + 1] = series(rule .. " " .. when .. " healing", pts)
+            if when == "after" then
+              local b = pts[1]
+              healed_collapse[#healed_collapse + 1] = { task = t.name, rule = rule, at = collapse_at(pts, chance), above = b and b.x == 0 and b.y - chance >= 2 * b.se }
+            end
+          end
+        end
+        ser[#ser + 1] = flat("chance (" .. chance .. ")", chance)
+        ctx:figure { name = "healed_acc_" .. t.name, type = "errorbars",
+                     title = string.format("%s accuracy before and after healing (%s; %s items)", t.name, heal_desc, p.limit > 0 and p.limit or "all"),
+                     xlabel = "fraction of layers dropped", ylabel = "accuracy (NF4 base)", series = ser }
+      end
+    end
+    if #swept > 0 then
+      local loss_s = { label = "after healing", x = {}, y = {} }
+      local before = { label = "before healing", x = {}, y = {} }
+      for i, h in ipairs(swept) do loss_s.x[i], loss_s.y[i], before.x[i], before.y[i] = h.rank, h.after, h.rank, h.before end
+      ctx:figure { name = "rank_sweep_loss", type = "lines", logx = true, xlabel = "LoRA rank (alpha = rank)", ylabel = "held-out loss / ln V",
+                   title = string.format("LoRA-rank sweep: %s rule, %d of %d layers dropped, %d steps (App. B.3, Fig. 9)", p.rank_rule, p.rank_n, L, p.heal_steps),
+                   series = { loss_s, before } }
+      local ser = {}
+      for _, t in ipairs(heal_tasks) do
+        local s = { label = t.name, x = {}, y = {}, yerr = {} }
+        for i, h in ipairs(swept) do s.x[i], s.y[i], s.yerr[i] = h.rank, h.acc_after[t.name].acc, h.acc_after[t.name].stderr end
+        ser[#ser + 1] = s
+      end
+      if #ser > 0 then
+        ctx:figure { name = "rank_sweep_acc", type = "errorbars", logx = true, xlabel = "LoRA rank (alpha = rank)", ylabel = "accuracy after healing",
+                     title = string.format("LoRA-rank sweep: accuracy after healing, %s rule, n = %d", p.rank_rule, p.rank_n), series = ser }
+      end
+    end
+
+    -- where accuracy reaches chance, ours (tasks above chance unpruned) beside the paper's MMLU fractions
+    local cats, ours, ours_h, paper_lo, paper_hi = {}, {}, {}, {}, {}
+    for _, fam in ipairs(prune.PAPER.collapse) do
+      cats[#cats + 1] = "paper " .. fam.family .. " (MMLU)"; ours[#ours + 1] = "nan"; ours_h[#ours_h + 1] = "nan"
+      paper_lo[#paper_lo + 1] = fam.lo; paper_hi[#paper_hi + 1] = fam.hi
+    end
+    local function healed_at(task, rule)
+      for _, c in ipairs(healed_collapse) do if c.task == task and c.rule == rule then return c end end
+    end
+    local beyond = (ns[#ns] or 0) / L
     for _, c in ipairs(collapse) do
       if c.above and c.rule ~= "random" then
+        local hc = healed_at(c.task, c.rule)
         cats[#cats + 1] = c.task .. " " .. c.rule; ours[#ours + 1] = c.at or "nan"; paper_lo[#paper_lo + 1] = "nan"; paper_hi[#paper_hi + 1] = "nan"
+        ours_h[#ours_h + 1] = hc and hc.above and hc.at or "nan"
+        ctx:note("collapse to chance, %s, %s rule: no healing %s; healed %s (paper, MMLU: Llama-2 45-55%%, Mistral 35%%, Phi-2 25%%, Qwen 20%%)", c.task, c.rule,
+                 c.at and string.format("at %.0f%% dropped", 100 * c.at) or string.format("not within the measured %.0f%%", 100 * beyond),
+                 not hc and "not measured" or not hc.above and "(healed unpruned model not above chance)"
+                   or hc.at and string.format("at %.0f%% dropped", 100 * hc.at) or "not within the healed fractions")
       end
     end
     ctx:figure { name = "collapse_fraction", type = "bars", title = "fraction of layers dropped where accuracy reaches chance: paper (7-70B, MMLU) vs " .. p.model,
                  ylabel = "fraction dropped", categories = cats,
-                 series = { { label = "paper (low)", y = paper_lo }, { label = "paper (high)", y = paper_hi }, { label = "ours (no healing)", y = ours } } }
-
-    -- healing
-    local healed = {}
-    local heal_ns = prune.int_list(p.heal_ns)
-    if #heal_ns > 0 then
-      local ids = m:tokenize(prune.piece(text, 0.4, 0.8):sub(1, math.max(200000, p.heal_steps * p.heal_batch * p.heal_seq * 6)), { bos = false })
-      local held_ids = m:tokenize(held, { bos = false })
-      local tmp = os.tmpname()
-      for _, rule in ipairs(csv(p.heal_rules)) do
-        for _, n in ipairs(heal_ns) do
-          if n >= L then error(string.format("prune_curves: heal_ns holds %d, outside [0, %d)", n, L), 0) end
-          local layers = prune.select(rule, n, L, st, 1000 * ctx.seed + 1)
-          prune.C.export(mpath, tmp, layers)
-          ctx:note("healing %s n=%d %s: %d QLoRA steps", rule, n, prune.show(layers), p.heal_steps)
-          local r = prune.heal { path = tmp, train_ids = ids, eval_ids = held_ids, steps = p.heal_steps, batch = p.heal_batch,
-                                 seq_len = p.heal_seq, rank = p.heal_rank, lr = p.heal_lr, warmup = p.heal_warmup,
-                                 seed = ctx.seed, threads = 2,
-                                 log = function(step, loss) ctx:log("heal_loss_" .. rule .. "_" .. n, step, loss) end }
-          healed[#healed + 1] = { rule = rule, n = n, before = r.before / lnV, after = r.after / lnV }
-          ctx:note("  held-out loss / ln V: %.4f before, %.4f after", r.before / lnV, r.after / lnV)
-          ctx:summary(string.format("healed_loss_norm_%s_n%d_before", rule, n), r.before / lnV, { better = "lower" })
-          ctx:summary(string.format("healed_loss_norm_%s_n%d_after", rule, n), r.after / lnV, { better = "lower" })
-          ctx:log("healed_before_" .. rule, n, r.before / lnV)
-          ctx:log("healed_after_" .. rule, n, r.after / lnV)
-        end
-      end
-      os.remove(tmp)
-      local hs = {}
-      for _, rule in ipairs(csv(p.heal_rules)) do
-        local before, after = { label = rule .. " before healing", x = {}, y = {} }, { label = rule .. " after healing", x = {}, y = {} }
-        for _, h in ipairs(healed) do
-          if h.rule == rule then
-            before.x[#before.x + 1], before.y[#before.y + 1] = h.n / L, h.before
-            after.x[#after.x + 1], after.y[#after.y + 1] = h.n / L, h.after
-          end
-        end
-        hs[#hs + 1] = before; hs[#hs + 1] = after
-      end
-      ctx:figure { name = "healed_loss", type = "lines", title = string.format("held-out loss / ln V before and after QLoRA healing (%d steps of %dx%d, rank %d)", p.heal_steps, p.heal_batch, p.heal_seq, p.heal_rank),
-                   xlabel = "fraction of layers dropped", ylabel = "mean NLL / ln V (NF4 base)", series = hs }
-    end
+                 series = { { label = "paper (low)", y = paper_lo }, { label = "paper (high)", y = paper_hi }, { label = "ours (no healing)", y = ours },
+                            { label = "ours (healed)", y = ours_h } } }
 
     -- targets
     local function mean_gap(a, b, get)
@@ -256,13 +361,14 @@ return experiment.define {
                    holds = gap > 0, note = string.format("mean over the measured n of (heuristic - similarity) loss / ln V = %.4f", gap) }
     end
     if #healed > 0 then
-      local better, pre, post = 0, {}, {}
-      for _, h in ipairs(healed) do
+      local better, models, pre, post = 0, 0, {}, {}
+      for _, h in pairs(memo) do
+        models = models + 1
         if h.after < h.before then better = better + 1 end
-        pre[h.rule .. h.n], post[h.rule .. h.n] = h.before, h.after
       end
-      ctx:target { name = "healing lowers the held-out loss (Fig. 3 right)", kind = "shape", holds = better == #healed,
-                   note = string.format("%d of %d healed models end below their pre-healing loss (%d steps, a scaled-down recipe)", better, #healed, p.heal_steps) }
+      for _, e in ipairs(healed) do pre[e.rule .. e.n], post[e.rule .. e.n] = e.h.before, e.h.after end
+      ctx:target { name = "healing lowers the held-out loss (Fig. 3 right)", kind = "shape", holds = better == models,
+                   note = string.format("%d of %d healed models end below their pre-healing loss (%d steps, a scaled-down recipe)", better, models, p.heal_steps) }
       local closer, pairs_n = 0, 0
       for _, n in ipairs(heal_ns) do
         local a, h = "angular" .. n, "heuristic" .. n
@@ -275,6 +381,43 @@ return experiment.define {
         ctx:target { name = "after healing the heuristic and the similarity rule are close (Fig. 5 right)", kind = "shape", holds = closer == pairs_n,
                      note = string.format("the gap between the two rules shrinks with healing for %d of %d block sizes", closer, pairs_n) }
       end
+      -- accuracy: mean change with healing over the pruned models and tasks, with its standard error
+      local d, v, k = 0, 0, 0
+      for _, e in ipairs(healed) do
+        for _, t in ipairs(heal_tasks) do
+          if e.n > 0 then
+            local a, b = e.h.acc_after[t.name], e.h.acc_before[t.name]
+            d, v, k = d + a.acc - b.acc, v + a.stderr ^ 2 + b.stderr ^ 2, k + 1
+          end
+        end
+      end
+      if k > 0 then
+        local se = math.sqrt(v) / k
+        ctx:summary("healed_acc_gain_mean", d / k, { better = "higher" })
+        ctx:target { name = "healing raises QA accuracy of pruned models (Figs. 2, 6: modest on MMLU, larger on BoolQ)", kind = "shape", holds = d > 0,
+                     note = string.format("mean accuracy change with healing over %d (model, task) pairs: %+.3f (± %.3f, items treated as independent; %s)",
+                                          k, d / k, se, math.abs(d) / k >= 2 * se and "resolved" or "not resolved at 2 standard errors") }
+      end
+    end
+    if #swept > 1 then
+      local lo, hi = swept[1], swept[#swept]
+      for _, h in ipairs(swept) do
+        if h.rank < lo.rank then lo = h end
+        if h.rank > hi.rank then hi = h end
+      end
+      ctx:target { name = "larger LoRA ranks reach a lower held-out loss (App. B.3, Fig. 9: larger ranks fit C4 better)", kind = "shape", holds = hi.after < lo.after,
+                   note = string.format("loss / ln V after healing: rank %d %.4f, rank %d %.4f", lo.rank, lo.after, hi.rank, hi.after) }
+      local d, v, k = 0, 0, 0
+      for _, t in ipairs(heal_tasks) do
+        local a, b = lo.acc_after[t.name], hi.acc_after[t.name]
+        d, v, k = d + a.acc - b.acc, v + a.stderr ^ 2 + b.stderr ^ 2, k + 1
+      end
+      if k > 0 then
+        local se = math.sqrt(v) / k
+        ctx:target { name = "lower LoRA rank gives higher QA accuracy (App. B.3, Fig. 9: rank 2 best on MMLU for Llama-2-7B)", kind = "shape", holds = d > 0,
+                     note = string.format("mean accuracy over %d tasks, rank %d minus rank %d: %+.3f (± %.3f; %s)", k, lo.rank, hi.rank, d / k, se,
+                                          math.abs(d) / k >= 2 * se and "resolved" or "not resolved at 2 standard errors") }
+      end
     end
     for _, fam in ipairs(prune.PAPER.collapse) do
       ctx:target { name = "MMLU collapse fraction, " .. fam.family .. " (Sec. 4.1)", kind = "not_reproducible", paper = fam.lo,
@@ -285,11 +428,6 @@ return experiment.define {
     if mm then
       ctx:note("MMLU (%d-shot) unpruned: %.3f ± %.3f vs chance 0.25: %s", p.mmlu_shots, mm.acc, mm.stderr,
                mm.acc - 0.25 >= 2 * mm.stderr and "above chance" or "not above chance by two standard errors")
-    end
-    for _, c in ipairs(collapse) do
-      if c.above and c.rule == "angular" then
-        ctx:note("%s (similarity rule): accuracy reaches chance at %s of layers dropped", c.task, c.at and string.format("%.0f%%", 100 * c.at) or "no measured fraction")
-      end
     end
     m:close()
   end,

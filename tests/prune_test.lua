@@ -2,8 +2,10 @@
 -- bad shapes and out-of-range layers are errors naming the value), the statistics over real hidden states of
 -- stories260K against a direct computation with repro.tensor methods, the selection rules, a pruned stories260K
 -- healed and exported (adapters merged) that loads back with 4 layers and its tokenizer, and on SmolLM2
--- (30 layers, Q4_1): the exported GGUF without two layers loads through repro.model with 28 layers and
--- gives the logits and greedy continuation of the original with those layers skipped. Skips without the mirror.
+-- (30 layers, Q4_1): d(l, 1) against plain Lua over m:hidden_states, the rows as layer inputs (a skipped
+-- layer's input and output rows are equal), and the exported GGUF without two layers loads through
+-- repro.model with 28 layers and gives the logits and greedy continuation of the original with those layers
+-- skipped. Skips without the mirror.
 local tensor = require("repro.tensor")
 local model = require("repro.model")
 local prune = require("prune")
@@ -131,6 +133,58 @@ local gpath = mirror .. "/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
 fh = io.open(gpath, "rb")
 if not fh then print("skip [mirror]: SmolLM2 not in the mirror (export check)"); T.done("prune_test"); return end
 fh:close()
+-- SmolLM2 (30 layers): d(l, 1) from repro.prune against a direct computation in plain Lua over the nested
+-- tables of m:hidden_states (last token, dot products and norms summed here, arccos / pi, mean over samples);
+-- and the rows are layer inputs: with layer l skipped, row l+2 (input of layer l+1) equals row l+1 exactly.
+do
+  local sm = model.load(gpath)
+  local si = sm:info()
+  local SS = si.n_layer + 1
+  local sst = C.stats(SS, si.dim)
+  local hs_s = {}
+  local text = "The quick brown fox jumps over the lazy dog. Pruning removes the deeper layers of a language model, "
+  for k = 1, 3 do
+    local ids = sm:tokenize(text:sub(1, 40 + 20 * k))
+    local h = sm:hidden_states(ids)
+    sst:add(h)
+    local tt = h:totable()
+    hs_s[k] = tt
+    h:close()
+  end
+  local function ang(u, v)
+    local uv, uu, vv = 0, 0, 0
+    for c = 1, #u do uv, uu, vv = uv + u[c] * v[c], uu + u[c] * u[c], vv + v[c] * v[c] end
+    return math.acos(math.max(-1, math.min(1, uv / math.sqrt(uu * vv)))) / math.pi
+  end
+  local worst_s, deepest = 0, 0
+  for l = 0, SS - 2 do
+    local mean = 0
+    for k = 1, 3 do
+      local tt = hs_s[k]
+      local Tk = #tt[1]
+      mean = mean + ang(tt[l + 1][Tk], tt[l + 2][Tk]) / 3
+    end
+    worst_s = math.max(worst_s, math.abs(sst:distance(l, 1) - mean))
+    deepest = math.max(deepest, mean)
+  end
+  check(worst_s < 1e-9, "SmolLM2 d(l, 1) matches plain Lua over m:hidden_states (worst " .. worst_s .. ")")
+  check(deepest > 0.01, "SmolLM2 layers move the residual stream (max d(l, 1) = " .. deepest .. ")")
+  local ids = sm:tokenize("Layer inputs, not outputs.")
+  sm:skip_layers { 7 }
+  local hk = sm:hidden_states(ids, { last = true }):totable()
+  sm:skip_layers {}
+  local hf = sm:hidden_states(ids, { last = true }):totable()
+  local same8, moved8, pre = true, false, true
+  for c = 1, si.dim do
+    if hk[9][c] ~= hk[8][c] then same8 = false end
+    if hf[9][c] ~= hf[8][c] then moved8 = true end
+    if hk[8][c] ~= hf[8][c] then pre = false end
+  end
+  check(same8 and moved8, "row l+1 is layer l's input: skipping layer 7 makes rows 8 and 9 equal (and they differ unskipped)")
+  check(pre, "skipping layer 7 leaves the input of layer 7 unchanged")
+  sm:close()
+end
+
 local out = os.tmpname()
 C.export(gpath, out, { 20, 21 })
 local big = model.load(gpath)

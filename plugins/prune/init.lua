@@ -124,13 +124,21 @@ function M.evaluate(m, layers, text, opts)
     local ppl = eval.perplexity(m, text, { ctx = opts.ctx or 256, chunks = opts.chunks or 0 })
     r.nll, r.loss_norm, r.bpb, r.n_tokens = ppl.mean_nll, ppl.mean_nll / math.log(V), ppl.bpb, ppl.n_scored
   end
-  r.tasks = {}
-  for _, t in ipairs(opts.tasks or {}) do
-    local e = eval.evaluate(m, t.task, { shots = t.shots or 0, limit = opts.limit, seed = opts.seed })
-    local acc, se = e.acc_norm or e.acc, e.acc_norm_stderr or e.acc_stderr
-    r.tasks[t.name] = { acc = acc, stderr = se, n = e.n, chance = M.CHANCE[t.name] }
-  end
+  r.tasks = M.accuracy(m, opts.tasks, opts)
   return r
+end
+
+--- Multiple-choice accuracy of a repro.eval language model (a repro.model, or a table LM such as a healing
+-- trainer's) on each task of `tasks` ({name=, task=, shots=}): {[name] = {acc=, stderr=, n=, chance=}}, acc_norm
+-- where the task has it. opts: limit (items, a seeded subset), seed.
+function M.accuracy(lm, tasks, opts)
+  local out = {}
+  for _, t in ipairs(tasks or {}) do
+    local e = eval.evaluate(lm, t.task, { shots = t.shots or 0, limit = opts.limit, seed = opts.seed })
+    local acc, se = e.acc_norm or e.acc, e.acc_norm_stderr or e.acc_stderr
+    out[t.name] = { acc = acc, stderr = se, n = e.n, chance = M.CHANCE[t.name] }
+  end
+  return out
 end
 
 --- The piece of text between fractions lo and hi of its length, cut at line starts (so the calibration,
@@ -155,15 +163,19 @@ end
 --- Heal a pruned model file by QLoRA as the paper's App. A.1, scaled down: LoRA on the feed-forward linears
 -- (gate, up, down) of a frozen NF4 base, alpha = rank, dropout 0.05, AdamW with a cosine schedule and
 -- warm-up. opts: path (the pruned GGUF), train_ids / eval_ids (token lists: healing text and held-out text),
--- steps, batch, seq_len, rank, lr, warmup, seed, threads, eval_batches, log(step, loss) (optional),
--- export (optional: a path where the healed model, adapters merged, is written as GGUF) and export_type
--- ("base": the pruned file's tensor types, the default; "f16"; "f32").
--- Returns {before=, after=} mean held-out NLL per token (same batches before and after), and losses.
+-- steps, batch, seq_len, rank, lr, warmup, seed, threads, eval_batches, log(step, loss) (optional); tasks
+-- ({name=, task=, shots=}), model (a repro.model giving the tokenizer), eval_len (tokens an item may span;
+-- longer ones are cut from the left), limit, task_seed: accuracy through the trainer's own forward (NF4 base +
+-- adapters, sdpo.trainer_lm) before and after. Returns {before=, after=} mean held-out NLL per token (same
+-- batches before and after), acc_before / acc_after (as M.accuracy), and losses. export (optional: a path
+-- where the healed model, adapters merged, is written as GGUF) and export_type ("base": the pruned file's
+-- tensor types, the default; "f16"; "f32").
 function M.heal(opts)
   local train = require("repro.train")
+  local T = math.max(opts.seq_len, opts.tasks and #opts.tasks > 0 and opts.eval_len or 0)
   local tr = train.new { model = opts.path, method = "qlora", targets = M.PAPER.healing.targets,
                          rank = opts.rank, alpha = opts.rank, dropout = M.PAPER.healing.dropout,
-                         batch = opts.batch, seq_len = opts.seq_len, seed = opts.seed, threads = opts.threads,
+                         batch = opts.batch, seq_len = T, seed = opts.seed, threads = opts.threads,
                          optimizer = { lr = opts.lr, schedule = "cosine", warmup = opts.warmup, total_steps = opts.steps,
                                        lr_min = 0, weight_decay = 0, clip = 1.0 } }
   local held = M.batches(opts.eval_ids, opts.batch, opts.seq_len, 7)
@@ -174,7 +186,12 @@ function M.heal(opts)
     for _, b in ipairs(eval_set) do s = s + tr:eval(b) end
     return s / #eval_set
   end
-  local r = { before = held_loss(), losses = {} }
+  local function acc()
+    if not opts.tasks or #opts.tasks == 0 then return {} end
+    local lm = require("sdpo").trainer_lm(tr, opts.model, opts.batch, T)
+    return M.accuracy(lm, opts.tasks, { limit = opts.limit, seed = opts.task_seed })
+  end
+  local r = { before = held_loss(), acc_before = acc(), losses = {} }
   local next_batch = M.batches(opts.train_ids, opts.batch, opts.seq_len, opts.seed or 1)
   local tick = M.progress("heal", opts.steps)
   for step = 1, opts.steps do
@@ -183,7 +200,7 @@ function M.heal(opts)
     if opts.log then opts.log(step, loss) end
     tick(step)
   end
-  r.after = held_loss()
+  r.after, r.acc_after = held_loss(), acc()
   if opts.export then tr:export_gguf(opts.export, { type = opts.export_type or "base" }) end
   tr:close()
   return r
