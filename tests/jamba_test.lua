@@ -50,6 +50,9 @@ m:close()
 errors_with(function() m:info() end, "used after close", "use after close")
 m:close()
 
+local mc = C.machine()
+check(mc.cpus >= 1 and mc.gflops_cpu > 0 and mc.gflops_wall > 0 and mc.gflops_wall <= 1.2 * mc.gflops_cpu, "machine probe: FMA rates per wall and CPU second")
+
 -- ICL task generators: layout and masks (a fixed generator, so the sequences are known)
 local seq = { 0, 1, 0, 1, 1, 0, 1, 0 }
 local si = 0

@@ -22,6 +22,7 @@ id2=$("$REPRO" run experiments/jamba_throughput.lua --preset smoke --db "$db" 2>
 check "jamba_throughput smoke finishes" "[ $? -eq 0 ] && [ -n '$id2' ]"
 check "throughput targets recorded" "[ \"\$(q \"select count(*) from targets where run_id=$id2\")\" -eq 4 ]"
 check "decode ratio logged" "[ \"\$(q \"select count(*) from summaries where run_id=$id2 and name='decode_ratio_at_max_context'\")\" -eq 1 ]"
+check "machine load and FMA peak recorded" "[ \"\$(q \"select count(*) from summaries where run_id=$id2 and ((name='fma_peak_gflops_1thread' and value > 0) or name='max_load1_during_sweep' or (name='min_core_share_during_sweep' and value > 0))\")\" -eq 3 ]"
 check "batch sweep summarised" "[ \"\$(q \"select count(*) from summaries where run_id=$id2 and name='batch_ratio_at_max_batch'\")\" -eq 1 ]"
 if [ -f "${REPRO_MIRROR:-/nonexistent}/tinyshakespeare/input.txt" ]; then
   id3=$("$REPRO" run experiments/jamba_ablation.lua --preset smoke --db "$db" 2>"$tmp/err3")

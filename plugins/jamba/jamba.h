@@ -151,4 +151,13 @@ rp_status rp_jamba_trainer_update(rp_jamba_trainer *t, const rp_adamw *opt, floa
  * out); NULL for anything else. */
 const float *rp_jamba_trainer_grad(const rp_jamba_trainer *t, const float *param);
 
+/* ---- the machine a timing ran on (jamba_machine.c) ---- */
+typedef struct rp_jamba_machine {
+    double load1;        /* 1-minute load average (-1: unknown) */
+    double gflops_wall;  /* one-thread fp32 FMA rate per wall-second now: what a timing gets */
+    double gflops_cpu;   /* the same per CPU-second: the core's calibrated peak */
+} rp_jamba_machine;
+/* Probe the load and the one-thread FMA rate (best of 5 runs of about 2 ms); never fails. */
+void rp_jamba_machine_probe(rp_jamba_machine *out);
+
 #endif

@@ -4,6 +4,8 @@
  *   jamba.count(cfg)                  -> {total=, active=, embed=, n_tensors=, n_attn=, n_mamba=, n_moe=, n_attn_moe=,
  *                                         n_mamba_moe=, kv_values_per_token=, mamba_state_values=}   (from the walk)
  *   jamba.tensors(cfg)                -> {{name=, shape={...}, numel=, layer=, expert=}, ...}   (the walk itself)
+ *   jamba.machine()                   -> {load1=, cpus=, gflops_wall=, gflops_cpu=}   (load average and one-thread FMA
+ *                                       rate per wall- and per CPU-second now: how loaded a timing's machine was)
  *   jamba.new(cfg [, {seed=, backend="cpu"|"ref"}]) -> m  (userdata "repro.jamba"; fresh from-scratch init)
  *   m:info()                          -> cfg fields + n_params (counted as the model allocated them)
  *   m:score(ids)                      -> {lp...} (lp[i] = log p(ids[i+1] | ids[1..i])), aux (load-balancing loss)
@@ -31,6 +33,7 @@
 #include <time.h>
 #include "lua/host.h"
 #include "plugins/jamba/jamba.h"
+#include "tensor/pool.h"
 
 RP_LUA_MODULE(jamba, rp_luaopen_jamba);
 
@@ -175,6 +178,17 @@ static const luaL_Reg *model_methods(void);
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+static int l_machine(lua_State *L) {
+    rp_jamba_machine mc;
+    rp_jamba_machine_probe(&mc);
+    lua_createtable(L, 0, 4);
+    lua_pushnumber(L, mc.load1); lua_setfield(L, -2, "load1");
+    lua_pushinteger(L, rp_cpu_count()); lua_setfield(L, -2, "cpus");
+    lua_pushnumber(L, mc.gflops_wall); lua_setfield(L, -2, "gflops_wall");
+    lua_pushnumber(L, mc.gflops_cpu); lua_setfield(L, -2, "gflops_cpu");
+    return 1;
 }
 
 static int l_new(lua_State *L) {
@@ -441,7 +455,7 @@ static const luaL_Reg *model_methods(void) { return METHODS; }
 /* The module table. */
 int rp_luaopen_jamba(lua_State *L) {
     static const luaL_Reg fns[] = {
-        { "names", l_names }, { "config", l_config }, { "count", l_count }, { "tensors", l_tensors }, { "new", l_new },
+        { "names", l_names }, { "config", l_config }, { "count", l_count }, { "tensors", l_tensors }, { "new", l_new }, { "machine", l_machine },
         { "trainer", l_trainer }, { NULL, NULL },
     };
     rp_lua_newlib(L, fns);
