@@ -106,7 +106,7 @@ return experiment.define {
     eval_seqs = { type = "integer", default = 200, min = 1, doc = "held-out sequences for the final accuracy" },
     eval_every = { type = "integer", default = 100, min = 1, doc = "steps between learning-curve points (on 32 held-out sequences)" },
   },
-  seconds = { smoke = 5, demo = 500 },   -- demo: 7200 steps of 16 sequences; 7.4 steps/s per process measured at load 12
+  seconds = { smoke = 5, demo = 500 },   -- demo: 7200 steps of 16 sequences; 6.4 steps/s (1125 s) measured at load 12-20, idle estimated
   resources = { threads = 2, memory = "512M" },
   presets = {
     smoke = { d_model = 32, steps = 4, batch = 2, warmup = 1, seeds = 1, shots = 3, pairs = 3, train_seqs = 8, eval_seqs = 8, eval_every = 2 },
