@@ -37,6 +37,8 @@ return experiment.define {
     batches = { type = "string", default = "1,2,4,8,16", doc = "batch sizes of the batch sweep (comma-separated)" },
     batch_context = { type = "integer", default = 4096, min = 0, max = 1048576, doc = "context of every sequence in the batch sweep" },
   },
+  seconds = { smoke = 3, demo = 30 },   -- demo measured 27 s wall (10 s CPU) at load 3-6 on 2 CPUs
+  resources = { threads = 2, memory = "1G" },
   presets = {
     smoke = { d_model = 64, max_context = 2048, prefill_max = 256, steps = 2, batches = "1,4", batch_context = 512 },
     demo = { d_model = 256, max_context = 32768, prefill_max = 4096, steps = 8, batches = "1,2,4,8,16", batch_context = 4096 },
