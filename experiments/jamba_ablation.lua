@@ -8,33 +8,16 @@
 -- The models are tiny (d_model 64 for the demo) and train for minutes: the paper's 1.3B / 7B models
 -- trained on 250B / 50B tokens are not reproducible here, and at this scale the ranking can differ; the
 -- targets state the paper's findings and say plainly whether this run shows them.
--- The in-context-learning finding (Table 6) is not run here (a target says so).
+-- The in-context-learning finding (Table 6) is experiments/jamba_icl.lua.
 local experiment = require("repro.experiment")
 local C = require("repro.jamba")
 
--- name -> overrides of the base configuration (jamba-v0.1-tiny's knobs, resized below)
-local VARIANTS = {
-  attention = { attn = 1, mamba = 0, attn_offset = 0, moe_every = 0 },
-  mamba = { attn = 0, mamba = 1, attn_offset = 0, moe_every = 0 },
-  hybrid13 = { attn = 1, mamba = 3, attn_offset = 2, moe_every = 0 },
-  hybrid17 = { attn = 1, mamba = 7, attn_offset = 4, moe_every = 0 },
-  hybrid17_moe = { attn = 1, mamba = 7, attn_offset = 4, moe_every = 2, moe_offset = 1 },
-  hybrid17_moe_rope = { attn = 1, mamba = 7, attn_offset = 4, moe_every = 2, moe_offset = 1, rope = 1 },
-}
-local LABEL = { attention = "attention only", mamba = "Mamba only", hybrid13 = "Jamba 1:3", hybrid17 = "Jamba 1:7",
-                hybrid17_moe = "Jamba 1:7 + MoE", hybrid17_moe_rope = "Jamba 1:7 + MoE + RoPE" }
+local jamba = require("jamba")
+local VARIANTS, LABEL = jamba.VARIANTS, jamba.VARIANT_LABEL
 -- Table 4 (1.3B, 250B tokens), C4 log-prob per byte, for the figure beside ours (no MoE rows there)
 local PAPER_C4 = { attention = -0.543, mamba = -0.543, hybrid13 = -0.533, hybrid17 = -0.533 }
 
-local function config(p, name, extra)
-  local c = { name = "jamba-v0.1-tiny", n_layer = 8, block_len = 8, d_model = p.d_model, n_head = 4, n_head_kv = 2,
-              head_dim = math.floor(p.d_model / 4), ffn_dim = math.floor(p.d_model * 7 / 2), vocab = 256,
-              d_state = 16, d_conv = 4, expand = 2, dt_rank = math.max(1, math.floor(p.d_model / 16)),
-              n_experts = p.experts, top_k = 2, moe_renorm = 0, rope = 0, inner_norms = 1, tied = 0, init_std = 0.02 }
-  for k, v in pairs(VARIANTS[name] or {}) do c[k] = v end
-  for k, v in pairs(extra or {}) do c[k] = v end
-  return C.config(c)
-end
+local function config(p, name, extra) return jamba.variant_config(name, p.d_model, p.experts, extra) end
 
 local function mean_sd(xs)
   local s, n = 0, #xs
@@ -136,15 +119,7 @@ return experiment.define {
     for i = 1, p.eval_windows do val_offsets[i] = 1 + math.floor((i - 1) * (#val_text - p.T - 1) / p.eval_windows) end
     local n_models = #names * p.seeds + (p.norm_check and 2 or 0)
     local total_steps = #names * p.seeds * p.steps + (p.norm_check and 2 * p.norm_steps or 0)
-    local done, t0 = 0, os.time()
-    local function progress()
-      done = done + 1
-      if done % 10 == 0 or done == total_steps then
-        local el = math.max(os.difftime(os.time(), t0), 1)   -- wall seconds (whole-second clock)
-        io.stderr:write(string.format("\r%d/%d steps over %d models, %.1f steps/s, ETA %.0f s   ", done, total_steps, n_models,
-          done / el, el / done * (total_steps - done)))
-      end
-    end
+    local progress = jamba.progress(total_steps, string.format(" over %d models", n_models))
     -- the data order per seed, shared by every variant: the same windows in the same order
     local orders = {}
     for s = 1, p.seeds do
@@ -219,8 +194,6 @@ return experiment.define {
     end
     ctx:target { name = "Tables 4-8 absolute values (1.3B / 7B models, 50-250B tokens, C4 / Books / Code)", kind = "not_reproducible",
                  reason = string.format("needs ~2e21 FLOPs and the paper's data; here d_model %d, %d steps x %d x %d bytes of %s", p.d_model, p.steps, p.batch, p.T, p.data) }
-    ctx:target { name = "In-context learning: pure Mamba ignores the few-shot format (Table 6, IMDB)", kind = "not_reproducible",
-                 reason = "not run by this experiment yet: needs a format-copy or associative-recall task on trained models" }
 
     if p.norm_check then
       local nr = {}

@@ -6,6 +6,10 @@
 -- The paper: similar at short contexts, Jamba about 3x Mixtral at 128K on 4 A100s; we report where the
 -- ratio crosses 3x here. Figure 3a in shape: decode throughput against batch size at one context
 -- (batched decoding: one forward for all sequences, each with its own cache), and the ratio at each batch.
+-- Each context point records the machine's load average and its one-thread FMA rate per wall- and per
+-- CPU-second (jamba.machine()); when the load was high or a timing got less than 90% of a core, the
+-- figures' titles and a record say the sweep ran on a loaded machine (its absolute figures then mean little;
+-- the ratios, both models timed side by side, less so).
 local experiment = require("repro.experiment")
 local C = require("repro.jamba")
 
@@ -33,6 +37,8 @@ return experiment.define {
     batches = { type = "string", default = "1,2,4,8,16", doc = "batch sizes of the batch sweep (comma-separated)" },
     batch_context = { type = "integer", default = 4096, min = 0, max = 1048576, doc = "context of every sequence in the batch sweep" },
   },
+  seconds = { smoke = 3, demo = 30 },   -- demo measured 27 s wall (10 s CPU) at load 3-6 on 2 CPUs
+  resources = { threads = 2, memory = "1G" },
   presets = {
     smoke = { d_model = 64, max_context = 2048, prefill_max = 256, steps = 2, batches = "1,4", batch_context = 512 },
     demo = { d_model = 256, max_context = 32768, prefill_max = 4096, steps = 8, batches = "1,2,4,8,16", batch_context = 4096 },
@@ -52,7 +58,18 @@ return experiment.define {
     while c <= p.max_context do n_pts = n_pts + 1; c = c * 2 end
     local t_start = os.clock()
     c = 512
+    local max_load, min_share, peak_cpu = 0, 1, 0
+    local ncpu = C.machine().cpus
+    local function probe(x)
+      local mc = C.machine()
+      local share = mc.gflops_cpu > 0 and mc.gflops_wall / mc.gflops_cpu or 0
+      ctx:log("machine_load1", x, mc.load1); ctx:log("fma_gflops_wall", x, mc.gflops_wall); ctx:log("fma_gflops_cpu", x, mc.gflops_cpu)
+      if mc.load1 > max_load then max_load = mc.load1 end
+      if share < min_share then min_share = share end
+      if mc.gflops_cpu > peak_cpu then peak_cpu = mc.gflops_cpu end
+    end
     for i = 1, n_pts do
+      probe(c)
       local sh, bh = mh:time_decode({ context = c, steps = p.steps })
       local sa, ba = ma:time_decode({ context = c, steps = p.steps })
       xs[i], th[i], ta[i], ratio[i] = c, 1 / sh, 1 / sa, sa / sh
@@ -97,18 +114,26 @@ return experiment.define {
       if ctx:interrupted() then break end
     end
     mh:close(); ma:close()
+    probe(0)
+    local loaded = max_load > 0.5 * ncpu or min_share < 0.9
+    ctx:summary("max_load1_during_sweep", max_load, { better = "lower" })
+    ctx:summary("min_core_share_during_sweep", min_share, { better = "higher" })
+    ctx:summary("fma_peak_gflops_1thread", peak_cpu, { better = "none" })
+    ctx:record("machine", "sweep", { loaded = loaded, max_load1 = max_load, cpus = ncpu, min_core_share = min_share, fma_peak_gflops_1thread = peak_cpu })
+    local mark = loaded and string.format(" [LOADED: load %.1f on %d CPUs]", max_load, ncpu) or ""
+    if loaded then io.stderr:write(string.format("note: measured on a loaded machine (load up to %.1f on %d CPUs, as little as %.0f%% of a core)\n", max_load, ncpu, 100 * min_share)) end
     ctx:figure { name = "decode_throughput", type = "lines", logx = true, logy = true, xlabel = "context (tokens)", ylabel = "decode tokens/s (batch 1)",
-                 title = "Figure 3b analogue (CPU): decode throughput vs context",
+                 title = "Figure 3b analogue (CPU): decode throughput vs context" .. mark,
                  series = { { label = "Jamba pattern (1:7, MoE every 2)", x = xs, y = th }, { label = "attention-only (Mixtral pattern)", x = xs, y = ta } } }
     ctx:figure { name = "decode_ratio", type = "lines", logx = true, xlabel = "context (tokens)", ylabel = "hybrid / attention-only throughput",
-                 title = "Throughput ratio vs context", series = { { label = "measured", x = xs, y = ratio },
+                 title = "Throughput ratio vs context" .. mark, series = { { label = "measured", x = xs, y = ratio },
                  { label = "3x (paper at 128K)", x = { xs[1], xs[#xs] }, y = { 3, 3 } } } }
     ctx:figure { name = "prefill_throughput", type = "lines", logx = true, logy = true, xlabel = "prompt length (tokens)", ylabel = "prefill tokens/s",
-                 title = "Prefill throughput vs prompt length", series = { { label = "Jamba pattern", x = pxs, y = ph }, { label = "attention-only", x = pxs, y = pa } } }
+                 title = "Prefill throughput vs prompt length" .. mark, series = { { label = "Jamba pattern", x = pxs, y = ph }, { label = "attention-only", x = pxs, y = pa } } }
     ctx:figure { name = "memory", type = "lines", logx = true, xlabel = "context (tokens)", ylabel = "weights + cache (MiB, fp32)",
                  title = "Memory vs context", series = { { label = "Jamba pattern", x = xs, y = memh }, { label = "attention-only", x = xs, y = mema } } }
     ctx:figure { name = "batch_throughput", type = "lines", logx = true, logy = true, xlabel = "batch size (sequences)",
-                 ylabel = "decode tokens/s, all sequences", title = string.format("Figure 3a analogue (CPU): throughput vs batch at context %d", p.batch_context),
+                 ylabel = "decode tokens/s, all sequences", title = string.format("Figure 3a analogue (CPU): throughput vs batch at context %d", p.batch_context) .. mark,
                  series = { { label = "Jamba pattern (1:7, MoE every 2)", x = bxs, y = bh }, { label = "attention-only (Mixtral pattern)", x = bxs, y = ba } } }
     ctx:figure { name = "batch_memory", type = "lines", logx = true, xlabel = "batch size (sequences)", ylabel = "weights + caches (MiB, fp32)",
                  title = string.format("Memory vs batch at context %d", p.batch_context),

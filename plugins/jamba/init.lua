@@ -1,7 +1,8 @@
 -- init.lua: require("jamba"): the Lua side of the Jamba plugin (Lieber et al. 2024, "Jamba: A Hybrid
 -- Transformer-Mamba Language Model"; spec shared/papers/jamba.md): the paper's reported numbers (Table 1,
 -- Figure 2, Figure 3), the spec's exact counts, and the memory accounting built on the configurations'
--- tensor walks (repro.jamba). Written in the subset shared by Lua 5.4 and LuaJIT.
+-- tensor walks (repro.jamba), the scaled-down ablation variants shared by the training experiments, and
+-- the synthetic in-context-learning tasks (Table 6 analogue). Written in the subset shared by Lua 5.4 and LuaJIT.
 local C = require("repro.jamba")
 
 local M = { VERSION = 1, C = C }
@@ -53,6 +54,136 @@ function M.max_context(cfg, gpu_bytes, weight_bytes, kv_value_bytes)
   local per = C.count(cfg).kv_values_per_token * kv_value_bytes
   if per == 0 then return math.huge end
   return math.floor(free / per)
+end
+
+-- The ablation variants (paper §6): overrides of the scaled-down base configuration (jamba-v0.1-tiny's
+-- knobs, 8 layers, byte vocabulary), and their labels.
+M.VARIANTS = {
+  attention = { attn = 1, mamba = 0, attn_offset = 0, moe_every = 0 },
+  attention_rope = { attn = 1, mamba = 0, attn_offset = 0, moe_every = 0, rope = 1 },
+  mamba = { attn = 0, mamba = 1, attn_offset = 0, moe_every = 0 },
+  hybrid13 = { attn = 1, mamba = 3, attn_offset = 2, moe_every = 0 },
+  hybrid17 = { attn = 1, mamba = 7, attn_offset = 4, moe_every = 0 },
+  hybrid17_moe = { attn = 1, mamba = 7, attn_offset = 4, moe_every = 2, moe_offset = 1 },
+  hybrid17_moe_rope = { attn = 1, mamba = 7, attn_offset = 4, moe_every = 2, moe_offset = 1, rope = 1 },
+}
+M.VARIANT_LABEL = { attention = "attention only", attention_rope = "attention only + RoPE", mamba = "Mamba only",
+                    hybrid13 = "Jamba 1:3", hybrid17 = "Jamba 1:7", hybrid17_moe = "Jamba 1:7 + MoE",
+                    hybrid17_moe_rope = "Jamba 1:7 + MoE + RoPE" }
+
+--- The checked configuration of ablation variant `name` at width d_model with `experts` experts (top 2),
+-- extra overriding any knob; an unknown variant raises naming the valid ones.
+function M.variant_config(name, d_model, experts, extra)
+  if not M.VARIANTS[name] then
+    local valid = {}
+    for k in pairs(M.VARIANTS) do valid[#valid + 1] = k end
+    table.sort(valid)
+    error("variant: unknown '" .. tostring(name) .. "' (valid: " .. table.concat(valid, ", ") .. ")", 0)
+  end
+  local c = { name = "jamba-v0.1-tiny", n_layer = 8, block_len = 8, d_model = d_model, n_head = 4, n_head_kv = 2,
+              head_dim = math.floor(d_model / 4), ffn_dim = math.floor(d_model * 7 / 2), vocab = 256,
+              d_state = 16, d_conv = 4, expand = 2, dt_rank = math.max(1, math.floor(d_model / 16)),
+              n_experts = experts, top_k = 2, moe_renorm = 0, rope = 0, inner_norms = 1, tied = 0, init_std = 0.02 }
+  for k, v in pairs(M.VARIANTS[name]) do c[k] = v end
+  for k, v in pairs(extra or {}) do c[k] = v end
+  return C.config(c)
+end
+
+--- A progress line on stderr for long training loops: call the returned function once per step; it
+-- prints done/total, the rate and the ETA every `every` steps (wall seconds, whole-second clock).
+function M.progress(total, what, every)
+  local done, t0 = 0, os.time()
+  every = every or 10
+  return function()
+    done = done + 1
+    if done % every == 0 or done == total then
+      local el = math.max(os.difftime(os.time(), t0), 1)
+      io.stderr:write(string.format("\r%d/%d steps%s, %.1f steps/s, ETA %.0f s   ", done, total, what or "", done / el,
+        el / done * (total - done)))
+    end
+  end
+end
+
+-- ---- synthetic in-context-learning tasks (Table 6 analogue; spec §3: "synthetic few-shot label format
+-- task or multi-query associative recall"). Byte token ids; every sequence carries its own answers' key,
+-- so only a model that reads its context can score above chance. ----
+M.ICL = { SEP = 58, NL = 10, CONTENT = 64, LABELS = 160, KEYS = 64, VALUES = 160 }   -- ':' '\n' and id ranges
+
+--- One few-shot label-format sequence: `shots` examples "x1..xk : L_c \n" then the query "x1..xk :",
+-- each example's class c in {0, 1} fixed by its content (every x from the lower or the upper half of
+-- `n_content` content tokens: learnable in the weights), its label word L_c one of two words drawn per
+-- sequence from `n_labels` (arbitrary: only the examples say which word means which class). Both classes
+-- appear among the shots. rand(a, b): an integer in [a, b]. Returns {ids, mask, answers}: ids ends with
+-- the query's ':' followed by the right label (so ids can be trained on), mask[i] = 1 where ids[i+1] is
+-- a label whose class was shown before (the only predictable labels), answers = {{pos=, want=, labels={L0, L1}}}
+-- for the query (pos: index in ids of the ':' whose next token is the answer).
+function M.icl_format_sequence(rand, shots, x_len, n_content, n_labels)
+  local I = M.ICL
+  if shots < 2 or x_len < 1 or n_content < 2 or n_content > 96 or n_labels < 2 or n_labels > 96 then
+    error(string.format("icl format: shots %d (>= 2), x_len %d (>= 1), n_content %d (2..96), n_labels %d (2..96)",
+      shots, x_len, n_content, n_labels), 0)
+  end
+  local l0 = rand(0, n_labels - 1)
+  local l1 = rand(0, n_labels - 2)
+  if l1 >= l0 then l1 = l1 + 1 end
+  local labels = { I.LABELS + l0, I.LABELS + l1 }
+  local classes = {}
+  repeat
+    local seen = { 0, 0 }
+    for s = 1, shots + 1 do classes[s] = rand(0, 1); if s <= shots then seen[classes[s] + 1] = 1 end end
+  until seen[1] + seen[2] == 2
+  local half = math.floor(n_content / 2)
+  local ids, mask, shown = {}, {}, {}
+  for s = 1, shots + 1 do
+    local c = classes[s]
+    for _ = 1, x_len do
+      ids[#ids + 1] = I.CONTENT + (c == 0 and rand(0, half - 1) or rand(half, n_content - 1))
+      mask[#ids] = 0
+    end
+    ids[#ids + 1] = I.SEP
+    mask[#ids] = shown[c] and 1 or 0
+    ids[#ids + 1] = labels[c + 1]
+    mask[#ids] = 0
+    shown[c] = true
+    if s <= shots then ids[#ids + 1] = I.NL; mask[#ids] = 0 end
+  end
+  mask[#ids] = nil   -- the last token predicts nothing
+  return { ids = ids, mask = mask, answers = { { pos = #ids - 1, want = ids[#ids], labels = labels } } }
+end
+
+--- One multi-query associative-recall sequence (Zoology's MQAR): `pairs` key-value pairs "k v" (distinct
+-- keys of `n_keys`, values of `n_values`, both drawn per sequence), then every key again in a shuffled
+-- order, each followed by its value. Returns {ids, mask, answers} as icl_format_sequence, mask = 1 on the
+-- queried keys (predicting their values), answers one per query.
+function M.icl_recall_sequence(rand, pairs, n_keys, n_values)
+  local I = M.ICL
+  if pairs < 1 or n_keys < pairs or n_keys > 96 or n_values < 2 or n_values > 96 then
+    error(string.format("icl recall: pairs %d (>= 1), n_keys %d (pairs..96), n_values %d (2..96)", pairs, n_keys, n_values), 0)
+  end
+  local keys, pool = {}, {}
+  for i = 0, n_keys - 1 do pool[i + 1] = i end
+  for i = 1, pairs do   -- a partial Fisher-Yates draw of distinct keys
+    local j = rand(i, n_keys)
+    pool[i], pool[j] = pool[j], pool[i]
+    keys[i] = I.KEYS + pool[i]
+  end
+  local value, ids, mask = {}, {}, {}
+  for i = 1, pairs do
+    value[keys[i]] = I.VALUES + rand(0, n_values - 1)
+    ids[#ids + 1] = keys[i]; mask[#ids] = 0
+    ids[#ids + 1] = value[keys[i]]; mask[#ids] = 0
+  end
+  local order = {}
+  for i = 1, pairs do order[i] = keys[i] end
+  for i = pairs, 2, -1 do local j = rand(1, i); order[i], order[j] = order[j], order[i] end
+  local answers = {}
+  for i = 1, pairs do
+    ids[#ids + 1] = order[i]; mask[#ids] = 1
+    answers[#answers + 1] = { pos = #ids, want = value[order[i]] }
+    ids[#ids + 1] = value[order[i]]; mask[#ids] = 0
+  end
+  mask[#ids] = nil
+  return { ids = ids, mask = mask, answers = answers }
 end
 
 return M

@@ -115,6 +115,10 @@ rp_status rp_jamba_decode_batch(rp_jamba_model *m, rp_jamba_cache *const *ks, in
 rp_status rp_jamba_ffn_forward(rp_jamba_model *m, rp_jamba_cache *c, int layer, const float *u, int T, float *out);
 /* lp[i] = log p(ids[i+1] | ids[0..i]) for i < n-1, from a fresh cache (one forward); aux as above. */
 rp_status rp_jamba_score(rp_jamba_model *m, const int32_t *ids, int n, double *lp, double *aux);
+/* One forward from a fresh cache: top[i] (may be NULL) = the most likely token after ids[0..i] for i < n
+ * (ties: the lowest id), lp (may be NULL; then n >= 2) as rp_jamba_score's; aux as above. What in-context
+ * accuracy is measured with: the greedy answer at each position of a prompt, in one pass. */
+rp_status rp_jamba_predict(rp_jamba_model *m, const int32_t *ids, int n, double *lp, int32_t *top, double *aux);
 /* Generate up to max_new tokens after the prompt (greedy when temperature <= 0, else sampled with seed);
  * writes them to out and their number to n_out. */
 rp_status rp_jamba_generate(rp_jamba_model *m, const int32_t *prompt, int n_prompt, int max_new, float temperature,
@@ -135,6 +139,10 @@ void rp_jamba_trainer_free(rp_jamba_trainer *t);
 /* Forward and backward over ids[0..T] (T+1 tokens: inputs ids[0..T), targets ids[1..T]), from an empty
  * state; gradients are ADDED to the trainer's (micro-batches accumulate); ids are checked. */
 rp_status rp_jamba_trainer_forward_backward(rp_jamba_trainer *t, const int32_t *ids, int T, rp_jamba_train_stats *out);
+/* The same with the loss weighted per predicted token: loss = Σ mask[i]·CE_i / Σ mask[i] (mask [T], each
+ * finite and >= 0, not all zero; NULL: all ones): training on the answer positions of a task only. */
+rp_status rp_jamba_trainer_forward_backward_masked(rp_jamba_trainer *t, const int32_t *ids, int T, const float *mask,
+                                                   rp_jamba_train_stats *out);
 /* One AdamW step (opt, learning rate lr) with the accumulated gradients times grad_scale (1/micro-batches),
  * clipped to global norm clip (<= 0: none); then zeroes the gradients. gnorm (may be NULL): the norm
  * before clipping. RP_ERR_RANGE when the gradient is not finite (weights untouched). */
@@ -142,5 +150,14 @@ rp_status rp_jamba_trainer_update(rp_jamba_trainer *t, const rp_adamw *opt, floa
 /* The accumulated gradient of one of the model's parameter buffers (as rp_jamba_model_each hands them
  * out); NULL for anything else. */
 const float *rp_jamba_trainer_grad(const rp_jamba_trainer *t, const float *param);
+
+/* ---- the machine a timing ran on (jamba_machine.c) ---- */
+typedef struct rp_jamba_machine {
+    double load1;        /* 1-minute load average (-1: unknown) */
+    double gflops_wall;  /* one-thread fp32 FMA rate per wall-second now: what a timing gets */
+    double gflops_cpu;   /* the same per CPU-second: the core's calibrated peak */
+} rp_jamba_machine;
+/* Probe the load and the one-thread FMA rate (best of 5 runs of about 2 ms); never fails. */
+void rp_jamba_machine_probe(rp_jamba_machine *out);
 
 #endif

@@ -233,25 +233,32 @@ rp_status rp_jamba_ffn_forward(rp_jamba_model *m, rp_jamba_cache *k, int layer, 
     return RP_OK;
 }
 
-rp_status rp_jamba_score(rp_jamba_model *m, const int32_t *ids, int n, double *lp, double *aux) {
-    if (n < 2) return rp_fail(RP_ERR_INVAL, "jamba score: need at least two tokens (got %d)", n);
+rp_status rp_jamba_predict(rp_jamba_model *m, const int32_t *ids, int n, double *lp, int32_t *top, double *aux) {
+    if (n < 1 || (lp && n < 2)) return rp_fail(RP_ERR_INVAL, "jamba predict: need at least %d tokens (got %d)", lp ? 2 : 1, n);
     const int64_t V = m->cfg.vocab;
     rp_jamba_cache *k = NULL;
     RP_TRY(rp_jamba_cache_new(m, n, &k));
     float *logits = malloc((size_t)((int64_t)n * V) * sizeof *logits);
-    if (!logits) { rp_jamba_cache_free(k); return rp_fail(RP_ERR_NOMEM, "jamba score: out of memory for %d x %lld logits", n, (long long)V); }
+    if (!logits) { rp_jamba_cache_free(k); return rp_fail(RP_ERR_NOMEM, "jamba predict: out of memory for %d x %lld logits", n, (long long)V); }
     rp_status st = rp_jamba_forward(m, k, ids, n, logits, 0, aux);
-    for (int i = 0; st == RP_OK && i < n - 1; i++) {
+    for (int i = 0; st == RP_OK && i < n; i++) {
         const float *l = logits + (int64_t)i * V;
-        float mx = l[0];
-        for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+        int64_t best = 0;
+        for (int64_t j = 1; j < V; j++) best = l[j] > l[best] ? j : best;
+        if (top) top[i] = (int32_t)best;
+        if (!lp || i == n - 1) continue;
         double sum = 0;
-        for (int64_t j = 0; j < V; j++) sum += exp((double)l[j] - mx);
-        lp[i] = (double)l[ids[i + 1]] - mx - log(sum);
+        for (int64_t j = 0; j < V; j++) sum += exp((double)l[j] - l[best]);
+        lp[i] = (double)l[ids[i + 1]] - l[best] - log(sum);
     }
     free(logits);
     rp_jamba_cache_free(k);
     return st;
+}
+
+rp_status rp_jamba_score(rp_jamba_model *m, const int32_t *ids, int n, double *lp, double *aux) {
+    if (n < 2) return rp_fail(RP_ERR_INVAL, "jamba score: need at least two tokens (got %d)", n);
+    return rp_jamba_predict(m, ids, n, lp, NULL, aux);
 }
 
 static uint64_t mix64(uint64_t *s) {

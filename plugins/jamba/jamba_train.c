@@ -3,7 +3,7 @@
  * kernels (tensor/backward.h: matmul, rmsnorm, rope, attention, swiglu, softmax, cross-entropy, gather /
  * scatter rows, conv1d, selective scan), gradients accumulated over micro-batches, and an AdamW update
  * (nn/adamw.h, the engine's optimizer that repro.train uses).
- * Loss: mean cross-entropy over the T predicted tokens + aux_coef · the load-balancing loss, that loss
+ * Loss: mean cross-entropy over the T predicted tokens (or their mask-weighted mean) + aux_coef · the load-balancing loss, that loss
  * defined as rp_jamba_forward's (all MoE layers' router rows together; F_i counts are constants).
  * Invariants: the training forward computes exactly what rp_jamba_forward computes from an empty cache
  * (same ops, same order), so rp_jamba_score's loss is its independent check (tests/test_jamba.c: finite
@@ -376,8 +376,9 @@ static rp_status bwd_mamba(rp_jamba_trainer *t, int li, int64_t T, const float *
     return RP_OK;
 }
 
-/* One sequence forward (activations kept) and backward (gradients added). */
-rp_status rp_jamba_trainer_forward_backward(rp_jamba_trainer *t, const int32_t *ids, int Ti, rp_jamba_train_stats *out) {
+/* One sequence forward (activations kept) and backward (gradients added), the loss weighted by mask. */
+rp_status rp_jamba_trainer_forward_backward_masked(rp_jamba_trainer *t, const int32_t *ids, int Ti, const float *mask,
+                                                   rp_jamba_train_stats *out) {
     rp_jamba_model *m = t->m;
     const rp_jamba_config *c = &m->cfg;
     memset(out, 0, sizeof *out);
@@ -386,6 +387,13 @@ rp_status rp_jamba_trainer_forward_backward(rp_jamba_trainer *t, const int32_t *
     for (int i = 0; i <= Ti; i++)
         if (ids[i] < 0 || ids[i] >= c->vocab)
             return rp_fail(RP_ERR_INVAL, "jamba train step: token id %d at position %d outside the vocabulary [0, %d)", ids[i], i, c->vocab);
+    double wsum = 0;
+    for (int i = 0; i < Ti; i++) {
+        if (mask && !(mask[i] >= 0 && isfinite(mask[i])))
+            return rp_fail(RP_ERR_INVAL, "jamba train step: loss mask %g at position %d (must be finite and >= 0)", mask[i], i);
+        wsum += mask ? mask[i] : 1.0;
+    }
+    if (!(wsum > 0)) return rp_fail(RP_ERR_INVAL, "jamba train step: the loss mask weights no position (%d zeros)", Ti);
     const int64_t T = Ti, d = c->d_model, V = c->vocab, E = c->n_experts, K = c->top_k;
     for (int64_t i = 0; i < T; i++) t->pos[i] = (int32_t)i;
     /* forward */
@@ -411,8 +419,8 @@ rp_status rp_jamba_trainer_forward_backward(rp_jamba_trainer *t, const int32_t *
     LIN(t->u, T, d, m->lm_head, V, t->logits);
     OP(cross_entropy, t->rowloss, t->logits, ids + 1, T, V);
     double loss = 0;
-    for (int64_t i = 0; i < T; i++) loss += t->rowloss[i];
-    loss /= (double)T;
+    for (int64_t i = 0; i < T; i++) loss += (mask ? mask[i] : 1.0) * t->rowloss[i];
+    loss /= wsum;
     /* the load-balancing loss over all MoE layers' rows (rp_jamba_forward's definition) and its gradient:
      * aux = E·Σ_i F_i·P_i over n_moe·T rows; d aux / d probs[row, i] = E·F_i / (n_moe·T), F_i constant */
     double aux = 0;
@@ -431,7 +439,7 @@ rp_status rp_jamba_trainer_forward_backward(rp_jamba_trainer *t, const int32_t *
     }
     out->loss = loss; out->aux = aux; out->max_inner = max_inner; out->max_resid = max_resid;
     /* backward */
-    for (int64_t i = 0; i < T; i++) t->dloss[i] = 1.0f / (float)T;
+    for (int64_t i = 0; i < T; i++) t->dloss[i] = (float)((mask ? mask[i] : 1.0) / wsum);
     zero(t->dlog, T * V); zero(t->du, T * d); zero(t->dh, T * d);
     BW(cross_entropy, t->dlog, t->logits, ids + 1, t->dloss, NULL, T, V);
     LINB(t->du, m->lm_head, NULL, t->dlog, t->u, T, d, V);
@@ -447,6 +455,11 @@ rp_status rp_jamba_trainer_forward_backward(rp_jamba_trainer *t, const int32_t *
     }
     BW(embed, grad_of(t, m->embed), V, d, ids, T, t->dh);
     return RP_OK;
+}
+
+/* One sequence forward and backward, every predicted token weighted alike. */
+rp_status rp_jamba_trainer_forward_backward(rp_jamba_trainer *t, const int32_t *ids, int Ti, rp_jamba_train_stats *out) {
+    return rp_jamba_trainer_forward_backward_masked(t, ids, Ti, NULL, out);
 }
 
 /* Clip, AdamW step over every parameter buffer, zero the gradients. */

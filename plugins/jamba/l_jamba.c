@@ -4,6 +4,8 @@
  *   jamba.count(cfg)                  -> {total=, active=, embed=, n_tensors=, n_attn=, n_mamba=, n_moe=, n_attn_moe=,
  *                                         n_mamba_moe=, kv_values_per_token=, mamba_state_values=}   (from the walk)
  *   jamba.tensors(cfg)                -> {{name=, shape={...}, numel=, layer=, expert=}, ...}   (the walk itself)
+ *   jamba.machine()                   -> {load1=, cpus=, gflops_wall=, gflops_cpu=}   (load average and one-thread FMA
+ *                                       rate per wall- and per CPU-second now: how loaded a timing's machine was)
  *   jamba.new(cfg [, {seed=, backend="cpu"|"ref"}]) -> m  (userdata "repro.jamba"; fresh from-scratch init)
  *   m:info()                          -> cfg fields + n_params (counted as the model allocated them)
  *   m:score(ids)                      -> {lp...} (lp[i] = log p(ids[i+1] | ids[1..i])), aux (load-balancing loss)
@@ -15,10 +17,13 @@
  *   m:close()
  *   jamba.trainer(cfg, {seed=, T=, aux_coef=, backend=}) -> tr  (userdata "repro.jamba_trainer": a fresh model
  *                                       of its own, trained from scratch; T = the longest step sequence)
- *   tr:step(ids)                      -> loss, aux, max_inner, max_resid   (ids: T'+1 tokens, T' <= T; forward +
- *                                       backward, gradients added: call it once per micro-batch)
+ *   tr:step(ids [, mask])             -> loss, aux, max_inner, max_resid   (ids: T'+1 tokens, T' <= T; forward +
+ *                                       backward, gradients added: call it once per micro-batch; mask: T' weights
+ *                                       >= 0, mask[i] weighting the loss of predicting ids[i+1])
  *   tr:update{lr=, scale=, clip=, weight_decay=, beta1=, beta2=, eps=} -> gradient norm (AdamW, then zero grads)
  *   tr:score(ids)                     -> Σ log p(ids[i+1] | ids[1..i]) (nats), number of predicted tokens
+ *   tr:predict(ids)                   -> {top...}, {lp...}: top[i] = the greedy next token after ids[1..i] (i <= n),
+ *                                       lp[i] = log p(ids[i+1] | ids[1..i]) (i < n), one forward
  *   tr:close()
  * Token ids are 0-based as in the model (no tokenizer: these models are randomly initialised). */
 #include <stddef.h>
@@ -28,6 +33,7 @@
 #include <time.h>
 #include "lua/host.h"
 #include "plugins/jamba/jamba.h"
+#include "tensor/pool.h"
 
 RP_LUA_MODULE(jamba, rp_luaopen_jamba);
 
@@ -172,6 +178,17 @@ static const luaL_Reg *model_methods(void);
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+static int l_machine(lua_State *L) {
+    rp_jamba_machine mc;
+    rp_jamba_machine_probe(&mc);
+    lua_createtable(L, 0, 4);
+    lua_pushnumber(L, mc.load1); lua_setfield(L, -2, "load1");
+    lua_pushinteger(L, rp_cpu_count()); lua_setfield(L, -2, "cpus");
+    lua_pushnumber(L, mc.gflops_wall); lua_setfield(L, -2, "gflops_wall");
+    lua_pushnumber(L, mc.gflops_cpu); lua_setfield(L, -2, "gflops_cpu");
+    return 1;
 }
 
 static int l_new(lua_State *L) {
@@ -355,11 +372,23 @@ static int l_trainer(lua_State *L) {
 
 static int l_tr_step(lua_State *L) {
     ltrainer *x = check_trainer(L);
-    int n;
+    int n, has_mask = !lua_isnoneornil(L, 3);   /* before check_ids pushes its buffer */
     int32_t *ids = check_ids(L, 2, x->m, &n);
     if (n < 2) return luaL_error(L, "trainer step: need at least two tokens (got %d)", n);
+    float *mask = NULL;
+    if (has_mask) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        int len = (int)rp_lua_rawlen(L, 3);
+        if (len != n - 1) return luaL_error(L, "trainer step: mask has %d weights for %d predicted tokens", len, n - 1);
+        mask = lua_newuserdata(L, (size_t)len * sizeof *mask);
+        for (int i = 0; i < len; i++) {
+            lua_rawgeti(L, 3, i + 1);
+            mask[i] = (float)luaL_checknumber(L, -1);
+            lua_pop(L, 1);
+        }
+    }
     rp_jamba_train_stats st;
-    rp_status s = rp_jamba_trainer_forward_backward(x->t, ids, n - 1, &st);
+    rp_status s = rp_jamba_trainer_forward_backward_masked(x->t, ids, n - 1, mask, &st);
     if (s != RP_OK) return rp_lua_fail(L, s, "trainer step");
     lua_pushnumber(L, st.loss); lua_pushnumber(L, st.aux); lua_pushnumber(L, st.max_inner); lua_pushnumber(L, st.max_resid);
     return 4;
@@ -394,9 +423,26 @@ static int l_tr_score(lua_State *L) {
     return 2;
 }
 
+static int l_tr_predict(lua_State *L) {
+    ltrainer *x = check_trainer(L);
+    int n;
+    int32_t *ids = check_ids(L, 2, x->m, &n);
+    if (n < 2) return luaL_error(L, "trainer predict: need at least two tokens (got %d)", n);
+    int32_t *top = lua_newuserdata(L, (size_t)n * sizeof *top);
+    double *lp = lua_newuserdata(L, (size_t)(n - 1) * sizeof *lp);
+    rp_status st = rp_jamba_predict(x->m, ids, n, lp, top, NULL);
+    if (st != RP_OK) return rp_lua_fail(L, st, "trainer predict");
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) { lua_pushinteger(L, top[i]); lua_rawseti(L, -2, i + 1); }
+    lua_createtable(L, n - 1, 0);
+    for (int i = 0; i < n - 1; i++) { lua_pushnumber(L, lp[i]); lua_rawseti(L, -2, i + 1); }
+    return 2;
+}
+
 static int l_tr_close(lua_State *L) { rp_lua_closeobj(L, 1, TRAINER_CLASS); return 0; }
 static const luaL_Reg TRAINER_METHODS[] = {
-    { "step", l_tr_step }, { "update", l_tr_update }, { "score", l_tr_score }, { "close", l_tr_close }, { NULL, NULL },
+    { "step", l_tr_step }, { "update", l_tr_update }, { "score", l_tr_score }, { "predict", l_tr_predict },
+    { "close", l_tr_close }, { NULL, NULL },
 };
 static const luaL_Reg *trainer_methods(void) { return TRAINER_METHODS; }
 
@@ -409,7 +455,7 @@ static const luaL_Reg *model_methods(void) { return METHODS; }
 /* The module table. */
 int rp_luaopen_jamba(lua_State *L) {
     static const luaL_Reg fns[] = {
-        { "names", l_names }, { "config", l_config }, { "count", l_count }, { "tensors", l_tensors }, { "new", l_new },
+        { "names", l_names }, { "config", l_config }, { "count", l_count }, { "tensors", l_tensors }, { "new", l_new }, { "machine", l_machine },
         { "trainer", l_trainer }, { NULL, NULL },
     };
     rp_lua_newlib(L, fns);
