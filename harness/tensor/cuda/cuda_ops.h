@@ -18,7 +18,7 @@ extern "C" {
 #include "tensor/backend.h"
 #include "tensor/backward.h"
 
-/* Start the runtime on the first visible GPU (REPRO_CUDA_DEVICE picks another): RP_ERR_UNSUPPORTED with the
+/* Start the runtime on the first visible GPU (REPRO_CUDA_DEVICE=i picks another, as CUDA_VISIBLE_DEVICES=i): RP_ERR_UNSUPPORTED with the
  * runtime's reason when there is none. Idempotent; the result of the first call is kept. */
 rp_status rp_cuda_init(void);
 /* The GPU's name, memory, compute capability and driver version as one line (after a successful init). */

@@ -26,22 +26,37 @@ rp_status rp_cuda_fail(cudaError_t e, const char *what) {
 }
 
 static void init_body(void) {
-    int n = 0, dev = 0;
+    int n = 0;
+    const int dev = 0;
+    /* A device chosen with cudaSetDevice holds only for the calling thread, and ops come from several (serve's
+     * handlers, pool threads): REPRO_CUDA_DEVICE=i becomes CUDA_VISIBLE_DEVICES=i before the runtime starts,
+     * so device 0 is the chosen one in every thread. */
+    const char *env = getenv("REPRO_CUDA_DEVICE"), *vis = getenv("CUDA_VISIBLE_DEVICES");
+    int remapped = 0;
+    if (env && *env && vis && *vis) {
+        snprintf(init_msg, sizeof init_msg, "cuda: REPRO_CUDA_DEVICE=%s and CUDA_VISIBLE_DEVICES=%s are both set: set only one", env, vis);
+        return;
+    }
+    if (env && *env) {
+        char *end;
+        long d = strtol(env, &end, 10);
+        if (*end || d < 0) {
+            snprintf(init_msg, sizeof init_msg, "cuda: REPRO_CUDA_DEVICE=%s is not a device index", env);
+            return;
+        }
+        setenv("CUDA_VISIBLE_DEVICES", env, 1);
+        remapped = 1;
+    }
     cudaError_t e = cudaGetDeviceCount(&n);
+    if (remapped && (e != cudaSuccess || n == 0)) {
+        snprintf(init_msg, sizeof init_msg, "cuda: REPRO_CUDA_DEVICE=%s: no such GPU on this machine (%s)", env,
+                 e != cudaSuccess ? cudaGetErrorString(e) : "the runtime reports 0 devices");
+        return;
+    }
     if (e != cudaSuccess || n == 0) {
         snprintf(init_msg, sizeof init_msg, "cuda: no usable GPU on this machine (%s)",
                  e != cudaSuccess ? cudaGetErrorString(e) : "the runtime reports 0 devices");
         return;
-    }
-    const char *env = getenv("REPRO_CUDA_DEVICE");
-    if (env && *env) {
-        char *end;
-        long d = strtol(env, &end, 10);
-        if (*end || d < 0 || d >= n) {
-            snprintf(init_msg, sizeof init_msg, "cuda: REPRO_CUDA_DEVICE=%s is not a device index in [0, %d)", env, n);
-            return;
-        }
-        dev = (int)d;
     }
     cudaDeviceProp p;
     int driver = 0;
