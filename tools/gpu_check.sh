@@ -16,6 +16,8 @@
 #      and decode speed against the CPU, recorded in results/repro.db with the GPU in its provenance.
 # The model: $REPRO_GPU_MODEL, else the mirror's SmolLM2-135M-Instruct Q4_1 ($REPRO_MIRROR or ../shared/data),
 # else a random-weight GGUF of SmolLM2-135M's shapes (tools/gguf_random.py, q8_0) written to build/gpu-check.
+# On the device tool: run(command="tools/gpu_check.sh", carry=[".gpu-deps"], timeout_s=540) after tools/gpu_deps.sh
+# here; when $OUT is set, the logs (build/gpu-check, no model files) and results/repro.db are copied there.
 # GPU_CHECK_ENGINE_ONLY=1 forces the engine-only build. Logs go to build/gpu-check/. Exit: 0 every check passed on a GPU; 1 a check failed; 2 the build failed;
 # 3 no GPU here (built, nothing run on a GPU: the skips say why).
 set -u
@@ -164,6 +166,11 @@ print("targets (issue 16): pp512 >= 1.5x PyTorch eager, tg128 >= 2x transformers
 PY
 fi
 say "total $((SECONDS - t_start)) s: $fails failed, $skips skipped for want of a GPU (logs in $out/)"
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then   # the device tool's return folder: logs and the registry come back
+  tar czf "$OUT/gpu-check-logs.tar.gz" --exclude='*.gguf' -C build gpu-check 2>/dev/null
+  [ -f results/repro.db ] && cp results/repro.db "$OUT/gpu-check-runs.db"   # fold in here with: bin/repro merge
+  say "copied the logs$([ -f results/repro.db ] && echo ' and the registry') to $OUT"
+fi
 [ $fails -gt 0 ] && exit 1
 [ $skips -gt 0 ] && exit 3
 exit 0
