@@ -3,8 +3,8 @@
 # cuda (anything else: exit 2 naming the valid ones). Without a GPU (or in a build without CUDA),
 # `repro generate --device cuda` and model.load(..., {backend = "cuda"}) fail with a message naming cuda and
 # the reason, never falling back to the CPU, and the GPU checks are counted as skipped; with a GPU, greedy
-# text from the tiny mirror model is the same on cuda as on the CPU. `repro run --device cuda` refuses before
-# recording anything when there is no GPU.
+# text from the tiny mirror model is the same on cuda as on the CPU. `repro run`, `repro eval` and `repro serve`
+# with --device cuda refuse before recording or serving anything when there is no GPU.
 set -u
 . "$(dirname "$0")/cli_test_lib.sh"
 model=${REPRO_MIRROR:-/nonexistent}/gguf-tiny-random-llama/llama-2-tiny-random.gguf
@@ -14,6 +14,10 @@ model=${REPRO_MIRROR:-/nonexistent}/gguf-tiny-random-llama/llama-2-tiny-random.g
 check "--device tpu: exit 2 naming the valid devices (rc $rc: $(cat "$tmp/err"))" "[ $rc = 2 ] && grep -q 'cpu, ref or cuda' '$tmp/err'"
 "$REPRO" generate --help | grep -q -- '--device' ; rc=$?
 check "generate --help lists --device" "[ $rc = 0 ]"
+for cmd in eval serve; do
+  "$REPRO" $cmd --help | grep -q -- '--device cpu|ref|cuda' ; rc=$?
+  check "$cmd --help lists --device" "[ $rc = 0 ]"
+done
 
 cat >"$tmp/load.lua" <<LUA
 local model = require("repro.model")
@@ -36,6 +40,12 @@ if [ $gpu = 0 ]; then
   "$REPRO" run experiments/example.lua --preset smoke --device cuda >/dev/null 2>"$tmp/err"; rc=$?
   check "run --device cuda without a GPU: exit 2 before anything is recorded (rc $rc: $(cat "$tmp/err"))" \
         "[ $rc = 2 ] && grep -q 'device cuda: .*cuda' '$tmp/err' && { [ ! -f '$REPRO_DB' ] || [ \"\$(q 'select count(*) from runs')\" = 0 ]; }"
+  "$REPRO" eval "$model" arc-easy --device cuda >/dev/null 2>"$tmp/err"; rc=$?
+  check "eval --device cuda without a GPU: exit 2 before anything is recorded (rc $rc: $(cat "$tmp/err"))" \
+        "[ $rc = 2 ] && grep -q 'eval: --device cuda: .*cuda' '$tmp/err' && { [ ! -f '$REPRO_DB' ] || [ \"\$(q 'select count(*) from runs')\" = 0 ]; }"
+  "$REPRO" serve "$model" --port 0 --device cuda >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "serve --device cuda without a GPU: exit 2, nothing served (rc $rc: $(cat "$tmp/err"))" \
+        "[ $rc = 2 ] && grep -q 'serve: --device cuda: .*cuda' '$tmp/err' && ! grep -q listening '$tmp/out'"
 elif [ -f "$model" ]; then
   a=$("$REPRO" generate "$model" --device cuda --prompt "Once upon a time" --steps 24 --temperature 0 2>/dev/null)
   b=$("$REPRO" generate "$model" --device cpu --prompt "Once upon a time" --steps 24 --temperature 0 2>/dev/null)

@@ -5,6 +5,8 @@
 #      engine alone (tensor, nn, model, util + CUDA kernels; needs only cblas) into build/gpu-engine;
 #   2. tests/test_ops.c: every op of the table on cuda against the reference backend, plus the deeper GPU
 #      cases (every weight dtype through both matmul paths, long-context decode attention, range errors);
+#      tests/test_ops_backward.c: every backward op (rp_bwd_cuda) against rp_bwd_ref, also under
+#      compute-sanitizer memcheck where it is installed; both with REPRO_CUDA_SYNC=1 (a fault names its op);
 #   3. tests/test_cuda.c: a Llama model on the GPU vs the CPU: logits, per-token log-probabilities and 32
 #      greedy tokens on staged sequences (tolerances printed);
 #   4. bench/bench_cuda.c: pp512 and tg128 on the GPU against the CPU measured in the same run, the selective
@@ -14,6 +16,8 @@
 #      and decode speed against the CPU, recorded in results/repro.db with the GPU in its provenance.
 # The model: $REPRO_GPU_MODEL, else the mirror's SmolLM2-135M-Instruct Q4_1 ($REPRO_MIRROR or ../shared/data),
 # else a random-weight GGUF of SmolLM2-135M's shapes (tools/gguf_random.py, q8_0) written to build/gpu-check.
+# On the device tool: run(command="tools/gpu_check.sh", carry=[".gpu-deps"], timeout_s=540) after tools/gpu_deps.sh
+# here; when $OUT is set, the logs (build/gpu-check, no model files) and results/repro.db are copied there.
 # GPU_CHECK_ENGINE_ONLY=1 forces the engine-only build. Logs go to build/gpu-check/. Exit: 0 every check passed on a GPU; 1 a check failed; 2 the build failed;
 # 3 no GPU here (built, nothing run on a GPU: the skips say why).
 set -u
@@ -36,16 +40,29 @@ nvcc=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 if [ -z "$nvcc" ]; then say "FAIL: nvcc not found (install the CUDA toolkit or put it on PATH)"; exit 2; fi
 say "nvcc: $("$nvcc" --version | tail -1)"
 
-# 1. build
-if [ -z "${GPU_CHECK_ENGINE_ONLY:-}" ] && pkg-config --exists lua5.4 sqlite3 libcurl openblas zlib 2>/dev/null; then
+# 1. build. The libraries of the full build come from the system (pkg-config), else from .gpu-deps/ (the .deb
+# files tools/gpu_deps.sh fetched on a CPU machine, carried along): unpacked into .gpu-deps/root, never into /,
+# and linked with an rpath (DT_RPATH, so the libraries they load are found there too).
+deps_pc="lua5.4 sqlite3 libcurl openblas zlib"
+full_make=()
+if [ -z "${GPU_CHECK_ENGINE_ONLY:-}" ] && ! pkg-config --exists $deps_pc 2>/dev/null && ls .gpu-deps/*.deb >/dev/null 2>&1; then
+  root=$PWD/.gpu-deps/root L=$PWD/.gpu-deps/root/usr/lib/x86_64-linux-gnu
+  rm -rf "$root"; mkdir -p "$root"
+  for f in .gpu-deps/*.deb; do dpkg-deb -x "$f" "$root" || { say "FAIL: cannot unpack $f"; exit 2; }; done
+  full_make=(PKG_CFLAGS="-I$root/usr/include -I$root/usr/include/lua5.4 -I$root/usr/include/x86_64-linux-gnu -I$root/usr/include/x86_64-linux-gnu/openblas-pthread"
+             PKG_LIBS="-L$L -L$L/openblas-pthread -Wl,--disable-new-dtags -Wl,-rpath,$L -Wl,-rpath,$L/openblas-pthread -Wl,-rpath-link,$L -llua5.4 -lsqlite3 -lcurl -lopenblas -lz")
+  export LD_LIBRARY_PATH="$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  say "build: libraries from .gpu-deps ($(ls .gpu-deps/*.deb | wc -l) packages unpacked into $root)"
+fi
+if [ -z "${GPU_CHECK_ENGINE_ONLY:-}" ] && { [ ${#full_make[@]} -gt 0 ] || pkg-config --exists $deps_pc 2>/dev/null; }; then
   B=build/lua5.4
   say "build: make -j$jobs CUDA=1 (full build)"
-  if ! make -j"$jobs" CUDA=1 NVCC="$nvcc" all "$B/bench/bench_cuda" >"$out/build.log" 2>&1; then
+  if ! make -j"$jobs" CUDA=1 NVCC="$nvcc" "${full_make[@]}" all "$B/bench/bench_cuda" >"$out/build.log" 2>&1; then
     tail -30 "$out/build.log"; say "FAIL: build (log: $out/build.log)"; exit 2
   fi
 else
   B=build/gpu-engine
-  say "build: engine only into $B (missing for the full build: $(for p in lua5.4 sqlite3 libcurl openblas zlib; do pkg-config --exists $p 2>/dev/null || printf '%s ' $p; done))"
+  say "build: engine only into $B (missing for the full build: $(for p in $deps_pc; do pkg-config --exists $p 2>/dev/null || printf '%s ' $p; done); no .gpu-deps/ either: run tools/gpu_deps.sh on a CPU machine and carry it)"
   cuda_home=$(dirname "$(dirname "$nvcc")")
   blas_inc=$(pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/openblas -I/usr/include/x86_64-linux-gnu/openblas-pthread)
   blas_lib=$(pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
@@ -65,7 +82,7 @@ else
   done >>"$out/build.log" 2>&1
   wait
   libs="$blas_lib -lm -ldl -pthread -L$cuda_home/lib64 -Wl,-rpath,$cuda_home/lib64 -lcublas -lcudart -lstdc++"
-  for t in tests/test_ops.c tests/test_cuda.c bench/bench_cuda.c; do
+  for t in tests/test_ops.c tests/test_ops_backward.c tests/test_cuda.c bench/bench_cuda.c; do
     [ -e "$B/FAILED" ] && break
     d=$([ "${t%%/*}" = bench ] && echo bench || echo tests)
     # shellcheck disable=SC2086
@@ -95,19 +112,27 @@ step() {   # step NAME LIMIT CMD...: run, log, count a failure or a [gpu] skip
   say "$name: $*"
   timeout "$limit" "$@" >"$out/$name.log" 2>&1
   local rc=$?
-  grep -E '^(skip|  op |  prompt|  model|ok|not ok|FAIL|\||model |\{|repro: run)' "$out/$name.log" | head -80
+  grep -E '^(skip|  op |  backward |  prompt|  model|ok|not ok|FAIL|=========|\||model |\{|repro: run)' "$out/$name.log" | head -80
   if grep -q '^skip \[gpu\]' "$out/$name.log"; then skips=$((skips + 1)); say "$name: SKIPPED on no GPU"
   elif [ $rc -ne 0 ]; then fails=$((fails + 1)); say "$name: FAIL (exit $rc$([ $rc = 124 ] && echo ', timed out'); log: $out/$name.log)"
   else say "$name: ok"; fi
 }
-step op-tests 150 "$B/tests/test_ops"
-step model-check 150 "$B/tests/test_cuda"
-step bench 150 "$B/bench/bench_cuda" --quick --json
-step torch-peer 150 python3 tools/torch_llama_bench.py --reps 3
+export REPRO_CUDA_SYNC=1   # op tests: a kernel fault is reported against the op that made it
+step op-tests 120 "$B/tests/test_ops"
+step backward-tests 60 "$B/tests/test_ops_backward"
+if command -v compute-sanitizer >/dev/null 2>&1; then   # out-of-bounds accesses and races that the numbers may hide
+  step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/test_ops_backward"
+else
+  say "memcheck: skipped (no compute-sanitizer on PATH)"
+fi
+unset REPRO_CUDA_SYNC
+step model-check 90 "$B/tests/test_cuda"
+step bench 90 "$B/bench/bench_cuda" --quick --json
+step torch-peer 120 python3 tools/torch_llama_bench.py --reps 3
 if grep -q '^skip \[gpu\]' "$out/op-tests.log"; then
   say "registry-run: skipped (no GPU: --device cuda would be refused)"
 elif [ -x bin/repro ] && [ "$B" = build/lua5.4 ]; then   # the model check again as a run in the registry (results/repro.db)
-  step registry-run 120 bin/repro run experiments/gpu_check.lua --preset demo --device cuda model="$REPRO_GPU_MODEL"
+  step registry-run 90 bin/repro run experiments/gpu_check.lua --preset demo --device cuda model="$REPRO_GPU_MODEL"
   if grep -q 'targets ([1-9][0-9]* outside tolerance)' "$out/registry-run.log"; then
     fails=$((fails + 1)); say "registry-run: FAIL (targets outside tolerance; bin/repro show for the run)"
   fi
@@ -130,6 +155,9 @@ for k, c in (("pp512", "cpu_pp"), ("tg128", "cpu_tg")):
     pk = "%.0f | %.2fx" % (p[k], o[k] / p[k]) if p else "- | -"
     print("| %s tok/s | %.0f | %.0f | %.1fx | %s |" % (k, o[k], o[c], o[k] / o[c], pk))
 print("tg128 weight traffic on the GPU: %.0f GB/s" % o["tg_weight_gbps"])
+if p.get("train_tok_s"):
+    print("| train step tok/s (%s) | not on the GPU yet (the trainer runs on the host) | - | - | %.0f | - |"
+          % (p.get("train_shape", "?"), p["train_tok_s"]))
 if s:
     print("selective scan (d_inner 8192, d_state 16, 4096 steps): %.2f ms, %.0f%% of the bandwidth bound at %.0f GB/s "
           "(target 60%%)" % (s["scan_ms"], 100 * s["scan_fraction_of_bound"], s["bandwidth_gbps"]))
@@ -138,6 +166,11 @@ print("targets (issue 16): pp512 >= 1.5x PyTorch eager, tg128 >= 2x transformers
 PY
 fi
 say "total $((SECONDS - t_start)) s: $fails failed, $skips skipped for want of a GPU (logs in $out/)"
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then   # the device tool's return folder: logs and the registry come back
+  tar czf "$OUT/gpu-check-logs.tar.gz" --exclude='*.gguf' -C build gpu-check 2>/dev/null
+  [ -f results/repro.db ] && cp results/repro.db "$OUT/gpu-check-runs.db"   # fold in here with: bin/repro merge
+  say "copied the logs$([ -f results/repro.db ] && echo ' and the registry') to $OUT"
+fi
 [ $fails -gt 0 ] && exit 1
 [ $skips -gt 0 ] && exit 3
 exit 0

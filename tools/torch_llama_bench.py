@@ -2,8 +2,9 @@
 """torch_llama_bench.py: the PyTorch peer of bench_cuda on the same GPU, in the same run: Hugging Face
 LlamaForCausalLM with SmolLM2-135M's shapes and random weights (the GPU machines have no pretrained
 weights and no network), eager mode, batch 1: pp512 (one forward over a 512-token prompt) and tg128
-(model.generate of 128 new tokens, greedy, with its KV cache), tokens/s as medians of repeated runs.
-Prints one JSON line; prints `skip [gpu]: ...` and exits 0 when torch, transformers or a GPU is missing.
+(model.generate of 128 new tokens, greedy, with its KV cache), and a training step (fp32 weights under bf16
+autocast, batch 4 x 512 tokens, cross-entropy, backward, torch.optim.AdamW), tokens/s as medians of repeated
+runs. Prints one JSON line; prints `skip [gpu]: ...` and exits 0 when torch, transformers or a GPU is missing.
 Usage: torch_llama_bench.py [--dtype bf16|fp32] [--reps N]
 """
 import argparse
@@ -50,9 +51,38 @@ def main():
                                      pad_token_id=0)
         gen()
         tg = statistics.median(128 / timed(gen) for _ in range(max(1, a.reps // 2)))
+    del model
+    train = train_tokens_per_s(torch, LlamaForCausalLM, cfg, a.reps)
     print(json.dumps({"peer": "pytorch %s eager, transformers generate" % torch.__version__, "dtype": a.dtype,
-                      "gpu": torch.cuda.get_device_name(0), "pp512": round(pp, 1), "tg128": round(tg, 1)}))
+                      "gpu": torch.cuda.get_device_name(0), "pp512": round(pp, 1), "tg128": round(tg, 1),
+                      "train_tok_s": round(train, 1), "train_shape": "4x512, AdamW, bf16 autocast"}))
     return 0
+
+
+def train_tokens_per_s(torch, model_cls, cfg, reps, batch=4, seq=512):
+    """Tokens/s of full training steps: forward under bf16 autocast, loss, backward, AdamW step."""
+    torch.manual_seed(1)
+    model = model_cls(cfg).to("cuda").train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq), device="cuda")
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(max(2, reps)):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return batch * seq / statistics.median(times)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
  * in memory (the registry's time-based flush), so even SIGKILL loses only the last second's. */
 #include "cli/command.h"
 #include "cli/experiment_call.h"
+#include "cli/model_cli.h"
 #include "cli/provenance.h"
 #include "cli/run_paths.h"
 #include "db/sweep.h"
@@ -82,13 +83,7 @@ int rp_cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--list-params")) list_params = 1;
         else if (!strcmp(a, "--device")) {
             rp_backend *be;
-            const char *d = argv[++i];
-            if (strcmp(d, "cpu") && strcmp(d, "ref") && strcmp(d, "cuda")) {
-                fprintf(stderr, "repro run: --device: invalid value '%s' (expected cpu, ref or cuda)\n", d);
-                return 2;
-            }
-            if (rp_backend_open(d, &be) != RP_OK) { fprintf(stderr, "repro run: --device %s: %s\n", d, rp_errmsg()); return 2; }
-            setenv("REPRO_DEVICE", d, 1);   /* read by model.load and by the provenance */
+            if (rp_cli_device_open("repro run", argv[++i], &be)) return 2;   /* sets REPRO_DEVICE: model.load, provenance */
         } else if (!strcmp(a, "--seed")) {
             char *end;
             seed = strtoll(argv[++i], &end, 10);

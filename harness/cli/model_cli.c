@@ -58,10 +58,8 @@ int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o) {
     else if (!strcmp(a, "--ctx")) { if (num(a, v, 1, 1 << 20, &d) < 0 || d != (int)d) return -1; o->n_ctx = (int)d; }
     else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
     else if (!strcmp(a, "--device")) {
-        if (strcmp(v, "cpu") && strcmp(v, "ref") && strcmp(v, "cuda")) {
-            fprintf(stderr, "repro: --device: invalid value '%s' (expected cpu, ref or cuda)\n", v);
-            return -1;
-        }
+        rp_backend *be;
+        if (rp_cli_device_open("repro", v, &be)) return -1;
         o->device = v;
     }
     else if (!strcmp(a, "--stop")) {
@@ -70,6 +68,20 @@ int rp_cli_model_opt(int argc, char **argv, int *i, rp_cli_model_opts *o) {
         o->gen.stop = stops;
     }
     return 1;
+}
+
+/* Open the backend --device names and export it as REPRO_DEVICE; 2 after a message on failure. */
+int rp_cli_device_open(const char *cmd, const char *value, rp_backend **out) {
+    if (strcmp(value, "cpu") && strcmp(value, "ref") && strcmp(value, "cuda")) {
+        fprintf(stderr, "%s: --device: invalid value '%s' (expected cpu, ref or cuda)\n", cmd, value);
+        return 2;
+    }
+    if (rp_backend_open(value, out) != RP_OK) {   /* cuda says why: no GPU, no driver, a build without CUDA */
+        fprintf(stderr, "%s: --device %s: %s\n", cmd, value, rp_errmsg());
+        return 2;
+    }
+    setenv("REPRO_DEVICE", value, 1);
+    return 0;
 }
 
 /* Stream generated text to stdout as it comes (the on_text callback of both commands). */

@@ -31,6 +31,10 @@ int rp_cli_print_text(void *arg, const char *t, size_t n);
 /* Open the model a command names: a file path (GGUF, llama2.c, safetensors) or an asset name. Errors are printed on stderr;
  * returns the status. */
 rp_status rp_cli_model_open(const char *name, rp_cli_model_opts *o, rp_model **out);
+/* --device VALUE of command cmd ("repro eval", ...): "cpu", "ref" or "cuda" is opened into *out and exported as
+ * REPRO_DEVICE (read by model.load and by the run's provenance); a bad value, or a backend that cannot start
+ * (no GPU, a build without CUDA), is printed on stderr with the reason. Returns 0, or 2 after the message. */
+int rp_cli_device_open(const char *cmd, const char *value, rp_backend **out);
 /* Free the model and any backend the options created. */
 void rp_cli_model_close(rp_model *m, rp_cli_model_opts *o);
 

@@ -3,6 +3,7 @@
  * one summary per figure. Output: one line per figure, "name = value ± stderr", or one JSON object.
  * The recorded run ends finished, or failed with the error message. */
 #include "cli/command.h"
+#include "cli/model_cli.h"
 #include "cli/run_record.h"
 #include "eval/score.h"
 #include "util/interrupt.h"
@@ -32,6 +33,7 @@ static void on_signal(int sig) {
 static void usage(FILE *f) {
     fputs("usage: repro eval MODEL TASK [--shots K] [--limit N] [--seed S] [--json]\n"
           "                  [--ctx C] [--protocol rolling|llamacpp] [--split test|val|dev] [--db PATH] [--no-record]\n"
+          "                  [--device cpu|ref|cuda]\n"
           "  MODEL  an asset name (smollm2-135m-instruct, stories260K) or a model file (GGUF, llama2.c .bin, safetensors)\n"
           "  TASK   mmlu, mmlu_<subject>, mmlu_cloze[_<subject>], arc_easy, arc_challenge, hellaswag, piqa, boolq,\n"
           "         winogrande, truthfulqa_mc1, truthfulqa_mc2, lambada, wikitext2, tinystories\n"
@@ -46,6 +48,8 @@ static void usage(FILE *f) {
           "  --protocol P  text tasks: rolling (every token once; ppl, bits per byte) or llamacpp\n"
           "                (llama.cpp's perplexity: second half of each chunk scored; ppl ± its stderr)\n"
           "  --json        print one JSON object instead of lines\n"
+          "  --device D    the backend the model runs on (default cpu; cuda: the GPU, refused with the reason when\n"
+          "                there is none); recorded in the run's provenance\n"
           "  --db PATH     registry (default $REPRO_DB or results/repro.db); --no-record: record nothing\n"
           "Prints accuracy ± standard error (and acc_norm); for MC2 the true-answer probability mass; for text\n"
           "tasks perplexity. Exit: 0 ok, 2 usage, 3 bad data, 4 io, 6 db.\n", f);
@@ -73,6 +77,7 @@ static void on_progress(void *arg, size_t done, size_t total) {
 int rp_cmd_eval(int argc, char **argv) {
     if (rp_cli_wants_help(argc, argv)) { usage(stdout); return 0; }
     const char *pos[2] = {0}, *db_path = NULL, *split = NULL, *protocol = "rolling";
+    rp_backend *backend = NULL;   /* --device: NULL is the default (cpu) */
     int npos = 0, as_json = 0, record = 1;
     long long shots = 0, limit = 0, seed = 1234, ctx = 0;
     for (int i = 1; i < argc; i++) {
@@ -85,6 +90,7 @@ int rp_cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--protocol") && v) { protocol = v; i++; }
         else if (!strcmp(a, "--split") && v) { split = v; i++; }
         else if (!strcmp(a, "--db") && v) { db_path = v; i++; }
+        else if (!strcmp(a, "--device") && v) { if (rp_cli_device_open("repro eval", v, &backend)) return 2; i++; }
         else if (!strcmp(a, "--json")) as_json = 1;
         else if (!strcmp(a, "--no-record")) record = 0;
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "repro eval: unknown option %s (see --help)\n", a); return 2; }
@@ -133,7 +139,8 @@ int rp_cmd_eval(int argc, char **argv) {
     signal(SIGHUP, on_signal);   /* a closed terminal: like SIGTERM */
     rp_model *model = NULL;
     rp_eval_result res;
-    st = rp_model_load_named(model_path, NULL, &model);
+    rp_model_opts mo = { .backend = backend };
+    st = rp_model_load_named(model_path, &mo, &model);
     if (st == RP_OK) {
         rp_lm lm = rp_model_as_lm(model);
         rp_eval_opts o = {.shots = (int)shots, .limit = (size_t)limit, .seed = (uint64_t)seed, .ctx = (int)ctx,

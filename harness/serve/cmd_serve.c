@@ -3,6 +3,7 @@
  * SIGINT/SIGTERM. Prints "listening on http://HOST:PORT/v1" on stdout once ready (scripts wait for that
  * line), then the limits in force on stderr. */
 #include "cli/command.h"
+#include "cli/model_cli.h"
 #include "serve/serve.h"
 #include <signal.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@ RP_COMMAND(serve, rp_cmd_serve, "serve a local model as an OpenAI-compatible end
 
 static void usage(FILE *f) {
     fputs("usage: repro serve MODEL [--port P] [--host 127.0.0.1] [--ctx N] [--max-tokens N] [--id NAME]\n"
-          "                   [--max-body BYTES] [--max-conns N] [--idle-timeout SECONDS]\n"
+          "                   [--max-body BYTES] [--max-conns N] [--idle-timeout SECONDS] [--device cpu|ref|cuda]\n"
           "  Serves MODEL (GGUF or llama2.c) at http://HOST:PORT/v1: POST /chat/completions, POST /completions\n"
           "  (prompt as text or token ids; logprobs, echo), GET /models; \"stream\": true answers with\n"
           "  server-sent events. Requests run one at a time on one session.\n"
@@ -23,6 +24,7 @@ static void usage(FILE *f) {
           "  --max-conns N     connections at once (default 64); when all are taken, the longest-idle one is\n"
           "                    closed for a new client (connections generating are never closed)\n"
           "  --idle-timeout S  close keep-alive connections idle this long (default 30)\n"
+          "  --device D        the backend the model runs on (default cpu); cuda without a GPU is refused at start\n"
           "  --port 0 picks a free port. Stops on SIGINT/SIGTERM (exit 0). Exit codes: 2 bad arguments,\n"
           "  others as for every command when the model cannot be loaded or the port bound.\n", f);
 }
@@ -47,6 +49,7 @@ int rp_cmd_serve(int argc, char **argv) {
         }
         else if (!strcmp(a, "--max-conns") && v) { o.max_conns = (int)strtol(v, &end, 10); i++; }
         else if (!strcmp(a, "--idle-timeout") && v) { o.idle_timeout_s = strtod(v, &end); i++; }
+        else if (!strcmp(a, "--device") && v) { if (rp_cli_device_open("repro serve", v, &o.backend)) return 2; i++; }
         else if (a[0] == '-' || model) { fprintf(stderr, "repro serve: unexpected argument '%s'\n", a); usage(stderr); return 2; }
         else model = a;
         if (end && *end) { fprintf(stderr, "repro serve: '%s' is not a number\n", v); return 2; }

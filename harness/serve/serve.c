@@ -174,7 +174,8 @@ rp_status rp_serve_start(const char *model_path, const rp_serve_opts *opts, rp_s
     snprintf(s->model_id, sizeof s->model_id, "%s", o.model_id ? o.model_id : base);
     char *dot = o.model_id ? NULL : strrchr(s->model_id, '.');
     if (dot && (!strcmp(dot, ".gguf") || !strcmp(dot, ".bin"))) *dot = 0;
-    rp_status st = rp_model_load_named(model_path, NULL, &s->model);
+    rp_model_opts mo = { .backend = o.backend };
+    rp_status st = rp_model_load_named(model_path, &mo, &s->model);
     if (st == RP_OK && !rp_model_tokenizer(s->model)) st = rp_fail(RP_ERR_UNSUPPORTED, "%s: the model has no tokenizer", model_path);
     if (st == RP_OK) st = rp_serve_engine_new(s->model, o.n_ctx, &s->engine);
     if (st == RP_OK) o.n_ctx = rp_serve_engine_n_ctx(s->engine);

@@ -25,6 +25,7 @@ typedef struct rp_serve_opts {
     size_t max_body;         /* largest request body in bytes (0: 4 MiB) */
     int max_conns;           /* connections at once (<= 0: 64; idle ones make room for new clients) */
     double idle_timeout_s;   /* keep-alive connections idle this long are closed (<= 0: 30) */
+    rp_backend *backend;     /* the model's backend (NULL: the default, cpu); repro serve --device */
 } rp_serve_opts;
 
 /* Load the model at path and start serving in background threads. */

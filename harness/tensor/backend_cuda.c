@@ -2,7 +2,8 @@
  * only when the build defines RP_CUDA, i.e. nvcc was found), and the clear refusal of builds without it.
  * Invariants: the backend is one process-wide object, handed out only after the device started
  * (rp_cuda_init succeeded), so no op ever runs without a GPU; every op slot the table fills is checked
- * against the "ref" backend by tests/test_ops.c when a GPU is present. Backward ops are not on the GPU yet. */
+ * against the "ref" backend by tests/test_ops.c when a GPU is present, every backward op (rp_bwd_cuda) against
+ * rp_bwd_ref by tests/test_ops_backward.c. */
 #include "tensor/backend_cuda.h"
 #include <stdio.h>
 
@@ -33,6 +34,9 @@ rp_status rp_backend_cuda_open(rp_backend **out) {
 /* The device line (or why there is none). */
 const char *rp_backend_cuda_device(void) { return rp_cuda_device_desc(); }
 
+/* The GPU's backward table. */
+const rp_bwd_ops *rp_backend_cuda_bwd(void) { return &rp_bwd_cuda; }
+
 #else
 
 /* Built without CUDA. */
@@ -47,5 +51,8 @@ rp_status rp_backend_cuda_open(rp_backend **out) {
 
 /* Why there is no device. */
 const char *rp_backend_cuda_device(void) { return "none (built without CUDA)"; }
+
+/* No backward table without CUDA. */
+const rp_bwd_ops *rp_backend_cuda_bwd(void) { return NULL; }
 
 #endif

@@ -5,6 +5,7 @@
 #ifndef RP_BACKEND_CUDA_H
 #define RP_BACKEND_CUDA_H
 #include "tensor/backend.h"
+#include "tensor/backward.h"
 
 /* Whether this build contains the CUDA backend (nvcc was found at build time). */
 int rp_backend_cuda_built(void);
@@ -13,5 +14,8 @@ int rp_backend_cuda_built(void);
 rp_status rp_backend_cuda_open(rp_backend **out);
 /* "NVIDIA H100 ... (device 0, 79.1 GiB, sm_90, driver 13.0)" once opened; else why it is unavailable. */
 const char *rp_backend_cuda_device(void);
+/* The backward op table of the GPU (pointers are cuda buffers; the rp_bwd context may be NULL) in builds with
+ * CUDA, NULL otherwise; use it only after rp_backend_cuda_open succeeded. */
+const rp_bwd_ops *rp_backend_cuda_bwd(void);
 
 #endif

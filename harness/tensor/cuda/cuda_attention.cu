@@ -5,7 +5,7 @@
  * results are merged through shared memory at the end.
  * Invariants: memory is O(NW · D) shared floats per block whatever the context length; head sizes up to
  * 256 (D/32 values per lane in registers); query head h reads kv head h / (H / Hkv), as ops_ref.c. */
-#include "tensor/cuda/cuda_common.cuh"
+#include "tensor/cuda/cuda_attention.cuh"
 #include <math.h>
 
 template <int DPL, int NW>
@@ -14,43 +14,17 @@ __global__ void attention_kernel(float *out, const float *q, const float *k, con
     __shared__ float sh_acc[NW][DPL * 32];
     __shared__ float sh_m[NW], sh_l[NW];
     int64_t t = blockIdx.x / H;
-    int h = (int)(blockIdx.x % H), g = h / group, w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int h = (int)(blockIdx.x % H), g = h / group, lane = threadIdx.x & 31;
     const float *qv = q + ((int64_t)t * H + h) * D;
-    float qr[DPL], acc[DPL];
+    float qr[DPL];
 #pragma unroll
     for (int i = 0; i < DPL; i++) {
         int d = lane + 32 * i;
         qr[i] = d < D ? qv[d] : 0.0f;
-        acc[i] = 0.0f;
     }
-    float m = -INFINITY, l = 0.0f;
-    int64_t nk = pos0 + t + 1;
-    for (int64_t j = w; j < nk; j += NW) {
-        const float *kr = k + j * kv_stride + (int64_t)g * D, *vr = v + j * kv_stride + (int64_t)g * D;
-        float s = 0.0f;
-#pragma unroll
-        for (int i = 0; i < DPL; i++) {
-            int d = lane + 32 * i;
-            if (d < D) s += qr[i] * kr[d];
-        }
-        s = warp_sum(s) * scale;
-        float mn = fmaxf(m, s), corr = expf(m - mn), p = expf(s - mn);
-        l = l * corr + p;
-#pragma unroll
-        for (int i = 0; i < DPL; i++) {
-            int d = lane + 32 * i;
-            acc[i] = acc[i] * corr + (d < D ? p * vr[d] : 0.0f);
-        }
-        m = mn;
-    }
-#pragma unroll
-    for (int i = 0; i < DPL; i++) sh_acc[w][lane + 32 * i] = acc[i];
-    if (lane == 0) { sh_m[w] = m; sh_l[w] = l; }
-    __syncthreads();
-    float M = -INFINITY;
-    for (int x = 0; x < NW; x++) M = fmaxf(M, sh_m[x]);
-    float L = 0.0f, f[NW];
-    for (int x = 0; x < NW; x++) { f[x] = sh_m[x] == -INFINITY ? 0.0f : expf(sh_m[x] - M); L += sh_l[x] * f[x]; }
+    float M, L, f[NW];
+    attn_softmax_pass<DPL, NW>(qr, k + (int64_t)g * D, v + (int64_t)g * D, pos0 + t + 1, kv_stride, D, scale, sh_acc, sh_m, sh_l, &M,
+                               &L, f);
     float *o = out + ((int64_t)t * H + h) * D;
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float s = 0.0f;

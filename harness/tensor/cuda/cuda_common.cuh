@@ -15,7 +15,13 @@
 /* A runtime error as a status naming what failed. */
 rp_status rp_cuda_fail(cudaError_t e, const char *what);
 #define RP_CUDA_TRY(call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return rp_cuda_fail(e_, what); } while (0)
-#define RP_CUDA_LAUNCHED(what) RP_CUDA_TRY(cudaGetLastError(), what)
+/* After a launch: the launch error, if any, as a status naming the op; with REPRO_CUDA_SYNC=1 it also waits for
+ * the kernel, so a fault inside it (an illegal address) is reported against this op instead of a later copy. */
+rp_status rp_cuda_launched(const char *what);
+#define RP_CUDA_LAUNCHED(what) RP_TRY(rp_cuda_launched(what))
+/* Rotary embedding at positions sign·pos (cuda_rows.cu): +1 the forward, -1 its inverse (the backward). */
+rp_status rp_cuda_rope_signed(float *x, int64_t T, int H, int D, int rope_dim, const int32_t *pos, float base, int neox,
+                              int sign);
 
 /* The device error flag: [0] set to 1 by a kernel that met a bad index, [1] the index's position, [2] the value. */
 int *rp_cuda_flag(void);
@@ -26,6 +32,10 @@ rp_status rp_cuda_flag_read(int *raised, int *pos, int *val);
 void *rp_cuda_scratch(size_t nbytes);
 void rp_cuda_lock(void);
 void rp_cuda_unlock(void);
+/* A cuBLAS status (cublasStatus_t) as RP_OK or a status naming what failed, with cuBLAS's reason. */
+rp_status rp_cuda_blas_status(int s, const char *what);
+/* out[rows, K] (f32, dense) = weight rows of dtype t (ldw bytes apart) dequantized on the device (cuda_matmul.cu). */
+rp_status rp_cuda_dequant_rows(float *out, const void *w, rp_dtype t, size_t ldw, int64_t rows, int64_t K);
 /* The cuBLAS handle (created by rp_cuda_init), as an opaque pointer. */
 void *rp_cuda_cublas(void);
 
@@ -110,6 +120,20 @@ static __device__ float block_max(float v, float *sh) {
     __syncthreads();
     v = l < nw ? sh[l] : -INFINITY;
     return warp_max(v);
+}
+
+/* The row's max and log-sum-exp (every thread gets both). */
+static __device__ void row_lse(const float *v, int64_t n, float *mx_out, double *lse_out) {
+    __shared__ float shm[32];
+    __shared__ double shs[32];
+    float mx = -INFINITY;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, v[i]);
+    mx = block_max(mx, shm);
+    double s = 0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += exp((double)v[i] - mx);
+    s = block_sum(s, shs);
+    *mx_out = mx;
+    *lse_out = mx + log(s);
 }
 
 /* Blocks of `threads` covering n items, capped for a grid-stride loop. */

@@ -105,22 +105,17 @@ static int use_bf16(void) {
     return v;
 }
 
-static rp_status blas_status(cublasStatus_t s, const char *what) {
-    if (s == CUBLAS_STATUS_SUCCESS) return RP_OK;
-    return rp_fail(RP_ERR_UNSUPPORTED, "cuda: %s failed (cuBLAS status %d)", what, (int)s);
-}
-
 /* y[:, n0 : n0+R] = x · Wtileᵀ for a dequantized tile of R rows (fp32 or, with xb set, bf16). */
 static rp_status tile_gemm(float *y, const float *x, const void *xb, int64_t M, int64_t K, const void *tile, int64_t R,
                            int64_t N, int64_t n0) {
     cublasHandle_t h = (cublasHandle_t)rp_cuda_cublas();
     const float one = 1.0f, zero = 0.0f;
     if (xb)
-        return blas_status(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)R, (int)M, (int)K, &one, tile, CUDA_R_16BF, (int)K, xb,
+        return rp_cuda_blas_status(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)R, (int)M, (int)K, &one, tile, CUDA_R_16BF, (int)K, xb,
                                         CUDA_R_16BF, (int)K, &zero, y + n0, CUDA_R_32F, (int)N, CUBLAS_COMPUTE_32F,
                                         CUBLAS_GEMM_DEFAULT),
                            "bf16 matmul");
-    return blas_status(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)R, (int)M, (int)K, &one, (const float *)tile, (int)K, x,
+    return rp_cuda_blas_status(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)R, (int)M, (int)K, &one, (const float *)tile, (int)K, x,
                                    (int)K, &zero, y + n0, (int)N),
                        "sgemm");
 }
@@ -139,7 +134,7 @@ static rp_status matmul_dt(float *y, const float *x, int64_t M, int64_t K, const
     if (DT == RP_F32 && !bf && ldw % 4 == 0) {   /* the weight is already an fp32 matrix */
         cublasHandle_t h = (cublasHandle_t)rp_cuda_cublas();
         const float one = 1.0f, zero = 0.0f;
-        return blas_status(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, (const float *)w,
+        return rp_cuda_blas_status(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, (const float *)w,
                                        (int)(ldw / 4), x, (int)K, &zero, y, (int)N),
                            "sgemm");
     }
@@ -181,6 +176,21 @@ static rp_status matmul_dt(float *y, const float *x, int64_t M, int64_t K, const
     case RP_Q6_K: return fn<RP_Q6_K> args;                                  \
     default: break;                                                         \
     }
+
+template <int DT>
+static rp_status dequant_rows_dt(float *out, const uint8_t *w, size_t ldw, int64_t rows, int64_t K) {
+    dequant_kernel<DT, float><<<grid_for(rows * K, 256), 256>>>(out, w, ldw, rows, K);
+    RP_CUDA_LAUNCHED("dequantize weight rows");
+    return RP_OK;
+}
+
+/* out[rows, K] (f32, dense) = weight rows of dtype t, ldw bytes apart, dequantized on the device. */
+rp_status rp_cuda_dequant_rows(float *out, const void *w, rp_dtype t, size_t ldw, int64_t rows, int64_t K) {
+    if (rows <= 0) return RP_OK;
+    const uint8_t *wb = (const uint8_t *)w;
+    DISPATCH(t, dequant_rows_dt, (out, wb, ldw, rows, K));
+    return rp_fail(RP_ERR_UNSUPPORTED, "backend cuda cannot dequantize dtype %s", rp_dtype_name(t));
+}
 
 static int weight_dtype(rp_dtype t) {
     return t == RP_F32 || t == RP_F16 || t == RP_BF16 || t == RP_Q4_0 || t == RP_Q4_1 || t == RP_Q8_0 || t == RP_Q4_K ||

@@ -16,8 +16,9 @@
 extern "C" {
 #endif
 #include "tensor/backend.h"
+#include "tensor/backward.h"
 
-/* Start the runtime on the first visible GPU (REPRO_CUDA_DEVICE picks another): RP_ERR_UNSUPPORTED with the
+/* Start the runtime on the first visible GPU (REPRO_CUDA_DEVICE=i picks another, as CUDA_VISIBLE_DEVICES=i): RP_ERR_UNSUPPORTED with the
  * runtime's reason when there is none. Idempotent; the result of the first call is kept. */
 rp_status rp_cuda_init(void);
 /* The GPU's name, memory, compute capability and driver version as one line (after a successful init). */
@@ -60,6 +61,9 @@ rp_status rp_cuda_conv1d_causal(rp_backend *be, float *out, const float *x, int6
 rp_status rp_cuda_selective_scan(rp_backend *be, float *y, const float *u, const float *dt, const float *A,
                                  const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N,
                                  float *h);
+
+/* The backward table on the GPU (cuda_backward.cu): rp_bwd_ref's meaning with every pointer a buffer of this backend. */
+extern const rp_bwd_ops rp_bwd_cuda;
 
 #ifdef __cplusplus
 }

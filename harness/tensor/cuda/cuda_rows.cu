@@ -31,13 +31,13 @@ rp_status rp_cuda_rmsnorm(rp_backend *be, float *out, const float *x, const floa
     return RP_OK;
 }
 
-__global__ void rope_kernel(float *x, int64_t T, int H, int D, int half, const int32_t *pos, double base, int neox) {
+__global__ void rope_kernel(float *x, int64_t T, int H, int D, int half, const int32_t *pos, double base, int neox, int sign) {
     int64_t n = T * H * half;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int p = (int)(i % half);
         int64_t th = i / half, t = th / H;
         float *v = x + th * D;
-        double ang = (double)pos[t] * pow(base, -2.0 * p / (2 * half)), c, s;
+        double ang = (double)sign * (double)pos[t] * pow(base, -2.0 * p / (2 * half)), c, s;
         sincos(ang, &s, &c);
         int a = neox ? p : 2 * p, b = neox ? p + half : 2 * p + 1;
         double x0 = v[a], x1 = v[b];
@@ -46,15 +46,21 @@ __global__ void rope_kernel(float *x, int64_t T, int H, int D, int half, const i
     }
 }
 
-/* Rotary embedding in place. */
-rp_status rp_cuda_rope(rp_backend *be, float *x, int64_t T, int H, int D, int rope_dim, const int32_t *pos, float base,
-                       int neox) {
+/* Rotary embedding in place at positions sign·pos[t] (sign -1: the inverse rotation, RoPE's backward). */
+rp_status rp_cuda_rope_signed(float *x, int64_t T, int H, int D, int rope_dim, const int32_t *pos, float base, int neox,
+                              int sign) {
     if (rope_dim > D || rope_dim % 2) return rp_fail(RP_ERR_INVAL, "rope: rope_dim %d must be even and <= head size %d", rope_dim, D);
     int64_t n = T * H * (rope_dim / 2);
     if (n <= 0) return RP_OK;
-    rope_kernel<<<grid_for(n, 256), 256>>>(x, T, H, D, rope_dim / 2, pos, (double)base, neox);
-    RP_CUDA_LAUNCHED("rope");
+    rope_kernel<<<grid_for(n, 256), 256>>>(x, T, H, D, rope_dim / 2, pos, (double)base, neox, sign);
+    RP_CUDA_LAUNCHED(sign > 0 ? "rope" : "rope backward");
     return RP_OK;
+}
+
+/* Rotary embedding in place. */
+rp_status rp_cuda_rope(rp_backend *be, float *x, int64_t T, int H, int D, int rope_dim, const int32_t *pos, float base,
+                       int neox) {
+    return rp_cuda_rope_signed(x, T, H, D, rope_dim, pos, base, neox, 1);
 }
 
 __global__ void swiglu_kernel(float *out, const float *gate, const float *up, int64_t n) {
@@ -82,20 +88,6 @@ rp_status rp_cuda_add(rp_backend *be, float *y, const float *a, const float *b, 
     add_kernel<<<grid_for(n, 256), 256>>>(y, a, b, n);
     RP_CUDA_LAUNCHED("add");
     return RP_OK;
-}
-
-/* The row's max and log-sum-exp (every thread gets both). */
-static __device__ void row_lse(const float *v, int64_t n, float *mx_out, double *lse_out) {
-    __shared__ float shm[32];
-    __shared__ double shs[32];
-    float mx = -INFINITY;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) mx = fmaxf(mx, v[i]);
-    mx = block_max(mx, shm);
-    double s = 0;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += exp((double)v[i] - mx);
-    s = block_sum(s, shs);
-    *mx_out = mx;
-    *lse_out = mx + log(s);
 }
 
 /* mode 0: softmax, 1: log-softmax (out may equal x). */

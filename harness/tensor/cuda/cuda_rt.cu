@@ -26,22 +26,37 @@ rp_status rp_cuda_fail(cudaError_t e, const char *what) {
 }
 
 static void init_body(void) {
-    int n = 0, dev = 0;
+    int n = 0;
+    const int dev = 0;
+    /* A device chosen with cudaSetDevice holds only for the calling thread, and ops come from several (serve's
+     * handlers, pool threads): REPRO_CUDA_DEVICE=i becomes CUDA_VISIBLE_DEVICES=i before the runtime starts,
+     * so device 0 is the chosen one in every thread. */
+    const char *env = getenv("REPRO_CUDA_DEVICE"), *vis = getenv("CUDA_VISIBLE_DEVICES");
+    int remapped = 0;
+    if (env && *env && vis && *vis) {
+        snprintf(init_msg, sizeof init_msg, "cuda: REPRO_CUDA_DEVICE=%s and CUDA_VISIBLE_DEVICES=%s are both set: set only one", env, vis);
+        return;
+    }
+    if (env && *env) {
+        char *end;
+        long d = strtol(env, &end, 10);
+        if (*end || d < 0) {
+            snprintf(init_msg, sizeof init_msg, "cuda: REPRO_CUDA_DEVICE=%s is not a device index", env);
+            return;
+        }
+        setenv("CUDA_VISIBLE_DEVICES", env, 1);
+        remapped = 1;
+    }
     cudaError_t e = cudaGetDeviceCount(&n);
+    if (remapped && (e != cudaSuccess || n == 0)) {
+        snprintf(init_msg, sizeof init_msg, "cuda: REPRO_CUDA_DEVICE=%s: no such GPU on this machine (%s)", env,
+                 e != cudaSuccess ? cudaGetErrorString(e) : "the runtime reports 0 devices");
+        return;
+    }
     if (e != cudaSuccess || n == 0) {
         snprintf(init_msg, sizeof init_msg, "cuda: no usable GPU on this machine (%s)",
                  e != cudaSuccess ? cudaGetErrorString(e) : "the runtime reports 0 devices");
         return;
-    }
-    const char *env = getenv("REPRO_CUDA_DEVICE");
-    if (env && *env) {
-        char *end;
-        long d = strtol(env, &end, 10);
-        if (*end || d < 0 || d >= n) {
-            snprintf(init_msg, sizeof init_msg, "cuda: REPRO_CUDA_DEVICE=%s is not a device index in [0, %d)", env, n);
-            return;
-        }
-        dev = (int)d;
     }
     cudaDeviceProp p;
     int driver = 0;
@@ -51,9 +66,16 @@ static void init_body(void) {
         snprintf(init_msg, sizeof init_msg, "cuda: cannot start device %d: %s", dev, cudaGetErrorString(e));
         return;
     }
+    if (p.major < 9) {   /* the build carries sm_90 code and compute_90 PTX: nothing an older GPU can run */
+        snprintf(init_msg, sizeof init_msg, "cuda: device %d (%s) is sm_%d%d; this build has kernels for sm_90 and newer only "
+                 "(rebuild with CUDA_ARCH='-gencode arch=compute_%d%d,code=sm_%d%d')", dev, p.name, p.major, p.minor,
+                 p.major, p.minor, p.major, p.minor);
+        return;
+    }
     cublasStatus_t bs = cublasCreate(&blas);
     if (bs != CUBLAS_STATUS_SUCCESS) {
-        snprintf(init_msg, sizeof init_msg, "cuda: cannot start cuBLAS on device %d (status %d)", dev, (int)bs);
+        snprintf(init_msg, sizeof init_msg, "cuda: cannot start cuBLAS on device %d: %s (status %d)", dev,
+                 cublasGetStatusString(bs), (int)bs);
         return;
     }
     snprintf(desc, sizeof desc, "%s (device %d, %.1f GiB, sm_%d%d, driver %d.%d)", p.name, dev,
@@ -70,6 +92,13 @@ rp_status rp_cuda_init(void) {
 
 /* One line about the device. */
 const char *rp_cuda_device_desc(void) { return init_status == RP_OK ? desc : init_msg; }
+
+/* A cuBLAS status as a status naming what failed. */
+rp_status rp_cuda_blas_status(int s, const char *what) {
+    if (s == CUBLAS_STATUS_SUCCESS) return RP_OK;
+    return rp_fail(s == CUBLAS_STATUS_ALLOC_FAILED ? RP_ERR_NOMEM : RP_ERR_UNSUPPORTED, "cuda: %s failed: %s (cuBLAS status %d)", what,
+                   cublasGetStatusString((cublasStatus_t)s), s);
+}
 
 /* The cuBLAS handle. */
 void *rp_cuda_cublas(void) { return (void *)blas; }
@@ -94,6 +123,16 @@ rp_status rp_cuda_copy_to_host(rp_backend *be, void *host_dst, const void *src, 
 /* Host to device. */
 rp_status rp_cuda_copy_from_host(rp_backend *be, void *dst, const void *host_src, size_t nbytes) {
     if (nbytes) RP_CUDA_TRY(cudaMemcpy(dst, host_src, nbytes, cudaMemcpyHostToDevice), "copy from host");
+    return RP_OK;
+}
+
+/* The launch check of every kernel (and, with REPRO_CUDA_SYNC=1, a wait that pins a fault on the op). */
+rp_status rp_cuda_launched(const char *what) {
+    static int sync = -1;
+    if (sync < 0) { const char *e = getenv("REPRO_CUDA_SYNC"); sync = e && strcmp(e, "1") == 0; }
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess && sync) e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) return rp_cuda_fail(e, what);
     return RP_OK;
 }
 
