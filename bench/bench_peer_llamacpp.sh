@@ -22,20 +22,11 @@ if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
     echo "skip: llama-cpp-python did not install (see $venv/install.log)"; exit 0
   fi
 fi
-peer=$("$venv/bin/python" - "$model" 2>"$venv/peer-run.log" <<'PY'
+peer=$("$venv/bin/python" - "$model" "$(dirname "$0")/../tools" 2>"$venv/peer-run.log" <<'PY'
 import sys, time, statistics, ctypes
-import llama_cpp as L
-path = sys.argv[1].encode()
-L.llama_backend_init()
-mp = L.llama_model_default_params()
-# Its AMX weight repacking (the default where the CPU has AMX, e.g. Sapphire Rapids) crashes in llama_decode on
-# any multi-token batch in this version (a segmentation fault; one-token batches work): the model is loaded
-# without the extra buffer types, i.e. with its plain CPU kernels (what it runs on CPUs without AMX).
-if hasattr(mp, "use_extra_bufts"):
-    mp.use_extra_bufts = False
-model = L.llama_model_load_from_file(path, mp)
-if not model:
-    sys.exit("cannot load model")
+sys.path.insert(0, sys.argv[2])
+from llamacpp_load import load
+L, model = load(sys.argv[1])
 vocab = L.llama_n_vocab(L.llama_model_get_vocab(model)) if hasattr(L, "llama_model_get_vocab") else 49152
 def ctx_for(threads):
     cp = L.llama_context_default_params()

@@ -3,16 +3,11 @@
 # tokens' text after it. The high-level Llama() call and the AMX repacked buffers of a -march=native build
 # crashed on this machine, so extra buffer types are turned off. Used by the export tests when the peer venv
 # (bench/bench_peer_llamacpp.sh) has llama_cpp.
-import sys, ctypes
-import llama_cpp as L
+import os, sys, ctypes
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from llamacpp_load import load
 path, prompt, n_gen = sys.argv[1].encode(), sys.argv[2].encode(), int(sys.argv[3])
-L.llama_backend_init()
-mp = L.llama_model_default_params()
-if hasattr(mp, "use_extra_bufts"):
-    mp.use_extra_bufts = False
-model = L.llama_model_load_from_file(path, mp)
-if not model:
-    sys.exit("cannot load model")
+L, model = load(path)
 vocab = L.llama_model_get_vocab(model)
 n_vocab = L.llama_vocab_n_tokens(vocab)
 toks = (L.llama_token * 512)()
