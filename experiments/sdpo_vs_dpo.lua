@@ -61,7 +61,7 @@ return experiment.define {
       ctx:note("%s: held-out reward accuracy %.3f, margin %.4f, prefers chosen %.3f, mean gamma %.3f", label, st.accuracy, st.margin,
                st.pref_accuracy, st.gamma_policy)
       if mc and with_mc then
-        local lm = sdpo.trainer_lm(tr, s.m, 2 * p.ppb, s.T)
+        local lm = require("repro.train_lm")(tr, s.m, 2 * p.ppb, s.T)
         local a = eval.evaluate(lm, mc.arc_easy, { limit = p.mc_limit, seed = 1 })
         r.arc = a
         ctx:summary(label .. "_arc_easy_acc", a.acc, { stderr = a.acc_stderr, n = a.n, better = "higher" })

@@ -5,7 +5,7 @@
 --  * the chat template: SmolLM2's ChatML through the engine, the same prompt ids for chosen and rejected;
 --  * the reference cache: computed once, then a hit; a training step changes tr:digest() and so the key, and
 --    the values are recomputed; a truncated cache file is reported damaged and recomputed, never read;
---  * a trainer scores a multiple-choice task as the inference engine does (sdpo.trainer_lm, fresh adapters);
+--  * a trainer scores a multiple-choice task as the inference engine does (repro.train_lm, fresh adapters);
 --  * ln 2 at the start of a step (target = reference) through repro.train's loss hook;
 --  * the loaders' record counts and errors; the splits.
 local sdpo = require("sdpo")
@@ -131,7 +131,7 @@ local ok_arc, arc = pcall(eval.load, "arc_easy")
 if ok_arc then
   local fresh = train.new { model = sp, method = "lora", rank = 4, alpha = 8, batch = 8, seq_len = 96, seed = 5, threads = 1 }
   local r1 = eval.evaluate(m, arc, { limit = 12, seed = 1 })
-  local r2 = eval.evaluate(sdpo.trainer_lm(fresh, m, 8, 96), arc, { limit = 12, seed = 1 })
+  local r2 = eval.evaluate(require("repro.train_lm")(fresh, m, 8, 96), arc, { limit = 12, seed = 1 })
   check(r1.n == 12 and r1.acc == r2.acc and r1.acc_norm == r2.acc_norm,
         string.format("trainer_lm scores ARC-Easy as the model does (acc %s vs %s, acc_norm %s vs %s)", r1.acc, r2.acc, r1.acc_norm, r2.acc_norm))
   fresh:close()

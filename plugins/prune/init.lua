@@ -166,7 +166,7 @@ end
 -- steps, batch, seq_len, rank, lr, warmup, seed, threads, eval_batches, log(step, loss) (optional); tasks
 -- ({name=, task=, shots=}), model (a repro.model giving the tokenizer), eval_len (tokens an item may span;
 -- longer ones are cut from the left), limit, task_seed: accuracy through the trainer's own forward (NF4 base +
--- adapters, sdpo.trainer_lm) before and after. Returns {before=, after=} mean held-out NLL per token (same
+-- adapters, repro.train_lm) before and after. Returns {before=, after=} mean held-out NLL per token (same
 -- batches before and after), acc_before / acc_after (as M.accuracy), and losses. export (optional: a path
 -- where the healed model, adapters merged, is written as GGUF) and export_type ("base": the pruned file's
 -- tensor types, the default; "f16"; "f32").
@@ -188,7 +188,7 @@ function M.heal(opts)
   end
   local function acc()
     if not opts.tasks or #opts.tasks == 0 then return {} end
-    local lm = require("sdpo").trainer_lm(tr, opts.model, opts.batch, T)
+    local lm = require("repro.train_lm")(tr, opts.model, opts.batch, T)
     return M.accuracy(lm, opts.tasks, { limit = opts.limit, seed = opts.task_seed })
   end
   local r = { before = held_loss(), acc_before = acc(), losses = {} }
