@@ -12,7 +12,8 @@
  *  4. Decode cost per token against context for a Jamba-pattern model (1:7, MoE every 2 layers) and an
  *     attention-only Mixtral-pattern model of the same width, with caches filled synthetically to each
  *     context (no prefill): the hybrid's cost should stay flat, attention-only's grow linearly.
- * Medians of repeated runs; the load average is printed (the host is shared). Usage: bench_jamba [--quick] */
+ * Medians of repeated runs; the load average is printed (the host is shared).
+ * Usage: bench_jamba [--quick] [--scan]   (--scan: only the scan's forward and backward, 1 and 2) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,8 +139,38 @@ static int moe_bench(rp_backend *be, int quick) {
     return 0;
 }
 
+/* Decode cost per token against context: the hybrid's and attention-only's tables (section 4). */
+static int decode_bench(rp_backend *be2, int quick) {
+    rp_jamba_config cj = decode_config("jamba-v0.1-tiny", 0), ca = decode_config("mixtral-8x7b-tiny", 1);
+    rp_jamba_model *mj = NULL, *ma = NULL;
+    if (rp_jamba_model_new(&cj, 1, be2, &mj) != RP_OK || rp_jamba_model_new(&ca, 1, be2, &ma) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
+    rp_jamba_counts kj, ka;
+    rp_jamba_count(&cj, &kj); rp_jamba_count(&ca, &ka);
+    printf("\n== decode cost per token vs context (2 threads; d 256, 8 layers; caches filled to the context) ==\n");
+    printf("hybrid: 1:7 attention:Mamba, MoE every 2 (16 experts, top 2), %.2fM active params; attention-only: MoE every layer (8 experts, top 2), %.2fM active\n",
+           kj.active / 1e6, ka.active / 1e6);
+    printf("%9s %14s %18s %8s\n", "context", "hybrid ms/tok", "attention ms/tok", "ratio");
+    int steps = quick ? 5 : 15, max_ctx = quick ? 8192 : 32768;
+    double first_j = 0, first_a = 0, last_j = 0, last_a = 0;
+    for (int ctx = 512; ctx <= max_ctx; ctx *= 2) {
+        double tj = decode_ms(mj, ctx, steps), ta = decode_ms(ma, ctx, steps);
+        if (ctx == 512) { first_j = tj; first_a = ta; }
+        last_j = tj; last_a = ta;
+        printf("%9d %14.3f %18.3f %7.2fx\n", ctx, tj, ta, ta / tj);
+    }
+    printf("from 512 to %d tokens: hybrid cost x%.2f (flat is x1), attention-only x%.2f (context grew x%d)\n", max_ctx,
+           last_j / first_j, last_a / first_a, max_ctx / 512);
+    rp_jamba_model_free(mj); rp_jamba_model_free(ma);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int quick = 0, scan_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else if (strcmp(argv[i], "--scan") == 0) scan_only = 1;
+        else { fprintf(stderr, "bench_jamba: unknown argument '%s' (usage: bench_jamba [--quick] [--scan])\n", argv[i]); return 2; }
+    }
     rp_backend *be1, *be2;
     if (rp_backend_cpu_new(1, &be1) != RP_OK || rp_backend_cpu_new(2, &be2) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
     double peak1 = fma_peak(be1->pool, 1, 0), peak2 = fma_peak(be2->pool, 2, 0), peak1c = fma_peak(be1->pool, 1, 1), l1 = 0;
@@ -189,30 +220,9 @@ int main(int argc, char **argv) {
     double bwd1 = median(vb, reps) * 1e3;
     printf("\n== selective scan backward (same shape, 1 thread, CPU time) ==\nbackward %.2f ms = %.2fx its forward (%.2f ms)   [goal <= 2x]\n", bwd1, bwd1 / ours1, ours1);
 
-    /* 3. MoE feed-forward against matmuls of the same FLOPs */
-    if (moe_bench(be2, quick) != 0) return 1;
+    /* 3. MoE feed-forward against matmuls of the same FLOPs; 4. decode cost per token against context */
+    if (!scan_only && (moe_bench(be2, quick) != 0 || decode_bench(be2, quick) != 0)) return 1;
 
-    /* 4. decode cost per token against context */
-    rp_jamba_config cj = decode_config("jamba-v0.1-tiny", 0), ca = decode_config("mixtral-8x7b-tiny", 1);
-    rp_jamba_model *mj = NULL, *ma = NULL;
-    if (rp_jamba_model_new(&cj, 1, be2, &mj) != RP_OK || rp_jamba_model_new(&ca, 1, be2, &ma) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
-    rp_jamba_counts kj, ka;
-    rp_jamba_count(&cj, &kj); rp_jamba_count(&ca, &ka);
-    printf("\n== decode cost per token vs context (2 threads; d 256, 8 layers; caches filled to the context) ==\n");
-    printf("hybrid: 1:7 attention:Mamba, MoE every 2 (16 experts, top 2), %.2fM active params; attention-only: MoE every layer (8 experts, top 2), %.2fM active\n",
-           kj.active / 1e6, ka.active / 1e6);
-    printf("%9s %14s %18s %8s\n", "context", "hybrid ms/tok", "attention ms/tok", "ratio");
-    int steps = quick ? 5 : 15, max_ctx = quick ? 8192 : 32768;
-    double first_j = 0, first_a = 0, last_j = 0, last_a = 0;
-    for (int ctx = 512; ctx <= max_ctx; ctx *= 2) {
-        double tj = decode_ms(mj, ctx, steps), ta = decode_ms(ma, ctx, steps);
-        if (ctx == 512) { first_j = tj; first_a = ta; }
-        last_j = tj; last_a = ta;
-        printf("%9d %14.3f %18.3f %7.2fx\n", ctx, tj, ta, ta / tj);
-    }
-    printf("from 512 to %d tokens: hybrid cost x%.2f (flat is x1), attention-only x%.2f (context grew x%d)\n", max_ctx,
-           last_j / first_j, last_a / first_a, max_ctx / 512);
-    rp_jamba_model_free(mj); rp_jamba_model_free(ma);
     free(s.x); free(s.dt); free(s.B); free(s.C); free(s.Dk); free(s.A); free(s.st); free(s.y);
     free(dy); free(dx); free(ddt); free(dA); free(dB); free(dC); free(dD);
     rp_backend_cpu_free(be1); rp_backend_cpu_free(be2);

@@ -7,30 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tensor/ops_ref.h"
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #include "tensor/ssm.h"
 
 #if defined(__AVX512F__)
-/* 2^u for 16 lanes, u <= 0 in the scan (dt > 0, A < 0): u = n + f, |f| <= 1/2, 2^f = e^(f ln2) by its
- * degree-6 Taylor polynomial (relative error below 1.3e-7), times 2^n by adding n to the exponent bits.
- * u is clamped below at -126 (a decay factor under 1.2e-38 counts as 1.2e-38) and must stay below 128.
- * 12 instructions, none of them vscalefps or vroundscaleps, against rp_exp_ps's 14. */
-static inline __m512 scan_exp2_ps(__m512 u) {
-    u = _mm512_max_ps(u, _mm512_set1_ps(-126.0f));
-    __m512i ni = _mm512_cvtps_epi32(u);                                 /* round to nearest */
-    __m512 f = _mm512_sub_ps(u, _mm512_cvtepi32_ps(ni));
-    __m512 p = _mm512_set1_ps(1.5403530393381606e-04f);                 /* ln2^6 / 6! */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-03f)); /* ln2^5 / 5! */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-03f)); /* ln2^4 / 4! */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-02f)); /* ln2^3 / 3! */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-01f)); /* ln2^2 / 2! */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-01f)); /* ln2 */
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), _mm512_slli_epi32(ni, 23)));   /* · 2^n */
-}
-#define SCAN_LOG2E 1.44269504088896341f
+#include "tensor/ssm_exp.h"
 
 typedef struct scan_job {
     int64_t T, D, N;
@@ -38,72 +18,97 @@ typedef struct scan_job {
     float *state, *y;
 } scan_job;
 
-/* Rows of x, dt and y are D floats apart, so one block of 32 channels touches a new page every step; a
- * task therefore runs SCAN_GROUP blocks through SCAN_CHUNK steps at a time, so the pages and lines a chunk
- * brings in serve all the blocks of the group, and a chunk's buffers stay in L1 / L2. */
-#define SCAN_GROUP 4
-#define SCAN_CHUNK 64
+/* Rows of x, dt and y are D floats apart (a new page, and for D a multiple of 1024 the same L1 set, every
+ * step), so a task reads a chunk of SCAN_CHUNK steps of all its SCAN_GROUP blocks' channels row by row,
+ * each row's span in one contiguous pass, into a work space laid out block by block (each block's chunk
+ * contiguous, so the compute loop streams it), and writes y back the same way. The decay constants and
+ * the states live there too, lane-major, for the whole task. */
+#define SCAN_GROUP 8
+#define SCAN_CHUNK 32
 
-/* Time steps [t0, t1) (t1 - t0 <= SCAN_CHUNK) of channels [c0, c0+nc), nc <= 32 (two vectors of 16; the
- * lanes past nc are masked), with N = 16, state by state: for one n the whole chunk runs with the two
- * channel vectors' states in two registers, so nothing spills, each B and C value is broadcast once for 32
- * channels, and the chunk's dt, dt·x and y rows sit in an L1 buffer (y accumulates there over the 16
- * states, then goes out once). */
-static void scan_block32(const scan_job *j, int64_t c0, int nc, int64_t t0, int64_t t1) {
-    const int64_t D = j->D, L = t1 - t0;
-    const __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xffffu : (1u << nc) - 1);
-    const __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xffffu : nc <= 16 ? 0u : (1u << (nc - 16)) - 1);
-    /* per step: dt (2 vectors), dt·x (2), y (2) */
-    _Alignas(64) float buf[SCAN_CHUNK * 96];
-    __m512 dv0 = j->Dskip ? _mm512_maskz_loadu_ps(m0, j->Dskip + c0) : _mm512_setzero_ps();
-    __m512 dv1 = j->Dskip ? _mm512_maskz_loadu_ps(m1, j->Dskip + c0 + 16) : _mm512_setzero_ps();
-    for (int64_t i = 0; i < L; i++) {
-        const float *xr = j->x + (t0 + i) * D + c0, *dr = j->dt + (t0 + i) * D + c0;
-        __m512 x0 = _mm512_maskz_loadu_ps(m0, xr), d0 = _mm512_maskz_loadu_ps(m0, dr);
-        __m512 x1 = _mm512_maskz_loadu_ps(m1, xr + 16), d1 = _mm512_maskz_loadu_ps(m1, dr + 16);
-        float *b = buf + i * 96;
-        _mm512_store_ps(b, d0); _mm512_store_ps(b + 16, d1);
-        _mm512_store_ps(b + 32, _mm512_mul_ps(d0, x0)); _mm512_store_ps(b + 48, _mm512_mul_ps(d1, x1));
-        _mm512_store_ps(b + 64, _mm512_mul_ps(dv0, x0)); _mm512_store_ps(b + 80, _mm512_mul_ps(dv1, x1));
-    }
+typedef struct scan_ws {
+    _Alignas(64) float in[SCAN_GROUP][SCAN_CHUNK * 96];   /* per block and step: dt, dt·x, y (2 vectors each) */
+    _Alignas(64) float hi[SCAN_GROUP][16][32], lo[SCAN_GROUP][16][32], st[SCAN_GROUP][16][32];
+} scan_ws;
+
+/* The lane masks of a block of nc <= 32 channels (two vectors of 16). */
+static inline void scan_masks(int nc, __mmask16 *m0, __mmask16 *m1) {
+    *m0 = (__mmask16)(nc >= 16 ? 0xffffu : (1u << nc) - 1);
+    *m1 = (__mmask16)(nc >= 32 ? 0xffffu : nc <= 16 ? 0u : (1u << (nc - 16)) - 1);
+}
+
+/* One block's chunk of L steps, state by state: for one n the whole chunk runs with the two channel
+ * vectors' states in two registers, so nothing spills, each B and C value is broadcast once for 32
+ * channels, and y accumulates in the work space over the 16 states. */
+static void scan_block32(float *buf, const float (*hi)[32], const float (*lo)[32], float (*st)[32], const float *B,
+                         const float *C, int64_t L) {
     for (int n = 0; n < 16; n++) {
-        float ta[32] = { 0 }, ts[32] = { 0 };
-        for (int i = 0; i < nc; i++) {
-            ta[i] = j->A[(c0 + i) * 16 + n] * SCAN_LOG2E;   /* exp(dt·A) = 2^(dt·A·log2 e) */
-            ts[i] = j->state[(c0 + i) * 16 + n];
-        }
-        const __m512 a0 = _mm512_loadu_ps(ta), a1 = _mm512_loadu_ps(ta + 16);
-        __m512 s0 = _mm512_loadu_ps(ts), s1 = _mm512_loadu_ps(ts + 16);
-        const float *Bn = j->B + t0 * 16 + n, *Cn = j->C + t0 * 16 + n;
+        const __m512 h0 = _mm512_load_ps(hi[n]), h1 = _mm512_load_ps(hi[n] + 16), l0 = _mm512_load_ps(lo[n]), l1 = _mm512_load_ps(lo[n] + 16);
+        __m512 s0 = _mm512_load_ps(st[n]), s1 = _mm512_load_ps(st[n] + 16);
+        const float *Bn = B + n, *Cn = C + n;
         for (int64_t i = 0; i < L; i++) {
             float *b = buf + i * 96;
-            __m512 e0 = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(b), a0));
-            __m512 e1 = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(b + 16), a1));
+            __m512 e0 = rp_ssm_exp_ps(_mm512_load_ps(b), h0, l0);
+            __m512 e1 = rp_ssm_exp_ps(_mm512_load_ps(b + 16), h1, l1);
             __m512 bv = _mm512_set1_ps(Bn[i * 16]), cv = _mm512_set1_ps(Cn[i * 16]);
             s0 = _mm512_fmadd_ps(e0, s0, _mm512_mul_ps(_mm512_load_ps(b + 32), bv));
             s1 = _mm512_fmadd_ps(e1, s1, _mm512_mul_ps(_mm512_load_ps(b + 48), bv));
             _mm512_store_ps(b + 64, _mm512_fmadd_ps(cv, s0, _mm512_load_ps(b + 64)));
             _mm512_store_ps(b + 80, _mm512_fmadd_ps(cv, s1, _mm512_load_ps(b + 80)));
         }
-        _mm512_storeu_ps(ts, s0); _mm512_storeu_ps(ts + 16, s1);
-        for (int i = 0; i < nc; i++) j->state[(c0 + i) * 16 + n] = ts[i];
-    }
-    for (int64_t i = 0; i < L; i++) {
-        float *yr = j->y + (t0 + i) * D + c0;
-        _mm512_mask_storeu_ps(yr, m0, _mm512_load_ps(buf + i * 96 + 64));
-        if (m1) _mm512_mask_storeu_ps(yr + 16, m1, _mm512_load_ps(buf + i * 96 + 80));
+        _mm512_store_ps(st[n], s0); _mm512_store_ps(st[n] + 16, s1);
     }
 }
 
-
+/* A task: its (up to) SCAN_GROUP blocks of 32 channels through all steps, a chunk at a time. */
 static void scan_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks; (void)thread;
     const scan_job *j = ctx;
-    const int64_t nb = (j->D + 31) / 32, b0 = (int64_t)task * SCAN_GROUP, b1 = b0 + SCAN_GROUP < nb ? b0 + SCAN_GROUP : nb;
+    const int64_t D = j->D, nb_all = (D + 31) / 32, b0 = (int64_t)task * SCAN_GROUP;
+    const int nb = (int)(b0 + SCAN_GROUP < nb_all ? SCAN_GROUP : nb_all - b0);
+    const int64_t c0 = b0 * 32, ncg = D - c0 < nb * 32 ? D - c0 : nb * 32;   /* the task's channels */
+    scan_ws w;
+    for (int b = 0; b < nb; b++)
+        for (int l = 0; l < 32; l++) {
+            int64_t c = c0 + b * 32 + l;
+            for (int n = 0; n < 16; n++) {
+                if (c < D) {
+                    rp_ssm_exp_split(j->A[c * 16 + n], &w.hi[b][n][l], &w.lo[b][n][l]);   /* exp(dt·A) = 2^(dt·A·log2 e) */
+                    w.st[b][n][l] = j->state[c * 16 + n];
+                } else w.hi[b][n][l] = w.lo[b][n][l] = w.st[b][n][l] = 0;
+            }
+        }
     for (int64_t t0 = 0; t0 < j->T; t0 += SCAN_CHUNK) {
-        int64_t t1 = t0 + SCAN_CHUNK < j->T ? t0 + SCAN_CHUNK : j->T;
-        for (int64_t b = b0; b < b1; b++) scan_block32(j, b * 32, (int)(j->D - b * 32 < 32 ? j->D - b * 32 : 32), t0, t1);
+        const int64_t L = t0 + SCAN_CHUNK < j->T ? SCAN_CHUNK : j->T - t0;
+        for (int64_t i = 0; i < L; i++) {   /* row by row: the task's span of x and dt, contiguous */
+            const float *xr = j->x + (t0 + i) * D + c0, *dr = j->dt + (t0 + i) * D + c0;
+            for (int b = 0; b < nb; b++) {
+                __mmask16 m0, m1;
+                scan_masks((int)(ncg - b * 32 < 32 ? ncg - b * 32 : 32), &m0, &m1);
+                __m512 x0 = _mm512_maskz_loadu_ps(m0, xr + b * 32), d0 = _mm512_maskz_loadu_ps(m0, dr + b * 32);
+                __m512 x1 = _mm512_maskz_loadu_ps(m1, xr + b * 32 + 16), d1 = _mm512_maskz_loadu_ps(m1, dr + b * 32 + 16);
+                __m512 k0 = j->Dskip ? _mm512_maskz_loadu_ps(m0, j->Dskip + c0 + b * 32) : _mm512_setzero_ps();
+                __m512 k1 = j->Dskip ? _mm512_maskz_loadu_ps(m1, j->Dskip + c0 + b * 32 + 16) : _mm512_setzero_ps();
+                float *o = w.in[b] + i * 96;
+                _mm512_store_ps(o, d0); _mm512_store_ps(o + 16, d1);
+                _mm512_store_ps(o + 32, _mm512_mul_ps(d0, x0)); _mm512_store_ps(o + 48, _mm512_mul_ps(d1, x1));
+                _mm512_store_ps(o + 64, _mm512_mul_ps(k0, x0)); _mm512_store_ps(o + 80, _mm512_mul_ps(k1, x1));
+            }
+        }
+        for (int b = 0; b < nb; b++) scan_block32(w.in[b], (const float (*)[32])w.hi[b], (const float (*)[32])w.lo[b], w.st[b], j->B + t0 * 16, j->C + t0 * 16, L);
+        for (int64_t i = 0; i < L; i++) {
+            float *yr = j->y + (t0 + i) * D + c0;
+            for (int b = 0; b < nb; b++) {
+                __mmask16 m0, m1;
+                scan_masks((int)(ncg - b * 32 < 32 ? ncg - b * 32 : 32), &m0, &m1);
+                _mm512_mask_storeu_ps(yr + b * 32, m0, _mm512_load_ps(w.in[b] + i * 96 + 64));
+                if (m1) _mm512_mask_storeu_ps(yr + b * 32 + 16, m1, _mm512_load_ps(w.in[b] + i * 96 + 80));
+            }
+        }
     }
+    for (int b = 0; b < nb; b++)
+        for (int l = 0; l < 32 && c0 + b * 32 + l < D; l++)
+            for (int n = 0; n < 16; n++) j->state[(c0 + b * 32 + l) * 16 + n] = w.st[b][n][l];
 }
 #endif
 
@@ -198,7 +203,7 @@ static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
 /* Floats of work space one thread needs for the vectorized backward (after its dB and dC partials). */
 static size_t bwd16_floats(int64_t T) {
     size_t nck = (size_t)((T + BWD_CHUNK - 1) / BWD_CHUNK);
-    return (size_t)BWD_GROUP * (nck * 256 + 4 * 256 + 16)   /* checkpoints; dL/ds, dA, A, A·log2 e; dD */
+    return (size_t)BWD_GROUP * (nck * 256 + 5 * 256 + 16)   /* checkpoints; dL/ds, dA, A, A·log2 e hi, lo; dD */
            + 2 * BWD_CHUNK * 256                            /* dB, dC lane partials of a chunk */
            + BWD_CHUNK * 64 + BWD_CHUNK * 32                /* the chunk's dt, x, dy, dt·x; dt·A and gB sums */
            + (BWD_CHUNK + 1) * 16 + BWD_CHUNK * 16;         /* one state's chunk of states and decays */
@@ -223,16 +228,16 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
     const int64_t nblk = (D + 15) / 16, bb0 = (int64_t)task * BWD_GROUP, nb = bb0 + BWD_GROUP < nblk ? BWD_GROUP : nblk - bb0;
     float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn;
     float *ck = dCt + tn, *G = ck + BWD_GROUP * nck * 256, *DA = G + BWD_GROUP * 256, *At = DA + BWD_GROUP * 256;
-    float *A2 = At + BWD_GROUP * 256, *DD = A2 + BWD_GROUP * 256, *pB = DD + BWD_GROUP * 16, *pC = pB + BWD_CHUNK * 256;
+    float *A2 = At + BWD_GROUP * 256, *Al = A2 + BWD_GROUP * 256, *DD = Al + BWD_GROUP * 256, *pB = DD + BWD_GROUP * 16, *pC = pB + BWD_CHUNK * 256;
     float *in = pC + BWD_CHUNK * 256, *acc = in + BWD_CHUNK * 64, *Sb = acc + BWD_CHUNK * 32, *Ab = Sb + (BWD_CHUNK + 1) * 16;
-    /* A of each block transposed to [n][lane] (zeros past the last channel), plain and times log2 e */
+    /* A of each block transposed to [n][lane] (zeros past the last channel), plain and times log2 e (hi, lo) */
     for (int64_t b = 0; b < nb; b++) {
         const int64_t c0 = (bb0 + b) * 16;
         for (int n = 0; n < 16; n++)
             for (int l = 0; l < 16; l++) {
                 float a = c0 + l < D ? j->A[(c0 + l) * 16 + n] : 0.0f;
                 At[b * 256 + n * 16 + l] = a;
-                A2[b * 256 + n * 16 + l] = a * SCAN_LOG2E;
+                rp_ssm_exp_split(a, &A2[b * 256 + n * 16 + l], &Al[b * 256 + n * 16 + l]);
             }
     }
     /* pass 1: checkpoints (the state before each chunk, from zeros) */
@@ -245,12 +250,12 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
             const int64_t t0 = k * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
             bwd16_load(j, c0, m, t0, L, in);
             for (int n = 0; n < 16; n++) {
-                const __m512 a2 = _mm512_load_ps(A2 + b * 256 + n * 16);
+                const __m512 a2 = _mm512_load_ps(A2 + b * 256 + n * 16), al = _mm512_load_ps(Al + b * 256 + n * 16);
                 __m512 s = _mm512_load_ps(G + b * 256 + n * 16);
                 _mm512_store_ps(cb + k * 256 + n * 16, s);
                 const float *Bn = j->B + t0 * 16 + n;
                 for (int64_t i = 0; i < L; i++) {
-                    __m512 a = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(in + i * 64), a2));
+                    __m512 a = rp_ssm_exp_ps(_mm512_load_ps(in + i * 64), a2, al);
                     s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_load_ps(in + i * 64 + 48), _mm512_set1_ps(Bn[i * 16])));
                 }
                 _mm512_store_ps(G + b * 256 + n * 16, s);
@@ -271,12 +276,13 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
             bwd16_load(j, c0, m, t0, L, in);
             memset(acc, 0, (size_t)L * 32 * sizeof *acc);
             for (int n = 0; n < 16; n++) {
-                const __m512 a2 = _mm512_load_ps(A2 + b * 256 + n * 16), An = _mm512_load_ps(At + b * 256 + n * 16);
+                const __m512 a2 = _mm512_load_ps(A2 + b * 256 + n * 16), al = _mm512_load_ps(Al + b * 256 + n * 16);
+                const __m512 An = _mm512_load_ps(At + b * 256 + n * 16);
                 const float *Bn = j->B + t0 * 16 + n, *Cn = j->C + t0 * 16 + n;
                 __m512 s = _mm512_load_ps(ck + (b * nck + k) * 256 + n * 16);
                 _mm512_store_ps(Sb, s);
                 for (int64_t i = 0; i < L; i++) {   /* recompute the chunk's decays and states */
-                    __m512 a = scan_exp2_ps(_mm512_mul_ps(_mm512_load_ps(in + i * 64), a2));
+                    __m512 a = rp_ssm_exp_ps(_mm512_load_ps(in + i * 64), a2, al);
                     s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_load_ps(in + i * 64 + 48), _mm512_set1_ps(Bn[i * 16])));
                     _mm512_store_ps(Ab + i * 16, a);
                     _mm512_store_ps(Sb + (i + 1) * 16, s);
