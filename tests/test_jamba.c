@@ -144,8 +144,8 @@ static void scan_inputs(int T, int D, int N, float **x, float **dt, float **A, f
     for (int i = 0; i < D * N; i++) (*A)[i] = -(0.2f + 2 * fabsf((*A)[i]));         /* -exp(A_log): negative */
 }
 
-static void test_scan_forward(void) {
-    const int T = 50, D = 37, N = 16;   /* D not a multiple of 16: the masked last block */
+static void test_scan_forward(int D) {
+    const int T = 50, N = 16;   /* D not a multiple of 16: the masked last block; D > 256: several tasks */
     float *x, *dt, *A, *B, *C, *Dk;
     scan_inputs(T, D, N, &x, &dt, &A, &B, &C, &Dk);
     float *y = calloc((size_t)(T * D), sizeof *y), *st = calloc((size_t)(D * N), sizeof *st);
@@ -398,12 +398,65 @@ static void test_train_gradients(void) {
     }
 }
 
+/* Attention maps (rp_jamba_attention_maps): in an attention-only model without positions, a sequence of one
+ * repeated token gives every position the same hidden state, so every head of every layer must weigh the
+ * keys uniformly, 1/(q+1) (a closed form); on varied tokens the rows are causal (later tokens change
+ * nothing), sum to 1 and are not uniform; a Mamba layer is a clear error. */
+static void test_attention_maps(void) {
+    rp_jamba_config c = small_config(0);
+    c.attn = 1; c.mamba = 0; c.attn_offset = 0; c.block_len = 1;
+    rp_jamba_model *m = NULL;
+    CHECK(rp_jamba_model_new(&c, 3, rp_backend_cpu(), &m) == RP_OK);
+    if (!m) return;
+    enum { T = 11 };
+    const int H = c.n_head, qpos[3] = { 0, 6, 10 };
+    int32_t same[T], ids[T], ids2[T];
+    float out[3 * 4 * T], out2[3 * 4 * T];
+    for (int t = 0; t < T; t++) { same[t] = 5; ids[t] = ids2[t] = (int32_t)((t * 29 + 3) % c.vocab); }
+    double worst = 0;
+    for (int layer = 0; layer < c.n_layer; layer += 3) {
+        CHECK(rp_jamba_attention_maps(m, same, T, layer, qpos, 3, out) == RP_OK);
+        for (int i = 0; i < 3; i++)
+            for (int h = 0; h < H; h++)
+                for (int j = 0; j < T; j++)
+                    worst = fmax(worst, fabs(out[(i * H + h) * T + j] - (j <= qpos[i] ? 1.0 / (qpos[i] + 1) : 0.0)));
+    }
+    CHECK_MSG(worst < 1e-5, "repeated token: attention off uniform by %g", worst);
+    ids2[8] = (ids2[8] + 1) % c.vocab;   /* after the query positions 0 and 6 */
+    CHECK(rp_jamba_attention_maps(m, ids, T, 2, qpos, 3, out) == RP_OK);
+    CHECK(rp_jamba_attention_maps(m, ids2, T, 2, qpos, 3, out2) == RP_OK);
+    double causal = 0, sum_err = 0, spread = 0;
+    for (int i = 0; i < 3; i++)
+        for (int h = 0; h < H; h++) {
+            double sum = 0;
+            for (int j = 0; j < T; j++) {
+                float p = out[(i * H + h) * T + j];
+                sum += p;
+                if (i < 2) causal = fmax(causal, fabs(p - out2[(i * H + h) * T + j]));
+                if (j <= qpos[i]) spread = fmax(spread, fabs(p - 1.0 / (qpos[i] + 1)));
+            }
+            sum_err = fmax(sum_err, fabs(sum - 1));
+        }
+    CHECK_MSG(causal < 1e-6 && sum_err < 1e-5 && spread > 1e-3, "causal %g, row sums off by %g, spread %g", causal, sum_err, spread);
+    int bad = T;
+    CHECK(rp_jamba_attention_maps(m, ids, T, 0, &bad, 1, out) == RP_ERR_INVAL && strstr(rp_errmsg(), "query position 11"));
+    rp_jamba_model_free(m);
+    c = small_config(0);   /* the hybrid: layer 1 is its attention layer, layer 0 a Mamba layer */
+    CHECK(rp_jamba_model_new(&c, 3, rp_backend_cpu(), &m) == RP_OK);
+    if (!m) return;
+    CHECK(rp_jamba_attention_maps(m, ids, T, 0, qpos, 3, out) == RP_ERR_INVAL && strstr(rp_errmsg(), "layer 0 is a Mamba layer (the first attention layer is 1"));
+    CHECK(rp_jamba_attention_maps(m, ids, T, 1, qpos, 3, out) == RP_OK);
+    rp_jamba_model_free(m);
+}
+
 int main(void) {
     test_configs();
     test_counts();
     test_built_model();
     test_aux_loss();
-    test_scan_forward();
+    test_scan_forward(37);
+    test_scan_forward(300);
+    test_attention_maps();
     rp_pool *pool = NULL;
     rp_pool_new(2, &pool);
     test_scan_backward(9, 19, 16, pool);

@@ -119,6 +119,11 @@ rp_status rp_jamba_score(rp_jamba_model *m, const int32_t *ids, int n, double *l
  * (ties: the lowest id), lp (may be NULL; then n >= 2) as rp_jamba_score's; aux as above. What in-context
  * accuracy is measured with: the greedy answer at each position of a prompt, in one pass. */
 rp_status rp_jamba_predict(rp_jamba_model *m, const int32_t *ids, int n, double *lp, int32_t *top, double *aux);
+/* Attention probabilities of attention layer `layer` (0-based, RP_ERR_INVAL naming the first attention
+ * layer when it is not one) over one fresh forward of ids[n]: out [nq, n_head, n] receives, for query
+ * position qpos[i] and head h, the softmax weights over key positions 0..qpos[i] (zeros after): what the
+ * attention op mixes the values with (grouped-query heads share their KV head's keys). */
+rp_status rp_jamba_attention_maps(rp_jamba_model *m, const int32_t *ids, int n, int layer, const int *qpos, int nq, float *out);
 /* Generate up to max_new tokens after the prompt (greedy when temperature <= 0, else sampled with seed);
  * writes them to out and their number to n_out. */
 rp_status rp_jamba_generate(rp_jamba_model *m, const int32_t *prompt, int n_prompt, int max_new, float temperature,

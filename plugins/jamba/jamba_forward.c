@@ -10,6 +10,7 @@
 #include <string.h>
 #include "plugins/jamba/jamba_impl.h"
 #include "tensor/moe_route.h"
+#include "tensor/ops_ref.h"
 
 #define OP(op, ...) RP_TRY(RP_BACKEND_CALL(m->be, op, __VA_ARGS__))
 
@@ -55,6 +56,25 @@ nomem:
     return rp_fail(RP_ERR_NOMEM, "jamba forward: out of memory for scratch of %d tokens", T);
 }
 
+/* Writes the requested rows of attention probabilities (m->cap) of this layer: the cache's keys kc
+ * [pos + Tn, kvd] and the new tokens' queries q [Tn, H·hd] (both after RoPE, as the op saw them). */
+static void capture_maps(const rp_jamba_model *m, const float *kc, const float *q, int64_t pos, int64_t Tn) {
+    const jamba_capture *cp = m->cap;
+    const int H = m->cfg.n_head, KV = m->cfg.n_head_kv, hd = m->cfg.head_dim;
+    const int64_t kvd = (int64_t)KV * hd;
+    for (int i = 0; i < cp->nq; i++) {
+        const int64_t t = cp->qpos[i] - pos;
+        if (t < 0 || t >= Tn) continue;   /* not among these tokens */
+        for (int h = 0; h < H; h++) {
+            const int64_t nk = pos + t + 1;
+            double sum = rp_ref_attention_weights(q + (t * H + h) * hd, kc + (int64_t)(h / (H / KV)) * hd, kvd, hd, nk,
+                                                  1.0f / sqrtf((float)hd), cp->p);
+            float *o = cp->out + ((int64_t)i * H + h) * cp->n;
+            for (int64_t j = 0; j < cp->n; j++) o[j] = j < nk ? (float)(cp->p[j] / sum) : 0.0f;
+        }
+    }
+}
+
 /* Causal grouped-query attention of nseq sequences of Tn new tokens each (rows grouped by sequence; u
  * normalised input) into s->mix; sequence i appends to its own KV cache ks[i]. RoPE when configured
  * (rotate-half pairing, as HF Llama / Mistral). */
@@ -79,6 +99,7 @@ static rp_status attention(rp_jamba_model *m, rp_jamba_cache *const *ks, int nse
             OP(rope, kc, Tn, KV, hd, hd, s->pos, c->rope_theta, 1);
         }
         OP(attention, s->att + r0 * q, s->q + r0 * q, k->k[li], k->v[li], Tn, pos, H, KV, hd, kvd, 1.0f / sqrtf((float)hd));
+        if (m->cap && m->cap->layer == li && nseq == 1) capture_maps(m, k->k[li], s->q + r0 * q, pos, Tn);
     }
     LINEAR(s->att, T, q, L->wo, d, s->mix);
     return RP_OK;
@@ -253,6 +274,33 @@ rp_status rp_jamba_predict(rp_jamba_model *m, const int32_t *ids, int n, double 
     }
     free(logits);
     rp_jamba_cache_free(k);
+    return st;
+}
+
+/* Attention probabilities of one attention layer for chosen query positions (see jamba.h). */
+rp_status rp_jamba_attention_maps(rp_jamba_model *m, const int32_t *ids, int n, int layer, const int *qpos, int nq, float *out) {
+    const rp_jamba_config *c = &m->cfg;
+    if (n < 1 || nq < 1) return rp_fail(RP_ERR_INVAL, "jamba attention maps: %d tokens, %d query positions (need >= 1 each)", n, nq);
+    if (layer < 0 || layer >= c->n_layer || !rp_jamba_layer_is_attn(c, layer)) {
+        int first = -1;
+        for (int i = 0; i < c->n_layer && first < 0; i++) if (rp_jamba_layer_is_attn(c, i)) first = i;
+        return rp_fail(RP_ERR_INVAL, "jamba attention maps: layer %d is %s (the first attention layer is %d; %d layers)", layer,
+                       layer < 0 || layer >= c->n_layer ? "out of range" : "a Mamba layer", first, c->n_layer);
+    }
+    for (int i = 0; i < nq; i++)
+        if (qpos[i] < 0 || qpos[i] >= n) return rp_fail(RP_ERR_INVAL, "jamba attention maps: query position %d outside [0, %d)", qpos[i], n);
+    double *p = malloc((size_t)n * sizeof *p);
+    rp_jamba_cache *k = NULL;
+    if (!p) return rp_fail(RP_ERR_NOMEM, "jamba attention maps: out of memory for %d tokens", n);
+    rp_status st = rp_jamba_cache_new(m, n, &k);
+    if (st == RP_OK) {
+        jamba_capture cp = { layer, nq, n, qpos, out, p };
+        m->cap = &cp;
+        st = rp_jamba_forward(m, k, ids, n, NULL, 1, NULL);
+        m->cap = NULL;
+    }
+    rp_jamba_cache_free(k);
+    free(p);
     return st;
 }
 

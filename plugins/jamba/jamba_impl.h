@@ -17,8 +17,14 @@ typedef struct jamba_layer {
 
 typedef struct jamba_alloc { float *p; int64_t n; } jamba_alloc;
 
+/* An attention-map request (rp_jamba_attention_maps): while the model's cap points at one, the forward
+ * writes layer `layer`'s probabilities for the query positions qpos[nq] into out [nq, n_head, n] (zeros
+ * past each query); p is n doubles of work space. */
+typedef struct jamba_capture { int layer, nq; int64_t n; const int *qpos; float *out; double *p; } jamba_capture;
+
 struct rp_jamba_model {
     rp_jamba_config cfg;
+    jamba_capture *cap;                                /* NULL except inside rp_jamba_attention_maps */
     rp_backend *be;                                    /* borrowed: the op table the forward runs on */
     jamba_layer *layers;
     float *embed, *final_norm, *lm_head;               /* lm_head == embed when tied */

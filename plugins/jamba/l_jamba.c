@@ -14,6 +14,9 @@
  *   m:time_decode{context=, steps=, batch=} -> median seconds per decoding step of `batch` sequences (one token
  *                                       each, one batched forward) after `context` cached tokens, their caches' bytes
  *   m:time_prefill{tokens=}           -> seconds for a prompt of that many tokens
+ *   m:attention_maps(ids, {layer=, positions={...}}) -> maps: maps[i][h] = {p...}, the softmax weights of head h
+ *                                       of attention layer `layer` (1-based, counting every layer) from query
+ *                                       position positions[i] (1-based) over key positions 1..n (0 after the query)
  *   m:close()
  *   jamba.trainer(cfg, {seed=, T=, aux_coef=, backend=}) -> tr  (userdata "repro.jamba_trainer": a fresh model
  *                                       of its own, trained from scratch; T = the longest step sequence)
@@ -24,6 +27,7 @@
  *   tr:score(ids)                     -> Σ log p(ids[i+1] | ids[1..i]) (nats), number of predicted tokens
  *   tr:predict(ids)                   -> {top...}, {lp...}: top[i] = the greedy next token after ids[1..i] (i <= n),
  *                                       lp[i] = log p(ids[i+1] | ids[1..i]) (i < n), one forward
+ *   tr:attention_maps(ids, {layer=, positions=})  -> as m:attention_maps, for the trained weights
  *   tr:close()
  * Token ids are 0-based as in the model (no tokenizer: these models are randomly initialised). */
 #include <stddef.h>
@@ -208,6 +212,48 @@ static int l_new(lua_State *L) {
     rp_lua_newobj(L, JAMBA_CLASS, m, model_methods(), model_release);
     return 1;
 }
+
+/* m:attention_maps / tr:attention_maps on model m: ids at index 2, options at 3 (see the header). */
+static int push_attention_maps(lua_State *L, rp_jamba_model *m) {
+    int n;
+    int32_t *ids = check_ids(L, 2, m, &n);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    static const char *const keys[] = { "layer", "positions", NULL };
+    rp_lua_check_keys(L, 3, "attention_maps", keys);
+    long long layer = rp_lua_field_integer(L, 3, "layer", 0);
+    lua_getfield(L, 3, "positions");
+    if (!lua_istable(L, -1)) return luaL_error(L, "attention_maps: positions must be a list of 1-based query positions");
+    int nq = (int)lua_rawlen(L, -1);
+    if (nq < 1) return luaL_error(L, "attention_maps: positions is empty");
+    int *qpos = lua_newuserdata(L, (size_t)nq * sizeof *qpos);
+    for (int i = 0; i < nq; i++) {
+        lua_rawgeti(L, -2, i + 1);
+        if (!lua_isinteger(L, -1)) return luaL_error(L, "attention_maps: positions[%d] is not an integer", i + 1);
+        long long v = lua_tointeger(L, -1);
+        if (v < 1 || v > n) return luaL_error(L, "attention_maps: positions[%d] = %lld outside [1, %d]", i + 1, v, n);
+        qpos[i] = (int)v - 1;
+        lua_pop(L, 1);
+    }
+    const int H = rp_jamba_model_config(m)->n_head;
+    float *out = lua_newuserdata(L, (size_t)nq * (size_t)H * (size_t)n * sizeof *out);
+    if (layer < 1 || layer > rp_jamba_model_config(m)->n_layer)
+        return luaL_error(L, "attention_maps: layer %lld outside [1, %d]", layer, rp_jamba_model_config(m)->n_layer);
+    rp_status st = rp_jamba_attention_maps(m, ids, n, (int)layer - 1, qpos, nq, out);
+    if (st != RP_OK) return rp_lua_fail(L, st, "attention_maps");
+    lua_createtable(L, nq, 0);
+    for (int i = 0; i < nq; i++) {
+        lua_createtable(L, H, 0);
+        for (int h = 0; h < H; h++) {
+            lua_createtable(L, n, 0);
+            for (int j = 0; j < n; j++) { lua_pushnumber(L, out[((size_t)i * H + h) * n + j]); lua_rawseti(L, -2, j + 1); }
+            lua_rawseti(L, -2, h + 1);
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int l_attention_maps(lua_State *L) { return push_attention_maps(L, check_model(L)); }
 
 static int l_info(lua_State *L) {
     rp_jamba_model *m = check_model(L);
@@ -439,16 +485,18 @@ static int l_tr_predict(lua_State *L) {
     return 2;
 }
 
+static int l_tr_attention_maps(lua_State *L) { return push_attention_maps(L, check_trainer(L)->m); }
+
 static int l_tr_close(lua_State *L) { rp_lua_closeobj(L, 1, TRAINER_CLASS); return 0; }
 static const luaL_Reg TRAINER_METHODS[] = {
     { "step", l_tr_step }, { "update", l_tr_update }, { "score", l_tr_score }, { "predict", l_tr_predict },
-    { "close", l_tr_close }, { NULL, NULL },
+    { "attention_maps", l_tr_attention_maps }, { "close", l_tr_close }, { NULL, NULL },
 };
 static const luaL_Reg *trainer_methods(void) { return TRAINER_METHODS; }
 
 static const luaL_Reg METHODS[] = {
     { "info", l_info }, { "score", l_score }, { "forward", l_forward }, { "generate", l_generate },
-    { "time_decode", l_time_decode }, { "time_prefill", l_time_prefill }, { "close", l_close }, { NULL, NULL },
+    { "time_decode", l_time_decode }, { "time_prefill", l_time_prefill }, { "attention_maps", l_attention_maps }, { "close", l_close }, { NULL, NULL },
 };
 static const luaL_Reg *model_methods(void) { return METHODS; }
 
