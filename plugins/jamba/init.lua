@@ -117,6 +117,41 @@ M.ICL = { SEP = 58, NL = 10, CONTENT = 64, LABELS = 160, KEYS = 64, VALUES = 160
 -- the query's ':' followed by the right label (so ids can be trained on), mask[i] = 1 where ids[i+1] is
 -- a label whose class was shown before (the only predictable labels), answers = {{pos=, want=, labels={L0, L1}}}
 -- for the query (pos: index in ids of the ':' whose next token is the answer).
+--- Figure 8's induction-like heads in a trained model (tr: a trainer or model with attention_maps): for
+-- each attention head, the mean attention mass from each format sequence's query position (the final
+-- separator, answers[1].pos) onto the prior label tokens (earlier positions holding one of its two label
+-- words), and the mass a uniform head would put there (their count over the query's keys). Returns
+-- {{layer=, head=, mass=, uniform=, ratio=}...} (ratio = mass / uniform) and, for the strongest head,
+-- its rows over the sequences (a matrix for a heatmap). No attention layers: an empty list.
+function M.induction_heads(tr, cfg, seqs)
+  local heads, rows = {}, {}
+  for _, layer in ipairs(C.attention_layers(cfg)) do
+    local sums, uni, per = {}, 0, {}
+    for si, e in ipairs(seqs) do
+      local a = e.answers[1]
+      local maps = tr:attention_maps(e.ids, { layer = layer, positions = { a.pos } })[1]
+      local nl = 0
+      for j = 1, a.pos - 1 do if e.ids[j] == a.labels[1] or e.ids[j] == a.labels[2] then nl = nl + 1 end end
+      uni = uni + nl / a.pos
+      for h, row in ipairs(maps) do
+        local m = 0
+        for j = 1, a.pos - 1 do if e.ids[j] == a.labels[1] or e.ids[j] == a.labels[2] then m = m + row[j] end end
+        sums[h] = (sums[h] or 0) + m
+        per[h] = per[h] or {}
+        per[h][si] = row
+      end
+    end
+    for h = 1, #sums do
+      local mass, u = sums[h] / #seqs, uni / #seqs
+      heads[#heads + 1] = { layer = layer, head = h, mass = mass, uniform = u, ratio = mass / u }
+      rows[#heads] = per[h]
+    end
+  end
+  local best
+  for i, hd in ipairs(heads) do if not best or hd.ratio > heads[best].ratio then best = i end end
+  return heads, best and heads[best], best and rows[best]
+end
+
 function M.icl_format_sequence(rand, shots, x_len, n_content, n_labels)
   local I = M.ICL
   if shots < 2 or x_len < 1 or n_content < 2 or n_content > 96 or n_labels < 2 or n_labels > 96 then

@@ -3,6 +3,7 @@
  *   jamba.config(name | cfg [, overrides]) -> cfg (a table of every knob; checked: a bad knob raises naming it)
  *   jamba.count(cfg)                  -> {total=, active=, embed=, n_tensors=, n_attn=, n_mamba=, n_moe=, n_attn_moe=,
  *                                         n_mamba_moe=, kv_values_per_token=, mamba_state_values=}   (from the walk)
+ *   jamba.attention_layers(cfg)       -> {i...}: the 1-based indices of its attention layers
  *   jamba.tensors(cfg)                -> {{name=, shape={...}, numel=, layer=, expert=}, ...}   (the walk itself)
  *   jamba.machine()                   -> {load1=, cpus=, gflops_wall=, gflops_cpu=}   (load average and one-thread FMA
  *                                       rate per wall- and per CPU-second now: how loaded a timing's machine was)
@@ -132,6 +133,14 @@ static int l_count(lua_State *L) {
     SETI("n_attn", k.n_attn); SETI("n_mamba", k.n_mamba); SETI("n_moe", k.n_moe); SETI("n_attn_moe", k.n_attn_moe);
     SETI("n_mamba_moe", k.n_mamba_moe); SETI("kv_values_per_token", k.kv_values_per_token);
     SETI("mamba_state_values", k.mamba_state_values);
+    return 1;
+}
+
+static int l_attention_layers(lua_State *L) {
+    rp_jamba_config c = check_config(L, 1);
+    lua_newtable(L);
+    for (int i = 0, k = 0; i < c.n_layer; i++)
+        if (rp_jamba_layer_is_attn(&c, i)) { lua_pushinteger(L, i + 1); lua_rawseti(L, -2, ++k); }
     return 1;
 }
 
@@ -503,7 +512,7 @@ static const luaL_Reg *model_methods(void) { return METHODS; }
 /* The module table. */
 int rp_luaopen_jamba(lua_State *L) {
     static const luaL_Reg fns[] = {
-        { "names", l_names }, { "config", l_config }, { "count", l_count }, { "tensors", l_tensors }, { "new", l_new }, { "machine", l_machine },
+        { "names", l_names }, { "config", l_config }, { "count", l_count }, { "tensors", l_tensors }, { "attention_layers", l_attention_layers }, { "new", l_new }, { "machine", l_machine },
         { "trainer", l_trainer }, { NULL, NULL },
     };
     rp_lua_newlib(L, fns);
