@@ -7,7 +7,7 @@
  * state [D, N]. dt is the step size after softplus. For every channel c and state n:
  *   s_t = exp(dt_t[c]·A[c,n])·s_{t-1} + dt_t[c]·B_t[n]·x_t[c],   y_t[c] = Σ_n C_t[n]·s_t[c,n] + Dskip[c]·x_t[c].
  * Invariants: state holds s_{-1} on entry and s_{T-1} on return (zeros for a fresh sequence). rp_ssm_scan
- * equals the reference up to float rounding (its exp is 2^u by a degree-6 polynomial, ssm.c). */
+ * equals the reference up to float rounding (its decay exp is ssm_exp.h's, within 2 ulp of exp). */
 #ifndef RP_SSM_H
 #define RP_SSM_H
 #include <stdint.h>

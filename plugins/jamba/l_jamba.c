@@ -232,13 +232,12 @@ static int push_attention_maps(lua_State *L, rp_jamba_model *m) {
     long long layer = rp_lua_field_integer(L, 3, "layer", 0);
     lua_getfield(L, 3, "positions");
     if (!lua_istable(L, -1)) return luaL_error(L, "attention_maps: positions must be a list of 1-based query positions");
-    int nq = (int)lua_rawlen(L, -1);
+    int nq = (int)rp_lua_rawlen(L, -1);
     if (nq < 1) return luaL_error(L, "attention_maps: positions is empty");
     int *qpos = lua_newuserdata(L, (size_t)nq * sizeof *qpos);
     for (int i = 0; i < nq; i++) {
         lua_rawgeti(L, -2, i + 1);
-        if (!lua_isinteger(L, -1)) return luaL_error(L, "attention_maps: positions[%d] is not an integer", i + 1);
-        long long v = lua_tointeger(L, -1);
+        long long v = rp_lua_checkinteger(L, -1);   /* rejects fractions on both runtimes */
         if (v < 1 || v > n) return luaL_error(L, "attention_maps: positions[%d] = %lld outside [1, %d]", i + 1, v, n);
         qpos[i] = (int)v - 1;
         lua_pop(L, 1);
