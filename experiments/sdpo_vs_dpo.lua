@@ -80,16 +80,17 @@ return experiment.define {
     local curves = {}
     local function logger(label) return function(step, loss) ctx:log(label .. "_loss", step, loss) end end
 
-    local S = s.new_trainer()
-    measure("sft", S, true)
-    S:close()
+    -- S is measured and then trained as the DPO run (a new trainer would be the same weights built again)
+    local tr = s.new_trainer()
+    ctx:phase("measure sft", function() measure("sft", tr, true) end)
 
     -- DPO: one run on all the data against S
     local pooled = concat(s.D1, s.D2)
-    local tr = s.new_trainer()
     local ref = sdpo.reference_logps(tr, pooled, { base = s.base, ppb = p.ppb, note = s.note })
-    curves.dpo = sdpo.train(tr, pooled, ref, { beta = p.beta, ppb = p.ppb, epochs = p.epochs, note = s.note, label = "DPO", on_step = logger("dpo") })
-    measure("dpo", tr, true)
+    curves.dpo = ctx:phase("train dpo", function()
+      return sdpo.train(tr, pooled, ref, { beta = p.beta, ppb = p.ppb, epochs = p.epochs, note = s.note, label = "DPO", on_step = logger("dpo") })
+    end)
+    ctx:phase("measure dpo", function() measure("dpo", tr, true) end)
     tr:close()
 
     -- sDPO, easy to hard by source (Orca first, as the paper); the measured per-source ease is recorded beside
@@ -101,10 +102,10 @@ return experiment.define {
     ctx:summary("ease_orca_gamma_S_positive", ease.orca or 0, { better = "none" })
     ctx:summary("ease_ultrafeedback_gamma_S_positive", ease.ultrafeedback or 0, { better = "none" })
     local function run_sdpo(label, chunks)
-      local r = sdpo.stepwise { new_trainer = s.new_trainer, chunks = chunks, beta = p.beta, ppb = p.ppb, epochs = p.epochs, base = s.base,
+      local r = ctx:phase("train " .. label, function() return sdpo.stepwise { new_trainer = s.new_trainer, chunks = chunks, beta = p.beta, ppb = p.ppb, epochs = p.epochs, base = s.base,
                                 note = s.note, label = label, optimizer = p.optimizer_state,
-                                on_step = function(t, step, loss) ctx:log(string.format("%s_step%d_loss", label, t), step, loss) end }
-      measure(label, r.trainer, true)
+                                on_step = function(t, step, loss) ctx:log(string.format("%s_step%d_loss", label, t), step, loss) end } end)
+      ctx:phase("measure " .. label, function() measure(label, r.trainer, true) end)
       r.trainer:close()
       return r
     end
@@ -115,7 +116,9 @@ return experiment.define {
     -- Fig. 3's contrast: step 2 from S against M_1 (the reference log-probs sDPO cached)
     local fresh = s.new_trainer()
     -- the S-initialised start over all of D_2: per pair softplus(-beta (gamma_S - gamma_M1)), its mean and SE
-    local lpS = sdpo.logps(fresh, s.D2, p.ppb)
+    -- gamma_S on D_2: S's log-probs of D_2 are the second part of the pooled reference (pooled = D_1 then D_2)
+    local lpS = {}
+    for i = 1, 2 * #s.D2 do lpS[i] = ref[2 * #s.D1 + i] end
     local ref2 = sd.refs[2]
     local n2, lsum, lsq, dsum, dsq, dpos = #s.D2, 0, 0, 0, 0, 0
     for i = 1, n2 do
@@ -132,8 +135,10 @@ return experiment.define {
     ctx:summary("share_D2_pairs_gamma_M1_above_gamma_S", dpos / n2, { n = n2, better = "none" })
     ctx:note("Fig. 3 contrast: over all %d pairs of D_2 the S-initialised step 2 starts at %.5f +- %.5f (ln 2 = %.5f); gamma_M1 - gamma_S = %.4f +- %.4f, positive on %d pairs",
              n2, start_all, start_all_se, math.log(2), dgamma, dgamma_se, dpos)
-    local srun = sdpo.train(fresh, s.D2, sd.refs[2], { beta = p.beta, ppb = p.ppb, epochs = p.epochs, note = s.note, label = "S-init step 2",
-                                                       on_step = logger("sft_init_step2") })
+    local srun = ctx:phase("train sdpo_sft_init", function()
+      return sdpo.train(fresh, s.D2, sd.refs[2], { beta = p.beta, ppb = p.ppb, epochs = p.epochs, note = s.note, label = "S-init step 2",
+                                                   on_step = logger("sft_init_step2") })
+    end)
     ctx:figure { name = "step2_loss", type = "lines", title = "step 2 loss against M_1: target from M_1 (sDPO) vs from S", xlabel = "step",
                  ylabel = "DPO loss", series = { { label = "from M_1", x = (function() local x = {} for i = 1, #sd.losses[2] do x[i] = i end return x end)(), y = sd.losses[2] },
                                                  { label = "from S", x = (function() local x = {} for i = 1, #srun do x[i] = i end return x end)(), y = srun } } }
