@@ -80,7 +80,10 @@ return experiment.define {
               heal_steps = 1000, heal_batch = 16, heal_seq = 256, heal_warmup = 100, heal_tasks = "arc_easy,piqa,hellaswag,boolq,mmlu",
               heal_eval_len = 1024, rank_sweep = "2,4,8,16,64" },
   },
-  seconds = { smoke = 15, demo = 600 },   -- demo: 9 evaluations + 7 healed models; from CPU time measured here (README)
+  -- demo: 9 evaluations + 7 healed models: 323 CPU-s, 4:14 wall at load 3-6 (2026-12-05; capture 6 s, the 9 evaluations
+  -- 34 s, healing 3.5 min of which about 30 s is the first trainer's NF4 build); full: an estimate, about 7 hours
+  -- idle (78 evaluations of 5 tasks x 200 items + 11 healed models of 200 steps), run it with --resume after a kill
+  seconds = { smoke = 15, demo = 240, full = 25000 },
   resources = { threads = 2, memory = "2G" },
   reproduces = "Figs. 1-3, 5, 6; Sec. 4.1, 4.4, App. A",
   run = function(ctx, p)

@@ -2,7 +2,7 @@
 # resume_test.sh: resumable runs (ctx:memo + `repro run --resume`). A run of 8 units of work is killed with
 # SIGKILL after its third unit; the same params, seed and --resume reuse the finished units (not recomputed:
 # each computed unit appends a line to a side file) and end with summaries equal, bit for bit, to those of an
-# uninterrupted run. A resume with other params, or a run without --resume, reuses nothing; a killed
+# uninterrupted run, draws of math.random inside and between units included. A resume with other params, or a run without --resume, reuses nothing; a killed
 # (SIGTERM) run resumes too, and a resume of a resume needs only the latest run.
 . "$(dirname "$0")/cli_test_lib.sh"
 
@@ -19,8 +19,9 @@ return experiment.define { name = "units", params = {
         local s = 0
         for k = 1, 200000 do s = s + math.sin(k * i * 1e-3) * p.scale end
         local fh = io.open(p.log, "a"); fh:write("unit/", i, "\n"); fh:close()
-        return { value = s / 3, parts = { i, s, -s }, tag = "u" .. i }
+        return { value = s / 3 + math.random(), parts = { i, s, -s }, tag = "u" .. i }
       end)
+      total = total + math.random()   -- draws between units: the same whether earlier units were reused or not
       ctx:summary("unit_" .. i, r.value)
       total = total + r.parts[2] + r.parts[3] + r.value
     end

@@ -307,8 +307,10 @@ end
 -- fn()'s result (a JSON value: table of numbers, strings, booleans, nested tables; NaN/Inf become nil), kept
 -- as a "memo" record under key with its wall and CPU seconds. With --resume, a unit the resumed run finished
 -- is read back instead of computed (and recorded again in this run). The result is always the JSON round
--- trip of fn()'s value, so a fresh and a resumed run see identical values. fn must depend only on the params,
--- the seed and key (not on random draws made by earlier units); within a run, a key is computed once.
+-- trip of fn()'s value, so a fresh and a resumed run see identical values. math.random is reseeded from the
+-- run's seed and key before fn and again after the unit (computed or reused), so neither a unit nor what follows
+-- it depends on which earlier units were reused. Other state fn reads must come from params, seed and key;
+-- within a run, a key is computed once.
 function Ctx:memo(key, fn)
   if type(key) ~= "string" or key == "" or type(fn) ~= "function" then fail("memo: expects (key string, function)") end
   local json = require("repro.json")
@@ -321,9 +323,11 @@ function Ctx:memo(key, fn)
     self.reused = self.reused + 1
     io.stderr:write(string.format("[memo] %s: reused from run %d (%.1f s wall when computed)\n", key, core.resumed_from(), unit.wall_s or 0))
   else
+    math.randomseed(core.seed("memo:" .. key))
     local v, wall, cpu = timed(self, "memo", key, fn)
     unit = json.decode(json.encode({ value = v, wall_s = wall, cpu_s = cpu }))
   end
+  math.randomseed(core.seed("after memo:" .. key))
   core.record("memo", key, unit)
   self.memos[key] = unit
   return unit.value
