@@ -31,7 +31,7 @@ return experiment.define {
                  doc = "items of each multiple-choice task scored before/after (ARC-Easy and the four H4 columns; a seeded subset, seed 1; 0: skip)" },
     eval_len = { type = "integer", default = 256, min = 16, doc = "widest benchmark sequence scored (longer contexts are cut from the left)" },
   },
-  seconds = { smoke = 15, demo = 400, full = 36000 },   -- demo: 772 CPU-s measured (load 12-20), /2 threads; full: estimate (README)
+  seconds = { smoke = 15, demo = 340, full = 36000 },   -- demo: 637 CPU-s on 2 threads measured 2026-12-05 (load 9-15, 26:50 wall); full: estimate (README)
   resources = { threads = 2, memory = "3G", gpu = 0, time_min = 240 },
   presets = {
     smoke = { model = "stories260K", seq_len = 48, n_orca = 8, n_uf = 8, n_heldout = 8, ppb = 2, lr = 3e-3, mc_limit = 4, eval_len = 160 },
