@@ -115,11 +115,13 @@ return experiment.define {
     head_seqs = { type = "integer", default = 32, min = 1, doc = "format: held-out sequences for the attention-head analysis (Figure 8)" },
     head_ratio = { type = "number", default = 2.0, doc = "format: a head counts as induction-like when its mass on prior labels is >= this x a uniform head's" },
   },
-  seconds = { smoke = 5, demo = 500 },   -- demo: 7200 steps of 16 sequences; 6.4 steps/s (1125 s) measured at load 12-20, idle estimated
+  seconds = { smoke = 5, demo = 300 },   -- demo: 6720 sequence-steps, 290 CPU-s single-threaded measured 2026-12-05 (load 9-15)
   resources = { threads = 2, memory = "512M" },
   presets = {
     smoke = { d_model = 32, steps = 4, batch = 2, warmup = 1, seeds = 1, shots = 3, pairs = 3, train_seqs = 8, eval_seqs = 8, eval_every = 2 },
-    demo = {},
+    -- demo: 560 steps of 12 sequences (the defaults' 600 x 16 took 419 CPU-s, single-threaded: over the 6-minute aim);
+    -- keeps both tasks, all three variants and 2 seeds; full adds width, steps, seeds and eval sequences
+    demo = { batch = 12, steps = 560 },
     full = { d_model = 128, steps = 2000, batch = 16, seeds = 3, eval_seqs = 1000, train_seqs = 50000, x_len = 3, n_content = 32, n_labels = 32, pairs = 8, n_keys = 32, n_values = 32 },
     paper = { d_model = 256, steps = 5000, batch = 32, seeds = 3, eval_seqs = 2000, pairs = 32, n_keys = 96, n_values = 96, train_seqs = 200000 },
   },

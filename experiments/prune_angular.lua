@@ -39,7 +39,7 @@ return experiment.define {
     local all = prune.C.stats(L + 1, info.dim)
     local halves = { prune.C.stats(L + 1, info.dim), prune.C.stats(L + 1, info.dim) }
     local tick = prune.progress("capture", #samples)
-    local t0 = prune.C.now()
+    local t0 = require("repro.core").now()
     for i, ids in ipairs(samples) do
       local h = m:hidden_states(ids)
       all:add(h, { all_tokens = p.all_tokens })
@@ -48,7 +48,7 @@ return experiment.define {
       tick(i)
       if ctx:interrupted() then error("interrupted", 0) end
     end
-    ctx:summary("capture_tokens_per_s", #samples * p.seq_len / math.max(prune.C.now() - t0, 1e-3), { better = "higher" })
+    ctx:summary("capture_tokens_per_s", #samples * p.seq_len / math.max(require("repro.core").now() - t0, 1e-3), { better = "higher" })
     local mx = all:matrix()
     -- heat maps: row n (1..L), column l (0..L-1); NaN where the block runs past the last layer
     local raw, scaled, yt, xt = {}, {}, {}, {}

@@ -80,7 +80,10 @@ return experiment.define {
               heal_steps = 1000, heal_batch = 16, heal_seq = 256, heal_warmup = 100, heal_tasks = "arc_easy,piqa,hellaswag,boolq,mmlu",
               heal_eval_len = 1024, rank_sweep = "2,4,8,16,64" },
   },
-  seconds = { smoke = 15, demo = 600 },   -- demo: 9 evaluations + 7 healed models; from CPU time measured here (README)
+  -- demo: 9 evaluations + 7 healed models: 323 CPU-s, 4:14 wall at load 3-6 (2026-12-05; capture 6 s, the 9 evaluations
+  -- 34 s, healing 3.5 min of which about 30 s is the first trainer's NF4 build); full: an estimate, about 7 hours
+  -- idle (78 evaluations of 5 tasks x 200 items + 11 healed models of 200 steps), run it with --resume after a kill
+  seconds = { smoke = 15, demo = 240, full = 25000 },
   resources = { threads = 2, memory = "2G" },
   reproduces = "Figs. 1-3, 5, 6; Sec. 4.1, 4.4, App. A",
   run = function(ctx, p)
@@ -99,7 +102,7 @@ return experiment.define {
       if not ok then error("prune_curves: unknown rule '" .. r .. "' (angular, heuristic, influence, random)", 0) end
     end
     local held = prune.piece(text, 0.8, 1):sub(1, p.eval_chars)
-    local st = prune.capture(m, prune.windows(m, prune.piece(text, 0, 0.4), p.n_calib, p.calib_len, p.text))
+    local st = ctx:phase("capture", function() return prune.capture(m, prune.windows(m, prune.piece(text, 0, 0.4), p.n_calib, p.calib_len, p.text)) end)
     local tasks = {}
     for _, name in ipairs(csv(p.tasks)) do
       tasks[#tasks + 1] = { name = name, task = eval.load(name), shots = name == "mmlu" and p.mmlu_shots or 0 }
@@ -114,12 +117,14 @@ return experiment.define {
       end
     end
     local tick = prune.progress("evaluate", #jobs + 1, 1)
-    local base = prune.evaluate(m, {}, held, opts)
+    -- each evaluation and each healed model is a unit of work (ctx:memo): `--resume` after a kill skips those done
+    local function evaluate(key, layers) return ctx:memo(key, function() return prune.evaluate(m, layers, held, opts) end) end
+    local base = evaluate("eval/unpruned", {})
     tick(1)
     local curves = {}   -- curves[rule][n] = list of results (one per seed)
     for i, job in ipairs(jobs) do
       local layers = prune.select(job.rule, job.n, L, st, 1000 * ctx.seed + job.seed)
-      local r = prune.evaluate(m, layers, held, opts)
+      local r = evaluate(string.format("eval/%s/n%d/s%d", job.rule, job.n, job.seed), layers)
       curves[job.rule] = curves[job.rule] or {}
       curves[job.rule][job.n] = curves[job.rule][job.n] or {}
       table.insert(curves[job.rule][job.n], r)
@@ -222,17 +227,21 @@ return experiment.define {
       end
       local function heal(rule, n, rank)
         if n == 0 then rule = "unpruned" end
-        local key = string.format("%s/%d/%d", rule, n, rank)
+        local key = string.format("heal/%s/n%d/r%d", rule, n, rank)
         if memo[key] then return memo[key] end
         local layers = n == 0 and {} or prune.select(rule, n, L, st, 1000 * ctx.seed + 1)
-        prune.C.export(mpath, tmp, layers)
-        ctx:note("healing %s n=%d %s: %d QLoRA steps of %dx%d, rank %d", rule, n, prune.show(layers), p.heal_steps, p.heal_batch, p.heal_seq, rank)
-        local r = prune.heal { path = tmp, train_ids = ids, eval_ids = held_ids, steps = p.heal_steps, batch = p.heal_batch,
-                               seq_len = p.heal_seq, rank = rank, lr = p.heal_lr, warmup = p.heal_warmup, seed = ctx.seed, threads = 2,
-                               tasks = heal_tasks, model = m, eval_len = p.heal_eval_len, limit = opts.limit, task_seed = ctx.seed,
-                               log = function(step, loss) ctx:log(string.format("heal_loss_%s_n%d_r%d", rule, n, rank), step, loss) end }
-        local h = { n = n, rank = rank, before = r.before / lnV, after = r.after / lnV, acc_before = r.acc_before, acc_after = r.acc_after }
-        ctx:note("  held-out loss / ln V %.4f -> %.4f; accuracy before: %s; after: %s", h.before, h.after, accs(h.acc_before), accs(h.acc_after))
+        local h = ctx:memo(key, function()
+          prune.C.export(mpath, tmp, layers)
+          ctx:note("healing %s n=%d %s: %d QLoRA steps of %dx%d, rank %d", rule, n, prune.show(layers), p.heal_steps, p.heal_batch, p.heal_seq, rank)
+          local r = prune.heal { path = tmp, train_ids = ids, eval_ids = held_ids, steps = p.heal_steps, batch = p.heal_batch,
+                                 seq_len = p.heal_seq, rank = rank, lr = p.heal_lr, warmup = p.heal_warmup, seed = ctx.seed, threads = 2,
+                                 tasks = heal_tasks, model = m, eval_len = p.heal_eval_len, limit = opts.limit, task_seed = ctx.seed }
+          return { n = n, rank = rank, before = r.before / lnV, after = r.after / lnV, acc_before = r.acc_before, acc_after = r.acc_after,
+                   losses = r.losses }
+        end)
+        -- the training curve is logged from the unit's result, so a resumed run holds it too
+        for step, loss in ipairs(h.losses) do ctx:log(string.format("heal_loss_%s_n%d_r%d", rule, n, rank), step, loss) end
+        ctx:note("  %s: held-out loss / ln V %.4f -> %.4f; accuracy before: %s; after: %s", key, h.before, h.after, accs(h.acc_before), accs(h.acc_after))
         memo[key] = h
         if ctx:interrupted() then error("interrupted", 0) end
         return h

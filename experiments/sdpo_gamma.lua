@@ -65,7 +65,7 @@ return experiment.define {
   description = "sDPO: mean gamma of each step's reference (Fig. 2), step-2 loss from M_1 vs from S (Fig. 3), table arithmetic",
   version = 2,
   params = sdpo.params(),
-  seconds = { smoke = 10, demo = 180 },   -- 297 CPU-s measured with threads=1 (load 14-20)
+  seconds = { smoke = 10, demo = 150 },   -- demo: 242 CPU-s on 2 threads measured 2026-12-05 (load 9-15, 18:07 wall)
   resources = { threads = 2, memory = "2G", gpu = 0, time_min = 60 },
   presets = {
     smoke = { model = "stories260K", seq_len = 48, n_orca = 8, n_uf = 8, n_heldout = 8, ppb = 2, lr = 1e-2 },

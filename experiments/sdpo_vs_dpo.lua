@@ -25,13 +25,13 @@ return experiment.define {
   name = "sdpo_vs_dpo",
   paper = "sdpo",
   description = "sDPO vs DPO vs random-split sDPO vs S-initialised step 2: held-out reward accuracy and margin, H4 columns before/after",
-  version = 2,
+  version = 3,
   params = sdpo.params {
     mc_limit = { type = "integer", default = 100, min = 0,
                  doc = "items of each multiple-choice task scored before/after (ARC-Easy and the four H4 columns; a seeded subset, seed 1; 0: skip)" },
     eval_len = { type = "integer", default = 256, min = 16, doc = "widest benchmark sequence scored (longer contexts are cut from the left)" },
   },
-  seconds = { smoke = 15, demo = 400, full = 36000 },   -- demo: 772 CPU-s measured (load 12-20), /2 threads; full: estimate (README)
+  seconds = { smoke = 15, demo = 340, full = 36000 },   -- demo: 637 CPU-s on 2 threads measured 2026-12-05 (load 9-15, 26:50 wall); full: estimate (README)
   resources = { threads = 2, memory = "3G", gpu = 0, time_min = 240 },
   presets = {
     smoke = { model = "stories260K", seq_len = 48, n_orca = 8, n_uf = 8, n_heldout = 8, ppb = 2, lr = 3e-3, mc_limit = 4, eval_len = 160 },
@@ -48,49 +48,62 @@ return experiment.define {
     end
     local results = {}
     local refS_held
-    -- score one trained model: held-out stats against S, and (with_mc) ARC-Easy and the H4 columns
-    local function measure(label, tr, with_mc)
-      local lp = sdpo.logps(tr, s.heldout, p.ppb)
-      refS_held = refS_held or lp
-      local st = sdpo.stats(lp, refS_held, p.beta)
-      local r = { stats = st }
+    -- score one trained model (a unit's result): held-out log-probs, and (with_mc) ARC-Easy and the H4 columns
+    local function score(tr, with_mc)
+      local r = { lp = sdpo.logps(tr, s.heldout, p.ppb) }
+      if mc and with_mc then
+        local lm = require("repro.train_lm")(tr, s.m, 2 * p.ppb, s.T)
+        local a = eval.evaluate(lm, mc.arc_easy, { limit = p.mc_limit, seed = 1 })
+        r.arc = { acc = a.acc, acc_stderr = a.acc_stderr, acc_norm = a.acc_norm, acc_norm_stderr = a.acc_norm_stderr, n = a.n }
+        r.h4 = sdpo.h4_scores(lm, mc, { limit = p.mc_limit, seed = 1 })
+        r.cut = lm.cut
+      end
+      return r
+    end
+    -- log a scored model: held-out stats against S (S's own held-out log-probs, the first model scored)
+    local function measure(label, r)
+      refS_held = refS_held or r.lp
+      local st = sdpo.stats(r.lp, refS_held, p.beta)
+      r.stats = st
       ctx:summary(label .. "_heldout_reward_accuracy", st.accuracy, { stderr = st.accuracy_stderr, n = st.n, better = "higher" })
       ctx:summary(label .. "_heldout_reward_margin", st.margin, { n = st.n, better = "higher" })
       ctx:summary(label .. "_heldout_pref_accuracy", st.pref_accuracy, { n = st.n, better = "higher" })
       ctx:summary(label .. "_heldout_gamma", st.gamma_policy, { stderr = st.gamma_stderr, n = st.n, better = "higher" })
       ctx:note("%s: held-out reward accuracy %.3f, margin %.4f, prefers chosen %.3f, mean gamma %.3f", label, st.accuracy, st.margin,
                st.pref_accuracy, st.gamma_policy)
-      if mc and with_mc then
-        local lm = require("repro.train_lm")(tr, s.m, 2 * p.ppb, s.T)
-        local a = eval.evaluate(lm, mc.arc_easy, { limit = p.mc_limit, seed = 1 })
-        r.arc = a
+      if r.h4 then
+        local a = r.arc
         ctx:summary(label .. "_arc_easy_acc", a.acc, { stderr = a.acc_stderr, n = a.n, better = "higher" })
         ctx:summary(label .. "_arc_easy_acc_norm", a.acc_norm, { stderr = a.acc_norm_stderr, n = a.n, better = "higher" })
-        r.h4 = sdpo.h4_scores(lm, mc, { limit = p.mc_limit, seed = 1 })
         for _, c in ipairs(sdpo.H4) do
           local v = r.h4[c.key]
           ctx:summary(string.format("%s_%s_%s", label, c.task, c.metric), v.value, { stderr = v.stderr, n = v.n, better = "higher" })
         end
         ctx:summary(label .. "_h4_zero_shot", r.h4.h4.value, { stderr = r.h4.h4.stderr, better = "higher" })
         ctx:note("%s: ARC-Easy acc %.3f; zero-shot ARC-C %.3f, HellaSwag %.3f, MMLU %.3f, TruthfulQA MC2 %.3f, mean %.3f +- %.3f (%d sequences cut)",
-                 label, a.acc, r.h4.arc.value, r.h4.hs.value, r.h4.mmlu.value, r.h4.tqa.value, r.h4.h4.value, r.h4.h4.stderr, lm.cut)
+                 label, a.acc, r.h4.arc.value, r.h4.hs.value, r.h4.mmlu.value, r.h4.tqa.value, r.h4.h4.value, r.h4.h4.stderr, r.cut)
       end
       results[label] = r
     end
-    local curves = {}
-    local function logger(label) return function(step, loss) ctx:log(label .. "_loss", step, loss) end end
+    -- a loss curve from a unit's result (logged after the unit, so a resumed run holds the reused ones too)
+    local function log_curve(name, losses) for i, l in ipairs(losses) do ctx:log(name, i, l) end end
+    -- each model trained and scored is a unit of work (ctx:memo): `--resume` after a kill skips the finished ones
 
-    local S = s.new_trainer()
-    measure("sft", S, true)
-    S:close()
+    -- S is scored and then trained as the DPO run (a new trainer would be the same weights built again); its
+    -- digest keys the on-disk reference cache, so it is built even when both units are reused
+    local tr = s.new_trainer()
+    measure("sft", ctx:memo("sft", function() return score(tr, true) end))
 
     -- DPO: one run on all the data against S
     local pooled = concat(s.D1, s.D2)
-    local tr = s.new_trainer()
     local ref = sdpo.reference_logps(tr, pooled, { base = s.base, ppb = p.ppb, note = s.note })
-    curves.dpo = sdpo.train(tr, pooled, ref, { beta = p.beta, ppb = p.ppb, epochs = p.epochs, note = s.note, label = "DPO", on_step = logger("dpo") })
-    measure("dpo", tr, true)
+    local dpo = ctx:memo("dpo", function()
+      local losses = sdpo.train(tr, pooled, ref, { beta = p.beta, ppb = p.ppb, epochs = p.epochs, note = s.note, label = "DPO" })
+      return { losses = losses, scored = score(tr, true) }
+    end)
     tr:close()
+    log_curve("dpo_loss", dpo.losses)
+    measure("dpo", dpo.scored)
 
     -- sDPO, easy to hard by source (Orca first, as the paper); the measured per-source ease is recorded beside
     local ease, order = sdpo.source_ease(pooled, ref)
@@ -101,11 +114,15 @@ return experiment.define {
     ctx:summary("ease_orca_gamma_S_positive", ease.orca or 0, { better = "none" })
     ctx:summary("ease_ultrafeedback_gamma_S_positive", ease.ultrafeedback or 0, { better = "none" })
     local function run_sdpo(label, chunks)
-      local r = sdpo.stepwise { new_trainer = s.new_trainer, chunks = chunks, beta = p.beta, ppb = p.ppb, epochs = p.epochs, base = s.base,
-                                note = s.note, label = label, optimizer = p.optimizer_state,
-                                on_step = function(t, step, loss) ctx:log(string.format("%s_step%d_loss", label, t), step, loss) end }
-      measure(label, r.trainer, true)
-      r.trainer:close()
+      local r = ctx:memo(label, function()
+        local sr = sdpo.stepwise { new_trainer = s.new_trainer, chunks = chunks, beta = p.beta, ppb = p.ppb, epochs = p.epochs, base = s.base,
+                                   note = s.note, label = label, optimizer = p.optimizer_state }
+        local out = { losses = sr.losses, refs = sr.refs, scored = score(sr.trainer, true) }
+        sr.trainer:close()
+        return out
+      end)
+      for t, losses in ipairs(r.losses) do log_curve(string.format("%s_step%d_loss", label, t), losses) end
+      measure(label, r.scored)
       return r
     end
     local sd = run_sdpo("sdpo", { s.D1, s.D2 })
@@ -113,9 +130,10 @@ return experiment.define {
     ctx:record("split", "sdpo_rand", rdesc)
     run_sdpo("sdpo_rand", rchunks)
     -- Fig. 3's contrast: step 2 from S against M_1 (the reference log-probs sDPO cached)
-    local fresh = s.new_trainer()
-    -- the S-initialised start over all of D_2: per pair softplus(-beta (gamma_S - gamma_M1)), its mean and SE
-    local lpS = sdpo.logps(fresh, s.D2, p.ppb)
+    -- the S-initialised start over all of D_2: per pair softplus(-beta (gamma_S - gamma_M1)), its mean and SE;
+    -- gamma_S on D_2: S's log-probs of D_2 are the second part of the pooled reference (pooled = D_1 then D_2)
+    local lpS = {}
+    for i = 1, 2 * #s.D2 do lpS[i] = ref[2 * #s.D1 + i] end
     local ref2 = sd.refs[2]
     local n2, lsum, lsq, dsum, dsq, dpos = #s.D2, 0, 0, 0, 0, 0
     for i = 1, n2 do
@@ -132,13 +150,20 @@ return experiment.define {
     ctx:summary("share_D2_pairs_gamma_M1_above_gamma_S", dpos / n2, { n = n2, better = "none" })
     ctx:note("Fig. 3 contrast: over all %d pairs of D_2 the S-initialised step 2 starts at %.5f +- %.5f (ln 2 = %.5f); gamma_M1 - gamma_S = %.4f +- %.4f, positive on %d pairs",
              n2, start_all, start_all_se, math.log(2), dgamma, dgamma_se, dpos)
-    local srun = sdpo.train(fresh, s.D2, sd.refs[2], { beta = p.beta, ppb = p.ppb, epochs = p.epochs, note = s.note, label = "S-init step 2",
-                                                       on_step = logger("sft_init_step2") })
+    local sinit = ctx:memo("sdpo_sft_init", function()
+      local fresh = s.new_trainer()
+      local losses = sdpo.train(fresh, s.D2, sd.refs[2], { beta = p.beta, ppb = p.ppb, epochs = p.epochs, note = s.note, label = "S-init step 2" })
+      local out = { losses = losses, scored = score(fresh, false) }
+      fresh:close()
+      return out
+    end)
+    local srun = sinit.losses
+    log_curve("sft_init_step2_loss", srun)
     ctx:figure { name = "step2_loss", type = "lines", title = "step 2 loss against M_1: target from M_1 (sDPO) vs from S", xlabel = "step",
                  ylabel = "DPO loss", series = { { label = "from M_1", x = (function() local x = {} for i = 1, #sd.losses[2] do x[i] = i end return x end)(), y = sd.losses[2] },
                                                  { label = "from S", x = (function() local x = {} for i = 1, #srun do x[i] = i end return x end)(), y = srun } } }
-    measure("sdpo_sft_init", fresh)
-    fresh:close()
+    measure("sdpo_sft_init", sinit.scored)
+    local curves = { dpo = dpo.losses }
 
     -- figures and targets
     local labels = { "sft", "dpo", "sdpo", "sdpo_rand", "sdpo_sft_init" }

@@ -22,10 +22,13 @@
 RP_COMMAND(run, rp_cmd_run, "run an experiment script and record it in the registry");
 
 static const char *RUN_HELP =
-    "usage: repro run SCRIPT.lua [--preset smoke|demo|full|paper] [--seed N] [--db PATH] [--device cpu|cuda] [key=value ...]\n"
+    "usage: repro run SCRIPT.lua [--preset smoke|demo|full|paper] [--seed N] [--db PATH] [--device cpu|cuda] [--resume] [key=value ...]\n"
     "  Resolves params (script defaults, then the preset, then key=value), records the run with its\n"
     "  provenance, runs it, and stores metrics, summaries, figures and targets in the registry.\n"
     "  --list-params  print the script's params and presets, run nothing\n"
+    "  --resume       reuse the units of work (ctx:memo) finished by the latest earlier run with the same\n"
+    "                 experiment, params, plugin versions and seed (a killed or failed run); the new run\n"
+    "                 records them again, so it holds every unit; with no such run it starts from scratch\n"
     "  --device cuda  models the script loads without naming a backend run on the GPU (REPRO_DEVICE), and the\n"
     "                 run records backend cuda and the GPU; without a GPU the run is refused before it starts\n"
     "exit: 0 finished, 1 failed, 2 bad usage or param, 130 killed (SIGINT, SIGTERM, SIGHUP)\n";
@@ -70,7 +73,7 @@ int rp_cmd_run(int argc, char **argv) {
     }
     const char *script = NULL, *preset = NULL, *db_path = NULL;
     long long seed = 1;
-    int list_params = 0, n_over = 0;
+    int list_params = 0, n_over = 0, resume = 0;
     const char *over[256];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -81,6 +84,7 @@ int rp_cmd_run(int argc, char **argv) {
         if (!strcmp(a, "--preset")) preset = argv[++i];
         else if (!strcmp(a, "--db")) db_path = argv[++i];
         else if (!strcmp(a, "--list-params")) list_params = 1;
+        else if (!strcmp(a, "--resume")) resume = 1;
         else if (!strcmp(a, "--device")) {
             rp_backend *be;
             if (rp_cli_device_open("repro run", argv[++i], &be)) return 2;   /* sets REPRO_DEVICE: model.load, provenance */
@@ -151,6 +155,8 @@ int rp_cmd_run(int argc, char **argv) {
                         .seed = seed, .params_json = params_json.data, .plugin_versions_json = versions_json.data};
     rp_provenance_apply(&prov, &info);
     st = rp_db_run_begin(run.db, &info, &run.id);
+    int64_t n_units = 0;
+    if (st == RP_OK && resume) st = rp_db_memo_source(run.db, &info, run.id, &run.resume_from, &n_units);
     rp_provenance_free(&prov);
     rp_buf_free(&params_json);
     rp_buf_free(&versions_json);
@@ -161,6 +167,10 @@ int rp_cmd_run(int argc, char **argv) {
     rp_figures_dir(dbp, run.experiment, run.id, run.figures_dir, sizeof run.figures_dir);
     rp_mkdirs(run.figures_dir);
     fprintf(stderr, "repro: run %lld of %s (preset %s, seed %lld) started\n", (long long)run.id, run.experiment, preset ? preset : "none", seed);
+    if (resume && run.resume_from)
+        fprintf(stderr, "repro: resuming run %lld: %lld finished units of work are reused\n", (long long)run.resume_from, (long long)n_units);
+    else if (resume)
+        fprintf(stderr, "repro: --resume: no earlier run of %s with these params, plugin versions and seed holds finished units; starting from scratch\n", run.experiment);
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);

@@ -72,6 +72,11 @@ rp_status rp_db_target(rp_db *db, int64_t run_id, const char *name, const char *
 rp_status rp_db_figure(rp_db *db, int64_t run_id, const char *name, const char *spec_json, const char *files_json, int rendered);
 /* A free-form artifact / record (JSON), e.g. a per-response record of a pipeline. */
 rp_status rp_db_record(rp_db *db, int64_t run_id, const char *kind, const char *key, const char *json);
+/* The JSON text of the latest record of kind/key in run_id, appended to out; RP_ERR_NOTFOUND when none. */
+rp_status rp_db_record_get(rp_db *db, int64_t run_id, const char *kind, const char *key, rp_buf *out);
+/* The run a resumed run reuses finished units from (db_memo.c): the latest run before `before` with the same
+ * experiment, canonical params, plugin versions and seed holding memo records; *from = 0 when none. */
+rp_status rp_db_memo_source(rp_db *db, const rp_run_info *info, int64_t before, int64_t *from, int64_t *n_units);
 
 struct rp_json;
 /* Queries return JSON text in out (arrays of objects), so the CLI can print tables or --json alike. */

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 RP_LUA_MODULE(core, rp_luaopen_core);
 
@@ -101,6 +102,27 @@ static int l_record(lua_State *L) {
     return check(L, st, "record");
 }
 
+/* core.memo_get(key) -> JSON text of the unit `key` finished by the run this one resumes, or nil */
+static int l_memo_get(lua_State *L) {
+    const char *key = luaL_checkstring(L, 1);
+    rp_run *r = live_run(L);
+    if (!r || !r->resume_from) { lua_pushnil(L); return 1; }
+    rp_buf b = {0};
+    rp_status st = rp_db_record_get(r->db, r->resume_from, "memo", key, &b);
+    if (st == RP_ERR_NOTFOUND) { rp_buf_free(&b); lua_pushnil(L); return 1; }
+    if (st != RP_OK) { rp_buf_free(&b); return rp_lua_fail(L, st, "memo"); }
+    lua_pushlstring(L, b.data, b.len);
+    rp_buf_free(&b);
+    return 1;
+}
+
+/* core.resumed_from() -> the run id this run resumes (nil when it resumes none) */
+static int l_resumed_from(lua_State *L) {
+    rp_run *r = live_run(L);
+    if (r && r->resume_from) lua_pushnumber(L, (lua_Number)r->resume_from); else lua_pushnil(L);
+    return 1;
+}
+
 static int l_run_id(lua_State *L) {
     rp_run *r = live_run(L);
     if (r) lua_pushnumber(L, (lua_Number)r->id); else lua_pushnil(L);
@@ -112,13 +134,22 @@ static int l_seed(lua_State *L) {
     return 1;
 }
 
+/* core.now() -> monotonic wall-clock seconds (timings and progress rates; os.clock counts the CPU time of
+ * every thread, os.time whole seconds) */
+static int l_now(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec * 1e-9);
+    return 1;
+}
+
 static int l_interrupted(lua_State *L) { lua_pushboolean(L, rp_lua_interrupted()); return 1; }
 
 int rp_luaopen_core(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"metric", l_metric}, {"summary", l_summary}, {"target", l_target}, {"figure", l_figure},
         {"record", l_record}, {"run_id", l_run_id}, {"seed", l_seed}, {"interrupted", l_interrupted},
-        {NULL, NULL}};
+        {"memo_get", l_memo_get}, {"resumed_from", l_resumed_from}, {"now", l_now}, {NULL, NULL}};
     rp_lua_newlib(L, fns);
     return 1;
 }

@@ -12,6 +12,7 @@ typedef struct rp_run {
     char experiment[128];
     char figures_dir[1024]; /* results/figures/<experiment>/run-<id> */
     int figures_unrendered; /* count of figures gnuplot could not render */
+    int64_t resume_from;    /* `repro run --resume`: the earlier run whose memo units are reused (0: none) */
 } rp_run;
 
 #endif

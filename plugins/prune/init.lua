@@ -6,6 +6,7 @@
 -- m:skip_layers takes them. Written in the subset shared by Lua 5.4 and LuaJIT.
 local C = require("repro.prune")
 local eval = require("repro.eval")
+local now = require("repro.core").now
 
 local M = { VERSION = 1, C = C }
 
@@ -52,13 +53,13 @@ end
 
 --- Progress on stderr: returns tick(i) printing done/total, rate and ETA at most every `every` seconds.
 function M.progress(what, total, every)
-  local t0, last = C.now(), -math.huge
+  local t0, last = now(), -math.huge
   every = every or 5
   return function(i)
-    local now = C.now()
-    if i < total and now - last < every then return end
-    last = now
-    local dt = math.max(now - t0, 1e-3)
+    local t = now()
+    if i < total and t - last < every then return end
+    last = t
+    local dt = math.max(t - t0, 1e-3)
     local rate = i / dt
     local eta = rate > 0 and (total - i) / rate or 0
     io.stderr:write(string.format("%s: %d/%d  %.3g/s  ETA %ds\n", what, i, total, rate, math.floor(eta + 0.5)))

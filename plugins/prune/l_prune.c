@@ -11,7 +11,6 @@
  *   prune.select_random(L, n, seed) -> {n distinct layers}
  *   prune.angular(a, b)           -> arccos(cos(a, b)) / pi of two tensors with the same element count
  *   prune.export(src, dst, {layers}) writes src without those layers as a GGUF file at dst
- *   prune.now()                   -> monotonic wall-clock seconds
  * Errors name the function and the value that was wrong. */
 #include <stdlib.h>
 #include <string.h>
@@ -199,14 +198,6 @@ static int l_export(lua_State *L) {
     return 0;
 }
 
-/* prune.now() -> monotonic wall-clock seconds (progress rates and timings; os.clock counts CPU time of
- * every thread, os.time whole seconds). */
-static int l_now(lua_State *L) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec * 1e-9);
-    return 1;
-}
 
 static const luaL_Reg *stats_methods(void) {
     static const luaL_Reg m[] = {
@@ -220,7 +211,7 @@ static const luaL_Reg *stats_methods(void) {
 int rp_luaopen_prune(lua_State *L) {
     static const luaL_Reg fns[] = {
         { "stats", l_stats }, { "select_heuristic", l_select_heuristic }, { "select_random", l_select_random },
-        { "angular", l_angular }, { "export", l_export }, { "now", l_now }, { NULL, NULL },
+        { "angular", l_angular }, { "export", l_export }, { NULL, NULL },
     };
     rp_lua_newlib(L, fns);
     return 1;

@@ -284,6 +284,58 @@ end
 --- Keep a free-form record (a table, stored as JSON) under kind/key.
 function Ctx:record(kind, key, value) core.record(kind, key, value) end
 
+-- Wall and CPU seconds (os.clock is the process's CPU time over all threads) of fn(), printed as a phase line
+-- and kept as a "phase" record, so a run's log shows where its time went.
+local function timed(self, kind, key, fn)
+  local w0, c0 = core.now(), os.clock()
+  local v = fn()
+  local wall, cpu = (core.now()) - w0, os.clock() - c0
+  self.phases[#self.phases + 1] = { kind = kind, key = key, wall = wall, cpu = cpu }
+  io.stderr:write(string.format("[%s] %s: %.1f s wall, %.1f CPU-s\n", kind, key, wall, cpu))
+  return v, wall, cpu
+end
+
+--- Run fn() as a named phase: its wall and CPU seconds go to the log and to a "phase" record; returns fn's result.
+function Ctx:phase(name, fn)
+  if type(name) ~= "string" or type(fn) ~= "function" then fail("phase: expects (name, function)") end
+  local v, wall, cpu = timed(self, "phase", name, fn)
+  core.record("phase", name, { wall_s = wall, cpu_s = cpu })
+  return v
+end
+
+--- A unit of work that a killed run, re-run with the same params, seed and `--resume`, does not redo: returns
+-- fn()'s result (a JSON value: table of numbers, strings, booleans, nested tables; NaN/Inf become nil), kept
+-- as a "memo" record under key with its wall and CPU seconds. With --resume, a unit the resumed run finished
+-- is read back instead of computed (and recorded again in this run). The result is always the JSON round
+-- trip of fn()'s value, so a fresh and a resumed run see identical values. math.random is reseeded from the
+-- run's seed and key before fn and again after the unit (computed or reused), so neither a unit nor what follows
+-- it depends on which earlier units were reused. Other state fn reads must come from params, seed and key;
+-- within a run, a key is computed once.
+function Ctx:memo(key, fn)
+  if type(key) ~= "string" or key == "" or type(fn) ~= "function" then fail("memo: expects (key string, function)") end
+  local json = require("repro.json")
+  local hit = self.memos[key]
+  if hit ~= nil then return hit.value end
+  local text = core.memo_get(key)
+  local unit
+  if text then
+    unit = json.decode(text)
+    self.reused = self.reused + 1
+    io.stderr:write(string.format("[memo] %s: reused from run %d (%.1f s wall when computed)\n", key, core.resumed_from(), unit.wall_s or 0))
+  else
+    math.randomseed(core.seed("memo:" .. key))
+    local v, wall, cpu = timed(self, "memo", key, fn)
+    unit = json.decode(json.encode({ value = v, wall_s = wall, cpu_s = cpu }))
+  end
+  math.randomseed(core.seed("after memo:" .. key))
+  core.record("memo", key, unit)
+  self.memos[key] = unit
+  return unit.value
+end
+
+--- How many units this run reused from the run it resumes (ctx:memo).
+function Ctx:reused_units() return self.reused end
+
 --- Whether the run was asked to stop (SIGINT/SIGTERM); long loops may check it to stop cleanly.
 function Ctx:interrupted() return core.interrupted() end
 
@@ -305,7 +357,7 @@ end
 --- The host's entry point: run a declared experiment with resolved params.
 function M._execute(spec, params, info)
   local ctx = setmetatable({ params = params, preset = info.preset, seed = info.seed, run_id = core.run_id(),
-                             summaries = {}, targets = {} }, Ctx)
+                             summaries = {}, targets = {}, memos = {}, phases = {}, reused = 0 }, Ctx)
   spec.run(ctx, params)
   local failed = 0
   for _, t in ipairs(ctx.targets) do if t.status == "fail" then failed = failed + 1 end end
