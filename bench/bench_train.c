@@ -168,7 +168,8 @@ static double bench_step(const char *label, const rp_model_file *f, rp_train_met
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    int steps_only = argc > 1 && !strcmp(argv[1], "steps");   /* `bench_train steps`: the full steps only, both matmul routes */
+    /* `bench_train steps`: the full steps only, both matmul routes; `bench_train own`: only ours (for profiling) */
+    int steps_only = argc > 1 && (!strcmp(argv[1], "steps") || !strcmp(argv[1], "own")), own_only = argc > 1 && !strcmp(argv[1], "own");
     rp_pool *p1 = NULL, *p2 = NULL;
     if (rp_pool_new(1, &p1) != RP_OK || rp_pool_new(2, &p2) != RP_OK) return 1;
     double peak1 = fma_peak(p1, 1, 0), peak2 = fma_peak(p2, 2, 0), peak_cpu = fma_peak(p1, 1, 1);
@@ -185,10 +186,13 @@ int main(int argc, char **argv) {
            "1 x 512 on machine A (perf.md); targets: >= 60%% / 50%% of peak, LoRA >= 1.4x full, full < 3 GiB, QLoRA < 1 GiB\n",
            n_full / 1e6);
     /* the same steps with the matmuls through OpenBLAS (the reference) and through rp_gemm_f32, in this run */
-    rp_gemm_f32_select(0);
-    double blas = bench_step("full, 4 x 128 (OpenBLAS)", NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu);
-    double blas512 = bench_step("full, 1 x 512 (OpenBLAS)", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
-    rp_gemm_f32_select(1);
+    double blas = 0, blas512 = 0;
+    if (!own_only) {
+        rp_gemm_f32_select(0);
+        blas = bench_step("full, 4 x 128 (OpenBLAS)", NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu);
+        blas512 = bench_step("full, 1 x 512 (OpenBLAS)", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
+        rp_gemm_f32_select(1);
+    }
     double full = bench_step("full, 4 x 128", NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu);
     double full512 = bench_step("full, 1 x 512", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
     if (blas > 0 && blas512 > 0)
