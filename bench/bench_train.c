@@ -168,7 +168,7 @@ static double bench_step(const char *label, const rp_model_file *f, rp_train_met
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    /* `bench_train steps`: the full steps only, both matmul routes; `bench_train own`: only ours (for profiling) */
+    /* `bench_train steps [128|512]`: the full steps only, both matmul routes; `bench_train own`: only ours (profiling) */
     int steps_only = argc > 1 && (!strcmp(argv[1], "steps") || !strcmp(argv[1], "own")), own_only = argc > 1 && !strcmp(argv[1], "own");
     rp_pool *p1 = NULL, *p2 = NULL;
     if (rp_pool_new(1, &p1) != RP_OK || rp_pool_new(2, &p2) != RP_OK) return 1;
@@ -186,17 +186,19 @@ int main(int argc, char **argv) {
            "1 x 512 on machine A (perf.md); targets: >= 60%% / 50%% of peak, LoRA >= 1.4x full, full < 3 GiB, QLoRA < 1 GiB\n",
            n_full / 1e6);
     /* the same steps with the matmuls through OpenBLAS (the reference) and through rp_gemm_f32, in this run */
-    double blas = 0, blas512 = 0;
+    /* a second argument 128 or 512 keeps only that shape (a shorter locked run on a shared host) */
+    int only = argc > 2 ? atoi(argv[2]) : 0, do128 = only != 512, do512 = only != 128;
+    double blas = 0, blas512 = 0, full = 0, full512 = 0;
     if (!own_only) {
         rp_gemm_f32_select(0);
-        blas = bench_step("full, 4 x 128 (OpenBLAS)", NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu);
-        blas512 = bench_step("full, 1 x 512 (OpenBLAS)", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
+        if (do128) blas = bench_step("full, 4 x 128 (OpenBLAS)", NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu);
+        if (do512) blas512 = bench_step("full, 1 x 512 (OpenBLAS)", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
         rp_gemm_f32_select(1);
     }
-    double full = bench_step("full, 4 x 128", NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu);
-    double full512 = bench_step("full, 1 x 512", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
-    if (blas > 0 && blas512 > 0)
-        printf("own gemm / OpenBLAS tokens/s: %.2fx at 4 x 128, %.2fx at 1 x 512\n", full / blas, full512 / blas512);
+    if (do128) full = bench_step("full, 4 x 128", NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu);
+    if (do512) full512 = bench_step("full, 1 x 512", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
+    if (blas > 0 && full > 0) printf("own gemm / OpenBLAS tokens/s at 4 x 128: %.2fx\n", full / blas);
+    if (blas512 > 0 && full512 > 0) printf("own gemm / OpenBLAS tokens/s at 1 x 512: %.2fx\n", full512 / blas512);
     if (steps_only) return 0;
     const char *m = getenv("REPRO_MIRROR");
     char path[4096];

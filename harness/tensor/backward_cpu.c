@@ -1,5 +1,6 @@
-/* backward_cpu.c: the fast CPU backward kernels (table rp_bwd_cpu): matmul backward as OpenBLAS sgemm calls
- * split over the thread pool (OpenBLAS itself stays single-threaded, as in ops_cpu.c), quantized weights
+/* backward_cpu.c: the fast CPU backward kernels (table rp_bwd_cpu): F32 matmul forward and backward through
+ * our own rp_gemm_f32 (gemm_f32.c) where every side is >= 32, else OpenBLAS sgemm calls split over the
+ * thread pool (OpenBLAS itself stays single-threaded, as in ops_cpu.c); quantized weights
  * dequantized a tile at a time into per-thread scratch (rp_cpu_matmul_tiled, also behind NF4 and the
  * training forward rp_cpu_matmul_forward); attention backward one head per task with sgemm for the four
  * products over blocks of query rows that skip the keys the causal mask hides, and the attention forward

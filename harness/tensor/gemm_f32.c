@@ -3,7 +3,9 @@
  * op(A) packed into MR-row panels (kept in L2), then for each NR-column strip of op(B) a packed KC × NR
  * micro-panel (kept in L1) that the MR × NR register-blocked micro-kernel (14 × 32: 28 zmm accumulators,
  * one broadcast of A per row, two vector loads of B per k) sweeps down the block. C is split into a fixed grid
- * of tasks (rows × columns) chosen to pack the least duplicated data; a task owns its elements outright.
+ * of tasks (rows × columns) chosen to pack the least duplicated data, or, when op(A) needs a transposing pack
+ * and fits SHARED_A, A is packed once into the context's shared buffer and C split by columns only; a task
+ * owns its elements outright.
  * Invariants: an element's value is C (when accumulating) plus each k chunk's sum in ascending chunk order, a
  * chunk summed from zero in ascending k with one FMA per k,
  * so the grid and the thread count never change a bit of the result; packed panels are zero-padded to MR / NR
@@ -25,10 +27,15 @@ int rp_gemm_f32_wanted(int64_t M, int64_t N, int64_t K) { return atomic_load(&us
 
 #define MR 14          /* rows of C per micro-kernel (broadcast side) */
 #define NR 32          /* columns of C per micro-kernel (two zmm) */
+#ifndef KC
 #define KC 256         /* longest k chunk: a KC × NR micro-panel of B is 32 KiB, within L1 */
+#endif
 #define MC (37 * MR)   /* rows per packed block of A (518: a 512-token batch in one block, 530 KiB, within L2) */
 #define A_ALL (MC * 640)   /* floats of A's panels packed for all of k at once (1.3 MiB: K <= 640) */
+#define SHARED_A ((int64_t)8 << 20)   /* bytes of A that may be packed once for all tasks (the context's shared buffer) */
+#ifndef NC
 #define NC 128         /* columns of C swept through every k chunk while A is packed for all of k */
+#endif
 
 /* C[mr, nr] (+)= Ã · B̃ over kc: Ã one packed panel [kc][MR], B̃ one packed panel [kc][NR]. The products are
  * summed from zero and C added last, so C's lines, prefetched at the start, arrive while the sum runs. */
@@ -103,7 +110,10 @@ static void pack_t(const float *const *src, int n, int64_t kc, float *dst, int64
     int64_t k = 0;
     for (; k + 16 <= kc; k += 16) {
         __m512 r[16];
-        for (int i = 0; i < 16; i++) r[i] = i < n ? _mm512_loadu_ps(src[i] + k) : _mm512_setzero_ps();
+        for (int i = 0; i < 16; i++) {
+            if (i < n) _mm_prefetch((const char *)(src[i] + k + 64), _MM_HINT_T0);   /* 4 lines ahead on each row */
+            r[i] = i < n ? _mm512_loadu_ps(src[i] + k) : _mm512_setzero_ps();
+        }
         tr16(r);
         for (int i = 0; i < 16; i++) _mm512_mask_storeu_ps(dst + (k + i) * ld, keep, r[i]);
     }
@@ -154,6 +164,7 @@ typedef struct gemm_job {
     int64_t M, N, K, lda, ldb, ldc, kc;
     const float *A, *B;
     float *C;
+    float *apk;   /* A's panels for all of M and k, packed once for every task (NULL: each task packs its own) */
 } gemm_job;
 
 /* Columns [jc, jc + nc) of a row block: for each k chunk (A's panels for it at ap + mcp·pc), each NR strip of
@@ -184,6 +195,16 @@ static void gemm_task(void *ctx, int task, int n_tasks, int thread) {
     rp_bwd_split(j->M, task / j->nt, j->mt, MR, &m0, &m1);
     rp_bwd_split(j->N, task % j->nt, j->nt, NR, &n0, &n1);
     if (m0 >= m1 || n0 >= n1) return;
+    if (j->apk) {   /* A packed already: only B's strips here, C swept NC columns at a time through all of k */
+        float *bp = rp_bwd_scratch(j->b, thread, (size_t)KC * NR * sizeof(float));
+        if (!bp) { j->failed = 1; return; }
+        for (int64_t ic = m0; ic < m1; ic += MC) {
+            int64_t mc = m1 - ic < MC ? m1 - ic : MC, mcp = (mc + MR - 1) / MR * MR;
+            for (int64_t jc = n0; jc < n1; jc += NC)
+                block_cols(j, j->apk + ic * j->K, mcp, bp, ic, mc, jc, n1 - jc < NC ? n1 - jc : NC, 0, j->K);
+        }
+        return;
+    }
     int all_k = (int64_t)MC * j->K <= A_ALL;
     size_t a_floats = all_k ? (size_t)A_ALL : (size_t)MC * KC;
     float *ap = rp_bwd_scratch(j->b, thread, (a_floats + (size_t)KC * NR) * sizeof(float));
@@ -201,6 +222,22 @@ static void gemm_task(void *ctx, int task, int n_tasks, int thread) {
                 pack_a(j->A, j->lda, j->ta, ic, mc, pc, kc, ap);
                 block_cols(j, ap, mcp, bp, ic, mc, n0, n1 - n0, pc, pc + kc);
             }
+        }
+    }
+}
+
+/* Pack A's panels for every task: a slice of the MR-row panels per task, each for all k chunks, at the place
+ * gemm_task reads them (row block ic at apk + ic·K, its chunk pc at + mcp·pc, its panel p at + p·MR·kc). */
+static void pack_task(void *ctx, int task, int n_tasks, int thread) {
+    gemm_job *j = ctx;
+    (void)thread;
+    int64_t p0, p1;
+    rp_bwd_split((j->M + MR - 1) / MR, task, n_tasks, 1, &p0, &p1);
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t i = p * MR, ic = i / MC * MC, mc = j->M - ic < MC ? j->M - ic : MC, mcp = (mc + MR - 1) / MR * MR;
+        for (int64_t pc = 0; pc < j->K; pc += j->kc) {
+            int64_t kc = j->K - pc < j->kc ? j->K - pc : j->kc;
+            pack_a(j->A, j->lda, j->ta, i, j->M - i < MR ? j->M - i : MR, pc, kc, j->apk + ic * j->K + mcp * pc + (i - ic) * kc);
         }
     }
 }
@@ -236,7 +273,17 @@ rp_status rp_gemm_f32(rp_bwd *b, int ta, int tb, int64_t M, int64_t N, int64_t K
     gemm_job j = { .b = b, .ta = ta, .tb = tb, .acc = accumulate, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
                    .kc = (K + chunks - 1) / chunks, .A = A, .B = B, .C = C };
     int nth = rp_bwd_threads(b);
-    choose_grid(&j, nth, &j.mt, &j.nt);
+    int64_t mpad = (M + MR - 1) / MR * MR, strips = (N + NR - 1) / NR;
+    if (nth > 1 && !ta && mpad * K * (int64_t)sizeof(float) <= SHARED_A && strips > 1) {
+        /* a transposing pack of A done once, shared, instead of once per column task; then the columns split
+         * finely (no packing is repeated), so a thread the OS holds back is covered by the others */
+        if (!(j.apk = rp_bwd_shared(b, (size_t)(mpad * K) * sizeof(float)))) return rp_fail(RP_ERR_NOMEM, "gemm: out of memory for packed A");
+        rp_bwd_run(b, pack_task, &j, nth);
+        j.mt = 1;
+        j.nt = (int)(strips < 4 * nth ? strips : 4 * nth);
+    } else {
+        choose_grid(&j, nth, &j.mt, &j.nt);
+    }
     rp_bwd_run(b, gemm_task, &j, j.mt * j.nt);
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "gemm: out of memory for packed panels");
     return RP_OK;

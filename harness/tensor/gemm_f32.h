@@ -7,7 +7,8 @@
  * Invariants: every element of C is one task's, summed over k in the same order (blocks of k ascending,
  * one fused multiply-add per k) whatever the thread count or partition, so results are bit-identical
  * across runs and thread counts; C is only written (accumulate 0) or read then written (accumulate 1), so
- * accumulate 0 needs no zeroed C; nothing is allocated beyond the context's per-thread scratch. Without
+ * accumulate 0 needs no zeroed C; nothing is allocated beyond the context's per-thread and shared scratch (so a
+ * caller must not hold rp_bwd_shared's buffer across a call). Without
  * AVX-512 the same call goes to OpenBLAS. Tests: tests/test_gemm.c. */
 #ifndef RP_GEMM_F32_H
 #define RP_GEMM_F32_H
