@@ -5,7 +5,8 @@
  *     loop llm.c runs (measured here) and llm.c's ~85 ms on 1 thread (../shared/reference/perf.md, machine A),
  *     and a trainer's whole update (threaded Σ g², then AdamW zeroing the gradient in its pass).
  *  3. Whole training steps (forward + backward + AdamW) at SmolLM2-135M's shapes on 2 threads: full
- *     fine-tuning from a random init at 4 × 128 and 1 × 512 tokens, and, when REPRO_MIRROR holds the SmolLM2
+ *     fine-tuning from a random init at 4 × 128 and 1 × 512 tokens, with the matmuls through OpenBLAS and then
+ *     through our rp_gemm_f32 (the trainer's default; their tokens/s ratio printed), and, when REPRO_MIRROR holds the SmolLM2
  *     Q4_1 GGUF, LoRA (rank 8 on q, v) and QLoRA (NF4) on that quantized base at 4 × 128. Printed: seconds per
  *     step (median of the timed steps after one warm-up step), tokens/s, model FLOPs (6N + 6·L·C·T per token,
  *     N = the full model's parameters, as perf.md counts llm.c) as a fraction of the calibrated 2-thread peak,
@@ -14,6 +15,7 @@
  *     LoRA tokens/s ÷ full tokens/s, and each trainer's peak resident memory (VmHWM, reset before each).
  * Targets (issue 15): full step >= 60% of peak at 4 × 128, >= 50% at 1 × 512; LoRA >= 1.4x full tokens/s;
  * AdamW no slower than llm.c; peak memory full < 3 GiB, QLoRA < 1 GiB. */
+#include <immintrin.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "model/model_file.h"
 #include "nn/adamw.h"
 #include "nn/train_llama.h"
+#include "tensor/gemm_f32.h"
 
 #define STEPS 3   /* timed steps per configuration (after one warm-up step) */
 
@@ -163,8 +166,10 @@ static double bench_step(const char *label, const rp_model_file *f, rp_train_met
     return tps;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* `bench_train steps [128|512]`: the full steps only, both matmul routes; `bench_train own`: only ours (profiling) */
+    int steps_only = argc > 1 && (!strcmp(argv[1], "steps") || !strcmp(argv[1], "own")), own_only = argc > 1 && !strcmp(argv[1], "own");
     rp_pool *p1 = NULL, *p2 = NULL;
     if (rp_pool_new(1, &p1) != RP_OK || rp_pool_new(2, &p2) != RP_OK) return 1;
     double peak1 = fma_peak(p1, 1, 0), peak2 = fma_peak(p2, 2, 0), peak_cpu = fma_peak(p1, 1, 1);
@@ -172,7 +177,7 @@ int main(void) {
     printf("calibrated fp32 FMA peak: %.0f GFLOP/s on 1 thread, %.0f on 2, %.0f per CPU-second (perf.md machine A: 117 / 233); "
            "on a shared host the per-CPU-second fractions below are the ones other engineers' load does not move\n",
            peak1, peak2, peak_cpu);
-    bench_adamw();
+    if (!steps_only) bench_adamw();
     /* the full model's parameter count, as perf.md counts llm.c's FLOPs (tied embeddings counted once) */
     const rp_llama_config *c = &smollm2;
     double n_full = (double)c->vocab * c->dim + c->n_layer * (2.0 * c->dim + (double)c->dim * c->n_head * c->head_dim * 2 +
@@ -180,8 +185,21 @@ int main(void) {
     printf("training steps at SmolLM2-135M shapes (%.1fM parameters), 2 threads; llm.c: 51.5 tokens/s at 4 x 128 and 29.1 at "
            "1 x 512 on machine A (perf.md); targets: >= 60%% / 50%% of peak, LoRA >= 1.4x full, full < 3 GiB, QLoRA < 1 GiB\n",
            n_full / 1e6);
-    double full = bench_step("full, 4 x 128", NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu);
-    bench_step("full, 1 x 512", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
+    /* the same steps with the matmuls through OpenBLAS (the reference) and through rp_gemm_f32, in this run */
+    /* a second argument 128 or 512 keeps only that shape (a shorter locked run on a shared host) */
+    int only = argc > 2 ? atoi(argv[2]) : 0, do128 = only != 512, do512 = only != 128;
+    double blas = 0, blas512 = 0, full = 0, full512 = 0;
+    if (!own_only) {
+        rp_gemm_f32_select(0);
+        if (do128) blas = bench_step("full, 4 x 128 (OpenBLAS)", NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu);
+        if (do512) blas512 = bench_step("full, 1 x 512 (OpenBLAS)", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
+        rp_gemm_f32_select(1);
+    }
+    if (do128) full = bench_step("full, 4 x 128", NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu);
+    if (do512) full512 = bench_step("full, 1 x 512", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
+    if (blas > 0 && full > 0) printf("own gemm / OpenBLAS tokens/s at 4 x 128: %.2fx\n", full / blas);
+    if (blas512 > 0 && full512 > 0) printf("own gemm / OpenBLAS tokens/s at 1 x 512: %.2fx\n", full512 / blas512);
+    if (steps_only) return 0;
     const char *m = getenv("REPRO_MIRROR");
     char path[4096];
     snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", m ? m : ".");
