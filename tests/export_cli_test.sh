@@ -11,15 +11,12 @@
 #    and, with the peer venv, llama.cpp load the file and continue a prompt with the same 10 greedy tokens. Ours runs
 #    with REPRO_INT8_DOT=decode (activations rounded to int8 as llama.cpp rounds them): with f32 activations our q6_k
 #    continuation leaves llama.cpp's at its 5th token, a near tie that the activation rounding decides.
-set -u
-repro=${REPRO:-bin/repro}
+. tests/cli_test_lib.sh   # REPRO (absolute), $tmp removed at exit
+repro=$REPRO dir=$tmp fail=0
 mirror=${REPRO_MIRROR:-/nonexistent}
-stories=$mirror/stories260K/stories260K.bin
-smol=$mirror/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
+stories=$mirror/stories260K/stories260K.bin smol=$mirror/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -f "$stories" ] || { echo "skip [mirror]: stories260K not in the mirror"; echo "ok export_cli_test"; exit 0; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail=0
+# check RC TEXT: report one check by the exit status of what ran just before
 check() { if [ "$1" = 0 ]; then echo "ok: $2"; else echo "FAIL: $2"; fail=1; fi; }
 
 "$repro" export "$stories" -o "$dir/base.gguf" >/dev/null
