@@ -157,6 +157,9 @@ static void test_errors(void) {
     x[300] = 3e12f;
     CHECK(rp_quantize_row(RP_Q6_K, x, q, 512) == RP_ERR_RANGE && strstr(rp_errmsg(), "super-block 1"));
     CHECK(rp_quantize_row(RP_Q4_K, x, q, 512) == RP_ERR_RANGE && strstr(rp_errmsg(), "super-block 1"));
+    x[300] = 1e25f;   /* x² overflows f32 in the fit's weighted sums: an error too, never a block silently zeroed */
+    CHECK(rp_quantize_row(RP_Q6_K, x, q, 512) == RP_ERR_RANGE && strstr(rp_errmsg(), "super-block 1"));
+    CHECK(rp_quantize_row(RP_Q4_K, x, q, 512) == RP_ERR_RANGE && strstr(rp_errmsg(), "super-block 1"));
     /* random float bits: either a clear error or blocks that decode to finite values */
     int bad = 0, ok = 0;
     uint32_t s = 12345;

@@ -107,7 +107,7 @@ static void q4k_put_scale_min(uint8_t *s, int j, int sc, int mn) {
     }
 }
 
-/* Quantize one super-block; 0, or -1 when its scales overflow f16. */
+/* Quantize one super-block; 0, or -1 when its scales overflow f16 (or the fit's sums overflow f32). */
 static int quantize_q4_K_block(const float *x, rp_block_q4_K *b) {
     uint8_t codes[RP_QK_K], aux[32];
     float w[32], scale[8], mn[8], max_scale = 0, max_min = 0;
@@ -118,6 +118,7 @@ static int quantize_q4_K_block(const float *x, rp_block_q4_K *b) {
         float rms = sqrtf(ss / 32);
         for (int l = 0; l < 32; l++) w[l] = rms + fabsf(xs[l]);
         scale[j] = fit_scale_offset(xs, w, 32, 15, codes + 32 * j, aux, &mn[j]);
+        if (!isfinite(scale[j]) || !isfinite(mn[j])) return -1;   /* sums overflowed: magnitudes far past f16's */
         if (scale[j] > max_scale) max_scale = scale[j];
         if (mn[j] > max_min) max_min = mn[j];       /* (a −0 min leaves +0: an all-zero block is all-zero bytes) */
     }
@@ -175,6 +176,7 @@ static int quantize_q6_K_block(const float *x, rp_block_q6_K *b) {
     float scale[16], max_scale = 0, max_abs = 0;
     for (int j = 0; j < 16; j++) {
         scale[j] = fit_scale_symmetric(x + 16 * j, 16, 32, codes + 16 * j);
+        if (!isfinite(scale[j])) return -1;
         if (fabsf(scale[j]) > max_abs) { max_abs = fabsf(scale[j]); max_scale = scale[j]; }
     }
     memset(b, 0, sizeof *b);
