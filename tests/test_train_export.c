@@ -7,7 +7,8 @@
  * tensor's bytes; a trained model exported in the base types stays within a tolerance of the adapter logits.
  * An F16 GGUF (untied head, its own tokenizer keys) exports unchanged weights byte for byte.
  * A trainer built on a pruned export writes the pruned layer count and names; a from-scratch trainer writes
- * llama metadata of its own; bad types, a base type without a quantizer (q6_K) and bad paths are errors that
+ * llama metadata of its own; K-quant exports (q4_k / q6_k) write what the quantizer makes of the f32 weights,
+ * and a K-quant base exports untrained in its own types byte for byte; bad types and bad paths are errors that
  * name them. Skips without the mirror. */
 #include <stdio.h>
 #include <string.h>
@@ -312,9 +313,11 @@ static void test_f16_gguf(const char *path) {
     rp_model_file_free(f);
 }
 
-/* A base tensor in a type without a quantizer (q6_K here): exporting in the base types is an error naming the
- * tensor and the type, and leaves no file; F16 works. */
-static void test_no_quantizer(void) {
+/* K-quant bases and types: a from-scratch model (rows of 256) exported as q4_k / q6_k writes every matrix as the
+ * quantizer makes it from the f32 weights (the quantizer is checked against llama.cpp's in test_quant_k), vectors
+ * F32, with no fallback; a base with q6_K and q4_K tensors exports untrained in its own types byte for byte (rows
+ * kept from the base), and an F16 export works too; bad type names are errors listing the valid ones. */
+static void test_kquant(void) {
     rp_llama_config c = { .n_layer = 1, .dim = 256, .n_head = 4, .n_head_kv = 4, .head_dim = 64, .ffn_dim = 256, .vocab = 16,
                           .rope_dim = 64, .rope_base = 10000.0f, .norm_eps = 1e-5f, .context_len = 64 };
     rp_train_opts o = { .method = RP_TRAIN_FULL, .B = 1, .T = 4, .adamw = { 0.9f, 0.999f, 1e-8f, 0.0f }, .seed = 5, .n_threads = 2 };
@@ -324,26 +327,64 @@ static void test_no_quantizer(void) {
     CHECK(tr && rp_trainer_write_gguf(tr, NULL, NULL, RP_EXPORT_F32, tmp("k.gguf")) == RP_OK);
     CHECK(rp_model_file_open(tmp("k.gguf"), &f) == RP_OK);
     if (!f) { rp_trainer_free(tr); return; }
+    const rp_dtype kt[2] = { RP_Q4_K, RP_Q6_K };
+    const char *kn[2] = { "q4_k", "q6_k" };
+    for (int k = 0; k < 2; k++) {
+        rp_export_type et;
+        rp_export_report rep;
+        CHECK(rp_export_type_parse(kn[k], &et) == RP_OK);
+        rp_export_opts eo = { .type = et, .n_threads = 1 + k };
+        CHECK(rp_trainer_write_gguf_opts(tr, NULL, NULL, &eo, tmp("kq.gguf"), &rep) == RP_OK);
+        CHECK(rep.n_fallback == 0 && rep.n_tensors == rp_model_file_n_weights(f));
+        rp_model_file *g = NULL;
+        CHECK(rp_model_file_open(tmp("kq.gguf"), &g) == RP_OK);
+        int bad = 0, nk = 0;
+        for (int i = 0; g && i < rp_model_file_n_weights(f); i++) {
+            const rp_weight *a = rp_model_file_weight_at(f, i), *b = rp_model_file_weight(g, a->name);
+            if (!b) { bad++; continue; }
+            if (a->ndim == 1) { bad += b->dtype != RP_F32 || memcmp(a->data, b->data, a->nbytes) != 0; continue; }
+            size_t n = (size_t)(a->nbytes / 4), qb = rp_dtype_row_bytes(kt[k], (int64_t)n);
+            void *want = malloc(qb);
+            bad += b->dtype != kt[k] || b->nbytes != qb || rp_quantize_row(kt[k], a->data, want, (int64_t)n) != RP_OK ||
+                   memcmp(want, b->data, qb) != 0;
+            free(want);
+            nk++;
+        }
+        CHECK_MSG(bad == 0 && nk >= 8, "%s export: %d of %d tensors not as quantized from the f32 weights", kn[k], bad, rp_model_file_n_weights(f));
+        rp_model_file_free(g);
+    }
+    /* a base with K-quant tensors: ffn_up q6_K, ffn_down q4_K, quantized from the f32 weights */
     rp_gguf_writer *w = rp_gguf_writer_new();
-    static rp_block_q6_K zeros[256];   /* 256 rows of one super-block: d = 0, every weight 0 */
+    void *kbuf[2] = {0};
     CHECK(rp_gguf_writer_copy_all_meta(w, f) == RP_OK);
     for (int i = 0; i < rp_model_file_n_weights(f); i++) {
         const rp_weight *wt = rp_model_file_weight_at(f, i);
-        int k = strcmp(wt->name, "blk.0.ffn_up.weight") == 0;
-        CHECK(rp_gguf_writer_add_tensor(w, wt->name, k ? RP_Q6_K : wt->dtype, wt->ndim, wt->shape, k ? (const void *)zeros : wt->data,
-                                        k ? sizeof zeros : wt->nbytes) == RP_OK);
+        int k = strcmp(wt->name, "blk.0.ffn_down.weight") == 0 ? 0 : strcmp(wt->name, "blk.0.ffn_up.weight") == 0 ? 1 : -1;
+        if (k < 0) { CHECK(rp_gguf_writer_add_tensor(w, wt->name, wt->dtype, wt->ndim, wt->shape, wt->data, wt->nbytes) == RP_OK); continue; }
+        int64_t n = (int64_t)(wt->nbytes / 4);
+        size_t qb = rp_dtype_row_bytes(kt[k], n);
+        kbuf[k] = malloc(qb);
+        CHECK(rp_quantize_row(kt[k], wt->data, kbuf[k], n) == RP_OK);
+        CHECK(rp_gguf_writer_add_tensor(w, wt->name, kt[k], wt->ndim, wt->shape, kbuf[k], qb) == RP_OK);
     }
     CHECK(rp_gguf_writer_write(w, tmp("k6.gguf")) == RP_OK);
     rp_gguf_writer_free(w);
+    free(kbuf[0]);
+    free(kbuf[1]);
     CHECK(rp_model_file_open(tmp("k6.gguf"), &q) == RP_OK);
-    o.method = RP_TRAIN_LORA; o.lora_rank = 2; o.lora_alpha = 2; o.lora_targets = "ffn_up";
+    o.method = RP_TRAIN_LORA; o.lora_rank = 2; o.lora_alpha = 2; o.lora_targets = "ffn_up,ffn_down";
     CHECK(q && rp_trainer_new(q, NULL, &o, &lo) == RP_OK);
     if (lo) {
-        CHECK(rp_trainer_write_gguf(lo, q, NULL, RP_EXPORT_BASE, tmp("k6_out.gguf")) == RP_ERR_UNSUPPORTED);
-        CHECK_MSG(strstr(rp_errmsg(), "blk.0.ffn_up.weight") && strstr(rp_errmsg(), "q6_K") && strstr(rp_errmsg(), "f16"), "message: %s", rp_errmsg());
-        CHECK(access(tmp("k6_out.gguf"), F_OK) != 0);
-        CHECK(rp_trainer_write_gguf(lo, q, NULL, RP_EXPORT_F16, tmp("k6_out.gguf")) == RP_OK);
+        rp_export_report rep;
+        rp_export_opts eo = { .type = RP_EXPORT_BASE, .n_threads = 2 };
+        CHECK(rp_trainer_write_gguf_opts(lo, q, NULL, &eo, tmp("k6_out.gguf"), &rep) == RP_OK);
+        int d = tensors_differ(tmp("k6.gguf"), tmp("k6_out.gguf"));
+        CHECK_MSG(d == 0, "K-quant base: %d tensors changed by an untrained export", d);
+        CHECK(rep.n_copied_rows_tensors >= 2);
+        CHECK(rp_trainer_write_gguf(lo, q, NULL, RP_EXPORT_F16, tmp("k6_f16.gguf")) == RP_OK);
     }
+    rp_export_type et;
+    CHECK(rp_export_type_parse("q5_k", &et) == RP_ERR_INVAL && strstr(rp_errmsg(), "q5_k") && strstr(rp_errmsg(), "q6_k"));
     rp_trainer_free(lo);
     rp_trainer_free(tr);
     rp_model_file_free(q);
@@ -353,7 +394,7 @@ static void test_no_quantizer(void) {
 int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_scratch();
-    test_no_quantizer();
+    test_kquant();
     const char *mirror = getenv("REPRO_MIRROR");
     char path[4096];
     snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", mirror ? mirror : "");

@@ -16,7 +16,7 @@
  *   tr:digest()                     -> sha256 hex of the trainable parameters (names and values): a content key
  *                                      for the weights a step trains (adapters only for LoRA/QLoRA)
  *   tr:info()                       -> {params=, step=, method=, batch=, seq_len=, n_layer=, dim=, vocab=}
- *   tr:export_gguf(path [, {type = "base"|"f16"|"f32", tokenizer = path}])   the trained model (adapters merged)
+ *   tr:export_gguf(path [, {type = "base"|"f16"|"f32"|"q4_0"|"q4_1"|"q8_0"|"q4_k"|"q6_k", tokenizer = path}])   the trained model (adapters merged)
  *                                      as a GGUF file: tensors in the base file's types (default), or F16 / F32;
  *                                      the base's metadata and tokenizer (a llama2.c checkpoint's tokenizer .bin,
  *                                      found beside it unless given, is written as keys; a model trained from

@@ -1,12 +1,17 @@
 /* train_export.c: the glue between the trainer's export seam (rp_trainer_export: dense f32 weights, adapters
- * merged) and the GGUF writer: each weight is converted by rp_quantize_row to its target type as it arrives
- * and kept until the file is written; metadata comes from the base file (or the trainer's config), the
- * layer count from the trainer. Invariants: a tensor's target type is decided by its name alone (the base
- * file's type for that name, or the requested F16/F32); nothing is written unless every tensor converted;
- * all buffers are freed before returning. */
+ * merged) and the GGUF writer: each weight is converted by rp_quantize_row to its target type as it arrives (rows
+ * spread over a thread pool; a row equal to the base row dequantized keeps the base's bytes when the type is the
+ * base's) and kept until the file is written; metadata comes from the base file (or the trainer's config), the
+ * layer count from the trainer. Invariants: a tensor's target type is decided by its name and shape alone (the
+ * base file's type for that name, or the requested type with its fallback when rows are not whole blocks); the
+ * bytes do not depend on the thread count; nothing is written unless every tensor converted; all buffers and the
+ * pool are freed before returning. */
 #include "nn/train_export.h"
 #include "model/gguf_write.h"
+#include "tensor/pool.h"
 #include "tensor/quant.h"
+#include "util/progress.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +23,36 @@ typedef struct export_ctx {
     void **bufs;      /* converted tensor data, owned until the write */
     int n, cap;
     char **names;     /* names written, to copy the base's other tensors afterwards */
+    rp_pool *pool;
+    rp_progress *prog;
+    double done;      /* weights converted so far */
+    rp_export_report rep;
 } export_ctx;
+
+static const struct { const char *name; rp_export_type type; rp_dtype dt; } TYPES[] = {
+    { "base", RP_EXPORT_BASE, RP_F32 }, { "f16", RP_EXPORT_F16, RP_F16 }, { "f32", RP_EXPORT_F32, RP_F32 },
+    { "q4_0", RP_EXPORT_Q4_0, RP_Q4_0 }, { "q4_1", RP_EXPORT_Q4_1, RP_Q4_1 }, { "q8_0", RP_EXPORT_Q8_0, RP_Q8_0 },
+    { "q4_k", RP_EXPORT_Q4_K, RP_Q4_K }, { "q6_k", RP_EXPORT_Q6_K, RP_Q6_K },
+};
 
 /* Parse an export type name. */
 rp_status rp_export_type_parse(const char *name, rp_export_type *out) {
-    if (name && strcmp(name, "base") == 0) *out = RP_EXPORT_BASE;
-    else if (name && strcmp(name, "f16") == 0) *out = RP_EXPORT_F16;
-    else if (name && strcmp(name, "f32") == 0) *out = RP_EXPORT_F32;
-    else return rp_fail(RP_ERR_INVAL, "export type '%s' (valid: base, f16, f32)", name ? name : "(null)");
-    return RP_OK;
+    for (size_t i = 0; name && i < sizeof TYPES / sizeof TYPES[0]; i++)
+        if (strcmp(name, TYPES[i].name) == 0) { *out = TYPES[i].type; return RP_OK; }
+    return rp_fail(RP_ERR_INVAL, "export type '%s' (valid: base, f16, f32, q4_0, q4_1, q8_0, q4_k, q6_k)", name ? name : "(null)");
+}
+
+/* general.file_type (llama.cpp's llama_ftype: the type most matrices have) for a requested type. */
+static int ftype_of(rp_export_type t) {
+    switch (t) {
+    case RP_EXPORT_F16: return 1;
+    case RP_EXPORT_Q4_0: return 2;
+    case RP_EXPORT_Q4_1: return 3;
+    case RP_EXPORT_Q8_0: return 7;
+    case RP_EXPORT_Q4_K: return 15;   /* MOSTLY_Q4_K_M */
+    case RP_EXPORT_Q6_K: return 18;
+    default: return 0;
+    }
 }
 
 static rp_status keep(export_ctx *c, void *buf, const char *name) {
@@ -44,6 +70,62 @@ static rp_status keep(export_ctx *c, void *buf, const char *name) {
     return c->names[c->n - 1] ? RP_OK : rp_fail(RP_ERR_NOMEM, "export: out of memory");
 }
 
+typedef struct conv_job {
+    rp_dtype dt;
+    const float *data;
+    int64_t rows, cols;
+    size_t rb;
+    char *out;
+    const uint8_t *base;    /* the base's rows of the same type, or NULL */
+    float *scratch;         /* cols floats per thread (base rows dequantized) */
+    int64_t *kept;          /* per task: rows that kept the base's bytes */
+    rp_status *st;          /* per task */
+} conv_job;
+
+enum { CONV_TASKS = 64 };
+
+/* Whether a merged row is the base row (y, dequantized) up to the rounding of another dequantization order: every
+ * value within 1e-6 of the row's largest magnitude, far below any quantized type's step (q8_0's is 1/127 of it). */
+static int same_row(const float *y, const float *x, int64_t n) {
+    float amax = 0;
+    for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(y[i]));
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabsf(y[i] - x[i]) <= 1e-6f * amax)) return 0;
+    return 1;
+}
+
+static void conv_task(void *ctx, int task, int n_tasks, int thread) {
+    conv_job *j = ctx;
+    int64_t r0 = j->rows * task / n_tasks, r1 = j->rows * (task + 1) / n_tasks;
+    float *y = j->scratch ? j->scratch + (size_t)thread * (size_t)j->cols : NULL;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->data + r * j->cols;
+        char *dst = j->out + (size_t)r * j->rb;
+        if (j->base && rp_dequantize_row(j->dt, j->base + (size_t)r * j->rb, y, j->cols) == RP_OK && same_row(y, x, j->cols)) {
+            memcpy(dst, j->base + (size_t)r * j->rb, j->rb);   /* unchanged: the base's own blocks */
+            j->kept[task]++;
+            continue;
+        }
+        rp_status st = rp_quantize_row(j->dt, x, dst, j->cols);
+        if (st != RP_OK) {
+            j->st[task] = rp_fail_ctx(st, "row %lld: ", (long long)r);
+            return;
+        }
+    }
+}
+
+/* The type a matrix of rows of cols values is written in, for a requested type (with llama.cpp-like fallbacks). */
+static rp_dtype target_type(export_ctx *c, const rp_weight *bw, int ndim, int64_t cols, const char *name) {
+    if (c->type == RP_EXPORT_BASE) return bw ? bw->dtype : RP_F32;
+    if (ndim < 2) return RP_F32;
+    rp_dtype dt = RP_F32;
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++) if (TYPES[i].type == c->type) dt = TYPES[i].dt;
+    if (cols % rp_dtype_block(dt) == 0) return dt;
+    rp_dtype fb = (dt == RP_Q4_K || dt == RP_Q6_K) && cols % RP_QK == 0 ? RP_Q8_0 : RP_F16;
+    if (c->rep.n_fallback++ == 0) snprintf(c->rep.first_fallback, sizeof c->rep.first_fallback, "%s", name);
+    return fb;
+}
+
 /* The sink: convert one merged weight [rows, cols] to its target type and add it to the writer. */
 static rp_status put_weight(void *ud, const char *name, const float *data, int64_t rows, int64_t cols) {
     export_ctx *c = ud;
@@ -57,9 +139,7 @@ static rp_status put_weight(void *ud, const char *name, const float *data, int64
             return rp_fail(RP_ERR_INVAL, "export: tensor %s is [%lld, %lld] in the trainer but has another shape in %s", name,
                            (long long)rows, (long long)cols, rp_model_file_path(c->base));
     } else if (ndim == 1) shape[0] = cols;
-    rp_dtype dt = RP_F32;
-    if (c->type == RP_EXPORT_F16 && ndim > 1) dt = RP_F16;
-    if (c->type == RP_EXPORT_BASE && bw) dt = bw->dtype;
+    rp_dtype dt = target_type(c, bw, ndim, cols, name);
     int bs = rp_dtype_block(dt);
     if (bs <= 0 || cols % bs)
         return rp_fail(RP_ERR_UNSUPPORTED, "export: tensor %s: rows of %lld values are not whole %s blocks", name, (long long)cols, rp_dtype_name(dt));
@@ -67,11 +147,31 @@ static rp_status put_weight(void *ud, const char *name, const float *data, int64
     char *buf = malloc(nbytes ? nbytes : 1);
     if (!buf) return rp_fail(RP_ERR_NOMEM, "export: out of memory for tensor %s (%zu bytes)", name, nbytes);
     RP_TRY(keep(c, buf, name));
-    for (int64_t r = 0; r < rows; r++) {
-        rp_status st = rp_quantize_row(dt, data + r * cols, buf + (size_t)r * rb, cols);
-        if (st != RP_OK) return rp_fail_ctx(st, "export: tensor %s (type %s of %s; export as f16 or f32 instead): ", name,
-                                            rp_dtype_name(dt), c->base ? rp_model_file_path(c->base) : "the trainer");
+    int nt = rp_pool_size(c->pool);
+    conv_job j = { .dt = dt, .data = data, .rows = rows, .cols = cols, .rb = rb, .out = buf };
+    int64_t kept[CONV_TASKS] = {0};
+    rp_status sts[CONV_TASKS] = {0};
+    j.kept = kept;
+    j.st = sts;
+    if (bw && bw->dtype == dt && bw->nbytes == nbytes && rp_dtype_dequantizable(dt)) {
+        j.base = bw->data;
+        j.scratch = malloc((size_t)nt * (size_t)cols * sizeof *j.scratch);
+        if (!j.scratch) return rp_fail(RP_ERR_NOMEM, "export: out of memory for tensor %s", name);
     }
+    int tasks = rows < CONV_TASKS ? (int)rows : CONV_TASKS;
+    rp_pool_run(c->pool, conv_task, &j, tasks);
+    free(j.scratch);
+    int64_t nkept = 0;
+    for (int t = 0; t < tasks; t++) {
+        nkept += kept[t];
+        if (sts[t] != RP_OK)
+            return rp_fail_ctx(sts[t], "export: tensor %s (type %s of %s; export as f16 or f32 instead): ", name, rp_dtype_name(dt),
+                               c->base ? rp_model_file_path(c->base) : "the trainer");
+    }
+    c->rep.n_tensors++;
+    c->rep.n_copied_rows_tensors += nkept == rows;
+    c->done += (double)rows * (double)cols;
+    rp_progress_update(c->prog, c->done);
     return rp_gguf_writer_add_tensor(c->w, name, dt, ndim, shape, buf, nbytes);
 }
 
@@ -114,23 +214,44 @@ static rp_status build(export_ctx *c, const rp_trainer *tr, const rp_tokenizer *
     if (c->base) RP_TRY(rp_gguf_writer_copy_all_meta(c->w, c->base));
     RP_TRY(config_meta(c->w, cfg, c->base));
     if (c->type != RP_EXPORT_BASE || !c->base)
-        RP_TRY(rp_gguf_writer_set_int(c->w, "general.file_type", RP_GGUF_U32, c->type == RP_EXPORT_F16 ? 1 : 0));
+        RP_TRY(rp_gguf_writer_set_int(c->w, "general.file_type", RP_GGUF_U32, ftype_of(c->type)));
     if (tok && (!c->base || rp_model_file_meta_type(c->base, "tokenizer.ggml.model") == RP_META_NONE))
         RP_TRY(rp_tokenizer_write_gguf(tok, c->w));
     RP_TRY(rp_trainer_export(tr, put_weight, c));
     return copy_rest(c);
 }
 
-/* Write the trained model as GGUF (see train_export.h). */
-rp_status rp_trainer_write_gguf(const rp_trainer *tr, const rp_model_file *base, const rp_tokenizer *tok, rp_export_type type,
-                                const char *path) {
-    export_ctx c = { .base = base, .type = type, .w = rp_gguf_writer_new() };
+/* All the weights of the model (for the progress display's total). */
+static double model_weights(const rp_llama_config *g) {
+    double C = g->dim, q = (double)g->n_head * g->head_dim, kv = (double)g->n_head_kv * g->head_dim, F = g->ffn_dim;
+    return g->n_layer * (2 * C * q + 2 * C * kv + 3 * C * F + 2 * C) + C + (double)g->vocab * C * (g->tied_embeddings ? 1 : 2);
+}
+
+/* Write the trained model as GGUF with options (see train_export.h). */
+rp_status rp_trainer_write_gguf_opts(const rp_trainer *tr, const rp_model_file *base, const rp_tokenizer *tok,
+                                     const rp_export_opts *opts, const char *path, rp_export_report *rep) {
+    rp_export_opts o = opts ? *opts : (rp_export_opts){ .type = RP_EXPORT_BASE };
+    export_ctx c = { .base = base, .type = o.type, .w = rp_gguf_writer_new() };
     if (!c.w) return rp_fail(RP_ERR_NOMEM, "export: out of memory");
-    rp_status st = build(&c, tr, tok);
+    rp_status st = rp_pool_new(o.n_threads, &c.pool);
+    if (st == RP_OK) {
+        c.prog = rp_progress_new("export", model_weights(rp_trainer_config(tr)), "w");
+        st = build(&c, tr, tok);
+        rp_progress_done(c.prog);
+    }
     if (st == RP_OK) st = rp_gguf_writer_write(c.w, path);
     rp_gguf_writer_free(c.w);
+    rp_pool_free(c.pool);
     for (int i = 0; i < c.n; i++) { free(c.bufs[i]); free(c.names[i]); }
     free(c.bufs);
     free(c.names);
+    if (rep) *rep = c.rep;
     return st == RP_OK ? RP_OK : rp_fail_ctx(st, "exporting the trained model to %s: ", path);
+}
+
+/* Write the trained model as GGUF (see train_export.h). */
+rp_status rp_trainer_write_gguf(const rp_trainer *tr, const rp_model_file *base, const rp_tokenizer *tok, rp_export_type type,
+                                const char *path) {
+    rp_export_opts o = { .type = type };
+    return rp_trainer_write_gguf_opts(tr, base, tok, &o, path, NULL);
 }

@@ -205,7 +205,7 @@ static rp_status make_linear(rp_trainer *tr, const rp_model_file *f, tr_linear *
         if (!tmp) return rp_fail(RP_ERR_NOMEM, "train: out of memory converting %s to nf4", name);
         init_job j = { .out = tmp, .rows = out, .cols = in, .w = w->data, .wt = w->dtype, .ldw = l->ldw };
         rp_status st = init_run(tr, &j);
-        if (st == RP_OK) st = rp_nf4_quantize(tmp, out, in, &l->nf4);
+        if (st == RP_OK) st = rp_nf4_quantize_pool(tmp, out, in, tr->pool, &l->nf4);
         free(tmp);
         RP_TRY(st);
     }

@@ -1,5 +1,7 @@
-/* nf4.c: NF4 with double quantization (see nf4.h): quantize by nearest level, dequantize by table, and
- * the two matmuls a frozen QLoRA base needs (forward, and the input gradient) through rp_cpu_matmul_tiled. */
+/* nf4.c: NF4 with double quantization (see nf4.h): quantize by nearest level (on a thread pool, in runs of whole
+ * second-level groups, with the mean absmax summed in block order so the bytes do not depend on the thread count),
+ * dequantize by table, and the two matmuls a frozen QLoRA base needs (forward, and the input gradient) through
+ * rp_cpu_matmul_tiled. */
 #include "tensor/nf4.h"
 #include <math.h>
 #include <stdlib.h>
@@ -19,8 +21,49 @@ static int nearest_level(float v) {
     return lo;
 }
 
-/* Quantize a weight matrix to NF4 with double-quantized absmaxes. */
-rp_status rp_nf4_quantize(const float *w, int64_t rows, int64_t cols, rp_nf4 **out) {
+typedef struct nf4_job {
+    const float *w;
+    rp_nf4 *q;
+    float *amax;
+    int64_t nb, nb2;
+    int phase;           /* 0: block absmaxes; 1: second level and codes (needs q->offset) */
+} nf4_job;
+
+/* One task: a run of whole second-level groups (256 blocks), so tasks never share a byte or a scale. */
+static void nf4_task(void *ctx, int task, int n_tasks, int thread) {
+    nf4_job *j = ctx;
+    rp_nf4 *q = j->q;
+    int64_t g0 = j->nb2 * task / n_tasks, g1 = j->nb2 * (task + 1) / n_tasks;
+    int64_t b0 = g0 * RP_NF4_BLOCK2, b1 = g1 * RP_NF4_BLOCK2 < j->nb ? g1 * RP_NF4_BLOCK2 : j->nb;
+    if (j->phase == 0) {
+        for (int64_t b = b0; b < b1; b++) {
+            float m = 0;
+            for (int i = 0; i < RP_NF4_BLOCK; i++) m = fmaxf(m, fabsf(j->w[b * RP_NF4_BLOCK + i]));
+            j->amax[b] = m;
+        }
+        return;
+    }
+    for (int64_t b2 = g0; b2 < g1; b2++) {
+        int64_t a = b2 * RP_NF4_BLOCK2, z = a + RP_NF4_BLOCK2 < j->nb ? a + RP_NF4_BLOCK2 : j->nb;
+        float m = 0;
+        for (int64_t b = a; b < z; b++) m = fmaxf(m, fabsf(j->amax[b] - q->offset));
+        float s = m / 127.0f;
+        q->scale2[b2] = s;
+        for (int64_t b = a; b < z; b++) q->qabsmax[b] = (int8_t)(s > 0 ? lrintf((j->amax[b] - q->offset) / s) : 0);
+    }
+    for (int64_t b = b0; b < b1; b++) {
+        /* codes are chosen against the absmax as it will be dequantized, so the error is the level spacing's */
+        float d = q->offset + q->qabsmax[b] * q->scale2[b / RP_NF4_BLOCK2], inv = d > 0 ? 1.0f / d : 0.0f;
+        for (int i = 0; i < RP_NF4_BLOCK; i++) {
+            int64_t k = b * RP_NF4_BLOCK + i;
+            int c = nearest_level(fmaxf(-1.0f, fminf(1.0f, j->w[k] * inv)));
+            q->codes[k / 2] |= (uint8_t)(k % 2 ? c << 4 : c);
+        }
+    }
+}
+
+/* Quantize a weight matrix to NF4 with double-quantized absmaxes, on a pool (see nf4.h). */
+rp_status rp_nf4_quantize_pool(const float *w, int64_t rows, int64_t cols, rp_pool *pool, rp_nf4 **out) {
     *out = NULL;
     if (rows < 1 || cols < 1 || cols % RP_NF4_BLOCK)
         return rp_fail(RP_ERR_INVAL, "nf4: shape %lld x %lld (columns must be a positive multiple of %d)", (long long)rows,
@@ -35,34 +78,24 @@ rp_status rp_nf4_quantize(const float *w, int64_t rows, int64_t cols, rp_nf4 **o
         return rp_fail(RP_ERR_NOMEM, "nf4: out of memory for %lld x %lld weights", (long long)rows, (long long)cols);
     }
     q->rows = rows; q->cols = cols;
-    double mean = 0;
-    for (int64_t b = 0; b < nb; b++) {
-        float m = 0;
-        for (int i = 0; i < RP_NF4_BLOCK; i++) m = fmaxf(m, fabsf(w[b * RP_NF4_BLOCK + i]));
-        amax[b] = m;
-        mean += m;
-    }
+    nf4_job j = { .w = w, .q = q, .amax = amax, .nb = nb, .nb2 = nb2 };
+    int tasks = nb2 < 64 ? (int)nb2 : 64;
+    if (pool) rp_pool_run(pool, nf4_task, &j, tasks);
+    else for (int t = 0; t < tasks; t++) nf4_task(&j, t, tasks, 0);
+    double mean = 0;                      /* in block order whatever the threads: the bytes do not depend on them */
+    for (int64_t b = 0; b < nb; b++) mean += amax[b];
     q->offset = (float)(mean / (double)nb);
-    for (int64_t b2 = 0; b2 < nb2; b2++) {
-        int64_t a = b2 * RP_NF4_BLOCK2, z = a + RP_NF4_BLOCK2 < nb ? a + RP_NF4_BLOCK2 : nb;
-        float m = 0;
-        for (int64_t b = a; b < z; b++) m = fmaxf(m, fabsf(amax[b] - q->offset));
-        float s = m / 127.0f;
-        q->scale2[b2] = s;
-        for (int64_t b = a; b < z; b++) q->qabsmax[b] = (int8_t)(s > 0 ? lrintf((amax[b] - q->offset) / s) : 0);
-    }
-    for (int64_t b = 0; b < nb; b++) {
-        /* codes are chosen against the absmax as it will be dequantized, so the error is the level spacing's */
-        float d = q->offset + q->qabsmax[b] * q->scale2[b / RP_NF4_BLOCK2], inv = d > 0 ? 1.0f / d : 0.0f;
-        for (int i = 0; i < RP_NF4_BLOCK; i++) {
-            int64_t k = b * RP_NF4_BLOCK + i;
-            int c = nearest_level(fmaxf(-1.0f, fminf(1.0f, w[k] * inv)));
-            q->codes[k / 2] |= (uint8_t)(k % 2 ? c << 4 : c);
-        }
-    }
+    j.phase = 1;
+    if (pool) rp_pool_run(pool, nf4_task, &j, tasks);
+    else for (int t = 0; t < tasks; t++) nf4_task(&j, t, tasks, 0);
     free(amax);
     *out = q;
     return RP_OK;
+}
+
+/* Quantize a weight matrix to NF4 with double-quantized absmaxes (on the calling thread). */
+rp_status rp_nf4_quantize(const float *w, int64_t rows, int64_t cols, rp_nf4 **out) {
+    return rp_nf4_quantize_pool(w, rows, cols, NULL, out);
 }
 
 /* Release an NF4 tensor. */

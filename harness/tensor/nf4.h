@@ -10,6 +10,7 @@
 #define RP_NF4_H
 #include <stdint.h>
 #include "tensor/backward.h"
+#include "tensor/pool.h"
 #include "util/err.h"
 
 #define RP_NF4_BLOCK 64     /* weights per absmax */
@@ -27,6 +28,8 @@ typedef struct rp_nf4 {
 
 /* Quantize W[rows, cols] (cols a multiple of 64) into a new rp_nf4 (free with rp_nf4_free). */
 rp_status rp_nf4_quantize(const float *w, int64_t rows, int64_t cols, rp_nf4 **out);
+/* The same on a thread pool (NULL: the calling thread); the bytes are identical whatever the pool's size. */
+rp_status rp_nf4_quantize_pool(const float *w, int64_t rows, int64_t cols, rp_pool *pool, rp_nf4 **out);
 /* Release an NF4 tensor. NULL is fine. */
 void rp_nf4_free(rp_nf4 *q);
 /* Bytes the tensor takes (codes, second-level codes and scales). */

@@ -144,7 +144,7 @@ rp_status rp_dequantize_row(rp_dtype t, const void *src, float *y, int64_t n) {
     return RP_OK;
 }
 
-/* Reference quantization of one row (q4_0, q4_1, q8_0, f16, bf16, f32). */
+/* Reference quantization of one row (q4_0, q4_1, q8_0, f16, bf16, f32; q4_K, q6_K in quant_k.c). */
 rp_status rp_quantize_row(rp_dtype t, const float *x, void *dst, int64_t n) {
     int bs = rp_dtype_block(t);
     if (bs == 0 || n < 0 || n % bs) return rp_fail(RP_ERR_INVAL, "quantize %s: row of %lld elements is not whole blocks", rp_dtype_name(t), (long long)n);
@@ -194,6 +194,7 @@ rp_status rp_quantize_row(rp_dtype t, const float *x, void *dst, int64_t n) {
             }
         }
     } return RP_OK;
+    case RP_Q4_K: case RP_Q6_K: return rp_quantize_row_k(t, x, dst, n);
     default:
         return rp_fail(RP_ERR_UNSUPPORTED, "quantize: dtype %s has no quantizer", rp_dtype_name(t));
     }

@@ -31,9 +31,13 @@ uint16_t rp_f32_to_bf16(float f);
 int rp_dtype_dequantizable(rp_dtype t);
 /* Reference: n elements (a multiple of the block size) of a row of type t at src into f32 y. */
 rp_status rp_dequantize_row(rp_dtype t, const void *src, float *y, int64_t n);
-/* Reference quantizers (round to nearest, as GGML's reference ones) for q4_0, q4_1, q8_0, f16, bf16, f32:
+/* Reference quantizers (round to nearest, as GGML's reference ones) for q4_0, q4_1, q8_0, q4_K, q6_K, f16, bf16, f32:
  * n elements (multiple of the block size) of x into dst, rp_dtype_row_bytes(t, n) bytes. */
 rp_status rp_quantize_row(rp_dtype t, const float *x, void *dst, int64_t n);
+/* Reference K-quant quantizers (quant_k.c; q4_K, q6_K: llama.cpp's scale/min search, weights in 256-element
+ * super-blocks): n (multiple of 256) finite values of x into dst; a non-finite value is RP_ERR_INVAL naming it.
+ * rp_quantize_row dispatches these two types here. */
+rp_status rp_quantize_row_k(rp_dtype t, const float *x, void *dst, int64_t n);
 
 /* Int8 activations for integer dot products: a row of n (multiple of 32) values as nb = n/32 blocks,
  * q[32*b .. 32*b+32) = round(x / d[b]) with d[b] = max|x| / 127 over the block, s[b] = d[b] * sum(q). */
