@@ -27,6 +27,7 @@ struct rp_server {
     char model_id[256];
     rp_serve_opts limits;
     unsigned long served;
+    int in_flight;                      /* completion handlers running (stop lets them answer before closing connections) */
 };
 
 /* An OpenAI-shaped error response. */
@@ -175,7 +176,10 @@ static int complete(rp_server *s, const rp_httpd_request *req, rp_httpd_response
             if (a != RP_SERVE_ADMITTED) rc = refuse(s, r, a, q.n_prompts);
             else {
                 wait_all(s, req->fd, jobs, q.n_prompts);
-                if (job_error(jobs, q.n_prompts, &err)) rc = fail(r, &err);
+                if (job_error(jobs, q.n_prompts, &err)) {
+                    rc = fail(r, &err);
+                    if (err.status == 503) rp_buf_puts(&r->headers, "Retry-After: 1\r\n");
+                }
                 else {
                     rp_serve_reply_write(&r->body, &rid, &q, jobs, tok);
                     rc = RP_HTTPD_OK;
@@ -222,7 +226,10 @@ static int handler(void *ud, const rp_httpd_request *req, rp_httpd_response *r) 
         if (!path_is(req, posts[k])) continue;
         if (strcmp(req->method, "POST"))
             return fail(r, (rp_serve_error_set(&err, 405, "invalid_request_error", NULL, "use POST for %s", posts[k]), &err));
-        return complete(s, req, r, k == 0);
+        __atomic_add_fetch(&s->in_flight, 1, __ATOMIC_SEQ_CST);
+        int rc = complete(s, req, r, k == 0);
+        __atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_SEQ_CST);
+        return rc;
     }
     return fail(r, (rp_serve_error_set(&err, 404, "not_found_error", NULL, "unknown path '%.200s' (serving POST /v1/chat/completions, "
                                        "POST /v1/completions, GET /v1/models and GET /health)", req->path), &err));
@@ -276,7 +283,11 @@ unsigned long rp_serve_requests(rp_server *s) { return __atomic_load_n(&s->serve
 /* Stop the server and free the model. */
 void rp_serve_stop(rp_server *s) {
     if (!s) return;
-    if (s->engine) rp_serve_engine_close(s->engine);    /* waiting handlers wake with 503 before the HTTP side stops */
+    if (s->engine) rp_serve_engine_close(s->engine);    /* waiting handlers wake with 503 ... */
+    for (int i = 0; i < 500 && __atomic_load_n(&s->in_flight, __ATOMIC_SEQ_CST) > 0; i++) {
+        struct timespec ts = { 0, 10 * 1000 * 1000 };     /* ... and get up to 5 s to send it before connections close */
+        nanosleep(&ts, NULL);
+    }
     if (s->httpd) rp_httpd_stop(s->httpd);
     rp_serve_engine_free(s->engine);
     rp_model_free(s->model);
