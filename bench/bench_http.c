@@ -2,7 +2,12 @@
  * rp_httpd in the same process, at concurrency 1, 4 and 16. Two handlers: one that answers at once (the
  * client + server overhead per request) and one that sleeps a fixed DELAY_MS before answering, whose ideal
  * rate is concurrency / DELAY_MS; the ratio measured / ideal shows how much of the concurrency the client
- * and server really deliver. Each measurement follows an unmeasured warm-up pass (connections opened). */
+ * and server really deliver. Each measurement follows an unmeasured warm-up pass (connections opened).
+ * Then, when REPRO_MIRROR holds SmolLM2-135M-Instruct, `repro serve` itself (rp_serve_start in this process,
+ * 8 slots): the same 8 greedy completion requests (32 tokens each) sent by 1 client (one at a time: the
+ * reference), then 4 and 8 clients at once, then 1 again (drift of the machine's load), printing aggregate generated tokens/s, when requests finished (mean and last, from the round start, client queueing included), the mean rows per
+ * decoding step (from /health), and each rate's ratio to the one-at-a-time rate measured in the same run.
+ * `bench_http --serve` runs only that part. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +15,7 @@
 #include <unistd.h>
 #include "net/http.h"
 #include "net/httpd.h"
+#include "serve/serve.h"
 
 #define DELAY_MS 5
 #define N_FAST 4000         /* requests per fast measurement */
@@ -44,7 +50,96 @@ static double round_trips(rp_http_client *c, const char *url, size_t n, int conc
     return (double)n / dt;
 }
 
-int main(void) {
+
+#define SERVE_REQS 8        /* requests per serve measurement */
+#define SERVE_GEN 32        /* tokens each asks for */
+
+/* Mean rows per decoding step so far and the step count, from the server's /health. */
+static void serve_steps(rp_http_client *c, const char *health, double *rows, double *steps) {
+    rp_http_request rq = { .url = health };
+    rp_http_response rs;
+    memset(&rs, 0, sizeof rs);
+    *rows = *steps = 0;
+    if (rp_http_do_many(c, &rq, &rs, 1, 1) == RP_OK && rs.body.data) {
+        const char *p = strstr(rs.body.data, "\"steps\":"), *q = strstr(rs.body.data, "\"mean_batch\":");
+        if (p && q) { *steps = atof(p + 8); *rows = *steps * atof(q + 13); }
+    }
+    rp_http_response_free(&rs);
+}
+
+/* SERVE_REQS completions with at most conc at once: aggregate tokens/s; mean / max latency, rows per step. */
+static double serve_round(rp_http_client *c, const char *url, const char *health, char (*bodies)[256], int conc,
+                          double *lat_mean, double *lat_max, double *batch) {
+    static const char *const headers[] = { "Content-Type: application/json" };
+    rp_http_request rq[SERVE_REQS];
+    rp_http_response rs[SERVE_REQS];
+    for (int i = 0; i < SERVE_REQS; i++)
+        rq[i] = (rp_http_request){ .url = url, .body = bodies[i], .body_len = strlen(bodies[i]), .headers = headers, .n_headers = 1,
+                                   .timeout_s = 600 };
+    memset(rs, 0, sizeof rs);
+    double r0, s0, r1, s1;
+    serve_steps(c, health, &r0, &s0);
+    double t0 = now();
+    rp_status st = rp_http_do_many(c, rq, rs, SERVE_REQS, conc);
+    double dt = now() - t0;
+    serve_steps(c, health, &r1, &s1);
+    long toks = 0;
+    *lat_mean = *lat_max = 0;
+    for (int i = 0; i < SERVE_REQS; i++) {
+        const char *u = rs[i].body.data ? strstr(rs[i].body.data, "\"completion_tokens\":") : NULL;
+        if (u) toks += atol(u + 20);
+        *lat_mean += rs[i].elapsed_s / SERVE_REQS;
+        if (rs[i].elapsed_s > *lat_max) *lat_max = rs[i].elapsed_s;
+        rp_http_response_free(&rs[i]);
+    }
+    if (st != RP_OK) { fprintf(stderr, "bench_http: serve: %s\n", rp_errmsg()); exit(1); }
+    *batch = s1 > s0 ? (r1 - r0) / (s1 - s0) : 0;
+    return (double)toks / dt;
+}
+
+/* `repro serve` under 1, 4 and 8 concurrent clients against the same requests one at a time. */
+static int bench_serve(void) {
+    const char *mirror = getenv("REPRO_MIRROR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", mirror ? mirror : "");
+    if (!mirror || access(path, R_OK) != 0) { printf("skip serve: SmolLM2-135M-Instruct is not in REPRO_MIRROR\n"); return 0; }
+    rp_serve_opts o = { .host = "127.0.0.1", .port = 0, .n_ctx = 256, .n_slots = 8 };
+    rp_server *srv;
+    rp_http_client *c;
+    if (rp_serve_start(path, &o, &srv) != RP_OK || rp_http_client_new(NULL, 0, 0, &c) != RP_OK) {
+        fprintf(stderr, "bench_http: %s\n", rp_errmsg());
+        return 1;
+    }
+    char url[128], health[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", rp_serve_port(srv));
+    snprintf(health, sizeof health, "http://127.0.0.1:%d/health", rp_serve_port(srv));
+    static char bodies[SERVE_REQS][256];
+    for (int i = 0; i < SERVE_REQS; i++)     /* counting from different places: no early end of generation */
+        snprintf(bodies[i], sizeof bodies[i], "{\"prompt\":\"%d, %d, %d, %d,\",\"max_tokens\":%d,\"temperature\":0}",
+                 10 * i + 1, 10 * i + 2, 10 * i + 3, 10 * i + 4, SERVE_GEN);
+    double l1 = 0;
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) { if (fscanf(la, "%lf", &l1) != 1) l1 = 0; fclose(la); }
+    printf("== repro serve, SmolLM2-135M-Instruct Q4_1, %d greedy completions of %d tokens, 8 slots (load average %.1f) ==\n",
+           SERVE_REQS, SERVE_GEN, l1);
+    double lm, lx, b;
+    serve_round(c, url, health, bodies, 8, &lm, &lx, &b);              /* warm-up: the decode layout is built */
+    /* 1 client is the one-at-a-time reference; it runs again last, so drift in the machine's load shows */
+    static const int levels[] = { 1, 4, 8, 1 };
+    double seq = 0;
+    for (int k = 0; k < 4; k++) {
+        double r = serve_round(c, url, health, bodies, levels[k], &lm, &lx, &b);
+        if (k == 0) seq = r;
+        printf("%d client%s at once%s: %7.1f tok/s aggregate  requests done after mean %6.2f s, last %6.2f s (from the round start)  rows/step %.2f  ratio to one at a time: %.2fx\n",
+               levels[k], levels[k] > 1 ? "s" : " ", k == 3 ? " (again)" : "        ", r, lm, lx, b, r / seq);
+    }
+    rp_http_client_free(c);
+    rp_serve_stop(srv);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--serve")) return bench_serve();
     rp_httpd *srv;
     rp_http_client *c;
     if (rp_httpd_start(NULL, 0, 64, handler, NULL, &srv) != RP_OK || rp_http_client_new(NULL, 0, 0, &c) != RP_OK) {
@@ -82,5 +177,6 @@ int main(void) {
            (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out);
     rp_http_client_free(c);
     rp_httpd_stop(srv);
-    return s.retries || s.failures ? 1 : 0;
+    if (s.retries || s.failures) return 1;
+    return bench_serve();
 }

@@ -5,9 +5,7 @@
 # overrides it) the first time; when it cannot be installed or imported (no PyPI), the test says "skip:" with
 # the reason. Skips as well when the model is not in the mirror.
 set -u
-REPRO=${REPRO:-bin/repro}
-model=${REPRO_MIRROR:-}/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
-if [ -z "${REPRO_MIRROR:-}" ] || [ ! -f "$model" ]; then echo "skip: serve_openai_test needs SmolLM2-135M-Instruct in REPRO_MIRROR"; exit 0; fi
+. tests/serve_lib.sh
 venv=${REPRO_OPENAI_VENV:-build/openai-venv}
 if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
   mkdir -p "$(dirname "$venv")"
@@ -18,13 +16,5 @@ if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
   fi
   "$venv/bin/python" -c "import openai" 2>/dev/null || { echo "skip: serve_openai_test: openai installed but not importable"; exit 0; }
 fi
-tmp=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-"$REPRO" serve "$model" --port 0 --ctx 512 --max-tokens 16 >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-for _ in $(seq 1 150); do grep -q listening "$tmp/out" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-url=$(sed -n 's/^listening on //p' "$tmp/out")
-[ -n "$url" ] || { echo "not ok serve_openai_test.sh: the server did not start"; cat "$tmp/err" >&2; exit 1; }
+serve_start --ctx 512 --max-tokens 16
 "$venv/bin/python" tests/serve_openai_checks.py "$url"

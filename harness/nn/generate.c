@@ -200,6 +200,45 @@ rp_status rp_generate_batch(rp_model *m, const rp_tokens *prompts, int n, const 
     return st;
 }
 
+/* A stepwise sequence: its stream and the session it runs on. */
+struct rp_generate_seq { stream g; rp_session *s; };
+
+/* Start a sequence: sampler, prompt forward. */
+rp_status rp_generate_seq_start(rp_session *s, const int32_t *prompt, size_t n_prompt, const rp_generate_opts *o,
+                                rp_generate_result *r, rp_generate_seq **out) {
+    *out = NULL;
+    memset(r, 0, sizeof *r);
+    rp_generate_seq *q = calloc(1, sizeof *q);
+    if (!q) return rp_fail(RP_ERR_NOMEM, "generate: out of memory");
+    q->s = s;
+    rp_status st = stream_start(&q->g, s, o, r);
+    if (st == RP_OK) st = stream_prompt(&q->g, s, prompt, n_prompt);
+    if (st != RP_OK) { rp_generate_seq_end(q, st); return st; }
+    *out = q;
+    return RP_OK;
+}
+
+/* Sample and take the next token. */
+int rp_generate_seq_next(rp_generate_seq *q, int32_t *next, rp_status *st) {
+    *st = RP_OK;
+    return stream_next(&q->g, q->s, next, st);
+}
+
+/* The current logits. */
+const float *rp_generate_seq_logits(const rp_generate_seq *q) { return q->s->host_logits; }
+
+/* Take this sequence's row of a step. */
+void rp_generate_seq_set_logits(rp_generate_seq *q, const float *row) {
+    memcpy(q->s->host_logits, row, (size_t)rp_model_config(rp_session_model(q->s))->vocab * sizeof *row);
+}
+
+/* End and free. */
+void rp_generate_seq_end(rp_generate_seq *q, rp_status st) {
+    if (!q) return;
+    stream_end(&q->g, st);
+    free(q);
+}
+
 /* Free the result's buffers. */
 void rp_generate_result_free(rp_generate_result *r) {
     rp_tokens_free(&r->tokens);

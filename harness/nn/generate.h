@@ -44,6 +44,26 @@ rp_status rp_generate(rp_session *s, const int32_t *prompt, size_t n_prompt, con
  * error the results produced so far stay in out (free every out[i] either way). */
 rp_status rp_generate_batch(rp_model *m, const rp_tokens *prompts, int n, const rp_generate_opts *opts, int n_slots,
                             int n_ctx, rp_generate_result *out);
+/* One sequence generating step by step under a caller's scheduler (`repro serve`'s continuous batch, where
+ * sequences join and leave between steps): start feeds the prompt on s (as rp_generate does) and leaves the
+ * first logits; next samples from the current logits (rp_generate_seq_logits, [V], unchanged by sampling)
+ * and returns 0 with the token to run next, or 1 when the sequence is finished (result's stop_reason set);
+ * the caller runs the tokens of all its sequences in one rp_session_step and hands each its row with
+ * set_logits; end flushes held-back streamed text, times the result and frees the sequence (r stays). The
+ * calls are those rp_generate makes, so a sequence's tokens equal rp_generate's whenever the step's rows
+ * equal rp_session_forward's. */
+typedef struct rp_generate_seq rp_generate_seq;
+/* Start a sequence on session s after prompt[0..n_prompt) (r is reset and filled as it goes). */
+rp_status rp_generate_seq_start(rp_session *s, const int32_t *prompt, size_t n_prompt, const rp_generate_opts *o,
+                                rp_generate_result *r, rp_generate_seq **out);
+/* Sample the next token: 0 with *next to run through the model, 1 when finished (*st: an error, if any). */
+int rp_generate_seq_next(rp_generate_seq *q, int32_t *next, rp_status *st);
+/* The logits the next token is sampled from ([V], the session's host buffer). */
+const float *rp_generate_seq_logits(const rp_generate_seq *q);
+/* Copy the row of next-token logits computed for this sequence's token. */
+void rp_generate_seq_set_logits(rp_generate_seq *q, const float *row);
+/* Finish the result (flush streamed text, timing) and free the sequence. NULL is fine. */
+void rp_generate_seq_end(rp_generate_seq *q, rp_status st);
 /* Release a result's buffers. */
 void rp_generate_result_free(rp_generate_result *r);
 

@@ -1,7 +1,10 @@
 /* serve.c: the OpenAI-compatible endpoints over a local model (see serve.h): routing, the request ->
  * job -> reply flow for /v1/chat/completions and /v1/completions (streamed as server-sent events on
- * request), /v1/models, and the server's lifecycle. Checking and tokenizing happen before a job reaches the
+ * request), /v1/models, /health, and the server's lifecycle. A handler submits its request's jobs to the
+ * engine's queue (429 when full, 503 while stopping, each with Retry-After) and waits for them, polling its
+ * connection so a client that hangs up cancels its jobs and frees their slots. Checking and tokenizing happen before a job reaches the
  * engine (serve_request.c); the engine runs the model (serve_job.c); serve_reply.c writes the answers. */
+#define _GNU_SOURCE                     /* POLLRDHUP */
 #include "serve/serve.h"
 #include "net/httpd.h"
 #include "util/json.h"
@@ -11,6 +14,7 @@
 #include "serve/serve_job.h"
 #include "serve/serve_reply.h"
 #include "serve/serve_request.h"
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,7 @@ struct rp_server {
     char model_id[256];
     rp_serve_opts limits;
     unsigned long served;
+    int in_flight;                      /* completion handlers running (stop lets them answer before closing connections) */
 };
 
 /* An OpenAI-shaped error response. */
@@ -76,29 +81,78 @@ static int make_jobs(rp_server *s, const rp_serve_request *q, rp_serve_job *jobs
     return 0;
 }
 
-/* Run q's jobs and stream their text as server-sent events. */
-static int stream_jobs(rp_server *s, const rp_httpd_request *req, const rp_serve_request *q, rp_serve_job *jobs,
-                       const rp_serve_reply_id *rid) {
+/* 1 when the client has closed its side of the connection (it will read nothing more). */
+static int client_gone(int fd) {
+    struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* A refused submission: 429 when the queue is full, 503 while shutting down; both with Retry-After. */
+static int refuse(rp_server *s, rp_httpd_response *r, rp_serve_admit a, size_t n_jobs) {
+    rp_serve_error err;
+    rp_serve_engine_stats k = rp_serve_engine_stats_now(s->engine);
+    if (a == RP_SERVE_FULL)
+        rp_serve_error_set(&err, 429, "rate_limit_error", NULL, "repro serve is busy: %d sequences decoding and %d waiting fill its %d slots "
+                           "and its queue of %d (--slots, --queue); this request has %zu prompt(s); retry later", k.active, k.waiting,
+                           k.n_slots, k.n_queue, n_jobs);
+    else
+        rp_serve_error_set(&err, 503, "server_error", NULL, "repro serve is shutting down");
+    fail(r, &err);
+    rp_buf_puts(&r->headers, "Retry-After: 1\r\n");
+    return RP_HTTPD_OK;
+}
+
+/* Wait until every job is done, cancelling them all when the client goes away. */
+static void wait_all(rp_server *s, int fd, rp_serve_job *jobs, size_t n) {
+    rp_buf none = {0};                                   /* non-streaming jobs leave no text: only timeouts */
+    for (size_t i = 0; i < n; i++)
+        while (rp_serve_engine_wait(s->engine, &jobs[i], &none, 0.2)) {
+            rp_buf_clear(&none);
+            if (client_gone(fd)) rp_serve_engine_cancel(s->engine, jobs, n);
+        }
+    rp_buf_free(&none);
+}
+
+/* The first job's failure as an error (503 when the server closed, 400 for a limit, else 500); 0 if none. */
+static int job_error(const rp_serve_job *jobs, size_t n, rp_serve_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].closed == RP_SERVE_CLOSED) return rp_serve_error_set(err, 503, "server_error", NULL, "repro serve is shutting down");
+        if (jobs[i].st != RP_OK)
+            return rp_serve_error_set(err, jobs[i].st == RP_ERR_RANGE ? 400 : 500, jobs[i].st == RP_ERR_RANGE ? "invalid_request_error"
+                                      : "server_error", NULL, "%s", jobs[i].error);
+    }
+    return 0;
+}
+
+/* Submit q's jobs and stream their text as server-sent events, choice after choice (all decode together). */
+static int stream_jobs(rp_server *s, const rp_httpd_request *req, rp_httpd_response *r, const rp_serve_request *q,
+                       rp_serve_job *jobs, const rp_serve_reply_id *rid) {
+    for (size_t i = 0; i < q->n_prompts; i++) jobs[i].stream = 1;
+    rp_serve_admit a = rp_serve_engine_submit(s->engine, jobs, q->n_prompts);
+    if (a != RP_SERVE_ADMITTED) return refuse(s, r, a, q->n_prompts);
     rp_serve_stream st = { .fd = req->fd, .chat = q->chat, .rid = rid };
     size_t np = 0, nc = 0;
+    rp_buf text = {0};
     int ok = rp_serve_stream_begin(&st) == 0;
     for (size_t i = 0; ok && i < q->n_prompts; i++) {
         rp_serve_job *j = &jobs[i];
-        j->gen.on_text = rp_serve_stream_text;
-        j->gen.arg = &st;
         if (rp_serve_stream_choice(&st, (int)i) < 0) break;
-        rp_status rs = rp_serve_engine_run(s->engine, j);
-        if (st.gone) break;                                  /* the client left: generation stopped early */
-        if (rs != RP_OK) {
-            rp_serve_error err;
-            rp_serve_error_set(&err, 500, "server_error", NULL, "%s", rp_errmsg());
-            rp_serve_stream_error(&st, &err);
-            break;
+        for (int more = 1; more && !st.gone;) {
+            more = rp_serve_engine_wait(s->engine, j, &text, 0.2);
+            if (text.len) rp_serve_stream_text(&st, text.data, text.len);
+            rp_buf_clear(&text);
+            if (client_gone(req->fd)) st.gone = 1;
         }
+        if (st.gone) break;                                  /* the client left: its jobs are cancelled below */
+        rp_serve_error err;
+        if (job_error(j, 1, &err)) { rp_serve_stream_error(&st, &err); break; }
         np += j->n_prompt;
         nc += j->n_completion;
         if (rp_serve_stream_finish(&st, j->finish) < 0) break;
     }
+    rp_buf_free(&text);
+    rp_serve_engine_cancel(s->engine, jobs, q->n_prompts);   /* jobs not done yet (an early end) stop now */
+    wait_all(s, req->fd, jobs, q->n_prompts);
     rp_serve_stream_end(&st, q->include_usage, np, nc);
     return RP_HTTPD_RAW;
 }
@@ -116,14 +170,20 @@ static int complete(rp_server *s, const rp_httpd_request *req, rp_httpd_response
     else {
         rp_serve_reply_id rid = { .created = (long long)time(NULL), .model = s->model_id };
         snprintf(rid.id, sizeof rid.id, "%s-%lu-%lu", chat ? "chatcmpl" : "cmpl", req->conn_id, req->req_index);
-        if (q.stream) rc = stream_jobs(s, req, &q, jobs, &rid);
+        if (q.stream) rc = stream_jobs(s, req, r, &q, jobs, &rid);
         else {
-            rp_status st = rp_serve_engine_run_many(s->engine, jobs, q.n_prompts);
-            if (st != RP_OK) rc = fail(r, (rp_serve_error_set(&err, st == RP_ERR_RANGE ? 400 : 500, st == RP_ERR_RANGE ?
-                                           "invalid_request_error" : "server_error", NULL, "%s", rp_errmsg()), &err));
+            rp_serve_admit a = rp_serve_engine_submit(s->engine, jobs, q.n_prompts);
+            if (a != RP_SERVE_ADMITTED) rc = refuse(s, r, a, q.n_prompts);
             else {
-                rp_serve_reply_write(&r->body, &rid, &q, jobs, tok);
-                rc = RP_HTTPD_OK;
+                wait_all(s, req->fd, jobs, q.n_prompts);
+                if (job_error(jobs, q.n_prompts, &err)) {
+                    rc = fail(r, &err);
+                    if (err.status == 503) rp_buf_puts(&r->headers, "Retry-After: 1\r\n");
+                }
+                else {
+                    rp_serve_reply_write(&r->body, &rid, &q, jobs, tok);
+                    rc = RP_HTTPD_OK;
+                }
             }
         }
     }
@@ -131,6 +191,15 @@ static int complete(rp_server *s, const rp_httpd_request *req, rp_httpd_response
     free(jobs);
     rp_serve_request_free(&q);
     return rc;
+}
+
+/* GET /health: the engine's slots, queue and counters (readiness for scripts, load for operators). */
+static int health(rp_server *s, rp_httpd_response *r) {
+    rp_serve_engine_stats k = rp_serve_engine_stats_now(s->engine);
+    rp_buf_printf(&r->body, "{\"status\":\"ok\",\"slots\":%d,\"active\":%d,\"queue\":%d,\"waiting\":%d,\"done\":%lu,"
+                  "\"refused\":%lu,\"cancelled\":%lu,\"steps\":%lu,\"mean_batch\":%.3f}", k.n_slots, k.active, k.n_queue,
+                  k.waiting, k.done, k.refused, k.cancelled, k.steps, k.steps ? (double)k.step_rows / (double)k.steps : 0.0);
+    return RP_HTTPD_OK;
 }
 
 /* Does the request path (query string aside) equal p? */
@@ -145,6 +214,10 @@ static int handler(void *ud, const rp_httpd_request *req, rp_httpd_response *r) 
     rp_serve_error err;
     __atomic_add_fetch(&s->served, 1, __ATOMIC_RELAXED);
     static const char *const posts[] = { "/v1/chat/completions", "/v1/completions" };
+    if (path_is(req, "/health") || path_is(req, "/v1/health")) {
+        if (strcmp(req->method, "GET")) return fail(r, (rp_serve_error_set(&err, 405, "invalid_request_error", NULL, "use GET for /health"), &err));
+        return health(s, r);
+    }
     if (path_is(req, "/v1/models")) {
         if (strcmp(req->method, "GET")) return fail(r, (rp_serve_error_set(&err, 405, "invalid_request_error", NULL, "use GET for /v1/models"), &err));
         return models(s, r);
@@ -153,10 +226,13 @@ static int handler(void *ud, const rp_httpd_request *req, rp_httpd_response *r) 
         if (!path_is(req, posts[k])) continue;
         if (strcmp(req->method, "POST"))
             return fail(r, (rp_serve_error_set(&err, 405, "invalid_request_error", NULL, "use POST for %s", posts[k]), &err));
-        return complete(s, req, r, k == 0);
+        __atomic_add_fetch(&s->in_flight, 1, __ATOMIC_SEQ_CST);
+        int rc = complete(s, req, r, k == 0);
+        __atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_SEQ_CST);
+        return rc;
     }
     return fail(r, (rp_serve_error_set(&err, 404, "not_found_error", NULL, "unknown path '%.200s' (serving POST /v1/chat/completions, "
-                                       "POST /v1/completions and GET /v1/models)", req->path), &err));
+                                       "POST /v1/completions, GET /v1/models and GET /health)", req->path), &err));
 }
 
 /* Load the model and start the HTTP server. */
@@ -177,8 +253,14 @@ rp_status rp_serve_start(const char *model_path, const rp_serve_opts *opts, rp_s
     rp_model_opts mo = { .backend = o.backend };
     rp_status st = rp_model_load_named(model_path, &mo, &s->model);
     if (st == RP_OK && !rp_model_tokenizer(s->model)) st = rp_fail(RP_ERR_UNSUPPORTED, "%s: the model has no tokenizer", model_path);
-    if (st == RP_OK) st = rp_serve_engine_new(s->model, o.n_ctx, &s->engine);
-    if (st == RP_OK) o.n_ctx = rp_serve_engine_n_ctx(s->engine);
+    rp_serve_engine_opts eo = { .n_ctx = o.n_ctx, .n_slots = o.n_slots, .n_queue = o.n_queue };
+    if (st == RP_OK) st = rp_serve_engine_new(s->model, &eo, &s->engine);
+    if (st == RP_OK) {
+        eo = rp_serve_engine_limits(s->engine);
+        o.n_ctx = eo.n_ctx;
+        o.n_slots = eo.n_slots;
+        o.n_queue = eo.n_queue;
+    }
     o.model_id = s->model_id;
     s->limits = o;                                  /* before the first request can read it */
     rp_httpd_opts ho = { .host = o.host, .port = o.port, .max_conns = o.max_conns, .max_body = o.max_body,
@@ -201,6 +283,11 @@ unsigned long rp_serve_requests(rp_server *s) { return __atomic_load_n(&s->serve
 /* Stop the server and free the model. */
 void rp_serve_stop(rp_server *s) {
     if (!s) return;
+    if (s->engine) rp_serve_engine_close(s->engine);    /* waiting handlers wake with 503 ... */
+    for (int i = 0; i < 500 && __atomic_load_n(&s->in_flight, __ATOMIC_SEQ_CST) > 0; i++) {
+        struct timespec ts = { 0, 10 * 1000 * 1000 };     /* ... and get up to 5 s to send it before connections close */
+        nanosleep(&ts, NULL);
+    }
     if (s->httpd) rp_httpd_stop(s->httpd);
     rp_serve_engine_free(s->engine);
     rp_model_free(s->model);

@@ -2,7 +2,8 @@
  * /v1/completions, GET /v1/models) on the project's small HTTP server, so any client of that API (the SAFE
  * plugin, the openai Python package, lm-evaluation-harness's local-completions, curl) can use a model
  * running in this process. Requests are parsed, checked and tokenized on their connection's thread; the
- * model runs one job at a time (serve_job.h: the interface a batched decoder will take over).
+ * engine's scheduler thread decodes the jobs of concurrent requests together (serve_job.h), with a bounded
+ * queue: a request that does not fit is answered 429 (503 while stopping), with Retry-After.
  * Invariant: a malformed request gets a 4xx with an OpenAI-shaped error object naming the field, never a
  * crash; every limit (body size, context length, max_tokens) is stated with its value when exceeded. */
 #ifndef RP_SERVE_H
@@ -26,6 +27,8 @@ typedef struct rp_serve_opts {
     int max_conns;           /* connections at once (<= 0: 64; idle ones make room for new clients) */
     double idle_timeout_s;   /* keep-alive connections idle this long are closed (<= 0: 30) */
     rp_backend *backend;     /* the model's backend (NULL: the default, cpu); repro serve --device */
+    int n_slots;             /* sequences decoded together (<= 0: 8, at most 16) */
+    int n_queue;             /* jobs waiting beyond those (0: 64; < 0: none wait) */
 } rp_serve_opts;
 
 /* Load the model at path and start serving in background threads. */

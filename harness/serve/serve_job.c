@@ -1,51 +1,130 @@
-/* serve_job.c: the engine behind `repro serve` (serve_job.h): one session, one job at a time under a mutex;
- * the prompts of one request that only generate are decoded together (rp_generate_batch).
- * Scoring (echo, logprobs) runs the model over the tokens with every position's logits, in pieces of at most
- * SCORE_CHUNK positions, reusing whatever prefix of the tokens the session's cache already holds (choices of
- * a multiple-choice question share their context, so each pays for its own tokens only). Generation starts
- * from a reset session, as rp_chat_complete does, so served greedy text equals the in-process backend's.
- * Invariant: the mutex is held only while the session is used; callers tokenize and validate before. */
+/* serve_job.c: the engine behind `repro serve` (serve_job.h): a bounded job queue and one scheduler thread
+ * that decodes up to n_slots jobs together (continuous batching over rp_generate_seq + rp_session_step).
+ * Per step the scheduler (1) admits queued jobs into free slots under the lock, (2) without the lock runs
+ * each new job's prefill (echo: the prompt scored with every position's logits, then its last token fed;
+ * otherwise the prompt from an empty cache, as rp_generate on a fresh session does, so a served sequence
+ * equals the in-process one), (3) samples every active sequence from its own logits (its own sampler and
+ * seed), scoring the sampled token when the job asked for logprobs, ends finished ones, and (4) runs the
+ * remaining sequences' tokens in one rp_session_step.
+ * Invariants: only the scheduler thread touches the model, the slot sessions and rp_generate_seq objects;
+ * the lock (mu) guards the queue, the counters and each job's state / cancel / pending text, and is never
+ * held while the model runs; a job is done (state 3, its cv signalled) exactly once, after which the engine
+ * never touches it again. */
 #include "serve/serve_job.h"
+#include <errno.h>
 #include <math.h>
-#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include "serve/serve_score.h"
 
-enum { SCORE_CHUNK = 64 };              /* positions per all-logits forward (the session's n_logits) */
+enum { JOB_NEW, JOB_QUEUED, JOB_ACTIVE, JOB_DONE };
+enum { MAX_SLOTS = 16 };                /* rows of one rp_session_step in the engine's work session */
+
+/* One decoding slot: its session (made at first use, kept), the job it runs and that job's sequence. */
+typedef struct slot {
+    rp_serve_engine *e;
+    rp_session *s;
+    rp_serve_job *job;                  /* NULL: free */
+    rp_generate_seq *seq;               /* NULL until the job's prefill */
+    rp_generate_opts go;                /* the job's options as the sequence reads them */
+    int n_top;                          /* alternatives per scored token (-1: no generated-token scores) */
+    size_t lp_cap;
+} slot;
 
 struct rp_serve_engine {
-    rp_session *session;
-    int n_vocab;
+    rp_model *m;
+    int n_ctx, n_vocab;
+    rp_serve_engine_opts lim;
     pthread_mutex_t mu;
+    pthread_cond_t work;                /* the scheduler waits here for jobs */
+    rp_serve_job *head, *tail;          /* the queue */
+    int waiting, active, closing, stopping;
+    rp_serve_engine_stats stats;
+    slot slots[MAX_SLOTS];
+    rp_session *work_s;
+    rp_session *rows[MAX_SLOTS];
+    int32_t toks[MAX_SLOTS];
+    int row_slot[MAX_SLOTS];
+    float *logits;                      /* [MAX_SLOTS, V] */
+    pthread_t thr;
+    int thr_started;
 };
 
-/* Create the engine's session. */
-rp_status rp_serve_engine_new(rp_model *m, int n_ctx, rp_serve_engine **out) {
+static void *scheduler(void *arg);
+
+/* Create the engine and start its scheduler. */
+rp_status rp_serve_engine_new(rp_model *m, const rp_serve_engine_opts *o, rp_serve_engine **out) {
     *out = NULL;
     rp_serve_engine *e = calloc(1, sizeof *e);
     if (!e) return rp_fail(RP_ERR_NOMEM, "serve: out of memory");
-    rp_status st = rp_session_new(m, n_ctx, 0, SCORE_CHUNK, &e->session);
-    if (st != RP_OK) { free(e); return st; }
+    e->m = m;
+    e->lim = o ? *o : (rp_serve_engine_opts){0};
+    if (e->lim.n_slots <= 0) e->lim.n_slots = 8;
+    if (e->lim.n_slots > MAX_SLOTS) {
+        int n = e->lim.n_slots;
+        free(e);
+        return rp_fail(RP_ERR_RANGE, "serve: %d slots asked for; at most %d sequences are decoded together", n, MAX_SLOTS);
+    }
+    e->lim.n_queue = e->lim.n_queue == 0 ? 64 : e->lim.n_queue < 0 ? 0 : e->lim.n_queue;
+    int model_ctx = (int)rp_model_config(m)->context_len;
+    e->n_ctx = e->lim.n_ctx > 0 ? e->lim.n_ctx : model_ctx < 2048 ? model_ctx : 2048;
+    e->lim.n_ctx = e->n_ctx;
     e->n_vocab = rp_model_config(m)->vocab;
+    e->stats.n_slots = e->lim.n_slots;
+    e->stats.n_queue = e->lim.n_queue;
     pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->work, NULL);
+    e->logits = malloc((size_t)MAX_SLOTS * (size_t)e->n_vocab * sizeof *e->logits);
+    rp_status st = e->logits ? RP_OK : rp_fail(RP_ERR_NOMEM, "serve: out of memory");
+    if (st == RP_OK) st = rp_session_new(m, MAX_SLOTS, MAX_SLOTS, MAX_SLOTS, &e->work_s);
+    /* the first slot's session now, so a context the machine cannot hold fails at start, not at a request */
+    if (st == RP_OK) st = rp_session_new(m, e->n_ctx, 512, RP_SERVE_SCORE_ROWS, &e->slots[0].s);
+    for (int k = 0; k < MAX_SLOTS; k++) e->slots[k].e = e;
+    if (st == RP_OK && pthread_create(&e->thr, NULL, scheduler, e) != 0) st = rp_fail(RP_ERR_NOMEM, "serve: cannot start the scheduler thread");
+    if (st != RP_OK) { rp_serve_engine_free(e); return st; }
+    e->thr_started = 1;
     *out = e;
     return RP_OK;
 }
 
-/* Free the session and the engine. */
+/* Stop the scheduler, free the sessions and the engine. */
 void rp_serve_engine_free(rp_serve_engine *e) {
     if (!e) return;
-    rp_session_free(e->session);
+    rp_serve_engine_close(e);
+    pthread_mutex_lock(&e->mu);
+    e->stopping = 1;
+    pthread_cond_broadcast(&e->work);
+    pthread_mutex_unlock(&e->mu);
+    if (e->thr_started) pthread_join(e->thr, NULL);
+    for (int k = 0; k < MAX_SLOTS; k++) rp_session_free(e->slots[k].s);
+    rp_session_free(e->work_s);
+    free(e->logits);
+    pthread_cond_destroy(&e->work);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }
 
-/* The session's context length. */
-int rp_serve_engine_n_ctx(const rp_serve_engine *e) { return rp_session_n_ctx(e->session); }
+/* The slots' context length. */
+int rp_serve_engine_n_ctx(const rp_serve_engine *e) { return e->n_ctx; }
+
+/* The limits in force. */
+rp_serve_engine_opts rp_serve_engine_limits(const rp_serve_engine *e) { return e->lim; }
+
+/* The counters, read under the lock. */
+rp_serve_engine_stats rp_serve_engine_stats_now(rp_serve_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    rp_serve_engine_stats s = e->stats;
+    s.active = e->active;
+    s.waiting = e->waiting;
+    pthread_mutex_unlock(&e->mu);
+    return s;
+}
 
 /* Check the job's prompt and length against the context and the vocabulary. */
 rp_status rp_serve_engine_check(const rp_serve_engine *e, const rp_serve_job *j, int *max_tokens_room) {
-    int n_ctx = rp_session_n_ctx(e->session);
+    int n_ctx = e->n_ctx;
     if (j->n_prompt == 0) return rp_fail(RP_ERR_RANGE, "the prompt is empty (it needs at least one token)");
     for (size_t i = 0; i < j->n_prompt; i++)
         if (j->prompt[i] < 0 || j->prompt[i] >= e->n_vocab)
@@ -61,145 +140,257 @@ rp_status rp_serve_engine_check(const rp_serve_engine *e, const rp_serve_job *j,
     return RP_OK;
 }
 
-/* Log-softmax of row[target] and the top n alternatives into t. */
-static void score_row(const float *row, int V, int32_t target, int n_top, rp_serve_tokenlp *t) {
-    float mx = row[0];
-    for (int v = 1; v < V; v++) if (row[v] > mx) mx = row[v];
-    double sum = 0;
-    for (int v = 0; v < V; v++) sum += exp((double)(row[v] - mx));
-    float lse = mx + (float)log(sum);
-    t->id = target;
-    t->lp = row[target] - lse;
-    t->n_top = 0;
-    for (int v = 0; v < V && n_top > 0; v++) {           /* insertion into the sorted top list */
-        float x = row[v];
-        if (t->n_top == n_top && x <= row[t->top_id[n_top - 1]]) continue;
-        int k = t->n_top < n_top ? t->n_top++ : n_top - 1;
-        while (k > 0 && row[t->top_id[k - 1]] < x) { t->top_id[k] = t->top_id[k - 1]; k--; }
-        t->top_id[k] = v;
-    }
-    for (int k = 0; k < t->n_top; k++) t->top_lp[k] = row[t->top_id[k]] - lse;
+/* Mark j done and wake its waiter (lock held). */
+static void done_locked(rp_serve_engine *e, rp_serve_job *j) {
+    j->state = JOB_DONE;
+    e->stats.done++;
+    if (j->cancel) e->stats.cancelled++;
+    pthread_cond_broadcast(&j->cv);
 }
 
-/* out[i - from] = score of toks[i + 1] after toks[0 .. i], for i in [from, n - 1). */
-static rp_status score_range(rp_serve_engine *e, const int32_t *toks, size_t n, size_t from, int n_top, rp_serve_tokenlp *out) {
-    rp_session *s = e->session;
-    /* keep the longest prefix of the cache that matches toks[0 .. from) */
-    int64_t past = rp_session_n_past(s), keep = 0;
-    const int32_t *cached = rp_session_tokens(s);
-    while (keep < past && (size_t)keep < from && cached[keep] == toks[keep]) keep++;
-    RP_TRY(rp_session_truncate(s, keep));
-    if ((size_t)keep < from) RP_TRY(rp_session_forward(s, toks + keep, (int64_t)(from - (size_t)keep), RP_LOGITS_NONE, NULL, NULL));
-    float *logits = malloc((size_t)SCORE_CHUNK * (size_t)e->n_vocab * sizeof *logits);
-    if (!logits) return rp_fail(RP_ERR_NOMEM, "out of memory for %d rows of logits", SCORE_CHUNK);
-    rp_status st = RP_OK;
-    for (size_t i = from; st == RP_OK && i + 1 < n;) {
-        size_t T = n - 1 - i < SCORE_CHUNK ? n - 1 - i : SCORE_CHUNK;
-        st = rp_session_forward(s, toks + i, (int64_t)T, RP_LOGITS_ALL, logits, NULL);
-        for (size_t t = 0; st == RP_OK && t < T; t++)
-            score_row(logits + t * (size_t)e->n_vocab, e->n_vocab, toks[i + t + 1], n_top, &out[i + t - from]);
-        i += T;
-    }
-    free(logits);
-    return st;
-}
-
-/* finish and n_completion from the generation's result; the generated count (end-of-generation included). */
-static size_t finish_job(rp_serve_job *j) {
-    const char *why = j->out.stop_reason;
-    j->finish = why && (!strcmp(why, "max_tokens") || !strcmp(why, "context")) ? "length" : "stop";
-    j->n_completion = j->out.tokens.n + (j->out.eog_token >= 0);
-    return j->n_completion;
-}
-
-/* The job under the lock: echo scoring, generation, then the generated tokens' scores. */
-static rp_status run_locked(rp_serve_engine *e, rp_serve_job *j) {
-    rp_session *s = e->session;
-    int n_top = j->logprobs > RP_SERVE_TOP_MAX ? RP_SERVE_TOP_MAX : j->logprobs;
-    size_t n_echo = j->echo ? j->n_prompt : 0;
-    j->finish = "length";
-    if (j->echo) {
-        j->lp = calloc(j->n_prompt, sizeof *j->lp);
-        if (!j->lp) return rp_fail(RP_ERR_NOMEM, "serve: out of memory");
-        j->lp[0] = (rp_serve_tokenlp){ .id = j->prompt[0], .lp = NAN };
-        j->n_lp = j->n_prompt;
-        RP_TRY(score_range(e, j->prompt, j->n_prompt, 0, n_top < 0 ? 0 : n_top, j->lp + 1));
-    }
-    if (j->max_tokens == 0) return RP_OK;
-    rp_generate_opts go = j->gen;
-    go.max_tokens = j->max_tokens;
-    if (!j->echo) rp_session_reset(s);
-    /* after echo the cache holds prompt[0 .. n-1): feed the last prompt token, as a fresh generation would */
-    size_t fed = j->echo ? j->n_prompt - 1 : 0;
-    if (j->echo) RP_TRY(rp_session_truncate(s, (int64_t)fed));
-    RP_TRY(rp_generate(s, j->prompt + fed, j->n_prompt - fed, &go, &j->out));
-    size_t n_gen = finish_job(j);
-    if (j->logprobs < 0 || n_gen == 0) return RP_OK;
-    /* generated tokens' scores (the end-of-generation token too): teacher-forced over prompt + generated,
-     * from the last prompt position */
-    size_t n_all = j->n_prompt + n_gen;
-    int32_t *all = malloc(n_all * sizeof *all);
-    rp_serve_tokenlp *lp = realloc(j->lp, (n_echo + n_gen) * sizeof *lp);
-    if (!all || !lp) { free(all); if (lp) j->lp = lp; return rp_fail(RP_ERR_NOMEM, "serve: out of memory"); }
-    j->lp = lp;
-    memcpy(all, j->prompt, j->n_prompt * sizeof *all);
-    if (j->out.tokens.n) memcpy(all + j->n_prompt, j->out.tokens.ids, j->out.tokens.n * sizeof *all);   /* none when only the end token came */
-    if (j->out.eog_token >= 0) all[n_all - 1] = j->out.eog_token;
-    rp_status st = score_range(e, all, n_all, j->n_prompt - 1, n_top, j->lp + n_echo);
-    if (st == RP_OK) j->n_lp = n_echo + n_gen;
-    free(all);
-    return st;
-}
-
-/* Run a job on the engine's session. */
-rp_status rp_serve_engine_run(rp_serve_engine *e, rp_serve_job *j) {
-    RP_TRY(rp_serve_engine_check(e, j, NULL));
+/* Queue n jobs, all or none. */
+rp_serve_admit rp_serve_engine_submit(rp_serve_engine *e, rp_serve_job *jobs, size_t n) {
     pthread_mutex_lock(&e->mu);
-    rp_status st = run_locked(e, j);
-    if (st != RP_OK) rp_session_reset(e->session);      /* a failed job leaves no half-written cache behind */
-    pthread_mutex_unlock(&e->mu);
-    return st;
-}
-
-/* Run n jobs (see serve_job.h): plain generations (no echo, no logprobs, no streaming) are decoded together. */
-rp_status rp_serve_engine_run_many(rp_serve_engine *e, rp_serve_job *jobs, size_t n) {
-    int plain = n > 1;
-    for (size_t i = 0; i < n; i++) {
-        RP_TRY(rp_serve_engine_check(e, &jobs[i], NULL));
-        plain &= !jobs[i].echo && jobs[i].logprobs < 0 && !jobs[i].gen.on_text && jobs[i].max_tokens > 0;
-    }
-    if (!plain) {
-        for (size_t i = 0; i < n; i++) RP_TRY(rp_serve_engine_run(e, &jobs[i]));
-        return RP_OK;
-    }
-    rp_tokens *pr = calloc(n, sizeof *pr);
-    rp_generate_opts *go = calloc(n, sizeof *go);
-    rp_generate_result *res = calloc(n, sizeof *res);
-    rp_status st = pr && go && res ? RP_OK : rp_fail(RP_ERR_NOMEM, "serve: out of memory");
-    int n_ctx = 1;
-    for (size_t i = 0; st == RP_OK && i < n; i++) {
-        pr[i] = (rp_tokens){ (int32_t *)jobs[i].prompt, jobs[i].n_prompt, jobs[i].n_prompt };   /* borrowed, not freed */
-        go[i] = jobs[i].gen;
-        go[i].max_tokens = jobs[i].max_tokens;
-        if ((int)jobs[i].n_prompt + jobs[i].max_tokens > n_ctx) n_ctx = (int)jobs[i].n_prompt + jobs[i].max_tokens;
-    }
-    if (st == RP_OK) {
-        pthread_mutex_lock(&e->mu);
-        st = rp_generate_batch(rp_session_model(e->session), pr, (int)n, go, (int)(n < 16 ? n : 16), n_ctx, res);
+    rp_serve_admit a = RP_SERVE_ADMITTED;
+    int busy = e->active + e->waiting;
+    if (e->closing) a = RP_SERVE_CLOSED;
+    else if (busy > 0 && (size_t)busy + n > (size_t)e->lim.n_slots + (size_t)e->lim.n_queue) a = RP_SERVE_FULL;
+    if (a != RP_SERVE_ADMITTED) {
+        e->stats.refused++;
         pthread_mutex_unlock(&e->mu);
+        return a;
     }
-    for (size_t i = 0; res && i < n; i++) {
-        if (st == RP_OK) { jobs[i].out = res[i]; finish_job(&jobs[i]); }
-        else rp_generate_result_free(&res[i]);
+    for (size_t i = 0; i < n; i++) {
+        rp_serve_job *j = &jobs[i];
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&j->cv, &ca);
+        pthread_condattr_destroy(&ca);
+        j->state = JOB_QUEUED;
+        j->st = RP_OK;
+        j->closed = RP_SERVE_ADMITTED;
+        j->next = NULL;
+        if (e->tail) e->tail->next = j; else e->head = j;
+        e->tail = j;
+        e->waiting++;
     }
-    free(pr); free(go); free(res);
-    return st;
+    pthread_cond_signal(&e->work);
+    pthread_mutex_unlock(&e->mu);
+    return a;
 }
 
-/* Free a job's results. */
+/* Wait for j's text or its end. */
+int rp_serve_engine_wait(rp_serve_engine *e, rp_serve_job *j, rp_buf *text, double timeout_s) {
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    if (timeout_s > 0) {
+        double t = (double)dl.tv_sec + dl.tv_nsec * 1e-9 + timeout_s;
+        dl.tv_sec = (time_t)t;
+        dl.tv_nsec = (long)((t - floor(t)) * 1e9);
+    }
+    pthread_mutex_lock(&e->mu);
+    int more = 0;
+    for (;;) {
+        if (text && j->pending.len) {
+            rp_buf_append(text, j->pending.data, j->pending.len);
+            rp_buf_clear(&j->pending);
+            more = j->state != JOB_DONE;
+            break;
+        }
+        if (j->state == JOB_DONE) break;
+        if (timeout_s > 0 && text) {
+            if (pthread_cond_timedwait(&j->cv, &e->mu, &dl) == ETIMEDOUT) { more = 1; break; }
+        } else {
+            pthread_cond_wait(&j->cv, &e->mu);
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return more;
+}
+
+/* Cancel jobs: queued ones leave the queue now; active ones stop before their next token. */
+void rp_serve_engine_cancel(rp_serve_engine *e, rp_serve_job *jobs, size_t n) {
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < n; i++) {
+        rp_serve_job *j = &jobs[i];
+        if (j->state == JOB_DONE || j->state == JOB_NEW) continue;
+        __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
+        if (j->state != JOB_QUEUED) continue;
+        for (rp_serve_job **p = &e->head, *prev = NULL; *p; prev = *p, p = &(*p)->next)
+            if (*p == j) { *p = j->next; if (e->tail == j) e->tail = prev; break; }
+        e->waiting--;
+        done_locked(e, j);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Refuse new jobs; end queued ones now and active ones at their next token. */
+void rp_serve_engine_close(rp_serve_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    e->closing = 1;
+    for (rp_serve_job *j = e->head, *nx; j; j = nx) {
+        nx = j->next;
+        j->closed = RP_SERVE_CLOSED;
+        done_locked(e, j);
+    }
+    e->head = e->tail = NULL;
+    e->waiting = 0;
+    for (int k = 0; k < MAX_SLOTS; k++)
+        if (e->slots[k].job) { __atomic_store_n(&e->slots[k].job->cancel, 1, __ATOMIC_RELAXED); e->slots[k].job->closed = RP_SERVE_CLOSED; }
+    pthread_cond_broadcast(&e->work);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Submit and wait for all. */
+rp_serve_admit rp_serve_engine_run_many(rp_serve_engine *e, rp_serve_job *jobs, size_t n) {
+    rp_serve_admit a = rp_serve_engine_submit(e, jobs, n);
+    if (a != RP_SERVE_ADMITTED) return a;
+    for (size_t i = 0; i < n; i++) rp_serve_engine_wait(e, &jobs[i], NULL, 0);
+    return a;
+}
+
+/* Free a job's results and engine state. */
 void rp_serve_job_free(rp_serve_job *j) {
     rp_generate_result_free(&j->out);
+    rp_buf_free(&j->pending);
+    if (j->state != JOB_NEW) pthread_cond_destroy(&j->cv);
+    j->state = JOB_NEW;
     free(j->lp);
     j->lp = NULL;
     j->n_lp = 0;
+}
+
+/* ---- the scheduler thread ---- */
+
+/* rp_generate_opts.on_text of a streaming job: hand the text to the waiter; stop when it went away. */
+static int on_text(void *arg, const char *text, size_t n) {
+    slot *k = arg;
+    rp_serve_engine *e = k->e;
+    pthread_mutex_lock(&e->mu);
+    rp_status st = rp_buf_append(&k->job->pending, text, n);
+    int stop = k->job->cancel || st != RP_OK;
+    pthread_cond_broadcast(&k->job->cv);
+    pthread_mutex_unlock(&e->mu);
+    return stop;
+}
+
+/* End slot k's job: its result, usage counts, status; then free the slot. Runs without the lock. */
+static void slot_end(rp_serve_engine *e, slot *k, rp_status st) {
+    rp_serve_job *j = k->job;
+    rp_generate_seq_end(k->seq, st);                      /* may flush streamed text (takes the lock) */
+    k->seq = NULL;
+    const char *why = j->out.stop_reason;
+    if (why) j->finish = !strcmp(why, "max_tokens") || !strcmp(why, "context") ? "length" : "stop";
+    j->n_completion = j->out.tokens.n + (j->out.eog_token >= 0);
+    if (st != RP_OK) {
+        j->st = st;
+        snprintf(j->error, sizeof j->error, "%s", rp_errmsg());
+        rp_session_reset(k->s);                             /* a failed job leaves no half-written cache behind */
+    }
+    pthread_mutex_lock(&e->mu);
+    k->job = NULL;
+    e->active--;
+    done_locked(e, j);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Prefill slot k's new job: echo scoring, then the sequence's start (its prompt run for the first logits). */
+static rp_status slot_begin(rp_serve_engine *e, slot *k) {
+    rp_serve_job *j = k->job;
+    if (!k->s) RP_TRY(rp_session_new(e->m, e->n_ctx, 512, RP_SERVE_SCORE_ROWS, &k->s));
+    int n_top = j->logprobs > RP_SERVE_TOP_MAX ? RP_SERVE_TOP_MAX : j->logprobs;
+    k->n_top = j->logprobs >= 0 && j->max_tokens > 0 ? n_top : -1;
+    size_t n_echo = j->echo ? j->n_prompt : 0;
+    k->lp_cap = n_echo + (k->n_top >= 0 ? (size_t)j->max_tokens : 0);
+    if (k->lp_cap && !(j->lp = calloc(k->lp_cap, sizeof *j->lp))) return rp_fail(RP_ERR_NOMEM, "serve: out of memory");
+    if (j->echo) {
+        j->lp[0] = (rp_serve_tokenlp){ .id = j->prompt[0], .lp = NAN };
+        j->n_lp = j->n_prompt;
+        RP_TRY(rp_serve_score_prompt(k->s, j->prompt, j->n_prompt, n_top < 0 ? 0 : n_top, j->lp + 1));
+    } else {
+        rp_session_reset(k->s);
+    }
+    j->finish = "length";
+    if (j->max_tokens == 0) return RP_OK;
+    k->go = j->gen;
+    k->go.max_tokens = j->max_tokens;
+    k->go.on_text = j->stream ? on_text : NULL;
+    k->go.arg = k;
+    /* after echo the cache holds prompt[0 .. n-1): feed the last prompt token, as a fresh generation would */
+    size_t fed = j->echo ? j->n_prompt - 1 : 0;
+    return rp_generate_seq_start(k->s, j->prompt + fed, j->n_prompt - fed, &k->go, &j->out, &k->seq);
+}
+
+/* Sample slot k's next token (scored when asked): 0 with *t to run, 1 when its job is finished. */
+static int slot_sample(slot *k, int32_t *t, rp_status *st) {
+    rp_serve_job *j = k->job;
+    if (__atomic_load_n(&j->cancel, __ATOMIC_RELAXED)) { j->out.stop_reason = "callback"; return 1; }
+    size_t n_before = j->out.tokens.n;
+    int had_eog = j->out.eog_token >= 0;
+    int fin = rp_generate_seq_next(k->seq, t, st);
+    int32_t took = -1;
+    if (j->out.tokens.n > n_before) took = j->out.tokens.ids[j->out.tokens.n - 1];
+    else if (!had_eog && j->out.eog_token >= 0) took = j->out.eog_token;
+    if (took >= 0 && k->n_top >= 0 && j->n_lp < k->lp_cap)
+        rp_serve_score_row(rp_generate_seq_logits(k->seq), k->e->n_vocab, took, k->n_top, &j->lp[j->n_lp++]);
+    return fin || *st != RP_OK;
+}
+
+/* Admit queued jobs into free slots (lock held); 1 when there is work, 0 when the thread should stop. */
+static int admit_locked(rp_serve_engine *e) {
+    for (;;) {
+        for (int k = 0; k < e->lim.n_slots && e->head; k++) {
+            if (e->slots[k].job) continue;
+            rp_serve_job *j = e->head;
+            e->head = j->next;
+            if (!e->head) e->tail = NULL;
+            e->waiting--;
+            j->state = JOB_ACTIVE;
+            e->slots[k].job = j;
+            e->active++;
+        }
+        if (e->active > 0) return 1;
+        if (e->stopping) return 0;
+        pthread_cond_wait(&e->work, &e->mu);
+    }
+}
+
+/* The scheduler: admit, prefill, sample, step; until the engine stops. */
+static void *scheduler(void *arg) {
+    rp_serve_engine *e = arg;
+    const size_t V = (size_t)e->n_vocab;
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        int go = admit_locked(e);
+        pthread_mutex_unlock(&e->mu);
+        if (!go) break;
+        int nr = 0;
+        for (int i = 0; i < e->lim.n_slots; i++) {
+            slot *k = &e->slots[i];
+            if (!k->job) continue;
+            rp_status st = RP_OK;
+            if (!k->seq) {
+                st = slot_begin(e, k);
+                if (st != RP_OK || !k->seq) { slot_end(e, k, st); continue; }
+            }
+            int32_t t;
+            if (slot_sample(k, &t, &st)) { slot_end(e, k, st); continue; }
+            e->rows[nr] = k->s;
+            e->row_slot[nr] = i;
+            e->toks[nr++] = t;
+        }
+        if (nr == 0) continue;
+        rp_status st = rp_session_step(e->work_s, e->rows, e->toks, nr, e->logits);
+        pthread_mutex_lock(&e->mu);
+        e->stats.steps++;
+        e->stats.step_rows += (unsigned long)nr;
+        pthread_mutex_unlock(&e->mu);
+        for (int r = 0; r < nr; r++) {
+            slot *k = &e->slots[e->row_slot[r]];
+            if (st == RP_OK) rp_generate_seq_set_logits(k->seq, e->logits + (size_t)r * V);
+            else slot_end(e, k, st);
+        }
+    }
+    return NULL;
 }
