@@ -256,51 +256,56 @@ static inline __attribute__((always_inline)) __m512 reduce16(const __m512 *a) {
  * Per block and weight row, a q4 block's 32 weights come from a 16-entry table (q·d + m for q = 0..15, one
  * fma: the same rounding as dequantizing each weight) indexed by its nibbles with vpermps, whose index is
  * the low 4 bits of each lane: 5 vector instructions per block shared by R rows, against 2 fmas per row.
- * The block's f16 scales are converted 16 at a time to f32 on the stack, so the per-block broadcasts are
- * loads. Accumulator (r, n) takes w·x of elements 0..15 then 16..31 of each block in order, and reduce16
+ * The blocks' f16 scales are converted to f32 on the stack 64 blocks at a time, so the per-block broadcasts
+ * are loads. Accumulator (r, n) takes w·x of elements 0..15 then 16..31 of each block in order, and reduce16
  * sums it: a row's result is the same whatever R and NW are. */
 static inline __attribute__((always_inline)) void fdot_tile(rp_dtype t, const uint8_t *w, size_t ldw, int NW, const float *x,
                                                             int64_t ldx, int R, int64_t nb, float *y, int64_t ldy) {
     const __m512 iota = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     __m512 acc[16];
-    float ds[4][16], ms[4][16];
+    float ds[4][64], ms[4][64];   /* scales (and mins) of up to 64 blocks per weight row, as f32 */
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        if ((b & 15) == 0) {   /* the next 16 blocks' scales (and mins), as f32 */
-            int64_t left = nb - b < 16 ? nb - b : 16;
-            __mmask16 k = (__mmask16)((1u << left) - 1);
-#pragma GCC unroll 4
-            for (int n = 0; n < NW; n++) {
-                const uint16_t *dh = (const uint16_t *)(w + (size_t)n * ldw + (t == RP_Q8_0 ? 32 : 16) * nb) + b;
-                __m512 d = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, dh));
-                _mm512_storeu_ps(ds[n], d);
-                if (t == RP_Q4_1) _mm512_storeu_ps(ms[n], _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, dh + nb)));
-                else if (t == RP_Q4_0) _mm512_storeu_ps(ms[n], _mm512_mul_ps(d, _mm512_set1_ps(-8.0f)));
-            }
-        }
+    for (int64_t b0 = 0; b0 < nb; b0 += 64) {
+        int64_t nbc = nb - b0 < 64 ? nb - b0 : 64;
+        /* converted a whole chunk ahead of its blocks: the broadcasts below read stores long retired (a
+         * 64-byte store read back 4 bytes at a time right after stalls store forwarding) */
 #pragma GCC unroll 4
         for (int n = 0; n < NW; n++) {
-            const uint8_t *wn = w + (size_t)n * ldw;
-            __m512 d = _mm512_set1_ps(ds[n][b & 15]), w0, w1;
-            if (t == RP_Q8_0) {
-                int64_t g = b / 4, in_g = nb - 4 * g < 4 ? nb - 4 * g : 4;
-                const uint8_t *q = wn + 128 * g + 16 * (b % 4);
-                if ((b & 3) == 0) _mm_prefetch((const char *)q + PREFETCH, _MM_HINT_T0);
-                w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q))), d);
-                w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16 * in_g)))), d);
-            } else {
-                if ((b & 3) == 0) _mm_prefetch((const char *)wn + 16 * b + PREFETCH, _MM_HINT_T0);
-                __m512 tab = _mm512_fmadd_ps(iota, d, _mm512_set1_ps(ms[n][b & 15]));
-                __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wn + 16 * b)));
-                w0 = _mm512_permutexvar_ps(q, tab);
-                w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), tab);
+            const uint16_t *dh = (const uint16_t *)(w + (size_t)n * ldw + (t == RP_Q8_0 ? 32 : 16) * nb) + b0;
+            _mm_prefetch((const char *)dh + NW * ldw, _MM_HINT_T0);
+            for (int64_t c = 0; c < nbc; c += 16) {
+                __mmask16 k = (__mmask16)(nbc - c < 16 ? (1u << (nbc - c)) - 1 : 0xffffu);
+                __m512 d = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, dh + c));
+                _mm512_storeu_ps(ds[n] + c, d);
+                if (t == RP_Q4_1) _mm512_storeu_ps(ms[n] + c, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, dh + nb + c)));
+                else if (t == RP_Q4_0) _mm512_storeu_ps(ms[n] + c, _mm512_mul_ps(d, _mm512_set1_ps(-8.0f)));
             }
+        }
+        for (int64_t b = b0; b < b0 + nbc; b++) {
+#pragma GCC unroll 4
+            for (int n = 0; n < NW; n++) {
+                const uint8_t *wn = w + (size_t)n * ldw;
+                __m512 d = _mm512_set1_ps(ds[n][b - b0]), w0, w1;
+                if (t == RP_Q8_0) {
+                    int64_t g = b / 4, in_g = nb - 4 * g < 4 ? nb - 4 * g : 4;
+                    const uint8_t *q = wn + 128 * g + 16 * (b % 4);
+                    if ((b & 3) == 0) _mm_prefetch((const char *)q + NW * ldw, _MM_HINT_T0);   /* the next tile's rows */
+                    w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q))), d);
+                    w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16 * in_g)))), d);
+                } else {
+                    if ((b & 3) == 0) _mm_prefetch((const char *)wn + NW * ldw + 16 * b, _MM_HINT_T0);   /* the next tile's rows */
+                    __m512 tab = _mm512_fmadd_ps(iota, d, _mm512_set1_ps(ms[n][b - b0]));
+                    __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wn + 16 * b)));
+                    w0 = _mm512_permutexvar_ps(q, tab);
+                    w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), tab);
+                }
 #pragma GCC unroll 16
-            for (int r = 0; r < R; r++) {
-                const float *xr = x + r * ldx + 32 * b;
-                acc[r * NW + n] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), acc[r * NW + n]);
-                acc[r * NW + n] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), acc[r * NW + n]);
+                for (int r = 0; r < R; r++) {
+                    const float *xr = x + r * ldx + 32 * b;
+                    acc[r * NW + n] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), acc[r * NW + n]);
+                    acc[r * NW + n] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), acc[r * NW + n]);
+                }
             }
         }
     }
@@ -330,15 +335,16 @@ static void fdot_pass(rp_dtype t, const uint8_t *w, size_t ldw, int wide, const 
 
 /* y[m·ldy + n] = packed weight row n (w + n·ldw) · f32 row x[m·ldx ..], m in [0, M), n in [0, N): tiles of up
  * to 4 rows by 4 weight rows (see fdot_tile; measured by bench_batch --kernel: 4 x 4 ran faster per row than
- * 8 x 2 or 16 x 1, whose larger share of the dequantization did not pay for their x traffic). */
+ * 8 x 2 or 16 x 1, whose larger share of the dequantization did not pay for their x traffic), all rows' tiles
+ * of 4 weight rows one after another so that the weights stream from memory once. */
 void rp_packed_fdot_tile(rp_dtype t, const void *w, size_t ldw, int64_t N, const float *x, int64_t ldx, int M, int64_t K,
                          float *y, int64_t ldy) {
     int64_t nb = K / 32;
-    for (int m = 0; m < M; m += 4) {
-        int R = M - m < 4 ? M - m : 4;
-        int64_t n = 0;
-        for (; n + 4 <= N; n += 4) fdot_pass(t, (const uint8_t *)w + (size_t)n * ldw, ldw, 1, x + m * ldx, ldx, R, nb, y + (int64_t)m * ldy + n, ldy);
-        for (; n < N; n++) fdot_pass(t, (const uint8_t *)w + (size_t)n * ldw, ldw, 0, x + m * ldx, ldx, R, nb, y + (int64_t)m * ldy + n, ldy);
+    for (int64_t n = 0; n < N;) {   /* weight rows outer: a tile's weights are read from memory once, for all M rows */
+        int wide = N - n >= 4;
+        const uint8_t *wn = (const uint8_t *)w + (size_t)n * ldw;
+        for (int m = 0; m < M; m += 4) fdot_pass(t, wn, ldw, wide, x + m * ldx, ldx, M - m < 4 ? M - m : 4, nb, y + (int64_t)m * ldy + n, ldy);
+        n += wide ? 4 : 1;
     }
 }
 #else
