@@ -3,7 +3,8 @@
  * ignored), decoded together; aggregate generated tokens per second over the whole call (prompts included),
  * median of 3. Prints the ratio to our B = 1 rate and, given --peer R1 R4 R8 R16 (llama.cpp's batched
  * decode measured in the same run by bench_peer_llamacpp.sh with the same protocol), the ratio to llama.cpp.
- * Skips without REPRO_MIRROR. Usage: bench_batch [--peer R1 R4 R8 R16] [--only B] [--kernel] (--only: that batch
+ * Skips without REPRO_MIRROR. Usage: bench_batch [--peer R1 R4 R8 R16] [--only B] [--kernel] [--threads 1]
+ * (--threads 1: one thread, rates per CPU-second, for comparing builds on a loaded machine; --only: that batch
  * size alone, for profiling; --kernel: first the batched-decoding matmul kernel alone, rp_packed_fdot_tile on one
  * thread over an FFN-sized Q4_1 matrix and the Q8_0 output head, as a fraction of the FMA peak measured here). */
 #include <stdio.h>
@@ -18,6 +19,8 @@
 
 #define GEN 64
 
+static int per_cpu = 0;   /* --threads 1: rates per CPU-second (robust to a shared machine's load) */
+
 static double run(rp_model *m, int B) {
     rp_tokens *pr = calloc((size_t)B, sizeof *pr);
     rp_generate_opts *o = calloc((size_t)B, sizeof *o);
@@ -30,9 +33,9 @@ static double run(rp_model *m, int B) {
     }
     double v[3];
     for (int rep = 0; rep < 3; rep++) {
-        double t0 = now_s();
+        double t0 = per_cpu ? cpu_s() : now_s();
         if (rp_generate_batch(m, pr, B, o, B, 128, r) != RP_OK) { fprintf(stderr, "batch %d: %s\n", B, rp_errmsg()); exit(1); }
-        double dt = now_s() - t0;
+        double dt = (per_cpu ? cpu_s() : now_s()) - t0;
         size_t n = 0;
         for (int i = 0; i < B; i++) { n += r[i].tokens.n; rp_generate_result_free(&r[i]); }
         v[rep] = (double)n / dt;
@@ -88,17 +91,21 @@ static void kernel_table(void) {
 
 int main(int argc, char **argv) {
     double peer[4] = { 0, 0, 0, 0 };
-    int have_peer = 0, only = 0, kernel = 0;
+    int have_peer = 0, only = 0, kernel = 0, threads = 2;
     for (int a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--peer") == 0 && a + 4 < argc) {
             for (int i = 0; i < 4; i++) peer[i] = atof(argv[++a]);
             have_peer = 1;
+        } else if (strcmp(argv[a], "--threads") == 0 && a + 1 < argc && atoi(argv[a + 1]) == 1) {
+            threads = 1;
+            per_cpu = 1;
+            a++;
         } else if (strcmp(argv[a], "--kernel") == 0) {
             kernel = 1;
         } else if (strcmp(argv[a], "--only") == 0 && a + 1 < argc) {
             only = atoi(argv[++a]);
         } else {
-            fprintf(stderr, "usage: bench_batch [--peer R1 R4 R8 R16] [--only B] [--kernel]\n");
+            fprintf(stderr, "usage: bench_batch [--peer R1 R4 R8 R16] [--only B] [--kernel] [--threads 1]\n");
             return 2;
         }
     }
@@ -108,7 +115,7 @@ int main(int argc, char **argv) {
     char path[4096];
     snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", mirror);
     rp_backend *be;
-    if (rp_backend_cpu_new(2, &be) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
+    if (rp_backend_cpu_new(threads, &be) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
     rp_model_opts mo = { 0 };
     mo.backend = be;
     rp_model *m;
@@ -116,8 +123,8 @@ int main(int argc, char **argv) {
     double l1 = 0;
     FILE *la = fopen("/proc/loadavg", "r");
     if (la) { if (fscanf(la, "%lf", &l1) != 1) l1 = 0; fclose(la); }
-    printf("== batched decoding, SmolLM2-135M-Instruct Q4_1, 2 threads, 8-token prompts + %d generated per sequence (load average %.1f on %d CPUs) ==\n",
-           GEN, l1, rp_cpu_count());
+    printf("== batched decoding, SmolLM2-135M-Instruct Q4_1, %d thread%s, 8-token prompts + %d generated per sequence (load average %.1f on %d CPUs) ==\n",
+           threads, per_cpu ? ", tokens per CPU-second" : "s", GEN, l1, rp_cpu_count());
     run(m, 2);   /* warm up */
     if (only > 0) {
         printf("B = %2d: %7.1f tok/s aggregate\n", only, run(m, only));
