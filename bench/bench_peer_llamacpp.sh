@@ -6,7 +6,9 @@
 # batched decode (1/4/8/16 sequences, 2 threads), then runs bench_inference and bench_batch with those figures
 # so they print ours / peer ratios. Skips (exit 0) when the model, Python
 # or the package build is unavailable. REPRO_PEER_VENV overrides the venv folder; REPRO_PEER_BATCH=0 skips
-# llama.cpp's batched decode (minutes on a loaded machine: its 2-thread spin barrier degrades badly there).
+# llama.cpp's batched decode (minutes on a loaded machine: its 2-thread spin barrier degrades badly there);
+# REPRO_PEER_BATCH=only runs the batched part alone (llama.cpp's batched decode, then bench_batch), so that the
+# batched table and its peer fit one short locked run.
 set -u
 repro=${1:-bin/repro}
 case "$repro" in *luajit*) build=build/luajit ;; *) build=build/lua5.4 ;; esac
@@ -86,11 +88,18 @@ def batched(B, threads=2, gen=64):
         L.llama_free(ctx)
     return statistics.median(rates)
 import os
-nb = [batched(b) for b in (1, 4, 8, 16)] if os.environ.get("REPRO_PEER_BATCH", "1") != "0" else [0, 0, 0, 0]
-print("%.1f %.1f %.1f %.1f %.1f %.1f %.1f %.1f" % ((pp(1), pp(2), tg(1), tg(2)) + tuple(nb)))
+mode = os.environ.get("REPRO_PEER_BATCH", "1")
+nb = [batched(b) for b in (1, 4, 8, 16)] if mode != "0" else [0, 0, 0, 0]
+single = (pp(1), pp(2), tg(1), tg(2)) if mode != "only" else (0, 0, 0, 0)
+print("%.1f %.1f %.1f %.1f %.1f %.1f %.1f %.1f" % (single + tuple(nb)))
 PY
 ) || { echo "skip: the peer run failed (see $venv/peer-run.log)"; exit 0; }
 set -- $peer
+if [ "${REPRO_PEER_BATCH:-1}" = only ]; then
+  echo "llama.cpp batched decode (2 threads, 8-token prompts + 64 tokens per sequence): $5 / $6 / $7 / $8 tok/s at 1 / 4 / 8 / 16 sequences"
+  [ -x "$build/bench/bench_batch" ] || { echo "skip: $build/bench/bench_batch not built"; exit 0; }
+  exec "$build/bench/bench_batch" --peer "$5" "$6" "$7" "$8"
+fi
 echo "llama.cpp (llama-cpp-python 0.3.36, plain CPU kernels (AMX repacking off), this machine, now): pp512 $1 / $2 tok/s, tg128 $3 / $4 tok/s (1 / 2 threads)"
 [ -x "$build/bench/bench_inference" ] || { echo "skip: $build/bench/bench_inference not built"; exit 0; }
 echo "-- repro, default exact decoding (activations kept at f32 precision):"

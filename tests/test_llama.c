@@ -5,6 +5,7 @@
  * differ by 0.047-0.054 nats per token on average (max 0.35) and by 0.32% in perplexity; our batched
  * path dequantizes weights exactly and computes in f32, so it must sit well inside that gap from f32. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "util/json.h"
 #include "nn/generate.h"
 #include "nn/llama.h"
+#include "nn/llama_impl.h"
 #include "tensor/qdot.h"
 #include "eval/lm_model.h"
 #include "util/buf.h"
@@ -448,6 +450,13 @@ static double rss_mb(void) {
     return kb < 0 ? -1 : kb / 1024.0;
 }
 
+struct layout_arg { rp_model *m; rp_status *st; };
+static void *layout_thread(void *p) {
+    struct layout_arg *a = p;
+    *a->st = rp_model_decode_layout(a->m);
+    return NULL;
+}
+
 /* The decode-layout copy is built when decoding first needs it, not at load: scoring (a forward of more
  * than 16 rows) leaves it unbuilt, a one-token forward builds it (resident memory printed at each stage). */
 static void test_smollm_lazy_layout(rp_model *m) {
@@ -460,9 +469,17 @@ static void test_smollm_lazy_layout(rp_model *m) {
     CHECK(rp_session_forward(s, toks, 40, RP_LOGITS_ALL, NULL, NULL) == RP_OK);
     double r1 = rss_mb();
     CHECK(rp_model_decode_layout_bytes(m) == 0);
+    pthread_t th[2];   /* two threads (e.g. serve's queue and the caller) ask for the layout at once: built once */
+    rp_status ths[2] = { RP_ERR_INVAL, RP_ERR_INVAL };
+    struct layout_arg la[2] = { { m, &ths[0] }, { m, &ths[1] } };
+    for (int i = 0; i < 2; i++) CHECK(pthread_create(&th[i], NULL, layout_thread, &la[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    CHECK(ths[0] == RP_OK && ths[1] == RP_OK);
+    size_t b = rp_model_decode_layout_bytes(m);
+    CHECK_MSG(b < 98362432, "decode layout %zu bytes: larger than the file, built twice", b);   /* the file's size */
     CHECK(rp_session_forward(s, toks, 1, RP_LOGITS_LAST, NULL, NULL) == RP_OK);
     double r2 = rss_mb();
-    size_t b = rp_model_decode_layout_bytes(m);
+    CHECK(rp_model_decode_layout_bytes(m) == b);   /* decoding found it built */
     CHECK(b > 0 || !rp_packed_fast());
     printf("smollm2 resident memory: %.0f MB loaded, %.0f MB after scoring 40 tokens, %.0f MB after the first decoding step (decode layout %.1f MB)\n",
            r0, r1, r2, b / 1048576.0);

@@ -247,6 +247,27 @@ static void test_qdot(void) {
                 CHECK_NEAR(rp_packed_fdot_ref(types[ti], pk, x, K), exact, 1e-6 * mag);
                 rp_packed_fdot_rows(types[ti], pk, xs11 + K, K, 3, K, y3, 1);
                 CHECK(y3[0] == y11[1] && y3[1] == y11[2] && y3[2] == y11[3]);   /* independent of the batch here too */
+                /* tiles of several weight rows (batched decoding's matmul): 7 different weight rows (w rotated by
+                 * n blocks: a tile of 4, then 3 single rows) against 11 different rows, and 6 of them against 3
+                 * rows, equal the one-row calls bit for bit (a mixed-up output slot would show) */
+                enum { PK = sizeof pk };
+                uint8_t *pk7 = malloc(7 * PK);
+                float *wr = malloc((size_t)K * sizeof *wr), *xs = malloc((size_t)11 * K * sizeof *xs), y77[11 * 7], y37[3 * 7], y1r[11];
+                for (int r = 0; r < 11; r++) for (int i = 0; i < K; i++) xs[(size_t)r * K + i] = x[i] * (1.0f + 0.25f * r) - 0.01f * r;
+                for (int n = 0; n < 7; n++) {
+                    for (int i = 0; i < K; i++) wr[i] = w[(i + 32 * n) % K];
+                    rp_quantize_row(types[ti], wr, buf, K);
+                    CHECK(rp_packed_repack(types[ti], buf, pk7 + (size_t)n * PK, 1, K, PK) == RP_OK);
+                }
+                rp_packed_fdot_tile(types[ti], pk7, PK, 7, xs, K, 11, K, y77, 7);
+                rp_packed_fdot_tile(types[ti], pk7 + PK, PK, 6, xs + K, K, 3, K, y37, 7);
+                int same = 1;
+                for (int n = 0; n < 7; n++) {
+                    rp_packed_fdot_rows(types[ti], pk7 + (size_t)n * PK, xs, K, 11, K, y1r, 1);
+                    for (int r = 0; r < 11; r++) same &= y77[r * 7 + n] == y1r[r] && (n == 0 || r < 1 || r > 3 || y37[(r - 1) * 7 + n - 1] == y1r[r]);
+                }
+                CHECK_MSG(same, "%s K=%d: a tile's results differ from the one-row calls", rp_dtype_name(types[ti]), K);
+                free(pk7); free(wr); free(xs);
                 free(xs11);
                 CHECK(rp_packed_repack(RP_F16, buf, pk, 1, K, 4096) == RP_ERR_UNSUPPORTED);
                 free(xneg);

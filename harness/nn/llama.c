@@ -5,6 +5,7 @@
  * (rp_model_file_llama_config checks them) and a dtype the backend supports for matmul; norm vectors are
  * f32 tensors in small buffers of their own; m->storages holds every buffer a view points into. */
 #include "nn/llama_impl.h"
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,9 +59,9 @@ static rp_status get_packed(rp_model *m, const rp_tensor *t, const void **out) {
     return RP_OK;
 }
 
-/* Build every decode-layout copy once (see llama_impl.h). */
-rp_status rp_model_decode_layout(rp_model *m) {
-    if (m->packed_done) return RP_OK;
+static pthread_mutex_t layout_mu = PTHREAD_MUTEX_INITIALIZER;   /* serializes decode-layout builds (rare: once per model) */
+
+static rp_status build_layout(rp_model *m) {
     for (int l = 0; l < m->cfg.n_layer; l++) {
         rp_layer *L = &m->layers[l];
         const rp_tensor *ws[7] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
@@ -68,8 +69,19 @@ rp_status rp_model_decode_layout(rp_model *m) {
         for (int i = 0; i < 7; i++) if (!*ps[i]) RP_TRY(get_packed(m, ws[i], ps[i]));   /* a failed call resumes where it stopped */
     }
     if (!m->p_output) RP_TRY(get_packed(m, &m->output, &m->p_output));
-    m->packed_done = 1;
     return RP_OK;
+}
+
+/* Build every decode-layout copy once (see llama_impl.h); safe when several threads decode on one model: the
+ * first builds under a lock, the others wait for it, and packed_done is published with release order. */
+rp_status rp_model_decode_layout(rp_model *m) {
+    if (__atomic_load_n(&m->packed_done, __ATOMIC_ACQUIRE)) return RP_OK;
+    pthread_mutex_lock(&layout_mu);
+    rp_status st = RP_OK;
+    if (!__atomic_load_n(&m->packed_done, __ATOMIC_RELAXED) && (st = build_layout(m)) == RP_OK)
+        __atomic_store_n(&m->packed_done, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&layout_mu);
+    return st;
 }
 
 /* Bytes of the decode-layout copies built so far. */

@@ -112,7 +112,7 @@ static void mm_small_task(void *ctx, int ith, int nth, int thread) {
         const char *w = pt->w;
         int64_t n0 = (r0 > a ? r0 : a) - a, n1 = (r1 < b ? r1 : b) - a, N = pt->N;
         if (j->packed_f32) {
-            for (int64_t n = n0; n < n1; n++) rp_packed_fdot_rows(pt->wt, (const char *)pt->wp + (size_t)n * pt->ldw, j->x, j->K, (int)j->M, j->K, pt->y + n, N);
+            rp_packed_fdot_tile(pt->wt, (const char *)pt->wp + (size_t)n0 * pt->ldw, pt->ldw, n1 - n0, j->x, j->K, (int)j->M, j->K, pt->y + n0, N);
         } else if (j->ag) {
             for (int64_t n = n0; n < n1; n++) rp_packed_dot_rows(pt->wt, (const char *)pt->wp + (size_t)n * pt->ldw, j->ag, (int)j->M, j->K, pt->y + n, N);
         } else if (j->aq) {

@@ -51,6 +51,10 @@ float rp_packed_dot_ref(rp_dtype t, const void *w, const rp_q24_row *a, int64_t 
 /* y[m·ldy] = packed row w · f32 row x + m·ldx, m in [0, M): weights dequantized once per block for all rows
  * (batched decoding); each row's result is independent of M. */
 void rp_packed_fdot_rows(rp_dtype t, const void *w, const float *x, int64_t ldx, int M, int64_t K, float *y, int64_t ldy);
+/* y[m·ldy + n] = packed row n (w + n·ldw) · f32 row x + m·ldx, m in [0, M), n in [0, N): the batched-decoding
+ * matmul over a range of weight rows; each (m, n) result is independent of M, N and the other rows. */
+void rp_packed_fdot_tile(rp_dtype t, const void *w, size_t ldw, int64_t N, const float *x, int64_t ldx, int M, int64_t K,
+                         float *y, int64_t ldy);
 /* The plain-C f32 packed dot (reference for tests; what non-VNNI builds run). */
 float rp_packed_fdot_ref(rp_dtype t, const void *w, const float *x, int64_t K);
 /* Dequantize one row of n elements (any rp_dtype_dequantizable type); fast paths for q4_0/q4_1/q8_0/f16. */

@@ -9,9 +9,10 @@
  * and + one shift + and, and the scales of 4 blocks are one 8-byte load: no per-block scalar work.
  * Grouped activation limbs (rp_quantize_row_q24g) put, per group g of 4 blocks, elements 0..15 of the
  * blocks in bytes [128g, 128g+64) and elements 16..31 in [128g+64, 128g+128), matching the lanes above.
- * Batched rows (rp_packed_fdot_rows) take f32 activations in natural order instead: each block's weights are
- * dequantized once in registers (one fma from nibbles, scale and min) and reused by up to 8 rows, so a step of
- * many sequences is bound by f32 fmas (two ports) rather than by three vpdpbusd per row (one port).
+ * Batched rows (rp_packed_fdot_tile / _rows) take f32 activations in natural order instead: tiles of 4 rows by
+ * 4 weight rows; each q4 block's weights come from a 16-entry table (q·d + m, one fma) looked up by nibble
+ * with vpermps and are reused by the tile's rows, so a step of many sequences is bound by f32 fmas (two ports)
+ * rather than by three vpdpbusd per row (one port); 16 accumulators are summed together (reduce16).
  * Invariants: results equal dot(dequantize(w), x) up to f32 rounding (the integer sums are exact: the
  * bounds are in the comments); a row's result never depends on which other rows share the call; the
  * plain-C versions are the reference and are what non-VNNI builds run. */
@@ -230,73 +231,136 @@ void rp_packed_dot_rows(rp_dtype t, const void *w, const rp_q24_row *a, int M, i
     default: break;
     }
 }
-/* R (1..8) f32 activation rows (x, ldx floats apart) against one packed row: block b's 32 weights are
- * dequantized into two registers once (w = q·d + m, one rounding) and each row accumulates w·x into two
- * accumulators of its own (elements 0..15 and 16..31 of every block), so a row's sums run in the same order
- * whatever R is. */
-static inline __attribute__((always_inline)) void fdot_rows(rp_dtype t, const uint8_t *w, const float *x, int64_t ldx, int R,
-                                                            int64_t nb, float *y, int64_t ldy) {
-    const uint16_t *dh = (const uint16_t *)(w + (t == RP_Q8_0 ? 32 : 16) * nb), *mh = dh + nb;
-    const __m512i low = _mm512_set1_epi32(0x0f);
-    __m512 a0[8], a1[8];
+/* Sum of each of 16 accumulators, in one vector: out[4·(i % 4) + i / 4] = Σ lanes of a[i]. Every
+ * accumulator is summed by the same tree (lane e + e⊕8, then ⊕4, ⊕2, ⊕1), whatever its slot, so a sum does
+ * not depend on which other accumulators share the call. About 3 instructions per accumulator where a
+ * reduction of its own costs 8. */
+static inline __attribute__((always_inline)) __m512 reduce16(const __m512 *a) {
+    __m512 c[8], d[4], e[2];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) { a0[r] = _mm512_setzero_ps(); a1[r] = _mm512_setzero_ps(); }
-    for (int64_t b = 0; b < nb; b++) {
-        __m512 d = _mm512_set1_ps(_cvtsh_ss(dh[b])), w0, w1;
-        if (t == RP_Q8_0) {
-            int64_t g = b / 4, in_g = nb - 4 * g < 4 ? nb - 4 * g : 4;
-            const uint8_t *q = w + 128 * g + 16 * (b % 4);
-            if ((b & 3) == 0) _mm_prefetch((const char *)q + PREFETCH, _MM_HINT_T0);
-            w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q))), d);
-            w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16 * in_g)))), d);
-        } else {
-            __m512 m = t == RP_Q4_1 ? _mm512_set1_ps(_cvtsh_ss(mh[b])) : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
-            if ((b & 3) == 0) _mm_prefetch((const char *)w + 16 * b + PREFETCH, _MM_HINT_T0);
-            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w + 16 * b)));
-            w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, low)), d, m);
-            w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), d, m);
-        }
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            const float *xr = x + r * ldx + 32 * b;
-            a0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), a0[r]);
-            a1[r] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), a1[r]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) y[r * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
+    for (int i = 0; i < 8; i++)
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        d[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+        e[i] = _mm512_add_ps(_mm512_shuffle_ps(d[2 * i], d[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(d[2 * i], d[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(e[0], e[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-/* fdot_rows with the type and the row count as constants. */
-#define FDOT_CASES(T) \
-    switch (R) { \
-    case 8: fdot_rows(T, w, x, ldx, 8, nb, y, ldy); break; \
-    case 7: fdot_rows(T, w, x, ldx, 7, nb, y, ldy); break; \
-    case 6: fdot_rows(T, w, x, ldx, 6, nb, y, ldy); break; \
-    case 5: fdot_rows(T, w, x, ldx, 5, nb, y, ldy); break; \
-    case 4: fdot_rows(T, w, x, ldx, 4, nb, y, ldy); break; \
-    case 3: fdot_rows(T, w, x, ldx, 3, nb, y, ldy); break; \
-    case 2: fdot_rows(T, w, x, ldx, 2, nb, y, ldy); break; \
-    default: fdot_rows(T, w, x, ldx, 1, nb, y, ldy); break; \
+/* R f32 activation rows (x, ldx floats apart) against NW packed rows (w, ldw bytes apart), R·NW <= 16.
+ * Per block and weight row, a q4 block's 32 weights come from a 16-entry table (q·d + m for q = 0..15, one
+ * fma: the same rounding as dequantizing each weight) indexed by its nibbles with vpermps, whose index is
+ * the low 4 bits of each lane: 5 vector instructions per block shared by R rows, against 2 fmas per row.
+ * The blocks' f16 scales are converted to f32 on the stack 64 blocks at a time, so the per-block broadcasts
+ * are loads. Accumulator (r, n) takes w·x of elements 0..15 then 16..31 of each block in order, and reduce16
+ * sums it: a row's result is the same whatever R and NW are. */
+static inline __attribute__((always_inline)) void fdot_tile(rp_dtype t, const uint8_t *w, size_t ldw, int NW, const float *x,
+                                                            int64_t ldx, int R, int64_t nb, float *y, int64_t ldy) {
+    const __m512 iota = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512 acc[16];
+    float ds[4][64], ms[4][64];   /* scales (and mins) of up to 64 blocks per weight row, as f32 */
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_ps();
+    for (int64_t b0 = 0; b0 < nb; b0 += 64) {
+        int64_t nbc = nb - b0 < 64 ? nb - b0 : 64;
+        /* converted a whole chunk ahead of its blocks: the broadcasts below read stores long retired (a
+         * 64-byte store read back 4 bytes at a time right after stalls store forwarding) */
+#pragma GCC unroll 4
+        for (int n = 0; n < NW; n++) {
+            const uint16_t *dh = (const uint16_t *)(w + (size_t)n * ldw + (t == RP_Q8_0 ? 32 : 16) * nb) + b0;
+            _mm_prefetch((const char *)dh + NW * ldw, _MM_HINT_T0);
+            for (int64_t c = 0; c < nbc; c += 16) {
+                __mmask16 k = (__mmask16)(nbc - c < 16 ? (1u << (nbc - c)) - 1 : 0xffffu);
+                __m512 d = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, dh + c));
+                _mm512_storeu_ps(ds[n] + c, d);
+                if (t == RP_Q4_1) _mm512_storeu_ps(ms[n] + c, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, dh + nb + c)));
+                else if (t == RP_Q4_0) _mm512_storeu_ps(ms[n] + c, _mm512_mul_ps(d, _mm512_set1_ps(-8.0f)));
+            }
+        }
+        for (int64_t b = b0; b < b0 + nbc; b++) {
+#pragma GCC unroll 4
+            for (int n = 0; n < NW; n++) {
+                const uint8_t *wn = w + (size_t)n * ldw;
+                __m512 d = _mm512_set1_ps(ds[n][b - b0]), w0, w1;
+                if (t == RP_Q8_0) {
+                    int64_t g = b / 4, in_g = nb - 4 * g < 4 ? nb - 4 * g : 4;
+                    const uint8_t *q = wn + 128 * g + 16 * (b % 4);
+                    if ((b & 3) == 0) _mm_prefetch((const char *)q + NW * ldw, _MM_HINT_T0);   /* the next tile's rows */
+                    w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q))), d);
+                    w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16 * in_g)))), d);
+                } else {
+                    if ((b & 3) == 0) _mm_prefetch((const char *)wn + NW * ldw + 16 * b, _MM_HINT_T0);   /* the next tile's rows */
+                    __m512 tab = _mm512_fmadd_ps(iota, d, _mm512_set1_ps(ms[n][b - b0]));
+                    __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(wn + 16 * b)));
+                    w0 = _mm512_permutexvar_ps(q, tab);
+                    w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), tab);
+                }
+#pragma GCC unroll 16
+                for (int r = 0; r < R; r++) {
+                    const float *xr = x + r * ldx + 32 * b;
+                    acc[r * NW + n] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), acc[r * NW + n]);
+                    acc[r * NW + n] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), acc[r * NW + n]);
+                }
+            }
+        }
     }
-static void fdot_pass(rp_dtype t, const uint8_t *w, const float *x, int64_t ldx, int R, int64_t nb, float *y, int64_t ldy) {
-    if (t == RP_Q8_0) { FDOT_CASES(RP_Q8_0) }
-    else if (t == RP_Q4_1) { FDOT_CASES(RP_Q4_1) }
-    else { FDOT_CASES(RP_Q4_0) }
+    float out[16];
+    _mm512_storeu_ps(out, reduce16(acc));
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int n = 0; n < NW; n++) {
+            int i = r * NW + n;
+            y[r * ldy + n] = out[4 * (i % 4) + i / 4];
+        }
 }
-#undef FDOT_CASES
 
-/* y[m·ldy] = packed weight row w · f32 row x[m·ldx ..], m in [0, M), eight rows per pass (see fdot_rows). */
-void rp_packed_fdot_rows(rp_dtype t, const void *w, const float *x, int64_t ldx, int M, int64_t K, float *y, int64_t ldy) {
-    for (int m = 0; m < M; m += 8) fdot_pass(t, w, x + m * ldx, ldx, M - m < 8 ? M - m : 8, K / 32, y + (int64_t)m * ldy, ldy);
+/* One tile with R and NW as constants: 4 weight rows (wide), or 1 (a tail of the weight rows). */
+#define TILE(T, R_) do { if (wide) fdot_tile(T, w, ldw, 4, x, ldx, R_, nb, y, ldy); else fdot_tile(T, w, ldw, 1, x, ldx, R_, nb, y, ldy); } while (0)
+#define TILE_CASES(T) \
+    switch (R) { case 4: TILE(T, 4); break; case 3: TILE(T, 3); break; case 2: TILE(T, 2); break; default: TILE(T, 1); break; }
+/* 4 weight rows (wide) or one against R <= 4 rows. */
+static void fdot_pass(rp_dtype t, const uint8_t *w, size_t ldw, int wide, const float *x, int64_t ldx, int R, int64_t nb, float *y, int64_t ldy) {
+    if (t == RP_Q8_0) { TILE_CASES(RP_Q8_0) }
+    else if (t == RP_Q4_1) { TILE_CASES(RP_Q4_1) }
+    else { TILE_CASES(RP_Q4_0) }
+}
+#undef TILE_CASES
+#undef TILE
+
+/* y[m·ldy + n] = packed weight row n (w + n·ldw) · f32 row x[m·ldx ..], m in [0, M), n in [0, N): tiles of up
+ * to 4 rows by 4 weight rows (see fdot_tile; measured by bench_batch --kernel: 4 x 4 ran faster per row than
+ * 8 x 2 or 16 x 1, whose larger share of the dequantization did not pay for their x traffic), all rows' tiles
+ * of 4 weight rows one after another so that the weights stream from memory once. */
+void rp_packed_fdot_tile(rp_dtype t, const void *w, size_t ldw, int64_t N, const float *x, int64_t ldx, int M, int64_t K,
+                         float *y, int64_t ldy) {
+    int64_t nb = K / 32;
+    for (int64_t n = 0; n < N;) {   /* weight rows outer: a tile's weights are read from memory once, for all M rows */
+        int wide = N - n >= 4;
+        const uint8_t *wn = (const uint8_t *)w + (size_t)n * ldw;
+        for (int m = 0; m < M; m += 4) fdot_pass(t, wn, ldw, wide, x + m * ldx, ldx, M - m < 4 ? M - m : 4, nb, y + (int64_t)m * ldy + n, ldy);
+        n += wide ? 4 : 1;
+    }
 }
 #else
 /* y[m·ldy] = packed weight row w · activation row a[m], for m in [0, M) (plain C). */
 void rp_packed_dot_rows(rp_dtype t, const void *w, const rp_q24_row *a, int M, int64_t K, float *y, int64_t ldy) {
     for (int m = 0; m < M; m++) y[(int64_t)m * ldy] = rp_packed_dot_ref(t, w, &a[m], K);
 }
-/* y[m·ldy] = packed weight row w · f32 row x[m·ldx ..], m in [0, M) (plain C). */
-void rp_packed_fdot_rows(rp_dtype t, const void *w, const float *x, int64_t ldx, int M, int64_t K, float *y, int64_t ldy) {
-    for (int m = 0; m < M; m++) y[(int64_t)m * ldy] = rp_packed_fdot_ref(t, w, x + m * ldx, K);
+/* y[m·ldy + n] = packed weight row n · f32 row x[m·ldx ..], m in [0, M), n in [0, N) (plain C). */
+void rp_packed_fdot_tile(rp_dtype t, const void *w, size_t ldw, int64_t N, const float *x, int64_t ldx, int M, int64_t K,
+                         float *y, int64_t ldy) {
+    for (int64_t n = 0; n < N; n++)
+        for (int m = 0; m < M; m++) y[(int64_t)m * ldy + n] = rp_packed_fdot_ref(t, (const char *)w + (size_t)n * ldw, x + m * ldx, K);
 }
 #endif
+
+/* y[m·ldy] = packed weight row w · f32 row x[m·ldx ..], m in [0, M): one weight row of rp_packed_fdot_tile. */
+void rp_packed_fdot_rows(rp_dtype t, const void *w, const float *x, int64_t ldx, int M, int64_t K, float *y, int64_t ldy) {
+    rp_packed_fdot_tile(t, w, 0, 1, x, ldx, M, K, y, ldy);
+}
