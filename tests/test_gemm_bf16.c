@@ -1,7 +1,7 @@
 /* test_gemm_bf16.c: rp_gemm_bf16 (fp32 operands rounded to bf16 while packed, fp32 sums) on each bf16 unit this
  * machine has (AMX, AVX512-BF16), on odd shapes: M, N, K not multiples of the 32 × 32 blocks or the 32-long k
  * blocks, K = 1, K longer than many k blocks, M taller than one packed row block, all four transpose
- * combinations, overwrite and accumulate, leading dimensions wider than the matrix, on 1, 2 and 3 threads.
+ * combinations, overwrite and accumulate, k in chunks, leading dimensions wider than the matrix, on 1, 2 and 3 threads.
  * Two bounds per element, mag = |C₀| + Σₖ |a_ik·b_kj|:
  *   the stated tolerance, against the fp32-input product (rp_gemm_f32_ref): each input is within u = 2⁻⁸
  *     relative of its bf16 rounding, a product within 2u + u², the fp32 sum adds (K+2)·2⁻²³:
@@ -89,11 +89,11 @@ static void unit_checks(rp_bwd *const *bw, const char *unit) {
             worst w = one(bw, v & 1, (v >> 1) & 1, shapes[s][0], shapes[s][1], shapes[s][2], v >> 2, unit);
             all.stated = fmax(all.stated, w.stated); all.own = fmax(all.own, w.own);
         }
-    /* more rows than one packed block of A (1.5 MiB: 192 rows at K = 4000), for the two variants the trainer
-     * packs most (y = x·Wᵀ and dW = dyᵀ·x) */
-    worst w = one(bw, 0, 1, 200, 40, 4000, 1, unit);
+    /* k in two chunks of 32 blocks and more rows than one packed block of A (768 rows at such chunks), for the two
+     * variants that transpose while packing (y = x·Wᵀ and dW = dyᵀ·x) */
+    worst w = one(bw, 0, 1, 800, 40, 2048, 1, unit);
     all.stated = fmax(all.stated, w.stated); all.own = fmax(all.own, w.own);
-    w = one(bw, 1, 0, 200, 40, 4000, 0, unit);
+    w = one(bw, 1, 0, 800, 40, 2048, 0, unit);
     all.stated = fmax(all.stated, w.stated); all.own = fmax(all.own, w.own);
     CHECK_MSG(all.stated > 1e-3, "%s: error vs the fp32 product only %.3g of the bound: were the inputs rounded to bf16?", unit, all.stated);
     printf("# %s: worst error %.3g of the stated bf16 bound (vs fp32 inputs), %.3g of the fp32-sum bound (vs bf16 inputs)\n", unit,

@@ -1,8 +1,9 @@
 /* gemm_bf16.c: rp_gemm_bf16 (gemm_bf16.h): the unit chosen at run time and the split of C into tasks over the
  * backward context's pool. A task owns rows [m0, m1) × columns [n0, n1) of C (both multiples of 32 from the
- * origin, so the 32 × 32 blocks never move with the partition): for each block of up to MB rows it packs those
- * rows of op(A) for all of k (kept in L2), then for each 32-column strip packs the strip of op(B) for all of k and
- * sweeps the block's 32 × 32 blocks of C with the unit's kernel (gemm_bf16_x86.c, gemm_bf16_amx.c).
+ * origin, so the 32 × 32 blocks never move with the partition): for each block of up to mb rows and each chunk of
+ * k (at most KB_CHUNK blocks of 32, equal chunks) it packs those rows of op(A) (kept in L2), then for each 32-column
+ * strip packs the strip of op(B) and sweeps the block's 32 × 32 blocks of C with the unit's kernel
+ * (gemm_bf16_x86.c, gemm_bf16_amx.c), C carrying the sum from chunk to chunk.
  * The grid (row parts × column parts = threads) is the one that packs the least: every column part packs its
  * rows of A again, every row block of a task its strips of B again.
  * Invariants: an element's sum (its order fixed by the kernel over the whole of k) never depends on the grid or
@@ -19,6 +20,7 @@
 #endif
 
 #define A_BLOCK_BYTES ((int64_t)3 << 19)   /* packed rows of A per block: 1.5 MiB, within a 2 MiB L2 */
+#define KB_CHUNK 32                        /* k blocks (of 32) per chunk at most: a 32-column strip of B is 64 KiB */
 
 static atomic_int best_unit = -1;   /* detected once; -1: not yet */
 static atomic_int cap_unit = RP_BF16_AMX;
@@ -73,7 +75,7 @@ int rp_gemm_bf16_wanted(int64_t M, int64_t N, int64_t K) { return rp_gemm_bf16_u
 typedef struct bf16_job {
     rp_bwd *b;
     int ta, tb, acc, amx, mt, nt, failed;
-    int64_t M, N, K, lda, ldb, ldc, nkb, mb;
+    int64_t M, N, K, lda, ldb, ldc, nkb, kcb, mb;   /* kcb: k blocks per chunk (the last chunk may be shorter) */
     const float *A, *B;
     float *C;
 } bf16_job;
@@ -89,7 +91,7 @@ static void bf16_task(void *ctx, int task, int n_tasks, int thread) {
     rp_bwd_split(j->N, task % j->nt, j->nt, 32, &n0, &n1);
     if (m0 >= m1 || n0 >= n1) return;
     int64_t mb = m1 - m0 < j->mb ? (m1 - m0 + 31) / 32 * 32 : j->mb;
-    int64_t a_bytes = up64(mb * j->nkb * 32 * 2), b_bytes = up64(32 * j->nkb * 32 * 2);
+    int64_t a_bytes = up64(mb * j->kcb * 32 * 2), b_bytes = up64(32 * j->kcb * 32 * 2);
     char *scratch = rp_bwd_scratch(j->b, thread, (size_t)(a_bytes + b_bytes + 32 * 32 * 4));
     if (!scratch) { j->failed = 1; return; }
     uint16_t *ap = (uint16_t *)scratch, *bp = (uint16_t *)(scratch + a_bytes);
@@ -97,16 +99,20 @@ static void bf16_task(void *ctx, int task, int n_tasks, int thread) {
     if (j->amx) rp_gemm_bf16_amx_begin();
     for (int64_t ic = m0; ic < m1; ic += mb) {
         int64_t mc = m1 - ic < mb ? m1 - ic : mb;
-        rp_gemm_bf16_pack_a(j->ta, j->A, j->lda, ic, mc, (mc + 31) / 32 * 2, j->K, j->nkb, ap);
-        for (int64_t jc = n0; jc < n1; jc += 32) {
-            int nc = n1 - jc < 32 ? (int)(n1 - jc) : 32;
-            rp_gemm_bf16_pack_b(j->tb, j->B, j->ldb, jc, nc, j->K, j->nkb, bp);
-            for (int64_t ir = 0; ir < mc; ir += 32) {
-                const uint16_t *a = ap + (ir / 16) * j->nkb * RP_BF16_TILE;
-                float *c = j->C + (ic + ir) * j->ldc + jc;
-                int rows = mc - ir < 32 ? (int)(mc - ir) : 32;
-                if (j->amx) rp_gemm_bf16_block_amx(a, bp, j->nkb, c, j->ldc, rows, nc, j->acc, cbuf);
-                else rp_gemm_bf16_block_avx512(a, bp, j->nkb, c, j->ldc, rows, nc, j->acc);
+        for (int64_t kb0 = 0; kb0 < j->nkb; kb0 += j->kcb) {
+            int64_t nk = j->nkb - kb0 < j->kcb ? j->nkb - kb0 : j->kcb;
+            int acc = j->acc || kb0 > 0;
+            rp_gemm_bf16_pack_a(j->ta, j->A, j->lda, ic, mc, (mc + 31) / 32 * 2, j->K, kb0, nk, ap);
+            for (int64_t jc = n0; jc < n1; jc += 32) {
+                int nc = n1 - jc < 32 ? (int)(n1 - jc) : 32;
+                rp_gemm_bf16_pack_b(j->tb, j->B, j->ldb, jc, nc, j->K, kb0, nk, bp);
+                for (int64_t ir = 0; ir < mc; ir += 32) {
+                    const uint16_t *a = ap + (ir / 16) * nk * RP_BF16_TILE;
+                    float *c = j->C + (ic + ir) * j->ldc + jc;
+                    int rows = mc - ir < 32 ? (int)(mc - ir) : 32;
+                    if (j->amx) rp_gemm_bf16_block_amx(a, bp, nk, c, j->ldc, rows, nc, acc, cbuf);
+                    else rp_gemm_bf16_block_avx512(a, bp, nk, c, j->ldc, rows, nc, acc);
+                }
             }
         }
     }
@@ -141,9 +147,10 @@ rp_status rp_gemm_bf16(rp_bwd *b, int ta, int tb, int64_t M, int64_t N, int64_t 
     if (u == RP_BF16_NONE || K <= 0) return rp_gemm_f32(b, ta, tb, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
     if (M <= 0 || N <= 0) return RP_OK;
 #if defined(__x86_64__)
-    int64_t nkb = (K + 31) / 32, mb = A_BLOCK_BYTES / (nkb * 32 * 2) / 32 * 32;
+    int64_t nkb = (K + 31) / 32, chunks = (nkb + KB_CHUNK - 1) / KB_CHUNK, kcb = (nkb + chunks - 1) / chunks;
+    int64_t mb = A_BLOCK_BYTES / (kcb * 32 * 2) / 32 * 32;
     bf16_job j = { .b = b, .ta = ta, .tb = tb, .acc = accumulate, .amx = u == RP_BF16_AMX, .M = M, .N = N, .K = K, .lda = lda,
-                   .ldb = ldb, .ldc = ldc, .nkb = nkb, .mb = mb < 32 ? 32 : mb, .A = A, .B = B, .C = C };
+                   .ldb = ldb, .ldc = ldc, .nkb = nkb, .kcb = kcb, .mb = mb < 32 ? 32 : mb, .A = A, .B = B, .C = C };
     choose_grid(&j, rp_bwd_threads(b), &j.mt, &j.nt);
     rp_bwd_run(b, bf16_task, &j, j.mt * j.nt);
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "gemm_bf16: out of memory for packed tiles");

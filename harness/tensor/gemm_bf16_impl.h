@@ -8,18 +8,21 @@
  *   B (a strip of 32 columns j of op(B)): tile (ct, kb) at b + (ct·nkb + kb)·512 holds k pairs p of block kb as
  *     rows, row p at + p·32 = columns 16·ct.. each as (k = 2p, 2p+1) (AMX's B operand, "VNNI" pairs).
  * Rows past M, columns past N and k past K are packed as zeros, so a 32 × 32 block of C is always computed
- * whole and only its real part stored. */
+ * whole and only its real part stored. A long k is packed and summed a chunk of k blocks at a time, C holding the
+ * fp32 sum between chunks: storing and reloading it is exact, so the chunking changes no bit of the result. */
 #ifndef RP_GEMM_BF16_IMPL_H
 #define RP_GEMM_BF16_IMPL_H
 #include <stdint.h>
 
 #define RP_BF16_TILE 512   /* bf16 per packed tile (16 rows × 32) */
 
-/* Pack rows [i0, i0 + rows) of op(A) (rows <= the 16-row tiles given by n_rt) for all nkb k blocks into a. */
-void rp_gemm_bf16_pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t rows, int64_t n_rt, int64_t K, int64_t nkb,
-                         uint16_t *a);
-/* Pack columns [j0, j0 + cols) of op(B) (cols <= 32) for all nkb k blocks into one 32-column strip b. */
-void rp_gemm_bf16_pack_b(int tb, const float *B, int64_t ldb, int64_t j0, int cols, int64_t K, int64_t nkb, uint16_t *b);
+/* Pack rows [i0, i0 + rows) of op(A) (rows <= the 16-row tiles given by n_rt) for the nkb k blocks from block kb0 (k
+ * from 32·kb0) into a. */
+void rp_gemm_bf16_pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t rows, int64_t n_rt, int64_t K, int64_t kb0,
+                         int64_t nkb, uint16_t *a);
+/* Pack columns [j0, j0 + cols) of op(B) (cols <= 32) for the nkb k blocks from block kb0 into one 32-column strip b. */
+void rp_gemm_bf16_pack_b(int tb, const float *B, int64_t ldb, int64_t j0, int cols, int64_t K, int64_t kb0, int64_t nkb,
+                         uint16_t *b);
 /* One 32 × 32 block of C (its first rows × cols real) from two packed row tiles at a and a strip at b over nkb k
  * blocks, on AVX512-BF16: C = (accumulate ? C : 0) + Σ. */
 void rp_gemm_bf16_block_avx512(const uint16_t *a, const uint16_t *b, int64_t nkb, float *c, int64_t ldc, int rows, int cols,

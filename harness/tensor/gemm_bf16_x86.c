@@ -59,11 +59,11 @@ BF16_TARGET static void transpose16(__m512i r[16]) {
 
 /* Pack rows of op(A) into row tiles. */
 BF16_TARGET void rp_gemm_bf16_pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t rows, int64_t n_rt, int64_t K,
-                                     int64_t nkb, uint16_t *a) {
+                                     int64_t kb0, int64_t nkb, uint16_t *a) {
     for (int64_t rt = 0; rt < n_rt; rt++)
         for (int64_t kb = 0; kb < nkb; kb++) {
             uint16_t *t = a + (rt * nkb + kb) * RP_BF16_TILE;
-            int64_t k0 = kb * 32, r0 = rt * 16, nr = rows - r0 < 0 ? 0 : rows - r0 > 16 ? 16 : rows - r0;
+            int64_t k0 = (kb0 + kb) * 32, r0 = rt * 16, nr = rows - r0 < 0 ? 0 : rows - r0 > 16 ? 16 : rows - r0;
             if (!ta) {   /* op(A)(i, k) = A[i·lda + k]: each row's k run is contiguous */
                 for (int r = 0; r < 16; r++)
                     _mm512_storeu_si512(t + r * 32, r < nr ? cvt32(A + (i0 + r0 + r) * lda + k0, K - k0) : _mm512_setzero_si512());
@@ -81,12 +81,12 @@ BF16_TARGET void rp_gemm_bf16_pack_a(int ta, const float *A, int64_t lda, int64_
 }
 
 /* Pack a 32-column strip of op(B) into column tiles. */
-BF16_TARGET void rp_gemm_bf16_pack_b(int tb, const float *B, int64_t ldb, int64_t j0, int cols, int64_t K, int64_t nkb,
-                                     uint16_t *b) {
+BF16_TARGET void rp_gemm_bf16_pack_b(int tb, const float *B, int64_t ldb, int64_t j0, int cols, int64_t K, int64_t kb0,
+                                     int64_t nkb, uint16_t *b) {
     for (int ct = 0; ct < 2; ct++)
         for (int64_t kb = 0; kb < nkb; kb++) {
             uint16_t *t = b + (ct * nkb + kb) * RP_BF16_TILE;
-            int64_t k0 = kb * 32;
+            int64_t k0 = (kb0 + kb) * 32;
             int nc = cols - 16 * ct < 0 ? 0 : cols - 16 * ct > 16 ? 16 : cols - 16 * ct;
             const float *s = B + (tb ? (j0 + 16 * ct) * ldb : j0 + 16 * ct);
             if (!tb) {   /* op(B)(k, j) = B[k·ldb + j]: rows k, k + 1 interleaved are a tile row already */
