@@ -15,6 +15,7 @@
 #include "tensor/gemm_bf16_impl.h"
 #include "tensor/gemm_f32.h"
 #if defined(__x86_64__) && defined(__linux__)
+#include <cpuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -30,9 +31,11 @@ static int detect(void) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512bf16"))
         return RP_BF16_NONE;
-    /* AMX: the CPU has it, and the kernel (Linux 5.16+) grants this process the tile data state */
-    if (__builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16") && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
-                                                                                             18 /* XFEATURE_XTILEDATA */) == 0)
+    /* AMX: the CPU has it (CPUID 7.0 EDX bits 22 AMX-BF16, 24 AMX-TILE: read directly, as compilers disagree on the
+     * feature names), and the kernel (Linux 5.16+) grants this process the tile data state */
+    unsigned a, b, c, d;
+    int amx = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 22 & 1) && (d >> 24 & 1);
+    if (amx && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0)
         return RP_BF16_AMX;
     return RP_BF16_AVX512;
 #else
