@@ -4,7 +4,8 @@
  * run's, and the held-in loss after the last step too; the bf16 run must also learn (its loss falls by a third)
  * and must differ from the fp32 run (else the route was not taken). LoRA with precision "bf16" (the frozen base's
  * dx products on the bf16 route, the rank-8 adapters' products kept fp32) within the same 1%. Without a bf16
- * unit the trainer says "fp32 (no bf16 unit)" and its losses equal the fp32 run's bit for bit. */
+ * unit the trainer says "fp32 (no bf16 unit)" and its losses equal the fp32 run's bit for bit; the units below the
+ * machine's best (AVX512-BF16 under AMX, and none) are checked here too by capping the unit. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,7 @@ static void compare(const rp_model_file *f, rp_train_method method, const char *
     }
     if (rp_gemm_bf16_unit() == RP_BF16_NONE) {
         CHECK_MSG(!strcmp(u16, "fp32 (no bf16 unit)") && !differs, "%s: no bf16 unit, yet precision %s and losses that differ", label, u16);
+        printf("# %s: precision bf16 asked, '%s' ran: losses equal fp32's bit for bit\n", label, u16);
         return;
     }
     CHECK_MSG(!strncmp(u16, "bf16 (", 6), "%s: precision bf16 reported as '%s'", label, u16);
@@ -92,9 +94,15 @@ int main(void) {
         printf("skip [mirror]: stories260K.bin not found (REPRO_MIRROR)\n");
         return checks_done("train_bf16");
     }
-    if (rp_gemm_bf16_best() == RP_BF16_NONE) printf("skip: no bf16 unit here: checking the fp32 fallback only\n");
+    rp_bf16_unit best = rp_gemm_bf16_best();
+    if (best == RP_BF16_NONE) printf("skip: no bf16 unit here: checking the fp32 fallback only\n");
     compare(f, RP_TRAIN_FULL, "full");
     compare(f, RP_TRAIN_LORA, "lora");
+    for (int u = (int)best - 1; u >= RP_BF16_NONE; u--) {   /* the lower units, down to none (the fallback), capped here */
+        CHECK(rp_gemm_bf16_use((rp_bf16_unit)u) == RP_OK);
+        compare(f, RP_TRAIN_FULL, u ? "full, unit capped" : "full, no unit (capped)");
+    }
+    CHECK(rp_gemm_bf16_use(best) == RP_OK);
     rp_model_file_free(f);
     rp_train_precision p;
     CHECK(rp_train_precision_parse("bf16", &p) == RP_OK && p == RP_TRAIN_BF16);
