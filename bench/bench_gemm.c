@@ -5,11 +5,15 @@
  * interleaved round by round so both see the same load. Printed: GFLOP/s of each (best of ROUNDS), ours ÷
  * OpenBLAS, and each as a fraction of the fp32 FMA peak calibrated in the same run (bench_calib.h); then the
  * same on 1 thread per CPU-second (process CPU time), the figure other processes' load on a shared host moves
- * least (waiting for a core costs no CPU time). */
+ * least (waiting for a core costs no CPU time).
+ * The bf16 route (rp_gemm_bf16: inputs rounded to bf16, fp32 sums) is timed in the same rounds on each bf16 unit
+ * the machine has (AMX tiles, AVX512-BF16): its GFLOP/s, its ratio to ours, and its fraction of the same fp32
+ * peak, a fraction that can pass 100% since those units are not the fp32 FMA the peak calibrates. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "bench_calib.h"
+#include "tensor/gemm_bf16.h"
 #include "tensor/gemm_f32.h"
 
 #define ROUNDS 5
@@ -44,6 +48,15 @@ static float *randbuf(int64_t n) {
     return p;
 }
 
+/* Seconds of one rp_gemm_bf16 call on unit u (clock clk). */
+static double time_bf16(rp_bwd *bw, rp_bf16_unit u, double (*clk)(void), int ta, int tb, int64_t M, int64_t N, int64_t K,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, int acc, float *C, int64_t ldc) {
+    if (rp_gemm_bf16_use(u) != RP_OK) exit(1);
+    double t0 = clk();
+    if (rp_gemm_bf16(bw, ta, tb, M, N, K, A, lda, B, ldb, acc, C, ldc) != RP_OK) exit(1);
+    return clk() - t0;
+}
+
 /* Every shape on a pool of nth threads: wall clock (cpu 0) or process CPU time (cpu 1, one thread). */
 static void run(int nth, int cpu) {
     rp_pool *pool = NULL;
@@ -53,12 +66,15 @@ static void run(int nth, int cpu) {
     double (*clk)(void) = cpu ? cpu_s : now_s;
     printf("calibrated fp32 FMA peak on %d thread%s: %.0f GFLOP/s%s; M = 512 tokens, best of %d rounds, interleaved\n", nth,
            nth > 1 ? "s" : "", peak, cpu ? " per CPU-second" : "", ROUNDS);
-    printf("%-8s %-14s %-6s %9s %9s %7s %8s %8s\n", "layer", "variant", "shape", "ours", "openblas", "ratio", "ours%pk", "blas%pk");
+    int units = (int)rp_gemm_bf16_best();   /* bf16 units timed: AMX and AVX512-BF16 (2), AVX512-BF16 (1), none (0) */
+    printf("%-8s %-14s %-6s %9s %9s %7s %8s %8s", "layer", "variant", "shape", "ours", "openblas", "ratio", "ours%pk", "blas%pk");
+    for (int u = units; u >= 1; u--) printf(" %11s %6s %7s", rp_gemm_bf16_unit_name((rp_bf16_unit)u), "/ours", "%pk");
+    printf("\n");
     static const struct { const char *name; int64_t out, in; } layers[] = {
         { "q/o", 576, 576 }, { "k/v", 192, 576 }, { "gate/up", 1536, 576 }, { "down", 576, 1536 }, { "head", 49152, 576 },
     };
     const int64_t T = 512;
-    double sum_ours = 0, sum_blas = 0, flops_all = 0;
+    double sum_ours = 0, sum_blas = 0, flops_all = 0, sum_bf[3] = { 0, 0, 0 };
     for (size_t l = 0; l < sizeof layers / sizeof *layers; l++) {
         int64_t OUT = layers[l].out, IN = layers[l].in;
         float *W = randbuf(OUT * IN), *X = randbuf(T * IN), *DY = randbuf(T * OUT), *Y = randbuf(T * OUT), *DX = randbuf(T * IN),
@@ -69,7 +85,7 @@ static void run(int nth, int cpu) {
             { "dW += dy^T x", 1, 0, 1, 1, OUT, IN, T, OUT, IN, IN, DY, X, DW },
         };
         for (int v = 0; v < 3; v++) {
-            double to[ROUNDS], tb[ROUNDS], fl = 2.0 * (double)var[v].M * (double)var[v].N * (double)var[v].K;
+            double to[ROUNDS], tb[ROUNDS], tbf[3][ROUNDS], fl = 2.0 * (double)var[v].M * (double)var[v].N * (double)var[v].K;
             blas_job bj = { var[v].ta, var[v].tb, var[v].acc, var[v].rows, var[v].M, var[v].N, var[v].K, var[v].lda, var[v].ldb,
                             var[v].ldc, var[v].A, var[v].B, var[v].C };
             for (int r = 0; r <= ROUNDS; r++) {
@@ -80,14 +96,26 @@ static void run(int nth, int cpu) {
                 rp_pool_run(pool, blas_task, &bj, nth);
                 double t2 = clk();
                 if (r) { to[r - 1] = t1 - t0; tb[r - 1] = t2 - t1; }
+                for (int u = units; u >= 1; u--) {
+                    double t = time_bf16(bw, (rp_bf16_unit)u, clk, var[v].ta, var[v].tb, var[v].M, var[v].N, var[v].K, var[v].A,
+                                         var[v].lda, var[v].B, var[v].ldb, var[v].acc, var[v].C, var[v].ldc);
+                    if (r) tbf[u][r - 1] = t;
+                }
             }
             double bo = to[0], bb = tb[0];
             for (int r = 1; r < ROUNDS; r++) { if (to[r] < bo) bo = to[r]; if (tb[r] < bb) bb = tb[r]; }
             double go = fl / bo / 1e9, gb = fl / bb / 1e9;
             char shape[32];
             snprintf(shape, sizeof shape, "%lldx%lldx%lld", (long long)var[v].M, (long long)var[v].N, (long long)var[v].K);
-            printf("%-8s %-14s %-16s %7.1f %9.1f %7.2fx %7.1f%% %7.1f%%\n", layers[l].name, var[v].v, shape, go, gb, go / gb,
+            printf("%-8s %-14s %-16s %7.1f %9.1f %7.2fx %7.1f%% %7.1f%%", layers[l].name, var[v].v, shape, go, gb, go / gb,
                    100 * go / peak, 100 * gb / peak);
+            for (int u = units; u >= 1; u--) {
+                double bu = tbf[u][0];
+                for (int r = 1; r < ROUNDS; r++) if (tbf[u][r] < bu) bu = tbf[u][r];
+                printf(" %11.1f %5.2fx %6.0f%%", fl / bu / 1e9, bo / bu, 100 * fl / bu / 1e9 / peak);
+                sum_bf[u] += bu;
+            }
+            printf("\n");
             sum_ours += bo; sum_blas += bb; flops_all += fl;
         }
         free(W); free(X); free(DY); free(Y); free(DX); free(DW);
@@ -95,6 +123,11 @@ static void run(int nth, int cpu) {
     printf("all 15 shapes once: ours %.1f GFLOP/s (%.1f%% of peak), OpenBLAS %.1f (%.1f%%), ratio %.2fx\n", flops_all / sum_ours / 1e9,
            100 * flops_all / sum_ours / 1e9 / peak, flops_all / sum_blas / 1e9, 100 * flops_all / sum_blas / 1e9 / peak,
            sum_blas / sum_ours);
+    for (int u = units; u >= 1; u--)
+        printf("all 15 shapes once, bf16 inputs on %s: %.1f GFLOP/s (%.0f%% of the fp32 peak, on bf16 units), %.2fx ours\n",
+               rp_gemm_bf16_unit_name((rp_bf16_unit)u), flops_all / sum_bf[u] / 1e9, 100 * flops_all / sum_bf[u] / 1e9 / peak,
+               sum_ours / sum_bf[u]);
+    if (units && rp_gemm_bf16_use((rp_bf16_unit)units) != RP_OK) exit(1);
     rp_bwd_free(bw);
     rp_pool_free(pool);
 }

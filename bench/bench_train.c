@@ -13,6 +13,11 @@
  *     the same FLOPs per CPU-second of the process as a fraction of the 1-thread peak per CPU-second (a figure
  *     that other processes' load on a shared host does not move, since waiting for a core costs no CPU time),
  *     LoRA tokens/s ÷ full tokens/s, and each trainer's peak resident memory (VmHWM, reset before each).
+ *  4. The same full steps with the trainer's precision "bf16" (the linears' products on the CPU's bf16 unit, AMX
+ *     or AVX512-BF16: inputs rounded to bf16, fp32 sums), beside the fp32 steps of this run: the same model FLOPs
+ *     against the same calibrated fp32 peak, a fraction the bf16 units can push past what fp32 FMAs could reach
+ *     (they are not the units the peak measures), and bf16 tokens/s ÷ fp32 tokens/s. `bench_train bf16 [128|512]`
+ *     runs only sections 1, 3 (ours) and 4.
  * Targets (issue 15): full step >= 60% of peak at 4 × 128, >= 50% at 1 × 512; LoRA >= 1.4x full tokens/s;
  * AdamW no slower than llm.c; peak memory full < 3 GiB, QLoRA < 1 GiB. */
 #include <immintrin.h>
@@ -24,9 +29,12 @@
 #include "model/model_file.h"
 #include "nn/adamw.h"
 #include "nn/train_llama.h"
+#include "tensor/gemm_bf16.h"
 #include "tensor/gemm_f32.h"
 
 #define STEPS 3   /* timed steps per configuration (after one warm-up step) */
+
+static rp_train_precision precision = RP_TRAIN_FP32;   /* of the trainers bench_step builds (section 4 sets bf16) */
 
 /* Peak resident set (kB) since the last reset, read from the process. */
 static long vm_hwm_kb(void) {
@@ -130,7 +138,7 @@ static const rp_llama_config smollm2 = {
 static double bench_step(const char *label, const rp_model_file *f, rp_train_method method, int B, int T, double n_full,
                          double peak, double peak_cpu) {
     rp_train_opts o = { .method = method, .B = B, .T = T, .lora_rank = 8, .lora_alpha = 16, .lora_targets = "attn_q,attn_v",
-                        .adamw = { 0.9f, 0.95f, 1e-8f, 0.1f }, .seed = 1, .n_threads = 2 };
+                        .adamw = { 0.9f, 0.95f, 1e-8f, 0.1f }, .seed = 1, .n_threads = 2, .precision = precision };
     int reset = vm_hwm_reset();
     double t0 = now_s();
     rp_trainer *tr = NULL;
@@ -169,7 +177,9 @@ static double bench_step(const char *label, const rp_model_file *f, rp_train_met
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* `bench_train steps [128|512]`: the full steps only, both matmul routes; `bench_train own`: only ours (profiling) */
-    int steps_only = argc > 1 && (!strcmp(argv[1], "steps") || !strcmp(argv[1], "own")), own_only = argc > 1 && !strcmp(argv[1], "own");
+    int bf16_only = argc > 1 && !strcmp(argv[1], "bf16");
+    int steps_only = argc > 1 && (!strcmp(argv[1], "steps") || !strcmp(argv[1], "own") || bf16_only);
+    int own_only = argc > 1 && (!strcmp(argv[1], "own") || bf16_only);
     rp_pool *p1 = NULL, *p2 = NULL;
     if (rp_pool_new(1, &p1) != RP_OK || rp_pool_new(2, &p2) != RP_OK) return 1;
     double peak1 = fma_peak(p1, 1, 0), peak2 = fma_peak(p2, 2, 0), peak_cpu = fma_peak(p1, 1, 1);
@@ -199,6 +209,19 @@ int main(int argc, char **argv) {
     if (do512) full512 = bench_step("full, 1 x 512", NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu);
     if (blas > 0 && full > 0) printf("own gemm / OpenBLAS tokens/s at 4 x 128: %.2fx\n", full / blas);
     if (blas512 > 0 && full512 > 0) printf("own gemm / OpenBLAS tokens/s at 1 x 512: %.2fx\n", full512 / blas512);
+    if (bf16_only || !steps_only) {
+        rp_bf16_unit u = rp_gemm_bf16_unit();
+        char l128[64], l512[64];
+        snprintf(l128, sizeof l128, "full, 4 x 128, bf16 (%s)", rp_gemm_bf16_unit_name(u));
+        snprintf(l512, sizeof l512, "full, 1 x 512, bf16 (%s)", rp_gemm_bf16_unit_name(u));
+        precision = RP_TRAIN_BF16;
+        double b128 = do128 ? bench_step(l128, NULL, RP_TRAIN_FULL, 4, 128, n_full, peak2, peak_cpu) : 0;
+        double b512 = do512 ? bench_step(l512, NULL, RP_TRAIN_FULL, 1, 512, n_full, peak2, peak_cpu) : 0;
+        precision = RP_TRAIN_FP32;
+        if (u == RP_BF16_NONE) printf("no bf16 unit here: the bf16 steps above ran in fp32\n");
+        if (b128 > 0 && full > 0) printf("bf16 / fp32 tokens/s at 4 x 128: %.2fx (%% of peak above: model FLOPs against the fp32 peak, on bf16 units)\n", b128 / full);
+        if (b512 > 0 && full512 > 0) printf("bf16 / fp32 tokens/s at 1 x 512: %.2fx\n", b512 / full512);
+    }
     if (steps_only) return 0;
     const char *m = getenv("REPRO_MIRROR");
     char path[4096];

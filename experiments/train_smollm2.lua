@@ -74,6 +74,8 @@ return experiment.define {
     dropout = { type = "number", default = 0.05, min = 0, max = 0.9, doc = "LoRA dropout" },
     targets = { type = "string", default = "attn_q,attn_k,attn_v,attn_output", doc = "LoRA target linears" },
     threads = { type = "integer", default = 2, min = 1, doc = "threads" },
+    precision = { type = "string", default = "fp32", choices = { "fp32", "bf16" },
+                  doc = "the linears' products: fp32, or bf16 inputs with fp32 sums on the CPU's bf16 unit (losses within 1% of fp32's)" },
   },
   presets = {
     smoke = { model = "scratch", max_bytes = 60000, seq_len = 32, batch = 8, steps = 60, eval_every = 20, eval_seqs = 16, lr = 5e-3 },
@@ -94,7 +96,7 @@ return experiment.define {
       data = td.pack(ids, { seq_len = p.seq_len, holdout = p.holdout })
       floor_loss, floor_name = unigram_entropy(data.train, V), "character unigram entropy"
       tr = train.new { config = { n_layer = 2, dim = 64, n_head = 4, n_head_kv = 2, ffn_dim = 192, vocab = V }, batch = p.batch,
-                       seq_len = p.seq_len, threads = p.threads, optimizer = opt }
+                       seq_len = p.seq_len, threads = p.threads, optimizer = opt, precision = p.precision }
     else
       local mpath = ctx:asset("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
       local m = require("repro.model").load(mpath, { threads = 1 })
@@ -102,13 +104,14 @@ return experiment.define {
       m:close()
       data = td.pack(ids, { seq_len = p.seq_len, holdout = p.holdout })
       tr = train.new { model = mpath, method = p.method, targets = p.targets, rank = p.rank, alpha = p.alpha,
-                       dropout = p.dropout, batch = p.batch, seq_len = p.seq_len, threads = p.threads, optimizer = opt }
+                       dropout = p.dropout, batch = p.batch, seq_len = p.seq_len, threads = p.threads, optimizer = opt,
+                       precision = p.precision }
     end
     local valid = {}
     for i = 1, math.min(p.eval_seqs, #data.valid) do valid[i] = data.valid[i] end
     local info = tr:info()
-    ctx:note("train_smollm2: %s (%s, %d trainable parameters) on %s: %d tokens -> %d training + %d held-out windows of %d (%d evaluated)",
-             p.model, info.method, info.params, p.text, data.n_tokens, #data.train, #data.valid, p.seq_len, #valid)
+    ctx:note("train_smollm2: %s (%s, %d trainable parameters, %s) on %s: %d tokens -> %d training + %d held-out windows of %d (%d evaluated)",
+             p.model, info.method, info.params, info.precision, p.text, data.n_tokens, #data.train, #data.valid, p.seq_len, #valid)
     ctx:record("data", p.text, { tokens = data.n_tokens, train_windows = #data.train, heldout_windows = #data.valid,
                                  evaluated = #valid, seq_len = p.seq_len, dropped = data.dropped })
     local steps_x, train_y, held_x, held_y = {}, {}, {}, {}

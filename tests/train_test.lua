@@ -112,6 +112,14 @@ b:update()
 
 errors_with(function() train.new { config = config, batch = B, seq_len = S, methd = "full" } end, "methd", "unknown key")
 errors_with(function() train.new { config = config, batch = B, seq_len = S, method = "lora2" } end, "lora2", "bad method")
+errors_with(function() train.new { config = config, batch = B, seq_len = S, precision = "fp16" } end, "fp16", "bad precision")
+do   -- precision "bf16": what ran is reported (bf16 on a unit, or fp32 where the machine has none)
+  local t16 = train.new { config = config, batch = B, seq_len = S, precision = "bf16" }
+  local p16 = t16:info().precision
+  check(p16 == "bf16 (amx)" or p16 == "bf16 (avx512_bf16)" or p16 == "fp32 (no bf16 unit)", "precision reported: " .. tostring(p16))
+  check(info.precision == "fp32", "default precision fp32")
+  t16:close()
+end
 errors_with(function() train.new { config = config, batch = B, seq_len = S, optimizer = { schedule = "cosine" } } end,
             "total_steps", "cosine needs total_steps")
 errors_with(function() b:step { tokens = { { 1, 2, 3 } }, mask = { { 1 } } } end, "mask row 1", "mask shape")

@@ -2,7 +2,8 @@
  *   train.new{ model = path_or_asset | config = {n_layer=, dim=, n_head=, n_head_kv=, ffn_dim=, vocab=, rope_base=,
  *              norm_eps=, tied=}, method = "full"|"lora"|"qlora", targets = "attn_q,attn_v" or {names},
  *              rank=, alpha=, dropout=, batch=B, seq_len=T, seed=, threads=, init_std=, bf16_base=false (lora: frozen
- *              f32 base linears stored as bf16, see train_llama.h),
+ *              f32 base linears stored as bf16, see train_llama.h), precision = "fp32"|"bf16" (the linears' products:
+ *              bf16 inputs with fp32 sums on the CPU's bf16 unit; tr:info().precision says what ran),
  *              optimizer = {lr=, beta1=, beta2=, eps=, weight_decay=, clip=, schedule="constant"|"linear"|"cosine",
  *                           warmup=, total_steps=, lr_min=} }                              -> tr ("repro.train")
  *   A batch is {tokens = {{ids}, ...}, targets = {{ids}, ...}, mask = {{0|1}, ...}}: B rows of T; without
@@ -15,7 +16,7 @@
  *   tr:reset_optimizer()            AdamW moments and step count to zero, weights kept (a new run from here)
  *   tr:digest()                     -> sha256 hex of the trainable parameters (names and values): a content key
  *                                      for the weights a step trains (adapters only for LoRA/QLoRA)
- *   tr:info()                       -> {params=, step=, method=, batch=, seq_len=, n_layer=, dim=, vocab=}
+ *   tr:info()                       -> {params=, step=, method=, batch=, seq_len=, n_layer=, dim=, vocab=, precision=}
  *   tr:export_gguf(path [, {type = "base"|"f16"|"f32"|"q4_0"|"q4_1"|"q8_0"|"q4_k"|"q6_k", tokenizer = path}])   the trained model (adapters merged)
  *                                      as a GGUF file: tensors in the base file's types (default), or F16 / F32;
  *                                      the base's metadata and tokenizer (a llama2.c checkpoint's tokenizer .bin,
@@ -227,7 +228,7 @@ static int l_reset_optimizer(lua_State *L) {
 static int l_info(lua_State *L) {
     ltrain *x = check(L);
     const rp_llama_config *c = rp_trainer_config(x->tr);
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
     lua_pushinteger(L, (lua_Integer)rp_trainer_n_params(x->tr)); lua_setfield(L, -2, "params");
     lua_pushinteger(L, (lua_Integer)rp_trainer_step_count(x->tr)); lua_setfield(L, -2, "step");
     lua_pushstring(L, x->method); lua_setfield(L, -2, "method");
@@ -236,6 +237,7 @@ static int l_info(lua_State *L) {
     lua_pushinteger(L, c->n_layer); lua_setfield(L, -2, "n_layer");
     lua_pushinteger(L, c->dim); lua_setfield(L, -2, "dim");
     lua_pushinteger(L, c->vocab); lua_setfield(L, -2, "vocab");
+    lua_pushstring(L, rp_trainer_precision(x->tr)); lua_setfield(L, -2, "precision");
     return 1;
 }
 
@@ -339,7 +341,7 @@ static void read_optimizer(lua_State *L, int idx, rp_train_opts *o, rp_lr_schedu
 /* train.new{...} -> tr */
 static int l_new(lua_State *L) {
     static const char *const keys[] = { "model", "config", "method", "targets", "rank", "alpha", "dropout", "batch", "seq_len",
-                                        "seed", "threads", "init_std", "optimizer", "bf16_base", NULL };
+                                        "seed", "threads", "init_std", "optimizer", "bf16_base", "precision", NULL };
     luaL_checktype(L, 1, LUA_TTABLE);
     rp_lua_check_keys(L, 1, "train.new", keys);
     rp_train_opts o = { 0 };
@@ -357,6 +359,7 @@ static int l_new(lua_State *L) {
     if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) luaL_error(L, "train.new: bf16_base must be true or false");
     o.bf16_base = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    if ((st = rp_train_precision_parse(rp_lua_field_string(L, 1, "precision", "fp32"), &o.precision)) != RP_OK) rp_lua_fail(L, st, "train.new");
     lua_getfield(L, 1, "seed");
     o.seed = lua_isnil(L, -1) ? rp_lua_seed(L, "train") : (uint64_t)rp_lua_checkinteger(L, -1);
     lua_pop(L, 1);

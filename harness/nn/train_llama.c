@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "nn/train_impl.h"
+#include "tensor/gemm_bf16.h"
 #include "tensor/quant.h"
 
 /* Zeroed, 64-byte aligned floats recorded for rp_trainer_free. */
@@ -37,9 +38,18 @@ rp_status rp_train_method_parse(const char *name, rp_train_method *out) {
     return rp_fail(RP_ERR_INVAL, "train: method '%s' unknown (full, lora, qlora)", name);
 }
 
+/* Parse a precision name. */
+rp_status rp_train_precision_parse(const char *name, rp_train_precision *out) {
+    if (!strcmp(name, "fp32")) { *out = RP_TRAIN_FP32; return RP_OK; }
+    if (!strcmp(name, "bf16")) { *out = RP_TRAIN_BF16; return RP_OK; }
+    return rp_fail(RP_ERR_INVAL, "train: precision '%s' unknown (fp32, bf16)", name);
+}
+
 static rp_status check_opts(const rp_train_opts *o, int from_scratch) {
     if (o->method != RP_TRAIN_FULL && o->method != RP_TRAIN_LORA && o->method != RP_TRAIN_QLORA)
         return rp_fail(RP_ERR_INVAL, "train: method %d unknown", (int)o->method);
+    if (o->precision != RP_TRAIN_FP32 && o->precision != RP_TRAIN_BF16)
+        return rp_fail(RP_ERR_INVAL, "train: precision %d unknown", (int)o->precision);
     if (from_scratch && o->method != RP_TRAIN_FULL) return rp_fail(RP_ERR_INVAL, "train: method lora/qlora needs a base model");
     if (o->B < 1 || o->T < 1 || (int64_t)o->B * o->T > (1 << 24))
         return rp_fail(RP_ERR_INVAL, "train: batch %d x %d (each >= 1, at most 2^24 tokens)", o->B, o->T);
@@ -297,6 +307,7 @@ rp_status rp_trainer_new(const rp_model_file *f, const rp_llama_config *cfg, con
     if (st == RP_OK) st = check_config(&tr->cfg);
     if (st == RP_OK) st = rp_pool_new(opts->n_threads, &tr->pool);
     if (st == RP_OK) st = rp_bwd_new(tr->pool, &tr->bw);
+    if (st == RP_OK) rp_bwd_set_bf16(tr->bw, opts->precision == RP_TRAIN_BF16);
     if (st == RP_OK) st = build(tr, f);
     if (st != RP_OK) { rp_trainer_free(tr); return st; }
     *out = tr;
@@ -317,6 +328,16 @@ void rp_trainer_free(rp_trainer *tr) {
     rp_bwd_free(tr->bw);
     rp_pool_free(tr->pool);
     free(tr);
+}
+
+/* The precision the products run in. */
+const char *rp_trainer_precision(const rp_trainer *tr) {
+    if (tr->o.precision != RP_TRAIN_BF16) return "fp32";
+    switch (rp_gemm_bf16_unit()) {
+    case RP_BF16_AMX: return "bf16 (amx)";
+    case RP_BF16_AVX512: return "bf16 (avx512_bf16)";
+    default: return "fp32 (no bf16 unit)";
+    }
 }
 
 /* Model configuration. */

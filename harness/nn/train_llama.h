@@ -19,6 +19,12 @@
 #include "util/err.h"
 
 typedef enum rp_train_method { RP_TRAIN_FULL, RP_TRAIN_LORA, RP_TRAIN_QLORA } rp_train_method;
+/* The F32 linears' products (forward, dx, dW): fp32, or inputs rounded to bf16 with fp32 sums on the CPU's bf16
+ * unit (gemm_bf16.h: AMX, else AVX512-BF16; fp32 on a machine with neither, rp_trainer_precision says so).
+ * Weights, gradients and AdamW state stay fp32 either way (fp32 masters, as mixed-precision training keeps).
+ * Tolerance: each product within (2·2⁻⁸ + (K+2)·2⁻²³)·Σ|a·b| of fp32's (tests/test_gemm_bf16.c); a stories260K
+ * full fine-tune's losses within 1% of fp32's over 8 steps (tests/test_train.c). */
+typedef enum rp_train_precision { RP_TRAIN_FP32 = 0, RP_TRAIN_BF16 = 1 } rp_train_precision;
 
 typedef struct rp_train_opts {
     rp_train_method method;
@@ -37,6 +43,7 @@ typedef struct rp_train_opts {
                                  * F32 base's, losses of the same steps within 2% (tests/test_train.c; measured 0.5%
                                  * and 0.6% on stories260K). Trainable weights stay f32 (AdamW needs f32 masters,
                                  * and without a bf16 GEMM on the CPU a bf16 copy would only add a conversion). */
+    rp_train_precision precision;   /* the F32 linears' products (default fp32) */
 } rp_train_opts;
 
 typedef struct rp_trainer rp_trainer;
@@ -47,11 +54,16 @@ typedef rp_status (*rp_seq_loss_fn)(void *ud, const double *seq_logp, int B, dou
 
 /* Parse a method name ("full", "lora", "qlora"). */
 rp_status rp_train_method_parse(const char *name, rp_train_method *out);
+/* Parse a precision name ("fp32", "bf16"). */
+rp_status rp_train_precision_parse(const char *name, rp_train_precision *out);
 /* A trainer for a model: from the weights of f (read only; must outlive the trainer for LoRA, whose frozen base
  * points into it) with f's configuration, or, with f == NULL, initialised from scratch with *cfg (full only). */
 rp_status rp_trainer_new(const rp_model_file *f, const rp_llama_config *cfg, const rp_train_opts *opts, rp_trainer **out);
 /* Release a trainer. NULL is fine. */
 void rp_trainer_free(rp_trainer *tr);
+/* The precision its products really run in: "fp32", or "bf16 (amx)" / "bf16 (avx512_bf16)"; "fp32 (no bf16 unit)"
+ * when bf16 was asked on a machine without one. */
+const char *rp_trainer_precision(const rp_trainer *tr);
 /* The model configuration it trains. */
 const rp_llama_config *rp_trainer_config(const rp_trainer *tr);
 /* Trainable parameters (adapters only for LoRA), and the optimizer steps taken. */

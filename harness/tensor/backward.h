@@ -31,6 +31,11 @@ rp_pool *rp_bwd_pool(const rp_bwd *b);
 void rp_bwd_run(rp_bwd *b, rp_pool_fn fn, void *ctx, int n_tasks);
 /* Threads of b's pool (1 without a pool). */
 int rp_bwd_threads(const rp_bwd *b);
+/* Let b's F32 training matmuls (y = x·Wᵀ, dx, dW) round their inputs to bf16 and sum in fp32 on a bf16 unit
+ * (gemm_bf16.h) where one is present (on != 0), or keep them fp32 (0, the default). */
+void rp_bwd_set_bf16(rp_bwd *b, int on);
+/* Whether b's F32 matmuls take the bf16 route (set, and a bf16 unit present). */
+int rp_bwd_bf16(const rp_bwd *b);
 /* [*a, *z) is part i of n of [0, N), its length rounded up to a multiple of align. */
 void rp_bwd_split(int64_t N, int i, int n, int64_t align, int64_t *a, int64_t *z);
 

@@ -4,7 +4,8 @@
  * dequantized a tile at a time into per-thread scratch (rp_cpu_matmul_tiled, also behind NF4 and the
  * training forward rp_cpu_matmul_forward); attention backward one head per task with sgemm for the four
  * products over blocks of query rows that skip the keys the causal mask hides, and the attention forward
- * the training step uses (rp_cpu_attention_forward), blocked the same way.
+ * the training step uses (rp_cpu_attention_forward), blocked the same way. A context set to bf16
+ * (rp_bwd_set_bf16: the trainer's precision "bf16") sends the F32 matmuls' three products through rp_gemm_bf16.
  * The row-wise ops (RMSNorm, RoPE, SwiGLU, cross-entropy) are threaded in rows_cpu.c; the rest are memory-bound
  * loops that reuse the reference kernels.
  * Invariants: results equal rp_bwd_ref's up to float rounding (tests/test_backward.c); no allocation after
@@ -13,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 #include "tensor/backward.h"
+#include "tensor/gemm_bf16.h"
 #include "tensor/gemm_f32.h"
 #include "tensor/qdot.h"
 #include "tensor/quant.h"
@@ -118,6 +120,8 @@ rp_status rp_cpu_matmul_forward(rp_bwd *b, float *y, const float *x, int64_t M, 
         gguf_w g = { .w = w, .wt = wt, .ldw = w_row_bytes };
         return rp_cpu_matmul_tiled(b, y, x, M, N, K, rp_dtype_block(wt), gguf_deq, &g, 0);
     }
+    if (rp_bwd_bf16(b) && rp_gemm_bf16_wanted(M, N, K))   /* the trainer's precision "bf16" */
+        return rp_gemm_bf16(b, 0, 1, M, N, K, x, K, w, (int64_t)(w_row_bytes / sizeof(float)), 0, y, N);
     if (rp_gemm_f32_wanted(M, N, K))
         return rp_gemm_f32(b, 0, 1, M, N, K, x, K, w, (int64_t)(w_row_bytes / sizeof(float)), 0, y, N);
     mm_job j = { .b = b, .y = y, .x = x, .M = M, .K = K, .N = N, .w = w, .wt = wt, .ldw = w_row_bytes };
@@ -153,7 +157,9 @@ static rp_status cpu_matmul_backward(rp_bwd *b, float *dx, float *dw, float *db,
     mm_job j = { .b = b, .dx = dx, .dw = dw, .db = db, .dy = dy, .x = x, .M = M, .K = K, .N = N, .w = w, .wt = wt, .ldw = w_row_bytes };
     int nth = rp_bwd_threads(b), own = rp_gemm_f32_wanted(M, N, K);
     int64_t ldw = (int64_t)(w_row_bytes / sizeof(float));
-    if (dx && wt == RP_F32 && own) RP_TRY(rp_gemm_f32(b, 0, 0, M, K, N, dy, N, (const float *)w, ldw, 1, dx, K));
+    int bf16 = wt == RP_F32 && rp_bwd_bf16(b) && rp_gemm_bf16_wanted(M, N, K);   /* the trainer's precision "bf16" */
+    if (dx && bf16) RP_TRY(rp_gemm_bf16(b, 0, 0, M, K, N, dy, N, (const float *)w, ldw, 1, dx, K));
+    else if (dx && wt == RP_F32 && own) RP_TRY(rp_gemm_f32(b, 0, 0, M, K, N, dy, N, (const float *)w, ldw, 1, dx, K));
     else if (dx && wt == RP_F32) rp_bwd_run(b, mm_dx_task, &j, nth);
     if (dx && wt != RP_F32) {
         gguf_w g = { .w = w, .wt = wt, .ldw = w_row_bytes };
@@ -161,7 +167,11 @@ static rp_status cpu_matmul_backward(rp_bwd *b, float *dx, float *dw, float *db,
     }
     /* dW += dyᵀ·x stays with OpenBLAS: bench_gemm has it 4-8% faster there at SmolLM2's shapes (rp_gemm_f32
      * wins y = x·Wᵀ and dx += dy·W, or ties), so this is the one variant where OpenBLAS is kept */
-    if (dw || db) rp_bwd_run(b, mm_dw_task, &j, nth);
+    if (dw && bf16) {   /* dW += dyᵀ·x on the bf16 route; the bias (if any) below */
+        RP_TRY(rp_gemm_bf16(b, 1, 0, N, K, M, dy, N, x, K, 1, dw, ldw));
+        j.dw = NULL;
+    }
+    if (j.dw || db) rp_bwd_run(b, mm_dw_task, &j, nth);
     return RP_OK;
 }
 

@@ -4,12 +4,14 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include "tensor/backward.h"
+#include "tensor/gemm_bf16.h"
 
 #define BWD_MAX_THREADS 64
 
 struct rp_bwd {
     rp_pool *pool;
     struct { void *p; size_t cap; } tmp[BWD_MAX_THREADS + 1];   /* the last one is shared (rp_bwd_shared) */
+    int bf16;   /* F32 matmuls through rp_gemm_bf16 (rp_bwd_set_bf16) */
 };
 
 /* A backward context over pool (borrowed, may be NULL). */
@@ -62,6 +64,12 @@ void rp_bwd_run(rp_bwd *b, rp_pool_fn fn, void *ctx, int n_tasks) {
     if (p) { rp_pool_run(p, fn, ctx, n_tasks); return; }
     for (int i = 0; i < n_tasks; i++) fn(ctx, i, n_tasks, 0);
 }
+
+/* Route the context's F32 matmuls through bf16 units, or not. */
+void rp_bwd_set_bf16(rp_bwd *b, int on) { if (b) b->bf16 = on != 0; }
+
+/* Whether the context's F32 matmuls take the bf16 route. */
+int rp_bwd_bf16(const rp_bwd *b) { return b && b->bf16 && rp_gemm_bf16_unit() != RP_BF16_NONE; }
 
 /* Threads of the context's pool (1 without one). */
 int rp_bwd_threads(const rp_bwd *b) { rp_pool *p = rp_bwd_pool(b); return p ? rp_pool_size(p) : 1; }
