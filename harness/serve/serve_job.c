@@ -11,7 +11,8 @@
  * piece (1 .. prefill_chunk tokens) through rp_generate_seq_start, which leaves the first logits. A prompt of
  * at most prefill_chunk tokens is thus one forward from an empty cache, as rp_generate on a fresh session.
  * The slot's session is made when its job's prefill starts, sized to prompt + max_tokens (rounded up to
- * SLOT_CTX_STEP, at most n_ctx), and freed when the job ends, so idle slots hold no cache.
+ * SLOT_CTX_STEP, at most n_ctx), and freed when the job ends (its pages handed back to the system when
+ * large), so idle slots hold no cache.
  * Invariants: only the scheduler thread touches the model, the slot sessions and rp_generate_seq objects;
  * the lock (mu) guards the queue, the counters and each job's state / cancel / pending text, and is never
  * held while the model runs; a job is done (state 3, its cv signalled) exactly once, after which the engine
@@ -19,6 +20,9 @@
  * scored positions) are in its session's cache. */
 #include "serve/serve_job.h"
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +34,7 @@ enum { JOB_NEW, JOB_QUEUED, JOB_ACTIVE, JOB_DONE };
 enum { MAX_SLOTS = 16 };                /* rows of one rp_session_step in the engine's work session */
 enum { DEFAULT_CHUNK = 128 };           /* prompt tokens per scheduler step (a step of 8 rows costs about 8 of them) */
 enum { SLOT_CTX_STEP = 64 };            /* slot sessions' context, rounded up to this many positions */
+#define TRIM_BYTES ((size_t)8 << 20)    /* a freed slot cache at least this large is returned to the system */
 
 /* One decoding slot: the job it runs, that job's session (sized to it) and its sequence. */
 typedef struct slot {
@@ -312,6 +317,10 @@ static void slot_end(rp_serve_engine *e, slot *k, rp_status st) {
     size_t held = k->s ? (size_t)rp_session_n_ctx(k->s) : 0;
     rp_session_free(k->s);
     k->s = NULL;
+#ifdef __GLIBC__
+    /* a freed cache below glibc's mmap threshold stays in the heap; hand its pages back to the system */
+    if (held * e->kv_per_pos >= TRIM_BYTES) malloc_trim(0);
+#endif
     k->fed = 0;
     pthread_mutex_lock(&e->mu);
     e->kv_pos -= held;
