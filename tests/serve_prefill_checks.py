@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """serve_prefill_checks.py URL PID (run by serve_prefill_test.sh): `repro serve` (SmolLM2-135M-Instruct, --ctx 2048
---slots 4 --prefill-chunk 64) with long prompts arriving while other requests stream, standard library only:
+--slots 4 --prefill-chunk 32) with long prompts arriving while other requests stream, standard library only:
 1. slot caches are sized to the request and freed after it: 4 concurrent short requests raise the server's
    resident memory (VmRSS of PID) by less than one full 2048-position cache would, and /health's kv_mb is back
    to 0 once they are done (before: every slot kept a 2048-position cache, about 110 MB each);
-2. a 600-token prompt arriving while 3 greedy streams decode is prefilled in chunks between their tokens:
+2. a 400-token prompt arriving while 3 greedy streams decode is prefilled in chunks between their tokens:
    each stream receives at least 3 pieces of text between the long request's arrival and its first token
    (before: none, the whole prefill ran between two of their steps), and /health counts its prompt tokens;
 3. the long request's text, and each stream's, equal the same requests served without the others; an echo
-   request with logprobs of a 600-token prompt (scored in pieces) equals itself served alone.
+   request with logprobs of a 400-token prompt (scored in pieces) equals itself served alone.
 Exits 1 on any failure."""
 import http.client
 import json
@@ -71,7 +71,7 @@ def stream(body, arrivals):
 
 
 # --- 1. caches sized to the request, freed after it -------------------------------------------------------
-SHORT = {"prompt": "The weather today is", "max_tokens": 24, "temperature": 0}
+SHORT = {"prompt": "The weather today is", "max_tokens": 8, "temperature": 0}
 st, _ = request(SHORT)                                  # warm-up: the decode layout is built
 check("a short request answers", st == 200)
 rss0 = rss_mb()
@@ -92,13 +92,13 @@ h = health()
 check("4 concurrent short requests answer", all(r and r[0] == 200 for r in res), str(res)[:300])
 check("4 slots used for short requests add less than one 2048-position cache to VmRSS (< 64 MB)", rss1 - rss0 < 64,
       f"(VmRSS {rss0:.0f} -> {rss1:.0f} MB)")
-check("/health: no slot holds a cache when idle (kv_mb 0), the chunk is reported", h.get("kv_mb") == 0 and h.get("prefill_chunk") == 64,
+check("/health: no slot holds a cache when idle (kv_mb 0), the chunk is reported", h.get("kv_mb") == 0 and h.get("prefill_chunk") == 32,
       str(h))
 
 # --- 2. a long prompt arriving among streams ------------------------------------------------------------------
-LONG_IDS = [200 + (i * 7919) % 40000 for i in range(600)]
-LONG = {"prompt": LONG_IDS, "max_tokens": 8, "temperature": 0}
-STREAMS = [{"prompt": f"{a}, {a + 1}, {a + 2}, {a + 3}, {a + 4},", "max_tokens": 48, "temperature": 0} for a in (1, 20, 300)]
+LONG_IDS = [200 + (i * 7919) % 40000 for i in range(400)]
+LONG = {"prompt": LONG_IDS, "max_tokens": 6, "temperature": 0}
+STREAMS = [{"prompt": f"{a}, {a + 1}, {a + 2}, {a + 3}, {a + 4},", "max_tokens": 32, "temperature": 0} for a in (1, 20, 300)]
 
 long_alone = stream(LONG, [])
 streams_alone = [None] * 3
@@ -131,11 +131,11 @@ for t in th:
 h1 = health()
 t1 = long_arr[0][0] if long_arr else time.time()
 during = [sum(1 for t, _ in a if t0 < t < t1) for a in arr]
-check("each stream got >= 3 pieces of text while the 600-token prompt was prefilled", min(during) >= 3,
-      f"(pieces during the {t1 - t0:.2f} s prefill: {during}; chunk 64)")
+check("each stream got >= 3 pieces of text while the 400-token prompt was prefilled", min(during) >= 3,
+      f"(pieces during the {t1 - t0:.2f} s prefill: {during}; chunk 32)")
 check("each stream went on after the long prompt's first token (the check saw the whole prefill)",
       all(a and a[-1][0] > t1 for a in arr), str([len(a) for a in arr]))
-check("/health counts the long prompt's tokens as prefill", h1["prefill_tokens"] - h0["prefill_tokens"] >= 600,
+check("/health counts the long prompt's tokens as prefill", h1["prefill_tokens"] - h0["prefill_tokens"] >= 400,
       f"({h0['prefill_tokens']} -> {h1['prefill_tokens']})")
 check("the long prompt's text among streams equals it served alone", long_busy == long_alone and long_alone,
       f"\n  alone: {long_alone!r}\n  busy:  {long_busy!r}")
@@ -152,9 +152,9 @@ for t in bg:
 ok = st_a == 200 and st_b == 200
 la = echo_alone["choices"][0]["logprobs"] if ok else {}
 lb = echo_busy["choices"][0]["logprobs"] if ok else {}
-check("echo of a 600-token prompt scores every token (602 entries, the first null)",
-      ok and len(la["token_logprobs"]) == 602 and la["token_logprobs"][0] is None, str(echo_alone)[:300])
-check("echo of a 600-token prompt while others decode equals it alone (tokens, text, top lists; log-probs within 2e-3)",
+check("echo of a 400-token prompt scores every token (402 entries, the first null)",
+      ok and len(la["token_logprobs"]) == 402 and la["token_logprobs"][0] is None, str(echo_alone)[:300])
+check("echo of a 400-token prompt while others decode equals it alone (tokens, text, top lists; log-probs within 2e-3)",
       ok and la["tokens"] == lb["tokens"] and echo_alone["choices"][0]["text"] == echo_busy["choices"][0]["text"]
       and [sorted(t) if t else t for t in la["top_logprobs"]] == [sorted(t) if t else t for t in lb["top_logprobs"]]
       and all((p is None) == (q is None) and (p is None or abs(p - q) <= 2e-3) for p, q in zip(la["token_logprobs"], lb["token_logprobs"])),
