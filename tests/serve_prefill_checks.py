@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """serve_prefill_checks.py URL PID (run by serve_prefill_test.sh): `repro serve` (SmolLM2-135M-Instruct, --ctx 2048
---slots 4 --prefill-chunk 32) with long prompts arriving while other requests stream, standard library only:
+--slots 5 --prefill-chunk 32) with long prompts arriving while other requests stream, standard library only:
 1. slot caches are sized to the request and freed after it: 4 concurrent short requests raise the server's
    resident memory (VmRSS of PID) by less than one full 2048-position cache would, and /health's kv_mb is back
    to 0 once they are done (before: every slot kept a 2048-position cache, about 110 MB each);
 2. a 400-token prompt arriving while 3 greedy streams decode is prefilled in chunks between their tokens:
    each stream receives at least 3 pieces of text between the long request's arrival and its first token
-   (before: none, the whole prefill ran between two of their steps), and /health counts its prompt tokens;
+   (before: none, the whole prefill ran between two of their steps), and /health counts its prompt tokens; a
+   short prompt sent during that prefill gets its first token before the long one does (prefills take turns);
 3. the long request's text, and each stream's, equal the same requests served without the others; an echo
    request with logprobs of a 400-token prompt (scored in pieces) equals itself served alone.
 Exits 1 on any failure."""
@@ -100,7 +101,9 @@ LONG_IDS = [200 + (i * 7919) % 40000 for i in range(400)]
 LONG = {"prompt": LONG_IDS, "max_tokens": 6, "temperature": 0}
 STREAMS = [{"prompt": f"{a}, {a + 1}, {a + 2}, {a + 3}, {a + 4},", "max_tokens": 32, "temperature": 0} for a in (1, 20, 300)]
 
+QUICK = {"prompt": "Hello, my name is", "max_tokens": 4, "temperature": 0}
 long_alone = stream(LONG, [])
+quick_alone = stream(QUICK, [])
 streams_alone = [None] * 3
 
 
@@ -123,11 +126,21 @@ th = run_streams(streams_busy, arr)
 t_wait = time.time()
 while min(len(a) for a in arr) < 3 and time.time() - t_wait < 300 and any(t.is_alive() for t in th):
     time.sleep(0.01)
-long_arr = []
+long_arr, long_out = [], [None]
 t0 = time.time()
-long_busy = stream(LONG, long_arr)
+lt = threading.Thread(target=lambda: long_out.__setitem__(0, stream(LONG, long_arr)))
+lt.start()
+# a short prompt arriving once the long one's prefill is under way takes its turn between the long one's pieces
+t_wait = time.time()
+while health()["prefill_tokens"] - h0["prefill_tokens"] < 64 and time.time() - t_wait < 300 and lt.is_alive():
+    time.sleep(0.005)
+quick_arr = []
+t_quick = time.time()
+quick_busy = stream(QUICK, quick_arr)
+lt.join()
 for t in th:
     t.join()
+long_busy = long_out[0]
 h1 = health()
 t1 = long_arr[0][0] if long_arr else time.time()
 during = [sum(1 for t, _ in a if t0 < t < t1) for a in arr]
@@ -137,6 +150,11 @@ check("each stream went on after the long prompt's first token (the check saw th
       all(a and a[-1][0] > t1 for a in arr), str([len(a) for a in arr]))
 check("/health counts the long prompt's tokens as prefill", h1["prefill_tokens"] - h0["prefill_tokens"] >= 400,
       f"({h0['prefill_tokens']} -> {h1['prefill_tokens']})")
+check("a short prompt sent during the long one's prefill got its first token before the long one did (prefill takes turns)",
+      quick_arr and long_arr and quick_arr[0][0] < long_arr[0][0],
+      f"(short sent at +{t_quick - t0:.2f} s, its first token at +{quick_arr[0][0] - t0 if quick_arr else -1:.2f} s, "
+      f"the long one's at +{t1 - t0:.2f} s)")
+check("the short prompt's text equals it served alone", quick_busy == quick_alone, f"{quick_alone!r} vs {quick_busy!r}")
 check("the long prompt's text among streams equals it served alone", long_busy == long_alone and long_alone,
       f"\n  alone: {long_alone!r}\n  busy:  {long_busy!r}")
 check("each stream's text equals it served without the long prompt", streams_busy == streams_alone,

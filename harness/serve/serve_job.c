@@ -1,7 +1,7 @@
 /* serve_job.c: the engine behind `repro serve` (serve_job.h): a bounded job queue and one scheduler thread
  * that decodes up to n_slots jobs together (continuous batching over rp_generate_seq + rp_session_step).
  * Per step the scheduler (1) admits queued jobs into free slots under the lock, (2) without the lock runs
- * prefill pieces of the jobs still ingesting their prompt, oldest first, up to prefill_chunk tokens in all
+ * prefill pieces of the jobs still ingesting their prompt, in turn, up to prefill_chunk tokens in all
  * (at least one piece), (3) samples every decoding sequence from its own logits (its own sampler and seed),
  * scoring the sampled token when the job asked for logprobs, ends finished ones, and (4) runs the remaining
  * sequences' tokens in one rp_session_step.
@@ -46,7 +46,8 @@ typedef struct slot {
     rp_serve_job *job;                  /* NULL: free */
     rp_generate_seq *seq;               /* NULL while the job's prompt is being run */
     size_t fed;                         /* prompt positions in the cache so far */
-    unsigned long order;                /* admission number: prefill goes oldest first */
+    unsigned long turn;                 /* prefill order: the smallest goes first (a ticket taken at
+                                         * admission and again after each piece it runs: round robin) */
     rp_generate_opts go;                /* the job's options as the sequence reads them */
     int n_top;                          /* alternatives per scored token (-1: no generated-token scores) */
     size_t lp_cap;
@@ -60,7 +61,7 @@ struct rp_serve_engine {
     pthread_cond_t work;                /* the scheduler waits here for jobs */
     rp_serve_job *head, *tail;          /* the queue */
     int waiting, active, closing, stopping;
-    unsigned long admitted;             /* admission counter (slot order) */
+    unsigned long tickets;              /* the slots' turns are drawn from here (scheduler thread only) */
     int chunk;                          /* prompt tokens per step; 0: unlimited (each prompt whole) */
     size_t kv_per_pos;                  /* KV cache bytes per position */
     size_t kv_pos;                      /* positions of the slot sessions held now (under mu) */
@@ -397,11 +398,12 @@ static rp_status prefill_piece(rp_serve_engine *e, slot *k, size_t *ran, int *do
     return RP_OK;
 }
 
-/* Run prefill pieces of the jobs still ingesting their prompt, oldest first, up to the engine's chunk of
- * tokens in all (at least one piece; no limit when chunk is 0); jobs that fail, finish scoring (echo only)
+/* Run prefill pieces of the jobs still ingesting their prompt in turn (round robin: a short prompt arriving
+ * during a long one's prefill waits for one piece of it, not all), up to the engine's chunk of tokens in all
+ * (at least one piece; no limit when chunk is 0); jobs that fail, finish scoring (echo only)
  * or were cancelled (checked before each piece) end here. Returns the prompt tokens run. */
 static size_t prefill_round(rp_serve_engine *e) {
-    slot *order[MAX_SLOTS];
+    slot *queue[MAX_SLOTS];
     int n = 0;
     for (int i = 0; i < e->lim.n_slots; i++) {
         slot *k = &e->slots[i];
@@ -412,12 +414,12 @@ static size_t prefill_round(rp_serve_engine *e) {
             continue;
         }
         int p = n++;
-        while (p > 0 && order[p - 1]->order > k->order) { order[p] = order[p - 1]; p--; }
-        order[p] = k;
+        while (p > 0 && queue[p - 1]->turn > k->turn) { queue[p] = queue[p - 1]; p--; }
+        queue[p] = k;
     }
     size_t used = 0;
     for (int i = 0; i < n; i++) {
-        slot *k = order[i];
+        slot *k = queue[i];
         for (;;) {
             if (__atomic_load_n(&k->job->cancel, __ATOMIC_RELAXED)) {
                 k->job->out.stop_reason = "callback";
@@ -430,6 +432,7 @@ static size_t prefill_round(rp_serve_engine *e) {
             int done;
             rp_status st = prefill_piece(e, k, &ran, &done);
             used += ran;
+            k->turn = e->tickets++;                                   /* to the back of the line */
             if (st != RP_OK) { slot_end(e, k, st); break; }
             if (done) {
                 if (!k->seq) slot_end(e, k, RP_OK);
@@ -466,7 +469,7 @@ static int admit_locked(rp_serve_engine *e) {
             e->waiting--;
             j->state = JOB_ACTIVE;
             e->slots[k].job = j;
-            e->slots[k].order = e->admitted++;
+            e->slots[k].turn = e->tickets++;
             e->active++;
         }
         if (e->active > 0) return 1;

@@ -5,7 +5,7 @@
  * The engine is one scheduler thread that owns the model's decoding: it admits queued jobs into free slots
  * (up to n_slots sequences, each with a session and cache of its own, allocated when the job starts and sized
  * to its prompt + max_tokens, freed when it ends), prefills new ones in chunks (at most prefill_chunk prompt
- * tokens per scheduler step, oldest job first, so the decoding slots keep getting a token every step while a
+ * tokens per scheduler step, the prefilling jobs taking turns, so the decoding slots keep getting a token every step while a
  * long prompt is ingested; echo scoring is that prefill, with every position's logits), steps all decoding
  * sequences together with one rp_session_step per token (continuous batching: a finished job's slot takes the
  * next queued job between steps), and hands each job its tokens, log-probabilities and streamed text. A
