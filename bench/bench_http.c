@@ -107,7 +107,7 @@ static double serve_round(rp_http_client *c, const char *url, const char *health
 
 #define STALL_STREAMS 7     /* short streaming requests decoding while the long prompt arrives */
 #define STALL_LONG 1500     /* tokens of the long prompt */
-#define STALL_GEN 256       /* tokens each stream generates (outlasting the long prefill) */
+#define STALL_GEN 96        /* tokens each stream generates (outlasting the long prefill: 1500 / chunk steps) */
 #define STALL_MAX_EV 1024
 
 /* One streaming job and the times its text arrived. */
