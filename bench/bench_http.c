@@ -7,7 +7,14 @@
  * 8 slots): the same 8 greedy completion requests (32 tokens each) sent by 1 client (one at a time: the
  * reference), then 4 and 8 clients at once, then 1 again (drift of the machine's load), printing aggregate generated tokens/s, when requests finished (mean and last, from the round start, client queueing included), the mean rows per
  * decoding step (from /health), and each rate's ratio to the one-at-a-time rate measured in the same run.
- * `bench_http --serve` runs only that part. */
+ * Last, the stall row: the engine (serve_job.h, context 2048, 8 slots) decodes 7 greedy streams while one
+ * 1500-token prompt arrives; it prints the streamers' largest gap between two pieces of text during that
+ * prompt's prefill beside their median gap (a steady decoding step), the long request's latency, and the
+ * process's resident memory (VmRSS) before the engine and after all 8 slots were used; first with each
+ * prompt run whole in one step (the reference: what the scheduler did before chunked prefill), then with
+ * prefill chunks of 64, 128 (the default) and 256 tokens.
+ * `bench_http --serve` runs only the serve parts. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +23,7 @@
 #include "net/http.h"
 #include "net/httpd.h"
 #include "serve/serve.h"
+#include "serve/serve_job.h"
 
 #define DELAY_MS 5
 #define N_FAST 4000         /* requests per fast measurement */
@@ -97,6 +105,123 @@ static double serve_round(rp_http_client *c, const char *url, const char *health
     return (double)toks / dt;
 }
 
+#define STALL_STREAMS 7     /* short streaming requests decoding while the long prompt arrives */
+#define STALL_LONG 1500     /* tokens of the long prompt */
+#define STALL_GEN 96        /* tokens each stream generates (outlasting the long prefill: 1500 / chunk steps) */
+#define STALL_MAX_EV 1024
+
+/* One streaming job and the times its text arrived. */
+typedef struct stall_stream {
+    rp_serve_engine *e;
+    rp_serve_job job;
+    int32_t prompt[8];
+    double t[STALL_MAX_EV];
+    int n;                              /* arrivals recorded (atomic: the main thread polls it) */
+} stall_stream;
+
+/* Waiter thread: take the job's text as it comes, timestamping each arrival. */
+static void *stall_wait(void *arg) {
+    stall_stream *w = arg;
+    rp_buf text = {0};
+    for (;;) {
+        size_t before = text.len;
+        int more = rp_serve_engine_wait(w->e, &w->job, &text, 0);
+        int n = __atomic_load_n(&w->n, __ATOMIC_RELAXED);
+        if (text.len > before && n < STALL_MAX_EV) { w->t[n] = now(); __atomic_store_n(&w->n, n + 1, __ATOMIC_RELEASE); }
+        if (!more) break;
+    }
+    rp_buf_free(&text);
+    return NULL;
+}
+
+/* Resident memory of this process in MB (VmRSS), or -1. */
+static double rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb < 0 ? -1 : kb / 1024;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* One stall measurement on a fresh engine with the given options; prints its row. Returns 0 or 1. */
+static int stall_row(rp_model *m, const rp_serve_engine_opts *eo, const char *label) {
+    double rss0 = rss_mb();
+    rp_serve_engine *e;
+    if (rp_serve_engine_new(m, eo, &e) != RP_OK) { fprintf(stderr, "bench_http: stall: %s\n", rp_errmsg()); return 1; }
+    static stall_stream w[STALL_STREAMS];
+    static int32_t long_prompt[STALL_LONG];
+    pthread_t thr[STALL_STREAMS];
+    for (int i = 0; i < STALL_LONG; i++) long_prompt[i] = 200 + (int32_t)((i * 7919) % 40000);
+    for (int s = 0; s < STALL_STREAMS; s++) {
+        memset(&w[s], 0, sizeof w[s]);
+        w[s].e = e;
+        for (int i = 0; i < 8; i++) w[s].prompt[i] = 300 + 97 * s + 13 * i;
+        w[s].job = (rp_serve_job){ .prompt = w[s].prompt, .n_prompt = 8, .max_tokens = STALL_GEN, .logprobs = -1, .stream = 1,
+                                   .gen = { .temperature = 0, .ignore_eog = 1 } };
+        if (rp_serve_engine_submit(e, &w[s].job, 1) != RP_SERVE_ADMITTED) { fprintf(stderr, "bench_http: stall: refused\n"); return 1; }
+        pthread_create(&thr[s], NULL, stall_wait, &w[s]);
+    }
+    /* the long prompt arrives once every stream is decoding steadily */
+    for (int s = 0; s < STALL_STREAMS; s++)
+        while (__atomic_load_n(&w[s].n, __ATOMIC_ACQUIRE) < 8) { struct timespec ts = { 0, 2000000 }; nanosleep(&ts, NULL); }
+    rp_serve_job lj = { .prompt = long_prompt, .n_prompt = STALL_LONG, .max_tokens = 1, .logprobs = -1, .gen = { .temperature = 0 } };
+    double t0 = now();
+    if (rp_serve_engine_run_many(e, &lj, 1) != RP_SERVE_ADMITTED || lj.st != RP_OK) { fprintf(stderr, "bench_http: stall: long job failed\n"); return 1; }
+    double t1 = now();
+    for (int s = 0; s < STALL_STREAMS; s++) pthread_join(thr[s], NULL);
+    double rss1 = rss_mb();
+    /* gaps: the largest one overlapping the long request's life, and the median of all (a steady step) */
+    static double gaps[STALL_STREAMS * STALL_MAX_EV];
+    int ng = 0, late = 0;
+    double worst = 0;
+    for (int s = 0; s < STALL_STREAMS; s++) {
+        if (w[s].n == 0 || w[s].t[w[s].n - 1] < t1) late = 1;       /* a stream ended before the long prefill did */
+        for (int i = 1; i < w[s].n; i++) {
+            double g = w[s].t[i] - w[s].t[i - 1];
+            gaps[ng++] = g;
+            if (w[s].t[i] > t0 && w[s].t[i - 1] < t1 && g > worst) worst = g;
+        }
+        rp_serve_job_free(&w[s].job);
+    }
+    qsort(gaps, (size_t)ng, sizeof *gaps, cmp_double);
+    double med = ng ? gaps[ng / 2] : 0;
+    printf("%-28s streamers' max gap during the long prefill %7.0f ms  median gap %5.0f ms  (max / median %6.1fx)  long request %6.2f s  VmRSS %4.0f -> %4.0f MB%s\n",
+           label, worst * 1e3, med * 1e3, med > 0 ? worst / med : 0, t1 - t0, rss0, rss1, late ? "  (a stream ended before the long prefill: gap undercounted)" : "");
+    rp_serve_job_free(&lj);
+    rp_serve_engine_free(e);
+    return 0;
+}
+
+/* The stall rows: one 1500-token prompt arriving among 7 streams (8 slots, context 2048). */
+static int bench_stall(const char *path) {
+    rp_model *m;
+    if (rp_model_load(path, NULL, &m) != RP_OK) { fprintf(stderr, "bench_http: %s\n", rp_errmsg()); return 1; }
+    double l1 = 0;
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) { if (fscanf(la, "%lf", &l1) != 1) l1 = 0; fclose(la); }
+    printf("== repro serve engine: %d greedy streams of %d tokens, one %d-token prompt arriving among them, 8 slots, context 2048 (load average %.1f) ==\n",
+           STALL_STREAMS, STALL_GEN, STALL_LONG, l1);
+    /* whole prompts (the scheduler before chunked prefill) is the reference; then chunk sizes, 128 the default */
+    static const int chunks[] = { -1, 64, 128, 256 };
+    int rc = 0;
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        rp_serve_engine_opts eo = { .n_ctx = 2048, .n_slots = 8, .prefill_chunk = chunks[i] };
+        char label[64];
+        if (chunks[i] < 0) snprintf(label, sizeof label, "whole prompts (chunk 0):");
+        else snprintf(label, sizeof label, "prefill chunk %d%s:", chunks[i], chunks[i] == 128 ? " (default)" : "");
+        rc = stall_row(m, &eo, label);
+    }
+    rp_model_free(m);
+    return rc;
+}
+
 /* `repro serve` under 1, 4 and 8 concurrent clients against the same requests one at a time. */
 static int bench_serve(void) {
     const char *mirror = getenv("REPRO_MIRROR");
@@ -135,7 +260,7 @@ static int bench_serve(void) {
     }
     rp_http_client_free(c);
     rp_serve_stop(srv);
-    return 0;
+    return bench_stall(path);
 }
 
 int main(int argc, char **argv) {

@@ -1,5 +1,5 @@
 /* cmd_serve.c: `repro serve MODEL [--port P] [--host H] [--ctx N] [--max-tokens N] [--id NAME] [--max-body B]
- * [--max-conns N] [--idle-timeout S] [--slots N] [--queue N]`: serve a local model as an OpenAI-compatible endpoint until
+ * [--max-conns N] [--idle-timeout S] [--slots N] [--queue N] [--prefill-chunk N]`: serve a local model as an OpenAI-compatible endpoint until
  * SIGINT/SIGTERM. Prints "listening on http://HOST:PORT/v1" on stdout once ready (scripts wait for that
  * line), then the limits in force on stderr. */
 #include "cli/command.h"
@@ -15,15 +15,19 @@ RP_COMMAND(serve, rp_cmd_serve, "serve a local model as an OpenAI-compatible end
 static void usage(FILE *f) {
     fputs("usage: repro serve MODEL [--port P] [--host 127.0.0.1] [--ctx N] [--max-tokens N] [--id NAME]\n"
           "                   [--max-body BYTES] [--max-conns N] [--idle-timeout SECONDS] [--device cpu|ref|cuda]\n"
-          "                   [--slots N] [--queue N]\n"
+          "                   [--slots N] [--queue N] [--prefill-chunk N]\n"
           "  Serves MODEL (GGUF or llama2.c) at http://HOST:PORT/v1: POST /chat/completions, POST /completions\n"
           "  (prompt as text or token ids; logprobs, echo), GET /models; \"stream\": true answers with\n"
           "  server-sent events; GET /health gives the slots, queue and counters. Concurrent requests are decoded\n"
           "  together (one forward per token for all of them); each keeps its own sampler, so a seeded request\n"
           "  gives the same text alone or in company.\n"
-          "  --slots N         sequences decoded together (default 8, at most 16; each holds a --ctx cache)\n"
+          "  --slots N         sequences decoded together (default 8, at most 16; each busy slot holds a cache\n"
+          "                    sized to its request's prompt + max_tokens, freed when it ends)\n"
           "  --queue N         prompts waiting beyond the slots (default 64; 0: none); a request that does not fit\n"
           "                    is answered 429 with Retry-After (503 while stopping)\n"
+          "  --prefill-chunk N prompt tokens run per decoding step (default 128): a long prompt is ingested in\n"
+          "                    chunks between the other slots' tokens instead of stalling them; 0: each prompt\n"
+          "                    whole at once\n"
           "  --ctx N           context length in tokens (default min(model's, 2048)): prompt + max_tokens must fit\n"
           "  --max-tokens N    max_tokens when a request gives none (default 256, capped to the room left)\n"
           "  --max-body BYTES  largest request body (default 4194304); larger is a 413\n"
@@ -64,6 +68,12 @@ int rp_cmd_serve(int argc, char **argv) {
             o.n_queue = q == 0 ? -1 : (int)q;
             i++;
         }
+        else if (!strcmp(a, "--prefill-chunk") && v) {
+            long c = strtol(v, &end, 10);
+            if (!*end && (c < 0 || c > 65536)) { fprintf(stderr, "repro serve: --prefill-chunk %s must be in [0, 65536]\n", v); return 2; }
+            o.prefill_chunk = c == 0 ? -1 : (int)c;
+            i++;
+        }
         else if (!strcmp(a, "--max-conns") && v) { o.max_conns = (int)strtol(v, &end, 10); i++; }
         else if (!strcmp(a, "--idle-timeout") && v) { o.idle_timeout_s = strtod(v, &end); i++; }
         else if (!strcmp(a, "--device") && v) { if (rp_cli_device_open("repro serve", v, &o.backend)) return 2; i++; }
@@ -86,8 +96,8 @@ int rp_cmd_serve(int argc, char **argv) {
     fflush(stdout);
     rp_serve_opts lim = rp_serve_limits(s);
     fprintf(stderr, "repro serve: model '%s', context %d tokens, default max_tokens %d, body <= %zu bytes, %d connections, "
-            "idle timeout %g s, %d slots, queue %d\n", lim.model_id, lim.n_ctx, lim.default_max_tokens, lim.max_body, lim.max_conns,
-            lim.idle_timeout_s, lim.n_slots, lim.n_queue < 0 ? 0 : lim.n_queue);
+            "idle timeout %g s, %d slots, queue %d, prefill chunk %d\n", lim.model_id, lim.n_ctx, lim.default_max_tokens, lim.max_body,
+            lim.max_conns, lim.idle_timeout_s, lim.n_slots, lim.n_queue < 0 ? 0 : lim.n_queue, lim.prefill_chunk < 0 ? 0 : lim.prefill_chunk);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "repro serve: stopping (%lu requests served)\n", rp_serve_requests(s));

@@ -197,8 +197,10 @@ static int complete(rp_server *s, const rp_httpd_request *req, rp_httpd_response
 static int health(rp_server *s, rp_httpd_response *r) {
     rp_serve_engine_stats k = rp_serve_engine_stats_now(s->engine);
     rp_buf_printf(&r->body, "{\"status\":\"ok\",\"slots\":%d,\"active\":%d,\"queue\":%d,\"waiting\":%d,\"done\":%lu,"
-                  "\"refused\":%lu,\"cancelled\":%lu,\"steps\":%lu,\"mean_batch\":%.3f}", k.n_slots, k.active, k.n_queue,
-                  k.waiting, k.done, k.refused, k.cancelled, k.steps, k.steps ? (double)k.step_rows / (double)k.steps : 0.0);
+                  "\"refused\":%lu,\"cancelled\":%lu,\"steps\":%lu,\"mean_batch\":%.3f,\"prefilling\":%d,"
+                  "\"prefill_tokens\":%lu,\"prefill_chunk\":%d,\"kv_mb\":%.1f}", k.n_slots, k.active, k.n_queue,
+                  k.waiting, k.done, k.refused, k.cancelled, k.steps, k.steps ? (double)k.step_rows / (double)k.steps : 0.0,
+                  k.prefilling, k.prefill_tokens, s->limits.prefill_chunk, k.kv_mb);
     return RP_HTTPD_OK;
 }
 
@@ -253,13 +255,14 @@ rp_status rp_serve_start(const char *model_path, const rp_serve_opts *opts, rp_s
     rp_model_opts mo = { .backend = o.backend };
     rp_status st = rp_model_load_named(model_path, &mo, &s->model);
     if (st == RP_OK && !rp_model_tokenizer(s->model)) st = rp_fail(RP_ERR_UNSUPPORTED, "%s: the model has no tokenizer", model_path);
-    rp_serve_engine_opts eo = { .n_ctx = o.n_ctx, .n_slots = o.n_slots, .n_queue = o.n_queue };
+    rp_serve_engine_opts eo = { .n_ctx = o.n_ctx, .n_slots = o.n_slots, .n_queue = o.n_queue, .prefill_chunk = o.prefill_chunk };
     if (st == RP_OK) st = rp_serve_engine_new(s->model, &eo, &s->engine);
     if (st == RP_OK) {
         eo = rp_serve_engine_limits(s->engine);
         o.n_ctx = eo.n_ctx;
         o.n_slots = eo.n_slots;
         o.n_queue = eo.n_queue;
+        o.prefill_chunk = eo.prefill_chunk;
     }
     o.model_id = s->model_id;
     s->limits = o;                                  /* before the first request can read it */

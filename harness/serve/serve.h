@@ -29,6 +29,7 @@ typedef struct rp_serve_opts {
     rp_backend *backend;     /* the model's backend (NULL: the default, cpu); repro serve --device */
     int n_slots;             /* sequences decoded together (<= 0: 8, at most 16) */
     int n_queue;             /* jobs waiting beyond those (0: 64; < 0: none wait) */
+    int prefill_chunk;       /* prompt tokens run per decoding step (0: 128; < 0: each prompt whole at once) */
 } rp_serve_opts;
 
 /* Load the model at path and start serving in background threads. */

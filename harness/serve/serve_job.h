@@ -3,10 +3,14 @@
  * the HTTP layer parses, validates and tokenizes into jobs without touching the model, then submits them to
  * the engine and waits (or takes their streamed text as it comes).
  * The engine is one scheduler thread that owns the model's decoding: it admits queued jobs into free slots
- * (up to n_slots sequences, each with its own session and cache), prefills each new one (echo scoring is
- * that prefill, with every position's logits), steps all active sequences together with one rp_session_step
- * per token (continuous batching: a finished job's slot takes the next queued job between steps), and hands
- * each job its tokens, log-probabilities and streamed text. Each job has its own sampler (seeded from its
+ * (up to n_slots sequences, each with a session and cache of its own, allocated when the job starts and sized
+ * to its prompt + max_tokens, freed when it ends), prefills new ones in chunks (at most prefill_chunk prompt
+ * tokens per scheduler step, the prefilling jobs taking turns, so the decoding slots keep getting a token every step while a
+ * long prompt is ingested; echo scoring is that prefill, with every position's logits), steps all decoding
+ * sequences together with one rp_session_step per token (continuous batching: a finished job's slot takes the
+ * next queued job between steps), and hands each job its tokens, log-probabilities and streamed text. A
+ * prompt's chunk boundaries depend only on the prompt and prefill_chunk, never on what else runs, so a job's
+ * result is the same alone or in company. Each job has its own sampler (seeded from its
  * request), so a seeded request's output does not depend on what else is in the batch (up to the f32
  * rounding of a batched step, see rp_session_step).
  * Invariants: the scheduler thread is the only thread that runs the model: it builds the lazy decode layout
@@ -77,6 +81,8 @@ typedef struct rp_serve_engine_opts {
     int n_ctx;                          /* <= 0: min(model's, 2048) */
     int n_slots;                        /* <= 0: 8 (at most 16: rp_session_step's rows) */
     int n_queue;                        /* 0: 64; < 0: none wait (a job is refused when every slot is busy) */
+    int prefill_chunk;                  /* prompt tokens run per scheduler step beside the decoding rows (0: 128);
+                                         * < 0: each prompt whole in one step (the other slots wait for it) */
 } rp_serve_engine_opts;
 
 /* Engine counters for /health: now and since the start. */
@@ -84,6 +90,9 @@ typedef struct rp_serve_engine_stats {
     int active, waiting, n_slots, n_queue;
     unsigned long done, refused, cancelled;
     unsigned long steps, step_rows;     /* batched forwards and the rows they ran (rows / steps: mean batch) */
+    int prefilling;                     /* active jobs whose prompt is still being run (now) */
+    unsigned long prefill_tokens;       /* prompt tokens run (echo scoring included) since the start */
+    double kv_mb;                       /* KV cache memory the slot sessions hold now (each sized to its job) */
 } rp_serve_engine_stats;
 
 /* An engine over model m (borrowed; the engine's thread is then the only one to run it); starts the scheduler. */

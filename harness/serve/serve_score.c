@@ -1,5 +1,5 @@
-/* serve_score.c: log-probabilities of tokens for `repro serve` (serve_score.h): a prompt is run in pieces of
- * the session's n_logits positions with every position's logits, each row scored against the next token. */
+/* serve_score.c: log-probabilities of tokens for `repro serve` (serve_score.h): a piece of a prompt (at most
+ * RP_SERVE_SCORE_ROWS positions) is run with every position's logits, each row scored against the next token. */
 #include "serve/serve_score.h"
 #include <math.h>
 #include <stdlib.h>
@@ -25,21 +25,18 @@ void rp_serve_score_row(const float *row, int V, int32_t target, int n_top, rp_s
     for (int k = 0; k < t->n_top; k++) t->top_lp[k] = row[t->top_id[k]] - lse;
 }
 
-/* Score a prompt teacher-forced from an empty cache. */
-rp_status rp_serve_score_prompt(rp_session *s, const int32_t *toks, size_t n, int n_top, rp_serve_tokenlp *out) {
-    rp_session_reset(s);
+/* Score the prompt's next piece teacher-forced, continuing the cache. */
+rp_status rp_serve_score_piece(rp_session *s, const int32_t *toks, size_t n, size_t from, size_t T, int n_top,
+                               rp_serve_tokenlp *out) {
+    if ((int64_t)from != rp_session_n_past(s) || T == 0 || T > RP_SERVE_SCORE_ROWS || from + T + 1 > n)
+        return rp_fail(RP_ERR_INVAL, "serve: scoring piece [%zu, %zu) of a %zu-token prompt with %lld positions cached",
+                       from, from + T, n, (long long)rp_session_n_past(s));
     const int V = rp_model_config(rp_session_model(s))->vocab;
-    const size_t chunk = RP_SERVE_SCORE_ROWS;
-    float *logits = malloc(chunk * (size_t)V * sizeof *logits);
-    if (!logits) return rp_fail(RP_ERR_NOMEM, "serve: out of memory for %zu rows of logits", chunk);
-    rp_status st = RP_OK;
-    for (size_t i = 0; st == RP_OK && i + 1 < n;) {
-        size_t T = n - 1 - i < chunk ? n - 1 - i : chunk;
-        st = rp_session_forward(s, toks + i, (int64_t)T, RP_LOGITS_ALL, logits, NULL);
-        for (size_t t = 0; st == RP_OK && t < T; t++)
-            rp_serve_score_row(logits + t * (size_t)V, V, toks[i + t + 1], n_top, &out[i + t]);
-        i += T;
-    }
+    float *logits = malloc(T * (size_t)V * sizeof *logits);
+    if (!logits) return rp_fail(RP_ERR_NOMEM, "serve: out of memory for %zu rows of logits", T);
+    rp_status st = rp_session_forward(s, toks + from, (int64_t)T, RP_LOGITS_ALL, logits, NULL);
+    for (size_t t = 0; st == RP_OK && t < T; t++)
+        rp_serve_score_row(logits + t * (size_t)V, V, toks[from + t + 1], n_top, &out[from + t]);
     free(logits);
     return st;
 }
