@@ -190,17 +190,19 @@ static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
 }
 
 #if defined(__AVX512F__)
-/* The N = 16 backward in the forward's layout: channels across the lanes of a vector, a task owning one
- * block of 16 channels. The scan is independent per (channel, state), so the block's states are taken
- * BWD_SUB at a time (a subset). The block's rows of dt, x and dy are first copied into a contiguous work
- * space (rows are D floats apart: a new page every step). For each subset, pass 1 runs the scan forward
- * and computes each decay a_t = exp(dt_t·A) once: it keeps every step's decays ([T][BWD_SUB][16], about
- * 0.5 MB at T 2048: L2) and the state at the start of every chunk of BWD_CHUNK steps. Pass 2 takes the
- * chunks in reverse: the chunk's states are recomputed from its checkpoint and the kept decays into an
- * L1 buffer, then the adjoint runs back through the chunk with dL/ds and the dA sums in registers. Per
- * step, the sums over states of da·A and g·B (da = dL/d(dt·A)) carry over the subsets in a [T][2][16]
- * buffer and become dx and ddt at the last subset. dB and dC sum over channels: the chunk's lane
- * vectors are reduced 16 at a time (bwd16_sums). Work space per thread: bwd16_floats. */
+/* The N = 16 backward in the forward's layout: channels across the lanes of a vector (a block of 16), a
+ * task owning BWD_GROUP blocks. The scan is independent per (channel, state), so the states are taken
+ * BWD_SUB at a time (a subset). The group's rows of dt, x and dy are first copied into a block-major work
+ * space (rows are D floats apart: a new page every step). For each subset, pass 1 runs each block's scan
+ * forward and computes each decay a_t = exp(dt_t·A) once: it keeps every step's decays ([T][BWD_SUB][16]
+ * per block, L2-sized for T in the low thousands) and the state at the start of every chunk of BWD_CHUNK
+ * steps. Pass 2 takes the chunks in reverse and, in each, the blocks in turn: the chunk's states are
+ * recomputed from the checkpoint and the kept decays into an L1 buffer, then the adjoint runs back through
+ * the chunk with dL/ds and the dA sums in registers. Per step, the sums over states of da·A and g·B
+ * (da = dL/d(dt·A)) carry over the subsets in [T][2][16] per block and become dx and ddt at the end. dB
+ * and dC sum over channels: the group's lane vectors gather per chunk and are reduced 16 at a time
+ * (bwd16_sums). Work space per thread: bwd16_floats. */
+#define BWD_GROUP 2
 #define BWD_SUB 4
 #define BWD_CHUNK 32
 #define BWD_AHEAD 16   /* rows of software prefetch ahead of strided row walks */
@@ -208,10 +210,10 @@ static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
 
 /* Floats of work space one thread needs for the vectorized backward (after its dB and dC partials). */
 static size_t bwd16_floats(int64_t T) {
-    const size_t nck = (size_t)((T + BWD_CHUNK - 1) / BWD_CHUNK);
-    return 4 * 256                                        /* A, A·log2 e hi, lo; dA lane sums */
-           + (size_t)T * (48 + 32)                        /* the block's dt, x, dy; Σ_n da·A, Σ_n g·B */
-           + (size_t)T * BWD_SUB * 16 + nck * BWD_SUB * 16   /* the subset's decays; checkpoints */
+    const size_t nck = (size_t)((T + BWD_CHUNK - 1) / BWD_CHUNK), G = BWD_GROUP;
+    return G * 6 * 256                                    /* A, A·log2 e hi, lo; dA lane sums; dL/ds; spare */
+           + G * (size_t)T * (48 + 32)                    /* the blocks' dt, x, dy; Σ_n da·A, Σ_n g·B */
+           + G * ((size_t)T + nck) * BWD_SUB * 16         /* the subset's decays; checkpoints */
            + (BWD_CHUNK + 1) * BWD_SUB * 16               /* a chunk's states */
            + 2 * BWD_CHUNK * BWD_SUB * 16 + 2 * BWD_CHUNK * BWD_SUB;   /* its dB, dC lane vectors; their sums */
 }
@@ -237,17 +239,19 @@ __attribute__((noinline)) static void bwd16_reduce(const float *p, int64_t nvec,
     for (; i < nvec; i++) sums[i] = _mm512_reduce_add_ps(_mm512_load_ps(p + i * 16));
 }
 
-/* The per-task work space of the vectorized backward, carved from the thread's scratch. */
-typedef struct bwd16_ws {
-    float *At, *A2, *Al, *DA;   /* [16][16]: A transposed to [n][lane]; A·log2 e hi, lo; dA lane sums */
-    float *in, *acc;            /* [T][3][16]: dt, x, dy; [T][2][16]: Σ_n da·A, Σ_n g·B so far */
-    float *dec, *ck, *st;       /* [T][BWD_SUB][16] decays; [chunks][BWD_SUB][16] checkpoints; [L+1][BWD_SUB][16] states */
-    float *pB, *pC, *sums;      /* [L][BWD_SUB][16] lane vectors of dB, dC; [2][L·BWD_SUB] their sums */
-} bwd16_ws;
+/* One block's part of a task's work space (carved from the thread's scratch). */
+typedef struct bwd16_blk {
+    float *At, *A2, *Al, *DA, *G;   /* [16][16]: A transposed to [n][lane]; A·log2 e hi, lo; dA lane sums; dL/ds */
+    float *in, *acc;                /* [T][3][16]: dt, x, dy; [T][2][16]: Σ_n da·A, Σ_n g·B so far */
+    float *dec, *ck;                /* [T][BWD_SUB][16] decays; [chunks][BWD_SUB][16] checkpoints */
+} bwd16_blk;
 
-/* Pass 1 for the states n0..n0+BWD_SUB-1: the scan from zeros; the decays of every step and the
- * state at the start of every chunk into the work space. */
-__attribute__((noinline)) static void bwd16_forward(const bwd_job *j, const bwd16_ws *w, int n0) {
+/* The shared chunk buffers: [L+1][BWD_SUB][16] states, [L][BWD_SUB][16] dB and dC lane vectors, sums. */
+typedef struct bwd16_chunk { float *st, *pB, *pC, *sums; } bwd16_chunk;
+
+/* Pass 1 for the states n0..n0+BWD_SUB-1 of a block: the scan from zeros; the decays of every step and
+ * the state at the start of every chunk into the block's work space. */
+__attribute__((noinline)) static void bwd16_forward(const bwd_job *j, const bwd16_blk *w, int n0) {
     /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
     const float *in = w->in, *B = j->B;
     float *dec = w->dec, *ck = w->ck;
@@ -269,113 +273,144 @@ __attribute__((noinline)) static void bwd16_forward(const bwd_job *j, const bwd1
     }
 }
 
-/* Pass 2 for the states n0..: the adjoint back through the steps, a chunk at a time. g is dL/ds_t; it
- * flows back through s_t = a_t·s_{t-1} + dt·B·x as g_{t-1} = a_t·g_t + dy_{t-1}·C_{t-1}. The step sums
- * over states add to w->acc (set, with first), the lanes' dB and dC terms to dBt and dCt. */
-__attribute__((noinline)) static void bwd16_adjoint(const bwd_job *j, const bwd16_ws *w, int n0, int first, float *dBt, float *dCt) {
-    const int64_t T = j->T, nck = (T + BWD_CHUNK - 1) / BWD_CHUNK;
+/* Pass 2 for the states n0.. of a block, over chunk kc (steps t0..t0+L-1): the chunk's states from its
+ * checkpoint, then the adjoint back through it. g is dL/ds_t (w->G between chunks); it flows back through
+ * s_t = a_t·s_{t-1} + dt·B·x as g_{t-1} = a_t·g_t + dy_{t-1}·C_{t-1}. The step sums over states add to
+ * w->acc (set, with first); the lanes' dB and dC terms go to c->pB, c->pC (set, with set). */
+__attribute__((noinline)) static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chunk *c, int n0, int64_t kc, int first, int set) {
+    const int64_t T = j->T, t0 = kc * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
     /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
-    const float *in = w->in, *dec = w->dec, *ck = w->ck, *At = w->At, *B = j->B, *C = j->C;
-    float *acc = w->acc, *st = w->st, *pB = w->pB, *pC = w->pC, *sums = w->sums;
-    __m512 g[BWD_SUB], dA[BWD_SUB];
-    BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) { g[k] = _mm512_setzero_ps(); dA[k] = _mm512_load_ps(w->DA + (n0 + k) * 16); }
-    for (int64_t kc = nck - 1; kc >= 0; kc--) {
-        const int64_t t0 = kc * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
-        __m512 s[BWD_SUB];   /* the chunk's states from its checkpoint and the kept decays */
-        BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) { s[k] = _mm512_load_ps(ck + (kc * BWD_SUB + k) * 16); _mm512_store_ps(st + k * 16, s[k]); }
-        for (int64_t i = 0; i < L; i++) {
-            const int64_t t = t0 + i;
-            const __m512 u = _mm512_mul_ps(_mm512_load_ps(in + t * 48), _mm512_load_ps(in + t * 48 + 16));
-            BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
-                s[k] = _mm512_fmadd_ps(_mm512_load_ps(dec + (t * BWD_SUB + k) * 16), s[k], _mm512_mul_ps(u, _mm512_set1_ps(B[t * 16 + n0 + k])));
-                _mm512_store_ps(st + ((i + 1) * BWD_SUB + k) * 16, s[k]);
-            }
-        }
-        for (int64_t i = L - 1; i >= 0; i--) {
-            const int64_t t = t0 + i;
-            const float *r = in + t * 48, *Bt = B + t * 16 + n0, *Ct = C + t * 16 + n0;
-            const __m512 d = _mm512_load_ps(r), xv = _mm512_load_ps(r + 16), dyv = _mm512_load_ps(r + 32), u = _mm512_mul_ps(d, xv);
-            __m512 accA = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + t * 32);
-            __m512 accB = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + t * 32 + 16);
-            BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
-                g[k] = _mm512_fmadd_ps(dyv, _mm512_set1_ps(Ct[k]), g[k]);
-                _mm512_store_ps(pC + (i * BWD_SUB + k) * 16, _mm512_mul_ps(dyv, _mm512_load_ps(st + ((i + 1) * BWD_SUB + k) * 16)));
-                _mm512_store_ps(pB + (i * BWD_SUB + k) * 16, _mm512_mul_ps(g[k], u));
-                accB = _mm512_fmadd_ps(g[k], _mm512_set1_ps(Bt[k]), accB);
-                const __m512 ga = _mm512_mul_ps(g[k], _mm512_load_ps(dec + (t * BWD_SUB + k) * 16));
-                const __m512 da = _mm512_mul_ps(ga, _mm512_load_ps(st + (i * BWD_SUB + k) * 16));
-                accA = _mm512_fmadd_ps(da, _mm512_load_ps(At + (n0 + k) * 16), accA);
-                dA[k] = _mm512_fmadd_ps(da, d, dA[k]);
-                g[k] = ga;   /* carry to s_{t-1} */
-            }
-            _mm512_store_ps(acc + t * 32, accA);
-            _mm512_store_ps(acc + t * 32 + 16, accB);
-        }
-        bwd16_reduce(pB, L * BWD_SUB, sums);
-        bwd16_reduce(pC, L * BWD_SUB, sums + BWD_CHUNK * BWD_SUB);
-        const __mmask16 mk = (__mmask16)((1u << BWD_SUB) - 1);
-        for (int64_t i = 0; i < L; i++) {
-            float *b = dBt + (t0 + i) * 16 + n0, *c = dCt + (t0 + i) * 16 + n0;
-            _mm512_mask_storeu_ps(b, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, b), _mm512_maskz_loadu_ps(mk, sums + i * BWD_SUB)));
-            _mm512_mask_storeu_ps(c, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, c), _mm512_maskz_loadu_ps(mk, sums + BWD_CHUNK * BWD_SUB + i * BWD_SUB)));
+    const float *in = w->in, *dec = w->dec, *At = w->At, *B = j->B, *C = j->C;
+    float *acc = w->acc, *st = c->st, *pB = c->pB, *pC = c->pC;
+    __m512 g[BWD_SUB], dA[BWD_SUB], s[BWD_SUB];
+    BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
+        g[k] = _mm512_load_ps(w->G + k * 16); dA[k] = _mm512_load_ps(w->DA + (n0 + k) * 16);
+        s[k] = _mm512_load_ps(w->ck + (kc * BWD_SUB + k) * 16);
+        _mm512_store_ps(st + k * 16, s[k]);
+    }
+    for (int64_t i = 0; i < L; i++) {   /* the chunk's states from its checkpoint and the kept decays */
+        const int64_t t = t0 + i;
+        const __m512 u = _mm512_mul_ps(_mm512_load_ps(in + t * 48), _mm512_load_ps(in + t * 48 + 16));
+        BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
+            s[k] = _mm512_fmadd_ps(_mm512_load_ps(dec + (t * BWD_SUB + k) * 16), s[k], _mm512_mul_ps(u, _mm512_set1_ps(B[t * 16 + n0 + k])));
+            _mm512_store_ps(st + ((i + 1) * BWD_SUB + k) * 16, s[k]);
         }
     }
-    BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) _mm512_store_ps(w->DA + (n0 + k) * 16, dA[k]);
+    for (int64_t i = L - 1; i >= 0; i--) {
+        const int64_t t = t0 + i;
+        const float *r = in + t * 48, *Bt = B + t * 16 + n0, *Ct = C + t * 16 + n0;
+        const __m512 d = _mm512_load_ps(r), xv = _mm512_load_ps(r + 16), dyv = _mm512_load_ps(r + 32), u = _mm512_mul_ps(d, xv);
+        __m512 accA = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + t * 32);
+        __m512 accB = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + t * 32 + 16);
+        BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
+            float *pc = pC + (i * BWD_SUB + k) * 16, *pb = pB + (i * BWD_SUB + k) * 16;
+            g[k] = _mm512_fmadd_ps(dyv, _mm512_set1_ps(Ct[k]), g[k]);
+            const __m512 sc = _mm512_load_ps(st + ((i + 1) * BWD_SUB + k) * 16);
+            _mm512_store_ps(pc, set ? _mm512_mul_ps(dyv, sc) : _mm512_fmadd_ps(dyv, sc, _mm512_load_ps(pc)));
+            _mm512_store_ps(pb, set ? _mm512_mul_ps(g[k], u) : _mm512_fmadd_ps(g[k], u, _mm512_load_ps(pb)));
+            accB = _mm512_fmadd_ps(g[k], _mm512_set1_ps(Bt[k]), accB);
+            const __m512 ga = _mm512_mul_ps(g[k], _mm512_load_ps(dec + (t * BWD_SUB + k) * 16));
+            const __m512 da = _mm512_mul_ps(ga, _mm512_load_ps(st + (i * BWD_SUB + k) * 16));
+            accA = _mm512_fmadd_ps(da, _mm512_load_ps(At + (n0 + k) * 16), accA);
+            dA[k] = _mm512_fmadd_ps(da, d, dA[k]);
+            g[k] = ga;   /* carry to s_{t-1} */
+        }
+        _mm512_store_ps(acc + t * 32, accA);
+        _mm512_store_ps(acc + t * 32 + 16, accB);
+    }
+    BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) { _mm512_store_ps(w->G + k * 16, g[k]); _mm512_store_ps(w->DA + (n0 + k) * 16, dA[k]); }
+}
+
+/* The lane mask of block b (16 channels from c0) of a group whose channels end at D. */
+static inline __mmask16 bwd16_mask(int64_t c0, int64_t D) {
+    return (__mmask16)(D - c0 >= 16 ? 0xffffu : (1u << (D - c0)) - 1);
 }
 
 static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     const bwd_job *j = ctx;
-    const int64_t T = j->T, D = j->D, tn = T * 16, c0 = (int64_t)task * 16, nck = (T + BWD_CHUNK - 1) / BWD_CHUNK;
-    const __mmask16 m = (__mmask16)(D - c0 >= 16 ? 0xffffu : (1u << (D - c0)) - 1);
-    float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn;
-    bwd16_ws w;
-    w.At = dCt + tn; w.A2 = w.At + 256; w.Al = w.A2 + 256; w.DA = w.Al + 256; w.in = w.DA + 256; w.acc = w.in + T * 48;
-    w.dec = w.acc + T * 32; w.ck = w.dec + T * BWD_SUB * 16; w.st = w.ck + nck * BWD_SUB * 16;
-    w.pB = w.st + (BWD_CHUNK + 1) * BWD_SUB * 16; w.pC = w.pB + BWD_CHUNK * BWD_SUB * 16; w.sums = w.pC + BWD_CHUNK * BWD_SUB * 16;
-    /* A transposed to [n][lane] (zeros past the last channel), plain and times log2 e (hi, lo) */
-    for (int n = 0; n < 16; n++)
-        for (int l = 0; l < 16; l++) {
-            float a = c0 + l < D ? j->A[(c0 + l) * 16 + n] : 0.0f;
-            w.At[n * 16 + l] = a;
-            rp_ssm_exp_split(a, &w.A2[n * 16 + l], &w.Al[n * 16 + l]);
-            w.DA[n * 16 + l] = 0;
-        }
-    for (int64_t t = 0; t < T; t++) {   /* the block's rows of dt, x, dy (zeros past the last channel) */
-        const int64_t o = t * D + c0;
-        if (t + BWD_AHEAD < T) {
-            _mm_prefetch((const char *)(j->dt + o + BWD_AHEAD * D), _MM_HINT_T0);
-            _mm_prefetch((const char *)(j->x + o + BWD_AHEAD * D), _MM_HINT_T0);
-            _mm_prefetch((const char *)(j->dy + o + BWD_AHEAD * D), _MM_HINT_T0);
-        }
-        _mm512_store_ps(w.in + t * 48, _mm512_maskz_loadu_ps(m, j->dt + o));
-        _mm512_store_ps(w.in + t * 48 + 16, _mm512_maskz_loadu_ps(m, j->x + o));
-        _mm512_store_ps(w.in + t * 48 + 32, _mm512_maskz_loadu_ps(m, j->dy + o));
+    const int64_t T = j->T, D = j->D, tn = T * 16, nck = (T + BWD_CHUNK - 1) / BWD_CHUNK;
+    const int64_t nblk = (D + 15) / 16, bb0 = (int64_t)task * BWD_GROUP, nb = bb0 + BWD_GROUP < nblk ? BWD_GROUP : nblk - bb0;
+    float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn, *p = dCt + tn;
+    bwd16_blk w[BWD_GROUP];
+    for (int b = 0; b < BWD_GROUP; b++) {
+        w[b].At = p; w[b].A2 = p + 256; w[b].Al = p + 512; w[b].DA = p + 768; w[b].G = p + 1024; p += 6 * 256;
+        w[b].in = p; p += T * 48;
+        w[b].acc = p; p += T * 32;
+        w[b].dec = p; p += T * BWD_SUB * 16;
+        w[b].ck = p; p += nck * BWD_SUB * 16;
     }
+    bwd16_chunk c = { p, p + (BWD_CHUNK + 1) * BWD_SUB * 16, p + (2 * BWD_CHUNK + 1) * BWD_SUB * 16, p + (3 * BWD_CHUNK + 1) * BWD_SUB * 16 };
+    for (int64_t b = 0; b < nb; b++) {   /* A transposed to [n][lane] (zeros past the last channel), plain and times log2 e (hi, lo) */
+        const int64_t c0 = (bb0 + b) * 16;
+        for (int n = 0; n < 16; n++)
+            for (int l = 0; l < 16; l++) {
+                float a = c0 + l < D ? j->A[(c0 + l) * 16 + n] : 0.0f;
+                w[b].At[n * 16 + l] = a;
+                rp_ssm_exp_split(a, &w[b].A2[n * 16 + l], &w[b].Al[n * 16 + l]);
+                w[b].DA[n * 16 + l] = 0;
+            }
+    }
+    for (int64_t t = 0; t < T; t++)   /* the group's rows of dt, x, dy, block-major (zeros past the last channel) */
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t c0 = (bb0 + b) * 16, o = t * D + c0;
+            const __mmask16 m = bwd16_mask(c0, D);
+            if (t + BWD_AHEAD < T) {
+                _mm_prefetch((const char *)(j->dt + o + BWD_AHEAD * D), _MM_HINT_T0);
+                _mm_prefetch((const char *)(j->x + o + BWD_AHEAD * D), _MM_HINT_T0);
+                _mm_prefetch((const char *)(j->dy + o + BWD_AHEAD * D), _MM_HINT_T0);
+            }
+            _mm512_store_ps(w[b].in + t * 48, _mm512_maskz_loadu_ps(m, j->dt + o));
+            _mm512_store_ps(w[b].in + t * 48 + 16, _mm512_maskz_loadu_ps(m, j->x + o));
+            _mm512_store_ps(w[b].in + t * 48 + 32, _mm512_maskz_loadu_ps(m, j->dy + o));
+        }
     for (int n0 = 0; n0 < 16; n0 += BWD_SUB) {
-        bwd16_forward(j, &w, n0);
-        bwd16_adjoint(j, &w, n0, n0 == 0, dBt, dCt);
+        for (int64_t b = 0; b < nb; b++) {
+            bwd16_forward(j, &w[b], n0);
+            memset(w[b].G, 0, 256 * sizeof(float));
+        }
+        for (int64_t kc = nck - 1; kc >= 0; kc--) {
+            const int64_t t0 = kc * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
+            for (int64_t b = 0; b < nb; b++) bwd16_adjoint(j, &w[b], &c, n0, kc, n0 == 0, b == 0);
+            bwd16_reduce(c.pB, L * BWD_SUB, c.sums);
+            bwd16_reduce(c.pC, L * BWD_SUB, c.sums + BWD_CHUNK * BWD_SUB);
+            const __mmask16 mk = (__mmask16)((1u << BWD_SUB) - 1);
+            for (int64_t i = 0; i < L; i++) {
+                float *db = dBt + (t0 + i) * 16 + n0, *dc = dCt + (t0 + i) * 16 + n0;
+                _mm512_mask_storeu_ps(db, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, db), _mm512_maskz_loadu_ps(mk, c.sums + i * BWD_SUB)));
+                _mm512_mask_storeu_ps(dc, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, dc), _mm512_maskz_loadu_ps(mk, c.sums + BWD_CHUNK * BWD_SUB + i * BWD_SUB)));
+            }
+        }
     }
     /* dx += dt·Σ_n g·B + dy·Dskip; ddt += Σ_n da·A + x·Σ_n g·B; dDskip += Σ_t dy·x */
-    const __m512 dv = j->Dskip ? _mm512_maskz_loadu_ps(m, j->Dskip + c0) : _mm512_setzero_ps();
-    __m512 dD = _mm512_setzero_ps();
-    for (int64_t t = 0; t < T; t++) {
-        const int64_t o = t * D + c0;
-        if (t + BWD_AHEAD < T) {
-            if (j->dx) _mm_prefetch((const char *)(j->dx + o + BWD_AHEAD * D), _MM_HINT_T0);
-            if (j->ddt) _mm_prefetch((const char *)(j->ddt + o + BWD_AHEAD * D), _MM_HINT_T0);
-        }
-        const float *r = w.in + t * 48;
-        const __m512 d = _mm512_load_ps(r), xv = _mm512_load_ps(r + 16), dyv = _mm512_load_ps(r + 32), gb = _mm512_load_ps(w.acc + t * 32 + 16);
-        if (j->dx) _mm512_mask_storeu_ps(j->dx + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->dx + o), _mm512_fmadd_ps(d, gb, _mm512_mul_ps(dyv, dv))));
-        if (j->ddt) _mm512_mask_storeu_ps(j->ddt + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->ddt + o), _mm512_fmadd_ps(xv, gb, _mm512_load_ps(w.acc + t * 32))));
-        dD = _mm512_fmadd_ps(dyv, xv, dD);
+    __m512 dD[BWD_GROUP], dv[BWD_GROUP];
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t c0 = (bb0 + b) * 16;
+        dD[b] = _mm512_setzero_ps();
+        dv[b] = j->Dskip ? _mm512_maskz_loadu_ps(bwd16_mask(c0, D), j->Dskip + c0) : _mm512_setzero_ps();
     }
-    _Alignas(64) float dd[16];
-    _mm512_store_ps(dd, dD);
-    for (int l = 0; l < 16 && c0 + l < D; l++) {
-        if (j->dA) for (int n = 0; n < 16; n++) j->dA[(c0 + l) * 16 + n] += w.DA[n * 16 + l];
-        if (j->dDskip) j->dDskip[c0 + l] += dd[l];
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t c0 = (bb0 + b) * 16, o = t * D + c0;
+            const __mmask16 m = bwd16_mask(c0, D);
+            if (t + BWD_AHEAD < T) {
+                if (j->dx) _mm_prefetch((const char *)(j->dx + o + BWD_AHEAD * D), _MM_HINT_T0);
+                if (j->ddt) _mm_prefetch((const char *)(j->ddt + o + BWD_AHEAD * D), _MM_HINT_T0);
+            }
+            const float *r = w[b].in + t * 48, *ac = w[b].acc + t * 32;
+            const __m512 d = _mm512_load_ps(r), xv = _mm512_load_ps(r + 16), dyv = _mm512_load_ps(r + 32), gb = _mm512_load_ps(ac + 16);
+            if (j->dx) _mm512_mask_storeu_ps(j->dx + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->dx + o), _mm512_fmadd_ps(d, gb, _mm512_mul_ps(dyv, dv[b]))));
+            if (j->ddt) _mm512_mask_storeu_ps(j->ddt + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->ddt + o), _mm512_fmadd_ps(xv, gb, _mm512_load_ps(ac))));
+            dD[b] = _mm512_fmadd_ps(dyv, xv, dD[b]);
+        }
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t c0 = (bb0 + b) * 16;
+        _Alignas(64) float dd[16];
+        _mm512_store_ps(dd, dD[b]);
+        for (int l = 0; l < 16 && c0 + l < D; l++) {
+            if (j->dA) for (int n = 0; n < 16; n++) j->dA[(c0 + l) * 16 + n] += w[b].DA[n * 16 + l];
+            if (j->dDskip) j->dDskip[c0 + l] += dd[l];
+        }
     }
 }
 #endif
@@ -391,7 +426,7 @@ rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, flo
     rp_pool_fn fn = bwd_task_ref;
     int n_tasks = (int)((D + BWD_REF_CHANNELS - 1) / BWD_REF_CHANNELS);
 #if defined(__AVX512F__)
-    if (N == 16) { work = bwd16_floats(T); fn = bwd_task16; n_tasks = (int)((D + 15) / 16); }
+    if (N == 16) { work = bwd16_floats(T); fn = bwd_task16; n_tasks = (int)(((D + 15) / 16 + BWD_GROUP - 1) / BWD_GROUP); }
 #endif
     bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, bw, (2 * tn + work + 15) / 16 * 16 };
     for (int th = 0; th < nth; th++) {   /* every thread's scratch exists before the run: tasks never allocate */
