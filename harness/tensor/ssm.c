@@ -1,6 +1,7 @@
 /* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, channels across the 16 lanes, two
  * vectors of channels per block, a chunk of steps at a time state by state, the last block masked) and
- * backward (the same layout: checkpointed states per chunk, recomputed, then the adjoint recurrence;
+ * backward (the same layout, a few states at a time: each decay computed once and kept for the whole
+ * sequence, states recomputed per chunk from checkpoints, then the adjoint recurrence in registers;
  * plain per channel when N != 16 or without AVX-512).
  * Invariant: every version computes the same recurrence in fp32; only exp and summation order differ. */
 #include <math.h>
@@ -233,7 +234,7 @@ static inline __m512 bwd16_sums(const float *v) {
 }
 
 /* Writes the lane sums of the nvec vectors at p (64-byte aligned) to sums[0..nvec). */
-__attribute__((noinline)) static void bwd16_reduce(const float *p, int64_t nvec, float *sums) {
+static void bwd16_reduce(const float *p, int64_t nvec, float *sums) {
     int64_t i = 0;
     for (; i + 16 <= nvec; i += 16) _mm512_storeu_ps(sums + i, bwd16_sums(p + i * 16));
     for (; i < nvec; i++) sums[i] = _mm512_reduce_add_ps(_mm512_load_ps(p + i * 16));
@@ -251,7 +252,7 @@ typedef struct bwd16_chunk { float *st, *pB, *pC, *sums; } bwd16_chunk;
 
 /* Pass 1 for the states n0..n0+BWD_SUB-1 of a block: the scan from zeros; the decays of every step and
  * the state at the start of every chunk into the block's work space. */
-__attribute__((noinline)) static void bwd16_forward(const bwd_job *j, const bwd16_blk *w, int n0) {
+static void bwd16_forward(const bwd_job *j, const bwd16_blk *w, int n0) {
     /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
     const float *in = w->in, *B = j->B;
     float *dec = w->dec, *ck = w->ck;
@@ -277,7 +278,7 @@ __attribute__((noinline)) static void bwd16_forward(const bwd_job *j, const bwd1
  * checkpoint, then the adjoint back through it. g is dL/ds_t (w->G between chunks); it flows back through
  * s_t = a_t·s_{t-1} + dt·B·x as g_{t-1} = a_t·g_t + dy_{t-1}·C_{t-1}. The step sums over states add to
  * w->acc (set, with first); the lanes' dB and dC terms go to c->pB, c->pC (set, with set). */
-__attribute__((noinline)) static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chunk *c, int n0, int64_t kc, int first, int set) {
+static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chunk *c, int n0, int64_t kc, int first, int set) {
     const int64_t T = j->T, t0 = kc * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
     /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
     const float *in = w->in, *dec = w->dec, *At = w->At, *B = j->B, *C = j->C;
