@@ -54,6 +54,25 @@ static double time_scan(scan_in *s, rp_pool *pool, rp_backend *be, int reps, int
     return median(v, reps) * 1e3;
 }
 
+/* Median milliseconds of the cpu scan backward into the given gradients: with pool NULL on the caller's
+ * thread (CPU time), else on the pool (wall clock); -1 on error (rp_errmsg says why). */
+static double time_scan_bwd(const scan_in *s, rp_pool *pool, const float *dy, float *dx, float *ddt, float *dA, float *dB,
+                            float *dC, float *dD, int reps) {
+    double v[16];
+    rp_bwd *bw = NULL;
+    if (rp_bwd_new(pool, &bw) != RP_OK) return -1;
+    for (int r = 0; r < reps; r++) {
+        double t0 = pool ? now_s() : thread_s();
+        if (rp_bwd_cpu.selective_scan(bw, dx, ddt, dA, dB, dC, dD, dy, s->x, s->dt, s->A, s->B, s->C, s->Dk, s->T, s->D, s->N) != RP_OK) {
+            rp_bwd_free(bw);
+            return -1;
+        }
+        v[r] = (pool ? now_s() : thread_s()) - t0;
+    }
+    rp_bwd_free(bw);
+    return median(v, reps) * 1e3;
+}
+
 static rp_jamba_config decode_config(const char *base, int attention_only) {
     rp_jamba_config c;
     rp_jamba_config_get(base, &c);
@@ -206,28 +225,8 @@ int main(int argc, char **argv) {
 
     /* 2. backward */
     float *dy = rnd(TD, -1, 1, &seed), *dx = calloc(TD, 4), *ddt = calloc(TD, 4), *dA = calloc(DN, 4), *dB = calloc(TN, 4), *dC = calloc(TN, 4), *dD = calloc((size_t)s.D, 4);
-    double vb[16];
-    rp_bwd *bw = NULL;
-    if (rp_bwd_new(NULL, &bw) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
-    for (int r = 0; r < reps; r++) {
-        double t0 = thread_s();
-        if (rp_bwd_cpu.selective_scan(bw, dx, ddt, dA, dB, dC, dD, dy, s.x, s.dt, s.A, s.B, s.C, s.Dk, s.T, s.D, s.N) != RP_OK) {
-            fprintf(stderr, "%s\n", rp_errmsg()); return 1;
-        }
-        vb[r] = thread_s() - t0;
-    }
-    rp_bwd_free(bw);
-    double bwd1 = median(vb, reps) * 1e3;
-    if (rp_bwd_new(be2->pool, &bw) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
-    for (int r = 0; r < reps; r++) {   /* the same on 2 threads, wall clock */
-        double t0 = now_s();
-        if (rp_bwd_cpu.selective_scan(bw, dx, ddt, dA, dB, dC, dD, dy, s.x, s.dt, s.A, s.B, s.C, s.Dk, s.T, s.D, s.N) != RP_OK) {
-            fprintf(stderr, "%s\n", rp_errmsg()); return 1;
-        }
-        vb[r] = now_s() - t0;
-    }
-    rp_bwd_free(bw);
-    double bwd2 = median(vb, reps) * 1e3;
+    double bwd1 = time_scan_bwd(&s, NULL, dy, dx, ddt, dA, dB, dC, dD, reps), bwd2 = time_scan_bwd(&s, be2->pool, dy, dx, ddt, dA, dB, dC, dD, reps);
+    if (bwd1 < 0 || bwd2 < 0) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
     printf("\n== selective scan backward (same shape; 1 thread CPU time, 2 threads wall clock) ==\n");
     printf("backward %.2f ms = %.2fx its forward (%.2f ms), 1 thread   [goal <= 2x]\n", bwd1, bwd1 / ours1, ours1);
     printf("backward %.2f ms = %.2fx its forward (%.2f ms), 2 threads\n", bwd2, bwd2 / ours2, ours2);
