@@ -314,7 +314,7 @@ static void test_selective_scan(const rp_bwd_ops *ops, rp_bwd *bw, int64_t N) {
 }
 
 /* The sequence ops' cpu backward against the reference: past one scan chunk (32 steps) and one task's
- * channels (64), onto the same nonzero gradients (accumulation), one gradient not wanted (NULL). */
+ * channels (32), onto the same nonzero gradients (accumulation), one gradient not wanted (NULL). */
 static void test_seq_cpu_vs_ref(rp_bwd *bw) {
     for (int64_t N = 5; N <= 16; N += 11) {
         ss_c c = ss_new(70, 75, N);

@@ -201,7 +201,7 @@ static double grad_err(const float *g, double *p, int n, int T, int D, int N, do
     return e / mx;
 }
 
-/* T past one backward chunk (32 steps) and D past one task's group of channel blocks (64) exercise the
+/* T past one backward chunk (32 steps) and D past one task's group of channel blocks (32) exercise the
  * checkpoints and the masked last block; those sizes check a sample of the entries (fd_step). */
 static void test_scan_backward(int T, int D, int N, rp_pool *pool) {
     float *x, *dt, *A, *B, *C, *Dk;

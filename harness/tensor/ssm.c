@@ -1,6 +1,7 @@
 /* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, channels across the 16 lanes, two
  * vectors of channels per block, a chunk of steps at a time state by state, the last block masked) and
- * backward (the same layout: checkpointed states per chunk, recomputed, then the adjoint recurrence;
+ * backward (the same layout, a few states at a time: each decay computed once and kept for the whole
+ * sequence, states recomputed per chunk from checkpoints, then the adjoint recurrence in registers;
  * plain per channel when N != 16 or without AVX-512).
  * Invariant: every version computes the same recurrence in fp32; only exp and summation order differ. */
 #include <math.h>
@@ -191,34 +192,139 @@ static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
 
 #if defined(__AVX512F__)
 /* The N = 16 backward in the forward's layout: channels across the lanes of a vector (a block of 16), a
- * task owning BWD_GROUP blocks. A first pass runs the scan state by state and keeps each state at the
- * start of every chunk of BWD_CHUNK steps (checkpoints); then the chunks go in reverse: for each block and
- * state, the chunk's states and decays are recomputed from the checkpoint into L1 buffers and the adjoint
- * runs back through them with dL/ds in a register. dB and dC sum over channels: the lanes' partial sums
- * for the chunk gather in [L, 16] vector buffers shared by the group's blocks and are reduced once per
- * chunk. Work space per thread: bwd16_floats. */
+ * task owning BWD_GROUP blocks. The scan is independent per (channel, state), so the states are taken
+ * BWD_SUB at a time (a subset). The group's rows of dt, x and dy are first copied into a block-major work
+ * space (rows are D floats apart: a new page every step). For each subset, pass 1 runs each block's scan
+ * forward and computes each decay a_t = exp(dt_t·A) once: it keeps every step's decays ([T][BWD_SUB][16]
+ * per block, L2-sized for T in the low thousands) and the state at the start of every chunk of BWD_CHUNK
+ * steps. Pass 2 takes the chunks in reverse and, in each, the blocks in turn: the chunk's states are
+ * recomputed from the checkpoint and the kept decays into an L1 buffer, then the adjoint runs back through
+ * the chunk with dL/ds and the dA sums in registers. Per step, the sums over states of da·A and g·B
+ * (da = dL/d(dt·A)) carry over the subsets in [T][2][16] per block and become dx and ddt at the end. dB
+ * and dC sum over channels: the group's lane vectors gather per chunk and are reduced 16 at a time
+ * (bwd16_sums). Work space per thread: bwd16_floats. */
+#define BWD_GROUP 2
+#define BWD_SUB 4
 #define BWD_CHUNK 32
-#define BWD_GROUP 4
+#define BWD_AHEAD 16   /* rows of software prefetch ahead of strided row walks */
+#define BWD_UNROLL _Pragma("GCC unroll 16")   /* the subset's states in registers, not a stack array */
 
 /* Floats of work space one thread needs for the vectorized backward (after its dB and dC partials). */
 static size_t bwd16_floats(int64_t T) {
-    size_t nck = (size_t)((T + BWD_CHUNK - 1) / BWD_CHUNK);
-    return (size_t)BWD_GROUP * (nck * 256 + 5 * 256 + 16)   /* checkpoints; dL/ds, dA, A, A·log2 e hi, lo; dD */
-           + 2 * BWD_CHUNK * 256                            /* dB, dC lane partials of a chunk */
-           + BWD_CHUNK * 64 + BWD_CHUNK * 32                /* the chunk's dt, x, dy, dt·x; dt·A and gB sums */
-           + (BWD_CHUNK + 1) * 16 + BWD_CHUNK * 16;         /* one state's chunk of states and decays */
+    const size_t nck = (size_t)((T + BWD_CHUNK - 1) / BWD_CHUNK), G = BWD_GROUP;
+    return G * 6 * 256                                    /* A, A·log2 e hi, lo; dA lane sums; dL/ds; spare */
+           + G * (size_t)T * (48 + 32)                    /* the blocks' dt, x, dy; Σ_n da·A, Σ_n g·B */
+           + G * ((size_t)T + nck) * BWD_SUB * 16         /* the subset's decays; checkpoints */
+           + (BWD_CHUNK + 1) * BWD_SUB * 16               /* a chunk's states */
+           + 2 * BWD_CHUNK * BWD_SUB * 16 + 2 * BWD_CHUNK * BWD_SUB;   /* its dB, dC lane vectors; their sums */
 }
 
-/* Loads the chunk's [t0, t0+L) rows of dt, x, dy (masked) into in[L][4][16] with dt·x as the 4th. */
-static void bwd16_load(const bwd_job *j, int64_t c0, __mmask16 m, int64_t t0, int64_t L, float *in) {
-    for (int64_t i = 0; i < L; i++) {
-        const int64_t o = (t0 + i) * j->D + c0;
-        __m512 d = _mm512_maskz_loadu_ps(m, j->dt + o), xv = _mm512_maskz_loadu_ps(m, j->x + o);
-        _mm512_store_ps(in + i * 64, d);
-        _mm512_store_ps(in + i * 64 + 16, xv);
-        _mm512_store_ps(in + i * 64 + 32, _mm512_maskz_loadu_ps(m, j->dy + o));
-        _mm512_store_ps(in + i * 64 + 48, _mm512_mul_ps(d, xv));
+/* The sums of 16 vectors (v: 16 × 16 floats, 64-byte aligned): lane i holds the sum of vector i. */
+static inline __m512 bwd16_sums(const float *v) {
+    __m512 w[8], z[4], y[2];
+    for (int i = 0; i < 8; i++) {   /* 256-bit halves, then 128-bit quarters, then within quarters */
+        __m512 a = _mm512_load_ps(v + 32 * i), b = _mm512_load_ps(v + 32 * i + 16);
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
     }
+    for (int i = 0; i < 4; i++)
+        z[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0x88), _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++) y[i] = _mm512_add_ps(_mm512_unpacklo_ps(z[2 * i], z[2 * i + 1]), _mm512_unpackhi_ps(z[2 * i], z[2 * i + 1]));
+    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x44), _mm512_shuffle_ps(y[0], y[1], 0xEE));   /* lane l: vector (l%4)·4 + l/4 */
+    return _mm512_permutexvar_ps(_mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), r);
+}
+
+/* Writes the lane sums of the nvec vectors at p (64-byte aligned) to sums[0..nvec). */
+static void bwd16_reduce(const float *p, int64_t nvec, float *sums) {
+    int64_t i = 0;
+    for (; i + 16 <= nvec; i += 16) _mm512_storeu_ps(sums + i, bwd16_sums(p + i * 16));
+    for (; i < nvec; i++) sums[i] = _mm512_reduce_add_ps(_mm512_load_ps(p + i * 16));
+}
+
+/* One block's part of a task's work space (carved from the thread's scratch). */
+typedef struct bwd16_blk {
+    float *At, *A2, *Al, *DA, *G;   /* [16][16]: A transposed to [n][lane]; A·log2 e hi, lo; dA lane sums; dL/ds */
+    float *in, *acc;                /* [T][3][16]: dt, x, dy; [T][2][16]: Σ_n da·A, Σ_n g·B so far */
+    float *dec, *ck;                /* [T][BWD_SUB][16] decays; [chunks][BWD_SUB][16] checkpoints */
+} bwd16_blk;
+
+/* The shared chunk buffers: [L+1][BWD_SUB][16] states, [L][BWD_SUB][16] dB and dC lane vectors, sums. */
+typedef struct bwd16_chunk { float *st, *pB, *pC, *sums; } bwd16_chunk;
+
+/* Pass 1 for the states n0..n0+BWD_SUB-1 of a block: the scan from zeros; the decays of every step and
+ * the state at the start of every chunk into the block's work space. */
+static void bwd16_forward(const bwd_job *j, const bwd16_blk *w, int n0) {
+    /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
+    const float *in = w->in, *B = j->B;
+    float *dec = w->dec, *ck = w->ck;
+    const int64_t T = j->T;
+    __m512 hi[BWD_SUB], lo[BWD_SUB], s[BWD_SUB];
+    BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
+        hi[k] = _mm512_load_ps(w->A2 + (n0 + k) * 16); lo[k] = _mm512_load_ps(w->Al + (n0 + k) * 16); s[k] = _mm512_setzero_ps();
+    }
+    for (int64_t t = 0; t < T; t++) {
+        if (t % BWD_CHUNK == 0)
+            BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) _mm512_store_ps(ck + ((t / BWD_CHUNK) * BWD_SUB + k) * 16, s[k]);
+        const __m512 d = _mm512_load_ps(in + t * 48), u = _mm512_mul_ps(d, _mm512_load_ps(in + t * 48 + 16));
+        const float *Bt = B + t * 16 + n0;
+        BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
+            __m512 a = rp_ssm_exp_ps(d, hi[k], lo[k]);
+            s[k] = _mm512_fmadd_ps(a, s[k], _mm512_mul_ps(u, _mm512_set1_ps(Bt[k])));
+            _mm512_store_ps(dec + (t * BWD_SUB + k) * 16, a);
+        }
+    }
+}
+
+/* Pass 2 for the states n0.. of a block, over chunk kc (steps t0..t0+L-1): the chunk's states from its
+ * checkpoint, then the adjoint back through it. g is dL/ds_t (w->G between chunks); it flows back through
+ * s_t = a_t·s_{t-1} + dt·B·x as g_{t-1} = a_t·g_t + dy_{t-1}·C_{t-1}. The step sums over states add to
+ * w->acc (set, with first); the lanes' dB and dC terms go to c->pB, c->pC (set, with set). */
+static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chunk *c, int n0, int64_t kc, int first, int set) {
+    const int64_t T = j->T, t0 = kc * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
+    /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
+    const float *in = w->in, *dec = w->dec, *At = w->At, *B = j->B, *C = j->C;
+    float *acc = w->acc, *st = c->st, *pB = c->pB, *pC = c->pC;
+    __m512 g[BWD_SUB], dA[BWD_SUB], s[BWD_SUB];
+    BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
+        g[k] = _mm512_load_ps(w->G + k * 16); dA[k] = _mm512_load_ps(w->DA + (n0 + k) * 16);
+        s[k] = _mm512_load_ps(w->ck + (kc * BWD_SUB + k) * 16);
+        _mm512_store_ps(st + k * 16, s[k]);
+    }
+    for (int64_t i = 0; i < L; i++) {   /* the chunk's states from its checkpoint and the kept decays */
+        const int64_t t = t0 + i;
+        const __m512 u = _mm512_mul_ps(_mm512_load_ps(in + t * 48), _mm512_load_ps(in + t * 48 + 16));
+        BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
+            s[k] = _mm512_fmadd_ps(_mm512_load_ps(dec + (t * BWD_SUB + k) * 16), s[k], _mm512_mul_ps(u, _mm512_set1_ps(B[t * 16 + n0 + k])));
+            _mm512_store_ps(st + ((i + 1) * BWD_SUB + k) * 16, s[k]);
+        }
+    }
+    for (int64_t i = L - 1; i >= 0; i--) {
+        const int64_t t = t0 + i;
+        const float *r = in + t * 48, *Bt = B + t * 16 + n0, *Ct = C + t * 16 + n0;
+        const __m512 d = _mm512_load_ps(r), xv = _mm512_load_ps(r + 16), dyv = _mm512_load_ps(r + 32), u = _mm512_mul_ps(d, xv);
+        __m512 accA = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + t * 32);
+        __m512 accB = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + t * 32 + 16);
+        BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
+            float *pc = pC + (i * BWD_SUB + k) * 16, *pb = pB + (i * BWD_SUB + k) * 16;
+            g[k] = _mm512_fmadd_ps(dyv, _mm512_set1_ps(Ct[k]), g[k]);
+            const __m512 sc = _mm512_load_ps(st + ((i + 1) * BWD_SUB + k) * 16);
+            _mm512_store_ps(pc, set ? _mm512_mul_ps(dyv, sc) : _mm512_fmadd_ps(dyv, sc, _mm512_load_ps(pc)));
+            _mm512_store_ps(pb, set ? _mm512_mul_ps(g[k], u) : _mm512_fmadd_ps(g[k], u, _mm512_load_ps(pb)));
+            accB = _mm512_fmadd_ps(g[k], _mm512_set1_ps(Bt[k]), accB);
+            const __m512 ga = _mm512_mul_ps(g[k], _mm512_load_ps(dec + (t * BWD_SUB + k) * 16));
+            const __m512 da = _mm512_mul_ps(ga, _mm512_load_ps(st + (i * BWD_SUB + k) * 16));
+            accA = _mm512_fmadd_ps(da, _mm512_load_ps(At + (n0 + k) * 16), accA);
+            dA[k] = _mm512_fmadd_ps(da, d, dA[k]);
+            g[k] = ga;   /* carry to s_{t-1} */
+        }
+        _mm512_store_ps(acc + t * 32, accA);
+        _mm512_store_ps(acc + t * 32 + 16, accB);
+    }
+    BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) { _mm512_store_ps(w->G + k * 16, g[k]); _mm512_store_ps(w->DA + (n0 + k) * 16, dA[k]); }
+}
+
+/* The lane mask of block b (16 channels from c0) of a group whose channels end at D. */
+static inline __mmask16 bwd16_mask(int64_t c0, int64_t D) {
+    return (__mmask16)(D - c0 >= 16 ? 0xffffu : (1u << (D - c0)) - 1);
 }
 
 static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
@@ -226,113 +332,85 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
     const bwd_job *j = ctx;
     const int64_t T = j->T, D = j->D, tn = T * 16, nck = (T + BWD_CHUNK - 1) / BWD_CHUNK;
     const int64_t nblk = (D + 15) / 16, bb0 = (int64_t)task * BWD_GROUP, nb = bb0 + BWD_GROUP < nblk ? BWD_GROUP : nblk - bb0;
-    float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn;
-    float *ck = dCt + tn, *G = ck + BWD_GROUP * nck * 256, *DA = G + BWD_GROUP * 256, *At = DA + BWD_GROUP * 256;
-    float *A2 = At + BWD_GROUP * 256, *Al = A2 + BWD_GROUP * 256, *DD = Al + BWD_GROUP * 256, *pB = DD + BWD_GROUP * 16, *pC = pB + BWD_CHUNK * 256;
-    float *in = pC + BWD_CHUNK * 256, *acc = in + BWD_CHUNK * 64, *Sb = acc + BWD_CHUNK * 32, *Ab = Sb + (BWD_CHUNK + 1) * 16;
-    /* A of each block transposed to [n][lane] (zeros past the last channel), plain and times log2 e (hi, lo) */
-    for (int64_t b = 0; b < nb; b++) {
+    float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn, *p = dCt + tn;
+    bwd16_blk w[BWD_GROUP];
+    for (int b = 0; b < BWD_GROUP; b++) {
+        w[b].At = p; w[b].A2 = p + 256; w[b].Al = p + 512; w[b].DA = p + 768; w[b].G = p + 1024; p += 6 * 256;
+        w[b].in = p; p += T * 48;
+        w[b].acc = p; p += T * 32;
+        w[b].dec = p; p += T * BWD_SUB * 16;
+        w[b].ck = p; p += nck * BWD_SUB * 16;
+    }
+    bwd16_chunk c = { p, p + (BWD_CHUNK + 1) * BWD_SUB * 16, p + (2 * BWD_CHUNK + 1) * BWD_SUB * 16, p + (3 * BWD_CHUNK + 1) * BWD_SUB * 16 };
+    for (int64_t b = 0; b < nb; b++) {   /* A transposed to [n][lane] (zeros past the last channel), plain and times log2 e (hi, lo) */
         const int64_t c0 = (bb0 + b) * 16;
         for (int n = 0; n < 16; n++)
             for (int l = 0; l < 16; l++) {
                 float a = c0 + l < D ? j->A[(c0 + l) * 16 + n] : 0.0f;
-                At[b * 256 + n * 16 + l] = a;
-                rp_ssm_exp_split(a, &A2[b * 256 + n * 16 + l], &Al[b * 256 + n * 16 + l]);
+                w[b].At[n * 16 + l] = a;
+                rp_ssm_exp_split(a, &w[b].A2[n * 16 + l], &w[b].Al[n * 16 + l]);
+                w[b].DA[n * 16 + l] = 0;
             }
     }
-    /* pass 1: checkpoints (the state before each chunk, from zeros) */
-    for (int64_t b = 0; b < nb; b++) {
-        const int64_t c0 = (bb0 + b) * 16;
-        const __mmask16 m = (__mmask16)(D - c0 >= 16 ? 0xffffu : (1u << (D - c0)) - 1);
-        float *cb = ck + b * nck * 256;
-        for (int n = 0; n < 16; n++) _mm512_store_ps(G + b * 256 + n * 16, _mm512_setzero_ps());   /* running state */
-        for (int64_t k = 0; k < nck; k++) {
-            const int64_t t0 = k * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
-            bwd16_load(j, c0, m, t0, L, in);
-            for (int n = 0; n < 16; n++) {
-                const __m512 a2 = _mm512_load_ps(A2 + b * 256 + n * 16), al = _mm512_load_ps(Al + b * 256 + n * 16);
-                __m512 s = _mm512_load_ps(G + b * 256 + n * 16);
-                _mm512_store_ps(cb + k * 256 + n * 16, s);
-                const float *Bn = j->B + t0 * 16 + n;
-                for (int64_t i = 0; i < L; i++) {
-                    __m512 a = rp_ssm_exp_ps(_mm512_load_ps(in + i * 64), a2, al);
-                    s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_load_ps(in + i * 64 + 48), _mm512_set1_ps(Bn[i * 16])));
-                }
-                _mm512_store_ps(G + b * 256 + n * 16, s);
-            }
-        }
-    }
-    /* pass 2: the chunks in reverse; G now holds dL/ds (zero after the last step), DA the dA lane sums */
-    memset(G, 0, (size_t)nb * 256 * sizeof *G);
-    memset(DA, 0, (size_t)nb * 256 * sizeof *DA);
-    memset(DD, 0, (size_t)nb * 16 * sizeof *DD);
-    for (int64_t k = nck - 1; k >= 0; k--) {
-        const int64_t t0 = k * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
-        memset(pB, 0, (size_t)L * 256 * sizeof *pB);
-        memset(pC, 0, (size_t)L * 256 * sizeof *pC);
+    for (int64_t t = 0; t < T; t++)   /* the group's rows of dt, x, dy, block-major (zeros past the last channel) */
         for (int64_t b = 0; b < nb; b++) {
-            const int64_t c0 = (bb0 + b) * 16;
-            const __mmask16 m = (__mmask16)(D - c0 >= 16 ? 0xffffu : (1u << (D - c0)) - 1);
-            bwd16_load(j, c0, m, t0, L, in);
-            memset(acc, 0, (size_t)L * 32 * sizeof *acc);
-            for (int n = 0; n < 16; n++) {
-                const __m512 a2 = _mm512_load_ps(A2 + b * 256 + n * 16), al = _mm512_load_ps(Al + b * 256 + n * 16);
-                const __m512 An = _mm512_load_ps(At + b * 256 + n * 16);
-                const float *Bn = j->B + t0 * 16 + n, *Cn = j->C + t0 * 16 + n;
-                __m512 s = _mm512_load_ps(ck + (b * nck + k) * 256 + n * 16);
-                _mm512_store_ps(Sb, s);
-                for (int64_t i = 0; i < L; i++) {   /* recompute the chunk's decays and states */
-                    __m512 a = rp_ssm_exp_ps(_mm512_load_ps(in + i * 64), a2, al);
-                    s = _mm512_fmadd_ps(a, s, _mm512_mul_ps(_mm512_load_ps(in + i * 64 + 48), _mm512_set1_ps(Bn[i * 16])));
-                    _mm512_store_ps(Ab + i * 16, a);
-                    _mm512_store_ps(Sb + (i + 1) * 16, s);
-                }
-                __m512 g = _mm512_load_ps(G + b * 256 + n * 16), dAn = _mm512_load_ps(DA + b * 256 + n * 16);
-                for (int64_t i = L - 1; i >= 0; i--) {   /* the adjoint, back through the chunk */
-                    const float *r = in + i * 64;
-                    __m512 dyv = _mm512_load_ps(r + 32), bv = _mm512_set1_ps(Bn[i * 16]);
-                    g = _mm512_fmadd_ps(dyv, _mm512_set1_ps(Cn[i * 16]), g);
-                    _mm512_store_ps(pC + i * 256 + n * 16, _mm512_fmadd_ps(dyv, _mm512_load_ps(Sb + (i + 1) * 16),
-                                                                           _mm512_load_ps(pC + i * 256 + n * 16)));
-                    __m512 ga = _mm512_mul_ps(g, _mm512_load_ps(Ab + i * 16));
-                    __m512 da = _mm512_mul_ps(ga, _mm512_load_ps(Sb + i * 16));   /* dL/d(dt·A) */
-                    _mm512_store_ps(acc + i * 32, _mm512_fmadd_ps(da, An, _mm512_load_ps(acc + i * 32)));
-                    dAn = _mm512_fmadd_ps(da, _mm512_load_ps(r), dAn);
-                    _mm512_store_ps(acc + i * 32 + 16, _mm512_fmadd_ps(g, bv, _mm512_load_ps(acc + i * 32 + 16)));
-                    _mm512_store_ps(pB + i * 256 + n * 16, _mm512_fmadd_ps(g, _mm512_load_ps(r + 48),
-                                                                           _mm512_load_ps(pB + i * 256 + n * 16)));
-                    g = ga;   /* carry to s_{t-1} */
-                }
-                _mm512_store_ps(G + b * 256 + n * 16, g);
-                _mm512_store_ps(DA + b * 256 + n * 16, dAn);
+            const int64_t c0 = (bb0 + b) * 16, o = t * D + c0;
+            const __mmask16 m = bwd16_mask(c0, D);
+            if (t + BWD_AHEAD < T) {
+                _mm_prefetch((const char *)(j->dt + o + BWD_AHEAD * D), _MM_HINT_T0);
+                _mm_prefetch((const char *)(j->x + o + BWD_AHEAD * D), _MM_HINT_T0);
+                _mm_prefetch((const char *)(j->dy + o + BWD_AHEAD * D), _MM_HINT_T0);
             }
-            /* dx = dt·Σ_n g·B + dy·Dskip; ddt = Σ_n da·A + x·Σ_n g·B; dDskip = Σ_t dy·x */
-            __m512 dv = j->Dskip ? _mm512_maskz_loadu_ps(m, j->Dskip + c0) : _mm512_setzero_ps(), dd = _mm512_load_ps(DD + b * 16);
-            for (int64_t i = 0; i < L; i++) {
-                const float *r = in + i * 64;
-                __m512 gb = _mm512_load_ps(acc + i * 32 + 16), dyv = _mm512_load_ps(r + 32), xv = _mm512_load_ps(r + 16);
-                const int64_t o = (t0 + i) * D + c0;
-                if (j->dx)
-                    _mm512_mask_storeu_ps(j->dx + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->dx + o),
-                                                                      _mm512_fmadd_ps(_mm512_load_ps(r), gb, _mm512_mul_ps(dyv, dv))));
-                if (j->ddt)
-                    _mm512_mask_storeu_ps(j->ddt + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->ddt + o),
-                                                                       _mm512_fmadd_ps(xv, gb, _mm512_load_ps(acc + i * 32))));
-                dd = _mm512_fmadd_ps(dyv, xv, dd);
-            }
-            _mm512_store_ps(DD + b * 16, dd);
+            _mm512_store_ps(w[b].in + t * 48, _mm512_maskz_loadu_ps(m, j->dt + o));
+            _mm512_store_ps(w[b].in + t * 48 + 16, _mm512_maskz_loadu_ps(m, j->x + o));
+            _mm512_store_ps(w[b].in + t * 48 + 32, _mm512_maskz_loadu_ps(m, j->dy + o));
         }
-        for (int64_t i = 0; i < L; i++)
-            for (int n = 0; n < 16; n++) {
-                dBt[(t0 + i) * 16 + n] += _mm512_reduce_add_ps(_mm512_load_ps(pB + i * 256 + n * 16));
-                dCt[(t0 + i) * 16 + n] += _mm512_reduce_add_ps(_mm512_load_ps(pC + i * 256 + n * 16));
+    for (int n0 = 0; n0 < 16; n0 += BWD_SUB) {
+        for (int64_t b = 0; b < nb; b++) {
+            bwd16_forward(j, &w[b], n0);
+            memset(w[b].G, 0, 256 * sizeof(float));
+        }
+        for (int64_t kc = nck - 1; kc >= 0; kc--) {
+            const int64_t t0 = kc * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
+            for (int64_t b = 0; b < nb; b++) bwd16_adjoint(j, &w[b], &c, n0, kc, n0 == 0, b == 0);
+            bwd16_reduce(c.pB, L * BWD_SUB, c.sums);
+            bwd16_reduce(c.pC, L * BWD_SUB, c.sums + BWD_CHUNK * BWD_SUB);
+            const __mmask16 mk = (__mmask16)((1u << BWD_SUB) - 1);
+            for (int64_t i = 0; i < L; i++) {
+                float *db = dBt + (t0 + i) * 16 + n0, *dc = dCt + (t0 + i) * 16 + n0;
+                _mm512_mask_storeu_ps(db, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, db), _mm512_maskz_loadu_ps(mk, c.sums + i * BWD_SUB)));
+                _mm512_mask_storeu_ps(dc, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, dc), _mm512_maskz_loadu_ps(mk, c.sums + BWD_CHUNK * BWD_SUB + i * BWD_SUB)));
             }
+        }
     }
+    /* dx += dt·Σ_n g·B + dy·Dskip; ddt += Σ_n da·A + x·Σ_n g·B; dDskip += Σ_t dy·x */
+    __m512 dD[BWD_GROUP], dv[BWD_GROUP];
     for (int64_t b = 0; b < nb; b++) {
         const int64_t c0 = (bb0 + b) * 16;
+        dD[b] = _mm512_setzero_ps();
+        dv[b] = j->Dskip ? _mm512_maskz_loadu_ps(bwd16_mask(c0, D), j->Dskip + c0) : _mm512_setzero_ps();
+    }
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t c0 = (bb0 + b) * 16, o = t * D + c0;
+            const __mmask16 m = bwd16_mask(c0, D);
+            if (t + BWD_AHEAD < T) {
+                if (j->dx) _mm_prefetch((const char *)(j->dx + o + BWD_AHEAD * D), _MM_HINT_T0);
+                if (j->ddt) _mm_prefetch((const char *)(j->ddt + o + BWD_AHEAD * D), _MM_HINT_T0);
+            }
+            const float *r = w[b].in + t * 48, *ac = w[b].acc + t * 32;
+            const __m512 d = _mm512_load_ps(r), xv = _mm512_load_ps(r + 16), dyv = _mm512_load_ps(r + 32), gb = _mm512_load_ps(ac + 16);
+            if (j->dx) _mm512_mask_storeu_ps(j->dx + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->dx + o), _mm512_fmadd_ps(d, gb, _mm512_mul_ps(dyv, dv[b]))));
+            if (j->ddt) _mm512_mask_storeu_ps(j->ddt + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->ddt + o), _mm512_fmadd_ps(xv, gb, _mm512_load_ps(ac))));
+            dD[b] = _mm512_fmadd_ps(dyv, xv, dD[b]);
+        }
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t c0 = (bb0 + b) * 16;
+        _Alignas(64) float dd[16];
+        _mm512_store_ps(dd, dD[b]);
         for (int l = 0; l < 16 && c0 + l < D; l++) {
-            if (j->dA) for (int n = 0; n < 16; n++) j->dA[(c0 + l) * 16 + n] += DA[b * 256 + n * 16 + l];
-            if (j->dDskip) j->dDskip[c0 + l] += DD[b * 16 + l];
+            if (j->dA) for (int n = 0; n < 16; n++) j->dA[(c0 + l) * 16 + n] += w[b].DA[n * 16 + l];
+            if (j->dDskip) j->dDskip[c0 + l] += dd[l];
         }
     }
 }

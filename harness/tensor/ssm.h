@@ -20,10 +20,12 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
                  const float *B, const float *C, const float *Dskip, float *state, float *y);
 /* Backward of the scan from a zero initial state (the cpu table's selective_scan backward, backward.h):
  * given dy [T, D], ACCUMULATES into dx, ddt [T, D], dA [D, N], dB, dC [T, N] and dDskip [D] (any may be
- * NULL: not wanted; dDskip is unused when Dskip is NULL). Recomputes the states from checkpoints kept
- * every 32 steps (N = 16 with AVX-512: channels across the lanes, as in the forward; otherwise one channel
- * at a time) in bw's per-thread scratch (about 2·T·N floats plus the checkpoints, grown on first need),
- * threads from bw's pool; RP_ERR_NOMEM if the scratch cannot grow, RP_ERR_UNSUPPORTED for N > 256. */
+ * NULL: not wanted; dDskip is unused when Dskip is NULL). N = 16 with AVX-512: channels across the lanes
+ * as in the forward, 4 states at a time, each decay exp(dt·A) computed once and kept for the sequence,
+ * the states recomputed per 32-step chunk from checkpoints; about 2·T·N + 2·T·(80 + 64) floats of bw's
+ * per-thread scratch (1.3 MB per 1K steps). Otherwise one channel at a time, recomputing the states
+ * (2·T·N floats plus one channel's states). Scratch grows on first need; threads from bw's pool;
+ * RP_ERR_NOMEM if the scratch cannot grow, RP_ERR_UNSUPPORTED for N > 256. */
 rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip,
                                const float *dy, const float *x, const float *dt, const float *A, const float *B,
                                const float *C, const float *Dskip, int64_t T, int64_t D, int64_t N);
