@@ -47,52 +47,52 @@ local function mean(xs)
   return #xs > 0 and s / #xs or 0 / 0
 end
 
--- Train one model on `task` and return its final correct / in-format samples; logs the eval accuracy
--- along training (the learning curve) every p.eval_every steps.
-local function train(ctx, p, T, cfg, seed, data, evals, curve_evals, tag, progress)
-  local tr = C.trainer(cfg, { seed = seed, T = T, aux_coef = 0.001 })
-  local k, curve = 1, {}
-  for step = 1, p.steps do
-    for _ = 1, p.batch do
-      local d = data[k]
-      k = k % #data + 1
-      tr:step(d.ids, d.mask)
-    end
-    local warm = math.min(1, step / math.max(1, p.warmup))
-    local lr_t = p.lr * warm * (step > p.warmup and 0.5 * (1 + math.cos(math.pi * (step - p.warmup) / math.max(1, p.steps - p.warmup))) * 0.9 + 0.1 or 1)
-    local ok, err = pcall(tr.update, tr, { lr = lr_t, scale = 1 / p.batch, clip = 1.0, weight_decay = 0.1 })
-    if not ok then
-      ctx:record("diverged", tag, { step = step, error = tostring(err) })
-      break
-    end
-    if step % p.eval_every == 0 or step == p.steps then
-      local acc = mean((evaluate(tr, curve_evals)))
-      curve[#curve + 1] = { step, acc }
-      ctx:log("icl_accuracy/" .. tag, step, acc)
-    end
-    progress()
-    if ctx:interrupted() then break end
+-- Train the variants x seeds of one task side by side (jamba.train_together: the trainers concurrently over
+-- the machine's threads; each model's result is what training it alone gives) and return per model its
+-- final correct / in-format samples, its learning curve (eval accuracy every p.eval_every steps, logged)
+-- and, for the format task, its induction-like heads (Figure 8).
+local function train(ctx, p, T, models, data, evals, curve_evals, progress)
+  local jobs = {}
+  for i, md in ipairs(models) do
+    local k, d = 1, data[md.seed]
+    jobs[i] = { tr = C.trainer(md.cfg, { seed = md.seed, T = T, aux_coef = 0.001, threads = 1 }), tag = md.tag, curve = {},
+                next = function() local e = d[k]; k = k % #d + 1; return e.ids, e.mask end }
   end
-  local correct, informat = evaluate(tr, evals)
-  local heads
-  if tag:sub(1, 7) == "format/" then
-    local seqs = {}
-    for i = 1, math.min(p.head_seqs, #evals) do seqs[i] = evals[i] end
-    local list, best, rows = jamba.induction_heads(tr, cfg, seqs)
-    heads = { list = list, best = best, rows = rows }
+  jamba.train_together(jobs, { steps = p.steps, batch = p.batch, lr = p.lr, warmup = p.warmup, clip = 1.0, weight_decay = 0.1 },
+    function(j, step)
+      if step % p.eval_every == 0 or step == p.steps then
+        local acc = mean((evaluate(j.tr, curve_evals)))
+        j.curve[#j.curve + 1] = { step, acc }
+        ctx:log("icl_accuracy/" .. j.tag, step, acc)
+      end
+      progress()
+    end, function() return ctx:interrupted() end)
+  local out = {}
+  for i, j in ipairs(jobs) do
+    if j.diverged then ctx:record("diverged", j.tag, { step = j.diverged, error = j.error }) end
+    local correct, informat = evaluate(j.tr, evals)
+    local heads
+    if j.tag:sub(1, 7) == "format/" then
+      local seqs = {}
+      for si = 1, math.min(p.head_seqs, #evals) do seqs[si] = evals[si] end
+      local list, best, rows = jamba.induction_heads(j.tr, models[i].cfg, seqs)
+      heads = { list = list, best = best, rows = rows }
+    end
+    j.tr:close()
+    local pts = {}
+    for pi, pt in ipairs(j.curve) do pts[pi] = string.format("%d:%.2f", pt[1], pt[2]) end
+    io.stderr:write(string.format("\n%s: accuracy %.3f, along training %s", j.tag, mean(correct), table.concat(pts, " ")))
+    out[i] = { correct = correct, informat = informat, curve = j.curve, heads = heads }
   end
-  tr:close()
-  local pts = {}
-  for i, pt in ipairs(curve) do pts[i] = string.format("%d:%.2f", pt[1], pt[2]) end
-  io.stderr:write(string.format("\n%s: accuracy %.3f, along training %s\n", tag, mean(correct), table.concat(pts, " ")))
-  return correct, informat, curve, heads
+  io.stderr:write("\n")
+  return out
 end
 
 return experiment.define {
   name = "jamba_icl",
   paper = "jamba",
   description = "Jamba Table 6 in shape: few-shot label-format copying and associative recall, attention vs Mamba vs hybrid, trained from scratch",
-  version = 1,
+  version = 2,
   params = {
     tasks = { type = "string", default = "format,recall", doc = "comma-separated: format (few-shot label words), recall (MQAR)" },
     variants = { type = "string", default = "attention_rope,mamba,hybrid17", doc = "comma-separated ablation variants (plugins/jamba/init.lua)" },
@@ -152,24 +152,33 @@ return experiment.define {
         for i = 1, p.train_seqs do data[s][i] = sequence(p, task) end
       end
       res[task] = {}
+      local models = {}
       for _, v in ipairs(names) do
-        local cfg = jamba.variant_config(v, p.d_model, 4)
+        for sd = 1, p.seeds do
+          models[#models + 1] = { v = v, seed = sd, cfg = jamba.variant_config(v, p.d_model, 4), tag = task .. "/" .. v .. "/seed" .. sd }
+        end
+      end
+      local trained = train(ctx, p, T, models, data, evals, curve_evals, progress)
+      for _, v in ipairs(names) do
         local correct, informat, curves = {}, {}, {}
-        for s = 1, p.seeds do
-          local c, f, curve, hd = train(ctx, p, T, cfg, s, data[s], evals, curve_evals, task .. "/" .. v .. "/seed" .. s, progress)
-          if hd and #hd.list > 0 then
-            local n = 0
-            for _, h in ipairs(hd.list) do if h.ratio >= p.head_ratio then n = n + 1 end end
-            ctx:log("induction_heads/" .. v, s, n)
-            ctx:log("best_head_ratio/" .. v, s, hd.best.ratio)
-            io.stderr:write(string.format("%s seed %d: %d of %d heads >= %.1fx uniform on prior labels; strongest layer %d head %d: mass %.3f vs uniform %.3f (%.2fx)\n",
-              v, s, n, #hd.list, p.head_ratio, hd.best.layer, hd.best.head, hd.best.mass, hd.best.uniform, hd.best.ratio))
-            heads_by[v] = heads_by[v] or {}
-            heads_by[v][s] = { n = n, total = #hd.list, best = hd.best, rows = hd.rows }
+        for mi, md in ipairs(models) do
+          if md.v == v then
+            local s, tm = md.seed, trained[mi]
+            local hd = tm.heads
+            if hd and #hd.list > 0 then
+              local n = 0
+              for _, h in ipairs(hd.list) do if h.ratio >= p.head_ratio then n = n + 1 end end
+              ctx:log("induction_heads/" .. v, s, n)
+              ctx:log("best_head_ratio/" .. v, s, hd.best.ratio)
+              io.stderr:write(string.format("%s seed %d: %d of %d heads >= %.1fx uniform on prior labels; strongest layer %d head %d: mass %.3f vs uniform %.3f (%.2fx)\n",
+                v, s, n, #hd.list, p.head_ratio, hd.best.layer, hd.best.head, hd.best.mass, hd.best.uniform, hd.best.ratio))
+              heads_by[v] = heads_by[v] or {}
+              heads_by[v][s] = { n = n, total = #hd.list, best = hd.best, rows = hd.rows }
+            end
+            for _, x in ipairs(tm.correct) do correct[#correct + 1] = x end
+            for _, x in ipairs(tm.informat) do informat[#informat + 1] = x end
+            curves[s] = tm.curve
           end
-          for _, x in ipairs(c) do correct[#correct + 1] = x end
-          for _, x in ipairs(f) do informat[#informat + 1] = x end
-          curves[s] = curve
         end
         local r = {}
         r.acc, r.se = ctx:mean_se("icl_accuracy/" .. task .. "/" .. v, correct, { better = "higher" })
