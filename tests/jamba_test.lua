@@ -166,6 +166,12 @@ local _, qt = sb:predict(probe)
 local same = true
 for i = 1, #qa do same = same and qa[i] == qs[i] and qb[i] == qt[i] end
 check(same and qa[1] ~= qb[1], "step_all: the weights equal sequential steps' (and the two trainers differ)")
+local many, many_masks = { {}, {} }, { {}, {} }   -- more micro-batches than Lua's stack holds without growing it
+for i = 1, 60 do
+  for t = 1, 2 do many[t][i], many_masks[t][i] = { 1, 2, 3, 4, 5 }, { 1, 0, 1, 1 } end
+end
+local big = C.step_all({ pa, pb }, many, many_masks)
+check(#big[1].loss == 60 and #big[2].loss == 60 and big[1].loss[60] == big[1].loss[1], "step_all: 60 masked micro-batches each")
 errors_with(function() C.step_all({ pa, pa }, { seqs[1], seqs[1] }) end, "are the same trainer", "step_all: one trainer twice")
 errors_with(function() C.step_all({ pa, pb }, { seqs[1] }) end, "2 trainers and 1 batches", "step_all: batches per trainer")
 errors_with(function() C.step_all({ pa, pb }, seqs, { { { 1 }, nil }, nil }) end, "mask has 1 weights for 5", "step_all: mask length")

@@ -582,7 +582,7 @@ static int l_step_all(lua_State *L) {
             else if (!lua_istable(L, mi))   /* masks[i][b] nil: no mask for that micro-batch */
                 return luaL_error(L, "jamba.step_all: masks[%d] is a %s (a table of up to %d masks expected)", i + 1, luaL_typename(L, mi), nb);
         }
-        luaL_checkstack(L, 2 * nb + 8, "jamba.step_all");
+        luaL_checkstack(L, 2 * nb + 16, "jamba.step_all");   /* below: 4 buffers, then per micro-batch ids and mask buffers */
         jobs[i].nb = nb;
         jobs[i].ids = lua_newuserdata(L, (size_t)nb * sizeof *jobs[i].ids);
         jobs[i].n = lua_newuserdata(L, (size_t)nb * sizeof *jobs[i].n);
@@ -590,12 +590,14 @@ static int l_step_all(lua_State *L) {
         jobs[i].st = lua_newuserdata(L, (size_t)nb * sizeof *jobs[i].st);
         for (int b = 0; b < nb; b++) {
             lua_rawgeti(L, bi, b + 1);
-            jobs[i].ids[b] = check_ids(L, lua_gettop(L), x->m, &jobs[i].n[b]);   /* its buffer stays on the stack */
+            jobs[i].ids[b] = check_ids(L, lua_gettop(L), x->m, &jobs[i].n[b]);
+            lua_remove(L, -2);   /* the id list; its buffer stays on the stack (alive until we return) */
             if (jobs[i].n[b] < 2) return luaL_error(L, "jamba.step_all: batches[%d][%d] has %d tokens (need at least two)", i + 1, b + 1, jobs[i].n[b]);
             jobs[i].mask[b] = NULL;
             if (mi) {
                 lua_rawgeti(L, mi, b + 1);
-                if (!lua_isnil(L, -1)) jobs[i].mask[b] = check_mask(L, lua_gettop(L), jobs[i].n[b], "jamba.step_all");
+                if (lua_isnil(L, -1)) lua_pop(L, 1);
+                else { jobs[i].mask[b] = check_mask(L, lua_gettop(L), jobs[i].n[b], "jamba.step_all"); lua_remove(L, -2); }
             }
         }
     }
