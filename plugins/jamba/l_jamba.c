@@ -446,7 +446,7 @@ static int l_trainer(lua_State *L) {
 
 /* The loss weights at stack index idx (a table) for n - 1 predicted tokens, in a userdata buffer it pushes. */
 static float *check_mask(lua_State *L, int idx, int n, const char *what) {
-    idx = lua_absindex(L, idx);
+    if (idx < 0) idx = lua_gettop(L) + idx + 1;   /* absolute: the buffer is pushed below (no lua_absindex in LuaJIT) */
     luaL_checktype(L, idx, LUA_TTABLE);
     int len = (int)rp_lua_rawlen(L, idx);
     if (len != n - 1) luaL_error(L, "%s: mask has %d weights for %d predicted tokens", what, len, n - 1);
