@@ -261,7 +261,7 @@ return experiment.define {
         fig8[#fig8 + 1] = string.format("%s: %d of %d heads over %d seeds (strongest: layer %d head %d, %.2fx uniform)",
           jamba.VARIANT_LABEL[v], n, tot, p.seeds, best.best.layer, best.best.head, best.best.ratio)
         ctx:figure { name = "fig8_heads_" .. v, type = "heatmap",
-                     title = string.format("%s, layer %d head %d: attention from the query's separator (rows: sequences; columns: key positions)",
+                     title = string.format("%s L%d H%d: attention from the query's ':' (rows: sequences, columns: keys)",
                        jamba.VARIANT_LABEL[v], best.best.layer, best.best.head), matrix = best.rows }
       end
     end
@@ -271,7 +271,8 @@ return experiment.define {
       if vh and heads_by[vh] then for _, h in pairs(heads_by[vh]) do nh = nh + h.n end end
       ctx:target { name = "Figure 8: induction-like heads in the small hybrid (the paper's write-up counts 12)", kind = "shape",
                    holds = nh > 0,
-                   note = table.concat(fig8, "; ") .. string.format(" (threshold: mass on prior label tokens >= %.1fx a uniform head's, mean over %d held-out sequences)", p.head_ratio, p.head_seqs) }
+                   note = table.concat(fig8, "; ") .. string.format(" (threshold: mass on prior label tokens >= %.1fx a uniform head's, mean over %d held-out sequences)", p.head_ratio, p.head_seqs) ..
+                     (vh and res.format and res.format[vh] and string.format("; the hybrid's format accuracy %.3f (chance 0.5): heads on the labels do not by themselves mean the right label is copied", res.format[vh].acc) or "") }
     end
   end,
 }
