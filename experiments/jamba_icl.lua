@@ -115,11 +115,11 @@ return experiment.define {
     head_seqs = { type = "integer", default = 32, min = 1, doc = "format: held-out sequences for the attention-head analysis (Figure 8)" },
     head_ratio = { type = "number", default = 2.0, doc = "format: a head counts as induction-like when its mass on prior labels is >= this x a uniform head's" },
   },
-  seconds = { smoke = 5, demo = 300 },   -- demo: 6720 sequence-steps, 290 CPU-s single-threaded measured 2026-12-05 (load 9-15)
+  seconds = { smoke = 5, demo = 110 },   -- demo: 12 models trained side by side on 2 threads, 187 CPU-s measured 2026-12-06 (load 6-9; was 290 CPU-s single-threaded)
   resources = { threads = 2, memory = "512M" },
   presets = {
     smoke = { d_model = 32, steps = 4, batch = 2, warmup = 1, seeds = 1, shots = 3, pairs = 3, train_seqs = 8, eval_seqs = 8, eval_every = 2 },
-    -- demo: 560 steps of 12 sequences (the defaults' 600 x 16 took 419 CPU-s, single-threaded: over the 6-minute aim);
+    -- demo: 560 steps of 12 sequences (the defaults' 600 x 16 took 419 CPU-s when the models trained one at a time);
     -- keeps both tasks, all three variants and 2 seeds; full adds width, steps, seeds and eval sequences
     demo = { batch = 12, steps = 560 },
     full = { d_model = 128, steps = 2000, batch = 16, seeds = 3, eval_seqs = 1000, train_seqs = 50000, x_len = 3, n_content = 32, n_labels = 32, pairs = 8, n_keys = 32, n_values = 32 },
