@@ -12,8 +12,9 @@
  *   m:score(ids)                      -> {lp...} (lp[i] = log p(ids[i+1] | ids[1..i])), aux (load-balancing loss)
  *   m:forward(ids)                    -> logits of the last token (list of vocab numbers), aux
  *   m:generate{tokens=, max_tokens=, temperature=, seed=} -> {ids}, {n_prompt=, tokens_per_s=}
- *   m:time_decode{context=, steps=, batch=} -> median seconds per decoding step of `batch` sequences (one token
- *                                       each, one batched forward) after `context` cached tokens, their caches' bytes
+ *   m:time_decode{context=, steps=, batch=, warmup=} -> median seconds per decoding step of `batch` sequences (one
+ *                                       token each, one batched forward) after `context` cached tokens and `warmup`
+ *                                       untimed steps (default 2: first touches of fresh caches), their caches' bytes
  *   m:time_prefill{tokens=}           -> seconds for a prompt of that many tokens
  *   m:attention_maps(ids, {layer=, positions={...}}) -> maps: maps[i][h] = {p...}, the softmax weights of head h
  *                                       of attention layer `layer` (1-based, counting every layer) from query
@@ -337,14 +338,14 @@ static int l_generate(lua_State *L) {
 
 static int l_time_decode(lua_State *L) {
     rp_jamba_model *m = check_model(L);
-    static const char *const keys[] = { "context", "steps", "batch", NULL };
+    static const char *const keys[] = { "context", "steps", "batch", "warmup", NULL };
     luaL_checktype(L, 2, LUA_TTABLE);
     rp_lua_check_keys(L, 2, "time_decode", keys);
     long long ctx = rp_lua_field_integer(L, 2, "context", 0), steps = rp_lua_field_integer(L, 2, "steps", 8);
-    long long batch = rp_lua_field_integer(L, 2, "batch", 1);
-    if (ctx < 0 || ctx > 1 << 24 || steps < 1 || steps > 1 << 20 || batch < 1 || batch > 4096)
-        return luaL_error(L, "time_decode: context %f outside [0, 2^24], steps %f outside [1, 2^20] or batch %f outside [1, 4096]",
-                          (double)ctx, (double)steps, (double)batch);
+    long long batch = rp_lua_field_integer(L, 2, "batch", 1), warm = rp_lua_field_integer(L, 2, "warmup", 2);
+    if (ctx < 0 || ctx > 1 << 24 || steps < 1 || steps > 1 << 20 || batch < 1 || batch > 4096 || warm < 0 || warm > 1 << 10)
+        return luaL_error(L, "time_decode: context %f outside [0, 2^24], steps %f outside [1, 2^20], batch %f outside [1, 4096] or warmup %f outside [0, 1024]",
+                          (double)ctx, (double)steps, (double)batch, (double)warm);
     /* userdata before the caches: raising here leaks nothing */
     double *dt = lua_newuserdata(L, (size_t)steps * sizeof *dt);
     rp_jamba_cache **ks = lua_newuserdata(L, (size_t)batch * sizeof *ks);
@@ -352,10 +353,11 @@ static int l_time_decode(lua_State *L) {
     memset(ks, 0, (size_t)batch * sizeof *ks);
     rp_status st = RP_OK;
     for (long long i = 0; st == RP_OK && i < batch; i++) {
-        st = rp_jamba_cache_new(m, (int)(ctx + steps), &ks[i]);
+        st = rp_jamba_cache_new(m, (int)(ctx + warm + steps), &ks[i]);
         if (st == RP_OK) st = rp_jamba_cache_fill(ks[i], (int)ctx, 12345 + (uint64_t)i);
         toks[i] = (int32_t)((1 + i) % rp_jamba_model_config(m)->vocab);
     }
+    for (long long i = 0; st == RP_OK && i < warm; i++) st = rp_jamba_decode_batch(m, ks, (int)batch, toks, NULL);   /* first touches */
     for (long long i = 0; st == RP_OK && i < steps; i++) {
         double t0 = now_s();
         st = rp_jamba_decode_batch(m, ks, (int)batch, toks, NULL);
