@@ -203,11 +203,12 @@ static int decode_bench(rp_backend *be2, int quick, int cpu) {
     }
     const int l = n_ctx - 1, maxc = ctxs[l];
     double r2a, r2j, slope_a = fit_slope(x, aa, n_ctx, &r2a) / ka.n_attn, slope_j = fit_slope(x, ja, n_ctx, &r2j) / kj.n_attn;
-    double mamba_growth = jm[l] / jm[0], share = (double)kj.n_attn / ka.n_attn;
+    /* the flat check's base: the mean of the two shortest contexts (one row alone moves by 10-20% on a shared host) */
+    double mbase = n_ctx > 1 ? 0.5 * (jm[0] + jm[1]) : jm[0], mamba_growth = jm[l] / mbase, share = (double)kj.n_attn / ka.n_attn;
     double growth_ratio = (jt[l] - jt[0]) / (at[l] - at[0]);
     printf("from 512 to %d tokens (x%d): hybrid total x%.2f, attention-only total x%.2f\n", maxc, maxc / 512, jt[l] / jt[0], at[l] / at[0]);
-    printf("%s  Mamba layers' cost flat: x%.2f from 512 to %d tokens (%.3f -> %.3f ms for %d layers)   [pass: <= 1.20x]\n",
-           mamba_growth <= 1.2 ? "PASS" : "FAIL", mamba_growth, maxc, jm[0], jm[l], kj.n_mamba);
+    printf("%s  Mamba layers' cost flat: x%.2f from 512-1024 to %d tokens (%.3f -> %.3f ms for %d layers)   [pass: <= 1.20x]\n",
+           mamba_growth <= 1.2 ? "PASS" : "FAIL", mamba_growth, maxc, mbase, jm[l], kj.n_mamba);
     printf("%s  attention layers' cost linear in context: per layer %.2f us per 1K tokens (attention-only, R^2 %.3f), %.2f (hybrid, R^2 %.3f)   [pass: R^2 >= 0.95 both]\n",
            r2a >= 0.95 && r2j >= 0.95 ? "PASS" : "FAIL", slope_a * 1e6, r2a, slope_j * 1e6, r2j);
     printf("%s  per-layer attention slope the same in both models: hybrid / attention-only %.2f   [pass: within 0.67-1.5]\n",
