@@ -11,9 +11,14 @@
  *     their rate), and one dense matmul of the same active FLOPs (all T·K rows on one weight set).
  *  4. Decode cost per token against context for a Jamba-pattern model (1:7, MoE every 2 layers) and an
  *     attention-only Mixtral-pattern model of the same width, with caches filled synthetically to each
- *     context (no prefill): the hybrid's cost should stay flat, attention-only's grow linearly.
+ *     context (no prefill), split by layer kind (rp_jamba_model_time_layers): the Mamba layers' cost should
+ *     stay flat, the attention layers' grow linearly, so the hybrid's total grows at its attention share
+ *     (1 layer in 8) of attention-only's slope; printed as PASS/FAIL lines with their thresholds. Twice: on
+ *     2 threads by wall clock, and on 1 thread by the thread's CPU time, which a shared host's load does not
+ *     inflate (the 2-thread table's pool waits it does).
  * Medians of repeated runs; the load average is printed (the host is shared).
- * Usage: bench_jamba [--quick] [--scan]   (--scan: only the scan's forward and backward, 1 and 2) */
+ * Usage: bench_jamba [--quick] [--scan] [--decode]   (--scan: only the scan's forward and backward, 1 and 2;
+ *        --decode: only the decode table, 4) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,20 +87,40 @@ static rp_jamba_config decode_config(const char *base, int attention_only) {
     return c;
 }
 
-static double decode_ms(rp_jamba_model *m, int ctx, int steps) {
+/* One decoding step's wall milliseconds, in all and per layer kind, as samples pooled over rounds. */
+typedef struct decode_samples { int n; double total[256], attn[256], mamba[256], ffn[256], other[256]; } decode_samples;
+
+/* `steps` timed decoding steps of m after ctx cached tokens (a fresh cache filled synthetically, then `warm`
+ * untimed steps so that first-touch costs fall outside), each split per layer kind; appended to d. cpu: the
+ * calling thread's CPU time (for a one-thread backend), else wall clock. */
+static void decode_steps(rp_jamba_model *m, int ctx, int warm, int steps, int cpu, decode_samples *d) {
     rp_jamba_cache *k = NULL;
-    if (rp_jamba_cache_new(m, ctx + steps, &k) != RP_OK || rp_jamba_cache_fill(k, ctx, 7) != RP_OK) {
+    if (rp_jamba_cache_new(m, ctx + warm + steps, &k) != RP_OK || rp_jamba_cache_fill(k, ctx, 7) != RP_OK) {
         fprintf(stderr, "decode: %s\n", rp_errmsg()); exit(1);
     }
     int32_t tok = 1;
-    double v[64];
-    for (int i = 0; i < steps; i++) {
-        double t0 = now_s();
+    for (int i = 0; i < warm + steps; i++) {
+        rp_jamba_layer_times t = { 0, 0, 0, 0, 0, cpu };
+        rp_jamba_model_time_layers(m, &t);
+        double t0 = cpu ? thread_s() : now_s();
         if (rp_jamba_forward(m, k, &tok, 1, NULL, 1, NULL) != RP_OK) { fprintf(stderr, "decode: %s\n", rp_errmsg()); exit(1); }
-        v[i] = now_s() - t0;
+        double dt = (cpu ? thread_s() : now_s()) - t0;
+        rp_jamba_model_time_layers(m, NULL);
+        if (i < warm || d->n >= 256) continue;
+        d->total[d->n] = dt * 1e3; d->attn[d->n] = t.attn * 1e3; d->mamba[d->n] = t.mamba * 1e3;
+        d->ffn[d->n] = (t.moe + t.mlp) * 1e3; d->other[d->n] = t.other * 1e3;
+        d->n++;
     }
     rp_jamba_cache_free(k);
-    return median(v, steps) * 1e3;
+}
+
+/* Least-squares slope of y against x (n points) and the fit's R^2. */
+static double fit_slope(const double *x, const double *y, int n, double *r2) {
+    double mx = 0, my = 0, sxx = 0, sxy = 0, syy = 0;
+    for (int i = 0; i < n; i++) { mx += x[i] / n; my += y[i] / n; }
+    for (int i = 0; i < n; i++) { sxx += (x[i] - mx) * (x[i] - mx); sxy += (x[i] - mx) * (y[i] - my); syy += (y[i] - my) * (y[i] - my); }
+    *r2 = syy > 0 ? sxy * sxy / (sxx * syy) : 1;
+    return sxy / sxx;
 }
 
 /* Median wall milliseconds of the three SwiGLU matmuls (gate, up: [M, d]·[F, d]^T; down: [M, F]·[d, F]^T)
@@ -158,37 +183,68 @@ static int moe_bench(rp_backend *be, int quick) {
     return 0;
 }
 
-/* Decode cost per token against context: the hybrid's and attention-only's tables (section 4). */
-static int decode_bench(rp_backend *be2, int quick) {
+/* Decode cost per token against context, in all and per layer kind, for the hybrid and attention-only
+ * (section 4), with pass/fail lines for the three claims: the Mamba layers' cost flat, the attention layers'
+ * linear in context, the hybrid's growth about its attention share (1 layer in 8) of attention-only's.
+ * be: the backend (its threads); cpu: time by the calling thread's CPU clock (a one-thread backend). */
+static int decode_bench(rp_backend *be2, int quick, int cpu) {
     rp_jamba_config cj = decode_config("jamba-v0.1-tiny", 0), ca = decode_config("mixtral-8x7b-tiny", 1);
     rp_jamba_model *mj = NULL, *ma = NULL;
     if (rp_jamba_model_new(&cj, 1, be2, &mj) != RP_OK || rp_jamba_model_new(&ca, 1, be2, &ma) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
     rp_jamba_counts kj, ka;
     rp_jamba_count(&cj, &kj); rp_jamba_count(&ca, &ka);
-    printf("\n== decode cost per token vs context (2 threads; d 256, 8 layers; caches filled to the context) ==\n");
-    printf("hybrid: 1:7 attention:Mamba, MoE every 2 (16 experts, top 2), %.2fM active params; attention-only: MoE every layer (8 experts, top 2), %.2fM active\n",
-           kj.active / 1e6, ka.active / 1e6);
-    printf("%9s %14s %18s %8s\n", "context", "hybrid ms/tok", "attention ms/tok", "ratio");
-    int steps = quick ? 5 : 15, max_ctx = quick ? 8192 : 32768;
-    double first_j = 0, first_a = 0, last_j = 0, last_a = 0;
-    for (int ctx = 512; ctx <= max_ctx; ctx *= 2) {
-        double tj = decode_ms(mj, ctx, steps), ta = decode_ms(ma, ctx, steps);
-        if (ctx == 512) { first_j = tj; first_a = ta; }
-        last_j = tj; last_a = ta;
-        printf("%9d %14.3f %18.3f %7.2fx\n", ctx, tj, ta, ta / tj);
+    enum { NCTX = 7 };
+    const int rounds = quick ? 1 : 3, steps = quick ? 5 : 9, warm = 3, n_ctx = quick ? 5 : NCTX;
+    static decode_samples sj[NCTX], sa[NCTX];
+    memset(sj, 0, sizeof sj); memset(sa, 0, sizeof sa);
+    int ctxs[NCTX];
+    for (int i = 0; i < n_ctx; i++) ctxs[i] = 512 << i;
+    /* rounds over the whole sweep, the two models interleaved: a burst of load on the shared host lands in
+     * one round's samples of a few contexts, and the medians over all rounds' steps drop it */
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < n_ctx; i++) { decode_steps(mj, ctxs[i], warm, steps, cpu, &sj[i]); decode_steps(ma, ctxs[i], warm, steps, cpu, &sa[i]); }
+    printf("\n== decode cost per token vs context, split by layer kind (%d thread%s, %s; d 256, 8 layers; caches filled to the context;\n"
+           "   medians of %d steps: %d rounds over the sweep x %d steps after %d warm-up steps) ==\n", rp_pool_size(be2->pool),
+           rp_pool_size(be2->pool) > 1 ? "s" : "", cpu ? "CPU time of the thread" : "wall clock", rounds * steps, rounds, steps, warm);
+    printf("hybrid: 1:7 attention:Mamba (%d attention, %d Mamba layers), MoE every 2 (16 experts, top 2), %.2fM active params;\n"
+           "attention-only: %d attention layers, MoE every layer (8 experts, top 2), %.2fM active. ms per token:\n",
+           kj.n_attn, kj.n_mamba, kj.active / 1e6, ka.n_attn, ka.active / 1e6);
+    printf("%8s | %8s %8s %8s %8s %8s | %8s %8s %8s %8s | %7s\n", "context", "hybrid", "Mamba", "attn", "FFN", "other", "attn-only", "attn", "FFN",
+           "other", "ratio");
+    double x[NCTX], jt[NCTX], jm[NCTX], ja[NCTX], at[NCTX], aa[NCTX];
+    for (int i = 0; i < n_ctx; i++) {
+        decode_samples *j = &sj[i], *a = &sa[i];
+        x[i] = ctxs[i];
+        jt[i] = median(j->total, j->n); jm[i] = median(j->mamba, j->n); ja[i] = median(j->attn, j->n);
+        at[i] = median(a->total, a->n); aa[i] = median(a->attn, a->n);
+        printf("%8d | %8.3f %8.3f %8.3f %8.3f %8.3f | %9.3f %8.3f %8.3f %8.3f | %6.2fx\n", ctxs[i], jt[i], jm[i], ja[i], median(j->ffn, j->n),
+               median(j->other, j->n), at[i], aa[i], median(a->ffn, a->n), median(a->other, a->n), at[i] / jt[i]);
     }
-    printf("from 512 to %d tokens: hybrid cost x%.2f (flat is x1), attention-only x%.2f (context grew x%d)\n", max_ctx,
-           last_j / first_j, last_a / first_a, max_ctx / 512);
+    const int l = n_ctx - 1, maxc = ctxs[l];
+    double r2a, r2j, slope_a = fit_slope(x, aa, n_ctx, &r2a) / ka.n_attn, slope_j = fit_slope(x, ja, n_ctx, &r2j) / kj.n_attn;
+    /* the flat check's base: the mean of the two shortest contexts (one row alone moves by 10-20% on a shared host) */
+    double mbase = n_ctx > 1 ? 0.5 * (jm[0] + jm[1]) : jm[0], mamba_growth = jm[l] / mbase, share = (double)kj.n_attn / ka.n_attn;
+    double growth_ratio = (jt[l] - jt[0]) / (at[l] - at[0]);
+    printf("from 512 to %d tokens (x%d): hybrid total x%.2f, attention-only total x%.2f\n", maxc, maxc / 512, jt[l] / jt[0], at[l] / at[0]);
+    printf("%s  Mamba layers' cost flat: x%.2f from 512-1024 to %d tokens (%.3f -> %.3f ms for %d layers)   [pass: <= 1.20x]\n",
+           mamba_growth <= 1.2 ? "PASS" : "FAIL", mamba_growth, maxc, mbase, jm[l], kj.n_mamba);
+    printf("%s  attention layers' cost linear in context: per layer %.2f us per 1K tokens (attention-only, R^2 %.3f), %.2f (hybrid, R^2 %.3f)   [pass: R^2 >= 0.95 both]\n",
+           r2a >= 0.95 && r2j >= 0.95 ? "PASS" : "FAIL", slope_a * 1e6, r2a, slope_j * 1e6, r2j);
+    printf("%s  per-layer attention slope the same in both models: hybrid / attention-only %.2f   [pass: within 0.67-1.5]\n",
+           slope_j / slope_a >= 0.67 && slope_j / slope_a <= 1.5 ? "PASS" : "FAIL", slope_j / slope_a);
+    printf("%s  hybrid's growth / attention-only's growth (512 -> %d): %.3f, its attention share %d/%d = %.3f   [pass: within 1.5x of the share]\n",
+           growth_ratio >= share / 1.5 && growth_ratio <= share * 1.5 ? "PASS" : "FAIL", maxc, growth_ratio, kj.n_attn, ka.n_attn, share);
     rp_jamba_model_free(mj); rp_jamba_model_free(ma);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, scan_only = 0;
+    int quick = 0, scan_only = 0, decode_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = 1;
         else if (strcmp(argv[i], "--scan") == 0) scan_only = 1;
-        else { fprintf(stderr, "bench_jamba: unknown argument '%s' (usage: bench_jamba [--quick] [--scan])\n", argv[i]); return 2; }
+        else if (strcmp(argv[i], "--decode") == 0) decode_only = 1;
+        else { fprintf(stderr, "bench_jamba: unknown argument '%s' (usage: bench_jamba [--quick] [--scan] [--decode])\n", argv[i]); return 2; }
     }
     rp_backend *be1, *be2;
     if (rp_backend_cpu_new(1, &be1) != RP_OK || rp_backend_cpu_new(2, &be2) != RP_OK) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
@@ -197,6 +253,11 @@ int main(int argc, char **argv) {
     if (la) { if (fscanf(la, "%lf", &l1) != 1) l1 = 0; fclose(la); }
     printf("== machine (measured now) ==\nfp32 FMA peak %.0f GFLOP/s (1 thread), %.0f (2 threads), %.0f per CPU-second  [perf.md machine A: 117 / 233]; load average %.1f on %d CPUs\n",
            peak1, peak2, peak1c, l1, rp_cpu_count());
+    if (decode_only) {
+        int rc = decode_bench(be2, quick, 0) || decode_bench(be1, quick, 1);
+        rp_backend_cpu_free(be1); rp_backend_cpu_free(be2);
+        return rc;
+    }
 
     /* 1. scan forward */
     unsigned seed = 1;
@@ -232,7 +293,7 @@ int main(int argc, char **argv) {
     printf("backward %.2f ms = %.2fx its forward (%.2f ms), 2 threads\n", bwd2, bwd2 / ours2, ours2);
 
     /* 3. MoE feed-forward against matmuls of the same FLOPs; 4. decode cost per token against context */
-    if (!scan_only && (moe_bench(be2, quick) != 0 || decode_bench(be2, quick) != 0)) return 1;
+    if (!scan_only && (moe_bench(be2, quick) != 0 || decode_bench(be2, quick, 0) != 0 || decode_bench(be1, quick, 1) != 0)) return 1;
 
     free(s.x); free(s.dt); free(s.B); free(s.C); free(s.Dk); free(s.A); free(s.st); free(s.y);
     free(dy); free(dx); free(ddt); free(dA); free(dB); free(dC); free(dD);

@@ -34,50 +34,58 @@ local function window(text, i, n)
   return ids
 end
 
--- Train one model; returns {curve = smoothed training loss per step, lp = held-out log-prob per byte,
--- max_inner, max_resid, spikes}. order: the shared list of training window offsets.
-local function train(ctx, p, cfg, seed, order, train_text, val_offsets, val_text, tag, lr, steps, progress)
-  local tr = C.trainer(cfg, { seed = seed, T = p.T, aux_coef = p.aux_coef })
-  local curve, ema, k, spikes, max_inner, max_resid = {}, nil, 1, 0, 0, 0
-  for step = 1, steps do
-    local loss_sum = 0
-    for _ = 1, p.batch do
-      local loss, _, mi, mr = tr:step(window(train_text, order[k], p.T + 1))
-      k = k % #order + 1
-      loss_sum = loss_sum + loss
-      if mi > max_inner then max_inner = mi end
-      if mr > max_resid then max_resid = mr end
-    end
-    local loss = loss_sum / p.batch
-    if ema and loss > ema + 1.0 then spikes = spikes + 1 end   -- a jump of a nat above the running mean
-    ema = ema and (0.9 * ema + 0.1 * loss) or loss
-    curve[step] = ema
-    local warm = math.min(1, step / math.max(1, p.warmup))
-    local lr_t = lr * warm * (step > p.warmup and 0.5 * (1 + math.cos(math.pi * (step - p.warmup) / math.max(1, steps - p.warmup))) * 0.9 + 0.1 or 1)
-    local ok, err = pcall(tr.update, tr, { lr = lr_t, scale = 1 / p.batch, clip = p.clip, weight_decay = 0.1 })
-    if not ok then   -- a diverged run is a result (recorded), not a crash
-      ctx:record("diverged", tag, { step = step, error = tostring(err) })
-      tr:close()
-      return { curve = curve, lp = -math.huge, max_inner = max_inner, max_resid = max_resid, spikes = spikes, diverged = step }
-    end
-    ctx:log("train_loss/" .. tag, step, loss)
-    progress(step)
-    if ctx:interrupted() then break end
+-- Train models side by side (jamba.train_together: the trainers concurrently over the machine's threads;
+-- each model's result is what training it alone gives), one job per {cfg=, seed=, order=, tag=}, all with
+-- learning rate lr for `steps` steps. Returns per job {curve = smoothed training loss per step, lp = held-out
+-- log-prob per byte (-inf when it diverged), max_inner, max_resid (the §6.4 activations), spikes (loss jumps
+-- above the running mean), diverged = the step or nil}.
+local function train(ctx, p, models, train_text, val_offsets, val_text, lr, steps, progress)
+  local jobs = {}
+  for i, md in ipairs(models) do
+    local k = 1
+    jobs[i] = { tr = C.trainer(md.cfg, { seed = md.seed, T = p.T, aux_coef = p.aux_coef, threads = 1 }), tag = md.tag,
+                curve = {}, spikes = 0, max_inner = 0, max_resid = 0,
+                next = function() local off = md.order[k]; k = k % #md.order + 1; return window(train_text, off, p.T + 1) end }
   end
-  local lp_sum, n = 0, 0
-  for _, off in ipairs(val_offsets) do
-    local s, c = tr:score(window(val_text, off, p.T + 1))
-    lp_sum, n = lp_sum + s, n + c
+  jamba.train_together(jobs, { steps = steps, batch = p.batch, lr = lr, warmup = p.warmup, clip = p.clip, weight_decay = 0.1 },
+    function(j, step, r)
+      local loss_sum = 0
+      for i = 1, #r.loss do
+        loss_sum = loss_sum + r.loss[i]
+        if r.max_inner[i] > j.max_inner then j.max_inner = r.max_inner[i] end
+        if r.max_resid[i] > j.max_resid then j.max_resid = r.max_resid[i] end
+      end
+      local loss = loss_sum / #r.loss
+      if j.ema and loss > j.ema + 1.0 then j.spikes = j.spikes + 1 end   -- a jump of a nat above the running mean
+      j.ema = j.ema and (0.9 * j.ema + 0.1 * loss) or loss
+      j.curve[step] = j.ema
+      ctx:log("train_loss/" .. j.tag, step, loss)
+      progress(step)
+    end, function() return ctx:interrupted() end)
+  local out = {}
+  for i, j in ipairs(jobs) do
+    local lp = -math.huge
+    if j.diverged then   -- a diverged run is a result (recorded), not a crash
+      ctx:record("diverged", j.tag, { step = j.diverged, error = j.error })
+    else
+      local lp_sum, n = 0, 0
+      for _, off in ipairs(val_offsets) do
+        local sc, c = j.tr:score(window(val_text, off, p.T + 1))
+        lp_sum, n = lp_sum + sc, n + c
+      end
+      lp = lp_sum / n
+    end
+    j.tr:close()
+    out[i] = { curve = j.curve, lp = lp, max_inner = j.max_inner, max_resid = j.max_resid, spikes = j.spikes, diverged = j.diverged }
   end
-  tr:close()
-  return { curve = curve, lp = lp_sum / n, max_inner = max_inner, max_resid = max_resid, spikes = spikes }
+  return out
 end
 
 return experiment.define {
   name = "jamba_ablation",
   paper = "jamba",
   description = "Jamba §6 ablations at tiny scale: attention / Mamba / 1:3 / 1:7 / +MoE / +RoPE trained from scratch; held-out log-prob per byte; inner RMSNorm check",
-  version = 1,
+  version = 2,
   params = {
     data = { type = "string", default = "tinyshakespeare", choices = { "tinyshakespeare", "tinystories" }, doc = "staged text (bytes)" },
     variants = { type = "string", default = "attention,mamba,hybrid13,hybrid17,hybrid17_moe,hybrid17_moe_rope", doc = "comma-separated variants" },
@@ -96,7 +104,7 @@ return experiment.define {
     norm_lr = { type = "number", default = 3e-2, doc = "learning rate of the inner-RMSNorm check" },
     norm_steps = { type = "integer", default = 60, min = 1, doc = "steps of the inner-RMSNorm check" },
   },
-  seconds = { smoke = 5, demo = 220 },   -- idle 2-core estimate from measured CPU time: 1920 steps at 9.4 steps per CPU-second
+  seconds = { smoke = 5, demo = 60 },   -- 14 models trained side by side on 2 threads: 86 CPU-s measured 2026-12-06 (load 5-12; was ~200 CPU-s one model at a time)
   resources = { threads = 2, memory = "512M" },
   presets = {
     smoke = { d_model = 32, experts = 4, T = 32, steps = 3, batch = 1, warmup = 1, seeds = 1, eval_windows = 2, norm_steps = 3 },
@@ -127,16 +135,19 @@ return experiment.define {
       for i = 1, p.steps * p.batch do o[i] = math.random(1, #train_text - p.T - 1) end
       orders[s] = o
     end
-    local res = {}
+    local res, models = {}, {}
     for _, v in ipairs(names) do
       local cfg = config(p, v)
       ctx:summary("active_params/" .. v, C.count(cfg).active, { better = "none" })
       res[v] = { lps = {}, curves = {} }
-      for s = 1, p.seeds do
-        local r = train(ctx, p, cfg, s, orders[s], train_text, val_offsets, val_text, v .. "/seed" .. s, p.lr, p.steps, progress)
-        res[v].lps[s], res[v].curves[s] = r.lp, r.curve
-        ctx:log("heldout_logprob_per_byte/" .. v, s, r.lp)
-      end
+      for s = 1, p.seeds do models[#models + 1] = { v = v, seed = s, cfg = cfg, order = orders[s], tag = v .. "/seed" .. s } end
+    end
+    local trained = train(ctx, p, models, train_text, val_offsets, val_text, p.lr, p.steps, progress)
+    for i, md in ipairs(models) do
+      res[md.v].lps[md.seed], res[md.v].curves[md.seed] = trained[i].lp, trained[i].curve
+      ctx:log("heldout_logprob_per_byte/" .. md.v, md.seed, trained[i].lp)
+    end
+    for _, v in ipairs(names) do
       res[v].mean, res[v].sd = mean_sd(res[v].lps)
       ctx:summary("heldout_logprob_per_byte/" .. v, res[v].mean, { better = "higher" })
       local last = {}
@@ -196,11 +207,14 @@ return experiment.define {
                  reason = string.format("needs ~2e21 FLOPs and the paper's data; here d_model %d, %d steps x %d x %d bytes of %s", p.d_model, p.steps, p.batch, p.T, p.data) }
 
     if p.norm_check then
-      local nr = {}
+      local nm = {}
       for _, inner in ipairs({ 1, 0 }) do
-        local cfg = config(p, "mamba", { inner_norms = inner })
-        nr[inner] = train(ctx, p, cfg, 1, orders[1], train_text, val_offsets, val_text, "norm_check/inner_norms" .. inner, p.norm_lr,
-                          p.norm_steps, progress)
+        nm[#nm + 1] = { inner = inner, seed = 1, cfg = config(p, "mamba", { inner_norms = inner }), order = orders[1], tag = "norm_check/inner_norms" .. inner }
+      end
+      local nt, nr = train(ctx, p, nm, train_text, val_offsets, val_text, p.norm_lr, p.norm_steps, progress), {}
+      for i, md in ipairs(nm) do
+        local inner = md.inner
+        nr[inner] = nt[i]
         ctx:summary("norm_check/max_inner_activation/inner_norms" .. inner, nr[inner].max_inner, { better = "none" })
         ctx:summary("norm_check/max_residual/inner_norms" .. inner, nr[inner].max_resid, { better = "none" })
         ctx:summary("norm_check/loss_spikes/inner_norms" .. inner, nr[inner].spikes, { better = "lower" })

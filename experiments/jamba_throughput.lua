@@ -28,7 +28,7 @@ return experiment.define {
   name = "jamba_throughput",
   paper = "jamba",
   description = "Jamba Figure 3 in shape on CPU: decode/prefill throughput and memory vs context, hybrid vs attention-only",
-  version = 1,
+  version = 2,
   params = {
     d_model = { type = "integer", default = 256, min = 16, max = 4096, doc = "width of both models (multiple of 8)" },
     max_context = { type = "integer", default = 32768, min = 256, max = 1048576, doc = "largest decode context (powers of 2 from 512)" },
@@ -76,12 +76,6 @@ return experiment.define {
       memh[i] = (kh.total * 4 + bh) / 2 ^ 20
       mema[i] = (ka.total * 4 + ba) / 2 ^ 20
       ctx:log("decode_tok_s_hybrid", c, th[i]); ctx:log("decode_tok_s_attention", c, ta[i]); ctx:log("decode_ratio", c, ratio[i])
-      if not cross and ratio[i] >= 3 then
-        if i == 1 then cross = c else   -- log-linear interpolation between the two contexts around 3x
-          local f = (3 - ratio[i - 1]) / (ratio[i] - ratio[i - 1])
-          cross = math.floor(xs[i - 1] * 2 ^ f)
-        end
-      end
       local el = os.clock() - t_start
       io.stderr:write(string.format("\rcontext %7d: hybrid %8.1f tok/s, attention-only %8.1f tok/s, ratio %5.2fx  [%d/%d, %.0f s CPU, ETA %.0f s]   ",
         c, th[i], ta[i], ratio[i], i, n_pts, el, el / i * (n_pts - i) * 2))
@@ -89,6 +83,15 @@ return experiment.define {
       c = c * 2
     end
     io.stderr:write("\n")
+    -- where the ratio crosses 3x: the first context from which it stays >= 3 (a noisy early point that reads
+    -- 3x does not count), log-linear between it and the context before
+    local from = #ratio + 1
+    while from > 1 and ratio[from - 1] >= 3 do from = from - 1 end
+    if from == 1 then cross = xs[1]
+    elseif from <= #ratio then
+      local f = (3 - ratio[from - 1]) / (ratio[from] - ratio[from - 1])
+      cross = math.floor(xs[from - 1] * 2 ^ f)
+    end
     local pxs, ph, pa = {}, {}, {}
     local n = 64
     while n <= p.prefill_max do

@@ -140,4 +140,45 @@ att:close()
 local learn_msg = string.format("attention learns recall: accuracy %.3f after 200 steps (%.3f before, chance 0.125)", after, before)
 io.stderr:write(learn_msg, "\n")
 check(after >= 0.4 and after > before + 0.2, learn_msg)
+-- step_all: two trainers (threads = 1 each) stepped side by side end with exactly the weights that the same
+-- micro-batches give stepped one trainer after the other, each batch with its own trainer (a mix-up of
+-- trainers, batches or masks changes the predictions); the losses returned are the steps' own
+local function pair(seed_a, seed_b)
+  local c = jamba.variant_config("hybrid17", 32, 4)
+  return C.trainer(c, { seed = seed_a, T = 16, threads = 1 }), C.trainer(c, { seed = seed_b, T = 16, threads = 1 })
+end
+local seqs = { { { 1, 2, 3, 4, 5, 6 }, { 7, 8, 9, 1, 2 } }, { { 3, 3, 4, 4, 5, 5, 6 }, { 9, 8, 7, 6, 5, 4, 3 } } }
+local masks = { { nil, { 0, 1, 0, 1 } }, { { 1, 1, 1, 1, 1, 1 }, nil } }
+local pa, pb = pair(11, 12)
+local res = C.step_all({ pa, pb }, seqs, masks)
+pa:update({ lr = 1e-2, scale = 0.5 }); pb:update({ lr = 1e-2, scale = 0.5 })
+local sa, sb = pair(11, 12)
+local la = { sa:step(seqs[1][1]), sa:step(seqs[1][2], masks[1][2]) }
+local lb = { sb:step(seqs[2][1], masks[2][1]), sb:step(seqs[2][2]) }
+sa:update({ lr = 1e-2, scale = 0.5 }); sb:update({ lr = 1e-2, scale = 0.5 })
+check(#res == 2 and res[1].loss[1] == la[1] and res[1].loss[2] == la[2] and res[2].loss[1] == lb[1] and res[2].loss[2] == lb[2],
+      "step_all: each trainer's losses are its own micro-batches'")
+local probe = { 2, 4, 6, 8, 1, 3 }
+local _, qa = pa:predict(probe)
+local _, qs = sa:predict(probe)
+local _, qb = pb:predict(probe)
+local _, qt = sb:predict(probe)
+local same = true
+for i = 1, #qa do same = same and qa[i] == qs[i] and qb[i] == qt[i] end
+check(same and qa[1] ~= qb[1], "step_all: the weights equal sequential steps' (and the two trainers differ)")
+local many, many_masks = { {}, {} }, { {}, {} }   -- more micro-batches than Lua's stack holds without growing it
+for i = 1, 60 do
+  for t = 1, 2 do many[t][i], many_masks[t][i] = { 1, 2, 3, 4, 5 }, { 1, 0, 1, 1 } end
+end
+local big = C.step_all({ pa, pb }, many, many_masks)
+check(#big[1].loss == 60 and #big[2].loss == 60 and big[1].loss[60] == big[1].loss[1], "step_all: 60 masked micro-batches each")
+errors_with(function() C.step_all({ pa, pa }, { seqs[1], seqs[1] }) end, "are the same trainer", "step_all: one trainer twice")
+errors_with(function() C.step_all({ pa, pb }, { seqs[1] }) end, "2 trainers and 1 batches", "step_all: batches per trainer")
+errors_with(function() C.step_all({ pa, pb }, seqs, { { { 1 }, nil }, nil }) end, "mask has 1 weights for 5", "step_all: mask length")
+if os.getenv("REPRO_REFERENCE") ~= "1" then
+  local shared = C.trainer(jamba.variant_config("mamba", 32, 4), { seed = 1, T = 8 })
+  errors_with(function() C.step_all({ pa, shared }, seqs) end, "trainer 2 shares the default CPU backend", "step_all: a shared pool")
+  shared:close()
+end
+pa:close(); pb:close(); sa:close(); sb:close()
 T.done("jamba_test.lua")

@@ -4,10 +4,11 @@
  * cpu scan backward (rp_bwd_cpu.selective_scan) against central finite differences of that recurrence, across
  * backward chunks and channel groups (conv1d's backward: test_backward.c); the load-balancing loss
  * on known routings (uniform -> K, everything on the same two experts -> n). Model: decoding token by
- * token with the hybrid cache gives the logits of one full forward. */
+ * token with the hybrid cache gives the logits of one full forward; the per-layer-kind timing adds up. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "check.h"
 #include "plugins/jamba/jamba.h"
 #include "tensor/moe_route.h"
@@ -449,6 +450,36 @@ static void test_attention_maps(void) {
     rp_jamba_model_free(m);
 }
 
+/* rp_jamba_model_time_layers: a forward's thread CPU time split by layer kind adds up to the time measured
+ * around it; each kind the model has gets time, the kinds it lacks none; stopping adds nothing more. */
+static void test_layer_times(const char *name, int has_mamba, int has_mlp) {
+    rp_jamba_config c;
+    CHECK(rp_jamba_config_get(name, &c) == RP_OK);
+    rp_jamba_model *m = NULL;
+    rp_jamba_cache *k = NULL;
+    CHECK(rp_jamba_model_new(&c, 3, rp_backend_ref(), &m) == RP_OK);
+    if (!m) return;
+    CHECK(rp_jamba_cache_new(m, 64, &k) == RP_OK);
+    int32_t ids[16];
+    for (int i = 0; i < 16; i++) ids[i] = (i * 7 + 1) % c.vocab;
+    rp_jamba_layer_times t = { 0, 0, 0, 0, 0, 1 };
+    struct timespec a, b;
+    rp_jamba_model_time_layers(m, &t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+    CHECK(rp_jamba_forward(m, k, ids, 16, NULL, 1, NULL) == RP_OK);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+    rp_jamba_model_time_layers(m, NULL);
+    double outer = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9, sum = t.attn + t.mamba + t.moe + t.mlp + t.other;
+    CHECK_MSG(sum <= outer && sum >= 0.9 * outer, "%s: kinds sum to %g s of %g s", name, sum, outer);
+    CHECK_MSG(t.attn > 0 && t.moe > 0 && t.other >= 0 && (t.mamba > 0) == has_mamba && (t.mlp > 0) == has_mlp,
+              "%s: attn %g mamba %g moe %g mlp %g other %g", name, t.attn, t.mamba, t.moe, t.mlp, t.other);
+    rp_jamba_layer_times before = t;
+    CHECK(rp_jamba_forward(m, k, ids, 4, NULL, 1, NULL) == RP_OK);
+    CHECK(memcmp(&before, &t, sizeof t) == 0);
+    rp_jamba_cache_free(k);
+    rp_jamba_model_free(m);
+}
+
 int main(void) {
     test_configs();
     test_counts();
@@ -473,5 +504,7 @@ int main(void) {
     test_decode_batch(rp_backend_ref());
     test_decode_batch(rp_backend_cpu());
     test_train_gradients();
+    test_layer_times("jamba-v0.1-tiny", 1, 1);
+    test_layer_times("mixtral-8x7b-tiny", 0, 0);
     return checks_done("test_jamba");
 }

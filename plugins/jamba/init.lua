@@ -5,7 +5,7 @@
 -- the synthetic in-context-learning tasks (Table 6 analogue). Written in the subset shared by Lua 5.4 and LuaJIT.
 local C = require("repro.jamba")
 
-local M = { VERSION = 1, C = C }
+local M = { VERSION = 2, C = C }
 
 M.GIB = 1024 * 1024 * 1024
 
@@ -101,6 +101,43 @@ function M.progress(total, what, every)
       io.stderr:write(string.format("\r%d/%d steps%s, %.1f steps/s, ETA %.0f s   ", done, total, what or "", done / el,
         el / done * (total - done)))
     end
+  end
+end
+
+--- The learning rate at `step` (1-based) of `steps`: linear warm-up over `warmup` steps, then a cosine
+-- decay to 10% of lr at the last step.
+function M.lr_at(step, lr, warmup, steps)
+  local warm = math.min(1, step / math.max(1, warmup))
+  if step <= warmup then return lr * warm end
+  return lr * (0.5 * (1 + math.cos(math.pi * (step - warmup) / math.max(1, steps - warmup))) * 0.9 + 0.1)
+end
+
+--- Train several models side by side, in lockstep: at each step every live job's `opt.batch` micro-batches
+-- (job.next() -> ids [, mask]) go through repro.jamba's step_all (the trainers concurrently over the
+-- machine's threads: make them with threads = 1), then each job takes its AdamW update (opt: steps, batch,
+-- lr, warmup, clip, weight_decay; the learning rate M.lr_at's). after(job, step, r): r = step_all's values
+-- for the job's micro-batches (r.loss[i] ...). A job whose update fails (a non-finite gradient: diverged)
+-- gets job.diverged = step and job.error and leaves the group. stop() returning true ends training early.
+-- The jobs' results equal training each alone with the same micro-batches.
+function M.train_together(jobs, opt, after, stop)
+  for step = 1, opt.steps do
+    local live, trs, batches, masks = {}, {}, {}, {}
+    for _, j in ipairs(jobs) do
+      if not j.diverged then
+        local b, m = {}, {}
+        for i = 1, opt.batch do b[i], m[i] = j.next() end
+        live[#live + 1] = j
+        trs[#live], batches[#live], masks[#live] = j.tr, b, m
+      end
+    end
+    if #live == 0 then return end
+    local res = C.step_all(trs, batches, masks)
+    local lr = M.lr_at(step, opt.lr, opt.warmup, opt.steps)
+    for i, j in ipairs(live) do
+      local ok, err = pcall(j.tr.update, j.tr, { lr = lr, scale = 1 / opt.batch, clip = opt.clip, weight_decay = opt.weight_decay })
+      if ok then after(j, step, res[i]) else j.diverged, j.error = step, tostring(err) end
+    end
+    if stop and stop() then return end
   end
 end
 

@@ -86,6 +86,16 @@ int64_t rp_jamba_model_n_params(const rp_jamba_model *m);
  * buffer's allocated size (-1: none): the check that the built model holds exactly the walked tensors. */
 void rp_jamba_model_each(rp_jamba_model *m, void (*fn)(void *ud, const rp_jamba_tensor *t, float *data, int64_t allocated), void *ud);
 
+/* Seconds the forwards of a model spent per layer kind: the attention mixers, the Mamba mixers, the MoE and
+ * the dense-MLP feed-forwards, and the rest (embedding, norms, residual adds, final norm, LM head). Wall
+ * clock, or with cpu_clock set the calling thread's CPU time (what a one-thread backend costs, whatever
+ * else a shared host runs). */
+typedef struct rp_jamba_layer_times { double attn, mamba, moe, mlp, other; int cpu_clock; } rp_jamba_layer_times;
+/* While t is non-NULL, every forward of m adds its seconds per layer kind to *t (the caller zeroes the sums
+ * and picks the clock); NULL stops. What a benchmark splits one decoding step's cost with (a few clock
+ * reads per layer). */
+void rp_jamba_model_time_layers(rp_jamba_model *m, rp_jamba_layer_times *t);
+
 /* A hybrid cache for one sequence of up to n_ctx tokens. */
 rp_status rp_jamba_cache_new(const rp_jamba_model *m, int n_ctx, rp_jamba_cache **out);
 void rp_jamba_cache_free(rp_jamba_cache *c);

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "plugins/jamba/jamba_impl.h"
 #include "tensor/moe_route.h"
 #include "tensor/ops_ref.h"
@@ -21,6 +22,16 @@ static rp_status linear(rp_jamba_model *m, const float *x, int64_t T, int64_t in
 #define LINEAR(...) RP_TRY(linear(m, __VA_ARGS__))
 
 static inline float softplus(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
+
+/* Seconds on the clock the layer timing asked for: monotonic wall clock, or this thread's CPU time. */
+static double clock_of(const rp_jamba_layer_times *t) {
+    struct timespec ts;
+    clock_gettime(t->cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Time per layer kind (see jamba.h). */
+void rp_jamba_model_time_layers(rp_jamba_model *m, rp_jamba_layer_times *t) { m->times = t; }
 
 void rp_jamba_scratch_free(jamba_scratch *s) {
     float **f[] = { &s->h, &s->u, &s->mix, &s->q, &s->att, &s->scores, &s->kb, &s->vb, &s->xz, &s->x, &s->z, &s->xc, &s->dbc, &s->dtr,
@@ -204,6 +215,8 @@ static rp_status forward_multi(rp_jamba_model *m, rp_jamba_cache *const *ks, int
     for (int64_t t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= c->vocab)
             return rp_fail(RP_ERR_INVAL, "jamba forward: token id %d at position %lld outside the vocabulary [0, %d)", ids[t], (long long)t, c->vocab);
+    rp_jamba_layer_times *tm = m->times;   /* per layer kind; "other" is the whole forward less the kinds */
+    double t_start = tm ? clock_of(tm) : 0, t_kinds = 0, t0 = 0;
     RP_TRY(scratch_reserve(ks[0], (int)T));
     jamba_scratch *s = &ks[0]->s;
     const int64_t d = c->d_model;
@@ -212,10 +225,14 @@ static rp_status forward_multi(rp_jamba_model *m, rp_jamba_cache *const *ks, int
     for (int li = 0; li < c->n_layer; li++) {
         const jamba_layer *L = &m->layers[li];
         OP(rmsnorm, s->u, s->h, L->in_norm, T, d, c->norm_eps);
+        if (tm) t0 = clock_of(tm);
         RP_TRY(L->attn ? attention(m, ks, nseq, li, Tn) : mamba(m, ks, nseq, li, Tn));
+        if (tm) { double dt = clock_of(tm) - t0; *(L->attn ? &tm->attn : &tm->mamba) += dt; t_kinds += dt; }
         OP(add, s->h, s->h, s->mix, T * d);
         OP(rmsnorm, s->u, s->h, L->ff_norm, T, d, c->norm_eps);
+        if (tm) t0 = clock_of(tm);
         RP_TRY(feed_forward(m, ks[0], li, T, moe_i));
+        if (tm) { double dt = clock_of(tm) - t0; *(L->moe ? &tm->moe : &tm->mlp) += dt; t_kinds += dt; }
         moe_i += L->moe;
         OP(add, s->h, s->h, s->mix, T * d);
     }
@@ -228,6 +245,7 @@ static rp_status forward_multi(rp_jamba_model *m, rp_jamba_cache *const *ks, int
         OP(rmsnorm, s->u, s->h, m->final_norm, n, d, c->norm_eps);
         LINEAR(s->u, n, d, m->lm_head, c->vocab, logits);
     }
+    if (tm) tm->other += clock_of(tm) - t_start - t_kinds;
     return RP_OK;
 }
 

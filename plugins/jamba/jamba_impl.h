@@ -25,6 +25,7 @@ typedef struct jamba_capture { int layer, nq; int64_t n; const int *qpos; float 
 struct rp_jamba_model {
     rp_jamba_config cfg;
     jamba_capture *cap;                                /* NULL except inside rp_jamba_attention_maps */
+    rp_jamba_layer_times *times;                       /* NULL unless a benchmark times the layer kinds */
     rp_backend *be;                                    /* borrowed: the op table the forward runs on */
     jamba_layer *layers;
     float *embed, *final_norm, *lm_head;               /* lm_head == embed when tied */

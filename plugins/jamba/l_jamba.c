@@ -12,15 +12,22 @@
  *   m:score(ids)                      -> {lp...} (lp[i] = log p(ids[i+1] | ids[1..i])), aux (load-balancing loss)
  *   m:forward(ids)                    -> logits of the last token (list of vocab numbers), aux
  *   m:generate{tokens=, max_tokens=, temperature=, seed=} -> {ids}, {n_prompt=, tokens_per_s=}
- *   m:time_decode{context=, steps=, batch=} -> median seconds per decoding step of `batch` sequences (one token
- *                                       each, one batched forward) after `context` cached tokens, their caches' bytes
+ *   m:time_decode{context=, steps=, batch=, warmup=} -> median seconds per decoding step of `batch` sequences (one
+ *                                       token each, one batched forward) after `context` cached tokens and `warmup`
+ *                                       untimed steps (default 2: first touches of fresh caches), their caches' bytes
  *   m:time_prefill{tokens=}           -> seconds for a prompt of that many tokens
  *   m:attention_maps(ids, {layer=, positions={...}}) -> maps: maps[i][h] = {p...}, the softmax weights of head h
  *                                       of attention layer `layer` (1-based, counting every layer) from query
  *                                       position positions[i] (1-based) over key positions 1..n (0 after the query)
  *   m:close()
- *   jamba.trainer(cfg, {seed=, T=, aux_coef=, backend=}) -> tr  (userdata "repro.jamba_trainer": a fresh model
- *                                       of its own, trained from scratch; T = the longest step sequence)
+ *   jamba.trainer(cfg, {seed=, T=, aux_coef=, backend=, threads=}) -> tr  (userdata "repro.jamba_trainer": a fresh
+ *                                       model of its own, trained from scratch; T = the longest step sequence;
+ *                                       threads = n: a CPU pool of n threads of its own, so that step_all may run it
+ *                                       beside other trainers)
+ *   jamba.step_all({tr...}, {{ids...}...} [, {{mask...}...}]) -> {{loss={...}, aux=, max_inner=, max_resid=}...}:
+ *                                       tr[i]:step(batches[i][b], masks[i][b]) for every micro-batch b, trainer i's
+ *                                       in order, the trainers concurrently over the machine's threads (each needs
+ *                                       threads = 1 or the reference backend); one list of per-micro-batch values each
  *   tr:step(ids [, mask])             -> loss, aux, max_inner, max_resid   (ids: T'+1 tokens, T' <= T; forward +
  *                                       backward, gradients added: call it once per micro-batch; mask: T' weights
  *                                       >= 0, mask[i] weighting the loss of predicting ids[i+1])
@@ -31,6 +38,7 @@
  *   tr:attention_maps(ids, {layer=, positions=})  -> as m:attention_maps, for the trained weights
  *   tr:close()
  * Token ids are 0-based as in the model (no tokenizer: these models are randomly initialised). */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,14 +338,14 @@ static int l_generate(lua_State *L) {
 
 static int l_time_decode(lua_State *L) {
     rp_jamba_model *m = check_model(L);
-    static const char *const keys[] = { "context", "steps", "batch", NULL };
+    static const char *const keys[] = { "context", "steps", "batch", "warmup", NULL };
     luaL_checktype(L, 2, LUA_TTABLE);
     rp_lua_check_keys(L, 2, "time_decode", keys);
     long long ctx = rp_lua_field_integer(L, 2, "context", 0), steps = rp_lua_field_integer(L, 2, "steps", 8);
-    long long batch = rp_lua_field_integer(L, 2, "batch", 1);
-    if (ctx < 0 || ctx > 1 << 24 || steps < 1 || steps > 1 << 20 || batch < 1 || batch > 4096)
-        return luaL_error(L, "time_decode: context %f outside [0, 2^24], steps %f outside [1, 2^20] or batch %f outside [1, 4096]",
-                          (double)ctx, (double)steps, (double)batch);
+    long long batch = rp_lua_field_integer(L, 2, "batch", 1), warm = rp_lua_field_integer(L, 2, "warmup", 2);
+    if (ctx < 0 || ctx > 1 << 24 || steps < 1 || steps > 1 << 20 || batch < 1 || batch > 4096 || warm < 0 || warm > 1 << 10)
+        return luaL_error(L, "time_decode: context %f outside [0, 2^24], steps %f outside [1, 2^20], batch %f outside [1, 4096] or warmup %f outside [0, 1024]",
+                          (double)ctx, (double)steps, (double)batch, (double)warm);
     /* userdata before the caches: raising here leaks nothing */
     double *dt = lua_newuserdata(L, (size_t)steps * sizeof *dt);
     rp_jamba_cache **ks = lua_newuserdata(L, (size_t)batch * sizeof *ks);
@@ -345,10 +353,11 @@ static int l_time_decode(lua_State *L) {
     memset(ks, 0, (size_t)batch * sizeof *ks);
     rp_status st = RP_OK;
     for (long long i = 0; st == RP_OK && i < batch; i++) {
-        st = rp_jamba_cache_new(m, (int)(ctx + steps), &ks[i]);
+        st = rp_jamba_cache_new(m, (int)(ctx + warm + steps), &ks[i]);
         if (st == RP_OK) st = rp_jamba_cache_fill(ks[i], (int)ctx, 12345 + (uint64_t)i);
         toks[i] = (int32_t)((1 + i) % rp_jamba_model_config(m)->vocab);
     }
+    for (long long i = 0; st == RP_OK && i < warm; i++) st = rp_jamba_decode_batch(m, ks, (int)batch, toks, NULL);   /* first touches */
     for (long long i = 0; st == RP_OK && i < steps; i++) {
         double t0 = now_s();
         st = rp_jamba_decode_batch(m, ks, (int)batch, toks, NULL);
@@ -387,12 +396,15 @@ static int l_close(lua_State *L) { rp_lua_closeobj(L, 1, JAMBA_CLASS); return 0;
 
 /* ---- the trainer: owns its model, so the model outlives every use the trainer makes of it ---- */
 #define TRAINER_CLASS "repro.jamba_trainer"
-typedef struct ltrainer { rp_jamba_model *m; rp_jamba_trainer *t; } ltrainer;
+/* own: a CPU backend private to this trainer (the threads= option), freed after its model; concurrent: its
+ * steps may run beside other trainers' (own backend, or the stateless reference backend). */
+typedef struct ltrainer { rp_jamba_model *m; rp_jamba_trainer *t; rp_backend *own; int concurrent; } ltrainer;
 
 static void trainer_release(void *p) {
     ltrainer *x = p;
     rp_jamba_trainer_free(x->t);
     rp_jamba_model_free(x->m);
+    rp_backend_cpu_free(x->own);
     free(x);
 }
 static ltrainer *check_trainer(lua_State *L) { return rp_lua_checkobj(L, 1, TRAINER_CLASS); }
@@ -403,25 +415,50 @@ static int l_trainer(lua_State *L) {
     unsigned long long seed = rp_lua_seed(L, "jamba.trainer");
     long long T = 128;
     double aux_coef = 0.001;   /* the released model's router aux-loss coefficient (HF config) */
+    long long threads = 0;
     rp_backend *be = NULL;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        static const char *const keys[] = { "seed", "T", "aux_coef", "backend", NULL };
+        static const char *const keys[] = { "seed", "T", "aux_coef", "backend", "threads", NULL };
         rp_lua_check_keys(L, 2, "jamba.trainer", keys);
         seed = (unsigned long long)rp_lua_field_integer(L, 2, "seed", (long long)seed);
         T = rp_lua_field_integer(L, 2, "T", T);
         aux_coef = rp_lua_field_number(L, 2, "aux_coef", aux_coef);
+        threads = rp_lua_field_integer(L, 2, "threads", 0);
         const char *bn = rp_lua_field_string(L, 2, "backend", NULL);
         if (bn && !(be = rp_backend_by_name(bn))) luaL_error(L, "jamba.trainer: unknown backend '%s' (cpu, ref)", bn);
     }
     if (T < 1 || T > 1 << 16) return luaL_error(L, "jamba.trainer: T = %f outside [1, 65536]", (double)T);
+    if (threads < 0 || threads > 64) return luaL_error(L, "jamba.trainer: threads = %f outside [0, 64]", (double)threads);
+    if (!be) be = rp_backend_default();
     ltrainer *x = calloc(1, sizeof *x);
     if (!x) return luaL_error(L, "jamba.trainer: out of memory");
-    rp_status st = rp_jamba_model_new(&c, seed, be, &x->m);
+    rp_status st = RP_OK;
+    if (threads > 0 && strcmp(be->name, "cpu") == 0) {   /* a private pool; the reference backend is stateless already */
+        st = rp_backend_cpu_new((int)threads, &x->own);
+        be = x->own;
+    }
+    x->concurrent = x->own || strcmp(be->name, "ref") == 0;
+    if (st == RP_OK) st = rp_jamba_model_new(&c, seed, be, &x->m);
     if (st == RP_OK) st = rp_jamba_trainer_new(x->m, (int)T, (float)aux_coef, &x->t);
     if (st != RP_OK) { trainer_release(x); return rp_lua_fail(L, st, "jamba.trainer"); }
     rp_lua_newobj(L, TRAINER_CLASS, x, trainer_methods(), trainer_release);
     return 1;
+}
+
+/* The loss weights at stack index idx (a table) for n - 1 predicted tokens, in a userdata buffer it pushes. */
+static float *check_mask(lua_State *L, int idx, int n, const char *what) {
+    if (idx < 0) idx = lua_gettop(L) + idx + 1;   /* absolute: the buffer is pushed below (no lua_absindex in LuaJIT) */
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int len = (int)rp_lua_rawlen(L, idx);
+    if (len != n - 1) luaL_error(L, "%s: mask has %d weights for %d predicted tokens", what, len, n - 1);
+    float *mask = lua_newuserdata(L, (size_t)(len ? len : 1) * sizeof *mask);
+    for (int i = 0; i < len; i++) {
+        lua_rawgeti(L, idx, i + 1);
+        mask[i] = (float)luaL_checknumber(L, -1);
+        lua_pop(L, 1);
+    }
+    return mask;
 }
 
 static int l_tr_step(lua_State *L) {
@@ -429,18 +466,7 @@ static int l_tr_step(lua_State *L) {
     int n, has_mask = !lua_isnoneornil(L, 3);   /* before check_ids pushes its buffer */
     int32_t *ids = check_ids(L, 2, x->m, &n);
     if (n < 2) return luaL_error(L, "trainer step: need at least two tokens (got %d)", n);
-    float *mask = NULL;
-    if (has_mask) {
-        luaL_checktype(L, 3, LUA_TTABLE);
-        int len = (int)rp_lua_rawlen(L, 3);
-        if (len != n - 1) return luaL_error(L, "trainer step: mask has %d weights for %d predicted tokens", len, n - 1);
-        mask = lua_newuserdata(L, (size_t)len * sizeof *mask);
-        for (int i = 0; i < len; i++) {
-            lua_rawgeti(L, 3, i + 1);
-            mask[i] = (float)luaL_checknumber(L, -1);
-            lua_pop(L, 1);
-        }
-    }
+    float *mask = has_mask ? check_mask(L, 3, n, "trainer step") : NULL;
     rp_jamba_train_stats st;
     rp_status s = rp_jamba_trainer_forward_backward_masked(x->t, ids, n - 1, mask, &st);
     if (s != RP_OK) return rp_lua_fail(L, s, "trainer step");
@@ -496,6 +522,112 @@ static int l_tr_predict(lua_State *L) {
 static int l_tr_attention_maps(lua_State *L) { return push_attention_maps(L, check_trainer(L)->m); }
 
 static int l_tr_close(lua_State *L) { rp_lua_closeobj(L, 1, TRAINER_CLASS); return 0; }
+
+/* ---- jamba.step_all: one training step's micro-batches of several trainers, the trainers side by side ---- */
+typedef struct step_job {
+    ltrainer *x;
+    int nb;                                  /* micro-batches */
+    int32_t **ids; int *n; float **mask;     /* each micro-batch: n[b] tokens, mask NULL or n[b] - 1 weights */
+    rp_jamba_train_stats *st;
+    rp_status status; int failed_at;         /* the first failure, with its message */
+    char msg[512];
+} step_job;
+
+/* One trainer's micro-batches, in order (a pool task). */
+static void step_task(void *ctx, int task, int n_tasks, int thread) {
+    step_job *j = (step_job *)ctx + task;
+    for (int b = 0; b < j->nb; b++) {
+        rp_status s = rp_jamba_trainer_forward_backward_masked(j->x->t, j->ids[b], j->n[b] - 1, j->mask[b], &j->st[b]);
+        if (s != RP_OK) { j->status = s; j->failed_at = b; snprintf(j->msg, sizeof j->msg, "%s", rp_errmsg()); return; }
+    }
+}
+
+/* The pool step_all spreads trainers over (the machine's threads; REPRO_THREADS sets them); NULL when it
+ * could not be made: the trainers then run one after another. Lives as long as the process. */
+static rp_pool *step_pool;
+static void step_pool_make(void) { if (rp_pool_new(0, &step_pool) != RP_OK) step_pool = NULL; }
+
+/* The table at stack index t's element i (1-based), type-checked, pushed. */
+static void push_element(lua_State *L, int t, int i, const char *what) {
+    lua_rawgeti(L, t, i);
+    if (!lua_istable(L, -1)) luaL_error(L, "jamba.step_all: %s[%d] is a %s (a table expected)", what, i, luaL_typename(L, -1));
+}
+
+/* jamba.step_all(trainers, batches [, masks]) -> per trainer {loss={...}, aux=, max_inner=, max_resid=}:
+ * tr:step for every micro-batch batches[i][b] (mask masks[i][b]) of trainer i, the trainers concurrently. */
+static int l_step_all(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int has_masks = !lua_isnoneornil(L, 3);
+    if (has_masks) luaL_checktype(L, 3, LUA_TTABLE);
+    int nt = (int)rp_lua_rawlen(L, 1);
+    if (nt < 1 || (int)rp_lua_rawlen(L, 2) != nt)
+        return luaL_error(L, "jamba.step_all: %d trainers and %d batches (need one batch list per trainer, at least one)", nt, (int)rp_lua_rawlen(L, 2));
+    step_job *jobs = lua_newuserdata(L, (size_t)nt * sizeof *jobs);
+    memset(jobs, 0, (size_t)nt * sizeof *jobs);
+    for (int i = 0; i < nt; i++) {
+        lua_rawgeti(L, 1, i + 1);
+        ltrainer *x = rp_lua_checkobj(L, -1, TRAINER_CLASS);
+        lua_pop(L, 1);
+        if (!x->concurrent && nt > 1)
+            return luaL_error(L, "jamba.step_all: trainer %d shares the default CPU backend's threads (make it with threads = 1)", i + 1);
+        for (int k = 0; k < i; k++)
+            if (jobs[k].x == x) return luaL_error(L, "jamba.step_all: trainers %d and %d are the same trainer", k + 1, i + 1);
+        jobs[i].x = x;
+        push_element(L, 2, i + 1, "batches");
+        int bi = lua_gettop(L), nb = (int)rp_lua_rawlen(L, bi), mi = 0;
+        if (nb < 1) return luaL_error(L, "jamba.step_all: batches[%d] is empty", i + 1);
+        if (has_masks) {
+            lua_rawgeti(L, 3, i + 1);
+            mi = lua_gettop(L);
+            if (lua_isnil(L, mi)) mi = 0;
+            else if (!lua_istable(L, mi))   /* masks[i][b] nil: no mask for that micro-batch */
+                return luaL_error(L, "jamba.step_all: masks[%d] is a %s (a table of up to %d masks expected)", i + 1, luaL_typename(L, mi), nb);
+        }
+        luaL_checkstack(L, 2 * nb + 16, "jamba.step_all");   /* below: 4 buffers, then per micro-batch ids and mask buffers */
+        jobs[i].nb = nb;
+        jobs[i].ids = lua_newuserdata(L, (size_t)nb * sizeof *jobs[i].ids);
+        jobs[i].n = lua_newuserdata(L, (size_t)nb * sizeof *jobs[i].n);
+        jobs[i].mask = lua_newuserdata(L, (size_t)nb * sizeof *jobs[i].mask);
+        jobs[i].st = lua_newuserdata(L, (size_t)nb * sizeof *jobs[i].st);
+        for (int b = 0; b < nb; b++) {
+            lua_rawgeti(L, bi, b + 1);
+            jobs[i].ids[b] = check_ids(L, lua_gettop(L), x->m, &jobs[i].n[b]);
+            lua_remove(L, -2);   /* the id list; its buffer stays on the stack (alive until we return) */
+            if (jobs[i].n[b] < 2) return luaL_error(L, "jamba.step_all: batches[%d][%d] has %d tokens (need at least two)", i + 1, b + 1, jobs[i].n[b]);
+            jobs[i].mask[b] = NULL;
+            if (mi) {
+                lua_rawgeti(L, mi, b + 1);
+                if (lua_isnil(L, -1)) lua_pop(L, 1);
+                else { jobs[i].mask[b] = check_mask(L, lua_gettop(L), jobs[i].n[b], "jamba.step_all"); lua_remove(L, -2); }
+            }
+        }
+    }
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, step_pool_make);
+    if (step_pool && nt > 1) rp_pool_run(step_pool, step_task, jobs, nt);
+    else for (int i = 0; i < nt; i++) step_task(jobs, i, nt, 0);
+    for (int i = 0; i < nt; i++)
+        if (jobs[i].status != RP_OK)
+            return luaL_error(L, "jamba.step_all: trainer %d, micro-batch %d: %s (%s)", i + 1, jobs[i].failed_at + 1, jobs[i].msg,
+                              rp_status_name(jobs[i].status));
+    lua_createtable(L, nt, 0);
+    static const char *const names[] = { "loss", "aux", "max_inner", "max_resid" };
+    for (int i = 0; i < nt; i++) {
+        lua_createtable(L, 0, 4);
+        for (int f = 0; f < 4; f++) {
+            lua_createtable(L, jobs[i].nb, 0);
+            for (int b = 0; b < jobs[i].nb; b++) {
+                const rp_jamba_train_stats *st = &jobs[i].st[b];
+                lua_pushnumber(L, f == 0 ? st->loss : f == 1 ? st->aux : f == 2 ? st->max_inner : st->max_resid);
+                lua_rawseti(L, -2, b + 1);
+            }
+            lua_setfield(L, -2, names[f]);
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
 static const luaL_Reg TRAINER_METHODS[] = {
     { "step", l_tr_step }, { "update", l_tr_update }, { "score", l_tr_score }, { "predict", l_tr_predict },
     { "attention_maps", l_tr_attention_maps }, { "close", l_tr_close }, { NULL, NULL },
@@ -512,7 +644,7 @@ static const luaL_Reg *model_methods(void) { return METHODS; }
 int rp_luaopen_jamba(lua_State *L) {
     static const luaL_Reg fns[] = {
         { "names", l_names }, { "config", l_config }, { "count", l_count }, { "tensors", l_tensors }, { "attention_layers", l_attention_layers }, { "new", l_new }, { "machine", l_machine },
-        { "trainer", l_trainer }, { NULL, NULL },
+        { "trainer", l_trainer }, { "step_all", l_step_all }, { NULL, NULL },
     };
     rp_lua_newlib(L, fns);
     return 1;
