@@ -11,7 +11,9 @@
 # batched table and its peer fit one short locked run.
 set -u
 repro=${1:-bin/repro}
-case "$repro" in *luajit*) build=build/luajit ;; *) build=build/lua5.4 ;; esac
+case "$repro" in *luajit*) build=build/luajit lua=luajit ;; *) build=build/lua5.4 lua=lua5.4 ;; esac
+# the bench programs link the library statically: rebuild them first, or a stale binary times old code
+make -s LUA=$lua "$build/bench/bench_inference" "$build/bench/bench_batch" >/dev/null || { echo "bench_peer_llamacpp: building the bench programs failed" >&2; exit 1; }
 mirror=${REPRO_MIRROR:-../shared/data}
 model="$mirror/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
 venv=${REPRO_PEER_VENV:-build/peer-venv}
