@@ -3,10 +3,12 @@
  * ignored), decoded together; aggregate generated tokens per second over the whole call (prompts included),
  * median of 3. Prints the ratio to our B = 1 rate and, given --peer R1 R4 R8 R16 (llama.cpp's batched
  * decode measured in the same run by bench_peer_llamacpp.sh with the same protocol), the ratio to llama.cpp.
- * Skips without REPRO_MIRROR. Usage: bench_batch [--peer R1 R4 R8 R16] [--only B] [--kernel] [--threads 1]
- * (--threads 1: one thread, rates per CPU-second, for comparing builds on a loaded machine; --only: that batch
+ * Skips without REPRO_MIRROR. Usage: bench_batch [--peer R1 R4 R8 R16] [--only B] [--kernel] [--threads 1] [--cpu]
+ * (--threads 1: one thread, rates per CPU-second, for comparing builds on a loaded machine; --cpu: 2 threads,
+ * rates per CPU-second of the whole process, so time a thread spends spinning while the other works serially
+ * counts against the build: a loaded machine's proxy for the 2-thread efficiency; --only: that batch
  * size alone, for profiling; --kernel: first the batched-decoding matmul kernel alone, rp_packed_fdot_tile on one
- * thread over an FFN-sized Q4_1 matrix and the Q8_0 output head, as a fraction of the FMA peak measured here). */
+ * thread over FFN-sized Q4_1 matrices (gate and down) and the Q8_0 output head, as a fraction of the FMA peak measured here). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,7 @@
 
 #define GEN 64
 
-static int per_cpu = 0;   /* --threads 1: rates per CPU-second (robust to a shared machine's load) */
+static int per_cpu = 0;   /* --threads 1 or --cpu: rates per CPU-second (robust to a shared machine's load) */
 
 static double run(rp_model *m, int B) {
     rp_tokens *pr = calloc((size_t)B, sizeof *pr);
@@ -78,10 +80,11 @@ static void kernel_table(void) {
     double peak = rp_pool_new(1, &p) == RP_OK ? fma_peak(p, 1, 1) : 0;
     rp_pool_free(p);
     printf("-- rp_packed_fdot_tile, 1 thread, per CPU-second (FMA peak here, now: %.0f GFLOP/s)\n", peak);
-    struct { rp_dtype t; int64_t N, K; const char *what; } mats[2] = { { RP_Q4_1, 1536, 576, "Q4_1 1536x576 (FFN gate)" },
+    struct { rp_dtype t; int64_t N, K; const char *what; } mats[3] = { { RP_Q4_1, 1536, 576, "Q4_1 1536x576 (FFN gate)" },
+                                                                         { RP_Q4_1, 576, 1536, "Q4_1 576x1536 (FFN down)" },
                                                                          { RP_Q8_0, 49152, 576, "Q8_0 49152x576 (output head)" } };
     int Ms[5] = { 2, 4, 8, 12, 16 };
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         for (int j = 0; j < 5; j++) {
             double sec = kernel_s(mats[i].t, mats[i].N, mats[i].K, Ms[j]), mac = (double)Ms[j] * mats[i].N * mats[i].K;
             printf("%-30s M = %2d: %5.2f ns per row per 128 weights, %5.1f GFLOP/s = %4.1f%% of peak\n", mats[i].what, Ms[j],
@@ -100,12 +103,14 @@ int main(int argc, char **argv) {
             threads = 1;
             per_cpu = 1;
             a++;
+        } else if (strcmp(argv[a], "--cpu") == 0) {
+            per_cpu = 1;
         } else if (strcmp(argv[a], "--kernel") == 0) {
             kernel = 1;
         } else if (strcmp(argv[a], "--only") == 0 && a + 1 < argc) {
             only = atoi(argv[++a]);
         } else {
-            fprintf(stderr, "usage: bench_batch [--peer R1 R4 R8 R16] [--only B] [--kernel] [--threads 1]\n");
+            fprintf(stderr, "usage: bench_batch [--peer R1 R4 R8 R16] [--only B] [--kernel] [--threads 1] [--cpu]\n");
             return 2;
         }
     }

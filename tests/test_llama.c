@@ -13,6 +13,7 @@
 #include "eval/score.h"
 #include "util/json.h"
 #include "nn/generate.h"
+#include "nn/sampler.h"
 #include "nn/llama.h"
 #include "nn/llama_impl.h"
 #include "tensor/qdot.h"
@@ -525,7 +526,35 @@ static void test_tiny_f16(void) {
     rp_model_free(m);
 }
 
+/* rp_argmax (two vector passes) against the plain first-index-of-the-maximum loop: random rows of the
+ * vocabulary's size with planted ties, NaNs, signed zeros and infinities, and short rows. */
+static void test_argmax(void) {
+    enum { N = 49157 };
+    float *x = malloc(N * sizeof *x);
+    unsigned s = 99;
+    int bad = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        int n = trial < 20 ? 1 + trial * 7 : N - (trial % 19);
+        for (int i = 0; i < n; i++) x[i] = (float)((s = s * 1103515245u + 12345u) >> 12) / 1048576.0f - 2048.0f;
+        int k = (int)((s = s * 1103515245u + 12345u) >> 8) % n, k2 = (int)((s = s * 1103515245u + 12345u) >> 8) % n;
+        switch (trial % 6) {
+        case 1: x[k] = x[k2] = 5000.0f; break;                          /* a tie: the first wins */
+        case 2: x[k] = NAN; x[k2] = 4096.0f; break;                       /* NaNs are skipped */
+        case 3: x[0] = NAN; break;                                      /* a leading NaN: index 0 */
+        case 4: for (int i = 0; i < n; i++) x[i] = -1.0f; x[k] = -0.0f; x[k2] = 0.0f; break;   /* -0 == +0 */
+        case 5: x[k] = INFINITY; break;
+        default: break;
+        }
+        int want = 0;
+        for (int i = 1; i < n; i++) if (x[i] > x[want]) want = i;
+        bad += rp_argmax(x, n) != want;
+    }
+    CHECK_MSG(bad == 0, "rp_argmax differs from the plain loop in %d of 200 rows", bad);
+    free(x);
+}
+
 int main(void) {
+    test_argmax();
     /* The reference checks below hold the exact (default) decoding path to llama.cpp's f32 figures; the
      * opt-in int8 decoding path is checked against both of llama.cpp's paths in test_smollm_int8. */
     setenv("REPRO_INT8_DOT", "0", 1);

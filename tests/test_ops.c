@@ -715,6 +715,19 @@ static void sum_task(void *ctx, int task, int n_tasks, int thread) {
     if (thread >= 0 && thread < 3) s->seen[task] = thread + 1;
 }
 
+/* A task that runs a job of its own on the same pool (batched decoding's attention calls the backend's
+ * split attention from inside a split over sequences): the inner tasks run inline, on the outer task's
+ * thread id, and each outer task gets its own correct sum. */
+typedef struct nest_ctx { rp_pool *p; const float *x; int64_t n; double got[8]; int wrong_thread; } nest_ctx;
+static void nest_task(void *ctx, int task, int n_tasks, int thread) {
+    nest_ctx *c = ctx;
+    sum_ctx s = { c->x, c->n, { 0 }, { 0 } };
+    rp_pool_run(c->p, sum_task, &s, 5);
+    double acc = 0;
+    for (int t = 0; t < 5; t++) { acc += s.part[t]; if (s.seen[t] != thread + 1) c->wrong_thread = 1; }
+    c->got[task] = acc;
+}
+
 static void test_pool(void) {
     rp_pool *p;
     CHECK(rp_pool_new(3, &p) == RP_OK);
@@ -732,6 +745,14 @@ static void test_pool(void) {
         if (fabs(got - want) > 1e-9) { CHECK_NEAR(got, want, 1e-9); break; }
     }
     CHECK(bad == 0);
+    int nest_bad = 0;
+    for (int rep = 0; rep < 200; rep++) {
+        nest_ctx c = { p, x, 10001, { 0 }, 0 };
+        rp_pool_run(p, nest_task, &c, 8);
+        for (int t = 0; t < 8; t++) nest_bad += fabs(c.got[t] - want) > 1e-9;
+        nest_bad += c.wrong_thread;
+    }
+    CHECK_MSG(nest_bad == 0, "nested pool runs: %d wrong sums or thread ids", nest_bad);
     rp_pool_free(p);
     free(x);
     CHECK(rp_cpu_count() >= 1);

@@ -4,6 +4,9 @@
 #include "nn/sampler.h"
 #include <math.h>
 #include <stdlib.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 typedef struct cand { float p; int id; } cand;
 
@@ -45,11 +48,32 @@ static float next_uniform(rp_sampler *s) {
     return (float)((s->state * 0x2545f4914f6cdd1dull) >> 40) / 16777216.0f;
 }
 
-/* First index of the maximum. */
-int rp_argmax(const float *x, int n) {
+/* First index of the maximum (NaNs after x[0] are skipped; a NaN x[0] gives 0): the plain loop's answer. */
+static int argmax_plain(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
     return best;
+}
+
+/* First index of the maximum: the plain loop's answer, found in two vector passes (the largest non-NaN
+ * value, then the first element equal to it: the plain loop stops moving exactly there). */
+int rp_argmax(const float *x, int n) {
+#if defined(__AVX512F__)
+    if (n >= 64 && x[0] == x[0]) {
+        __m512 m = _mm512_set1_ps(x[0]);
+        int i = 0;
+        for (; i + 16 <= n; i += 16) m = _mm512_max_ps(_mm512_loadu_ps(x + i), m);   /* a NaN lane keeps m's */
+        float mx = _mm512_reduce_max_ps(m);
+        for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+        __m512 vm = _mm512_set1_ps(mx);
+        for (i = 0; i + 16 <= n; i += 16) {
+            __mmask16 k = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vm, _CMP_EQ_OQ);
+            if (k) return i + __builtin_ctz(k);
+        }
+        for (; i < n; i++) if (x[i] == mx) return i;
+    }
+#endif
+    return argmax_plain(x, n);
 }
 
 static int by_prob_desc(const void *a, const void *b) {

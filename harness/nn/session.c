@@ -9,9 +9,11 @@
  * in s->pos (embed -> layers -> final residual in s->x); a packed multi-sequence forward (block-diagonal
  * causal mask) would replace the attention call there and keep everything else. rp_session_step uses the
  * same seam for a batch of sequences with caches of their own: one row each, keys and values staged in
- * att / xb2 and copied into each sequence's cache, attention per row. A forward of at most
- * RP_MATMUL_PACKED_ROWS rows first has the model build its decode-layout weights (once, lazily). */
+ * att / xb2 and copied into each sequence's cache, attention per row (rows split over the pool by
+ * sequence). A forward of at most RP_MATMUL_PACKED_ROWS rows first has the model build its decode-layout
+ * weights (once, lazily). */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "nn/llama_impl.h"
@@ -127,23 +129,59 @@ static rp_status mm(rp_backend *be, float *y, const float *x, int64_t T, int64_t
     return RP_BACKEND_CALL(be, matmul_multi, x, T, K, &p, 1);
 }
 
-/* A multi-sequence step (s->seqs set): row t's key and value (staged in kst / vst, [T, kvd]) go into the
- * cache of seqs[t] at its position, then row t attends over that sequence's cache alone. Host memory only
- * (rp_session_step checks it): the rows are copied with memcpy. */
-static rp_status step_attention(rp_session *s, int l, int64_t T, const float *q, const float *kst, const float *vst, float scale) {
+/* One layer's attention of a multi-sequence step, split over the pool by sequence (step_attention). */
+typedef struct step_att {
+    rp_session *s;
+    int l;
+    int64_t T;
+    const float *q;
+    float scale;
+    _Atomic int failed;   /* 1 + the first row whose attention call failed, or 0 */
+} step_att;
+
+/* Rows ith, ith + nth, ...: the row attends over its sequence's cache alone (the backend's attention with one
+ * query; its own split runs inline inside a task). */
+static void step_att_task(void *ctx, int ith, int nth, int thread) {
+    step_att *j = ctx;
+    rp_session *s = j->s;
     rp_backend *be = s->m->be;
     const rp_llama_config *c = &s->m->cfg;
     const int64_t C = c->dim, D = c->head_dim, kvd = (int64_t)c->n_head_kv * D;
-    for (int64_t t = 0; t < T; t++) {
+    for (int64_t t = ith; t < j->T; t += nth) {
+        rp_session *r = s->seqs[t];
+        size_t base = (size_t)j->l * r->n_ctx * (size_t)kvd;
+        if (RP_BACKEND_CALL(be, attention, F(s->att) + t * C, j->q + t * C, F(r->kc) + base, F(r->vc) + base, 1, r->n_past,
+                            c->n_head, c->n_head_kv, (int)D, kvd, j->scale) != RP_OK) {
+            int none = 0;
+            atomic_compare_exchange_strong(&j->failed, &none, (int)t + 1);
+        }
+    }
+}
+
+/* A multi-sequence step (s->seqs set): row t's key and value (staged in kst / vst, [T, kvd]) go into the
+ * cache of seqs[t] at its position, then row t attends over that sequence's cache alone. The rows are split
+ * over the backend's pool (each sequence's work is the same whichever thread runs it), so the attention of
+ * a step of many short sequences is not serial. Host memory only (rp_session_step checks it). */
+static rp_status step_attention(rp_session *s, int l, int64_t T, const float *q, const float *kst, const float *vst, float scale) {
+    rp_backend *be = s->m->be;
+    const rp_llama_config *c = &s->m->cfg;
+    const int64_t D = c->head_dim, kvd = (int64_t)c->n_head_kv * D;
+    for (int64_t t = 0; t < T; t++) {   /* all rows first: the attention output rows overwrite the staged keys */
         rp_session *r = s->seqs[t];
         size_t at = ((size_t)l * r->n_ctx + (size_t)r->n_past) * (size_t)kvd;
         memcpy(F(r->kc) + at, kst + t * kvd, (size_t)kvd * sizeof(float));
         memcpy(F(r->vc) + at, vst + t * kvd, (size_t)kvd * sizeof(float));
     }
-    for (int64_t t = 0; t < T; t++) {
-        rp_session *r = s->seqs[t];
+    step_att j = { .s = s, .l = l, .T = T, .q = q, .scale = scale };
+    atomic_init(&j.failed, 0);
+    rp_pool_run(T > 1 ? be->pool : NULL, step_att_task, &j, (int)T);
+    int bad = atomic_load(&j.failed);
+    if (bad) {   /* the call again on this thread, for its message (a bad size fails the same way twice) */
+        rp_session *r = s->seqs[bad - 1];
         size_t base = (size_t)l * r->n_ctx * (size_t)kvd;
-        CALL(attention, F(s->att) + t * C, q + t * C, F(r->kc) + base, F(r->vc) + base, 1, r->n_past, c->n_head, c->n_head_kv, (int)D, kvd, scale);
+        CALL(attention, F(s->att) + (bad - 1) * c->dim, q + (bad - 1) * c->dim, F(r->kc) + base, F(r->vc) + base, 1, r->n_past,
+             c->n_head, c->n_head_kv, (int)D, kvd, scale);
+        return rp_fail(RP_ERR_INVAL, "step: attention of sequence %d failed", bad - 1);
     }
     return RP_OK;
 }

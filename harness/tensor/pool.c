@@ -4,7 +4,8 @@
  * on that word, which also proves the job they read is still the current one: a slot is rewritten only
  * three generations later, and the generation only grows. The caller waits for the finished-task count,
  * not for the workers, so a descheduled worker costs nothing unless it holds a task.
- * Idle workers spin for SPIN_NS, then sleep on a condition variable. */
+ * Idle workers spin for SPIN_NS, then sleep on a condition variable. A thread running a task records the
+ * pool and its thread id (thread-local), so an rp_pool_run on the same pool from inside a task runs inline. */
 #include "tensor/pool.h"
 #include <pthread.h>
 #include <sched.h>
@@ -39,6 +40,20 @@ struct rp_pool {
 
 typedef struct worker_arg { rp_pool *p; int id; } worker_arg;
 
+static _Thread_local const rp_pool *task_pool;   /* the pool whose task this thread is running, if any */
+static _Thread_local int task_thread;            /* and its thread id there */
+
+/* Run task i of a job on this thread, marked as inside p's task. */
+static void run_task(const rp_pool *p, rp_pool_fn fn, void *ctx, int i, int n, int thread) {
+    const rp_pool *outer = task_pool;
+    int outer_thread = task_thread;
+    task_pool = p;
+    task_thread = thread;
+    fn(ctx, i, n, thread);
+    task_pool = outer;
+    task_thread = outer_thread;
+}
+
 static long now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -55,7 +70,7 @@ static void work_on(rp_pool *p, uint32_t g, int thread) {
     for (;;) {
         if ((uint32_t)(s >> 32) != g || (uint32_t)s >= n) return;
         if (atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel, memory_order_acquire)) {
-            fn(ctx, (int)(uint32_t)s, (int)n, thread);
+            run_task(p, fn, ctx, (int)(uint32_t)s, (int)n, thread);
             atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
             s = atomic_load_explicit(&p->state, memory_order_acquire);
         }
@@ -149,6 +164,10 @@ int rp_pool_size(const rp_pool *p) { return p ? p->n : 1; }
 /* Publish a job, take part in it, wait for every task to finish. */
 void rp_pool_run(rp_pool *p, rp_pool_fn fn, void *ctx, int n_tasks) {
     if (n_tasks <= 0) return;
+    if (p && task_pool == p) {   /* called from one of p's tasks: inline, on this thread's scratch */
+        for (int i = 0; i < n_tasks; i++) fn(ctx, i, n_tasks, task_thread);
+        return;
+    }
     if (!p || p->n == 1 || n_tasks == 1) { for (int i = 0; i < n_tasks; i++) fn(ctx, i, n_tasks, 0); return; }
     uint32_t g = ++p->gen;
     if (g == 0) g = ++p->gen;   /* generation 0 means "nothing yet" to a fresh worker */

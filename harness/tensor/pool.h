@@ -4,8 +4,9 @@
  * the others: they take its share. `thread` (in [0, rp_pool_size)) identifies the running thread, for
  * per-thread scratch. Workers spin briefly between jobs (decoding issues tens of thousands of short
  * jobs a second), then sleep, so an idle pool costs no CPU.
- * Invariants: one rp_pool_run at a time per pool (not reentrant: a task must not call rp_pool_run on its
- * own pool); when rp_pool_run returns every task has finished. */
+ * A task may call rp_pool_run on its own pool: the inner job then runs all its tasks inline on that thread
+ * (with that thread's id), so a kernel that splits its work can be called from tasks that split theirs.
+ * Invariants: one top-level rp_pool_run at a time per pool; when rp_pool_run returns every task has finished. */
 #ifndef RP_POOL_H
 #define RP_POOL_H
 #include "util/err.h"
