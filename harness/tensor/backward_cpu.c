@@ -1,5 +1,5 @@
-/* backward_cpu.c: the fast CPU backward kernels (table rp_bwd_cpu): the F32 matmul's y = x·Wᵀ and dx += dy·W
- * through our own rp_gemm_f32 (gemm_f32.c) where every side is >= 32, dW and small sides as OpenBLAS sgemm calls
+/* backward_cpu.c: the fast CPU backward kernels (table rp_bwd_cpu): the F32 matmul's y = x·Wᵀ, dx += dy·W and
+ * dW += dyᵀ·x through our own rp_gemm_f32 (gemm_f32.c) where every side is >= 32, small sides as OpenBLAS sgemm calls
  * split over the thread pool (OpenBLAS itself stays single-threaded, as in ops_cpu.c); quantized weights
  * dequantized a tile at a time into per-thread scratch (rp_cpu_matmul_tiled, also behind NF4 and the
  * training forward rp_cpu_matmul_forward); attention backward one head per task with sgemm for the four
@@ -140,8 +140,7 @@ static void mm_dw_task(void *ctx, int ith, int nth, int thread) {
             for (int64_t n = n0; n < n1; n++) j->db[n] += j->dy[m * j->N + n];
 }
 
-/* Matmul backward: dx through rp_gemm_f32 (OpenBLAS for small sides), dW through OpenBLAS; quantized weights
- * give dx only. */
+/* Matmul backward: dx and dW through rp_gemm_f32 (OpenBLAS for small sides); quantized weights give dx only. */
 static rp_status cpu_matmul_backward(rp_bwd *b, float *dx, float *dw, float *db, const float *dy, const float *x,
                                      int64_t M, int64_t K, const void *w, rp_dtype wt, size_t w_row_bytes, int64_t N) {
     if (!rp_dtype_dequantizable(wt)) return rp_fail(RP_ERR_UNSUPPORTED, "matmul backward: weight dtype %s not supported", rp_dtype_name(wt));
@@ -159,9 +158,12 @@ static rp_status cpu_matmul_backward(rp_bwd *b, float *dx, float *dw, float *db,
         gguf_w g = { .w = w, .wt = wt, .ldw = w_row_bytes };
         RP_TRY(rp_cpu_matmul_tiled(b, dx, dy, M, N, K, rp_dtype_block(wt), gguf_deq, &g, 1));
     }
-    /* dW += dyᵀ·x stays with OpenBLAS: bench_gemm has it 4-8% faster there at SmolLM2's shapes (rp_gemm_f32
-     * wins y = x·Wᵀ and dx += dy·W, or ties), so this is the one variant where OpenBLAS is kept */
-    if (dw || db) rp_bwd_run(b, mm_dw_task, &j, nth);
+    /* dW[N,K] += dyᵀ·x: op(A) = dyᵀ read in place (ta), x packed once for all of W's row blocks (gemm_f32.c) */
+    if (dw && rp_gemm_f32_wanted(N, K, M)) {
+        RP_TRY(rp_gemm_f32(b, 1, 0, N, K, M, dy, N, x, K, 1, dw, ldw));
+        j.dw = NULL;
+    }
+    if (j.dw || db) rp_bwd_run(b, mm_dw_task, &j, nth);
     return RP_OK;
 }
 
