@@ -377,9 +377,10 @@ static void test_cpu_vs_ref(rp_bwd *bw) {
         for (int k = 0; k < 2; k++) { free(dx[k]); free(dw[k]); free(db[k]); }
         free(x); free(w); free(dy); free(wq);
     }
-    /* one block of query rows, and several with a partial last one (the kernel's causal blocks are 64 rows) */
-    const int64_t shapes[2][2] = { { 37, 4 }, { 150, 5 } };
-    for (int s = 0; s < 2; s++) {
+    /* one block of query rows, several with a partial last one (the kernel's causal blocks are 64 rows), and
+     * enough rows that each head's rows are two tasks (ATT_SPLIT_T) */
+    const int64_t shapes[3][2] = { { 37, 4 }, { 150, 5 }, { 300, 3 } };
+    for (int s = 0; s < 3; s++) {
         att_c c = att_new(shapes[s][0], shapes[s][1], 6, 2, 16);
         float *g[2][3];
         att_grads(&rp_bwd_ref, bw, &c, &g[0][0], &g[0][1], &g[0][2]);

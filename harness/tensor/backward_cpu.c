@@ -174,19 +174,41 @@ typedef struct att_job {
     const float *dout, *q, *k, *v;
     int64_t T, pos0, nk, kv_stride;
     int H, Hkv, D, nseq;       /* nseq sequences, each T rows of q / out after the last and nk rows of k / v */
+    int parts;                 /* each head's query rows in parts (1 or 2) of about equal causal work: [0, split), [split, T) */
+    int64_t split;
     float scale;
     int failed;
 } att_job;
 
-/* Task t of an attention job is head t % H of sequence t / H: its offsets into q / out and k / v. */
-static void att_seq(const att_job *j, int task, int *h, int64_t *qo, int64_t *ko) {
-    int s = task / j->H;
-    *h = task % j->H;
-    *qo = (int64_t)s * j->T * j->H * j->D;
-    *ko = (int64_t)s * j->nk * j->kv_stride;
+#define ATT_SPLIT_T 256   /* from this many query rows on, each head's rows are two tasks (a shape rule, not a thread one) */
+
+/* The parts of each head's rows: two from ATT_SPLIT_T rows on, split at the block boundary that halves the causal work
+ * (a block's work grows with the keys it sees), so that 9 heads on 2 threads do not leave one thread a head idle. */
+static void att_plan(att_job *j) {
+    j->parts = 1;
+    j->split = j->T;
+    if (j->T < ATT_SPLIT_T) return;
+    double total = 0, run = 0;
+    for (int64_t t0 = 0; t0 < j->T; t0 += ATT_BLK) total += (double)(j->pos0 + (t0 + ATT_BLK < j->T ? t0 + ATT_BLK : j->T));
+    for (int64_t t0 = 0; t0 < j->T; t0 += ATT_BLK) {
+        run += (double)(j->pos0 + (t0 + ATT_BLK < j->T ? t0 + ATT_BLK : j->T));
+        if (2 * run >= total) { j->split = t0 + ATT_BLK < j->T ? t0 + ATT_BLK : j->T; break; }
+    }
+    if (j->split < j->T) j->parts = 2;
 }
 
-static void att_probs(float *P, const float *qh, int ldq, const float *kg, int64_t kv_stride, int64_t T, int64_t nk,
+/* Task t of an attention job is part t % parts of head (t / parts) % H of sequence t / (parts·H): its offsets into
+ * q / out and k / v and its rows [r0, r1). */
+static void att_seq(const att_job *j, int task, int *h, int64_t *qo, int64_t *ko, int64_t *r0, int64_t *r1) {
+    int part = task % j->parts, hs = task / j->parts, s = hs / j->H;
+    *h = hs % j->H;
+    *qo = (int64_t)s * j->T * j->H * j->D;
+    *ko = (int64_t)s * j->nk * j->kv_stride;
+    *r0 = part ? j->split : 0;
+    *r1 = part || j->parts == 1 ? j->T : j->split;
+}
+
+static void att_probs(float *P, const float *qh, int ldq, const float *kg, int64_t kv_stride, int64_t r0, int64_t T, int64_t nk,
                       int64_t pos0, int D, float scale);
 
 /* One head, a block of ATT_BLK query rows at a time, each block's products over only the keys it can see
@@ -195,9 +217,9 @@ static void att_probs(float *P, const float *qh, int ldq, const float *kg, int64
 static void att_head_task(void *ctx, int task, int nth, int thread) {
     att_job *j = ctx;
     (void)nth;
-    int64_t T = j->T, nk = j->nk, qo, ko;
+    int64_t T = j->T, nk = j->nk, qo, ko, r0, r1;
     int h;
-    att_seq(j, task, &h, &qo, &ko);
+    att_seq(j, task, &h, &qo, &ko, &r0, &r1);
     int D = j->D, g = h / (j->H / j->Hkv), ldq = j->H * D, ldk = (int)j->kv_stride;
     float *P = rp_bwd_scratch(j->b, thread, (size_t)2 * (size_t)T * (size_t)nk * sizeof(float));
     if (!P) { j->failed = 1; return; }
@@ -206,9 +228,9 @@ static void att_head_task(void *ctx, int task, int nth, int thread) {
     float *dkh = j->dkh + (int64_t)task * nk * D, *dvh = j->dvh + (int64_t)task * nk * D, *dq = j->dq ? j->dq + qo : NULL;
     memset(dkh, 0, (size_t)(nk * D) * sizeof(float));
     memset(dvh, 0, (size_t)(nk * D) * sizeof(float));
-    att_probs(P, qh, ldq, kg, j->kv_stride, T, nk, j->pos0, D, j->scale);
-    for (int64_t t0 = 0; t0 < T; t0 += ATT_BLK) {
-        int64_t t1 = t0 + ATT_BLK < T ? t0 + ATT_BLK : T, n1 = j->pos0 + t1;
+    att_probs(P, qh, ldq, kg, j->kv_stride, r0, r1, nk, j->pos0, D, j->scale);
+    for (int64_t t0 = r0; t0 < r1; t0 += ATT_BLK) {
+        int64_t t1 = t0 + ATT_BLK < r1 ? t0 + ATT_BLK : r1, n1 = j->pos0 + t1;
         int rows = (int)(t1 - t0);
         float *pb = P + t0 * nk, *dpb = dP + t0 * nk;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, (int)n1, D, 1.0f, doh + t0 * ldq, ldq, vg, ldk, 0.0f, dpb, (int)nk);
@@ -235,9 +257,9 @@ static void att_reduce_task(void *ctx, int ith, int nth, int thread) {
     int group = j->H / j->Hkv, D = j->D;
     for (int64_t r = a; r < z; r++) {
         int64_t s = r / j->nk, i = r % j->nk;
-        for (int h = 0; h < j->H; h++) {
-            int g = h / group;
-            const float *sk = j->dkh + ((s * j->H + h) * j->nk + i) * D, *sv = j->dvh + ((s * j->H + h) * j->nk + i) * D;
+        for (int hp = 0; hp < j->H * j->parts; hp++) {   /* heads ascending, each head's parts in order */
+            int g = hp / j->parts / group;
+            const float *sk = j->dkh + ((s * j->H * j->parts + hp) * j->nk + i) * D, *sv = j->dvh + ((s * j->H * j->parts + hp) * j->nk + i) * D;
             if (j->dk) for (int d = 0; d < D; d++) j->dk[r * j->kv_stride + g * D + d] += sk[d];
             if (j->dv) for (int d = 0; d < D; d++) j->dv[r * j->kv_stride + g * D + d] += sv[d];
         }
@@ -253,12 +275,16 @@ rp_status rp_cpu_attention_backward_seqs(rp_bwd *b, int nseq, float *dq, float *
     if (T <= 0 || nseq <= 0) return RP_OK;
     if (pos0 + T > INT32_MAX / 2 || (int64_t)nseq * H > INT32_MAX)
         return rp_fail(RP_ERR_RANGE, "attention backward: %d sequences of %lld positions", nseq, (long long)(pos0 + T));
-    int64_t nk = pos0 + T, per = (int64_t)nseq * H * nk * D;
+    int64_t nk = pos0 + T;
+    att_job j = { .b = b, .dq = dq, .dk = dk, .dv = dv, .dout = dout, .q = q, .k = k, .v = v, .T = T, .pos0 = pos0, .nk = nk,
+                  .kv_stride = kv_stride, .H = H, .Hkv = Hkv, .D = D, .nseq = nseq, .scale = scale };
+    att_plan(&j);
+    int64_t per = (int64_t)nseq * H * j.parts * nk * D;
     float *acc = rp_bwd_shared(b, (size_t)2 * (size_t)per * sizeof(float));
     if (!acc) return rp_fail(RP_ERR_NOMEM, "attention backward: out of memory for %d x %d heads x %lld positions", nseq, H, (long long)nk);
-    att_job j = { .b = b, .dq = dq, .dkh = acc, .dvh = acc + per, .dk = dk, .dv = dv, .dout = dout, .q = q, .k = k, .v = v,
-                  .T = T, .pos0 = pos0, .nk = nk, .kv_stride = kv_stride, .H = H, .Hkv = Hkv, .D = D, .nseq = nseq, .scale = scale };
-    rp_bwd_run(b, att_head_task, &j, nseq * H);
+    j.dkh = acc;
+    j.dvh = acc + per;
+    rp_bwd_run(b, att_head_task, &j, nseq * H * j.parts);
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention backward: out of memory for %lld x %lld scores", (long long)T, (long long)nk);
     if (dk || dv) rp_bwd_run(b, att_reduce_task, &j, rp_bwd_threads(b));
     return RP_OK;
@@ -270,12 +296,13 @@ static rp_status cpu_attention_backward(rp_bwd *b, float *dq, float *dk, float *
     return rp_cpu_attention_backward_seqs(b, 1, dq, dk, dv, dout, q, k, v, T, pos0, H, Hkv, D, kv_stride, scale);
 }
 
-/* Scores of one head: P[T, nk] = causal softmax(scale · Q·Kᵀ), a block of ATT_BLK rows at a time over the keys the
+/* Scores of one head's rows [r0, T) (r0 a multiple of ATT_BLK): P[t, nk] = causal softmax(scale · Q·Kᵀ), a block of
+ * ATT_BLK rows at a time over the keys the
  * block sees (n1 = pos0 + t1); within that width each row is zero past its diagonal (what lies beyond n1 is
  * left unwritten: no product reads it). */
-static void att_probs(float *P, const float *qh, int ldq, const float *kg, int64_t kv_stride, int64_t T, int64_t nk,
+static void att_probs(float *P, const float *qh, int ldq, const float *kg, int64_t kv_stride, int64_t r0, int64_t T, int64_t nk,
                       int64_t pos0, int D, float scale) {
-    for (int64_t t0 = 0; t0 < T; t0 += ATT_BLK) {
+    for (int64_t t0 = r0; t0 < T; t0 += ATT_BLK) {
         int64_t t1 = t0 + ATT_BLK < T ? t0 + ATT_BLK : T, n1 = pos0 + t1;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(t1 - t0), (int)n1, D, scale, qh + t0 * ldq, ldq, kg,
                     (int)kv_stride, 0.0f, P + t0 * nk, (int)nk);
@@ -292,15 +319,15 @@ static void att_probs(float *P, const float *qh, int ldq, const float *kg, int64
 static void att_fwd_task(void *ctx, int task, int nth, int thread) {
     att_job *j = ctx;
     (void)nth;
-    int64_t qo, ko;
+    int64_t qo, ko, r0, r1;
     int h;
-    att_seq(j, task, &h, &qo, &ko);
+    att_seq(j, task, &h, &qo, &ko, &r0, &r1);
     int D = j->D, g = h / (j->H / j->Hkv), ldq = j->H * D;
     float *P = rp_bwd_scratch(j->b, thread, (size_t)j->T * (size_t)j->nk * sizeof(float));
     if (!P) { j->failed = 1; return; }
-    att_probs(P, j->q + qo + h * D, ldq, j->k + ko + g * D, j->kv_stride, j->T, j->nk, j->pos0, D, j->scale);
-    for (int64_t t0 = 0; t0 < j->T; t0 += ATT_BLK) {   /* each block of rows over the keys it sees */
-        int64_t t1 = t0 + ATT_BLK < j->T ? t0 + ATT_BLK : j->T;
+    att_probs(P, j->q + qo + h * D, ldq, j->k + ko + g * D, j->kv_stride, r0, r1, j->nk, j->pos0, D, j->scale);
+    for (int64_t t0 = r0; t0 < r1; t0 += ATT_BLK) {   /* each block of rows over the keys it sees */
+        int64_t t1 = t0 + ATT_BLK < r1 ? t0 + ATT_BLK : r1;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(t1 - t0), D, (int)(j->pos0 + t1), 1.0f, P + t0 * j->nk,
                     (int)j->nk, j->v + ko + g * D, (int)j->kv_stride, 0.0f, j->dq + qo + t0 * ldq + h * D, ldq);
     }
@@ -315,7 +342,8 @@ rp_status rp_cpu_attention_forward_seqs(rp_bwd *b, int nseq, float *out, const f
         return rp_fail(RP_ERR_RANGE, "attention: %d sequences of %lld positions", nseq, (long long)(pos0 + T));
     att_job j = { .b = b, .dq = out, .q = q, .k = k, .v = v, .T = T, .pos0 = pos0, .nk = pos0 + T, .kv_stride = kv_stride,
                   .H = H, .Hkv = Hkv, .D = D, .nseq = nseq, .scale = scale };
-    rp_bwd_run(b, att_fwd_task, &j, nseq * H);
+    att_plan(&j);
+    rp_bwd_run(b, att_fwd_task, &j, nseq * H * j.parts);
     if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention: out of memory for %lld x %lld scores", (long long)T, (long long)(pos0 + T));
     return RP_OK;
 }
