@@ -353,27 +353,6 @@ static rp_status check_batch(const rp_trainer *tr, const int32_t *tokens, const 
     return RP_OK;
 }
 
-/* y[i] = 0 (a NULL) or y[i] += a[i] over the pool, fixed slices of ELT_TASK elements (element-wise, so the
- * result does not depend on the thread count): the serial loops left a worker spinning through them. */
-typedef struct elt_job { float *y; const float *a; int64_t n; } elt_job;
-
-#define ELT_TASK 65536
-
-static void elt_task(void *ctx, int ith, int nth, int thread) {
-    elt_job *j = ctx;
-    (void)nth; (void)thread;
-    int64_t a = (int64_t)ith * ELT_TASK, z = a + ELT_TASK < j->n ? a + ELT_TASK : j->n;
-    if (!j->a) memset(j->y + a, 0, (size_t)(z - a) * sizeof(float));
-    else for (int64_t i = a; i < z; i++) j->y[i] += j->a[i];
-}
-
-static void elt_run(rp_trainer *tr, float *y, const float *a, int64_t n) {
-    elt_job j = { y, a, n };
-    rp_bwd_run(tr->bw, elt_task, &j, (int)((n + ELT_TASK - 1) / ELT_TASK));
-}
-
-#define ZERO(p, n) elt_run(tr, (p), NULL, (n))
-
 /* The forward pass over B × T tokens, leaving every activation the backward pass reads. */
 static rp_status forward(rp_trainer *tr, const int32_t *tokens, const int32_t *targets, const uint8_t *mask, int B, int T) {
     const rp_llama_config *c = &tr->cfg;
@@ -399,13 +378,13 @@ static rp_status forward(rp_trainer *tr, const int32_t *tokens, const int32_t *t
         RP_TRY(rp_cpu_attention_forward_seqs(tr->bw, B, y->att, y->qa, y->ka, y->va, T, 0, c->n_head, c->n_head_kv, (int)D, KD,
                                              scale));
         RP_TRY(tr_linear_forward(tr, &y->o, y->att, y->x_mid, M));
-        elt_run(tr, y->x_mid, y->x_in, M * C);
+        for (int64_t i = 0; i < M * C; i++) y->x_mid[i] += y->x_in[i];
         RP_TRY(rp_cpu_rmsnorm_forward(tr->bw, y->xn2, y->x_mid, y->ffn_norm, M, C, c->norm_eps));
         RP_TRY(tr_linear_forward(tr, &y->gate, y->xn2, y->ga, M));
         RP_TRY(tr_linear_forward(tr, &y->up, y->xn2, y->ua, M));
         RP_TRY(rp_cpu_swiglu_forward(tr->bw, y->ha, y->ga, y->ua, M * F));
         RP_TRY(tr_linear_forward(tr, &y->down, y->ha, next, M));
-        elt_run(tr, next, y->x_mid, M * C);
+        for (int64_t i = 0; i < M * C; i++) next[i] += y->x_mid[i];
     }
     RP_TRY(rp_cpu_rmsnorm_forward(tr->bw, tr->xf, tr->x_out, tr->out_norm, M, C, c->norm_eps));
     RP_TRY(tr_linear_forward(tr, &tr->head, tr->xf, tr->logits, M));
@@ -436,6 +415,7 @@ static rp_status loss_of(rp_trainer *tr, const uint8_t *mask, int B, int T, rp_s
     return RP_OK;
 }
 
+#define ZERO(p, n) memset((p), 0, (size_t)(n) * sizeof(float))
 
 /* The backward pass, in the reverse order of forward, accumulating into every gradient. */
 static rp_status backward(rp_trainer *tr, const int32_t *tokens, const int32_t *targets, const uint8_t *mask, int B, int T) {
