@@ -5,8 +5,8 @@
  * one broadcast of A per row, two vector loads of B per k) sweeps down the block. C is split into a fixed grid
  * of tasks (rows × columns) chosen to pack the least duplicated data, or, when op(A) needs a transposing pack
  * and fits SHARED_A, A is packed once into the context's shared buffer and C split by columns only, or, when
- * C is taller than one block of A (dW = dyᵀ·x, M = a layer's outputs), op(B) is packed once there and C split
- * by rows only; a task owns its elements outright.
+ * C is taller than BPK_BLOCKS blocks of A (dW = dyᵀ·x of the head, M = 49152 outputs), op(B) is packed once
+ * there and C split by rows only; a task owns its elements outright.
  * Invariants: an element's value is C (when accumulating) plus each k chunk's sum in ascending chunk order, a
  * chunk summed from zero in ascending k with one FMA per k,
  * so the grid and the thread count never change a bit of the result; packed panels are zero-padded to MR / NR
@@ -34,6 +34,8 @@ int rp_gemm_f32_wanted(int64_t M, int64_t N, int64_t K) { return atomic_load(&us
 #define MC (37 * MR)   /* rows per packed block of A (518: a 512-token batch in one block, 530 KiB, within L2) */
 #define A_ALL (MC * 640)   /* floats of A's panels packed for all of k at once (1.3 MiB: K <= 640) */
 #define SHARED_A ((int64_t)8 << 20)   /* bytes of A that may be packed once for all tasks (the context's shared buffer) */
+#define BPK_BLOCKS 4   /* op(B) is packed once and shared only past this many blocks of MC rows: below, packing it
+                        * per block costs less than the extra pool run (a barrier; under load, a wait on a preempted worker) */
 #ifndef NC
 #define NC 128         /* columns of C swept through every k chunk while A is packed for all of k */
 #endif
@@ -294,9 +296,9 @@ rp_status rp_gemm_f32(rp_bwd *b, int ta, int tb, int64_t M, int64_t N, int64_t K
         rp_bwd_run(b, pack_task, &j, nth);
         j.mt = 1;
         j.nt = (int)(strips < 4 * nth ? strips : 4 * nth);
-    } else if (M > MC && npad * K * (int64_t)sizeof(float) <= SHARED_A) {
-        /* op(B) would be packed again for every block of MC rows (dW = dyᵀ·x: M is a layer's outputs, up to the
-         * 49152-row head): packed once, shared, and C split by rows only, finely (A's rows are packed once either way) */
+    } else if (M > BPK_BLOCKS * MC && npad * K * (int64_t)sizeof(float) <= SHARED_A) {
+        /* op(B) would be packed again for every block of MC rows (dW = dyᵀ·x of the 49152-row head: 95 times):
+         * packed once, shared, and C split by rows only, finely (A's rows are packed once either way) */
         if (!(j.bpk = rp_bwd_shared(b, (size_t)(npad * K) * sizeof(float)))) return rp_fail(RP_ERR_NOMEM, "gemm: out of memory for packed B");
         rp_bwd_run(b, pack_task, &j, nth);
         int64_t panels = mpad / MR;
