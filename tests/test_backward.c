@@ -377,9 +377,10 @@ static void test_cpu_vs_ref(rp_bwd *bw) {
         for (int k = 0; k < 2; k++) { free(dx[k]); free(dw[k]); free(db[k]); }
         free(x); free(w); free(dy); free(wq);
     }
-    /* one block of query rows, and several with a partial last one (the kernel's causal blocks are 64 rows) */
-    const int64_t shapes[2][2] = { { 37, 4 }, { 150, 5 } };
-    for (int s = 0; s < 2; s++) {
+    /* one block of query rows, several with a partial last one (the kernel's causal blocks are 64 rows), and
+     * enough rows that each head's rows are two tasks (ATT_SPLIT_T) */
+    const int64_t shapes[3][2] = { { 37, 4 }, { 150, 5 }, { 300, 3 } };
+    for (int s = 0; s < 3; s++) {
         att_c c = att_new(shapes[s][0], shapes[s][1], 6, 2, 16);
         float *g[2][3];
         att_grads(&rp_bwd_ref, bw, &c, &g[0][0], &g[0][1], &g[0][2]);
@@ -395,6 +396,34 @@ static void test_cpu_vs_ref(rp_bwd *bw) {
         for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) free(g[k][i]);
         att_free(&c);
     }
+}
+
+/* Several sequences in one pool run (rp_cpu_attention_*_seqs, what the trainer calls) give exactly what one call
+ * per sequence gives: every (sequence, head) is one task with the single-sequence code and the same reduction order. */
+static void test_attention_seqs(rp_bwd *bw) {
+    enum { S = 3 };
+    const int64_t T = 70, pos0 = 5, nk = pos0 + T;
+    const int H = 6, Hkv = 2, D = 16;
+    const int64_t ld = (int64_t)Hkv * D + 3, nq = T * H * D, nkv = nk * ld;
+    const float scale = 1.0f / sqrtf((float)D);
+    float *q = randv(S * nq, 1), *k = randv(S * nkv, 1), *v = randv(S * nkv, 1), *dy = randv(S * nq, 1);
+    float *o[2] = { zeros(S * nq), zeros(S * nq) }, *dq[2] = { zeros(S * nq), zeros(S * nq) };
+    float *dk[2] = { zeros(S * nkv), zeros(S * nkv) }, *dv[2] = { zeros(S * nkv), zeros(S * nkv) };
+    CHECK(rp_cpu_attention_forward_seqs(bw, S, o[0], q, k, v, T, pos0, H, Hkv, D, ld, scale) == RP_OK);
+    CHECK(rp_cpu_attention_backward_seqs(bw, S, dq[0], dk[0], dv[0], dy, q, k, v, T, pos0, H, Hkv, D, ld, scale) == RP_OK);
+    for (int s = 0; s < S; s++) {
+        CHECK(rp_cpu_attention_forward(bw, o[1] + s * nq, q + s * nq, k + s * nkv, v + s * nkv, T, pos0, H, Hkv, D, ld, scale) == RP_OK);
+        CHECK(rp_bwd_cpu.attention(bw, dq[1] + s * nq, dk[1] + s * nkv, dv[1] + s * nkv, dy + s * nq, q + s * nq, k + s * nkv,
+                                   v + s * nkv, T, pos0, H, Hkv, D, ld, scale) == RP_OK);
+    }
+    CHECK_MSG(!memcmp(o[0], o[1], (size_t)(S * nq) * sizeof(float)), "attention forward: %d sequences at once differ from one by one", S);
+    CHECK_MSG(!memcmp(dq[0], dq[1], (size_t)(S * nq) * sizeof(float)) && !memcmp(dk[0], dk[1], (size_t)(S * nkv) * sizeof(float)) &&
+              !memcmp(dv[0], dv[1], (size_t)(S * nkv) * sizeof(float)), "attention backward: %d sequences at once differ from one by one", S);
+    double e = 0;
+    for (int64_t i = 0; i < S * nq; i++) e = fmax(e, fabs(o[0][i]));
+    CHECK_MSG(e > 0, "attention forward over sequences wrote nothing");
+    free(q); free(k); free(v); free(dy);
+    for (int i = 0; i < 2; i++) { free(o[i]); free(dq[i]); free(dk[i]); free(dv[i]); }
 }
 
 /* The threaded row kernels (rows_cpu.c) against the reference at sizes with vector tails (C = 37, n = 1000). */
@@ -492,6 +521,7 @@ int main(void) {
         test_selective_scan(ops, bw, 5);
     }
     test_cpu_vs_ref(bw);
+    test_attention_seqs(bw);
     test_rows_vs_ref(bw);
     test_seq_cpu_vs_ref(bw);
     rp_bwd_free(bw);

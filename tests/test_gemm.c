@@ -1,6 +1,6 @@
 /* test_gemm.c: rp_gemm_f32 (the training matmuls' own fp32 product) against rp_gemm_f32_ref, the plain triple
  * loop in double, on odd shapes: M, N, K not multiples of the 14 × 32 blocking, K = 1, K longer than one
- * k chunk, M taller than one packed block, all four transpose combinations, overwrite and accumulate,
+ * k chunk, M taller than one and than four packed blocks (op(B) then packed once, shared), all four transpose combinations, overwrite and accumulate,
  * leading dimensions wider than the matrix. Tolerance: the float-summation bound, per element
  * |fast − ref| <= (K + 2) · 2⁻²³ · (|C₀| + Σₖ |a_ik · b_kj|), which a wrong index or a lost k breaks by
  * orders of magnitude. Also: columns past N and rows' padding are never written; an overwrite ignores NaN
@@ -58,7 +58,7 @@ int main(void) {
     for (int t = 0; t < 3; t++) CHECK(rp_pool_new(t + 1, &pool[t]) == RP_OK && rp_bwd_new(pool[t], &bw[t]) == RP_OK);
     static const int64_t shapes[][3] = {
         { 1, 1, 1 }, { 13, 31, 1 }, { 14, 32, 2 }, { 15, 33, 7 }, { 29, 65, 300 }, { 100, 17, 513 },
-        { 530, 40, 20 }, { 3, 200, 64 }, { 57, 96, 576 }, { 28, 64, 1 },
+        { 530, 40, 20 }, { 3, 200, 64 }, { 57, 96, 576 }, { 28, 64, 1 }, { 2100, 40, 300 },
     };
     double worst = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)

@@ -377,7 +377,7 @@ static rp_status check_batch(const rp_trainer *tr, const int32_t *tokens, const 
 /* The forward pass over B × T tokens, leaving every activation the backward pass reads. */
 static rp_status forward(rp_trainer *tr, const int32_t *tokens, const int32_t *targets, const uint8_t *mask, int B, int T) {
     const rp_llama_config *c = &tr->cfg;
-    int64_t C = c->dim, M = (int64_t)B * T, D = c->head_dim, QD = c->n_head * D, KD = c->n_head_kv * D, F = c->ffn_dim, V = c->vocab;
+    int64_t C = c->dim, M = (int64_t)B * T, D = c->head_dim, KD = c->n_head_kv * D, F = c->ffn_dim, V = c->vocab;
     float scale = 1.0f / sqrtf((float)D);
     for (int64_t i = 0; i < M; i++) tr->pos[i] = (int32_t)(i % T);
     float *x = tr->layers[0].x_in;
@@ -396,9 +396,8 @@ static rp_status forward(rp_trainer *tr, const int32_t *tokens, const int32_t *t
                                  c->rope_neox, 0));
         RP_TRY(rp_cpu_rope_apply(tr->bw, y->ka, M, c->n_head_kv, (int)D, c->rope_dim, tr->pos, tr->rope_cos, tr->rope_sin, T,
                                  c->rope_neox, 0));
-        for (int b = 0; b < B; b++)
-            RP_TRY(rp_cpu_attention_forward(tr->bw, y->att + b * T * QD, y->qa + b * T * QD, y->ka + b * T * KD, y->va + b * T * KD,
-                                            T, 0, c->n_head, c->n_head_kv, (int)D, KD, scale));
+        RP_TRY(rp_cpu_attention_forward_seqs(tr->bw, B, y->att, y->qa, y->ka, y->va, T, 0, c->n_head, c->n_head_kv, (int)D, KD,
+                                             scale));
         RP_TRY(tr_linear_forward(tr, &y->o, y->att, y->x_mid, M));
         for (int64_t i = 0; i < M * C; i++) y->x_mid[i] += y->x_in[i];
         RP_TRY(rp_cpu_rmsnorm_forward(tr->bw, y->xn2, y->x_mid, y->ffn_norm, M, C, c->norm_eps));
@@ -464,10 +463,8 @@ static rp_status backward(rp_trainer *tr, const int32_t *tokens, const int32_t *
         ZERO(tr->datt, M * QD);
         RP_TRY(tr_linear_backward(tr, &y->o, tr->dres, y->att, tr->datt, M));
         ZERO(tr->dq, M * QD); ZERO(tr->dk, M * KD); ZERO(tr->dv, M * KD);
-        for (int b = 0; b < B; b++)
-            RP_TRY(k->attention(tr->bw, tr->dq + b * T * QD, tr->dk + b * T * KD, tr->dv + b * T * KD, tr->datt + b * T * QD,
-                                y->qa + b * T * QD, y->ka + b * T * KD, y->va + b * T * KD, T, 0, c->n_head, c->n_head_kv, (int)D,
-                                KD, scale));
+        RP_TRY(rp_cpu_attention_backward_seqs(tr->bw, B, tr->dq, tr->dk, tr->dv, tr->datt, y->qa, y->ka, y->va, T, 0, c->n_head,
+                                              c->n_head_kv, (int)D, KD, scale));
         RP_TRY(rp_cpu_rope_apply(tr->bw, tr->dq, M, c->n_head, (int)D, c->rope_dim, tr->pos, tr->rope_cos, tr->rope_sin, T,
                                  c->rope_neox, 1));
         RP_TRY(rp_cpu_rope_apply(tr->bw, tr->dk, M, c->n_head_kv, (int)D, c->rope_dim, tr->pos, tr->rope_cos, tr->rope_sin, T,

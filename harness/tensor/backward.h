@@ -100,6 +100,14 @@ rp_status rp_cpu_matmul_forward(rp_bwd *b, float *y, const float *x, int64_t M, 
  * with sgemm, scores in per-thread scratch, so a training step allocates nothing. */
 rp_status rp_cpu_attention_forward(rp_bwd *b, float *out, const float *q, const float *k, const float *v, int64_t T,
                                    int64_t pos0, int H, int Hkv, int D, int64_t kv_stride, float scale);
+/* The same over nseq sequences laid one after another (sequence s: q, out from row s·T, k, v from row s·(pos0 + T)),
+ * all (sequence, head) pairs in one pool run: one barrier instead of nseq, and B·H tasks to balance. */
+rp_status rp_cpu_attention_forward_seqs(rp_bwd *b, int nseq, float *out, const float *q, const float *k, const float *v,
+                                        int64_t T, int64_t pos0, int H, int Hkv, int D, int64_t kv_stride, float scale);
+/* rp_bwd_cpu.attention over nseq sequences laid out as in rp_cpu_attention_forward_seqs, in one pool run. */
+rp_status rp_cpu_attention_backward_seqs(rp_bwd *b, int nseq, float *dq, float *dk, float *dv, const float *dout,
+                                         const float *q, const float *k, const float *v, int64_t T, int64_t pos0, int H,
+                                         int Hkv, int D, int64_t kv_stride, float scale);
 
 /* Row-wise training kernels split over b's pool (rows_cpu.c), each meaning what its rp_ref_* namesake does. */
 rp_status rp_cpu_rmsnorm_forward(rp_bwd *b, float *out, const float *x, const float *w, int64_t T, int64_t C, float eps);

@@ -4,8 +4,9 @@
  * micro-panel (kept in L1) that the MR × NR register-blocked micro-kernel (14 × 32: 28 zmm accumulators,
  * one broadcast of A per row, two vector loads of B per k) sweeps down the block. C is split into a fixed grid
  * of tasks (rows × columns) chosen to pack the least duplicated data, or, when op(A) needs a transposing pack
- * and fits SHARED_A, A is packed once into the context's shared buffer and C split by columns only; a task
- * owns its elements outright.
+ * and fits SHARED_A, A is packed once into the context's shared buffer and C split by columns only, or, when
+ * C is taller than BPK_BLOCKS blocks of A (dW = dyᵀ·x of the head, M = 49152 outputs), op(B) is packed once
+ * there and C split by rows only; a task owns its elements outright.
  * Invariants: an element's value is C (when accumulating) plus each k chunk's sum in ascending chunk order, a
  * chunk summed from zero in ascending k with one FMA per k,
  * so the grid and the thread count never change a bit of the result; packed panels are zero-padded to MR / NR
@@ -33,6 +34,8 @@ int rp_gemm_f32_wanted(int64_t M, int64_t N, int64_t K) { return atomic_load(&us
 #define MC (37 * MR)   /* rows per packed block of A (518: a 512-token batch in one block, 530 KiB, within L2) */
 #define A_ALL (MC * 640)   /* floats of A's panels packed for all of k at once (1.3 MiB: K <= 640) */
 #define SHARED_A ((int64_t)8 << 20)   /* bytes of A that may be packed once for all tasks (the context's shared buffer) */
+#define BPK_BLOCKS 4   /* op(B) is packed once and shared only past this many blocks of MC rows: below, packing it
+                        * per block costs less than the extra pool run (a barrier; under load, a wait on a preempted worker) */
 #ifndef NC
 #define NC 128         /* columns of C swept through every k chunk while A is packed for all of k */
 #endif
@@ -124,17 +127,24 @@ static void pack_t(const float *const *src, int n, int64_t kc, float *dst, int64
 
 /* Pack op(A)[i0:i0+mc, k0:k0+kc] as MR-row panels [panel][k][MR], zero rows past mc. */
 static void pack_a(const float *A, int64_t lda, int ta, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *dst) {
+    if (ta) {   /* op(A)(i, k) = A[k·lda + i]: each k's rows are contiguous, so k outermost: one sequential read of
+                 * the block's mc values per k (a panel at a time would stride lda per k: the head's dW gathered
+                 * its 49152-float rows line by line) */
+        for (int64_t k = 0; k < kc; k++) {
+            const float *src = A + (k0 + k) * lda + i0;
+            for (int64_t ip = 0; ip < mc; ip += MR) {
+                int rows = mc - ip < MR ? (int)(mc - ip) : MR;
+                if (k + 4 < kc) _mm_prefetch((const char *)(src + 4 * lda + ip), _MM_HINT_T0);   /* rows lda apart: 4 ahead */
+                _mm512_mask_storeu_ps(dst + ip * kc + k * MR, 0x3fff, _mm512_maskz_loadu_ps((__mmask16)((1u << rows) - 1), src + ip));
+            }
+        }
+        return;
+    }
     for (int64_t ip = 0; ip < mc; ip += MR, dst += kc * MR) {
         int rows = mc - ip < MR ? (int)(mc - ip) : MR;
-        if (ta) {   /* op(A)(i, k) = A[k·lda + i]: each k's rows are contiguous */
-            __mmask16 m = (__mmask16)((1u << rows) - 1);
-            for (int64_t k = 0; k < kc; k++)
-                _mm512_mask_storeu_ps(dst + k * MR, 0x3fff, _mm512_maskz_loadu_ps(m, A + (k0 + k) * lda + i0 + ip));
-        } else {
-            const float *src[16];
-            for (int i = 0; i < rows; i++) src[i] = A + (i0 + ip + i) * lda + k0;
-            pack_t(src, rows, kc, dst, MR, 0x3fff);
-        }
+        const float *src[16];
+        for (int i = 0; i < rows; i++) src[i] = A + (i0 + ip + i) * lda + k0;
+        pack_t(src, rows, kc, dst, MR, 0x3fff);
     }
 }
 
@@ -165,6 +175,8 @@ typedef struct gemm_job {
     const float *A, *B;
     float *C;
     float *apk;   /* A's panels for all of M and k, packed once for every task (NULL: each task packs its own) */
+    float *bpk;   /* B's strips for all of N and k, packed once (NULL: packed per row block): strip s, chunk at k0
+                   * at bpk + s·NR·K + k0·NR */
 } gemm_job;
 
 /* Columns [jc, jc + nc) of a row block: for each k chunk (A's panels for it at ap + mcp·pc), each NR strip of
@@ -176,9 +188,10 @@ static void block_cols(const gemm_job *j, const float *ap, int64_t mcp, float *b
         const float *a = ap + mcp * (pc - pc0);
         for (int64_t jr = jc; jr < jc + nc; jr += NR) {
             int nr = jc + nc - jr < NR ? (int)(jc + nc - jr) : NR;
-            pack_b(j->B, j->ldb, j->tb, pc, kc, jr, nr, bp);
+            const float *b = j->bpk ? j->bpk + jr * j->K + pc * NR : bp;
+            if (!j->bpk) pack_b(j->B, j->ldb, j->tb, pc, kc, jr, nr, bp);
             for (int64_t ir = 0; ir < mc; ir += MR)
-                kernel(kc, a + ir * kc, bp, j->C + (ic + ir) * j->ldc + jr, j->ldc, mc - ir < MR ? (int)(mc - ir) : MR, nr,
+                kernel(kc, a + ir * kc, b, j->C + (ic + ir) * j->ldc + jr, j->ldc, mc - ir < MR ? (int)(mc - ir) : MR, nr,
                        j->acc || pc > 0);
         }
     }
@@ -207,7 +220,7 @@ static void gemm_task(void *ctx, int task, int n_tasks, int thread) {
     }
     int all_k = (int64_t)MC * j->K <= A_ALL;
     size_t a_floats = all_k ? (size_t)A_ALL : (size_t)MC * KC;
-    float *ap = rp_bwd_scratch(j->b, thread, (a_floats + (size_t)KC * NR) * sizeof(float));
+    float *ap = rp_bwd_scratch(j->b, thread, (a_floats + (j->bpk ? 0 : (size_t)KC * NR)) * sizeof(float));
     if (!ap) { j->failed = 1; return; }
     float *bp = ap + a_floats;
     for (int64_t ic = m0; ic < m1; ic += MC) {
@@ -226,18 +239,20 @@ static void gemm_task(void *ctx, int task, int n_tasks, int thread) {
     }
 }
 
-/* Pack A's panels for every task: a slice of the MR-row panels per task, each for all k chunks, at the place
- * gemm_task reads them (row block ic at apk + ic·K, its chunk pc at + mcp·pc, its panel p at + p·MR·kc). */
+/* Pack the shared operand for every task, a slice of it per task, each part for all k chunks at the place the
+ * tasks read it: A's MR-row panels when apk is set (row block ic at apk + ic·K, its chunk pc at + mcp·pc, its
+ * panel p at + p·MR·kc), otherwise B's NR-column strips (strip s, chunk pc at bpk + s·NR·K + pc·NR). */
 static void pack_task(void *ctx, int task, int n_tasks, int thread) {
     gemm_job *j = ctx;
     (void)thread;
-    int64_t p0, p1;
-    rp_bwd_split((j->M + MR - 1) / MR, task, n_tasks, 1, &p0, &p1);
+    int64_t p0, p1, w = j->apk ? MR : NR, n = j->apk ? j->M : j->N;
+    rp_bwd_split((n + w - 1) / w, task, n_tasks, 1, &p0, &p1);
     for (int64_t p = p0; p < p1; p++) {
-        int64_t i = p * MR, ic = i / MC * MC, mc = j->M - ic < MC ? j->M - ic : MC, mcp = (mc + MR - 1) / MR * MR;
+        int64_t i = p * w, ic = i / MC * MC, mcp = ((j->M - ic < MC ? j->M - ic : MC) + MR - 1) / MR * MR;
         for (int64_t pc = 0; pc < j->K; pc += j->kc) {
-            int64_t kc = j->K - pc < j->kc ? j->K - pc : j->kc;
-            pack_a(j->A, j->lda, j->ta, i, j->M - i < MR ? j->M - i : MR, pc, kc, j->apk + ic * j->K + mcp * pc + (i - ic) * kc);
+            int64_t kc = j->K - pc < j->kc ? j->K - pc : j->kc, part = n - i < w ? n - i : w;
+            if (j->apk) pack_a(j->A, j->lda, j->ta, i, part, pc, kc, j->apk + ic * j->K + mcp * pc + (i - ic) * kc);
+            else pack_b(j->B, j->ldb, j->tb, pc, kc, i, (int)part, j->bpk + i * j->K + pc * NR);
         }
     }
 }
@@ -273,7 +288,7 @@ rp_status rp_gemm_f32(rp_bwd *b, int ta, int tb, int64_t M, int64_t N, int64_t K
     gemm_job j = { .b = b, .ta = ta, .tb = tb, .acc = accumulate, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
                    .kc = (K + chunks - 1) / chunks, .A = A, .B = B, .C = C };
     int nth = rp_bwd_threads(b);
-    int64_t mpad = (M + MR - 1) / MR * MR, strips = (N + NR - 1) / NR;
+    int64_t mpad = (M + MR - 1) / MR * MR, strips = (N + NR - 1) / NR, npad = strips * NR;
     if (nth > 1 && !ta && mpad * K * (int64_t)sizeof(float) <= SHARED_A && strips > 1) {
         /* a transposing pack of A done once, shared, instead of once per column task; then the columns split
          * finely (no packing is repeated), so a thread the OS holds back is covered by the others */
@@ -281,6 +296,14 @@ rp_status rp_gemm_f32(rp_bwd *b, int ta, int tb, int64_t M, int64_t N, int64_t K
         rp_bwd_run(b, pack_task, &j, nth);
         j.mt = 1;
         j.nt = (int)(strips < 4 * nth ? strips : 4 * nth);
+    } else if (M > BPK_BLOCKS * MC && npad * K * (int64_t)sizeof(float) <= SHARED_A) {
+        /* op(B) would be packed again for every block of MC rows (dW = dyᵀ·x of the 49152-row head: 95 times):
+         * packed once, shared, and C split by rows only, finely (A's rows are packed once either way) */
+        if (!(j.bpk = rp_bwd_shared(b, (size_t)(npad * K) * sizeof(float)))) return rp_fail(RP_ERR_NOMEM, "gemm: out of memory for packed B");
+        rp_bwd_run(b, pack_task, &j, nth);
+        int64_t panels = mpad / MR;
+        j.mt = (int)(panels < 4 * nth ? panels : 4 * nth);
+        j.nt = 1;
     } else {
         choose_grid(&j, nth, &j.mt, &j.nt);
     }

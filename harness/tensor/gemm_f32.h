@@ -1,7 +1,7 @@
 /* gemm_f32.h: the engine's own fp32 matrix product for the training matmuls, C[M,N] (+)= op(A)·op(B),
  * with op(A) M×K and op(B) K×N read through a transpose flag and a leading dimension each (row-major):
  *   op(A)(i,k) = ta ? A[k·lda + i] : A[i·lda + k],   op(B)(k,j) = tb ? B[j·ldb + k] : B[k·ldb + j].
- * The three training variants: y = x·Wᵀ (ta 0, tb 1), dx += dy·W (0, 0), dW += dyᵀ·x (1, 0).
+ * The three training variants, all three routed here: y = x·Wᵀ (ta 0, tb 1), dx += dy·W (0, 0), dW += dyᵀ·x (1, 0).
  * rp_gemm_f32 packs panels and runs an AVX-512 register-blocked micro-kernel, split into tasks of C over the
  * backward context's pool (gemm_f32.c); rp_gemm_f32_ref is the plain triple loop it is tested against.
  * Invariants: every element of C is one task's, summed over k in the same order (blocks of k ascending,
