@@ -16,11 +16,10 @@ import time
 import urllib.error
 import urllib.request
 
-from checklib import check, summary
+from checklib import check, host_port, summary
 
 URL = sys.argv[1]
-HOST, PORT = URL.split("//")[1].split("/")[0].split(":")
-PORT = int(PORT)
+HOST, PORT = host_port(URL)
 REF = os.path.join(os.environ.get("REPRO_REFERENCE", "../shared/reference"), "smollm2", "score_f32.jsonl")
 
 

@@ -17,11 +17,10 @@ import sys
 import threading
 import time
 
-from checklib import check, summary
+from checklib import check, get_json, host_port, summary
 
 URL, PID = sys.argv[1], int(sys.argv[2])
-HOST, PORT = URL.split("//")[1].split("/")[0].split(":")
-PORT = int(PORT)
+HOST, PORT = host_port(URL)
 
 
 def request(body, timeout=600):
@@ -38,11 +37,7 @@ def request(body, timeout=600):
 
 
 def health():
-    c = http.client.HTTPConnection(HOST, PORT, timeout=30)
-    c.request("GET", "/health")
-    h = json.loads(c.getresponse().read())
-    c.close()
-    return h
+    return get_json(HOST, PORT, "/health")
 
 
 def rss_mb():
