@@ -8,6 +8,11 @@
 --  * Fig. 3 here: the step-2 loss curve from M_1 (starts at exactly ln 2) and from S (starts at or above
 --    softplus(−β(γ̄_S − γ̄_M1)) by Jensen), both against the reference M_1.
 -- Paper: S −38.60, M_1 −25.10, M_2 +84.35 at 10.7B on 60K pairs; ours are a 135M model on a slice.
+-- Resumable: four memo units (S scored, step 1 trained and scored, step 2 trained and scored, the S-initialised
+-- step 2), so `--resume` after a kill skips the finished ones. Step 2 starts from M_1: a trainer checkpoint kept
+-- beside the reference cache (or, when it is gone, step 1 trained again and checked against the recorded
+-- weights' digest). Every epoch's order is drawn before the units, in the order the unsplit run drew them, so
+-- the results are those of the unsplit script bit for bit (checked on the smoke and demo presets).
 local experiment = require("repro.experiment")
 local sdpo = require("sdpo")
 local C = sdpo.C
@@ -76,28 +81,78 @@ return experiment.define {
   run = function(ctx, p)
     table_targets(ctx)
     local s = sdpo.prepare(ctx, p)
+    -- every epoch's example order, drawn here in the order the unsplit run drew them (step 1, step 2, S-init):
+    -- the units below reseed math.random, so a fresh and a resumed run train on the same orders
+    local orders = { sdpo.orders(#s.D1, p.epochs), sdpo.orders(#s.D2, p.epochs), sdpo.orders(#s.D2, p.epochs) }
+    local step_opts = { new_trainer = s.new_trainer, beta = p.beta, ppb = p.ppb, epochs = p.epochs, base = s.base, note = s.note,
+                        label = "sDPO", optimizer = p.optimizer_state }
+    -- the trainer in memory and the model it holds (0: S, 1: M_1); a resumed run rebuilds M_1 from its checkpoint
+    local live, live_t
+    local function step1(tr)
+      step_opts.orders = orders[1]
+      local _, r = sdpo.step(tr, 1, s.D1, step_opts)
+      return r
+    end
+    local units = {}
+    local function trainer_at(t)
+      if live and live_t == t then return live end
+      if live then live:close() end
+      live, live_t = s.new_trainer(), 0
+      if t == 1 then
+        local ok, why = sdpo.load_checkpoint(live, s.base, units.step1.digest)
+        if not ok then
+          ctx:note("M_1 is not on disk (%s): training step 1 again", why)
+          step1(live)
+          if live:digest() ~= units.step1.digest then
+            error("sdpo_gamma: step 1 trained again gives other weights than the recorded unit (digest " .. units.step1.digest .. ")", 0)
+          end
+        end
+        live_t = 1
+      end
+      return live
+    end
+    -- a model's scores: its log-probabilities of D_2 (the step-2 data) and its mean gamma held out
+    local function score(tr) return { lp = sdpo.logps(tr, s.D2, p.ppb), held = mean_gamma(sdpo.logps(tr, s.heldout, p.ppb)) } end
+    -- the units of work (ctx:memo): `--resume` after a kill skips the finished ones
+    units.S = ctx:memo("gamma/S", function() return score(trainer_at(0)) end)
+    units.step1 = ctx:memo("gamma/step1", function()
+      local tr = trainer_at(0)
+      local r = step1(tr)
+      live_t = 1
+      local sc = score(tr)
+      return { losses = r.losses, lp = sc.lp, held = sc.held, digest = sdpo.save_checkpoint(tr, s.base) }
+    end)
+    units.step2 = ctx:memo("gamma/step2", function()
+      local tr = trainer_at(1)
+      step_opts.orders = orders[2]
+      local _, r = sdpo.step(tr, 2, s.D2, step_opts)
+      live_t = 2
+      local sc = score(tr)
+      return { losses = r.losses, ref = r.ref, lp = sc.lp, held = sc.held }
+    end)
+    if live then live:close(); live = nil end
+    -- Fig. 3: step 2 again, target initialised from S, reference M_1 (its log-probabilities, as step 2 used them)
+    units.sinit = ctx:memo("gamma/sft_init", function()
+      local tr = s.new_trainer()
+      local first
+      local losses = sdpo.train(tr, s.D2, units.step2.ref, { beta = p.beta, ppb = p.ppb, epochs = p.epochs, note = s.note, label = "S-init step 2",
+        orders = orders[3], on_step = function(step, loss, st) if step == 1 then first = { gamma_policy = st.gamma_policy, gamma_ref = st.gamma_ref } end end })
+      tr:close()
+      return { losses = losses, first = first }
+    end)
+    -- what the units measured, logged after them so a resumed run holds the reused ones too
     local g_train, g_held, names = {}, {}, { [0] = "S", "M_1", "M_2" }
-    local lpS_D2
-    local res = sdpo.stepwise {
-      new_trainer = s.new_trainer, chunks = { s.D1, s.D2 }, beta = p.beta, ppb = p.ppb, epochs = p.epochs, base = s.base,
-      note = s.note, label = "sDPO", optimizer = p.optimizer_state,
-      on_step = function(t, step, loss, st) ctx:log(string.format("sdpo_step%d_loss", t), step, loss) end,
-      on_model = function(t, tr)
-        local lp = sdpo.logps(tr, s.D2, p.ppb)
-        if t == 0 then lpS_D2 = lp end
-        g_train[t], g_held[t] = mean_gamma(lp), mean_gamma(sdpo.logps(tr, s.heldout, p.ppb))
-        ctx:summary("gamma_" .. names[t] .. "_ultrafeedback_train", g_train[t], { better = "none" })
-        ctx:summary("gamma_" .. names[t] .. "_heldout", g_held[t], { better = "none" })
-        ctx:note("mean gamma of %s: %.3f on the step-2 UltraFeedback data, %.3f held out", names[t], g_train[t], g_held[t])
-      end,
-    }
-    res.trainer:close()
-    -- Fig. 3: step 2 again, target initialised from S, reference M_1 (its cached log-probabilities)
-    local tr = s.new_trainer()
-    local first_batch
-    local lossS = sdpo.train(tr, s.D2, res.refs[2], { beta = p.beta, ppb = p.ppb, epochs = p.epochs, note = s.note, label = "S-init step 2",
-      on_step = function(step, loss, st) ctx:log("sft_init_step2_loss", step, loss); if step == 1 then first_batch = st end end })
-    tr:close()
+    local scored = { [0] = units.S, units.step1, units.step2 }
+    for t = 0, 2 do
+      g_train[t], g_held[t] = mean_gamma(scored[t].lp), scored[t].held
+      ctx:summary("gamma_" .. names[t] .. "_ultrafeedback_train", g_train[t], { better = "none" })
+      ctx:summary("gamma_" .. names[t] .. "_heldout", g_held[t], { better = "none" })
+      ctx:note("mean gamma of %s: %.3f on the step-2 UltraFeedback data, %.3f held out", names[t], g_train[t], g_held[t])
+    end
+    local res = { losses = { units.step1.losses, units.step2.losses }, refs = { [2] = units.step2.ref } }
+    for t = 1, 2 do for step, loss in ipairs(res.losses[t]) do ctx:log(string.format("sdpo_step%d_loss", t), step, loss) end end
+    local lpS_D2, lossS, first_batch = units.S.lp, units.sinit.losses, units.sinit.first
+    for step, loss in ipairs(lossS) do ctx:log("sft_init_step2_loss", step, loss) end
     local lossM1 = res.losses[2]
     local xs1, xs2 = {}, {}
     for i = 1, #lossM1 do xs1[i] = i end

@@ -39,6 +39,36 @@ id4=$("$REPRO" run experiments/sdpo_gamma.lua --preset smoke --db "$db" optimize
 check "sdpo_gamma smoke with carried optimizer state finishes" "[ $? -eq 0 ] && [ -n '$id4' ]"
 check "carried: exact targets all pass" "[ \"\$(q \"select count(*) from targets where run_id=$id4 and kind='exact' and status!='pass'\")\" -eq 0 ]"
 check "carried vs reset: M_1 equal, M_2 differs" "[ \"\$(q \"select count(distinct value) from summaries where run_id in ($id, $id4) and name='gamma_M_1_heldout'\")\" -eq 1 ] && [ \"\$(q \"select count(distinct value) from summaries where run_id in ($id, $id4) and name='gamma_M_2_heldout'\")\" -eq 2 ]"
-[ $fails -eq 0 ] || cat "$tmp/err" "$tmp/err2" "$tmp/err3" "$tmp/err4" >&2
+# resumable: sdpo_gamma is made of memo units (S scored, step 1, step 2, the S-initialised step 2). A kill
+# after step 1 is simulated by deleting the later units' records of a finished run; the resumed run loads M_1
+# from its checkpoint (or, with the checkpoint gone, trains step 1 again and checks it lands on the recorded
+# weights) and must measure every summary, target and metric point bit for bit as the uninterrupted run did,
+# for both optimizer rules ("carry" needs the AdamW moments the checkpoint holds).
+measured() {
+  q "select 'S', name, quote(value), quote(stderr) from summaries where run_id=$1 order by name;
+     select 'T', name, quote(reproduced), status, note from targets where run_id=$1 order by name;
+     select 'M', mn.name, group_concat(hex(m.steps), ''), group_concat(hex(m.vals), '') from metrics m
+       join metric_names mn on mn.id = m.name_id where m.run_id=$1 group by mn.name order by mn.name;"
+}
+# resumed LABEL OPT RUN GREP: forget RUN's units after step 1, resume, check the log holds GREP and the results equal
+resumed() {
+  q "delete from records where run_id=$3 and kind='memo' and key in ('gamma/step2', 'gamma/sft_init')"
+  last=$("$REPRO" run experiments/sdpo_gamma.lua --preset smoke --db "$db" optimizer_state=$2 --resume 2>"$tmp/err5")
+  check "$2 $1: finishes" "[ $? -eq 0 ] && [ -n '$last' ]"
+  check "$2 $1: S and step 1 reused, step 2 computed" "grep -q 'gamma/step1: reused' '$tmp/err5' && grep -q 'gamma/S: reused' '$tmp/err5' && grep -q 'gamma/step2: [0-9]' '$tmp/err5'"
+  check "$2 $1: $4" "grep -q '$4' '$tmp/err5'"
+  check "$2 $1: measures what the uninterrupted run did" "[ \"\$(measured $first)\" = \"\$(measured $last)\" ]"
+}
+for opt in reset carry; do
+  rm -f "$tmp"/cache/sdpo-ref/*.ckpt
+  first=$("$REPRO" run experiments/sdpo_gamma.lua --preset smoke --db "$db" optimizer_state=$opt 2>"$tmp/err5")
+  check "$opt: four units recorded, M_1 kept on disk" "[ \"\$(q \"select count(*) from records where run_id=$first and kind='memo'\")\" -eq 4 ] && ls $tmp/cache/sdpo-ref/*.ckpt >/dev/null"
+  check "$opt: the comparison sees step 2's curve" "[ \"\$(measured $first | grep -c '^M|sdpo_step2_loss')\" -eq 1 ]"
+  resumed "from the checkpoint" $opt "$first" "gamma/step2: "
+  check "$opt from the checkpoint: step 1 not trained again" "! grep -q 'training step 1 again' '$tmp/err5'"
+  rm -f "$tmp"/cache/sdpo-ref/*.ckpt
+  resumed "without the checkpoint" $opt "$last" "training step 1 again"
+done
+[ $fails -eq 0 ] || cat "$tmp/err" "$tmp/err2" "$tmp/err3" "$tmp/err4" "$tmp/err5" >&2
 echo "$([ $fails -eq 0 ] && echo ok || echo 'not ok') sdpo_test.sh: $checks checks, $fails failed"
 [ $fails -eq 0 ]

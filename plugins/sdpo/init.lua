@@ -245,15 +245,26 @@ local function shuffled(n)
   return idx
 end
 
+--- The example orders of `epochs` passes over n examples, drawn now from the run's seeded generator exactly as
+--- M.train draws them (one shuffle per epoch): a run made of memo units (which reseed math.random) draws every
+--- order up front, in the order an unsplit run drew them, and hands them to M.train as o.orders.
+function M.orders(n, epochs)
+  local out = {}
+  for e = 1, epochs do out[e] = shuffled(n) end
+  return out
+end
+
 --- One DPO run of `epochs` passes over examples against reference log-probabilities ref (2 per example):
---- ppb pairs per optimizer step, the order reshuffled each epoch. on_step(step, loss, stats, grad_norm) is
---- called after every step (stats: the batch's rewards, accuracy, margin). Returns the list of step losses.
+--- ppb pairs per optimizer step, the order reshuffled each epoch (or o.orders[epoch], from M.orders).
+--- on_step(step, loss, stats, grad_norm) is called after every step (stats: the batch's rewards, accuracy,
+--- margin). Returns the list of step losses.
 function M.train(tr, examples, ref, o)
   local losses, step = {}, 0
   local total = o.epochs * math.ceil(#examples / o.ppb)
   local t0 = os.time()
-  for _ = 1, o.epochs do
-    local order = shuffled(#examples)
+  for e = 1, o.epochs do
+    local order = o.orders and o.orders[e] or shuffled(#examples)
+    if #order ~= #examples then error(string.format("sdpo.train: order %d lists %d examples, not %d", e, #order, #examples), 2) end
     for s = 1, #order, o.ppb do
       local idx, refb = {}, {}
       for k = s, math.min(s + o.ppb - 1, #order) do
@@ -280,33 +291,76 @@ function M.train(tr, examples, ref, o)
   return losses
 end
 
---- The stepwise procedure (Sec. 3.2): M_0 = S = new_trainer(); for t = 1..T: ref_t = log-probs of chunk t under
---- M_{t-1} (cached), target_t initialised from M_{t-1} (o.init = "previous", the paper) or from S (o.init = "sft",
---- Fig. 3's contrast: ref_t still from M_{t-1}), M_t = DPO(target_t, ref_t, chunk t). o.optimizer: "reset" (the
---- default: each step is an ordinary DPO run with a fresh AdamW, as the paper's algorithm reads) or "carry" (the
---- AdamW moments and step count of step t-1 go on into step t). o: new_trainer, chunks, beta, ppb, epochs, base
---- (digest), note, on_step(t, ...), on_model(t, tr) (called with M_0 .. M_T). Returns {trainer = M_T, refs =
---- {ref_t}, losses = {per step t}, ref_source = {hit/missing/...}}.
-function M.stepwise(o)
-  local optimizer = o.optimizer or "reset"
+local function check_optimizer(optimizer, level)
   if optimizer ~= "reset" and optimizer ~= "carry" then
-    error(string.format("sdpo.stepwise: optimizer '%s' is not one of reset, carry", tostring(optimizer)), 2)
+    error(string.format("sdpo.stepwise: optimizer '%s' is not one of reset, carry", tostring(optimizer)), level + 1)
   end
+end
+
+--- Step t of the stepwise procedure on the trainer's current model M_{t-1}: ref_t = log-probs of chunk under
+--- M_{t-1} (cached), the target from M_{t-1} (o.init = "previous") or from a new S (o.init = "sft", t > 1: tr is
+--- closed and o.new_trainer() takes its place), the optimizer reset or carried (o.optimizer), then DPO on chunk
+--- (o.orders: the epochs' orders, else drawn now). Returns the trainer now holding M_t and {ref, key, how, losses}.
+function M.step(tr, t, chunk, o)
+  local optimizer = o.optimizer or "reset"
+  check_optimizer(optimizer, 2)
+  local ref, key, how = M.reference_logps(tr, chunk, { base = o.base, ppb = o.ppb, note = o.note, dir = o.cache_dir })
+  if o.init == "sft" and t > 1 then tr:close(); tr = o.new_trainer()
+  elseif t > 1 and optimizer == "reset" then tr:reset_optimizer() end
+  local losses = M.train(tr, chunk, ref, { beta = o.beta, ppb = o.ppb, epochs = o.epochs, note = o.note, orders = o.orders,
+                                           label = string.format("%s step %d", o.label or "sdpo", t),
+                                           on_step = o.on_step and function(...) o.on_step(t, ...) end })
+  return tr, { ref = ref, key = key, how = how, losses = losses }
+end
+
+--- The stepwise procedure (Sec. 3.2): M_0 = S = new_trainer(); for t = 1..T: M_t = M.step(M_{t-1}, t, chunk t):
+--- ref_t = log-probs of chunk t under M_{t-1} (cached), target_t initialised from M_{t-1} (o.init = "previous",
+--- the paper) or from S (o.init = "sft", Fig. 3's contrast: ref_t still from M_{t-1}), M_t = DPO(target_t, ref_t,
+--- chunk t). o.optimizer: "reset" (the default: each step is an ordinary DPO run with a fresh AdamW, as the
+--- paper's algorithm reads) or "carry" (the AdamW moments and step count of step t-1 go on into step t). o:
+--- new_trainer, chunks, beta, ppb, epochs, base (digest), note, on_step(t, ...), on_model(t, tr) (called with
+--- M_0 .. M_T). Returns {trainer = M_T, refs = {ref_t}, losses = {per step t}, ref_source = {hit/missing/...}}.
+function M.stepwise(o)
+  check_optimizer(o.optimizer or "reset", 2)
   local tr = o.new_trainer()
   local res = { refs = {}, losses = {}, ref_source = {}, keys = {} }
   if o.on_model then o.on_model(0, tr) end
   for t, chunk in ipairs(o.chunks) do
-    local ref, key, how = M.reference_logps(tr, chunk, { base = o.base, ppb = o.ppb, note = o.note, dir = o.cache_dir })
-    res.refs[t], res.keys[t], res.ref_source[t] = ref, key, how
-    if o.init == "sft" and t > 1 then tr:close(); tr = o.new_trainer()
-    elseif t > 1 and optimizer == "reset" then tr:reset_optimizer() end
-    res.losses[t] = M.train(tr, chunk, ref, { beta = o.beta, ppb = o.ppb, epochs = o.epochs, note = o.note,
-                                              label = string.format("%s step %d", o.label or "sdpo", t),
-                                              on_step = o.on_step and function(...) o.on_step(t, ...) end })
+    local r
+    tr, r = M.step(tr, t, chunk, o)
+    res.refs[t], res.keys[t], res.ref_source[t], res.losses[t] = r.ref, r.key, r.how, r.losses
     if o.on_model then o.on_model(t, tr) end
   end
   res.trainer = tr
   return res
+end
+
+--- Where a trainer's model is kept between the units of a resumable run: the reference cache's folder (a step's
+--- reference was cached there, so it exists), one file per (base model, trained weights).
+local function checkpoint_path(base, digest)
+  return M.cache_dir() .. "/" .. C.cache_key { { "base", base or "" }, { "weights", digest } } .. ".ckpt"
+end
+
+--- Keep the trainer's state (weights, AdamW moments, step) on disk for a later unit; returns the weights'
+--- digest, which M.load_checkpoint needs to find and verify it.
+function M.save_checkpoint(tr, base)
+  local digest = tr:digest()
+  tr:save(checkpoint_path(base, digest))
+  return digest
+end
+
+--- Load into tr (built as the saved trainer was) the state M.save_checkpoint kept for weights digest `digest`;
+--- returns true when loaded and verified, false (tr untouched or to be discarded) when the file is missing,
+--- damaged or holds other weights, with the reason as a second value.
+function M.load_checkpoint(tr, base, digest)
+  local path = checkpoint_path(base, digest)
+  local fh = io.open(path, "rb")
+  if not fh then return false, "no checkpoint " .. path end
+  fh:close()
+  local ok, err = pcall(tr.load, tr, path)
+  if not ok then return false, tostring(err) end
+  if tr:digest() ~= digest then return false, path .. " holds other weights" end
+  return true
 end
 
 --- The H4 columns of the Open LLM Leaderboard (the paper's Table 2) as repro.eval tasks: key (the field in
