@@ -14,14 +14,7 @@
 -- ours and marked not reproducible here: a 135M model already sits near MMLU chance, so the collapse is
 -- looked for on the tasks where it is above chance (ARC-Easy, PIQA, HellaSwag, BoolQ).
 local experiment = require("repro.experiment")
-local eval = require("repro.eval")
 local prune = require("prune")
-
-local function csv(s)
-  local out = {}
-  for w in tostring(s):gmatch("[^,%s]+") do out[#out + 1] = w end
-  return out
-end
 
 -- The smallest fraction at which accuracy is no longer above chance by two standard errors (nil: never).
 local function collapse_at(points, chance)
@@ -91,22 +84,19 @@ return experiment.define {
     local text = prune.load_text(ctx, p.text)
     local info = m:info()
     local L, lnV = info.n_layer, math.log(info.vocab)
-    local ns = prune.int_list(p.ns)
-    for _, n in ipairs(ns) do
-      if n < 0 or n >= L then error(string.format("prune_curves: ns holds %d, outside [0, %d) for %s", n, L, p.model), 0) end
-    end
-    local rules = csv(p.rules)
-    for _, r in ipairs(rules) do
-      local ok = false
-      for _, k in ipairs(prune.RULES) do ok = ok or k == r end
-      if not ok then error("prune_curves: unknown rule '" .. r .. "' (angular, heuristic, influence, random)", 0) end
-    end
+    -- every list param is checked, and every task loaded, before any work: a bad value fails at once, not hours in
+    local ns = prune.layer_counts(p.ns, L, "ns", p.model)
+    local rules = prune.rule_list(p.rules, "rules")
+    local heal_ns, heal_rules, ranks = prune.layer_counts(p.heal_ns, L, "heal_ns", p.model), prune.rule_list(p.heal_rules, "heal_rules"), prune.int_list(p.rank_sweep)
+    if #ranks > 0 then prune.layer_counts(tostring(p.rank_n), L, "rank_n", p.model) end
+    local tasks, heal_tasks = prune.load_tasks(p.tasks, p.mmlu_shots), prune.load_tasks(p.heal_tasks, p.mmlu_shots)
     local held = prune.piece(text, 0.8, 1):sub(1, p.eval_chars)
-    local st = ctx:phase("capture", function() return prune.capture(m, prune.windows(m, prune.piece(text, 0, 0.4), p.n_calib, p.calib_len, p.text)) end)
-    local tasks = {}
-    for _, name in ipairs(csv(p.tasks)) do
-      tasks[#tasks + 1] = { name = name, task = eval.load(name), shots = name == "mmlu" and p.mmlu_shots or 0 }
-    end
+    -- the calibration capture is a unit of work too; it keeps what the selection rules need (a resumed run does
+    -- not capture again)
+    local st = ctx:memo("capture", function()
+      local stats = prune.capture(m, prune.windows(m, prune.piece(text, 0, 0.4), p.n_calib, p.calib_len, p.text))
+      return prune.selections(stats, L)
+    end)
     local opts = { ctx = p.eval_ctx, tasks = tasks, limit = p.limit > 0 and p.limit or nil, seed = ctx.seed }
 
     -- every (rule, n, seed) point; n = 0 once, shared by all rules
@@ -206,15 +196,6 @@ return experiment.define {
     -- healing: QLoRA on each pruned model, its held-out loss and accuracy measured through the trainer's own
     -- forward (NF4 base + adapters) before and after, so the two differ only by the healing; memo shares a
     -- healed model between the curves and the rank sweep (and n = 0 between the rules)
-    local heal_ns, heal_rules, ranks = prune.int_list(p.heal_ns), csv(p.heal_rules), prune.int_list(p.rank_sweep)
-    local heal_tasks = {}
-    for _, name in ipairs(csv(p.heal_tasks)) do
-      heal_tasks[#heal_tasks + 1] = { name = name, task = eval.load(name), shots = name == "mmlu" and p.mmlu_shots or 0 }
-    end
-    for _, n in ipairs(heal_ns) do
-      if n < 0 or n >= L then error(string.format("prune_curves: heal_ns holds %d, outside [0, %d) for %s", n, L, p.model), 0) end
-    end
-    if #ranks > 0 and (p.rank_n < 0 or p.rank_n >= L) then error(string.format("prune_curves: rank_n = %d, outside [0, %d) for %s", p.rank_n, L, p.model), 0) end
     local healed, swept, memo = {}, {}, {}
     if #heal_ns > 0 or #ranks > 0 then
       local ids = m:tokenize(prune.piece(text, 0.4, 0.8):sub(1, math.max(200000, p.heal_steps * p.heal_batch * p.heal_seq * 6)), { bos = false })

@@ -81,6 +81,18 @@ local bi = st:influence()
 check(#bi == S - 1, "one influence per layer")
 local low = st:select("influence", 1)[1]
 for l = 1, #bi do check(bi[low + 1] <= bi[l], "lowest influence") end
+-- what a resumable run keeps of the capture (prune.selections, through a memo's JSON round trip) selects the
+-- same layers as the stats, as integers
+local json = require("repro.json")
+local kept = json.decode(json.encode(prune.selections(st, S - 1)))
+for _, rule in ipairs { "angular", "influence" } do
+  for nn = 1, S - 2 do
+    local a1, a2 = prune.select(rule, nn, S - 1, st), prune.select(rule, nn, S - 1, kept)
+    check(table.concat(a1, ",") == table.concat(a2, ",") and (math.type == nil or math.type(a2[1]) == "integer"),
+          rule .. " n = " .. nn .. ": kept selections give the stats' layers (" .. table.concat(a2, ",") .. ")")
+  end
+end
+errors_with(function() prune.select("angular", S - 1, S - 1, kept) end, "no angular block of n = " .. (S - 1), "a kept n out of range")
 
 -- skipping: out of range, zero layers, restore
 local ids = samples[6]

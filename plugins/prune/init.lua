@@ -66,21 +66,36 @@ function M.progress(what, total, every)
   end
 end
 
+-- The token ids M.windows cuts n windows of len from and the tokens each window takes from the text (len less
+-- its BOS), or nil, nil and an error naming the text, the tokens it gives, the tokens needed and how many
+-- windows of len do fit.
+local function window_ids(m, text, n, len, name)
+  local info = m:info()
+  local body = len - ((info.add_bos and info.bos >= 0) and 1 or 0)
+  local want = n * body
+  local ids = m:tokenize(text:sub(1, want * 8), { bos = false })
+  if #ids >= want then return ids, body end
+  return nil, nil, string.format("prune.windows: %s gives %d tokens in its first %d bytes, %d windows of %d need %d (at most %d of %d fit: "
+                                 .. "use fewer or shorter windows, or stage a longer text)", name or "text", #ids, math.min(want * 8, #text), n,
+                                 len, want, math.floor(#ids / body), len)
+end
+
+--- Whether n windows of `len` tokens fit in text: true, or false and the error M.windows would raise.
+function M.windows_fit(m, text, n, len, name)
+  local _, _, err = window_ids(m, text, n, len, name)
+  return err == nil, err
+end
+
 --- N windows of `len` tokens from text (consecutive, in order), each starting with BOS when the model adds
 -- one. Raises, naming the text, when it holds too few tokens.
 function M.windows(m, text, n, len, name)
-  local info = m:info()
-  local body = len - ((info.add_bos and info.bos >= 0) and 1 or 0)
-  local want, chars = n * body, n * body * 8
-  local ids = m:tokenize(text:sub(1, chars), { bos = false })
-  if #ids < want then
-    error(string.format("prune.windows: %s gives %d tokens in its first %d bytes, %d windows of %d need %d",
-                        name or "text", #ids, math.min(chars, #text), n, body, want), 0)
-  end
+  local ids, body, err = window_ids(m, text, n, len, name)
+  if not ids then error(err, 0) end
+  local bos = m:info().bos
   local out = {}
   for w = 1, n do
     local row = {}
-    if body < len then row[1] = info.bos end
+    if body < len then row[1] = bos end
     for k = 1, body do row[#row + 1] = ids[(w - 1) * body + k] end
     out[w] = row
   end
@@ -103,11 +118,34 @@ function M.capture(m, samples, opts)
   return st
 end
 
---- The layers a rule drops: rule in M.RULES; stats for angular / influence; seed for random.
+--- What the stats-based rules (angular, influence) drop for every n in 1..L-1, taken from a capture's stats:
+--- {angular = {[n] = layers}, influence = {[n] = layers}}, a few hundred integers that a memo unit can keep in
+--- place of the stats (M.select takes either).
+function M.selections(stats, L)
+  local out = { angular = {}, influence = {} }
+  for n = 1, L - 1 do
+    out.angular[n] = (stats:select("angular", n))
+    out.influence[n] = stats:select("influence", n)
+  end
+  return out
+end
+
+-- The layers a stats-based rule drops for n: from the stats object, or from M.selections' table (integers
+-- again after a JSON round trip); an n the table lacks is an error.
+local function stats_select(stats, rule, n)
+  if type(stats) ~= "table" then return (stats:select(rule, n)) end
+  local got = stats[rule] and stats[rule][n]
+  if not got then error(string.format("prune.select: the kept selections hold no %s block of n = %d", rule, n), 0) end
+  local out = {}
+  for i, l in ipairs(got) do out[i] = math.floor(l) end
+  return out
+end
+
+--- The layers a rule drops: rule in M.RULES; stats (or M.selections' table) for angular / influence; seed for
+--- random.
 function M.select(rule, n, L, stats, seed)
   if n == 0 then return {} end
-  if rule == "angular" then return (stats:select("angular", n))
-  elseif rule == "influence" then return stats:select("influence", n)
+  if rule == "angular" or rule == "influence" then return stats_select(stats, rule, n)
   elseif rule == "heuristic" then return C.select_heuristic(L, n)
   elseif rule == "random" then return C.select_random(L, n, seed or 1)
   end
@@ -214,6 +252,44 @@ function M.int_list(s)
     local v = tonumber(w)
     if not v or v ~= math.floor(v) then error("prune: '" .. w .. "' in '" .. s .. "' is not an integer", 0) end
     out[#out + 1] = v
+  end
+  return out
+end
+
+--- Comma-separated layer counts n (what a param such as ns holds) checked against [0, L) of the model; an error
+--- names the param, the value and the model.
+function M.layer_counts(s, L, what, model)
+  local out = M.int_list(s)
+  for _, n in ipairs(out) do
+    if n < 0 or n >= L then error(string.format("prune: %s holds %d, outside [0, %d) for %s", what, n, L, model or "the model"), 0) end
+  end
+  return out
+end
+
+-- Comma- or space-separated words.
+local function words(s)
+  local out = {}
+  for w in tostring(s):gmatch("[^,%s]+") do out[#out + 1] = w end
+  return out
+end
+
+--- Comma-separated selection rules, each checked against M.RULES; an error names the param and the rule.
+function M.rule_list(s, what)
+  local out = words(s)
+  for _, r in ipairs(out) do
+    local ok = false
+    for _, k in ipairs(M.RULES) do ok = ok or k == r end
+    if not ok then error(string.format("prune: %s holds unknown rule '%s' (%s)", what, r, table.concat(M.RULES, ", ")), 0) end
+  end
+  return out
+end
+
+--- Comma-separated multiple-choice task names loaded through repro.eval: {name=, task=, shots=} (MMLU takes
+--- mmlu_shots examples, the others none); an unknown or unstaged task fails here, before any work.
+function M.load_tasks(s, mmlu_shots)
+  local out = {}
+  for _, name in ipairs(words(s)) do
+    out[#out + 1] = { name = name, task = eval.load(name), shots = name == "mmlu" and mmlu_shots or 0 }
   end
   return out
 end

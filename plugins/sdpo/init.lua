@@ -22,7 +22,7 @@ M.DATA = {
 }
 
 --- Load a staged preference set by name (M.DATA); opts.ctx records the asset in the run, opts.limit keeps the
---- first n pairs. Each pair gets .source = name.
+--- first n pairs (0 or nil: all; more than the set holds is an error naming both). Each pair gets .source = name.
 function M.load(name, opts)
   opts = opts or {}
   local d = M.DATA[name]
@@ -34,6 +34,9 @@ function M.load(name, opts)
   end
   local path = opts.ctx and opts.ctx:asset(d.asset, d.file) or assets.path(d.asset, d.file)
   local all = C.load_pairs(path, d.format)
+  if opts.limit and opts.limit > #all then
+    error(string.format("sdpo.load: %s asks for %d pairs, %s holds %d", name, opts.limit, path, #all), 2)
+  end
   local out = {}
   for i = 1, (opts.limit and opts.limit > 0) and math.min(opts.limit, #all) or #all do
     all[i].source = name
