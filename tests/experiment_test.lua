@@ -101,4 +101,18 @@ for k in enc:gmatch('"(k[^"]+)"') do if k < last then sorted = false end; last =
 check(sorted and enc == json.encode(json.decode(enc)), "object keys sorted and stable")
 check(json.encode({ [2] = "b", x = 1 }) == '{"2":"b","x":1}', "mixed keys sorted as text")
 
+-- Per-preset resources: a preset's values over the experiment's, the rest inherited; bad ones are errors.
+local rs = experiment.define { name = "r", run = function() end,
+  resources = { threads = 2, memory = "2G", time_min = 30, presets = { full = { memory = "11G" }, paper = { memory = "12G", time_min = 600 } } } }
+local function res(preset) return experiment._describe(rs, preset).resources end
+check(res(nil).memory == "2G" and res("demo").memory == "2G" and res("demo").threads == 2, "no preset, or one without its own: the experiment's")
+check(res("full").memory == "11G" and res("full").threads == 2 and res("full").time_min == 30, "full: its memory, the rest inherited")
+check(res("paper").memory == "12G" and res("paper").time_min == 600, "paper: its memory and time")
+errors_with(function() experiment.define { name = "x", run = function() end, resources = { presets = { huge = { memory = "1G" } } } } end,
+            "unknown preset 'huge'", "resources for an unknown preset")
+errors_with(function() experiment.define { name = "x", run = function() end, resources = { presets = { full = { memory = "lots" } } } } end,
+            "resources.presets.full.memory", "a preset's bad memory named")
+errors_with(function() experiment.define { name = "x", run = function() end, resources = { presets = { full = { presets = {} } } } } end,
+            "unknown field 'presets'", "no nesting")
+
 T.done("experiment_test")

@@ -39,7 +39,7 @@ static void on_signal(int sig) {
     rp_lua_request_interrupt();
 }
 
-static void print_params(lua_State *L, int spec) {
+static void print_params(lua_State *L, int spec, const char *preset) {
     lua_getfield(L, spec, "name");
     printf("experiment %s\nparams:\n", lua_tostring(L, -1));
     lua_pop(L, 1);
@@ -59,10 +59,10 @@ static void print_params(lua_State *L, int spec) {
     printf("\n");
     lua_pop(L, 1);
     rp_resources r;
-    if (rp_experiment_resources(L, spec, &r) == LUA_OK) {
+    if (rp_experiment_resources(L, spec, preset, &r) == LUA_OK) {
         char t[32] = "(not declared)";
         if (r.time_min) snprintf(t, sizeof t, "%d min", r.time_min);
-        printf("resources: threads %d, memory %s, gpu %d, time %s\n", r.threads, r.memory[0] ? r.memory : "(not declared)", r.gpu, t);
+        printf("resources%s%s%s: threads %d, memory %s, gpu %d, time %s\n", preset ? " (preset " : "", preset ? preset : "", preset ? ")" : "", r.threads, r.memory[0] ? r.memory : "(not declared)", r.gpu, t);
     } else lua_pop(L, 1);
 }
 
@@ -118,7 +118,7 @@ int rp_cmd_run(int argc, char **argv) {
     char lerr[4096];
     int spec = rp_experiment_load(L, script, lerr, sizeof lerr);
     if (!spec) { fprintf(stderr, "repro run: %s\n", lerr); lua_close(L); return 2; }
-    if (list_params) { print_params(L, spec); lua_close(L); return 0; }
+    if (list_params) { print_params(L, spec, preset); lua_close(L); return 0; }
     lua_pushstring(L, preset ? preset : "");
     lua_pushvalue(L, overrides);
     if (rp_experiment_call(L, "resolve", spec, 2, 1) != LUA_OK) {

@@ -190,7 +190,7 @@ int rp_cmd_sweep(int argc, char **argv) {
     if (!spec) { fprintf(stderr, "repro sweep: %s\n", L ? err : "cannot create a Lua state"); if (L) lua_close(L); rp_sweep_points_free(&pl); return 2; }
     rp_resources res;
     char experiment[128] = "";
-    if (rp_experiment_resources(L, spec, &res) != LUA_OK) { fprintf(stderr, "repro sweep: %s\n", lua_tostring(L, -1)); lua_close(L); rp_sweep_points_free(&pl); return 2; }
+    if (rp_experiment_resources(L, spec, preset, &res) != LUA_OK) { fprintf(stderr, "repro sweep: %s\n", lua_tostring(L, -1)); lua_close(L); rp_sweep_points_free(&pl); return 2; }
     lua_getfield(L, spec, "name");
     snprintf(experiment, sizeof experiment, "%s", lua_tostring(L, -1));
     lua_pop(L, 1);

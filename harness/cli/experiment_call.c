@@ -43,10 +43,12 @@ static int int_field(lua_State *L, const char *k, int dflt) {
     return v;
 }
 
-int rp_experiment_resources(lua_State *L, int spec_idx, rp_resources *r) {
+int rp_experiment_resources(lua_State *L, int spec_idx, const char *preset, rp_resources *r) {
     memset(r, 0, sizeof *r);
     r->threads = 1;
-    int st = rp_experiment_call(L, "_describe", spec_idx, 0, 1);
+    if (preset && *preset) lua_pushstring(L, preset);
+    else lua_pushnil(L);
+    int st = rp_experiment_call(L, "_describe", spec_idx, 1, 1);
     if (st != LUA_OK) return st;
     lua_getfield(L, -1, "resources");
     if (lua_istable(L, -1)) {

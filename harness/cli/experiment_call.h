@@ -13,7 +13,8 @@ int rp_experiment_call(lua_State *L, const char *fn, int spec_idx, int nargs, in
 /* The experiment's declared resources (threads >= 1, gpu >= 0, memory "" or like "4G", time_min 0 when
  * not declared), read from repro.experiment's _describe. */
 typedef struct rp_resources { int threads, gpu, time_min; char memory[32]; } rp_resources;
-/* Fill r from the spec at spec_idx; returns 0 or non-zero with the error message on the stack. */
-int rp_experiment_resources(lua_State *L, int spec_idx, rp_resources *r);
+/* Fill r from the spec at spec_idx, as declared for preset (NULL or "": the experiment's own values); returns 0
+ * or non-zero with the error message on the stack. */
+int rp_experiment_resources(lua_State *L, int spec_idx, const char *preset, rp_resources *r);
 
 #endif

@@ -14,8 +14,9 @@ local DECL_KEYS = { name = true, paper = true, description = true, version = tru
                     presets = true, run = true, reproduces = true, resources = true,
                     seconds = true }
 -- What a run needs, for runners to place it (repro sweep --runner local|slurm): threads (cores, >= 1),
--- memory ("512M", "4G": a Slurm --mem value), gpu (count), time_min (wall-clock limit in minutes).
-local RESOURCE_KEYS = { threads = true, memory = true, gpu = true, time_min = true }
+-- memory ("512M", "4G": a Slurm --mem value), gpu (count), time_min (wall-clock limit in minutes); and
+-- presets = { full = { memory = "12G" }, ... }: a preset's own values over those (its other keys inherited).
+local RESOURCE_KEYS = { threads = true, memory = true, gpu = true, time_min = true, presets = true }
 local PARAM_KEYS = { type = true, default = true, doc = true, choices = true, min = true, max = true }
 local PRESETS = { "smoke", "demo", "full", "paper" }
 
@@ -95,15 +96,35 @@ function M.define(spec)
   spec.version = spec.version or 1
   local res = spec.resources or {}
   if type(res) ~= "table" then fail("experiment %s: 'resources' must be a table {threads=, memory=, gpu=, time_min=}", spec.name) end
-  for k, v in pairs(res) do
-    if not RESOURCE_KEYS[k] then fail("experiment %s: resources: unknown field '%s' (valid: %s)", spec.name, tostring(k), table.concat(sorted_keys(RESOURCE_KEYS), ", ")) end
-    if k == "memory" then
-      if type(v) ~= "string" or not v:match("^%d+[KMGT]?$") then fail("experiment %s: resources.memory must be like \"512M\" or \"4G\", got %s", spec.name, tostring(v)) end
-    elseif not is_integer(v) or v < (k == "threads" and 1 or 0) then
-      fail("experiment %s: resources.%s must be an integer >= %d, got %s", spec.name, k, k == "threads" and 1 or 0, tostring(v))
+  local function check_resources(t, where)
+    for k, v in pairs(t) do
+      if not RESOURCE_KEYS[k] or (k == "presets" and where ~= "resources") then
+        fail("experiment %s: %s: unknown field '%s' (valid: %s)", spec.name, where, tostring(k), table.concat(sorted_keys(RESOURCE_KEYS), ", "))
+      end
+      if k == "memory" then
+        if type(v) ~= "string" or not v:match("^%d+[KMGT]?$") then fail("experiment %s: %s.memory must be like \"512M\" or \"4G\", got %s", spec.name, where, tostring(v)) end
+      elseif k ~= "presets" and (not is_integer(v) or v < (k == "threads" and 1 or 0)) then
+        fail("experiment %s: %s.%s must be an integer >= %d, got %s", spec.name, where, k, k == "threads" and 1 or 0, tostring(v))
+      end
     end
   end
-  spec.resources = { threads = res.threads or 1, memory = res.memory, gpu = res.gpu or 0, time_min = res.time_min }
+  check_resources(res, "resources")
+  local function merged(over)
+    local r = {}
+    for _, k in ipairs { "threads", "memory", "gpu", "time_min" } do if over[k] ~= nil then r[k] = over[k] else r[k] = res[k] end end
+    return { threads = r.threads or 1, memory = r.memory, gpu = r.gpu or 0, time_min = r.time_min }
+  end
+  spec.resources = merged({})
+  spec.preset_resources = {}
+  if res.presets ~= nil and type(res.presets) ~= "table" then fail("experiment %s: resources.presets must be a table {preset = {memory=, ...}}", spec.name) end
+  for pr, over in pairs(res.presets or {}) do
+    local known = false
+    for _, name in ipairs(PRESETS) do known = known or name == pr end
+    if not known then fail("experiment %s: resources.presets: unknown preset '%s' (valid: %s)", spec.name, tostring(pr), table.concat(PRESETS, ", ")) end
+    if type(over) ~= "table" then fail("experiment %s: resources.presets.%s must be a table {memory=, ...}", spec.name, pr) end
+    check_resources(over, "resources.presets." .. pr)
+    spec.preset_resources[pr] = merged(over)
+  end
   for pname, decl in pairs(spec.params) do
     if type(decl) ~= "table" then fail("experiment %s: param '%s' must be a table {type=, default=, doc=}", spec.name, tostring(pname)) end
     for k in pairs(decl) do
@@ -342,8 +363,9 @@ function Ctx:interrupted() return core.interrupted() end
 --- Print a progress line for the user (stderr).
 function Ctx:note(fmt, ...) io.stderr:write(string.format(fmt, ...), "\n") end
 
---- The host's entry point: load-time info of a declared experiment (used before the run is recorded).
-function M._describe(spec)
+--- The host's entry point: load-time info of a declared experiment (used before the run is recorded); with a
+--- preset, the resources are that preset's (resources.presets).
+function M._describe(spec, preset)
   local versions = {}
   for name, mod in pairs(package.loaded) do
     if type(mod) == "table" and rawget(mod, "VERSION") ~= nil and type(name) == "string" then
@@ -351,7 +373,8 @@ function M._describe(spec)
     end
   end
   versions[spec.name] = spec.version
-  return { name = spec.name, paper = spec.paper, versions = versions, resources = spec.resources }
+  local res = preset and spec.preset_resources and spec.preset_resources[preset] or spec.resources
+  return { name = spec.name, paper = spec.paper, versions = versions, resources = res }
 end
 
 --- The host's entry point: run a declared experiment with resolved params.
