@@ -75,9 +75,13 @@ return experiment.define {
   },
   -- demo: 9 evaluations + 7 healed models: 323 CPU-s, 4:14 wall at load 3-6 (2026-12-05; capture 6 s, the 9 evaluations
   -- 34 s, healing 3.5 min of which about 30 s is the first trainer's NF4 build); full: an estimate, about 7 hours
-  -- idle (78 evaluations of 5 tasks x 200 items + 11 healed models of 200 steps), run it with --resume after a kill
-  seconds = { smoke = 15, demo = 240, full = 25000 },
-  resources = { threads = 2, memory = "2G" },
+  -- idle (78 evaluations of 5 tasks x 200 items + 11 healed models of 200 steps), run it with --resume after a kill;
+  -- the running full preset's evaluations take 423-633 CPU-s each (2026-12-06), so about 40,000 CPU-s in all
+  seconds = { smoke = 15, demo = 240, full = 40000 },
+  -- memory: healing's QLoRA trainer (heal_batch x max(heal_seq, heal_eval_len) tokens) dominates. Peak RSS measured
+  -- 2026-12-06 in the full preset's first healing steps: 3.5 GB (the evaluations: 0.65 GB). paper: 16 x 1024, 8x
+  -- full's tokens, so about 24 GB scaled from full (not measured: its calibration text is not staged).
+  resources = { threads = 2, memory = "2G", presets = { full = { memory = "4G" }, paper = { memory = "24G" } } },
   reproduces = "Figs. 1-3, 5, 6; Sec. 4.1, 4.4, App. A",
   run = function(ctx, p)
     local m, mpath = prune.load_model(ctx, p.model)

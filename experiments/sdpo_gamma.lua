@@ -70,8 +70,15 @@ return experiment.define {
   description = "sDPO: mean gamma of each step's reference (Fig. 2), step-2 loss from M_1 vs from S (Fig. 3), table arithmetic",
   version = 2,
   params = sdpo.params(),
-  seconds = { smoke = 10, demo = 150 },   -- demo: 242 CPU-s on 2 threads measured 2026-12-05 (load 9-15, 18:07 wall)
-  resources = { threads = 2, memory = "2G", gpu = 0, time_min = 60 },
+  -- demo: 242 CPU-s on 2 threads measured 2026-12-05 (load 9-15, 18:07 wall); 2026-12-06 its four units took 205 CPU-s
+  -- (load 10, 16 min wall). full: an estimate, about 60x the demo's pair-tokens (2,284 pairs trained and 4,884 scored
+  -- at 256 tokens against 64 and 184 at 128), not yet measured.
+  seconds = { smoke = 10, demo = 150, full = 12000 },
+  -- memory: the trainer's activations are planned for 2 ppb sequences of seq_len tokens and dominate. Peak RSS
+  -- measured 2026-12-06 (/usr/bin/time -v, SIGINT in the first training unit): demo 1.4 GB, full 5.2 GB; paper
+  -- (16 x 512) has sdpo_vs_dpo full's trainer shape, which holds 10.4 GB.
+  resources = { threads = 2, memory = "2G", gpu = 0, time_min = 60,
+                presets = { full = { memory = "6G", time_min = 480 }, paper = { memory = "11G", time_min = 1440 } } },
   presets = {
     smoke = { model = "stories260K", seq_len = 48, n_orca = 8, n_uf = 8, n_heldout = 8, ppb = 2, lr = 1e-2 },
     demo = { model = "smollm2", seq_len = 128, n_orca = 16, n_uf = 24, n_heldout = 24, ppb = 4 },

@@ -32,7 +32,10 @@ return experiment.define {
     eval_len = { type = "integer", default = 256, min = 16, doc = "widest benchmark sequence scored (longer contexts are cut from the left)" },
   },
   seconds = { smoke = 15, demo = 340, full = 36000 },   -- demo: 637 CPU-s on 2 threads measured 2026-12-05 (load 9-15, 26:50 wall); full: estimate (README)
-  resources = { threads = 2, memory = "3G", gpu = 0, time_min = 240 },
+  -- memory: the trainer is planned for 2 ppb sequences of max(seq_len, eval_len) tokens. Peak RSS measured 2026-12-06:
+  -- full 10.4 GB (VmHWM of the running full preset, in DPO training); paper has the same trainer shape (16 x 512).
+  resources = { threads = 2, memory = "3G", gpu = 0, time_min = 240,
+                presets = { full = { memory = "11G", time_min = 900 }, paper = { memory = "11G", time_min = 2700 } } },
   presets = {
     smoke = { model = "stories260K", seq_len = 48, n_orca = 8, n_uf = 8, n_heldout = 8, ppb = 2, lr = 3e-3, mc_limit = 4, eval_len = 160 },
     demo = { model = "smollm2", seq_len = 128, n_orca = 12, n_uf = 20, n_heldout = 24, ppb = 4, mc_limit = 20 },

@@ -55,6 +55,8 @@ end
 local function each_preset(names, setup)
   for _, name in ipairs(names) do
     local spec = dofile("experiments/" .. name .. ".lua")
+    local mem = experiment._describe(spec, "full").resources.memory
+    check(mem ~= nil, name .. ": the full preset declares its memory (" .. tostring(mem) .. ")")
     for _, preset in ipairs(experiment.PRESETS) do
       local p = experiment.resolve(spec, preset, {})
       expect(name .. "/" .. preset, pcall(setup, name, p))
