@@ -2,7 +2,9 @@
 -- Once", arXiv 2403.19270): the staged preference data through the asset registry, chat-template encoding of
 -- pairs (the same template for chosen and rejected; the loss sees response tokens only), the data split into
 -- T chunks, reference log-probabilities cached on disk per (reference weights, data), DPO training through
--- repro.train's per-sequence loss hook, the stepwise procedure, and the paper's reported numbers.
+-- repro.train's per-sequence loss hook, the stepwise procedure (whole, or one step at a time with the epochs'
+-- orders drawn up front and trainer checkpoints between steps, for runs made of memo units), and the paper's
+-- reported numbers.
 -- Invariants: a batch of P pairs is 2P rows, chosen then rejected per pair (the layout sdpo.dpo_loss expects);
 -- the reference of step t is the trainer's state at the start of step t (M_{t-1}), keyed by tr:digest().
 -- Written in the subset shared by Lua 5.4 and LuaJIT.
