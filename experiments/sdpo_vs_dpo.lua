@@ -33,7 +33,8 @@ return experiment.define {
   },
   seconds = { smoke = 15, demo = 340, full = 36000 },   -- demo: 637 CPU-s on 2 threads measured 2026-12-05 (load 9-15, 26:50 wall); full: estimate (README)
   -- memory: the trainer is planned for 2 ppb sequences of max(seq_len, eval_len) tokens. Peak RSS measured 2026-12-06:
-  -- full 10.4 GB (VmHWM of the running full preset, in DPO training); paper has the same trainer shape (16 x 512).
+  -- demo 2.7 GB (/usr/bin/time -v, mc_limit=0, SIGINT after the DPO unit); full 10.4 GB (VmHWM of the running full
+  -- preset, in DPO training); paper has the same trainer shape as full (16 x 512).
   resources = { threads = 2, memory = "3G", gpu = 0, time_min = 240,
                 presets = { full = { memory = "11G", time_min = 900 }, paper = { memory = "11G", time_min = 2700 } } },
   presets = {
