@@ -74,9 +74,10 @@ return experiment.define {
   -- (load 10, 16 min wall). full: an estimate, about 60x the demo's pair-tokens (2,284 pairs trained and 4,884 scored
   -- at 256 tokens against 64 and 184 at 128), not yet measured.
   seconds = { smoke = 10, demo = 150, full = 12000 },
-  -- memory: the trainer's activations are planned for 2 ppb sequences of seq_len tokens and dominate. Peak RSS
-  -- measured 2026-12-06 (/usr/bin/time -v, SIGINT in the first training unit): demo 1.4 GB, full 5.2 GB; paper
-  -- (16 x 512) has sdpo_vs_dpo full's trainer shape, which holds 10.4 GB.
+  -- memory: the trainer's activations are planned once, for 2 ppb sequences of seq_len tokens, and dominate. Peak
+  -- RSS measured 2026-12-06 (/usr/bin/time -v, then SIGINT): demo 1.4 GB (stopped once the trainer was built), full
+  -- 5.2 GB (stopped 13 min into the step-1 unit, n_uf = n_heldout = 8 to get there); paper (16 x 512) has
+  -- sdpo_vs_dpo full's trainer shape, which holds 10.4 GB.
   resources = { threads = 2, memory = "2G", gpu = 0, time_min = 60,
                 presets = { full = { memory = "6G", time_min = 480 }, paper = { memory = "11G", time_min = 1440 } } },
   presets = {
