@@ -5,6 +5,10 @@
  * (grouped-query attention: all query heads of a KV head; one thread: all KV heads of a row, which keeps the
  * read one sequential stream) divides the cache traffic by the group size against one matrix-vector product
  * per head, and with it the other layers' weights that a long cache pushes out of the caches each token.
+ * Measured (bench_jamba --decode, 1 thread): non-temporal prefetches of the next chunk made the attention
+ * 1.4-2x slower here and flushing read lines (clflushopt) slowed it without keeping the weights resident, so
+ * neither is used; the hardware prefetchers stream the rows.
+ * AVX-512 builds only, head dims 32 / 64 / 128 (rp_attn_decode_supported); other builds keep sgemv.
  * Invariants: the result is the plain softmax attention (max-subtracted exponentials, their sum, the
  * weighted sum of value rows) up to float rounding; nothing is allocated (the caller passes the scratch). */
 #include "tensor/attn_decode.h"
@@ -65,57 +69,37 @@ static inline __attribute__((always_inline)) void values_v(float *out, const flo
 }
 #endif
 
-/* Scores for any D (simd.h's dot). */
-static void scores_any(float *S, const float *q, const float *k, int64_t nk, int h0, int h1, int group, int D, int64_t ks,
-                       float scale, int64_t ch) {
-    for (int64_t j0 = 0; j0 < nk; j0 += ch) {
-        const int64_t n = nk - j0 < ch ? nk - j0 : ch;
-        for (int h = h0; h < h1; h++) {
-            const float *kr = k + j0 * ks + (int64_t)(h / group) * D;
-            for (int64_t j = 0; j < n; j++, kr += ks) S[(int64_t)(h - h0) * nk + j0 + j] = scale * rp_vdot(q + (int64_t)h * D, kr, D);
-        }
-    }
-}
-
-/* Weighted value rows for any D (simd.h's axpy); out zeroed by the caller. */
-static void values_any(float *out, const float *S, const float *v, int64_t nk, int h0, int h1, int group, int D, int64_t ks,
-                       int64_t ch) {
-    for (int64_t j0 = 0; j0 < nk; j0 += ch) {
-        const int64_t n = nk - j0 < ch ? nk - j0 : ch;
-        for (int h = h0; h < h1; h++) {
-            const float *vr = v + j0 * ks + (int64_t)(h / group) * D;
-            for (int64_t j = 0; j < n; j++, vr += ks) rp_vaxpy(out + (int64_t)h * D, S[(int64_t)(h - h0) * nk + j0 + j], vr, D);
-        }
-    }
+/* Whether rp_attn_decode_heads has a kernel for head dimension D. */
+int rp_attn_decode_supported(int D) {
+#if defined(__AVX512F__)
+    return D == 32 || D == 64 || D == 128;
+#else
+    (void)D;
+    return 0;
+#endif
 }
 
 /* Attention of one decoding query for query heads [h0, h1) (see attn_decode.h). */
 void rp_attn_decode_heads(float *out, const float *q, const float *k, const float *v, int64_t nk, int h0, int h1, int group,
                           int D, int64_t kv_stride, float scale, float *S) {
+#if defined(__AVX512F__)
     const int kv_heads = (h1 - 1) / group - h0 / group + 1;   /* columns of a row the range reads */
     int64_t ch = CHUNK_BYTES / ((int64_t)kv_heads * D * (int64_t)sizeof(float));
     if (ch < 4) ch = 4;
-    int done = 0;
-#if defined(__AVX512F__)
-    done = 1;
     if (D == 32) scores_v(S, q, k, nk, h0, h1, group, kv_stride, scale, ch, 2);
     else if (D == 64) scores_v(S, q, k, nk, h0, h1, group, kv_stride, scale, ch, 4);
-    else if (D == 128) scores_v(S, q, k, nk, h0, h1, group, kv_stride, scale, ch, 8);
-    else done = 0;
-#endif
-    if (!done) scores_any(S, q, k, nk, h0, h1, group, D, kv_stride, scale, ch);
+    else scores_v(S, q, k, nk, h0, h1, group, kv_stride, scale, ch, 8);
     float inv[RP_ATTN_DECODE_MAX_HEADS];   /* 1 / Σ e^(s - max) per head, applied to the output */
     for (int h = h0; h < h1; h++) {
         float *s = S + (int64_t)(h - h0) * nk;
         inv[h - h0] = 1.0f / rp_vexp_sub_sum(s, rp_vmax(s, nk), nk);
     }
     memset(out + (int64_t)h0 * D, 0, (size_t)(h1 - h0) * (size_t)D * sizeof(float));
-#if defined(__AVX512F__)
     if (D == 32) values_v(out, S, v, nk, h0, h1, group, kv_stride, ch, 2);
     else if (D == 64) values_v(out, S, v, nk, h0, h1, group, kv_stride, ch, 4);
-    else if (D == 128) values_v(out, S, v, nk, h0, h1, group, kv_stride, ch, 8);
-    else
-#endif
-        values_any(out, S, v, nk, h0, h1, group, D, kv_stride, ch);
+    else values_v(out, S, v, nk, h0, h1, group, kv_stride, ch, 8);
     for (int h = h0; h < h1; h++) rp_vscale(out + (int64_t)h * D, inv[h - h0], D);
+#else
+    (void)out; (void)q; (void)k; (void)v; (void)nk; (void)h0; (void)h1; (void)group; (void)D; (void)kv_stride; (void)scale; (void)S;
+#endif
 }

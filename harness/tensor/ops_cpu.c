@@ -442,7 +442,7 @@ static rp_status cpu_attention(rp_backend *be, float *out, const float *q, const
     if (pos0 + T > INT32_MAX || kv_stride > INT32_MAX) return rp_fail(RP_ERR_RANGE, "attention: sizes over 2^31");
     att_job j = { be, out, q, k, v, T, pos0, kv_stride, H, Hkv, D, (int)((T + ATT_QB - 1) / ATT_QB), scale, 0, 1 };
     double work = (double)H * T * (pos0 + T) * D;
-    if (T == 1) {   /* decoding: one sweep over the cache on one thread; else one task per KV head (or part of one) */
+    if (T == 1 && rp_attn_decode_supported(D)) {   /* decoding: one sweep over the cache on one thread; else one task per KV head (or part of one) */
         const int group = H / Hkv, nthr = rp_pool_size(be->pool), max_g = RP_ATTN_DECODE_MAX_HEADS;
         if (work < 40000 || nthr == 1) {
             j.hsplit = 0;
