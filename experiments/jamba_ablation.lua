@@ -104,7 +104,7 @@ return experiment.define {
     norm_lr = { type = "number", default = 3e-2, doc = "learning rate of the inner-RMSNorm check" },
     norm_steps = { type = "integer", default = 60, min = 1, doc = "steps of the inner-RMSNorm check" },
   },
-  seconds = { smoke = 5, demo = 60 },   -- 14 models trained side by side on 2 threads: 86 CPU-s measured 2026-12-06 (load 5-12; was ~200 CPU-s one model at a time)
+  seconds = { smoke = 5, demo = 60 },   -- 14 models trained side by side on 2 threads: 94.5 CPU-s, 4:28 wall at load 8.6-12.7 (2026-12-06 05:33, h6/flat; wall inflated by the load: ~50 s idle); 86 CPU-s earlier (load 5-12; was ~200 CPU-s one model at a time)
   resources = { threads = 2, memory = "512M" },
   presets = {
     smoke = { d_model = 32, experts = 4, T = 32, steps = 3, batch = 1, warmup = 1, seeds = 1, eval_windows = 2, norm_steps = 3 },

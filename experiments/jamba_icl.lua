@@ -115,7 +115,7 @@ return experiment.define {
     head_seqs = { type = "integer", default = 32, min = 1, doc = "format: held-out sequences for the attention-head analysis (Figure 8)" },
     head_ratio = { type = "number", default = 2.0, doc = "format: a head counts as induction-like when its mass on prior labels is >= this x a uniform head's" },
   },
-  seconds = { smoke = 5, demo = 110 },   -- demo: 12 models trained side by side on 2 threads, 187 CPU-s measured 2026-12-06 (load 6-9; was 290 CPU-s single-threaded)
+  seconds = { smoke = 5, demo = 110 },   -- demo: 12 models trained side by side on 2 threads: 199 CPU-s, 9:15 wall at load 8.7-10.4 (2026-12-06 05:45, h6/flat; wall inflated by the load: ~100-110 s idle); 187 CPU-s earlier (load 6-9; was 290 CPU-s single-threaded)
   resources = { threads = 2, memory = "512M" },
   presets = {
     smoke = { d_model = 32, steps = 4, batch = 2, warmup = 1, seeds = 1, shots = 3, pairs = 3, train_seqs = 8, eval_seqs = 8, eval_every = 2 },

@@ -22,6 +22,7 @@ return experiment.define {
     build = { type = "string", default = "all", doc = "scaled-down models to build and count: 'all' or 'jamba'" },
     score_tokens = { type = "integer", default = 16, min = 0, max = 4096, doc = "tokens scored by each built model (0: none)" },
   },
+  seconds = { smoke = 1, demo = 2 },   -- demo measured 2026-12-06 05:32 (h6/flat): 0.8 CPU-s, 1.7 s wall at load 8.5 on 2 CPUs
   presets = {
     smoke = { points = 8, build = "jamba", score_tokens = 4 },
     demo = { points = 64, build = "all", score_tokens = 16 },

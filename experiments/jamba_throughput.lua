@@ -37,7 +37,7 @@ return experiment.define {
     batches = { type = "string", default = "1,2,4,8,16", doc = "batch sizes of the batch sweep (comma-separated)" },
     batch_context = { type = "integer", default = 4096, min = 0, max = 1048576, doc = "context of every sequence in the batch sweep" },
   },
-  seconds = { smoke = 3, demo = 30 },   -- demo measured 27 s wall (10 s CPU) at load 3-6 on 2 CPUs
+  seconds = { smoke = 3, demo = 30 },   -- demo measured 2026-12-06 05:32 (h6/flat): 12.2 CPU-s, 25 s wall at load 8.5 on 2 CPUs (earlier: 27 s wall, 10 CPU-s at load 3-6)
   resources = { threads = 2, memory = "1G" },
   presets = {
     smoke = { d_model = 64, max_context = 2048, prefill_max = 256, steps = 2, batches = "1,4", batch_context = 512 },

@@ -247,7 +247,11 @@ static void test_rope(rp_backend *cpu, rp_backend *ref) {
 }
 
 static void test_attention(rp_backend *cpu, rp_backend *ref) {
-    struct { int T, pos0, H, Hkv, D; } cases[] = { { 1, 0, 4, 4, 16 }, { 1, 37, 6, 2, 64 }, { 70, 5, 6, 2, 16 }, { 130, 0, 9, 3, 64 }, { 3, 10, 8, 4, 8 } };
+    /* T == 1 is decoding: head dims 32 / 64 / 128 take attn_decode.c's kernels, others the sgemv route; long
+     * caches cross many chunks with a tail; one KV head (MQA) is split over the threads; run on 1 and 2 threads */
+    struct { int T, pos0, H, Hkv, D; } cases[] = { { 1, 0, 4, 4, 16 }, { 1, 37, 6, 2, 64 }, { 70, 5, 6, 2, 16 }, { 130, 0, 9, 3, 64 }, { 3, 10, 8, 4, 8 },
+                                                   { 1, 1000, 8, 2, 32 }, { 1, 300, 9, 3, 64 }, { 1, 77, 4, 1, 128 }, { 1, 50, 8, 8, 48 },
+                                                   { 1, 20, 130, 1, 32 }, { 1, 0, 8, 2, 32 } };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int T = cases[c].T, p0 = cases[c].pos0, H = cases[c].H, Hkv = cases[c].Hkv, D = cases[c].D;
         int64_t kvs = (int64_t)Hkv * D, nk = p0 + T;
@@ -774,6 +778,10 @@ int main(void) {
     test_elementwise(cpu, ref);
     test_rope(cpu, ref);
     test_attention(cpu, ref);
+    rp_backend *cpu1;   /* one thread: decoding sweeps every KV head's columns at once */
+    CHECK(rp_backend_cpu_new(1, &cpu1) == RP_OK);
+    test_attention(cpu1, ref);
+    rp_backend_cpu_free(cpu1);
     test_routing_and_scan(cpu, ref);
     test_pool();
     test_every_op();

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tensor/attn_decode.h"
 #include "tensor/backend.h"
 #include "tensor/ops_ref.h"
 #include "tensor/qdot.h"
@@ -368,7 +369,34 @@ typedef struct att_job {
     int H, Hkv, D, nqb;
     float scale;
     int failed;
+    int hsplit;          /* decoding: parts each KV head's query heads are split in (one task each) */
 } att_job;
+
+/* Decoding (one query row). hsplit 0: task t = query heads [64t, 64t + 64), every KV head they read in
+ * one sweep over the cache rows (one thread: the cache is read once, as one stream); hsplit >= 1: task =
+ * (KV head, one of hsplit parts of its query heads), which read that KV head's columns together, once. */
+static void att_decode_range(const att_job *j, int task, int *h0, int *h1) {
+    const int group = j->H / j->Hkv;
+    if (j->hsplit == 0) { *h0 = task * RP_ATTN_DECODE_MAX_HEADS; *h1 = *h0 + RP_ATTN_DECODE_MAX_HEADS < j->H ? *h0 + RP_ATTN_DECODE_MAX_HEADS : j->H; return; }
+    const int g = task / j->hsplit, p = task % j->hsplit;
+    *h0 = g * group + p * group / j->hsplit;
+    *h1 = g * group + (p + 1) * group / j->hsplit;
+}
+
+static void att_decode_task(void *ctx, int ith, int nth, int thread) {
+    att_job *j = ctx;
+    const int group = j->H / j->Hkv;
+    const int ntask = j->hsplit ? j->Hkv * j->hsplit : (j->H + RP_ATTN_DECODE_MAX_HEADS - 1) / RP_ATTN_DECODE_MAX_HEADS;
+    const int most = j->hsplit ? (group + j->hsplit - 1) / j->hsplit : (j->H < RP_ATTN_DECODE_MAX_HEADS ? j->H : RP_ATTN_DECODE_MAX_HEADS);
+    const int64_t nk = j->pos0 + 1;
+    float *S = scratch_get(&impl_of(j->be)->tmp[thread], (size_t)most * (size_t)nk * sizeof(float));
+    if (!S) { j->failed = 1; return; }
+    for (int task = ith; task < ntask; task += nth) {
+        int h0, h1;
+        att_decode_range(j, task, &h0, &h1);
+        rp_attn_decode_heads(j->out, j->q, j->k, j->v, nk, h0, h1, group, j->D, j->kv_stride, j->scale, S);
+    }
+}
 
 static void att_task(void *ctx, int ith, int nth, int thread) {
     att_job *j = ctx;
@@ -412,8 +440,22 @@ static rp_status cpu_attention(rp_backend *be, float *out, const float *q, const
     if (Hkv <= 0 || H % Hkv) return rp_fail(RP_ERR_INVAL, "attention: %d heads not a multiple of %d kv heads", H, Hkv);
     if (T <= 0) return RP_OK;
     if (pos0 + T > INT32_MAX || kv_stride > INT32_MAX) return rp_fail(RP_ERR_RANGE, "attention: sizes over 2^31");
-    att_job j = { be, out, q, k, v, T, pos0, kv_stride, H, Hkv, D, (int)((T + ATT_QB - 1) / ATT_QB), scale, 0 };
+    att_job j = { be, out, q, k, v, T, pos0, kv_stride, H, Hkv, D, (int)((T + ATT_QB - 1) / ATT_QB), scale, 0, 1 };
     double work = (double)H * T * (pos0 + T) * D;
+    if (T == 1 && rp_attn_decode_supported(D)) {   /* decoding: one sweep over the cache on one thread; else one task per KV head (or part of one) */
+        const int group = H / Hkv, nthr = rp_pool_size(be->pool), max_g = RP_ATTN_DECODE_MAX_HEADS;
+        if (work < 40000 || nthr == 1) {
+            j.hsplit = 0;
+            rp_pool_run(be->pool, att_decode_task, &j, 1);
+        } else {
+            int split = Hkv >= nthr ? 1 : (nthr + Hkv - 1) / Hkv;
+            if (split < (group + max_g - 1) / max_g) split = (group + max_g - 1) / max_g;
+            j.hsplit = split < group ? split : group;
+            rp_pool_run(be->pool, att_decode_task, &j, Hkv * j.hsplit);
+        }
+        if (j.failed) return rp_fail(RP_ERR_NOMEM, "attention: out of memory for scores");
+        return RP_OK;
+    }
     /* one task per (head, query block) when worth it; otherwise everything on the caller */
     int64_t parts = (int64_t)H * j.nqb;
     rp_pool_run(be->pool, att_task, &j, work < 40000 || rp_pool_size(be->pool) == 1 ? 1 : (int)(parts < (1 << 20) ? parts : (1 << 20)));
