@@ -303,13 +303,22 @@ int main(int argc, char **argv) {
     printf("%-44s %11.2f ms %11.2f ms\n", "rp_ssm_scan (tensor/ssm.c)", ours1, ours2);
     printf("%-44s %11.2f ms %11.2f ms\n", "op table cpu selective_scan", op1, op2);
     printf("%-44s %11.2f ms   (perf.md: 111.5 ms)\n", "plain reference (libm expf)", plain);
-    printf("%-44s %11.2f ms %11.2f ms   (7.5 / 4.3 ms on machine A, scaled by the FMA peak)\n", "perf.md hand-vectorized AVX-512", hv1, hv2);
-    printf("rp_ssm_scan / hand-vectorized: %.2fx (1 thread), %.2fx (2 threads)   [goal <= 1.3x]\n", ours1 / hv1, ours2 / hv2);
-    printf("2 threads against issue 17's \"5.6 ms at 2 threads on machine A\" instead of perf.md's 4.3 ms: %.2fx (the goal uses perf.md's 4.3)\n",
-           ours2 / hv2_issue);
-    printf("calibrations: 2-thread wall %.0f GFLOP/s = %.2fx the 1-thread wall %.0f (a 2-thread figure near 1x means the second thread\n"
-           " did not run during the calibration: the 2-thread ratios above are then too kind by that factor)\n", peak2, peak2 / peak1, peak1);
-    printf("op table scan / hand-vectorized: %.2fx (1 thread), %.2fx (2 threads)\n", op1 / hv1, op2 / hv2);
+    /* a 2-thread calibration well under twice the 1-thread one means the second CPU was busy (the host is shared):
+     * scaling by it would make the 2-thread goal too easy, so no 2-thread ratio is printed then */
+    const int two = peak2 >= 1.6 * peak1;
+    if (two) printf("%-44s %11.2f ms %11.2f ms   (7.5 / 4.3 ms on machine A, scaled by the FMA peak)\n", "perf.md hand-vectorized AVX-512", hv1, hv2);
+    else printf("%-44s %11.2f ms %14s   (7.5 ms on machine A, scaled by the FMA peak)\n", "perf.md hand-vectorized AVX-512", hv1, "-");
+    printf("calibrations: 2-thread wall %.0f GFLOP/s = %.2fx the 1-thread wall %.0f%s\n", peak2, peak2 / peak1, peak1,
+           two ? "" : " (below 1.6x: the second CPU was busy, so no 2-thread ratio below)");
+    if (two) {
+        printf("rp_ssm_scan / hand-vectorized: %.2fx (1 thread), %.2fx (2 threads)   [goal <= 1.3x]\n", ours1 / hv1, ours2 / hv2);
+        printf("2 threads against issue 17's \"5.6 ms at 2 threads on machine A\" instead of perf.md's 4.3 ms: %.2fx (the goal uses perf.md's 4.3)\n",
+               ours2 / hv2_issue);
+        printf("op table scan / hand-vectorized: %.2fx (1 thread), %.2fx (2 threads)\n", op1 / hv1, op2 / hv2);
+    } else {
+        printf("rp_ssm_scan / hand-vectorized: %.2fx (1 thread)   [goal <= 1.3x]\n", ours1 / hv1);
+        printf("op table scan / hand-vectorized: %.2fx (1 thread)\n", op1 / hv1);
+    }
 
     /* 2. backward */
     float *dy = rnd(TD, -1, 1, &seed), *dx = calloc(TD, 4), *ddt = calloc(TD, 4), *dA = calloc(DN, 4), *dB = calloc(TN, 4), *dC = calloc(TN, 4), *dD = calloc((size_t)s.D, 4);
