@@ -3,8 +3,10 @@
  *     op table's cpu selective_scan against perf.md's hand-vectorized AVX-512 figure on machine A
  *     (7.5 ms on 1 thread, 4.3 ms on 2), scaled by this machine's fp32 FMA peak measured now against
  *     machine A's (117 / 233 GFLOP/s) -- the scan is exp-bound, i.e. compute-bound. Goal: within 1.3x.
+ *     (Issue 17's text says 5.6 ms on 2 threads; the 2-thread ratio against that is printed too.)
  *  2. Its backward against its forward (goal: within 2x), on 1 and 2 threads. One-thread figures are CPU
  *     time of the thread (a shared host's load does not inflate them); two-thread figures are wall clock.
+ *     Then the vector ops per element of both as implemented and the bytes each moves (scan_op_counts).
  *  3. The MoE feed-forward (router, grouping, gathered expert SwiGLUs, weighted scatter; 16 experts, top 2,
  *     d 512, F 1792) at several token counts against two references through the same op table: the same
  *     expert matmuls as plain matmul calls at the per-expert token counts (goal: the layer at >= 0.8x
@@ -76,6 +78,27 @@ static double time_scan_bwd(const scan_in *s, rp_pool *pool, const float *dy, fl
     }
     rp_bwd_free(bw);
     return median(v, reps) * 1e3;
+}
+
+/* The vector ops per 16-lane element (one step, 16 channels, one state) of tensor/ssm.c's N = 16 kernels as
+ * implemented, counted by hand from their loops (recount when those loops change), and the bytes each moves
+ * to and from memory at this shape: what bounds the backward / forward ratio whatever the scheduling. */
+static void scan_op_counts(const scan_in *s) {
+    const double fwd_elem = 11 + 1 + 1 + 1;          /* exp; u·B; s = a·s + u·B; y += C·s */
+    const double fwd_step = 3.0 / 16;                /* per step and block: u = dt·x, Dskip·x, y0 + y1; over 16 states */
+    const double bwd_p1 = 11 + 1 + 1 + 1.0 / 4;      /* pass 1: exp, u·B, the state (decays kept); u per step over 4 states */
+    const double bwd_re = 1 + 1 + 1.0 / 4;           /* a chunk's states again from the kept decays */
+    const double bwd_adj = 8 + 1.0 / 4;              /* g += dy·C; dC, dB lane terms; Σ g·B; g·a; da; Σ da·A; dA */
+    const double bwd_red = 2 * 46.0 / 16 / 2 + 0.25; /* dB, dC: 16x16 transpose-sums over the 2-block group, then the add */
+    const double bwd_fin = 6.0 / 16;                 /* dx (3), ddt (2), dDskip (1) per step and block */
+    const double f = fwd_elem + fwd_step, b = bwd_p1 + bwd_re + bwd_adj + bwd_red + bwd_fin;
+    const double TD = (double)(s->T * s->D) * 4 / 1e6;
+    printf("vector ops per 16-lane element as implemented (counted from ssm.c): forward %.1f (exp 11), backward %.1f = pass 1 %.2f\n"
+           " + states again %.2f + adjoint %.2f + dB/dC reductions %.2f + dx/ddt %.2f: the backward's floor is %.2fx its forward at equal\n"
+           " issue rate. Memory: forward reads dt, x and writes y (%.0f MB with y's read for ownership); backward reads dt, x, dy and\n"
+           " reads and writes dx, ddt (%.0f MB), and writes and twice reads each kept decay in L2 (%.0f MB), so it runs further from\n"
+           " its issue bound than the forward does.\n",
+           f, b, bwd_p1, bwd_re, bwd_adj, bwd_red, bwd_fin, b / f, 4 * TD, 7 * TD, 12.0 * (double)(s->T * s->D * s->N) / 1e6);
 }
 
 static rp_jamba_config decode_config(const char *base, int attention_only) {
@@ -285,15 +308,28 @@ int main(int argc, char **argv) {
     double plain = (thread_s() - ref_t0) * 1e3;
     /* perf.md's hand-vectorized figure scaled to this machine: 1 thread by the per-CPU-second peak (CPU
      * time), 2 threads by the 2-thread wall-clock peak (wall time) */
-    double hv1 = 7.5 * 117 / peak1c, hv2 = 4.3 * 233 / peak2;
+    double hv1 = 7.5 * 117 / peak1c, hv2 = 4.3 * 233 / peak2, hv2_issue = 5.6 * 233 / peak2;
     printf("\n== selective scan forward, d_inner 1024, d_state 16, length 2048 (median of %d) ==\n", reps);
     printf("%-44s %14s %14s\n", "", "1 thread (CPU)", "2 threads (wall)");
     printf("%-44s %11.2f ms %11.2f ms\n", "rp_ssm_scan (tensor/ssm.c)", ours1, ours2);
     printf("%-44s %11.2f ms %11.2f ms\n", "op table cpu selective_scan", op1, op2);
     printf("%-44s %11.2f ms   (perf.md: 111.5 ms)\n", "plain reference (libm expf)", plain);
-    printf("%-44s %11.2f ms %11.2f ms   (7.5 / 4.3 ms on machine A, scaled by the FMA peak)\n", "perf.md hand-vectorized AVX-512", hv1, hv2);
-    printf("rp_ssm_scan / hand-vectorized: %.2fx (1 thread), %.2fx (2 threads)   [goal <= 1.3x]\n", ours1 / hv1, ours2 / hv2);
-    printf("op table scan / hand-vectorized: %.2fx (1 thread), %.2fx (2 threads)\n", op1 / hv1, op2 / hv2);
+    /* a 2-thread calibration well under twice the 1-thread one means the second CPU was busy (the host is shared):
+     * scaling by it would make the 2-thread goal too easy, so no 2-thread ratio is printed then */
+    const int two = peak2 >= 1.6 * peak1;
+    if (two) printf("%-44s %11.2f ms %11.2f ms   (7.5 / 4.3 ms on machine A, scaled by the FMA peak)\n", "perf.md hand-vectorized AVX-512", hv1, hv2);
+    else printf("%-44s %11.2f ms %14s   (7.5 ms on machine A, scaled by the FMA peak)\n", "perf.md hand-vectorized AVX-512", hv1, "-");
+    printf("calibrations: 2-thread wall %.0f GFLOP/s = %.2fx the 1-thread wall %.0f%s\n", peak2, peak2 / peak1, peak1,
+           two ? "" : " (below 1.6x: the second CPU was busy, so no 2-thread ratio below)");
+    if (two) {
+        printf("rp_ssm_scan / hand-vectorized: %.2fx (1 thread), %.2fx (2 threads)   [goal <= 1.3x]\n", ours1 / hv1, ours2 / hv2);
+        printf("2 threads against issue 17's \"5.6 ms at 2 threads on machine A\" instead of perf.md's 4.3 ms: %.2fx (the goal uses perf.md's 4.3)\n",
+               ours2 / hv2_issue);
+        printf("op table scan / hand-vectorized: %.2fx (1 thread), %.2fx (2 threads)\n", op1 / hv1, op2 / hv2);
+    } else {
+        printf("rp_ssm_scan / hand-vectorized: %.2fx (1 thread)   [goal <= 1.3x]\n", ours1 / hv1);
+        printf("op table scan / hand-vectorized: %.2fx (1 thread)\n", op1 / hv1);
+    }
 
     /* 2. backward */
     float *dy = rnd(TD, -1, 1, &seed), *dx = calloc(TD, 4), *ddt = calloc(TD, 4), *dA = calloc(DN, 4), *dB = calloc(TN, 4), *dC = calloc(TN, 4), *dD = calloc((size_t)s.D, 4);
@@ -302,6 +338,7 @@ int main(int argc, char **argv) {
     printf("\n== selective scan backward (same shape; 1 thread CPU time, 2 threads wall clock) ==\n");
     printf("backward %.2f ms = %.2fx its forward (%.2f ms), 1 thread   [goal <= 2x]\n", bwd1, bwd1 / ours1, ours1);
     printf("backward %.2f ms = %.2fx its forward (%.2f ms), 2 threads\n", bwd2, bwd2 / ours2, ours2);
+    scan_op_counts(&s);
 
     /* 3. MoE feed-forward against matmuls of the same FLOPs; 4. decode cost per token against context */
     if (!scan_only && (moe_bench(be2, quick) != 0 || decode_bench(be2, quick, 0) != 0 || decode_bench(be1, quick, 1) != 0)) return 1;

@@ -1,6 +1,7 @@
-/* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, channels across the 16 lanes, two
- * vectors of channels per block, a chunk of steps at a time state by state, the last block masked) and
- * backward (the same layout, a few states at a time: each decay computed once and kept for the whole
+/* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, channels across the 16 lanes, one
+ * vector of channels per block with its 16 states in registers, a chunk of steps at a time, reading and
+ * writing the rows directly with software prefetch one chunk ahead; the last block masked) and backward
+ * (the same lane layout, a few states at a time: each decay computed once and kept for the whole
  * sequence, states recomputed per chunk from checkpoints, then the adjoint recurrence in registers;
  * plain per channel when N != 16 or without AVX-512).
  * Invariant: every version computes the same recurrence in fp32; only exp and summation order differ. */
@@ -19,97 +20,74 @@ typedef struct scan_job {
     float *state, *y;
 } scan_job;
 
-/* Rows of x, dt and y are D floats apart (a new page, and for D a multiple of 1024 the same L1 set, every
- * step), so a task reads a chunk of SCAN_CHUNK steps of all its SCAN_GROUP blocks' channels row by row,
- * each row's span in one contiguous pass, into a work space laid out block by block (each block's chunk
- * contiguous, so the compute loop streams it), and writes y back the same way. The decay constants and
- * the states live there too, lane-major, for the whole task. */
-#define SCAN_GROUP 8
+/* A task owns SCAN_GROUP blocks of 16 channels (one vector, one 64-byte line of a row when D is a multiple of
+ * 16) and walks its steps a chunk of SCAN_CHUNK at a time, block by block. Within a block's chunk all 16
+ * states stay in registers and the step's output is summed over them in registers, so a step reads its
+ * dt and x straight from their rows and writes y once: no work space beyond the block's decay constants and
+ * its states between chunks. Rows are D floats apart (a new page every step, which the hardware prefetcher
+ * does not follow), so each step also prefetches into L2 the lines its block reads and writes one chunk
+ * later. */
+#define SCAN_GROUP 16
 #define SCAN_CHUNK 32
+#define SCAN_UNROLL _Pragma("GCC unroll 16")
 
-typedef struct scan_ws {
-    _Alignas(64) float in[SCAN_GROUP][SCAN_CHUNK * 96];   /* per block and step: dt, dt·x, y (2 vectors each) */
-    _Alignas(64) float hi[SCAN_GROUP][16][32], lo[SCAN_GROUP][16][32], st[SCAN_GROUP][16][32];
-} scan_ws;
+/* One block's decay constants (A·log2 e as hi + lo, transposed to [state][lane]) and its states. */
+typedef struct scan_blk { _Alignas(64) float hi[16][16], lo[16][16], st[16][16]; } scan_blk;
 
-/* The lane masks of a block of nc <= 32 channels (two vectors of 16). */
-static inline void scan_masks(int nc, __mmask16 *m0, __mmask16 *m1) {
-    *m0 = (__mmask16)(nc >= 16 ? 0xffffu : (1u << nc) - 1);
-    *m1 = (__mmask16)(nc >= 32 ? 0xffffu : nc <= 16 ? 0u : (1u << (nc - 16)) - 1);
-}
-
-/* One block's chunk of L steps, state by state: for one n the whole chunk runs with the two channel
- * vectors' states in two registers, so nothing spills, each B and C value is broadcast once for 32
- * channels, and y accumulates in the work space over the 16 states. */
-static void scan_block32(float *buf, const float (*hi)[32], const float (*lo)[32], float (*st)[32], const float *B,
-                         const float *C, int64_t L) {
-    for (int n = 0; n < 16; n++) {
-        const __m512 h0 = _mm512_load_ps(hi[n]), h1 = _mm512_load_ps(hi[n] + 16), l0 = _mm512_load_ps(lo[n]), l1 = _mm512_load_ps(lo[n] + 16);
-        __m512 s0 = _mm512_load_ps(st[n]), s1 = _mm512_load_ps(st[n] + 16);
-        const float *Bn = B + n, *Cn = C + n;
-        for (int64_t i = 0; i < L; i++) {
-            float *b = buf + i * 96;
-            __m512 e0 = rp_ssm_exp_ps(_mm512_load_ps(b), h0, l0);
-            __m512 e1 = rp_ssm_exp_ps(_mm512_load_ps(b + 16), h1, l1);
-            __m512 bv = _mm512_set1_ps(Bn[i * 16]), cv = _mm512_set1_ps(Cn[i * 16]);
-            s0 = _mm512_fmadd_ps(e0, s0, _mm512_mul_ps(_mm512_load_ps(b + 32), bv));
-            s1 = _mm512_fmadd_ps(e1, s1, _mm512_mul_ps(_mm512_load_ps(b + 48), bv));
-            _mm512_store_ps(b + 64, _mm512_fmadd_ps(cv, s0, _mm512_load_ps(b + 64)));
-            _mm512_store_ps(b + 80, _mm512_fmadd_ps(cv, s1, _mm512_load_ps(b + 80)));
+/* Steps t0..t0+L-1 of the block of channels c.. (lane mask m): each step's 16 decays, the states through
+ * them, y = Σ_n C·s + Dskip·x; then prefetches the block's lines of the step one chunk ahead (x and dt to
+ * read, y to write; a prefetch never faults, so past the last row it is harmless). */
+static void scan_block16(const scan_job *j, scan_blk *w, int64_t c, __mmask16 m, int64_t t0, int64_t L) {
+    const int64_t D = j->D;
+    const float *x = j->x + t0 * D + c, *dt = j->dt + t0 * D + c, *B = j->B + t0 * 16, *C = j->C + t0 * 16;
+    float *y = j->y + t0 * D + c;
+    const __m512 dk = j->Dskip ? _mm512_maskz_loadu_ps(m, j->Dskip + c) : _mm512_setzero_ps();
+    __m512 s[16];
+    SCAN_UNROLL for (int n = 0; n < 16; n++) s[n] = _mm512_load_ps(w->st[n]);
+    for (int64_t i = 0; i < L; i++, x += D, dt += D, y += D, B += 16, C += 16) {
+        const __m512 d = _mm512_maskz_loadu_ps(m, dt), xv = _mm512_maskz_loadu_ps(m, x), u = _mm512_mul_ps(d, xv);
+        __m512 y0 = _mm512_mul_ps(dk, xv), y1 = _mm512_setzero_ps();
+        SCAN_UNROLL for (int n = 0; n < 16; n++) {
+            const __m512 e = rp_ssm_exp_ps(d, _mm512_load_ps(w->hi[n]), _mm512_load_ps(w->lo[n]));
+            s[n] = _mm512_fmadd_ps(e, s[n], _mm512_mul_ps(u, _mm512_set1_ps(B[n])));
+            if (n & 1) y1 = _mm512_fmadd_ps(_mm512_set1_ps(C[n]), s[n], y1);
+            else y0 = _mm512_fmadd_ps(_mm512_set1_ps(C[n]), s[n], y0);
         }
-        _mm512_store_ps(st[n], s0); _mm512_store_ps(st[n] + 16, s1);
+        _mm512_mask_storeu_ps(y, m, _mm512_add_ps(y0, y1));
+        _mm_prefetch((const char *)(x + SCAN_CHUNK * D), _MM_HINT_T0);
+        _mm_prefetch((const char *)(dt + SCAN_CHUNK * D), _MM_HINT_T0);
+        __builtin_prefetch(y + SCAN_CHUNK * D, 1, 2);
     }
+    SCAN_UNROLL for (int n = 0; n < 16; n++) _mm512_store_ps(w->st[n], s[n]);
 }
 
-/* A task: its (up to) SCAN_GROUP blocks of 32 channels through all steps, a chunk at a time. */
+/* A task: its (up to) SCAN_GROUP blocks of 16 channels through all steps, a chunk at a time. */
 static void scan_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks; (void)thread;
     const scan_job *j = ctx;
-    const int64_t D = j->D, nb_all = (D + 31) / 32, b0 = (int64_t)task * SCAN_GROUP;
+    const int64_t D = j->D, nb_all = (D + 15) / 16, b0 = (int64_t)task * SCAN_GROUP;
     const int nb = (int)(b0 + SCAN_GROUP < nb_all ? SCAN_GROUP : nb_all - b0);
-    const int64_t c0 = b0 * 32, ncg = D - c0 < nb * 32 ? D - c0 : nb * 32;   /* the task's channels */
-    scan_ws w;
+    scan_blk w[SCAN_GROUP];
     for (int b = 0; b < nb; b++)
-        for (int l = 0; l < 32; l++) {
-            int64_t c = c0 + b * 32 + l;
+        for (int l = 0; l < 16; l++) {
+            const int64_t c = (b0 + b) * 16 + l;
             for (int n = 0; n < 16; n++) {
                 if (c < D) {
-                    rp_ssm_exp_split(j->A[c * 16 + n], &w.hi[b][n][l], &w.lo[b][n][l]);   /* exp(dt·A) = 2^(dt·A·log2 e) */
-                    w.st[b][n][l] = j->state[c * 16 + n];
-                } else w.hi[b][n][l] = w.lo[b][n][l] = w.st[b][n][l] = 0;
+                    rp_ssm_exp_split(j->A[c * 16 + n], &w[b].hi[n][l], &w[b].lo[n][l]);   /* exp(dt·A) = 2^(dt·A·log2 e) */
+                    w[b].st[n][l] = j->state[c * 16 + n];
+                } else w[b].hi[n][l] = w[b].lo[n][l] = w[b].st[n][l] = 0;
             }
         }
     for (int64_t t0 = 0; t0 < j->T; t0 += SCAN_CHUNK) {
         const int64_t L = t0 + SCAN_CHUNK < j->T ? SCAN_CHUNK : j->T - t0;
-        for (int64_t i = 0; i < L; i++) {   /* row by row: the task's span of x and dt, contiguous */
-            const float *xr = j->x + (t0 + i) * D + c0, *dr = j->dt + (t0 + i) * D + c0;
-            for (int b = 0; b < nb; b++) {
-                __mmask16 m0, m1;
-                scan_masks((int)(ncg - b * 32 < 32 ? ncg - b * 32 : 32), &m0, &m1);
-                __m512 x0 = _mm512_maskz_loadu_ps(m0, xr + b * 32), d0 = _mm512_maskz_loadu_ps(m0, dr + b * 32);
-                __m512 x1 = _mm512_maskz_loadu_ps(m1, xr + b * 32 + 16), d1 = _mm512_maskz_loadu_ps(m1, dr + b * 32 + 16);
-                __m512 k0 = j->Dskip ? _mm512_maskz_loadu_ps(m0, j->Dskip + c0 + b * 32) : _mm512_setzero_ps();
-                __m512 k1 = j->Dskip ? _mm512_maskz_loadu_ps(m1, j->Dskip + c0 + b * 32 + 16) : _mm512_setzero_ps();
-                float *o = w.in[b] + i * 96;
-                _mm512_store_ps(o, d0); _mm512_store_ps(o + 16, d1);
-                _mm512_store_ps(o + 32, _mm512_mul_ps(d0, x0)); _mm512_store_ps(o + 48, _mm512_mul_ps(d1, x1));
-                _mm512_store_ps(o + 64, _mm512_mul_ps(k0, x0)); _mm512_store_ps(o + 80, _mm512_mul_ps(k1, x1));
-            }
-        }
-        for (int b = 0; b < nb; b++) scan_block32(w.in[b], (const float (*)[32])w.hi[b], (const float (*)[32])w.lo[b], w.st[b], j->B + t0 * 16, j->C + t0 * 16, L);
-        for (int64_t i = 0; i < L; i++) {
-            float *yr = j->y + (t0 + i) * D + c0;
-            for (int b = 0; b < nb; b++) {
-                __mmask16 m0, m1;
-                scan_masks((int)(ncg - b * 32 < 32 ? ncg - b * 32 : 32), &m0, &m1);
-                _mm512_mask_storeu_ps(yr + b * 32, m0, _mm512_load_ps(w.in[b] + i * 96 + 64));
-                if (m1) _mm512_mask_storeu_ps(yr + b * 32 + 16, m1, _mm512_load_ps(w.in[b] + i * 96 + 80));
-            }
+        for (int b = 0; b < nb; b++) {
+            const int64_t c = (b0 + b) * 16;
+            scan_block16(j, &w[b], c, (__mmask16)(D - c >= 16 ? 0xffffu : (1u << (D - c)) - 1), t0, L);
         }
     }
     for (int b = 0; b < nb; b++)
-        for (int l = 0; l < 32 && c0 + b * 32 + l < D; l++)
-            for (int n = 0; n < 16; n++) j->state[(c0 + b * 32 + l) * 16 + n] = w.st[b][n][l];
+        for (int l = 0; l < 16 && (b0 + b) * 16 + l < D; l++)
+            for (int n = 0; n < 16; n++) j->state[((b0 + b) * 16 + l) * 16 + n] = w[b].st[n][l];
 }
 #endif
 
@@ -118,7 +96,7 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
 #if defined(__AVX512F__)
     if (N == 16) {
         scan_job j = { T, D, N, x, dt, A, B, C, Dskip, state, y };
-        int n_tasks = (int)(((D + 31) / 32 + SCAN_GROUP - 1) / SCAN_GROUP);
+        int n_tasks = (int)(((D + 15) / 16 + SCAN_GROUP - 1) / SCAN_GROUP);
         if (pool && n_tasks > 1 && T * D >= 4096) rp_pool_run(pool, scan_task, &j, n_tasks);
         else for (int i = 0; i < n_tasks; i++) scan_task(&j, i, n_tasks, 0);
         return;
