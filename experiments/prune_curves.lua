@@ -39,7 +39,7 @@ return experiment.define {
     seeds = { type = "integer", default = 3, min = 1, doc = "seeds of the random rule" },
     eval_chars = { type = "integer", default = 40000, min = 200, doc = "bytes of held-out text for the loss" },
     eval_ctx = { type = "integer", default = 256, min = 16, doc = "tokens per loss window" },
-    tasks = { type = "string", default = "arc_easy,piqa,hellaswag,boolq,mmlu", doc = "multiple-choice tasks ('' for none)" },
+    tasks = { type = "string", default = "arc_easy,piqa,hellaswag,boolq,mmlu", doc = "multiple-choice tasks, each NAME or NAME:ITEMS ('' for none)" },
     limit = { type = "integer", default = 200, min = 0, doc = "items per task, a seeded subset (0: all)" },
     mmlu_shots = { type = "integer", default = 5, min = 0, doc = "few-shot examples for MMLU (the paper: 5); other tasks 0-shot" },
     heal_ns = { type = "string", default = "0,4,8,12", doc = "layers dropped for the healed points ('' for no healing)" },
@@ -67,20 +67,26 @@ return experiment.define {
     demo = { n_calib = 48, calib_len = 64, ns = "0,8,16", rules = "angular,heuristic,influence,random", seeds = 1,
              eval_chars = 3000, tasks = "arc_easy,piqa", limit = 20, heal_ns = "0,8,16", heal_steps = 12, heal_batch = 4,
              heal_seq = 64, heal_warmup = 2, heal_tasks = "arc_easy", heal_eval_len = 128, rank_sweep = "2,8,32", rank_n = 8 },
-    full = {},
+    -- full: what one 2-core machine finishes in a session (about 6,000 CPU-s on 1 thread, measured figures in the
+    -- plugin README): 7 block sizes (0-80% dropped) x 4 rules (random: 2 seeds), 40 items of each 0-shot task
+    -- and 12 of MMLU 5-shot (about 4 CPU-s an item here, 10x the others), 5 healed models + a 3-rank sweep
+    full = { ns = "0,4,8,12,16,20,24", seeds = 2, eval_chars = 20000, tasks = "arc_easy,piqa,hellaswag,boolq,mmlu:12",
+             limit = 40, heal_ns = "0,8,16", heal_steps = 30, heal_batch = 4, heal_seq = 128, heal_warmup = 3,
+             heal_tasks = "arc_easy,piqa", rank_sweep = "2,8,32" },
     paper = { n_calib = 2000, calib_len = 256, ns = "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28",
               seeds = 5, eval_chars = 200000, limit = 0, heal_ns = "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28",
               heal_steps = 1000, heal_batch = 16, heal_seq = 256, heal_warmup = 100, heal_tasks = "arc_easy,piqa,hellaswag,boolq,mmlu",
               heal_eval_len = 1024, rank_sweep = "2,4,8,16,64" },
   },
   -- demo: 9 evaluations + 7 healed models: 323 CPU-s, 4:14 wall at load 3-6 (2026-12-05; capture 6 s, the 9 evaluations
-  -- 34 s, healing 3.5 min of which about 30 s is the first trainer's NF4 build); full: an estimate, about 7 hours
-  -- idle (78 evaluations of 5 tasks x 200 items + 11 healed models of 200 steps), run it with --resume after a kill;
-  -- the running full preset's evaluations take 423-633 CPU-s each (2026-12-06), so about 40,000 CPU-s in all
-  seconds = { smoke = 15, demo = 240, full = 40000 },
+  -- 34 s, healing 3.5 min of which about 30 s is the first trainer's NF4 build). full: 31 evaluations + 7 healed
+  -- models, estimated from per-item costs measured 2026-12-06 (README); the full preset's earlier size (78
+  -- evaluations of 5 tasks x 200 items, 11 healed models of 200 steps: about 40,000 CPU-s) is the paper preset's
+  -- direction, not a session's work
+  seconds = { smoke = 15, demo = 240, full = 6000 },
   -- memory: healing's QLoRA trainer (heal_batch x max(heal_seq, heal_eval_len) tokens) dominates. Peak RSS measured
-  -- 2026-12-06 in the full preset's first healing steps: 3.5 GB (the evaluations: 0.65 GB). paper: 16 x 1024, 8x
-  -- full's tokens, so about 24 GB scaled from full (not measured: its calibration text is not staged).
+  -- 2026-12-06 at 8 x 256 tokens: 3.5 GB (the evaluations: 0.65 GB); full now heals 4 x 256. paper: 16 x 1024,
+  -- 8x those tokens, so about 24 GB scaled (not measured: its calibration text is not staged).
   resources = { threads = 2, memory = "2G", presets = { full = { memory = "4G" }, paper = { memory = "24G" } } },
   reproduces = "Figs. 1-3, 5, 6; Sec. 4.1, 4.4, App. A",
   run = function(ctx, p)

@@ -71,19 +71,21 @@ return experiment.define {
   version = 2,
   params = sdpo.params(),
   -- demo: 242 CPU-s on 2 threads measured 2026-12-05 (load 9-15, 18:07 wall); 2026-12-06 its four units took 205 CPU-s
-  -- (load 10, 16 min wall). full: an estimate, about 60x the demo's pair-tokens (2,284 pairs trained and 4,884 scored
-  -- at 256 tokens against 64 and 184 at 128), not yet measured.
-  seconds = { smoke = 10, demo = 150, full = 12000 },
+  -- (load 10, 16 min wall). full: an estimate from per-pair costs on 1 thread (2026-12-06, AMD EPYC, AVX2): scoring
+  -- 2.15 CPU-s and training 4.5 CPU-s per pair at 256 tokens; 6.65 D1 + 17.6 D2 + 6.45 H = about 5,000 CPU-s.
+  seconds = { smoke = 10, demo = 150, full = 5000 },
   -- memory: the trainer's activations are planned once, for 2 ppb sequences of seq_len tokens, and dominate. Peak
   -- RSS measured 2026-12-06 (/usr/bin/time -v, then SIGINT): demo 1.4 GB (stopped once the trainer was built), full
   -- 5.2 GB (stopped 13 min into the step-1 unit, n_uf = n_heldout = 8 to get there); paper (16 x 512) has
   -- sdpo_vs_dpo full's trainer shape, which holds 10.4 GB.
   resources = { threads = 2, memory = "2G", gpu = 0, time_min = 60,
-                presets = { full = { memory = "6G", time_min = 480 }, paper = { memory = "11G", time_min = 1440 } } },
+                presets = { full = { memory = "6G", time_min = 120 }, paper = { memory = "11G", time_min = 1440 } } },
   presets = {
     smoke = { model = "stories260K", seq_len = 48, n_orca = 8, n_uf = 8, n_heldout = 8, ppb = 2, lr = 1e-2 },
     demo = { model = "smollm2", seq_len = 128, n_orca = 16, n_uf = 24, n_heldout = 24, ppb = 4 },
-    full = { model = "smollm2", seq_len = 256, n_orca = 0, n_uf = 0, n_heldout = 0, ppb = 8 },
+    -- full: every staged Orca pair, 128 UltraFeedback pairs for step 2 and 128 held out at 256 tokens: what one
+    -- thread finishes in a session (scoring ~2.2 and training ~4.5 CPU-s a pair here); all 1,000 are the paper preset's
+    full = { model = "smollm2", seq_len = 256, n_orca = 0, n_uf = 128, n_heldout = 128, ppb = 8 },
     paper = { model = "smollm2", seq_len = 512, n_orca = 0, n_uf = 0, n_heldout = 0, ppb = 8, epochs = 3 },
   },
   run = function(ctx, p)

@@ -169,11 +169,11 @@ end
 
 --- Multiple-choice accuracy of a repro.eval language model (a repro.model, or a table LM such as a healing
 -- trainer's) on each task of `tasks` ({name=, task=, shots=}): {[name] = {acc=, stderr=, n=, chance=}}, acc_norm
--- where the task has it. opts: limit (items, a seeded subset), seed.
+-- where the task has it. opts: limit (items, a seeded subset; a task's own t.limit wins), seed.
 function M.accuracy(lm, tasks, opts)
   local out = {}
   for _, t in ipairs(tasks or {}) do
-    local e = eval.evaluate(lm, t.task, { shots = t.shots or 0, limit = opts.limit, seed = opts.seed })
+    local e = eval.evaluate(lm, t.task, { shots = t.shots or 0, limit = t.limit or opts.limit, seed = opts.seed })
     local acc, se = e.acc_norm or e.acc, e.acc_norm_stderr or e.acc_stderr
     out[t.name] = { acc = acc, stderr = se, n = e.n, chance = M.CHANCE[t.name] }
   end
@@ -288,8 +288,12 @@ end
 --- mmlu_shots examples, the others none); an unknown or unstaged task fails here, before any work.
 function M.load_tasks(s, mmlu_shots)
   local out = {}
-  for _, name in ipairs(words(s)) do
-    out[#out + 1] = { name = name, task = eval.load(name), shots = name == "mmlu" and mmlu_shots or 0 }
+  for _, w in ipairs(words(s)) do
+    -- "name" or "name:N" (N items of that task, overriding the run's limit; MMLU 5-shot costs ~10x an item)
+    local name, n = w:match("^([^:]+):(%d+)$")
+    if not name and w:find(":", 1, true) then error("tasks: '" .. w .. "' is not NAME or NAME:ITEMS", 0) end
+    name = name or w
+    out[#out + 1] = { name = name, task = eval.load(name), shots = name == "mmlu" and mmlu_shots or 0, limit = tonumber(n) }
   end
   return out
 end
