@@ -119,8 +119,9 @@ return experiment.define {
     local tick = prune.progress("evaluate", #jobs + 1, 1)
     -- each evaluation and each healed model is a unit of work (ctx:memo): `--resume` after a kill skips those done
     local function evaluate(key, layers) return ctx:memo(key, function() return prune.evaluate(m, layers, held, opts) end) end
+    local reused0 = ctx:reused_units()   -- units read back by a resumed run count as done, not in the rate
     local base = evaluate("eval/unpruned", {})
-    tick(1)
+    tick(1, ctx:reused_units() - reused0)
     local curves = {}   -- curves[rule][n] = list of results (one per seed)
     for i, job in ipairs(jobs) do
       local layers = prune.select(job.rule, job.n, L, st, 1000 * ctx.seed + job.seed)
@@ -129,7 +130,7 @@ return experiment.define {
       curves[job.rule][job.n] = curves[job.rule][job.n] or {}
       table.insert(curves[job.rule][job.n], r)
       ctx:note("%s n=%d %s: loss/lnV %.4f, bpb %.3f", job.rule, job.n, prune.show(layers), r.loss_norm, r.bpb)
-      tick(i + 1)
+      tick(i + 1, ctx:reused_units() - reused0)
       if ctx:interrupted() then error("interrupted", 0) end
     end
     m:skip_layers {}

@@ -51,18 +51,20 @@ function M.load_text(ctx, name)
   return ctx:asset_text(spec[1], spec[2])
 end
 
---- Progress on stderr: returns tick(i) printing done/total, rate and ETA at most every `every` seconds.
+--- Progress on stderr: returns tick(i, reused) printing done/total, rate and ETA at most every `every` seconds.
+-- reused: how many of the first i items were read back (a resumed run's memo units) rather than computed; they
+-- count as done but not in the rate, so a resumed run's ETA is not inflated by the units it skipped.
 function M.progress(what, total, every)
   local t0, last = now(), -math.huge
   every = every or 5
-  return function(i)
+  return function(i, reused)
     local t = now()
     if i < total and t - last < every then return end
     last = t
     local dt = math.max(t - t0, 1e-3)
-    local rate = i / dt
-    local eta = rate > 0 and (total - i) / rate or 0
-    io.stderr:write(string.format("%s: %d/%d  %.3g/s  ETA %ds\n", what, i, total, rate, math.floor(eta + 0.5)))
+    local rate = (i - (reused or 0)) / dt
+    local eta = i >= total and "0s" or rate > 0 and string.format("%ds", math.floor((total - i) / rate + 0.5)) or "?"
+    io.stderr:write(string.format("%s: %d/%d  %.3g/s  ETA %s\n", what, i, total, rate, eta))
   end
 end
 
