@@ -29,6 +29,8 @@ return experiment.define {
     paper = { n_samples = 10000, seq_len = 256 },
   },
   seconds = { smoke = 2, demo = 15, full = 900 },   -- demo: 96 samples took 18 CPU-s (README)
+  -- memory: 0.4 GB peak at full's shape with 128 samples (2026-12-06, /usr/bin/time -v); before the CPU backend
+  -- mapped big blocks itself, the full run held 8.9 GB (one 9 MB capture per sample, left in a fragmented heap)
   resources = { threads = 2, memory = "1G" },
   reproduces = "Figs. 1(c), 4; Sec. 4.3",
   run = function(ctx, p)

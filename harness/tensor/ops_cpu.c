@@ -57,7 +57,7 @@ static void *scratch_get(scratch *s, size_t n) {
     if (cap < ((size_t)1 << 20)) cap = (size_t)1 << 20;   /* decoding never reallocates below 256k positions */
     void *p = rp_cpu_alloc(NULL, cap);
     if (!p) return NULL;
-    free(s->p);
+    rp_cpu_free(NULL, s->p);
     s->p = p;
     s->cap = cap;
     return p;
@@ -543,8 +543,8 @@ rp_status rp_backend_cpu_new(int n_threads, rp_backend **out) {
 void rp_backend_cpu_free(rp_backend *be) {
     if (!be) return;
     cpu_impl *im = be->impl;
-    for (int i = 0; i < MAX_THREADS; i++) free(im->tmp[i].p);
-    free(im->act.p);
+    for (int i = 0; i < MAX_THREADS; i++) rp_cpu_free(NULL, im->tmp[i].p);
+    rp_cpu_free(NULL, im->act.p);
     free(im);
     rp_pool_free(be->pool);
     free(be);
