@@ -31,16 +31,22 @@ return experiment.define {
                  doc = "items of each multiple-choice task scored before/after (ARC-Easy and the four H4 columns; a seeded subset, seed 1; 0: skip)" },
     eval_len = { type = "integer", default = 256, min = 16, doc = "widest benchmark sequence scored (longer contexts are cut from the left)" },
   },
-  seconds = { smoke = 15, demo = 340, full = 36000 },   -- demo: 637 CPU-s on 2 threads measured 2026-12-05 (load 9-15, 26:50 wall); full: estimate (README)
+  -- demo: 637 CPU-s on 2 threads measured 2026-12-05 (load 9-15, 26:50 wall). full: an estimate from per-pair costs
+  -- measured 2026-12-06 on 1 thread (AMD EPYC, AVX2): 2.15 CPU-s to score and 4.5 to train a pair at 256 tokens.
+  -- Training 3 D1 + 4 D2 pairs (6,100 s), references about 1,200 pairs (2,600 s), held out 5 x 128 (1,400 s),
+  -- 5 x 5 x 50 benchmark items through the trainer (about 2,100 s): about 12,000 CPU-s, a session on 2 cores
+  seconds = { smoke = 15, demo = 340, full = 12000 },
   -- memory: the trainer is planned for 2 ppb sequences of max(seq_len, eval_len) tokens. Peak RSS measured 2026-12-06:
-  -- demo 2.7 GB (/usr/bin/time -v, mc_limit=0, SIGINT after the DPO unit); full 10.4 GB (VmHWM of the running full
-  -- preset, in DPO training); paper has the same trainer shape as full (16 x 512).
+  -- demo 2.7 GB (/usr/bin/time -v, mc_limit=0, SIGINT after the DPO unit); 16 x 512 tokens (the paper preset's
+  -- shape, and full's before it was sized to a session) 10.4 GB; full now plans 16 x 256, like sdpo_gamma full (5.2 GB)
   resources = { threads = 2, memory = "3G", gpu = 0, time_min = 240,
-                presets = { full = { memory = "11G", time_min = 900 }, paper = { memory = "11G", time_min = 2700 } } },
+                presets = { full = { memory = "6G", time_min = 240 }, paper = { memory = "11G", time_min = 2700 } } },
   presets = {
     smoke = { model = "stories260K", seq_len = 48, n_orca = 8, n_uf = 8, n_heldout = 8, ppb = 2, lr = 3e-3, mc_limit = 4, eval_len = 160 },
     demo = { model = "smollm2", seq_len = 128, n_orca = 12, n_uf = 20, n_heldout = 24, ppb = 4, mc_limit = 20 },
-    full = { model = "smollm2", seq_len = 256, n_orca = 0, n_uf = 0, n_heldout = 0, ppb = 8, mc_limit = 500, eval_len = 512 },
+    -- full: every staged Orca pair, 128 UltraFeedback pairs for D_2 and 128 held out (sdpo_gamma full's data), 50
+    -- items of each benchmark: what one 2-core machine finishes in a session; all 1,000 pairs are the paper preset's
+    full = { model = "smollm2", seq_len = 256, n_orca = 0, n_uf = 128, n_heldout = 128, ppb = 8, mc_limit = 50, eval_len = 256 },
     paper = { model = "smollm2", seq_len = 512, n_orca = 0, n_uf = 0, n_heldout = 0, ppb = 8, epochs = 3, mc_limit = 1000, eval_len = 512 },
   },
   run = function(ctx, p)
