@@ -3,7 +3,9 @@
  * writing the rows directly with software prefetch one chunk ahead; the last block masked) and backward
  * (the same lane layout, a few states at a time: each decay computed once and kept for the whole
  * sequence, states recomputed per chunk from checkpoints, then the adjoint recurrence in registers;
- * plain per channel when N != 16 or without AVX-512).
+ * plain per channel when N != 16 or without AVX-512 or AVX2). With AVX2 and FMA instead of AVX-512, the
+ * same designs on 8 lanes (blocks of 8 channels; the forward's states in passes of 8, the last block
+ * through maskload/maskstore).
  * Invariant: every version computes the same recurrence in fp32; only exp and summation order differ. */
 #include <math.h>
 #include <stdlib.h>
@@ -89,6 +91,122 @@ static void scan_task(void *ctx, int task, int n_tasks, int thread) {
         for (int l = 0; l < 16 && (b0 + b) * 16 + l < D; l++)
             for (int n = 0; n < 16; n++) j->state[((b0 + b) * 16 + l) * 16 + n] = w[b].st[n][l];
 }
+#elif defined(__AVX2__) && defined(__FMA__)
+#include "tensor/ssm_exp.h"
+
+typedef struct scan_job {
+    int64_t T, D;
+    const float *x, *dt, *A, *B, *C, *Dskip;
+    float *state, *y;
+} scan_job;
+
+/* The AVX-512 design on 8 lanes: a task owns SCAN8_GROUP blocks of 8 channels (one vector) and walks its
+ * steps a chunk of SCAN8_CHUNK at a time, block by block. AVX2 has 16 vector registers, so a block's 16
+ * states go through a chunk in passes of SCAN8_SUB: the first reads dt and x from their rows (prefetching
+ * one chunk ahead) and keeps dt, dt·x and its partial y per step in an L1 buffer, the others add their
+ * sums to it, and the last writes y. The exp is
+ * rp_ssm_exp8_fast when |dt|·max_n |A·log2 e| < 124 for every lane of the step (checked once per step and
+ * kept in the buffer), else rp_ssm_exp8_ps for all 16 states of that step. */
+#define SCAN8_GROUP 32
+#define SCAN8_CHUNK 32
+#define SCAN8_SUB 8   /* states per pass (4: no spills, but 6% slower on Zen 3) */
+#define SCAN_UNROLL _Pragma("GCC unroll 16")
+
+/* One block's decay constants (A·log2 e as hi + lo, transposed to [state][lane]), its states, and the
+ * largest |hi| of each lane (the fast exp's bound). */
+typedef struct scan8_blk { _Alignas(32) float hi[16][8], lo[16][8], st[16][8], hmax[8]; } scan8_blk;
+
+/* A chunk's steps between the passes: dt, dt·x, the partial y, whether the fast exp holds. */
+typedef struct scan8_buf { _Alignas(32) float d[SCAN8_CHUNK][8], u[SCAN8_CHUNK][8], y[SCAN8_CHUNK][8]; int fast[SCAN8_CHUNK]; } scan8_buf;
+
+/* The lanes below n (n >= 8: all) as a maskload/maskstore mask. */
+static inline __m256i scan8_mask(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 8 ? n : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* One step of SCAN8_SUB states s (those from n0): s = exp(d·A)·s + u·B; *y0 (even) and *y1 (odd) += C·s. */
+static inline __attribute__((always_inline)) void scan8_states(__m256 *s, const scan8_blk *w, int n0, __m256 d, __m256 u,
+                                                                const float *Bt, const float *Ct, __m256 *y0, __m256 *y1, int fast) {
+    SCAN_UNROLL for (int n = 0; n < SCAN8_SUB; n++) {
+        const __m256 hi = _mm256_load_ps(w->hi[n0 + n]), lo = _mm256_load_ps(w->lo[n0 + n]);
+        const __m256 e = fast ? rp_ssm_exp8_fast(d, hi, lo) : rp_ssm_exp8_ps(d, hi, lo);
+        s[n] = _mm256_fmadd_ps(e, s[n], _mm256_mul_ps(u, _mm256_set1_ps(Bt[n0 + n])));
+        if (n & 1) *y1 = _mm256_fmadd_ps(_mm256_set1_ps(Ct[n0 + n]), s[n], *y1);
+        else *y0 = _mm256_fmadd_ps(_mm256_set1_ps(Ct[n0 + n]), s[n], *y0);
+    }
+}
+
+/* Steps t0..t0+L-1 of the block of channels c.. (lanes m; full: all 8, plain loads), the states of one pass
+ * (the first reads the rows and fills the buffer, the last reads it and writes y). */
+static inline __attribute__((always_inline)) void scan8_pass(const scan_job *j, scan8_blk *w, scan8_buf *b, int64_t c, __m256i m,
+                                                              int full, int64_t t0, int64_t L, int pass) {
+    const int64_t D = j->D;
+    const float *x = j->x + t0 * D + c, *dt = j->dt + t0 * D + c, *B = j->B + t0 * 16, *C = j->C + t0 * 16;
+    float *y = j->y + t0 * D + c;
+    const int n0 = pass * SCAN8_SUB, first = pass == 0, last = pass == 16 / SCAN8_SUB - 1;
+    const __m256 dk = j->Dskip ? _mm256_maskload_ps(j->Dskip + c, m) : _mm256_setzero_ps(), hmax = _mm256_load_ps(w->hmax);
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), bound = _mm256_set1_ps(124.0f);
+    __m256 s[SCAN8_SUB];
+    SCAN_UNROLL for (int n = 0; n < SCAN8_SUB; n++) s[n] = _mm256_load_ps(w->st[n0 + n]);
+    for (int64_t i = 0; i < L; i++, x += D, dt += D, y += D, B += 16, C += 16) {
+        __m256 d, u, y0, y1 = _mm256_setzero_ps();
+        if (first) {
+            const __m256 xv = full ? _mm256_loadu_ps(x) : _mm256_maskload_ps(x, m);
+            d = full ? _mm256_loadu_ps(dt) : _mm256_maskload_ps(dt, m);
+            u = _mm256_mul_ps(d, xv);
+            y0 = _mm256_mul_ps(dk, xv);
+            const __m256 far = _mm256_cmp_ps(_mm256_mul_ps(_mm256_and_ps(d, absm), hmax), bound, _CMP_NLT_UQ);
+            b->fast[i] = _mm256_testz_ps(far, far);
+            _mm256_store_ps(b->d[i], d);
+            _mm256_store_ps(b->u[i], u);
+            _mm_prefetch((const char *)(x + SCAN8_CHUNK * D), _MM_HINT_T0);
+            _mm_prefetch((const char *)(dt + SCAN8_CHUNK * D), _MM_HINT_T0);
+        } else {
+            d = _mm256_load_ps(b->d[i]); u = _mm256_load_ps(b->u[i]); y0 = _mm256_load_ps(b->y[i]);
+        }
+        if (b->fast[i]) scan8_states(s, w, n0, d, u, B, C, &y0, &y1, 1);
+        else scan8_states(s, w, n0, d, u, B, C, &y0, &y1, 0);
+        if (!last) _mm256_store_ps(b->y[i], _mm256_add_ps(y0, y1));
+        else if (full) _mm256_storeu_ps(y, _mm256_add_ps(y0, y1));
+        else _mm256_maskstore_ps(y, m, _mm256_add_ps(y0, y1));
+        if (last) __builtin_prefetch(y + SCAN8_CHUNK * D, 1, 2);
+    }
+    SCAN_UNROLL for (int n = 0; n < SCAN8_SUB; n++) _mm256_store_ps(w->st[n0 + n], s[n]);
+}
+
+/* A task: its (up to) SCAN8_GROUP blocks of 8 channels through all steps, a chunk at a time. */
+static void scan_task(void *ctx, int task, int n_tasks, int thread) {
+    (void)n_tasks; (void)thread;
+    const scan_job *j = ctx;
+    const int64_t D = j->D, nb_all = (D + 7) / 8, b0 = (int64_t)task * SCAN8_GROUP;
+    const int nb = (int)(b0 + SCAN8_GROUP < nb_all ? SCAN8_GROUP : nb_all - b0);
+    scan8_blk w[SCAN8_GROUP];
+    scan8_buf buf;
+    for (int b = 0; b < nb; b++)
+        for (int l = 0; l < 8; l++) {
+            const int64_t c = (b0 + b) * 8 + l;
+            w[b].hmax[l] = 0;
+            for (int n = 0; n < 16; n++) {
+                if (c < D) {
+                    rp_ssm_exp_split(j->A[c * 16 + n], &w[b].hi[n][l], &w[b].lo[n][l]);   /* exp(dt·A) = 2^(dt·A·log2 e) */
+                    w[b].st[n][l] = j->state[c * 16 + n];
+                    w[b].hmax[l] = fmaxf(w[b].hmax[l], fabsf(w[b].hi[n][l]) * (1 + 0x1p-20f));   /* a margin for lo */
+                } else w[b].hi[n][l] = w[b].lo[n][l] = w[b].st[n][l] = 0;
+            }
+        }
+    for (int64_t t0 = 0; t0 < j->T; t0 += SCAN8_CHUNK) {
+        const int64_t L = t0 + SCAN8_CHUNK < j->T ? SCAN8_CHUNK : j->T - t0;
+        for (int b = 0; b < nb; b++) {
+            const int64_t c = (b0 + b) * 8;
+            const __m256i m = scan8_mask(D - c);
+            if (D - c >= 8) SCAN_UNROLL for (int p = 0; p < 16 / SCAN8_SUB; p++) scan8_pass(j, &w[b], &buf, c, m, 1, t0, L, p);
+            else SCAN_UNROLL for (int p = 0; p < 16 / SCAN8_SUB; p++) scan8_pass(j, &w[b], &buf, c, m, 0, t0, L, p);
+        }
+    }
+    for (int b = 0; b < nb; b++)
+        for (int l = 0; l < 8 && (b0 + b) * 8 + l < D; l++)
+            for (int n = 0; n < 16; n++) j->state[((b0 + b) * 8 + l) * 16 + n] = w[b].st[n][l];
+}
 #endif
 
 void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x, const float *dt, const float *A,
@@ -97,6 +215,14 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
     if (N == 16) {
         scan_job j = { T, D, N, x, dt, A, B, C, Dskip, state, y };
         int n_tasks = (int)(((D + 15) / 16 + SCAN_GROUP - 1) / SCAN_GROUP);
+        if (pool && n_tasks > 1 && T * D >= 4096) rp_pool_run(pool, scan_task, &j, n_tasks);
+        else for (int i = 0; i < n_tasks; i++) scan_task(&j, i, n_tasks, 0);
+        return;
+    }
+#elif defined(__AVX2__) && defined(__FMA__)
+    if (N == 16) {
+        scan_job j = { T, D, x, dt, A, B, C, Dskip, state, y };
+        int n_tasks = (int)(((D + 7) / 8 + SCAN8_GROUP - 1) / SCAN8_GROUP);
         if (pool && n_tasks > 1 && T * D >= 4096) rp_pool_run(pool, scan_task, &j, n_tasks);
         else for (int i = 0; i < n_tasks; i++) scan_task(&j, i, n_tasks, 0);
         return;
