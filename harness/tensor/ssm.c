@@ -529,11 +529,11 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 /* The AVX-512 backward's design (see its comment above) on 8 lanes: blocks of 8 channels, a task owning
- * BWD8_GROUP of them (32 channels), the states BWD8_SUB at a time; each decay computed once in pass 1
+ * BWD8_GROUP of them, the states BWD8_SUB (a multiple of 4) at a time; each decay computed once in pass 1
  * (rp_ssm_exp8_fast when scan8_fast holds for the step, else rp_ssm_exp8_ps) and kept, the states rebuilt
  * per chunk of BWD8_CHUNK from checkpoints, the adjoint in registers; dB and dC reduced 8 lane vectors at
  * a time (bwd8_sums). Work space per thread: bwd8_floats. */
-#define BWD8_GROUP 4
+#define BWD8_GROUP 8   /* 64 channels: fewer passes over the rows' pages than 32 (30 against 35 ms on Zen 3) */
 #define BWD8_SUB 4
 #define BWD8_CHUNK 32
 #define BWD8_AHEAD 16   /* rows of software prefetch ahead of strided row walks */
@@ -717,9 +717,10 @@ static void bwd_task8(void *ctx, int task, int n_tasks, int thread) {
             bwd8_reduce(c.pB, L * BWD8_SUB, c.sums);
             bwd8_reduce(c.pC, L * BWD8_SUB, c.sums + BWD8_CHUNK * BWD8_SUB);
             for (int64_t i = 0; i < L; i++)
-                for (int k = 0; k < BWD8_SUB; k++) {
-                    dBt[(t0 + i) * 16 + n0 + k] += c.sums[i * BWD8_SUB + k];
-                    dCt[(t0 + i) * 16 + n0 + k] += c.sums[(BWD8_CHUNK + i) * BWD8_SUB + k];
+                for (int k = 0; k < BWD8_SUB; k += 4) {
+                    float *db = dBt + (t0 + i) * 16 + n0 + k, *dc = dCt + (t0 + i) * 16 + n0 + k;
+                    _mm_storeu_ps(db, _mm_add_ps(_mm_loadu_ps(db), _mm_loadu_ps(c.sums + i * BWD8_SUB + k)));
+                    _mm_storeu_ps(dc, _mm_add_ps(_mm_loadu_ps(dc), _mm_loadu_ps(c.sums + (BWD8_CHUNK + i) * BWD8_SUB + k)));
                 }
         }
     }
