@@ -105,19 +105,19 @@ typedef struct scan_job {
  * states go through a chunk in passes of SCAN8_SUB: the first reads dt and x from their rows (prefetching
  * one chunk ahead) and keeps dt, dt·x and its partial y per step in an L1 buffer, the others add their
  * sums to it, and the last writes y. The exp is
- * rp_ssm_exp8_fast when |dt|·max_n |A·log2 e| < 124 for every lane of the step (checked once per step and
- * kept in the buffer), else rp_ssm_exp8_ps for all 16 states of that step. */
+ * rp_ssm_exp8_fast when |dt|·max_n |A·log2 e| < 124 for every lane and step of the block's chunk (checked
+ * once per chunk), else rp_ssm_exp8_ps for the whole chunk. */
 #define SCAN8_GROUP 32
 #define SCAN8_CHUNK 32
-#define SCAN8_SUB 8   /* states per pass (4: no spills, but 6% slower on Zen 3) */
+#define SCAN8_SUB 8   /* states per pass (4: no spills, but 8% slower on Zen 3) */
 #define SCAN_UNROLL _Pragma("GCC unroll 16")
 
 /* One block's decay constants (A·log2 e as hi + lo, transposed to [state][lane]), its states, and the
  * largest |hi| of each lane (the fast exp's bound). */
 typedef struct scan8_blk { _Alignas(32) float hi[16][8], lo[16][8], st[16][8], hmax[8]; } scan8_blk;
 
-/* A chunk's steps between the passes: dt, dt·x, the partial y, whether the fast exp holds. */
-typedef struct scan8_buf { _Alignas(32) float d[SCAN8_CHUNK][8], u[SCAN8_CHUNK][8], y[SCAN8_CHUNK][8]; int fast[SCAN8_CHUNK]; } scan8_buf;
+/* A chunk's steps between the passes: dt, dt·x, the partial y. */
+typedef struct scan8_buf { _Alignas(32) float d[SCAN8_CHUNK][8], u[SCAN8_CHUNK][8], y[SCAN8_CHUNK][8]; } scan8_buf;
 
 /* The lanes below n (n >= 8: all) as a maskload/maskstore mask. */
 static inline __m256i scan8_mask(int64_t n) {
@@ -147,15 +147,28 @@ static inline __attribute__((always_inline)) void scan8_states(__m256 *s, const 
     }
 }
 
+/* Whether rp_ssm_exp8_fast holds for every step of t0..t0+L-1 in the block of channels c.. (lanes m). */
+static int scan8_chunk_fast(const scan_job *j, const scan8_blk *w, int64_t c, __m256i m, int64_t t0, int64_t L) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), hmax = _mm256_load_ps(w->hmax), bound = _mm256_set1_ps(124.0f);
+    __m256 far = _mm256_setzero_ps();
+    for (int64_t i = 0; i < L; i++) {
+        const __m256 d = _mm256_and_ps(_mm256_maskload_ps(j->dt + (t0 + i) * j->D + c, m), absm);
+        far = _mm256_or_ps(far, _mm256_cmp_ps(_mm256_mul_ps(d, hmax), bound, _CMP_NLT_UQ));
+    }
+    return _mm256_testz_ps(far, far);
+}
+
 /* Steps t0..t0+L-1 of the block of channels c.. (lanes m; full: all 8, plain loads), the states of one pass
- * (the first reads the rows and fills the buffer, the last reads it and writes y). */
+ * (the first reads the rows and fills the buffer, the last reads it and writes y); fast: the chunk's decays
+ * all take rp_ssm_exp8_fast (scan8_chunk_fast), so the step loop has no branch and keeps its states in
+ * registers. */
 static inline __attribute__((always_inline)) void scan8_pass(const scan_job *j, scan8_blk *w, scan8_buf *b, int64_t c, __m256i m,
-                                                              int full, int64_t t0, int64_t L, int pass) {
+                                                              int full, int fast, int64_t t0, int64_t L, int pass) {
     const int64_t D = j->D;
     const float *x = j->x + t0 * D + c, *dt = j->dt + t0 * D + c, *B = j->B + t0 * 16, *C = j->C + t0 * 16;
     float *y = j->y + t0 * D + c;
     const int n0 = pass * SCAN8_SUB, first = pass == 0, last = pass == 16 / SCAN8_SUB - 1;
-    const __m256 dk = j->Dskip ? _mm256_maskload_ps(j->Dskip + c, m) : _mm256_setzero_ps(), hmax = _mm256_load_ps(w->hmax);
+    const __m256 dk = j->Dskip ? _mm256_maskload_ps(j->Dskip + c, m) : _mm256_setzero_ps();
     __m256 s[SCAN8_SUB];
     SCAN_UNROLL for (int n = 0; n < SCAN8_SUB; n++) s[n] = _mm256_load_ps(w->st[n0 + n]);
     for (int64_t i = 0; i < L; i++, x += D, dt += D, y += D, B += 16, C += 16) {
@@ -165,7 +178,6 @@ static inline __attribute__((always_inline)) void scan8_pass(const scan_job *j, 
             d = full ? _mm256_loadu_ps(dt) : _mm256_maskload_ps(dt, m);
             u = _mm256_mul_ps(d, xv);
             y0 = _mm256_mul_ps(dk, xv);
-            b->fast[i] = scan8_fast(d, hmax);
             _mm256_store_ps(b->d[i], d);
             _mm256_store_ps(b->u[i], u);
             _mm_prefetch((const char *)(x + SCAN8_CHUNK * D), _MM_HINT_T0);
@@ -173,8 +185,7 @@ static inline __attribute__((always_inline)) void scan8_pass(const scan_job *j, 
         } else {
             d = _mm256_load_ps(b->d[i]); u = _mm256_load_ps(b->u[i]); y0 = _mm256_load_ps(b->y[i]);
         }
-        if (b->fast[i]) scan8_states(s, w, n0, d, u, B, C, &y0, &y1, 1);
-        else scan8_states(s, w, n0, d, u, B, C, &y0, &y1, 0);
+        scan8_states(s, w, n0, d, u, B, C, &y0, &y1, fast);
         if (!last) _mm256_store_ps(b->y[i], _mm256_add_ps(y0, y1));
         else if (full) _mm256_storeu_ps(y, _mm256_add_ps(y0, y1));
         else _mm256_maskstore_ps(y, m, _mm256_add_ps(y0, y1));
@@ -208,8 +219,9 @@ static void scan_task(void *ctx, int task, int n_tasks, int thread) {
         for (int b = 0; b < nb; b++) {
             const int64_t c = (b0 + b) * 8;
             const __m256i m = scan8_mask(D - c);
-            if (D - c >= 8) SCAN_UNROLL for (int p = 0; p < 16 / SCAN8_SUB; p++) scan8_pass(j, &w[b], &buf, c, m, 1, t0, L, p);
-            else SCAN_UNROLL for (int p = 0; p < 16 / SCAN8_SUB; p++) scan8_pass(j, &w[b], &buf, c, m, 0, t0, L, p);
+            const int full = D - c >= 8, fast = scan8_chunk_fast(j, &w[b], c, m, t0, L);
+            if (full && fast) SCAN_UNROLL for (int p = 0; p < 16 / SCAN8_SUB; p++) scan8_pass(j, &w[b], &buf, c, m, 1, 1, t0, L, p);
+            else SCAN_UNROLL for (int p = 0; p < 16 / SCAN8_SUB; p++) scan8_pass(j, &w[b], &buf, c, m, full, fast, t0, L, p);
         }
     }
     for (int b = 0; b < nb; b++)
