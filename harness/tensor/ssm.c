@@ -3,13 +3,15 @@
  * writing the rows directly with software prefetch one chunk ahead; the last block masked) and backward
  * (the same lane layout, a few states at a time: each decay computed once and kept for the whole
  * sequence, states recomputed per chunk from checkpoints, then the adjoint recurrence in registers;
- * plain per channel when N != 16 or without AVX-512).
+ * plain per channel when N != 16 or without AVX-512 or AVX2). With AVX2 and FMA instead of AVX-512, the
+ * same designs on 8 lanes run from ssm_avx2.c.
  * Invariant: every version computes the same recurrence in fp32; only exp and summation order differ. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tensor/ops_ref.h"
 #include "tensor/ssm.h"
+#include "tensor/ssm_impl.h"
 
 #if defined(__AVX512F__)
 #include "tensor/ssm_exp.h"
@@ -101,6 +103,8 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
         else for (int i = 0; i < n_tasks; i++) scan_task(&j, i, n_tasks, 0);
         return;
     }
+#elif defined(__AVX2__) && defined(__FMA__)
+    if (N == 16) { rp_ssm8_scan(pool, T, D, x, dt, A, B, C, Dskip, state, y); return; }
 #endif
     (void)pool;
     rp_ref_selective_scan(NULL, y, x, dt, A, B, C, Dskip, T, D, N, state);
@@ -108,16 +112,6 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
 
 /* ---- backward ---- */
 
-typedef struct bwd_job {
-    int64_t T, D, N;
-    const float *x, *dt, *A, *B, *C, *Dskip, *dy;
-    float *dx, *ddt, *dA, *dDskip;   /* accumulated into; NULL: not wanted */
-    rp_bwd *bw;                      /* per thread: dB [T, N] and dC [T, N] partial sums, then work space */
-    size_t per_thread;               /* floats of scratch per thread (a multiple of 16) */
-} bwd_job;
-
-/* Thread th's scratch (sized before the run, so this never allocates). */
-static float *bwd_scratch(const bwd_job *j, int th) { return rp_bwd_scratch(j->bw, th, j->per_thread * sizeof(float)); }
 
 /* One channel, plainly: recompute the states, then run the adjoint recurrence backwards in time.
  * g[n] is dL/ds_t[c,n]; it flows back through s_t = a_t·s_{t-1} + ... as g_{t-1} += a_t·g_t.
@@ -406,6 +400,8 @@ rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, flo
     int n_tasks = (int)((D + BWD_REF_CHANNELS - 1) / BWD_REF_CHANNELS);
 #if defined(__AVX512F__)
     if (N == 16) { work = bwd16_floats(T); fn = bwd_task16; n_tasks = (int)(((D + 15) / 16 + BWD_GROUP - 1) / BWD_GROUP); }
+#elif defined(__AVX2__) && defined(__FMA__)
+    if (N == 16) { work = rp_ssm8_bwd_floats(T); fn = rp_ssm8_bwd_task; n_tasks = rp_ssm8_bwd_tasks(D); }
 #endif
     bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, bw, (2 * tn + work + 15) / 16 * 16 };
     for (int th = 0; th < nth; th++) {   /* every thread's scratch exists before the run: tasks never allocate */

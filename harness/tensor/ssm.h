@@ -1,7 +1,7 @@
 /* ssm.h: the Mamba selective scan (state-spaces/mamba's selective_scan_ref semantics, fp32) on plain
- * float pointers: the cpu backend's selective_scan op (AVX-512 with channels across the lanes, so no
- * horizontal sum per step; threads over channel blocks; T = 1 is the recurrent decoding step) and the cpu
- * backward table's. The plain references are rp_ref_selective_scan (ops_ref.h) and
+ * float pointers: the cpu backend's selective_scan op (AVX-512, or AVX2 with FMA, with channels across the
+ * lanes, so no horizontal sum per step; threads over channel blocks; T = 1 is the recurrent decoding step)
+ * and the cpu backward table's. The plain references are rp_ref_selective_scan (ops_ref.h) and
  * rp_ref_selective_scan_backward (backward.h), with the same argument meaning.
  * Shapes (row-major, token-major): x, dt, y [T, D]; A [D, N]; B, C [T, N]; Dskip [D] (NULL: no skip);
  * state [D, N]. dt is the step size after softplus. For every channel c and state n:

@@ -1,0 +1,35 @@
+/* ssm_impl.h: internal to tensor/ssm.c and ssm_avx2.c: the scan backward's job (shared by the plain,
+ * AVX-512 and AVX2 kernels) and the AVX2 kernels' entry points (declared only where they are compiled:
+ * AVX2 and FMA without AVX-512).
+ * Invariant: a bwd_job's per-thread scratch is allocated (rp_bwd_scratch) before any task runs, so tasks
+ * never allocate. */
+#ifndef RP_SSM_IMPL_H
+#define RP_SSM_IMPL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "tensor/backward.h"
+#include "tensor/pool.h"
+
+typedef struct bwd_job {
+    int64_t T, D, N;
+    const float *x, *dt, *A, *B, *C, *Dskip, *dy;
+    float *dx, *ddt, *dA, *dDskip;   /* accumulated into; NULL: not wanted */
+    rp_bwd *bw;                      /* per thread: dB [T, N] and dC [T, N] partial sums, then work space */
+    size_t per_thread;               /* floats of scratch per thread (a multiple of 16) */
+} bwd_job;
+
+/* Thread th's scratch (sized before the run, so this never allocates). */
+static inline float *bwd_scratch(const bwd_job *j, int th) { return rp_bwd_scratch(j->bw, th, j->per_thread * sizeof(float)); }
+
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
+/* The forward for N = 16 (rp_ssm_scan's arguments without N). */
+void rp_ssm8_scan(rp_pool *pool, int64_t T, int64_t D, const float *x, const float *dt, const float *A, const float *B,
+                  const float *C, const float *Dskip, float *state, float *y);
+/* Floats of scratch per thread the N = 16 backward needs past its dB and dC partials. */
+size_t rp_ssm8_bwd_floats(int64_t T);
+/* How many tasks the N = 16 backward splits D channels into. */
+int rp_ssm8_bwd_tasks(int64_t D);
+/* One of those tasks (an rp_pool_fn; ctx: the bwd_job). */
+void rp_ssm8_bwd_task(void *ctx, int task, int n_tasks, int thread);
+#endif
+#endif
