@@ -360,7 +360,10 @@ static inline __attribute__((always_inline)) void q4_block_ps(const uint8_t *qs,
 
 /* The 32 weights of a q8_0 block as f32 before scale (v[k]: elements 8k .. 8k+8, sign-extended from memory). */
 static inline __attribute__((always_inline)) void q8_block_ps(const int8_t *qs, __m256 v[4]) {
-    for (int k = 0; k < 4; k++) v[k] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * k))));
+    v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)qs)));   /* unrolled: a loop */
+    v[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8))));   /* kept v on the stack */
+    v[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 16))));
+    v[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 24))));
 }
 
 /* 8 halves (f16, or bf16: the top half of an f32) as f32. */
@@ -369,12 +372,13 @@ static inline __attribute__((always_inline)) __m256 half8_ps(const uint16_t *h, 
     return bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16)) : _mm256_cvtph_ps(v);
 }
 
-/* Σ v[k] · x[8k .. 8k+8) over a block of 32, in two chains. */
+/* Σ v[k] · x[8k .. 8k+8) over a block of 32: one chain (blocks overlap out of order; a second chain per
+ * block made GCC spill an accumulator to the stack in the q4 loop). */
 static inline __attribute__((always_inline)) __m256 block_dot(const __m256 v[4], const float *x) {
-    __m256 t0 = _mm256_mul_ps(v[0], _mm256_loadu_ps(x)), t1 = _mm256_mul_ps(v[2], _mm256_loadu_ps(x + 16));
-    t0 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + 8), t0);
-    t1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + 24), t1);
-    return _mm256_add_ps(t0, t1);
+    __m256 t = _mm256_mul_ps(v[0], _mm256_loadu_ps(x));
+    t = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + 8), t);
+    t = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x + 16), t);
+    return _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + 24), t);
 }
 
 /* q4 row · x: per block d · Σ q·x (+ m · Σx for q4_1, - 8d · Σx for q4_0); even and odd blocks in
