@@ -4,13 +4,17 @@
  * for nibbles, and q8_0 weights are biased by +128 (xor 0x80) with the bias removed through the
  * activation block sums (s = d · Σq). AVX2 + FMA + F16C builds (no AVX-512) get the f32-activation dot
  * (rp_fdot_row) and the fast dequantization in 8-lane form: that is their decoding path (they build no
- * decode layout, rp_packed_fast). The scalar paths are the reference formulas. */
+ * decode layout, rp_packed_fast); their int8 dot (rp_qdot_row) uses vpmaddubsw + vpmaddwd, whose int16
+ * pair sums cannot saturate for these weights. The scalar paths are the reference formulas. */
 #include "tensor/qdot.h"
 #include <math.h>
 #include <string.h>
 #include "tensor/simd.h"
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
+#endif
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define AVX2_FAST 1   /* the 8-lane kernels below */
 #endif
 
 /* Whether the int8 dot handles t. */
@@ -251,7 +255,7 @@ static void quantize_q24(const float *x, int64_t n, rp_q24_row *r, int grouped) 
     }
 }
 #endif
-#if !(defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__))
+#if !(defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)) && !defined(AVX2_FAST)
 /* Dot product of a weight row with int8 activations (plain C). */
 float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) { return rp_dot_q8_ref(t, w, a, n); }
 #endif
@@ -338,9 +342,8 @@ static float fdot_half(const uint16_t *h, int bf16, const float *x, int64_t n) {
     for (; i < n; i++) r += (bf16 ? rp_bf16_to_f32(h[i]) : rp_f16_to_f32(h[i])) * x[i];
     return r;
 }
-#elif !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#elif defined(AVX2_FAST)
 #define FDOT_SIMD 1
-#define AVX2_FAST 1
 static inline float h2f(const void *p) { uint16_t h; memcpy(&h, p, 2); return _cvtsh_ss(h); }
 
 /* The 32 weights of a q4 block as f32 before scale and offset (v[k]: elements 8k .. 8k+8): the 16 nibble
@@ -438,6 +441,65 @@ static float fdot_half(const uint16_t *h, int bf16, const float *x, int64_t n) {
     float r = rp_hsum8_ps(_mm256_add_ps(acc0, acc1));
     for (; i < n; i++) r += (bf16 ? rp_bf16_to_f32(h[i]) : rp_f16_to_f32(h[i])) * x[i];
     return r;
+}
+
+/* Σ u·s over 32 byte pairs (u unsigned, s signed) as 8 int32 sums: vpmaddubsw adds pairs into int16, which
+ * cannot saturate here (|u| <= 128 and |s| <= 127 give at most 32512), vpmaddwd pairs those into int32. */
+static inline __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)); }
+
+/* Integer sums of one q4 block with its int8 activations: nibbles in the activation's element order (the
+ * 16 low nibbles, then the 16 high ones). */
+static inline __attribute__((always_inline)) __m256i qdot_q4_block(const uint8_t *qs, const int8_t *aq) {
+    const __m128i low = _mm_set1_epi8(0x0f);
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low), _mm_and_si128(q, low));
+    return dot_u8s8(w, _mm256_loadu_si256((const __m256i *)aq));
+}
+
+/* q4 row · int8 activations, per block d_w · d_a · Σ q·qa plus the offset (m · s_a, or -8 d_w · s_a), two
+ * blocks per step in separate accumulators. */
+static inline __attribute__((always_inline)) float qdot_q4(const uint8_t *p, int is_q4_1, const rp_q8_row *a, int64_t nb) {
+    const size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = is_q4_1 ? 4 : 2;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float off0 = 0, off1 = 0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, p += 2 * bsz) {
+        __m256i s0 = qdot_q4_block(p + qoff, a->q + b * 32), s1 = qdot_q4_block(p + bsz + qoff, a->q + b * 32 + 32);
+        float d0 = h2f(p), d1 = h2f(p + bsz);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_set1_ps(d0 * a->d[b]), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_set1_ps(d1 * a->d[b + 1]), acc1);
+        off0 += (is_q4_1 ? h2f(p + 2) : -8.0f * d0) * a->s[b];
+        off1 += (is_q4_1 ? h2f(p + bsz + 2) : -8.0f * d1) * a->s[b + 1];
+    }
+    if (b < nb) {   /* odd last block */
+        float d = h2f(p);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(qdot_q4_block(p + qoff, a->q + b * 32)), _mm256_set1_ps(d * a->d[b]), acc0);
+        off0 += (is_q4_1 ? h2f(p + 2) : -8.0f * d) * a->s[b];
+    }
+    return rp_hsum8_ps(_mm256_add_ps(acc0, acc1)) + off0 + off1;
+}
+
+/* q8_0 row · int8 activations: signed × signed through vpmaddubsw as |w| × (a with w's sign). */
+static float qdot_q8_0(const rp_block_q8_0 *blk, const rp_q8_row *a, int64_t nb) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)blk[b].qs), x = _mm256_loadu_si256((const __m256i *)(a->q + b * 32));
+        __m256 t = _mm256_cvtepi32_ps(dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)));
+        __m256 sc = _mm256_set1_ps(_cvtsh_ss(blk[b].d) * a->d[b]);
+        if (b & 1) acc1 = _mm256_fmadd_ps(t, sc, acc1);
+        else acc0 = _mm256_fmadd_ps(t, sc, acc0);
+    }
+    return rp_hsum8_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* Dot product of a weight row with int8 activations (AVX2: vpmaddubsw + vpmaddwd, llama.cpp's method). */
+float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) {
+    switch (t) {
+    case RP_Q4_0: return qdot_q4(w, 0, a, n / 32);
+    case RP_Q4_1: return qdot_q4(w, 1, a, n / 32);
+    case RP_Q8_0: return qdot_q8_0(w, a, n / 32);
+    default: return rp_dot_q8_ref(t, w, a, n);
+    }
 }
 #endif
 
