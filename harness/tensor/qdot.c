@@ -384,31 +384,42 @@ static inline __attribute__((always_inline)) __m256 block_dot(const __m256 v[4],
     return _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + 24), t);
 }
 
+/* Scales of blocks b and b+1 of a q4 row as f32 lanes [d0, m0, d1, m1] (m = 0 for q4_0, whose 16-bit
+ * loads never read the nibbles): one conversion for both headers. */
+static inline __attribute__((always_inline)) __m128 q4_pair_scales(const uint8_t *p, size_t bsz, int is_q4_1) {
+    uint32_t h0 = 0, h1 = 0;
+    memcpy(&h0, p, is_q4_1 ? 4 : 2);
+    memcpy(&h1, p + bsz, is_q4_1 ? 4 : 2);
+    return _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128((int)h0), (int)h1, 1));
+}
+
 /* q4 row · x: per block d · Σ q·x (+ m · Σx for q4_1, - 8d · Σx for q4_0); even and odd blocks in
- * separate accumulators (two dependency chains). */
+ * separate accumulators (two dependency chains), the offsets of a pair in one 4-lane fma. */
 static inline __attribute__((always_inline)) float fdot_q4(const uint8_t *p, int is_q4_1, const float *x, const float *xsum, int64_t nb) {
     const size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = is_q4_1 ? 4 : 2;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float off0 = 0, off1 = 0;
+    __m128 off = _mm_setzero_ps();   /* lanes 1, 3: Σ m·Σx (q4_1); lanes 0, 2: Σ d·Σx (q4_0) */
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2, p += 2 * bsz, x += 64) {
         __m256 v0[4], v1[4];
         q4_block_ps(p + qoff, v0);
         q4_block_ps(p + bsz + qoff, v1);
-        float d0 = h2f(p), d1 = h2f(p + bsz);
-        acc0 = _mm256_fmadd_ps(block_dot(v0, x), _mm256_set1_ps(d0), acc0);
-        acc1 = _mm256_fmadd_ps(block_dot(v1, x + 32), _mm256_set1_ps(d1), acc1);
-        off0 += (is_q4_1 ? h2f(p + 2) : -8.0f * d0) * xsum[b];
-        off1 += (is_q4_1 ? h2f(p + bsz + 2) : -8.0f * d1) * xsum[b + 1];
+        __m128 hd = q4_pair_scales(p, bsz, is_q4_1);
+        acc0 = _mm256_fmadd_ps(block_dot(v0, x), _mm256_broadcastss_ps(hd), acc0);
+        acc1 = _mm256_fmadd_ps(block_dot(v1, x + 32), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(hd), _mm256_set1_epi32(2)), acc1);
+        __m128 xs = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(xsum + b)));
+        off = _mm_fmadd_ps(hd, is_q4_1 ? _mm_unpacklo_ps(_mm_setzero_ps(), xs) : _mm_unpacklo_ps(xs, _mm_setzero_ps()), off);
     }
+    off = _mm_add_ps(off, _mm_movehl_ps(off, off));
+    float r = is_q4_1 ? _mm_cvtss_f32(_mm_movehdup_ps(off)) : -8.0f * _mm_cvtss_f32(off);
     if (b < nb) {   /* odd last block */
         __m256 v[4];
         q4_block_ps(p + qoff, v);
         float d = h2f(p);
         acc0 = _mm256_fmadd_ps(block_dot(v, x), _mm256_set1_ps(d), acc0);
-        off0 += (is_q4_1 ? h2f(p + 2) : -8.0f * d) * xsum[b];
+        r += (is_q4_1 ? h2f(p + 2) : -8.0f * d) * xsum[b];
     }
-    return rp_hsum8_ps(_mm256_add_ps(acc0, acc1)) + off0 + off1;
+    return rp_hsum8_ps(_mm256_add_ps(acc0, acc1)) + r;
 }
 
 /* q8_0 row · x: per block d · Σ q·x, even and odd blocks in separate accumulators. */
