@@ -281,6 +281,14 @@ static void test_qdot(void) {
             double exact = 0, mag = 0;
             for (int i = 0; i < K - 3; i++) { exact += (double)wd[i] * x[i]; mag += fabs((double)wd[i] * x[i]); }
             CHECK_NEAR(rp_fdot_row(ht[ti], buf, x, NULL, K - 3), exact, 1e-5 * mag);
+            float yf[608];
+            rp_dequantize_row_fast(ht[ti], buf, yf, K - 3);   /* conversions are exact: bit for bit */
+            CHECK_MSG(memcmp(yf, wd, (size_t)(K - 3) * sizeof(float)) == 0, "%s: fast dequantization differs", rp_dtype_name(ht[ti]));
+        }
+        {   /* f32 weights: the plain dot (vector body, 8-lane and masked tails) */
+            double exact = 0, mag = 0;
+            for (int i = 0; i < K - 3; i++) { exact += (double)w[i] * x[i]; mag += fabs((double)w[i] * x[i]); }
+            CHECK_NEAR(rp_fdot_row(RP_F32, w, x, NULL, K - 3), exact, 1e-5 * mag);
         }
         free(x);
         free(w);

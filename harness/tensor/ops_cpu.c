@@ -15,7 +15,9 @@
  * row) on q4_0/q4_1/q8_0 to int8-quantized activations (blocks of 32 with scale and sum, as llama.cpp's Q8_1)
  * and VNNI dot products: llama.cpp's own method, faster, with its quantized-path error (SmolLM2 then answers
  * "What is the capital of France?" with the same wrong text llama.cpp's Q4_1 path gives, where the exact
- * default answers "Paris"); REPRO_INT8_DOT=1 uses int8 for every few-row matmul.
+ * default answers "Paris"); REPRO_INT8_DOT=1 uses int8 for every few-row matmul. Builds without AVX-512 VNNI
+ * (AVX2 machines) have neither the decode layout nor the 24-bit path: there one row goes to rp_fdot_row for
+ * every weight type (AVX2 + FMA + F16C in qdot.c), 2..7 rows to rp_dequantize_row_fast + rp_vdot.
  * Invariants: every kernel computes what backend.h defines, checked against ops_ref.c by test_ops;
  * scratch memory is per thread, grown on first need and reused, so steady-state calls allocate nothing;
  * the backend is not reentrant (one caller thread at a time). */

@@ -2,12 +2,19 @@
  * AVX-512 VNNI layout: two blocks (64 weights) per 512-bit register, in the element order of the int8
  * activation row, so one vpdpbusd gives eight int32 partial sums per block; unsigned × signed is exact
  * for nibbles, and q8_0 weights are biased by +128 (xor 0x80) with the bias removed through the
- * activation block sums (s = d · Σq). The scalar paths are the reference formulas. */
+ * activation block sums (s = d · Σq). AVX2 + FMA + F16C builds (no AVX-512) get the f32-activation dot
+ * (rp_fdot_row) and the fast dequantization in 8-lane form: that is their decoding path (they build no
+ * decode layout, rp_packed_fast); their int8 dot (rp_qdot_row) uses vpmaddubsw + vpmaddwd, whose int16
+ * pair sums cannot saturate for these weights. The scalar paths are the reference formulas. */
 #include "tensor/qdot.h"
 #include <math.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#include "tensor/simd.h"
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
+#endif
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define AVX2_FAST 1   /* the 8-lane kernels below */
 #endif
 
 /* Whether the int8 dot handles t. */
@@ -248,7 +255,7 @@ static void quantize_q24(const float *x, int64_t n, rp_q24_row *r, int grouped) 
     }
 }
 #endif
-#if !(defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__))
+#if !(defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)) && !defined(AVX2_FAST)
 /* Dot product of a weight row with int8 activations (plain C). */
 float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) { return rp_dot_q8_ref(t, w, a, n); }
 #endif
@@ -257,6 +264,7 @@ float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) { re
 int rp_fdot_supported(rp_dtype t) { return t == RP_Q4_0 || t == RP_Q4_1 || t == RP_Q8_0 || t == RP_F16 || t == RP_BF16 || t == RP_F32; }
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__F16C__)
+#define FDOT_SIMD 1
 /* q4 row · x: per block d · Σ q·x (+ m · Σx for q4_1, - 8d · Σx for q4_0). The 16 nibble bytes are
  * broadcast to the four 128-bit lanes and spread to one byte per 32-bit lane with an in-lane vpshufb
  * (cheaper than cross-lane widening on Zen 4); byte & 15 gives elements 0..15, byte >> 4 elements 16..31. */
@@ -334,17 +342,190 @@ static float fdot_half(const uint16_t *h, int bf16, const float *x, int64_t n) {
     for (; i < n; i++) r += (bf16 ? rp_bf16_to_f32(h[i]) : rp_f16_to_f32(h[i])) * x[i];
     return r;
 }
+#elif defined(AVX2_FAST)
+#define FDOT_SIMD 1
+static inline float h2f(const void *p) { uint16_t h; memcpy(&h, p, 2); return _cvtsh_ss(h); }
+
+/* The 32 weights of a q4 block as f32 before scale and offset (v[k]: elements 8k .. 8k+8): the 16 nibble
+ * bytes broadcast to both 128-bit lanes and spread to one byte per 32-bit lane by in-lane vpshufb (bytes
+ * 0..7, then 8..15); & 15 gives elements 0..15, >> 4 elements 16..31 (as the AVX-512 fdot_q4 does). */
+static inline __attribute__((always_inline)) void q4_block_ps(const uint8_t *qs, __m256 v[4]) {
+    const __m256i spread0 = _mm256_setr_epi32((int)0x80808000, (int)0x80808001, (int)0x80808002, (int)0x80808003,
+                                              (int)0x80808004, (int)0x80808005, (int)0x80808006, (int)0x80808007);
+    const __m256i spread1 = _mm256_add_epi32(spread0, _mm256_set1_epi32(8)), low = _mm256_set1_epi32(0x0f);
+    __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    __m256i a = _mm256_shuffle_epi8(q, spread0), b = _mm256_shuffle_epi8(q, spread1);
+    v[0] = _mm256_cvtepi32_ps(_mm256_and_si256(a, low));
+    v[1] = _mm256_cvtepi32_ps(_mm256_and_si256(b, low));
+    v[2] = _mm256_cvtepi32_ps(_mm256_srli_epi32(a, 4));
+    v[3] = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
+}
+
+/* The 32 weights of a q8_0 block as f32 before scale (v[k]: elements 8k .. 8k+8, sign-extended from memory). */
+static inline __attribute__((always_inline)) void q8_block_ps(const int8_t *qs, __m256 v[4]) {
+    v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)qs)));   /* unrolled: a loop */
+    v[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8))));   /* kept v on the stack */
+    v[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 16))));
+    v[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 24))));
+}
+
+/* 8 halves (f16, or bf16: the top half of an f32) as f32. */
+static inline __attribute__((always_inline)) __m256 half8_ps(const uint16_t *h, int bf16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)h);
+    return bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16)) : _mm256_cvtph_ps(v);
+}
+
+/* Σ v[k] · x[8k .. 8k+8) over a block of 32: one chain (blocks overlap out of order; a second chain per
+ * block made GCC spill an accumulator to the stack in the q4 loop). */
+static inline __attribute__((always_inline)) __m256 block_dot(const __m256 v[4], const float *x) {
+    __m256 t = _mm256_mul_ps(v[0], _mm256_loadu_ps(x));
+    t = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + 8), t);
+    t = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x + 16), t);
+    return _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + 24), t);
+}
+
+/* Scales of blocks b and b+1 of a q4 row as f32 lanes [d0, m0, d1, m1] (m = 0 for q4_0, whose 16-bit
+ * loads never read the nibbles): one conversion for both headers. */
+static inline __attribute__((always_inline)) __m128 q4_pair_scales(const uint8_t *p, size_t bsz, int is_q4_1) {
+    uint32_t h0 = 0, h1 = 0;
+    memcpy(&h0, p, is_q4_1 ? 4 : 2);
+    memcpy(&h1, p + bsz, is_q4_1 ? 4 : 2);
+    return _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128((int)h0), (int)h1, 1));
+}
+
+/* q4 row · x: per block d · Σ q·x (+ m · Σx for q4_1, - 8d · Σx for q4_0); even and odd blocks in
+ * separate accumulators (two dependency chains), the offsets of a pair in one 4-lane fma. */
+static inline __attribute__((always_inline)) float fdot_q4(const uint8_t *p, int is_q4_1, const float *x, const float *xsum, int64_t nb) {
+    const size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = is_q4_1 ? 4 : 2;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m128 off = _mm_setzero_ps();   /* lanes 1, 3: Σ m·Σx (q4_1); lanes 0, 2: Σ d·Σx (q4_0) */
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, p += 2 * bsz, x += 64) {
+        __m256 v0[4], v1[4];
+        q4_block_ps(p + qoff, v0);
+        q4_block_ps(p + bsz + qoff, v1);
+        __m128 hd = q4_pair_scales(p, bsz, is_q4_1);
+        acc0 = _mm256_fmadd_ps(block_dot(v0, x), _mm256_broadcastss_ps(hd), acc0);
+        acc1 = _mm256_fmadd_ps(block_dot(v1, x + 32), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(hd), _mm256_set1_epi32(2)), acc1);
+        __m128 xs = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(xsum + b)));
+        off = _mm_fmadd_ps(hd, is_q4_1 ? _mm_unpacklo_ps(_mm_setzero_ps(), xs) : _mm_unpacklo_ps(xs, _mm_setzero_ps()), off);
+    }
+    off = _mm_add_ps(off, _mm_movehl_ps(off, off));
+    float r = is_q4_1 ? _mm_cvtss_f32(_mm_movehdup_ps(off)) : -8.0f * _mm_cvtss_f32(off);
+    if (b < nb) {   /* odd last block */
+        __m256 v[4];
+        q4_block_ps(p + qoff, v);
+        float d = h2f(p);
+        acc0 = _mm256_fmadd_ps(block_dot(v, x), _mm256_set1_ps(d), acc0);
+        r += (is_q4_1 ? h2f(p + 2) : -8.0f * d) * xsum[b];
+    }
+    return rp_hsum8_ps(_mm256_add_ps(acc0, acc1)) + r;
+}
+
+/* q8_0 row · x: per block d · Σ q·x, even and odd blocks in separate accumulators. */
+static float fdot_q8_0(const rp_block_q8_0 *blk, const float *x, int64_t nb) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, x += 64) {
+        __m256 v0[4], v1[4];
+        q8_block_ps(blk[b].qs, v0);
+        q8_block_ps(blk[b + 1].qs, v1);
+        acc0 = _mm256_fmadd_ps(block_dot(v0, x), _mm256_set1_ps(_cvtsh_ss(blk[b].d)), acc0);
+        acc1 = _mm256_fmadd_ps(block_dot(v1, x + 32), _mm256_set1_ps(_cvtsh_ss(blk[b + 1].d)), acc1);
+    }
+    if (b < nb) {
+        __m256 v[4];
+        q8_block_ps(blk[b].qs, v);
+        acc0 = _mm256_fmadd_ps(block_dot(v, x), _mm256_set1_ps(_cvtsh_ss(blk[b].d)), acc0);
+    }
+    return rp_hsum8_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static float fdot_half(const uint16_t *h, int bf16, const float *x, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(half8_ps(h + i, bf16), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(half8_ps(h + i + 8, bf16), _mm256_loadu_ps(x + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(half8_ps(h + i, bf16), _mm256_loadu_ps(x + i), acc0);
+    float r = rp_hsum8_ps(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) r += (bf16 ? rp_bf16_to_f32(h[i]) : rp_f16_to_f32(h[i])) * x[i];
+    return r;
+}
+
+/* Σ u·s over 32 byte pairs (u unsigned, s signed) as 8 int32 sums: vpmaddubsw adds pairs into int16, which
+ * cannot saturate here (|u| <= 128 and |s| <= 127 give at most 32512), vpmaddwd pairs those into int32. */
+static inline __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)); }
+
+/* Integer sums of one q4 block with its int8 activations: nibbles in the activation's element order (the
+ * 16 low nibbles, then the 16 high ones). */
+static inline __attribute__((always_inline)) __m256i qdot_q4_block(const uint8_t *qs, const int8_t *aq) {
+    const __m128i low = _mm_set1_epi8(0x0f);
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low), _mm_and_si128(q, low));
+    return dot_u8s8(w, _mm256_loadu_si256((const __m256i *)aq));
+}
+
+/* q4 row · int8 activations, per block d_w · d_a · Σ q·qa plus the offset (m · s_a, or -8 d_w · s_a), two
+ * blocks per step in separate accumulators. */
+static inline __attribute__((always_inline)) float qdot_q4(const uint8_t *p, int is_q4_1, const rp_q8_row *a, int64_t nb) {
+    const size_t bsz = is_q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = is_q4_1 ? 4 : 2;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float off0 = 0, off1 = 0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, p += 2 * bsz) {
+        __m256i s0 = qdot_q4_block(p + qoff, a->q + b * 32), s1 = qdot_q4_block(p + bsz + qoff, a->q + b * 32 + 32);
+        float d0 = h2f(p), d1 = h2f(p + bsz);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_set1_ps(d0 * a->d[b]), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_set1_ps(d1 * a->d[b + 1]), acc1);
+        off0 += (is_q4_1 ? h2f(p + 2) : -8.0f * d0) * a->s[b];
+        off1 += (is_q4_1 ? h2f(p + bsz + 2) : -8.0f * d1) * a->s[b + 1];
+    }
+    if (b < nb) {   /* odd last block */
+        float d = h2f(p);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(qdot_q4_block(p + qoff, a->q + b * 32)), _mm256_set1_ps(d * a->d[b]), acc0);
+        off0 += (is_q4_1 ? h2f(p + 2) : -8.0f * d) * a->s[b];
+    }
+    return rp_hsum8_ps(_mm256_add_ps(acc0, acc1)) + off0 + off1;
+}
+
+/* q8_0 row · int8 activations: signed × signed through vpmaddubsw as |w| × (a with w's sign). */
+static float qdot_q8_0(const rp_block_q8_0 *blk, const rp_q8_row *a, int64_t nb) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)blk[b].qs), x = _mm256_loadu_si256((const __m256i *)(a->q + b * 32));
+        __m256 t = _mm256_cvtepi32_ps(dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)));
+        __m256 sc = _mm256_set1_ps(_cvtsh_ss(blk[b].d) * a->d[b]);
+        if (b & 1) acc1 = _mm256_fmadd_ps(t, sc, acc1);
+        else acc0 = _mm256_fmadd_ps(t, sc, acc0);
+    }
+    return rp_hsum8_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* Dot product of a weight row with int8 activations (AVX2: vpmaddubsw + vpmaddwd, llama.cpp's method). */
+float rp_qdot_row(rp_dtype t, const void *w, const rp_q8_row *a, int64_t n) {
+    switch (t) {
+    case RP_Q4_0: return qdot_q4(w, 0, a, n / 32);
+    case RP_Q4_1: return qdot_q4(w, 1, a, n / 32);
+    case RP_Q8_0: return qdot_q8_0(w, a, n / 32);
+    default: return rp_dot_q8_ref(t, w, a, n);
+    }
+}
 #endif
 
 /* Exact-weight dot product (see qdot.h). */
 float rp_fdot_row(rp_dtype t, const void *w, const float *x, const float *xsum, int64_t n) {
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__F16C__)
+#if defined(FDOT_SIMD)
     switch (t) {
     case RP_Q4_0: return fdot_q4(w, 0, x, xsum, n / 32);
     case RP_Q4_1: return fdot_q4(w, 1, x, xsum, n / 32);
     case RP_Q8_0: return fdot_q8_0(w, x, n / 32);
     case RP_F16: return fdot_half(w, 0, x, n);
     case RP_BF16: return fdot_half(w, 1, x, n);
+#if defined(AVX2_FAST)
+    case RP_F32: return rp_vdot(w, x, n);
+#endif
     default: break;
     }
 #endif
@@ -420,6 +601,69 @@ void rp_dequantize_row_fast(rp_dtype t, const void *src, float *y, int64_t n) {
         for (; i + 16 <= n; i += 16)
             _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i))), 16)));
         for (; i < n; i++) y[i] = rp_bf16_to_f32(h[i]);
+        return;
+    }
+    rp_dequantize_row(t, src, y, n);
+}
+#elif defined(AVX2_FAST)
+/* Activation quantization, 32 values at a time: 8-lane rounding (RNE, as lrintf), then saturating packs
+ * whose lane interleave one vpermd undoes. */
+void rp_quantize_row_q8_fast(const float *x, int64_t n, rp_q8_row *r) {
+    int64_t nb = n / 32;
+    r->nb = nb;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t b = 0; b < nb; b++, x += 32) {
+        __m256 v[4], mx = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) mx = _mm256_max_ps(mx, _mm256_and_ps(v[k] = _mm256_loadu_ps(x + 8 * k), absmask));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        float amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+        float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], vid));
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(r->q + b * 32), _mm256_permutevar8x32_epi32(p, order));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        r->d[b] = d;
+        r->s[b] = d * (float)_mm_cvtsi128_si32(s4);
+    }
+}
+
+/* Row dequantization in 8-lane AVX2 for the 32-element block types, f16 and bf16 (the block helpers of
+ * rp_fdot_row, so both paths read the same weights). */
+void rp_dequantize_row_fast(rp_dtype t, const void *src, float *y, int64_t n) {
+    int64_t nb = n / 32;
+    if (t == RP_Q4_1 || t == RP_Q4_0) {
+        const uint8_t *p = src;
+        size_t bsz = t == RP_Q4_1 ? sizeof(rp_block_q4_1) : sizeof(rp_block_q4_0), qoff = t == RP_Q4_1 ? 4 : 2;
+        for (int64_t b = 0; b < nb; b++, p += bsz, y += 32) {
+            __m256 v[4], d = _mm256_set1_ps(h2f(p));
+            __m256 m = t == RP_Q4_1 ? _mm256_set1_ps(h2f(p + 2)) : _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+            q4_block_ps(p + qoff, v);
+            for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + 8 * k, _mm256_fmadd_ps(v[k], d, m));
+        }
+        return;
+    }
+    if (t == RP_Q8_0) {
+        const rp_block_q8_0 *blk = src;
+        for (int64_t b = 0; b < nb; b++, y += 32) {
+            __m256 v[4], d = _mm256_set1_ps(_cvtsh_ss(blk[b].d));
+            q8_block_ps(blk[b].qs, v);
+            for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(v[k], d));
+        }
+        return;
+    }
+    if (t == RP_F16 || t == RP_BF16) {
+        const uint16_t *h = src;
+        int bf16 = t == RP_BF16;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, half8_ps(h + i, bf16));
+        for (; i < n; i++) y[i] = bf16 ? rp_bf16_to_f32(h[i]) : rp_f16_to_f32(h[i]);
         return;
     }
     rp_dequantize_row(t, src, y, n);

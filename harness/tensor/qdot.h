@@ -1,6 +1,7 @@
 /* qdot.h: fast kernels on quantized weight rows: integer dot products of q4_0 / q4_1 / q8_0 rows with int8
- * activation blocks (AVX-512 VNNI vpdpbusd when compiled for it, plain C otherwise), and fast
- * dequantization of rows to f32 (SIMD for the 32-element block types, the reference for the others).
+ * activation blocks (AVX-512 VNNI vpdpbusd when compiled for it, AVX2 vpmaddubsw on machines without
+ * AVX-512, plain C otherwise), f32-activation dots (AVX-512 or AVX2), and fast dequantization of rows to f32
+ * (SIMD for the 32-element block types and halves, the reference for the others).
  * Invariant: each result equals the reference (rp_dot_q8_ref, rp_dequantize_row) up to float rounding. */
 #ifndef RP_QDOT_H
 #define RP_QDOT_H
