@@ -129,7 +129,7 @@ int main(int argc, char **argv) {
     FILE *la = fopen("/proc/loadavg", "r");
     if (la) { if (fscanf(la, "%lf", &l1) != 1) l1 = 0; fclose(la); }
     printf("== batched decoding, SmolLM2-135M-Instruct Q4_1, %d thread%s, 8-token prompts + %d generated per sequence (load average %.1f on %d CPUs) ==\n",
-           threads, per_cpu ? ", tokens per CPU-second" : "s", GEN, l1, rp_cpu_count());
+           threads, per_cpu ? ", tokens per CPU-second" : "s", GEN, l1, rp_cpus_online());
     run(m, 2);   /* warm up */
     if (only > 0) {
         printf("B = %2d: %7.1f tok/s aggregate\n", only, run(m, only));

@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
     double ppw = 0.5 * (pw[0] + pw[1]), ppc = 0.5 * (pc[0] + pc[1]);
     double rate = c.tokens / wall, ratec = c.tokens / cpu;
     const rp_metric *acc = rp_eval_metric(&r, "acc"), *accn = rp_eval_metric(&r, "acc_norm");
-    printf("load average %.1f on %d CPUs (a shared machine moves wall-clock rates; the CPU-second ratio is steadier)\n", l1, rp_cpu_count());
+    printf("load average %.1f on %d CPUs (a shared machine moves wall-clock rates; the CPU-second ratio is steadier)\n", l1, rp_cpus_online());
     printf("pp512 (same model and backend, before / after scoring): %.1f / %.1f tok/s wall, %.1f / %.1f per CPU-second\n", pw[0], pw[1], pc[0], pc[1]);
     printf("ARC-Challenge, %zu items, 0-shot: %.0f distinct tokens in %.1f s (%.1f CPU-s): %.1f tok/s wall, %.1f per CPU-second\n",
            (size_t)r.n, c.tokens, wall, cpu, rate, ratec);

@@ -5,7 +5,6 @@
  * bandwidth reached, and ratios against llama.cpp's machine-A figures in shared/reference/perf.md
  * (commit c392e509: pp512 Q4_1 159 / 310, F32 258 / 479; tg128 Q4_1 120 / 166; stories260K 123 µs per
  * token fixed cost). Medians of repeated runs (the host is noisy). Usage: bench_inference [--quick] */
-#include <immintrin.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,14 +24,18 @@ static void bw_task(void *arg, int ith, int nth, int thread) {
     (void)thread;
     bw_ctx *c = arg;
     size_t per = c->n / (size_t)nth / 64 * 64, i0 = per * (size_t)ith, i1 = ith == nth - 1 ? c->n : i0 + per;
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
-    for (size_t i = i0; i + 64 <= i1; i += 64) {
-        s0 = _mm512_add_ps(s0, _mm512_load_ps(c->x + i));
-        s1 = _mm512_add_ps(s1, _mm512_load_ps(c->x + i + 16));
-        s2 = _mm512_add_ps(s2, _mm512_load_ps(c->x + i + 32));
-        s3 = _mm512_add_ps(s3, _mm512_load_ps(c->x + i + 48));
+    bench_vf s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
+    const size_t L = RP_FMA_LANES;
+    for (size_t i = i0; i + 4 * L <= i1; i += 4 * L) {
+        s0 += *(const bench_vf *)(c->x + i);
+        s1 += *(const bench_vf *)(c->x + i + L);
+        s2 += *(const bench_vf *)(c->x + i + 2 * L);
+        s3 += *(const bench_vf *)(c->x + i + 3 * L);
     }
-    c->sum[ith] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    bench_vf s = (s0 + s1) + (s2 + s3);
+    double t = 0;
+    for (size_t k = 0; k < L; k++) t += s[k];
+    c->sum[ith] = t;
 }
 static double read_bw(rp_pool *p, int nth, const float *x, size_t n, int cpu) {
     bw_ctx c = { x, n, { 0 } };
@@ -102,7 +105,7 @@ int main(int argc, char **argv) {
     double l1 = 0;
     FILE *la = fopen("/proc/loadavg", "r");
     if (la) { if (fscanf(la, "%lf", &l1) != 1) l1 = 0; fclose(la); }
-    printf("load average %.1f on %d CPUs%s\n", l1, rp_cpu_count(), l1 > rp_cpu_count() ? " (shared machine: wall-clock figures understate; see CPU-time rates)" : "");
+    printf("load average %.1f on %d CPUs%s\n", l1, rp_cpus_online(), l1 > rp_cpus_online() ? " (shared machine: wall-clock figures understate; see CPU-time rates)" : "");
     size_t nbw = (size_t)64 << 20;
     float *buf = aligned_alloc(64, nbw * 4);
     for (size_t i = 0; i < nbw; i++) buf[i] = (float)(i & 7);

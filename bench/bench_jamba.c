@@ -290,7 +290,7 @@ int main(int argc, char **argv) {
     FILE *la = fopen("/proc/loadavg", "r");
     if (la) { if (fscanf(la, "%lf", &l1) != 1) l1 = 0; fclose(la); }
     printf("== machine (measured now) ==\nfp32 FMA peak %.0f GFLOP/s (1 thread), %.0f (2 threads), %.0f per CPU-second  [perf.md machine A: 117 / 233]; load average %.1f on %d CPUs\n",
-           peak1, peak2, peak1c, l1, rp_cpu_count());
+           peak1, peak2, peak1c, l1, rp_cpus_online());
     if (moe_only) {
         int rc = moe_bench(be2, quick);
         rp_backend_cpu_free(be1); rp_backend_cpu_free(be2);

@@ -39,8 +39,8 @@ id4=$("$REPRO" run experiments/sdpo_gamma.lua --preset smoke --db "$db" optimize
 check "sdpo_gamma smoke with carried optimizer state finishes" "[ $? -eq 0 ] && [ -n '$id4' ]"
 check "carried: exact targets all pass" "[ \"\$(q \"select count(*) from targets where run_id=$id4 and kind='exact' and status!='pass'\")\" -eq 0 ]"
 check "carried vs reset: M_1 equal, M_2 differs" "[ \"\$(q \"select count(distinct value) from summaries where run_id in ($id, $id4) and name='gamma_M_1_heldout'\")\" -eq 1 ] && [ \"\$(q \"select count(distinct value) from summaries where run_id in ($id, $id4) and name='gamma_M_2_heldout'\")\" -eq 2 ]"
-# a preset's own resources reach the CLI (and Slurm's --mem through repro sweep): the full preset holds 10 GB
-check "sdpo_vs_dpo's full preset declares its own memory" "$REPRO run experiments/sdpo_vs_dpo.lua --list-params --preset full | grep -q 'resources (preset full): threads 2, memory 11G'"
+# a preset's own resources reach the CLI (and Slurm's --mem through repro sweep): the full preset plans 16 x 256 tokens
+check "sdpo_vs_dpo's full preset declares its own memory" "$REPRO run experiments/sdpo_vs_dpo.lua --list-params --preset full | grep -q 'resources (preset full): threads 2, memory 6G'"
 check "and its demo the experiment's" "$REPRO run experiments/sdpo_vs_dpo.lua --list-params --preset demo | grep -q 'resources (preset demo): threads 2, memory 3G'"
 # resumable: sdpo_gamma is made of memo units (S scored, step 1, step 2, the S-initialised step 2). A kill
 # after step 1 is simulated by deleting the later units' records of a finished run; the resumed run loads M_1

@@ -112,6 +112,11 @@ static void *worker_main(void *arg) {
 int rp_cpu_count(void) {
     const char *e = getenv("REPRO_THREADS");
     if (e && atoi(e) > 0) return atoi(e);
+    return rp_cpus_online();
+}
+
+/* CPUs online: what a load average is measured against, whatever REPRO_THREADS says. */
+int rp_cpus_online(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }

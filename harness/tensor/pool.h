@@ -22,7 +22,10 @@ void rp_pool_free(rp_pool *p);
 int rp_pool_size(const rp_pool *p);
 /* Run fn for every task in [0, n_tasks) and return when all are done (n_tasks <= 0: nothing). */
 void rp_pool_run(rp_pool *p, rp_pool_fn fn, void *ctx, int n_tasks);
-/* Number of online CPUs (at least 1); REPRO_THREADS overrides. */
+/* The default thread count: REPRO_THREADS when set, else the online CPUs (at least 1). */
 int rp_cpu_count(void);
+
+/* CPUs online (sysconf), for reporting a load average against the machine. */
+int rp_cpus_online(void);
 
 #endif
