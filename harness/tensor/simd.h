@@ -139,6 +139,16 @@ static inline __m256i rp_mask8(int64_t k) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* p · 2^k for 8 lanes, k in [-252, 254] (AVX2 has no vscalefps): 2^(k>>1) · 2^(k - (k>>1)), both normal
+ * powers of two built in the exponent bits, so the first product is exact and only the second rounds (a
+ * denormal result is rounded once). Shared by every AVX2 exp (this file's, ssm_exp.h's). */
+static inline __m256 rp_ldexp8_ps(__m256 p, __m256i k) {
+    const __m256i k1 = _mm256_srai_epi32(k, 1), k2 = _mm256_sub_epi32(k, k1), bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
 /* e^x for 8 lanes, the arithmetic of rp_exp_ps (AVX-512) without vscalefps: x clamped to [-104, 88.7],
  * x = n·ln2 + r, e^r by the degree-7 Taylor polynomial (relative error below 1e-7 on |r| <= ln2/2), then
  * 2^n (n in [-150, 128]) applied as 2^(n>>1) · 2^(n - (n>>1)), both factors normal floats built in the
@@ -157,11 +167,7 @@ static inline __m256 rp_exp8_ps(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i k = _mm256_cvtps_epi32(n), k1 = _mm256_srai_epi32(k, 1), k2 = _mm256_sub_epi32(k, k1);
-    const __m256i bias = _mm256_set1_epi32(127);
-    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
-    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    return rp_ldexp8_ps(p, _mm256_cvtps_epi32(n));
 }
 
 static inline float rp_vdot(const float *a, const float *b, int64_t n) {

@@ -18,6 +18,7 @@
 #define RP_SSM_EXP_H
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
+#include "tensor/simd.h"   /* rp_ldexp8_ps */
 
 #define RP_SSM_LOG2E 1.4426950408889634
 
@@ -76,10 +77,7 @@ static inline __m256 rp_ssm_exp8_fast(__m256 d, __m256 hi, __m256 lo) {
 static inline __m256 rp_ssm_exp8_ps(__m256 d, __m256 hi, __m256 lo) {
     __m256 t, k, p = rp_ssm_exp8_frac(d, hi, lo, &t, &k);
     __m256i ki = _mm256_cvttps_epi32(_mm256_max_ps(_mm256_min_ps(k, _mm256_set1_ps(200.0f)), _mm256_set1_ps(-200.0f)));
-    __m256i k1 = _mm256_srai_epi32(ki, 1), k2 = _mm256_sub_epi32(ki, k1), bias = _mm256_set1_epi32(127);
-    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
-    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
-    __m256 r = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    __m256 r = rp_ldexp8_ps(p, ki);
     return _mm256_and_ps(r, _mm256_cmp_ps(k, _mm256_set1_ps(-160.0f), _CMP_NLT_UQ));
 }
 #endif
