@@ -206,7 +206,7 @@ static int l_machine(lua_State *L) {
     rp_jamba_machine_probe(&mc);
     lua_createtable(L, 0, 4);
     lua_pushnumber(L, mc.load1); lua_setfield(L, -2, "load1");
-    lua_pushinteger(L, rp_cpu_count()); lua_setfield(L, -2, "cpus");
+    lua_pushinteger(L, rp_cpus_online()); lua_setfield(L, -2, "cpus");   /* what load1 is measured against */
     lua_pushnumber(L, mc.gflops_wall); lua_setfield(L, -2, "gflops_wall");
     lua_pushnumber(L, mc.gflops_cpu); lua_setfield(L, -2, "gflops_cpu");
     return 1;
