@@ -1,8 +1,9 @@
 /* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, channels across the 16 lanes, one
  * vector of channels per block with its 16 states in registers, a chunk of steps at a time, reading and
  * writing the rows directly with software prefetch one chunk ahead; the last block masked) and backward
- * (the same lane layout, a few states at a time: each decay computed once and kept for the whole
- * sequence, states recomputed per chunk from checkpoints, then the adjoint recurrence in registers;
+ * (the same lane layout, a few states at a time: a forward pass keeps the state at the start of every
+ * chunk, then per chunk in reverse the decays and states are recomputed into L1 from the checkpoint and
+ * the adjoint recurrence runs back through them in registers;
  * plain per channel when N != 16 or without AVX-512 or AVX2). With AVX2 and FMA instead of AVX-512, the
  * same designs on 8 lanes run from ssm_avx2.c.
  * Invariant: every version computes the same recurrence in fp32; only exp and summation order differ. */
@@ -167,11 +168,11 @@ static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
  * task owning BWD_GROUP blocks. The scan is independent per (channel, state), so the states are taken
  * BWD_SUB at a time (a subset). The group's rows of dt, x and dy are first copied into a block-major work
  * space (rows are D floats apart: a new page every step). For each subset, pass 1 runs each block's scan
- * forward and computes each decay a_t = exp(dt_t·A) once: it keeps every step's decays ([T][BWD_SUB][16]
- * per block, L2-sized for T in the low thousands) and the state at the start of every chunk of BWD_CHUNK
- * steps. Pass 2 takes the chunks in reverse and, in each, the blocks in turn: the chunk's states are
- * recomputed from the checkpoint and the kept decays into an L1 buffer, then the adjoint runs back through
- * the chunk with dL/ds and the dA sums in registers. Per step, the sums over states of da·A and g·B
+ * forward and keeps the state at the start of every chunk of BWD_CHUNK steps. Pass 2 takes the chunks in
+ * reverse and, in each, the blocks in turn: the chunk's decays a_t = exp(dt_t·A) and states are recomputed
+ * from the checkpoint into L1 buffers, then the adjoint runs back through the chunk with dL/ds and the dA
+ * sums in registers. (Each decay is computed twice: keeping pass 1's decays for the whole sequence instead,
+ * T x 4 KB per block in L2 or beyond, was 10% slower at T 2048 and 18% at T 8192, measured 2026-12-06.) Per step, the sums over states of da·A and g·B
  * (da = dL/d(dt·A)) carry over the subsets in [T][2][16] per block and become dx and ddt at the end. dB
  * and dC sum over channels: the group's lane vectors gather per chunk and are reduced 16 at a time
  * (bwd16_sums). Work space per thread: bwd16_floats. */
@@ -186,8 +187,8 @@ static size_t bwd16_floats(int64_t T) {
     const size_t nck = (size_t)((T + BWD_CHUNK - 1) / BWD_CHUNK), G = BWD_GROUP;
     return G * 6 * 256                                    /* A, A·log2 e hi, lo; dA lane sums; dL/ds; spare */
            + G * (size_t)T * (48 + 32)                    /* the blocks' dt, x, dy; Σ_n da·A, Σ_n g·B */
-           + G * ((size_t)T + nck) * BWD_SUB * 16         /* the subset's decays; checkpoints */
-           + (BWD_CHUNK + 1) * BWD_SUB * 16               /* a chunk's states */
+           + G * nck * BWD_SUB * 16                       /* the subset's checkpoints */
+           + (2 * BWD_CHUNK + 1) * BWD_SUB * 16           /* a chunk's states and decays */
            + 2 * BWD_CHUNK * BWD_SUB * 16 + 2 * BWD_CHUNK * BWD_SUB;   /* its dB, dC lane vectors; their sums */
 }
 
@@ -216,18 +217,19 @@ static void bwd16_reduce(const float *p, int64_t nvec, float *sums) {
 typedef struct bwd16_blk {
     float *At, *A2, *Al, *DA, *G;   /* [16][16]: A transposed to [n][lane]; A·log2 e hi, lo; dA lane sums; dL/ds */
     float *in, *acc;                /* [T][3][16]: dt, x, dy; [T][2][16]: Σ_n da·A, Σ_n g·B so far */
-    float *dec, *ck;                /* [T][BWD_SUB][16] decays; [chunks][BWD_SUB][16] checkpoints */
+    float *ck;                      /* [chunks][BWD_SUB][16] checkpoints */
 } bwd16_blk;
 
-/* The shared chunk buffers: [L+1][BWD_SUB][16] states, [L][BWD_SUB][16] dB and dC lane vectors, sums. */
-typedef struct bwd16_chunk { float *st, *pB, *pC, *sums; } bwd16_chunk;
+/* The shared chunk buffers: [L+1][BWD_SUB][16] states, [L][BWD_SUB][16] dB and dC lane vectors, sums,
+ * [L][BWD_SUB][16] decays. */
+typedef struct bwd16_chunk { float *st, *pB, *pC, *sums, *dec; } bwd16_chunk;
 
-/* Pass 1 for the states n0..n0+BWD_SUB-1 of a block: the scan from zeros; the decays of every step and
- * the state at the start of every chunk into the block's work space. */
+/* Pass 1 for the states n0..n0+BWD_SUB-1 of a block: the scan from zeros; the state at the start of
+ * every chunk into the block's work space. */
 static void bwd16_forward(const bwd_job *j, const bwd16_blk *w, int n0) {
     /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
     const float *in = w->in, *B = j->B;
-    float *dec = w->dec, *ck = w->ck;
+    float *ck = w->ck;
     const int64_t T = j->T;
     __m512 hi[BWD_SUB], lo[BWD_SUB], s[BWD_SUB];
     BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
@@ -241,31 +243,33 @@ static void bwd16_forward(const bwd_job *j, const bwd16_blk *w, int n0) {
         BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
             __m512 a = rp_ssm_exp_ps(d, hi[k], lo[k]);
             s[k] = _mm512_fmadd_ps(a, s[k], _mm512_mul_ps(u, _mm512_set1_ps(Bt[k])));
-            _mm512_store_ps(dec + (t * BWD_SUB + k) * 16, a);
         }
     }
 }
 
-/* Pass 2 for the states n0.. of a block, over chunk kc (steps t0..t0+L-1): the chunk's states from its
- * checkpoint, then the adjoint back through it. g is dL/ds_t (w->G between chunks); it flows back through
+/* Pass 2 for the states n0.. of a block, over chunk kc (steps t0..t0+L-1): the chunk's decays and states
+ * from its checkpoint, then the adjoint back through it. g is dL/ds_t (w->G between chunks); it flows back through
  * s_t = a_t·s_{t-1} + dt·B·x as g_{t-1} = a_t·g_t + dy_{t-1}·C_{t-1}. The step sums over states add to
  * w->acc (set, with first); the lanes' dB and dC terms go to c->pB, c->pC (set, with set). */
 static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chunk *c, int n0, int64_t kc, int first, int set) {
     const int64_t T = j->T, t0 = kc * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
     /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
-    const float *in = w->in, *dec = w->dec, *At = w->At, *B = j->B, *C = j->C;
-    float *acc = w->acc, *st = c->st, *pB = c->pB, *pC = c->pC;
-    __m512 g[BWD_SUB], dA[BWD_SUB], s[BWD_SUB];
+    const float *in = w->in, *At = w->At, *B = j->B, *C = j->C;
+    float *acc = w->acc, *st = c->st, *pB = c->pB, *pC = c->pC, *dec = c->dec;
+    __m512 g[BWD_SUB], dA[BWD_SUB], s[BWD_SUB], hi[BWD_SUB], lo[BWD_SUB];
     BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
         g[k] = _mm512_load_ps(w->G + k * 16); dA[k] = _mm512_load_ps(w->DA + (n0 + k) * 16);
+        hi[k] = _mm512_load_ps(w->A2 + (n0 + k) * 16); lo[k] = _mm512_load_ps(w->Al + (n0 + k) * 16);
         s[k] = _mm512_load_ps(w->ck + (kc * BWD_SUB + k) * 16);
         _mm512_store_ps(st + k * 16, s[k]);
     }
-    for (int64_t i = 0; i < L; i++) {   /* the chunk's states from its checkpoint and the kept decays */
+    for (int64_t i = 0; i < L; i++) {   /* the chunk's decays, and its states from the checkpoint */
         const int64_t t = t0 + i;
-        const __m512 u = _mm512_mul_ps(_mm512_load_ps(in + t * 48), _mm512_load_ps(in + t * 48 + 16));
+        const __m512 d = _mm512_load_ps(in + t * 48), u = _mm512_mul_ps(d, _mm512_load_ps(in + t * 48 + 16));
         BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
-            s[k] = _mm512_fmadd_ps(_mm512_load_ps(dec + (t * BWD_SUB + k) * 16), s[k], _mm512_mul_ps(u, _mm512_set1_ps(B[t * 16 + n0 + k])));
+            const __m512 a = rp_ssm_exp_ps(d, hi[k], lo[k]);   /* pass 1's decay, bit for bit */
+            _mm512_store_ps(dec + (i * BWD_SUB + k) * 16, a);
+            s[k] = _mm512_fmadd_ps(a, s[k], _mm512_mul_ps(u, _mm512_set1_ps(B[t * 16 + n0 + k])));
             _mm512_store_ps(st + ((i + 1) * BWD_SUB + k) * 16, s[k]);
         }
     }
@@ -282,7 +286,7 @@ static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chun
             _mm512_store_ps(pc, set ? _mm512_mul_ps(dyv, sc) : _mm512_fmadd_ps(dyv, sc, _mm512_load_ps(pc)));
             _mm512_store_ps(pb, set ? _mm512_mul_ps(g[k], u) : _mm512_fmadd_ps(g[k], u, _mm512_load_ps(pb)));
             accB = _mm512_fmadd_ps(g[k], _mm512_set1_ps(Bt[k]), accB);
-            const __m512 ga = _mm512_mul_ps(g[k], _mm512_load_ps(dec + (t * BWD_SUB + k) * 16));
+            const __m512 ga = _mm512_mul_ps(g[k], _mm512_load_ps(dec + (i * BWD_SUB + k) * 16));
             const __m512 da = _mm512_mul_ps(ga, _mm512_load_ps(st + (i * BWD_SUB + k) * 16));
             accA = _mm512_fmadd_ps(da, _mm512_load_ps(At + (n0 + k) * 16), accA);
             dA[k] = _mm512_fmadd_ps(da, d, dA[k]);
@@ -310,10 +314,10 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
         w[b].At = p; w[b].A2 = p + 256; w[b].Al = p + 512; w[b].DA = p + 768; w[b].G = p + 1024; p += 6 * 256;
         w[b].in = p; p += T * 48;
         w[b].acc = p; p += T * 32;
-        w[b].dec = p; p += T * BWD_SUB * 16;
         w[b].ck = p; p += nck * BWD_SUB * 16;
     }
-    bwd16_chunk c = { p, p + (BWD_CHUNK + 1) * BWD_SUB * 16, p + (2 * BWD_CHUNK + 1) * BWD_SUB * 16, p + (3 * BWD_CHUNK + 1) * BWD_SUB * 16 };
+    float *sums = p + (3 * BWD_CHUNK + 1) * BWD_SUB * 16;
+    bwd16_chunk c = { p, p + (BWD_CHUNK + 1) * BWD_SUB * 16, p + (2 * BWD_CHUNK + 1) * BWD_SUB * 16, sums, sums + 2 * BWD_CHUNK * BWD_SUB };
     for (int64_t b = 0; b < nb; b++) {   /* A transposed to [n][lane] (zeros past the last channel), plain and times log2 e (hi, lo) */
         const int64_t c0 = (bb0 + b) * 16;
         for (int n = 0; n < 16; n++)
