@@ -1,6 +1,7 @@
 /* main.c: the `repro` entry point: dispatches to a command from the table; `repro --help` lists them.
  * Exit codes: 0 ok, 1 failure (failed run, regression), 2 usage or bad parameter, 3 bad input file,
  * 4 missing file or I/O, 5 network, 6 database, 130 interrupted. */
+#include "cli/blas_core.h"
 #include "cli/commands.h"
 #include "build_id.h"
 #include <stdio.h>
@@ -15,6 +16,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    rp_blas_core_ensure(argv);
     if (argc < 2) { usage(stderr); return 2; }
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         if (argc > 2 && strcmp(argv[1], "help") == 0) {

@@ -10,6 +10,7 @@
 #include "tensor/backend_cuda.h"
 #include "util/json.h"
 #include "util/sha256.h"
+#include <cblas.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,7 @@ rp_status rp_provenance_collect(const char *root, rp_provenance *p) {
 
     rp_json *env = rp_json_new_object(), *vars = rp_json_new_object();
     rp_json_set(env, "cpu", rp_json_new_string(cpu));
+    rp_json_set(env, "blas", rp_json_new_string(openblas_get_config()));   /* version, and the kernels it runs */
     rp_json_set(env, "cores", rp_json_new_number((double)sysconf(_SC_NPROCESSORS_ONLN)));
     rp_json_set(env, "memory_bytes", rp_json_new_number((double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE)));
     rp_json_set(env, "lua", rp_json_new_string(p->lua_impl));
