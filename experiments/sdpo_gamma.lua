@@ -82,6 +82,8 @@ return experiment.define {
                 presets = { full = { memory = "6G", time_min = 120 }, paper = { memory = "11G", time_min = 1440 } } },
   presets = {
     smoke = { model = "stories260K", seq_len = 48, n_orca = 8, n_uf = 8, n_heldout = 8, ppb = 2, lr = 1e-2 },
+    -- tiny: S trained here from scratch on a synthetic task (plugins/sdpo/tiny.lua), easy then hard pairs: seconds
+    tiny = { model = "tiny", seq_len = 16, n_orca = 256, n_uf = 256, n_heldout = 256, ppb = 8, lr = 1e-2 },
     demo = { model = "smollm2", seq_len = 128, n_orca = 16, n_uf = 24, n_heldout = 24, ppb = 4 },
     -- full: every staged Orca pair, 128 UltraFeedback pairs for step 2 and 128 held out at 256 tokens: what one
     -- thread finishes in a session (scoring ~2.2 and training ~4.5 CPU-s a pair here); all 1,000 are the paper preset's
@@ -155,9 +157,9 @@ return experiment.define {
     local scored = { [0] = units.S, units.step1, units.step2 }
     for t = 0, 2 do
       g_train[t], g_held[t] = mean_gamma(scored[t].lp), scored[t].held
-      ctx:summary("gamma_" .. names[t] .. "_ultrafeedback_train", g_train[t], { better = "none" })
+      ctx:summary("gamma_" .. names[t] .. "_" .. s.sources[2] .. "_train", g_train[t], { better = "none" })
       ctx:summary("gamma_" .. names[t] .. "_heldout", g_held[t], { better = "none" })
-      ctx:note("mean gamma of %s: %.3f on the step-2 UltraFeedback data, %.3f held out", names[t], g_train[t], g_held[t])
+      ctx:note("mean gamma of %s: %.3f on the step-2 %s data, %.3f held out", names[t], g_train[t], s.sources[2], g_held[t])
     end
     local res = { losses = { units.step1.losses, units.step2.losses }, refs = { [2] = units.step2.ref } }
     for t = 1, 2 do for step, loss in ipairs(res.losses[t]) do ctx:log(string.format("sdpo_step%d_loss", t), step, loss) end end
@@ -171,8 +173,8 @@ return experiment.define {
                  series = { { label = "target init M_1 (sDPO)", x = xs1, y = lossM1 }, { label = "target init S", x = xs2, y = lossS } } }
     ctx:figure { name = "gamma", type = "bars", title = "mean gamma of each step's reference", ylabel = "mean log-prob(chosen) - log-prob(rejected)",
                  categories = { "S", "M_1", "M_2" },
-                 series = { { label = "step-2 UltraFeedback data", y = { g_train[0], g_train[1], g_train[2] } },
-                            { label = "held-out UltraFeedback", y = { g_held[0], g_held[1], g_held[2] } } } }
+                 series = { { label = "step-2 " .. s.sources[2] .. " data", y = { g_train[0], g_train[1], g_train[2] } },
+                            { label = "held-out " .. s.sources[2], y = { g_held[0], g_held[1], g_held[2] } } } }
     -- first principles: ln 2 where target = reference; Jensen's bound where it is not
     ctx:target { name = "step 1 starts at ln 2 (target = reference = S)", kind = "exact", paper = math.log(2), value = res.losses[1][1], tolerance = 1e-5 }
     ctx:target { name = "step 2 from M_1 starts at ln 2 (target = reference = M_1)", kind = "exact", paper = math.log(2), value = lossM1[1], tolerance = 1e-5 }
@@ -191,7 +193,7 @@ return experiment.define {
                  holds = g_train[2] > g_train[1] and g_train[2] > g_train[0], note = string.format("M_2 %.3f", g_train[2]) }
     ctx:target { name = "Fig. 3 shape: S-init step 2 starts above the M_1-init start (ln 2)", kind = "shape",
                  holds = lossS[1] > lossM1[1], note = string.format("S-init %.4f vs M_1-init %.4f", lossS[1], lossM1[1]) }
-    ctx:record("split", "sdpo", { rule = "source", order = { "orca", "ultrafeedback" }, why = "the paper's order (Orca first)" })
-    s.m:close()
+    ctx:record("split", "sdpo", { rule = "source", order = { s.sources[1], s.sources[2] }, why = "the paper's order (Orca first; tiny: easy first)" })
+    s.close()
   end,
 }

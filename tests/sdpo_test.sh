@@ -1,17 +1,40 @@
 #!/usr/bin/env bash
-# sdpo_test.sh: the sDPO experiments' smoke presets (stories260K + LoRA, seconds) through the real CLI: both
-# runs finish; every exact target passes (the paper's table arithmetic, ln 2 at each step start); the one
-# inconsistent row of Table 2 is recorded as such; the Jensen bounds on the S-initialised step 2 hold (they
-# are theorems, so they cannot fail on any data); the reference cache was written under REPRO_CACHE. The
-# shape targets (sDPO vs DPO, ...) are recorded but not checked: at this size they are noise.
+# sdpo_test.sh: the sDPO experiments through the real CLI. First their tiny preset (an S trained from scratch
+# on a synthetic task in a second, no download): the paper's qualitative effects must show (each step's
+# reference prefers the chosen answers more on the hard data, the S-initialised step 2 starts above ln 2, DPO
+# and sDPO prefer the held-out chosen answers where S was near chance), with its exact targets. Then the smoke
+# presets (stories260K + LoRA, seconds): both runs finish; every exact target passes (the paper's table
+# arithmetic, ln 2 at each step start); the one inconsistent row of Table 2 is recorded as such; the Jensen
+# bounds on the S-initialised step 2 hold (they are theorems, so they cannot fail on any data); the reference
+# cache was written under REPRO_CACHE. The smoke presets' shape targets (sDPO vs DPO, ...) are recorded but not
+# checked: at that size they are noise.
 set -u
-if [ -z "${REPRO_MIRROR:-}" ] || [ ! -f "$REPRO_MIRROR/stories260K/stories260K.bin" ]; then
-  echo "skip [mirror]: stories260K not in the mirror"; echo "ok sdpo_test.sh: 0 checks"; exit 0
-fi
 . "$(dirname "$0")/cli_test_lib.sh"
 export REPRO_CACHE=$tmp/cache
 db=$REPRO_DB
 mkdir -p "$(dirname "$db")"
+# status NAME-PATTERN RUN: the status of the run's one target whose name matches
+status() { q "select status from targets where run_id=$2 and name like '$1'"; }
+t1=$("$REPRO" run experiments/sdpo_gamma.lua --preset tiny --db "$db" 2>"$tmp/tiny1")
+check "sdpo_gamma tiny finishes" "[ $? -eq 0 ] && [ -n '$t1' ]"
+check "tiny: exact targets all pass" "[ \"\$(q \"select count(*) from targets where run_id=$t1 and kind='exact' and status!='pass'\")\" -eq 0 ]"
+check "tiny: gamma of M_1 above S on the hard data (Fig. 2)" "[ \"\$(status 'Fig. 2 shape: gamma of M_1 > gamma of S%' $t1)\" = pass ]"
+check "tiny: M_2 has the largest gamma on the hard data (Fig. 2)" "[ \"\$(status 'Fig. 2 shape: M_2%' $t1)\" = pass ]"
+check "tiny: S-initialised step 2 starts above ln 2 (Fig. 3)" "[ \"\$(status 'Fig. 3 shape:%' $t1)\" = pass ]"
+check "tiny: the hard data's gammas are named for it" "[ \"\$(q \"select count(*) from summaries where run_id=$t1 and name like 'gamma_%_hard_train'\")\" -eq 3 ]"
+t2=$("$REPRO" run experiments/sdpo_vs_dpo.lua --preset tiny --db "$db" 2>"$tmp/tiny2")
+check "sdpo_vs_dpo tiny finishes" "[ $? -eq 0 ] && [ -n '$t2' ]"
+check "tiny: ln 2 at every step start" "[ \"\$(q \"select count(*) from targets where run_id=$t2 and name like '%starts at ln 2%' and status='pass'\")\" -eq 3 ]"
+check "tiny: the easy source is easier for S" "[ \"\$(q \"select (select value from summaries where run_id=$t2 and name='ease_easy_gamma_S_positive') > (select value from summaries where run_id=$t2 and name='ease_hard_gamma_S_positive')\")\" = 1 ]"
+check "tiny: DPO and sDPO prefer the held-out chosen answers (reward accuracy against S above 0.6)" "[ \"\$(q \"select count(*) from summaries where run_id=$t2 and name in ('dpo_heldout_reward_accuracy', 'sdpo_heldout_reward_accuracy') and value > 0.6\")\" -eq 2 ]"
+check "tiny: S-initialised step 2 starts above ln 2 over all of D_2 (Fig. 3)" "[ \"\$(status '%higher loss than M_1-initialised, all of D_2%' $t2)\" = pass ]"
+check "tiny: no benchmarks asked of a model without a text tokenizer" "! $REPRO run experiments/sdpo_vs_dpo.lua --preset tiny --db $db mc_limit=2 >/dev/null 2>$tmp/tiny3 && grep -q 'model=tiny has no text tokenizer' $tmp/tiny3"
+if [ -z "${REPRO_MIRROR:-}" ] || [ ! -f "$REPRO_MIRROR/stories260K/stories260K.bin" ]; then
+  echo "skip [mirror]: stories260K not in the mirror (the smoke presets)"
+  [ $fails -eq 0 ] || cat "$tmp/tiny1" "$tmp/tiny2" >&2
+  echo "$([ $fails -eq 0 ] && echo ok || echo 'not ok') sdpo_test.sh: $checks checks, $fails failed"
+  [ $fails -eq 0 ]; exit
+fi
 id=$("$REPRO" run experiments/sdpo_gamma.lua --preset smoke --db "$db" 2>"$tmp/err")
 check "sdpo_gamma smoke finishes" "[ $? -eq 0 ] && [ -n '$id' ]"
 check "exact targets all pass" "[ \"\$(q \"select count(*) from targets where run_id=$id and kind='exact' and status!='pass'\")\" -eq 0 ]"
@@ -72,6 +95,6 @@ for opt in reset carry; do
   rm -f "$tmp"/cache/sdpo-ref/*.ckpt
   resumed "without the checkpoint" $opt "$last" "training step 1 again"
 done
-[ $fails -eq 0 ] || cat "$tmp/err" "$tmp/err2" "$tmp/err3" "$tmp/err4" "$tmp/err5" >&2
+[ $fails -eq 0 ] || cat "$tmp/tiny1" "$tmp/tiny2" "$tmp/err" "$tmp/err2" "$tmp/err3" "$tmp/err4" "$tmp/err5" >&2
 echo "$([ $fails -eq 0 ] && echo ok || echo 'not ok') sdpo_test.sh: $checks checks, $fails failed"
 [ $fails -eq 0 ]

@@ -395,8 +395,8 @@ end
 --- The params both sDPO experiments take, merged under the experiment's own (which win).
 function M.params(own)
   local p = {
-    model = { type = "string", default = "smollm2", choices = { "smollm2", "stories260K" },
-              doc = "SFT model S: SmolLM2-135M-Instruct (ChatML) or stories260K (plain template; for smoke tests)" },
+    model = { type = "string", default = "smollm2", choices = { "smollm2", "stories260K", "tiny" },
+              doc = "SFT model S: SmolLM2-135M-Instruct (ChatML), stories260K (plain template; for smoke tests), or tiny (a 2-layer model trained here from scratch on a synthetic task: n_orca easy pairs, n_uf hard pairs, n_heldout hard pairs held out; no benchmarks)" },
     seq_len = { type = "integer", default = 128, min = 16, doc = "tokens per sequence (prompt cut from the left, response from the right)" },
     n_orca = { type = "integer", default = 16, min = 0, doc = "Orca DPO pairs (D_1; 0: all 284)" },
     n_uf = { type = "integer", default = 32, min = 0, doc = "UltraFeedback train pairs (D_2; 0: all 1000)" },
@@ -417,27 +417,58 @@ function M.params(own)
   return p
 end
 
---- Everything a run needs from its params: the model m (tokenizer, chat template), the encoder, the base
---- model's digest (cache key), the encoded chunks D1 (Orca) and D2 (UltraFeedback), the held-out set, and
+--- The tiny preset's S and data (tiny.lua): D1 easy, D2 and the held-out set hard; S trained from scratch and
+--- written under the cache folder. Returns the model file's path.
+local function prepare_tiny(ctx, p, s)
+  local tiny = require("plugins.sdpo.tiny")
+  for k, v in pairs { n_orca = p.n_orca, n_uf = p.n_uf, n_heldout = p.n_heldout } do
+    if v < 1 then error(string.format("sdpo: model=tiny draws its pairs: %s must be at least 1 (got %d)", k, v), 0) end
+  end
+  if (p.mc_limit or 0) > 0 then error("sdpo: model=tiny has no text tokenizer for the benchmarks: set mc_limit=0", 0) end
+  if p.seq_len < tiny.LEN * 2 + 2 then error(string.format("sdpo: model=tiny needs seq_len >= %d (got %d)", tiny.LEN * 2 + 2, p.seq_len), 0) end
+  local sft_seed = math.random(1, 2 ^ 30)
+  s.D1, s.D2, s.heldout = tiny.pairs(p.n_orca, "easy"), tiny.pairs(p.n_uf, "hard"), tiny.pairs(p.n_heldout, "hard")
+  local key = C.cache_key { { "tiny", string.format("%d %d %d %d %d %d %d %g %d", tiny.CONFIG.n_layer, tiny.CONFIG.dim, tiny.CONFIG.n_head,
+                                                    tiny.CONFIG.ffn_dim, tiny.CONFIG.vocab, tiny.SFT.steps, tiny.SFT.batch, tiny.SFT.lr, sft_seed) } }
+  os.execute("mkdir -p '" .. M.cache_dir() .. "'")
+  local path = M.cache_dir() .. "/tiny-sft-" .. key .. ".gguf"
+  local loss = tiny.train_sft(path, { seed = sft_seed, threads = p.threads }, M.row)
+  ctx:record("data", "tiny", { task = string.format("reverse %d of %d symbols", tiny.LEN, tiny.SYMBOLS), config = tiny.CONFIG, sft = tiny.SFT,
+                               sft_final_loss = loss, easy = "rejected: random symbols", hard = "rejected: two adjacent symbols swapped" })
+  s.note("tiny S: %d-layer model trained from scratch for %d steps on the reversal task (last loss %.4f)", tiny.CONFIG.n_layer, tiny.SFT.steps, loss)
+  return path
+end
+
+--- Everything a run needs from its params: the model m (tokenizer, chat template; nil for the tiny model), the
+--- base model's digest (cache key), the encoded chunks D1 (Orca, or the tiny task's easy source) and D2
+--- (UltraFeedback, or the hard source), the held-out set, the sources' names (sources), close(), and
 --- new_trainer() -> a trainer at S (LoRA: fresh adapters with B = 0, so it computes exactly S; full: S's weights).
 function M.prepare(ctx, p)
   local model, train = require("repro.model"), require("repro.train")
+  local s = { sources = { "orca", "ultrafeedback" } }
+  function s.note(fmt, ...) ctx:note(fmt, ...) end
+  function s.close() if s.m then s.m:close() end end
   local path, tok
-  if p.model == "smollm2" then
-    path = ctx:asset("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+  if p.model == "tiny" then
+    path = prepare_tiny(ctx, p, s)
+    s.sources = { "easy", "hard" }
   else
-    path = ctx:asset("stories260K", "stories260K.bin")
-    tok = ctx:asset("stories260K", "tok512.bin")
+    if p.model == "smollm2" then
+      path = ctx:asset("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    else
+      path = ctx:asset("stories260K", "stories260K.bin")
+      tok = ctx:asset("stories260K", "tok512.bin")
+    end
+    s.m = model.load(path, tok and { tokenizer = tok } or nil)
+    local enc = M.chat_encoder(s.m)
+    local function enc_set(name, n) return M.encode(enc, M.load(name, { ctx = ctx, limit = n }), p.seq_len) end
+    s.D1, s.D2, s.heldout = enc_set("orca", p.n_orca), enc_set("ultrafeedback", p.n_uf), enc_set("ultrafeedback_eval", p.n_heldout)
   end
-  local m = model.load(path, tok and { tokenizer = tok } or nil)
-  local enc = M.chat_encoder(m)
-  local function enc_set(name, n) return M.encode(enc, M.load(name, { ctx = ctx, limit = n }), p.seq_len) end
-  local s = { m = m, enc = enc, path = path, base = C.file_digest(path) }
-  s.D1, s.D2, s.heldout = enc_set("orca", p.n_orca), enc_set("ultrafeedback", p.n_uf), enc_set("ultrafeedback_eval", p.n_heldout)
+  s.path, s.base = path, C.file_digest(path)
   local trunc = 0
   for _, set in ipairs({ s.D1, s.D2, s.heldout }) do for _, e in ipairs(set) do if e.truncated then trunc = trunc + 1 end end end
-  ctx:record("data", "sizes", { orca = #s.D1, ultrafeedback = #s.D2, heldout = #s.heldout, truncated = trunc, seq_len = p.seq_len,
-                                template = m:info().chat and "model chat template (ChatML for SmolLM2)" or "plain" })
+  ctx:record("data", "sizes", { [s.sources[1]] = #s.D1, [s.sources[2]] = #s.D2, heldout = #s.heldout, truncated = trunc, seq_len = p.seq_len,
+                                template = s.m and (s.m:info().chat and "model chat template (ChatML for SmolLM2)" or "plain") or "none (token ids)" })
   local seed = math.random(1, 2 ^ 30)   -- one adapter initialisation for every variant of the run
   -- training batches are at most seq_len wide; the planned width may be larger for scoring benchmarks (p.eval_len)
   s.T = math.max(p.seq_len, p.eval_len or 0)
@@ -446,7 +477,6 @@ function M.prepare(ctx, p)
                        batch = 2 * p.ppb, seq_len = s.T, seed = seed, threads = p.threads,
                        optimizer = { lr = p.lr, weight_decay = 0, clip = 1.0 } }
   end
-  function s.note(fmt, ...) ctx:note(fmt, ...) end
   return s
 end
 
