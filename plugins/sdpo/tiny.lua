@@ -13,6 +13,7 @@
 -- Invariant: everything is drawn from math.random in a fixed order, so a run's seed fixes the data and S bit for bit.
 local M = {}
 
+local unpack = table.unpack or unpack   -- Lua 5.4, LuaJIT
 local BOS, SEP, END, FIRST = 1, 2, 3, 4   -- token ids; 0 is the rows' padding
 M.SYMBOLS, M.LEN = 8, 5
 M.CONFIG = { n_layer = 2, dim = 32, n_head = 4, n_head_kv = 4, ffn_dim = 64, vocab = FIRST + M.SYMBOLS }
@@ -36,7 +37,7 @@ local function same(a, b)
 end
 
 local function with_end(s)
-  local o = { table.unpack(s) }
+  local o = { unpack(s) }
   o[#o + 1] = END
   return o
 end
@@ -53,7 +54,7 @@ end
 
 --- The rejected answer of a source ("easy" or "hard") for the right answer `right` (END last).
 function M.rejected(right, source)
-  local body = { table.unpack(right, 1, #right - 1) }
+  local body = { unpack(right, 1, #right - 1) }
   if source == "easy" then
     local r
     repeat r = symbols(#body) until not same(r, body)
