@@ -15,6 +15,12 @@ db=$REPRO_DB
 mkdir -p "$(dirname "$db")"
 # status NAME-PATTERN RUN: the status of the run's one target whose name matches
 status() { q "select status from targets where run_id=$2 and name like '$1'"; }
+# finish: the logs on failure, the summary line, the exit status
+finish() {
+  [ $fails -eq 0 ] || cat "$tmp"/tiny1 "$tmp"/tiny2 "$tmp"/err* >&2 2>/dev/null
+  echo "$([ $fails -eq 0 ] && echo ok || echo 'not ok') sdpo_test.sh: $checks checks, $fails failed"
+  [ $fails -eq 0 ]; exit
+}
 t1=$("$REPRO" run experiments/sdpo_gamma.lua --preset tiny --db "$db" 2>"$tmp/tiny1")
 check "sdpo_gamma tiny finishes" "[ $? -eq 0 ] && [ -n '$t1' ]"
 check "tiny: exact targets all pass" "[ \"\$(q \"select count(*) from targets where run_id=$t1 and kind='exact' and status!='pass'\")\" -eq 0 ]"
@@ -31,9 +37,7 @@ check "tiny: S-initialised step 2 starts above ln 2 over all of D_2 (Fig. 3)" "[
 check "tiny: no benchmarks asked of a model without a text tokenizer" "! $REPRO run experiments/sdpo_vs_dpo.lua --preset tiny --db $db mc_limit=2 >/dev/null 2>$tmp/tiny3 && grep -q 'model=tiny has no text tokenizer' $tmp/tiny3"
 if [ -z "${REPRO_MIRROR:-}" ] || [ ! -f "$REPRO_MIRROR/stories260K/stories260K.bin" ]; then
   echo "skip [mirror]: stories260K not in the mirror (the smoke presets)"
-  [ $fails -eq 0 ] || cat "$tmp/tiny1" "$tmp/tiny2" >&2
-  echo "$([ $fails -eq 0 ] && echo ok || echo 'not ok') sdpo_test.sh: $checks checks, $fails failed"
-  [ $fails -eq 0 ]; exit
+  finish
 fi
 id=$("$REPRO" run experiments/sdpo_gamma.lua --preset smoke --db "$db" 2>"$tmp/err")
 check "sdpo_gamma smoke finishes" "[ $? -eq 0 ] && [ -n '$id' ]"
@@ -95,6 +99,4 @@ for opt in reset carry; do
   rm -f "$tmp"/cache/sdpo-ref/*.ckpt
   resumed "without the checkpoint" $opt "$last" "training step 1 again"
 done
-[ $fails -eq 0 ] || cat "$tmp/tiny1" "$tmp/tiny2" "$tmp/err" "$tmp/err2" "$tmp/err3" "$tmp/err4" "$tmp/err5" >&2
-echo "$([ $fails -eq 0 ] && echo ok || echo 'not ok') sdpo_test.sh: $checks checks, $fails failed"
-[ $fails -eq 0 ]
+finish

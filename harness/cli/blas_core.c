@@ -16,7 +16,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-int rp_blas_core_is_avx2(const char *core) {
+/* Whether OpenBLAS's kernel set (its core name, e.g. "Haswell", "Prescott") uses AVX2 and FMA. */
+static int core_is_avx2(const char *core) {
     static const char *const avx2[] = { "haswell", "zen", "skylakex", "cooperlake", "sapphirerapids" };
     for (size_t i = 0; core && i < sizeof avx2 / sizeof avx2[0]; i++)
         if (strcasecmp(core, avx2[i]) == 0) return 1;
@@ -29,7 +30,7 @@ void rp_blas_core_ensure(char **argv) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
     const char *core = openblas_get_corename();
-    if (rp_blas_core_is_avx2(core)) return;
+    if (core_is_avx2(core)) return;
     if (setenv("OPENBLAS_CORETYPE", "Haswell", 1) != 0) return;
     fflush(NULL);
     execv("/proc/self/exe", argv);

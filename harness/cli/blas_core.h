@@ -2,9 +2,6 @@
 #ifndef RP_BLAS_CORE_H
 #define RP_BLAS_CORE_H
 
-/* Whether OpenBLAS's kernel set (its core name, e.g. "Haswell", "Prescott") uses AVX2 and FMA. */
-int rp_blas_core_is_avx2(const char *core);
-
 /* Where OPENBLAS_CORETYPE is unset, the CPU has AVX2 and FMA, and OpenBLAS chose kernels without them,
  * re-executes this program once (argv as given) with OPENBLAS_CORETYPE=Haswell; returns only when it did
  * not (nothing to do, or the exec failed: then with a note on stderr and the environment as it was). */

@@ -172,8 +172,8 @@ static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
  * reverse and, in each, the blocks in turn: the chunk's decays a_t = exp(dt_t·A) and states are recomputed
  * from the checkpoint into L1 buffers, then the adjoint runs back through the chunk with dL/ds and the dA
  * sums in registers. (Each decay is computed twice: keeping pass 1's decays for the whole sequence instead,
- * T x 4 KB per block in L2 or beyond, was 10% slower at T 2048 and 18% at T 8192, measured 2026-12-06.) Per step, the sums over states of da·A and g·B
- * (da = dL/d(dt·A)) carry over the subsets in [T][2][16] per block and become dx and ddt at the end. dB
+ * T x 4 KB per block in L2 or beyond, was 10% slower at T 2048 and 18% at T 8192, measured 2026-12-06.)
+ * Per step, the sums over states of da·A and g·B (da = dL/d(dt·A)) carry over the subsets in [T][2][16] per block and become dx and ddt at the end. dB
  * and dC sum over channels: the group's lane vectors gather per chunk and are reduced 16 at a time
  * (bwd16_sums). Work space per thread: bwd16_floats. */
 #define BWD_GROUP 2

@@ -145,10 +145,11 @@ function M.data_digest(examples)
   return C.cache_key(parts)
 end
 
---- The cache folder: $REPRO_CACHE/sdpo-ref (default ~/.cache/repro/sdpo-ref).
-function M.cache_dir()
+--- The cache folder: $REPRO_CACHE/sdpo-ref (default ~/.cache/repro/sdpo-ref); with create, made if missing.
+function M.cache_dir(create)
   local base = os.getenv("REPRO_CACHE")
   if not base or base == "" then base = (os.getenv("HOME") or "/tmp") .. "/.cache/repro" end
+  if create then C.mkdirs(base .. "/sdpo-ref") end
   return base .. "/sdpo-ref"
 end
 
@@ -342,15 +343,15 @@ end
 
 --- Where a trainer's model is kept between the units of a resumable run: the reference cache's folder (a step's
 --- reference was cached there, so it exists), one file per (base model, trained weights).
-local function checkpoint_path(base, digest)
-  return M.cache_dir() .. "/" .. C.cache_key { { "base", base or "" }, { "weights", digest } } .. ".ckpt"
+local function checkpoint_path(base, digest, create)
+  return M.cache_dir(create) .. "/" .. C.cache_key { { "base", base or "" }, { "weights", digest } } .. ".ckpt"
 end
 
 --- Keep the trainer's state (weights, AdamW moments, step) on disk for a later unit; returns the weights'
 --- digest, which M.load_checkpoint needs to find and verify it.
 function M.save_checkpoint(tr, base)
   local digest = tr:digest()
-  tr:save(checkpoint_path(base, digest))
+  tr:save(checkpoint_path(base, digest, true))
   return digest
 end
 
@@ -428,10 +429,11 @@ local function prepare_tiny(ctx, p, s)
   if p.seq_len < tiny.LEN * 2 + 2 then error(string.format("sdpo: model=tiny needs seq_len >= %d (got %d)", tiny.LEN * 2 + 2, p.seq_len), 0) end
   local sft_seed = math.random(1, 2 ^ 30)
   s.D1, s.D2, s.heldout = tiny.pairs(p.n_orca, "easy"), tiny.pairs(p.n_uf, "hard"), tiny.pairs(p.n_heldout, "hard")
-  local key = C.cache_key { { "tiny", string.format("%d %d %d %d %d %d %d %g %d", tiny.CONFIG.n_layer, tiny.CONFIG.dim, tiny.CONFIG.n_head,
-                                                    tiny.CONFIG.ffn_dim, tiny.CONFIG.vocab, tiny.SFT.steps, tiny.SFT.batch, tiny.SFT.lr, sft_seed) } }
-  os.execute("mkdir -p '" .. M.cache_dir() .. "'")
-  local path = M.cache_dir() .. "/tiny-sft-" .. key .. ".gguf"
+  -- the file's name: everything that makes S (so runs of other seeds or settings never write the same file)
+  local c, sft = tiny.CONFIG, tiny.SFT
+  local key = C.cache_key { { "task", tiny.LEN .. " " .. tiny.SYMBOLS }, { "config", table.concat({ c.n_layer, c.dim, c.n_head, c.n_head_kv, c.ffn_dim, c.vocab }, " ") },
+                            { "sft", table.concat({ sft.steps, sft.batch, sft.lr }, " ") }, { "seed", tostring(sft_seed) } }
+  local path = M.cache_dir(true) .. "/tiny-sft-" .. key .. ".gguf"
   local loss = tiny.train_sft(path, { seed = sft_seed, threads = p.threads }, M.row)
   ctx:record("data", "tiny", { task = string.format("reverse %d of %d symbols", tiny.LEN, tiny.SYMBOLS), config = tiny.CONFIG, sft = tiny.SFT,
                                sft_final_loss = loss, easy = "rejected: random symbols", hard = "rejected: two adjacent symbols swapped" })

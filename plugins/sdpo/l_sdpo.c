@@ -10,11 +10,13 @@
  *   sdpo.cache_write(path, key, {values})
  *   sdpo.cache_read(path, key, n)       -> {values} | nil, "missing"|"stale"|"damaged", message
  *   sdpo.file_digest(path)              -> sha256 hex of a file
+ *   sdpo.mkdirs(path)                   a folder and its parents (the cache folder before a file is written)
  * Errors from the C core are raised naming the function, the file, the record and the field. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "lua/host.h"
+#include "util/buf.h"
 #include "plugins/sdpo/sdpo.h"
 
 RP_LUA_MODULE(sdpo, rp_luaopen_sdpo);
@@ -178,11 +180,19 @@ static int l_file_digest(lua_State *L) {
     return 1;
 }
 
+/* sdpo.mkdirs(path) */
+static int l_mkdirs(lua_State *L) {
+    rp_status st = rp_mkdirs(luaL_checkstring(L, 1));
+    if (st != RP_OK) return rp_lua_fail(L, st, "sdpo.mkdirs");
+    return 0;
+}
+
 /* The module table. */
 int rp_luaopen_sdpo(lua_State *L) {
     static const luaL_Reg fns[] = { { "dpo_loss", l_dpo_loss }, { "softplus_neg", l_softplus_neg }, { "load_pairs", l_load_pairs },
                                     { "parse_pairs", l_parse_pairs }, { "cache_key", l_cache_key }, { "cache_write", l_cache_write },
-                                    { "cache_read", l_cache_read }, { "file_digest", l_file_digest }, { NULL, NULL } };
+                                    { "cache_read", l_cache_read }, { "file_digest", l_file_digest }, { "mkdirs", l_mkdirs },
+                                    { NULL, NULL } };
     rp_lua_newlib(L, fns);
     return 1;
 }

@@ -3,8 +3,9 @@
 -- the paper's qualitative effects (each step's reference prefers the chosen answers more, the S-initialised step 2
 -- starts above ln 2, sDPO against DPO) show without any download, and the smoke tests can check them.
 -- The task: a prompt of LEN random symbols between BOS and SEP; the right answer is the prompt reversed, then END.
--- S is a 2-layer Llama trained by cross-entropy on right answers for a few hundred steps: good at the task but not
--- perfect, as an SFT model is. Every pair's chosen answer is the right one; the rejected one is
+-- S is a 2-layer Llama trained by cross-entropy on right answers for SFT.steps (40) steps: it has learned the answer
+-- format but not yet the reversal, an SFT model that DPO can still improve. Every pair's chosen answer is the right
+-- one; the rejected one is
 --   easy (D_1, the paper's OpenOrca role): LEN random symbols, mostly far from the right answer;
 --   hard (D_2 and the held-out set, the UltraFeedback role): the right answer with two adjacent, unequal symbols
 --   swapped, a near miss that S often ranks close to the right answer.
