@@ -4,7 +4,9 @@
  *     (7.5 ms on 1 thread, 4.3 ms on 2), scaled by this machine's fp32 FMA peak measured now against
  *     machine A's (117 / 233 GFLOP/s) -- the scan is exp-bound, i.e. compute-bound. Goal: within 1.3x.
  *     (Issue 17's text says 5.6 ms on 2 threads; the 2-thread ratio against that is printed too.)
- *  2. Its backward against its forward (goal: within 2x), on 1 and 2 threads. One-thread figures are CPU
+ *  2. Its backward against its forward (goal: within 2x), on 1 and 2 threads: the backward as training runs
+ *     it (from the checkpoints its forward saved; that saving forward is timed in 1 too) against the plain
+ *     inference forward, and the backward that recomputes the checkpoints. One-thread figures are CPU
  *     time of the thread (a shared host's load does not inflate them); two-thread figures are wall clock.
  *     Then the vector ops per element of both as implemented and the bytes each moves (scan_op_counts).
  *  3. The MoE feed-forward (router, grouping, gathered expert SwiGLUs, weighted scatter; 16 experts, top 2,
@@ -48,36 +50,45 @@ static float *rnd(size_t n, float lo, float hi, unsigned *s) {
 typedef struct scan_in { int64_t T, D, N; float *x, *dt, *A, *B, *C, *Dk, *st, *y; } scan_in;
 
 /* Median milliseconds of the scan: wall clock, or with cpu != 0 (one thread, on the caller) CPU time,
- * which a shared host's other load does not inflate. be: the op table's scan; else rp_ssm_scan on pool. */
-static double time_scan(scan_in *s, rp_pool *pool, rp_backend *be, int reps, int cpu) {
+ * which a shared host's other load does not inflate. be: the op table's scan; else rp_ssm_scan on pool.
+ * ck: NULL (inference), or where a training step's forward saves the checkpoints for its backward. */
+static double time_scan(scan_in *s, rp_pool *pool, rp_backend *be, int reps, int cpu, float *ck) {
     double v[16];
-    for (int r = 0; r < reps; r++) {
+    for (int r = -1; r < reps; r++) {   /* one untimed run first: the output's pages touched */
         memset(s->st, 0, (size_t)(s->D * s->N) * sizeof(float));
         double t0 = cpu ? thread_s() : now_s();
-        if (be) RP_BACKEND_CALL(be, selective_scan, s->y, s->x, s->dt, s->A, s->B, s->C, s->Dk, s->T, s->D, s->N, s->st);
-        else rp_ssm_scan(pool, s->T, s->D, s->N, s->x, s->dt, s->A, s->B, s->C, s->Dk, s->st, s->y);
-        v[r] = (cpu ? thread_s() : now_s()) - t0;
+        if (be) RP_BACKEND_CALL(be, selective_scan, s->y, s->x, s->dt, s->A, s->B, s->C, s->Dk, s->T, s->D, s->N, s->st, ck);
+        else rp_ssm_scan(pool, s->T, s->D, s->N, s->x, s->dt, s->A, s->B, s->C, s->Dk, s->st, s->y, ck);
+        if (r >= 0) v[r] = (cpu ? thread_s() : now_s()) - t0;
     }
     return median(v, reps) * 1e3;
 }
 
-/* Median milliseconds of the cpu scan backward into the given gradients: with pool NULL on the caller's
- * thread (CPU time), else on the pool (wall clock); -1 on error (rp_errmsg says why). */
-static double time_scan_bwd(const scan_in *s, rp_pool *pool, const float *dy, float *dx, float *ddt, float *dA, float *dB,
-                            float *dC, float *dD, int reps) {
-    double v[16];
+/* The cpu scan backward and the inference forward in alternation (a round: one of each), so that both see
+ * the same share of a shared host: with pool NULL on the caller's thread (CPU time), else on the pool (wall
+ * clock); the backward from the forward's checkpoints ck, or recomputing them (ck NULL). Medians in ms, and
+ * the median of the rounds' backward / forward ratios; -1 on error (rp_errmsg says why). */
+typedef struct scan_pair { double fwd, bwd, ratio; } scan_pair;
+static int time_scan_pair(scan_in *s, rp_pool *pool, const float *dy, float *const g[6], int reps, const float *ck, scan_pair *out) {
+    double f[16], b[16], q[16];
     rp_bwd *bw = NULL;
     if (rp_bwd_new(pool, &bw) != RP_OK) return -1;
-    for (int r = 0; r < reps; r++) {
+    for (int r = -1; r < reps; r++) {   /* one untimed round first: scratch grown, pages touched */
+        memset(s->st, 0, (size_t)(s->D * s->N) * sizeof(float));
         double t0 = pool ? now_s() : thread_s();
-        if (rp_bwd_cpu.selective_scan(bw, dx, ddt, dA, dB, dC, dD, dy, s->x, s->dt, s->A, s->B, s->C, s->Dk, s->T, s->D, s->N) != RP_OK) {
+        rp_ssm_scan(pool, s->T, s->D, s->N, s->x, s->dt, s->A, s->B, s->C, s->Dk, s->st, s->y, NULL);
+        double t1 = pool ? now_s() : thread_s();
+        if (rp_bwd_cpu.selective_scan(bw, g[0], g[1], g[2], g[3], g[4], g[5], dy, s->x, s->dt, s->A, s->B, s->C, s->Dk, s->T, s->D,
+                                      s->N, ck) != RP_OK) {
             rp_bwd_free(bw);
             return -1;
         }
-        v[r] = (pool ? now_s() : thread_s()) - t0;
+        double t2 = pool ? now_s() : thread_s();
+        if (r >= 0) { f[r] = t1 - t0; b[r] = t2 - t1; q[r] = b[r] / f[r]; }
     }
     rp_bwd_free(bw);
-    return median(v, reps) * 1e3;
+    out->fwd = median(f, reps) * 1e3; out->bwd = median(b, reps) * 1e3; out->ratio = median(q, reps);
+    return 0;
 }
 
 /* The vector ops per vector element (one step, one state, 16 channels with AVX-512, 8 with AVX2) of
@@ -91,16 +102,17 @@ static void scan_op_counts(const scan_in *s) {
     const double fwd_step = (3 + 2 + 4) / 16.0;      /* per step and block: u, Dskip·x, y0 + y1; the other pass's two adds; the fast-exp check */
     const double bwd_red = 2 * 9.0 / 8 / 8 + 0.25 / 4;   /* dB, dC: 8x8 hadd transpose-sums over the 8-block group, then 4-wide adds */
     const double bwd_re = 1 + 1 + 1.0 / 4;           /* a chunk's states again from pass 1's kept decays */
+    const double bwd_p1 = 11 + 1 + 1 + 1.0 / 4;      /* pass 1: exp, u·B, the state; u per step over 4 states */
     const int kept = 1;
 #else
     const int lanes = 16;
     const double fwd_elem = 11 + 1 + 1 + 1;          /* exp; u·B; s = a·s + u·B; y += C·s */
     const double fwd_step = 3.0 / 16;                /* per step and block: u = dt·x, Dskip·x, y0 + y1; over 16 states */
-    const double bwd_red = 2 * 46.0 / 16 / 2 + 0.25; /* dB, dC: 16x16 transpose-sums over the 2-block group, then the add */
+    const double bwd_red = 2 * (46.0 / 16 + 0.25) / 32;   /* dB, dC: 16x16 transpose-sums and the add, over a 32-block group */
     const double bwd_re = 11 + 1 + 1 + 1.0 / 4;      /* a chunk's decays again (exp) and its states */
+    const double bwd_p1 = 0;                         /* none: the training forward saved the checkpoints */
     const int kept = 0;
 #endif
-    const double bwd_p1 = 11 + 1 + 1 + 1.0 / 4;      /* pass 1: exp, u·B, the state; u per step over 4 states */
     const double bwd_adj = 8 + 1.0 / 4;              /* g += dy·C; dC, dB lane terms; Σ g·B; g·a; da; Σ da·A; dA */
     const double bwd_fin = 6.0 / 16;                 /* dx (3), ddt (2), dDskip (1) per step and block */
     const double f = fwd_elem + fwd_step, b = bwd_p1 + bwd_re + bwd_adj + bwd_red + bwd_fin;
@@ -314,10 +326,12 @@ int main(int argc, char **argv) {
     s.Dk = rnd((size_t)s.D, 0.5f, 1.5f, &seed); s.A = malloc(DN * sizeof(float)); s.st = calloc(DN, sizeof(float)); s.y = malloc(TD * sizeof(float));
     for (int64_t c = 0; c < s.D; c++) for (int n = 0; n < 16; n++) s.A[c * 16 + n] = -(float)(n + 1);
     int reps = quick ? 3 : 9;
-    double ours1 = time_scan(&s, be1->pool, NULL, reps, 1), ours2 = time_scan(&s, be2->pool, NULL, reps, 0);
-    double op1 = time_scan(&s, NULL, be1, reps, 1), op2 = time_scan(&s, NULL, be2, reps, 0);
+    float *ck = calloc(rp_scan_ckpt_floats(s.T, s.D, s.N), sizeof(float));
+    double ours1 = time_scan(&s, be1->pool, NULL, reps, 1, NULL), ours2 = time_scan(&s, be2->pool, NULL, reps, 0, NULL);
+    double op1 = time_scan(&s, NULL, be1, reps, 1, NULL), op2 = time_scan(&s, NULL, be2, reps, 0, NULL);
+    double sv1 = time_scan(&s, be1->pool, NULL, reps, 1, ck), sv2 = time_scan(&s, be2->pool, NULL, reps, 0, ck);
     double ref_t0 = thread_s();
-    rp_ref_selective_scan(NULL, s.y, s.x, s.dt, s.A, s.B, s.C, s.Dk, s.T, s.D, s.N, s.st);
+    rp_ref_selective_scan(NULL, s.y, s.x, s.dt, s.A, s.B, s.C, s.Dk, s.T, s.D, s.N, s.st, NULL);
     double plain = (thread_s() - ref_t0) * 1e3;
     /* perf.md's hand-vectorized figure scaled to this machine: 1 thread by the per-CPU-second peak (CPU
      * time), 2 threads by the 2-thread wall-clock peak (wall time) */
@@ -326,6 +340,7 @@ int main(int argc, char **argv) {
     printf("%-44s %14s %14s\n", "", "1 thread (CPU)", "2 threads (wall)");
     printf("%-44s %11.2f ms %11.2f ms\n", "rp_ssm_scan (tensor/ssm.c)", ours1, ours2);
     printf("%-44s %11.2f ms %11.2f ms\n", "op table cpu selective_scan", op1, op2);
+    printf("%-44s %11.2f ms %11.2f ms\n", "rp_ssm_scan saving checkpoints (training)", sv1, sv2);
     printf("%-44s %11.2f ms   (perf.md: 111.5 ms)\n", "plain reference (libm expf)", plain);
     /* a 2-thread calibration well under twice the 1-thread one means the second CPU was busy (the host is shared):
      * scaling by it would make the 2-thread goal too easy, so no 2-thread ratio is printed then */
@@ -345,19 +360,27 @@ int main(int argc, char **argv) {
     }
 
     /* 2. backward */
-    float *dy = rnd(TD, -1, 1, &seed), *dx = calloc(TD, 4), *ddt = calloc(TD, 4), *dA = calloc(DN, 4), *dB = calloc(TN, 4), *dC = calloc(TN, 4), *dD = calloc((size_t)s.D, 4);
-    double bwd1 = time_scan_bwd(&s, NULL, dy, dx, ddt, dA, dB, dC, dD, reps), bwd2 = time_scan_bwd(&s, be2->pool, dy, dx, ddt, dA, dB, dC, dD, reps);
-    if (bwd1 < 0 || bwd2 < 0) { fprintf(stderr, "%s\n", rp_errmsg()); return 1; }
-    printf("\n== selective scan backward (same shape; 1 thread CPU time, 2 threads wall clock) ==\n");
-    printf("backward %.2f ms = %.2fx its forward (%.2f ms), 1 thread   [goal <= 2x]\n", bwd1, bwd1 / ours1, ours1);
-    printf("backward %.2f ms = %.2fx its forward (%.2f ms), 2 threads\n", bwd2, bwd2 / ours2, ours2);
+    float *dy = rnd(TD, -1, 1, &seed), *g[6] = { calloc(TD, 4), calloc(TD, 4), calloc(DN, 4), calloc(TN, 4), calloc(TN, 4), calloc((size_t)s.D, 4) };
+    scan_pair p1, p2, r1, r2;
+    if (time_scan_pair(&s, NULL, dy, g, reps, ck, &p1) || time_scan_pair(&s, be2->pool, dy, g, reps, ck, &p2) ||
+        time_scan_pair(&s, NULL, dy, g, reps, NULL, &r1) || time_scan_pair(&s, be2->pool, dy, g, reps, NULL, &r2)) {
+        fprintf(stderr, "%s\n", rp_errmsg());
+        return 1;
+    }
+    printf("\n== selective scan backward (same shape; 1 thread CPU time, 2 threads wall clock; median of %d rounds of forward + backward) ==\n", reps);
+    printf("from the training forward's checkpoints (as training runs it), against the inference forward of the same rounds:\n");
+    printf("backward %.2f ms = %.2fx its forward (%.2f ms), 1 thread   [goal <= 2x]\n", p1.bwd, p1.ratio, p1.fwd);
+    printf("backward %.2f ms = %.2fx its forward (%.2f ms), 2 threads\n", p2.bwd, p2.ratio, p2.fwd);
+    printf("recomputing the checkpoints (no saved forward): %.2f ms = %.2fx (1 thread), %.2f ms = %.2fx (2 threads)\n",
+           r1.bwd, r1.ratio, r2.bwd, r2.ratio);
     scan_op_counts(&s);
 
     /* 3. MoE feed-forward against matmuls of the same FLOPs; 4. decode cost per token against context */
     if (!scan_only && (moe_bench(be2, quick) != 0 || decode_bench(be2, quick, 0) != 0 || decode_bench(be1, quick, 1) != 0)) return 1;
 
     free(s.x); free(s.dt); free(s.B); free(s.C); free(s.Dk); free(s.A); free(s.st); free(s.y);
-    free(dy); free(dx); free(ddt); free(dA); free(dB); free(dC); free(dD);
+    free(dy); free(ck);
+    for (int i = 0; i < 6; i++) free(g[i]);
     rp_backend_cpu_free(be1); rp_backend_cpu_free(be2);
     return 0;
 }

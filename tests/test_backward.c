@@ -284,7 +284,7 @@ typedef struct { int64_t T, D, N; float *u, *dt, *A, *B, *Cm, *Dp, *dy, *y, *h; 
 static double ss_loss(void *p) {
     ss_c *c = p;
     memset(c->h, 0, (size_t)(c->D * c->N) * sizeof(float));
-    rp_ref_selective_scan(NULL, c->y, c->u, c->dt, c->A, c->B, c->Cm, c->Dp, c->T, c->D, c->N, c->h);
+    rp_ref_selective_scan(NULL, c->y, c->u, c->dt, c->A, c->B, c->Cm, c->Dp, c->T, c->D, c->N, c->h, NULL);
     return dotd(c->y, c->dy, c->T * c->D);
 }
 
@@ -302,7 +302,7 @@ static void ss_free(ss_c *c) { free(c->u); free(c->dt); free(c->A); free(c->B); 
 static void test_selective_scan(const rp_bwd_ops *ops, rp_bwd *bw, int64_t N) {
     ss_c c = ss_new(9, 19, N);
     float *g[6] = { zeros(c.T * c.D), zeros(c.T * c.D), zeros(c.D * N), zeros(c.T * N), zeros(c.T * N), zeros(c.D) };
-    CHECK(ops->selective_scan(bw, g[0], g[1], g[2], g[3], g[4], g[5], c.dy, c.u, c.dt, c.A, c.B, c.Cm, c.Dp, c.T, c.D, N) == RP_OK);
+    CHECK(ops->selective_scan(bw, g[0], g[1], g[2], g[3], g[4], g[5], c.dy, c.u, c.dt, c.A, c.B, c.Cm, c.Dp, c.T, c.D, N, NULL) == RP_OK);
     float *in[6] = { c.u, c.dt, c.A, c.B, c.Cm, c.Dp };
     int64_t n[6] = { c.T * c.D, c.T * c.D, c.D * N, c.T * N, c.T * N, c.D };
     double e[6];
@@ -313,11 +313,15 @@ static void test_selective_scan(const rp_bwd_ops *ops, rp_bwd *bw, int64_t N) {
     ss_free(&c);
 }
 
-/* The sequence ops' cpu backward against the reference: past one scan chunk (32 steps) and one task's
- * channels (32), onto the same nonzero gradients (accumulation), one gradient not wanted (NULL). */
+/* The sequence ops' cpu backward against the reference: past one scan chunk (16 steps) and one task's
+ * channels, onto the same nonzero gradients (accumulation), one gradient not wanted (NULL); for N = 16 also
+ * with a few steps at dt 1e20, whose |dt·A·log2 e| past 2^22 is the vector exp's far range (ssm_exp.h). */
 static void test_seq_cpu_vs_ref(rp_bwd *bw) {
-    for (int64_t N = 5; N <= 16; N += 11) {
+    for (int cs = 0; cs < 3; cs++) {
+        const int64_t N = cs ? 16 : 5;
+        const int far = cs == 2;
         ss_c c = ss_new(70, 75, N);
+        if (far) c.dt[3 * 75 + 7] = c.dt[40 * 75 + 7] = c.dt[41 * 75 + 70] = 1e20f;
         int64_t n[6] = { c.T * c.D, c.T * c.D, c.D * N, c.T * N, c.T * N, c.D };
         float *g[2][6];
         for (int i = 0; i < 6; i++) {
@@ -328,11 +332,11 @@ static void test_seq_cpu_vs_ref(rp_bwd *bw) {
         for (int k = 0; k < 2; k++) {
             const rp_bwd_ops *ops = k ? &rp_bwd_cpu : &rp_bwd_ref;
             CHECK(ops->selective_scan(bw, g[k][0], g[k][1], g[k][2], NULL, g[k][4], g[k][5], c.dy, c.u, c.dt, c.A, c.B,
-                                      c.Cm, c.Dp, c.T, c.D, N) == RP_OK);
+                                      c.Cm, c.Dp, c.T, c.D, N, NULL) == RP_OK);
         }
         double e = 0;
         for (int i = 0; i < 6; i++) e = fmax(e, rel_err(g[1][i], g[0][i], n[i]));
-        CHECK_MSG(e < 1e-4, "cpu selective_scan backward N=%lld vs ref: %g", (long long)N, e);
+        CHECK_MSG(e < 1e-4, "cpu selective_scan backward N=%lld%s vs ref: %g", (long long)N, far ? " (dt 1e20)" : "", e);
         for (int k = 0; k < 2; k++) for (int i = 0; i < 6; i++) free(g[k][i]);
         ss_free(&c);
     }

@@ -162,14 +162,14 @@ static void test_scan_forward(int D) {
     rp_pool *pool = NULL;
     rp_pool_new(2, &pool);
     /* in two pieces with the state carried (prefill 20 tokens, then 30) */
-    rp_ssm_scan(pool, 20, D, N, x, dt, A, B, C, Dk, st, y);
-    rp_ssm_scan(pool, T - 20, D, N, x + 20 * D, dt + 20 * D, A, B + 20 * N, C + 20 * N, Dk, st, y + 20 * D);
+    rp_ssm_scan(pool, 20, D, N, x, dt, A, B, C, Dk, st, y, NULL);
+    rp_ssm_scan(pool, T - 20, D, N, x + 20 * D, dt + 20 * D, A, B + 20 * N, C + 20 * N, Dk, st, y + 20 * D, NULL);
     float *yf = malloc((size_t)(T * D) * sizeof *yf);
     for (int i = 0; i < T * D; i++) yf[i] = (float)yd[i];
     CHECK_MSG(rel_err(y, yf, T * D) < 2e-5, "fast scan vs naive: %g", rel_err(y, yf, T * D));
     /* one token at a time (the recurrent step) */
     memset(st, 0, (size_t)(D * N) * sizeof *st);
-    for (int t = 0; t < T; t++) rp_ssm_scan(NULL, 1, D, N, x + t * D, dt + t * D, A, B + t * N, C + t * N, Dk, st, y + t * D);
+    for (int t = 0; t < T; t++) rp_ssm_scan(NULL, 1, D, N, x + t * D, dt + t * D, A, B + t * N, C + t * N, Dk, st, y + t * D, NULL);
     CHECK_MSG(rel_err(y, yf, T * D) < 2e-5, "step-by-step scan vs naive: %g", rel_err(y, yf, T * D));
     /* N != 16 takes the reference path */
     const int N2 = 5;
@@ -177,7 +177,7 @@ static void test_scan_forward(int D) {
     for (int i = 0; i < D * N2; i++) A2[i] = -fabsf(A2[i]) - 0.1f;
     double *A2d = to_d(A2, D * N2), *B2d = to_d(B2, T * N2), *C2d = to_d(C2, T * N2);
     naive_scan(T, D, N2, xd, dtd, A2d, B2d, C2d, Dd, NULL, yd, NULL);
-    rp_ssm_scan(pool, T, D, N2, x, dt, A2, B2, C2, Dk, st2, y);
+    rp_ssm_scan(pool, T, D, N2, x, dt, A2, B2, C2, Dk, st2, y, NULL);
     for (int i = 0; i < T * D; i++) yf[i] = (float)yd[i];
     CHECK_MSG(rel_err(y, yf, T * D) < 2e-5, "scan N=5 vs naive: %g", rel_err(y, yf, T * D));
     rp_pool_free(pool);
@@ -218,7 +218,21 @@ static void test_scan_backward(int T, int D, int N, rp_pool *pool) {
     float *dB = calloc((size_t)(T * N), sizeof(float)), *dC = calloc((size_t)(T * N), sizeof(float)), *dD = calloc((size_t)D, sizeof(float));
     rp_bwd *bw = NULL;
     CHECK(rp_bwd_new(pool, &bw) == RP_OK);
-    CHECK(rp_ssm_scan_backward(bw, dx, ddt, dA, dB, dC, dD, r, x, dt, A, B, C, Dk, T, D, N) == RP_OK);
+    CHECK(rp_ssm_scan_backward(bw, dx, ddt, dA, dB, dC, dD, r, x, dt, A, B, C, Dk, T, D, N, NULL) == RP_OK);
+    /* again from the checkpoints a training forward saves: the same gradients, bit for bit */
+    float *ck = calloc(rp_scan_ckpt_floats(T, D, N) + 1, sizeof(float)), *st = calloc((size_t)(D * N), sizeof(float));
+    float *y = calloc((size_t)(T * D), sizeof(float)), *g2[6];
+    const int64_t gn[6] = { T * D, T * D, D * N, T * N, T * N, D };
+    for (int i = 0; i < 6; i++) g2[i] = calloc((size_t)gn[i], sizeof(float));
+    rp_ssm_scan(pool, T, D, N, x, dt, A, B, C, Dk, st, y, ck);
+    CHECK(rp_ssm_scan_backward(bw, g2[0], g2[1], g2[2], g2[3], g2[4], g2[5], r, x, dt, A, B, C, Dk, T, D, N, ck) == RP_OK);
+    const float *g1[6] = { dx, ddt, dA, dB, dC, dD };
+    const char *name[6] = { "dx", "ddt", "dA", "dB", "dC", "dD" };
+    for (int i = 0; i < 6; i++)
+        CHECK_MSG(memcmp(g1[i], g2[i], (size_t)gn[i] * sizeof(float)) == 0,
+                  "T=%d D=%d N=%d scan backward: %s from the forward's checkpoints differs from the one that recomputes them", T, D, N, name[i]);
+    for (int i = 0; i < 6; i++) free(g2[i]);
+    free(ck); free(st); free(y);
     rp_bwd_free(bw);
     double *xd = to_d(x, T * D), *dtd = to_d(dt, T * D), *Ad = to_d(A, D * N), *Bd = to_d(B, T * N), *Cd = to_d(C, T * N), *Dd = to_d(Dk, D), *rd = to_d(r, T * D);
     double ex = grad_err(dx, xd, T * D, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd), edt = grad_err(ddt, dtd, T * D, T, D, N, xd, dtd, Ad, Bd, Cd, Dd, rd);

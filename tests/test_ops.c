@@ -371,8 +371,8 @@ static void test_routing_and_scan(rp_backend *cpu, rp_backend *ref) {
         for (int64_t i = 0; i < L * D; i++) dt[i] = fabsf(dt[i]);
         for (int64_t i = 0; i < D * N; i++) A[i] = -fabsf(A[i]) - 0.1f;
         float *ya = calloc((size_t)(L * D), 4), *yb = calloc((size_t)(L * D), 4), *ha = calloc((size_t)(D * N), 4), *hb = calloc((size_t)(D * N), 4);
-        CHECK(RP_BACKEND_CALL(cpu, selective_scan, ya, u, dt, A, B, Cm, Dp, L, D, N, ha) == RP_OK);
-        CHECK(RP_BACKEND_CALL(ref, selective_scan, yb, u, dt, A, B, Cm, Dp, L, D, N, hb) == RP_OK);
+        CHECK(RP_BACKEND_CALL(cpu, selective_scan, ya, u, dt, A, B, Cm, Dp, L, D, N, ha, NULL) == RP_OK);
+        CHECK(RP_BACKEND_CALL(ref, selective_scan, yb, u, dt, A, B, Cm, Dp, L, D, N, hb, NULL) == RP_OK);
         CHECK(rel_err(ya, yb, L * D) < 1e-5);
         CHECK(rel_err(ha, hb, D * N) < 1e-5);
         /* closed form for the first step from h = 0: y = dt·u·(B·C) + D·u */
@@ -571,7 +571,7 @@ static double case_selective_scan(rp_backend *be, rp_backend *ref) {
     ON_BOTH(a, b, { float *y = up(&dv, NULL, (size_t)(L * D) * 4), *h = up(&dv, NULL, (size_t)(D * N) * 4);
               CHECK(RP_BACKEND_CALL(dv.be, selective_scan, y, up(&dv, u, (size_t)(L * D) * 4), up(&dv, dt, (size_t)(L * D) * 4),
                                     up(&dv, A, (size_t)(D * N) * 4), up(&dv, B, (size_t)(L * N) * 4), up(&dv, Cm, (size_t)(L * N) * 4),
-                                    up(&dv, Dp, (size_t)D * 4), L, D, N, h) == RP_OK);
+                                    up(&dv, Dp, (size_t)D * 4), L, D, N, h, NULL) == RP_OK);
               down(&dv, out_, y, (size_t)(L * D) * 4);
               down(&dv, out_ + L * D, h, (size_t)(D * N) * 4); });
     double e = rel_err(a, b, L * D + D * N);
@@ -703,12 +703,12 @@ static void test_cuda_deep(rp_backend *be, rp_backend *ref) {
         for (int64_t i = 0; i < D * N; i++) A[i] = -fabsf(A[i]) - 0.1f;
         float *ya = calloc((size_t)(L * D + D * N), 4), *yb = calloc((size_t)(L * D + D * N), 4);
         memcpy(yb + L * D, h0, (size_t)(D * N) * 4);
-        CHECK(RP_BACKEND_CALL(ref, selective_scan, yb, u, dt, A, B, Cm, NULL, L, D, N, yb + L * D) == RP_OK);
+        CHECK(RP_BACKEND_CALL(ref, selective_scan, yb, u, dt, A, B, Cm, NULL, L, D, N, yb + L * D, NULL) == RP_OK);
         dev dv = { be, { 0 }, 0 };
         float *y = up(&dv, NULL, (size_t)(L * D) * 4), *h = up(&dv, h0, (size_t)(D * N) * 4);
         CHECK(RP_BACKEND_CALL(be, selective_scan, y, up(&dv, u, (size_t)(L * D) * 4), up(&dv, dt, (size_t)(L * D) * 4),
                               up(&dv, A, (size_t)(D * N) * 4), up(&dv, B, (size_t)(L * N) * 4), up(&dv, Cm, (size_t)(L * N) * 4),
-                              NULL, L, D, N, h) == RP_OK);
+                              NULL, L, D, N, h, NULL) == RP_OK);
         down(&dv, ya, y, (size_t)(L * D) * 4);
         down(&dv, ya + L * D, h, (size_t)(D * N) * 4);
         drop(&dv);

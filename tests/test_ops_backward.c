@@ -230,7 +230,7 @@ static rp_status c_scan_shape(const rp_bwd_ops *o, rp_bwd *bw, side *s, int64_t 
     float *gu = grad(s, T * D), *gdt = grad(s, T * D), *gA = grad(s, D * N), *gB = grad(s, T * N), *gC = grad(s, T * N), *gD = grad(s, D);
     rp_status st = o->selective_scan(bw, gu, gdt, gA, gB, gC, gD, put(s, dy, (size_t)(T * D) * 4), put(s, u, (size_t)(T * D) * 4),
                                      put(s, dt, (size_t)(T * D) * 4), put(s, A, (size_t)(D * N) * 4), put(s, B, (size_t)(T * N) * 4),
-                                     put(s, Cm, (size_t)(T * N) * 4), put(s, Dp, (size_t)D * 4), T, D, N);
+                                     put(s, Cm, (size_t)(T * N) * 4), put(s, Dp, (size_t)D * 4), T, D, N, NULL);
     collect(s, gu, T * D);
     collect(s, gdt, T * D);
     collect(s, gA, D * N);

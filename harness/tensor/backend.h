@@ -37,6 +37,13 @@ typedef enum rp_op {
 #define RP_MATMUL_PACKED_ROWS 16
 typedef struct rp_matmul_part { float *y; const void *w; rp_dtype wt; size_t ldw; int64_t N; const void *wp; } rp_matmul_part;
 
+/* The selective scan's checkpoints (its ckpt argument): the states every RP_SCAN_CKPT_STEPS steps, for
+ * channels rounded up to a multiple of 16. */
+#define RP_SCAN_CKPT_STEPS 16
+static inline size_t rp_scan_ckpt_floats(int64_t T, int64_t D, int64_t N) {
+    return (size_t)((T + RP_SCAN_CKPT_STEPS - 1) / RP_SCAN_CKPT_STEPS) * (size_t)((D + 15) / 16 * 16) * (size_t)N;
+}
+
 typedef struct rp_backend_ops {
     /* 1 when buffers are plain host memory (host bytes may be wrapped as buffers, copies are memcpy). */
     int host_memory;
@@ -96,10 +103,13 @@ typedef struct rp_backend_ops {
                                const float *w, const float *b, int K, float *state);
     /* Mamba selective scan over T steps for channels D and state size N:
      * h[d,n] = exp(dt[t,d] · A[d,n]) · h[d,n] + dt[t,d] · B[t,n] · u[t,d];  y[t,d] = Σ_n Cm[t,n] · h[d,n] + Dp[d] · u[t,d].
-     * h[D,N] is the state, read and updated (zeros for a fresh sequence); Dp may be NULL. */
+     * h[D,N] is the state, read and updated (zeros for a fresh sequence); Dp may be NULL. ckpt: NULL, or
+     * rp_scan_ckpt_floats(T, D, N) floats where the forward of a training step saves what its backend's
+     * backward (rp_bwd_ops.selective_scan, given the same pointer) reads back instead of recomputing it: the
+     * cpu backend, the state at the start of every RP_SCAN_CKPT_STEPS steps; the others leave it unused. */
     rp_status (*selective_scan)(rp_backend *be, float *y, const float *u, const float *dt, const float *A,
                                 const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D,
-                                int64_t N, float *h);
+                                int64_t N, float *h, float *ckpt);
 } rp_backend_ops;
 
 struct rp_backend {

@@ -77,10 +77,11 @@ typedef struct rp_bwd_ops {
     rp_status (*conv1d_causal)(rp_bwd *b, float *dx, float *dw, float *db, const float *dout, const float *x,
                                int64_t T, int64_t C, const float *w, int K);
     /* Selective scan from a zero state (forward: selective_scan with h zeros): u, dt, dy [T,D]; A [D,N];
-     * B, Cm [T,N]; Dp [D] or NULL: du, ddt, dA, dB, dC, dDp (backward_ssm.c; cpu: ssm.c). */
+     * B, Cm [T,N]; Dp [D] or NULL: du, ddt, dA, dB, dC, dDp (backward_ssm.c; cpu: ssm.c). ckpt: NULL
+     * (recomputed), or what the same backend's forward saved there with these inputs (backend.h). */
     rp_status (*selective_scan)(rp_bwd *b, float *du, float *ddt, float *dA, float *dB, float *dC, float *dDp,
                                 const float *dy, const float *u, const float *dt, const float *A, const float *B,
-                                const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N);
+                                const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N, const float *ckpt);
 } rp_bwd_ops;
 
 /* Dequantizes columns [c0, c0+n) (block-aligned) of row r of the weight w into y. */
@@ -158,7 +159,7 @@ rp_status rp_cpu_conv1d_causal_backward(rp_bwd *b, float *dx, float *dw, float *
 rp_status rp_ref_selective_scan_backward(rp_bwd *b, float *du, float *ddt, float *dA, float *dB, float *dC, float *dDp,
                                          const float *dy, const float *u, const float *dt, const float *A,
                                          const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D,
-                                         int64_t N);
+                                         int64_t N, const float *ckpt);
 rp_status rp_ref_scatter_add_rows_backward(rp_bwd *b, float *dx, float *dweight, const float *dout, int64_t rows_out,
                                            const float *x, int64_t C, const int32_t *idx, const float *weight, int64_t n);
 

@@ -503,8 +503,8 @@ static rp_status cpu_conv1d_causal(rp_backend *be, float *out, const float *x, i
 
 static rp_status cpu_selective_scan(rp_backend *be, float *y, const float *u, const float *dt, const float *A,
                                     const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N,
-                                    float *h) {
-    rp_ssm_scan(be->pool, T, D, N, u, dt, A, B, Cm, Dp, h, y);
+                                    float *h, float *ckpt) {
+    rp_ssm_scan(be->pool, T, D, N, u, dt, A, B, Cm, Dp, h, y, ckpt);
     return RP_OK;
 }
 

@@ -303,8 +303,8 @@ rp_status rp_ref_conv1d_causal(rp_backend *be, float *out, const float *x, int64
 /* Sequential selective scan, libm exp. */
 rp_status rp_ref_selective_scan(rp_backend *be, float *y, const float *u, const float *dt, const float *A,
                                 const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N,
-                                float *h) {
-    (void)be;
+                                float *h, float *ckpt) {
+    (void)be; (void)ckpt;   /* its backward saves nothing */
     for (int64_t t = 0; t < T; t++)
         for (int64_t d = 0; d < D; d++) {
             float dtv = dt[t * D + d], uv = u[t * D + d];

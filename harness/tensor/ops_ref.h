@@ -33,7 +33,7 @@ rp_status rp_ref_conv1d_causal(rp_backend *be, float *out, const float *x, int64
                                const float *b, int K, float *state);
 rp_status rp_ref_selective_scan(rp_backend *be, float *y, const float *u, const float *dt, const float *A,
                                 const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N,
-                                float *h);
+                                float *h, float *ckpt);
 rp_status rp_ref_argmax(rp_backend *be, int32_t *out, const float *x, int64_t rows, int64_t n);
 /* Host memory for CPU backends (zero-filled, 64-byte aligned), its copies (memcpy) and sync (nothing to wait for). */
 void *rp_cpu_alloc(rp_backend *be, size_t nbytes);

@@ -1,10 +1,10 @@
 /* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, channels across the 16 lanes, one
  * vector of channels per block with its 16 states in registers, a chunk of steps at a time, reading and
- * writing the rows directly with software prefetch one chunk ahead; the last block masked) and backward
- * (the same lane layout, a few states at a time: a forward pass keeps the state at the start of every
- * chunk, then per chunk in reverse the decays and states are recomputed into L1 from the checkpoint and
- * the adjoint recurrence runs back through them in registers;
- * plain per channel when N != 16 or without AVX-512 or AVX2). With AVX2 and FMA instead of AVX-512, the
+ * writing the rows directly with software prefetch one chunk ahead; the last block masked; a training
+ * forward also saves each block's states at the start of every chunk) and backward (the same lane
+ * layout, a few states at a time: per chunk in reverse, from those checkpoints, the decays and states are
+ * recomputed into L1 and the adjoint recurrence runs back through them in registers; plain per channel
+ * when N != 16 or without AVX-512 or AVX2). With AVX2 and FMA instead of AVX-512, the
  * same designs on 8 lanes run from ssm_avx2.c.
  * Invariant: every version computes the same recurrence in fp32; only exp and summation order differ. */
 #include <math.h>
@@ -21,6 +21,7 @@ typedef struct scan_job {
     int64_t T, D, N;
     const float *x, *dt, *A, *B, *C, *Dskip;
     float *state, *y;
+    float *ck;   /* NULL, or the checkpoints: [chunk][block][state][lane], each block's states before the chunk */
 } scan_job;
 
 /* A task owns SCAN_GROUP blocks of 16 channels (one vector, one 64-byte line of a row when D is a multiple of
@@ -32,6 +33,7 @@ typedef struct scan_job {
  * later. */
 #define SCAN_GROUP 16
 #define SCAN_CHUNK 32
+_Static_assert(SCAN_CHUNK % RP_SCAN_CKPT_STEPS == 0, "a chunk holds whole checkpoint intervals");
 #define SCAN_UNROLL _Pragma("GCC unroll 16")
 
 /* One block's decay constants (A·log2 e as hi + lo, transposed to [state][lane]) and its states. */
@@ -85,7 +87,13 @@ static void scan_task(void *ctx, int task, int n_tasks, int thread) {
         const int64_t L = t0 + SCAN_CHUNK < j->T ? SCAN_CHUNK : j->T - t0;
         for (int b = 0; b < nb; b++) {
             const int64_t c = (b0 + b) * 16;
-            scan_block16(j, &w[b], c, (__mmask16)(D - c >= 16 ? 0xffffu : (1u << (D - c)) - 1), t0, L);
+            const __mmask16 m = (__mmask16)(D - c >= 16 ? 0xffffu : (1u << (D - c)) - 1);
+            if (!j->ck) scan_block16(j, &w[b], c, m, t0, L);
+            else   /* training: the states before every RP_SCAN_CKPT_STEPS steps saved for the backward */
+                for (int64_t s0 = t0; s0 < t0 + L; s0 += RP_SCAN_CKPT_STEPS) {
+                    memcpy(j->ck + ((s0 / RP_SCAN_CKPT_STEPS) * nb_all + b0 + b) * 256, w[b].st, sizeof w[b].st);
+                    scan_block16(j, &w[b], c, m, s0, t0 + L - s0 < RP_SCAN_CKPT_STEPS ? t0 + L - s0 : RP_SCAN_CKPT_STEPS);
+                }
         }
     }
     for (int b = 0; b < nb; b++)
@@ -95,10 +103,10 @@ static void scan_task(void *ctx, int task, int n_tasks, int thread) {
 #endif
 
 void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x, const float *dt, const float *A,
-                 const float *B, const float *C, const float *Dskip, float *state, float *y) {
+                 const float *B, const float *C, const float *Dskip, float *state, float *y, float *ckpt) {
 #if defined(__AVX512F__)
     if (N == 16) {
-        scan_job j = { T, D, N, x, dt, A, B, C, Dskip, state, y };
+        scan_job j = { T, D, N, x, dt, A, B, C, Dskip, state, y, ckpt };
         int n_tasks = (int)(((D + 15) / 16 + SCAN_GROUP - 1) / SCAN_GROUP);
         if (pool && n_tasks > 1 && T * D >= 4096) rp_pool_run(pool, scan_task, &j, n_tasks);
         else for (int i = 0; i < n_tasks; i++) scan_task(&j, i, n_tasks, 0);
@@ -107,8 +115,8 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
 #elif defined(__AVX2__) && defined(__FMA__)
     if (N == 16) { rp_ssm8_scan(pool, T, D, x, dt, A, B, C, Dskip, state, y); return; }
 #endif
-    (void)pool;
-    rp_ref_selective_scan(NULL, y, x, dt, A, B, C, Dskip, T, D, N, state);
+    (void)pool; (void)ckpt;
+    rp_ref_selective_scan(NULL, y, x, dt, A, B, C, Dskip, T, D, N, state, NULL);
 }
 
 /* ---- backward ---- */
@@ -165,31 +173,41 @@ static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
 
 #if defined(__AVX512F__)
 /* The N = 16 backward in the forward's layout: channels across the lanes of a vector (a block of 16), a
- * task owning BWD_GROUP blocks. The scan is independent per (channel, state), so the states are taken
- * BWD_SUB at a time (a subset). The group's rows of dt, x and dy are first copied into a block-major work
- * space (rows are D floats apart: a new page every step). For each subset, pass 1 runs each block's scan
- * forward and keeps the state at the start of every chunk of BWD_CHUNK steps. Pass 2 takes the chunks in
- * reverse and, in each, the blocks in turn: the chunk's decays a_t = exp(dt_t·A) and states are recomputed
- * from the checkpoint into L1 buffers, then the adjoint runs back through the chunk with dL/ds and the dA
- * sums in registers. (Each decay is computed twice: keeping pass 1's decays for the whole sequence instead,
- * T x 4 KB per block in L2 or beyond, was 10% slower at T 2048 and 18% at T 8192, measured 2026-12-06.)
- * Per step, the sums over states of da·A and g·B (da = dL/d(dt·A)) carry over the subsets in [T][2][16] per block and become dx and ddt at the end. dB
- * and dC sum over channels: the group's lane vectors gather per chunk and are reduced 16 at a time
- * (bwd16_sums). Work space per thread: bwd16_floats. */
-#define BWD_GROUP 2
+ * task owning a group of up to BWD_GROUP blocks (bwd16_group), from the forward's checkpoints (each block's
+ * 16 states at the start of every chunk of RP_SCAN_CKPT_STEPS steps). The chunks are taken in reverse.
+ * For each, the group's rows of dt, x and dy are copied into a work space (rows are D floats apart: a new
+ * page every step); then the scan being independent per (channel, state), the states are taken BWD_SUB
+ * at a time (a subset): per block, the chunk's decays a_t = exp(dt_t·A) and states are recomputed from
+ * the checkpoint into L1 buffers, and the adjoint runs back through the chunk with dL/ds and the dA sums
+ * in registers (dL/ds carried between chunks in the block's work space). Those loops also prefetch, a row
+ * per step, the lines of the chunk before that its copy reads and its end updates. Per step, the sums over
+ * states of da·A and g·B (da = dL/d(dt·A)) add up over the subsets and become the chunk's dx and ddt at
+ * its end. dB and dC sum over channels: the group's lane vectors gather per chunk and subset and are
+ * reduced 16 at a time (bwd16_sums). Measured 2026-12-06 at T 2048, D 1024 (Emerald Rapids, 1 thread,
+ * best of 30): 16-step chunks against 32 and groups of 16 blocks against 2 took the backward from 3.1x its
+ * forward to 1.85x (a smaller L1 footprint per chunk; fewer reductions per channel; longer runs of each row
+ * in one page), 32 blocks to 1.75x; 8-step chunks, 8 states per subset, 64 blocks, or two blocks' adjoints
+ * in one loop (register spills) were slower. Work space per thread: bwd16_floats. */
+#define BWD_GROUP 32
 #define BWD_SUB 4
-#define BWD_CHUNK 32
-#define BWD_AHEAD 16   /* rows of software prefetch ahead of strided row walks */
+#define BWD_CHUNK RP_SCAN_CKPT_STEPS
 #define BWD_UNROLL _Pragma("GCC unroll 16")   /* the subset's states in registers, not a stack array */
 
 /* Floats of work space one thread needs for the vectorized backward (after its dB and dC partials). */
-static size_t bwd16_floats(int64_t T) {
-    const size_t nck = (size_t)((T + BWD_CHUNK - 1) / BWD_CHUNK), G = BWD_GROUP;
-    return G * 6 * 256                                    /* A, A·log2 e hi, lo; dA lane sums; dL/ds; spare */
-           + G * (size_t)T * (48 + 32)                    /* the blocks' dt, x, dy; Σ_n da·A, Σ_n g·B */
-           + G * nck * BWD_SUB * 16                       /* the subset's checkpoints */
-           + (2 * BWD_CHUNK + 1) * BWD_SUB * 16           /* a chunk's states and decays */
-           + 2 * BWD_CHUNK * BWD_SUB * 16 + 2 * BWD_CHUNK * BWD_SUB;   /* its dB, dC lane vectors; their sums */
+static size_t bwd16_floats(void) {
+    const size_t G = BWD_GROUP, L = BWD_CHUNK;
+    return G * (5 * 256 + L * (48 + 32))                 /* A, A·log2 e hi, lo, dA lane sums, dL/ds; the chunk's
+                                                          * dt, x, dy and Σ_n da·A, Σ_n g·B */
+           + (2 * L + 1) * BWD_SUB * 16                  /* a chunk's states and decays */
+           + 2 * L * BWD_SUB * 16 + 2 * L * BWD_SUB;     /* its dB, dC lane vectors; their sums */
+}
+
+/* Blocks per task for nblk blocks on nth threads: as many as BWD_GROUP (the dB and dC sums over channels
+ * are reduced once per group, so larger groups cost less), in a number of tasks that is a multiple of nth
+ * (whole rounds). */
+static int bwd16_group(int64_t nblk, int nth) {
+    const int64_t rounds = (nblk + (int64_t)BWD_GROUP * nth - 1) / ((int64_t)BWD_GROUP * nth), tasks = rounds * nth;
+    return (int)((nblk + tasks - 1) / tasks);
 }
 
 /* The sums of 16 vectors (v: 16 × 16 floats, 64-byte aligned): lane i holds the sum of vector i. */
@@ -216,69 +234,47 @@ static void bwd16_reduce(const float *p, int64_t nvec, float *sums) {
 /* One block's part of a task's work space (carved from the thread's scratch). */
 typedef struct bwd16_blk {
     float *At, *A2, *Al, *DA, *G;   /* [16][16]: A transposed to [n][lane]; A·log2 e hi, lo; dA lane sums; dL/ds */
-    float *in, *acc;                /* [T][3][16]: dt, x, dy; [T][2][16]: Σ_n da·A, Σ_n g·B so far */
-    float *ck;                      /* [chunks][BWD_SUB][16] checkpoints */
+    float *in, *acc;                /* the chunk's [step][3][16]: dt, x, dy; [step][2][16]: Σ_n da·A, Σ_n g·B so far */
 } bwd16_blk;
 
 /* The shared chunk buffers: [L+1][BWD_SUB][16] states, [L][BWD_SUB][16] dB and dC lane vectors, sums,
  * [L][BWD_SUB][16] decays. */
 typedef struct bwd16_chunk { float *st, *pB, *pC, *sums, *dec; } bwd16_chunk;
 
-/* Pass 1 for the states n0..n0+BWD_SUB-1 of a block: the scan from zeros; the state at the start of
- * every chunk into the block's work space. */
-static void bwd16_forward(const bwd_job *j, const bwd16_blk *w, int n0) {
-    /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
-    const float *in = w->in, *B = j->B;
-    float *ck = w->ck;
-    const int64_t T = j->T;
-    __m512 hi[BWD_SUB], lo[BWD_SUB], s[BWD_SUB];
-    BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
-        hi[k] = _mm512_load_ps(w->A2 + (n0 + k) * 16); lo[k] = _mm512_load_ps(w->Al + (n0 + k) * 16); s[k] = _mm512_setzero_ps();
-    }
-    for (int64_t t = 0; t < T; t++) {
-        if (t % BWD_CHUNK == 0)
-            BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) _mm512_store_ps(ck + ((t / BWD_CHUNK) * BWD_SUB + k) * 16, s[k]);
-        const __m512 d = _mm512_load_ps(in + t * 48), u = _mm512_mul_ps(d, _mm512_load_ps(in + t * 48 + 16));
-        const float *Bt = B + t * 16 + n0;
-        BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
-            __m512 a = rp_ssm_exp_ps(d, hi[k], lo[k]);
-            s[k] = _mm512_fmadd_ps(a, s[k], _mm512_mul_ps(u, _mm512_set1_ps(Bt[k])));
-        }
-    }
-}
-
-/* Pass 2 for the states n0.. of a block, over chunk kc (steps t0..t0+L-1): the chunk's decays and states
- * from its checkpoint, then the adjoint back through it. g is dL/ds_t (w->G between chunks); it flows back through
- * s_t = a_t·s_{t-1} + dt·B·x as g_{t-1} = a_t·g_t + dy_{t-1}·C_{t-1}. The step sums over states add to
- * w->acc (set, with first); the lanes' dB and dC terms go to c->pB, c->pC (set, with set). */
-static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chunk *c, int n0, int64_t kc, int first, int set) {
-    const int64_t T = j->T, t0 = kc * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
+/* The states n0..n0+BWD_SUB-1 of a block over the chunk of steps t0..t0+L-1 whose checkpoint (the block's
+ * 16 states before it, [n][lane]) is ck: its decays and states recomputed, then the adjoint back through
+ * it. g is dL/ds_t (w->G between chunks); it flows back through s_t = a_t·s_{t-1} + dt·B·x as
+ * g_{t-1} = a_t·g_t + dy_{t-1}·C_{t-1}. The step sums over states add to w->acc (set, with first); the
+ * lanes' dB and dC terms go to c->pB, c->pC (set, with set). */
+static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chunk *c, const float *ck, int n0,
+                          int64_t t0, int64_t L, int first, int set, const float *pr, float *pw) {
     /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
     const float *in = w->in, *At = w->At, *B = j->B, *C = j->C;
     float *acc = w->acc, *st = c->st, *pB = c->pB, *pC = c->pC, *dec = c->dec;
     __m512 g[BWD_SUB], dA[BWD_SUB], s[BWD_SUB], hi[BWD_SUB], lo[BWD_SUB];
     BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
-        g[k] = _mm512_load_ps(w->G + k * 16); dA[k] = _mm512_load_ps(w->DA + (n0 + k) * 16);
+        g[k] = _mm512_load_ps(w->G + (n0 + k) * 16); dA[k] = _mm512_load_ps(w->DA + (n0 + k) * 16);
         hi[k] = _mm512_load_ps(w->A2 + (n0 + k) * 16); lo[k] = _mm512_load_ps(w->Al + (n0 + k) * 16);
-        s[k] = _mm512_load_ps(w->ck + (kc * BWD_SUB + k) * 16);
+        s[k] = _mm512_loadu_ps(ck + (n0 + k) * 16);   /* the caller's buffer: any alignment */
         _mm512_store_ps(st + k * 16, s[k]);
     }
     for (int64_t i = 0; i < L; i++) {   /* the chunk's decays, and its states from the checkpoint */
-        const int64_t t = t0 + i;
-        const __m512 d = _mm512_load_ps(in + t * 48), u = _mm512_mul_ps(d, _mm512_load_ps(in + t * 48 + 16));
+        const __m512 d = _mm512_load_ps(in + i * 48), u = _mm512_mul_ps(d, _mm512_load_ps(in + i * 48 + 16));
+        const float *Bt = B + (t0 + i) * 16 + n0;
+        if (pr) _mm_prefetch((const char *)(pr + i * j->D), _MM_HINT_T0);
         BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
-            const __m512 a = rp_ssm_exp_ps(d, hi[k], lo[k]);   /* pass 1's decay, bit for bit */
+            const __m512 a = rp_ssm_exp_ps(d, hi[k], lo[k]);   /* the forward's decay, bit for bit */
             _mm512_store_ps(dec + (i * BWD_SUB + k) * 16, a);
-            s[k] = _mm512_fmadd_ps(a, s[k], _mm512_mul_ps(u, _mm512_set1_ps(B[t * 16 + n0 + k])));
+            s[k] = _mm512_fmadd_ps(a, s[k], _mm512_mul_ps(u, _mm512_set1_ps(Bt[k])));
             _mm512_store_ps(st + ((i + 1) * BWD_SUB + k) * 16, s[k]);
         }
     }
     for (int64_t i = L - 1; i >= 0; i--) {
-        const int64_t t = t0 + i;
-        const float *r = in + t * 48, *Bt = B + t * 16 + n0, *Ct = C + t * 16 + n0;
-        const __m512 d = _mm512_load_ps(r), xv = _mm512_load_ps(r + 16), dyv = _mm512_load_ps(r + 32), u = _mm512_mul_ps(d, xv);
-        __m512 accA = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + t * 32);
-        __m512 accB = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + t * 32 + 16);
+        const float *r = in + i * 48, *Bt = B + (t0 + i) * 16 + n0, *Ct = C + (t0 + i) * 16 + n0;
+        const __m512 d = _mm512_load_ps(r), dyv = _mm512_load_ps(r + 32), u = _mm512_mul_ps(d, _mm512_load_ps(r + 16));
+        __m512 accA = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + i * 32);
+        __m512 accB = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + i * 32 + 16);
+        if (pw) _mm_prefetch((const char *)(pw + i * j->D), _MM_HINT_T0);
         BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
             float *pc = pC + (i * BWD_SUB + k) * 16, *pb = pB + (i * BWD_SUB + k) * 16;
             g[k] = _mm512_fmadd_ps(dyv, _mm512_set1_ps(Ct[k]), g[k]);
@@ -292,10 +288,10 @@ static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chun
             dA[k] = _mm512_fmadd_ps(da, d, dA[k]);
             g[k] = ga;   /* carry to s_{t-1} */
         }
-        _mm512_store_ps(acc + t * 32, accA);
-        _mm512_store_ps(acc + t * 32 + 16, accB);
+        _mm512_store_ps(acc + i * 32, accA);
+        _mm512_store_ps(acc + i * 32 + 16, accB);
     }
-    BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) { _mm512_store_ps(w->G + k * 16, g[k]); _mm512_store_ps(w->DA + (n0 + k) * 16, dA[k]); }
+    BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) { _mm512_store_ps(w->G + (n0 + k) * 16, g[k]); _mm512_store_ps(w->DA + (n0 + k) * 16, dA[k]); }
 }
 
 /* The lane mask of block b (16 channels from c0) of a group whose channels end at D. */
@@ -303,21 +299,51 @@ static inline __mmask16 bwd16_mask(int64_t c0, int64_t D) {
     return (__mmask16)(D - c0 >= 16 ? 0xffffu : (1u << (D - c0)) - 1);
 }
 
+/* The rows t0..t0+L-1 of dt, x and dy for the nb blocks from block bb0 into their work space (zeros past
+ * the last channel). */
+static void bwd16_stage(const bwd_job *j, const bwd16_blk *w, int64_t bb0, int64_t nb, int64_t t0, int64_t L) {
+    const int64_t D = j->D;
+    for (int64_t i = 0; i < L; i++)
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t c0 = (bb0 + b) * 16, o = (t0 + i) * D + c0;
+            const __mmask16 m = bwd16_mask(c0, D);
+            _mm512_store_ps(w[b].in + i * 48, _mm512_maskz_loadu_ps(m, j->dt + o));
+            _mm512_store_ps(w[b].in + i * 48 + 16, _mm512_maskz_loadu_ps(m, j->x + o));
+            _mm512_store_ps(w[b].in + i * 48 + 32, _mm512_maskz_loadu_ps(m, j->dy + o));
+        }
+}
+
+/* The chunk's dx += dt·Σ_n g·B + dy·Dskip; ddt += Σ_n da·A + x·Σ_n g·B; dD (per block) += Σ_t dy·x. */
+static void bwd16_finish_chunk(const bwd_job *j, const bwd16_blk *w, int64_t bb0, int64_t nb, int64_t t0, int64_t L,
+                               const __m512 *dv, __m512 *dD) {
+    const int64_t D = j->D;
+    for (int64_t i = 0; i < L; i++)
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t c0 = (bb0 + b) * 16, o = (t0 + i) * D + c0;
+            const __mmask16 m = bwd16_mask(c0, D);
+            const float *r = w[b].in + i * 48, *ac = w[b].acc + i * 32;
+            const __m512 d = _mm512_load_ps(r), xv = _mm512_load_ps(r + 16), dyv = _mm512_load_ps(r + 32), gb = _mm512_load_ps(ac + 16);
+            if (j->dx) _mm512_mask_storeu_ps(j->dx + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->dx + o), _mm512_fmadd_ps(d, gb, _mm512_mul_ps(dyv, dv[b]))));
+            if (j->ddt) _mm512_mask_storeu_ps(j->ddt + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->ddt + o), _mm512_fmadd_ps(xv, gb, _mm512_load_ps(ac))));
+            dD[b] = _mm512_fmadd_ps(dyv, xv, dD[b]);
+        }
+}
+
 static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     const bwd_job *j = ctx;
     const int64_t T = j->T, D = j->D, tn = T * 16, nck = (T + BWD_CHUNK - 1) / BWD_CHUNK;
-    const int64_t nblk = (D + 15) / 16, bb0 = (int64_t)task * BWD_GROUP, nb = bb0 + BWD_GROUP < nblk ? BWD_GROUP : nblk - bb0;
+    const int64_t nblk = (D + 15) / 16, bb0 = (int64_t)task * j->group, nb = bb0 + j->group < nblk ? j->group : nblk - bb0;
     float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn, *p = dCt + tn;
     bwd16_blk w[BWD_GROUP];
     for (int b = 0; b < BWD_GROUP; b++) {
-        w[b].At = p; w[b].A2 = p + 256; w[b].Al = p + 512; w[b].DA = p + 768; w[b].G = p + 1024; p += 6 * 256;
-        w[b].in = p; p += T * 48;
-        w[b].acc = p; p += T * 32;
-        w[b].ck = p; p += nck * BWD_SUB * 16;
+        w[b].At = p; w[b].A2 = p + 256; w[b].Al = p + 512; w[b].DA = p + 768; w[b].G = p + 1024; p += 5 * 256;
+        w[b].in = p; p += BWD_CHUNK * 48;
+        w[b].acc = p; p += BWD_CHUNK * 32;
     }
     float *sums = p + (3 * BWD_CHUNK + 1) * BWD_SUB * 16;
     bwd16_chunk c = { p, p + (BWD_CHUNK + 1) * BWD_SUB * 16, p + (2 * BWD_CHUNK + 1) * BWD_SUB * 16, sums, sums + 2 * BWD_CHUNK * BWD_SUB };
+    __m512 dD[BWD_GROUP], dv[BWD_GROUP];
     for (int64_t b = 0; b < nb; b++) {   /* A transposed to [n][lane] (zeros past the last channel), plain and times log2 e (hi, lo) */
         const int64_t c0 = (bb0 + b) * 16;
         for (int n = 0; n < 16; n++)
@@ -325,61 +351,34 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
                 float a = c0 + l < D ? j->A[(c0 + l) * 16 + n] : 0.0f;
                 w[b].At[n * 16 + l] = a;
                 rp_ssm_exp_split(a, &w[b].A2[n * 16 + l], &w[b].Al[n * 16 + l]);
-                w[b].DA[n * 16 + l] = 0;
+                w[b].DA[n * 16 + l] = w[b].G[n * 16 + l] = 0;
             }
+        dD[b] = _mm512_setzero_ps();
+        dv[b] = j->Dskip ? _mm512_maskz_loadu_ps(bwd16_mask(c0, D), j->Dskip + c0) : _mm512_setzero_ps();
     }
-    for (int64_t t = 0; t < T; t++)   /* the group's rows of dt, x, dy, block-major (zeros past the last channel) */
-        for (int64_t b = 0; b < nb; b++) {
-            const int64_t c0 = (bb0 + b) * 16, o = t * D + c0;
-            const __mmask16 m = bwd16_mask(c0, D);
-            if (t + BWD_AHEAD < T) {
-                _mm_prefetch((const char *)(j->dt + o + BWD_AHEAD * D), _MM_HINT_T0);
-                _mm_prefetch((const char *)(j->x + o + BWD_AHEAD * D), _MM_HINT_T0);
-                _mm_prefetch((const char *)(j->dy + o + BWD_AHEAD * D), _MM_HINT_T0);
+    const __mmask16 mk = (__mmask16)((1u << BWD_SUB) - 1);
+    for (int64_t kc = nck - 1; kc >= 0; kc--) {
+        const int64_t t0 = kc * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
+        bwd16_stage(j, w, bb0, nb, t0, L);
+        for (int n0 = 0; n0 < 16; n0 += BWD_SUB) {
+            for (int64_t b = 0; b < nb; b++) {
+                /* the lines of the chunk before (rows t0 - BWD_CHUNK..) that its staging reads and its end
+                 * updates, prefetched a row per step of the subsets' loops, spread among their arithmetic */
+                const int64_t o = (t0 - BWD_CHUNK) * D + (bb0 + b) * 16;
+                const float *pr = !kc ? NULL : n0 == 0 ? j->dt + o : n0 == 4 ? j->x + o : n0 == 8 ? j->dy + o : NULL;
+                float *pw = !kc ? NULL : n0 == 0 && j->dx ? j->dx + o : n0 == 4 && j->ddt ? j->ddt + o : NULL;
+                bwd16_adjoint(j, &w[b], &c, j->ck + (kc * nblk + bb0 + b) * 256, n0, t0, L, n0 == 0, b == 0, pr, pw);
             }
-            _mm512_store_ps(w[b].in + t * 48, _mm512_maskz_loadu_ps(m, j->dt + o));
-            _mm512_store_ps(w[b].in + t * 48 + 16, _mm512_maskz_loadu_ps(m, j->x + o));
-            _mm512_store_ps(w[b].in + t * 48 + 32, _mm512_maskz_loadu_ps(m, j->dy + o));
-        }
-    for (int n0 = 0; n0 < 16; n0 += BWD_SUB) {
-        for (int64_t b = 0; b < nb; b++) {
-            bwd16_forward(j, &w[b], n0);
-            memset(w[b].G, 0, 256 * sizeof(float));
-        }
-        for (int64_t kc = nck - 1; kc >= 0; kc--) {
-            const int64_t t0 = kc * BWD_CHUNK, L = t0 + BWD_CHUNK < T ? BWD_CHUNK : T - t0;
-            for (int64_t b = 0; b < nb; b++) bwd16_adjoint(j, &w[b], &c, n0, kc, n0 == 0, b == 0);
             bwd16_reduce(c.pB, L * BWD_SUB, c.sums);
             bwd16_reduce(c.pC, L * BWD_SUB, c.sums + BWD_CHUNK * BWD_SUB);
-            const __mmask16 mk = (__mmask16)((1u << BWD_SUB) - 1);
             for (int64_t i = 0; i < L; i++) {
                 float *db = dBt + (t0 + i) * 16 + n0, *dc = dCt + (t0 + i) * 16 + n0;
                 _mm512_mask_storeu_ps(db, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, db), _mm512_maskz_loadu_ps(mk, c.sums + i * BWD_SUB)));
                 _mm512_mask_storeu_ps(dc, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, dc), _mm512_maskz_loadu_ps(mk, c.sums + BWD_CHUNK * BWD_SUB + i * BWD_SUB)));
             }
         }
+        bwd16_finish_chunk(j, w, bb0, nb, t0, L, dv, dD);
     }
-    /* dx += dt·Σ_n g·B + dy·Dskip; ddt += Σ_n da·A + x·Σ_n g·B; dDskip += Σ_t dy·x */
-    __m512 dD[BWD_GROUP], dv[BWD_GROUP];
-    for (int64_t b = 0; b < nb; b++) {
-        const int64_t c0 = (bb0 + b) * 16;
-        dD[b] = _mm512_setzero_ps();
-        dv[b] = j->Dskip ? _mm512_maskz_loadu_ps(bwd16_mask(c0, D), j->Dskip + c0) : _mm512_setzero_ps();
-    }
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t b = 0; b < nb; b++) {
-            const int64_t c0 = (bb0 + b) * 16, o = t * D + c0;
-            const __mmask16 m = bwd16_mask(c0, D);
-            if (t + BWD_AHEAD < T) {
-                if (j->dx) _mm_prefetch((const char *)(j->dx + o + BWD_AHEAD * D), _MM_HINT_T0);
-                if (j->ddt) _mm_prefetch((const char *)(j->ddt + o + BWD_AHEAD * D), _MM_HINT_T0);
-            }
-            const float *r = w[b].in + t * 48, *ac = w[b].acc + t * 32;
-            const __m512 d = _mm512_load_ps(r), xv = _mm512_load_ps(r + 16), dyv = _mm512_load_ps(r + 32), gb = _mm512_load_ps(ac + 16);
-            if (j->dx) _mm512_mask_storeu_ps(j->dx + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->dx + o), _mm512_fmadd_ps(d, gb, _mm512_mul_ps(dyv, dv[b]))));
-            if (j->ddt) _mm512_mask_storeu_ps(j->ddt + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, j->ddt + o), _mm512_fmadd_ps(xv, gb, _mm512_load_ps(ac))));
-            dD[b] = _mm512_fmadd_ps(dyv, xv, dD[b]);
-        }
     for (int64_t b = 0; b < nb; b++) {
         const int64_t c0 = (bb0 + b) * 16;
         _Alignas(64) float dd[16];
@@ -392,31 +391,57 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
 }
 #endif
 
+/* The tasks split into n_parts ranges run in order, part k with scratch k: each part's dB and dC partials
+ * hold the same tasks, summed in the same order, whichever thread claims it, so the gradients do not
+ * depend on the pool's scheduling (only on its size). */
+typedef struct bwd_parts { rp_pool_fn fn; const bwd_job *job; int n_tasks; } bwd_parts;
+
+static void bwd_part(void *ctx, int k, int n_parts, int thread) {
+    (void)thread;
+    const bwd_parts *s = ctx;
+    for (int i = (int)((int64_t)s->n_tasks * k / n_parts); i < (int)((int64_t)s->n_tasks * (k + 1) / n_parts); i++)
+        s->fn((void *)s->job, i, s->n_tasks, k);
+}
+
 /* The selective scan's backward (rp_bwd_cpu.selective_scan; see ssm.h). */
 rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip,
                                const float *dy, const float *x, const float *dt, const float *A, const float *B,
-                               const float *C, const float *Dskip, int64_t T, int64_t D, int64_t N) {
+                               const float *C, const float *Dskip, int64_t T, int64_t D, int64_t N, const float *ckpt) {
     if (N > 256) return rp_fail(RP_ERR_UNSUPPORTED, "selective_scan backward: d_state %lld above 256", (long long)N);
     rp_pool *pool = rp_bwd_pool(bw);
-    int nth = pool ? rp_pool_size(pool) : 1;
     size_t tn = (size_t)(T * N), work = tn;   /* the plain path: one channel's states */
     rp_pool_fn fn = bwd_task_ref;
-    int n_tasks = (int)((D + BWD_REF_CHANNELS - 1) / BWD_REF_CHANNELS);
+    int group = 0, n_tasks = (int)((D + BWD_REF_CHANNELS - 1) / BWD_REF_CHANNELS);
 #if defined(__AVX512F__)
-    if (N == 16) { work = bwd16_floats(T); fn = bwd_task16; n_tasks = (int)(((D + 15) / 16 + BWD_GROUP - 1) / BWD_GROUP); }
+    if (N == 16 && T > 0) {
+        if (!ckpt) {   /* no saved forward: run it for its checkpoints (y and the end state discarded) */
+            size_t nck = rp_scan_ckpt_floats(T, D, N), ny = (size_t)(T * D), ns = (size_t)(D * N);
+            float *ck = rp_bwd_shared(bw, (nck + ny + ns) * sizeof(float));
+            if (!ck) return rp_fail(RP_ERR_NOMEM, "selective_scan backward: %zu floats of checkpoints", nck + ny + ns);
+            memset(ck + nck + ny, 0, ns * sizeof(float));
+            rp_ssm_scan(pool, T, D, N, x, dt, A, B, C, NULL, ck + nck + ny, ck + nck, ck);
+            ckpt = ck;
+        }
+        work = bwd16_floats(); fn = bwd_task16;
+        group = bwd16_group((D + 15) / 16, pool ? rp_pool_size(pool) : 1);
+        n_tasks = (int)(((D + 15) / 16 + group - 1) / group);
+    }
 #elif defined(__AVX2__) && defined(__FMA__)
     if (N == 16) { work = rp_ssm8_bwd_floats(T); fn = rp_ssm8_bwd_task; n_tasks = rp_ssm8_bwd_tasks(D); }
 #endif
-    bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, bw, (2 * tn + work + 15) / 16 * 16 };
-    for (int th = 0; th < nth; th++) {   /* every thread's scratch exists before the run: tasks never allocate */
-        float *sc = bwd_scratch(&j, th);
+    bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, bw, (2 * tn + work + 15) / 16 * 16, ckpt, group };
+    int n_parts = pool ? rp_pool_size(pool) : 1;
+    if (n_parts > n_tasks) n_parts = n_tasks > 0 ? n_tasks : 1;
+    for (int k = 0; k < n_parts; k++) {   /* every part's scratch exists before the run: tasks never allocate */
+        float *sc = bwd_scratch(&j, k);
         if (!sc) return rp_fail(RP_ERR_NOMEM, "selective_scan backward: %zu floats of scratch per thread", j.per_thread);
         memset(sc, 0, 2 * tn * sizeof *sc);
     }
-    if (pool && n_tasks > 1) rp_pool_run(pool, fn, &j, n_tasks);
-    else for (int i = 0; i < n_tasks; i++) fn(&j, i, n_tasks, 0);
-    for (int th = 0; th < nth; th++) {
-        const float *sc = bwd_scratch(&j, th);
+    bwd_parts parts = { fn, &j, n_tasks };
+    if (pool && n_parts > 1) rp_pool_run(pool, bwd_part, &parts, n_parts);
+    else bwd_part(&parts, 0, 1, 0);
+    for (int k = 0; k < n_parts; k++) {
+        const float *sc = bwd_scratch(&j, k);
         if (dB) for (size_t i = 0; i < tn; i++) dB[i] += sc[i];
         if (dC) for (size_t i = 0; i < tn; i++) dC[i] += sc[tn + i];
     }

@@ -11,23 +11,28 @@
 #ifndef RP_SSM_H
 #define RP_SSM_H
 #include <stdint.h>
+#include "tensor/backend.h"   /* rp_scan_ckpt_floats */
 #include "tensor/backward.h"
 #include "tensor/pool.h"
 
 /* The selective scan on the pool's threads (pool NULL: the calling thread), vectorized over channels;
- * without AVX-512, or when N != 16, it runs the plain reference. */
+ * without AVX-512, or when N != 16, it runs the plain reference. ckpt (NULL: none) gets, with AVX-512 and
+ * N = 16, the states before every RP_SCAN_CKPT_STEPS steps (rp_scan_ckpt_floats(T, D, N) floats, backend.h)
+ * for rp_ssm_scan_backward; the other paths leave it unused. */
 void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x, const float *dt, const float *A,
-                 const float *B, const float *C, const float *Dskip, float *state, float *y);
+                 const float *B, const float *C, const float *Dskip, float *state, float *y, float *ckpt);
 /* Backward of the scan from a zero initial state (the cpu table's selective_scan backward, backward.h):
  * given dy [T, D], ACCUMULATES into dx, ddt [T, D], dA [D, N], dB, dC [T, N] and dDskip [D] (any may be
  * NULL: not wanted; dDskip is unused when Dskip is NULL). N = 16 with AVX-512: channels across the lanes
- * as in the forward, 4 states at a time, each decay exp(dt·A) computed once and kept for the sequence,
- * the states recomputed per 32-step chunk from checkpoints; about 2·T·N + 2·T·(80 + 64) floats of bw's
- * per-thread scratch (1.3 MB per 1K steps). Otherwise one channel at a time, recomputing the states
- * (2·T·N floats plus one channel's states). Scratch grows on first need; threads from bw's pool;
- * RP_ERR_NOMEM if the scratch cannot grow, RP_ERR_UNSUPPORTED for N > 256. */
+ * as in the forward, chunk by chunk in reverse from ckpt (what rp_ssm_scan saved there with these inputs;
+ * NULL: that forward is run first into bw's shared scratch), 4 states at a time, each chunk's decays and
+ * states recomputed into L1 from its checkpoint; 2·T·N floats of bw's per-thread scratch plus 58 KB. With
+ * AVX2 instead, the same design on 8 lanes but with ckpt unused (its own forward pass keeps checkpoints
+ * and decays). Otherwise one channel at a time, recomputing the states (2·T·N floats plus one channel's
+ * states). Scratch grows on first need; threads from bw's pool; RP_ERR_NOMEM if the scratch cannot grow,
+ * RP_ERR_UNSUPPORTED for N > 256. */
 rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip,
                                const float *dy, const float *x, const float *dt, const float *A, const float *B,
-                               const float *C, const float *Dskip, int64_t T, int64_t D, int64_t N);
+                               const float *C, const float *Dskip, int64_t T, int64_t D, int64_t N, const float *ckpt);
 
 #endif

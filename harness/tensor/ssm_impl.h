@@ -1,7 +1,7 @@
 /* ssm_impl.h: internal to tensor/ssm.c and ssm_avx2.c: the scan backward's job (shared by the plain,
  * AVX-512 and AVX2 kernels) and the AVX2 kernels' entry points (declared only where they are compiled:
  * AVX2 and FMA without AVX-512).
- * Invariant: a bwd_job's per-thread scratch is allocated (rp_bwd_scratch) before any task runs, so tasks
+ * Invariant: a bwd_job's scratch is allocated (rp_bwd_scratch) before any task runs, so tasks
  * never allocate. */
 #ifndef RP_SSM_IMPL_H
 #define RP_SSM_IMPL_H
@@ -14,8 +14,11 @@ typedef struct bwd_job {
     int64_t T, D, N;
     const float *x, *dt, *A, *B, *C, *Dskip, *dy;
     float *dx, *ddt, *dA, *dDskip;   /* accumulated into; NULL: not wanted */
-    rp_bwd *bw;                      /* per thread: dB [T, N] and dC [T, N] partial sums, then work space */
-    size_t per_thread;               /* floats of scratch per thread (a multiple of 16) */
+    rp_bwd *bw;                      /* per part (a range of tasks on one thread, rp_ssm_scan_backward's bwd_part,
+                                      * the tasks' thread argument): dB [T, N] and dC [T, N] partials, then work space */
+    size_t per_thread;               /* floats of scratch per part (a multiple of 16) */
+    const float *ck;                 /* the forward's checkpoints (rp_ssm_scan's ckpt); the AVX2 kernels recompute */
+    int group;                       /* AVX-512: blocks of 16 channels per task */
 } bwd_job;
 
 /* Thread th's scratch (sized before the run, so this never allocates). */

@@ -148,7 +148,7 @@ static rp_status mamba(rp_jamba_model *m, rp_jamba_cache *const *ks, int nseq, i
     for (int i = 0; i < nseq; i++) {                                         /* 7-8. scan, D skip */
         const int64_t r0 = (int64_t)i * Tn;
         OP(selective_scan, s->y + r0 * Di, s->xc + r0 * Di, s->dt + r0 * Di, s->A, s->Bm + r0 * N, s->Cm + r0 * N, L->Dskip, Tn, Di,
-           N, ks[i]->ssm[li]);
+           N, ks[i]->ssm[li], NULL);
     }
     OP(swiglu, s->y, s->z, s->y, T * Di);                                    /* gate: y · SiLU(z) */
     LINEAR(s->y, T, Di, L->out_proj, d, s->mix);                             /* out-proj */

@@ -23,6 +23,7 @@ typedef struct tr_layer {   /* one layer's activations for one sequence of T tok
     float *h_in, *u1, *h_mid, *u2;                    /* [T, d] */
     float *q, *k, *v, *att;                           /* attention: [T, H·hd], [T, kv], [T, kv], [T, H·hd] */
     float *xz, *xpre, *xc, *dbc, *dtr, *Bm, *Cm, *dtp, *dt, *y, *yg;   /* Mamba (dtr, Bm, Cm after the inner norms) */
+    float *ck;                                        /* Mamba: the scan's checkpoints for its backward (backend.h) */
     float *g, *up, *act;                              /* FFN: [rows, F], rows = T (dense) or T·K (MoE, grouped) */
     float *probs, *w, *xg, *yo;                       /* MoE: [T, E], [T·K] grouped weights, [T·K, d], [T·K, d] */
     int32_t *idx, *tok, *slot;                        /* MoE: [T·K] */
@@ -102,7 +103,7 @@ void rp_jamba_trainer_free(rp_jamba_trainer *t) {
         for (int li = 0; li < t->m->cfg.n_layer; li++) {
             tr_layer *a = &t->L[li];
             float *f[] = { a->h_in, a->u1, a->h_mid, a->u2, a->q, a->k, a->v, a->att, a->xz, a->xpre, a->xc, a->dbc, a->dtr,
-                           a->Bm, a->Cm, a->dtp, a->dt, a->y, a->yg, a->g, a->up, a->act, a->probs, a->w, a->xg, a->yo };
+                           a->Bm, a->Cm, a->dtp, a->dt, a->y, a->yg, a->ck, a->g, a->up, a->act, a->probs, a->w, a->xg, a->yo };
             for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
             free(a->idx); free(a->tok); free(a->slot); free(a->offsets);
         }
@@ -148,6 +149,7 @@ rp_status rp_jamba_trainer_new(rp_jamba_model *m, int max_T, float aux_coef, rp_
         else {
             A(a->xz, T * 2 * Di); A(a->xpre, T * Di); A(a->xc, T * Di); A(a->dbc, T * W); A(a->dtr, T * R); A(a->Bm, T * N);
             A(a->Cm, T * N); A(a->dtp, T * Di); A(a->dt, T * Di); A(a->y, T * Di); A(a->yg, T * Di);
+            A(a->ck, rp_scan_ckpt_floats(T, Di, N));
         }
         size_t rows = ml->moe ? TK : T;
         A(a->g, rows * F); A(a->up, rows * F); A(a->act, rows * F);
@@ -222,7 +224,7 @@ static rp_status fwd_mamba(rp_jamba_trainer *t, int li, int64_t T, float *mix, d
         }
     for (int64_t i = 0; i < Di * N; i++) t->A[i] = -expf(L->A_log[i]);
     zero(t->dA, Di * N);   /* the scan's state: zeros for a fresh sequence (dA is free until the backward) */
-    OP(selective_scan, a->y, a->xc, a->dt, t->A, a->Bm, a->Cm, L->Dskip, T, Di, N, t->dA);
+    OP(selective_scan, a->y, a->xc, a->dt, t->A, a->Bm, a->Cm, L->Dskip, T, Di, N, t->dA, a->ck);
     for (int64_t r = 0; r < T; r++)   /* z part, then gate: yg = y · SiLU(z) */
         memcpy(a->yg + r * Di, a->xz + r * 2 * Di + Di, (size_t)Di * sizeof(float));
     OP(swiglu, a->yg, a->yg, a->y, T * Di);
@@ -344,7 +346,7 @@ static rp_status bwd_mamba(rp_jamba_trainer *t, int li, int64_t T, const float *
     zero(t->dxpre, T * Di);
     for (int64_t i = 0; i < Di * N; i++) t->A[i] = -expf(L->A_log[i]);
     BW(selective_scan, t->dxc, t->ddt, t->dA, t->dB, t->dC, grad_of(t, L->Dskip), t->dy, a->xc, a->dt, t->A, a->Bm, a->Cm,
-       L->Dskip, T, Di, N);
+       L->Dskip, T, Di, N, a->ck);
     float *gA = grad_of(t, L->A_log);
     for (int64_t i = 0; i < Di * N; i++) gA[i] += t->dA[i] * t->A[i];   /* A = -exp(A_log): dA/dA_log = A */
     for (int64_t i = 0; i < T * Di; i++) t->ddtp[i] = t->ddt[i] * sigmoid(a->dtp[i]);   /* softplus' = sigmoid */

@@ -515,8 +515,9 @@ static void bw_scan_launch(float *du, float *ddt, float *dA, float *dB, float *d
 
 static rp_status cuda_selective_scan_backward(rp_bwd *b, float *du, float *ddt, float *dA, float *dB, float *dC, float *dDp,
                                               const float *dy, const float *u, const float *dt, const float *A, const float *B,
-                                              const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N) {
-    (void)b;
+                                              const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N,
+                                              const float *ckpt) {
+    (void)b; (void)ckpt;   /* its checkpoints are recomputed (the cuda forward saves none) */
     if (N < 1 || N > 32) return rp_fail(RP_ERR_UNSUPPORTED, "cuda: selective_scan backward: state size %lld (1..32 supported)", (long long)N);
     if (T <= 0 || D <= 0) return RP_OK;
     int np = 1;

@@ -60,7 +60,7 @@ rp_status rp_cuda_conv1d_causal(rp_backend *be, float *out, const float *x, int6
                                 const float *b, int K, float *state);
 rp_status rp_cuda_selective_scan(rp_backend *be, float *y, const float *u, const float *dt, const float *A,
                                  const float *B, const float *Cm, const float *Dp, int64_t T, int64_t D, int64_t N,
-                                 float *h);
+                                 float *h, float *ckpt);
 
 /* The backward table on the GPU (cuda_backward.cu): rp_bwd_ref's meaning with every pointer a buffer of this backend. */
 extern const rp_bwd_ops rp_bwd_cuda;
