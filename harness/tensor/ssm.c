@@ -260,13 +260,16 @@ static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chun
     }
     for (int64_t i = 0; i < L; i++) {   /* the chunk's decays, and its states from the checkpoint */
         const __m512 d = _mm512_load_ps(in + i * 48), u = _mm512_mul_ps(d, _mm512_load_ps(in + i * 48 + 16));
+        const __m512 dyv = _mm512_load_ps(in + i * 48 + 32);
         const float *Bt = B + (t0 + i) * 16 + n0;
         if (pr) _mm_prefetch((const char *)(pr + i * j->D), _MM_HINT_T0);
         BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
             const __m512 a = rp_ssm_exp_ps(d, hi[k], lo[k]);   /* the forward's decay, bit for bit */
+            float *pc = pC + (i * BWD_SUB + k) * 16;
             _mm512_store_ps(dec + (i * BWD_SUB + k) * 16, a);
             s[k] = _mm512_fmadd_ps(a, s[k], _mm512_mul_ps(u, _mm512_set1_ps(Bt[k])));
             _mm512_store_ps(st + ((i + 1) * BWD_SUB + k) * 16, s[k]);
+            _mm512_store_ps(pc, set ? _mm512_mul_ps(dyv, s[k]) : _mm512_fmadd_ps(dyv, s[k], _mm512_load_ps(pc)));
         }
     }
     for (int64_t i = L - 1; i >= 0; i--) {
@@ -276,10 +279,8 @@ static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chun
         __m512 accB = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + i * 32 + 16);
         if (pw) _mm_prefetch((const char *)(pw + i * j->D), _MM_HINT_T0);
         BWD_UNROLL for (int k = 0; k < BWD_SUB; k++) {
-            float *pc = pC + (i * BWD_SUB + k) * 16, *pb = pB + (i * BWD_SUB + k) * 16;
+            float *pb = pB + (i * BWD_SUB + k) * 16;
             g[k] = _mm512_fmadd_ps(dyv, _mm512_set1_ps(Ct[k]), g[k]);
-            const __m512 sc = _mm512_load_ps(st + ((i + 1) * BWD_SUB + k) * 16);
-            _mm512_store_ps(pc, set ? _mm512_mul_ps(dyv, sc) : _mm512_fmadd_ps(dyv, sc, _mm512_load_ps(pc)));
             _mm512_store_ps(pb, set ? _mm512_mul_ps(g[k], u) : _mm512_fmadd_ps(g[k], u, _mm512_load_ps(pb)));
             accB = _mm512_fmadd_ps(g[k], _mm512_set1_ps(Bt[k]), accB);
             const __m512 ga = _mm512_mul_ps(g[k], _mm512_load_ps(dec + (i * BWD_SUB + k) * 16));
