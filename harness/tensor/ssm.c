@@ -1,10 +1,10 @@
 /* ssm.c: the Mamba selective scan (see ssm.h): fast forward (AVX-512, channels across the 16 lanes, one
  * vector of channels per block with its 16 states in registers, a chunk of steps at a time, reading and
  * writing the rows directly with software prefetch one chunk ahead; the last block masked; a training
- * forward also saves each block's states at the start of every chunk) and backward (the same lane
- * layout, a few states at a time: per chunk in reverse, from those checkpoints, the decays and states are
- * recomputed into L1 and the adjoint recurrence runs back through them in registers; plain per channel
- * when N != 16 or without AVX-512 or AVX2). With AVX2 and FMA instead of AVX-512, the
+ * forward also saves each block's states every RP_SCAN_CKPT_STEPS steps) and backward (the same lane
+ * layout, a few states at a time: per RP_SCAN_CKPT_STEPS-step chunk in reverse, from those checkpoints,
+ * the decays and states are recomputed into L1 and the adjoint recurrence runs back through them in
+ * registers; plain per channel when N != 16 or without AVX-512 or AVX2). With AVX2 and FMA instead of AVX-512, the
  * same designs on 8 lanes run from ssm_avx2.c.
  * Invariant: every version computes the same recurrence in fp32; only exp and summation order differ. */
 #include <math.h>
@@ -113,7 +113,7 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
         return;
     }
 #elif defined(__AVX2__) && defined(__FMA__)
-    if (N == 16) { rp_ssm8_scan(pool, T, D, x, dt, A, B, C, Dskip, state, y); return; }
+    if (N == 16) { rp_ssm8_scan(pool, T, D, x, dt, A, B, C, Dskip, state, y, ckpt); return; }
 #endif
     (void)pool; (void)ckpt;
     rp_ref_selective_scan(NULL, y, x, dt, A, B, C, Dskip, T, D, N, state, NULL);
@@ -247,7 +247,7 @@ typedef struct bwd16_chunk { float *st, *pB, *pC, *sums, *dec; } bwd16_chunk;
  * g_{t-1} = a_t·g_t + dy_{t-1}·C_{t-1}. The step sums over states add to w->acc (set, with first); the
  * lanes' dB and dC terms go to c->pB, c->pC (set, with set). */
 static void bwd16_adjoint(const bwd_job *j, const bwd16_blk *w, const bwd16_chunk *c, const float *ck, int n0,
-                          int64_t t0, int64_t L, int first, int set, const float *pr, float *pw) {
+                          int64_t t0, int64_t L, int first, int set, const float *pr, const float *pw) {
     /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
     const float *in = w->in, *At = w->At, *B = j->B, *C = j->C;
     float *acc = w->acc, *st = c->st, *pB = c->pB, *pC = c->pC, *dec = c->dec;
@@ -363,11 +363,8 @@ static void bwd_task16(void *ctx, int task, int n_tasks, int thread) {
         bwd16_stage(j, w, bb0, nb, t0, L);
         for (int n0 = 0; n0 < 16; n0 += BWD_SUB) {
             for (int64_t b = 0; b < nb; b++) {
-                /* the lines of the chunk before (rows t0 - BWD_CHUNK..) that its staging reads and its end
-                 * updates, prefetched a row per step of the subsets' loops, spread among their arithmetic */
-                const int64_t o = (t0 - BWD_CHUNK) * D + (bb0 + b) * 16;
-                const float *pr = !kc ? NULL : n0 == 0 ? j->dt + o : n0 == 4 ? j->x + o : n0 == 8 ? j->dy + o : NULL;
-                float *pw = !kc ? NULL : n0 == 0 && j->dx ? j->dx + o : n0 == 4 && j->ddt ? j->ddt + o : NULL;
+                const float *pr, *pw;   /* the chunk before's lines, spread among the loops' arithmetic */
+                bwd_prefetch_rows(j, kc, n0, (t0 - BWD_CHUNK) * D + (bb0 + b) * 16, &pr, &pw);
                 bwd16_adjoint(j, &w[b], &c, j->ck + (kc * nblk + bb0 + b) * 256, n0, t0, L, n0 == 0, b == 0, pr, pw);
             }
             bwd16_reduce(c.pB, L * BWD_SUB, c.sums);
@@ -413,7 +410,7 @@ rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, flo
     size_t tn = (size_t)(T * N), work = tn;   /* the plain path: one channel's states */
     rp_pool_fn fn = bwd_task_ref;
     int group = 0, n_tasks = (int)((D + BWD_REF_CHANNELS - 1) / BWD_REF_CHANNELS);
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
     if (N == 16 && T > 0) {
         if (!ckpt) {   /* no saved forward: run it for its checkpoints (y and the end state discarded) */
             size_t nck = rp_scan_ckpt_floats(T, D, N), ny = (size_t)(T * D), ns = (size_t)(D * N);
@@ -423,12 +420,15 @@ rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, flo
             rp_ssm_scan(pool, T, D, N, x, dt, A, B, C, NULL, ck + nck + ny, ck + nck, ck);
             ckpt = ck;
         }
-        work = bwd16_floats(); fn = bwd_task16;
-        group = bwd16_group((D + 15) / 16, pool ? rp_pool_size(pool) : 1);
+        const int nth = pool ? rp_pool_size(pool) : 1;
+#if defined(__AVX512F__)
+        work = bwd16_floats(); fn = bwd_task16; group = bwd16_group((D + 15) / 16, nth);
         n_tasks = (int)(((D + 15) / 16 + group - 1) / group);
+#else
+        work = rp_ssm8_bwd_floats(); fn = rp_ssm8_bwd_task; group = rp_ssm8_bwd_group((D + 7) / 8, nth);
+        n_tasks = (int)(((D + 7) / 8 + group - 1) / group);
+#endif
     }
-#elif defined(__AVX2__) && defined(__FMA__)
-    if (N == 16) { work = rp_ssm8_bwd_floats(T); fn = rp_ssm8_bwd_task; n_tasks = rp_ssm8_bwd_tasks(D); }
 #endif
     bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, bw, (2 * tn + work + 15) / 16 * 16, ckpt, group };
     int n_parts = pool ? rp_pool_size(pool) : 1;

@@ -16,9 +16,9 @@
 #include "tensor/pool.h"
 
 /* The selective scan on the pool's threads (pool NULL: the calling thread), vectorized over channels;
- * without AVX-512, or when N != 16, it runs the plain reference. ckpt (NULL: none) gets, with AVX-512 and
- * N = 16, the states before every RP_SCAN_CKPT_STEPS steps (rp_scan_ckpt_floats(T, D, N) floats, backend.h)
- * for rp_ssm_scan_backward; the other paths leave it unused. */
+ * without AVX-512 or AVX2, or when N != 16, it runs the plain reference. ckpt (NULL: none) gets, on the
+ * vectorized paths, the states before every RP_SCAN_CKPT_STEPS steps (rp_scan_ckpt_floats(T, D, N) floats,
+ * backend.h; laid out for this build's backward) for rp_ssm_scan_backward; the plain path leaves it unused. */
 void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x, const float *dt, const float *A,
                  const float *B, const float *C, const float *Dskip, float *state, float *y, float *ckpt);
 /* Backward of the scan from a zero initial state (the cpu table's selective_scan backward, backward.h):
@@ -26,10 +26,9 @@ void rp_ssm_scan(rp_pool *pool, int64_t T, int64_t D, int64_t N, const float *x,
  * NULL: not wanted; dDskip is unused when Dskip is NULL). N = 16 with AVX-512: channels across the lanes
  * as in the forward, chunk by chunk in reverse from ckpt (what rp_ssm_scan saved there with these inputs;
  * NULL: that forward is run first into bw's shared scratch), 4 states at a time, each chunk's decays and
- * states recomputed into L1 from its checkpoint; 2·T·N floats of bw's per-thread scratch plus 58 KB. With
- * AVX2 instead, the same design on 8 lanes but with ckpt unused (its own forward pass keeps checkpoints
- * and decays). Otherwise one channel at a time, recomputing the states (2·T·N floats plus one channel's
- * states). Scratch grows on first need; threads from bw's pool; RP_ERR_NOMEM if the scratch cannot grow,
+ * states recomputed into L1 from its checkpoint; 2·T·N floats of bw's per-thread scratch plus about 340 KB
+ * (a group of up to 32 blocks of 16 channels per task). With AVX2 instead, the same design on 8 lanes.
+ * Otherwise one channel at a time, recomputing the states (2·T·N floats plus one channel's states). Scratch grows on first need; threads from bw's pool; RP_ERR_NOMEM if the scratch cannot grow,
  * RP_ERR_UNSUPPORTED for N > 256. */
 rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, float *dB, float *dC, float *dDskip,
                                const float *dy, const float *x, const float *dt, const float *A, const float *B,

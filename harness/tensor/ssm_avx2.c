@@ -2,8 +2,9 @@
  * other AVX2-only x86): ssm.c's AVX-512 designs on 8 lanes, entered from rp_ssm_scan and
  * rp_ssm_scan_backward (ssm_impl.h). Forward: blocks of 8 channels across the lanes, states in passes of
  * 8 through an L1 step buffer (16 vector registers hold no more), the decays by ssm_exp.h's fast exp
- * where a chunk allows it. Backward: decays computed once and kept, states rebuilt per chunk from
- * checkpoints, the adjoint in registers, dB and dC reduced 8 lane vectors at a time. The last block of
+ * where a chunk allows it; in training, each block's states saved every RP_SCAN_CKPT_STEPS steps.
+ * Backward: from those checkpoints, chunk by chunk in reverse, the decays and states recomputed into L1,
+ * the adjoint in registers, dB and dC reduced 8 lane vectors at a time. The last block of
  * channels goes through maskload/maskstore (slow on AMD, so whole blocks use plain loads and stores).
  * Invariant: the same recurrence in fp32 as ssm.c's other versions; only exp and summation order differ. */
 #include <math.h>
@@ -18,6 +19,7 @@ typedef struct scan_job {
     int64_t T, D;
     const float *x, *dt, *A, *B, *C, *Dskip;
     float *state, *y;
+    float *ck;   /* NULL, or the checkpoints: [interval][block][state][lane], each block's states before it */
 } scan_job;
 
 /* The AVX-512 design on 8 lanes: a task owns SCAN8_GROUP blocks of 8 channels (one vector) and walks its
@@ -30,6 +32,7 @@ typedef struct scan_job {
 #define SCAN8_GROUP 32
 #define SCAN8_CHUNK 32
 #define SCAN8_SUB 8   /* states per pass (4: no spills, but 8% slower on Zen 3) */
+_Static_assert(SCAN8_CHUNK % RP_SCAN_CKPT_STEPS == 0, "a chunk holds whole checkpoint intervals");
 #define SCAN_UNROLL _Pragma("GCC unroll 16")
 
 /* One block's decay constants (A·log2 e as hi + lo, transposed to [state][lane]), its states, and the
@@ -114,6 +117,13 @@ static inline __attribute__((always_inline)) void scan8_pass(const scan_job *j, 
     SCAN_UNROLL for (int n = 0; n < SCAN8_SUB; n++) _mm256_store_ps(w->st[n0 + n], s[n]);
 }
 
+/* Steps t0..t0+L-1 of the block of channels c.. (lanes m), all passes. */
+static void scan8_chunk(const scan_job *j, scan8_blk *w, scan8_buf *buf, int64_t c, __m256i m, int64_t t0, int64_t L) {
+    const int full = j->D - c >= 8, fast = scan8_chunk_fast(j, w, c, m, t0, L);
+    if (full && fast) SCAN_UNROLL for (int p = 0; p < 16 / SCAN8_SUB; p++) scan8_pass(j, w, buf, c, m, 1, 1, t0, L, p);
+    else SCAN_UNROLL for (int p = 0; p < 16 / SCAN8_SUB; p++) scan8_pass(j, w, buf, c, m, full, fast, t0, L, p);
+}
+
 /* A task: its (up to) SCAN8_GROUP blocks of 8 channels through all steps, a chunk at a time. */
 static void scan_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks; (void)thread;
@@ -139,9 +149,12 @@ static void scan_task(void *ctx, int task, int n_tasks, int thread) {
         for (int b = 0; b < nb; b++) {
             const int64_t c = (b0 + b) * 8;
             const __m256i m = scan8_mask(D - c);
-            const int full = D - c >= 8, fast = scan8_chunk_fast(j, &w[b], c, m, t0, L);
-            if (full && fast) SCAN_UNROLL for (int p = 0; p < 16 / SCAN8_SUB; p++) scan8_pass(j, &w[b], &buf, c, m, 1, 1, t0, L, p);
-            else SCAN_UNROLL for (int p = 0; p < 16 / SCAN8_SUB; p++) scan8_pass(j, &w[b], &buf, c, m, full, fast, t0, L, p);
+            if (!j->ck) scan8_chunk(j, &w[b], &buf, c, m, t0, L);
+            else   /* training: the states before every RP_SCAN_CKPT_STEPS steps saved for the backward */
+                for (int64_t s0 = t0; s0 < t0 + L; s0 += RP_SCAN_CKPT_STEPS) {
+                    memcpy(j->ck + ((s0 / RP_SCAN_CKPT_STEPS) * nb_all + b0 + b) * 128, w[b].st, sizeof w[b].st);
+                    scan8_chunk(j, &w[b], &buf, c, m, s0, t0 + L - s0 < RP_SCAN_CKPT_STEPS ? t0 + L - s0 : RP_SCAN_CKPT_STEPS);
+                }
         }
     }
     for (int b = 0; b < nb; b++)
@@ -151,8 +164,8 @@ static void scan_task(void *ctx, int task, int n_tasks, int thread) {
 
 /* The forward (rp_ssm_scan for N = 16): tasks of SCAN8_GROUP blocks on the pool's threads. */
 void rp_ssm8_scan(rp_pool *pool, int64_t T, int64_t D, const float *x, const float *dt, const float *A, const float *B,
-                  const float *C, const float *Dskip, float *state, float *y) {
-    scan_job j = { T, D, x, dt, A, B, C, Dskip, state, y };
+                  const float *C, const float *Dskip, float *state, float *y, float *ckpt) {
+    scan_job j = { T, D, x, dt, A, B, C, Dskip, state, y, ckpt };
     int n_tasks = (int)(((D + 7) / 8 + SCAN8_GROUP - 1) / SCAN8_GROUP);
     if (pool && n_tasks > 1 && T * D >= 4096) rp_pool_run(pool, scan_task, &j, n_tasks);
     else for (int i = 0; i < n_tasks; i++) scan_task(&j, i, n_tasks, 0);
@@ -160,25 +173,33 @@ void rp_ssm8_scan(rp_pool *pool, int64_t T, int64_t D, const float *x, const flo
 
 /* ---- backward ---- */
 
-/* The AVX-512 backward's design (ssm.c, bwd_task16) on 8 lanes: blocks of 8 channels, a task owning
- * BWD8_GROUP of them, the states BWD8_SUB (a multiple of 4) at a time; each decay computed once in pass 1
- * (rp_ssm_exp8_fast when scan8_fast holds for the step, else rp_ssm_exp8_ps) and kept, the states rebuilt
- * per chunk of BWD8_CHUNK from checkpoints, the adjoint in registers; dB and dC reduced 8 lane vectors at
- * a time (bwd8_sums). Work space per thread: rp_ssm8_bwd_floats. */
-#define BWD8_GROUP 8   /* 64 channels: fewer passes over the rows' pages than 32 (30 against 35 ms on Zen 3) */
+/* The AVX-512 backward's design (ssm.c, bwd_task16) on 8 lanes: blocks of 8 channels, a task owning a group
+ * of up to BWD8_GROUP of them (rp_ssm8_bwd_group), from the forward's checkpoints (each block's 16 states
+ * every RP_SCAN_CKPT_STEPS steps), chunk by chunk in reverse: the group's rows copied, then per subset of
+ * BWD8_SUB states and block the chunk's decays (rp_ssm_exp8_fast when scan8_fast holds for the step, else
+ * rp_ssm_exp8_ps) and states recomputed into L1, the adjoint run back through them in registers, the
+ * previous chunk's rows prefetched a row per step; dB and dC reduced 8 lane vectors at a time (bwd8_sums).
+ * Work space per thread: rp_ssm8_bwd_floats. */
+/* 256 channels per task at most: 17.5-18.3 ms against 19.3-22.3 for 8 blocks, in an AVX2 build on the
+ * Emerald Rapids host, 2026-12-06 (Zen 3 not measured) */
+#define BWD8_GROUP 32
 #define BWD8_SUB 4
-#define BWD8_CHUNK 32
-#define BWD8_AHEAD 16   /* rows of software prefetch ahead of strided row walks */
+#define BWD8_CHUNK RP_SCAN_CKPT_STEPS
 #define BWD_UNROLL _Pragma("GCC unroll 16")   /* the subset's states in registers, not a stack array */
 
 /* Floats of work space one thread needs for the AVX2 backward (after its dB and dC partials). */
-size_t rp_ssm8_bwd_floats(int64_t T) {
-    const size_t nck = (size_t)((T + BWD8_CHUNK - 1) / BWD8_CHUNK), G = BWD8_GROUP;
-    return G * 6 * 128                                    /* A, A·log2 e hi, lo; dA lane sums; dL/ds; fast-exp bound */
-           + G * (size_t)T * (24 + 16)                    /* the blocks' dt, x, dy; Σ_n da·A, Σ_n g·B */
-           + G * ((size_t)T + nck) * BWD8_SUB * 8         /* the subset's decays; checkpoints */
-           + (BWD8_CHUNK + 1) * BWD8_SUB * 8              /* a chunk's states */
-           + 2 * BWD8_CHUNK * BWD8_SUB * 8 + 2 * BWD8_CHUNK * BWD8_SUB;   /* its dB, dC lane vectors; their sums */
+size_t rp_ssm8_bwd_floats(void) {
+    const size_t G = BWD8_GROUP, L = BWD8_CHUNK;
+    return G * (6 * 128 + L * (24 + 16))                 /* A, A·log2 e hi, lo, dA lane sums, dL/ds, fast-exp bound;
+                                                          * the chunk's dt, x, dy and Σ_n da·A, Σ_n g·B */
+           + (2 * L + 1) * BWD8_SUB * 8                  /* a chunk's states and decays */
+           + 2 * L * BWD8_SUB * 8 + 2 * L * BWD8_SUB;    /* its dB, dC lane vectors; their sums */
+}
+
+/* Blocks of 8 channels per task for nblk blocks on nth threads: as many as BWD8_GROUP, in whole rounds. */
+int rp_ssm8_bwd_group(int64_t nblk, int nth) {
+    const int64_t rounds = (nblk + (int64_t)BWD8_GROUP * nth - 1) / ((int64_t)BWD8_GROUP * nth), tasks = rounds * nth;
+    return (int)((nblk + tasks - 1) / tasks);
 }
 
 /* The sums of 8 vectors (v: 8 × 8 floats, 32-byte aligned): lane i holds the sum of vector i. */
@@ -203,70 +224,55 @@ static void bwd8_reduce(const float *p, int64_t nvec, float *sums) {
 /* One block's part of a task's work space (carved from the thread's scratch). */
 typedef struct bwd8_blk {
     float *At, *A2, *Al, *DA, *G, *H;   /* [16][8]: A transposed to [n][lane]; A·log2 e hi, lo; dA lane sums; dL/ds; [8] bound */
-    float *in, *acc;                    /* [T][3][8]: dt, x, dy; [T][2][8]: Σ_n da·A, Σ_n g·B so far */
-    float *dec, *ck;                    /* [T][BWD8_SUB][8] decays; [chunks][BWD8_SUB][8] checkpoints */
+    float *in, *acc;                    /* the chunk's [step][3][8]: dt, x, dy; [step][2][8]: Σ_n da·A, Σ_n g·B so far */
 } bwd8_blk;
 
-/* The shared chunk buffers: [L+1][BWD8_SUB][8] states, [L][BWD8_SUB][8] dB and dC lane vectors, sums. */
-typedef struct bwd8_chunk { float *st, *pB, *pC, *sums; } bwd8_chunk;
+/* The shared chunk buffers: [L+1][BWD8_SUB][8] states, [L][BWD8_SUB][8] dB and dC lane vectors, sums,
+ * [L][BWD8_SUB][8] decays. */
+typedef struct bwd8_chunk { float *st, *pB, *pC, *sums, *dec; } bwd8_chunk;
 
-/* The decays of one step of the subset from n0 (fast: rp_ssm_exp8_fast holds), states advanced, kept. */
-static inline __attribute__((always_inline)) void bwd8_decays(__m256 *s, const __m256 *hi, const __m256 *lo, __m256 d, __m256 u,
-                                                               const float *Bt, float *dec, int fast) {
+/* One step of the subset from n0 (fast: rp_ssm_exp8_fast holds): decays into dec, states advanced into st. */
+static inline __attribute__((always_inline)) void bwd8_step(__m256 *s, const __m256 *hi, const __m256 *lo, __m256 d, __m256 u,
+                                                             const float *Bt, float *dec, float *st, int fast) {
     BWD_UNROLL for (int k = 0; k < BWD8_SUB; k++) {
         __m256 a = fast ? rp_ssm_exp8_fast(d, hi[k], lo[k]) : rp_ssm_exp8_ps(d, hi[k], lo[k]);
-        s[k] = _mm256_fmadd_ps(a, s[k], _mm256_mul_ps(u, _mm256_set1_ps(Bt[k])));
         _mm256_store_ps(dec + k * 8, a);
+        s[k] = _mm256_fmadd_ps(a, s[k], _mm256_mul_ps(u, _mm256_set1_ps(Bt[k])));
+        _mm256_store_ps(st + k * 8, s[k]);
     }
 }
 
-/* Pass 1 for the states n0..n0+BWD8_SUB-1 of a block: the scan from zeros; the decays of every step and
- * the state at the start of every chunk into the block's work space. */
-static void bwd8_forward(const bwd_job *j, const bwd8_blk *w, int n0) {
-    const float *in = w->in, *B = j->B;   /* local copies: a vector store may alias anything */
-    float *dec = w->dec, *ck = w->ck;
-    const int64_t T = j->T;
+/* The states n0..n0+BWD8_SUB-1 of a block over the chunk of steps t0..t0+L-1 whose checkpoint (the block's
+ * 16 states before it, [n][lane]) is ck: bwd16_adjoint's recurrences on 8 lanes (ssm.c), the decays and
+ * states recomputed, then the adjoint back through them; a row of pr and of pw (NULL: none) prefetched per
+ * step of each loop. */
+static void bwd8_adjoint(const bwd_job *j, const bwd8_blk *w, const bwd8_chunk *c, const float *ck, int n0, int64_t t0,
+                         int64_t L, int first, int set, const float *pr, const float *pw) {
+    /* local copies: a vector store may alias anything, so fields would be reloaded after every store */
+    const float *in = w->in, *At = w->At, *B = j->B, *C = j->C;
+    float *acc = w->acc, *st = c->st, *pB = c->pB, *pC = c->pC, *dec = c->dec;
     const __m256 hmax = _mm256_load_ps(w->H);
     __m256 hi[BWD8_SUB], lo[BWD8_SUB], s[BWD8_SUB];
     BWD_UNROLL for (int k = 0; k < BWD8_SUB; k++) {
-        hi[k] = _mm256_load_ps(w->A2 + (n0 + k) * 8); lo[k] = _mm256_load_ps(w->Al + (n0 + k) * 8); s[k] = _mm256_setzero_ps();
-    }
-    for (int64_t t = 0; t < T; t++) {
-        if (t % BWD8_CHUNK == 0)
-            BWD_UNROLL for (int k = 0; k < BWD8_SUB; k++) _mm256_store_ps(ck + ((t / BWD8_CHUNK) * BWD8_SUB + k) * 8, s[k]);
-        const __m256 d = _mm256_load_ps(in + t * 24), u = _mm256_mul_ps(d, _mm256_load_ps(in + t * 24 + 8));
-        if (scan8_fast(d, hmax)) bwd8_decays(s, hi, lo, d, u, B + t * 16 + n0, dec + t * BWD8_SUB * 8, 1);
-        else bwd8_decays(s, hi, lo, d, u, B + t * 16 + n0, dec + t * BWD8_SUB * 8, 0);
-    }
-}
-
-/* Pass 2 for the states n0.. of a block over chunk kc (bwd16_adjoint's recurrences on 8 lanes): the chunk's
- * states from its checkpoint, then the adjoint back through it; the step sums over states add to w->acc
- * (set, with first); the lanes' dB and dC terms go to c->pB, c->pC (set, with set). */
-static void bwd8_adjoint(const bwd_job *j, const bwd8_blk *w, const bwd8_chunk *c, int n0, int64_t kc, int first, int set) {
-    const int64_t T = j->T, t0 = kc * BWD8_CHUNK, L = t0 + BWD8_CHUNK < T ? BWD8_CHUNK : T - t0;
-    const float *in = w->in, *dec = w->dec, *At = w->At, *B = j->B, *C = j->C;   /* local copies, as above */
-    float *acc = w->acc, *st = c->st, *pB = c->pB, *pC = c->pC;
-    __m256 g[BWD8_SUB], dA[BWD8_SUB], s[BWD8_SUB];
-    BWD_UNROLL for (int k = 0; k < BWD8_SUB; k++) {
-        g[k] = _mm256_load_ps(w->G + k * 8); dA[k] = _mm256_load_ps(w->DA + (n0 + k) * 8);
-        s[k] = _mm256_load_ps(w->ck + (kc * BWD8_SUB + k) * 8);
+        hi[k] = _mm256_load_ps(w->A2 + (n0 + k) * 8); lo[k] = _mm256_load_ps(w->Al + (n0 + k) * 8);
+        s[k] = _mm256_loadu_ps(ck + (n0 + k) * 8);   /* the caller's buffer: any alignment */
         _mm256_store_ps(st + k * 8, s[k]);
     }
-    for (int64_t i = 0; i < L; i++) {   /* the chunk's states from its checkpoint and the kept decays */
-        const int64_t t = t0 + i;
-        const __m256 u = _mm256_mul_ps(_mm256_load_ps(in + t * 24), _mm256_load_ps(in + t * 24 + 8));
-        BWD_UNROLL for (int k = 0; k < BWD8_SUB; k++) {
-            s[k] = _mm256_fmadd_ps(_mm256_load_ps(dec + (t * BWD8_SUB + k) * 8), s[k], _mm256_mul_ps(u, _mm256_set1_ps(B[t * 16 + n0 + k])));
-            _mm256_store_ps(st + ((i + 1) * BWD8_SUB + k) * 8, s[k]);
-        }
+    for (int64_t i = 0; i < L; i++) {   /* the chunk's decays, and its states from the checkpoint */
+        const __m256 d = _mm256_load_ps(in + i * 24), u = _mm256_mul_ps(d, _mm256_load_ps(in + i * 24 + 8));
+        const float *Bt = B + (t0 + i) * 16 + n0;
+        if (pr) _mm_prefetch((const char *)(pr + i * j->D), _MM_HINT_T0);
+        if (scan8_fast(d, hmax)) bwd8_step(s, hi, lo, d, u, Bt, dec + i * BWD8_SUB * 8, st + (i + 1) * BWD8_SUB * 8, 1);
+        else bwd8_step(s, hi, lo, d, u, Bt, dec + i * BWD8_SUB * 8, st + (i + 1) * BWD8_SUB * 8, 0);
     }
+    __m256 g[BWD8_SUB], dA[BWD8_SUB];
+    BWD_UNROLL for (int k = 0; k < BWD8_SUB; k++) { g[k] = _mm256_load_ps(w->G + (n0 + k) * 8); dA[k] = _mm256_load_ps(w->DA + (n0 + k) * 8); }
     for (int64_t i = L - 1; i >= 0; i--) {
-        const int64_t t = t0 + i;
-        const float *r = in + t * 24, *Bt = B + t * 16 + n0, *Ct = C + t * 16 + n0;
-        const __m256 d = _mm256_load_ps(r), xv = _mm256_load_ps(r + 8), dyv = _mm256_load_ps(r + 16), u = _mm256_mul_ps(d, xv);
-        __m256 accA = first ? _mm256_setzero_ps() : _mm256_load_ps(acc + t * 16);
-        __m256 accB = first ? _mm256_setzero_ps() : _mm256_load_ps(acc + t * 16 + 8);
+        const float *r = in + i * 24, *Bt = B + (t0 + i) * 16 + n0, *Ct = C + (t0 + i) * 16 + n0;
+        const __m256 d = _mm256_load_ps(r), dyv = _mm256_load_ps(r + 16), u = _mm256_mul_ps(d, _mm256_load_ps(r + 8));
+        __m256 accA = first ? _mm256_setzero_ps() : _mm256_load_ps(acc + i * 16);
+        __m256 accB = first ? _mm256_setzero_ps() : _mm256_load_ps(acc + i * 16 + 8);
+        if (pw) _mm_prefetch((const char *)(pw + i * j->D), _MM_HINT_T0);
         BWD_UNROLL for (int k = 0; k < BWD8_SUB; k++) {
             float *pc = pC + (i * BWD8_SUB + k) * 8, *pb = pB + (i * BWD8_SUB + k) * 8;
             g[k] = _mm256_fmadd_ps(dyv, _mm256_set1_ps(Ct[k]), g[k]);
@@ -274,16 +280,16 @@ static void bwd8_adjoint(const bwd_job *j, const bwd8_blk *w, const bwd8_chunk *
             _mm256_store_ps(pc, set ? _mm256_mul_ps(dyv, sc) : _mm256_fmadd_ps(dyv, sc, _mm256_load_ps(pc)));
             _mm256_store_ps(pb, set ? _mm256_mul_ps(g[k], u) : _mm256_fmadd_ps(g[k], u, _mm256_load_ps(pb)));
             accB = _mm256_fmadd_ps(g[k], _mm256_set1_ps(Bt[k]), accB);
-            const __m256 ga = _mm256_mul_ps(g[k], _mm256_load_ps(dec + (t * BWD8_SUB + k) * 8));
+            const __m256 ga = _mm256_mul_ps(g[k], _mm256_load_ps(dec + (i * BWD8_SUB + k) * 8));
             const __m256 da = _mm256_mul_ps(ga, _mm256_load_ps(st + (i * BWD8_SUB + k) * 8));
             accA = _mm256_fmadd_ps(da, _mm256_load_ps(At + (n0 + k) * 8), accA);
             dA[k] = _mm256_fmadd_ps(da, d, dA[k]);
             g[k] = ga;   /* carry to s_{t-1} */
         }
-        _mm256_store_ps(acc + t * 16, accA);
-        _mm256_store_ps(acc + t * 16 + 8, accB);
+        _mm256_store_ps(acc + i * 16, accA);
+        _mm256_store_ps(acc + i * 16 + 8, accB);
     }
-    BWD_UNROLL for (int k = 0; k < BWD8_SUB; k++) { _mm256_store_ps(w->G + k * 8, g[k]); _mm256_store_ps(w->DA + (n0 + k) * 8, dA[k]); }
+    BWD_UNROLL for (int k = 0; k < BWD8_SUB; k++) { _mm256_store_ps(w->G + (n0 + k) * 8, g[k]); _mm256_store_ps(w->DA + (n0 + k) * 8, dA[k]); }
 }
 
 /* p[lanes m] += v; full: all 8 lanes, with plain loads and stores (masked ones are slow on AMD). */
@@ -292,22 +298,59 @@ static inline void bwd8_add(float *p, __m256i m, int full, __m256 v) {
     else _mm256_maskstore_ps(p, m, _mm256_add_ps(_mm256_maskload_ps(p, m), v));
 }
 
-/* One task of the AVX2 backward (rp_ssm8_bwd_tasks of them; ctx: the bwd_job). */
+/* The rows t0..t0+L-1 of dt, x, dy for the nb blocks from block bb0 into their work space (zeros past the
+ * last channel; plain loads where the block is whole: masked ones are slow on AMD). */
+static void bwd8_stage(const bwd_job *j, const bwd8_blk *w, int64_t bb0, int64_t nb, int64_t t0, int64_t L) {
+    const int64_t D = j->D;
+    for (int64_t i = 0; i < L; i++)
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t c0 = (bb0 + b) * 8, o = (t0 + i) * D + c0;
+            float *r = w[b].in + i * 24;
+            if (D - c0 >= 8) {
+                _mm256_store_ps(r, _mm256_loadu_ps(j->dt + o));
+                _mm256_store_ps(r + 8, _mm256_loadu_ps(j->x + o));
+                _mm256_store_ps(r + 16, _mm256_loadu_ps(j->dy + o));
+            } else {
+                const __m256i m = scan8_mask(D - c0);
+                _mm256_store_ps(r, _mm256_maskload_ps(j->dt + o, m));
+                _mm256_store_ps(r + 8, _mm256_maskload_ps(j->x + o, m));
+                _mm256_store_ps(r + 16, _mm256_maskload_ps(j->dy + o, m));
+            }
+        }
+}
+
+/* The chunk's dx += dt·Σ_n g·B + dy·Dskip; ddt += Σ_n da·A + x·Σ_n g·B; dD (per block) += Σ_t dy·x. */
+static void bwd8_finish_chunk(const bwd_job *j, const bwd8_blk *w, int64_t bb0, int64_t nb, int64_t t0, int64_t L,
+                              const __m256 *dv, __m256 *dD) {
+    const int64_t D = j->D;
+    for (int64_t i = 0; i < L; i++)
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t c0 = (bb0 + b) * 8, o = (t0 + i) * D + c0;
+            const __m256i m = scan8_mask(D - c0);
+            const float *r = w[b].in + i * 24, *ac = w[b].acc + i * 16;
+            const __m256 d = _mm256_load_ps(r), xv = _mm256_load_ps(r + 8), dyv = _mm256_load_ps(r + 16), gb = _mm256_load_ps(ac + 8);
+            if (j->dx) bwd8_add(j->dx + o, m, D - c0 >= 8, _mm256_fmadd_ps(d, gb, _mm256_mul_ps(dyv, dv[b])));
+            if (j->ddt) bwd8_add(j->ddt + o, m, D - c0 >= 8, _mm256_fmadd_ps(xv, gb, _mm256_load_ps(ac)));
+            dD[b] = _mm256_fmadd_ps(dyv, xv, dD[b]);
+        }
+}
+
+/* One task of the AVX2 backward (ctx: the bwd_job, whose group is rp_ssm8_bwd_group's). */
 void rp_ssm8_bwd_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     const bwd_job *j = ctx;
     const int64_t T = j->T, D = j->D, tn = T * 16, nck = (T + BWD8_CHUNK - 1) / BWD8_CHUNK;
-    const int64_t nblk = (D + 7) / 8, bb0 = (int64_t)task * BWD8_GROUP, nb = bb0 + BWD8_GROUP < nblk ? BWD8_GROUP : nblk - bb0;
+    const int64_t nblk = (D + 7) / 8, bb0 = (int64_t)task * j->group, nb = bb0 + j->group < nblk ? j->group : nblk - bb0;
     float *dBt = bwd_scratch(j, thread), *dCt = dBt + tn, *p = dCt + tn;
     bwd8_blk w[BWD8_GROUP];
     for (int b = 0; b < BWD8_GROUP; b++) {
         w[b].At = p; w[b].A2 = p + 128; w[b].Al = p + 256; w[b].DA = p + 384; w[b].G = p + 512; w[b].H = p + 640; p += 6 * 128;
-        w[b].in = p; p += T * 24;
-        w[b].acc = p; p += T * 16;
-        w[b].dec = p; p += T * BWD8_SUB * 8;
-        w[b].ck = p; p += nck * BWD8_SUB * 8;
+        w[b].in = p; p += BWD8_CHUNK * 24;
+        w[b].acc = p; p += BWD8_CHUNK * 16;
     }
-    bwd8_chunk c = { p, p + (BWD8_CHUNK + 1) * BWD8_SUB * 8, p + (2 * BWD8_CHUNK + 1) * BWD8_SUB * 8, p + (3 * BWD8_CHUNK + 1) * BWD8_SUB * 8 };
+    float *sums = p + (3 * BWD8_CHUNK + 1) * BWD8_SUB * 8;
+    bwd8_chunk c = { p, p + (BWD8_CHUNK + 1) * BWD8_SUB * 8, p + (2 * BWD8_CHUNK + 1) * BWD8_SUB * 8, sums, sums + 2 * BWD8_CHUNK * BWD8_SUB };
+    __m256 dD[BWD8_GROUP], dv[BWD8_GROUP];
     for (int64_t b = 0; b < nb; b++) {   /* A transposed to [n][lane] (zeros past the last channel), plain and times log2 e (hi, lo) */
         const int64_t c0 = (bb0 + b) * 8;
         for (int l = 0; l < 8; l++) w[b].H[l] = 0;
@@ -317,36 +360,20 @@ void rp_ssm8_bwd_task(void *ctx, int task, int n_tasks, int thread) {
                 w[b].At[n * 8 + l] = a;
                 rp_ssm_exp_split(a, &w[b].A2[n * 8 + l], &w[b].Al[n * 8 + l]);
                 w[b].H[l] = scan8_hmax(w[b].H[l], w[b].A2[n * 8 + l]);
-                w[b].DA[n * 8 + l] = 0;
+                w[b].DA[n * 8 + l] = w[b].G[n * 8 + l] = 0;
             }
+        dD[b] = _mm256_setzero_ps();
+        dv[b] = j->Dskip ? _mm256_maskload_ps(j->Dskip + c0, scan8_mask(D - c0)) : _mm256_setzero_ps();
     }
-    for (int64_t t = 0; t < T; t++)   /* the group's rows of dt, x, dy, block-major (zeros past the last channel) */
-        for (int64_t b = 0; b < nb; b++) {
-            const int64_t c0 = (bb0 + b) * 8, o = t * D + c0;
-            const __m256i m = scan8_mask(D - c0);
-            if (t + BWD8_AHEAD < T) {
-                _mm_prefetch((const char *)(j->dt + o + BWD8_AHEAD * D), _MM_HINT_T0);
-                _mm_prefetch((const char *)(j->x + o + BWD8_AHEAD * D), _MM_HINT_T0);
-                _mm_prefetch((const char *)(j->dy + o + BWD8_AHEAD * D), _MM_HINT_T0);
+    for (int64_t kc = nck - 1; kc >= 0; kc--) {
+        const int64_t t0 = kc * BWD8_CHUNK, L = t0 + BWD8_CHUNK < T ? BWD8_CHUNK : T - t0;
+        bwd8_stage(j, w, bb0, nb, t0, L);
+        for (int n0 = 0; n0 < 16; n0 += BWD8_SUB) {
+            for (int64_t b = 0; b < nb; b++) {
+                const float *pr, *pw;
+                bwd_prefetch_rows(j, kc, n0, (t0 - BWD8_CHUNK) * D + (bb0 + b) * 8, &pr, &pw);
+                bwd8_adjoint(j, &w[b], &c, j->ck + (kc * nblk + bb0 + b) * 128, n0, t0, L, n0 == 0, b == 0, pr, pw);
             }
-            if (D - c0 >= 8) {   /* plain loads and stores where the block is whole: masked ones are slow on AMD */
-                _mm256_store_ps(w[b].in + t * 24, _mm256_loadu_ps(j->dt + o));
-                _mm256_store_ps(w[b].in + t * 24 + 8, _mm256_loadu_ps(j->x + o));
-                _mm256_store_ps(w[b].in + t * 24 + 16, _mm256_loadu_ps(j->dy + o));
-            } else {
-                _mm256_store_ps(w[b].in + t * 24, _mm256_maskload_ps(j->dt + o, m));
-                _mm256_store_ps(w[b].in + t * 24 + 8, _mm256_maskload_ps(j->x + o, m));
-                _mm256_store_ps(w[b].in + t * 24 + 16, _mm256_maskload_ps(j->dy + o, m));
-            }
-        }
-    for (int n0 = 0; n0 < 16; n0 += BWD8_SUB) {
-        for (int64_t b = 0; b < nb; b++) {
-            bwd8_forward(j, &w[b], n0);
-            memset(w[b].G, 0, 128 * sizeof(float));
-        }
-        for (int64_t kc = nck - 1; kc >= 0; kc--) {
-            const int64_t t0 = kc * BWD8_CHUNK, L = t0 + BWD8_CHUNK < T ? BWD8_CHUNK : T - t0;
-            for (int64_t b = 0; b < nb; b++) bwd8_adjoint(j, &w[b], &c, n0, kc, n0 == 0, b == 0);
             bwd8_reduce(c.pB, L * BWD8_SUB, c.sums);
             bwd8_reduce(c.pC, L * BWD8_SUB, c.sums + BWD8_CHUNK * BWD8_SUB);
             for (int64_t i = 0; i < L; i++)
@@ -356,28 +383,8 @@ void rp_ssm8_bwd_task(void *ctx, int task, int n_tasks, int thread) {
                     _mm_storeu_ps(dc, _mm_add_ps(_mm_loadu_ps(dc), _mm_loadu_ps(c.sums + (BWD8_CHUNK + i) * BWD8_SUB + k)));
                 }
         }
+        bwd8_finish_chunk(j, w, bb0, nb, t0, L, dv, dD);
     }
-    /* dx += dt·Σ_n g·B + dy·Dskip; ddt += Σ_n da·A + x·Σ_n g·B; dDskip += Σ_t dy·x */
-    __m256 dD[BWD8_GROUP], dv[BWD8_GROUP];
-    for (int64_t b = 0; b < nb; b++) {
-        const int64_t c0 = (bb0 + b) * 8;
-        dD[b] = _mm256_setzero_ps();
-        dv[b] = j->Dskip ? _mm256_maskload_ps(j->Dskip + c0, scan8_mask(D - c0)) : _mm256_setzero_ps();
-    }
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t b = 0; b < nb; b++) {
-            const int64_t c0 = (bb0 + b) * 8, o = t * D + c0;
-            const __m256i m = scan8_mask(D - c0);
-            if (t + BWD8_AHEAD < T) {
-                if (j->dx) _mm_prefetch((const char *)(j->dx + o + BWD8_AHEAD * D), _MM_HINT_T0);
-                if (j->ddt) _mm_prefetch((const char *)(j->ddt + o + BWD8_AHEAD * D), _MM_HINT_T0);
-            }
-            const float *r = w[b].in + t * 24, *ac = w[b].acc + t * 16;
-            const __m256 d = _mm256_load_ps(r), xv = _mm256_load_ps(r + 8), dyv = _mm256_load_ps(r + 16), gb = _mm256_load_ps(ac + 8);
-            if (j->dx) bwd8_add(j->dx + o, m, D - c0 >= 8, _mm256_fmadd_ps(d, gb, _mm256_mul_ps(dyv, dv[b])));
-            if (j->ddt) bwd8_add(j->ddt + o, m, D - c0 >= 8, _mm256_fmadd_ps(xv, gb, _mm256_load_ps(ac)));
-            dD[b] = _mm256_fmadd_ps(dyv, xv, dD[b]);
-        }
     for (int64_t b = 0; b < nb; b++) {
         const int64_t c0 = (bb0 + b) * 8;
         _Alignas(32) float dd[8];
@@ -388,7 +395,4 @@ void rp_ssm8_bwd_task(void *ctx, int task, int n_tasks, int thread) {
         }
     }
 }
-
-/* Tasks of the AVX2 backward for D channels. */
-int rp_ssm8_bwd_tasks(int64_t D) { return (int)(((D + 7) / 8 + BWD8_GROUP - 1) / BWD8_GROUP); }
 #endif

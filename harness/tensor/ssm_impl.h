@@ -17,22 +17,30 @@ typedef struct bwd_job {
     rp_bwd *bw;                      /* per part (a range of tasks on one thread, rp_ssm_scan_backward's bwd_part,
                                       * the tasks' thread argument): dB [T, N] and dC [T, N] partials, then work space */
     size_t per_thread;               /* floats of scratch per part (a multiple of 16) */
-    const float *ck;                 /* the forward's checkpoints (rp_ssm_scan's ckpt); the AVX2 kernels recompute */
-    int group;                       /* AVX-512: blocks of 16 channels per task */
+    const float *ck;                 /* the forward's checkpoints (rp_ssm_scan's ckpt) */
+    int group;                       /* vectorized kernels: blocks of channels (16, or 8 with AVX2) per task */
 } bwd_job;
+
+/* What the backward's loops over a chunk prefetch for the chunk before (its lines at offset o of the rows;
+ * none before the first chunk, kc 0), a row per step: loop 1 of the subsets from states 0, 4 and 8 reads
+ * ahead dt, x and dy (*pr), loop 2 of those from 0 and 4 the dx and ddt lines to update (*pw). */
+static inline void bwd_prefetch_rows(const bwd_job *j, int64_t kc, int n0, int64_t o, const float **pr, const float **pw) {
+    *pr = !kc ? NULL : n0 == 0 ? j->dt + o : n0 == 4 ? j->x + o : n0 == 8 ? j->dy + o : NULL;
+    *pw = !kc ? NULL : n0 == 0 && j->dx ? j->dx + o : n0 == 4 && j->ddt ? j->ddt + o : NULL;
+}
 
 /* Thread th's scratch (sized before the run, so this never allocates). */
 static inline float *bwd_scratch(const bwd_job *j, int th) { return rp_bwd_scratch(j->bw, th, j->per_thread * sizeof(float)); }
 
 #if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
-/* The forward for N = 16 (rp_ssm_scan's arguments without N). */
+/* The forward for N = 16 (rp_ssm_scan's arguments without N; ckpt in the 8-lane layout the AVX2 backward reads). */
 void rp_ssm8_scan(rp_pool *pool, int64_t T, int64_t D, const float *x, const float *dt, const float *A, const float *B,
-                  const float *C, const float *Dskip, float *state, float *y);
+                  const float *C, const float *Dskip, float *state, float *y, float *ckpt);
 /* Floats of scratch per thread the N = 16 backward needs past its dB and dC partials. */
-size_t rp_ssm8_bwd_floats(int64_t T);
-/* How many tasks the N = 16 backward splits D channels into. */
-int rp_ssm8_bwd_tasks(int64_t D);
-/* One of those tasks (an rp_pool_fn; ctx: the bwd_job). */
+size_t rp_ssm8_bwd_floats(void);
+/* Blocks of 8 channels per task of the N = 16 backward, for nblk blocks on nth threads (the bwd_job's group). */
+int rp_ssm8_bwd_group(int64_t nblk, int nth);
+/* One of those tasks (an rp_pool_fn; ctx: the bwd_job, with ck from rp_ssm8_scan). */
 void rp_ssm8_bwd_task(void *ctx, int task, int n_tasks, int thread);
 #endif
 #endif
