@@ -100,30 +100,26 @@ static void scan_op_counts(const scan_in *s) {
     const int lanes = 8;
     const double fwd_elem = 11 + 1 + 1 + 1;          /* exp (the fast one); u·B; s = a·s + u·B; y += C·s */
     const double fwd_step = (3 + 2 + 4) / 16.0;      /* per step and block: u, Dskip·x, y0 + y1; the other pass's two adds; the fast-exp check */
-    const double bwd_red = 2 * 9.0 / 8 / 8 + 0.25 / 4;   /* dB, dC: 8x8 hadd transpose-sums over the 8-block group, then 4-wide adds */
-    const double bwd_re = 1 + 1 + 1.0 / 4;           /* a chunk's states again from pass 1's kept decays */
-    const double bwd_p1 = 11 + 1 + 1 + 1.0 / 4;      /* pass 1: exp, u·B, the state; u per step over 4 states */
-    const int kept = 1;
+    const double bwd_red = 2 * (9.0 / 8 + 0.25 / 4) / 32;   /* dB, dC: 8x8 hadd transpose-sums and 4-wide adds, over a 32-block group */
+    const double bwd_re = 11 + 1 + 1 + (1 + 4) / 4.0;   /* a chunk's decays again (fast exp) and its states; u and the fast-exp check per step */
+    const double bwd_adj = 8 + 1.0 / 4;              /* g += dy·C; dC, dB lane terms; Σ g·B; g·a; da; Σ da·A; dA; u per step */
 #else
     const int lanes = 16;
     const double fwd_elem = 11 + 1 + 1 + 1;          /* exp; u·B; s = a·s + u·B; y += C·s */
     const double fwd_step = 3.0 / 16;                /* per step and block: u = dt·x, Dskip·x, y0 + y1; over 16 states */
     const double bwd_red = 2 * (46.0 / 16 + 0.25) / 32;   /* dB, dC: 16x16 transpose-sums and the add, over a 32-block group */
-    const double bwd_re = 11 + 1 + 1 + 1.0 / 4;      /* a chunk's decays again (exp) and its states */
-    const double bwd_p1 = 0;                         /* none: the training forward saved the checkpoints */
-    const int kept = 0;
+    const double bwd_re = 11 + 1 + 1 + 1 + 1.0 / 4;  /* a chunk's decays again (exp), its states, the dC lane term; u per step */
+    const double bwd_adj = 7 + 1.0 / 4;              /* g += dy·C; dB lane term; Σ g·B; g·a; da; Σ da·A; dA; u per step */
 #endif
-    const double bwd_adj = 8 + 1.0 / 4;              /* g += dy·C; dC, dB lane terms; Σ g·B; g·a; da; Σ da·A; dA */
     const double bwd_fin = 6.0 / 16;                 /* dx (3), ddt (2), dDskip (1) per step and block */
-    const double f = fwd_elem + fwd_step, b = bwd_p1 + bwd_re + bwd_adj + bwd_red + bwd_fin;
+    const double f = fwd_elem + fwd_step, b = bwd_re + bwd_adj + bwd_red + bwd_fin;
     const double TD = (double)(s->T * s->D) * 4 / 1e6;
-    printf("vector ops per %d-lane element as implemented (counted from ssm.c): forward %.1f (exp 11), backward %.1f = pass 1 %.2f\n"
-           " + %s %.2f + adjoint %.2f + dB/dC reductions %.2f + dx/ddt %.2f: the backward's floor is %.2fx its forward at equal\n"
-           " issue rate. Memory: forward reads dt, x and writes y (%.0f MB with y's read for ownership); backward reads dt, x, dy and\n"
-           " reads and writes dx, ddt (%.0f MB)",
-           lanes, f, b, bwd_p1, kept ? "states again" : "decays and states again", bwd_re, bwd_adj, bwd_red, bwd_fin, b / f, 4 * TD, 7 * TD);
-    if (kept) printf(", and writes and twice reads each kept decay in L2 or L3 (%.0f MB)", 12.0 * (double)(s->T * s->D * s->N) / 1e6);
-    printf(", so it runs further from its issue bound than the forward does.\n");
+    printf("vector ops per %d-lane element as implemented (counted from ssm.c / ssm_avx2.c): forward %.1f (exp 11), backward\n"
+           " from the forward's checkpoints %.1f = decays and states again %.2f + adjoint %.2f + dB/dC reductions %.2f + dx/ddt\n"
+           " %.2f: the backward's floor is %.2fx its forward at equal issue rate. Memory: forward reads dt, x and writes y (%.0f MB\n"
+           " with y's read for ownership); backward reads dt, x, dy and reads and writes dx, ddt (%.0f MB), and keeps in L1 or L2\n"
+           " each chunk's decays and states, so it runs further from its issue bound than the forward does.\n",
+           lanes, f, b, bwd_re, bwd_adj, bwd_red, bwd_fin, b / f, 4 * TD, 7 * TD);
 }
 
 static rp_jamba_config decode_config(const char *base, int attention_only) {
