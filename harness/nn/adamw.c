@@ -1,13 +1,24 @@
 /* adamw.c: AdamW, learning-rate schedules and global-norm clipping (see adamw.h). The update is one fused
  * pass over p, g, m, v (optionally zeroing g in it) cut into fixed 64K-parameter tasks over the pool, in
- * AVX-512 where compiled in (the same operations as the scalar loop, which handles the tail; results agree
- * up to rounding and do not depend on the thread count); it is memory-bound (16 bytes read and 12 written
- * per parameter, 16 with the zeroing) once vectorized. The gradient norm's Σ g² is summed in fixed chunks. */
+ * vectors of 16 lanes with AVX-512 or 8 with AVX2 (GCC vector types: the same operations as the scalar
+ * loop, which handles the tail; results agree up to rounding and do not depend on the thread count); it is
+ * memory-bound (16 bytes read and 12 written per parameter, 16 with the zeroing) once vectorized. The
+ * gradient norm's Σ g² is summed in fixed chunks. */
 #include "nn/adamw.h"
 #include <math.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
+#endif
+
+#if defined(__AVX512F__)
+#define ADAMW_LANES 16
+typedef float adamw_vf __attribute__((vector_size(64), aligned(4)));   /* unaligned loads and stores allowed */
+static inline adamw_vf adamw_sqrt(adamw_vf x) { return (adamw_vf)_mm512_sqrt_ps((__m512)x); }
+#elif defined(__AVX2__)
+#define ADAMW_LANES 8
+typedef float adamw_vf __attribute__((vector_size(32), aligned(4)));
+static inline adamw_vf adamw_sqrt(adamw_vf x) { return (adamw_vf)_mm256_sqrt_ps((__m256)x); }
 #endif
 
 /* Validates AdamW's hyper-parameters. */
@@ -37,20 +48,16 @@ static void adamw_task(void *ctx, int ith, int nth, int thread) {
     const int zero_g = j->zero_g;
     const float b1 = j->b1, b2 = j->b2, eps = j->eps, lr = j->lr, wd = j->wd, gs = j->gs, c1 = j->c1, c2 = j->c2;
     int64_t i = a;
-#if defined(__AVX512F__)
-    const __m512 vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2), vc1 = _mm512_set1_ps(1.0f - b1), vc2 = _mm512_set1_ps(1.0f - b2);
-    const __m512 veps = _mm512_set1_ps(eps), vlr = _mm512_set1_ps(lr), vwd = _mm512_set1_ps(wd), vgs = _mm512_set1_ps(gs);
-    const __m512 vbc1 = _mm512_set1_ps(c1), vbc2 = _mm512_set1_ps(c2);
-    for (; i + 16 <= z; i += 16) {   /* the same arithmetic as the scalar loop below, 16 lanes at a time */
-        __m512 gi = _mm512_mul_ps(_mm512_loadu_ps(g + i), vgs), pi = _mm512_loadu_ps(p + i);
-        __m512 mi = _mm512_add_ps(_mm512_mul_ps(vb1, _mm512_loadu_ps(m + i)), _mm512_mul_ps(vc1, gi));
-        __m512 vi = _mm512_add_ps(_mm512_mul_ps(vb2, _mm512_loadu_ps(v + i)), _mm512_mul_ps(_mm512_mul_ps(vc2, gi), gi));
-        _mm512_storeu_ps(m + i, mi);
-        _mm512_storeu_ps(v + i, vi);
-        __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(vi, vbc2)), veps);
-        __m512 upd = _mm512_add_ps(_mm512_div_ps(_mm512_mul_ps(mi, vbc1), den), _mm512_mul_ps(vwd, pi));
-        _mm512_storeu_ps(p + i, _mm512_sub_ps(pi, _mm512_mul_ps(vlr, upd)));
-        if (zero_g) _mm512_storeu_ps(g + i, _mm512_setzero_ps());
+#if defined(ADAMW_LANES)
+    for (; i + ADAMW_LANES <= z; i += ADAMW_LANES) {   /* the same arithmetic as the scalar loop below, a vector at a time */
+        adamw_vf *pv = (adamw_vf *)(p + i), *mv = (adamw_vf *)(m + i), *vv = (adamw_vf *)(v + i), *gv = (adamw_vf *)(g + i);
+        const adamw_vf gi = *gv * gs, pi = *pv;
+        const adamw_vf mi = b1 * *mv + (1.0f - b1) * gi;
+        const adamw_vf vi = b2 * *vv + (1.0f - b2) * gi * gi;
+        *mv = mi;
+        *vv = vi;
+        *pv = pi - lr * (mi * c1 / (adamw_sqrt(vi * c2) + eps) + wd * pi);
+        if (zero_g) *gv = (adamw_vf){ 0 };
     }
 #endif
     for (; i < z; i++) {

@@ -204,17 +204,13 @@ static void swiglu_bwd_task(void *ctx, int ith, int nth, int thread) {
     int64_t a, z, i;
     rp_bwd_split(j->n, ith, nth, 16, &a, &z);
     i = a;
-#if defined(__AVX512F__)
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (; i + 16 <= z; i += 16) {
-        __m512 g = _mm512_loadu_ps(j->gate + i), d = _mm512_loadu_ps(j->dout + i);
-        __m512 u = j->up ? _mm512_loadu_ps(j->up + i) : one;
-        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, rp_exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g))));
-        if (j->dgate) {
-            __m512 k = _mm512_fmadd_ps(g, _mm512_sub_ps(one, s), one);
-            _mm512_storeu_ps(j->dgate + i, _mm512_fmadd_ps(_mm512_mul_ps(d, u), _mm512_mul_ps(s, k), _mm512_loadu_ps(j->dgate + i)));
-        }
-        if (j->dup) _mm512_storeu_ps(j->dup + i, _mm512_fmadd_ps(d, _mm512_mul_ps(g, s), _mm512_loadu_ps(j->dup + i)));
+#if defined(RP_VL)
+    for (; i + RP_VL <= z; i += RP_VL) {   /* the scalar loop's arithmetic, a vector at a time */
+        const rp_vf g = *(const rp_vf *)(j->gate + i), d = *(const rp_vf *)(j->dout + i);
+        const rp_vf u = j->up ? *(const rp_vf *)(j->up + i) : (rp_vf){ 0 } + 1.0f;
+        const rp_vf s = 1.0f / (1.0f + rp_vf_exp(-g));
+        if (j->dgate) *(rp_vf *)(j->dgate + i) += d * u * (s * (1.0f + g * (1.0f - s)));
+        if (j->dup) *(rp_vf *)(j->dup + i) += d * (g * s);
     }
 #endif
     for (; i < z; i++) {
@@ -271,11 +267,10 @@ rp_status rp_cpu_cross_entropy_forward(rp_bwd *b, float *loss, float *lse, const
 /* d = g·(e^(v − lse) − onehot(target)), written or added to d (which may be v itself). */
 static void ce_row_grad(float *d, const float *v, int64_t n, float lse, float g, int32_t target, int accumulate) {
     int64_t i = 0;
-#if defined(__AVX512F__)
-    const __m512 vl = _mm512_set1_ps(lse), vg = _mm512_set1_ps(g);
-    for (; i + 16 <= n; i += 16) {
-        __m512 p = _mm512_mul_ps(vg, rp_exp_ps(_mm512_sub_ps(_mm512_loadu_ps(v + i), vl)));
-        _mm512_storeu_ps(d + i, accumulate ? _mm512_add_ps(p, _mm512_loadu_ps(d + i)) : p);
+#if defined(RP_VL)
+    for (; i + RP_VL <= n; i += RP_VL) {
+        const rp_vf p = g * rp_vf_exp(*(const rp_vf *)(v + i) - lse);
+        *(rp_vf *)(d + i) = accumulate ? p + *(const rp_vf *)(d + i) : p;
     }
 #endif
     for (; i < n; i++) {
