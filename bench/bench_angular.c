@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "cli/blas_core.h"
 #include "nn/llama.h"
 
 #define N_SAMPLES 256
@@ -34,7 +35,9 @@ static double run_lua(const char *bin, const char *model, const char *ids, const
     return pclose(p) == 0 ? secs : -1;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    rp_blas_core_ensure(argv);   /* OpenBLAS on its AVX2 kernels where it would not pick them (cli/blas_core.h) */
     const char *mirror = getenv("REPRO_MIRROR"), *bin = getenv("REPRO_BIN");
     char model_path[4096], text_path[4096], ids_path[] = "build/angular_ids.txt";
     snprintf(model_path, sizeof model_path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", mirror ? mirror : "");

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli/blas_core.h"
 #include "nn/generate.h"
 #include "nn/llama.h"
 #include "tensor/backend.h"
@@ -93,6 +94,7 @@ static void kernel_table(void) {
 }
 
 int main(int argc, char **argv) {
+    rp_blas_core_ensure(argv);   /* OpenBLAS on its AVX2 kernels where it would not pick them (cli/blas_core.h) */
     double peer[4] = { 0, 0, 0, 0 };
     int have_peer = 0, only = 0, kernel = 0, threads = 2;
     for (int a = 1; a < argc; a++) {

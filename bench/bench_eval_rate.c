@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli/blas_core.h"
 #include "bench_calib.h"
 #include "bench_model.h"
 #include "eval/lm_model.h"
@@ -42,6 +43,7 @@ static rp_status counting_tokenize(void *ctx, const char *text, size_t len, int 
 }
 
 int main(int argc, char **argv) {
+    rp_blas_core_ensure(argv);   /* OpenBLAS on its AVX2 kernels where it would not pick them (cli/blas_core.h) */
     size_t limit = 300;
     if (argc == 3 && !strcmp(argv[1], "--limit")) limit = (size_t)strtoul(argv[2], NULL, 10);
     else if (argc != 1) { fprintf(stderr, "usage: bench_eval_rate [--limit N]\n"); return 2; }

@@ -12,6 +12,7 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "cli/blas_core.h"
 #include "bench_calib.h"
 #include "tensor/gemm_bf16.h"
 #include "tensor/gemm_f32.h"
@@ -132,7 +133,9 @@ static void run(int nth, int cpu) {
     rp_pool_free(pool);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    rp_blas_core_ensure(argv);   /* OpenBLAS on its AVX2 kernels where it would not pick them (cli/blas_core.h) */
     setvbuf(stdout, NULL, _IOLBF, 0);
     run(2, 0);
     run(1, 1);

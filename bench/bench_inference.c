@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "cli/blas_core.h"
 #include "nn/llama.h"
 #include "tensor/backend.h"
 #include "tensor/pool.h"
@@ -91,6 +92,7 @@ static double weight_bytes(const rp_model_file *f) {
 }
 
 int main(int argc, char **argv) {
+    rp_blas_core_ensure(argv);   /* OpenBLAS on its AVX2 kernels where it would not pick them (cli/blas_core.h) */
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     /* --peer PP1 PP2 TG1 TG2: llama.cpp measured in this run (bench_peer_llamacpp.sh) replaces perf.md's figures */
     double peer[4] = { 0, 0, 0, 0 };

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli/blas_core.h"
 #include "bench_calib.h"
 #include "plugins/jamba/jamba.h"
 #include "tensor/backend.h"
@@ -288,6 +289,7 @@ static int decode_bench(rp_backend *be2, int quick, int cpu) {
 }
 
 int main(int argc, char **argv) {
+    rp_blas_core_ensure(argv);   /* OpenBLAS on its AVX2 kernels where it would not pick them (cli/blas_core.h) */
     int quick = 0, scan_only = 0, decode_only = 0, moe_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = 1;

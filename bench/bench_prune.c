@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "cli/blas_core.h"
 #include "bench_calib.h"
 #include "nn/llama.h"
 #include "plugins/prune/prune.h"
@@ -41,7 +42,9 @@ static double med(rp_model *m, int32_t *ids, float *hidden, rp_prune_stats *st) 
     return median(v, REPEATS);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    rp_blas_core_ensure(argv);   /* OpenBLAS on its AVX2 kernels where it would not pick them (cli/blas_core.h) */
     const char *mirror = getenv("REPRO_MIRROR");
     char path[4096];
     snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", mirror ? mirror : "");

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli/blas_core.h"
 #include "bench_calib.h"
 #include "model/model_file.h"
 #include "nn/adamw.h"
@@ -173,6 +174,7 @@ static double bench_step(const char *label, const rp_model_file *f, rp_train_met
 }
 
 int main(int argc, char **argv) {
+    rp_blas_core_ensure(argv);   /* OpenBLAS on its AVX2 kernels where it would not pick them (cli/blas_core.h) */
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* `bench_train steps [128|512]`: the full steps only, both matmul routes; `bench_train own`: only ours (profiling) */
     int bf16_only = argc > 1 && !strcmp(argv[1], "bf16");
