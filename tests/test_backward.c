@@ -315,12 +315,13 @@ static void test_selective_scan(const rp_bwd_ops *ops, rp_bwd *bw, int64_t N) {
 
 /* The sequence ops' cpu backward against the reference: past one scan chunk (16 steps) and one task's
  * channels, onto the same nonzero gradients (accumulation), one gradient not wanted (NULL); for N = 16 also
- * with a few steps at dt 1e20, whose |dt·A·log2 e| past 2^22 is the vector exp's far range (ssm_exp.h). */
+ * with a few steps at dt 1e20, whose |dt·A·log2 e| past 2^22 is the vector exp's far range (ssm_exp.h), and
+ * at 2100 channels (several rounds of channel groups on the pool's threads). */
 static void test_seq_cpu_vs_ref(rp_bwd *bw) {
-    for (int cs = 0; cs < 3; cs++) {
+    for (int cs = 0; cs < 4; cs++) {
         const int64_t N = cs ? 16 : 5;
         const int far = cs == 2;
-        ss_c c = ss_new(70, 75, N);
+        ss_c c = cs == 3 ? ss_new(20, 2100, N) : ss_new(70, 75, N);
         if (far) c.dt[3 * 75 + 7] = c.dt[40 * 75 + 7] = c.dt[41 * 75 + 70] = 1e20f;
         int64_t n[6] = { c.T * c.D, c.T * c.D, c.D * N, c.T * N, c.T * N, c.D };
         float *g[2][6];
@@ -336,7 +337,7 @@ static void test_seq_cpu_vs_ref(rp_bwd *bw) {
         }
         double e = 0;
         for (int i = 0; i < 6; i++) e = fmax(e, rel_err(g[1][i], g[0][i], n[i]));
-        CHECK_MSG(e < 1e-4, "cpu selective_scan backward N=%lld%s vs ref: %g", (long long)N, far ? " (dt 1e20)" : "", e);
+        CHECK_MSG(e < 1e-4, "cpu selective_scan backward N=%lld D=%lld%s vs ref: %g", (long long)N, (long long)c.D, far ? " (dt 1e20)" : "", e);
         for (int k = 0; k < 2; k++) for (int i = 0; i < 6; i++) free(g[k][i]);
         ss_free(&c);
     }
