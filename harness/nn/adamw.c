@@ -1,25 +1,13 @@
 /* adamw.c: AdamW, learning-rate schedules and global-norm clipping (see adamw.h). The update is one fused
  * pass over p, g, m, v (optionally zeroing g in it) cut into fixed 64K-parameter tasks over the pool, in
- * vectors of 16 lanes with AVX-512 or 8 with AVX2 (GCC vector types: the same operations as the scalar
- * loop, which handles the tail; results agree up to rounding and do not depend on the thread count); it is
+ * vectors of 16 lanes with AVX-512 or 8 with AVX2 (simd.h's rp_vf: the same operations as the scalar loop,
+ * which handles the tail; results agree up to rounding and do not depend on the thread count); it is
  * memory-bound (16 bytes read and 12 written per parameter, 16 with the zeroing) once vectorized. The
  * gradient norm's Σ g² is summed in fixed chunks. */
 #include "nn/adamw.h"
 #include <math.h>
 #include <string.h>
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
-#if defined(__AVX512F__)
-#define ADAMW_LANES 16
-typedef float adamw_vf __attribute__((vector_size(64), aligned(4)));   /* unaligned loads and stores allowed */
-static inline adamw_vf adamw_sqrt(adamw_vf x) { return (adamw_vf)_mm512_sqrt_ps((__m512)x); }
-#elif defined(__AVX2__)
-#define ADAMW_LANES 8
-typedef float adamw_vf __attribute__((vector_size(32), aligned(4)));
-static inline adamw_vf adamw_sqrt(adamw_vf x) { return (adamw_vf)_mm256_sqrt_ps((__m256)x); }
-#endif
+#include "tensor/simd.h"
 
 /* Validates AdamW's hyper-parameters. */
 rp_status rp_adamw_check(const rp_adamw *o) {
@@ -48,16 +36,16 @@ static void adamw_task(void *ctx, int ith, int nth, int thread) {
     const int zero_g = j->zero_g;
     const float b1 = j->b1, b2 = j->b2, eps = j->eps, lr = j->lr, wd = j->wd, gs = j->gs, c1 = j->c1, c2 = j->c2;
     int64_t i = a;
-#if defined(ADAMW_LANES)
-    for (; i + ADAMW_LANES <= z; i += ADAMW_LANES) {   /* the same arithmetic as the scalar loop below, a vector at a time */
-        adamw_vf *pv = (adamw_vf *)(p + i), *mv = (adamw_vf *)(m + i), *vv = (adamw_vf *)(v + i), *gv = (adamw_vf *)(g + i);
-        const adamw_vf gi = *gv * gs, pi = *pv;
-        const adamw_vf mi = b1 * *mv + (1.0f - b1) * gi;
-        const adamw_vf vi = b2 * *vv + (1.0f - b2) * gi * gi;
+#if defined(RP_VL)
+    for (; i + RP_VL <= z; i += RP_VL) {   /* the same arithmetic as the scalar loop below, a vector at a time */
+        rp_vf *pv = (rp_vf *)(p + i), *mv = (rp_vf *)(m + i), *vv = (rp_vf *)(v + i), *gv = (rp_vf *)(g + i);
+        const rp_vf gi = *gv * gs, pi = *pv;
+        const rp_vf mi = b1 * *mv + (1.0f - b1) * gi;
+        const rp_vf vi = b2 * *vv + (1.0f - b2) * gi * gi;
         *mv = mi;
         *vv = vi;
-        *pv = pi - lr * (mi * c1 / (adamw_sqrt(vi * c2) + eps) + wd * pi);
-        if (zero_g) *gv = (adamw_vf){ 0 };
+        *pv = pi - lr * (mi * c1 / (rp_vf_sqrt(vi * c2) + eps) + wd * pi);
+        if (zero_g) *gv = (rp_vf){ 0 };
     }
 #endif
     for (; i < z; i++) {

@@ -1,6 +1,7 @@
 /* simd.h: the few vector primitives the fast CPU kernels share (dot, axpy, scale, exp over arrays; rp_vf, a
- * machine vector as a GCC vector type for kernels written once), in AVX-512 when the compiler targets it,
- * in AVX2 + FMA (8 lanes, tails through vmaskmov) on machines without it, and plain C otherwise. Internal to tensor/ (static inline).
+ * machine vector as a GCC vector type with its exp and sqrt, for kernels written once), in AVX-512 when the
+ * compiler targets it, in AVX2 + FMA (8 lanes, tails through vmaskmov) on machines without it, and plain C
+ * otherwise. Internal to the engine (tensor/, and nn/adamw.c's update; static inline).
  * Invariant: results match the plain loops up to float rounding (exp: a few ulp, see rp_exp_ps / rp_exp8_ps;
  * the two give the same bits lane for lane, tests/test_ops.c checks the AVX2 one against libm). */
 #ifndef RP_SIMD_H
@@ -30,10 +31,11 @@ static inline __m512 rp_exp_ps(__m512 x) {
 }
 
 /* One machine vector of floats as a GCC vector type (arithmetic by operators, unaligned loads and stores by
- * dereference), RP_VL lanes, and its exp: kernels written once for AVX-512 and AVX2. */
+ * dereference), RP_VL lanes, with its exp and sqrt: kernels written once for AVX-512 and AVX2. */
 #define RP_VL 16
 typedef float rp_vf __attribute__((vector_size(64), aligned(4)));
 static inline rp_vf rp_vf_exp(rp_vf x) { return (rp_vf)rp_exp_ps((__m512)x); }
+static inline rp_vf rp_vf_sqrt(rp_vf x) { return (rp_vf)_mm512_sqrt_ps((__m512)x); }
 
 static inline float rp_vdot(const float *a, const float *b, int64_t n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
@@ -180,6 +182,7 @@ static inline __m256 rp_exp8_ps(__m256 x) {
 #define RP_VL 8
 typedef float rp_vf __attribute__((vector_size(32), aligned(4)));
 static inline rp_vf rp_vf_exp(rp_vf x) { return (rp_vf)rp_exp8_ps((__m256)x); }
+static inline rp_vf rp_vf_sqrt(rp_vf x) { return (rp_vf)_mm256_sqrt_ps((__m256)x); }
 
 static inline float rp_vdot(const float *a, const float *b, int64_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();

@@ -173,7 +173,7 @@ static void bwd_task_ref(void *ctx, int task, int n_tasks, int thread) {
 
 #if defined(__AVX512F__)
 /* The N = 16 backward in the forward's layout: channels across the lanes of a vector (a block of 16), a
- * task owning a group of up to BWD_GROUP blocks (bwd16_group), from the forward's checkpoints (each block's
+ * task owning a group of up to BWD_GROUP blocks (bwd_group, ssm_impl.h), from the forward's checkpoints (each block's
  * 16 states at the start of every chunk of RP_SCAN_CKPT_STEPS steps). The chunks are taken in reverse.
  * For each, the group's rows of dt, x and dy are copied into a work space (rows are D floats apart: a new
  * page every step); then the scan being independent per (channel, state), the states are taken BWD_SUB
@@ -200,14 +200,6 @@ static size_t bwd16_floats(void) {
                                                           * dt, x, dy and Σ_n da·A, Σ_n g·B */
            + (2 * L + 1) * BWD_SUB * 16                  /* a chunk's states and decays */
            + 2 * L * BWD_SUB * 16 + 2 * L * BWD_SUB;     /* its dB, dC lane vectors; their sums */
-}
-
-/* Blocks per task for nblk blocks on nth threads: as many as BWD_GROUP (the dB and dC sums over channels
- * are reduced once per group, so larger groups cost less), in a number of tasks that is a multiple of nth
- * (whole rounds). */
-static int bwd16_group(int64_t nblk, int nth) {
-    const int64_t rounds = (nblk + (int64_t)BWD_GROUP * nth - 1) / ((int64_t)BWD_GROUP * nth), tasks = rounds * nth;
-    return (int)((nblk + tasks - 1) / tasks);
 }
 
 /* The sums of 16 vectors (v: 16 × 16 floats, 64-byte aligned): lane i holds the sum of vector i. */
@@ -420,14 +412,14 @@ rp_status rp_ssm_scan_backward(rp_bwd *bw, float *dx, float *ddt, float *dA, flo
             rp_ssm_scan(pool, T, D, N, x, dt, A, B, C, NULL, ck + nck + ny, ck + nck, ck);
             ckpt = ck;
         }
-        const int nth = pool ? rp_pool_size(pool) : 1;
 #if defined(__AVX512F__)
-        work = bwd16_floats(); fn = bwd_task16; group = bwd16_group((D + 15) / 16, nth);
-        n_tasks = (int)(((D + 15) / 16 + group - 1) / group);
+        const int64_t nblk = (D + 15) / 16;
+        work = bwd16_floats(); fn = bwd_task16; group = bwd_group(nblk, pool ? rp_pool_size(pool) : 1, BWD_GROUP);
 #else
-        work = rp_ssm8_bwd_floats(); fn = rp_ssm8_bwd_task; group = rp_ssm8_bwd_group((D + 7) / 8, nth);
-        n_tasks = (int)(((D + 7) / 8 + group - 1) / group);
+        const int64_t nblk = (D + 7) / 8;
+        work = rp_ssm8_bwd_floats(); fn = rp_ssm8_bwd_task; group = bwd_group(nblk, pool ? rp_pool_size(pool) : 1, RP_SSM8_BWD_GROUP);
 #endif
+        n_tasks = (int)((nblk + group - 1) / group);
     }
 #endif
     bwd_job j = { T, D, N, x, dt, A, B, C, Dskip, dy, dx, ddt, dA, dDskip, bw, (2 * tn + work + 15) / 16 * 16, ckpt, group };

@@ -174,15 +174,13 @@ void rp_ssm8_scan(rp_pool *pool, int64_t T, int64_t D, const float *x, const flo
 /* ---- backward ---- */
 
 /* The AVX-512 backward's design (ssm.c, bwd_task16) on 8 lanes: blocks of 8 channels, a task owning a group
- * of up to BWD8_GROUP of them (rp_ssm8_bwd_group), from the forward's checkpoints (each block's 16 states
+ * of up to BWD8_GROUP of them (bwd_group, ssm_impl.h), from the forward's checkpoints (each block's 16 states
  * every RP_SCAN_CKPT_STEPS steps), chunk by chunk in reverse: the group's rows copied, then per subset of
  * BWD8_SUB states and block the chunk's decays (rp_ssm_exp8_fast when scan8_fast holds for the step, else
  * rp_ssm_exp8_ps) and states recomputed into L1, the adjoint run back through them in registers, the
  * previous chunk's rows prefetched a row per step; dB and dC reduced 8 lane vectors at a time (bwd8_sums).
  * Work space per thread: rp_ssm8_bwd_floats. */
-/* 256 channels per task at most: 17.5-18.3 ms against 19.3-22.3 for 8 blocks, in an AVX2 build on the
- * Emerald Rapids host, 2026-12-06 (Zen 3 not measured) */
-#define BWD8_GROUP 32
+#define BWD8_GROUP RP_SSM8_BWD_GROUP
 #define BWD8_SUB 4
 #define BWD8_CHUNK RP_SCAN_CKPT_STEPS
 #define BWD_UNROLL _Pragma("GCC unroll 16")   /* the subset's states in registers, not a stack array */
@@ -194,12 +192,6 @@ size_t rp_ssm8_bwd_floats(void) {
                                                           * the chunk's dt, x, dy and Σ_n da·A, Σ_n g·B */
            + (2 * L + 1) * BWD8_SUB * 8                  /* a chunk's states and decays */
            + 2 * L * BWD8_SUB * 8 + 2 * L * BWD8_SUB;    /* its dB, dC lane vectors; their sums */
-}
-
-/* Blocks of 8 channels per task for nblk blocks on nth threads: as many as BWD8_GROUP, in whole rounds. */
-int rp_ssm8_bwd_group(int64_t nblk, int nth) {
-    const int64_t rounds = (nblk + (int64_t)BWD8_GROUP * nth - 1) / ((int64_t)BWD8_GROUP * nth), tasks = rounds * nth;
-    return (int)((nblk + tasks - 1) / tasks);
 }
 
 /* The sums of 8 vectors (v: 8 × 8 floats, 32-byte aligned): lane i holds the sum of vector i. */
@@ -335,7 +327,7 @@ static void bwd8_finish_chunk(const bwd_job *j, const bwd8_blk *w, int64_t bb0, 
         }
 }
 
-/* One task of the AVX2 backward (ctx: the bwd_job, whose group is rp_ssm8_bwd_group's). */
+/* One task of the AVX2 backward (ctx: the bwd_job, whose group is bwd_group's for RP_SSM8_BWD_GROUP). */
 void rp_ssm8_bwd_task(void *ctx, int task, int n_tasks, int thread) {
     (void)n_tasks;
     const bwd_job *j = ctx;

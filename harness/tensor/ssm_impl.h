@@ -29,6 +29,14 @@ static inline void bwd_prefetch_rows(const bwd_job *j, int64_t kc, int n0, int64
     *pw = !kc ? NULL : n0 == 0 && j->dx ? j->dx + o : n0 == 4 && j->ddt ? j->ddt + o : NULL;
 }
 
+/* Blocks per task for nblk blocks of channels on nth threads: as many as max (the dB and dC sums over
+ * channels are reduced once per group, so larger groups cost less), in a number of tasks that is a
+ * multiple of nth (whole rounds). */
+static inline int bwd_group(int64_t nblk, int nth, int max) {
+    const int64_t rounds = (nblk + (int64_t)max * nth - 1) / ((int64_t)max * nth), tasks = rounds * nth;
+    return (int)((nblk + tasks - 1) / tasks);
+}
+
 /* Thread th's scratch (sized before the run, so this never allocates). */
 static inline float *bwd_scratch(const bwd_job *j, int th) { return rp_bwd_scratch(j->bw, th, j->per_thread * sizeof(float)); }
 
@@ -38,8 +46,10 @@ void rp_ssm8_scan(rp_pool *pool, int64_t T, int64_t D, const float *x, const flo
                   const float *C, const float *Dskip, float *state, float *y, float *ckpt);
 /* Floats of scratch per thread the N = 16 backward needs past its dB and dC partials. */
 size_t rp_ssm8_bwd_floats(void);
-/* Blocks of 8 channels per task of the N = 16 backward, for nblk blocks on nth threads (the bwd_job's group). */
-int rp_ssm8_bwd_group(int64_t nblk, int nth);
+/* The most blocks of 8 channels one task of the N = 16 backward takes (bwd_group's max): 256 channels,
+ * 17.5-18.3 ms against 19.3-22.3 for 8 blocks in an AVX2 build on the Emerald Rapids host, 2026-12-06
+ * (Zen 3 not measured). */
+#define RP_SSM8_BWD_GROUP 32
 /* One of those tasks (an rp_pool_fn; ctx: the bwd_job, with ck from rp_ssm8_scan). */
 void rp_ssm8_bwd_task(void *ctx, int task, int n_tasks, int thread);
 #endif
